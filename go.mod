@@ -1,0 +1,3 @@
+module github.com/mantisdb/mantisdb
+
+go 1.24
