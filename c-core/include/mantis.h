@@ -189,6 +189,12 @@ void mantis_codec_iter_init(mantis_codec_iter *it, const void *buf, size_t len);
  */
 mantis_status mantis_codec_iter_next(mantis_codec_iter *it, mantis_record *out);
 
+/* @@SKIPLIST-SECTION@@ (the skiplist/index helper replaces this line) */
+
+/* @@CACHE-SECTION@@ (the cache helper replaces this line) */
+
+/* @@ENGINE-SECTION@@ (the engine helper replaces this line) */
+
 #ifdef __cplusplus
 }
 #endif

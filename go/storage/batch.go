@@ -1,0 +1,45 @@
+package storage
+
+import "time"
+
+// OpKind is the kind of a batch operation.
+type OpKind uint8
+
+const (
+	OpPut OpKind = iota + 1
+	OpDelete
+)
+
+// Op is one operation of a Batch.
+type Op struct {
+	Kind  OpKind
+	Key   []byte
+	Value []byte
+	TTL   time.Duration // 0 = no expiry
+}
+
+// Batch collects puts and deletes applied atomically by Engine.Apply.  The
+// batch copies nothing until Apply; do not modify the slices before then.
+// A Batch is not safe for concurrent use; it may be reused after Reset.
+type Batch struct {
+	Ops []Op
+}
+
+// Put adds a put of key=value.
+func (b *Batch) Put(key, value []byte) {
+	b.Ops = append(b.Ops, Op{Kind: OpPut, Key: key, Value: value})
+}
+
+// PutWithTTL adds a put that expires after ttl.
+func (b *Batch) PutWithTTL(key, value []byte, ttl time.Duration) {
+	b.Ops = append(b.Ops, Op{Kind: OpPut, Key: key, Value: value, TTL: ttl})
+}
+
+// Delete adds a delete of key.
+func (b *Batch) Delete(key []byte) { b.Ops = append(b.Ops, Op{Kind: OpDelete, Key: key}) }
+
+// Len returns the number of operations.
+func (b *Batch) Len() int { return len(b.Ops) }
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() { b.Ops = b.Ops[:0] }

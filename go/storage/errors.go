@@ -1,0 +1,31 @@
+package storage
+
+import "errors"
+
+// Sentinel errors returned by every Engine.  Callers test them with
+// errors.Is; engines may wrap them with context (%w).
+var (
+	// ErrNotFound: the key is absent or its TTL has passed.
+	ErrNotFound = errors.New("mantisdb: key not found")
+	// ErrClosed: the engine or iterator was closed.
+	ErrClosed = errors.New("mantisdb: closed")
+	// ErrEmptyKey: keys must be at least one byte long (as in bbolt).
+	ErrEmptyKey = errors.New("mantisdb: empty key")
+	// ErrKeyTooLarge: the key is longer than Options.MaxKeySize.
+	ErrKeyTooLarge = errors.New("mantisdb: key too large")
+	// ErrValueTooLarge: the value is longer than Options.MaxValueSize.
+	ErrValueTooLarge = errors.New("mantisdb: value too large")
+	// ErrBatchTooLarge: the encoded batch is over the format's batch limit.
+	ErrBatchTooLarge = errors.New("mantisdb: batch too large")
+	// ErrInvalidTTL: a negative TTL, or one whose expiry overflows.
+	ErrInvalidTTL = errors.New("mantisdb: invalid TTL")
+	// ErrCorrupt: persisted data failed validation.
+	ErrCorrupt = errors.New("mantisdb: corrupt data")
+	// ErrReadOnly: an I/O error made the engine refuse writes until it is
+	// reopened (fail-stop); reads keep working.
+	ErrReadOnly = errors.New("mantisdb: read-only after I/O failure")
+	// ErrLocked: another process holds the data directory.
+	ErrLocked = errors.New("mantisdb: data directory locked by another process")
+	// ErrInvalidIterator: Key/Value/Next on an iterator that is not Valid.
+	ErrInvalidIterator = errors.New("mantisdb: iterator not positioned")
+)
