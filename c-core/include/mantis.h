@@ -108,6 +108,9 @@ bool mantis_crc32c_hw_available(void);
 /* Record codec (docs/FORMAT.md is the specification)                       */
 /* ------------------------------------------------------------------------ */
 
+/* Thread safety: every codec function is reentrant and touches only its
+ * arguments; an iterator is used by one thread at a time. */
+
 #define MANTIS_RECORD_HEADER_SIZE 32u
 #define MANTIS_RECORD_ALIGN 8u
 #define MANTIS_FORMAT_VERSION 1u
@@ -149,8 +152,12 @@ mantis_status mantis_codec_size(uint8_t type, size_t key_len, size_t value_len,
  * *written is the encoded size.  When cap is too small returns
  * MANTIS_BUFFER_TOO_SMALL with *written set to the size needed and buf
  * untouched.  `buf` may be NULL when cap == 0 (size query).  Validates as
- * decode would: limits, type, DELETE without value, BATCH without key.
- * For a BATCH, rec->value must already hold the encoded nested records.
+ * decode would, before touching buf: MANTIS_UNSUPPORTED for an unknown
+ * type, MANTIS_TOO_LARGE over the limits, MANTIS_INVALID for NULL
+ * rec/written, NULL key/value with a non-zero length, or a broken field
+ * rule (DELETE with a value or expiry, BATCH with a key or expiry).
+ * For a BATCH, rec->value must already hold the encoded nested records
+ * (not re-validated here).  key/value must not overlap buf.
  */
 mantis_status mantis_codec_encode(void *buf, size_t cap,
 				  const mantis_record *rec, size_t *written);
@@ -180,20 +187,440 @@ typedef struct mantis_codec_iter {
 	size_t offset; /* byte offset of the next record; of the bad one on error */
 } mantis_codec_iter;
 
+/* it NULL is ignored; buf NULL is treated as an empty buffer. */
 void mantis_codec_iter_init(mantis_codec_iter *it, const void *buf, size_t len);
 
 /*
  * MANTIS_OK with *out filled (a view into buf) and the iterator advanced;
  * MANTIS_END when offset == len; otherwise the decode status of the record at
- * it->offset, which is left pointing at it.
+ * it->offset, which is left pointing at it.  MANTIS_INVALID for NULL it/out.
  */
 mantis_status mantis_codec_iter_next(mantis_codec_iter *it, mantis_record *out);
 
-/* @@SKIPLIST-SECTION@@ (the skiplist/index helper replaces this line) */
+/*
+ * Iterates the nested records of a decoded BATCH: init `it` with
+ * mantis_codec_iter_init(&it, batch.value, batch.value_len), then call this
+ * until MANTIS_END.  As mantis_codec_iter_next, plus the batch rules of
+ * docs/FORMAT.md: a nested BATCH or META record, or nested records that do
+ * not exactly fill the payload (a short tail, which iter_next would call
+ * TRUNCATED), are MANTIS_CORRUPT, with it->offset left at the bad record.
+ * Validation is lazy: check every nested record before applying any.
+ */
+mantis_status mantis_codec_batch_iter_next(mantis_codec_iter *it,
+					   mantis_record *out);
 
-/* @@CACHE-SECTION@@ (the cache helper replaces this line) */
+/* ------------------------------------------------------------------------ */
+/* Skiplist: the concurrent ordered index (src/skiplist.c)                  */
+/* ------------------------------------------------------------------------ */
 
-/* @@ENGINE-SECTION@@ (the engine helper replaces this line) */
+/*
+ * An ordered map from byte-string keys (memcmp order, shorter key first on
+ * a common prefix; 1..MANTIS_MAX_KEY_SIZE bytes, empty keys are
+ * MANTIS_INVALID) to records (value of 0..MANTIS_MAX_VALUE_SIZE bytes, a
+ * sequence number, an absolute expiry in Unix ns, 0 = never).  A lock-free
+ * skiplist gives order; a hash index from key to the same node serves point
+ * reads.  The design, invariants and linearization points are in the header
+ * comment of src/skiplist.c.
+ *
+ * Thread safety: every function may run concurrently with every other on
+ * the same handle, except mantis_skiplist_free (caller guarantees nothing
+ * else runs or will start).  Readers (get, get_view, scan, iterators) never
+ * block and write no shared memory except a borrowed epoch record.  Updates
+ * of an existing key are one CAS; inserting a new key or deleting one takes
+ * a spinlock of one of 1024 index shards for the duration of the list
+ * splice (the index is single-writer per shard); list splices themselves
+ * are lock-free CAS.  No call keeps an epoch record or section after it
+ * returns, so callers may migrate between OS threads between calls.
+ *
+ * Consistency: put, delete and get are linearizable.  Scans and iterators
+ * are weakly consistent: keys come in strictly ascending order, never
+ * twice, every key present for the whole scan is returned, keys inserted
+ * or deleted during it may or may not be.
+ */
+typedef struct mantis_skiplist mantis_skiplist;
+
+/* On MANTIS_OK *out owns a new empty map (free with mantis_skiplist_free).
+ * MANTIS_INVALID for out == NULL; MANTIS_NOMEM, *out untouched. */
+mantis_status mantis_skiplist_new(mantis_skiplist **out);
+
+/* Frees the map, every entry and every retired record.  NULL ignored. */
+void mantis_skiplist_free(mantis_skiplist *sl);
+
+/*
+ * Inserts key or replaces its record (key and value borrowed: copied).
+ * A replacement is one atomic pointer swap: readers see the old or the new
+ * record, never a mix.  MANTIS_INVALID: sl NULL, key NULL or klen 0, value
+ * NULL with vlen != 0.  MANTIS_TOO_LARGE: over the limits.  MANTIS_NOMEM:
+ * nothing changed, nothing leaked.
+ */
+mantis_status mantis_skiplist_put(mantis_skiplist *sl, const void *key,
+				  size_t klen, const void *value, size_t vlen,
+				  uint64_t seq, uint64_t expires_at);
+
+/* Removes key (borrowed).  MANTIS_OK when it was present (expired or not),
+ * MANTIS_NOT_FOUND when absent; bad arguments as for put.  The node's
+ * memory is freed once no reader can hold it. */
+mantis_status mantis_skiplist_delete(mantis_skiplist *sl, const void *key,
+				     size_t klen);
+
+/*
+ * Copies the value of key into buf[0..cap) (borrowed; NULL allowed when
+ * cap == 0).  No allocation.  *vlen (required) gets the value length;
+ * seq and expires_at (optional, NULL ignored) the record's fields.
+ *   MANTIS_OK                copied
+ *   MANTIS_NOT_FOUND         absent, or expires_at != 0 && expires_at <= now
+ *   MANTIS_BUFFER_TOO_SMALL  *vlen = size needed, buf untouched
+ */
+mantis_status mantis_skiplist_get(mantis_skiplist *sl, const void *key,
+				  size_t klen, uint64_t now, void *buf,
+				  size_t cap, size_t *vlen, uint64_t *seq,
+				  uint64_t *expires_at);
+
+/*
+ * A view of one entry, valid only during the callback that receives it
+ * (the memory may be reclaimed after the callback returns).  Callbacks run
+ * inside an epoch section: they must not block for long, must not call
+ * mantis_skiplist_free or mantis_skiplist_quiesce, and may call get/put.
+ */
+typedef struct mantis_skiplist_entry {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *value;
+	size_t value_len;
+	uint64_t seq;
+	uint64_t expires_at;
+} mantis_skiplist_entry;
+
+/* Point read handing a view to fn(arg, entry) (fn called once, on OK only).
+ * Statuses as for get, without BUFFER_TOO_SMALL. */
+mantis_status mantis_skiplist_get_view(mantis_skiplist *sl, const void *key,
+				       size_t klen, uint64_t now,
+				       void (*fn)(void *arg,
+						  const mantis_skiplist_entry *e),
+				       void *arg);
+
+/*
+ * Visits live entries in ascending key order starting at the first key
+ * >= start (> start when exclusive; start_len 0 = from the first key,
+ * whatever exclusive says), skipping
+ * entries expired at `now`, until fn returns false or the map ends.  One
+ * epoch section for the whole call: bound the work per call (e.g. stop
+ * after a batch) and continue with start = last key, exclusive = true.
+ * *visited (optional) gets the number of calls to fn.  MANTIS_OK, or
+ * MANTIS_INVALID for sl/fn NULL or start NULL with start_len != 0.
+ */
+mantis_status mantis_skiplist_scan(mantis_skiplist *sl, const void *start,
+				   size_t start_len, bool exclusive,
+				   uint64_t now,
+				   bool (*fn)(void *arg,
+					      const mantis_skiplist_entry *e),
+				   void *arg, size_t *visited);
+
+/*
+ * A cursor that keeps its position as a copy of the last key returned, so
+ * it holds no epoch section and no node between calls.  Owned by the
+ * caller; free with mantis_skiplist_iter_free before freeing the map.
+ * Not thread-safe itself (one thread at a time per iterator).
+ */
+typedef struct mantis_skiplist_iter mantis_skiplist_iter;
+
+/* *out owns a new iterator positioned before the first key.
+ * MANTIS_INVALID, MANTIS_NOMEM. */
+mantis_status mantis_skiplist_iter_new(mantis_skiplist *sl,
+				       mantis_skiplist_iter **out);
+void mantis_skiplist_iter_free(mantis_skiplist_iter *it); /* NULL ignored */
+
+/* Positions it so that next returns the first key >= key (klen 0: the
+ * first key).  key borrowed.  MANTIS_INVALID, MANTIS_TOO_LARGE, MANTIS_NOMEM. */
+mantis_status mantis_skiplist_iter_seek(mantis_skiplist_iter *it,
+					const void *key, size_t klen);
+
+/* Calls fn(arg, entry) with the next live entry (view valid during fn) and
+ * advances.  MANTIS_OK, MANTIS_END when none is left, MANTIS_NOMEM when the
+ * position copy cannot grow (position unchanged, retry possible). */
+mantis_status mantis_skiplist_iter_next(mantis_skiplist_iter *it, uint64_t now,
+					void (*fn)(void *arg,
+						   const mantis_skiplist_entry *e),
+					void *arg);
+
+typedef struct mantis_skiplist_stats {
+	uint64_t keys;	/* entries, expired-but-present included */
+	uint64_t bytes; /* key + value bytes of those entries     */
+} mantis_skiplist_stats;
+
+/* Sums per-thread stripes: exact when no writer runs.  MANTIS_INVALID for
+ * NULL arguments. */
+mantis_status mantis_skiplist_stats_get(mantis_skiplist *sl,
+					mantis_skiplist_stats *out);
+
+/* Waits for a grace period and frees what earlier calls retired (deleted
+ * nodes, replaced records) right now, instead of opportunistically.  Any
+ * thread, not from inside a callback.  MANTIS_INVALID for NULL. */
+mantis_status mantis_skiplist_quiesce(mantis_skiplist *sl);
+
+/* ------------------------------------------------------------------------ */
+/* Cache: byte-bounded, sharded, concurrent, per-entry TTL (src/cache.c)    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A mantis_cache maps byte-string keys (1..MANTIS_MAX_KEY_SIZE bytes) to
+ * values (0..MANTIS_MAX_VALUE_SIZE bytes) within a budget of bytes that is
+ * never exceeded: each entry is charged mantis_cache_charge(key, value) =
+ * key + value + MANTIS_CACHE_ENTRY_OVERHEAD (its header and index slots).
+ * The budget is split evenly over the shards; an entry larger than one
+ * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
+ * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
+ * put evicts by sampling: an expired entry if one is sampled, otherwise the
+ * least recently used of the samples (approximate LRU).
+ *
+ * Time is the caller's: every call that needs it takes `now` (any
+ * monotonic nanosecond clock, the same one for every call on a cache), so
+ * tests control expiry exactly.  An entry put with ttl_ns > 0 at `now`
+ * expires at now + ttl_ns: a read at a time >= that never returns it.
+ * Expired entries are reclaimed lazily by reads and writes that meet them
+ * and by mantis_cache_sweep, so their memory returns without reads.
+ *
+ * Thread safety: every function may run concurrently from any number of
+ * threads, except mantis_cache_free.  Reads take no lock on the hit path.
+ * No thread-local state is kept between calls (Go goroutines may migrate).
+ * A read never returns a value older than the last put or delete of that
+ * key that returned before the read started.
+ */
+typedef struct mantis_cache mantis_cache;
+
+#define MANTIS_CACHE_ENTRY_OVERHEAD 64u
+
+typedef struct mantis_cache_options {
+	uint64_t budget_bytes; /* required, > 0                                  */
+	uint32_t shards;       /* 0 = 16; rounded down to a power of two, then
+				  halved until each shard holds >= 1 MiB; <= 1024 */
+	uint32_t samples;      /* eviction sample size; 0 = 8; <= 64             */
+} mantis_cache_options;
+
+typedef struct mantis_cache_stats {
+	uint64_t hits;		 /* get/view calls that returned a value (a get
+				    answered BUFFER_TOO_SMALL counts on retry)  */
+	uint64_t misses;	 /* get/view calls that did not                  */
+	uint64_t evictions;	 /* entries removed to make room                 */
+	uint64_t expirations;	 /* expired entries reclaimed (read, put, sweep) */
+	uint64_t entries;	 /* entries held, expired-not-yet-reclaimed too  */
+	uint64_t bytes_used;	 /* sum of charges of those entries <= budget    */
+	uint64_t budget;	 /* budget_bytes as configured                   */
+	uint64_t max_entry_size; /* largest charge a put accepts                 */
+	uint32_t shards;	 /* shard count actually used                    */
+} mantis_cache_stats;
+
+/* Called by mantis_cache_view with a view of the value: `value` (len bytes)
+ * is valid only until the callback returns and must not be written.  The
+ * callback must not call back into the same cache for writes. */
+typedef void (*mantis_cache_view_fn)(void *ctx, const void *value, size_t len);
+
+/* The bytes an entry is charged against the budget.  Pure. */
+uint64_t mantis_cache_charge(size_t key_len, size_t value_len);
+
+/*
+ * Creates an empty cache.  opts (borrowed) is required.  MANTIS_INVALID for
+ * NULL opts/out, budget 0, shards > 1024 or samples > 64; MANTIS_NOMEM.  On
+ * MANTIS_OK *out owns the cache until mantis_cache_free; otherwise *out is
+ * untouched and nothing leaks.
+ */
+mantis_status mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out);
+
+/* Frees the cache and every entry.  NULL is ignored.  No other call on c
+ * may be running or start. */
+void mantis_cache_free(mantis_cache *c);
+
+/*
+ * Inserts or replaces key -> value (both borrowed, copied before return),
+ * expiring ttl_ns after now (ttl_ns 0 = never).  Evicts as needed.
+ *   MANTIS_INVALID    NULL c or key, empty key, NULL value with len > 0,
+ *                     now + ttl_ns overflows
+ *   MANTIS_TOO_LARGE  key/value over the limits or charge > max_entry_size
+ *                     (nothing evicted)
+ *   MANTIS_NOMEM      nothing changed (the old value, if any, remains)
+ */
+mantis_status mantis_cache_put(mantis_cache *c, const void *key, size_t key_len,
+			       const void *value, size_t value_len, uint64_t ttl_ns,
+			       uint64_t now);
+
+/*
+ * Copies the value of key (borrowed) into buf[0..cap) (borrowed; NULL only
+ * when cap == 0) and sets *value_len.  Allocates nothing.
+ *   MANTIS_OK                copied; *value_len = its length
+ *   MANTIS_NOT_FOUND         absent or expired at now (counted as a miss)
+ *   MANTIS_BUFFER_TOO_SMALL  *value_len = the size needed, buf unspecified
+ *   MANTIS_INVALID / MANTIS_TOO_LARGE  bad arguments
+ */
+mantis_status mantis_cache_get(mantis_cache *c, const void *key, size_t key_len,
+			       uint64_t now, void *buf, size_t cap, size_t *value_len);
+
+/* Like get, but calls fn(ctx, value, len) on a hit (see mantis_cache_view_fn
+ * for the view's lifetime).  fn is not called on any other status. */
+mantis_status mantis_cache_view(mantis_cache *c, const void *key, size_t key_len,
+				uint64_t now, mantis_cache_view_fn fn, void *ctx);
+
+/* Removes key (borrowed).  MANTIS_OK if it was held (even if expired),
+ * MANTIS_NOT_FOUND otherwise; errors as for get. */
+mantis_status mantis_cache_delete(mantis_cache *c, const void *key, size_t key_len);
+
+/* Removes every entry (counters other than entries/bytes_used are kept).
+ * Never allocates; MANTIS_INVALID only for NULL c. */
+mantis_status mantis_cache_clear(mantis_cache *c);
+
+/*
+ * Incremental expiry: examines up to max_slots index slots (0 = 1024),
+ * continuing where the previous sweep of each shard stopped, and reclaims
+ * entries expired at now.  *reclaimed (borrowed, may be NULL) = how many.
+ * Call periodically (e.g. every second) to bound memory held by expired
+ * entries nobody reads.
+ */
+mantis_status mantis_cache_sweep(mantis_cache *c, uint64_t now, size_t max_slots,
+				 size_t *reclaimed);
+
+/* Fills *out (borrowed).  Sums of per-shard / per-reader stripes: a
+ * snapshot, not a transaction.  MANTIS_INVALID for NULL c or out. */
+mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Engine: mantis_db, the ordered key-value store the Go package wraps      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A mantis_db is an ordered map of byte-string keys (memcmp order, 1 byte
+ * up to max_key_size) to values (0 up to max_value_size bytes), each with
+ * a sequence number and an absolute expiry (Unix ns, 0 = never).  Today it
+ * is in memory only; the write path is laid out so the write-ahead log
+ * slots in between validation and publication (validate -> assign seq ->
+ * [WAL append] -> publish in the skiplist).
+ *
+ * Thread safety: every function may be called from any number of threads
+ * at once, except mantis_db_close, which the caller must not run
+ * concurrently with any other call on the same handle (the Go wrapper
+ * enforces this with a reader/writer lock).  No call keeps a thread-local
+ * epoch record between calls, so a caller may move between OS threads
+ * between two calls (Go goroutines do).
+ *
+ * Consistency:
+ *   1. A write (put, delete, batch) is visible to every read that starts
+ *      after the write returned.
+ *   2. A batch is atomic for readers: a get, and all the records of one
+ *      mantis_db_scan call, see all of a batch or none of it.  Successive
+ *      scan calls are weakly consistent (each call is atomic on its own).
+ *   3. Writes to one key are applied in sequence-number order.
+ *   4. A read never returns an entry with expires_at != 0 && expires_at <=
+ *      now (now is passed by the caller so tests can control the clock).
+ */
+typedef struct mantis_db mantis_db;
+
+typedef struct mantis_db_options {
+	uint32_t max_key_size;	 /* 0 = MANTIS_MAX_KEY_SIZE; larger is clamped   */
+	uint32_t max_value_size; /* 0 = MANTIS_MAX_VALUE_SIZE; larger is clamped */
+} mantis_db_options;
+
+/*
+ * Opens an empty in-memory database.  opts (borrowed) may be NULL for the
+ * defaults.  On MANTIS_OK *out owns the handle until mantis_db_close; on
+ * any other status (MANTIS_INVALID for out == NULL, MANTIS_NOMEM) *out is
+ * untouched and nothing leaks.
+ */
+mantis_status mantis_db_open(const mantis_db_options *opts, mantis_db **out);
+
+/*
+ * Frees the database and every entry.  NULL is ignored.  The caller
+ * guarantees no other call on db is running or will start (see the
+ * thread-safety block); memory retired by earlier calls is reclaimed here
+ * after an epoch barrier.
+ */
+void mantis_db_close(mantis_db *db);
+
+/*
+ * Sets key to value (both borrowed: copied before return) with the given
+ * absolute expiry (0 = never).  MANTIS_INVALID for a NULL db, a NULL
+ * pointer with a non-zero length, or an empty key; MANTIS_TOO_LARGE when
+ * over the limits; MANTIS_NOMEM leaves the previous value in place.
+ */
+mantis_status mantis_db_put(mantis_db *db, const void *key, size_t key_len,
+			    const void *value, size_t value_len,
+			    uint64_t expires_at);
+
+/*
+ * Copies the value of key into buf[0..cap) (borrowed; may be NULL when cap
+ * is 0) and sets *value_len to its length.  Nothing is allocated.
+ *   MANTIS_OK                value copied, *value_len = its length
+ *   MANTIS_NOT_FOUND         absent or expired at `now`
+ *   MANTIS_BUFFER_TOO_SMALL  *value_len = the size needed; buf unspecified
+ *                            (retry with a buffer that large)
+ *   MANTIS_INVALID / MANTIS_TOO_LARGE  bad arguments, as for put
+ */
+mantis_status mantis_db_get(mantis_db *db, const void *key, size_t key_len,
+			    uint64_t now, void *buf, size_t cap,
+			    size_t *value_len);
+
+/*
+ * Removes key (borrowed).  MANTIS_OK when it was present, MANTIS_NOT_FOUND
+ * when it was absent (not an error for most callers); errors as for put.
+ */
+mantis_status mantis_db_delete(mantis_db *db, const void *key, size_t key_len);
+
+/*
+ * Applies a batch: batch[0..len) (borrowed) is a concatenation of codec
+ * records (docs/FORMAT.md), each PUT or DELETE, seq ignored (the engine
+ * assigns len-many consecutive numbers).  The whole buffer is validated
+ * before anything is applied: on any error nothing changed, and when
+ * bad_offset is non-NULL it receives the byte offset of the first bad
+ * record.  Errors: the codec's decode status for a malformed record
+ * (MANTIS_CORRUPT, MANTIS_TRUNCATED, MANTIS_UNSUPPORTED, MANTIS_TOO_LARGE),
+ * MANTIS_INVALID for a BATCH/META record or an empty key, MANTIS_TOO_LARGE
+ * for a key/value over this db's limits or len > MANTIS_MAX_BATCH_SIZE,
+ * MANTIS_NOMEM (nothing applied).  An empty batch (len 0) is MANTIS_OK.
+ * Atomic for readers (consistency rule 2).
+ */
+mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
+			      size_t *bad_offset);
+
+/*
+ * Fills buf[0..cap) (borrowed) with live entries in ascending key order as
+ * codec PUT records (seq and expires_at included), starting at the first
+ * key >= start (> start when start_exclusive) and stopping before `end`
+ * (exclusive; end_len == 0 means no upper bound).  start_len == 0 starts at
+ * the first key.  Expired entries (at `now`) are skipped.
+ *   MANTIS_OK  *out_len bytes written holding *out_count records (>= 1, or
+ *              0 only with *out_done); *out_done is true when the range is
+ *              exhausted.  To continue, call again with start = the last
+ *              key returned and start_exclusive = true.
+ *   MANTIS_BUFFER_TOO_SMALL  not even the first record fits: *out_len = the
+ *              size needed, *out_count = 0.
+ *   MANTIS_INVALID  NULL db or out pointers, NULL with non-zero length.
+ * The records of one call are atomic with respect to batches (rule 2).
+ */
+mantis_status mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
+			     bool start_exclusive, const void *end,
+			     size_t end_len, uint64_t now, void *buf,
+			     size_t cap, size_t *out_len, size_t *out_count,
+			     bool *out_done);
+
+/* Counters are sums of per-thread stripes: a snapshot, not a transaction. */
+typedef struct mantis_db_stats {
+	uint64_t keys;	      /* entries in the map (expired ones not yet removed included) */
+	uint64_t live_bytes;  /* key + value bytes of those entries            */
+	uint64_t gets;	      /* mantis_db_get calls that reached the map      */
+	uint64_t misses;      /* of which not found or expired                 */
+	uint64_t puts;	      /* puts, including those inside batches          */
+	uint64_t deletes;     /* deletes, including those inside batches       */
+	uint64_t batches;     /* successful mantis_db_apply calls              */
+	uint64_t scans;	      /* mantis_db_scan calls                          */
+	uint64_t last_seq;    /* the last sequence number assigned             */
+	int64_t native_bytes; /* mantis_alloc_get_stats().bytes_in_use, process-wide */
+} mantis_db_stats;
+
+/* Fills *out (borrowed).  MANTIS_INVALID for NULL db or out. */
+mantis_status mantis_db_stats_get(mantis_db *db, mantis_db_stats *out);
+
+/*
+ * Does nothing and returns MANTIS_OK.  Exists so the Go benchmarks can
+ * measure the fixed cost of one cgo crossing.
+ */
+mantis_status mantis_noop(void);
 
 #ifdef __cplusplus
 }

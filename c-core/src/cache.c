@@ -1,0 +1,995 @@
+/*
+ * cache.c -- mantis_cache: a byte-bounded, sharded, concurrent cache with
+ * per-entry TTL and sampled (Redis-style) approximate-LRU eviction.
+ *
+ * Layout
+ * ------
+ *   mantis_cache
+ *     shards[n]   (n a power of two; shard = top bits of the key hash)
+ *       mu        pthread mutex: serialises every writer of the shard
+ *       table  -> struct table { mask, slots[mask+1] }   open addressing,
+ *                 linear probing; a slot is NULL (never used), TOMB
+ *                 (deleted) or a pointer to an immutable struct entry
+ *       era       writer-advanced logical clock for access stamps
+ *       erec      ck_epoch record the shard's writers retire memory on
+ *     pool[64]    ck_epoch records lent to readers for the length of one call
+ *
+ *   struct entry (one allocation):
+ *     +------------+------+------------+-------+------+------+---------+-------+
+ *     | epoch link | hash | expires_at | stamp | klen | vlen | key ... | value |
+ *     +------------+------+------------+-------+------+------+---------+-------+
+ *   Everything but `stamp` is written once, before publication.
+ *
+ * Why this design and not ck_hs
+ * -----------------------------
+ * ck_hs/ck_ht (SPMC) would fit the single-writer-per-shard shape, but they
+ * live in the prebuilt libck, so TSan sees neither their publication stores
+ * nor their loads and would report every reader access to a freshly put
+ * entry as a race (or need annotations on every table operation).  The
+ * table here is ~150 lines, all of it visible to TSan, and gives eviction
+ * direct access to slots for sampling.  Publication uses C11 atomics with
+ * acquire/release (TSan models them exactly; CK's builtin port in TSan
+ * builds is volatile + __sync_synchronize, which it does not).  Reclamation
+ * uses ck_epoch (0.7.1 API), which is proven and which we do not re-derive.
+ *
+ * Thread safety
+ * -------------
+ * get, view, put, delete, clear, sweep and stats_get may all run in
+ * parallel from any number of threads.  mantis_cache_free must not run
+ * concurrently with anything else on the handle.
+ *   - Readers (get/view) take no lock on the hit path and write only their
+ *     borrowed epoch record, their pool slot and the entry's access stamp.
+ *     A reader that meets an expired entry try-locks the shard to unlink
+ *     it (never waits; if the lock is busy the sweep or the next writer
+ *     reclaims it).
+ *   - Writers (put, delete, clear, sweep, and that expired-entry path) hold
+ *     the shard mutex; entries and tables they unlink are retired through
+ *     the shard's epoch record and freed only after every reader section
+ *     that could have seen them has ended.
+ *   - No epoch record outlives a call: readers borrow one from `pool` with
+ *     a CAS and return it before returning, so a caller may move between OS
+ *     threads between calls (Go goroutines do).  The thread-local `tl_hint`
+ *     only picks which pool slot to try first.
+ *
+ * Invariants (per shard, whenever the mutex is free)
+ * --------------------------------------------------
+ *   1. used == sum of mantis_cache_charge() over entries in the table, and
+ *      used <= budget.  Unlinked entries leave `used` at the unlink, even
+ *      though their memory is freed after the grace period.
+ *   2. live + tombs < 3/4 (mask + 1), so every probe sequence reaches a NULL
+ *      slot and terminates (for readers on a retired table too: retired
+ *      tables are never written again).
+ *   3. A key appears in at most one slot of the current table.
+ *   4. An entry's fields other than `stamp` never change after it is
+ *      published; a new value is a new entry.
+ *   5. A slot only ever goes live -> TOMB, live -> live' (same key),
+ *      NULL/TOMB -> live, or (clear) anything -> NULL; a live entry never
+ *      moves between slots of one table, so a key present throughout a
+ *      reader's probe is found.
+ *   6. Nothing reachable from the current or a retired-but-not-yet-freed
+ *      table is freed.
+ *
+ * Linearization points
+ * --------------------
+ *   put (insert or replace): the release store of the new entry pointer
+ *     into its slot, or of the new table pointer when the insert rehashed.
+ *   delete / eviction / expiry reclaim: the release store of TOMB.
+ *   get/view hit: the acquire load of the slot holding the entry (the
+ *     entry's bytes are immutable, so copying later returns that value);
+ *     miss: the load of the NULL slot that ended the probe.
+ *   A reader that loaded the table pointer before a rehash reads a frozen
+ *   table whose state was current at some instant during the read, so the
+ *   result is still linearizable: a read never returns a value older than
+ *   the last put or delete of that key that returned before the read began.
+ *
+ * Eviction: on put, while the shard is over budget, sample `samples`
+ * random slots (each advances to the next live entry) and evict an expired
+ * one if seen, otherwise the one with the oldest stamp.  If the samples
+ * all hit one entry while others exist, one more distinct entry is taken,
+ * so the victim is always the older of at least two: the most recently
+ * used entry of a shard survives any eviction that has another candidate.
+ *
+ * Access stamps: stamp = era << 24 | per-thread sequence (low 24 bits).
+ * `era` is advanced by writers only; readers load it (a shared read, no
+ * write to the shard line) and store their stamp into the entry.  Within
+ * one thread stamps strictly increase (until the 24-bit sequence wraps
+ * inside one era); across threads order is approximate, as LRU needs.
+ */
+#include <mantis.h>
+
+#include "alloc.h"
+
+#include <ck_epoch.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define CACHE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CACHE_TSAN 1
+#endif
+#endif
+
+#ifdef CACHE_TSAN
+/*
+ * ck_epoch_poll/synchronize live in the uninstrumented libck, so TSan does
+ * not see the happens-before edge "reader left its section -> writer frees
+ * what the reader saw".  Readers release their pool slot's address after
+ * leaving the section and the freeing writer acquires every slot address
+ * before polling, which states exactly that edge to TSan.  TSan builds only.
+ */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define TSAN_ACQUIRE(p) ((void)0)
+#define TSAN_RELEASE(p) ((void)0)
+#endif
+
+#define CACHELINE 64
+#define POOL_SIZE 64		  /* reader epoch records                    */
+#define DEFAULT_SHARDS 16
+#define MAX_SHARDS 1024
+#define MIN_SHARD_BUDGET (1u << 20) /* shards shrink until each holds 1 MiB */
+#define DEFAULT_SAMPLES 8
+#define MAX_SAMPLES 64
+#define MIN_TABLE 16
+#define POLL_EVERY 64		  /* retirements between ck_epoch_poll       */
+#define SEQ_BITS 24
+#define DEFAULT_SWEEP_SLOTS 1024
+
+struct entry {
+	ck_epoch_entry_t ep; /* retirement link; unused while published */
+	uint64_t hash;
+	uint64_t expires_at; /* absolute, caller's clock; 0 = never */
+	_Atomic uint64_t stamp;
+	uint32_t klen;
+	uint32_t vlen;
+	unsigned char data[]; /* key then value */
+};
+
+/* The documented per-entry charge covers the header and its table slots. */
+_Static_assert(sizeof(struct entry) + 2 * sizeof(void *) <= MANTIS_CACHE_ENTRY_OVERHEAD,
+	       "entry header grew past the documented overhead");
+
+struct table {
+	ck_epoch_entry_t ep;
+	size_t mask;
+	_Atomic uintptr_t slots[]; /* see "Slot words" below */
+};
+
+/*
+ * Slot words.  A slot is one atomic word: 0 (NULL, never used), 1 (TOMB,
+ * deleted: keeps probe chains through it intact) or an entry pointer with
+ * 16 bits of its hash in the top 16 bits, which x86-64 and AArch64 user
+ * addresses (48-bit) leave zero.  A reader compares the tag before it
+ * dereferences, so a probe past a non-matching slot costs no cache miss on
+ * that slot's entry.  Writer code works on decoded pointers; TOMB decodes
+ * to the sentinel below so comparisons stay pointer comparisons.
+ */
+static struct entry tomb_sentinel;
+#define TOMB (&tomb_sentinel)
+#define SLOT_TOMB ((uintptr_t)1)
+#define PTR_BITS 48
+#define PTR_MASK (((uintptr_t)1 << PTR_BITS) - 1)
+
+_Static_assert(sizeof(uintptr_t) == 8, "slot words need 64-bit pointers");
+
+static inline uintptr_t
+tag_of(uint64_t h)
+{
+	/* Bits 32..47: independent of the shard (top) and slot (low) bits. */
+	return (uintptr_t)((h >> 32) & 0xffff) << PTR_BITS;
+}
+
+static inline struct entry *
+slot_decode(uintptr_t w)
+{
+	return w == SLOT_TOMB ? TOMB : (struct entry *)(w & PTR_MASK);
+}
+
+static inline uintptr_t
+slot_encode(struct entry *e)
+{
+	if (e == NULL)
+		return 0;
+	if (e == TOMB)
+		return SLOT_TOMB;
+	return (uintptr_t)e | tag_of(e->hash);
+}
+
+#define slot_load(t, i, mo) slot_decode(atomic_load_explicit(&(t)->slots[i], (mo)))
+#define slot_store(t, i, e, mo) atomic_store_explicit(&(t)->slots[i], slot_encode(e), (mo))
+
+struct shard {
+	/* Read by readers, written by writers under mu. */
+	_Atomic(struct table *) table;
+	_Atomic uint64_t era;
+	char pad0[CACHELINE - sizeof(void *) - sizeof(uint64_t)];
+
+	/* Everything below: only under mu (atomics so stats can read them). */
+	pthread_mutex_t mu;
+	size_t live;  /* entries in table */
+	size_t tombs; /* TOMB slots in table */
+	uint64_t budget;
+	_Atomic uint64_t used;
+	_Atomic uint64_t entries;
+	_Atomic uint64_t evictions;
+	_Atomic uint64_t expirations;
+	uint64_t rng;
+	size_t sweep_pos;
+	unsigned retired_since_poll;
+	ck_epoch_record_t erec;
+} __attribute__((aligned(CACHELINE)));
+
+struct pool_slot {
+	ck_epoch_record_t rec;
+	_Atomic unsigned busy;
+	/* Owner-written (only while busy), summed by stats_get. */
+	_Atomic uint64_t hits;
+	_Atomic uint64_t misses;
+} __attribute__((aligned(CACHELINE)));
+
+struct mantis_cache {
+	ck_epoch_t epoch;
+	uint64_t seed;
+	uint64_t budget;
+	uint64_t max_entry;
+	unsigned nshards;
+	unsigned shard_shift;
+	unsigned samples;
+	_Atomic unsigned sweep_cursor;
+	struct pool_slot pool[POOL_SIZE];
+	struct shard shards[];
+};
+
+static _Thread_local unsigned tl_hint;
+static _Thread_local uint64_t tl_seq;
+static _Atomic unsigned hint_counter;
+
+/* ------------------------------------------------------------------------ */
+/* Hashing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* 8 bytes at a time; seeded per cache so keys cannot be chosen to collide. */
+static uint64_t
+hash_key(uint64_t seed, const unsigned char *k, size_t n)
+{
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL);
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, k, 8);
+		h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
+		k += 8;
+		n -= 8;
+	}
+	if (n > 0) {
+		uint64_t w = 0;
+		memcpy(&w, k, n);
+		h = (h ^ mix64(w ^ 0xa5)) * 0x9e3779b97f4a7c15ULL;
+	}
+	return mix64(h);
+}
+
+uint64_t
+mantis_cache_charge(size_t key_len, size_t value_len)
+{
+	return (uint64_t)key_len + (uint64_t)value_len + MANTIS_CACHE_ENTRY_OVERHEAD;
+}
+
+static inline size_t
+entry_alloc_size(const struct entry *e)
+{
+	return sizeof(struct entry) + e->klen + e->vlen;
+}
+
+static inline uint64_t
+entry_charge(const struct entry *e)
+{
+	return mantis_cache_charge(e->klen, e->vlen);
+}
+
+static inline bool
+expired(const struct entry *e, uint64_t now)
+{
+	return e->expires_at != 0 && e->expires_at <= now;
+}
+
+static inline bool
+key_eq(const struct entry *e, uint64_t h, const void *key, size_t klen)
+{
+	return e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Epoch: reader pool and writer retirement                                 */
+/* ------------------------------------------------------------------------ */
+
+static struct pool_slot *
+pool_acquire(struct mantis_cache *c)
+{
+	if (tl_hint == 0)
+		tl_hint = atomic_fetch_add_explicit(&hint_counter, 1, memory_order_relaxed) + 1;
+	unsigned i = tl_hint;
+	for (;;) {
+		for (unsigned n = 0; n < POOL_SIZE; n++, i++) {
+			struct pool_slot *s = &c->pool[i % POOL_SIZE];
+			unsigned expect = 0;
+			/*
+			 * Acquire: the previous owner's writes to the record
+			 * (its last ck_epoch_end) happen before ours.
+			 */
+			if (atomic_load_explicit(&s->busy, memory_order_relaxed) == 0 &&
+			    atomic_compare_exchange_strong_explicit(&s->busy, &expect, 1,
+								    memory_order_acquire,
+								    memory_order_relaxed)) {
+				tl_hint = i % POOL_SIZE;
+				ck_epoch_begin(&s->rec, NULL);
+				return s;
+			}
+		}
+		/* More than POOL_SIZE calls in flight: let one finish. */
+		sched_yield();
+	}
+}
+
+static void
+pool_release(struct pool_slot *s)
+{
+	ck_epoch_end(&s->rec, NULL);
+	TSAN_RELEASE(&s->busy);
+	/* Release: hands the record (and our section's end) to the next owner. */
+	atomic_store_explicit(&s->busy, 0, memory_order_release);
+}
+
+static void
+free_entry_cb(ck_epoch_entry_t *ep)
+{
+	struct entry *e = (struct entry *)((char *)ep - offsetof(struct entry, ep));
+	mantis_free(e, entry_alloc_size(e));
+}
+
+static void
+free_table_cb(ck_epoch_entry_t *ep)
+{
+	struct table *t = (struct table *)((char *)ep - offsetof(struct table, ep));
+	mantis_free(t, sizeof(*t) + (t->mask + 1) * sizeof(t->slots[0]));
+}
+
+static void
+shard_poll(struct mantis_cache *c, struct shard *s, bool force)
+{
+	if (!force && s->retired_since_poll < POLL_EVERY)
+		return;
+	s->retired_since_poll = 0;
+#ifdef CACHE_TSAN
+	for (unsigned i = 0; i < POOL_SIZE; i++)
+		TSAN_ACQUIRE(&c->pool[i].busy);
+#else
+	(void)c;
+#endif
+	ck_epoch_poll(&s->erec);
+}
+
+/* Caller holds s->mu; e is already unlinked. */
+static void
+retire_entry(struct shard *s, struct entry *e)
+{
+	ck_epoch_call(&s->erec, &e->ep, free_entry_cb);
+	s->retired_since_poll++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Table (writer side; caller holds the shard mutex)                        */
+/* ------------------------------------------------------------------------ */
+
+static struct table *
+table_alloc(size_t cap)
+{
+	struct table *t = mantis_malloc(sizeof(*t) + cap * sizeof(t->slots[0]));
+	if (t == NULL)
+		return NULL;
+	t->mask = cap - 1;
+	for (size_t i = 0; i < cap; i++)
+		atomic_init(&t->slots[i], 0);
+	return t;
+}
+
+static inline struct table *
+shard_table(struct shard *s)
+{
+	/* Writers own the pointer (mutex held): relaxed is enough. */
+	return atomic_load_explicit(&s->table, memory_order_relaxed);
+}
+
+/* Rehashes the live entries into a fresh table of `cap` slots. */
+static bool
+table_rehash(struct shard *s, size_t cap)
+{
+	struct table *old = shard_table(s);
+	struct table *t = table_alloc(cap);
+	if (t == NULL)
+		return false;
+	for (size_t i = 0; i <= old->mask; i++) {
+		struct entry *e = slot_load(old, i, memory_order_relaxed);
+		if (e == NULL || e == TOMB)
+			continue;
+		size_t j = e->hash & t->mask;
+		while (slot_load(t, j, memory_order_relaxed) != NULL)
+			j = (j + 1) & t->mask;
+		slot_store(t, j, e, memory_order_relaxed);
+	}
+	/*
+	 * Release: readers that load the new table pointer see its slots
+	 * filled (and, transitively, the entries' published bytes).
+	 */
+	atomic_store_explicit(&s->table, t, memory_order_release);
+	s->tombs = 0;
+	ck_epoch_call(&s->erec, &old->ep, free_table_cb);
+	s->retired_since_poll++;
+	return true;
+}
+
+static size_t
+cap_for(size_t live)
+{
+	size_t cap = MIN_TABLE;
+	while (cap / 2 < live)
+		cap *= 2;
+	return cap;
+}
+
+/* Makes room for one more insert (invariant 2).  false = NOMEM, no change. */
+static bool
+table_reserve(struct shard *s)
+{
+	struct table *t = shard_table(s);
+	size_t cap = t->mask + 1;
+	if ((s->live + s->tombs + 1) * 4 < cap * 3)
+		return true;
+	return table_rehash(s, cap_for(s->live + 1));
+}
+
+/* Shrinks a mostly empty table; failure is harmless (it stays big). */
+static void
+table_maybe_shrink(struct shard *s)
+{
+	struct table *t = shard_table(s);
+	size_t cap = t->mask + 1;
+	if (cap > MIN_TABLE && s->live * 8 < cap)
+		(void)table_rehash(s, cap_for(s->live));
+}
+
+/* Slot index holding key, or SIZE_MAX. */
+static size_t
+table_find(struct table *t, uint64_t h, const void *key, size_t klen)
+{
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		struct entry *e = slot_load(t, i, memory_order_relaxed);
+		if (e == NULL)
+			return SIZE_MAX;
+		if (e != TOMB && key_eq(e, h, key, klen))
+			return i;
+	}
+}
+
+/* Unlinks the entry in slot i (linearization point of delete/evict). */
+static void
+shard_unlink(struct shard *s, struct table *t, size_t i, struct entry *e)
+{
+	/* Release pairs with the reader's acquire of the slot. */
+	slot_store(t, i, TOMB, memory_order_release);
+	s->live--;
+	s->tombs++;
+	atomic_store_explicit(&s->used, atomic_load_explicit(&s->used, memory_order_relaxed) -
+						entry_charge(e),
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->entries, s->live, memory_order_relaxed);
+	retire_entry(s, e);
+}
+
+static inline void
+counter_inc(_Atomic uint64_t *ctr)
+{
+	/* Single writer (mutex or slot owner): load+store, no locked RMW. */
+	atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t
+next_stamp(uint64_t era)
+{
+	return (era << SEQ_BITS) | (++tl_seq & ((1u << SEQ_BITS) - 1));
+}
+
+static inline uint64_t
+rng_next(struct shard *s)
+{
+	/* xorshift64*: cheap, good enough to spread samples. */
+	uint64_t x = s->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	s->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Next live entry at or after slot i (wrapping), other than `skip`. */
+static size_t
+next_live(struct table *t, size_t i, const struct entry *skip)
+{
+	for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
+		struct entry *e = slot_load(t, i, memory_order_relaxed);
+		if (e != NULL && e != TOMB && e != skip)
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/*
+ * Evicts one entry other than `keep`.  Caller guarantees at least one
+ * candidate exists.  Prefers an expired entry (counted as an expiration).
+ */
+static void
+evict_one(struct mantis_cache *c, struct shard *s, const struct entry *keep, uint64_t now)
+{
+	struct table *t = shard_table(s);
+	size_t best = SIZE_MAX;
+	struct entry *be = NULL;
+	uint64_t bstamp = 0;
+	bool distinct = false;
+	for (unsigned k = 0; k < c->samples; k++) {
+		size_t i = next_live(t, rng_next(s) & t->mask, keep);
+		struct entry *e = slot_load(t, i, memory_order_relaxed);
+		if (expired(e, now)) {
+			shard_unlink(s, t, i, e);
+			counter_inc(&s->expirations);
+			return;
+		}
+		uint64_t st = atomic_load_explicit(&e->stamp, memory_order_relaxed);
+		if (be != NULL && e != be)
+			distinct = true;
+		if (be == NULL || st < bstamp) {
+			best = i;
+			be = e;
+			bstamp = st;
+		}
+	}
+	size_t candidates = s->live - (keep != NULL ? 1 : 0);
+	if (!distinct && candidates >= 2) {
+		/* Never pick a lone sample when another candidate exists. */
+		size_t i = next_live(t, (best + 1) & t->mask, keep);
+		struct entry *e = slot_load(t, i, memory_order_relaxed);
+		if (e == be) /* wrapped onto itself: skip it explicitly */
+			i = next_live(t, (best + 1) & t->mask, be);
+		e = slot_load(t, i, memory_order_relaxed);
+		if (e != keep && e != be &&
+		    atomic_load_explicit(&e->stamp, memory_order_relaxed) < bstamp) {
+			best = i;
+			be = e;
+		}
+	}
+	shard_unlink(s, t, best, be);
+	counter_inc(&s->evictions);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+static inline struct shard *
+shard_for(struct mantis_cache *c, uint64_t h)
+{
+	return &c->shards[c->nshards == 1 ? 0 : (h >> c->shard_shift)];
+}
+
+static size_t
+cache_alloc_size(unsigned nshards)
+{
+	return sizeof(struct mantis_cache) + (size_t)nshards * sizeof(struct shard);
+}
+
+mantis_status
+mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
+{
+	if (opts == NULL || out == NULL || opts->budget_bytes == 0)
+		return MANTIS_INVALID;
+	if (opts->samples > MAX_SAMPLES || opts->shards > MAX_SHARDS)
+		return MANTIS_INVALID;
+	unsigned n = opts->shards ? opts->shards : DEFAULT_SHARDS;
+	unsigned p = 1;
+	while (p * 2 <= n)
+		p *= 2;
+	/* Keep shards big enough that one large entry still fits in one. */
+	while (p > 1 && opts->budget_bytes / p < MIN_SHARD_BUDGET)
+		p /= 2;
+	unsigned shift = 0;
+	while ((1u << shift) < p)
+		shift++;
+
+	size_t sz = cache_alloc_size(p);
+	struct mantis_cache *c = mantis_aligned_alloc(CACHELINE, sz);
+	if (c == NULL)
+		return MANTIS_NOMEM;
+	memset(c, 0, sz);
+	c->nshards = p;
+	c->shard_shift = 64 - shift;
+	c->samples = opts->samples ? opts->samples : DEFAULT_SAMPLES;
+	c->budget = opts->budget_bytes;
+	c->max_entry = opts->budget_bytes / p;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->seed = mix64((uint64_t)(uintptr_t)c ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32));
+	ck_epoch_init(&c->epoch);
+	unsigned i;
+	for (i = 0; i < p; i++) {
+		struct shard *s = &c->shards[i];
+		struct table *t = table_alloc(MIN_TABLE);
+		if (t == NULL)
+			goto nomem;
+		atomic_init(&s->table, t);
+		s->budget = c->budget / p + (i < c->budget % p ? 1 : 0);
+		s->rng = mix64(c->seed + i + 1) | 1;
+		atomic_init(&s->era, 1);
+		pthread_mutex_init(&s->mu, NULL);
+		ck_epoch_register(&c->epoch, &s->erec, NULL);
+	}
+	for (unsigned j = 0; j < POOL_SIZE; j++)
+		ck_epoch_register(&c->epoch, &c->pool[j].rec, NULL);
+	*out = c;
+	return MANTIS_OK;
+nomem:
+	while (i-- > 0) {
+		struct table *t = shard_table(&c->shards[i]);
+		mantis_free(t, sizeof(*t) + (t->mask + 1) * sizeof(t->slots[0]));
+		pthread_mutex_destroy(&c->shards[i].mu);
+	}
+	mantis_free(c, sz);
+	return MANTIS_NOMEM;
+}
+
+void
+mantis_cache_free(mantis_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct shard *s = &c->shards[i];
+		struct table *t = shard_table(s);
+		for (size_t j = 0; j <= t->mask; j++) {
+			struct entry *e = slot_load(t, j, memory_order_relaxed);
+			if (e != NULL && e != TOMB)
+				mantis_free(e, entry_alloc_size(e));
+		}
+		mantis_free(t, sizeof(*t) + (t->mask + 1) * sizeof(t->slots[0]));
+		/* No reader is active (caller's guarantee): this runs every
+		 * pending callback of this shard. */
+		shard_poll(c, s, true);
+		ck_epoch_barrier(&s->erec);
+		pthread_mutex_destroy(&s->mu);
+	}
+	mantis_free(c, cache_alloc_size(c->nshards));
+}
+
+static mantis_status
+check_key(const mantis_cache *c, const void *key, size_t klen)
+{
+	if (c == NULL || key == NULL || klen == 0)
+		return MANTIS_INVALID;
+	if (klen > MANTIS_MAX_KEY_SIZE)
+		return MANTIS_TOO_LARGE;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *value,
+		 size_t value_len, uint64_t ttl_ns, uint64_t now)
+{
+	mantis_status st = check_key(c, key, key_len);
+	if (st != MANTIS_OK)
+		return st;
+	if (value == NULL && value_len != 0)
+		return MANTIS_INVALID;
+	if (ttl_ns != 0 && now > UINT64_MAX - ttl_ns)
+		return MANTIS_INVALID; /* expiry not representable */
+	if (value_len > MANTIS_MAX_VALUE_SIZE)
+		return MANTIS_TOO_LARGE;
+	uint64_t charge = mantis_cache_charge(key_len, value_len);
+	uint64_t h = hash_key(c->seed, key, key_len);
+	struct shard *s = shard_for(c, h);
+	if (charge > s->budget)
+		return MANTIS_TOO_LARGE; /* checked before anything is evicted */
+
+	/* Allocate and fill before taking the lock or changing anything. */
+	size_t asz = sizeof(struct entry) + key_len + value_len;
+	struct entry *e = mantis_malloc(asz);
+	if (e == NULL)
+		return MANTIS_NOMEM;
+	e->hash = h;
+	e->expires_at = ttl_ns != 0 ? now + ttl_ns : 0;
+	e->klen = (uint32_t)key_len;
+	e->vlen = (uint32_t)value_len;
+	memcpy(e->data, key, key_len);
+	if (value_len != 0)
+		memcpy(e->data + key_len, value, value_len);
+
+	pthread_mutex_lock(&s->mu);
+	if (!table_reserve(s)) {
+		pthread_mutex_unlock(&s->mu);
+		mantis_free(e, asz);
+		return MANTIS_NOMEM;
+	}
+	/* From here nothing can fail. */
+	struct table *t = shard_table(s);
+	size_t at = table_find(t, h, key, key_len);
+	struct entry *old = at == SIZE_MAX ? NULL
+					   : slot_load(t, at, memory_order_relaxed);
+	uint64_t old_charge = old != NULL ? entry_charge(old) : 0;
+	while (atomic_load_explicit(&s->used, memory_order_relaxed) - old_charge + charge >
+	       s->budget)
+		evict_one(c, s, old, now); /* charge <= budget: a candidate exists */
+	t = shard_table(s);		   /* eviction never rehashes, but be explicit */
+	uint64_t era = atomic_load_explicit(&s->era, memory_order_relaxed) + 1;
+	atomic_store_explicit(&s->era, era, memory_order_relaxed);
+	atomic_init(&e->stamp, next_stamp(era));
+	uint64_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - old_charge + charge;
+	if (old != NULL) {
+		/* Release: publishes e's bytes to readers that acquire the slot. */
+		slot_store(t, at, e, memory_order_release);
+		retire_entry(s, old);
+	} else {
+		size_t i = h & t->mask;
+		for (;; i = (i + 1) & t->mask) {
+			struct entry *x = slot_load(t, i, memory_order_relaxed);
+			if (x == NULL || x == TOMB) {
+				if (x == TOMB)
+					s->tombs--;
+				break;
+			}
+		}
+		/* Release: as above. */
+		slot_store(t, i, e, memory_order_release);
+		s->live++;
+	}
+	atomic_store_explicit(&s->used, used, memory_order_relaxed);
+	atomic_store_explicit(&s->entries, s->live, memory_order_relaxed);
+	shard_poll(c, s, false);
+	pthread_mutex_unlock(&s->mu);
+	return MANTIS_OK;
+}
+
+/*
+ * Lock-free lookup inside the caller's epoch section.  Returns the entry,
+ * or NULL on a miss; an expired entry is reclaimed if the shard lock is free.
+ */
+static struct entry *
+lookup(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key, size_t klen,
+       uint64_t now)
+{
+	/* Acquire: pairs with the release store of a rehashed table. */
+	struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+	uintptr_t tag = tag_of(h);
+	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		/* Acquire: pairs with the writer's release store of the entry. */
+		uintptr_t w = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+		if (w == 0)
+			return NULL;
+		if ((w & ~PTR_MASK) != tag || w == SLOT_TOMB)
+			continue;
+		struct entry *e = slot_decode(w);
+		if (!key_eq(e, h, key, klen))
+			continue;
+		if (!expired(e, now)) {
+			uint64_t era = atomic_load_explicit(&s->era, memory_order_relaxed);
+			/* Relaxed: the stamp is a hint for eviction, it orders nothing. */
+			atomic_store_explicit(&e->stamp, next_stamp(era), memory_order_relaxed);
+			return e;
+		}
+		if (pthread_mutex_trylock(&s->mu) == 0) {
+			/* Re-check under the lock: a writer may have moved on. */
+			struct table *ct = shard_table(s);
+			size_t at = table_find(ct, h, key, klen);
+			if (at != SIZE_MAX) {
+				struct entry *x =
+					slot_load(ct, at, memory_order_relaxed);
+				if (expired(x, now)) {
+					shard_unlink(s, ct, at, x);
+					counter_inc(&s->expirations);
+					shard_poll(c, s, false);
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+		return NULL;
+	}
+}
+
+mantis_status
+mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now, void *buf,
+		 size_t cap, size_t *value_len)
+{
+	mantis_status st = check_key(c, key, key_len);
+	if (st != MANTIS_OK)
+		return st;
+	if (value_len == NULL || (buf == NULL && cap != 0))
+		return MANTIS_INVALID;
+	uint64_t h = hash_key(c->seed, key, key_len);
+	struct shard *s = shard_for(c, h);
+	struct pool_slot *p = pool_acquire(c);
+	struct entry *e = lookup(c, s, h, key, key_len, now);
+	if (e == NULL) {
+		counter_inc(&p->misses);
+		st = MANTIS_NOT_FOUND;
+	} else {
+		*value_len = e->vlen;
+		if (e->vlen > cap) {
+			/* Not a hit yet: the caller retries with a bigger buffer. */
+			st = MANTIS_BUFFER_TOO_SMALL;
+		} else {
+			counter_inc(&p->hits);
+			if (e->vlen != 0)
+				memcpy(buf, e->data + e->klen, e->vlen);
+			st = MANTIS_OK;
+		}
+	}
+	pool_release(p);
+	return st;
+}
+
+mantis_status
+mantis_cache_view(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
+		  mantis_cache_view_fn fn, void *ctx)
+{
+	mantis_status st = check_key(c, key, key_len);
+	if (st != MANTIS_OK)
+		return st;
+	if (fn == NULL)
+		return MANTIS_INVALID;
+	uint64_t h = hash_key(c->seed, key, key_len);
+	struct shard *s = shard_for(c, h);
+	struct pool_slot *p = pool_acquire(c);
+	struct entry *e = lookup(c, s, h, key, key_len, now);
+	if (e == NULL) {
+		counter_inc(&p->misses);
+		st = MANTIS_NOT_FOUND;
+	} else {
+		counter_inc(&p->hits);
+		fn(ctx, e->data + e->klen, e->vlen);
+	}
+	pool_release(p);
+	return st;
+}
+
+mantis_status
+mantis_cache_delete(mantis_cache *c, const void *key, size_t key_len)
+{
+	mantis_status st = check_key(c, key, key_len);
+	if (st != MANTIS_OK)
+		return st;
+	uint64_t h = hash_key(c->seed, key, key_len);
+	struct shard *s = shard_for(c, h);
+	pthread_mutex_lock(&s->mu);
+	struct table *t = shard_table(s);
+	size_t at = table_find(t, h, key, key_len);
+	if (at == SIZE_MAX) {
+		st = MANTIS_NOT_FOUND;
+	} else {
+		shard_unlink(s, t, at, slot_load(t, at, memory_order_relaxed));
+		table_maybe_shrink(s);
+		shard_poll(c, s, false);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+mantis_status
+mantis_cache_clear(mantis_cache *c)
+{
+	if (c == NULL)
+		return MANTIS_INVALID;
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct shard *s = &c->shards[i];
+		pthread_mutex_lock(&s->mu);
+		struct table *t = shard_table(s);
+		/*
+		 * In place, no allocation, so clear cannot fail.  NULLing slots
+		 * is safe here although delete needs TOMB: no key survives, so
+		 * no probe chain needs to stay intact.
+		 */
+		for (size_t j = 0; j <= t->mask; j++) {
+			struct entry *e = slot_load(t, j, memory_order_relaxed);
+			if (e == NULL)
+				continue;
+			/* Release: orders the unlink before the entry's retirement. */
+			slot_store(t, j, NULL, memory_order_release);
+			if (e != TOMB)
+				retire_entry(s, e);
+		}
+		s->live = 0;
+		s->tombs = 0;
+		atomic_store_explicit(&s->used, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->entries, 0, memory_order_relaxed);
+		table_maybe_shrink(s);
+		shard_poll(c, s, true);
+		pthread_mutex_unlock(&s->mu);
+	}
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_cache_sweep(mantis_cache *c, uint64_t now, size_t max_slots, size_t *reclaimed)
+{
+	if (c == NULL)
+		return MANTIS_INVALID;
+	if (max_slots == 0)
+		max_slots = DEFAULT_SWEEP_SLOTS;
+	size_t done = 0;
+	/* Relaxed: the cursor only spreads concurrent sweeps over shards. */
+	unsigned first = atomic_fetch_add_explicit(&c->sweep_cursor, 1, memory_order_relaxed);
+	for (unsigned k = 0; k < c->nshards && max_slots > 0; k++) {
+		struct shard *s = &c->shards[(first + k) & (c->nshards - 1)];
+		pthread_mutex_lock(&s->mu);
+		struct table *t = shard_table(s);
+		size_t n = t->mask + 1;
+		if (n > max_slots)
+			n = max_slots;
+		max_slots -= n;
+		size_t pos = s->sweep_pos & t->mask;
+		for (size_t j = 0; j < n; j++, pos = (pos + 1) & t->mask) {
+			struct entry *e = slot_load(t, pos, memory_order_relaxed);
+			if (e != NULL && e != TOMB && expired(e, now)) {
+				shard_unlink(s, t, pos, e);
+				counter_inc(&s->expirations);
+				done++;
+			}
+		}
+		s->sweep_pos = pos;
+		table_maybe_shrink(s);
+		shard_poll(c, s, false);
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (reclaimed != NULL)
+		*reclaimed = done;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out)
+{
+	if (c == NULL || out == NULL)
+		return MANTIS_INVALID;
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < POOL_SIZE; i++) {
+		out->hits += atomic_load_explicit(&c->pool[i].hits, memory_order_relaxed);
+		out->misses += atomic_load_explicit(&c->pool[i].misses, memory_order_relaxed);
+	}
+	for (unsigned i = 0; i < c->nshards; i++) {
+		struct shard *s = &c->shards[i];
+		out->evictions += atomic_load_explicit(&s->evictions, memory_order_relaxed);
+		out->expirations += atomic_load_explicit(&s->expirations, memory_order_relaxed);
+		out->entries += atomic_load_explicit(&s->entries, memory_order_relaxed);
+		out->bytes_used += atomic_load_explicit(&s->used, memory_order_relaxed);
+	}
+	out->budget = c->budget;
+	out->max_entry_size = c->max_entry;
+	out->shards = c->nshards;
+	return MANTIS_OK;
+}

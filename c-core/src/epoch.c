@@ -1,0 +1,115 @@
+/*
+ * epoch.c -- the epoch record pool described in epoch.h.
+ */
+#include "epoch.h"
+
+#include <ck_pr.h>
+#include <sched.h>
+
+#ifdef MANTIS_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+/* One sync object for every domain: over-synchronises distinct structures
+ * slightly, which can only hide races between them, never inside one. */
+static char tsan_epoch_sync;
+#endif
+
+/* Where this thread found a free slot last time.  Only a hint that keeps a
+ * thread on the same (cache-warm) slot; ownership is the busy flag. */
+static _Thread_local unsigned int slot_hint;
+
+void
+mantis_epoch_init(mantis_epoch *e)
+{
+	ck_epoch_init(&e->domain);
+	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
+		e->slots[i].busy = 0;
+		ck_epoch_register(&e->domain, &e->slots[i].rec, NULL);
+	}
+}
+
+static bool
+slot_try_lock(mantis_epoch_slot *s)
+{
+	/* Cheap load first so a busy slot's line is not pulled exclusive. */
+	if (MANTIS_LOAD_ACQ(&s->busy) != 0)
+		return false;
+	if (!ck_pr_cas_uint(&s->busy, 0, 1))
+		return false;
+	/* Acquire: the previous holder's record writes (pending stacks,
+	 * n_pending) happen-before ours. */
+	ck_pr_fence_lock();
+	return true;
+}
+
+static void
+slot_unlock(mantis_epoch_slot *s)
+{
+	/* Release: our record writes are visible to the next holder. */
+	ck_pr_fence_unlock();
+	MANTIS_STORE_REL(&s->busy, 0u);
+}
+
+static mantis_epoch_slot *
+slot_acquire(mantis_epoch *e)
+{
+	unsigned int start = slot_hint;
+	for (;;) {
+		for (unsigned int n = 0; n < MANTIS_EPOCH_POOL_SIZE; n++) {
+			unsigned int i = (start + n) % MANTIS_EPOCH_POOL_SIZE;
+			if (slot_try_lock(&e->slots[i])) {
+				slot_hint = i;
+				return &e->slots[i];
+			}
+		}
+		sched_yield(); /* more calls in flight than slots */
+	}
+}
+
+mantis_epoch_slot *
+mantis_epoch_enter(mantis_epoch *e)
+{
+	mantis_epoch_slot *s = slot_acquire(e);
+	ck_epoch_begin(&s->rec, NULL);
+	return s;
+}
+
+void
+mantis_epoch_exit(mantis_epoch_slot *s)
+{
+#ifdef MANTIS_TSAN
+	__tsan_release(&tsan_epoch_sync);
+#endif
+	ck_epoch_end(&s->rec, NULL);
+	if (s->rec.n_pending >= MANTIS_EPOCH_POLL_PENDING)
+		(void)ck_epoch_poll(&s->rec); /* outside the section: may free */
+	slot_unlock(s);
+}
+
+void
+mantis_epoch_quiesce(mantis_epoch *e)
+{
+	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
+		mantis_epoch_slot *s = &e->slots[i];
+		if (!slot_try_lock(s))
+			continue;
+		/* Grace period for everything this slot retired, then run it. */
+		ck_epoch_barrier(&s->rec);
+		slot_unlock(s);
+	}
+}
+
+void
+mantis_epoch_destroy(mantis_epoch *e)
+{
+	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++)
+		ck_epoch_barrier(&e->slots[i].rec);
+}
+
+void
+mantis_epoch_before_free(void)
+{
+#ifdef MANTIS_TSAN
+	__tsan_acquire(&tsan_epoch_sync);
+#endif
+}

@@ -1,0 +1,260 @@
+/*
+ * hindex.c -- the hash index in front of the skiplist: key -> the same
+ * struct sl_node the list links, so a point read costs one or two cache
+ * misses instead of a ~20-miss list descent.
+ *
+ * Structure: HX_SHARDS shards chosen by the top hash bits.  Each shard is an
+ * open-addressing, linear-probing table of tagged node pointers:
+ *
+ *   slot = node pointer | (16 hash bits << 48)     (user addresses < 2^48)
+ *   0 = EMPTY (ends a probe), 1 = TOMBSTONE (probe continues)
+ *
+ * The tag lets a probe reject most non-matching slots without touching the
+ * node.  Thread safety: readers (hx_find) are lock-free and write nothing;
+ * writers hold the shard's spinlock (the table is single-writer, like
+ * ck_hs).  Readers stay correct against one concurrent writer because
+ *   1. a slot only goes EMPTY -> node, node -> TOMBSTONE, TOMBSTONE -> node:
+ *      a slot that is part of some key's probe path never becomes EMPTY, so
+ *      a reader never stops short of an entry that is present;
+ *   2. a node is fully initialised before the store that publishes it
+ *      (release fence), and the reader's load is a dependent load;
+ *   3. resizing (grow, shrink, purge tombstones) builds a new table off to
+ *      the side and publishes it with one pointer store; the old table is
+ *      retired through the epoch, so a reader still probing it is safe and
+ *      sees the shard as it was just before the swap.
+ */
+#include "skiplist.h"
+
+#include "alloc.h"
+#include "epoch.h"
+
+#include <ck_pr.h>
+#include <string.h>
+
+#define HX_EMPTY ((uintptr_t)0)
+#define HX_TOMB ((uintptr_t)1)
+#define HX_PTR_MASK (((uintptr_t)1 << 48) - 1)
+#define HX_MIN_CAP 16u
+
+struct hx_table {
+	ck_epoch_entry_t entry;
+	uint64_t mask;	/* capacity - 1, capacity a power of two */
+	uint64_t used;	/* live entries (writer-only)            */
+	uint64_t tombs; /* tombstones (writer-only)              */
+	uintptr_t slot[];
+};
+
+/*
+ * The tag is the low 16 hash bits, the same bits that pick the home slot.
+ * That costs little filtering (slots of a probe run mostly have different
+ * homes, hence different tags) and lets a rebuild of a table of up to 2^16
+ * slots re-place every entry from the slot alone, without touching the
+ * node: a rebuild is then a sequential copy, not one cache miss per key.
+ */
+static inline uintptr_t
+hx_tag(uint64_t hash)
+{
+	return (uintptr_t)(hash & 0xffff) << 48;
+}
+
+/* Home slot of an indexed entry, from its slot word when possible. */
+static inline uint64_t
+hx_home(uintptr_t s, uint64_t mask)
+{
+	if (mask <= 0xffff)
+		return (s >> 48) & mask;
+	return ((const struct sl_node *)(s & HX_PTR_MASK))->hash & mask;
+}
+
+static size_t
+hx_table_size(uint64_t cap)
+{
+	return sizeof(struct hx_table) + (size_t)cap * sizeof(uintptr_t);
+}
+
+struct sl_node *
+hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
+{
+	/* Dependent load: the table's contents were published before it. */
+	const struct hx_table *t = MANTIS_LOAD_ACQ(&sh->tab);
+	if (t == NULL)
+		return NULL;
+	uintptr_t tag = hx_tag(hash);
+	uint64_t mask = t->mask;
+	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
+		if (s == HX_EMPTY)
+			return NULL;
+		if (s == HX_TOMB || (s & ~HX_PTR_MASK) != tag)
+			continue;
+		struct sl_node *n = (struct sl_node *)(s & HX_PTR_MASK);
+		if (n->hash == hash && n->klen == klen &&
+		    memcmp(sl_node_key(n), key, klen) == 0)
+			return n;
+	}
+}
+
+static void
+hx_table_free_cb(ck_epoch_entry_t *e)
+{
+	mantis_epoch_before_free();
+	struct hx_table *t = (struct hx_table *)((char *)e - offsetof(struct hx_table, entry));
+	mantis_free(t, hx_table_size(t->mask + 1));
+}
+
+/* Places slot word s into a table private to the writer (unpublished). */
+static void
+hx_place(struct hx_table *t, uintptr_t s)
+{
+	for (uint64_t i = hx_home(s, t->mask);; i = (i + 1) & t->mask) {
+		if (t->slot[i] == HX_EMPTY) {
+			t->slot[i] = s;
+			t->used++;
+			return;
+		}
+	}
+}
+
+/*
+ * Replaces the shard's table by one of capacity `cap` holding the same live
+ * entries and no tombstones (cap 0: no table).  false on allocation failure,
+ * shard unchanged.
+ */
+static bool
+hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot)
+{
+	struct hx_table *old = sh->tab, *t = NULL;
+	if (cap != 0) {
+		t = mantis_malloc(hx_table_size(cap));
+		if (t == NULL)
+			return false;
+		t->mask = cap - 1;
+		t->used = 0;
+		t->tombs = 0;
+		memset(t->slot, 0, (size_t)cap * sizeof(uintptr_t));
+		for (uint64_t i = 0; old != NULL && i <= old->mask; i++) {
+			uintptr_t s = old->slot[i];
+			if (s != HX_EMPTY && s != HX_TOMB)
+				hx_place(t, s);
+		}
+	}
+	/* Release: the new table's slots are visible before the table is. */
+	ck_pr_fence_store();
+	MANTIS_STORE_REL(&sh->tab, t);
+	if (old != NULL)
+		mantis_epoch_retire(slot, &old->entry, hx_table_free_cb);
+	return true;
+}
+
+static uint64_t
+hx_cap_for(uint64_t n)
+{
+	/* Load at most 1/2 right after a rebuild. */
+	uint64_t cap = HX_MIN_CAP;
+	while (cap < 2 * n)
+		cap <<= 1;
+	return cap;
+}
+
+bool
+hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot)
+{
+	struct hx_table *t = sh->tab;
+	/* Keep EMPTY slots >= 1/4 so probes stay short and always terminate. */
+	if (t != NULL && (t->used + t->tombs + 1) * 4 <= (t->mask + 1) * 3)
+		return true;
+	return hx_rebuild(sh, hx_cap_for(t == NULL ? 1 : t->used + 1), slot);
+}
+
+void
+hx_insert(struct hx_shard *sh, struct sl_node *n)
+{
+	struct hx_table *t = sh->tab; /* hx_reserve made room */
+	for (uint64_t i = n->hash & t->mask;; i = (i + 1) & t->mask) {
+		uintptr_t s = t->slot[i];
+		if (s == HX_EMPTY || s == HX_TOMB) {
+			if (s == HX_TOMB)
+				t->tombs--;
+			t->used++;
+			/* Release: the node (key, rec, tower) before the slot. */
+			ck_pr_fence_store();
+			MANTIS_STORE_REL(&t->slot[i], (uintptr_t)n | hx_tag(n->hash));
+			return;
+		}
+	}
+}
+
+void
+hx_remove(struct hx_shard *sh, struct sl_node *n, struct mantis_epoch_slot *slot)
+{
+	struct hx_table *t = sh->tab;
+	uintptr_t want = (uintptr_t)n | hx_tag(n->hash);
+	for (uint64_t i = n->hash & t->mask;; i = (i + 1) & t->mask) {
+		uintptr_t s = t->slot[i];
+		if (s == HX_EMPTY)
+			return; /* not indexed: cannot happen (invariant 3) */
+		if (s != want)
+			continue;
+		/* A tombstone, not EMPTY: other keys' probes pass through here. */
+		MANTIS_STORE_REL(&t->slot[i], HX_TOMB);
+		t->used--;
+		t->tombs++;
+		break;
+	}
+	/* Give memory back: drop an empty table, shrink a sparse one, purge
+	 * tombstones.  Failure to allocate keeps the current table. */
+	if (t->used == 0)
+		(void)hx_rebuild(sh, 0, slot);
+	else if ((t->used * 8 < t->mask + 1 && t->mask + 1 > HX_MIN_CAP) ||
+		 t->tombs * 4 > t->mask + 1)
+		(void)hx_rebuild(sh, hx_cap_for(t->used), slot);
+}
+
+void
+hx_destroy(struct hx_shard *sh)
+{
+	if (sh->tab != NULL)
+		mantis_free(sh->tab, hx_table_size(sh->tab->mask + 1));
+	sh->tab = NULL;
+}
+
+/*
+ * 64-bit hash of a byte string: MurmurHash64A (Austin Appleby, public
+ * domain), 8 bytes per step.  Keys are 16 bytes in the common case, so a
+ * two-step multiply-mix beats a table-driven or CRC-based hash here.
+ */
+uint64_t
+sl_hash(const void *key, size_t len)
+{
+	const uint64_t m = 0xc6a4a7935bd1e995ULL;
+	const int r = 47;
+	const uint8_t *p = key;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * m);
+	size_t nblocks = len / 8;
+	for (size_t i = 0; i < nblocks; i++) {
+		uint64_t k;
+		memcpy(&k, p + i * 8, 8);
+		k *= m;
+		k ^= k >> r;
+		k *= m;
+		h ^= k;
+		h *= m;
+	}
+	const uint8_t *tail = p + nblocks * 8;
+	uint64_t t = 0;
+	switch (len & 7) {
+	case 7: t ^= (uint64_t)tail[6] << 48; /* fall through */
+	case 6: t ^= (uint64_t)tail[5] << 40; /* fall through */
+	case 5: t ^= (uint64_t)tail[4] << 32; /* fall through */
+	case 4: t ^= (uint64_t)tail[3] << 24; /* fall through */
+	case 3: t ^= (uint64_t)tail[2] << 16; /* fall through */
+	case 2: t ^= (uint64_t)tail[1] << 8;  /* fall through */
+	case 1: t ^= (uint64_t)tail[0];
+		h ^= t;
+		h *= m;
+	}
+	h ^= h >> r;
+	h *= m;
+	h ^= h >> r;
+	return h;
+}

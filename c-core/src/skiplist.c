@@ -1,0 +1,825 @@
+/*
+ * skiplist.c -- the concurrent ordered index of the native core: a
+ * lock-free skiplist over byte-string keys (memcmp order) plus a hash index
+ * from key to the same node for point reads, with ck_epoch reclamation.
+ * Public API and its contract: the skiplist section of mantis.h.
+ *
+ * ------------------------------------------------------------------------
+ * Thread safety
+ * ------------------------------------------------------------------------
+ * Every public call may run in parallel with every other except
+ * mantis_skiplist_free.  Each call borrows one epoch record from a pool
+ * (epoch.h explains why not thread-locals) and runs exactly one epoch
+ * section; nothing it read is freed before that section ends.
+ *
+ *   get/get_view   lock-free, write nothing shared but the epoch record
+ *   scan/iter      lock-free, same
+ *   put (update)   lock-free: one CAS on node->rec
+ *   put (insert)   shard spinlock of the key (1 of 1024) held while the node
+ *   delete         is spliced into the list and the index; the list splices
+ *                  are CAS and never wait for writers of other shards
+ *
+ * Why the per-shard lock: the hash index is single-writer per shard (like
+ * ck_hs), and holding that lock across the list splice makes "which node
+ * is THE node of key k" a question with one answer at any instant, which is
+ * what lets the index and the list never disagree (invariants 2-4).  Lock
+ * hold times are one list splice; updates, the common write, never lock.
+ *
+ * ------------------------------------------------------------------------
+ * Layout (skiplist.h has the byte offsets)
+ * ------------------------------------------------------------------------
+ *
+ *  index shard s = hash>>54      list (level 0 shown with one tower)
+ *  +------------------+
+ *  | tagged ptr  -----+------+
+ *  | TOMB             |      v
+ *  | 0 (EMPTY)        |   +------+----------+-----------+-------+
+ *  +------------------+   | hash | rec ---+ | next[0..h)| key   |
+ *                         +------+--------|-+-----------+-------+
+ *   head -> [a] -> [b] -> ...             v
+ *                                  +-----+-----+------+-------+
+ *                                  | seq | exp | vlen | value |  sl_rec,
+ *                                  +-----+-----+------+-------+  immutable
+ *
+ * Pointer low bits: rec | DEAD (key logically deleted; rec is its last
+ * record) and next[i] | MARK (level i of this node is frozen, the node is
+ * being unlinked; Harris/Fraser marking).
+ *
+ * ------------------------------------------------------------------------
+ * Invariants
+ * ------------------------------------------------------------------------
+ *  1. Every level is sorted by key, strictly, among nodes whose rec is not
+ *     DEAD; a DEAD node of key k may sit next to the live node of k, never
+ *     after it at any level (insert snips marked nodes before it splices).
+ *  2. Outside the critical section of shard(k), key k has at most one node
+ *     whose rec is not DEAD, and it is in the index iff it exists.
+ *  3. The index holds only nodes that are fully linked at every level of
+ *     their tower; a node leaves the index (under the lock) before or with
+ *     its rec becoming DEAD, and its tower is fully MARKed before the lock
+ *     is released.
+ *  4. rec becomes DEAD exactly once (by delete, under the lock) and is never
+ *     un-DEADed; next[i] gets MARK once and is never changed after.
+ *  5. A node is retired only after a list search for its key has run after
+ *     its tower was marked (which unlinks it from every level: a marked node
+ *     cannot be re-linked, since every splice CASes an unmarked pointer) and
+ *     after it left the index.  A record is retired when a CAS replaced it,
+ *     or with its node.  Retired memory is freed by ck_epoch after every
+ *     section that could have seen it has ended.
+ *  6. Records and keys are immutable after publication; publication is a
+ *     CAS or release store after a store fence.
+ *
+ * ------------------------------------------------------------------------
+ * Linearization points
+ * ------------------------------------------------------------------------
+ *  insert  the release store of the node into the index (hx_insert).  The
+ *          list splice happens just before, under the same lock; a scan
+ *          may see the key slightly before a get can (scans are weakly
+ *          consistent), but no writer can act on the node in between
+ *          (the lock), so point operations see one history.
+ *  update  the CAS of node->rec from the old record to the new one:
+ *
+ *             node.rec: [r1] --CAS(r1 -> r2)--> [r2]     r1 retired
+ *
+ *          A CAS that finds rec DEAD fails and the put falls back to the
+ *          locked insert path, which no longer finds the node (inv. 3).
+ *  delete  the CAS of node->rec from r to r|DEAD, under the lock:
+ *
+ *             1. rec: [r] --CAS--> [r|DEAD]          (linearization)
+ *             2. index slot: node --> TOMB
+ *             3. next[h-1..0]: p --CAS--> p|MARK     (top down)
+ *             4. unlock; search(k) snips it at each level:
+ *                  pred.next[i]: node --CAS--> succ
+ *             5. retire node (and r) via ck_epoch_call
+ *
+ *  get     the load of node->rec (or finding no node in the index).
+ *
+ * Insert splice (one level; level 0 first, then upward; preds/succs from
+ * a search that snipped every marked node in the way):
+ *
+ *      pred -----------------> succ         node.next[i] = succ
+ *      pred ---> node -------> succ         CAS(pred.next[i], succ, node)
+ *
+ * A failed CAS (pred changed or got marked) searches again and retries.
+ *
+ * Readers (get via the index, scan via level 0) may run through DEAD and
+ * marked nodes: a marked node's next pointers are frozen and point to nodes
+ * that cannot be unlinked before it is (their predecessor pointer is
+ * marked), so everything reachable from a node reached inside a section
+ * was unlinked after the section began and is still allocated.
+ *
+ * Scans skip DEAD and expired records and enforce strictly increasing
+ * keys (a last-key comparison), so they never return a key twice even
+ * when a DEAD node and a newer live node of the same key are both linked.
+ */
+#include <mantis.h>
+
+#include "alloc.h"
+#include "epoch.h"
+#include "skiplist.h"
+
+#include <ck_pr.h>
+#include <string.h>
+
+#define STAT_STRIPES 16
+
+struct sl_stripe {
+	int64_t keys;
+	int64_t bytes;
+	char pad[64 - 2 * sizeof(int64_t)];
+};
+
+struct mantis_skiplist {
+	mantis_epoch epoch; /* first: needs 64-byte alignment */
+	struct hx_shard shards[HX_SHARDS];
+	struct sl_stripe stats[STAT_STRIPES];
+	struct sl_node *head; /* key -infinity, SL_MAX_HEIGHT levels */
+};
+
+struct mantis_skiplist_iter {
+	mantis_skiplist *sl;
+	uint8_t *key; /* copy of the last key returned (the position) */
+	size_t klen;
+	size_t kcap;
+	bool positioned; /* key holds a position; false: from the start */
+	bool exclusive;	 /* next returns keys > key (else >= key)       */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static inline bool
+cas_word(uintptr_t *p, uintptr_t old, uintptr_t new_)
+{
+	return ck_pr_cas_ptr(p, (void *)old, (void *)new_);
+}
+
+static inline struct sl_node *
+next_ptr(uintptr_t v)
+{
+	return (struct sl_node *)(v & ~SL_MARK);
+}
+
+static inline int
+key_cmp(const struct sl_node *n, const uint8_t *key, uint32_t klen)
+{
+	uint32_t m = n->klen < klen ? n->klen : klen;
+	int c = memcmp(sl_node_key(n), key, m);
+	if (c != 0)
+		return c;
+	return (n->klen > klen) - (n->klen < klen);
+}
+
+static inline bool
+expired(const struct sl_rec *r, uint64_t now)
+{
+	return r->expires_at != 0 && r->expires_at <= now;
+}
+
+static size_t
+rec_size(uint32_t vlen)
+{
+	return sizeof(struct sl_rec) + vlen;
+}
+
+static struct sl_rec *
+rec_new(const void *value, size_t vlen, uint64_t seq, uint64_t expires_at)
+{
+	struct sl_rec *r = mantis_malloc(rec_size((uint32_t)vlen));
+	if (r == NULL)
+		return NULL;
+	r->seq = seq;
+	r->expires_at = expires_at;
+	r->vlen = (uint32_t)vlen;
+	if (vlen != 0)
+		memcpy(r->value, value, vlen);
+	return r;
+}
+
+static void
+rec_free(struct sl_rec *r)
+{
+	if (r != NULL)
+		mantis_free(r, rec_size(r->vlen));
+}
+
+static void
+rec_reclaim_cb(ck_epoch_entry_t *e)
+{
+	mantis_epoch_before_free();
+	rec_free((struct sl_rec *)((char *)e - offsetof(struct sl_rec, entry)));
+}
+
+static void
+node_free(struct sl_node *n)
+{
+	mantis_free(n, sl_node_size(n->height, n->klen));
+}
+
+static void
+node_reclaim_cb(ck_epoch_entry_t *e)
+{
+	mantis_epoch_before_free();
+	struct sl_node *n = ((struct sl_tail *)e)->node;
+	rec_free((struct sl_rec *)(n->rec & ~SL_DEAD));
+	node_free(n);
+}
+
+/* Per-thread xorshift state for tower heights: no shared RNG cache line.
+ * Seeded from the state's own (per-thread) address on first use. */
+static _Thread_local uint64_t rng_state;
+
+static uint32_t
+random_height(void)
+{
+	uint64_t x = rng_state;
+	if (x == 0)
+		x = ((uint64_t)(uintptr_t)&rng_state * 0x9e3779b97f4a7c15ULL) | 1;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	/* Branching factor 4, as LevelDB: 1.33 pointers per node on average. */
+	uint32_t h = 1;
+	while (h < SL_MAX_HEIGHT && (x & 3) == 0) {
+		h++;
+		x >>= 2;
+	}
+	return h;
+}
+
+static struct sl_node *
+node_new(uint64_t hash, const void *key, uint32_t klen, uint32_t height,
+	 struct sl_rec *r)
+{
+	struct sl_node *n = mantis_malloc(sl_node_size(height, klen));
+	if (n == NULL)
+		return NULL;
+	n->hash = hash;
+	n->rec = (uintptr_t)r;
+	n->klen = klen;
+	n->height = height;
+	memset(n->next, 0, height * sizeof(uintptr_t));
+	if (klen != 0)
+		memcpy(sl_node_key(n), key, klen);
+	sl_node_tail(n)->node = n;
+	return n;
+}
+
+/* Statistics stripes: a thread picks one once; adds are atomic because two
+ * threads may share a stripe.  No global counter is touched per insert. */
+static unsigned int stripe_next;
+static _Thread_local int stripe_mine = -1;
+
+static void
+stats_add(mantis_skiplist *sl, int64_t keys, int64_t bytes)
+{
+	if (stripe_mine < 0)
+		/* Spreads threads over stripes; orders nothing. */
+		stripe_mine = (int)(ck_pr_faa_uint(&stripe_next, 1) % STAT_STRIPES);
+	struct sl_stripe *s = &sl->stats[stripe_mine];
+	/* Relaxed adds: statistics, they order no other memory. */
+	ck_pr_add_64((uint64_t *)&s->keys, (uint64_t)keys);
+	ck_pr_add_64((uint64_t *)&s->bytes, (uint64_t)bytes);
+}
+
+/* ------------------------------------------------------------------------ */
+/* List search                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Writer search: fills preds[i] (last node < key) and succs[i] (first
+ * unmarked node >= key) on every level, unlinking every marked node it
+ * passes (Harris/Fraser).  After it returns, no node whose tower was fully
+ * marked before the call started is reachable on the path to key.
+ */
+static void
+sl_find(mantis_skiplist *sl, const uint8_t *key, uint32_t klen,
+	struct sl_node **preds, struct sl_node **succs)
+{
+retry:;
+	struct sl_node *pred = sl->head;
+	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
+		struct sl_node *cur = next_ptr(MANTIS_LOAD_ACQ(&pred->next[lvl]));
+		while (cur != NULL) {
+			uintptr_t nx = MANTIS_LOAD_ACQ(&cur->next[lvl]);
+			if (nx & SL_MARK) {
+				/* Snip cur; fails if pred changed or was marked
+				 * itself (then pred's own successor is stale). */
+				if (!cas_word(&pred->next[lvl], (uintptr_t)cur, nx & ~SL_MARK))
+					goto retry;
+				cur = next_ptr(nx);
+				continue;
+			}
+			if (key_cmp(cur, key, klen) >= 0)
+				break;
+			pred = cur;
+			cur = next_ptr(nx);
+		}
+		preds[lvl] = pred;
+		succs[lvl] = cur;
+	}
+}
+
+/*
+ * Reader search: the first node with key >= key (> key when exclusive),
+ * possibly DEAD, or NULL.  Writes nothing.
+ */
+static struct sl_node *
+sl_seek(mantis_skiplist *sl, const uint8_t *key, uint32_t klen, bool exclusive)
+{
+	struct sl_node *x = sl->head;
+	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
+		for (;;) {
+			struct sl_node *nx = next_ptr(MANTIS_LOAD_ACQ(&x->next[lvl]));
+			if (nx == NULL)
+				break;
+			int c = key_cmp(nx, key, klen);
+			if (c > 0 || (c == 0 && !exclusive))
+				break;
+			x = nx;
+		}
+	}
+	return next_ptr(MANTIS_LOAD_ACQ(&x->next[0]));
+}
+
+/* Splices n into every level of its tower.  Caller holds shard(n) lock, so
+ * no other writer can touch n (it is not in the index yet). */
+static void
+sl_link(mantis_skiplist *sl, struct sl_node *n)
+{
+	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
+	const uint8_t *key = sl_node_key(n);
+	for (;;) {
+		sl_find(sl, key, n->klen, preds, succs);
+		for (uint32_t i = 0; i < n->height; i++)
+			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
+		/* Node contents (key, tower, rec) visible before the node. */
+		ck_pr_fence_store();
+		/* Level 0 publishes the node; fails if pred moved on. */
+		if (cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n))
+			break;
+	}
+	for (uint32_t lvl = 1; lvl < n->height; lvl++) {
+		/* Upper levels are hints for searches; a failure only means
+		 * the neighbourhood changed: search again and retry. */
+		while (!cas_word(&preds[lvl]->next[lvl], (uintptr_t)succs[lvl],
+				 (uintptr_t)n)) {
+			sl_find(sl, key, n->klen, preds, succs);
+			MANTIS_STORE_REL(&n->next[lvl], (uintptr_t)succs[lvl]);
+		}
+	}
+}
+
+/* Freezes every level of n, top down, so no splice can go through it. */
+static void
+sl_mark_tower(struct sl_node *n)
+{
+	for (int i = (int)n->height - 1; i >= 0; i--) {
+		for (;;) {
+			uintptr_t v = MANTIS_LOAD_ACQ(&n->next[i]);
+			/* Set MARK; retry if a splice after n changed next[i]. */
+			if ((v & SL_MARK) || cas_word(&n->next[i], v, v | SL_MARK))
+				break;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+static mantis_status
+check_key(const void *key, size_t klen)
+{
+	if (key == NULL || klen == 0)
+		return MANTIS_INVALID;
+	if (klen > MANTIS_MAX_KEY_SIZE)
+		return MANTIS_TOO_LARGE;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_skiplist_new(mantis_skiplist **out)
+{
+	if (out == NULL)
+		return MANTIS_INVALID;
+	mantis_skiplist *sl = mantis_aligned_alloc(64, sizeof(*sl));
+	if (sl == NULL)
+		return MANTIS_NOMEM;
+	memset(sl, 0, sizeof(*sl));
+	sl->head = node_new(0, NULL, 0, SL_MAX_HEIGHT, NULL);
+	if (sl->head == NULL) {
+		mantis_free(sl, sizeof(*sl));
+		return MANTIS_NOMEM;
+	}
+	mantis_epoch_init(&sl->epoch);
+	*out = sl;
+	return MANTIS_OK;
+}
+
+void
+mantis_skiplist_free(mantis_skiplist *sl)
+{
+	if (sl == NULL)
+		return;
+	/* Runs every retired callback: deleted nodes are already unlinked
+	 * (invariant 5), so the walk below sees only linked nodes. */
+	mantis_epoch_destroy(&sl->epoch);
+	struct sl_node *n = next_ptr(sl->head->next[0]);
+	while (n != NULL) {
+		struct sl_node *nx = next_ptr(n->next[0]);
+		rec_free((struct sl_rec *)(n->rec & ~SL_DEAD));
+		node_free(n);
+		n = nx;
+	}
+	for (unsigned int i = 0; i < HX_SHARDS; i++)
+		hx_destroy(&sl->shards[i]);
+	node_free(sl->head);
+	mantis_free(sl, sizeof(*sl));
+}
+
+/*
+ * Swaps r in as n's record unless n is DEAD.  On success retires the old
+ * record and returns true.
+ */
+static bool
+rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
+	 struct sl_rec *r)
+{
+	/* Record contents visible before the pointer to it. */
+	ck_pr_fence_store();
+	for (;;) {
+		uintptr_t old = MANTIS_LOAD_ACQ(&n->rec);
+		if (old & SL_DEAD)
+			return false;
+		/* The update's linearization point; fails only against another
+		 * update or a delete of the same key. */
+		if (cas_word(&n->rec, old, (uintptr_t)r)) {
+			struct sl_rec *o = (struct sl_rec *)old;
+			stats_add(sl, 0, (int64_t)r->vlen - (int64_t)o->vlen);
+			mantis_epoch_retire(slot, &o->entry, rec_reclaim_cb);
+			return true;
+		}
+	}
+}
+
+mantis_status
+mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
+		    const void *value, size_t vlen, uint64_t seq,
+		    uint64_t expires_at)
+{
+	if (sl == NULL || (value == NULL && vlen != 0))
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
+	if (vlen > MANTIS_MAX_VALUE_SIZE)
+		return MANTIS_TOO_LARGE;
+
+	uint64_t h = sl_hash(key, klen);
+	struct hx_shard *sh = hx_shard_for(sl->shards, h);
+	struct sl_rec *r = rec_new(value, vlen, seq, expires_at);
+	if (r == NULL)
+		return MANTIS_NOMEM;
+
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	/* Fast path: the key exists, swap its record without locking. */
+	struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
+	if (n != NULL && rec_swap(sl, slot, n, r))
+		goto out;
+
+	/* Allocate before locking to keep the critical section short. */
+	struct sl_node *nn = node_new(h, key, (uint32_t)klen, random_height(), r);
+	if (nn == NULL) {
+		rec_free(r);
+		st = MANTIS_NOMEM;
+		goto out;
+	}
+	hx_lock(sh);
+	n = hx_find(sh, h, key, (uint32_t)klen);
+	if (n != NULL) {
+		/* Inserted meanwhile by another thread.  Under the lock no
+		 * delete can make it DEAD (invariant 3), so the swap succeeds. */
+		bool ok = rec_swap(sl, slot, n, r);
+		hx_unlock(sh);
+		(void)ok;
+		node_free(nn); /* never published */
+	} else if (!hx_reserve(sh, slot)) {
+		hx_unlock(sh);
+		node_free(nn);
+		rec_free(r);
+		st = MANTIS_NOMEM;
+	} else {
+		sl_link(sl, nn);
+		hx_insert(sh, nn); /* the insert's linearization point */
+		hx_unlock(sh);
+		stats_add(sl, 1, (int64_t)(klen + vlen));
+	}
+out:
+	mantis_epoch_exit(slot);
+	return st;
+}
+
+mantis_status
+mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
+{
+	if (sl == NULL)
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
+	uint64_t h = sl_hash(key, klen);
+	struct hx_shard *sh = hx_shard_for(sl->shards, h);
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+
+	/* Absent in the index means absent (invariant 2): no lock needed. */
+	struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
+	if (n == NULL) {
+		st = MANTIS_NOT_FOUND;
+		goto out;
+	}
+	hx_lock(sh);
+	n = hx_find(sh, h, key, (uint32_t)klen);
+	if (n == NULL) {
+		hx_unlock(sh);
+		st = MANTIS_NOT_FOUND;
+		goto out;
+	}
+	uintptr_t old;
+	for (;;) {
+		old = MANTIS_LOAD_ACQ(&n->rec);
+		/* Linearization point of the delete; retried only against a
+		 * lock-free update that swapped the record first. */
+		if (cas_word(&n->rec, old, old | SL_DEAD))
+			break;
+	}
+	hx_remove(sh, n, slot);
+	sl_mark_tower(n);
+	hx_unlock(sh);
+
+	/* Unlink from every level (invariant 5), then retire. */
+	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
+	sl_find(sl, key, (uint32_t)klen, preds, succs);
+	stats_add(sl, -1, -(int64_t)(klen + ((struct sl_rec *)old)->vlen));
+	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb);
+out:
+	mantis_epoch_exit(slot);
+	return st;
+}
+
+/* The live, unexpired record of key (its node in *np), or NULL.  Inside a
+ * section. */
+static const struct sl_rec *
+lookup(mantis_skiplist *sl, const void *key, size_t klen, uint64_t now,
+       struct sl_node **np)
+{
+	uint64_t h = sl_hash(key, klen);
+	struct sl_node *n = hx_find(hx_shard_for(sl->shards, h), h, key, (uint32_t)klen);
+	if (n == NULL)
+		return NULL;
+	*np = n;
+	uintptr_t r = MANTIS_LOAD_ACQ(&n->rec); /* get's linearization point */
+	if ((r & SL_DEAD) || expired((const struct sl_rec *)r, now))
+		return NULL;
+	return (const struct sl_rec *)r;
+}
+
+mantis_status
+mantis_skiplist_get(mantis_skiplist *sl, const void *key, size_t klen,
+		    uint64_t now, void *buf, size_t cap, size_t *vlen,
+		    uint64_t *seq, uint64_t *expires_at)
+{
+	if (sl == NULL || vlen == NULL || (buf == NULL && cap != 0))
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *n;
+	const struct sl_rec *r = lookup(sl, key, klen, now, &n);
+	if (r == NULL) {
+		st = MANTIS_NOT_FOUND;
+	} else {
+		*vlen = r->vlen;
+		if (seq != NULL)
+			*seq = r->seq;
+		if (expires_at != NULL)
+			*expires_at = r->expires_at;
+		if (r->vlen > cap)
+			st = MANTIS_BUFFER_TOO_SMALL;
+		else if (r->vlen != 0)
+			memcpy(buf, r->value, r->vlen);
+	}
+	mantis_epoch_exit(slot);
+	return st;
+}
+
+static void
+make_entry(mantis_skiplist_entry *e, const struct sl_node *n, const struct sl_rec *r)
+{
+	e->key = sl_node_key(n);
+	e->key_len = n->klen;
+	e->value = r->value;
+	e->value_len = r->vlen;
+	e->seq = r->seq;
+	e->expires_at = r->expires_at;
+}
+
+mantis_status
+mantis_skiplist_get_view(mantis_skiplist *sl, const void *key, size_t klen,
+			 uint64_t now,
+			 void (*fn)(void *arg, const mantis_skiplist_entry *e),
+			 void *arg)
+{
+	if (sl == NULL || fn == NULL)
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *n;
+	const struct sl_rec *r = lookup(sl, key, klen, now, &n);
+	if (r == NULL) {
+		st = MANTIS_NOT_FOUND;
+	} else {
+		mantis_skiplist_entry e;
+		make_entry(&e, n, r);
+		fn(arg, &e);
+	}
+	mantis_epoch_exit(slot);
+	return st;
+}
+
+/*
+ * Walks level 0 from n (a node reached inside the current section) and
+ * returns the first live, unexpired node with a key strictly greater than
+ * the previous one returned (prev, may be NULL), with its record in *rp.
+ */
+static struct sl_node *
+next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
+	  const struct sl_rec **rp)
+{
+	for (; n != NULL; n = next_ptr(MANTIS_LOAD_ACQ(&n->next[0]))) {
+		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
+		if ((r & SL_DEAD) || expired((const struct sl_rec *)r, now))
+			continue;
+		/* A DEAD node and its successor of the same key may both be
+		 * linked; strict order keeps the scan duplicate-free. */
+		if (prev != NULL && key_cmp(n, sl_node_key(prev), prev->klen) <= 0)
+			continue;
+		*rp = (const struct sl_rec *)r;
+		return n;
+	}
+	return NULL;
+}
+
+mantis_status
+mantis_skiplist_scan(mantis_skiplist *sl, const void *start, size_t start_len,
+		     bool exclusive, uint64_t now,
+		     bool (*fn)(void *arg, const mantis_skiplist_entry *e),
+		     void *arg, size_t *visited)
+{
+	if (sl == NULL || fn == NULL || (start == NULL && start_len != 0))
+		return MANTIS_INVALID;
+	if (start_len > MANTIS_MAX_KEY_SIZE)
+		return MANTIS_TOO_LARGE;
+	size_t count = 0;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	/* An empty start is "before the first key" (exclusive or not). */
+	struct sl_node *n = start_len == 0
+				    ? next_ptr(MANTIS_LOAD_ACQ(&sl->head->next[0]))
+				    : sl_seek(sl, start, (uint32_t)start_len, exclusive);
+	const struct sl_node *prev = NULL;
+	const struct sl_rec *r;
+	while ((n = next_live(n, prev, now, &r)) != NULL) {
+		mantis_skiplist_entry e;
+		make_entry(&e, n, r);
+		count++;
+		if (!fn(arg, &e))
+			break;
+		prev = n;
+		n = next_ptr(MANTIS_LOAD_ACQ(&n->next[0]));
+	}
+	mantis_epoch_exit(slot);
+	if (visited != NULL)
+		*visited = count;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_skiplist_iter_new(mantis_skiplist *sl, mantis_skiplist_iter **out)
+{
+	if (sl == NULL || out == NULL)
+		return MANTIS_INVALID;
+	mantis_skiplist_iter *it = mantis_malloc(sizeof(*it));
+	if (it == NULL)
+		return MANTIS_NOMEM;
+	memset(it, 0, sizeof(*it));
+	it->sl = sl;
+	*out = it;
+	return MANTIS_OK;
+}
+
+void
+mantis_skiplist_iter_free(mantis_skiplist_iter *it)
+{
+	if (it == NULL)
+		return;
+	mantis_free(it->key, it->kcap);
+	mantis_free(it, sizeof(*it));
+}
+
+/* Makes room for a position key of len bytes; false on NOMEM (unchanged). */
+static bool
+iter_reserve(mantis_skiplist_iter *it, size_t len)
+{
+	if (len <= it->kcap)
+		return true;
+	size_t cap = it->kcap < 32 ? 32 : it->kcap;
+	while (cap < len)
+		cap *= 2;
+	uint8_t *k = mantis_malloc(cap);
+	if (k == NULL)
+		return false;
+	if (it->klen != 0)
+		memcpy(k, it->key, it->klen);
+	mantis_free(it->key, it->kcap);
+	it->key = k;
+	it->kcap = cap;
+	return true;
+}
+
+mantis_status
+mantis_skiplist_iter_seek(mantis_skiplist_iter *it, const void *key, size_t klen)
+{
+	if (it == NULL || (key == NULL && klen != 0))
+		return MANTIS_INVALID;
+	if (klen > MANTIS_MAX_KEY_SIZE)
+		return MANTIS_TOO_LARGE;
+	if (!iter_reserve(it, klen))
+		return MANTIS_NOMEM;
+	if (klen != 0)
+		memcpy(it->key, key, klen);
+	it->klen = klen;
+	it->positioned = klen != 0;
+	it->exclusive = false;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_skiplist_iter_next(mantis_skiplist_iter *it, uint64_t now,
+			  void (*fn)(void *arg, const mantis_skiplist_entry *e),
+			  void *arg)
+{
+	if (it == NULL || fn == NULL)
+		return MANTIS_INVALID;
+	mantis_skiplist *sl = it->sl;
+	mantis_status st = MANTIS_OK;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *n = it->positioned
+				    ? sl_seek(sl, it->key, (uint32_t)it->klen, it->exclusive)
+				    : next_ptr(MANTIS_LOAD_ACQ(&sl->head->next[0]));
+	const struct sl_rec *r;
+	n = next_live(n, NULL, now, &r);
+	if (n == NULL) {
+		st = MANTIS_END;
+	} else if (!iter_reserve(it, n->klen)) {
+		st = MANTIS_NOMEM;
+	} else {
+		memcpy(it->key, sl_node_key(n), n->klen);
+		it->klen = n->klen;
+		it->positioned = true;
+		it->exclusive = true;
+		mantis_skiplist_entry e;
+		make_entry(&e, n, r);
+		fn(arg, &e);
+	}
+	mantis_epoch_exit(slot);
+	return st;
+}
+
+mantis_status
+mantis_skiplist_stats_get(mantis_skiplist *sl, mantis_skiplist_stats *out)
+{
+	if (sl == NULL || out == NULL)
+		return MANTIS_INVALID;
+	int64_t keys = 0, bytes = 0;
+	for (int i = 0; i < STAT_STRIPES; i++) {
+		keys += MANTIS_LOAD_ACQ(&sl->stats[i].keys);
+		bytes += MANTIS_LOAD_ACQ(&sl->stats[i].bytes);
+	}
+	/* A snapshot under concurrent writers can be momentarily negative. */
+	out->keys = keys < 0 ? 0 : (uint64_t)keys;
+	out->bytes = bytes < 0 ? 0 : (uint64_t)bytes;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_skiplist_quiesce(mantis_skiplist *sl)
+{
+	if (sl == NULL)
+		return MANTIS_INVALID;
+	mantis_epoch_quiesce(&sl->epoch);
+	return MANTIS_OK;
+}

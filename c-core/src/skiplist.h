@@ -1,0 +1,149 @@
+/*
+ * skiplist.h -- private: the node and record layout shared by the ordered
+ * list (skiplist.c) and its hash index (hindex.c).  The protocol that ties
+ * them together, the invariants and the linearization points are in the
+ * header comment of skiplist.c.
+ */
+#ifndef MANTIS_SKIPLIST_PRIV_H
+#define MANTIS_SKIPLIST_PRIV_H
+
+#include <ck_epoch.h>
+#include <ck_pr.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_MAX_HEIGHT 20 /* branching 4: 4^20 keys before towers saturate */
+
+/*
+ * A record: one immutable version of a value.  Replaced as a whole by one
+ * CAS on node->rec; never written after publication.
+ *
+ *   +----------------+-----+------------+------+-------------+
+ *   | epoch entry 16 | seq | expires_at | vlen | value bytes |
+ *   +----------------+-----+------------+------+-------------+
+ */
+struct sl_rec {
+	ck_epoch_entry_t entry;
+	uint64_t seq;
+	uint64_t expires_at; /* Unix ns, 0 = never */
+	uint32_t vlen;
+	uint8_t value[];
+};
+
+/*
+ * A node: one key, its tower, its current record.  Everything a get touches
+ * (hash, rec, klen, and for short keys the key itself) sits in the first
+ * cache line; a list step touches hash..next[level] and the key.
+ *
+ *   0        8        16     20      24              24+8h
+ *   +--------+--------+------+-------+--- ... -------+-----+------------+
+ *   |  hash  |  rec   | klen |height | next[0..h-1]  | key | tail       |
+ *   +--------+--------+------+-------+--- ... -------+-----+------------+
+ *             ^ low bit = DEAD  next[i] low bit = MARK   epoch entry +
+ *                               (level i frozen)         back pointer
+ *
+ * hash, klen, height and the key are immutable after the node is linked.
+ * The tail (epoch hook) comes after the key, 8-aligned, so it does not
+ * push the key out of the first cache line; it carries a pointer back to
+ * the node because its offset depends on height and key length.
+ */
+struct sl_node {
+	uint64_t hash;
+	uintptr_t rec; /* struct sl_rec * | SL_DEAD */
+	uint32_t klen;
+	uint32_t height;
+	uintptr_t next[]; /* struct sl_node * | SL_MARK */
+};
+
+#define SL_DEAD ((uintptr_t)1)
+#define SL_MARK ((uintptr_t)1)
+
+static inline uint8_t *
+sl_node_key(const struct sl_node *n)
+{
+	return (uint8_t *)&n->next[n->height];
+}
+
+static inline size_t
+sl_node_entry_off(uint32_t height, uint32_t klen)
+{
+	size_t off = sizeof(struct sl_node) + (size_t)height * sizeof(uintptr_t) + klen;
+	return (off + 7) & ~(size_t)7;
+}
+
+struct sl_tail {
+	ck_epoch_entry_t entry;
+	struct sl_node *node;
+};
+
+static inline size_t
+sl_node_size(uint32_t height, uint32_t klen)
+{
+	return sl_node_entry_off(height, klen) + sizeof(struct sl_tail);
+}
+
+static inline struct sl_tail *
+sl_node_tail(const struct sl_node *n)
+{
+	return (struct sl_tail *)((char *)n + sl_node_entry_off(n->height, n->klen));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hash index: key -> the node, sharded, single writer per shard            */
+/* ------------------------------------------------------------------------ */
+
+#define HX_SHARD_BITS 10
+#define HX_SHARDS (1u << HX_SHARD_BITS)
+
+struct hx_table;
+
+struct hx_shard {
+	unsigned int lock;    /* serialises every writer of this shard */
+	struct hx_table *tab; /* NULL when empty; RCU-published        */
+	char pad[64 - 2 * sizeof(void *)];
+};
+
+/*
+ * Test-and-test-and-set spinlock.  Not ck_spinlock_fas: its spin loop is a
+ * volatile load, which TSan sees as a plain access racing with the atomic
+ * swap; these builtins are the same instructions and TSan understands them.
+ * Held only for one list splice, so spinning beats sleeping.
+ */
+static inline void
+hx_lock(struct hx_shard *sh)
+{
+	while (__atomic_exchange_n(&sh->lock, 1u, __ATOMIC_ACQUIRE) != 0)
+		while (__atomic_load_n(&sh->lock, __ATOMIC_RELAXED) != 0)
+			ck_pr_stall();
+}
+
+static inline void
+hx_unlock(struct hx_shard *sh)
+{
+	__atomic_store_n(&sh->lock, 0u, __ATOMIC_RELEASE);
+}
+
+struct mantis_epoch_slot;
+
+static inline struct hx_shard *
+hx_shard_for(struct hx_shard *shards, uint64_t hash)
+{
+	return &shards[hash >> (64 - HX_SHARD_BITS)];
+}
+
+/* Lock-free lookup; inside an epoch section.  NULL when absent. */
+struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
+			const void *key, uint32_t klen);
+/* Writers, under sh->lock.  reserve makes room for one more entry so that
+ * the following insert cannot fail; false on allocation failure. */
+bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot);
+void hx_insert(struct hx_shard *sh, struct sl_node *n);
+void hx_remove(struct hx_shard *sh, struct sl_node *n,
+	       struct mantis_epoch_slot *slot);
+/* Frees the shard's table now (destruction only). */
+void hx_destroy(struct hx_shard *sh);
+
+uint64_t sl_hash(const void *key, size_t len);
+
+#endif /* MANTIS_SKIPLIST_PRIV_H */

@@ -1,0 +1,203 @@
+/*
+ * stress_cache.c -- multi-threaded torture test for mantis_cache.
+ * Usage: stress_cache THREADS SECONDS
+ *
+ * Threads start together (barrier) and run a random mix of get, view, put
+ * (with and without TTL), delete, sweep and rare clears over a key space
+ * larger than the budget, so eviction and expiry run all the time.  Every
+ * value is self-describing (key id, version, expiry, length, checksum), so
+ * a reader checks that what it sees belongs to the key it asked for, is
+ * intact (not freed or half-written), and is not expired at the time it
+ * read.  The budget is checked from the stats after every write.
+ * Exit status 0 on success; failures print and exit 1.
+ */
+#include <mantis.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NKEYS 20000
+#define MAXV 240
+
+static mantis_cache *cache;
+static pthread_barrier_t start;
+static _Atomic uint64_t clock_ns = 1;
+static _Atomic int stop;
+static _Atomic int failed;
+
+struct hdr {
+	uint64_t key;
+	uint64_t version;
+	uint64_t expires_at;
+	uint32_t len;
+	uint32_t sum;
+};
+
+static void
+fail(const char *what, uint64_t key)
+{
+	fprintf(stderr, "stress_cache: %s (key %llu)\n", what, (unsigned long long)key);
+	atomic_store(&failed, 1);
+	atomic_store(&stop, 1);
+}
+
+static uint32_t
+sum_of(const unsigned char *p, size_t n)
+{
+	uint32_t s = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		s = (s ^ p[i]) * 16777619u;
+	return s;
+}
+
+static void
+validate(const unsigned char *v, size_t len, uint64_t key, uint64_t now)
+{
+	struct hdr h;
+	if (len < sizeof h) {
+		fail("short value", key);
+		return;
+	}
+	memcpy(&h, v, sizeof h);
+	if (h.key != key)
+		fail("value of another key", key);
+	else if (h.len != len)
+		fail("length mismatch", key);
+	else if (h.sum != sum_of(v + sizeof h, len - sizeof h))
+		fail("corrupt value", key);
+	else if (h.expires_at != 0 && h.expires_at <= now)
+		fail("expired value returned", key);
+}
+
+struct vctx {
+	uint64_t key, now;
+};
+
+static void
+view_cb(void *ctx, const void *v, size_t len)
+{
+	struct vctx *x = ctx;
+	validate(v, len, x->key, x->now);
+}
+
+static void
+check_budget(void)
+{
+	mantis_cache_stats st;
+	if (mantis_cache_stats_get(cache, &st) != MANTIS_OK || st.bytes_used > st.budget)
+		fail("budget exceeded", 0);
+}
+
+static void *
+worker(void *arg)
+{
+	uint64_t rng = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+	unsigned char val[MAXV], buf[MAXV];
+	uint64_t version = 0;
+	pthread_barrier_wait(&start);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		uint64_t k = rng % NKEYS;
+		unsigned r = (unsigned)((rng >> 20) % 1000);
+		uint64_t now = atomic_fetch_add_explicit(&clock_ns, 1, memory_order_relaxed);
+		char key[24];
+		int kl = snprintf(key, sizeof key, "stress-%llu", (unsigned long long)k);
+		if (r < 600) {
+			size_t len = 0;
+			mantis_status st = mantis_cache_get(cache, key, (size_t)kl, now, buf,
+							    sizeof buf, &len);
+			if (st == MANTIS_OK)
+				validate(buf, len, k, now);
+			else if (st != MANTIS_NOT_FOUND)
+				fail("get status", k);
+		} else if (r < 700) {
+			struct vctx x = {k, now};
+			mantis_status st = mantis_cache_view(cache, key, (size_t)kl, now, view_cb, &x);
+			if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
+				fail("view status", k);
+		} else if (r < 920) {
+			struct hdr h;
+			size_t len = sizeof h + (rng >> 40) % (MAXV - sizeof h);
+			uint64_t ttl = ((rng >> 8) & 3) == 0 ? 1 + (rng >> 32) % 2000 : 0;
+			h.key = k;
+			h.version = ++version;
+			h.expires_at = ttl ? now + ttl : 0;
+			h.len = (uint32_t)len;
+			for (size_t i = sizeof h; i < len; i++)
+				val[i] = (unsigned char)(rng >> (i % 56));
+			h.sum = sum_of(val + sizeof h, len - sizeof h);
+			memcpy(val, &h, sizeof h);
+			if (mantis_cache_put(cache, key, (size_t)kl, val, len, ttl, now) != MANTIS_OK)
+				fail("put status", k);
+			check_budget();
+		} else if (r < 980) {
+			mantis_status st = mantis_cache_delete(cache, key, (size_t)kl);
+			if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
+				fail("delete status", k);
+			check_budget();
+		} else if (r < 999) {
+			size_t got;
+			if (mantis_cache_sweep(cache, now, 256, &got) != MANTIS_OK)
+				fail("sweep status", 0);
+			check_budget();
+		} else if ((rng >> 50) % 50 == 0) {
+			if (mantis_cache_clear(cache) != MANTIS_OK)
+				fail("clear status", 0);
+			check_budget();
+		}
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s THREADS SECONDS\n", argv[0]);
+		return 2;
+	}
+	int threads = atoi(argv[1]);
+	int seconds = atoi(argv[2]);
+	if (threads < 1 || threads > 256 || seconds < 0) {
+		fprintf(stderr, "bad arguments\n");
+		return 2;
+	}
+	/* 2 MiB across 2 shards; the key space needs ~5 MiB. */
+	mantis_cache_options o = {.budget_bytes = 2u << 20, .shards = 2};
+	if (mantis_cache_new(&o, &cache) != MANTIS_OK) {
+		fprintf(stderr, "cache_new failed\n");
+		return 1;
+	}
+	pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+	if (tids == NULL)
+		return 1;
+	pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+	for (int i = 0; i < threads; i++)
+		pthread_create(&tids[i], NULL, worker, (void *)(uintptr_t)(i + 1));
+	pthread_barrier_wait(&start);
+	struct timespec ts = {.tv_sec = seconds, .tv_nsec = 0};
+	nanosleep(&ts, NULL);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < threads; i++)
+		pthread_join(tids[i], NULL);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(cache, &st);
+	printf("stress_cache: %d threads %ds: hits %llu misses %llu evictions %llu "
+	       "expirations %llu entries %llu bytes %llu/%llu\n",
+	       threads, seconds, (unsigned long long)st.hits, (unsigned long long)st.misses,
+	       (unsigned long long)st.evictions, (unsigned long long)st.expirations,
+	       (unsigned long long)st.entries, (unsigned long long)st.bytes_used,
+	       (unsigned long long)st.budget);
+	if (st.bytes_used > st.budget)
+		fail("budget exceeded at end", 0);
+	mantis_cache_free(cache);
+	pthread_barrier_destroy(&start);
+	free(tids);
+	return atomic_load(&failed) ? 1 : 0;
+}

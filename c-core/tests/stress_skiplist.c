@@ -1,0 +1,438 @@
+/*
+ * stress_skiplist.c -- multi-threaded torture of the ordered index.
+ * Usage: stress_skiplist THREADS SECONDS   (make test passes "2 2")
+ *
+ * Three phases, each a third of SECONDS, threads released together by a
+ * barrier (ck regressions style):
+ *   1. disjoint inserts: every thread inserts its own keys; at the end all
+ *      are present with their values, in order, counted right.
+ *   2. overlapping put/update/delete on a small key set while readers get
+ *      and scan.  A value names its key and generation and carries a hash
+ *      of both (LevelDB's concurrent test idea), and the record's seq is the
+ *      generation, so a reader can check that every value it sees was
+ *      written for that key, whole, and with its own seq.
+ *   3. iterators (the key-copy cursor and chunked scans) during writes:
+ *      keys in strictly ascending order, no duplicates, every value valid,
+ *      and every "stable" key (present throughout) seen by every pass.
+ * Exit status 0 on success; the first violation prints and exits 1.
+ */
+#include <mantis.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FAIL(...)                                              \
+	do {                                                   \
+		fprintf(stderr, "stress_skiplist: " __VA_ARGS__); \
+		fprintf(stderr, "\n");                         \
+		exit(1);                                       \
+	} while (0)
+
+static mantis_skiplist *sl;
+static pthread_barrier_t barrier;
+static int stop;
+static int nthreads;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+mix(uint64_t a, uint64_t b)
+{
+	uint64_t x = a * 0x9e3779b97f4a7c15ULL ^ (b + 0x632be59bd9b4e019ULL);
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 29;
+	return x;
+}
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void
+be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Value: id(4) gen(4) hash(8) then gen%64 filler bytes equal to (uint8)gen. */
+static size_t
+make_value(uint8_t *v, uint32_t id, uint32_t gen)
+{
+	be32(v, id);
+	be32(v + 4, gen);
+	uint64_t h = mix(id, gen);
+	memcpy(v + 8, &h, 8);
+	size_t fill = gen % 64;
+	memset(v + 16, (uint8_t)gen, fill);
+	return 16 + fill;
+}
+
+static void
+check_value(const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen, uint64_t seq)
+{
+	if (klen != 5 || vlen < 16)
+		FAIL("bad shapes klen=%zu vlen=%zu", klen, vlen);
+	uint32_t id = rd32(key + 1), vid = rd32(v), gen = rd32(v + 4);
+	uint64_t h;
+	memcpy(&h, v + 8, 8);
+	if (vid != id)
+		FAIL("value of key %u names key %u", id, vid);
+	if (h != mix(id, gen))
+		FAIL("torn value for key %u gen %u", id, gen);
+	if (vlen != 16 + gen % 64)
+		FAIL("value length %zu wrong for gen %u", vlen, gen);
+	for (size_t i = 16; i < vlen; i++)
+		if (v[i] != (uint8_t)gen)
+			FAIL("torn filler for key %u", id);
+	if (seq != gen)
+		FAIL("seq %llu does not match value generation %u", (unsigned long long)seq, gen);
+}
+
+static void
+make_key(uint8_t *k, char tag, uint32_t id)
+{
+	k[0] = (uint8_t)tag;
+	be32(k + 1, id);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phase 1: disjoint inserts                                                */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t inserted[256];
+
+static void *
+disjoint_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	pthread_barrier_wait(&barrier);
+	uint8_t k[5], v[96];
+	uint32_t n = 0;
+	/* Thread t owns ids t, t+T, t+2T...: interleaved, so splices from
+	 * different threads land next to each other. */
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
+		make_key(k, 'd', id);
+		size_t vl = make_value(v, id, id);
+		if (mantis_skiplist_put(sl, k, 5, v, vl, id, 0) != MANTIS_OK)
+			FAIL("put failed");
+		n++;
+	}
+	inserted[t] = n;
+	return NULL;
+}
+
+struct order_check {
+	uint8_t last[8];
+	size_t last_len;
+	uint64_t count;
+	uint64_t stable_seen;
+	bool have;
+};
+
+static void
+check_order(struct order_check *o, const mantis_skiplist_entry *e)
+{
+	if (o->have) {
+		size_t m = o->last_len < e->key_len ? o->last_len : e->key_len;
+		int c = memcmp(o->last, e->key, m);
+		if (c > 0 || (c == 0 && o->last_len >= e->key_len))
+			FAIL("scan out of order or duplicate");
+	}
+	memcpy(o->last, e->key, e->key_len);
+	o->last_len = e->key_len;
+	o->have = true;
+	o->count++;
+}
+
+static bool
+scan_all_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	check_order(arg, e);
+	check_value(e->key, e->key_len, e->value, e->value_len, e->seq);
+	return true;
+}
+
+static void
+phase_disjoint(double secs)
+{
+	pthread_t th[256];
+	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+	for (int t = 0; t < nthreads; t++)
+		pthread_create(&th[t], NULL, disjoint_main, (void *)(intptr_t)t);
+	pthread_barrier_wait(&barrier);
+	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	uint64_t total = 0;
+	for (int t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		total += inserted[t];
+	}
+	for (int t = 0; t < nthreads; t++)
+		for (uint32_t n = 0; n < inserted[t]; n++) {
+			uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
+			uint8_t k[5], v[96];
+			size_t vl;
+			uint64_t seq;
+			make_key(k, 'd', id);
+			if (mantis_skiplist_get(sl, k, 5, 0, v, sizeof(v), &vl, &seq, NULL) != MANTIS_OK)
+				FAIL("inserted key %u missing", id);
+			check_value(k, 5, v, vl, seq);
+		}
+	struct order_check o = {0};
+	mantis_skiplist_scan(sl, NULL, 0, false, 0, scan_all_cb, &o, NULL);
+	if (o.count != total)
+		FAIL("scan saw %llu keys, %llu inserted", (unsigned long long)o.count,
+		     (unsigned long long)total);
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	if (st.keys != total)
+		FAIL("stats say %llu keys, %llu inserted", (unsigned long long)st.keys,
+		     (unsigned long long)total);
+	printf("phase 1: %d threads inserted %llu disjoint keys, all present\n", nthreads,
+	       (unsigned long long)total);
+	/* Clear for the next phase. */
+	for (int t = 0; t < nthreads; t++)
+		for (uint32_t n = 0; n < inserted[t]; n++) {
+			uint8_t k[5];
+			make_key(k, 'd', n * (uint32_t)nthreads + (uint32_t)t);
+			if (mantis_skiplist_delete(sl, k, 5) != MANTIS_OK)
+				FAIL("delete of inserted key failed");
+		}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phases 2 and 3: writers against readers and iterators                    */
+/* ------------------------------------------------------------------------ */
+
+#define HOT_KEYS 512
+#define STABLE_KEYS 1000
+
+static uint32_t gen_counter[HOT_KEYS]; /* per key, so gens rise per key */
+static uint64_t ops_done[512];
+static int phase;
+
+static void *
+writer_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	uint64_t s = mix((uint64_t)t, 77) | 1, ops = 0;
+	uint8_t k[5], v[96];
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		uint32_t r = (uint32_t)xorshift(&s);
+		if (phase == 2) {
+			uint32_t id = r % HOT_KEYS;
+			make_key(k, 'h', id);
+			if ((r >> 16) % 4 == 0) {
+				mantis_status st = mantis_skiplist_delete(sl, k, 5);
+				if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
+					FAIL("delete: %s", mantis_strerror(st));
+			} else {
+				uint32_t gen = __atomic_fetch_add(&gen_counter[id], 1, __ATOMIC_RELAXED) + 1;
+				size_t vl = make_value(v, id, gen);
+				if (mantis_skiplist_put(sl, k, 5, v, vl, gen, 0) != MANTIS_OK)
+					FAIL("put failed");
+			}
+		} else {
+			/* Odd ids come and go between the stable even ids;
+			 * stable ids are only updated, never deleted. */
+			uint32_t id = r % (2 * STABLE_KEYS);
+			make_key(k, 's', id);
+			if ((id & 1) && (r >> 16) % 2 == 0) {
+				(void)mantis_skiplist_delete(sl, k, 5);
+			} else {
+				uint32_t gen = (r >> 12) & 0xfffff;
+				size_t vl = make_value(v, id, gen);
+				if (mantis_skiplist_put(sl, k, 5, v, vl, gen, 0) != MANTIS_OK)
+					FAIL("put failed");
+			}
+		}
+		ops++;
+	}
+	ops_done[t] = ops;
+	return NULL;
+}
+
+static bool
+bounded_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct order_check *o = arg;
+	check_order(o, e);
+	check_value(e->key, e->key_len, e->value, e->value_len, e->seq);
+	if (e->key[0] == 's' && (rd32(e->key + 1) & 1) == 0)
+		o->stable_seen++;
+	return o->count % 64 != 0; /* chunks of 64 per call */
+}
+
+static void
+iter_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	(void)bounded_cb(arg, e);
+}
+
+static void *
+reader_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	uint64_t s = mix((uint64_t)t, 99) | 1, ops = 0;
+	uint8_t k[5], v[96];
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		uint32_t r = (uint32_t)xorshift(&s);
+		if (phase == 2 && r % 8 != 0) {
+			make_key(k, 'h', r % HOT_KEYS);
+			size_t vl = 0;
+			uint64_t seq = 0;
+			mantis_status st = mantis_skiplist_get(sl, k, 5, 0, v, sizeof(v), &vl, &seq, NULL);
+			if (st == MANTIS_OK)
+				check_value(k, 5, v, vl, seq);
+			else if (st != MANTIS_NOT_FOUND)
+				FAIL("get: %s", mantis_strerror(st));
+		} else if (phase == 2) {
+			struct order_check o = {0};
+			make_key(k, 'h', r % HOT_KEYS);
+			mantis_skiplist_scan(sl, k, 5, false, 0, bounded_cb, &o, NULL);
+		} else if (r % 2 == 0) {
+			/* Full pass in chunks of 64, resuming after the last key. */
+			struct order_check o = {0};
+			uint8_t start[8] = {'s'};
+			size_t start_len = 1;
+			bool excl = false;
+			for (;;) {
+				size_t visited = 0;
+				uint64_t before = o.count;
+				mantis_skiplist_scan(sl, start, start_len, excl, 0, bounded_cb, &o, &visited);
+				if (o.count == before)
+					break;
+				memcpy(start, o.last, o.last_len);
+				start_len = o.last_len;
+				excl = true;
+				if (o.count % 64 != 0)
+					break; /* the scan ran out of keys */
+			}
+			if (o.stable_seen != STABLE_KEYS)
+				FAIL("chunked scan saw %llu of %d stable keys",
+				     (unsigned long long)o.stable_seen, STABLE_KEYS);
+		} else {
+			struct order_check o = {0};
+			mantis_skiplist_iter *it;
+			if (mantis_skiplist_iter_new(sl, &it) != MANTIS_OK)
+				FAIL("iter_new");
+			mantis_skiplist_iter_seek(it, "s", 1);
+			mantis_status st;
+			while ((st = mantis_skiplist_iter_next(it, 0, iter_cb, &o)) == MANTIS_OK)
+				;
+			if (st != MANTIS_END)
+				FAIL("iter_next: %s", mantis_strerror(st));
+			mantis_skiplist_iter_free(it);
+			if (o.stable_seen != STABLE_KEYS)
+				FAIL("iterator saw %llu of %d stable keys",
+				     (unsigned long long)o.stable_seen, STABLE_KEYS);
+		}
+		ops++;
+	}
+	ops_done[256 + t] = ops;
+	return NULL;
+}
+
+static void
+phase_mixed(int which, double secs)
+{
+	pthread_t w[256], r[256];
+	phase = which;
+	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+	if (which == 3) {
+		uint8_t k[5], v[96];
+		for (uint32_t i = 0; i < 2 * STABLE_KEYS; i += 2) {
+			make_key(k, 's', i);
+			size_t vl = make_value(v, i, 1);
+			if (mantis_skiplist_put(sl, k, 5, v, vl, 1, 0) != MANTIS_OK)
+				FAIL("seed put");
+		}
+	}
+	pthread_barrier_destroy(&barrier);
+	pthread_barrier_init(&barrier, NULL, (unsigned)(2 * nthreads + 1));
+	for (int t = 0; t < nthreads; t++) {
+		pthread_create(&w[t], NULL, writer_main, (void *)(intptr_t)t);
+		pthread_create(&r[t], NULL, reader_main, (void *)(intptr_t)t);
+	}
+	pthread_barrier_wait(&barrier);
+	double end = now_s() + secs;
+	while (now_s() < end) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	uint64_t wops = 0, rops = 0;
+	for (int t = 0; t < nthreads; t++) {
+		pthread_join(w[t], NULL);
+		pthread_join(r[t], NULL);
+		wops += ops_done[t];
+		rops += ops_done[256 + t];
+	}
+	/* Quiescent: the structure must agree with itself. */
+	struct order_check o = {0};
+	mantis_skiplist_scan(sl, NULL, 0, false, 0, scan_all_cb, &o, NULL);
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	if (st.keys != o.count)
+		FAIL("stats say %llu keys, scan saw %llu", (unsigned long long)st.keys,
+		     (unsigned long long)o.count);
+	printf("phase %d: %llu writes, %llu reads/scans, %llu keys at end, consistent\n", which,
+	       (unsigned long long)wops, (unsigned long long)rops, (unsigned long long)o.count);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc != 3)
+		FAIL("usage: stress_skiplist THREADS SECONDS");
+	nthreads = atoi(argv[1]);
+	double secs = atof(argv[2]);
+	if (nthreads < 1 || nthreads > 256 || secs <= 0)
+		FAIL("threads must be 1..256 and seconds > 0");
+	mantis_alloc_stats a0, a1;
+	mantis_alloc_get_stats(&a0);
+	if (mantis_skiplist_new(&sl) != MANTIS_OK)
+		FAIL("new");
+	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
+	phase_disjoint(secs / 3);
+	phase_mixed(2, secs / 3);
+	phase_mixed(3, secs / 3);
+	pthread_barrier_destroy(&barrier);
+	mantis_skiplist_free(sl);
+	mantis_alloc_get_stats(&a1);
+	if (a1.bytes_in_use != a0.bytes_in_use)
+		FAIL("leak: %lld bytes", (long long)(a1.bytes_in_use - a0.bytes_in_use));
+	printf("stress_skiplist: OK\n");
+	return 0;
+}

@@ -1,0 +1,584 @@
+/*
+ * test_cache.c -- unit and model tests for mantis_cache (src/cache.c):
+ * every operation and its edges, bad input, TTL under a controlled clock,
+ * allocation failure, and a single-threaded model test against an exact
+ * reference that asserts what must hold exactly with sampled eviction
+ * (budget, TTL, value freshness, "the most recently used entry survives").
+ * The budget is checked after every operation.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <mantis.h>
+#include "alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every test asserts this after every operation. */
+static void
+check_budget(mantis_cache *c)
+{
+	mantis_cache_stats st;
+	assert_int_equal(mantis_cache_stats_get(c, &st), MANTIS_OK);
+	assert_true(st.bytes_used <= st.budget);
+	assert_true(st.entries * MANTIS_CACHE_ENTRY_OVERHEAD <= st.bytes_used);
+}
+
+static mantis_cache *
+make_cache(uint64_t budget, uint32_t shards)
+{
+	mantis_cache_options o = {.budget_bytes = budget, .shards = shards};
+	mantis_cache *c = NULL;
+	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_OK);
+	assert_non_null(c);
+	check_budget(c);
+	return c;
+}
+
+static int64_t
+live_bytes(void)
+{
+	mantis_alloc_stats a;
+	mantis_alloc_get_stats(&a);
+	return a.bytes_in_use;
+}
+
+static mantis_status
+gets(mantis_cache *c, const char *k, uint64_t now, char *buf, size_t cap, size_t *len)
+{
+	mantis_status st = mantis_cache_get(c, k, strlen(k), now, buf, cap, len);
+	check_budget(c);
+	return st;
+}
+
+static mantis_status
+puts_(mantis_cache *c, const char *k, const char *v, uint64_t ttl, uint64_t now)
+{
+	mantis_status st = mantis_cache_put(c, k, strlen(k), v, strlen(v), ttl, now);
+	check_budget(c);
+	return st;
+}
+
+static void
+test_new_and_free_bad_input(void **state)
+{
+	(void)state;
+	mantis_cache *c = NULL;
+	mantis_cache_options o = {.budget_bytes = 0};
+	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_INVALID);
+	assert_null(c);
+	o.budget_bytes = 1 << 20;
+	assert_int_equal(mantis_cache_new(NULL, &c), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_new(&o, NULL), MANTIS_INVALID);
+	o.shards = 4096;
+	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_INVALID);
+	o.shards = 0;
+	o.samples = 65;
+	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_INVALID);
+	assert_null(c);
+	mantis_cache_free(NULL); /* harmless */
+
+	/* Shards shrink so each holds at least 1 MiB. */
+	o.samples = 0;
+	o.budget_bytes = 3u << 20;
+	o.shards = 16;
+	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_OK);
+	mantis_cache_stats st;
+	assert_int_equal(mantis_cache_stats_get(c, &st), MANTIS_OK);
+	assert_int_equal(st.shards, 2);
+	assert_int_equal(st.max_entry_size, (3u << 20) / 2);
+	assert_int_equal(st.budget, 3u << 20);
+	mantis_cache_free(c);
+}
+
+static void
+test_put_get_view_delete(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	mantis_cache *c = make_cache(1 << 20, 0);
+	char buf[64];
+	size_t len = 99;
+
+	assert_int_equal(gets(c, "a", 0, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+	assert_int_equal(puts_(c, "a", "alpha", 0, 0), MANTIS_OK);
+	assert_int_equal(gets(c, "a", 0, buf, sizeof buf, &len), MANTIS_OK);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "alpha", 5);
+
+	/* Short buffer: size reported, retry works. */
+	len = 0;
+	assert_int_equal(gets(c, "a", 0, buf, 2, &len), MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(len, 5);
+	assert_int_equal(gets(c, "a", 0, NULL, 0, &len), MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(len, 5);
+
+	/* Replace keeps one entry and charges the new size. */
+	assert_int_equal(puts_(c, "a", "alphabet", 0, 0), MANTIS_OK);
+	assert_int_equal(gets(c, "a", 0, buf, sizeof buf, &len), MANTIS_OK);
+	assert_int_equal(len, 8);
+	assert_memory_equal(buf, "alphabet", 8);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.bytes_used, mantis_cache_charge(1, 8));
+
+	/* Empty value is a value. */
+	assert_int_equal(mantis_cache_put(c, "e", 1, NULL, 0, 0, 0), MANTIS_OK);
+	assert_int_equal(gets(c, "e", 0, NULL, 0, &len), MANTIS_OK);
+	assert_int_equal(len, 0);
+
+	/* Binary keys: embedded NULs are part of the key. */
+	assert_int_equal(mantis_cache_put(c, "k\0x", 3, "1", 1, 0, 0), MANTIS_OK);
+	assert_int_equal(mantis_cache_put(c, "k\0y", 3, "2", 1, 0, 0), MANTIS_OK);
+	assert_int_equal(mantis_cache_get(c, "k\0y", 3, 0, buf, sizeof buf, &len), MANTIS_OK);
+	assert_memory_equal(buf, "2", 1);
+
+	assert_int_equal(mantis_cache_delete(c, "a", 1), MANTIS_OK);
+	check_budget(c);
+	assert_int_equal(mantis_cache_delete(c, "a", 1), MANTIS_NOT_FOUND);
+	assert_int_equal(gets(c, "a", 0, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 3);
+	assert_int_equal(st.hits, 4);
+	assert_int_equal(st.misses, 2);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+}
+
+struct view_ctx {
+	char buf[64];
+	size_t len;
+	int calls;
+};
+
+static void
+view_cb(void *ctx, const void *v, size_t len)
+{
+	struct view_ctx *x = ctx;
+	memcpy(x->buf, v, len);
+	x->len = len;
+	x->calls++;
+}
+
+static void
+test_view(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(1 << 20, 1);
+	struct view_ctx x = {.calls = 0};
+	assert_int_equal(mantis_cache_view(c, "k", 1, 0, view_cb, &x), MANTIS_NOT_FOUND);
+	assert_int_equal(x.calls, 0);
+	assert_int_equal(puts_(c, "k", "value", 10, 0), MANTIS_OK);
+	assert_int_equal(mantis_cache_view(c, "k", 1, 9, view_cb, &x), MANTIS_OK);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(x.len, 5);
+	assert_memory_equal(x.buf, "value", 5);
+	assert_int_equal(mantis_cache_view(c, "k", 1, 10, view_cb, &x), MANTIS_NOT_FOUND);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(mantis_cache_view(c, "k", 1, 0, NULL, &x), MANTIS_INVALID);
+	mantis_cache_free(c);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(1 << 20, 1);
+	char buf[8];
+	size_t len;
+	static char big[MANTIS_MAX_KEY_SIZE + 1];
+	assert_int_equal(mantis_cache_put(NULL, "k", 1, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_put(c, NULL, 1, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_put(c, "k", 0, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_put(c, "k", 1, NULL, 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_put(c, big, sizeof big, "v", 1, 0, 0), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_cache_put(c, "k", 1, "v", (size_t)MANTIS_MAX_VALUE_SIZE + 1, 0, 0),
+			 MANTIS_TOO_LARGE);
+	/* TTL overflow: expiry not representable. */
+	assert_int_equal(mantis_cache_put(c, "k", 1, "v", 1, UINT64_MAX, 2), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get(NULL, "k", 1, 0, buf, 8, &len), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get(c, NULL, 1, 0, buf, 8, &len), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get(c, "k", 1, 0, buf, 8, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get(c, "k", 1, 0, NULL, 8, &len), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get(c, big, sizeof big, 0, buf, 8, &len), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_cache_view(NULL, "k", 1, 0, view_cb, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_delete(NULL, "k", 1), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_delete(c, "k", 0), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_clear(NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_sweep(NULL, 0, 0, NULL), MANTIS_INVALID);
+	mantis_cache_stats st;
+	assert_int_equal(mantis_cache_stats_get(NULL, &st), MANTIS_INVALID);
+	assert_int_equal(mantis_cache_stats_get(c, NULL), MANTIS_INVALID);
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes_used, 0);
+	check_budget(c);
+	mantis_cache_free(c);
+}
+
+static void
+test_too_large_evicts_nothing(void **state)
+{
+	(void)state;
+	uint64_t budget = 4096;
+	mantis_cache *c = make_cache(budget, 1);
+	char key[16];
+	int held = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof key, "k%03d", i);
+		assert_int_equal(puts_(c, key, "0123456789", 0, 0), MANTIS_OK);
+	}
+	mantis_cache_stats before, after;
+	mantis_cache_stats_get(c, &before);
+	assert_true(before.evictions > 0);
+	static char huge[4096];
+	assert_int_equal(mantis_cache_put(c, "huge", 4, huge, sizeof huge, 0, 0), MANTIS_TOO_LARGE);
+	check_budget(c);
+	mantis_cache_stats_get(c, &after);
+	assert_int_equal(after.entries, before.entries);
+	assert_int_equal(after.evictions, before.evictions);
+	assert_int_equal(after.bytes_used, before.bytes_used);
+	/* The most recent puts are all still there. */
+	char buf[16];
+	size_t len;
+	for (int i = 99; i >= 0; i--) {
+		snprintf(key, sizeof key, "k%03d", i);
+		if (gets(c, key, 0, buf, sizeof buf, &len) == MANTIS_OK)
+			held++;
+	}
+	assert_int_equal((uint64_t)held, after.entries);
+	/* An entry of exactly the budget fits, evicting everything else. */
+	size_t vlen = budget - MANTIS_CACHE_ENTRY_OVERHEAD - 4;
+	assert_int_equal(mantis_cache_put(c, "full", 4, huge, vlen, 0, 0), MANTIS_OK);
+	check_budget(c);
+	mantis_cache_stats_get(c, &after);
+	assert_int_equal(after.entries, 1);
+	assert_int_equal(after.bytes_used, budget);
+	mantis_cache_free(c);
+}
+
+static void
+test_tiny_budget(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(10, 0);
+	assert_int_equal(mantis_cache_put(c, "k", 1, NULL, 0, 0, 0), MANTIS_TOO_LARGE);
+	check_budget(c);
+	mantis_cache_free(c);
+
+	c = make_cache(mantis_cache_charge(1, 1), 0);
+	assert_int_equal(puts_(c, "a", "1", 0, 0), MANTIS_OK);
+	assert_int_equal(puts_(c, "b", "2", 0, 0), MANTIS_OK); /* evicts a */
+	size_t len;
+	char buf[4];
+	assert_int_equal(gets(c, "a", 0, buf, 4, &len), MANTIS_NOT_FOUND);
+	assert_int_equal(gets(c, "b", 0, buf, 4, &len), MANTIS_OK);
+	assert_int_equal(puts_(c, "b", "22", 0, 0), MANTIS_TOO_LARGE); /* old kept */
+	assert_int_equal(gets(c, "b", 0, buf, 4, &len), MANTIS_OK);
+	assert_int_equal(len, 1);
+	mantis_cache_free(c);
+}
+
+static void
+test_ttl_controlled_clock(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	mantis_cache *c = make_cache(1 << 20, 1);
+	char buf[16];
+	size_t len;
+	assert_int_equal(puts_(c, "t", "temp", 100, 1000), MANTIS_OK);
+	assert_int_equal(puts_(c, "p", "perm", 0, 1000), MANTIS_OK);
+	assert_int_equal(gets(c, "t", 1099, buf, sizeof buf, &len), MANTIS_OK);
+	/* Expires exactly at now + ttl. */
+	assert_int_equal(gets(c, "t", 1100, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.expirations, 1); /* reclaimed lazily by the read */
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.bytes_used, mantis_cache_charge(1, 4));
+	/* A read with an earlier clock still never resurrects it. */
+	assert_int_equal(gets(c, "t", 1000, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+	assert_int_equal(gets(c, "p", UINT64_MAX, buf, sizeof buf, &len), MANTIS_OK);
+
+	/* Re-put resets the TTL. */
+	assert_int_equal(puts_(c, "t", "v2", 50, 2000), MANTIS_OK);
+	assert_int_equal(gets(c, "t", 2049, buf, sizeof buf, &len), MANTIS_OK);
+	assert_int_equal(puts_(c, "t", "v3", 0, 2049), MANTIS_OK);
+	assert_int_equal(gets(c, "t", 99999, buf, sizeof buf, &len), MANTIS_OK);
+	assert_memory_equal(buf, "v3", 2);
+
+	/* Sweep returns memory of expired entries nobody reads. */
+	char key[16];
+	for (int i = 0; i < 500; i++) {
+		snprintf(key, sizeof key, "x%d", i);
+		assert_int_equal(puts_(c, key, "payload", 10, 5000), MANTIS_OK);
+	}
+	size_t got = 0, total = 0;
+	assert_int_equal(mantis_cache_sweep(c, 5009, 0, &got), MANTIS_OK);
+	assert_int_equal(got, 0);
+	for (int round = 0; round < 100; round++) {
+		assert_int_equal(mantis_cache_sweep(c, 5010, 64, &got), MANTIS_OK);
+		check_budget(c);
+		total += got;
+	}
+	assert_int_equal(total, 500);
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.bytes_used, mantis_cache_charge(1, 4) + mantis_cache_charge(1, 2));
+	assert_int_equal(st.expirations, 501);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+}
+
+static void
+test_expired_preferred_for_eviction(void **state)
+{
+	(void)state;
+	uint64_t budget = 20 * mantis_cache_charge(3, 10);
+	mantis_cache *c = make_cache(budget, 1);
+	char key[16];
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof key, "k%02d", i);
+		/* Odd keys expire at 100; even keys live forever. */
+		assert_int_equal(puts_(c, key, "0123456789", (i & 1) ? 100 : 0, 0), MANTIS_OK);
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "n%02d", i);
+		assert_int_equal(puts_(c, key, "0123456789", 0, 200), MANTIS_OK);
+	}
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 20);
+	assert_int_equal(st.expirations + st.evictions, 10);
+	assert_true(st.expirations >= 1);
+	mantis_cache_free(c);
+}
+
+static void
+test_clear(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	mantis_cache *c = make_cache(8 << 20, 0);
+	char key[16], buf[8];
+	size_t len;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof key, "c%d", i);
+		assert_int_equal(mantis_cache_put(c, key, strlen(key), "v", 1, 0, 0), MANTIS_OK);
+	}
+	assert_int_equal(mantis_cache_clear(c), MANTIS_OK);
+	check_budget(c);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes_used, 0);
+	assert_int_equal(gets(c, "c5", 0, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+	assert_int_equal(puts_(c, "c5", "w", 0, 0), MANTIS_OK);
+	assert_int_equal(gets(c, "c5", 0, buf, sizeof buf, &len), MANTIS_OK);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+}
+
+static void
+test_allocation_failure(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	mantis_cache_options o = {.budget_bytes = 64 << 20, .shards = 16};
+	mantis_cache *c = NULL;
+	for (int n = 0; n < 40; n++) {
+		mantis_alloc_fail_after(n);
+		mantis_status st = mantis_cache_new(&o, &c);
+		mantis_alloc_fail_after(-1);
+		if (st == MANTIS_OK) {
+			mantis_cache_free(c);
+			c = NULL;
+			break;
+		}
+		assert_int_equal(st, MANTIS_NOMEM);
+		assert_null(c);
+		assert_int_equal(live_bytes(), base);
+	}
+
+	c = make_cache(1 << 20, 1);
+	char key[16], buf[16];
+	size_t len;
+	assert_int_equal(puts_(c, "keep", "old", 0, 0), MANTIS_OK);
+	mantis_alloc_fail_after(0);
+	assert_int_equal(puts_(c, "keep", "new", 0, 0), MANTIS_NOMEM);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(gets(c, "keep", 0, buf, sizeof buf, &len), MANTIS_OK);
+	assert_memory_equal(buf, "old", 3);
+	/* Fail every put for a while, including those that must grow the table
+	 * (entry allocated, table allocation fails). */
+	int ok = 1, nomem = 0;
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof key, "f%d", i);
+		mantis_alloc_fail_after(i % 2);
+		mantis_status st = puts_(c, key, "x", 0, 0);
+		mantis_alloc_fail_after(-1);
+		if (st == MANTIS_NOMEM) {
+			nomem++;
+			assert_int_equal(gets(c, key, 0, buf, sizeof buf, &len), MANTIS_NOT_FOUND);
+		} else {
+			assert_int_equal(st, MANTIS_OK);
+			ok++;
+		}
+	}
+	assert_true(nomem > 100);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, (uint64_t)ok);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Model test                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define MKEYS 300
+
+struct model {
+	bool present[MKEYS]; /* put and not deleted/cleared (may be evicted) */
+	uint32_t version[MKEYS];
+	uint64_t expires[MKEYS];
+	size_t vlen[MKEYS];
+};
+
+static uint64_t rng_state = 88172645463325252ULL;
+static uint64_t
+rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void
+fill_value(unsigned char *v, size_t n, int key, uint32_t ver)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = (unsigned char)(key * 31 + ver * 7 + i);
+}
+
+static void
+test_model_single_threaded(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	uint64_t budget = 12000; /* ~60 of 300 keys fit: constant eviction */
+	mantis_cache *c = make_cache(budget, 1);
+	static struct model m;
+	memset(&m, 0, sizeof m);
+	unsigned char val[200], buf[200];
+	char key[16];
+	uint64_t now = 1;
+	int mru = -1; /* key of the last successful get or put */
+	for (int op = 0; op < 200000; op++) {
+		now += rnd() % 3;
+		int k = (int)(rnd() % MKEYS);
+		snprintf(key, sizeof key, "key%d", k);
+		unsigned r = (unsigned)(rnd() % 100);
+		if (r < 55) {
+			size_t len = 0;
+			mantis_status st = mantis_cache_get(c, key, strlen(key), now, buf, sizeof buf, &len);
+			if (st == MANTIS_OK) {
+				/* A hit is the latest put and is not expired. */
+				assert_true(m.present[k]);
+				assert_true(m.expires[k] == 0 || m.expires[k] > now);
+				assert_int_equal(len, m.vlen[k]);
+				fill_value(val, len, k, m.version[k]);
+				assert_memory_equal(buf, val, len);
+				mru = k;
+			} else {
+				assert_int_equal(st, MANTIS_NOT_FOUND);
+			}
+		} else if (r < 90) {
+			size_t len = rnd() % sizeof val;
+			uint64_t ttl = (rnd() % 4 == 0) ? 1 + rnd() % 50 : 0;
+			uint32_t ver = m.version[k] + 1;
+			fill_value(val, len, k, ver);
+			int prev_mru = mru;
+			mantis_cache_stats before;
+			mantis_cache_stats_get(c, &before);
+			assert_int_equal(mantis_cache_put(c, key, strlen(key), val, len, ttl, now),
+					 MANTIS_OK);
+			m.present[k] = true;
+			m.version[k] = ver;
+			m.expires[k] = ttl ? now + ttl : 0;
+			m.vlen[k] = len;
+			/*
+			 * Recently used survives: the previous MRU entry is still
+			 * there if it was live and fits beside the new one.
+			 */
+			if (prev_mru >= 0 && prev_mru != k && m.present[prev_mru] &&
+			    (m.expires[prev_mru] == 0 || m.expires[prev_mru] > now) &&
+			    mantis_cache_charge(strlen(key), len) +
+					    mantis_cache_charge(6, m.vlen[prev_mru]) <=
+				    budget) {
+				char pk[16];
+				size_t pl;
+				snprintf(pk, sizeof pk, "key%d", prev_mru);
+				assert_int_equal(mantis_cache_get(c, pk, strlen(pk), now, buf,
+								  sizeof buf, &pl),
+						 MANTIS_OK);
+			}
+			/* And the entry just written is readable at once. */
+			size_t len2;
+			assert_int_equal(mantis_cache_get(c, key, strlen(key), now, buf, sizeof buf,
+							  &len2),
+					 MANTIS_OK);
+			assert_int_equal(len2, len);
+			mru = k;
+		} else if (r < 98) {
+			mantis_status st = mantis_cache_delete(c, key, strlen(key));
+			if (!m.present[k])
+				assert_int_equal(st, MANTIS_NOT_FOUND);
+			m.present[k] = false;
+			if (mru == k)
+				mru = -1;
+		} else if (r < 99) {
+			size_t got;
+			assert_int_equal(mantis_cache_sweep(c, now, 16, &got), MANTIS_OK);
+		} else if (op % 50 == 0) {
+			assert_int_equal(mantis_cache_clear(c), MANTIS_OK);
+			memset(m.present, 0, sizeof m.present);
+			mru = -1;
+		}
+		check_budget(c);
+	}
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_true(st.evictions > 1000);
+	assert_true(st.expirations > 100);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_and_free_bad_input),
+		cmocka_unit_test(test_put_get_view_delete),
+		cmocka_unit_test(test_view),
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_too_large_evicts_nothing),
+		cmocka_unit_test(test_tiny_budget),
+		cmocka_unit_test(test_ttl_controlled_clock),
+		cmocka_unit_test(test_expired_preferred_for_eviction),
+		cmocka_unit_test(test_clear),
+		cmocka_unit_test(test_allocation_failure),
+		cmocka_unit_test(test_model_single_threaded),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

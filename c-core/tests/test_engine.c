@@ -1,0 +1,562 @@
+/*
+ * test_engine.c -- mantis_db: every operation, argument checks, limits,
+ * batch all-or-nothing (validation and out-of-memory), scan paging and
+ * bounds, expiry against a caller clock, and batch atomicity under a
+ * concurrent scanner.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <mantis.h>
+#include "alloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static mantis_db *
+open_db(uint32_t max_key, uint32_t max_value)
+{
+	mantis_db_options o = {.max_key_size = max_key, .max_value_size = max_value};
+	mantis_db *db = NULL;
+	assert_int_equal(mantis_db_open(&o, &db), MANTIS_OK);
+	assert_non_null(db);
+	return db;
+}
+
+static mantis_status
+put_s(mantis_db *db, const char *k, const char *v, uint64_t exp)
+{
+	return mantis_db_put(db, k, strlen(k), v, strlen(v), exp);
+}
+
+/* Asserts key k holds v at time now. */
+static void
+expect_val(mantis_db *db, const char *k, const char *v, uint64_t now)
+{
+	char buf[256];
+	size_t n = 0;
+	assert_int_equal(mantis_db_get(db, k, strlen(k), now, buf, sizeof(buf), &n), MANTIS_OK);
+	assert_int_equal(n, strlen(v));
+	assert_memory_equal(buf, v, n);
+}
+
+static void
+expect_absent(mantis_db *db, const char *k, uint64_t now)
+{
+	char buf[8];
+	size_t n = 0;
+	assert_int_equal(mantis_db_get(db, k, strlen(k), now, buf, sizeof(buf), &n),
+			 MANTIS_NOT_FOUND);
+}
+
+/* Appends one encoded record to buf at *off. */
+static void
+add_rec(uint8_t *buf, size_t cap, size_t *off, uint8_t type, const char *k,
+	const char *v, uint64_t exp)
+{
+	mantis_record r = {.type = type,
+			   .expires_at = exp,
+			   .key = (const uint8_t *)k,
+			   .key_len = (uint32_t)strlen(k),
+			   .value = (const uint8_t *)v,
+			   .value_len = v ? (uint32_t)strlen(v) : 0};
+	size_t w = 0;
+	assert_int_equal(mantis_codec_encode(buf + *off, cap - *off, &r, &w), MANTIS_OK);
+	*off += w;
+}
+
+static void
+test_open_close(void **state)
+{
+	(void)state;
+	mantis_alloc_stats before, after;
+	mantis_alloc_get_stats(&before);
+	mantis_db *db = NULL;
+	assert_int_equal(mantis_db_open(NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_open(NULL, &db), MANTIS_OK); /* defaults */
+	assert_int_equal(put_s(db, "k", "v", 0), MANTIS_OK);
+	mantis_db_close(db);
+	mantis_db_close(NULL); /* harmless */
+	mantis_alloc_get_stats(&after);
+	assert_int_equal(after.bytes_in_use, before.bytes_in_use);
+	assert_int_equal(after.allocations, before.allocations);
+}
+
+static void
+test_put_get_delete(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	expect_absent(db, "a", 1);
+	assert_int_equal(put_s(db, "a", "1", 0), MANTIS_OK);
+	expect_val(db, "a", "1", 1);
+	assert_int_equal(put_s(db, "a", "22", 0), MANTIS_OK); /* overwrite */
+	expect_val(db, "a", "22", 1);
+	assert_int_equal(mantis_db_put(db, "e", 1, NULL, 0, 0), MANTIS_OK); /* empty value */
+	expect_val(db, "e", "", 1);
+	/* binary key with NUL bytes is distinct from its prefix */
+	assert_int_equal(mantis_db_put(db, "a\0b", 3, "x", 1, 0), MANTIS_OK);
+	expect_val(db, "a", "22", 1);
+	assert_int_equal(mantis_db_delete(db, "a", 1), MANTIS_OK);
+	expect_absent(db, "a", 1);
+	assert_int_equal(mantis_db_delete(db, "a", 1), MANTIS_NOT_FOUND);
+	char buf[4];
+	size_t n = 0;
+	assert_int_equal(mantis_db_get(db, "a\0b", 3, 1, buf, sizeof(buf), &n), MANTIS_OK);
+	assert_int_equal(n, 1);
+
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.keys, 2);		    /* "e" and "a\0b" */
+	assert_int_equal(st.live_bytes, 1 + 0 + 3 + 1);
+	assert_int_equal(st.puts, 4);
+	assert_int_equal(st.deletes, 2);
+	assert_int_equal(st.last_seq, 6);
+	assert_true(st.gets >= 5);
+	assert_true(st.misses >= 2);
+	assert_true(st.native_bytes > 0);
+	mantis_db_close(db);
+}
+
+static void
+test_buffer_too_small(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	assert_int_equal(put_s(db, "k", "0123456789", 0), MANTIS_OK);
+	char buf[16];
+	size_t n = 0;
+	assert_int_equal(mantis_db_get(db, "k", 1, 1, buf, 4, &n), MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(n, 10);
+	n = 0;
+	assert_int_equal(mantis_db_get(db, "k", 1, 1, NULL, 0, &n), MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(n, 10);
+	assert_int_equal(mantis_db_get(db, "k", 1, 1, buf, 10, &n), MANTIS_OK); /* exact fit */
+	assert_memory_equal(buf, "0123456789", 10);
+	mantis_db_close(db);
+}
+
+static void
+test_expiry(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	assert_int_equal(put_s(db, "t", "v", 100), MANTIS_OK);
+	expect_val(db, "t", "v", 99);
+	expect_absent(db, "t", 100); /* expires_at is the first instant it is gone */
+	expect_absent(db, "t", 1000);
+	assert_int_equal(put_s(db, "t", "w", 0), MANTIS_OK); /* a put clears the TTL */
+	expect_val(db, "t", "w", 1000);
+	mantis_db_close(db);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(4, 8);
+	char buf[16];
+	size_t n, c;
+	bool done;
+	/* NULL handle everywhere */
+	assert_int_equal(mantis_db_put(NULL, "k", 1, "v", 1, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_db_get(NULL, "k", 1, 0, buf, 16, &n), MANTIS_INVALID);
+	assert_int_equal(mantis_db_delete(NULL, "k", 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_apply(NULL, buf, 0, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_scan(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, &n, &c, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_db_stats_get(NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_stats_get(db, NULL), MANTIS_INVALID);
+	/* NULL pointers with lengths, empty keys */
+	assert_int_equal(mantis_db_put(db, NULL, 1, "v", 1, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_db_put(db, "k", 0, "v", 1, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_db_put(db, "k", 1, NULL, 1, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_db_get(db, "k", 1, 0, NULL, 4, &n), MANTIS_INVALID);
+	assert_int_equal(mantis_db_get(db, "k", 1, 0, buf, 4, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_delete(db, NULL, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_db_apply(db, NULL, 8, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_scan(db, NULL, 3, false, NULL, 0, 0, buf, 16, &n, &c, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_db_scan(db, NULL, 0, false, NULL, 0, 0, buf, 16, NULL, &c, &done),
+			 MANTIS_INVALID);
+	/* limits of this db: key <= 4, value <= 8, inclusive */
+	assert_int_equal(mantis_db_put(db, "kkkk", 4, "vvvvvvvv", 8, 0), MANTIS_OK);
+	assert_int_equal(mantis_db_put(db, "kkkkk", 5, "v", 1, 0), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_db_put(db, "k", 1, "vvvvvvvvv", 9, 0), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_db_get(db, "kkkkk", 5, 0, buf, 16, &n), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_db_delete(db, "kkkkk", 5), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_db_apply(db, buf, (size_t)MANTIS_MAX_BATCH_SIZE + 1, NULL),
+			 MANTIS_TOO_LARGE);
+	mantis_db_close(db);
+	/* limits above the format's are clamped to it */
+	db = open_db(UINT32_MAX, UINT32_MAX);
+	static uint8_t big[MANTIS_MAX_KEY_SIZE + 1];
+	assert_int_equal(mantis_db_put(db, big, sizeof(big), "v", 1, 0), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_db_put(db, big, sizeof(big) - 1, "v", 1, 0), MANTIS_OK);
+	mantis_db_close(db);
+}
+
+static void
+test_batch_applies_all(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	assert_int_equal(put_s(db, "gone", "x", 0), MANTIS_OK);
+	uint8_t buf[1024];
+	size_t off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "2", 50);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, "gone", NULL, 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "3", 0); /* later wins */
+	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+	expect_val(db, "a", "3", 1);
+	expect_val(db, "b", "2", 1);
+	expect_absent(db, "b", 50);
+	expect_absent(db, "gone", 1);
+	assert_int_equal(mantis_db_apply(db, buf, 0, NULL), MANTIS_OK); /* empty */
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.batches, 1);
+	assert_int_equal(st.last_seq, 5); /* 1 put + 4 records */
+	mantis_db_close(db);
+}
+
+/* A bad record in the middle: the error names it and nothing is applied. */
+static void
+test_batch_all_or_nothing(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(4, 8);
+	assert_int_equal(put_s(db, "old", "o", 0), MANTIS_OK);
+	struct {
+		const char *name;
+		mantis_status want;
+	} cases[] = {
+	    {"flipped body byte", MANTIS_CORRUPT}, {"key over db limit", MANTIS_TOO_LARGE},
+	    {"value over db limit", MANTIS_TOO_LARGE}, {"empty key", MANTIS_INVALID},
+	    {"nested META", MANTIS_INVALID}, {"truncated", MANTIS_TRUNCATED},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t buf[1024];
+		size_t off = 0, mid, bad = 999;
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "1", 0);
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, "old", NULL, 0);
+		mid = off;
+		switch (i) {
+		case 0:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "2", 0);
+			buf[mid + 32] ^= 1; /* the key byte: CRC mismatch */
+			break;
+		case 1:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "bbbbb", "2", 0);
+			break;
+		case 2:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "222222222", 0);
+			break;
+		case 3:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "", "2", 0);
+			break;
+		case 4:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_META, "m", "2", 0);
+			break;
+		case 5:
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "2", 0);
+			off -= 8; /* the last record ends past the buffer */
+			break;
+		}
+		if (i != 5)
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "3", 0);
+		print_message("case %s\n", cases[i].name);
+		assert_int_equal(mantis_db_apply(db, buf, off, &bad), cases[i].want);
+		assert_int_equal(bad, mid);
+		expect_absent(db, "a", 1);
+		expect_val(db, "old", "o", 1);
+		expect_absent(db, "c", 1);
+	}
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.batches, 0);
+	assert_int_equal(st.keys, 1);
+	mantis_db_close(db);
+}
+
+/* Scan: pages through a small buffer, in order, within bounds. */
+static void
+test_scan(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	char k[16], v[16];
+	for (int i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		/* every 10th key expired at now = 1000 */
+		assert_int_equal(put_s(db, k, v, i % 10 == 0 ? 500 : 0), MANTIS_OK);
+	}
+	assert_int_equal(put_s(db, "a", "before", 0), MANTIS_OK);
+	assert_int_equal(put_s(db, "z", "after", 0), MANTIS_OK);
+
+	uint8_t buf[200]; /* a few records per call */
+	char start[16] = "k010";
+	size_t start_len = 4;
+	bool excl = false, done = false;
+	int next = 11, calls = 0;
+	while (!done) {
+		size_t used = 0, cnt = 0;
+		assert_int_equal(mantis_db_scan(db, start, start_len, excl, "k050", 4, 1000, buf,
+						sizeof(buf), &used, &cnt, &done),
+				 MANTIS_OK);
+		calls++;
+		mantis_codec_iter it;
+		mantis_record r;
+		mantis_codec_iter_init(&it, buf, used);
+		size_t seen = 0;
+		while (mantis_codec_iter_next(&it, &r) == MANTIS_OK) {
+			if (next % 10 == 0)
+				next++;
+			snprintf(k, sizeof(k), "k%03d", next);
+			snprintf(v, sizeof(v), "v%d", next);
+			assert_int_equal(r.type, MANTIS_REC_PUT);
+			assert_int_equal(r.key_len, 4);
+			assert_memory_equal(r.key, k, 4);
+			assert_int_equal(r.value_len, strlen(v));
+			assert_memory_equal(r.value, v, r.value_len);
+			assert_true(r.seq > 0);
+			memcpy(start, r.key, r.key_len);
+			start_len = r.key_len;
+			next++;
+			seen++;
+		}
+		assert_int_equal(it.offset, used);
+		assert_int_equal(seen, cnt);
+		excl = true;
+	}
+	assert_int_equal(next, 50);
+	assert_true(calls > 1);
+
+	/* Unbounded both ways: everything live. */
+	uint8_t big[8192];
+	size_t used, cnt;
+	assert_int_equal(mantis_db_scan(db, NULL, 0, false, NULL, 0, 1000, big, sizeof(big),
+					&used, &cnt, &done),
+			 MANTIS_OK);
+	assert_int_equal(cnt, 92);
+	assert_true(done);
+	/* Empty range. */
+	assert_int_equal(mantis_db_scan(db, "k500", 4, false, "k600", 4, 1000, big, sizeof(big),
+					&used, &cnt, &done),
+			 MANTIS_OK);
+	assert_int_equal(cnt, 0);
+	assert_int_equal(used, 0);
+	assert_true(done);
+	/* First record does not fit: the size it needs. */
+	assert_int_equal(mantis_db_scan(db, "a", 1, false, NULL, 0, 1000, big, 8, &used, &cnt,
+					&done),
+			 MANTIS_BUFFER_TOO_SMALL);
+	size_t need = 0;
+	assert_int_equal(mantis_codec_size(MANTIS_REC_PUT, 1, 6, &need), MANTIS_OK);
+	assert_int_equal(used, need);
+	assert_int_equal(cnt, 0);
+	mantis_db_close(db);
+}
+
+/*
+ * Out of memory at every possible point: each call either succeeds
+ * completely or fails with MANTIS_NOMEM and changes nothing, and nothing
+ * leaks.
+ */
+static void
+test_alloc_failures(void **state)
+{
+	(void)state;
+	mantis_alloc_stats base, now;
+	mantis_alloc_get_stats(&base);
+	for (int64_t n = 0; n < 64; n++) {
+		mantis_db *db = NULL;
+		mantis_alloc_fail_after(n);
+		mantis_status st = mantis_db_open(NULL, &db);
+		mantis_alloc_fail_after(-1);
+		if (st != MANTIS_OK) {
+			assert_int_equal(st, MANTIS_NOMEM);
+			assert_null(db);
+			mantis_alloc_get_stats(&now);
+			assert_int_equal(now.bytes_in_use, base.bytes_in_use);
+			continue;
+		}
+		mantis_db_close(db);
+		break;
+	}
+
+	mantis_db *db = open_db(0, 0);
+	assert_int_equal(put_s(db, "k", "old", 0), MANTIS_OK);
+	uint8_t buf[1024];
+	size_t off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "k", "new", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "x", "1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "y", "2", 0);
+	/*
+	 * Validation failures leave a batch entirely unapplied (see
+	 * test_batch_all_or_nothing).  Out of memory while publishing is
+	 * reported as MANTIS_NOMEM after a prefix of the batch was applied:
+	 * the skiplist has no allocate-then-publish split yet (see engine.c,
+	 * "Known gap").  What holds today: no crash, no leak, and the applied
+	 * part is a prefix in record order.
+	 */
+	bool applied = false;
+	for (int64_t n = 0; n < 64 && !applied; n++) {
+		mantis_alloc_fail_after(n);
+		mantis_status st = mantis_db_apply(db, buf, off, NULL);
+		mantis_alloc_fail_after(-1);
+		if (st == MANTIS_OK) {
+			applied = true;
+			break;
+		}
+		assert_int_equal(st, MANTIS_NOMEM);
+		char v[8];
+		size_t vl = 0;
+		bool x = mantis_db_get(db, "x", 1, 1, v, sizeof(v), &vl) == MANTIS_OK;
+		bool y = mantis_db_get(db, "y", 1, 1, v, sizeof(v), &vl) == MANTIS_OK;
+		assert_int_equal(mantis_db_get(db, "k", 1, 1, v, sizeof(v), &vl), MANTIS_OK);
+		bool k = vl == 3 && memcmp(v, "new", 3) == 0;
+		assert_true(!y || x);
+		assert_true(!x || k);
+		/* undo for the next attempt */
+		assert_int_equal(put_s(db, "k", "old", 0), MANTIS_OK);
+		(void)mantis_db_delete(db, "x", 1);
+		(void)mantis_db_delete(db, "y", 1);
+	}
+	assert_true(applied);
+	expect_val(db, "k", "new", 1);
+	expect_val(db, "y", "2", 1);
+
+	for (int64_t n = 0; n < 64; n++) {
+		mantis_alloc_fail_after(n);
+		mantis_status st = put_s(db, "k", "newer", 0);
+		mantis_alloc_fail_after(-1);
+		if (st == MANTIS_OK)
+			break;
+		assert_int_equal(st, MANTIS_NOMEM);
+		expect_val(db, "k", "new", 1);
+	}
+	expect_val(db, "k", "newer", 1);
+	mantis_db_close(db);
+	mantis_alloc_get_stats(&now);
+	assert_int_equal(now.bytes_in_use, base.bytes_in_use);
+	assert_int_equal(now.allocations, base.allocations);
+}
+
+/*
+ * Batch atomicity: a writer applies batches that set K keys to the same
+ * generation; scanners must never see two generations in one scan call,
+ * and getters reading "g0" then "g<K-1>" must never see the later key
+ * older than the earlier one (the batch writes g0 first).
+ */
+#define ATOM_KEYS 8
+#define ATOM_ROUNDS 3000
+
+struct atom_ctx {
+	mantis_db *db;
+	int stop;
+	int bad;
+};
+
+static void *
+atom_writer(void *arg)
+{
+	struct atom_ctx *c = arg;
+	for (unsigned gen = 1; gen <= ATOM_ROUNDS; gen++) {
+		uint8_t buf[ATOM_KEYS * 64];
+		size_t off = 0;
+		char k[16], v[16];
+		for (int i = 0; i < ATOM_KEYS; i++) {
+			snprintf(k, sizeof(k), "g%d", i);
+			snprintf(v, sizeof(v), "%08u", gen);
+			mantis_record r = {.type = MANTIS_REC_PUT,
+					   .key = (const uint8_t *)k,
+					   .key_len = (uint32_t)strlen(k),
+					   .value = (const uint8_t *)v,
+					   .value_len = 8};
+			size_t w = 0;
+			if (mantis_codec_encode(buf + off, sizeof(buf) - off, &r, &w) != MANTIS_OK)
+				__atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
+			off += w;
+		}
+		if (mantis_db_apply(c->db, buf, off, NULL) != MANTIS_OK)
+			__atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void *
+atom_reader(void *arg)
+{
+	struct atom_ctx *c = arg;
+	uint8_t buf[4096];
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+		size_t used, cnt;
+		bool done;
+		if (mantis_db_scan(c->db, NULL, 0, false, NULL, 0, 1, buf, sizeof(buf), &used,
+				   &cnt, &done) != MANTIS_OK) {
+			__atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		mantis_codec_iter it;
+		mantis_record r;
+		mantis_codec_iter_init(&it, buf, used);
+		const uint8_t *first = NULL;
+		while (mantis_codec_iter_next(&it, &r) == MANTIS_OK) {
+			if (first == NULL)
+				first = r.value;
+			else if (memcmp(first, r.value, 8) != 0)
+				__atomic_store_n(&c->bad, 2, __ATOMIC_RELAXED);
+		}
+		if (cnt != 0 && cnt != ATOM_KEYS)
+			__atomic_store_n(&c->bad, 3, __ATOMIC_RELAXED);
+		/* Point reads: the later key is never behind the earlier one. */
+		char a[8], b[8];
+		size_t n;
+		char k0[] = "g0", kl[16];
+		snprintf(kl, sizeof(kl), "g%d", ATOM_KEYS - 1);
+		if (mantis_db_get(c->db, k0, 2, 1, a, 8, &n) == MANTIS_OK &&
+		    mantis_db_get(c->db, kl, strlen(kl), 1, b, 8, &n) == MANTIS_OK &&
+		    memcmp(b, a, 8) < 0)
+			__atomic_store_n(&c->bad, 4, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void
+test_batch_atomic_under_readers(void **state)
+{
+	(void)state;
+	struct atom_ctx c = {.db = open_db(0, 0)};
+	pthread_t w, r;
+	assert_int_equal(pthread_create(&r, NULL, atom_reader, &c), 0);
+	assert_int_equal(pthread_create(&w, NULL, atom_writer, &c), 0);
+	pthread_join(w, NULL);
+	pthread_join(r, NULL);
+	assert_int_equal(c.bad, 0);
+	mantis_db_close(c.db);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_open_close),
+	    cmocka_unit_test(test_put_get_delete),
+	    cmocka_unit_test(test_buffer_too_small),
+	    cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_batch_applies_all),
+	    cmocka_unit_test(test_batch_all_or_nothing),
+	    cmocka_unit_test(test_scan),
+	    cmocka_unit_test(test_alloc_failures),
+	    cmocka_unit_test(test_batch_atomic_under_readers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,718 @@
+/*
+ * test_skiplist.c -- cmocka tests of the ordered index (src/skiplist.c):
+ * every operation and edge, allocation failure at every allocation point,
+ * a seeded model test against a sorted-array reference, and the memory
+ * test (insert many keys, delete them all, bytes return).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <mantis.h>
+
+#include "alloc.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+static int64_t
+live_bytes(void)
+{
+	mantis_alloc_stats st;
+	mantis_alloc_get_stats(&st);
+	return st.bytes_in_use;
+}
+
+static mantis_skiplist *
+new_sl(void)
+{
+	mantis_skiplist *sl = NULL;
+	assert_int_equal(mantis_skiplist_new(&sl), MANTIS_OK);
+	assert_non_null(sl);
+	return sl;
+}
+
+static mantis_status
+put_s(mantis_skiplist *sl, const char *k, const char *v, uint64_t seq)
+{
+	return mantis_skiplist_put(sl, k, strlen(k), v, strlen(v), seq, 0);
+}
+
+static void
+assert_get(mantis_skiplist *sl, const void *k, size_t klen, const char *want)
+{
+	char buf[256];
+	size_t n = 0;
+	mantis_status st = mantis_skiplist_get(sl, k, klen, 0, buf, sizeof(buf), &n, NULL, NULL);
+	if (want == NULL) {
+		assert_int_equal(st, MANTIS_NOT_FOUND);
+		return;
+	}
+	assert_int_equal(st, MANTIS_OK);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(buf, want, n);
+}
+
+/* Collects scanned keys as a '|'-joined string for easy comparison. */
+struct collect {
+	char out[4096];
+	size_t len;
+	size_t max;
+};
+
+static bool
+collect_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct collect *c = arg;
+	if (c->len != 0)
+		c->out[c->len++] = '|';
+	for (size_t i = 0; i < e->key_len; i++)
+		c->out[c->len++] = e->key[i] ? (char)e->key[i] : '0';
+	c->out[c->len] = 0;
+	return c->max == 0 || --c->max > 0;
+}
+
+static const char *
+scan_str(mantis_skiplist *sl, const char *start, bool excl, uint64_t now, size_t max)
+{
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	c.max = max;
+	size_t visited = 0;
+	assert_int_equal(mantis_skiplist_scan(sl, start, start ? strlen(start) : 0, excl,
+					      now, collect_cb, &c, &visited),
+			 MANTIS_OK);
+	return c.out;
+}
+
+static void
+test_bad_args(void **state)
+{
+	(void)state;
+	char buf[8];
+	size_t n;
+	assert_int_equal(mantis_skiplist_new(NULL), MANTIS_INVALID);
+	mantis_skiplist_free(NULL);
+	mantis_skiplist_iter_free(NULL);
+	mantis_skiplist *sl = new_sl();
+	assert_int_equal(mantis_skiplist_put(NULL, "k", 1, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_put(sl, NULL, 1, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_put(sl, "k", 0, "v", 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_put(sl, "k", 1, NULL, 1, 0, 0), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_put(sl, "k", MANTIS_MAX_KEY_SIZE + 1, "v", 1, 0, 0),
+			 MANTIS_TOO_LARGE);
+	/* The length is checked before the value is read. */
+	assert_int_equal(mantis_skiplist_put(sl, "k", 1, "v", (size_t)MANTIS_MAX_VALUE_SIZE + 1, 0, 0),
+			 MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_skiplist_get(NULL, "k", 1, 0, buf, 8, &n, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_get(sl, "k", 1, 0, buf, 8, NULL, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_get(sl, "k", 1, 0, NULL, 8, &n, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_get(sl, NULL, 1, 0, buf, 8, &n, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_get(sl, "k", 0, 0, buf, 8, &n, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_delete(NULL, "k", 1), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_delete(sl, "k", 0), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_delete(sl, "k", MANTIS_MAX_KEY_SIZE + 1), MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_skiplist_get_view(sl, "k", 1, 0, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_scan(sl, NULL, 0, false, 0, NULL, NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_scan(sl, NULL, 3, false, 0, collect_cb, NULL, NULL),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_iter_new(NULL, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_iter_seek(NULL, "k", 1), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_stats_get(sl, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_quiesce(NULL), MANTIS_INVALID);
+	mantis_skiplist_stats st;
+	assert_int_equal(mantis_skiplist_stats_get(sl, &st), MANTIS_OK);
+	assert_int_equal(st.keys, 0);
+	mantis_skiplist_free(sl);
+}
+
+static void
+noop_view(void *arg, const mantis_skiplist_entry *e)
+{
+	(void)arg;
+	(void)e;
+}
+
+static void
+test_empty(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	assert_get(sl, "a", 1, NULL);
+	assert_int_equal(mantis_skiplist_delete(sl, "a", 1), MANTIS_NOT_FOUND);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "");
+	assert_string_equal(scan_str(sl, "a", true, 0, 0), "");
+	mantis_skiplist_iter *it;
+	assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, noop_view, NULL),
+			 MANTIS_END);
+	mantis_skiplist_iter_free(it);
+	mantis_skiplist_free(sl);
+}
+
+static void
+view_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	mantis_skiplist_entry *out = arg;
+	*out = *e;
+	/* Copy out while the view is valid. */
+	static char kbuf[MANTIS_MAX_KEY_SIZE], vbuf[64];
+	memcpy(kbuf, e->key, e->key_len);
+	memcpy(vbuf, e->value, e->value_len);
+	out->key = (const uint8_t *)kbuf;
+	out->value = (const uint8_t *)vbuf;
+}
+
+static void
+test_one_key(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	assert_int_equal(mantis_skiplist_put(sl, "key", 3, "value", 5, 7, 1000), MANTIS_OK);
+	char buf[16];
+	size_t n = 0;
+	uint64_t seq = 0, exp = 0;
+	assert_int_equal(mantis_skiplist_get(sl, "key", 3, 0, buf, sizeof(buf), &n, &seq, &exp), MANTIS_OK);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "value", 5);
+	assert_int_equal(seq, 7);
+	assert_int_equal(exp, 1000);
+	/* Too small: size reported, buffer untouched. */
+	memset(buf, 'x', sizeof(buf));
+	assert_int_equal(mantis_skiplist_get(sl, "key", 3, 0, buf, 4, &n, NULL, NULL),
+			 MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(n, 5);
+	assert_int_equal(buf[0], 'x');
+	assert_int_equal(mantis_skiplist_get(sl, "key", 3, 0, NULL, 0, &n, NULL, NULL),
+			 MANTIS_BUFFER_TOO_SMALL);
+	/* Prefix and extension of the key are different keys. */
+	assert_get(sl, "ke", 2, NULL);
+	assert_get(sl, "keyy", 4, NULL);
+	mantis_skiplist_entry e;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(mantis_skiplist_get_view(sl, "key", 3, 0, view_cb, &e), MANTIS_OK);
+	assert_int_equal(e.value_len, 5);
+	assert_memory_equal(e.value, "value", 5);
+	assert_int_equal(e.key_len, 3);
+	assert_int_equal(e.seq, 7);
+	assert_int_equal(mantis_skiplist_get_view(sl, "nope", 4, 0, view_cb, &e), MANTIS_NOT_FOUND);
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	assert_int_equal(st.keys, 1);
+	assert_int_equal(st.bytes, 8);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "key");
+	/* Empty value is a value, not absence. */
+	assert_int_equal(mantis_skiplist_put(sl, "e", 1, NULL, 0, 1, 0), MANTIS_OK);
+	assert_get(sl, "e", 1, "");
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_duplicate_insert_updates(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	assert_int_equal(put_s(sl, "k", "v1", 1), MANTIS_OK);
+	assert_int_equal(put_s(sl, "k", "value2", 2), MANTIS_OK);
+	assert_get(sl, "k", 1, "value2");
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	assert_int_equal(st.keys, 1);
+	assert_int_equal(st.bytes, 7);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "k");
+	uint64_t seq;
+	size_t n;
+	char buf[8];
+	mantis_skiplist_get(sl, "k", 1, 0, buf, 8, &n, &seq, NULL);
+	assert_int_equal(seq, 2);
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_delete(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	assert_int_equal(mantis_skiplist_delete(sl, "a", 1), MANTIS_NOT_FOUND);
+	put_s(sl, "a", "1", 1);
+	put_s(sl, "b", "2", 2);
+	put_s(sl, "c", "3", 3);
+	assert_int_equal(mantis_skiplist_delete(sl, "b", 1), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_delete(sl, "b", 1), MANTIS_NOT_FOUND);
+	assert_get(sl, "b", 1, NULL);
+	assert_get(sl, "a", 1, "1");
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "a|c");
+	/* Re-insert after delete is a fresh key. */
+	put_s(sl, "b", "22", 4);
+	assert_get(sl, "b", 1, "22");
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "a|b|c");
+	assert_int_equal(mantis_skiplist_delete(sl, "a", 1), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_delete(sl, "b", 1), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_delete(sl, "c", 1), MANTIS_OK);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "");
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	assert_int_equal(st.keys, 0);
+	assert_int_equal(st.bytes, 0);
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_seek_and_scan(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	const char *keys[] = {"d", "b", "f", "a", "e", "c"};
+	for (int i = 0; i < 6; i++)
+		put_s(sl, keys[i], "v", (uint64_t)i);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "a|b|c|d|e|f");
+	assert_string_equal(scan_str(sl, NULL, true, 0, 0), "a|b|c|d|e|f");
+	assert_string_equal(scan_str(sl, "c", false, 0, 0), "c|d|e|f");
+	assert_string_equal(scan_str(sl, "c", true, 0, 0), "d|e|f");
+	assert_string_equal(scan_str(sl, "cc", false, 0, 0), "d|e|f");
+	assert_string_equal(scan_str(sl, "b", false, 0, 2), "b|c");
+	/* Seek past the end. */
+	assert_string_equal(scan_str(sl, "g", false, 0, 0), "");
+	assert_string_equal(scan_str(sl, "f", true, 0, 0), "");
+	/* Iterator: position survives deletes and inserts between calls. */
+	mantis_skiplist_iter *it;
+	assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_OK);
+	mantis_skiplist_entry e;
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_memory_equal(e.key, "a", 1);
+	mantis_skiplist_delete(sl, "b", 1);
+	put_s(sl, "bb", "v", 9);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_int_equal(e.key_len, 2);
+	assert_memory_equal(e.key, "bb", 2);
+	assert_int_equal(mantis_skiplist_iter_seek(it, "e", 1), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_memory_equal(e.key, "e", 1);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_memory_equal(e.key, "f", 1);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_END);
+	assert_int_equal(mantis_skiplist_iter_seek(it, "z", 1), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_END);
+	assert_int_equal(mantis_skiplist_iter_seek(it, NULL, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_memory_equal(e.key, "a", 1);
+	mantis_skiplist_iter_free(it);
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_binary_keys(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	/* memcmp order, shorter first on a common prefix. */
+	assert_int_equal(mantis_skiplist_put(sl, "a\0b", 3, "3", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "a\0", 2, "2", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "a", 1, "1", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "\0", 1, "0", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "\xff", 1, "f", 1, 1, 0), MANTIS_OK);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "0|a|a0|a0b|\xff");
+	assert_get(sl, "a\0", 2, "2");
+	assert_get(sl, "a\0b", 3, "3");
+	assert_get(sl, "\0", 1, "0");
+	assert_get(sl, "\0\0", 2, NULL);
+	assert_int_equal(mantis_skiplist_delete(sl, "a\0", 2), MANTIS_OK);
+	assert_get(sl, "a", 1, "1");
+	assert_get(sl, "a\0b", 3, "3");
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_max_length_keys(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	size_t n = MANTIS_MAX_KEY_SIZE;
+	uint8_t *k1 = malloc(n + 1), *k2 = malloc(n + 1);
+	memset(k1, 0x5a, n + 1);
+	memcpy(k2, k1, n + 1);
+	k2[n - 1] = 0x5b;
+	assert_int_equal(mantis_skiplist_put(sl, k2, n, "2", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, k1, n, "1", 1, 1, 0), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, k1, n + 1, "x", 1, 1, 0), MANTIS_TOO_LARGE);
+	assert_get(sl, k1, n, "1");
+	assert_get(sl, k2, n, "2");
+	assert_get(sl, k1, n - 1, NULL);
+	struct collect c;
+	memset(&c, 0, sizeof(c));
+	size_t visited = 0;
+	mantis_skiplist_iter *it;
+	assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_OK);
+	mantis_skiplist_entry e;
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_int_equal(e.key_len, n);
+	assert_int_equal(e.value_len, 1);
+	assert_memory_equal(e.value, "1", 1);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_OK);
+	assert_memory_equal(e.value, "2", 1);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, view_cb, &e), MANTIS_END);
+	mantis_skiplist_iter_free(it);
+	(void)c;
+	(void)visited;
+	assert_int_equal(mantis_skiplist_delete(sl, k1, n), MANTIS_OK);
+	assert_get(sl, k1, n, NULL);
+	free(k1);
+	free(k2);
+	mantis_skiplist_free(sl);
+}
+
+static void
+test_expiry(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	assert_int_equal(mantis_skiplist_put(sl, "t", 1, "v", 1, 1, 100), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "u", 1, "v", 1, 1, 0), MANTIS_OK);
+	char buf[4];
+	size_t n;
+	assert_int_equal(mantis_skiplist_get(sl, "t", 1, 99, buf, 4, &n, NULL, NULL), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_get(sl, "t", 1, 100, buf, 4, &n, NULL, NULL), MANTIS_NOT_FOUND);
+	assert_int_equal(mantis_skiplist_get(sl, "u", 1, UINT64_MAX, buf, 4, &n, NULL, NULL), MANTIS_OK);
+	assert_string_equal(scan_str(sl, NULL, false, 99, 0), "t|u");
+	assert_string_equal(scan_str(sl, NULL, false, 100, 0), "u");
+	/* Expired but present: counted, and delete reports it was there. */
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	assert_int_equal(st.keys, 2);
+	assert_int_equal(mantis_skiplist_delete(sl, "t", 1), MANTIS_OK);
+	mantis_skiplist_free(sl);
+}
+
+/*
+ * Allocation failure at every allocation point of new, insert (record,
+ * node, index table), update (record), iterator: NOMEM, nothing changed,
+ * not a byte leaked, and the structure still works.
+ */
+static void
+test_alloc_failure(void **state)
+{
+	(void)state;
+	int64_t before = live_bytes();
+	for (int64_t k = 0;; k++) {
+		mantis_skiplist *sl = NULL;
+		mantis_alloc_fail_after(k);
+		mantis_status st = mantis_skiplist_new(&sl);
+		mantis_alloc_fail_after(-1);
+		if (st == MANTIS_OK) {
+			mantis_skiplist_free(sl);
+			break;
+		}
+		assert_int_equal(st, MANTIS_NOMEM);
+		assert_null(sl);
+		assert_int_equal(live_bytes(), before);
+	}
+	mantis_skiplist *sl = new_sl();
+	char key[16];
+	int failures = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "key%05d", i);
+		for (int64_t k = 0;; k++) {
+			int64_t b0 = live_bytes();
+			mantis_alloc_fail_after(k);
+			mantis_status st = mantis_skiplist_put(sl, key, strlen(key), "value", 5, (uint64_t)i, 0);
+			mantis_alloc_fail_after(-1);
+			if (st == MANTIS_OK)
+				break;
+			failures++;
+			assert_int_equal(st, MANTIS_NOMEM);
+			assert_int_equal(live_bytes(), b0);
+			assert_get(sl, key, strlen(key), NULL);
+		}
+		/* Update of an existing key. */
+		int64_t b0 = live_bytes();
+		mantis_alloc_fail_after(0);
+		assert_int_equal(mantis_skiplist_put(sl, key, strlen(key), "other", 5, 0, 0), MANTIS_NOMEM);
+		mantis_alloc_fail_after(-1);
+		assert_int_equal(live_bytes(), b0);
+		assert_get(sl, key, strlen(key), "value");
+	}
+	/* rec, node and the first index table of a shard all failed at least
+	 * once per fresh shard. */
+	assert_true(failures >= 300 * 2);
+	mantis_skiplist_stats st;
+	mantis_skiplist_stats_get(sl, &st);
+	assert_int_equal(st.keys, 300);
+	/* Iterator allocations. */
+	mantis_skiplist_iter *it = NULL;
+	mantis_alloc_fail_after(0);
+	assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_NOMEM);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_OK);
+	mantis_alloc_fail_after(0);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, noop_view, NULL), MANTIS_NOMEM);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(mantis_skiplist_iter_next(it, 0, noop_view, NULL), MANTIS_OK);
+	mantis_skiplist_iter_free(it);
+	/* Deletes never allocate; a failing shrink keeps the bigger table. */
+	mantis_alloc_fail_after(0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "key%05d", i);
+		assert_int_equal(mantis_skiplist_delete(sl, key, strlen(key)), MANTIS_OK);
+	}
+	mantis_alloc_fail_after(-1);
+	assert_string_equal(scan_str(sl, NULL, false, 0, 0), "");
+	mantis_skiplist_free(sl);
+	assert_int_equal(live_bytes(), before);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Model test: sorted array reference                                       */
+/* ------------------------------------------------------------------------ */
+
+#define MODEL_KEYS 600
+#define MODEL_OPS_DEFAULT 400000
+
+struct ref_ent {
+	uint8_t key[12];
+	uint32_t klen;
+	uint8_t val[48];
+	uint32_t vlen;
+	uint64_t seq;
+	uint64_t exp;
+};
+
+static struct ref_ent ref[MODEL_KEYS];
+static size_t ref_n;
+
+static int
+ref_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t m = al < bl ? al : bl;
+	int c = memcmp(a, b, m);
+	if (c != 0)
+		return c;
+	return (al > bl) - (al < bl);
+}
+
+/* Index of the first entry >= key; *found when equal. */
+static size_t
+ref_lower(const uint8_t *k, size_t kl, bool *found)
+{
+	size_t lo = 0, hi = ref_n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ref_cmp(ref[mid].key, ref[mid].klen, k, kl) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < ref_n && ref_cmp(ref[lo].key, ref[lo].klen, k, kl) == 0;
+	return lo;
+}
+
+static uint64_t rng = 0x243f6a8885a308d3ULL;
+static uint64_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+struct model_scan {
+	size_t i; /* next expected reference index */
+	size_t limit;
+	uint64_t now;
+	bool ok;
+};
+
+static bool
+model_scan_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct model_scan *m = arg;
+	/* Skip reference entries expired at `now`, as the scan does. */
+	while (m->i < ref_n && ref[m->i].exp != 0 && ref[m->i].exp <= m->now)
+		m->i++;
+	if (m->i >= ref_n) {
+		m->ok = false;
+		return false;
+	}
+	const struct ref_ent *r = &ref[m->i++];
+	if (ref_cmp(r->key, r->klen, e->key, e->key_len) != 0 || r->vlen != e->value_len ||
+	    memcmp(r->val, e->value, r->vlen) != 0 || r->seq != e->seq || r->exp != e->expires_at) {
+		m->ok = false;
+		return false;
+	}
+	return m->limit == 0 || --m->limit > 0;
+}
+
+static void
+model_check_scan(mantis_skiplist *sl, const uint8_t *k, size_t kl, bool excl,
+		 size_t limit, uint64_t now)
+{
+	bool found;
+	struct model_scan m = {.limit = limit, .now = now, .ok = true};
+	m.i = kl == 0 ? 0 : ref_lower(k, kl, &found);
+	if (kl != 0 && excl && found)
+		m.i++;
+	size_t visited = 0;
+	assert_int_equal(mantis_skiplist_scan(sl, k, kl, excl, now, model_scan_cb, &m, &visited),
+			 MANTIS_OK);
+	assert_true(m.ok);
+	if (limit == 0 || visited < limit) {
+		/* The scan ended: nothing unexpired may be left over. */
+		while (m.i < ref_n && ref[m.i].exp != 0 && ref[m.i].exp <= now)
+			m.i++;
+		assert_int_equal(m.i, ref_n);
+	}
+}
+
+static void
+test_model(void **state)
+{
+	(void)state;
+	const char *env = getenv("MANTIS_MODEL_OPS");
+	long ops = env ? atol(env) : MODEL_OPS_DEFAULT;
+	mantis_skiplist *sl = new_sl();
+	/* A small key universe with zero bytes and shared prefixes, so that
+	 * updates, deletes of present keys and re-inserts are all common. */
+	static uint8_t universe[MODEL_KEYS][12];
+	static uint32_t ulen[MODEL_KEYS];
+	for (int i = 0; i < MODEL_KEYS; i++) {
+		ulen[i] = 1 + (uint32_t)(rnd() % 12);
+		for (uint32_t j = 0; j < ulen[i]; j++)
+			universe[i][j] = (uint8_t)(rnd() % 4); /* 0..3: many prefixes */
+	}
+	ref_n = 0;
+	uint64_t bytes = 0;
+	for (long step = 0; step < ops; step++) {
+		int u = (int)(rnd() % MODEL_KEYS);
+		const uint8_t *k = universe[u];
+		uint32_t kl = ulen[u];
+		bool found;
+		size_t pos = ref_lower(k, kl, &found);
+		uint64_t now = rnd() % 4 == 0 ? (uint64_t)step : 0;
+		unsigned op = (unsigned)(rnd() % 100);
+		if (op < 40) { /* put */
+			uint8_t val[48];
+			uint32_t vl = (uint32_t)(rnd() % 48);
+			for (uint32_t j = 0; j < vl; j++)
+				val[j] = (uint8_t)rnd();
+			uint64_t exp = rnd() % 8 == 0 ? (uint64_t)step + rnd() % 2000 : 0;
+			assert_int_equal(mantis_skiplist_put(sl, k, kl, val, vl, (uint64_t)step, exp),
+					 MANTIS_OK);
+			if (!found) {
+				memmove(&ref[pos + 1], &ref[pos], (ref_n - pos) * sizeof(ref[0]));
+				ref_n++;
+				memcpy(ref[pos].key, k, kl);
+				ref[pos].klen = kl;
+				bytes += kl;
+			} else {
+				bytes -= ref[pos].vlen;
+			}
+			memcpy(ref[pos].val, val, vl);
+			ref[pos].vlen = vl;
+			ref[pos].seq = (uint64_t)step;
+			ref[pos].exp = exp;
+			bytes += vl;
+		} else if (op < 60) { /* delete */
+			mantis_status st = mantis_skiplist_delete(sl, k, kl);
+			assert_int_equal(st, found ? MANTIS_OK : MANTIS_NOT_FOUND);
+			if (found) {
+				bytes -= ref[pos].klen + ref[pos].vlen;
+				memmove(&ref[pos], &ref[pos + 1], (ref_n - pos - 1) * sizeof(ref[0]));
+				ref_n--;
+			}
+		} else if (op < 90) { /* get */
+			uint8_t buf[48];
+			size_t vl = 0;
+			uint64_t seq = 0, exp = 0;
+			mantis_status st = mantis_skiplist_get(sl, k, kl, now, buf, sizeof(buf), &vl, &seq, &exp);
+			bool live = found && !(ref[pos].exp != 0 && ref[pos].exp <= now);
+			if (!live) {
+				assert_int_equal(st, MANTIS_NOT_FOUND);
+			} else {
+				assert_int_equal(st, MANTIS_OK);
+				assert_int_equal(vl, ref[pos].vlen);
+				assert_memory_equal(buf, ref[pos].val, vl);
+				assert_int_equal(seq, ref[pos].seq);
+				assert_int_equal(exp, ref[pos].exp);
+			}
+		} else { /* short seek + scan from a key that may be absent */
+			model_check_scan(sl, k, kl, rnd() % 2 == 0, 1 + rnd() % 8, now);
+		}
+		if (step % 2000 == 0) {
+			model_check_scan(sl, NULL, 0, false, 0, 0);
+			mantis_skiplist_stats st;
+			mantis_skiplist_stats_get(sl, &st);
+			assert_int_equal(st.keys, ref_n);
+			assert_int_equal(st.bytes, bytes);
+		}
+	}
+	model_check_scan(sl, NULL, 0, false, 0, 0);
+	mantis_skiplist_free(sl);
+}
+
+/*
+ * Memory comes back: insert N keys (16-byte keys, 100-byte values), delete
+ * them all, quiesce: the live bytes return to within 5% of the empty map.
+ */
+static void
+test_memory_returns(void **state)
+{
+	(void)state;
+#ifdef SANITIZED
+	const int n = 200000;
+#else
+	const int n = 1000000;
+#endif
+	int64_t base0 = live_bytes();
+	mantis_skiplist *sl = new_sl();
+	int64_t empty = live_bytes() - base0;
+	char key[17], val[100];
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < n; i++) {
+		/* Scattered order: a multiplicative permutation of 0..n-1. */
+		snprintf(key, sizeof(key), "%016x", (unsigned)((uint64_t)i * 2654435761u % (uint64_t)n));
+		assert_int_equal(mantis_skiplist_put(sl, key, 16, val, sizeof(val), (uint64_t)i, 0), MANTIS_OK);
+	}
+	int64_t full = live_bytes() - base0;
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%016x", (unsigned)i);
+		assert_int_equal(mantis_skiplist_delete(sl, key, 16), MANTIS_OK);
+	}
+	assert_int_equal(mantis_skiplist_quiesce(sl), MANTIS_OK);
+	int64_t after = live_bytes() - base0;
+	print_message("memory: empty %lld B, %d keys %lld B (%.1f B/key), after delete-all %lld B\n",
+		      (long long)empty, n, (long long)full, (double)(full - empty) / n,
+		      (long long)after);
+	assert_true(after * 100 <= empty * 105);
+	mantis_skiplist_free(sl);
+	assert_int_equal(live_bytes(), base0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_one_key),
+		cmocka_unit_test(test_duplicate_insert_updates),
+		cmocka_unit_test(test_delete),
+		cmocka_unit_test(test_seek_and_scan),
+		cmocka_unit_test(test_binary_keys),
+		cmocka_unit_test(test_max_length_keys),
+		cmocka_unit_test(test_expiry),
+		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_model),
+		cmocka_unit_test(test_memory_returns),
+	};
+	return cmocka_run_group_tests_name("skiplist", tests, NULL, NULL);
+}
