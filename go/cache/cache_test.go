@@ -1,0 +1,361 @@
+// cache_test.go -- the conformance suite every Cache implementation passes
+// (pure-Go always; native in -tags native builds), with a controllable
+// clock.  Run: go test -race ./go/cache/ && go test -race -tags native ./go/cache/
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type impl struct {
+	name string
+	new  func(Options) (Cache, error)
+}
+
+func impls(t testing.TB) []impl {
+	out := []impl{{"pure", NewPureGo}}
+	if c, err := NewNative(Options{BudgetBytes: 1 << 20}); err == nil {
+		c.Close()
+		out = append(out, impl{"native", NewNative})
+	} else if !errors.Is(err, ErrNativeUnavailable) {
+		t.Fatalf("NewNative: %v", err)
+	}
+	return out
+}
+
+// fakeClock is the controllable clock the suite drives expiry with.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (f *fakeClock) now() int64              { return f.ns.Load() }
+func (f *fakeClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
+
+func forEach(t *testing.T, fn func(t *testing.T, mk func(Options) Cache, clk *fakeClock)) {
+	for _, im := range impls(t) {
+		t.Run(im.name, func(t *testing.T) {
+			clk := &fakeClock{}
+			clk.ns.Store(1_000_000)
+			mk := func(o Options) Cache {
+				o.Now = clk.now
+				c, err := im.new(o)
+				if err != nil {
+					t.Fatalf("new: %v", err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			fn(t, mk, clk)
+		})
+	}
+}
+
+func checkBudget(t *testing.T, c Cache) {
+	t.Helper()
+	st := c.Stats()
+	if st.BytesUsed > st.Budget {
+		t.Fatalf("budget exceeded: %d > %d", st.BytesUsed, st.Budget)
+	}
+}
+
+func TestBasicOps(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 1 << 20})
+		if _, err := c.Get([]byte("a")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get absent: %v", err)
+		}
+		val := []byte("alpha")
+		if err := c.Set([]byte("a"), val, 0); err != nil {
+			t.Fatal(err)
+		}
+		val[0] = 'X' // Set copied
+		got, err := c.Get([]byte("a"))
+		if err != nil || string(got) != "alpha" {
+			t.Fatalf("get = %q, %v", got, err)
+		}
+		got[0] = 'Y' // Get returned a copy
+		if got, _ := c.Get([]byte("a")); string(got) != "alpha" {
+			t.Fatalf("get after mutation = %q", got)
+		}
+		big := bytes.Repeat([]byte("v"), 10000)
+		if err := c.Set([]byte("big"), big, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get([]byte("big")); !bytes.Equal(got, big) {
+			t.Fatal("big value mismatch")
+		}
+		var seen []byte
+		if err := c.View([]byte("big"), func(v []byte) error { seen = append(seen, v...); return nil }); err != nil || !bytes.Equal(seen, big) {
+			t.Fatalf("view: %v", err)
+		}
+		sentinel := errors.New("mine")
+		if err := c.View([]byte("a"), func([]byte) error { return sentinel }); err != sentinel {
+			t.Fatalf("view error not passed through: %v", err)
+		}
+		if err := c.View([]byte("zz"), func([]byte) error { t.Fatal("fn on miss"); return nil }); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("view miss: %v", err)
+		}
+		if err := c.Set([]byte("e"), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Get([]byte("e")); err != nil || len(got) != 0 {
+			t.Fatalf("empty value: %q %v", got, err)
+		}
+		if err := c.Delete([]byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Delete([]byte("a")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("delete absent: %v", err)
+		}
+		st := c.Stats()
+		if st.Entries != 2 || st.BytesUsed != Charge(3, 10000)+Charge(1, 0) {
+			t.Fatalf("stats %+v", st)
+		}
+		if st.Hits != 6 || st.Misses != 2 {
+			t.Fatalf("hits/misses %+v", st)
+		}
+		if err := c.Clear(); err != nil {
+			t.Fatal(err)
+		}
+		if st := c.Stats(); st.Entries != 0 || st.BytesUsed != 0 {
+			t.Fatalf("after clear %+v", st)
+		}
+		checkBudget(t, c)
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	for _, im := range impls(t) {
+		t.Run(im.name, func(t *testing.T) {
+			for _, o := range []Options{{}, {BudgetBytes: -1}, {BudgetBytes: 1, Shards: 5000}, {BudgetBytes: 1, Samples: 65}} {
+				if _, err := im.new(o); !errors.Is(err, ErrInvalid) {
+					t.Fatalf("options %+v: %v", o, err)
+				}
+			}
+		})
+	}
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 1 << 20})
+		if err := c.Set(nil, []byte("v"), 0); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("empty key: %v", err)
+		}
+		if err := c.Set(make([]byte, MaxKeySize+1), nil, 0); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("big key: %v", err)
+		}
+		if err := c.Set([]byte("k"), nil, -time.Second); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("negative ttl: %v", err)
+		}
+		if err := c.Set([]byte("k"), nil, time.Duration(1<<63-1)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("ttl overflow: %v", err)
+		}
+		if _, err := c.Get(nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("get empty key: %v", err)
+		}
+		if err := c.View([]byte("k"), nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("view nil fn: %v", err)
+		}
+		if err := c.Delete(nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("delete empty key: %v", err)
+		}
+		if st := c.Stats(); st.Entries != 0 {
+			t.Fatalf("bad input stored something: %+v", st)
+		}
+		c.Close()
+		if err := c.Set([]byte("k"), nil, 0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("set after close: %v", err)
+		}
+		if _, err := c.Get([]byte("k")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("get after close: %v", err)
+		}
+		if err := c.Close(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("double close: %v", err)
+		}
+	})
+}
+
+func TestTTL(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 1 << 20})
+		c.Set([]byte("t"), []byte("temp"), 100*time.Nanosecond)
+		c.Set([]byte("p"), []byte("perm"), 0)
+		clk.advance(99)
+		if _, err := c.Get([]byte("t")); err != nil {
+			t.Fatalf("before expiry: %v", err)
+		}
+		clk.advance(1)
+		if _, err := c.Get([]byte("t")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("at expiry: %v", err)
+		}
+		if err := c.View([]byte("t"), func([]byte) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("view at expiry: %v", err)
+		}
+		if st := c.Stats(); st.Expirations != 1 || st.Entries != 1 {
+			t.Fatalf("lazy reclaim: %+v", st)
+		}
+		for i := 0; i < 300; i++ {
+			c.Set([]byte(fmt.Sprintf("x%d", i)), []byte("payload"), time.Second)
+		}
+		if n, _ := c.Sweep(0); n != 0 {
+			t.Fatalf("swept %d live entries", n)
+		}
+		clk.advance(time.Second)
+		total := 0
+		for i := 0; i < 100; i++ {
+			n, err := c.Sweep(32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += n
+			checkBudget(t, c)
+		}
+		if total != 300 {
+			t.Fatalf("sweep reclaimed %d of 300", total)
+		}
+		st := c.Stats()
+		if st.Entries != 1 || st.BytesUsed != Charge(1, 4) || st.Expirations != 301 {
+			t.Fatalf("after sweep %+v", st)
+		}
+	})
+}
+
+func TestBudgetAndTooLarge(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		budget := int64(4096)
+		c := mk(Options{BudgetBytes: budget})
+		for i := 0; i < 100; i++ {
+			if err := c.Set([]byte(fmt.Sprintf("k%03d", i)), []byte("0123456789"), 0); err != nil {
+				t.Fatal(err)
+			}
+			checkBudget(t, c)
+		}
+		before := c.Stats()
+		if before.Evictions == 0 {
+			t.Fatal("no evictions")
+		}
+		if err := c.Set([]byte("huge"), make([]byte, budget), 0); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("huge: %v", err)
+		}
+		if after := c.Stats(); after != before {
+			t.Fatalf("too-large put changed the cache: %+v vs %+v", after, before)
+		}
+		// The most recent put always survives.
+		if _, err := c.Get([]byte("k099")); err != nil {
+			t.Fatalf("latest entry evicted: %v", err)
+		}
+		// Tiny budget: nothing fits, each put is refused.
+		tiny := mk(Options{BudgetBytes: 10})
+		if err := tiny.Set([]byte("k"), nil, 0); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("tiny: %v", err)
+		}
+	})
+}
+
+// TestRecentlyUsedSurvives drives random ops on one shard and checks the
+// property sampling must keep exactly: the most recently used entry is
+// never the victim while another candidate exists.  Values must be fresh.
+func TestRecentlyUsedSurvives(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		budget := int64(8000)
+		c := mk(Options{BudgetBytes: budget})
+		rng := rand.New(rand.NewPCG(1, 2))
+		latest := map[int][]byte{}
+		mru := -1
+		for op := 0; op < 20000; op++ {
+			k := rng.IntN(200)
+			key := []byte(fmt.Sprintf("key%d", k))
+			switch r := rng.IntN(10); {
+			case r < 5:
+				v, err := c.Get(key)
+				if err == nil {
+					if !bytes.Equal(v, latest[k]) {
+						t.Fatalf("stale value for %d", k)
+					}
+					mru = k
+				}
+			case r < 9:
+				v := make([]byte, 4+rng.IntN(100))
+				binary.LittleEndian.PutUint32(v, uint32(op))
+				prev := mru
+				if err := c.Set(key, v, 0); err != nil {
+					t.Fatal(err)
+				}
+				latest[k] = v
+				if prev >= 0 && prev != k {
+					if _, err := c.Get([]byte(fmt.Sprintf("key%d", prev))); err != nil {
+						t.Fatalf("op %d: MRU key%d evicted by put of key%d", op, prev, k)
+					}
+				}
+				mru = k
+			default:
+				c.Delete(key)
+				delete(latest, k)
+				if mru == k {
+					mru = -1
+				}
+			}
+			checkBudget(t, c)
+		}
+	})
+}
+
+// TestConcurrent: readers validate self-describing values while writers
+// put, delete, sweep and the clock moves.  Meaningful under -race.
+func TestConcurrent(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 2 << 20, Shards: 2})
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				for i := 0; i < 20000; i++ {
+					k := rng.IntN(5000)
+					key := []byte(fmt.Sprintf("c%d", k))
+					switch r := rng.IntN(10); {
+					case r < 6:
+						v, err := c.Get(key)
+						if err == nil && (len(v) < 8 || binary.LittleEndian.Uint32(v) != uint32(k) ||
+							binary.LittleEndian.Uint32(v[4:]) != crc32.ChecksumIEEE(v[8:])) {
+							failed.Store(fmt.Sprintf("bad value for %d", k))
+						}
+					case r < 9:
+						v := make([]byte, 8+rng.IntN(200))
+						for j := 8; j < len(v); j++ {
+							v[j] = byte(rng.Uint32())
+						}
+						binary.LittleEndian.PutUint32(v, uint32(k))
+						binary.LittleEndian.PutUint32(v[4:], crc32.ChecksumIEEE(v[8:]))
+						ttl := time.Duration(0)
+						if rng.IntN(4) == 0 {
+							ttl = time.Duration(1 + rng.IntN(1000))
+						}
+						if err := c.Set(key, v, ttl); err != nil {
+							failed.Store(err.Error())
+						}
+						if st := c.Stats(); st.BytesUsed > st.Budget {
+							failed.Store("budget exceeded")
+						}
+					default:
+						c.Delete(key)
+						c.Sweep(64)
+					}
+					clk.advance(1)
+				}
+			}(g)
+		}
+		wg.Wait()
+		if f := failed.Load(); f != nil {
+			t.Fatal(f)
+		}
+		checkBudget(t, c)
+	})
+}

@@ -1,0 +1,22 @@
+// errors.go -- the sentinel errors of package cache (both implementations).
+package cache
+
+import "errors"
+
+var (
+	// ErrNotFound: the key is absent or expired.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrTooLarge: key or value over the limits, or the entry's charge is
+	// over Stats.MaxEntrySize.  Nothing was evicted.
+	ErrTooLarge = errors.New("cache: entry too large")
+	// ErrInvalid: bad argument (empty key, negative or overflowing TTL,
+	// bad Options).
+	ErrInvalid = errors.New("cache: invalid argument")
+	// ErrNoMem: the native core could not allocate; nothing changed.
+	ErrNoMem = errors.New("cache: out of memory")
+	// ErrClosed: the cache was closed.
+	ErrClosed = errors.New("cache: closed")
+	// ErrNativeUnavailable: NewNative in a build without the native tag
+	// (or without cgo).
+	ErrNativeUnavailable = errors.New("cache: built without the native tag; rebuild with -tags native")
+)
