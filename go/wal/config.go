@@ -1,0 +1,90 @@
+package wal
+
+import (
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/wal/vfs"
+)
+
+// SyncPolicy says when appended records reach stable storage.  The values
+// and their order match storage.SyncPolicy, so an engine converts with
+// wal.SyncPolicy(opts.Sync); this package does not import storage.
+type SyncPolicy int
+
+const (
+	// SyncInterval: Append returns once the record is handed to the OS
+	// (write(2)); a background goroutine fsyncs every Config.SyncInterval.
+	// A machine crash loses at most that window; a process crash loses
+	// nothing (Redis appendfsync everysec).
+	SyncInterval SyncPolicy = iota
+	// SyncAlways: Append returns once the record is fsynced.  Concurrent
+	// appenders share one write and one fsync (group commit).
+	SyncAlways
+	// SyncNone: Append returns once the record is handed to the OS; the OS
+	// decides when to flush.  Segments are still fsynced when they are
+	// closed, so only the last segment can be torn.
+	SyncNone
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncNone:
+		return "none"
+	default:
+		return "interval"
+	}
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultSyncInterval    = time.Second
+	DefaultSegmentSize     = 64 << 20
+	DefaultCheckpointBytes = 256 << 20
+)
+
+// Config configures a Log.  The zero value is valid: every zero field takes
+// the documented default.
+type Config struct {
+	// FS is the file layer; nil means vfs.OS.  Tests pass a *vfs.Fault.
+	FS vfs.FS
+	// Sync is the durability policy (default SyncInterval).
+	Sync SyncPolicy
+	// SyncInterval is the fsync period under SyncInterval; 0 means 1s.
+	SyncInterval time.Duration
+	// SegmentSize: a new segment is started once the current one has
+	// reached this many bytes; 0 means 64 MiB.
+	SegmentSize int64
+	// CheckpointBytes is the WAL size at which CheckpointDue reports true,
+	// the hint engines use to trigger automatic checkpoints; 0 means
+	// 256 MiB, negative disables the hint.
+	CheckpointBytes int64
+	// Logf receives the few events an operator should see (torn tail
+	// truncated, stale temporary snapshot removed).  nil discards them.
+	Logf func(format string, args ...any)
+	// Now is the clock for checkpoint timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.FS == nil {
+		c.FS = vfs.OS
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.SegmentSize <= 0 {
+		c.SegmentSize = DefaultSegmentSize
+	}
+	if c.CheckpointBytes == 0 {
+		c.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

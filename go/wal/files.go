@@ -1,0 +1,78 @@
+// Names and META records of the files on disk (docs/FORMAT.md, "Files on
+// disk"): <dir>/LOCK, <dir>/wal/<20-digit segment>.wal,
+// <dir>/snap/<20-digit seq>.snap and its .snap.tmp.
+
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+const (
+	lockName   = "LOCK"
+	walDirName = "wal"
+	snapDir    = "snap"
+	walExt     = ".wal"
+	snapExt    = ".snap"
+	tmpExt     = ".snap.tmp"
+
+	segMetaKey     = "mantisdb.wal"
+	snapMetaKey    = "mantisdb.snapshot"
+	snapEndMetaKey = "mantisdb.snapshot.end"
+
+	segFormatVersion  = 1
+	snapFormatVersion = 1
+)
+
+func segName(num uint64) string  { return fmt.Sprintf("%020d%s", num, walExt) }
+func snapName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, snapExt) }
+
+// parseNum parses "<20 digits><ext>"; anything else is not ours.
+func parseNum(name, ext string) (uint64, bool) {
+	s, ok := strings.CutSuffix(name, ext)
+	if !ok || len(s) != 20 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// segHeader is the META record that starts every segment: u32 version, u32
+// reserved, u64 segment number, u64 seq of the first record that follows.
+func segHeader(dst []byte, num, firstSeq uint64) []byte {
+	var v [24]byte
+	binary.LittleEndian.PutUint32(v[0:], segFormatVersion)
+	binary.LittleEndian.PutUint64(v[8:], num)
+	binary.LittleEndian.PutUint64(v[16:], firstSeq)
+	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(segMetaKey), Value: v[:]})
+	return dst
+}
+
+func snapHeader(dst []byte, seq, count uint64) []byte {
+	var v [24]byte
+	binary.LittleEndian.PutUint32(v[0:], snapFormatVersion)
+	binary.LittleEndian.PutUint64(v[8:], seq)
+	binary.LittleEndian.PutUint64(v[16:], count)
+	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(snapMetaKey), Value: v[:]})
+	return dst
+}
+
+func snapFooter(dst []byte, seq, count uint64) []byte {
+	var v [16]byte
+	binary.LittleEndian.PutUint64(v[0:], count)
+	binary.LittleEndian.PutUint64(v[8:], seq)
+	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(snapEndMetaKey), Value: v[:]})
+	return dst
+}
+
+func (l *Log) segPath(num uint64) string  { return filepath.Join(l.dir, walDirName, segName(num)) }
+func (l *Log) snapPath(seq uint64) string { return filepath.Join(l.dir, snapDir, snapName(seq)) }

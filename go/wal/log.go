@@ -1,0 +1,464 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/wal/vfs"
+)
+
+// Log is an open data directory: the write-ahead log writer plus the
+// snapshots beside it.  Create one with Open.
+//
+// Thread safety: every method may be called concurrently.  Appends are
+// ordered by Enqueue (or Append) call order, which must also be sequence
+// order: an engine assigns sequence numbers and calls Enqueue under the same
+// lock, then waits outside it (see Enqueue).
+//
+// Group commit is leader/follower: an appender that must wait and finds no
+// flush running becomes the leader, takes everything enqueued so far, writes
+// it with one write(2) (and one fsync under SyncAlways) and wakes the
+// others; appenders that arrive meanwhile queue up for the next leader.  A
+// lone writer never hands off to another goroutine.
+type Log struct {
+	cfg  Config
+	fs   vfs.FS
+	dir  string
+	lock io.Closer
+
+	mu   sync.Mutex // guards the fields down to the next blank line
+	cond sync.Cond  // signalled (with mu) when a flush ends
+	// pending holds encoded records enqueued but not yet written; spare is
+	// the other buffer of the double-buffer pair.
+	pending, spare []byte
+	pendingFirst   uint64 // seq of the first record in pending (0: empty)
+	pendingLast    uint64 // highest seq in pending
+	lastSeq        uint64 // highest sequence number enqueued or recovered
+	enqPos         uint64 // logical bytes ever enqueued (this process)
+	writtenPos     uint64 // of those, handed to the OS
+	syncedPos      uint64 // of those, fsynced
+	flushing       bool   // a leader owns the segment file
+	failErr        error  // set once: fail-stop
+	closed         bool
+	segs           []segment // live segments, oldest first
+	curOpen        bool      // the last of segs is open for appends
+	stats          counters
+
+	// Owned by the flush leader (flushing == true) and by Open/Close.
+	cur     vfs.File
+	curSize int64
+	nextNum uint64
+
+	syncMu sync.Mutex // held around cur.Sync and around closing/replacing cur
+	ckptMu sync.Mutex // one WriteSnapshot at a time
+
+	stopSync chan struct{}
+	syncDone chan struct{}
+
+	recovery RecoveryInfo
+}
+
+type segment struct {
+	num         uint64
+	first, last uint64 // sequence numbers of its first and last record, 0 if none
+	size        int64
+}
+
+type counters struct {
+	appends, flushes, syncs uint64
+	lastCkptSeq             uint64
+	lastCkptTime            time.Time
+	lastSnapBytes           int64
+}
+
+// maxSpare bounds the buffer kept for reuse after a flush, so one huge
+// batch does not pin its memory forever.
+const maxSpare = 8 << 20
+
+// Enqueue appends encoded records to the log's in-memory queue, in call
+// order, and returns the position to pass to Wait.  b holds one or more
+// complete PUT, DELETE or BATCH records produced by the codec, with sequence
+// numbers strictly increasing and above every earlier one.  b is copied;
+// the caller may reuse it at once.  Enqueue never blocks on I/O, so an
+// engine can call it while holding the lock that orders its sequence
+// numbers:
+//
+//	mu.Lock(); seq++; rec := encode(seq, ...); pos, err := log.Enqueue(rec); mu.Unlock()
+//	if err == nil { err = log.Wait(pos) }
+func (l *Log) Enqueue(b []byte) (uint64, error) {
+	first, last, err := scanRecords(b)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if l.failErr != nil {
+		return 0, l.failErr
+	}
+	if first <= l.lastSeq {
+		return 0, fmt.Errorf("%w: sequence number %d is not above the last one, %d", ErrInvalid, first, l.lastSeq)
+	}
+	if l.pendingFirst == 0 {
+		l.pendingFirst = first
+	}
+	l.pending = append(l.pending, b...)
+	l.pendingLast = last
+	l.lastSeq = last
+	l.enqPos += uint64(len(b))
+	l.stats.appends++
+	return l.enqPos, nil
+}
+
+// Wait blocks until everything up to pos (from Enqueue) is as durable as the
+// sync policy promises: fsynced under SyncAlways, handed to the OS
+// otherwise.  It returns the I/O error that stopped the log, if any: the
+// records may or may not survive a crash then (the outcome of a failed
+// commit is unknown, as in every database), and the log is fail-stopped.
+func (l *Log) Wait(pos uint64) error { return l.wait(pos, l.cfg.Sync == SyncAlways) }
+
+// Append is Enqueue followed by Wait.  Callers that assign sequence numbers
+// concurrently must use Enqueue under their own lock instead.
+func (l *Log) Append(b []byte) error {
+	pos, err := l.Enqueue(b)
+	if err != nil {
+		return err
+	}
+	return l.Wait(pos)
+}
+
+// EnqueueRecords encodes recs and enqueues them (see Enqueue).
+func (l *Log) EnqueueRecords(recs ...Record) (uint64, error) {
+	var buf []byte
+	for _, r := range recs {
+		var err error
+		if buf, err = appendRecord(buf, r); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	return l.Enqueue(buf)
+}
+
+// AppendRecords encodes recs and appends them (Enqueue then Wait).
+func (l *Log) AppendRecords(recs ...Record) error {
+	pos, err := l.EnqueueRecords(recs...)
+	if err != nil {
+		return err
+	}
+	return l.Wait(pos)
+}
+
+// Sync makes everything enqueued so far durable, whatever the policy.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	pos := l.enqPos
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return l.wait(pos, true)
+}
+
+// wait is the group-commit loop described on Log.
+func (l *Log) wait(pos uint64, durable bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		if l.syncedPos >= pos || (!durable && l.writtenPos >= pos) {
+			return nil
+		}
+		if l.failErr != nil {
+			return l.failErr
+		}
+		if l.flushing {
+			l.cond.Wait()
+			continue
+		}
+		l.flushing = true
+		buf, first, last := l.pending, l.pendingFirst, l.pendingLast
+		l.pending, l.spare, l.pendingFirst = l.spare[:0], nil, 0
+		target := l.enqPos
+		doSync := durable || l.cfg.Sync == SyncAlways
+		l.mu.Unlock()
+
+		var err error
+		if len(buf) > 0 {
+			err = l.writeGroup(buf, first, last)
+		}
+		if err == nil && doSync {
+			err = l.syncCur()
+		}
+
+		l.mu.Lock()
+		l.flushing = false
+		if cap(buf) <= maxSpare {
+			l.spare = buf[:0]
+		}
+		if err != nil {
+			l.failLocked(err)
+		} else {
+			l.writtenPos = target
+			if doSync {
+				l.syncedPos = target
+			}
+		}
+		l.cond.Broadcast()
+	}
+}
+
+// failLocked enters fail-stop.  Called with mu held.
+func (l *Log) failLocked(err error) {
+	if l.failErr == nil {
+		l.failErr = fmt.Errorf("%w: %w", ErrFailStop, err)
+	}
+}
+
+// writeGroup writes one group of records at the end of the current segment,
+// starting a new segment first when needed.  Leader only.
+func (l *Log) writeGroup(buf []byte, first, last uint64) error {
+	if l.cur == nil || l.curSize >= l.cfg.SegmentSize {
+		if err := l.startSegment(first); err != nil {
+			return err
+		}
+	}
+	n, err := l.cur.Write(buf)
+	if err != nil {
+		// Best effort: cut the short write off so a record the caller was
+		// told failed does not reappear at the next open.  Fail-stop
+		// follows either way.
+		if n > 0 {
+			_ = l.cur.Truncate(l.curSize)
+		}
+		return fmt.Errorf("wal: write %s: %w", segName(l.nextNum-1), err)
+	}
+	l.curSize += int64(n)
+	l.mu.Lock()
+	s := &l.segs[len(l.segs)-1]
+	s.size = l.curSize
+	if s.first == 0 {
+		s.first = first
+	}
+	s.last = last
+	l.stats.flushes++
+	l.mu.Unlock()
+	return nil
+}
+
+// startSegment closes the current segment (fsynced, so that only the last
+// segment can ever be torn) and creates the next one with its META header.
+func (l *Log) startSegment(first uint64) error {
+	if err := l.closeCur(); err != nil {
+		return err
+	}
+	num := l.nextNum
+	path := l.segPath(num)
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return fmt.Errorf("wal: create segment: %w", err)
+	}
+	hdr := segHeader(nil, num, first)
+	if _, err := f.Write(hdr); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: write segment header %s: %w", path, err)
+	}
+	if err := l.fs.SyncDir(filepath.Dir(path)); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: fsync wal directory: %w", err)
+	}
+	l.syncMu.Lock()
+	l.cur, l.curSize = f, int64(len(hdr))
+	l.syncMu.Unlock()
+	l.nextNum++
+	l.mu.Lock()
+	l.segs = append(l.segs, segment{num: num, size: int64(len(hdr))})
+	l.curOpen = true
+	l.mu.Unlock()
+	return nil
+}
+
+// closeCur fsyncs and closes the current segment, if any.  Leader only.
+func (l *Log) closeCur() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.cur == nil {
+		return nil
+	}
+	err := l.cur.Sync()
+	if cerr := l.cur.Close(); err == nil {
+		err = cerr
+	}
+	l.cur = nil
+	l.mu.Lock()
+	l.curOpen = false
+	if err == nil {
+		l.stats.syncs++
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("wal: fsync segment: %w", err)
+	}
+	return nil
+}
+
+func (l *Log) syncCur() error {
+	l.syncMu.Lock()
+	var err error
+	if l.cur != nil {
+		err = l.cur.Sync()
+	}
+	l.syncMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("wal: fsync segment: %w", err)
+	}
+	l.mu.Lock()
+	l.stats.syncs++
+	l.mu.Unlock()
+	return nil
+}
+
+// syncLoop is the SyncInterval background fsync.
+func (l *Log) syncLoop() {
+	defer close(l.syncDone)
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopSync:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		target := l.writtenPos
+		skip := target <= l.syncedPos || l.failErr != nil
+		l.mu.Unlock()
+		if skip {
+			continue
+		}
+		// Bytes up to target are either in cur or in a segment closed
+		// (and fsynced) by a rotation since, so syncing cur covers them.
+		err := l.syncCur()
+		l.mu.Lock()
+		if err != nil {
+			l.failLocked(err)
+		} else if target > l.syncedPos {
+			l.syncedPos = target
+		}
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}
+}
+
+// rotate flushes what is queued, then closes (and fsyncs) the current
+// segment, so that the next write starts a new one.
+func (l *Log) rotate() error {
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	for l.flushing {
+		l.cond.Wait()
+	}
+	l.flushing = true // the segment file is ours until released below
+	l.mu.Unlock()
+	err := l.closeCur()
+	l.mu.Lock()
+	if err != nil {
+		l.failLocked(err)
+		err = l.failErr
+	}
+	l.flushing = false
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	return err
+}
+
+// Close flushes and fsyncs everything, closes the files and releases the
+// directory lock.  It returns the first error met (the fail-stop error if
+// the log had failed); resources are released either way.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	// Refuse new Enqueues first, then flush what is already queued.
+	l.closed = true
+	pos := l.enqPos
+	l.mu.Unlock()
+	err := l.wait(pos, true)
+	if l.stopSync != nil {
+		close(l.stopSync)
+		<-l.syncDone
+	}
+	l.mu.Lock()
+	for l.flushing {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
+	l.syncMu.Lock()
+	if l.cur != nil {
+		if cerr := l.cur.Close(); err == nil {
+			err = cerr
+		}
+		l.cur = nil
+	}
+	l.syncMu.Unlock()
+	if cerr := l.lock.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// scanRecords walks encoded records by their headers (the codec wrote and
+// checksummed them; this only checks the framing) and returns the first and
+// last sequence numbers, looking inside BATCH records for the last.
+func scanRecords(b []byte) (first, last uint64, err error) {
+	if len(b) == 0 {
+		return 0, 0, fmt.Errorf("%w: no records", ErrInvalid)
+	}
+	prev := uint64(0)
+	for off := 0; off < len(b); {
+		n, ok := peekSize(b[off:])
+		if !ok || n > len(b)-off {
+			return 0, 0, fmt.Errorf("%w: malformed record at byte %d", ErrInvalid, off)
+		}
+		typ := b[off+4]
+		seq := binary.LittleEndian.Uint64(b[off+16:])
+		hi := seq
+		switch typ {
+		case TypePut, TypeDelete:
+		case TypeBatch:
+			klen := int(binary.LittleEndian.Uint32(b[off+8:]))
+			vlen := int(binary.LittleEndian.Uint32(b[off+12:]))
+			payload := b[off+headerSize+klen : off+headerSize+klen+vlen]
+			for p := 0; p < len(payload); {
+				m, ok := peekSize(payload[p:])
+				if !ok || m > len(payload)-p {
+					return 0, 0, fmt.Errorf("%w: malformed batch at byte %d", ErrInvalid, off)
+				}
+				if s := binary.LittleEndian.Uint64(payload[p+16:]); s > hi {
+					hi = s
+				}
+				p += m
+			}
+		default:
+			return 0, 0, fmt.Errorf("%w: record type %d cannot be appended", ErrInvalid, typ)
+		}
+		if seq <= prev {
+			return 0, 0, fmt.Errorf("%w: sequence numbers not increasing at byte %d", ErrInvalid, off)
+		}
+		if off == 0 {
+			first = seq
+		}
+		prev, last = hi, hi
+		off += n
+	}
+	return first, last, nil
+}
