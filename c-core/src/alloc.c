@@ -52,6 +52,7 @@ stripe_for_thread(void)
 static int
 should_fail(void)
 {
+	/* Atomic load, no ordering: a test knob, not a synchronisation flag. */
 	int64_t b = ck_pr_load_64((uint64_t *)&fail_budget);
 	if (b < 0)
 		return 0;
@@ -117,6 +118,7 @@ mantis_free(void *p, size_t size)
 void
 mantis_alloc_fail_after(int64_t n)
 {
+	/* Atomic store, no ordering needed: the test sets it before it calls. */
 	ck_pr_store_64((uint64_t *)&fail_budget, (uint64_t)(n < 0 ? -1 : n));
 }
 
@@ -126,6 +128,7 @@ mantis_alloc_get_stats(mantis_alloc_stats *out)
 	if (out == NULL)
 		return;
 	int64_t bytes = 0, count = 0;
+	/* Atomic loads of each stripe: a snapshot, ordered with nothing. */
 	for (int i = 0; i < STRIPES; i++) {
 		bytes += (int64_t)ck_pr_load_64((uint64_t *)&stripes[i].bytes);
 		count += (int64_t)ck_pr_load_64((uint64_t *)&stripes[i].count);

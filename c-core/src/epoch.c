@@ -34,6 +34,7 @@ slot_try_lock(mantis_epoch_slot *s)
 	/* Cheap load first so a busy slot's line is not pulled exclusive. */
 	if (MANTIS_LOAD_ACQ(&s->busy) != 0)
 		return false;
+	/* Try-lock: the winner owns the slot's record until slot_unlock. */
 	if (!ck_pr_cas_uint(&s->busy, 0, 1))
 		return false;
 	/* Acquire: the previous holder's record writes (pending stacks,

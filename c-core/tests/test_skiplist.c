@@ -3,6 +3,10 @@
  * every operation and edge, allocation failure at every allocation point,
  * a seeded model test against a sorted-array reference, and the memory
  * test (insert many keys, delete them all, bytes return).
+ *
+ * Model test knobs (environment): MANTIS_MODEL_OPS (default 2,000,000, or
+ * 300,000 under a sanitizer) and MANTIS_MODEL_SEED (default fixed; the seed
+ * is printed so a failure can be replayed).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -475,7 +479,14 @@ test_alloc_failure(void **state)
 /* ------------------------------------------------------------------------ */
 
 #define MODEL_KEYS 600
-#define MODEL_OPS_DEFAULT 400000
+#ifdef SANITIZED
+#define MODEL_OPS_DEFAULT 300000
+#else
+#define MODEL_OPS_DEFAULT 2000000
+#endif
+/* Every step checks the key it touched and its neighbourhood; the whole map
+ * is compared with the reference every MODEL_FULL_EVERY steps. */
+#define MODEL_FULL_EVERY 256
 
 struct ref_ent {
 	uint8_t key[12];
@@ -573,12 +584,35 @@ model_check_scan(mantis_skiplist *sl, const uint8_t *k, size_t kl, bool excl,
 	}
 }
 
+/* The map's record of key equals *want (NULL: absent), at time 0. */
+static void
+assert_get_model(mantis_skiplist *sl, const uint8_t *k, size_t kl, const struct ref_ent *want)
+{
+	uint8_t buf[48];
+	size_t vl = 0;
+	uint64_t seq = 0, exp = 0;
+	mantis_status st = mantis_skiplist_get(sl, k, kl, 0, buf, sizeof(buf), &vl, &seq, &exp);
+	if (want == NULL) {
+		assert_int_equal(st, MANTIS_NOT_FOUND);
+		return;
+	}
+	assert_int_equal(st, MANTIS_OK);
+	assert_int_equal(vl, want->vlen);
+	assert_memory_equal(buf, want->val, vl);
+	assert_int_equal(seq, want->seq);
+	assert_int_equal(exp, want->exp);
+}
+
 static void
 test_model(void **state)
 {
 	(void)state;
 	const char *env = getenv("MANTIS_MODEL_OPS");
 	long ops = env ? atol(env) : MODEL_OPS_DEFAULT;
+	const char *seed_env = getenv("MANTIS_MODEL_SEED");
+	uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : 0x243f6a8885a308d3ULL;
+	rng = seed | 1; /* xorshift needs a non-zero state */
+	print_message("model: %ld ops, MANTIS_MODEL_SEED=%#llx\n", ops, (unsigned long long)seed);
 	mantis_skiplist *sl = new_sl();
 	/* A small key universe with zero bytes and shared prefixes, so that
 	 * updates, deletes of present keys and re-inserts are all common. */
@@ -647,7 +681,17 @@ test_model(void **state)
 		} else { /* short seek + scan from a key that may be absent */
 			model_check_scan(sl, k, kl, rnd() % 2 == 0, 1 + rnd() % 8, now);
 		}
-		if (step % 2000 == 0) {
+		if (op < 60) {
+			/* After every write: the key itself and its neighbours,
+			 * from the entry before it, agree with the reference. */
+			size_t p = ref_lower(k, kl, &found);
+			assert_get_model(sl, k, kl, found ? &ref[p] : NULL);
+			if (p > 0)
+				model_check_scan(sl, ref[p - 1].key, ref[p - 1].klen, false, 3, 0);
+			else
+				model_check_scan(sl, NULL, 0, false, 3, 0);
+		}
+		if (step % MODEL_FULL_EVERY == 0) {
 			model_check_scan(sl, NULL, 0, false, 0, 0);
 			mantis_skiplist_stats st;
 			mantis_skiplist_stats_get(sl, &st);

@@ -1,0 +1,279 @@
+/*
+ * fuzz_engine.c -- libFuzzer target for the engine's decoder of caller
+ * bytes: mantis_db_apply, which takes a batch of codec records straight from
+ * cgo, and mantis_db_scan, whose output buffer a caller decodes.
+ *
+ * Input layout:
+ *   byte 0   mode: bit 0 = "script" (else the rest is a raw batch), bit 1 =
+ *            small limits (max_key_size 8, max_value_size 32)
+ *   byte 1   scan buffer capacity (0..255 bytes; grown on TOO_SMALL)
+ *   rest     raw mode: the batch bytes as given, so every validation path
+ *            (truncation, CRC, field rules, types, limits) meets arbitrary
+ *            input.  Script mode: ops the harness encodes with the codec
+ *            into a well-formed batch (random bytes almost never pass the
+ *            CRC, so this is how the fuzzer reaches the apply path), then
+ *            optionally corrupts one byte of it:
+ *              op = tag klen vlen exp  key[klen % 17]  value[vlen % 65]
+ *              tag & 1: PUT, else DELETE;  tag == 0xff: the next two bytes
+ *              are an offset, the byte there is flipped after encoding.
+ *
+ * Properties checked on every input:
+ *   1. apply never reads outside the batch (it is copied to an exact-size
+ *      heap buffer: ASan), never hits UB (UBSan), never leaks (LSan: the db
+ *      is closed each run);
+ *   2. apply fails => nothing changed (the db is still empty) and
+ *      bad_offset lies inside the batch;
+ *   3. apply succeeds => every key of the batch reads as its last record
+ *      says (the value of the last PUT, or absent after a DELETE), checked
+ *      against a model built by decoding the batch independently;
+ *   4. a full scan through a small buffer returns codec records that decode
+ *      cleanly, in strictly ascending key order, each equal to a get of its
+ *      key, as many as the model has live keys; a TOO_SMALL answer names a
+ *      size that then works.
+ */
+#include <mantis.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(c)                 \
+	do {                     \
+		if (!(c))        \
+			abort(); \
+	} while (0)
+
+static int
+key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t m = al < bl ? al : bl;
+	int c = m != 0 ? memcmp(a, b, m) : 0;
+	if (c != 0)
+		return c;
+	return (al > bl) - (al < bl);
+}
+
+/* ---- script mode: encode ops into a valid batch ------------------------- */
+
+struct out {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static void
+out_append(struct out *o, const mantis_record *r)
+{
+	size_t need = 0;
+	if (mantis_codec_size(r->type, r->key_len, r->value_len, &need) != MANTIS_OK)
+		return;
+	if (o->len + need > o->cap) {
+		size_t cap = o->cap ? o->cap : 256;
+		while (cap < o->len + need)
+			cap *= 2;
+		o->buf = realloc(o->buf, cap);
+		CHECK(o->buf != NULL);
+		o->cap = cap;
+	}
+	size_t w = 0;
+	CHECK(mantis_codec_encode(o->buf + o->len, o->cap - o->len, r, &w) == MANTIS_OK);
+	CHECK(w == need);
+	o->len += w;
+}
+
+static uint8_t *
+script_to_batch(const uint8_t *p, size_t n, size_t *len)
+{
+	struct out o = {0};
+	size_t flip_at = SIZE_MAX;
+	size_t i = 0;
+	while (i + 4 <= n) {
+		uint8_t tag = p[i], kl = p[i + 1] % 17, vl = p[i + 2] % 65, ex = p[i + 3];
+		i += 4;
+		if (tag == 0xff) {
+			if (i + 2 <= n)
+				flip_at = (size_t)p[i] << 8 | p[i + 1];
+			i += 2;
+			continue;
+		}
+		if (kl > n - i)
+			kl = (uint8_t)(n - i);
+		const uint8_t *key = p + i;
+		i += kl;
+		if (vl > n - i)
+			vl = (uint8_t)(n - i);
+		const uint8_t *val = p + i;
+		i += vl;
+		mantis_record r = {.key = key, .key_len = kl};
+		if (tag & 1) {
+			r.type = MANTIS_REC_PUT;
+			r.value = val;
+			r.value_len = vl;
+			r.expires_at = ex < 128 ? 0 : ex; /* now = 0: never expired */
+		} else {
+			r.type = MANTIS_REC_DELETE;
+		}
+		/* An empty key is a valid record but an invalid batch entry:
+		 * keep some, so apply's own validation is exercised too. */
+		out_append(&o, &r);
+	}
+	if (flip_at != SIZE_MAX && o.len != 0)
+		o.buf[flip_at % o.len] ^= 0x5a;
+	*len = o.len;
+	return o.buf;
+}
+
+/* ---- checks -------------------------------------------------------------- */
+
+/* The last record of the batch for key r (decoded from the same batch). */
+static const mantis_record *
+model_last(const mantis_record *recs, size_t n, const uint8_t *key, size_t klen)
+{
+	for (size_t i = n; i-- > 0;)
+		if (key_cmp(recs[i].key, recs[i].key_len, key, klen) == 0)
+			return &recs[i];
+	return NULL;
+}
+
+static void
+check_get(mantis_db *db, const mantis_record *last)
+{
+	size_t vlen = 0;
+	uint8_t *buf = malloc(last->value_len + 1);
+	CHECK(buf != NULL);
+	mantis_status st =
+	    mantis_db_get(db, last->key, last->key_len, 0, buf, last->value_len + 1, &vlen);
+	if (last->type == MANTIS_REC_DELETE) {
+		CHECK(st == MANTIS_NOT_FOUND);
+	} else {
+		CHECK(st == MANTIS_OK);
+		CHECK(vlen == last->value_len);
+		CHECK(vlen == 0 || memcmp(buf, last->value, vlen) == 0);
+	}
+	free(buf);
+}
+
+static size_t
+scan_all(mantis_db *db, size_t cap, const mantis_record *recs, size_t nrecs)
+{
+	uint8_t *buf = cap ? malloc(cap) : NULL;
+	uint8_t *start = NULL;
+	size_t start_len = 0, total = 0;
+	bool excl = false;
+	for (int rounds = 0;; rounds++) {
+		CHECK(rounds < 100000);
+		size_t len = 0, count = 0;
+		bool done = false;
+		mantis_status st = mantis_db_scan(db, start, start_len, excl, NULL, 0, 0, buf, cap,
+						  &len, &count, &done);
+		if (st == MANTIS_BUFFER_TOO_SMALL) {
+			CHECK(count == 0 && len > cap);
+			cap = len;
+			free(buf);
+			buf = malloc(cap);
+			CHECK(buf != NULL);
+			continue;
+		}
+		CHECK(st == MANTIS_OK && len <= cap);
+		CHECK(count > 0 || done);
+		mantis_codec_iter it;
+		mantis_record r;
+		size_t seen = 0;
+		mantis_codec_iter_init(&it, buf, len);
+		while ((st = mantis_codec_iter_next(&it, &r)) == MANTIS_OK) {
+			CHECK(r.type == MANTIS_REC_PUT && r.key_len > 0);
+			if (start != NULL)
+				CHECK(key_cmp(start, start_len, r.key, r.key_len) < 0);
+			const mantis_record *last = model_last(recs, nrecs, r.key, r.key_len);
+			CHECK(last != NULL && last->type == MANTIS_REC_PUT);
+			CHECK(r.value_len == last->value_len);
+			CHECK(r.value_len == 0 || memcmp(r.value, last->value, r.value_len) == 0);
+			CHECK(r.expires_at == last->expires_at);
+			free(start);
+			start = malloc(r.key_len);
+			CHECK(start != NULL);
+			memcpy(start, r.key, r.key_len);
+			start_len = r.key_len;
+			excl = true;
+			seen++;
+		}
+		CHECK(st == MANTIS_END && seen == count);
+		total += seen;
+		if (done)
+			break;
+	}
+	free(start);
+	free(buf);
+	return total;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 2)
+		return 0;
+	uint8_t mode = data[0];
+	size_t scan_cap = data[1];
+	size_t len = 0;
+	uint8_t *batch;
+	if (mode & 1) {
+		batch = script_to_batch(data + 2, size - 2, &len);
+	} else {
+		len = size - 2;
+		batch = len ? malloc(len) : NULL;
+		if (len)
+			memcpy(batch, data + 2, len);
+	}
+
+	mantis_db_options opts = {0};
+	if (mode & 2) {
+		opts.max_key_size = 8;
+		opts.max_value_size = 32;
+	}
+	mantis_db *db = NULL;
+	CHECK(mantis_db_open(&opts, &db) == MANTIS_OK);
+	size_t bad = SIZE_MAX;
+	mantis_status st = mantis_db_apply(db, batch, len, &bad);
+	mantis_db_stats stats;
+	CHECK(mantis_db_stats_get(db, &stats) == MANTIS_OK);
+
+	if (st != MANTIS_OK) {
+		/* Property 2: rejected as a whole. */
+		CHECK(st != MANTIS_NOMEM);
+		CHECK(stats.keys == 0 && stats.puts == 0 && stats.deletes == 0);
+		CHECK(bad < len);
+		CHECK(scan_all(db, scan_cap, NULL, 0) == 0);
+	} else {
+		/* Property 3: decode the batch independently, replay as a model. */
+		size_t n = 0, capr = 16;
+		mantis_record *recs = malloc(capr * sizeof(*recs));
+		CHECK(recs != NULL);
+		mantis_codec_iter it;
+		mantis_codec_iter_init(&it, batch, len);
+		mantis_record r;
+		while ((st = mantis_codec_iter_next(&it, &r)) == MANTIS_OK) {
+			if (n == capr) {
+				capr *= 2;
+				recs = realloc(recs, capr * sizeof(*recs));
+				CHECK(recs != NULL);
+			}
+			recs[n++] = r;
+		}
+		CHECK(st == MANTIS_END);
+		CHECK(stats.puts + stats.deletes == n);
+		size_t live = 0;
+		for (size_t i = 0; i < n; i++) {
+			const mantis_record *last = model_last(recs, n, recs[i].key, recs[i].key_len);
+			if (last != &recs[i])
+				continue; /* judge each key once, by its last record */
+			check_get(db, last);
+			live += last->type == MANTIS_REC_PUT;
+		}
+		CHECK(stats.keys == live);
+		/* Property 4. */
+		CHECK(scan_all(db, scan_cap, recs, n) == live);
+		free(recs);
+	}
+	mantis_db_close(db);
+	free(batch);
+	return 0;
+}
