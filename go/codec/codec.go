@@ -1,0 +1,312 @@
+// Package codec is the pure-Go implementation of MantisDB's one binary
+// record format, used by the write-ahead log, snapshots, batches passed to
+// the native engine and scan results.  docs/FORMAT.md is the specification;
+// this package and the C core (c-core/src/codec.c) implement exactly that
+// page, and both pass the shared vectors in testdata/codec/vectors.txt.
+//
+//	byte 0       4    5    6         8            12           16
+//	     +-------+----+----+---------+------------+------------+
+//	     |  crc  |type|ver | hcheck  |  key_len   | value_len  |
+//	     +-------+----+----+---------+------------+------------+
+//	     16                          24                        32
+//	     +---------------------------+-------------------------+
+//	     |            seq            |       expires_at        |
+//	     +---------------------------+-------------------------+
+//	     32
+//	     +------------------+--------------------+-------------+
+//	     | key (key_len B)  | value (value_len B)| zero pad    |
+//	     +------------------+--------------------+-------------+
+//	                                                to a multiple of 8
+//
+//	crc    = CRC32C of bytes [4, size)
+//	hcheck = low 16 bits of CRC32C of bytes [4, 32) with bytes 6..7 as zero
+//
+// Decoding is validation plus slices into the caller's buffer: no copy and
+// no allocation, on success and on failure alike.  Fields are read with
+// encoding/binary, so a buffer may start at any address.
+//
+// Thread safety: every function is reentrant; an Iter is used by one
+// goroutine at a time.
+package codec
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"slices"
+)
+
+// Layout and limits (docs/FORMAT.md, "Record layout" and "Limits").  All
+// limits are inclusive.
+const (
+	HeaderSize = 32 // fixed header in front of every key
+	Align      = 8  // records start and end on multiples of 8
+	Version    = 1  // the only format version this package reads and writes
+
+	MaxKeySize   = 64 << 10  // bytes of key, every type
+	MaxValueSize = 64 << 20  // bytes of value of a PUT or DELETE
+	MaxBatchSize = 256 << 20 // bytes of nested records in a BATCH
+	MaxMetaSize  = 1 << 20   // bytes of payload of a META record
+)
+
+// Record types.  Readers report a type they do not know as ErrUnsupported.
+const (
+	TypePut    uint8 = 1 // key, value, seq, optional expiry
+	TypeDelete uint8 = 2 // key and seq; no value, no expiry
+	TypeBatch  uint8 = 3 // no key; value = nested PUT/DELETE records
+	TypeMeta   uint8 = 4 // key = name, value = payload (file headers)
+)
+
+// Header offsets.
+const (
+	offCRC      = 0
+	offType     = 4
+	offVer      = 5
+	offHCheck   = 6
+	offKeyLen   = 8
+	offValueLen = 12
+	offSeq      = 16
+	offExpires  = 24
+)
+
+// Record is one decoded record, or the input of Append and Encode.
+//
+// A decoded Record is a view: Key and Value are slices of the buffer given
+// to Decode (capacity-limited, so appending to one never overwrites the
+// other) and stay valid exactly as long as that buffer is not modified.
+// Copy them to keep them longer.
+type Record struct {
+	Type uint8
+	// Seq is the writer's sequence number; 0 is allowed.
+	Seq uint64
+	// ExpiresAt is the absolute expiry in Unix nanoseconds (compare with
+	// time.Now().UnixNano()); 0 means never.  It is stored as the same 64
+	// bits the C core reads as uint64, so values at or above 2^63 (never
+	// written by MantisDB) come back negative and re-encode unchanged.
+	ExpiresAt int64
+	Key       []byte
+	Value     []byte
+}
+
+// castagnoli is the CRC32C table; hash/crc32 recognises it and uses the
+// SSE4.2 (amd64) or CRC (arm64) instructions when the CPU has them.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// zero2 stands in for the hcheck field while the header check is computed.
+var zero2 [2]byte
+
+// Size is the encoded size of a record with these key and value lengths,
+// header and padding included.  It does not check the limits; Append and
+// Encode do.
+func Size(keyLen, valueLen int) int {
+	return (HeaderSize + keyLen + valueLen + Align - 1) &^ (Align - 1)
+}
+
+// Size is the encoded size of r (see the package function Size).
+func (r Record) Size() int { return Size(len(r.Key), len(r.Value)) }
+
+// valueLimit is the value-length limit of a known type.
+func valueLimit(typ uint8) uint64 {
+	switch typ {
+	case TypeBatch:
+		return MaxBatchSize
+	case TypeMeta:
+		return MaxMetaSize
+	default:
+		return MaxValueSize
+	}
+}
+
+// checkTypeAndLimits is steps 4 (type half) and 5 of "Decoding", shared by
+// the decoder and the encoders so they can never disagree about what is
+// encodable.  Lengths are uint64 so both 32-bit header fields and Go slice
+// lengths compare without overflow.
+func checkTypeAndLimits(typ uint8, keyLen, valueLen uint64) error {
+	if typ < TypePut || typ > TypeMeta {
+		return ErrUnsupported
+	}
+	if keyLen > MaxKeySize || valueLen > valueLimit(typ) {
+		return ErrTooLarge
+	}
+	return nil
+}
+
+// fieldRulesHold reports whether the type table's field rules hold
+// (step 7): a DELETE has no value and no expiry, a BATCH no key and no
+// expiry.
+func fieldRulesHold(typ uint8, keyLen, valueLen uint64, expiresAt uint64) bool {
+	switch typ {
+	case TypeDelete:
+		return valueLen == 0 && expiresAt == 0
+	case TypeBatch:
+		return keyLen == 0 && expiresAt == 0
+	default:
+		return true
+	}
+}
+
+// headerCheck computes hcheck of the header at h[0:32].  It feeds the CRC
+// three pieces instead of a zeroed copy: hash/crc32 calls its hardware
+// routine through a function variable, so a stack copy would escape to the
+// heap and cost an allocation per record.
+func headerCheck(h []byte) uint16 {
+	c := crc32.Update(0, castagnoli, h[offType:offHCheck])
+	c = crc32.Update(c, castagnoli, zero2[:])
+	c = crc32.Update(c, castagnoli, h[offKeyLen:HeaderSize])
+	return uint16(c)
+}
+
+// Header is the fixed 32-byte part of a record.  Once ReadHeader accepts
+// it, its lengths can be trusted to say where the record ends even when
+// the body is missing: that is how a log reader tells a torn tail (record
+// runs past the end of the file) from a damaged length mid-log.
+type Header struct {
+	Type      uint8
+	Version   uint8
+	KeyLen    uint32
+	ValueLen  uint32
+	Seq       uint64
+	ExpiresAt int64
+}
+
+// ReadHeader checks steps 2 and 3 of "Decoding": ErrTruncated when b is
+// shorter than a header, ErrCorrupt when the header check fails.  It does
+// not check the version, type or limits (see Check) nor anything past the
+// header.
+func ReadHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, ErrTruncated
+	}
+	if binary.LittleEndian.Uint16(b[offHCheck:]) != headerCheck(b) {
+		return Header{}, ErrCorrupt
+	}
+	return Header{
+		Type:      b[offType],
+		Version:   b[offVer],
+		KeyLen:    binary.LittleEndian.Uint32(b[offKeyLen:]),
+		ValueLen:  binary.LittleEndian.Uint32(b[offValueLen:]),
+		Seq:       binary.LittleEndian.Uint64(b[offSeq:]),
+		ExpiresAt: int64(binary.LittleEndian.Uint64(b[offExpires:])),
+	}, nil
+}
+
+// Check is steps 4 and 5 of "Decoding": ErrUnsupported for a version or
+// type this package does not know, ErrTooLarge for a length over the
+// type's limit.
+func (h Header) Check() error {
+	if h.Version != Version {
+		return ErrUnsupported
+	}
+	return checkTypeAndLimits(h.Type, uint64(h.KeyLen), uint64(h.ValueLen))
+}
+
+// Size is the encoded size the header declares.  It is int64 so that any
+// two 32-bit lengths fit even on 32-bit platforms, before Check has ruled
+// out oversized ones.
+func (h Header) Size() int64 {
+	return (HeaderSize + int64(h.KeyLen) + int64(h.ValueLen) + Align - 1) &^ (Align - 1)
+}
+
+// Decode decodes the one record at the start of b and returns it with its
+// encoded size (the offset of the next record).  Bytes after the record are
+// not looked at.  It checks, in the order of docs/FORMAT.md and returning
+// the first failure: ErrTruncated (under 32 bytes), ErrCorrupt (header
+// check), ErrUnsupported (version or type), ErrTooLarge (limits),
+// ErrTruncated (under the declared size), ErrCorrupt (CRC, non-zero padding
+// or a field rule).  The Record's Key and Value are views into b.  A BATCH's
+// payload is not looked into here: iterate it with NewBatchIter.
+func Decode(b []byte) (Record, int, error) {
+	h, err := ReadHeader(b)
+	if err != nil {
+		return Record{}, 0, err
+	}
+	if err := h.Check(); err != nil {
+		return Record{}, 0, err
+	}
+	// After Check the sum is at most 32 + 64 KiB + 256 MiB: no overflow
+	// even where int is 32 bits.
+	kend := HeaderSize + int(h.KeyLen)
+	end := kend + int(h.ValueLen)
+	size := Size(int(h.KeyLen), int(h.ValueLen))
+	if len(b) < size {
+		return Record{}, 0, ErrTruncated
+	}
+	if binary.LittleEndian.Uint32(b[offCRC:]) != crc32.Update(0, castagnoli, b[offType:size]) {
+		return Record{}, 0, ErrCorrupt
+	}
+	for _, c := range b[end:size] {
+		if c != 0 {
+			return Record{}, 0, ErrCorrupt
+		}
+	}
+	if !fieldRulesHold(h.Type, uint64(h.KeyLen), uint64(h.ValueLen), uint64(h.ExpiresAt)) {
+		return Record{}, 0, ErrCorrupt
+	}
+	return Record{
+		Type:      h.Type,
+		Seq:       h.Seq,
+		ExpiresAt: h.ExpiresAt,
+		Key:       b[HeaderSize:kend:kend],
+		Value:     b[kend:end:end],
+	}, size, nil
+}
+
+// check validates r for encoding exactly as Decode would validate its
+// bytes, so the encoders never write what the decoder rejects.
+func check(r Record) error {
+	kl, vl := uint64(len(r.Key)), uint64(len(r.Value))
+	if err := checkTypeAndLimits(r.Type, kl, vl); err != nil {
+		return err
+	}
+	if !fieldRulesHold(r.Type, kl, vl, uint64(r.ExpiresAt)) {
+		return ErrInvalid
+	}
+	return nil
+}
+
+// put writes r into b, which is exactly r.Size() bytes long.
+func put(b []byte, r Record) {
+	b[offType] = r.Type
+	b[offVer] = Version
+	binary.LittleEndian.PutUint32(b[offKeyLen:], uint32(len(r.Key)))
+	binary.LittleEndian.PutUint32(b[offValueLen:], uint32(len(r.Value)))
+	binary.LittleEndian.PutUint64(b[offSeq:], r.Seq)
+	binary.LittleEndian.PutUint64(b[offExpires:], uint64(r.ExpiresAt))
+	binary.LittleEndian.PutUint16(b[offHCheck:], headerCheck(b))
+	n := copy(b[HeaderSize:], r.Key)
+	n += copy(b[HeaderSize+n:], r.Value)
+	clear(b[HeaderSize+n:])
+	binary.LittleEndian.PutUint32(b[offCRC:], crc32.Update(0, castagnoli, b[offType:]))
+}
+
+// Append appends the encoding of r to dst and returns the extended slice.
+// It validates r as Decode would validate the result: ErrUnsupported for
+// an unknown type, ErrTooLarge over the limits, ErrInvalid for a broken
+// field rule; on error dst is returned unchanged.  For a BATCH, r.Value
+// must already hold the encoded nested records (Append does not re-check
+// them).  r.Key and r.Value must not overlap the bytes being written.
+func Append(dst []byte, r Record) ([]byte, error) {
+	if err := check(r); err != nil {
+		return dst, err
+	}
+	n := r.Size()
+	start := len(dst)
+	dst = slices.Grow(dst, n)[:start+n]
+	put(dst[start:], r)
+	return dst, nil
+}
+
+// Encode writes the encoding of r to dst[:n] and returns n, the encoded
+// size.  When dst is shorter than that it returns n and ErrShortBuffer and
+// leaves dst untouched, so Encode(nil, r) asks for the size.  Validation
+// and aliasing rules are those of Append.
+func Encode(dst []byte, r Record) (int, error) {
+	if err := check(r); err != nil {
+		return 0, err
+	}
+	n := r.Size()
+	if len(dst) < n {
+		return n, ErrShortBuffer
+	}
+	put(dst[:n], r)
+	return n, nil
+}
