@@ -13,7 +13,10 @@
 //   - keys and values live in C memory (mimalloc), off the Go heap, so the
 //     Go heap and GC work do not grow with the number of keys;
 //   - after Close no call reaches C: every call holds mu's read side while
-//     it uses db, Close takes the write side and clears db.
+//     it uses db, Close takes the write side and clears db;
+//   - with Options.Dir set, durable.go logs each write before this file
+//     publishes it with the same one C call as in memory (Go encodes the
+//     record once, for the log; the core never sees the log).
 package storage
 
 /*
@@ -37,13 +40,14 @@ package storage
 import "C"
 
 import (
-	"errors"
 	"fmt"
-	"math"
+	"iter"
 	"runtime"
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/mantisdb/mantisdb/go/wal"
 )
 
 // nativeError is a C status with no better sentinel (out of memory, a
@@ -72,22 +76,27 @@ func putGetBuf(bp *[]byte) {
 
 // nativeEngine implements Engine over a C mantis_db.
 type nativeEngine struct {
+	limits
 	// mu guards db: readers of the handle (every operation) hold RLock for
 	// the whole C call; Close holds Lock while it frees the handle and sets
 	// db to nil.  RLock is one atomic add, far below the cgo call itself.
-	mu   sync.RWMutex
-	db   *C.mantis_db
-	opts Options
+	mu sync.RWMutex
+	db *C.mantis_db
+
+	dur     *durability // nil when in memory only
+	closeMu sync.Mutex  // serialises Close
+	done    bool        // Close ran; guarded by closeMu
 }
 
-// NewNativeStorageEngine opens the native engine.  Today it is in memory
-// only: a non-empty opts.Dir is refused until the durability work lands
-// rather than silently ignored.
+// NewNativeStorageEngine opens the native engine.  With opts.Dir set it
+// recovers the directory (snapshot bulk load, then log replay) through
+// the same C calls the write path uses, before returning.
 func NewNativeStorageEngine(opts Options) (Engine, error) {
+	return newNative(opts, walHooks{})
+}
+
+func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 	opts = opts.withDefaults()
-	if opts.Dir != "" {
-		return nil, fmt.Errorf("mantisdb: native engine: data directory %q: persistence is not implemented yet", opts.Dir)
-	}
 	copts := C.mantis_db_options{
 		max_key_size:   C.uint32_t(opts.MaxKeySize),
 		max_value_size: C.uint32_t(opts.MaxValueSize),
@@ -96,9 +105,17 @@ func NewNativeStorageEngine(opts Options) (Engine, error) {
 	if st := C.mantis_db_open(&copts, &db); st != C.MANTIS_OK {
 		return nil, statusError(st)
 	}
-	e := &nativeEngine{db: db, opts: opts}
-	// Backstop only: a forgotten Close still frees the C memory once the
-	// engine is unreachable.  Close clears it.
+	e := &nativeEngine{limits: limits{opts: opts}, db: db}
+	if opts.Dir != "" {
+		d, err := openDurability(&e.limits, e, hooks)
+		if err != nil {
+			C.mantis_db_close(db)
+			return nil, err
+		}
+		e.dur = d
+	}
+	// Backstop only: a forgotten Close still frees the C memory (and the
+	// directory lock) once the engine is unreachable.  Close clears it.
 	runtime.SetFinalizer(e, func(e *nativeEngine) { _ = e.Close() })
 	return e, nil
 }
@@ -123,37 +140,6 @@ func statusError(st C.mantis_status) error {
 }
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
-
-func (e *nativeEngine) checkKey(key []byte) error {
-	if len(key) == 0 {
-		return ErrEmptyKey
-	}
-	if len(key) > e.opts.MaxKeySize {
-		return ErrKeyTooLarge
-	}
-	return nil
-}
-
-func (e *nativeEngine) checkValue(value []byte) error {
-	if len(value) > e.opts.MaxValueSize {
-		return ErrValueTooLarge
-	}
-	return nil
-}
-
-func (e *nativeEngine) now() int64 { return e.opts.Clock().UnixNano() }
-
-// expiry turns a TTL into the absolute Unix-ns expiry stored with a value.
-func (e *nativeEngine) expiry(ttl time.Duration) (uint64, error) {
-	if ttl <= 0 {
-		return 0, ErrInvalidTTL
-	}
-	now := e.now()
-	if now <= 0 || int64(ttl) > math.MaxInt64-now {
-		return 0, ErrInvalidTTL
-	}
-	return uint64(now + int64(ttl)), nil
-}
 
 // getInto reads key's value into *bp (growing it once if needed) and
 // returns its length.  The caller holds e.mu's read side.
@@ -227,20 +213,30 @@ func (e *nativeEngine) View(key []byte, fn func(value []byte) error) error {
 	return fn((*bp)[:n:n])
 }
 
-func (e *nativeEngine) put(key, value []byte, expiresAt uint64) error {
+func (e *nativeEngine) put(key, value []byte, exp int64) error {
 	if err := e.checkKey(key); err != nil {
 		return err
 	}
 	if err := e.checkValue(value); err != nil {
 		return err
 	}
+	if e.dur == nil {
+		return e.publishPut(key, value, exp)
+	}
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
+		return appendRecord(dst, recPut, seq, key, value, exp)
+	}, func() error { return e.publishPut(key, value, exp) })
+}
+
+// publishPut is the one C call of a put.
+func (e *nativeEngine) publishPut(key, value []byte, exp int64) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
 		return ErrClosed
 	}
 	return statusError(C.mantis_db_put(e.db, ptr(key), C.size_t(len(key)),
-		ptr(value), C.size_t(len(value)), C.uint64_t(expiresAt)))
+		ptr(value), C.size_t(len(value)), C.uint64_t(exp)))
 }
 
 // Put sets key to value.
@@ -255,11 +251,22 @@ func (e *nativeEngine) PutWithTTL(key, value []byte, ttl time.Duration) error {
 	return e.put(key, value, exp)
 }
 
-// Delete removes key; an absent key is not an error.
+// Delete removes key; an absent key is not an error (and is still logged,
+// so replay needs no knowledge of the index).
 func (e *nativeEngine) Delete(key []byte) error {
 	if err := e.checkKey(key); err != nil {
 		return err
 	}
+	if e.dur == nil {
+		return e.publishDelete(key)
+	}
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
+		return appendRecord(dst, recDelete, seq, key, nil, 0)
+	}, func() error { return e.publishDelete(key) })
+}
+
+// publishDelete is the one C call of a delete.
+func (e *nativeEngine) publishDelete(key []byte) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
@@ -277,7 +284,9 @@ var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); retur
 
 // Apply validates b in Go (for precise errors), encodes it with the record
 // codec into one buffer and applies it in one C call, which validates it
-// again and applies it atomically.
+// again and applies it atomically.  When durable, the buffer is the BATCH
+// record that goes to the log, and the C call gets its payload (the
+// nested records), so the batch is encoded once.
 func (e *nativeEngine) Apply(b *Batch) error {
 	if b == nil || len(b.Ops) == 0 {
 		// Nothing to apply; still report use after Close.
@@ -288,17 +297,30 @@ func (e *nativeEngine) Apply(b *Batch) error {
 		}
 		return nil
 	}
+	ops, size, err := e.prepareBatch(nil, b)
+	if err != nil {
+		return err
+	}
 	bp := batchBufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBuf {
 			batchBufPool.Put(bp)
 		}
 	}()
-	buf, err := e.encodeBatch((*bp)[:0], b)
-	*bp = buf
-	if err != nil {
-		return err
+	if e.dur == nil {
+		*bp = appendOps((*bp)[:0], ops, 0)
+		return e.publishBatch(*bp)
 	}
+	var payload int
+	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) []byte {
+		*bp, payload = appendBatchRecord((*bp)[:0], ops, size, first)
+		return append(dst, *bp...)
+	}, func() error { return e.publishBatch((*bp)[payload:]) })
+}
+
+// publishBatch is the one C call of a batch: buf holds its PUT/DELETE
+// records.
+func (e *nativeEngine) publishBatch(buf []byte) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
@@ -307,68 +329,28 @@ func (e *nativeEngine) Apply(b *Batch) error {
 	var bad C.size_t
 	st := C.mantis_db_apply(e.db, ptr(buf), C.size_t(len(buf)), &bad)
 	if st == C.MANTIS_TOO_LARGE {
-		// Keys and values were checked above, so only the total is left.
+		// Keys and values were checked in Go, so only the total is left.
 		return ErrBatchTooLarge
 	}
 	return statusError(st)
 }
 
-// encodeBatch appends b's operations as codec records to dst.
-func (e *nativeEngine) encodeBatch(dst []byte, b *Batch) ([]byte, error) {
-	var now int64
-	for i := range b.Ops {
-		op := &b.Ops[i]
-		if err := e.checkKey(op.Key); err != nil {
-			return dst, fmt.Errorf("batch op %d: %w", i, err)
-		}
-		var err error
-		switch op.Kind {
-		case OpPut:
-			if err := e.checkValue(op.Value); err != nil {
-				return dst, fmt.Errorf("batch op %d: %w", i, err)
-			}
-			var exp uint64
-			if op.TTL != 0 {
-				if now == 0 {
-					now = e.now()
-				}
-				if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
-					return dst, fmt.Errorf("batch op %d: %w", i, ErrInvalidTTL)
-				}
-				exp = uint64(now + int64(op.TTL))
-			}
-			dst, err = appendRecord(dst, recPut, op.Key, op.Value, exp)
-		case OpDelete:
-			dst, err = appendRecord(dst, recDelete, op.Key, nil, 0)
-		default:
-			return dst, fmt.Errorf("batch op %d: unknown kind %d: %w", i, op.Kind, errBadOp)
-		}
-		if err != nil {
-			return dst, fmt.Errorf("batch op %d: %w", i, err)
-		}
-		if len(dst) > maxBatchBytes {
-			return dst, ErrBatchTooLarge
-		}
-	}
-	return dst, nil
-}
-
-var errBadOp = errors.New("mantisdb: invalid batch operation")
-
-// maxBatchBytes is the format's batch payload limit (docs/FORMAT.md).
-const maxBatchBytes = int(C.MANTIS_MAX_BATCH_SIZE)
+// The Go-side batch limit must be the core's.
+var _ = [1]struct{}{}[maxBatchBytes-int(C.MANTIS_MAX_BATCH_SIZE)]
 
 // Stats returns the C core's counters.  NativeBytes counts every byte the
 // core has allocated in this process (all open native engines).
 func (e *nativeEngine) Stats() Stats {
 	s := Stats{Engine: "native"}
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if e.db == nil {
+		e.mu.RUnlock()
 		return s
 	}
 	var cs C.mantis_db_stats
-	if C.mantis_db_stats_get(e.db, &cs) != C.MANTIS_OK {
+	st := C.mantis_db_stats_get(e.db, &cs)
+	e.mu.RUnlock()
+	if st != C.MANTIS_OK {
 		return s
 	}
 	s.Keys = int64(cs.keys)
@@ -379,34 +361,61 @@ func (e *nativeEngine) Stats() Stats {
 	s.Deletes = uint64(cs.deletes)
 	s.Batches = uint64(cs.batches)
 	s.NativeBytes = int64(cs.native_bytes)
+	if e.dur != nil {
+		e.dur.stats(&s)
+	}
 	return s
 }
 
-// Sync has nothing to flush while the engine is memory-only.
-func (e *nativeEngine) Sync() error {
+func (e *nativeEngine) isClosed() bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if e.db == nil {
-		return ErrClosed
-	}
-	return nil
+	return e.db == nil
 }
 
-// Checkpoint is a no-op for the in-memory engine (see Engine.Checkpoint).
-func (e *nativeEngine) Checkpoint() error { return e.Sync() }
-
-// Close frees the C database.  It waits for calls in flight (they hold the
-// read side of mu) and is idempotent.
-func (e *nativeEngine) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.db == nil {
+// Sync forces acknowledged writes to disk (nothing to do in memory).
+func (e *nativeEngine) Sync() error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if e.dur == nil {
 		return nil
 	}
+	return e.dur.sync()
+}
+
+// Checkpoint writes a snapshot and drops the log it covers (nothing to do
+// in memory).
+func (e *nativeEngine) Checkpoint() error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if e.dur == nil {
+		return nil
+	}
+	return e.dur.checkpoint()
+}
+
+// Close waits for writes in flight, closes the log, then frees the C
+// database once calls in flight (they hold the read side of mu) are done.
+// Idempotent; reports a log failure once.
+func (e *nativeEngine) Close() error {
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.done {
+		return nil
+	}
+	e.done = true
+	var err error
+	if e.dur != nil {
+		err = e.dur.close()
+	}
+	e.mu.Lock()
 	C.mantis_db_close(e.db)
 	e.db = nil
+	e.mu.Unlock()
 	runtime.SetFinalizer(e, nil)
-	return nil
+	return err
 }
 
 // Engine returns "native".
@@ -415,3 +424,110 @@ func (e *nativeEngine) Engine() string { return "native" }
 // cgoNoop crosses cgo once and does nothing: the benchmarks' reference
 // for the fixed cost of a cgo call.
 func cgoNoop() { C.mantis_noop() }
+
+// ---- the index interface for durable.go ---------------------------------
+
+// loadChunk is how many encoded bytes of a snapshot recovery hands the
+// core per C call: big enough that the call overhead vanishes, small
+// enough not to double the memory of a large snapshot.
+const loadChunk = 4 << 20
+
+// loadSnapshot bulk-loads a snapshot through mantis_db_apply, one call per
+// loadChunk of records.  Each chunk is applied atomically, and nothing
+// reads the engine before Open returns.
+func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
+	buf := make([]byte, 0, loadChunk+64<<10)
+	for r := range recs {
+		if expired(r.ExpiresAt, now) {
+			continue
+		}
+		buf = appendRecord(buf, recPut, 0, r.Key, r.Value, r.ExpiresAt)
+		if len(buf) >= loadChunk {
+			if err := e.publishBatch(buf); err != nil {
+				return fmt.Errorf("mantisdb: load snapshot: %w", err)
+			}
+			buf = buf[:0]
+		}
+	}
+	if len(buf) > 0 {
+		if err := e.publishBatch(buf); err != nil {
+			return fmt.Errorf("mantisdb: load snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+// replay applies one logged record with the write path's own C call; a
+// BATCH's value is exactly the records mantis_db_apply takes.
+func (e *nativeEngine) replay(r wal.Record) error {
+	var err error
+	switch r.Type {
+	case wal.TypePut:
+		err = e.publishPut(r.Key, r.Value, r.ExpiresAt)
+	case wal.TypeDelete:
+		err = e.publishDelete(r.Key)
+	case wal.TypeBatch:
+		err = e.publishBatch(r.Value)
+	}
+	if err != nil {
+		return fmt.Errorf("mantisdb: replay seq %d: %w", r.Seq, err)
+	}
+	return nil
+}
+
+// ckptChunk is the scan buffer of a checkpoint: many records per C call.
+const ckptChunk = 1 << 20
+
+// checkpointView copies every live record out of the core with scan calls
+// while writes are held off (the core has no snapshot of its own, and the
+// state must be exactly the log up to seq), into Go memory that the
+// snapshot is then written from without holding anything.  The copy is
+// transient: it is dropped when the snapshot is written.
+//
+// Every record carries seq, the snapshot's covered number, rather than the
+// key's own last number: the core numbers writes itself and its numbers
+// are not the log's.  seq is a correct bound (every write in the snapshot
+// is <= seq) and recovery reads only the header's number.  (A core call
+// that takes the log's numbers would let the snapshot carry per-key
+// numbers; see mantis_db_apply.)
+func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Record], func(), error) {
+	var chunks [][]byte
+	var start []byte
+	exclusive := false
+	for {
+		bp := make([]byte, ckptChunk)
+		used, done, err := e.scanAt(start, exclusive, nil, &bp, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if used > 0 {
+			chunks = append(chunks, bp[:used])
+			// Continue after the last key of this chunk.
+			var last []byte
+			for off := 0; off < used; {
+				k, _, next, ok := nextScanRecord(bp[:used], off)
+				if !ok {
+					return nil, nil, ErrCorrupt
+				}
+				last, off = k, next
+			}
+			start, exclusive = last, true
+		}
+		if done || used == 0 {
+			break
+		}
+	}
+	recs := func(yield func(wal.Record) bool) {
+		for _, c := range chunks {
+			for off := 0; off < len(c); {
+				k, v, next, _ := nextScanRecord(c, off)
+				r := wal.Record{Type: wal.TypePut, Seq: seq, ExpiresAt: scanRecordExpiry(c, off), Key: k, Value: v}
+				if !yield(r) {
+					return
+				}
+				off = next
+			}
+		}
+	}
+	return recs, func() { chunks = nil }, nil
+}

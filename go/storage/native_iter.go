@@ -15,11 +15,6 @@ import (
 	"sync"
 )
 
-const (
-	iterFirstBuf = 4 << 10  // short scans (a prefix, a page) stay small
-	iterBufSize  = 64 << 10 // steady-state buffer: many records per call
-)
-
 var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterBufSize); return &b }}
 
 type nativeIter struct {
@@ -43,45 +38,12 @@ type nativeIter struct {
 
 // NewIterator returns an unpositioned iterator over opts' range.
 func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
-	e.mu.RLock()
-	closed := e.db == nil
-	e.mu.RUnlock()
-	if closed {
+	if e.isClosed() {
 		return nil, ErrClosed
 	}
 	it := &nativeIter{e: e}
-	it.lower = bytes.Clone(opts.LowerBound)
-	if opts.UpperBound != nil {
-		it.upper = bytes.Clone(opts.UpperBound)
-	}
-	if len(opts.Prefix) > 0 {
-		if bytes.Compare(opts.Prefix, it.lower) > 0 {
-			it.lower = bytes.Clone(opts.Prefix)
-		}
-		if succ := prefixSuccessor(opts.Prefix); succ != nil &&
-			(it.upper == nil || bytes.Compare(succ, it.upper) < 0) {
-			it.upper = succ
-		}
-	}
-	// The C scan takes end_len == 0 as "no bound", so an empty but
-	// non-nil upper bound (nothing is below it) is handled here.
-	if it.upper != nil && (len(it.upper) == 0 || bytes.Compare(it.lower, it.upper) >= 0) {
-		it.empty = true
-	}
+	it.lower, it.upper, it.empty = iterBounds(opts)
 	return it, nil
-}
-
-// prefixSuccessor returns the smallest key greater than every key with
-// prefix p, or nil when there is none (p is all 0xff).
-func prefixSuccessor(p []byte) []byte {
-	s := bytes.Clone(p)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] != 0xff {
-			s[i]++
-			return s[:i+1]
-		}
-	}
-	return nil
 }
 
 func (it *nativeIter) invalidate() bool {
@@ -99,7 +61,7 @@ func (it *nativeIter) fetch(start []byte, exclusive bool) bool {
 		// A second fetch means a longer scan: switch to the big buffer.
 		it.bufp = iterBufPool.Get().(*[]byte)
 	}
-	used, done, err := it.e.scan(start, exclusive, it.upper, it.bufp)
+	used, done, err := it.e.scanAt(start, exclusive, it.upper, it.bufp, it.e.now())
 	if err != nil {
 		it.err = err
 		return it.invalidate()
@@ -208,16 +170,17 @@ func (it *nativeIter) Close() error {
 	return nil
 }
 
-// scan makes the one cgo call of a fetch: records from start (exclusive
-// or not) up to end into *bufp, growing it if the first record does not
-// fit.  It returns the bytes used and whether the range is exhausted.
-func (e *nativeEngine) scan(start []byte, exclusive bool, end []byte, bufp *[]byte) (int, bool, error) {
+// scanAt makes the one cgo call of a fetch: records live at now from
+// start (exclusive or not) up to end into *bufp, growing it if the first
+// record does not fit.  It returns the bytes used and whether the range
+// is exhausted.
+func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, bufp *[]byte, nowNs int64) (int, bool, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
 		return 0, false, ErrClosed
 	}
-	now := C.uint64_t(e.now())
+	now := C.uint64_t(nowNs)
 	for attempt := 0; ; attempt++ {
 		buf := *bufp
 		var used, count C.size_t

@@ -1,0 +1,413 @@
+// pure.go -- the pure-Go engine: storage.Engine over an in-memory B-tree,
+// durable through go/wal (durable.go) when Options.Dir is set.  It exists
+// in every build: it is the default engine without the `native` tag, and
+// the reference the native engine is tested against with it.
+//
+// The ordered structure is github.com/tidwall/btree (BTreeG): a maintained
+// generic B-tree whose Copy is an O(1) copy-on-write clone.  That clone is
+// what a checkpoint needs: it freezes the state at one sequence number in
+// microseconds under the write gate, and writers go on while the snapshot
+// file is written from the clone.  (google/btree's Clone is the same idea;
+// tidwall's tree also has a sorted bulk Load, which recovery uses, and
+// path hints.)  A map plus sort would make every scan O(n log n); a
+// hand-written skiplist in Go would duplicate the C core's, which is the
+// one this project writes itself.
+//
+// Thread safety: mu is a RWMutex over the tree.  Point reads and each
+// iterator fetch hold the read side, so they run in parallel and see a
+// batch entirely or not at all; writes hold the write side for the few
+// hundred nanoseconds of one tree update (a batch for all its ops).
+// Values are never modified in place: a put stores a fresh copy, so a
+// slice handed to View stays valid after the lock is released.
+package storage
+
+import (
+	"bytes"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/btree"
+
+	"github.com/mantisdb/mantisdb/go/wal"
+)
+
+// pureItem is one entry: key and value in one allocation (kv[:klen] is
+// the key), the absolute expiry (0 = never) and the sequence number of the
+// write that set it (0 when in memory only).
+type pureItem struct {
+	kv   []byte
+	klen int
+	exp  int64
+	seq  uint64
+}
+
+func (it pureItem) key() []byte   { return it.kv[:it.klen:it.klen] }
+func (it pureItem) value() []byte { return it.kv[it.klen:len(it.kv):len(it.kv)] }
+
+func newItem(key, value []byte, exp int64, seq uint64) pureItem {
+	kv := make([]byte, len(key)+len(value))
+	copy(kv, key)
+	copy(kv[len(key):], value)
+	return pureItem{kv: kv, klen: len(key), exp: exp, seq: seq}
+}
+
+// probe is a lookup key for the tree (no copy).
+func probe(key []byte) pureItem { return pureItem{kv: key, klen: len(key)} }
+
+func lessItem(a, b pureItem) bool { return bytes.Compare(a.key(), b.key()) < 0 }
+
+type pureEngine struct {
+	limits
+
+	mu     sync.RWMutex // guards the fields down to the blank line
+	tree   *btree.BTreeG[pureItem]
+	closed bool
+	keys   int64 // entries in the tree, expired ones included
+	live   int64 // their key+value bytes
+
+	gets, misses, puts, deletes, batches atomic.Uint64
+
+	dur     *durability // nil when in memory only
+	closeMu sync.Mutex  // serialises Close
+	done    bool        // Close ran; guarded by closeMu
+}
+
+// NewPureGoStorageEngine opens the pure-Go engine.  With opts.Dir set it
+// recovers the directory (snapshot plus log replay) before returning.
+func NewPureGoStorageEngine(opts Options) (Engine, error) {
+	return newPure(opts, walHooks{})
+}
+
+func newPure(opts Options, hooks walHooks) (*pureEngine, error) {
+	e := &pureEngine{limits: limits{opts: opts.withDefaults()}}
+	// NoLocks: mu already serialises writers; the tree's own lock would be
+	// a second atomic pair on every call.
+	e.tree = btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
+	if e.opts.Dir != "" {
+		d, err := openDurability(&e.limits, e, hooks)
+		if err != nil {
+			return nil, err
+		}
+		e.dur = d
+	}
+	return e, nil
+}
+
+// ---- index updates (callers hold mu's write side) ----------------------
+
+func (e *pureEngine) setLocked(it pureItem) {
+	if old, ok := e.tree.Set(it); ok {
+		e.live -= int64(len(old.kv))
+	} else {
+		e.keys++
+	}
+	e.live += int64(len(it.kv))
+}
+
+func (e *pureEngine) deleteLocked(key []byte) {
+	if old, ok := e.tree.Delete(probe(key)); ok {
+		e.keys--
+		e.live -= int64(len(old.kv))
+	}
+}
+
+// ---- reads --------------------------------------------------------------
+
+// lookup finds the live value of key.  The returned slice is immutable.
+func (e *pureEngine) lookup(key []byte) ([]byte, error) {
+	if err := e.checkKey(key); err != nil {
+		return nil, err
+	}
+	now := e.now()
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	it, ok := e.tree.Get(probe(key))
+	e.mu.RUnlock()
+	e.gets.Add(1)
+	if !ok || expired(it.exp, now) {
+		e.misses.Add(1)
+		return nil, ErrNotFound
+	}
+	return it.value(), nil
+}
+
+// Get returns a copy of the value of key.
+func (e *pureEngine) Get(key []byte) ([]byte, error) {
+	v, err := e.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(v), nil
+}
+
+// View calls fn with the stored value itself (no copy): stored values are
+// never modified, so the slice stays intact outside the lock; fn must not
+// modify or retain it.
+func (e *pureEngine) View(key []byte, fn func(value []byte) error) error {
+	v, err := e.lookup(key)
+	if err != nil {
+		return err
+	}
+	return fn(v)
+}
+
+// ---- writes -------------------------------------------------------------
+
+func (e *pureEngine) put(key, value []byte, exp int64) error {
+	if err := e.checkKey(key); err != nil {
+		return err
+	}
+	if err := e.checkValue(value); err != nil {
+		return err
+	}
+	it := newItem(key, value, exp, 0)
+	publish := func() error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.closed {
+			return ErrClosed
+		}
+		e.setLocked(it)
+		e.puts.Add(1)
+		return nil
+	}
+	if e.dur == nil {
+		return publish()
+	}
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
+		it.seq = seq
+		return appendRecord(dst, recPut, seq, key, value, exp)
+	}, publish)
+}
+
+// Put sets key to value.
+func (e *pureEngine) Put(key, value []byte) error { return e.put(key, value, 0) }
+
+// PutWithTTL sets key to value, expiring ttl after Options.Clock().
+func (e *pureEngine) PutWithTTL(key, value []byte, ttl time.Duration) error {
+	exp, err := e.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	return e.put(key, value, exp)
+}
+
+// Delete removes key; an absent key is not an error (and is still logged,
+// so replay needs no knowledge of the index).
+func (e *pureEngine) Delete(key []byte) error {
+	if err := e.checkKey(key); err != nil {
+		return err
+	}
+	publish := func() error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.closed {
+			return ErrClosed
+		}
+		e.deleteLocked(key)
+		e.deletes.Add(1)
+		return nil
+	}
+	if e.dur == nil {
+		return publish()
+	}
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
+		return appendRecord(dst, recDelete, seq, key, nil, 0)
+	}, publish)
+}
+
+// Apply validates the whole batch first (nothing is applied or logged if
+// any op is bad), then applies it under one write lock, so readers and
+// iterator fetches see all of it or none.
+func (e *pureEngine) Apply(b *Batch) error {
+	if b == nil || len(b.Ops) == 0 {
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		if e.closed {
+			return ErrClosed
+		}
+		return nil
+	}
+	ops, size, err := e.prepareBatch(nil, b)
+	if err != nil {
+		return err
+	}
+	// Copy the values before taking the lock.
+	items := make([]pureItem, len(ops))
+	for i := range ops {
+		if ops[i].kind == OpPut {
+			items[i] = newItem(ops[i].key, ops[i].value, ops[i].exp, 0)
+		}
+	}
+	var nput, ndel uint64
+	publish := func() error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.closed {
+			return ErrClosed
+		}
+		for i := range ops {
+			if ops[i].kind == OpPut {
+				e.setLocked(items[i])
+				nput++
+			} else {
+				e.deleteLocked(ops[i].key)
+				ndel++
+			}
+		}
+		e.puts.Add(nput)
+		e.deletes.Add(ndel)
+		e.batches.Add(1)
+		return nil
+	}
+	if e.dur == nil {
+		return publish()
+	}
+	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) []byte {
+		for i := range items {
+			items[i].seq = first + uint64(i)
+		}
+		dst, _ = appendBatchRecord(dst, ops, size, first)
+		return dst
+	}, publish)
+}
+
+// ---- stats and lifecycle --------------------------------------------------
+
+// Stats returns the engine's counters; after Close only Engine is set.
+func (e *pureEngine) Stats() Stats {
+	s := Stats{Engine: "pure-go"}
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return s
+	}
+	s.Keys, s.LiveBytes = e.keys, e.live
+	e.mu.RUnlock()
+	s.Gets = e.gets.Load()
+	s.Misses = e.misses.Load()
+	s.Puts = e.puts.Load()
+	s.Deletes = e.deletes.Load()
+	s.Batches = e.batches.Load()
+	if e.dur != nil {
+		e.dur.stats(&s)
+	}
+	return s
+}
+
+func (e *pureEngine) isClosed() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.closed
+}
+
+// Sync forces acknowledged writes to disk (nothing to do in memory).
+func (e *pureEngine) Sync() error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if e.dur == nil {
+		return nil
+	}
+	return e.dur.sync()
+}
+
+// Checkpoint writes a snapshot and drops the log it covers (nothing to do
+// in memory).
+func (e *pureEngine) Checkpoint() error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if e.dur == nil {
+		return nil
+	}
+	return e.dur.checkpoint()
+}
+
+// Close waits for writes in flight, flushes and closes the log, and drops
+// the tree.  Idempotent; reports a log failure once.
+func (e *pureEngine) Close() error {
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.done {
+		return nil
+	}
+	e.done = true
+	var err error
+	if e.dur != nil {
+		err = e.dur.close()
+	}
+	e.mu.Lock()
+	e.closed = true
+	e.tree = nil
+	e.mu.Unlock()
+	return err
+}
+
+// Engine returns "pure-go".
+func (e *pureEngine) Engine() string { return "pure-go" }
+
+// ---- the index interface for durable.go ---------------------------------
+
+func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for r := range recs {
+		if expired(r.ExpiresAt, now) {
+			continue
+		}
+		// Load is the B-tree's sorted bulk insert: keys arrive ascending.
+		it := newItem(r.Key, r.Value, r.ExpiresAt, r.Seq)
+		e.tree.Load(it)
+		e.keys++
+		e.live += int64(len(it.kv))
+	}
+	return nil
+}
+
+func (e *pureEngine) replay(r wal.Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.replayLocked(r)
+	return nil
+}
+
+func (e *pureEngine) replayLocked(r wal.Record) {
+	switch r.Type {
+	case wal.TypePut:
+		e.setLocked(newItem(r.Key, r.Value, r.ExpiresAt, r.Seq))
+	case wal.TypeDelete:
+		e.deleteLocked(r.Key)
+	case wal.TypeBatch:
+		for n := range wal.BatchRecords(r) {
+			e.replayLocked(n)
+		}
+	}
+}
+
+// checkpointView clones the tree (O(1), copy-on-write) and yields the
+// clone's live entries; writers go on against the original meanwhile.
+func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Record], func(), error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	clone := e.tree.Copy()
+	e.mu.Unlock()
+	recs := func(yield func(wal.Record) bool) {
+		clone.Scan(func(it pureItem) bool {
+			if expired(it.exp, now) {
+				return true
+			}
+			return yield(wal.Record{Type: wal.TypePut, Seq: it.seq, ExpiresAt: it.exp,
+				Key: it.key(), Value: it.value()})
+		})
+	}
+	return recs, func() {}, nil
+}
