@@ -12,7 +12,7 @@ GOFLAGS_RACE := -race -count=1
 RUN_ARGS  ?=
 FUZZ_SECONDS ?= 30
 # Go fuzz targets: package:FuzzName pairs, each run for FUZZ_SECONDS.
-GO_FUZZ   :=
+GO_FUZZ   := ./go/codec:FuzzDecode
 
 .PHONY: all deps build-core build build-native test test-c test-go sanitize fuzz \
 	bench-core bench bench-full run run-native fmt-check vet clean
