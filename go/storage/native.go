@@ -92,7 +92,11 @@ type nativeEngine struct {
 // recovers the directory (snapshot bulk load, then log replay) through
 // the same C calls the write path uses, before returning.
 func NewNativeStorageEngine(opts Options) (Engine, error) {
-	return newNative(opts, walHooks{})
+	e, err := newNative(opts, walHooks{})
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil interface
+	}
+	return e, nil
 }
 
 func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {

@@ -6,3 +6,12 @@ package storage
 
 // CgoNoop makes one cgo call that does nothing (BenchmarkEmptyCgoCall).
 func CgoNoop() { cgoNoop() }
+
+// NewNativeWithHooks opens the native engine with test hooks.
+func NewNativeWithHooks(opts Options, h WALHooks) (Engine, error) {
+	e, err := newNative(opts, h.internal())
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}

@@ -77,7 +77,11 @@ type pureEngine struct {
 // NewPureGoStorageEngine opens the pure-Go engine.  With opts.Dir set it
 // recovers the directory (snapshot plus log replay) before returning.
 func NewPureGoStorageEngine(opts Options) (Engine, error) {
-	return newPure(opts, walHooks{})
+	e, err := newPure(opts, walHooks{})
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil interface
+	}
+	return e, nil
 }
 
 func newPure(opts Options, hooks walHooks) (*pureEngine, error) {

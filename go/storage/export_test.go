@@ -1,0 +1,26 @@
+// export_test.go -- test-only entry points (the standard export_test.go
+// pattern): open an engine over a fault-injecting file layer with small
+// WAL segments and checkpoint size, without widening the public API.
+package storage
+
+import "github.com/mantisdb/mantisdb/go/wal/vfs"
+
+// WALHooks mirrors walHooks for the external test package.
+type WALHooks struct {
+	FS              vfs.FS
+	SegmentSize     int64
+	CheckpointBytes int64
+}
+
+func (h WALHooks) internal() walHooks {
+	return walHooks{fs: h.FS, segmentSize: h.SegmentSize, checkpointBytes: h.CheckpointBytes}
+}
+
+// NewPureGoWithHooks opens the pure-Go engine with test hooks.
+func NewPureGoWithHooks(opts Options, h WALHooks) (Engine, error) {
+	e, err := newPure(opts, h.internal())
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
