@@ -9,3 +9,5 @@ import "github.com/mantisdb/mantisdb/go/storage"
 func init() {
 	durableEngines = append(durableEngines, engineCase{"native", storage.NewNativeWithHooks})
 }
+
+func init() { crashBuildTags = "native" }
