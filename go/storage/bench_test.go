@@ -1,0 +1,315 @@
+// bench_test.go -- every engine side by side in one run (16-byte keys,
+// 100-byte values): throughput and latency percentiles per workload, Go
+// heap and GC cost at 1M keys, durable writes per sync policy and writer
+// count, and recovery time at 1M keys.  The native engine joins the table
+// in native builds (bench_native_test.go).  Run:
+//
+//	go test -tags native -run '^$' -bench . -count 3 ./go/storage
+//
+// Each workload reports ops/s and p50/p99/p999 latency in ns (measured per
+// operation with the monotonic clock, which adds the same ~40 ns to every
+// engine).
+package storage_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+const (
+	sbsKeys     = 100_000
+	sbsValueLen = 100
+)
+
+// sbsKey writes the 16-byte key of i: 8 bytes of a fixed prefix and the
+// big-endian index, so keys sort by index.
+func sbsKey(dst []byte, i uint64) []byte {
+	dst = append(dst[:0], "mantis:k"...)
+	return binary.BigEndian.AppendUint64(dst, i)
+}
+
+type benchEngine struct {
+	name string
+	open func(storage.Options) (storage.Engine, error)
+}
+
+var sbsEngines = []benchEngine{{"pure-go", storage.NewPureGoStorageEngine}}
+
+func sbsOpen(b *testing.B, open func(storage.Options) (storage.Engine, error), opts storage.Options) storage.Engine {
+	b.Helper()
+	e, err := open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
+}
+
+// sbsLoad writes keys 0..n-1 in batches of 1000.
+func sbsLoad(b testing.TB, e storage.Engine, n uint64) {
+	val := make([]byte, sbsValueLen)
+	var bt storage.Batch
+	for i := uint64(0); i < n; i++ {
+		bt.Put(sbsKey(nil, i), val)
+		if bt.Len() == 1000 || i == n-1 {
+			if err := e.Apply(&bt); err != nil {
+				b.Fatal(err)
+			}
+			bt = storage.Batch{}
+		}
+	}
+}
+
+// latencies collects per-operation durations from any number of
+// goroutines and reports the percentiles with the throughput.
+type latencies struct {
+	mu  sync.Mutex
+	all []int64
+}
+
+func (l *latencies) add(d []int64) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B) {
+	slices.Sort(l.all)
+	if n := len(l.all); n > 0 {
+		p := func(q float64) float64 { return float64(l.all[min(n-1, int(q*float64(n)))]) }
+		b.ReportMetric(p(0.50), "p50-ns")
+		b.ReportMetric(p(0.99), "p99-ns")
+		b.ReportMetric(p(0.999), "p999-ns")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// serial runs op b.N times, timing each call.
+func serial(b *testing.B, op func(i int) error) {
+	var l latencies
+	d := make([]int64, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, int64(time.Since(t0)))
+	}
+	b.StopTimer()
+	l.add(d)
+	l.report(b)
+}
+
+// parallel runs b.N operations over g goroutines; op gets its own rng.
+func parallel(b *testing.B, g int, op func(r *rand.Rand, k []byte) error) {
+	var l latencies
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < g; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 5))
+			k := make([]byte, 0, 16)
+			d := make([]int64, 0, b.N/g+1)
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				if err := op(r, k); err != nil {
+					b.Error(err)
+					return
+				}
+				d = append(d, int64(time.Since(t0)))
+			}
+			l.add(d)
+		}(w)
+	}
+	wg.Wait()
+	b.StopTimer()
+	l.report(b)
+}
+
+func BenchmarkSideBySide(b *testing.B) {
+	val := make([]byte, sbsValueLen)
+	for _, eng := range sbsEngines {
+		b.Run(eng.name+"/seq-write", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			k := make([]byte, 0, 16)
+			serial(b, func(i int) error { k = sbsKey(k, uint64(i)); return e.Put(k, val) })
+		})
+		b.Run(eng.name+"/seq-read", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			k := make([]byte, 0, 16)
+			serial(b, func(i int) error { k = sbsKey(k, uint64(i)%sbsKeys); _, err := e.Get(k); return err })
+		})
+		b.Run(eng.name+"/random-write", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			r := rand.New(rand.NewPCG(3, 4))
+			k := make([]byte, 0, 16)
+			serial(b, func(int) error { k = sbsKey(k, r.Uint64N(sbsKeys)); return e.Put(k, val) })
+		})
+		b.Run(eng.name+"/random-read", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			r := rand.New(rand.NewPCG(1, 2))
+			k := make([]byte, 0, 16)
+			serial(b, func(int) error { k = sbsKey(k, r.Uint64N(sbsKeys)); _, err := e.Get(k); return err })
+		})
+		// 40 goroutines, 90% reads and 10% writes over the loaded keys.
+		b.Run(eng.name+"/mixed-40g", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			parallel(b, 40, func(r *rand.Rand, k []byte) error {
+				k = sbsKey(k, r.Uint64N(sbsKeys))
+				if r.IntN(10) == 0 {
+					return e.Put(k, val)
+				}
+				_, err := e.Get(k)
+				return err
+			})
+		})
+		// High-throughput mix, 40 goroutines: 60% get, 25% put, 5% delete
+		// (re-put later), 5% 10-key scan, 5% 10-op batch.
+		b.Run(eng.name+"/mixed-ht", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			parallel(b, 40, func(r *rand.Rand, k []byte) error {
+				k = sbsKey(k, r.Uint64N(sbsKeys))
+				switch c := r.IntN(100); {
+				case c < 60:
+					_, err := e.Get(k)
+					if err == storage.ErrNotFound {
+						err = nil
+					}
+					return err
+				case c < 85:
+					return e.Put(k, val)
+				case c < 90:
+					return e.Delete(k)
+				case c < 95:
+					it, err := e.NewIterator(storage.IterOptions{LowerBound: k})
+					if err != nil {
+						return err
+					}
+					n := 0
+					for ok := it.First(); ok && n < 10; ok = it.Next() {
+						n++
+					}
+					return it.Close()
+				default:
+					var bt storage.Batch
+					for j := 0; j < 10; j++ {
+						bt.Put(sbsKey(nil, r.Uint64N(sbsKeys)), val)
+					}
+					return e.Apply(&bt)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkGoHeap loads 1M keys into each engine and reports what the Go
+// runtime pays for them: heap in use, GC cycles during the load, and the
+// duration of one full GC with the keys loaded (mark work grows with the
+// pointers on the Go heap; the native engine keeps none there).
+func BenchmarkGoHeap(b *testing.B) {
+	const n = 1_000_000
+	for _, eng := range sbsEngines {
+		b.Run(eng.name+"/1M-keys", func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			e, err := eng.open(storage.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			sbsLoad(b, e, n)
+			runtime.ReadMemStats(&after)
+			gcs := after.NumGC - before.NumGC
+			start := time.Now()
+			runtime.GC()
+			gcTime := time.Since(start)
+			runtime.ReadMemStats(&after)
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(after.HeapInuse)/(1<<20), "heap-MiB")
+			b.ReportMetric(float64(gcs), "load-GCs")
+			b.ReportMetric(float64(gcTime.Microseconds())/1000, "full-GC-ms")
+			b.ReportMetric(float64(after.PauseNs[(after.NumGC+255)%256])/1000, "last-STW-us")
+			runtime.KeepAlive(e)
+		})
+	}
+}
+
+// BenchmarkDurableWrites: 100-byte puts to a data directory under each
+// sync policy with 1, 8 and 40 concurrent writers (group commit shares
+// fsyncs among concurrent writers under "always").
+func BenchmarkDurableWrites(b *testing.B) {
+	val := make([]byte, sbsValueLen)
+	for _, eng := range sbsEngines {
+		for _, pol := range []storage.SyncPolicy{storage.SyncAlways, storage.SyncInterval, storage.SyncNone} {
+			for _, w := range []int{1, 8, 40} {
+				b.Run(fmt.Sprintf("%s/%s/%dw", eng.name, pol, w), func(b *testing.B) {
+					e := sbsOpen(b, eng.open, storage.Options{Dir: b.TempDir(), Sync: pol})
+					var seq atomic.Uint64
+					parallel(b, w, func(_ *rand.Rand, k []byte) error {
+						return e.Put(sbsKey(k, seq.Add(1)), val)
+					})
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkRecovery: time to open a directory holding 1M keys, from a
+// snapshot alone and from the log alone.
+func BenchmarkRecovery(b *testing.B) {
+	const n = 1_000_000
+	for _, eng := range sbsEngines {
+		for _, from := range []string{"snapshot", "wal"} {
+			b.Run(fmt.Sprintf("%s/1M-keys/%s", eng.name, from), func(b *testing.B) {
+				dir := b.TempDir()
+				opts := storage.Options{Dir: dir, Sync: storage.SyncNone}
+				e, err := eng.open(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sbsLoad(b, e, n)
+				if from == "snapshot" {
+					if err := e.Checkpoint(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					e, err := eng.open(opts)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					if k := e.Stats().Keys; k != n {
+						b.Fatalf("recovered %d keys", k)
+					}
+					e.Close()
+					b.StartTimer()
+				}
+			})
+		}
+	}
+}
