@@ -94,6 +94,14 @@ hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen
 	}
 }
 
+void
+hx_prefetch(const struct hx_shard *sh, uint64_t hash)
+{
+	const struct hx_table *t = MANTIS_LOAD_ACQ(&sh->tab);
+	if (t != NULL)
+		__builtin_prefetch(&t->slot[hash & t->mask]);
+}
+
 static void
 hx_table_free_cb(ck_epoch_entry_t *e)
 {

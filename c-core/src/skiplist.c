@@ -160,14 +160,38 @@ next_ptr(uintptr_t v)
 	return (struct sl_node *)(v & ~SL_MARK);
 }
 
+/*
+ * memcmp order, shorter first on a common prefix.  Inlined 8 bytes at a
+ * time (byte-swapped so integer order is memcmp order): a list step
+ * compares one 16-byte key, and a libc memcmp call cost more than the
+ * comparison itself (perf: ~10% of an insert).
+ */
+static inline int
+bytes_cmp(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl)
+{
+	uint32_t m = al < bl ? al : bl, i = 0;
+	for (; i + 8 <= m; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			x = __builtin_bswap64(x);
+			y = __builtin_bswap64(y);
+#endif
+			return x < y ? -1 : 1;
+		}
+	}
+	for (; i < m; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return (al > bl) - (al < bl);
+}
+
 static inline int
 key_cmp(const struct sl_node *n, const uint8_t *key, uint32_t klen)
 {
-	uint32_t m = n->klen < klen ? n->klen : klen;
-	int c = memcmp(sl_node_key(n), key, m);
-	if (c != 0)
-		return c;
-	return (n->klen > klen) - (n->klen < klen);
+	return bytes_cmp(sl_node_key(n), n->klen, key, klen);
 }
 
 static inline bool
@@ -479,11 +503,15 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 
 	uint64_t h = sl_hash(key, klen);
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
-	struct sl_rec *r = rec_new(value, vlen, seq, expires_at);
-	if (r == NULL)
-		return MANTIS_NOMEM;
-
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	/* Start the index slot's cache miss now, so it overlaps building the
+	 * record (inside the section: the table cannot be freed under us). */
+	hx_prefetch(sh, h);
+	struct sl_rec *r = rec_new(value, vlen, seq, expires_at);
+	if (r == NULL) {
+		mantis_epoch_exit(slot);
+		return MANTIS_NOMEM;
+	}
 	/* Fast path: the key exists, swap its record without locking. */
 	struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
 	if (n != NULL && rec_swap(sl, slot, n, r))

@@ -135,6 +135,9 @@ hx_shard_for(struct hx_shard *shards, uint64_t hash)
 /* Lock-free lookup; inside an epoch section.  NULL when absent. */
 struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
 			const void *key, uint32_t klen);
+/* Prefetches the index slot where a probe for hash starts; inside an epoch
+ * section.  A hint only: it changes nothing. */
+void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
 bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot);

@@ -314,6 +314,24 @@ test_seek_and_scan(void **state)
 	mantis_skiplist_free(sl);
 }
 
+struct order_seen {
+	uint8_t key[8][16];
+	size_t len[8];
+	int n;
+};
+
+static bool
+order_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct order_seen *o = arg;
+	if (o->n < 8 && e->key_len <= 16) {
+		memcpy(o->key[o->n], e->key, e->key_len);
+		o->len[o->n] = e->key_len;
+	}
+	o->n++;
+	return true;
+}
+
 static void
 test_binary_keys(void **state)
 {
@@ -333,6 +351,25 @@ test_binary_keys(void **state)
 	assert_int_equal(mantis_skiplist_delete(sl, "a\0", 2), MANTIS_OK);
 	assert_get(sl, "a", 1, "1");
 	assert_get(sl, "a\0b", 3, "3");
+	mantis_skiplist_free(sl);
+
+	/* Bytes >= 0x80 order as unsigned, inside the 8-byte compare blocks
+	 * and in the tail: regression guard for the inlined comparison. */
+	sl = new_sl();
+	const char *k[] = {"\x7f\xff\xff\xff\xff\xff\xff\xff", "\x80\0\0\0\0\0\0\0",
+			   "\x80\0\0\0\0\0\0\0\x01", "\x80\0\0\0\0\0\0\x01",
+			   "\x80\0\0\0\0\0\0\x01\x7f\xff\xff\xff\xff\xff\xff\xff",
+			   "\x80\0\0\0\0\0\0\x01\x80"};
+	const size_t kl[] = {8, 8, 9, 8, 16, 9};
+	for (int i = 5; i >= 0; i--)
+		assert_int_equal(mantis_skiplist_put(sl, k[i], kl[i], "v", 1, 1, 0), MANTIS_OK);
+	struct order_seen o = {0};
+	assert_int_equal(mantis_skiplist_scan(sl, NULL, 0, false, 0, order_cb, &o, NULL), MANTIS_OK);
+	assert_int_equal(o.n, 6);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(o.len[i], kl[i]);
+		assert_memory_equal(o.key[i], k[i], kl[i]);
+	}
 	mantis_skiplist_free(sl);
 }
 
