@@ -1,6 +1,7 @@
-// Command mantisdb is the MantisDB server.  This is the minimal server of
-// the foundation: it starts, answers /health, and shuts down gracefully.
-// The full HTTP API arrives with the storage engine.
+// Command mantisdb is the MantisDB server: an ordered key-value store over
+// HTTP (see docs/API.md), or with --benchmark-only the benchmark suite of
+// the engine it was built with.  Everything but flag handling and signals
+// lives in go/server, where it is tested.
 package main
 
 import (
@@ -8,56 +9,67 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
+
+	"github.com/mantisdb/mantisdb/go/server"
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
-// Set by the Makefile through -ldflags.
+// Set by the Makefile through -ldflags "-X main.version=... -X main.commit=...".
 var (
 	version = "dev"
 	commit  = "none"
 )
 
-func newMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q}\n", version)
-	})
-	return mux
+func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)) }
+
+// engineName opens nothing: it reports which engine this binary links.
+func engineName() string {
+	e, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		return "unavailable (" + err.Error() + ")"
+	}
+	defer e.Close()
+	return e.Engine()
 }
 
-func main() {
-	host := flag.String("host", "127.0.0.1", "address to listen on")
-	port := flag.Int("port", 8080, "TCP port to listen on")
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
-	if *showVersion {
-		fmt.Printf("mantisdb %s (commit %s)\n", version, commit)
-		return
+// run is main with its inputs and outputs passed in; it returns the exit
+// status (0 ok, 1 runtime failure, 2 bad usage).
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := server.ParseFlags(args, lookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-
-	srv := &http.Server{
-		Addr:              net.JoinHostPort(*host, strconv.Itoa(*port)),
-		Handler:           newMux(),
-		ReadHeaderTimeout: 5 * time.Second,
+	if err != nil {
+		fmt.Fprintf(stderr, "mantisdb: %v\n", err)
+		return 2
 	}
+	build := server.BuildInfo{Version: version, Commit: commit}
+	if cfg.ShowVersion {
+		fmt.Fprintf(stdout, "mantisdb %s (commit %s, engine %s)\n", version, commit, engineName())
+		return 0
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "mantisdb: %v\n", err)
+		return 2
+	}
+	if cfg.BenchmarkOnly {
+		if err := server.RunBenchmark(cfg, build, stdout); err != nil {
+			fmt.Fprintf(stderr, "mantisdb: benchmark: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	log.SetOutput(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	log.Printf("mantisdb %s listening on http://%s", version, srv.Addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("mantisdb: %v", err)
+	if err := server.Run(ctx, cfg, build, nil); err != nil {
+		log.Printf("mantisdb: %v", err)
+		return 1
 	}
+	return 0
 }

@@ -1,0 +1,51 @@
+// bench_test.go -- the benchmark mode at a tiny size: every row runs, the
+// read-back checks pass, and a check failure is reported, not counted.
+package server
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestBenchmarkSuiteTiny(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BenchmarkStress = "tiny"
+	var out bytes.Buffer
+	if err := runBenchmark(cfg, BuildInfo{Version: "test"}, stressLevel{Keys: 2000, DurableOps: 200}, t.TempDir(), &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"sequential writes", "sequential reads", "random writes", "random reads",
+		"concurrent 40 workers", "high throughput 40 workers", "full scan", "order and values checked",
+		"durable writes sync=always, 1 writer(s)", "durable writes sync=always, 40 writer(s)",
+		"durable writes sync=interval", "durable writes sync=none", "100/100 read back", "200/200 read back",
+		"p50", "p999", "memory: after 4,000 keys",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "IN MEMORY") {
+		t.Errorf("engine did not persist:\n%s", s)
+	}
+}
+
+func TestBenchmarkCheckCatchesWrongValue(t *testing.T) {
+	var v []byte
+	key := benchKey(nil, 7)
+	v = benchValue(v, key)
+	bad := bytes.Clone(v)
+	bad[50] ^= 1
+	if err := check(key, bad, v); !errors.Is(err, ErrBenchmarkCheck) {
+		t.Fatalf("corrupt value passed the check: %v", err)
+	}
+	if err := check(key, v[:99], v); !errors.Is(err, ErrBenchmarkCheck) {
+		t.Fatalf("short value passed the check: %v", err)
+	}
+	if err := check(key, v, v); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,286 @@
+// config.go -- the server's settings: one Config, filled from command-line
+// flags and MANTISDB_* environment variables by ParseFlags, then checked by
+// Validate.  Flags are parsed by the standard library's flag package; the
+// environment is folded in through flag.FlagSet.Set so both go through the
+// same parsers and error messages.
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// EnvPrefix is prepended to a flag's upper-cased name (dashes become
+// underscores) to form its environment variable: --data-dir is
+// MANTISDB_DATA_DIR.
+const EnvPrefix = "MANTISDB_"
+
+// Config is everything the server and the benchmark mode need.  Sizes are
+// bytes.  DefaultConfig returns the documented defaults.
+type Config struct {
+	Host      string
+	Port      int
+	DataDir   string
+	CacheSize int64 // budget of the /api/v1/cache namespace and of the engine's read cache (each)
+	Workers   int   // GOMAXPROCS; 0 = number of CPUs
+	Sync      storage.SyncPolicy
+	AuthToken string
+
+	MaxKeySize     int
+	MaxValueSize   int
+	MaxBatchSize   int64 // bytes of one POST /api/v1/kv/batch body
+	MaxConnections int
+
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	ShutdownTimeout time.Duration
+
+	EnableProfiling bool
+	BenchmarkOnly   bool
+	BenchmarkStress string
+	ShowVersion     bool
+}
+
+// DefaultConfig returns the defaults listed in --help and the README.
+func DefaultConfig() Config {
+	return Config{
+		Host:            "127.0.0.1",
+		Port:            8080,
+		DataDir:         "./data",
+		CacheSize:       256 << 20,
+		Sync:            storage.SyncInterval,
+		MaxKeySize:      storage.DefaultMaxKeySize,
+		MaxValueSize:    storage.DefaultMaxValueSize,
+		MaxBatchSize:    128 << 20,
+		MaxConnections:  1024,
+		ReadTimeout:     60 * time.Second,
+		WriteTimeout:    60 * time.Second,
+		IdleTimeout:     120 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+		BenchmarkStress: "light",
+	}
+}
+
+// Addr is host:port for net.Listen.
+func (c *Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// Errors of configuration.  ParseFlags and Validate wrap them with the
+// offending flag.
+var (
+	ErrConfig = errors.New("invalid configuration")
+	// ErrUnauthenticatedExposure: a non-loopback bind without --auth-token
+	// would put an unauthenticated database on the network.
+	ErrUnauthenticatedExposure = errors.New("refusing to listen on a non-loopback address without --auth-token " +
+		"(set --auth-token or MANTISDB_AUTH_TOKEN, or bind to 127.0.0.1)")
+)
+
+// byteSize is a flag.Value taking "1048576", "256MB" (10^6) or "1GiB" (2^30).
+type byteSize struct{ p *int64 }
+
+func (b byteSize) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return humanize.IBytes(uint64(*b.p))
+}
+
+func (b byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("not a byte size (use e.g. 1048576, 256MB, 1GiB): %q", s)
+	}
+	if n > 1<<62 {
+		return fmt.Errorf("byte size too large: %q", s)
+	}
+	*b.p = int64(n)
+	return nil
+}
+
+// intSize is byteSize for int fields.
+type intSize struct{ p *int }
+
+func (b intSize) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return humanize.IBytes(uint64(*b.p))
+}
+
+func (b intSize) Set(s string) error {
+	var v int64
+	if err := (byteSize{&v}).Set(s); err != nil {
+		return err
+	}
+	if v > int64(^uint(0)>>1) {
+		return fmt.Errorf("byte size too large: %q", s)
+	}
+	*b.p = int(v)
+	return nil
+}
+
+// syncFlag is a flag.Value for always|interval|none.
+type syncFlag struct{ p *storage.SyncPolicy }
+
+func (f syncFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return f.p.String()
+}
+
+func (f syncFlag) Set(s string) error {
+	p, err := ParseSyncPolicy(s)
+	if err != nil {
+		return err
+	}
+	*f.p = p
+	return nil
+}
+
+// ParseSyncPolicy parses always|interval|none.
+func ParseSyncPolicy(s string) (storage.SyncPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "always":
+		return storage.SyncAlways, nil
+	case "interval":
+		return storage.SyncInterval, nil
+	case "none":
+		return storage.SyncNone, nil
+	}
+	return 0, fmt.Errorf("sync policy must be always, interval or none, not %q", s)
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseFlags fills a Config from args (without the program name) on top of
+// the environment (lookupEnv, usually os.LookupEnv): a flag on the command
+// line wins over its variable, which wins over the default.  Usage and
+// errors go to out.  -h/--help returns flag.ErrHelp after printing usage.
+// The result is not validated: call Validate.
+func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("mantisdb", flag.ContinueOnError)
+	fs.SetOutput(out)
+
+	env := func(name, usage string) string { return usage + " [$" + EnvName(name) + "]" }
+	fs.StringVar(&cfg.Host, "host", cfg.Host, env("host", "address to listen on; a non-loopback address requires --auth-token"))
+	fs.IntVar(&cfg.Port, "port", cfg.Port, env("port", "TCP port to listen on (0 picks a free port, logged at start)"))
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
+	fs.Var(byteSize{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the cache namespace and of the engine read cache, each (e.g. 256MB, 1GiB)"))
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
+	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
+	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", "require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz (prefer the environment variable: flags show in ps)"))
+	fs.Var(intSize{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))
+	fs.Var(intSize{&cfg.MaxValueSize}, "max-value-size", env("max-value-size", "largest value accepted (at most 64MiB)"))
+	fs.Var(byteSize{&cfg.MaxBatchSize}, "max-batch-size", env("max-batch-size", "largest POST /api/v1/kv/batch request body"))
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, env("max-connections", "connections served at once; more wait in the accept queue"))
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, env("read-timeout", "time to read a whole request, body included"))
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, env("write-timeout", "time to write a response"))
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, env("idle-timeout", "keep-alive connections idle longer are closed"))
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, env("shutdown-timeout", "on SIGTERM/SIGINT, time given to in-flight requests before connections are cut"))
+	fs.BoolVar(&cfg.EnableProfiling, "enable-profiling", cfg.EnableProfiling, env("enable-profiling", "serve pprof under /debug/pprof/ (behind --auth-token if set)"))
+	fs.BoolVar(&cfg.BenchmarkOnly, "benchmark-only", cfg.BenchmarkOnly, env("benchmark-only", "run the benchmark suite against this binary's engine, print a table and exit"))
+	fs.StringVar(&cfg.BenchmarkStress, "benchmark-stress", cfg.BenchmarkStress, env("benchmark-stress", "benchmark size: light, medium, heavy or extreme"))
+	fs.BoolVar(&cfg.ShowVersion, "version", cfg.ShowVersion, "print version, commit and engine, and exit")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP.\n"+
+			"Every flag can also be set with the environment variable shown in brackets;\n"+
+			"a flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil || f.Name == "version" {
+			return
+		}
+		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("%w: unexpected argument %q (flags start with --)", ErrConfig, fs.Arg(0))
+	}
+	return cfg, nil
+}
+
+// Validate checks ranges and the loopback rule.  It does not touch the
+// network or the disk.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return bad("--port %d out of range 0..65535", c.Port)
+	case c.CacheSize < 1<<20:
+		return bad("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
+	case c.Workers < 0:
+		return bad("--workers %d must be >= 0", c.Workers)
+	case c.MaxKeySize < 1 || c.MaxKeySize > storage.DefaultMaxKeySize:
+		return bad("--max-key-size must be 1..%d bytes, not %d", storage.DefaultMaxKeySize, c.MaxKeySize)
+	case c.MaxValueSize < 1 || c.MaxValueSize > storage.DefaultMaxValueSize:
+		return bad("--max-value-size must be 1..%d bytes, not %d", storage.DefaultMaxValueSize, c.MaxValueSize)
+	case c.MaxBatchSize < 1024:
+		return bad("--max-batch-size must be at least 1KiB, not %d", c.MaxBatchSize)
+	case c.MaxConnections < 1:
+		return bad("--max-connections must be >= 1, not %d", c.MaxConnections)
+	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0:
+		return bad("timeouts must be > 0")
+	case c.DataDir == "":
+		return bad("--data-dir must not be empty")
+	}
+	if _, ok := stressLevels[c.BenchmarkStress]; !ok {
+		return bad("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)
+	}
+	if !c.BenchmarkOnly && c.AuthToken == "" && !IsLoopback(c.Host) {
+		return fmt.Errorf("%w: %q: %w", ErrConfig, c.Host, ErrUnauthenticatedExposure)
+	}
+	return nil
+}
+
+// IsLoopback reports whether host names only loopback addresses: a
+// loopback IP literal or "localhost".  An empty host, 0.0.0.0, :: and any
+// other name bind beyond this machine.
+func IsLoopback(host string) bool {
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Procs is the GOMAXPROCS the config asks for.
+func (c *Config) Procs() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return runtime.NumCPU()
+}

@@ -1,0 +1,93 @@
+// config_test.go -- flag and environment parsing, byte sizes, validation.
+package server
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+func lookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
+	cfg, err := ParseFlags(nil, lookup(nil), io.Discard)
+	if err != nil || cfg != DefaultConfig() {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if cfg.Addr() != "127.0.0.1:8080" || cfg.DataDir != "./data" {
+		t.Fatalf("default address %s dir %s", cfg.Addr(), cfg.DataDir)
+	}
+	env := map[string]string{
+		"MANTISDB_PORT": "9000", "MANTISDB_DATA_DIR": "/var/lib/mantisdb", "MANTISDB_CACHE_SIZE": "1GiB",
+		"MANTISDB_SYNC": "always", "MANTISDB_AUTH_TOKEN": "t", "MANTISDB_ENABLE_PROFILING": "true",
+		"MANTISDB_MAX_VALUE_SIZE": "1MB",
+	}
+	cfg, err = ParseFlags([]string{"--port", "9001", "--cache-size=256MB", "--max-key-size", "1KiB"}, lookup(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 9001 || cfg.DataDir != "/var/lib/mantisdb" || cfg.CacheSize != 256_000_000 ||
+		cfg.Sync != storage.SyncAlways || cfg.AuthToken != "t" || !cfg.EnableProfiling ||
+		cfg.MaxValueSize != 1_000_000 || cfg.MaxKeySize != 1024 {
+		t.Fatalf("flags over env: %+v", cfg)
+	}
+	cfg, err = ParseFlags([]string{"--cache-size", "1073741824"}, lookup(nil), io.Discard)
+	if err != nil || cfg.CacheSize != 1<<30 {
+		t.Fatalf("plain byte count: %d %v", cfg.CacheSize, err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := []func(*Config){
+		func(c *Config) { c.Host = "localhost" },
+		func(c *Config) { c.Host = "::1" },
+		func(c *Config) { c.Host = "[::1]" },
+		func(c *Config) { c.Host = "127.0.0.2" },
+		func(c *Config) { c.Host = "0.0.0.0"; c.AuthToken = "x" },
+		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
+		func(c *Config) { c.Port = 0 },
+	}
+	for i, f := range ok {
+		c := DefaultConfig()
+		f(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("ok case %d: %v", i, err)
+		}
+	}
+	bad := []func(*Config){
+		func(c *Config) { c.Host = "0.0.0.0" },
+		func(c *Config) { c.Host = "" },
+		func(c *Config) { c.Host = "::" },
+		func(c *Config) { c.Host = "db.example.com" },
+		func(c *Config) { c.Host = "10.0.0.1" },
+		func(c *Config) { c.Port = -1 },
+		func(c *Config) { c.CacheSize = 1000 },
+		func(c *Config) { c.MaxKeySize = 0 },
+		func(c *Config) { c.MaxKeySize = storage.DefaultMaxKeySize + 1 },
+		func(c *Config) { c.MaxValueSize = storage.DefaultMaxValueSize + 1 },
+		func(c *Config) { c.MaxConnections = 0 },
+		func(c *Config) { c.ReadTimeout = 0 },
+		func(c *Config) { c.DataDir = "" },
+		func(c *Config) { c.BenchmarkStress = "x" },
+		func(c *Config) { c.Workers = -1 },
+	}
+	for i, f := range bad {
+		c := DefaultConfig()
+		f(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("bad case %d: %v", i, err)
+		}
+	}
+	c := DefaultConfig()
+	c.Host = "0.0.0.0"
+	if err := c.Validate(); !errors.Is(err, ErrUnauthenticatedExposure) {
+		t.Errorf("non-loopback without token: %v", err)
+	}
+}

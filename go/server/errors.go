@@ -1,0 +1,111 @@
+// errors.go -- every error the API returns is one JSON shape,
+// {"error": "<message>", "code": "<code>"}, with a status from one table.
+// Engine and cache sentinels are mapped here and nowhere else.
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log"
+	"net/http"
+
+	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// Error codes: stable strings clients can switch on (documented in
+// docs/API.md).
+const (
+	CodeBadRequest       = "bad_request"
+	CodeInvalidKey       = "invalid_key"
+	CodeInvalidTTL       = "invalid_ttl"
+	CodeInvalidJSON      = "invalid_json"
+	CodeInvalidBase64    = "invalid_base64"
+	CodeInvalidCursor    = "invalid_cursor"
+	CodeInvalidQuery     = "invalid_query"
+	CodeUnauthorized     = "unauthorized"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeLengthRequired   = "length_required"
+	CodeTooLarge         = "too_large"
+	CodeKeyTooLarge      = "key_too_large"
+	CodeURITooLong       = "uri_too_long"
+	CodeHeadersTooLarge  = "headers_too_large"
+	CodeReadOnly         = "read_only"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
+
+// apiError is an error with its HTTP status and code.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newError(status int, code, msg string) *apiError {
+	return &apiError{Status: status, Code: code, Message: msg}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeAPIError writes e as the JSON error body.  HEAD responses get the
+// status and headers only.
+func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.Status == http.StatusInternalServerError {
+		log.Printf("mantisdb: %s %s: internal error: %s", r.Method, r.URL.Path, e.Message)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(e.Status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(errorBody{Error: e.Message, Code: e.Code})
+}
+
+// writeError maps err (an *apiError or an engine/cache sentinel) to its
+// status and writes it.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeAPIError(w, r, toAPIError(err))
+}
+
+// toAPIError is the one table from errors to statuses.  Anything it does
+// not know is an internal error: a bug or an engine fault, never bad input
+// (the tests send every kind of bad request and check none lands here).
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, cache.ErrNotFound):
+		return newError(http.StatusNotFound, CodeNotFound, "key not found")
+	case errors.Is(err, storage.ErrEmptyKey):
+		return newError(http.StatusBadRequest, CodeInvalidKey, msg)
+	case errors.Is(err, storage.ErrKeyTooLarge):
+		return newError(http.StatusRequestEntityTooLarge, CodeKeyTooLarge, msg)
+	case errors.Is(err, storage.ErrValueTooLarge), errors.Is(err, storage.ErrBatchTooLarge),
+		errors.Is(err, cache.ErrTooLarge):
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, msg)
+	case errors.Is(err, storage.ErrInvalidTTL):
+		return newError(http.StatusBadRequest, CodeInvalidTTL, msg)
+	case errors.Is(err, cache.ErrInvalid):
+		return newError(http.StatusBadRequest, CodeBadRequest, msg)
+	case errors.Is(err, storage.ErrReadOnly):
+		return newError(http.StatusServiceUnavailable, CodeReadOnly, msg)
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, cache.ErrClosed):
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
+	case errors.Is(err, cache.ErrNoMem):
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
+	}
+	return newError(http.StatusInternalServerError, CodeInternal, msg)
+}

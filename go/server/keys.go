@@ -1,0 +1,250 @@
+// keys.go -- GET/HEAD/PUT/DELETE on one key, shared by the key-value
+// namespace (/api/v1/kv/<key>, the storage engine) and the cache namespace
+// (/api/v1/cache/<key>, the standalone cache).
+//
+// Key encoding: the key is the rest of the path after the route prefix,
+// percent-decoded (RFC 3986), so any byte string can be sent by escaping
+// its bytes as %XX; '/' may appear literally or as %2F.  The path is not
+// cleaned: "a//b" and "a/./b" are keys of their own.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/cache"
+)
+
+// TTLHeader carries a TTL as an alternative to ?ttl=.
+const TTLHeader = "Mantis-TTL"
+
+// namespace is what the key handlers need from the engine or the cache.
+type namespace interface {
+	get(key []byte) ([]byte, error)
+	put(key, value []byte, ttl time.Duration) error
+	del(key []byte) error
+	// maxKey is the longest key; maxValue the longest value for key.
+	maxKey() int
+	maxValue(key []byte) int64
+}
+
+type kvNamespace struct{ s *Server }
+
+func (n kvNamespace) get(key []byte) ([]byte, error) { return n.s.engine.Get(key) }
+func (n kvNamespace) put(key, value []byte, ttl time.Duration) error {
+	if ttl > 0 {
+		return n.s.engine.PutWithTTL(key, value, ttl)
+	}
+	return n.s.engine.Put(key, value)
+}
+func (n kvNamespace) del(key []byte) error      { return n.s.engine.Delete(key) }
+func (n kvNamespace) maxKey() int               { return n.s.cfg.MaxKeySize }
+func (n kvNamespace) maxValue(key []byte) int64 { return int64(n.s.cfg.MaxValueSize) }
+func (n cacheNamespace) maxKey() int            { return min(n.s.cfg.MaxKeySize, cache.MaxKeySize) }
+func (n cacheNamespace) get(key []byte) ([]byte, error) {
+	var v []byte
+	err := n.s.withCache(func(c cache.Cache) (err error) { v, err = c.Get(key); return err })
+	return v, err
+}
+
+type cacheNamespace struct{ s *Server }
+
+func (n cacheNamespace) put(key, value []byte, ttl time.Duration) error {
+	return n.s.withCache(func(c cache.Cache) error { return c.Set(key, value, ttl) })
+}
+
+// del of an absent cache key is not an error, as in the kv namespace:
+// DELETE is idempotent.
+func (n cacheNamespace) del(key []byte) error {
+	err := n.s.withCache(func(c cache.Cache) error { return c.Delete(key) })
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// maxValue is the smaller of --max-value-size and what one cache shard can
+// hold beside this key (cache.Stats.MaxEntrySize).
+func (n cacheNamespace) maxValue(key []byte) int64 {
+	limit := int64(min(n.s.cfg.MaxValueSize, cache.MaxValueSize))
+	var entry uint64
+	_ = n.s.withCache(func(c cache.Cache) error { entry = c.Stats().MaxEntrySize; return nil })
+	room := int64(entry) - int64(cache.Charge(len(key), 0))
+	return max(min(limit, room), 0)
+}
+
+// keyRoute serves one key of ns.  key is the percent-decoded path rest.
+func (s *Server) keyRoute(w http.ResponseWriter, r *http.Request, ns namespace, key string) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+	default:
+		methodNotAllowed(w, r, "GET, HEAD, PUT, DELETE")
+		return
+	}
+	allowed := []string(nil)
+	if r.Method == http.MethodPut {
+		allowed = []string{"ttl"}
+	}
+	q, aerr := parseQuery(r, allowed...)
+	if aerr != nil {
+		writeAPIError(w, r, aerr)
+		return
+	}
+	if key == "" {
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidKey, "empty key: put the key after the route prefix"))
+		return
+	}
+	if len(key) > ns.maxKey() {
+		writeAPIError(w, r, newError(http.StatusRequestURITooLong, CodeKeyTooLarge,
+			fmt.Sprintf("key is %d bytes; the limit is %d", len(key), ns.maxKey())))
+		return
+	}
+	k := []byte(key)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		v, err := ns.get(k)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.Itoa(len(v)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(v)
+		}
+	case http.MethodPut:
+		ttl, aerr := requestTTL(r, q)
+		if aerr != nil {
+			writeAPIError(w, r, aerr)
+			return
+		}
+		v, aerr := readValue(w, r, ns.maxValue(k))
+		if aerr != nil {
+			writeAPIError(w, r, aerr)
+			return
+		}
+		if err := ns.put(k, v, ttl); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodDelete:
+		if err := ns.del(k); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// readValue reads a PUT body of at most limit bytes.  The length must be
+// declared (411 otherwise) and is checked before a byte is read (413), so
+// an oversized body is never buffered; MaxBytesReader is the second guard.
+func readValue(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
+	if r.ContentLength < 0 {
+		return nil, newError(http.StatusLengthRequired, CodeLengthRequired,
+			"Content-Length required (chunked request bodies are not accepted for values)")
+	}
+	if r.ContentLength > limit {
+		return nil, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
+			fmt.Sprintf("value is %d bytes; the limit is %d", r.ContentLength, limit))
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(http.MaxBytesReader(w, r.Body, limit), buf); err != nil {
+		return nil, bodyError(err)
+	}
+	return buf, nil
+}
+
+// bodyError classifies an error met while reading a request body.
+func bodyError(err error) *apiError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
+			fmt.Sprintf("request body over the limit of %d bytes", mbe.Limit))
+	}
+	return newError(http.StatusBadRequest, CodeBadRequest, "reading request body: "+err.Error())
+}
+
+// parseQuery parses the query string strictly: malformed escapes and
+// parameters the endpoint does not take are 400s, so a typo (?tll=30s) is
+// reported rather than ignored.
+func parseQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, CodeInvalidQuery, "malformed query string: "+err.Error())
+	}
+	for name := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || name == a
+		}
+		if !ok {
+			msg := fmt.Sprintf("unknown query parameter %q", name)
+			if len(allowed) > 0 {
+				msg += " (this endpoint takes: " + strings.Join(allowed, ", ") + ")"
+			}
+			return nil, newError(http.StatusBadRequest, CodeInvalidQuery, msg)
+		}
+		if len(q[name]) > 1 {
+			return nil, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("query parameter %q given twice", name))
+		}
+	}
+	return q, nil
+}
+
+// requestTTL reads the TTL from ?ttl= or the Mantis-TTL header (0 when
+// neither is set; 400 when both are and differ).
+func requestTTL(r *http.Request, q url.Values) (time.Duration, *apiError) {
+	qv, inQuery := q["ttl"]
+	hv := r.Header.Values(TTLHeader)
+	if len(hv) > 1 {
+		return 0, newError(http.StatusBadRequest, CodeInvalidTTL, TTLHeader+" header given twice")
+	}
+	switch {
+	case inQuery && len(hv) == 1 && hv[0] != qv[0]:
+		return 0, newError(http.StatusBadRequest, CodeInvalidTTL, "ttl query parameter and "+TTLHeader+" header disagree")
+	case inQuery:
+		return parseTTL(qv[0])
+	case len(hv) == 1:
+		return parseTTL(hv[0])
+	}
+	return 0, nil
+}
+
+// parseTTL accepts a Go duration ("30s", "1h30m", "1500ms") or a whole
+// number of seconds ("30", as Redis EX).  It must be positive.
+func parseTTL(s string) (time.Duration, *apiError) {
+	bad := func(why string) *apiError {
+		return newError(http.StatusBadRequest, CodeInvalidTTL,
+			fmt.Sprintf("invalid TTL %q: %s (use a duration like 30s, 1h30m or whole seconds)", s, why))
+	}
+	if s == "" {
+		return 0, bad("empty")
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > math.MaxInt64/int64(time.Second) {
+			return 0, bad("too long")
+		}
+		d = time.Duration(n) * time.Second
+	} else {
+		var perr error
+		if d, perr = time.ParseDuration(s); perr != nil {
+			return 0, bad("not a duration")
+		}
+	}
+	if d <= 0 {
+		return 0, bad("must be positive")
+	}
+	return d, nil
+}

@@ -1,0 +1,268 @@
+// kv.go -- the key-value endpoints beyond single keys: ordered listing
+// with pagination (GET /api/v1/kv) and atomic batches (POST
+// /api/v1/kv/batch).  Keys and values travel as standard base64 in JSON,
+// so they are binary-safe.
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// List limits: a page holds at most limit items (default 100, at most
+// 1000) and stops early once it carries maxPageBytes of keys and values, so
+// one request never buffers more than about that (plus one entry).
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+	maxPageBytes     = 4 << 20
+)
+
+// cursorVersion starts every cursor, so a cursor from another format (or
+// garbage) is rejected rather than misread.
+const cursorVersion = 1
+
+type listItem struct {
+	Key   []byte `json:"key"`             // base64
+	Value []byte `json:"value,omitempty"` // base64; absent with keys_only=true
+}
+
+type listResponse struct {
+	Items      []listItem `json:"items"`
+	Count      int        `json:"count"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// encodeCursor returns the opaque cursor resuming after key.
+func encodeCursor(key []byte) string {
+	b := make([]byte, 0, len(key)+1)
+	b = append(b, cursorVersion)
+	return base64.RawURLEncoding.EncodeToString(append(b, key...))
+}
+
+// decodeCursor returns the key a cursor resumes after.
+func decodeCursor(c string) ([]byte, *apiError) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) < 2 || b[0] != cursorVersion {
+		return nil, newError(http.StatusBadRequest, CodeInvalidCursor, "invalid cursor: pass next_cursor from the previous page unchanged")
+	}
+	return b[1:], nil
+}
+
+// handleList: GET /api/v1/kv?prefix=&start=&end=&limit=&cursor=&keys_only=.
+// prefix, start and end are percent-decoded bytes; start is inclusive, end
+// exclusive; with a prefix too, the range is intersected with it.
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	q, aerr := parseQuery(r, "prefix", "start", "end", "limit", "cursor", "keys_only")
+	if aerr != nil {
+		writeAPIError(w, r, aerr)
+		return
+	}
+	limit := defaultListLimit
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > maxListLimit {
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery,
+				fmt.Sprintf("limit must be an integer 1..%d, not %q", maxListLimit, v[0])))
+			return
+		}
+		limit = n
+	}
+	keysOnly := false
+	if v, ok := q["keys_only"]; ok {
+		b, err := strconv.ParseBool(v[0])
+		if err != nil {
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("keys_only must be true or false, not %q", v[0])))
+			return
+		}
+		keysOnly = b
+	}
+	var opts storage.IterOptions
+	if v, ok := q["prefix"]; ok && v[0] != "" {
+		opts.Prefix = []byte(v[0])
+	}
+	if v, ok := q["start"]; ok && v[0] != "" {
+		opts.LowerBound = []byte(v[0])
+	}
+	if v, ok := q["end"]; ok && v[0] != "" {
+		opts.UpperBound = []byte(v[0])
+	}
+	if opts.LowerBound != nil && opts.UpperBound != nil && bytes.Compare(opts.LowerBound, opts.UpperBound) > 0 {
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, "start must not be after end"))
+		return
+	}
+	var after []byte
+	if v, ok := q["cursor"]; ok {
+		if after, aerr = decodeCursor(v[0]); aerr != nil {
+			writeAPIError(w, r, aerr)
+			return
+		}
+	}
+
+	it, err := s.engine.NewIterator(opts)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer it.Close()
+	var valid bool
+	if after != nil {
+		// The smallest key after `after` is after+0x00.
+		valid = it.SeekGE(append(after[:len(after):len(after)], 0))
+	} else {
+		valid = it.First()
+	}
+	resp := listResponse{Items: []listItem{}}
+	size := 0
+	for ; valid; valid = it.Next() {
+		if len(resp.Items) == limit || (size >= maxPageBytes && len(resp.Items) > 0) {
+			resp.NextCursor = encodeCursor(resp.Items[len(resp.Items)-1].Key)
+			break
+		}
+		item := listItem{Key: bytes.Clone(it.Key())}
+		if !keysOnly {
+			item.Value = bytes.Clone(it.Value())
+			if item.Value == nil {
+				item.Value = []byte{}
+			}
+		}
+		size += len(item.Key) + len(item.Value)
+		resp.Items = append(resp.Items, item)
+	}
+	if err := it.Error(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	resp.Count = len(resp.Items)
+	writeJSON(w, r, http.StatusOK, resp)
+}
+
+// batchRequest is the body of POST /api/v1/kv/batch.
+type batchRequest struct {
+	Ops []batchOp `json:"ops"`
+}
+
+type batchOp struct {
+	Op    string  `json:"op"`    // "put" or "delete"
+	Key   string  `json:"key"`   // base64
+	Value *string `json:"value"` // base64; required for put
+	TTL   string  `json:"ttl"`   // optional, put only: "30s" or whole seconds
+}
+
+type batchResponse struct {
+	Applied int `json:"applied"`
+}
+
+// handleBatch applies every operation of the request atomically, or none.
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	if _, aerr := parseQuery(r); aerr != nil {
+		writeAPIError(w, r, aerr)
+		return
+	}
+	if r.ContentLength > s.cfg.MaxBatchSize {
+		writeAPIError(w, r, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
+			fmt.Sprintf("batch body is %d bytes; the limit is %d", r.ContentLength, s.cfg.MaxBatchSize)))
+		return
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBatchSize))
+	dec.DisallowUnknownFields()
+	var req batchRequest
+	if err := dec.Decode(&req); err != nil {
+		writeAPIError(w, r, jsonError(err))
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			writeAPIError(w, r, jsonError(err))
+		} else {
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidJSON, "unexpected data after the JSON object"))
+		}
+		return
+	}
+	var b storage.Batch
+	for i, op := range req.Ops {
+		bad := func(code, format string, a ...any) {
+			writeAPIError(w, r, newError(http.StatusBadRequest, code, fmt.Sprintf("ops[%d]: ", i)+fmt.Sprintf(format, a...)))
+		}
+		key, err := base64.StdEncoding.Strict().DecodeString(op.Key)
+		if err != nil {
+			bad(CodeInvalidBase64, "key is not standard base64: %v", err)
+			return
+		}
+		if len(key) == 0 {
+			bad(CodeInvalidKey, "empty key")
+			return
+		}
+		switch op.Op {
+		case "put":
+			if op.Value == nil {
+				bad(CodeBadRequest, "put needs a value")
+				return
+			}
+			value, err := base64.StdEncoding.Strict().DecodeString(*op.Value)
+			if err != nil {
+				bad(CodeInvalidBase64, "value is not standard base64: %v", err)
+				return
+			}
+			var ttl time.Duration
+			if op.TTL != "" {
+				var aerr *apiError
+				if ttl, aerr = parseTTL(op.TTL); aerr != nil {
+					bad(CodeInvalidTTL, "%s", aerr.Message)
+					return
+				}
+			}
+			b.Ops = append(b.Ops, storage.Op{Kind: storage.OpPut, Key: key, Value: value, TTL: ttl})
+		case "delete":
+			if op.Value != nil || op.TTL != "" {
+				bad(CodeBadRequest, "delete takes no value or ttl")
+				return
+			}
+			b.Delete(key)
+		default:
+			bad(CodeBadRequest, "op must be \"put\" or \"delete\", not %q", op.Op)
+			return
+		}
+	}
+	if err := s.engine.Apply(&b); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, batchResponse{Applied: len(b.Ops)})
+}
+
+// jsonError classifies a request-body decoding error.
+func jsonError(err error) *apiError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return bodyError(err)
+	}
+	// Syntax errors, wrong types, unknown fields, an empty or cut-off
+	// body: all malformed requests.
+	return newError(http.StatusBadRequest, CodeInvalidJSON, "invalid JSON body: "+err.Error())
+}
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, r, fmt.Errorf("encoding response: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(append(body, '\n'))
+	}
+}

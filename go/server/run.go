@@ -1,0 +1,122 @@
+// run.go -- opening the engine and the cache from a Config, and Run: the
+// whole life of the server process between flag parsing and exit.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// EngineOptions maps the config to storage options for a data directory
+// (empty: in memory).
+func (c *Config) EngineOptions(dir string) storage.Options {
+	return storage.Options{
+		Dir:          dir,
+		CacheSize:    c.CacheSize,
+		Sync:         c.Sync,
+		MaxKeySize:   c.MaxKeySize,
+		MaxValueSize: c.MaxValueSize,
+	}
+}
+
+// OpenEngine creates the data directory if needed and opens the engine
+// this binary was built with (native with -tags native, pure-Go without).
+func OpenEngine(cfg *Config) (storage.Engine, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	e, err := storage.NewDefaultStorageEngine(cfg.EngineOptions(cfg.DataDir))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", cfg.DataDir, err)
+	}
+	return e, nil
+}
+
+// OpenCache opens the cache namespace (native or pure-Go, as the build).
+func OpenCache(cfg *Config) (cache.Cache, error) {
+	c, err := cache.New(cache.Options{BudgetBytes: cfg.CacheSize})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return c, nil
+}
+
+// withCache runs fn with the cache unless the server is closing.  The
+// cache's Close must not run concurrently with its other methods, so every
+// use holds cacheMu's read side and Close takes the write side.
+func (s *Server) withCache(fn func(cache.Cache) error) error {
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
+	if s.cacheClosed {
+		return cache.ErrClosed
+	}
+	return fn(s.cache)
+}
+
+// sweepCache reclaims expired cache entries every interval until ctx ends,
+// so memory held by expired keys nobody reads comes back.
+func (s *Server) sweepCache(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.withCache(func(c cache.Cache) error { _, err := c.Sweep(0); return err })
+		}
+	}
+}
+
+// Run opens the engine and cache, listens on cfg.Addr() and serves until
+// ctx is cancelled (SIGTERM/SIGINT in main), then shuts down gracefully.
+// ready, if not nil, receives the bound address once the server accepts.
+func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.Addr)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Workers > 0 {
+		runtime.GOMAXPROCS(cfg.Workers)
+	}
+	engine, err := OpenEngine(&cfg)
+	if err != nil {
+		return err
+	}
+	c, err := OpenCache(&cfg)
+	if err != nil {
+		_ = engine.Close()
+		return err
+	}
+	s := New(cfg, build, engine, c)
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		_ = s.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go s.sweepCache(sweepCtx, time.Second)
+
+	auth := "off"
+	if cfg.AuthToken != "" {
+		auth = "bearer token"
+	}
+	log.Printf("mantisdb %s (%s engine, commit %s) listening on http://%s data=%s sync=%s auth=%s",
+		build.Version, engine.Engine(), build.Commit, ln.Addr(), cfg.DataDir, cfg.Sync, auth)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	err = s.Serve(ctx, ln)
+	if err == nil {
+		log.Printf("mantisdb: shut down cleanly")
+	}
+	return err
+}
