@@ -375,19 +375,24 @@ func (g *gen) write(w io.Writer) error {
 	return bw.Flush()
 }
 
-func main() {
-	out := flag.String("o", "", "output file (default: standard output)")
-	seed := flag.Uint64("seed", 1, "seed of the random keys and values")
-	flag.Parse()
-
-	g := &gen{rng: rand.New(rand.NewPCG(*seed, 0x6d616e746973)), seen: map[string]bool{}}
+// generate builds every vector from seed and checks it against go/codec.
+func generate(seed uint64) (*gen, error) {
+	g := &gen{rng: rand.New(rand.NewPCG(seed, 0x6d616e746973)), seen: map[string]bool{}}
 	known, batch := g.valid()
 	g.truncated(known, batch)
 	g.tooLarge()
 	g.unsupported(known)
 	g.corrupt(known)
+	return g, g.check()
+}
 
-	if err := g.check(); err != nil {
+func main() {
+	out := flag.String("o", "", "output file (default: standard output)")
+	seed := flag.Uint64("seed", 1, "seed of the random keys and values")
+	flag.Parse()
+
+	g, err := generate(*seed)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "genvectors:", err)
 		os.Exit(1)
 	}
@@ -402,7 +407,7 @@ func main() {
 		}
 		w = f
 	}
-	err := g.write(w)
+	err = g.write(w)
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr
