@@ -531,9 +531,6 @@ func TestBatchIter(t *testing.T) {
 
 // Decoding is validation plus slices: no allocation, on success or failure.
 func TestZeroAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts")
-	}
 	batch := mustAppend(t, nil, batchOf(t, 1, knownRec, codec.Record{Type: codec.TypeDelete, Seq: 2, Key: []byte("k")}))
 	log := mustAppend(t, nil, samples(t)...)
 	bad := bytes.Clone(known)
