@@ -322,6 +322,28 @@ func (d *durability) sync() error {
 	return walError(d.log.Sync())
 }
 
+// engineSync is Sync of both engines: d is nil when in memory only.
+func engineSync(closed bool, d *durability) error {
+	switch {
+	case closed:
+		return ErrClosed
+	case d == nil:
+		return nil
+	}
+	return d.sync()
+}
+
+// engineCheckpoint is Checkpoint of both engines.
+func engineCheckpoint(closed bool, d *durability) error {
+	switch {
+	case closed:
+		return ErrClosed
+	case d == nil:
+		return nil
+	}
+	return d.checkpoint()
+}
+
 // stats fills the durability fields of s.
 func (d *durability) stats(s *Stats) {
 	ls := d.log.Stats()

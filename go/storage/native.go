@@ -378,27 +378,11 @@ func (e *nativeEngine) isClosed() bool {
 }
 
 // Sync forces acknowledged writes to disk (nothing to do in memory).
-func (e *nativeEngine) Sync() error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if e.dur == nil {
-		return nil
-	}
-	return e.dur.sync()
-}
+func (e *nativeEngine) Sync() error { return engineSync(e.isClosed(), e.dur) }
 
 // Checkpoint writes a snapshot and drops the log it covers (nothing to do
 // in memory).
-func (e *nativeEngine) Checkpoint() error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if e.dur == nil {
-		return nil
-	}
-	return e.dur.checkpoint()
-}
+func (e *nativeEngine) Checkpoint() error { return engineCheckpoint(e.isClosed(), e.dur) }
 
 // Close waits for writes in flight, closes the log, then frees the C
 // database once calls in flight (they hold the read side of mu) are done.

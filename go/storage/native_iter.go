@@ -1,174 +1,45 @@
 //go:build cgo && native
 
-// native_iter.go -- the native engine's iterator.  Each cgo call
-// (mantis_db_scan) fills a Go buffer with as many codec PUT records as fit
-// (64 KiB once warmed up); Key and Value are slices of that buffer, so a
-// step costs no cgo call and no allocation until the buffer is used up,
-// then the next call continues after the last key returned.
+// native_iter.go -- the native engine's side of the shared iterator
+// (iter.go).  Each page is one cgo call (mantis_db_scan) that fills a Go
+// buffer with as many codec PUT records as fit (64 KiB once warmed up);
+// the page's entries point at the keys and values inside those records,
+// so a step costs no cgo call and no allocation until the page is used up.
 package storage
 
 // #include <mantis.h>
 import "C"
 
-import (
-	"bytes"
-	"sync"
-)
-
-var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterBufSize); return &b }}
-
-type nativeIter struct {
-	e *nativeEngine
-	// lower (inclusive) and upper (exclusive, nil = none) with the prefix
-	// folded in; empty reports that no key can be in range.
-	lower, upper []byte
-	empty        bool
-
-	bufp    *[]byte // records of the last fetch: buf[:used]
-	used    int
-	next    int  // offset of the record after the current one
-	done    bool // the last fetch reached the end of the range
-	seekKey []byte
-
-	key, value []byte
-	valid      bool
-	err        error
-	closed     bool
-}
+import "fmt"
 
 // NewIterator returns an unpositioned iterator over opts' range.
 func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	it := &nativeIter{e: e}
-	it.lower, it.upper, it.empty = iterBounds(opts)
-	return it, nil
+	return newPagedIter(e, opts), nil
 }
 
-func (it *nativeIter) invalidate() bool {
-	it.valid, it.key, it.value = false, nil, nil
-	return false
-}
-
-// fetch refills the buffer starting at start (after it when exclusive)
-// and positions at its first record.
-func (it *nativeIter) fetch(start []byte, exclusive bool) bool {
-	if it.bufp == nil {
-		b := make([]byte, iterFirstBuf)
-		it.bufp = &b
-	} else if len(*it.bufp) < iterBufSize {
-		// A second fetch means a longer scan: switch to the big buffer.
-		it.bufp = iterBufPool.Get().(*[]byte)
-	}
-	used, done, err := it.e.scanAt(start, exclusive, it.upper, it.bufp, it.e.now())
+func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
+	nextPageBuf(pg)
+	used, done, err := e.scanAt(start, exclusive, upper, pg.bufp, e.now())
 	if err != nil {
-		it.err = err
-		return it.invalidate()
+		return false, err
 	}
-	it.used, it.done, it.next = used, done, 0
-	if used == 0 {
-		// The core returns no record only at the end of the range.
-		return it.invalidate()
-	}
-	return it.step()
-}
-
-// step moves to the record at it.next, fetching more when the buffer is
-// used up.
-func (it *nativeIter) step() bool {
-	if it.next >= it.used {
-		if it.done {
-			return it.invalidate()
+	pg.ents = pg.ents[:0]
+	buf := (*pg.bufp)[:used]
+	for off := 0; off < used; {
+		k, v, next, ok := nextScanRecord(buf, off)
+		if !ok {
+			return false, fmt.Errorf("%w: scan buffer at offset %d", ErrCorrupt, off)
 		}
-		// The last key lives in the buffer the next fetch overwrites, and
-		// C reads start while it writes: continue from a copy.
-		it.seekKey = append(it.seekKey[:0], it.key...)
-		return it.fetch(it.seekKey, true)
+		pg.ents = append(pg.ents, span{koff: off + recHeaderSize, klen: len(k), vlen: len(v)})
+		off = next
 	}
-	k, v, next, ok := nextScanRecord((*it.bufp)[:it.used], it.next)
-	if !ok {
-		it.err = ErrCorrupt
-		return it.invalidate()
-	}
-	it.key, it.value, it.next, it.valid = k, v, next, true
-	return true
+	return done, nil
 }
 
-func (it *nativeIter) usable() bool {
-	if it.closed {
-		it.err = ErrClosed
-		return false
-	}
-	return it.err == nil
-}
-
-// First positions at the first key in range.
-func (it *nativeIter) First() bool {
-	if !it.usable() || it.empty {
-		return it.invalidate()
-	}
-	return it.fetch(it.lower, false)
-}
-
-// SeekGE positions at the first key >= key in range.
-func (it *nativeIter) SeekGE(key []byte) bool {
-	if !it.usable() || it.empty {
-		return it.invalidate()
-	}
-	start := key
-	if bytes.Compare(start, it.lower) < 0 {
-		start = it.lower
-	}
-	if it.upper != nil && bytes.Compare(start, it.upper) >= 0 {
-		return it.invalidate()
-	}
-	it.seekKey = append(it.seekKey[:0], start...)
-	return it.fetch(it.seekKey, false)
-}
-
-// Next advances to the following key.  On an iterator that is not Valid
-// it returns false and changes nothing.
-func (it *nativeIter) Next() bool {
-	if !it.usable() || !it.valid {
-		return it.invalidate()
-	}
-	return it.step()
-}
-
-func (it *nativeIter) Valid() bool { return it.valid && !it.closed }
-
-// Key returns the current key (valid until the iterator moves), or nil.
-func (it *nativeIter) Key() []byte {
-	if !it.Valid() {
-		return nil
-	}
-	return it.key
-}
-
-// Value returns the current value (valid until the iterator moves), or nil.
-func (it *nativeIter) Value() []byte {
-	if !it.Valid() {
-		return nil
-	}
-	return it.value
-}
-
-func (it *nativeIter) Error() error { return it.err }
-
-// Close releases the buffer.  Idempotent.
-func (it *nativeIter) Close() error {
-	if it.closed {
-		return nil
-	}
-	it.closed = true
-	it.invalidate()
-	if it.bufp != nil && len(*it.bufp) == iterBufSize {
-		iterBufPool.Put(it.bufp)
-	}
-	it.bufp = nil
-	return nil
-}
+func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 
 // scanAt makes the one cgo call of a fetch: records live at now from
 // start (exclusive or not) up to end into *bufp, growing it if the first

@@ -311,27 +311,11 @@ func (e *pureEngine) isClosed() bool {
 }
 
 // Sync forces acknowledged writes to disk (nothing to do in memory).
-func (e *pureEngine) Sync() error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if e.dur == nil {
-		return nil
-	}
-	return e.dur.sync()
-}
+func (e *pureEngine) Sync() error { return engineSync(e.isClosed(), e.dur) }
 
 // Checkpoint writes a snapshot and drops the log it covers (nothing to do
 // in memory).
-func (e *pureEngine) Checkpoint() error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if e.dur == nil {
-		return nil
-	}
-	return e.dur.checkpoint()
-}
+func (e *pureEngine) Checkpoint() error { return engineCheckpoint(e.isClosed(), e.dur) }
 
 // Close waits for writes in flight, flushes and closes the log, and drops
 // the tree.  Idempotent; reports a log failure once.

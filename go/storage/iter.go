@@ -1,0 +1,196 @@
+// iter.go -- the iterator both engines share.  An engine fills a page with
+// a run of entries copied out of its index in one step (one cgo call for
+// the native engine, one read-locked B-tree walk for pure-Go), and the
+// iterator walks the page, then asks for the next page after the last key
+// it returned.  So both engines are weakly consistent in the same way: a
+// page is atomic with respect to batches, successive pages may see later
+// writes, no key comes twice or out of order, and Key and Value are the
+// iterator's own memory (scribbling on them cannot corrupt the index).
+package storage
+
+import (
+	"bytes"
+	"sync"
+)
+
+// span locates one entry in a page: key at buf[koff:koff+klen], value
+// right after it.
+type span struct{ koff, klen, vlen int }
+
+// page is one fetch: the entries and the memory they live in.
+type page struct {
+	bufp *[]byte // the source's buffer (may be pooled; see pageSource)
+	ents []span
+}
+
+// pageSource is an engine's side of an iterator.
+type pageSource interface {
+	// fillPage replaces pg's entries with those live from start
+	// (exclusive or not) up to upper (nil = unbounded), as many as its
+	// buffer holds (at least one unless the range is exhausted), and
+	// reports whether the range is exhausted.  The first fill of a page
+	// uses a small buffer (iterFirstBuf) so short scans stay cheap.
+	fillPage(pg *page, start []byte, exclusive bool, upper []byte) (done bool, err error)
+	// releasePage returns pg's buffer (the iterator is closing).
+	releasePage(pg *page)
+}
+
+type pagedIter struct {
+	src          pageSource
+	lower, upper []byte
+	empty        bool
+
+	pg      page
+	pos     int  // index of the entry after the current one
+	done    bool // the last fill reached the end of the range
+	seekKey []byte
+
+	key, value []byte
+	valid      bool
+	err        error
+	closed     bool
+}
+
+func newPagedIter(src pageSource, opts IterOptions) *pagedIter {
+	it := &pagedIter{src: src}
+	it.lower, it.upper, it.empty = iterBounds(opts)
+	return it
+}
+
+func (it *pagedIter) invalidate() bool {
+	it.valid, it.key, it.value = false, nil, nil
+	return false
+}
+
+// fetch refills the page from start (after it when exclusive) and
+// positions at its first entry.
+func (it *pagedIter) fetch(start []byte, exclusive bool) bool {
+	done, err := it.src.fillPage(&it.pg, start, exclusive, it.upper)
+	if err != nil {
+		it.err = err
+		return it.invalidate()
+	}
+	it.done, it.pos = done, 0
+	if len(it.pg.ents) == 0 {
+		return it.invalidate()
+	}
+	return it.step()
+}
+
+// step moves to the entry at it.pos, fetching more when the page is used
+// up.
+func (it *pagedIter) step() bool {
+	if it.pos >= len(it.pg.ents) {
+		if it.done {
+			return it.invalidate()
+		}
+		// The last key lives in the buffer the next fill overwrites (and
+		// the native core reads start while it writes): continue from a
+		// copy.
+		it.seekKey = append(it.seekKey[:0], it.key...)
+		return it.fetch(it.seekKey, true)
+	}
+	s, buf := it.pg.ents[it.pos], *it.pg.bufp
+	k := s.koff + s.klen
+	it.key = buf[s.koff:k:k]
+	it.value = buf[k : k+s.vlen : k+s.vlen]
+	it.pos++
+	it.valid = true
+	return true
+}
+
+func (it *pagedIter) usable() bool {
+	if it.closed {
+		it.err = ErrClosed
+		return false
+	}
+	return it.err == nil
+}
+
+// First positions at the first key in range.
+func (it *pagedIter) First() bool {
+	if !it.usable() || it.empty {
+		return it.invalidate()
+	}
+	return it.fetch(it.lower, false)
+}
+
+// SeekGE positions at the first key >= key in range.
+func (it *pagedIter) SeekGE(key []byte) bool {
+	if !it.usable() || it.empty {
+		return it.invalidate()
+	}
+	start := key
+	if bytes.Compare(start, it.lower) < 0 {
+		start = it.lower
+	}
+	if it.upper != nil && bytes.Compare(start, it.upper) >= 0 {
+		return it.invalidate()
+	}
+	it.seekKey = append(it.seekKey[:0], start...)
+	return it.fetch(it.seekKey, false)
+}
+
+// Next advances to the following key.  On an iterator that is not Valid
+// it returns false and changes nothing.
+func (it *pagedIter) Next() bool {
+	if !it.usable() || !it.valid {
+		return it.invalidate()
+	}
+	return it.step()
+}
+
+func (it *pagedIter) Valid() bool { return it.valid && !it.closed }
+
+// Key returns the current key (valid until the iterator moves), or nil.
+func (it *pagedIter) Key() []byte {
+	if !it.Valid() {
+		return nil
+	}
+	return it.key
+}
+
+// Value returns the current value (valid until the iterator moves), or nil.
+func (it *pagedIter) Value() []byte {
+	if !it.Valid() {
+		return nil
+	}
+	return it.value
+}
+
+func (it *pagedIter) Error() error { return it.err }
+
+// Close releases the page.  Idempotent.
+func (it *pagedIter) Close() error {
+	if it.closed {
+		return nil
+	}
+	it.closed = true
+	it.invalidate()
+	if it.pg.bufp != nil {
+		it.src.releasePage(&it.pg)
+	}
+	it.pg = page{}
+	return nil
+}
+
+// nextPageBuf picks the buffer of a fill: a small one first, the pooled
+// big one from the second fill on (a longer scan).
+func nextPageBuf(pg *page) {
+	if pg.bufp == nil {
+		b := make([]byte, iterFirstBuf)
+		pg.bufp = &b
+	} else if len(*pg.bufp) < iterBufSize {
+		pg.bufp = iterBufPool.Get().(*[]byte)
+	}
+}
+
+// releasePageBuf returns a pooled buffer.
+func releasePageBuf(pg *page) {
+	if pg.bufp != nil && len(*pg.bufp) == iterBufSize {
+		iterBufPool.Put(pg.bufp)
+	}
+	pg.bufp = nil
+}
+
+var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterBufSize); return &b }}
