@@ -622,6 +622,257 @@ mantis_status mantis_db_stats_get(mantis_db *db, mantis_db_stats *out);
  */
 mantis_status mantis_noop(void);
 
+/* ------------------------------------------------------------------------ */
+/* ---- WAL and snapshots ---- (src/wal.c, src/snapshot.c)                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A data directory in the format of docs/FORMAT.md, "Files on disk", the
+ * same files the pure-Go engine (go/wal) reads and writes:
+ *
+ *   <dir>/LOCK              exclusive flock(2), held while open
+ *   <dir>/wal/<n>.wal       log segments, records in the codec format
+ *   <dir>/snap/<seq>.snap   snapshots (checkpoints)
+ *
+ * mantis_wal_open locks the directory, recovers it (newest snapshot, then
+ * the WAL records after it, through caller callbacks) and returns the log
+ * ready for appends.  The caller (the engine) assigns sequence numbers and
+ * encodes records with the codec; the log only orders, writes and syncs
+ * them.
+ *
+ * Thread safety: enqueue, wait, append, sync, stats and the snapshot calls
+ * may run concurrently from any number of threads; mantis_wal_close must
+ * not run concurrently with any other call on the handle.  No call keeps a
+ * lock or thread-local state after it returns (Go goroutines may migrate
+ * between OS threads between calls).  Recovery callbacks run on the thread
+ * that called open, before it returns.
+ *
+ * Ordering: enqueue calls must come in sequence order (each call's first
+ * seq above every earlier one).  An engine assigns seqs and enqueues under
+ * one lock, then waits outside it so that concurrent writers share a sync:
+ *
+ *     lock(); seq = ++last; encode(...); mantis_wal_enqueue(w, rec, n, &pos); unlock();
+ *     st = mantis_wal_wait(w, pos);
+ *
+ * Group commit: a waiter that finds no flush running becomes the leader,
+ * takes everything enqueued so far, writes it with one write(2) (and one
+ * fsync under MANTIS_SYNC_ALWAYS) and wakes the others; waiters arriving
+ * meanwhile are served by the next leader.
+ *
+ * Fail-stop (as PostgreSQL since "fsyncgate"): when a write or fsync fails,
+ * the kernel may have dropped the dirty pages, so retrying could
+ * acknowledge data that is not on disk.  The log stops accepting writes
+ * until it is reopened (recovery then reads what really is on disk):
+ *   - the call whose records were in flight gets MANTIS_IO (its records may
+ *     or may not survive a crash, as with any failed commit), as does every
+ *     wait/sync for a position not yet durable;
+ *   - every later enqueue/append and snapshot is refused with
+ *     MANTIS_READ_ONLY, and nothing is written;
+ *   - mantis_wal_stats_get reports failed and the errno.
+ * Reads of the caller's in-memory state are unaffected.
+ */
+typedef struct mantis_wal mantis_wal;
+
+/* When an appended record reaches stable storage.  The values match Go's
+ * wal.SyncPolicy and storage.SyncPolicy. */
+typedef enum mantis_sync_policy {
+	/* wait returns once the record is handed to the OS; a background
+	 * thread fsyncs every sync_interval_ms.  A process crash loses
+	 * nothing, a machine crash at most that window (Redis everysec). */
+	MANTIS_SYNC_INTERVAL = 0,
+	/* wait returns once the record is fsynced (group commit). */
+	MANTIS_SYNC_ALWAYS = 1,
+	/* wait returns once the record is handed to the OS; closed segments
+	 * are still fsynced, so only the last segment can ever be torn. */
+	MANTIS_SYNC_NONE = 2
+} mantis_sync_policy;
+
+/* Zero fields take the documented defaults. */
+typedef struct mantis_wal_options {
+	uint32_t sync;		   /* mantis_sync_policy; 0 = MANTIS_SYNC_INTERVAL */
+	uint32_t sync_interval_ms; /* 0 = 1000                                     */
+	uint64_t segment_size;	   /* start a new segment past this; 0 = 64 MiB    */
+} mantis_wal_options;
+
+#define MANTIS_WAL_PATH_MAX 4096
+
+/* What mantis_wal_open found, and where it failed if it did. */
+typedef struct mantis_wal_recovery {
+	bool has_snapshot;
+	uint64_t snapshot_seq;	 /* every write with seq <= this is in it        */
+	uint64_t snapshot_count; /* PUT records in it                            */
+	uint64_t snapshot_bytes;
+	uint64_t segments;    /* WAL segments read                            */
+	uint64_t replayed;    /* records passed to apply (a batch counts once)*/
+	uint64_t last_seq;    /* highest seq recovered: continue after it     */
+	uint32_t removed_tmp; /* stale *.snap.tmp files removed               */
+	uint64_t torn_offset; /* where a torn tail was cut off                */
+	uint64_t torn_bytes;  /* bytes dropped; 0 = no torn tail              */
+	char torn_file[MANTIS_WAL_PATH_MAX];
+	/* On MANTIS_CORRUPT / MANTIS_UNSUPPORTED: the damaged file, the byte
+	 * offset of the bad record in it, and the check that failed.  On
+	 * MANTIS_IO / MANTIS_BUSY: the file and error_errno. */
+	char error_file[MANTIS_WAL_PATH_MAX];
+	uint64_t error_offset;
+	int error_errno;
+	char error_reason[192];
+} mantis_wal_recovery;
+
+/*
+ * Recovery callbacks; every pointer may be NULL (the data is still fully
+ * validated).  `rec` and the bytes it points to are views of the mapped
+ * file, valid only during the call: copy what you keep.  A non-OK return
+ * aborts mantis_wal_open, which returns that status.
+ *
+ *   snapshot_begin   once, before any record, if a snapshot exists: its
+ *                    covered seq and record count (to size an index);
+ *   snapshot_record  each PUT of the snapshot, in ascending key order (bulk
+ *                    build).  The snapshot is validated as it is read: if
+ *                    it proves corrupt, open fails and whatever was built
+ *                    must be discarded;
+ *   apply            each WAL record with seq > the snapshot's, in log
+ *                    order: a PUT, a DELETE, or a BATCH delivered whole
+ *                    (already validated; iterate it with
+ *                    mantis_codec_batch_iter_next and apply it atomically).
+ */
+typedef struct mantis_wal_handler {
+	void *ctx; /* passed back to every callback */
+	mantis_status (*snapshot_begin)(void *ctx, uint64_t seq, uint64_t count);
+	mantis_status (*snapshot_record)(void *ctx, const mantis_record *rec);
+	mantis_status (*apply)(void *ctx, const mantis_record *rec);
+} mantis_wal_handler;
+
+/*
+ * Opens (creating if needed) the data directory `dir` (borrowed, copied),
+ * takes its LOCK and recovers it (docs/FORMAT.md, "Recovery"):
+ * removes *.snap.tmp, reads the newest snapshot, replays the WAL, and
+ * truncates a torn tail of the last segment (reported in info).
+ * opts and h (borrowed) may be NULL; info (borrowed, may be NULL) is
+ * filled on success and failure.
+ *   MANTIS_OK       *out owns the log until mantis_wal_close
+ *   MANTIS_BUSY     another open handle (any process) holds LOCK; at once
+ *   MANTIS_CORRUPT  damage that is not a torn tail: info names the file
+ *                   and offset; nothing was dropped or changed.  Repair:
+ *                   copy the directory, truncate the named segment at the
+ *                   named offset, reopen (docs/OPERATIONS.md)
+ *   MANTIS_UNSUPPORTED  a file written by a newer format version
+ *   MANTIS_IO / MANTIS_NOMEM / MANTIS_INVALID (dir or out NULL, bad option)
+ *   or a callback's status.
+ * On failure *out is untouched and the lock is released.
+ */
+mantis_status mantis_wal_open(const char *dir, const mantis_wal_options *opts,
+			      const mantis_wal_handler *h,
+			      mantis_wal_recovery *info, mantis_wal **out);
+
+/*
+ * Queues recs[0..len) (borrowed; copied before return): one or more
+ * complete PUT, DELETE or BATCH codec records, seqs strictly increasing
+ * and above every earlier one (a BATCH's nested seqs start at its own).
+ * Every record is fully decoded first, so a malformed one can never reach
+ * the log.  Never blocks on I/O.  *pos (required) is the position to pass
+ * to mantis_wal_wait.
+ *   MANTIS_INVALID    NULL/empty input, malformed records, seqs out of order
+ *   MANTIS_READ_ONLY  the log is fail-stopped (nothing queued)
+ *   MANTIS_CLOSED / MANTIS_NOMEM
+ */
+mantis_status mantis_wal_enqueue(mantis_wal *w, const void *recs, size_t len,
+				 uint64_t *pos);
+
+/*
+ * Blocks until everything up to pos is as durable as the sync policy says
+ * (fsynced under ALWAYS, written to the OS otherwise), leading a group
+ * flush if none is running.  MANTIS_OK, or MANTIS_IO if the log failed
+ * before pos was made durable (fail-stop).
+ */
+mantis_status mantis_wal_wait(mantis_wal *w, uint64_t pos);
+
+/* enqueue + wait, for callers that do not order seqs across threads. */
+mantis_status mantis_wal_append(mantis_wal *w, const void *recs, size_t len);
+
+/* Makes everything enqueued so far durable (fsynced) whatever the policy.
+ * MANTIS_IO after a failure, MANTIS_CLOSED. */
+mantis_status mantis_wal_sync(mantis_wal *w);
+
+typedef struct mantis_wal_stats {
+	uint64_t appends;	/* enqueue calls accepted                       */
+	uint64_t flushes;	/* write(2) groups                              */
+	uint64_t syncs;		/* fsyncs of segments                           */
+	uint64_t bytes_written; /* record bytes handed to the OS (this process)*/
+	uint64_t last_seq;	/* highest seq enqueued or recovered            */
+	uint64_t segments;	/* live segment files                           */
+	uint64_t wal_bytes;	/* their total size                             */
+	uint64_t last_checkpoint_seq;
+	bool failed; /* fail-stopped                                           */
+	int fail_errno;
+} mantis_wal_stats;
+
+/* Fills *out (borrowed).  MANTIS_INVALID for NULL w/out. */
+mantis_status mantis_wal_stats_get(mantis_wal *w, mantis_wal_stats *out);
+
+/*
+ * Flushes and fsyncs everything queued, closes the files and releases
+ * LOCK, then frees w.  NULL is ignored (MANTIS_OK).  Returns the first
+ * error met (MANTIS_IO if the log had failed); resources are released
+ * either way.  A snapshot writer must be committed or aborted first.
+ */
+mantis_status mantis_wal_close(mantis_wal *w);
+
+/*
+ * Snapshot (checkpoint) writer: begin, add every live key's PUT in
+ * strictly ascending key order, commit.  Commit writes <seq>.snap.tmp,
+ * fsyncs it, renames it to <seq>.snap, fsyncs snap/, then removes the WAL
+ * segments whose records are all <= seq and older snapshots.  Appends may
+ * continue while a snapshot is written; the caller must feed a consistent
+ * view of the state at seq.  One snapshot at a time.
+ *
+ * The writer is one object used by one thread at a time (any thread).
+ * A failed snapshot leaves the log and earlier snapshots as they were
+ * (the temporary file is removed) and does not fail-stop the log.
+ */
+typedef struct mantis_snapshot_writer mantis_snapshot_writer;
+
+typedef struct mantis_snapshot_info {
+	uint64_t seq;
+	uint64_t count; /* PUT records written */
+	uint64_t bytes; /* file size           */
+} mantis_snapshot_info;
+
+/*
+ * Starts a snapshot covering every write with seq <= `seq` (which must be
+ * <= the last enqueued seq and >= the last checkpoint's).  The log is
+ * flushed and its segment closed first, so new appends go to a new one.
+ *   MANTIS_OK        *out owns the writer until commit or abort
+ *   MANTIS_BUSY      another snapshot is being written
+ *   MANTIS_INVALID   seq out of range, NULL arguments
+ *   MANTIS_READ_ONLY fail-stopped; MANTIS_CLOSED; MANTIS_IO; MANTIS_NOMEM
+ */
+mantis_status mantis_wal_snapshot_begin(mantis_wal *w, uint64_t seq,
+					mantis_snapshot_writer **out);
+
+/* Adds one PUT (rec borrowed; key/value copied to the file).  Records must
+ * be PUTs with seq <= the snapshot's, keys strictly ascending:
+ * MANTIS_INVALID otherwise (the writer stays usable only for abort).
+ * MANTIS_IO on a write error. */
+mantis_status mantis_snapshot_add(mantis_snapshot_writer *sw,
+				  const mantis_record *rec);
+
+/* Adds buf[0..len) (borrowed): concatenated encoded PUT records, as
+ * mantis_db_scan produces; each is decoded and checked as by
+ * mantis_snapshot_add, then copied as is. */
+mantis_status mantis_snapshot_add_encoded(mantis_snapshot_writer *sw,
+					  const void *buf, size_t len);
+
+/* Finishes the snapshot (see above) and frees sw, whatever the result.
+ * info (borrowed, may be NULL) is filled on success.  MANTIS_IO: the
+ * snapshot did not become the one of record (or did, but covered files
+ * could not all be removed; a later checkpoint retries). */
+mantis_status mantis_snapshot_commit(mantis_snapshot_writer *sw,
+				     mantis_snapshot_info *info);
+
+/* Discards the snapshot (removes its temporary file) and frees sw.  NULL
+ * ignored. */
+void mantis_snapshot_abort(mantis_snapshot_writer *sw);
+
 #ifdef __cplusplus
 }
 #endif
