@@ -123,8 +123,12 @@ func hcheckFixTables() (t6, t7 [256]uint16) {
 // and three calls around the field cost a quarter of a small record's
 // decode.
 func headerCheck(h []byte) uint16 {
-	c := uint16(crc32.Update(0, castagnoli, h[offType:HeaderSize]))
-	return c ^ hcheckFix6[h[offHCheck]] ^ hcheckFix7[h[offHCheck+1]]
+	return hcheckOf(crc32.Update(0, castagnoli, h[offType:HeaderSize]), h)
+}
+
+// hcheckOf is hcheck given c, the CRC32C of h[4:32] as it is.
+func hcheckOf(c uint32, h []byte) uint16 {
+	return uint16(c) ^ hcheckFix6[h[offHCheck]] ^ hcheckFix7[h[offHCheck+1]]
 }
 
 // Size is the encoded size of a record with these key and value lengths,
@@ -237,39 +241,61 @@ func (h Header) Size() int64 {
 // or a field rule).  The Record's Key and Value are views into b.  A BATCH's
 // payload is not looked into here: iterate it with NewBatchIter.
 func Decode(b []byte) (Record, int, error) {
-	h, err := ReadHeader(b)
-	if err != nil {
-		return Record{}, 0, err
+	var r Record
+	n, err := decode(b, &r)
+	return r, n, err
+}
+
+// decode is Decode into *r (left untouched on error), so the iterators
+// fill their record in place instead of copying one out per call.  It
+// repeats ReadHeader and Check inline: the CRC of the header bytes is
+// both the header check and the first 28 bytes of the record CRC, so it
+// is computed once and continued over the body.
+func decode(b []byte, r *Record) (int, error) {
+	if len(b) < HeaderSize {
+		return 0, ErrTruncated
 	}
-	if err := h.Check(); err != nil {
-		return Record{}, 0, err
+	c := crc32.Update(0, castagnoli, b[offType:HeaderSize])
+	if binary.LittleEndian.Uint16(b[offHCheck:]) != hcheckOf(c, b) {
+		return 0, ErrCorrupt
 	}
-	// After Check the sum is at most 32 + 64 KiB + 256 MiB: no overflow
-	// even where int is 32 bits.
-	kend := HeaderSize + int(h.KeyLen)
-	end := kend + int(h.ValueLen)
-	size := Size(int(h.KeyLen), int(h.ValueLen))
+	typ := b[offType]
+	if b[offVer] != Version {
+		return 0, ErrUnsupported
+	}
+	kl := binary.LittleEndian.Uint32(b[offKeyLen:])
+	vl := binary.LittleEndian.Uint32(b[offValueLen:])
+	if err := checkTypeAndLimits(typ, uint64(kl), uint64(vl)); err != nil {
+		return 0, err
+	}
+	// After the limits the sum is at most 32 + 64 KiB + 256 MiB: no
+	// overflow even where int is 32 bits.
+	kend := HeaderSize + int(kl)
+	end := kend + int(vl)
+	size := (end + Align - 1) &^ (Align - 1)
 	if len(b) < size {
-		return Record{}, 0, ErrTruncated
+		return 0, ErrTruncated
 	}
-	if binary.LittleEndian.Uint32(b[offCRC:]) != crc32.Update(0, castagnoli, b[offType:size]) {
-		return Record{}, 0, ErrCorrupt
+	if binary.LittleEndian.Uint32(b[offCRC:]) != crc32.Update(c, castagnoli, b[HeaderSize:size]) {
+		return 0, ErrCorrupt
 	}
-	for _, c := range b[end:size] {
-		if c != 0 {
-			return Record{}, 0, ErrCorrupt
+	for _, p := range b[end:size] {
+		if p != 0 {
+			return 0, ErrCorrupt
 		}
 	}
-	if !fieldRulesHold(h.Type, uint64(h.KeyLen), uint64(h.ValueLen), uint64(h.ExpiresAt)) {
-		return Record{}, 0, ErrCorrupt
+	exp := binary.LittleEndian.Uint64(b[offExpires:])
+	if !fieldRulesHold(typ, uint64(kl), uint64(vl), exp) {
+		return 0, ErrCorrupt
 	}
-	return Record{
-		Type:      h.Type,
-		Seq:       h.Seq,
-		ExpiresAt: h.ExpiresAt,
+	*r = Record{
+		Type:      typ,
+		Seq:       binary.LittleEndian.Uint64(b[offSeq:]),
+		ExpiresAt: int64(exp),
 		Key:       b[HeaderSize:kend:kend],
 		Value:     b[kend:end:end],
-	}, size, nil
+	}
+	return size, nil
 }
 
 // check validates r for encoding exactly as Decode would validate its

@@ -40,22 +40,22 @@ func NewBatchIter(payload []byte) Iter { return Iter{buf: payload, batch: true} 
 // Next decodes the next record.  It returns false at the end of the buffer
 // or on the first record that fails to decode; Err tells which.
 func (it *Iter) Next() bool {
-	it.rec = Record{}
 	if it.err != nil || it.off >= len(it.buf) {
+		it.rec = Record{}
 		return false
 	}
-	r, n, err := Decode(it.buf[it.off:])
+	n, err := decode(it.buf[it.off:], &it.rec)
 	switch {
 	case err == ErrTruncated && it.batch:
 		err = ErrCorrupt
-	case err == nil && it.batch && r.Type != TypePut && r.Type != TypeDelete:
+	case err == nil && it.batch && it.rec.Type != TypePut && it.rec.Type != TypeDelete:
 		err = ErrCorrupt
 	}
 	if err != nil {
 		it.err = err
+		it.rec = Record{}
 		return false
 	}
-	it.rec = r
 	it.off += n
 	return true
 }
