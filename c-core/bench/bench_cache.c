@@ -198,6 +198,7 @@ struct run {
 	uint64_t seed;
 	uint64_t *lat; /* LATENCY: ops_per_thread samples */
 	uint64_t misses;
+	uint64_t t0, t1; /* this worker's own start and end (ns) */
 };
 
 static void *
@@ -209,6 +210,7 @@ worker(void *arg)
 	uint64_t x = r->seed;
 	size_t len;
 	pthread_barrier_wait(r->bar);
+	r->t0 = now_ns();
 	for (uint64_t i = 0; i < ops_per_thread; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -230,6 +232,7 @@ worker(void *arg)
 		if (r->mode == LATENCY)
 			r->lat[i] = now_ns() - t0;
 	}
+	r->t1 = now_ns();
 	pthread_barrier_wait(r->bar);
 	return NULL;
 }
@@ -264,19 +267,23 @@ run_threads(int threads, enum which w, enum mode m, mantis_cache *c, struct lru 
 	struct run r[8];
 	pthread_t tid[8];
 	for (int i = 0; i < threads; i++) {
-		r[i] = (struct run){w, m, c, l, &bar, 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1), NULL, 0};
+		r[i] = (struct run){w, m, c, l, &bar, 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1), NULL, 0, 0, 0};
 		if (m == LATENCY)
 			r[i].lat = malloc(ops_per_thread * sizeof(uint64_t));
 		pthread_create(&tid[i], NULL, worker, &r[i]);
 	}
 	pthread_barrier_wait(&bar);
-	uint64_t t0 = now_ns();
 	pthread_barrier_wait(&bar);
-	uint64_t t1 = now_ns();
-	uint64_t misses = 0;
+	/* First worker start to last worker end, timed by the workers (the
+	 * main thread may be descheduled at a barrier on a busy machine). */
+	uint64_t misses = 0, t0 = 0, t1 = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(tid[i], NULL);
 		misses += r[i].misses;
+		if (i == 0 || r[i].t0 < t0)
+			t0 = r[i].t0;
+		if (r[i].t1 > t1)
+			t1 = r[i].t1;
 	}
 	if (m != MIXED && misses != 0)
 		fprintf(stderr, "warning: %llu misses in a hit run\n", (unsigned long long)misses);

@@ -327,6 +327,7 @@ static struct pool_slot *
 pool_acquire(struct mantis_cache *c)
 {
 	if (tl_hint == 0)
+		/* Relaxed: only spreads threads over the pool; orders nothing. */
 		tl_hint = atomic_fetch_add_explicit(&hint_counter, 1, memory_order_relaxed) + 1;
 	unsigned i = tl_hint;
 	for (;;) {

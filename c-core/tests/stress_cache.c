@@ -9,6 +9,14 @@
  * a reader checks that what it sees belongs to the key it asked for, is
  * intact (not freed or half-written), and is not expired at the time it
  * read.  The budget is checked from the stats after every write.
+ *
+ * Freshness (a read never returns a value older than the last put or
+ * delete of its key that returned before the read started): each key is
+ * written by one owner thread only, with versions rising per thread, and
+ * the owner publishes the version of each acknowledged put or delete in
+ * acked[key].  A reader loads acked[key] before its read; a hit carrying
+ * an older version is stale.  Misses are always allowed (eviction).
+ * At the end every byte the cache allocated must be freed.
  * Exit status 0 on success; failures print and exit 1.
  */
 #include <mantis.h>
@@ -28,6 +36,9 @@ static pthread_barrier_t start;
 static _Atomic uint64_t clock_ns = 1;
 static _Atomic int stop;
 static _Atomic int failed;
+static int nthreads;
+/* Version of the last acknowledged put/delete of each key (its owner's). */
+static _Atomic uint64_t acked[NKEYS];
 
 struct hdr {
 	uint64_t key;
@@ -55,7 +66,7 @@ sum_of(const unsigned char *p, size_t n)
 }
 
 static void
-validate(const unsigned char *v, size_t len, uint64_t key, uint64_t now)
+validate(const unsigned char *v, size_t len, uint64_t key, uint64_t now, uint64_t floor)
 {
 	struct hdr h;
 	if (len < sizeof h) {
@@ -71,17 +82,19 @@ validate(const unsigned char *v, size_t len, uint64_t key, uint64_t now)
 		fail("corrupt value", key);
 	else if (h.expires_at != 0 && h.expires_at <= now)
 		fail("expired value returned", key);
+	else if (h.version < floor)
+		fail("stale value: older than an acknowledged write", key);
 }
 
 struct vctx {
-	uint64_t key, now;
+	uint64_t key, now, floor;
 };
 
 static void
 view_cb(void *ctx, const void *v, size_t len)
 {
 	struct vctx *x = ctx;
-	validate(v, len, x->key, x->now);
+	validate(v, len, x->key, x->now, x->floor);
 }
 
 static void
@@ -95,6 +108,7 @@ check_budget(void)
 static void *
 worker(void *arg)
 {
+	unsigned self = (unsigned)(uintptr_t)arg - 1; /* owns keys k % nthreads == self */
 	uint64_t rng = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
 	unsigned char val[MAXV], buf[MAXV];
 	uint64_t version = 0;
@@ -105,7 +119,15 @@ worker(void *arg)
 		rng ^= rng << 17;
 		uint64_t k = rng % NKEYS;
 		unsigned r = (unsigned)((rng >> 20) % 1000);
+		if (r >= 700 && r < 980) {
+			/* Writes go to a key this thread owns. */
+			k = k - k % (uint64_t)nthreads + self;
+			if (k >= NKEYS)
+				k -= (uint64_t)nthreads;
+		}
 		uint64_t now = atomic_fetch_add_explicit(&clock_ns, 1, memory_order_relaxed);
+		/* Acquire: pairs with the owner's release after its write returned. */
+		uint64_t floor = atomic_load_explicit(&acked[k], memory_order_acquire);
 		char key[24];
 		int kl = snprintf(key, sizeof key, "stress-%llu", (unsigned long long)k);
 		if (r < 600) {
@@ -113,11 +135,11 @@ worker(void *arg)
 			mantis_status st = mantis_cache_get(cache, key, (size_t)kl, now, buf,
 							    sizeof buf, &len);
 			if (st == MANTIS_OK)
-				validate(buf, len, k, now);
+				validate(buf, len, k, now, floor);
 			else if (st != MANTIS_NOT_FOUND)
 				fail("get status", k);
 		} else if (r < 700) {
-			struct vctx x = {k, now};
+			struct vctx x = {k, now, floor};
 			mantis_status st = mantis_cache_view(cache, key, (size_t)kl, now, view_cb, &x);
 			if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
 				fail("view status", k);
@@ -135,11 +157,15 @@ worker(void *arg)
 			memcpy(val, &h, sizeof h);
 			if (mantis_cache_put(cache, key, (size_t)kl, val, len, ttl, now) != MANTIS_OK)
 				fail("put status", k);
+			/* Release: the put returned before this version is visible. */
+			atomic_store_explicit(&acked[k], h.version, memory_order_release);
 			check_budget();
 		} else if (r < 980) {
 			mantis_status st = mantis_cache_delete(cache, key, (size_t)kl);
 			if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
 				fail("delete status", k);
+			/* Every value put before this delete is now stale. */
+			atomic_store_explicit(&acked[k], ++version, memory_order_release);
 			check_budget();
 		} else if (r < 999) {
 			size_t got;
@@ -168,6 +194,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bad arguments\n");
 		return 2;
 	}
+	nthreads = threads;
+	mantis_alloc_stats a0, a1;
+	mantis_alloc_get_stats(&a0);
 	/* 2 MiB across 2 shards; the key space needs ~5 MiB. */
 	mantis_cache_options o = {.budget_bytes = 2u << 20, .shards = 2};
 	if (mantis_cache_new(&o, &cache) != MANTIS_OK) {
@@ -197,6 +226,9 @@ main(int argc, char **argv)
 	if (st.bytes_used > st.budget)
 		fail("budget exceeded at end", 0);
 	mantis_cache_free(cache);
+	mantis_alloc_get_stats(&a1);
+	if (a1.bytes_in_use != a0.bytes_in_use)
+		fail("leak after free (bytes)", (uint64_t)(a1.bytes_in_use - a0.bytes_in_use));
 	pthread_barrier_destroy(&start);
 	free(tids);
 	return atomic_load(&failed) ? 1 : 0;
