@@ -40,7 +40,7 @@ func engineName() string {
 // run is main with its inputs and outputs passed in; it returns the exit
 // status (0 ok, 1 runtime failure, 2 bad usage).
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
-	cfg, err := server.ParseFlags(args, lookupEnv, stderr)
+	cfg, err := server.ParseFlags(args, lookupEnv, stdout) // --help goes to stdout
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

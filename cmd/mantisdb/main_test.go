@@ -23,7 +23,7 @@ func TestRunFlags(t *testing.T) {
 		errOut string // substring of stderr
 	}{
 		{"version", []string{"--version"}, nil, 0, "mantisdb dev (commit none, engine " + engineName() + ")", ""},
-		{"help", []string{"--help"}, nil, 0, "", "MANTISDB_DATA_DIR"},
+		{"help", []string{"--help"}, nil, 0, "MANTISDB_DATA_DIR", ""},
 		{"unknown flag", []string{"--nope"}, nil, 2, "", "flag provided but not defined: -nope"},
 		{"stray argument", []string{"serve"}, nil, 2, "", `unexpected argument "serve"`},
 		{"bad sync", []string{"--sync", "sometimes"}, nil, 2, "", "always, interval or none"},

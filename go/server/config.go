@@ -85,47 +85,26 @@ var (
 		"(set --auth-token or MANTISDB_AUTH_TOKEN, or bind to 127.0.0.1)")
 )
 
-// byteSize is a flag.Value taking "1048576", "256MB" (10^6) or "1GiB" (2^30).
-type byteSize struct{ p *int64 }
+// sizeFlag is a flag.Value taking "1048576", "256MB" (10^6) or "1GiB"
+// (2^30), parsed by go-humanize.
+type sizeFlag[T int | int64] struct{ p *T }
 
-func (b byteSize) String() string {
+func (b sizeFlag[T]) String() string {
 	if b.p == nil {
 		return ""
 	}
 	return humanize.IBytes(uint64(*b.p))
 }
 
-func (b byteSize) Set(s string) error {
+func (b sizeFlag[T]) Set(s string) error {
 	n, err := humanize.ParseBytes(strings.TrimSpace(s))
 	if err != nil {
 		return fmt.Errorf("not a byte size (use e.g. 1048576, 256MB, 1GiB): %q", s)
 	}
-	if n > 1<<62 {
+	if n > 1<<62 || T(n) < 0 || uint64(T(n)) != n {
 		return fmt.Errorf("byte size too large: %q", s)
 	}
-	*b.p = int64(n)
-	return nil
-}
-
-// intSize is byteSize for int fields.
-type intSize struct{ p *int }
-
-func (b intSize) String() string {
-	if b.p == nil {
-		return ""
-	}
-	return humanize.IBytes(uint64(*b.p))
-}
-
-func (b intSize) Set(s string) error {
-	var v int64
-	if err := (byteSize{&v}).Set(s); err != nil {
-		return err
-	}
-	if v > int64(^uint(0)>>1) {
-		return fmt.Errorf("byte size too large: %q", s)
-	}
-	*b.p = int(v)
+	*b.p = T(n)
 	return nil
 }
 
@@ -168,25 +147,25 @@ func EnvName(flagName string) string {
 
 // ParseFlags fills a Config from args (without the program name) on top of
 // the environment (lookupEnv, usually os.LookupEnv): a flag on the command
-// line wins over its variable, which wins over the default.  Usage and
-// errors go to out.  -h/--help returns flag.ErrHelp after printing usage.
+// line wins over its variable, which wins over the default.
+// -h/--help prints usage to out and returns flag.ErrHelp; other errors are
+// returned, not printed.
 // The result is not validated: call Validate.
 func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("mantisdb", flag.ContinueOnError)
-	fs.SetOutput(out)
 
 	env := func(name, usage string) string { return usage + " [$" + EnvName(name) + "]" }
 	fs.StringVar(&cfg.Host, "host", cfg.Host, env("host", "address to listen on; a non-loopback address requires --auth-token"))
 	fs.IntVar(&cfg.Port, "port", cfg.Port, env("port", "TCP port to listen on (0 picks a free port, logged at start)"))
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
-	fs.Var(byteSize{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the cache namespace and of the engine read cache, each (e.g. 256MB, 1GiB)"))
+	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the cache namespace and of the engine read cache, each (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", "require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz (prefer the environment variable: flags show in ps)"))
-	fs.Var(intSize{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))
-	fs.Var(intSize{&cfg.MaxValueSize}, "max-value-size", env("max-value-size", "largest value accepted (at most 64MiB)"))
-	fs.Var(byteSize{&cfg.MaxBatchSize}, "max-batch-size", env("max-batch-size", "largest POST /api/v1/kv/batch request body"))
+	fs.Var(sizeFlag[int]{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))
+	fs.Var(sizeFlag[int]{&cfg.MaxValueSize}, "max-value-size", env("max-value-size", "largest value accepted (at most 64MiB)"))
+	fs.Var(sizeFlag[int64]{&cfg.MaxBatchSize}, "max-batch-size", env("max-batch-size", "largest POST /api/v1/kv/batch request body"))
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, env("max-connections", "connections served at once; more wait in the accept queue"))
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, env("read-timeout", "time to read a whole request, body included"))
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, env("write-timeout", "time to write a response"))
@@ -197,7 +176,12 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&cfg.BenchmarkStress, "benchmark-stress", cfg.BenchmarkStress, env("benchmark-stress", "benchmark size: light, medium, heavy or extreme"))
 	fs.BoolVar(&cfg.ShowVersion, "version", cfg.ShowVersion, "print version, commit and engine, and exit")
 
-	fs.Usage = func() {
+	// The flag package prints errors and usage itself; parse silently and
+	// print usage only for -h (the caller prints errors once).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(out)
 		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP.\n"+
 			"Every flag can also be set with the environment variable shown in brackets;\n"+
 			"a flag on the command line wins.\n\nFlags:\n")
@@ -220,6 +204,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return cfg, err
 		}
 		return cfg, fmt.Errorf("%w: %v", ErrConfig, err)

@@ -35,26 +35,30 @@ type namespace interface {
 	maxValue(key []byte) int64
 }
 
+// kvNamespace is the storage engine.
 type kvNamespace struct{ s *Server }
 
 func (n kvNamespace) get(key []byte) ([]byte, error) { return n.s.engine.Get(key) }
+
 func (n kvNamespace) put(key, value []byte, ttl time.Duration) error {
 	if ttl > 0 {
 		return n.s.engine.PutWithTTL(key, value, ttl)
 	}
 	return n.s.engine.Put(key, value)
 }
+
 func (n kvNamespace) del(key []byte) error      { return n.s.engine.Delete(key) }
 func (n kvNamespace) maxKey() int               { return n.s.cfg.MaxKeySize }
 func (n kvNamespace) maxValue(key []byte) int64 { return int64(n.s.cfg.MaxValueSize) }
-func (n cacheNamespace) maxKey() int            { return min(n.s.cfg.MaxKeySize, cache.MaxKeySize) }
+
+// cacheNamespace is the standalone cache.
+type cacheNamespace struct{ s *Server }
+
 func (n cacheNamespace) get(key []byte) ([]byte, error) {
 	var v []byte
 	err := n.s.withCache(func(c cache.Cache) (err error) { v, err = c.Get(key); return err })
 	return v, err
 }
-
-type cacheNamespace struct{ s *Server }
 
 func (n cacheNamespace) put(key, value []byte, ttl time.Duration) error {
 	return n.s.withCache(func(c cache.Cache) error { return c.Set(key, value, ttl) })
@@ -70,13 +74,13 @@ func (n cacheNamespace) del(key []byte) error {
 	return err
 }
 
+func (n cacheNamespace) maxKey() int { return min(n.s.cfg.MaxKeySize, cache.MaxKeySize) }
+
 // maxValue is the smaller of --max-value-size and what one cache shard can
 // hold beside this key (cache.Stats.MaxEntrySize).
 func (n cacheNamespace) maxValue(key []byte) int64 {
 	limit := int64(min(n.s.cfg.MaxValueSize, cache.MaxValueSize))
-	var entry uint64
-	_ = n.s.withCache(func(c cache.Cache) error { entry = c.Stats().MaxEntrySize; return nil })
-	room := int64(entry) - int64(cache.Charge(len(key), 0))
+	room := int64(n.s.cacheMaxEntry) - int64(cache.Charge(len(key), 0))
 	return max(min(limit, room), 0)
 }
 

@@ -67,6 +67,9 @@ type Server struct {
 	// withCache), Close the write side.
 	cacheMu     sync.RWMutex
 	cacheClosed bool
+	// cacheMaxEntry is the cache's largest entry charge (fixed when the
+	// cache is built), read once rather than per PUT.
+	cacheMaxEntry uint64
 }
 
 // New builds a server over an open engine and cache.
@@ -84,6 +87,9 @@ func New(cfg Config, build BuildInfo, engine storage.Engine, c cache.Cache) *Ser
 	// the longest route prefix and a query string.
 	s.maxURL = 3*cfg.MaxKeySize + 4096
 	s.maxHeader = 32 << 10
+	if c != nil {
+		s.cacheMaxEntry = c.Stats().MaxEntrySize
+	}
 	s.metrics = newMetrics(s)
 	s.routes()
 	s.handler = s.recoverPanics(s.limits(s.instrument(s.auth(http.HandlerFunc(s.dispatch)))))
