@@ -21,7 +21,7 @@ if [ "$fuzzer" = fuzz_engine ]; then
 fi
 vectors="$testdata/codec/vectors.txt"
 [ -f "$vectors" ] || exit 0
-# Field 9 is record_hex; write each as raw bytes.
-grep -v '^#' "$vectors" | awk 'NF == 9 { print $1, $9 }' | while read -r name hex; do
+# Field 8 (the last) is record_hex; write each as raw bytes.
+grep -v '^#' "$vectors" | awk 'NF == 8 { print $1, $8 }' | while read -r name hex; do
 	{ printf "$prefix"; printf '%s' "$hex" | xxd -r -p; } > "$corpus/vec-$name" 2>/dev/null || true
 done
