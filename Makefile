@@ -13,6 +13,8 @@ RUN_ARGS  ?=
 FUZZ_SECONDS ?= 30
 # Go fuzz targets: package:FuzzName pairs, each run for FUZZ_SECONDS.
 GO_FUZZ   := ./go/codec:FuzzDecode
+# Go fuzz targets that compare against the C core: run with -tags native.
+GO_FUZZ_NATIVE := ./go/codec:FuzzDifferential
 
 .PHONY: all deps build-core build build-native test test-c test-go sanitize fuzz \
 	bench-core bench bench-full run run-native fmt-check vet clean
@@ -63,6 +65,9 @@ fuzz: build-core
 	@set -e; for t in $(GO_FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== go fuzz $$pkg $$fn ($(FUZZ_SECONDS)s)"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZ_SECONDS)s $$pkg; done
+	@set -e; for t in $(GO_FUZZ_NATIVE); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== go fuzz (native) $$pkg $$fn ($(FUZZ_SECONDS)s)"; \
+		$(GO) test -tags native -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZ_SECONDS)s $$pkg; done
 
 # C micro-benchmarks (codec, skiplist, cache) against their baselines.
 bench-core: build-core
