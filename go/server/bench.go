@@ -364,12 +364,18 @@ func fmtLatency(ns int64) string {
 	}
 }
 
+// printBenchTable prints names left-aligned, numbers right-aligned and the
+// notes as free text after the last column.
 func printBenchTable(out io.Writer, rows []benchRow) {
+	width := len("benchmark")
+	for _, r := range rows {
+		width = max(width, len(r.Name))
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "benchmark\tops\tops/s\tp50\tp99\tp999\t\tnotes\t")
+	fmt.Fprintf(tw, "%-*s\tops\tops/s\tp50\tp99\tp999\t  notes\n", width, "benchmark")
 	for _, r := range rows {
 		if r.Ops == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t\t%s\t\n", r.Name, r.Note)
+			fmt.Fprintf(tw, "%-*s\t-\t-\t-\t-\t-\t  %s\n", width, r.Name, r.Note)
 			continue
 		}
 		rate := float64(r.Ops) / r.Elapsed.Seconds()
@@ -379,7 +385,7 @@ func printBenchTable(out io.Writer, rows []benchRow) {
 			p99 = fmtLatency(r.Hist.ValueAtQuantile(99))
 			p999 = fmtLatency(r.Hist.ValueAtQuantile(99.9))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\t%s\t\n", r.Name, humanize.Comma(r.Ops),
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t  %s\n", width, r.Name, humanize.Comma(r.Ops),
 			humanize.Comma(int64(rate)), p50, p99, p999, r.Note)
 	}
 	_ = tw.Flush()
