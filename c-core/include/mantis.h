@@ -781,8 +781,9 @@ mantis_status mantis_wal_enqueue(mantis_wal *w, const void *recs, size_t len,
 /*
  * Blocks until everything up to pos is as durable as the sync policy says
  * (fsynced under ALWAYS, written to the OS otherwise), leading a group
- * flush if none is running.  MANTIS_OK, or MANTIS_IO if the log failed
- * before pos was made durable (fail-stop).
+ * flush if none is running.  MANTIS_OK, MANTIS_IO if the log failed
+ * before pos was made durable (fail-stop), MANTIS_INVALID for a NULL w or
+ * a pos no enqueue has returned yet.
  */
 mantis_status mantis_wal_wait(mantis_wal *w, uint64_t pos);
 

@@ -1033,6 +1033,11 @@ static mantis_status
 wait_for(mantis_wal *w, uint64_t pos, bool durable)
 {
 	pthread_mutex_lock(&w->mu);
+	if (pos > w->enq_pos) {
+		/* Not a position enqueue returned: no flush could reach it. */
+		pthread_mutex_unlock(&w->mu);
+		return MANTIS_INVALID;
+	}
 	for (;;) {
 		if (w->synced_pos >= pos || (!durable && w->written_pos >= pos))
 			break;

@@ -1059,6 +1059,8 @@ test_enqueue_validation(void **state)
 	assert_int_equal(mantis_wal_enqueue(w, b.p, b.len - 8, &pos), MANTIS_INVALID);
 	assert_int_equal(mantis_wal_enqueue(w, b.p, b.len, &pos), MANTIS_OK);
 	assert_int_equal(mantis_wal_wait(w, pos), MANTIS_OK);
+	assert_int_equal(mantis_wal_wait(w, pos + 1), MANTIS_INVALID); /* never returned */
+	assert_int_equal(mantis_wal_wait(NULL, pos), MANTIS_INVALID);
 	assert_int_equal(mantis_wal_close(w), MANTIS_OK);
 	tu_buf_free(&b);
 	tu_buf_free(&nested);
