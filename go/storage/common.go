@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/codec"
 )
 
 // maxBatchBytes is the format's batch payload limit (docs/FORMAT.md,
 // "Limits"): the encoded records of one batch, 256 MiB.
-const maxBatchBytes = 256 << 20
+const maxBatchBytes = codec.MaxBatchSize
 
 var errBadOp = errors.New("mantisdb: invalid batch operation")
 
@@ -71,9 +73,6 @@ type prepOp struct {
 	key, value []byte
 	exp        int64
 }
-
-// recordSize is the encoded size of a record (docs/FORMAT.md).
-func recordSize(klen, vlen int) int { return align8(recHeaderSize + klen + vlen) }
 
 // prepareBatch validates every operation of b (in order; the first failure
 // is reported with its index) and resolves TTLs against one clock reading,

@@ -108,11 +108,10 @@ type durability struct {
 	// (a publish failed after its record was logged); nil otherwise.
 	broken atomic.Pointer[error]
 
-	writes    atomic.Uint32  // counts writes for the CheckpointDue poll
-	ckptBusy  atomic.Bool    // an automatic checkpoint is running
-	bg        sync.WaitGroup // automatic checkpoints, waited for by close
-	ckptMu    sync.Mutex     // one checkpoint at a time
-	recovered wal.RecoveryInfo
+	writes   atomic.Uint32  // counts writes for the CheckpointDue poll
+	ckptBusy atomic.Bool    // an automatic checkpoint is running
+	bg       sync.WaitGroup // automatic checkpoints, waited for by close
+	ckptMu   sync.Mutex     // one checkpoint at a time
 }
 
 // openDurability opens (creating if needed) opts.Dir and recovers it into
@@ -139,7 +138,6 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 	}
 	d.log = log
 	d.seq = log.LastSeq()
-	d.recovered = log.Recovery()
 	return d, nil
 }
 
@@ -191,7 +189,7 @@ func (d *durability) readOnlyErr() error {
 // encode appends the operation's record numbered from first to dst;
 // publish applies it to the index.
 func (d *durability) write(keys func(yield func([]byte)), nseq int,
-	encode func(dst []byte, first uint64) []byte, publish func() error) error {
+	encode func(dst []byte, first uint64) ([]byte, error), publish func() error) error {
 	var set [keyStripes / 64]uint64
 	keys(func(k []byte) {
 		s := d.stripe(k)
@@ -221,10 +219,12 @@ func (d *durability) write(keys func(yield func([]byte)), nseq int,
 	bp := recBufPool.Get().(*[]byte)
 	d.seqMu.Lock()
 	first := d.seq + 1
-	*bp = encode((*bp)[:0], first)
-	pos, err := d.log.Enqueue(*bp)
-	if err == nil {
-		d.seq += uint64(nseq)
+	var pos uint64
+	var err error
+	if *bp, err = encode((*bp)[:0], first); err == nil {
+		if pos, err = d.log.Enqueue(*bp); err == nil {
+			d.seq += uint64(nseq)
+		}
 	}
 	d.seqMu.Unlock()
 	putRecBuf(bp)

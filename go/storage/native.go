@@ -47,6 +47,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -227,8 +228,8 @@ func (e *nativeEngine) put(key, value []byte, exp int64) error {
 	if e.dur == nil {
 		return e.publishPut(key, value, exp)
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
-		return appendRecord(dst, recPut, seq, key, value, exp)
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
 	}, func() error { return e.publishPut(key, value, exp) })
 }
 
@@ -264,8 +265,8 @@ func (e *nativeEngine) Delete(key []byte) error {
 	if e.dur == nil {
 		return e.publishDelete(key)
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
-		return appendRecord(dst, recDelete, seq, key, nil, 0)
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
 	}, func() error { return e.publishDelete(key) })
 }
 
@@ -301,7 +302,7 @@ func (e *nativeEngine) Apply(b *Batch) error {
 		}
 		return nil
 	}
-	ops, size, err := e.prepareBatch(nil, b)
+	ops, _, err := e.prepareBatch(nil, b)
 	if err != nil {
 		return err
 	}
@@ -312,14 +313,19 @@ func (e *nativeEngine) Apply(b *Batch) error {
 		}
 	}()
 	if e.dur == nil {
-		*bp = appendOps((*bp)[:0], ops, 0)
+		if *bp, err = appendOps((*bp)[:0], ops, 0); err != nil {
+			return err
+		}
 		return e.publishBatch(*bp)
 	}
-	var payload int
-	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) []byte {
-		*bp, payload = appendBatchRecord((*bp)[:0], ops, size, first)
-		return append(dst, *bp...)
-	}, func() error { return e.publishBatch((*bp)[payload:]) })
+	// *bp holds the nested records (the C call's input); the log gets
+	// them wrapped in one BATCH record.
+	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) ([]byte, error) {
+		if *bp, err = appendOps((*bp)[:0], ops, first); err != nil {
+			return dst, err
+		}
+		return appendBatchRecord(dst, *bp, first)
+	}, func() error { return e.publishBatch(*bp) })
 }
 
 // publishBatch is the one C call of a batch: buf holds its PUT/DELETE
@@ -429,7 +435,10 @@ func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record
 		if expired(r.ExpiresAt, now) {
 			continue
 		}
-		buf = appendRecord(buf, recPut, 0, r.Key, r.Value, r.ExpiresAt)
+		var err error
+		if buf, err = appendRecord(buf, codec.TypePut, 0, r.Key, r.Value, r.ExpiresAt); err != nil {
+			return err
+		}
 		if len(buf) >= loadChunk {
 			if err := e.publishBatch(buf); err != nil {
 				return fmt.Errorf("mantisdb: load snapshot: %w", err)

@@ -25,7 +25,7 @@ func nextScanRecord(buf []byte, off int) (key, value []byte, next int, ok bool) 
 	if kl > len(r)-recHeaderSize || vl > len(r)-recHeaderSize-kl {
 		return nil, nil, 0, false
 	}
-	size := align8(recHeaderSize + kl + vl)
+	size := recordSize(kl, vl)
 	if size > len(r) {
 		return nil, nil, 0, false
 	}

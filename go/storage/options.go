@@ -42,7 +42,10 @@ const (
 // takes the documented default.
 type Options struct {
 	// Dir is the data directory.  Empty means in-memory only: nothing is
-	// written to disk and nothing survives Close.
+	// written to disk and nothing survives Close.  Otherwise it holds the
+	// write-ahead log and snapshots (docs/FORMAT.md, "Files on disk"; the
+	// same files for both engines) and is locked while open: a second
+	// open, from any process, fails at once with ErrLocked.
 	Dir string
 	// CacheSize is the byte budget of the engine's read cache, if it has
 	// one.  0 means DefaultCacheSize; negative disables the cache.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tidwall/btree"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -183,9 +184,9 @@ func (e *pureEngine) put(key, value []byte, exp int64) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
 		it.seq = seq
-		return appendRecord(dst, recPut, seq, key, value, exp)
+		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
 	}, publish)
 }
 
@@ -220,8 +221,8 @@ func (e *pureEngine) Delete(key []byte) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) []byte {
-		return appendRecord(dst, recDelete, seq, key, nil, 0)
+	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
 	}, publish)
 }
 
@@ -272,12 +273,15 @@ func (e *pureEngine) Apply(b *Batch) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) []byte {
+	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) ([]byte, error) {
 		for i := range items {
 			items[i].seq = first + uint64(i)
 		}
-		dst, _ = appendBatchRecord(dst, ops, size, first)
-		return dst
+		payload, err := appendOps(make([]byte, 0, size), ops, first)
+		if err != nil {
+			return dst, err
+		}
+		return appendBatchRecord(dst, payload, first)
 	}, publish)
 }
 
