@@ -1,9 +1,10 @@
 //go:build cgo && native
 
-// native_test.go -- the native engine against the conformance suite, the
-// differential test against the pure-Go engine, and the behaviours only
-// the native engine has: buffer-retry paths, multi-fetch iteration, and
-// Close racing in-flight calls without touching freed C memory.
+// native_test.go -- the behaviours only the native engine has:
+// buffer-retry paths, multi-fetch iteration, Close racing in-flight calls
+// without touching freed C memory, and its C-side stats.  The conformance
+// suite and the differential test against the pure-Go engine are in
+// diff_native_test.go.
 package storage_test
 
 import (
