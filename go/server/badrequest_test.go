@@ -58,6 +58,7 @@ func badCases() []badCase {
 		{"method on list", rawReq{method: "DELETE", target: "/api/v1/kv"}, 405, CodeMethodNotAllowed},
 		{"method on health", rawReq{method: "PUT", target: "/health", body: "x"}, 405, CodeMethodNotAllowed},
 		{"get on batch", rawReq{method: "GET", target: "/api/v1/kv/batch"}, 404, CodeNotFound}, // the key "batch"
+		{"asterisk target", rawReq{method: "GET", target: "*"}, 400, CodeBadRequest},
 		{"unknown endpoint", rawReq{method: "GET", target: "/api/v2/kv/a"}, 404, CodeNotFound},
 		{"put without length", rawReq{method: "PUT", target: "/api/v1/kv/a", body: "x", chunked: true}, 411, CodeLengthRequired},
 		{"put over max-value-size, refused unread", bigValue, 413, CodeTooLarge},

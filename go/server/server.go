@@ -123,6 +123,10 @@ func (s *Server) routes() {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
+	case !strings.HasPrefix(p, "/"):
+		// "GET *" and other non-path targets: ServeMux would answer an
+		// empty 400.
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "request target must be an absolute path"))
 	case p == batchPath && r.Method == http.MethodPost:
 		s.handleBatch(w, r)
 	case strings.HasPrefix(p, kvPrefix):
