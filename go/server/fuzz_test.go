@@ -45,9 +45,9 @@ func FuzzHandler(f *testing.F) {
 			URL:        u,
 			RequestURI: u.RequestURI(),
 			Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header:     http.Header{},
-			Body:       io.NopCloser(bytes.NewReader(body)),
-			Host:       "fuzz",
+			Header: http.Header{},
+			Body:   io.NopCloser(bytes.NewReader(body)),
+			Host:   "fuzz",
 		}
 		req.ContentLength = -1
 		if withLength {
