@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -48,9 +49,13 @@ const (
 // written.
 var ErrBenchmarkCheck = errors.New("benchmark read-back check failed")
 
-// benchKey is key i: fixed width, so numeric and byte order agree.
+// benchKeyPrefix starts every benchmark key.
+const benchKeyPrefix = "k"
+
+// benchKey is key i: 16 bytes, fixed width, so numeric and byte order
+// agree.
 func benchKey(dst []byte, i int) []byte {
-	return fmt.Appendf(dst[:0], "bench:%012d", i)
+	return fmt.Appendf(dst[:0], benchKeyPrefix+"%015d", i)
 }
 
 // benchValue derives the value of a key: its 8-byte hash repeated, so any
@@ -179,11 +184,13 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 	defer eng.Close()
 
 	n := level.Keys
-	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
+	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys, 16-byte keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
 		build.Version, eng.Engine(), cfg.BenchmarkStress, humanize.Comma(int64(n)), benchValueSize, benchWorkers, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(out, "storage: %s\n\n", storageNote)
 
 	var rows []benchRow
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
 	add := func(r benchRow, err error) error {
 		if err != nil {
 			return err
@@ -244,8 +251,9 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	es := eng.Stats()
-	memNote := fmt.Sprintf("after %s keys: Go heap %s, native %s, live key+value bytes %s",
-		humanize.Comma(es.Keys), humanize.IBytes(ms.HeapAlloc), humanize.IBytes(uint64(es.NativeBytes)), humanize.IBytes(uint64(es.LiveBytes)))
+	memNote := fmt.Sprintf("after %s keys: Go heap %s, native %s, live key+value bytes %s; during the rows above: %s",
+		humanize.Comma(es.Keys), humanize.IBytes(ms.HeapAlloc), humanize.IBytes(uint64(es.NativeBytes)),
+		humanize.IBytes(uint64(es.LiveBytes)), gcSummary(&gcBefore, &ms))
 
 	durable, err := benchDurable(cfg, level, tmp)
 	if err != nil {
@@ -259,7 +267,7 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 
 // benchScan iterates every key, checking order, values and count.
 func benchScan(eng storage.Engine, want int) (benchRow, error) {
-	it, err := eng.NewIterator(storage.IterOptions{Prefix: []byte("bench:")})
+	it, err := eng.NewIterator(storage.IterOptions{Prefix: []byte(benchKeyPrefix)})
 	if err != nil {
 		return benchRow{}, err
 	}
@@ -297,13 +305,18 @@ func benchDurable(cfg Config, level stressLevel, tmp string) ([]benchRow, error)
 		policy  storage.SyncPolicy
 		workers int
 	}
-	runs := []run{{storage.SyncAlways, 1}, {storage.SyncAlways, benchWorkers},
-		{storage.SyncInterval, benchWorkers}, {storage.SyncNone, benchWorkers}}
+	var runs []run
+	for _, p := range []storage.SyncPolicy{storage.SyncAlways, storage.SyncInterval, storage.SyncNone} {
+		for _, w := range []int{1, 8, benchWorkers} {
+			runs = append(runs, run{p, w})
+		}
+	}
 	var rows []benchRow
 	for ri, rn := range runs {
 		ops := level.DurableOps
-		if rn.workers == 1 {
-			ops = max(ops/10, 100) // one fsync per write: keep it short
+		if rn.policy == storage.SyncAlways && rn.workers < benchWorkers {
+			// Few writers share few fsyncs: keep these rows short.
+			ops = max(ops*rn.workers/benchWorkers, 100)
 		}
 		dir := filepath.Join(tmp, fmt.Sprintf("durable-%d", ri))
 		c := cfg
@@ -350,6 +363,22 @@ func benchDurable(cfg Config, level stressLevel, tmp string) ([]benchRow, error)
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// gcSummary describes the GC cycles between two MemStats: how many, and
+// the p99 and longest pause among them (the runtime keeps the last 256).
+func gcSummary(before, after *runtime.MemStats) string {
+	n := after.NumGC - before.NumGC
+	if n == 0 {
+		return "0 GC cycles"
+	}
+	var pauses []int64
+	for i := uint32(0); i < min(n, 256); i++ {
+		pauses = append(pauses, int64(after.PauseNs[(after.NumGC-1-i)%256]))
+	}
+	slices.Sort(pauses)
+	p99 := pauses[min(len(pauses)-1, len(pauses)*99/100)]
+	return fmt.Sprintf("%d GC cycles, pause p99 %s, max %s", n, fmtLatency(p99), fmtLatency(pauses[len(pauses)-1]))
 }
 
 func fmtLatency(ns int64) string {

@@ -20,9 +20,10 @@ func TestBenchmarkSuiteTiny(t *testing.T) {
 	for _, want := range []string{
 		"sequential writes", "sequential reads", "random writes", "random reads",
 		"concurrent 40 workers", "high throughput 40 workers", "full scan", "order and values checked",
-		"durable writes sync=always, 1 writer(s)", "durable writes sync=always, 40 writer(s)",
-		"durable writes sync=interval", "durable writes sync=none", "100/100 read back", "200/200 read back",
-		"p50", "p999", "memory: after 4,000 keys",
+		"durable writes sync=always, 1 writer(s)", "durable writes sync=always, 8 writer(s)",
+		"durable writes sync=always, 40 writer(s)", "durable writes sync=interval, 1 writer(s)",
+		"durable writes sync=none, 40 writer(s)", "100/100 read back", "200/200 read back",
+		"p50", "p999", "memory: after 4,000 keys", "GC cycles",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
