@@ -6,17 +6,23 @@
  * directory lock, fail-stop on injected ENOSPC/EIO, group commit under
  * concurrent appenders, and the interval syncer.
  *
- * Also a helper for go/wal/interop_test.go (not run by `make test`):
+ * A crash loop runs this binary as a writer process and SIGKILLs it.
+ *
+ * Helper modes (for go/wal/interop_test.go and the crash loop):
  *   test_wal --write-interop DIR LISTING  writes a seeded stream into DIR
  *                                         and its expected listing to LISTING
  *   test_wal --list DIR                   prints C's recovery listing of DIR
+ *   test_wal --crash-writer DIR           appends (sync=always) until killed,
+ *                                         printing each acknowledged seq
  */
 #include "wal_testutil.h"
 
 #include "wal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static const char *
@@ -1068,8 +1074,142 @@ test_enqueue_validation(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Crash loop                                                               */
+/* ------------------------------------------------------------------------ */
+
+static mantis_status
+crash_collect(void *ctx, const mantis_record *r)
+{
+	uint64_t *last = ctx;
+	/* Recovery already checks seqs increase; they must also be gapless,
+	 * since the writer appends one seq at a time. */
+	assert_int_equal(r->seq, *last + 1);
+	char key[32];
+	snprintf(key, sizeof key, "crash-%llu", (unsigned long long)r->seq);
+	assert_int_equal(r->key_len, strlen(key));
+	assert_memory_equal(r->key, key, r->key_len);
+	*last = r->seq;
+	return MANTIS_OK;
+}
+
+/* A writer process (this binary, --crash-writer) with sync=always is
+ * SIGKILLed after a random number of acknowledged appends, CRASH_CYCLES
+ * times (MANTIS_CRASH_CYCLES overrides) over the same directory.  After each kill, recovery must open
+ * cleanly and hold every acknowledged seq, gaplessly, and nothing torn. */
+#define CRASH_CYCLES 20
+static char self_exe[4096];
+
+static void
+test_crash_loop(void **state)
+{
+	(void)state;
+	char dir[256];
+	tu_tmpdir(dir, sizeof dir);
+	uint64_t acked = 0, rng = 0x2545F4914F6CDD1Dull;
+	const char *env = getenv("MANTIS_CRASH_CYCLES");
+	int cycles = env != NULL ? atoi(env) : CRASH_CYCLES;
+	int torn = 0;
+	signal(SIGPIPE, SIG_IGN); /* a writer that died early fails an assert instead */
+	for (int cycle = 0; cycle < cycles; cycle++) {
+		int fds[2], go[2];
+		assert_int_equal(pipe(fds), 0);
+		assert_int_equal(pipe(go), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			dup2(fds[1], 1);
+			dup2(go[0], 0);
+			close(fds[0]);
+			close(fds[1]);
+			close(go[0]);
+			close(go[1]);
+			execl(self_exe, self_exe, "--crash-writer", dir, (char *)NULL);
+			_exit(127);
+		}
+		close(fds[1]);
+		close(go[0]);
+		assert_int_equal(write(go[1], "gggg", 4), 4); /* a window of 4 */
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		uint64_t kill_after = 1 + rng % 64, got = 0, seq;
+		bool killed = false;
+		for (;;) {
+			ssize_t n = read(fds[0], &seq, sizeof seq);
+			if (n == 0)
+				break; /* EOF: the writer is gone */
+			assert_int_equal(n, sizeof seq);
+			assert_int_equal(seq, acked + 1);
+			acked = seq;
+			if (++got == kill_after && !killed) {
+				kill(pid, SIGKILL);
+				killed = true; /* acks already in the pipe still count */
+			}
+			if (!killed)
+				assert_int_equal(write(go[1], "g", 1), 1);
+		}
+		close(fds[0]);
+		close(go[1]);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+		uint64_t last = 0;
+		mantis_wal_handler h = {.ctx = &last, .apply = crash_collect};
+		mantis_wal_recovery info;
+		mantis_wal *w = NULL;
+		mantis_status st = mantis_wal_open(dir, NULL, &h, &info, &w);
+		if (st != MANTIS_OK)
+			fail_msg("cycle %d: %s: %s at %llu: %s", cycle, mantis_strerror(st),
+				 info.error_file, (unsigned long long)info.error_offset,
+				 info.error_reason);
+		assert_true(last >= acked); /* every acknowledged write survived */
+		torn += info.torn_bytes > 0;
+		assert_int_equal(info.last_seq, last);
+		acked = last; /* the next writer continues from what is on disk */
+		assert_int_equal(mantis_wal_close(w), MANTIS_OK);
+	}
+	assert_true(acked >= (uint64_t)cycles);
+	if (env != NULL)
+		print_message("crash loop: %d cycles, %llu records, %d torn tails cut\n",
+			      cycles, (unsigned long long)acked, torn);
+	tu_rmrf(dir);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Helper modes for go/wal/interop_test.go                                  */
 /* ------------------------------------------------------------------------ */
+
+/* Appends PUTs with sync=always forever, writing each seq to stdout
+ * (8 bytes) only after mantis_wal_append acknowledged it.  Killed by the
+ * crash test. */
+static int
+crash_writer(const char *dir)
+{
+	mantis_wal_options o = {.sync = MANTIS_SYNC_ALWAYS, .segment_size = 4096};
+	mantis_wal_recovery info;
+	mantis_wal *w = NULL;
+	if (mantis_wal_open(dir, &o, NULL, &info, &w) != MANTIS_OK)
+		return 1;
+	uint8_t buf[256];
+	for (uint64_t seq = info.last_seq + 1;; seq++) {
+		/* One token from the parent per append keeps this writer only
+		 * a few records ahead of the acks it has read, so the kill
+		 * lands at a random point of an append, not after a burst. */
+		char token;
+		if (read(0, &token, 1) != 1)
+			return 1;
+		char key[32];
+		snprintf(key, sizeof key, "crash-%llu", (unsigned long long)seq);
+		mantis_record r = {.type = MANTIS_REC_PUT, .seq = seq,
+				   .key = (const uint8_t *)key, .key_len = (uint32_t)strlen(key),
+				   .value = (const uint8_t *)key, .value_len = (uint32_t)strlen(key)};
+		size_t n;
+		if (mantis_codec_encode(buf, sizeof buf, &r, &n) != MANTIS_OK ||
+		    mantis_wal_append(w, buf, n) != MANTIS_OK)
+			return 1;
+		if (write(1, &seq, sizeof seq) != sizeof seq)
+			return 1;
+	}
+}
 
 static int
 helper_main(int argc, char **argv)
@@ -1097,7 +1237,9 @@ helper_main(int argc, char **argv)
 		tu_buf_free(&got);
 		return 0;
 	}
-	fprintf(stderr, "usage: test_wal [--write-interop DIR LISTING | --list DIR]\n");
+	if (argc == 3 && strcmp(argv[1], "--crash-writer") == 0)
+		return crash_writer(argv[2]);
+	fprintf(stderr, "usage: test_wal [--write-interop DIR LISTING | --list DIR | --crash-writer DIR]\n");
 	return 2;
 }
 
@@ -1106,6 +1248,9 @@ main(int argc, char **argv)
 {
 	if (argc > 1)
 		return helper_main(argc, argv);
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+	if (n > 0)
+		self_exe[n] = '\0';
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_read),
 		cmocka_unit_test(test_golden_write_bytes),
@@ -1122,6 +1267,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_concurrent_appenders),
 		cmocka_unit_test(test_interval_syncer),
 		cmocka_unit_test(test_enqueue_validation),
+		cmocka_unit_test(test_crash_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
