@@ -53,15 +53,6 @@ key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return (al > bl) - (al < bl);
 }
 
-static mantis_status
-decode_fail(mantis_wal_recovery *info, const char *path, uint64_t off,
-	    mantis_status st, const char *what)
-{
-	wal_set_error(info, path, off, "%s fails to decode: %s", what,
-		      mantis_strerror(st));
-	return st == MANTIS_UNSUPPORTED ? MANTIS_UNSUPPORTED : MANTIS_CORRUPT;
-}
-
 mantis_status
 snapshot_scan(const uint8_t *data, size_t len, uint64_t name_seq,
 	      const mantis_wal_handler *h, const char *path,
@@ -73,7 +64,7 @@ snapshot_scan(const uint8_t *data, size_t len, uint64_t name_seq,
 	mantis_record hdr;
 	mantis_status st = mantis_codec_decode(data, len, &hdr);
 	if (st != MANTIS_OK)
-		return decode_fail(info, path, 0, st, "snapshot header");
+		return wal_decode_error(info, path, 0, st, "snapshot header");
 	if (!meta_is(&hdr, SNAP_META_KEY, SNAP_HEADER_VALUE)) {
 		wal_set_error(info, path, 0, "not a snapshot header");
 		return MANTIS_CORRUPT;
@@ -105,8 +96,7 @@ snapshot_scan(const uint8_t *data, size_t len, uint64_t name_seq,
 	for (;;) {
 		st = mantis_codec_decode(data + off, len - off, &r);
 		if (st != MANTIS_OK)
-			return decode_fail(info, path, off, st,
-					   "snapshot record");
+			return wal_decode_error(info, path, off, st, "snapshot record");
 		if (r.type == MANTIS_REC_META)
 			break;
 		const char *why = NULL;

@@ -443,9 +443,9 @@ is_torn(const uint8_t *rest, size_t len)
 	return z < MANTIS_RECORD_HEADER_SIZE;
 }
 
-static mantis_status
-decode_err(mantis_wal_recovery *info, const char *path, uint64_t off,
-	   mantis_status st, const char *what)
+mantis_status
+wal_decode_error(mantis_wal_recovery *info, const char *path, uint64_t off,
+		 mantis_status st, const char *what)
 {
 	wal_set_error(info, path, off, "%s fails to decode: %s", what,
 		      mantis_strerror(st));
@@ -472,8 +472,8 @@ wal_scan_segment(const uint8_t *data, size_t len, uint64_t num, bool last,
 				res->torn = true;
 				break;
 			}
-			return decode_err(info, path, off, st,
-					  off == 0 ? "segment header" : "record");
+			return wal_decode_error(info, path, off, st,
+						off == 0 ? "segment header" : "record");
 		}
 		if (off == 0) {
 			if (r.type != MANTIS_REC_META ||

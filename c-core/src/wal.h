@@ -90,6 +90,12 @@ typedef struct wal_map {
 mantis_status wal_map_file(const char *path, wal_map *m);
 void wal_unmap(wal_map *m);
 
+/* Records a record that failed to decode at off of path (`what` names the
+ * record) and maps the codec status to the recovery status:
+ * MANTIS_UNSUPPORTED stays (a newer format), anything else is corrupt. */
+mantis_status wal_decode_error(mantis_wal_recovery *info, const char *path,
+			       uint64_t off, mantis_status st, const char *what);
+
 /* Records the place and reason of a recovery failure in info (may be NULL). */
 void wal_set_error(mantis_wal_recovery *info, const char *path, uint64_t off,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

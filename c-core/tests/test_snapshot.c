@@ -304,16 +304,7 @@ expect_bad_snapshot(const char *dir, uint64_t name_seq, uint64_t off,
 {
 	char p[1200];
 	tu_snap_path(p, sizeof p, dir, name_seq);
-	mantis_wal_recovery info;
-	mantis_wal *w = NULL;
-	mantis_status st = mantis_wal_open(dir, NULL, NULL, &info, &w);
-	if (st != want)
-		fail_msg("want %s, got %s (%s at %llu: %s)", mantis_strerror(want),
-			 mantis_strerror(st), info.error_file,
-			 (unsigned long long)info.error_offset, info.error_reason);
-	assert_null(w);
-	assert_string_equal(info.error_file, p);
-	assert_int_equal(info.error_offset, off);
+	tu_expect_open_error(dir, p, off, want);
 }
 
 static void

@@ -493,17 +493,7 @@ expect_corrupt(const char *dir, uint64_t seg, uint64_t off, mantis_status want)
 {
 	char p[1200];
 	tu_seg_path(p, sizeof p, dir, seg);
-	mantis_wal_recovery info;
-	mantis_wal *w = NULL;
-	mantis_status st = mantis_wal_open(dir, NULL, NULL, &info, &w);
-	if (st != want)
-		fail_msg("want %s, got %s (%s at %llu: %s)", mantis_strerror(want),
-			 mantis_strerror(st), info.error_file,
-			 (unsigned long long)info.error_offset, info.error_reason);
-	assert_null(w);
-	assert_string_equal(info.error_file, p);
-	assert_int_equal(info.error_offset, off);
-	assert_true(info.error_reason[0] != '\0');
+	tu_expect_open_error(dir, p, off, want);
 }
 
 /* A flipped bit anywhere in a record in the middle of the log -- every bit

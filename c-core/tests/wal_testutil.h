@@ -314,4 +314,23 @@ tu_listing(const char *dir, tu_buf *out, mantis_wal_recovery *info)
 	return MANTIS_OK;
 }
 
+/* Opening dir must fail with `want`, naming `path` and byte offset `off`
+ * with a reason, and hand back no handle. */
+static void __attribute__((unused))
+tu_expect_open_error(const char *dir, const char *path, uint64_t off,
+		     mantis_status want)
+{
+	mantis_wal_recovery info;
+	mantis_wal *w = NULL;
+	mantis_status st = mantis_wal_open(dir, NULL, NULL, &info, &w);
+	if (st != want)
+		fail_msg("want %s, got %s (%s at %llu: %s)", mantis_strerror(want),
+			 mantis_strerror(st), info.error_file,
+			 (unsigned long long)info.error_offset, info.error_reason);
+	assert_null(w);
+	assert_string_equal(info.error_file, path);
+	assert_int_equal(info.error_offset, off);
+	assert_true(info.error_reason[0] != '\0');
+}
+
 #endif /* MANTIS_WAL_TESTUTIL_H */
