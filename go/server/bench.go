@@ -174,14 +174,17 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 	// directory; if the engine cannot persist, they run in memory and the
 	// header says so.
 	storageNote := fmt.Sprintf("on disk (%s), sync=%s", tmp, cfg.Sync)
-	eng, err := storage.NewDefaultStorageEngine(cfg.EngineOptions(filepath.Join(tmp, "main")))
+	mainOpts := cfg.EngineOptions(filepath.Join(tmp, "main"))
+	onDisk := true
+	eng, err := storage.NewDefaultStorageEngine(mainOpts)
 	if err != nil {
+		onDisk = false
 		storageNote = fmt.Sprintf("IN MEMORY (the engine refused a directory: %v)", err)
 		if eng, err = storage.NewDefaultStorageEngine(cfg.EngineOptions("")); err != nil {
 			return err
 		}
 	}
-	defer eng.Close()
+	defer func() { _ = eng.Close() }() // eng is reopened by the recovery rows
 
 	n := level.Keys
 	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys, 16-byte keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
@@ -255,6 +258,15 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 		humanize.Comma(es.Keys), humanize.IBytes(ms.HeapAlloc), humanize.IBytes(uint64(es.NativeBytes)),
 		humanize.IBytes(uint64(es.LiveBytes)), gcSummary(&gcBefore, &ms))
 
+	if onDisk {
+		var rec []benchRow
+		eng, rec, err = benchRecovery(eng, mainOpts, 2*n)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, rec...)
+	}
+
 	durable, err := benchDurable(cfg, level, tmp)
 	if err != nil {
 		return err
@@ -295,6 +307,47 @@ func benchScan(eng storage.Engine, want int) (benchRow, error) {
 		return benchRow{}, fmt.Errorf("%w: scan saw %d keys, want %d", ErrBenchmarkCheck, count, want)
 	}
 	return benchRow{Name: "full scan (keys)", Ops: int64(count), Elapsed: time.Since(start), Note: "order and values checked"}, nil
+}
+
+// benchRecovery closes eng and measures reopening its directory from the
+// log, a checkpoint, and reopening from that snapshot; after each reopen a
+// full scan checks every key and value.  It returns the open engine.
+func benchRecovery(eng storage.Engine, opts storage.Options, keys int) (storage.Engine, []benchRow, error) {
+	var rows []benchRow
+	reopen := func(name string) error {
+		if err := eng.Close(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		e, err := storage.NewDefaultStorageEngine(opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		eng = e
+		d := time.Since(t0)
+		if _, err := benchScan(eng, keys); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		es := eng.Stats()
+		rows = append(rows, benchRow{Name: name, Ops: int64(keys), Elapsed: d,
+			Note: fmt.Sprintf("%s total, WAL %s in %d segment(s); every key checked", d.Round(time.Millisecond),
+				humanize.IBytes(uint64(max(es.WALBytes, 0))), es.WALSegments)})
+		return nil
+	}
+	if err := reopen("recovery: reopen (keys)"); err != nil {
+		return eng, nil, err
+	}
+	t0 := time.Now()
+	if err := eng.Checkpoint(); err != nil {
+		return eng, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	d := time.Since(t0)
+	rows = append(rows, benchRow{Name: "checkpoint (keys)", Ops: int64(keys), Elapsed: d,
+		Note: d.Round(time.Millisecond).String() + " total"})
+	if err := reopen("recovery after checkpoint (keys)"); err != nil {
+		return eng, nil, err
+	}
+	return eng, rows, nil
 }
 
 // benchDurable measures writes under each sync policy in a fresh

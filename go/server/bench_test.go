@@ -23,6 +23,7 @@ func TestBenchmarkSuiteTiny(t *testing.T) {
 		"durable writes sync=always, 1 writer(s)", "durable writes sync=always, 8 writer(s)",
 		"durable writes sync=always, 40 writer(s)", "durable writes sync=interval, 1 writer(s)",
 		"durable writes sync=none, 40 writer(s)", "100/100 read back", "200/200 read back",
+		"recovery: reopen (keys)", "checkpoint (keys)", "recovery after checkpoint (keys)", "every key checked",
 		"p50", "p999", "memory: after 4,000 keys", "GC cycles",
 	} {
 		if !strings.Contains(s, want) {
