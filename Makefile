@@ -17,7 +17,7 @@ GO_FUZZ   := ./go/codec:FuzzDecode
 GO_FUZZ_NATIVE := ./go/codec:FuzzDifferential
 
 .PHONY: all deps build-core build build-native test test-c test-go sanitize fuzz \
-	bench-core bench bench-full run run-native fmt-check vet clean
+	bench-core bench bench-full bench-go bench-tools run run-native fmt-check vet clean
 
 all: build build-native
 
@@ -73,9 +73,28 @@ fuzz: build-core
 bench-core: build-core
 	$(MAKE) -C c-core bench
 
-# Go benchmarks, pure-Go and native side by side.
-bench: build-core
+# Go micro-benchmarks (testing.B), pure-Go and native side by side.
+bench-go: build-core
 	$(GO) test -tags native -run='^$$' -bench=. -benchmem ./go/...
+
+# The benchmark suite (bench/, its own Go module so the peers' modules stay
+# out of ours): MantisDB native and pure-Go beside bbolt, Pebble, Badger,
+# ristretto, otter, crossbeam-skiplist, Redis; results, table and charts in
+# bench/results/.  `bench` is the quick run (200k keys, ~10 min on 2 cores),
+# `bench-full` the long one (1M and 10M keys).  BENCH_FLAGS adds flags.
+BENCH_FLAGS ?=
+bench-tools: build-native
+	$(MAKE) -C c-core build/bench/bench_skiplist
+	@if command -v cargo >/dev/null; then \
+		cargo build --release --quiet --manifest-path bench/peers/crossbeam/Cargo.toml; \
+	else echo "cargo not found: the crossbeam-skiplist rows will be skipped"; fi
+	cd bench && $(GO) build -tags native -o ../$(BIN)/mantisbench ./cmd/mantisbench
+
+bench: bench-tools
+	cd bench && ../$(BIN)/mantisbench -mode quick $(BENCH_FLAGS)
+
+bench-full: bench-tools
+	cd bench && ../$(BIN)/mantisbench -mode full $(BENCH_FLAGS)
 
 run: build
 	$(BIN)/mantisdb $(RUN_ARGS)

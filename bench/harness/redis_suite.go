@@ -1,0 +1,272 @@
+// redis_suite.go -- the Redis rows: redis-server from Debian, started by
+// the harness on a free loopback port, driven by redis-benchmark (RESP
+// over TCP, 40 connections, no pipelining), beside the MantisDB server
+// driven by wrk over HTTP (server_suite.go).  The protocols differ (RESP
+// vs HTTP/1.1 with JSON-free raw bodies), so these rows compare two
+// servers as a user would deploy them, not two engines.
+//
+// Data: the n keys "key:%012d" (16 bytes, the key format redis-benchmark
+// itself uses with -r) are loaded with redis-cli --pipe before the read
+// row, and DBSIZE must then be exactly n.  The durable row runs on a fresh
+// server with appendonly yes + appendfsync always; afterwards the server
+// is restarted from its AOF and must come back with as many keys as it
+// acknowledged before the restart.
+package harness
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BaselineServer is the subject server ratios are taken against.
+const BaselineServer = "mantisdb-server-http"
+
+// RedisClients is the connection count of the server rows (the original
+// table's 40 concurrent workers).
+const RedisClients = 40
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+type redisServer struct {
+	cmd  *exec.Cmd
+	port int
+	dir  string
+	args []string
+}
+
+func startRedis(dir string, durable bool, port int) (*redisServer, error) {
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--logfile", filepath.Join(dir, "redis.log")}
+	if durable {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	r := &redisServer{port: port, dir: dir, args: args}
+	r.cmd = exec.Command("redis-server", args...)
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < 100; i++ {
+		if out, err := r.cli("PING"); err == nil && strings.TrimSpace(out) == "PONG" {
+			return r, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.stop()
+	return nil, fmt.Errorf("redis-server on port %d did not answer PING", port)
+}
+
+func (r *redisServer) cli(args ...string) (string, error) {
+	out, err := exec.Command("redis-cli", append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.port)}, args...)...).Output()
+	return string(out), err
+}
+
+func (r *redisServer) dbsize() (int, error) {
+	out, err := r.cli("DBSIZE")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(out))
+}
+
+// stop shuts the server down without saving (save "" and NOSAVE) and
+// waits for it; an AOF server has fsynced every acknowledged write.
+func (r *redisServer) stop() {
+	_, _ = r.cli("SHUTDOWN", "NOSAVE")
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// loadRedis writes keys 0..n-1 with 100-byte values through redis-cli
+// --pipe (the bulk-load path the Redis docs give).
+func (r *redisServer) load(n, vs int) error {
+	var buf bytes.Buffer
+	val := make([]byte, vs)
+	for i := 0; i < n; i++ {
+		FillValue(val, uint64(i), 0)
+		for j := range val { // printable, as redis-benchmark's own values
+			val[j] = 'a' + val[j]%26
+		}
+		k := fmt.Sprintf("key:%012d", i)
+		fmt.Fprintf(&buf, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(val), val)
+	}
+	cmd := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strconv.Itoa(r.port), "--pipe")
+	cmd.Stdin = &buf
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("redis-cli --pipe: %w: %s", err, out)
+	}
+	if !bytes.Contains(out, []byte("errors: 0")) {
+		return fmt.Errorf("redis-cli --pipe reported errors: %s", out)
+	}
+	return nil
+}
+
+// benchmark runs one redis-benchmark test and returns its CSV figures.
+func (r *redisServer) benchmark(test string, n, keys, vs int) (Figures, error) {
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.port), "-t", test, "-n", strconv.Itoa(n),
+		"-r", strconv.Itoa(keys), "-d", strconv.Itoa(vs), "-c", strconv.Itoa(RedisClients), "--csv"}
+	out, err := exec.Command("redis-benchmark", args...).Output()
+	if err != nil {
+		return Figures{}, fmt.Errorf("redis-benchmark %s: %w", test, err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil || len(recs) < 2 {
+		return Figures{}, fmt.Errorf("redis-benchmark %s: unreadable CSV %q", test, out)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	num := func(name string) float64 {
+		i, ok := col[name]
+		if !ok || i >= len(recs[1]) {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(recs[1][i], 64)
+		return v
+	}
+	f := Figures{Ops: int64(n), OpsPerSec: num("rps"), P50ns: num("p50_latency_ms") * 1e6,
+		P99ns: num("p99_latency_ms") * 1e6, Sampled: "redis-benchmark (every request; no p99.9 in its CSV)"}
+	if f.OpsPerSec > 0 {
+		f.Seconds = float64(n) / f.OpsPerSec
+	}
+	return f, nil
+}
+
+// RunRedis runs the Redis rows with n keys and ops requests per row.
+func RunRedis(scratch string, n, ops int) ([]Row, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("redis-server not installed: %w", err)
+	}
+	dir, err := os.MkdirTemp(scratch, "mantisbench-redis-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	row := func(w, dist, dur string) Row {
+		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: dist, Durability: dur, Workers: RedisClients,
+			Keys: n, Subject: "redis", Note: "RESP over TCP, redis-benchmark, 40 connections, no pipelining"}
+	}
+	var rows []Row
+	srv, err := startRedis(dir, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	loadErr := srv.load(n, Small)
+	if loadErr == nil {
+		if got, err := srv.dbsize(); err != nil || got != n {
+			loadErr = fmt.Errorf("read-back: DBSIZE %d after loading %d keys (%v)", got, n, err)
+		}
+	}
+	for _, t := range []struct{ test, w string }{{"get", "get"}, {"set", "set"}} {
+		r := row(t.w, "uniform", "no-sync")
+		if loadErr != nil {
+			r.Error = loadErr.Error()
+			rows = append(rows, r)
+			continue
+		}
+		f, err := srv.benchmark(t.test, ops, n, Small)
+		r.Figures = f
+		if err == nil {
+			// Sets only overwrite loaded keys: the count must not move.
+			if got, derr := srv.dbsize(); derr != nil || got != n {
+				err = fmt.Errorf("read-back: DBSIZE %d, want %d (%v)", got, n, derr)
+			}
+		}
+		r.Verified = err == nil
+		if err != nil {
+			r.Error = err.Error()
+		}
+		rows = append(rows, r)
+	}
+	srv.stop()
+
+	// Durable row: AOF with fsync per write, then restart and recount.
+	ddir := filepath.Join(dir, "aof")
+	if err := os.MkdirAll(ddir, 0o755); err != nil {
+		return rows, err
+	}
+	r := row("set", "uniform", "sync-on-commit")
+	r.Note += "; appendonly yes, appendfsync always"
+	srv, err = startRedis(ddir, true, 0)
+	if err != nil {
+		r.Error = err.Error()
+		return append(rows, r), nil
+	}
+	f, err := srv.benchmark("set", ops, n, Small)
+	r.Figures = f
+	before, derr := srv.dbsize()
+	srv.stop()
+	if err == nil && derr != nil {
+		err = derr
+	}
+	if err == nil {
+		// ops uniform draws from n keys leave n(1-(1-1/n)^ops) distinct keys
+		// on average; fewer than 98% of that means writes were dropped.
+		want := float64(n) * (1 - pow1m(1/float64(n), ops))
+		if float64(before) < 0.98*want {
+			err = fmt.Errorf("read-back: %d keys after %d random sets, expected about %.0f", before, ops, want)
+		}
+	}
+	if err == nil {
+		srv, err = startRedis(ddir, true, srv.port)
+		if err == nil {
+			after, aerr := srv.dbsize()
+			srv.stop()
+			if aerr != nil {
+				err = aerr
+			} else if after != before {
+				err = fmt.Errorf("after restart from the AOF: %d keys, %d acknowledged", after, before)
+			}
+		}
+	}
+	r.Verified = err == nil
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return append(rows, r), nil
+}
+
+// pow1m returns (1-x)^k.
+func pow1m(x float64, k int) float64 {
+	out := 1.0
+	b := 1 - x
+	for k > 0 {
+		if k&1 == 1 {
+			out *= b
+		}
+		b *= b
+		k >>= 1
+	}
+	return out
+}
