@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -79,14 +80,18 @@ func groupedLogBars(title, ylabel string, categories, names []string, values map
 		p.Legend.Add(name, bars)
 	}
 	p.Y.Min = 0
-	p.Y.Max = math.Ceil(hi) - base + 0.05
+	p.Y.Max = math.Ceil(hi) - base + 0.6 // headroom for the legend
 	p.Legend.Top = true
 	p.NominalX(categories...)
 	p.X.Tick.Label.Rotation = 0.6
 	p.X.Tick.Label.XAlign = -1
-	w := vg.Length(math.Max(8, 1.1*float64(len(categories)))) * vg.Inch
+	w := vg.Length(math.Max(6, 0.25*float64(len(categories)*len(names)))) * vg.Inch
 	return p.Save(w, 5*vg.Inch, path)
 }
+
+// ChartFormat is the file extension of the charts: "svg" (default, crisp
+// on GitHub) or "png".
+var ChartFormat = "svg"
 
 // WriteCharts writes <prefix>-throughput-<group>.svg and
 // <prefix>-latency-<group>.svg for every group with rows and returns the
@@ -102,7 +107,7 @@ func (r *Result) WriteCharts(dir, prefix string) ([]string, error) {
 		catIdx := map[string]int{}
 		values := map[string][]float64{}
 		for _, s := range r.rowsOf(g) {
-			if s.OpsPerSec == 0 || s.Error != "" || s.Workload == "memory" || s.Workload == "gc_cost" {
+			if s.OpsPerSec == 0 || s.Error != "" || !throughputChartRow(s) {
 				continue
 			}
 			label := s.Label()
@@ -115,68 +120,89 @@ func (r *Result) WriteCharts(dir, prefix string) ([]string, error) {
 			values[sub] = make([]float64, len(cats))
 		}
 		for _, s := range r.rowsOf(g) {
-			if i, ok := catIdx[s.Label()]; ok && s.Error == "" && s.Workload != "memory" && s.Workload != "gc_cost" {
+			if i, ok := catIdx[s.Label()]; ok && s.Error == "" && throughputChartRow(s) {
 				values[s.Subject][i] = s.OpsPerSec
 			}
 		}
-		path := filepath.Join(dir, fmt.Sprintf("%s-throughput-%s.svg", prefix, g))
+		path := filepath.Join(dir, fmt.Sprintf("%s-throughput-%s.%s", prefix, g, ChartFormat))
 		if err := groupedLogBars(fmt.Sprintf("%s throughput (%s)", g, r.Date), "ops/s", cats, subjects, values,
 			FormatOps, path); err != nil {
 			return files, err
 		}
 		files = append(files, path)
 
-		// Latency: p50/p99/p99.9 of each subject on the headline rows.
-		if g != "kv" && g != "server" && g != "cache" {
-			continue
-		}
-		var lcats []string
-		lvals := map[string][]float64{}
+		// Latency: one chart per headline row, p50/p99/p99.9 per subject.
+		var labels []string
 		for _, s := range r.rowsOf(g) {
-			if s.Error != "" || s.P99ns == 0 || !latencyChartRow(s) {
-				continue
-			}
-			lcats = appendUnique(lcats, s.Label())
-		}
-		var series []string
-		for _, sub := range subjects {
-			for _, q := range []string{"p50", "p99", "p99.9"} {
-				name := sub + " " + q
-				series = append(series, name)
-				lvals[name] = make([]float64, len(lcats))
+			if latencyChartRow(s) && s.Error == "" && s.P99ns > 0 {
+				labels = appendUnique(labels, s.Label())
 			}
 		}
-		for _, s := range r.rowsOf(g) {
-			i := indexOf(lcats, s.Label())
-			if i < 0 || s.Error != "" {
-				continue
+		for _, label := range labels {
+			qs := []string{"p50", "p99", "p99.9"}
+			vals := map[string][]float64{}
+			for _, q := range qs {
+				vals[q] = make([]float64, len(subjects))
 			}
-			lvals[s.Subject+" p50"][i] = s.P50ns
-			lvals[s.Subject+" p99"][i] = s.P99ns
-			lvals[s.Subject+" p99.9"][i] = s.P999ns
+			for _, o := range r.rowsOf(g) {
+				if o.Label() != label || o.Error != "" {
+					continue
+				}
+				i := indexOf(subjects, o.Subject)
+				vals["p50"][i], vals["p99"][i], vals["p99.9"][i] = o.P50ns, o.P99ns, o.P999ns
+			}
+			path := filepath.Join(dir, fmt.Sprintf("%s-latency-%s-%s.%s", prefix, g, slug(label), ChartFormat))
+			if err := groupedLogBars(fmt.Sprintf("%s latency: %s (%s)", g, label, r.Date), "latency", subjects, qs, vals,
+				FormatNs, path); err != nil {
+				return files, err
+			}
+			files = append(files, path)
 		}
-		path = filepath.Join(dir, fmt.Sprintf("%s-latency-%s.svg", prefix, g))
-		if err := groupedLogBars(fmt.Sprintf("%s latency percentiles (%s)", g, r.Date), "latency", lcats, series, lvals,
-			FormatNs, path); err != nil {
-			return files, err
-		}
-		files = append(files, path)
 	}
 	return files, nil
 }
 
+// throughputChartRow leaves out the rows whose "ops/s" is not a rate of
+// operations (memory, GC, recovery's keys per second of reopen).
+func throughputChartRow(s Summary) bool {
+	return s.Workload != "memory" && s.Workload != "gc_cost" && s.Workload != "recovery"
+}
+
+// latencyChartRow picks the rows that get a latency chart: the headline
+// ones, not every variant.
 func latencyChartRow(s Summary) bool {
-	if s.Group != "kv" {
+	switch s.Group {
+	case "kv":
+		if s.ValueSize != Small {
+			return false
+		}
+		switch s.Workload {
+		case "rand_read", "rand_write":
+			return s.Dist == "uniform"
+		case "concurrent", "ycsb_a":
+			return true
+		case "durable_write":
+			return s.Workers > 1
+		}
+	case "cache":
+		return s.Workload == "cache_mixed_90_10"
+	case "server":
 		return true
 	}
-	if s.ValueSize != Small {
-		return false
-	}
-	switch s.Workload {
-	case "rand_read", "rand_write", "concurrent", "ycsb_a", "durable_write":
-		return s.Dist != "zipf-0.99" || s.Workload == "ycsb_a"
-	}
 	return false
+}
+
+// slug makes a row label a file-name part.
+func slug(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			return c
+		}
+		if c >= 'A' && c <= 'Z' {
+			return c - 'A' + 'a'
+		}
+		return '-'
+	}, s)
 }
 
 func appendUnique(xs []string, x string) []string {

@@ -195,7 +195,7 @@ func TestFoldTakesMediansRatiosAndFailures(t *testing.T) {
 	}
 	r := &Result{Date: "2000-01-01", Rows: Fold(runs), RunCount: 3}
 	var md bytes.Buffer
-	r.WriteMarkdown(&md, "x")
+	r.WriteMarkdown(&md, nil)
 	for _, want := range []string{"Random reads", "200 (1.00)", "60 (0.30)", "FAILED", "read-back: 3 missing"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())

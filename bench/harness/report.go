@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -256,11 +257,33 @@ var headline = []struct {
 	{"Bulk load (batches)", "bulk_load", "sequential", "no-sync", 1},
 	{"Durable writes, 1 writer", "durable_write", "uniform", "sync-on-commit", 1},
 	{"Durable writes, 40 writers", "durable_write", "uniform", "sync-on-commit", 40},
-	{"Recovery (reopen, keys/s)", "recovery", "-", "no-sync", 1},
+	{"Recovery: reopen time", "recovery", "-", "no-sync", 1},
 }
 
-// WriteMarkdown writes the headline table and every group's full table.
-func (r *Result) WriteMarkdown(w io.Writer, chartPrefix string) {
+// chartsOf returns the base names of the charts of group g among files.
+func chartsOf(files []string, g string) []string {
+	var out []string
+	for _, f := range files {
+		b := filepath.Base(f)
+		if strings.Contains(b, "-throughput-"+g+".") || strings.Contains(b, "-latency-"+g+"-") {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func writeCharts(w io.Writer, files []string) {
+	for _, f := range files {
+		fmt.Fprintf(w, "![%s](%s)\n", strings.TrimSuffix(f, filepath.Ext(f)), f)
+	}
+	if len(files) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+// WriteMarkdown writes the headline table and every group's full table,
+// embedding the chart files (as written by WriteCharts) of each group.
+func (r *Result) WriteMarkdown(w io.Writer, charts []string) {
 	fmt.Fprintf(w, "# MantisDB benchmark results, %s\n\n", r.Date)
 	m := r.Machine
 	fmt.Fprintf(w, "Machine: %s, %d cores, %.1f GiB RAM, %s, %s, %s, %s.  \n", m.CPUModel, m.Cores,
@@ -284,9 +307,12 @@ func (r *Result) WriteMarkdown(w io.Writer, chartPrefix string) {
 					continue
 				}
 				any = true
-				if s.Error != "" {
+				switch {
+				case s.Error != "":
 					cells[i] = "FAILED"
-				} else {
+				case h.workload == "recovery":
+					cells[i] = fmt.Sprintf("%s (%s)", FormatNs(s.Seconds*1e9), formatRatio(s))
+				default:
 					cells[i] = fmt.Sprintf("%s (%s)", FormatOps(s.OpsPerSec), formatRatio(s))
 				}
 			}
@@ -324,9 +350,7 @@ func (r *Result) WriteMarkdown(w io.Writer, chartPrefix string) {
 		}
 		fmt.Fprintln(w)
 	}
-	if chartPrefix != "" {
-		fmt.Fprintf(w, "Charts: ![throughput](%s-throughput-kv.svg) ![latency](%s-latency-kv.svg)\n\n", chartPrefix, chartPrefix)
-	}
+	writeCharts(w, chartsOf(charts, "kv"))
 
 	titles := map[string]string{
 		"kv":     "Embedded key-value stores (in-process)",
@@ -356,10 +380,10 @@ func (r *Result) WriteMarkdown(w io.Writer, chartPrefix string) {
 				fmt.Fprintf(w, "| %s | %d | %s | %s |\n", s.Label(), s.Keys, s.Subject, formatMetrics(s.Metrics))
 			}
 		}
-		if chartPrefix != "" && g != "kv" {
-			fmt.Fprintf(w, "\n![throughput](%s-throughput-%s.svg)\n", chartPrefix, g)
-		}
 		fmt.Fprintln(w)
+		if g != "kv" {
+			writeCharts(w, chartsOf(charts, g))
+		}
 	}
 	var failed []Summary
 	for _, s := range r.Rows {

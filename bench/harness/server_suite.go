@@ -9,7 +9,7 @@
 // then count exactly n keys.  A GET row fails on any non-2xx answer (a
 // missing key is a 404).  The durable row runs on a fresh server with
 // --sync always; the server is then stopped with SIGTERM (graceful) and
-// restarted, and must come back with the key count it had acknowledged.
+// restarted, and must come back with at least the keys it counted before.
 package harness
 
 import (
@@ -283,8 +283,10 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 			srv.stop()
 			if aerr != nil {
 				err = aerr
-			} else if after != before {
-				err = fmt.Errorf("after restart: %d keys, %d acknowledged", after, before)
+			} else if after < before {
+				// More is fine: wrk stops with requests in flight, which the
+				// server still applies after the count was read.
+				err = fmt.Errorf("after restart: %d keys, %d were there before the shutdown", after, before)
 			}
 		}
 	}

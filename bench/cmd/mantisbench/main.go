@@ -91,6 +91,7 @@ func main() {
 	serverBin := flag.String("server-bin", "../bin/mantisdb-native", "the MantisDB server binary for the server rows (make build-native)")
 	limit := flag.Duration("limit", 0, "override the time cap of open-ended rows")
 	keys := flag.Int("keys", 0, "override the key count (smoke tests)")
+	flag.StringVar(&harness.ChartFormat, "chart-format", "svg", "chart file format: svg or png")
 	render := flag.String("render", "", "re-render Markdown and charts from an existing result JSON and exit")
 	child := flag.String("child", "", "internal: run one subject-run (kv:NAME or cache:NAME) and print its rows as JSON")
 	childCfg := flag.String("child-config", "", "internal: JSON harness.Config for -child")
@@ -268,13 +269,13 @@ func run(mode string, spec modeSpec, runs int, outDir, groups, subjects, scratch
 }
 
 func writeOutputs(r *harness.Result, dir, name string) error {
-	var md bytes.Buffer
-	r.WriteMarkdown(&md, name)
-	if err := os.WriteFile(filepath.Join(dir, name+".md"), md.Bytes(), 0o644); err != nil {
+	charts, err := r.WriteCharts(dir, name)
+	if err != nil {
 		return err
 	}
-	_, err := r.WriteCharts(dir, name)
-	return err
+	var md bytes.Buffer
+	r.WriteMarkdown(&md, charts)
+	return os.WriteFile(filepath.Join(dir, name+".md"), md.Bytes(), 0o644)
 }
 
 func sanitize(s string) string {
@@ -351,14 +352,25 @@ func (r *runner) kv(spec modeSpec) {
 				continue
 			}
 			r.result.Subjects[s.Name] = s.Notes
+			parts := []string{"small"}
+			if cfg.BigKeys > 0 {
+				parts = append(parts, "big")
+			}
+		runs:
 			for i := 0; i < r.runs; i++ {
-				t := time.Now()
-				fmt.Fprintf(os.Stderr, "kv %s %d keys run %d", s.Name, cfg.Keys, i+1)
-				rows, err := r.childRun("kv:"+s.Name, cfg)
-				fmt.Fprintf(os.Stderr, " (%.1fs)\n", time.Since(t).Seconds())
-				if err != nil {
-					r.skip(s.Name, err.Error())
-					break
+				var rows []harness.Row
+				for _, part := range parts {
+					t := time.Now()
+					fmt.Fprintf(os.Stderr, "kv %s %d keys %s run %d", s.Name, cfg.Keys, part, i+1)
+					c := cfg
+					c.Part = part
+					got, err := r.childRun("kv:"+s.Name, c)
+					fmt.Fprintf(os.Stderr, " (%.1fs)\n", time.Since(t).Seconds())
+					if err != nil {
+						r.skip(s.Name, err.Error())
+						break runs
+					}
+					rows = append(rows, got...)
 				}
 				r.allRuns = append(r.allRuns, rows)
 			}
