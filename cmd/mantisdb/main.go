@@ -57,16 +57,20 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		fmt.Fprintf(stderr, "mantisdb: %v\n", err)
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if cfg.BenchmarkOnly {
-		if err := server.RunBenchmark(cfg, build, stdout); err != nil {
+		// A signal stops the run and its temporary files are removed.
+		if err := server.RunBenchmark(ctx, cfg, build, stdout); err != nil {
 			fmt.Fprintf(stderr, "mantisdb: benchmark: %v\n", err)
+			if errors.Is(err, server.ErrInterrupted) {
+				return 130
+			}
 			return 1
 		}
 		return 0
 	}
 	log.SetOutput(stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := server.Run(ctx, cfg, build, nil); err != nil {
 		log.Printf("mantisdb: %v", err)
 		return 1

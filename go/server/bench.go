@@ -8,6 +8,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -44,6 +45,10 @@ const (
 	benchValueSize = 100
 	benchWorkers   = 40 // the baseline table's "40 concurrent workers"
 )
+
+// ErrInterrupted: the benchmark was cancelled (SIGINT/SIGTERM); its
+// temporary files are removed before RunBenchmark returns.
+var ErrInterrupted = errors.New("benchmark interrupted")
 
 // ErrBenchmarkCheck: a benchmark read back something other than what was
 // written.
@@ -87,7 +92,7 @@ func newBenchHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(t
 
 // runOps runs total operations split across workers; op(w, i, rng) does
 // operation i on worker w and returns an error to stop the row.
-func runOps(name string, workers, total int, op func(w, i int, rng *rand.Rand) error) (benchRow, error) {
+func runOps(ctx context.Context, name string, workers, total int, op func(w, i int, rng *rand.Rand) error) (benchRow, error) {
 	hists := make([]*hdrhistogram.Histogram, workers)
 	var next atomic.Int64
 	var firstErr error
@@ -104,6 +109,11 @@ func runOps(name string, workers, total int, op func(w, i int, rng *rand.Rand) e
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= total {
+					return
+				}
+				if i%1024 == 0 && ctx.Err() != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", name, ErrInterrupted) })
+					next.Store(int64(total))
 					return
 				}
 				t0 := time.Now()
@@ -146,10 +156,10 @@ func check(key, got, want []byte) error {
 }
 
 // RunBenchmark runs the suite at cfg.BenchmarkStress and prints the table
-// to out.  Files go to a temporary directory next to cfg.DataDir (the same
+// to out.  Cancelling ctx stops it with ErrInterrupted.  Files go to a temporary directory next to cfg.DataDir (the same
 // file system the server would use, so fsync costs are real), removed at
 // the end; the data directory itself is not touched.
-func RunBenchmark(cfg Config, build BuildInfo, out io.Writer) error {
+func RunBenchmark(ctx context.Context, cfg Config, build BuildInfo, out io.Writer) error {
 	level, ok := stressLevels[cfg.BenchmarkStress]
 	if !ok {
 		return fmt.Errorf("%w: unknown --benchmark-stress %q", ErrConfig, cfg.BenchmarkStress)
@@ -166,10 +176,10 @@ func RunBenchmark(cfg Config, build BuildInfo, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	return runBenchmark(cfg, build, level, tmp, out)
+	return runBenchmark(ctx, cfg, build, level, tmp, out)
 }
 
-func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, out io.Writer) error {
+func runBenchmark(ctx context.Context, cfg Config, build BuildInfo, level stressLevel, tmp string, out io.Writer) error {
 	// The throughput rows use the configured sync policy in a fresh
 	// directory; if the engine cannot persist, they run in memory and the
 	// header says so.
@@ -217,18 +227,18 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 		return check(bufs.key[w], v, bufs.val[w])
 	}
 
-	if err := add(runOps("sequential writes", 1, n, func(w, i int, _ *rand.Rand) error { return put(one, w, i) })); err != nil {
+	if err := add(runOps(ctx, "sequential writes", 1, n, func(w, i int, _ *rand.Rand) error { return put(one, w, i) })); err != nil {
 		return err
 	}
-	if err := add(runOps("sequential reads", 1, n, func(w, i int, _ *rand.Rand) error { return get(one, w, i) })); err != nil {
+	if err := add(runOps(ctx, "sequential reads", 1, n, func(w, i int, _ *rand.Rand) error { return get(one, w, i) })); err != nil {
 		return err
 	}
 	// Random writes insert n new keys (n..2n-1) in a random order.
 	perm := rand.New(rand.NewPCG(1, 2)).Perm(n)
-	if err := add(runOps("random writes", 1, n, func(w, i int, _ *rand.Rand) error { return put(one, w, n+perm[i]) })); err != nil {
+	if err := add(runOps(ctx, "random writes", 1, n, func(w, i int, _ *rand.Rand) error { return put(one, w, n+perm[i]) })); err != nil {
 		return err
 	}
-	if err := add(runOps("random reads", 1, n, func(w, i int, rng *rand.Rand) error { return get(one, w, rng.IntN(2*n)) })); err != nil {
+	if err := add(runOps(ctx, "random reads", 1, n, func(w, i int, rng *rand.Rand) error { return get(one, w, rng.IntN(2*n)) })); err != nil {
 		return err
 	}
 	many := newPerWorker(benchWorkers)
@@ -241,13 +251,13 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 			return put(many, w, k)
 		}
 	}
-	if err := add(runOps(fmt.Sprintf("concurrent %d workers, 50%% get/50%% put", benchWorkers), benchWorkers, n, mixed(50))); err != nil {
+	if err := add(runOps(ctx, fmt.Sprintf("concurrent %d workers, 50%% get/50%% put", benchWorkers), benchWorkers, n, mixed(50))); err != nil {
 		return err
 	}
-	if err := add(runOps(fmt.Sprintf("high throughput %d workers, 90%% get/10%% put", benchWorkers), benchWorkers, 2*n, mixed(90))); err != nil {
+	if err := add(runOps(ctx, fmt.Sprintf("high throughput %d workers, 90%% get/10%% put", benchWorkers), benchWorkers, 2*n, mixed(90))); err != nil {
 		return err
 	}
-	if err := add(benchScan(eng, 2*n)); err != nil {
+	if err := add(benchScan(ctx, eng, 2*n)); err != nil {
 		return err
 	}
 	runtime.GC()
@@ -260,14 +270,14 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 
 	if onDisk {
 		var rec []benchRow
-		eng, rec, err = benchRecovery(eng, mainOpts, 2*n)
+		eng, rec, err = benchRecovery(ctx, eng, mainOpts, 2*n)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, rec...)
 	}
 
-	durable, err := benchDurable(cfg, level, tmp)
+	durable, err := benchDurable(ctx, cfg, level, tmp)
 	if err != nil {
 		return err
 	}
@@ -278,7 +288,7 @@ func runBenchmark(cfg Config, build BuildInfo, level stressLevel, tmp string, ou
 }
 
 // benchScan iterates every key, checking order, values and count.
-func benchScan(eng storage.Engine, want int) (benchRow, error) {
+func benchScan(ctx context.Context, eng storage.Engine, want int) (benchRow, error) {
 	it, err := eng.NewIterator(storage.IterOptions{Prefix: []byte(benchKeyPrefix)})
 	if err != nil {
 		return benchRow{}, err
@@ -299,6 +309,9 @@ func benchScan(eng storage.Engine, want int) (benchRow, error) {
 		}
 		prev = append(prev[:0], k...)
 		count++
+		if count%4096 == 0 && ctx.Err() != nil {
+			return benchRow{}, fmt.Errorf("scan: %w", ErrInterrupted)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return benchRow{}, err
@@ -312,7 +325,7 @@ func benchScan(eng storage.Engine, want int) (benchRow, error) {
 // benchRecovery closes eng and measures reopening its directory from the
 // log, a checkpoint, and reopening from that snapshot; after each reopen a
 // full scan checks every key and value.  It returns the open engine.
-func benchRecovery(eng storage.Engine, opts storage.Options, keys int) (storage.Engine, []benchRow, error) {
+func benchRecovery(ctx context.Context, eng storage.Engine, opts storage.Options, keys int) (storage.Engine, []benchRow, error) {
 	var rows []benchRow
 	reopen := func(name string) error {
 		if err := eng.Close(); err != nil {
@@ -325,7 +338,7 @@ func benchRecovery(eng storage.Engine, opts storage.Options, keys int) (storage.
 		}
 		eng = e
 		d := time.Since(t0)
-		if _, err := benchScan(eng, keys); err != nil {
+		if _, err := benchScan(ctx, eng, keys); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		es := eng.Stats()
@@ -353,7 +366,7 @@ func benchRecovery(eng storage.Engine, opts storage.Options, keys int) (storage.
 // benchDurable measures writes under each sync policy in a fresh
 // directory, then reopens it (the recovery time) and reads every write
 // back.  An engine that cannot persist gets one explanatory row.
-func benchDurable(cfg Config, level stressLevel, tmp string) ([]benchRow, error) {
+func benchDurable(ctx context.Context, cfg Config, level stressLevel, tmp string) ([]benchRow, error) {
 	type run struct {
 		policy  storage.SyncPolicy
 		workers int
@@ -381,7 +394,7 @@ func benchDurable(cfg Config, level stressLevel, tmp string) ([]benchRow, error)
 		}
 		bufs := newPerWorker(rn.workers)
 		name := fmt.Sprintf("durable writes sync=%s, %d writer(s)", rn.policy, rn.workers)
-		row, err := runOps(name, rn.workers, ops, func(w, i int, _ *rand.Rand) error {
+		row, err := runOps(ctx, name, rn.workers, ops, func(w, i int, _ *rand.Rand) error {
 			bufs.key[w] = benchKey(bufs.key[w], i)
 			bufs.val[w] = benchValue(bufs.val[w], bufs.key[w])
 			return eng.Put(bufs.key[w], bufs.val[w])

@@ -4,7 +4,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -13,7 +15,7 @@ func TestBenchmarkSuiteTiny(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.BenchmarkStress = "tiny"
 	var out bytes.Buffer
-	if err := runBenchmark(cfg, BuildInfo{Version: "test"}, stressLevel{Keys: 2000, DurableOps: 200}, t.TempDir(), &out); err != nil {
+	if err := runBenchmark(context.Background(), cfg, BuildInfo{Version: "test"}, stressLevel{Keys: 2000, DurableOps: 200}, t.TempDir(), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
@@ -49,5 +51,14 @@ func TestBenchmarkCheckCatchesWrongValue(t *testing.T) {
 	}
 	if err := check(key, v, v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBenchmarkInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := runBenchmark(ctx, DefaultConfig(), BuildInfo{}, stressLevel{Keys: 5000, DurableOps: 100}, t.TempDir(), io.Discard)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("cancelled benchmark returned %v", err)
 	}
 }
