@@ -177,8 +177,8 @@ func listAll(t *testing.T, ts *testServer, query string, limit int) (keys []stri
 			t.Fatalf("page of %d items, count %d, limit %d", len(lr.Items), lr.Count, limit)
 		}
 		for _, it := range lr.Items {
-			if want := "v" + string(it.Key); string(it.Value) != want {
-				t.Fatalf("value of %q is %q, want %q", it.Key, it.Value, want)
+			if want := "v" + string(it.Key); it.Value == nil || string(*it.Value) != want {
+				t.Fatalf("value of %q is %v, want %q", it.Key, it.Value, want)
 			}
 			keys = append(keys, string(it.Key))
 		}
@@ -233,6 +233,14 @@ func TestListAndPagination(t *testing.T) {
 	got := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?prefix=a&keys_only=1"})
 	if got.status != 200 || strings.Contains(got.body, `"value"`) {
 		t.Errorf("keys_only: %d %s", got.status, got.body)
+	}
+	// An empty value is listed as "", not left out.
+	if err := ts.engine.Put([]byte("empty"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got = ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?prefix=empty"})
+	if !strings.Contains(got.body, `{"key":"ZW1wdHk=","value":""}`) {
+		t.Errorf("empty value listing: %s", got.body)
 	}
 	// A cursor past the end gives an empty page.
 	c := encodeCursor([]byte("zzz"))

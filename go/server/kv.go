@@ -32,8 +32,10 @@ const (
 const cursorVersion = 1
 
 type listItem struct {
-	Key   []byte `json:"key"`             // base64
-	Value []byte `json:"value,omitempty"` // base64; absent with keys_only=true
+	Key []byte `json:"key"` // base64
+	// Value is base64, absent with keys_only=true.  A pointer, because
+	// omitempty would also drop an empty (but present) value.
+	Value *[]byte `json:"value,omitempty"`
 }
 
 type listResponse struct {
@@ -130,12 +132,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		item := listItem{Key: bytes.Clone(it.Key())}
 		if !keysOnly {
-			item.Value = bytes.Clone(it.Value())
-			if item.Value == nil {
-				item.Value = []byte{}
-			}
+			v := append([]byte{}, it.Value()...) // never nil: "" not absent
+			item.Value = &v
+			size += len(v)
 		}
-		size += len(item.Key) + len(item.Value)
+		size += len(item.Key)
 		resp.Items = append(resp.Items, item)
 	}
 	if err := it.Error(); err != nil {
