@@ -12,12 +12,12 @@ GOFLAGS_RACE := -race -count=1
 RUN_ARGS  ?=
 FUZZ_SECONDS ?= 30
 # Go fuzz targets: package:FuzzName pairs, each run for FUZZ_SECONDS.
-GO_FUZZ   := ./go/codec:FuzzDecode
+GO_FUZZ   := ./go/codec:FuzzDecode ./go/server:FuzzHandler
 # Go fuzz targets that compare against the C core: run with -tags native.
 GO_FUZZ_NATIVE := ./go/codec:FuzzDifferential
 
 .PHONY: all deps build-core build build-native test test-c test-go sanitize fuzz \
-	bench-core bench bench-full bench-go bench-tools run run-native fmt-check vet clean
+	bench-core bench bench-full bench-go bench-tools bench-http run run-native fmt-check vet clean
 
 all: build build-native
 
@@ -95,6 +95,10 @@ bench: bench-tools
 
 bench-full: bench-tools
 	cd bench && ../$(BIN)/mantisbench -mode full $(BENCH_FLAGS)
+
+# HTTP load on both server builds side by side (wrk, 40 connections).
+bench-http: build build-native
+	bench/wrk/run.sh $(BIN)/mantisdb $(BIN)/mantisdb-native
 
 run: build
 	$(BIN)/mantisdb $(RUN_ARGS)
