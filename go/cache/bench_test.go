@@ -18,19 +18,22 @@
 //	(bench_cache.c's budget); reports hit-%.
 //	One iteration replays the whole trace on a fresh cache.
 //
-// Get of the pure and native caches returns a copy (their API); ristretto
-// and otter hand back the stored slice.  ristretto admits by TinyLFU and
+// The pure and native caches are read through View (their zero-copy read;
+// Get would add a copy and an allocation); ristretto and otter hand back
+// their stored slice.  ristretto admits by TinyLFU and
 // applies sets asynchronously, so it may not hold every key in GetHit; the
 // hit-% metric there says how many gets hit.
 package cache
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/maypok86/otter/v2"
@@ -55,83 +58,91 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-var benchData = sync.OnceValue(func() (d struct {
-	keys  [][]byte
-	skeys []string
-	value []byte
-}) {
-	d.keys = make([][]byte, benchKeys)
-	d.skeys = make([]string, benchKeys)
-	for i := range d.keys {
-		k := make([]byte, benchKeyLen)
-		a, b := mix64(uint64(i)+1), uint64(i)
-		for j := 0; j < 8; j++ {
-			k[j] = byte(a >> (8 * j))
-			k[8+j] = byte(b >> (8 * j))
-		}
-		d.keys[i] = k
-		d.skeys[i] = string(k)
+// benchKey writes key i into buf (bench_cache.c's layout: mix64(i+1) then
+// i, little-endian).  Keys are built on the fly, as the C benchmark does, so
+// no benchmark pays a cache miss on a 1M-entry key table before each op.
+func benchKey(buf *[benchKeyLen]byte, i int) []byte {
+	a, b := mix64(uint64(i)+1), uint64(i)
+	for j := 0; j < 8; j++ {
+		buf[j] = byte(a >> (8 * j))
+		buf[8+j] = byte(b >> (8 * j))
 	}
-	d.value = make([]byte, benchValLen)
-	for i := range d.value {
-		d.value[i] = 7
-	}
-	return d
-})
+	return buf[:]
+}
 
-// kv is the common face of every cache under test.
+var benchValue = func() []byte {
+	v := make([]byte, benchValLen)
+	for i := range v {
+		v[i] = 7
+	}
+	return v
+}()
+
+// kv is the common face of every cache under test.  get and set receive
+// the key in a caller buffer that is reused after they return.
 type kv interface {
-	get(i int) bool
-	set(i int)
+	get(key []byte) bool
+	set(key []byte)
 	close()
 }
 
+// ourKV reads through View, the zero-copy read of the Cache interface, as
+// ristretto and otter hand back their stored slice without copying.
 type ourKV struct{ c Cache }
 
-func (o ourKV) get(i int) bool {
-	_, err := o.c.Get(benchData().keys[i])
-	return err == nil
+var viewSink atomic.Int64
+
+func (o ourKV) get(key []byte) bool {
+	return o.c.View(key, func(v []byte) error {
+		if len(v) != benchValLen {
+			viewSink.Add(1)
+		}
+		return nil
+	}) == nil
 }
-func (o ourKV) set(i int) { _ = o.c.Set(benchData().keys[i], benchData().value, 0) }
-func (o ourKV) close()    { o.c.Close() }
+func (o ourKV) set(key []byte) { _ = o.c.Set(key, benchValue, 0) }
+func (o ourKV) close()         { o.c.Close() }
+
+// view is a string over key's bytes for lookups that do not keep the key.
+func view(key []byte) string { return unsafe.String(unsafe.SliceData(key), len(key)) }
 
 type ristrettoKV struct {
 	c *ristretto.Cache[string, []byte]
 }
 
-func (r ristrettoKV) get(i int) bool {
-	_, ok := r.c.Get(benchData().skeys[i])
+func (r ristrettoKV) get(key []byte) bool {
+	_, ok := r.c.Get(view(key))
 	return ok
 }
-func (r ristrettoKV) set(i int) {
-	r.c.Set(benchData().skeys[i], benchData().value, int64(Charge(benchKeyLen, benchValLen)))
+func (r ristrettoKV) set(key []byte) {
+	r.c.Set(string(key), benchValue, int64(Charge(benchKeyLen, benchValLen)))
 }
 func (r ristrettoKV) close() { r.c.Close() }
 
 type otterKV struct{ c *otter.Cache[string, []byte] }
 
-func (o otterKV) get(i int) bool {
-	_, ok := o.c.GetIfPresent(benchData().skeys[i])
+func (o otterKV) get(key []byte) bool {
+	_, ok := o.c.GetIfPresent(view(key))
 	return ok
 }
-func (o otterKV) set(i int) { o.c.Set(benchData().skeys[i], benchData().value) }
-func (o otterKV) close()    {}
+func (o otterKV) set(key []byte) { o.c.Set(string(key), benchValue) }
+func (o otterKV) close()         {}
 
 // lruKV is an exact LRU under one mutex (intrusive list + map): the hit
 // ratio reference, as the mutex LRU is in bench_cache.c.
 type lruNode struct {
 	prev, next *lruNode
-	key        int
+	key        string
 }
 type lruKV struct {
 	mu           sync.Mutex
-	m            map[int]*lruNode
+	m            map[string]*lruNode
 	head         lruNode // head.next = most recent
 	used, budget uint64
 }
 
 func newLRU(budget uint64) *lruKV {
-	l := &lruKV{m: make(map[int]*lruNode), budget: budget}
+	l := &lruKV{m: make(map[string]*lruNode), budget: budget}
 	l.head.next, l.head.prev = &l.head, &l.head
 	return l
 }
@@ -141,20 +152,20 @@ func (l *lruKV) front(n *lruNode) {
 	l.head.next.prev = n
 	l.head.next = n
 }
-func (l *lruKV) get(i int) bool {
+func (l *lruKV) get(key []byte) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := l.m[i]
+	n := l.m[string(key)]
 	if n != nil {
 		l.unlink(n)
 		l.front(n)
 	}
 	return n != nil
 }
-func (l *lruKV) set(i int) {
+func (l *lruKV) set(key []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := l.m[i]; n != nil {
+	if n := l.m[string(key)]; n != nil {
 		l.unlink(n)
 		l.front(n)
 		return
@@ -166,8 +177,8 @@ func (l *lruKV) set(i int) {
 		delete(l.m, v.key)
 		l.used -= c
 	}
-	n := &lruNode{key: i}
-	l.m[i] = n
+	n := &lruNode{key: string(key)}
+	l.m[n.key] = n
 	l.front(n)
 	l.used += c
 }
@@ -231,21 +242,34 @@ func makers(b *testing.B, withLRU bool) []maker {
 }
 
 // loaded returns a cache of kind m holding every key (as far as its policy
-// admits them), built once per kind and reused across -cpu settings.
-var loadedCaches sync.Map
+// admits them).  It is reused across -count and -cpu runs of one kind, and
+// only one kind is held at a time, so no benchmark pays GC for another
+// cache's heap.
+var loadedMu sync.Mutex
+var loadedName string
+var loadedCache kv
 
 func loaded(b *testing.B, m maker) kv {
-	if c, ok := loadedCaches.Load(m.name); ok {
-		return c.(kv)
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
+	if loadedName == m.name {
+		return loadedCache
+	}
+	if loadedCache != nil {
+		loadedCache.close()
+		loadedCache = nil
+		runtime.GC()
 	}
 	c := m.new(b, residentBudg)
+	var kb [benchKeyLen]byte
 	for i := 0; i < benchKeys; i++ {
-		c.set(i)
+		c.set(benchKey(&kb, i))
 	}
 	if r, ok := c.(ristrettoKV); ok {
 		r.c.Wait()
 	}
-	loadedCaches.Store(m.name, c)
+	runtime.GC()
+	loadedName, loadedCache = m.name, c
 	return c
 }
 
@@ -260,23 +284,24 @@ func runOps(b *testing.B, c kv, putPct uint64) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		x := mix64(seedCounter.Add(1)) | 1
+		var kb [benchKeyLen]byte
 		var local []time.Duration
 		var h, g uint64
 		for n := 0; pb.Next(); n++ {
 			x ^= x << 13
 			x ^= x >> 7
 			x ^= x << 17
-			i := int(x % benchKeys)
+			key := benchKey(&kb, int(x%benchKeys))
 			put := putPct != 0 && (x>>40)%100 < putPct
 			var t0 time.Time
 			if n&15 == 0 {
 				t0 = time.Now()
 			}
 			if put {
-				c.set(i)
+				c.set(key)
 			} else {
 				g++
-				if c.get(i) {
+				if c.get(key) {
 					h++
 				}
 			}
@@ -349,11 +374,13 @@ func BenchmarkZipfHitRatio(b *testing.B) {
 			for n := 0; n < b.N; n++ {
 				c := m.new(b, budget)
 				hits := 0
+				var kb [benchKeyLen]byte
 				for _, k := range trace {
-					if c.get(int(k)) {
+					key := benchKey(&kb, int(k))
+					if c.get(key) {
 						hits++
 					} else {
-						c.set(int(k))
+						c.set(key)
 					}
 				}
 				c.close()
