@@ -83,6 +83,9 @@ func groupedLogBars(title, ylabel string, categories, names []string, values map
 	p.Y.Max = math.Ceil(hi) - base + 0.6 // headroom for the legend
 	p.Legend.Top = true
 	p.NominalX(categories...)
+	// Bar offsets are not part of the data range: pad so the outer bars
+	// of the first and last groups are not clipped.
+	p.X.Min, p.X.Max = -0.6, float64(len(categories))-0.4
 	p.X.Tick.Label.Rotation = 0.6
 	p.X.Tick.Label.XAlign = -1
 	w := vg.Length(math.Max(6, 0.25*float64(len(categories)*len(names)))) * vg.Inch

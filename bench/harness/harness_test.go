@@ -222,7 +222,7 @@ rss_per_key  mantis        -      150.5 bytes/key (RSS of a full map)
 	if len(rows) != 4 {
 		t.Fatalf("%d rows", len(rows))
 	}
-	if rows[0].Subject != "mantis-skiplist" || rows[0].OpsPerSec != 10e6 || rows[0].Error != "" {
+	if rows[0].Subject != "mantis-skiplist" || rows[0].OpsPerSec != 1e7 || rows[0].Error != "" {
 		t.Fatalf("row 0: %+v", rows[0])
 	}
 	if rows[1].Error == "" {

@@ -197,6 +197,8 @@ func FormatOps(v float64) string {
 	switch {
 	case v == 0:
 		return "–"
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
 	case v >= 1e6:
 		return fmt.Sprintf("%.2fM", v/1e6)
 	case v >= 1e4:
