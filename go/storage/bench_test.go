@@ -167,6 +167,30 @@ func BenchmarkSideBySide(b *testing.B) {
 			k := make([]byte, 0, 16)
 			serial(b, func(int) error { k = sbsKey(k, r.Uint64N(sbsKeys)); _, err := e.Get(k); return err })
 		})
+		// Seek to a random key and read the 100 after it: what a listing
+		// page or a range query costs (the fetch budget's growth keeps it
+		// from fetching far more than it reads).
+		b.Run(eng.name+"/scan100", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			r := rand.New(rand.NewPCG(7, 8))
+			k := make([]byte, 0, 16)
+			serial(b, func(int) error {
+				k = sbsKey(k, r.Uint64N(sbsKeys-100))
+				it, err := e.NewIterator(storage.IterOptions{LowerBound: k})
+				if err != nil {
+					return err
+				}
+				n := 0
+				for ok := it.First(); ok && n < 100; ok = it.Next() {
+					n++
+				}
+				if n != 100 {
+					return fmt.Errorf("scan read %d entries, want 100", n)
+				}
+				return it.Close()
+			})
+		})
 		// 40 goroutines, 90% reads and 10% writes over the loaded keys.
 		b.Run(eng.name+"/mixed-40g", func(b *testing.B) {
 			e := sbsOpen(b, eng.open, storage.Options{})

@@ -492,8 +492,7 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Recor
 	var start []byte
 	exclusive := false
 	for {
-		bp := make([]byte, ckptChunk)
-		used, done, err := e.scanAt(start, exclusive, nil, &bp, now)
+		bp, _, used, done, err := e.scanAt(start, exclusive, nil, make([]byte, ckptChunk), now)
 		if err != nil {
 			return nil, nil, err
 		}

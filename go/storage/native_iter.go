@@ -21,13 +21,16 @@ func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
 }
 
 func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
-	nextPageBuf(pg)
-	used, done, err := e.scanAt(start, exclusive, upper, pg.bufp, e.now())
+	buf, grown, used, done, err := e.scanAt(start, exclusive, upper, nextPageBuf(pg), e.now())
 	if err != nil {
 		return false, err
 	}
+	if grown {
+		releasePageBuf(pg)
+		pg.bufp = &buf
+	}
 	pg.ents = pg.ents[:0]
-	buf := (*pg.bufp)[:used]
+	buf = buf[:used]
 	for off := 0; off < used; {
 		k, v, next, ok := nextScanRecord(buf, off)
 		if !ok {
@@ -42,18 +45,18 @@ func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []
 func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 
 // scanAt makes the one cgo call of a fetch: records live at now from
-// start (exclusive or not) up to end into *bufp, growing it if the first
-// record does not fit.  It returns the bytes used and whether the range
-// is exhausted.
-func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, bufp *[]byte, nowNs int64) (int, bool, error) {
+// start (exclusive or not) up to end into buf, or into a new buffer
+// (grown = true) if the first record does not fit.  It returns the buffer
+// filled, the bytes used and whether the range is exhausted.
+func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, nowNs int64) ([]byte, bool, int, bool, error) {
+	grown := false
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
-		return 0, false, ErrClosed
+		return buf, false, 0, false, ErrClosed
 	}
 	now := C.uint64_t(nowNs)
 	for attempt := 0; ; attempt++ {
-		buf := *bufp
 		var used, count C.size_t
 		var done C.bool
 		st := C.mantis_db_scan(e.db, ptr(start), C.size_t(len(start)), C.bool(exclusive),
@@ -61,13 +64,13 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, bufp *[]
 			&used, &count, &done)
 		switch {
 		case st == C.MANTIS_OK:
-			return int(used), bool(done), nil
+			return buf, grown, int(used), bool(done), nil
 		case st == C.MANTIS_BUFFER_TOO_SMALL && attempt < 2:
 			// One record bigger than the buffer: grow to fit it (the
 			// record may grow again in between, hence a second retry).
-			*bufp = make([]byte, int(used))
+			buf, grown = make([]byte, int(used)), true
 		default:
-			return 0, false, statusError(st)
+			return buf, grown, 0, false, statusError(st)
 		}
 	}
 }

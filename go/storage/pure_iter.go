@@ -18,9 +18,9 @@ func (e *pureEngine) NewIterator(opts IterOptions) (Iterator, error) {
 }
 
 func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
-	nextPageBuf(pg)
-	budget := len(*pg.bufp)
-	buf, ents := (*pg.bufp)[:0], pg.ents[:0]
+	buf := nextPageBuf(pg)
+	budget := len(buf)
+	buf, ents := buf[:0], pg.ents[:0]
 	now := e.now()
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -48,8 +48,10 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 		return true
 	})
 	if cap(buf) > cap(*pg.bufp) {
-		// One entry was bigger than the buffer: keep the grown one for
-		// this page (it is not pooled: releasePageBuf checks the size).
+		// One entry was bigger than the buffer: append moved the page
+		// to a new array; keep it for this page (it is not pooled:
+		// releasePageBuf checks the size) and return the old one.
+		releasePageBuf(pg)
 		pg.bufp = &buf
 	}
 	pg.ents = ents

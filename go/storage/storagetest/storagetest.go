@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchAtomicUnderReaders", testBatchAtomic},
 		{"IteratorBounds", testIteratorBounds},
 		{"IteratorManyFetches", testIteratorManyFetches},
+		{"IteratorMixedSizes", testIteratorMixedSizes},
 		{"IteratorMisuse", testIteratorMisuse},
 		{"IteratorWeakConsistency", testIteratorWeak},
 		{"Stats", testStats},
@@ -578,6 +579,54 @@ func testIteratorManyFetches(t *testing.T, open Opener) {
 	keys, _ = Scan(t, e, storage.IterOptions{Prefix: b("k03")})
 	if len(keys) != 1000 || string(keys[0]) != "k03000" || string(keys[999]) != "k03999" {
 		t.Fatalf("prefix across fetches: %d keys", len(keys))
+	}
+}
+
+// testIteratorMixedSizes: values whose sizes straddle every fetch budget
+// (engines fetch 4 KiB first and double up to 64 KiB, and grow a buffer
+// for one record bigger than the budget), read by full scans and by
+// short scans that start anywhere, so every transition between a pooled
+// buffer, a grown one and back is crossed with the data checked.
+func testIteratorMixedSizes(t *testing.T, open Opener) {
+	e := open(t, storage.Options{})
+	sizes := []int{0, 100, 3000, 5000, 9000, 70 << 10, 100, 200 << 10, 1, 40000, 100, 100}
+	const n = 240
+	want := make([][]byte, n)
+	var bt storage.Batch
+	for i := 0; i < n; i++ {
+		want[i] = bytes.Repeat([]byte{byte('a' + i%26)}, sizes[i%len(sizes)])
+		bt.Put([]byte(fmt.Sprintf("m%04d", i)), want[i])
+	}
+	if err := e.Apply(&bt); err != nil {
+		t.Fatal(err)
+	}
+	keys, vals := Scan(t, e, storage.IterOptions{})
+	if len(keys) != n {
+		t.Fatalf("full scan: %d keys, want %d", len(keys), n)
+	}
+	for i := range keys {
+		if string(keys[i]) != fmt.Sprintf("m%04d", i) || !bytes.Equal(vals[i], want[i]) {
+			t.Fatalf("full scan entry %d: key %q, %d value bytes (want %d)", i, keys[i], len(vals[i]), len(want[i]))
+		}
+	}
+	for start := 0; start < n; start += 7 {
+		it, err := e.NewIterator(storage.IterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := start
+		for ok := it.SeekGE([]byte(fmt.Sprintf("m%04d", start))); ok && i < start+30; ok = it.Next() {
+			if string(it.Key()) != fmt.Sprintf("m%04d", i) || !bytes.Equal(it.Value(), want[i]) {
+				t.Fatalf("scan from %d, entry %d: key %q, %d value bytes (want %d)", start, i, it.Key(), len(it.Value()), len(want[i]))
+			}
+			i++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if i != min(start+30, n) {
+			t.Fatalf("scan from %d stopped at %d", start, i)
+		}
 	}
 }
 
