@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"IteratorBounds", testIteratorBounds},
 		{"IteratorManyFetches", testIteratorManyFetches},
 		{"IteratorMixedSizes", testIteratorMixedSizes},
+		{"IteratorLongSeek", testIteratorLongSeek},
 		{"IteratorMisuse", testIteratorMisuse},
 		{"IteratorWeakConsistency", testIteratorWeak},
 		{"Stats", testStats},
@@ -579,6 +580,57 @@ func testIteratorManyFetches(t *testing.T, open Opener) {
 	keys, _ = Scan(t, e, storage.IterOptions{Prefix: b("k03")})
 	if len(keys) != 1000 || string(keys[0]) != "k03000" || string(keys[999]) != "k03999" {
 		t.Fatalf("prefix across fetches: %d keys", len(keys))
+	}
+}
+
+// testIteratorLongSeek: seeks and bounds longer than any key can be (a
+// listing cursor after a maximum-length key is that key plus one byte)
+// must position exactly as memcmp order says, never fail.
+func testIteratorLongSeek(t *testing.T, open Opener) {
+	e := open(t, storage.Options{})
+	maxKey := bytes.Repeat(b("k"), 64<<10)
+	below := append(bytes.Repeat(b("k"), 64<<10-1), 'a')
+	mustPut(t, e, below, b("below"))
+	mustPut(t, e, maxKey, b("max"))
+	mustPut(t, e, b("l"), b("after"))
+	for _, tc := range []struct {
+		name string
+		seek []byte
+		want string // first key's value, "" = exhausted
+	}{
+		{"max key plus a byte", append(bytes.Clone(maxKey), 0), "after"},
+		{"max key plus many bytes", append(bytes.Clone(maxKey), bytes.Repeat(b("z"), 10000)...), "after"},
+		{"below plus a byte", append(bytes.Clone(below), 0), "max"},
+		{"past everything", bytes.Repeat(b("m"), 70000), ""},
+		{"before everything", bytes.Repeat(b("a"), 70000), "below"},
+	} {
+		for _, bounded := range []bool{false, true} {
+			opts := storage.IterOptions{}
+			if bounded {
+				opts.LowerBound = tc.seek
+			}
+			it, err := e.NewIterator(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ok bool
+			if bounded {
+				ok = it.First()
+			} else {
+				ok = it.SeekGE(tc.seek)
+			}
+			got := ""
+			if ok {
+				got = string(it.Value())
+			}
+			if err := it.Error(); err != nil {
+				t.Errorf("%s (bounded %v): iterator error %v", tc.name, bounded, err)
+			}
+			if got != tc.want {
+				t.Errorf("%s (bounded %v): first value %q, want %q", tc.name, bounded, got, tc.want)
+			}
+			it.Close()
+		}
 	}
 }
 
