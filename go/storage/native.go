@@ -97,7 +97,26 @@ func NewNativeStorageEngine(opts Options) (Engine, error) {
 	if err != nil {
 		return nil, err // not a typed nil in a non-nil interface
 	}
-	return e, nil
+	return newNativeHandle(e), nil
+}
+
+// nativeHandle is the Engine callers hold: the engine behind one more
+// pointer, carrying the finalizer.  The finalizer cannot sit on the engine
+// itself: with a data directory the durability layer holds the engine as
+// its index (e -> e.dur -> idx == e), and Go never runs the finalizer of
+// an object in a cycle, so a forgotten Close would leak the C memory, the
+// log's goroutine and the directory lock for good.  Nothing inside points
+// back to the handle, so it becomes unreachable when the caller drops it.
+// Iterators hold the engine, not the handle: a caller that drops the
+// engine while iterating sees ErrClosed once the finalizer has run.
+type nativeHandle struct{ *nativeEngine }
+
+func newNativeHandle(e *nativeEngine) *nativeHandle {
+	h := &nativeHandle{e}
+	// Backstop only: a forgotten Close still frees the C memory (and the
+	// directory lock) once the handle is unreachable.  Close is idempotent.
+	runtime.SetFinalizer(h, func(h *nativeHandle) { _ = h.Close() })
+	return h
 }
 
 func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
@@ -119,9 +138,6 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 		}
 		e.dur = d
 	}
-	// Backstop only: a forgotten Close still frees the C memory (and the
-	// directory lock) once the engine is unreachable.  Close clears it.
-	runtime.SetFinalizer(e, func(e *nativeEngine) { _ = e.Close() })
 	return e, nil
 }
 
@@ -408,7 +424,6 @@ func (e *nativeEngine) Close() error {
 	C.mantis_db_close(e.db)
 	e.db = nil
 	e.mu.Unlock()
-	runtime.SetFinalizer(e, nil)
 	return err
 }
 

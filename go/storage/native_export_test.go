@@ -13,5 +13,5 @@ func NewNativeWithHooks(opts Options, h WALHooks) (Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e, nil
+	return newNativeHandle(e), nil
 }

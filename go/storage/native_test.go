@@ -11,8 +11,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -205,5 +207,45 @@ func TestNativeStats(t *testing.T) {
 	}
 	if s.NativeBytes < before+1000*105 {
 		t.Fatalf("NativeBytes %d did not grow by the data (%d before)", s.NativeBytes, before)
+	}
+}
+
+// A forgotten Close is backstopped by a finalizer: once the caller drops
+// a durable engine, its directory lock and C memory come back.  (Durable
+// engines are in a reference cycle with their log, where a finalizer on
+// the engine itself would never run.)
+func TestNativeFinalizerReleasesDurableEngine(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (storage.Engine, error) {
+		return storage.NewNativeStorageEngine(storage.Options{Dir: dir, Sync: storage.SyncNone})
+	}
+	func() {
+		e, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Put([]byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		// dropped here without Close
+	}()
+	var e storage.Engine
+	var err error
+	for i := 0; i < 100; i++ { // GC and finalizers run asynchronously
+		runtime.GC()
+		if e, err = open(); err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrLocked) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("directory still locked after the engine was dropped: %v", err)
+	}
+	defer e.Close()
+	if v, err := e.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after finalizer close and reopen: %q, %v", v, err)
 	}
 }
