@@ -162,9 +162,34 @@ func readValue(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *ap
 		return nil, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
 			fmt.Sprintf("value is %d bytes; the limit is %d", r.ContentLength, limit))
 	}
-	buf := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(http.MaxBytesReader(w, r.Body, limit), buf); err != nil {
-		return nil, bodyError(err)
+	return readDeclared(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+}
+
+// bodyChunk is the first allocation of a body read.
+const bodyChunk = 64 << 10
+
+// readDeclared reads exactly n bytes from body with memory that follows
+// the bytes that arrive, not the length declared: a client that declares
+// 64 MiB and sends two bytes must not pin 64 MiB (a thousand such
+// connections would pin 64 GiB).  The buffer starts at min(n, bodyChunk)
+// and doubles as data comes, capped at n, so an honest upload costs at
+// most about twice its size in copying and ends exactly sized.
+func readDeclared(body io.Reader, n int64) ([]byte, *apiError) {
+	buf := make([]byte, 0, min(n, bodyChunk))
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*int64(cap(buf))))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF && int64(len(buf)) < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, bodyError(err)
+		}
 	}
 	return buf, nil
 }
