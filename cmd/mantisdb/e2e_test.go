@@ -137,9 +137,6 @@ func TestEndToEndSIGTERMKeepsAcknowledgedWrites(t *testing.T) {
 	args := []string{"--port", "0", "--data-dir", dir, "--sync", "interval"}
 	p, why := start(t, bin, args...)
 	if p == nil {
-		if strings.Contains(why, "not implemented") {
-			t.Skipf("SKIPPED, NOT PASSED: this engine does not persist a data directory yet: %s", why)
-		}
 		t.Fatalf("server: %s", why)
 	}
 

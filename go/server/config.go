@@ -31,7 +31,7 @@ type Config struct {
 	Host      string
 	Port      int
 	DataDir   string
-	CacheSize int64 // budget of the /api/v1/cache namespace and of the engine's read cache (each)
+	CacheSize int64 // budget of the /api/v1/cache namespace (also passed to the engine as Options.CacheSize, unused by today's engines)
 	Workers   int   // GOMAXPROCS; 0 = number of CPUs
 	Sync      storage.SyncPolicy
 	AuthToken string
@@ -159,7 +159,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&cfg.Host, "host", cfg.Host, env("host", "address to listen on; a non-loopback address requires --auth-token"))
 	fs.IntVar(&cfg.Port, "port", cfg.Port, env("port", "TCP port to listen on (0 picks a free port, logged at start)"))
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
-	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the cache namespace and of the engine read cache, each (e.g. 256MB, 1GiB)"))
+	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", "require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz (prefer the environment variable: flags show in ps)"))

@@ -13,8 +13,12 @@ import "time"
 type Engine interface {
 	// Get returns a copy of the value of key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
-	// View calls fn with the value of key without copying it.  The slice
-	// is valid only until fn returns and must not be modified or retained.
+	// View calls fn with the value of key without allocating a copy: the
+	// pure-Go engine passes its own bytes, the native engine a pooled
+	// buffer it copied the value into in the same C call (so no Go code
+	// ever holds C memory that a concurrent write could reclaim).  The
+	// slice is valid only until fn returns and must not be modified or
+	// retained.
 	// The error fn returns is returned by View.
 	View(key []byte, fn func(value []byte) error) error
 	// Put sets key to value.  The engine copies both.

@@ -47,8 +47,10 @@ type Options struct {
 	// same files for both engines) and is locked while open: a second
 	// open, from any process, fails at once with ErrLocked.
 	Dir string
-	// CacheSize is the byte budget of the engine's read cache, if it has
-	// one.  0 means DefaultCacheSize; negative disables the cache.
+	// CacheSize is reserved for an engine read cache.  Neither engine has
+	// one today (point reads go through the native hash index or the
+	// B-tree directly), so it has no effect; 0 means DefaultCacheSize,
+	// negative disables the cache.
 	CacheSize int64
 	// Sync is the durability policy (see SyncPolicy).
 	Sync SyncPolicy
