@@ -35,6 +35,10 @@ import (
 // incomplete struct type cannot be a type argument).
 type handle struct{ p *C.mantis_cache }
 
+// nativeCache carries a finalizer (a backstop to Close) that frees the C
+// cache.  The GC may run it as soon as c is no longer used, which can be
+// while a C call that only holds the raw pointer is still running; so every
+// method that calls C ends with runtime.KeepAlive(c) after the call.
 type nativeCache struct {
 	ptr atomic.Pointer[handle]
 	now func() int64
@@ -105,6 +109,7 @@ func (c *nativeCache) get(p *C.mantis_cache, key, buf []byte) ([]byte, error) {
 	st := C.mantis_cache_get(p, bytesPtr(key), C.size_t(len(key)), c.nowU(),
 		bytesPtr(buf), C.size_t(len(buf)), &n)
 	runtime.KeepAlive(key)
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	if st == C.MANTIS_BUFFER_TOO_SMALL {
 		return nil, errShort{int(n)}
 	}
@@ -189,6 +194,7 @@ func (c *nativeCache) Set(key, value []byte, ttl time.Duration) error {
 		C.size_t(len(value)), C.uint64_t(ttl), C.uint64_t(uint64(now)))
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	if st == C.MANTIS_OK {
 		for n := int64(min(len(value), getGuessCap)); ; {
 			m := c.maxValue.Load()
@@ -210,6 +216,7 @@ func (c *nativeCache) Delete(key []byte) error {
 	}
 	st := C.mantis_cache_delete(p, bytesPtr(key), C.size_t(len(key)))
 	runtime.KeepAlive(key)
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	return statusErr(st)
 }
 
@@ -218,7 +225,9 @@ func (c *nativeCache) Clear() error {
 	if p == nil {
 		return ErrClosed
 	}
-	return statusErr(C.mantis_cache_clear(p))
+	st := C.mantis_cache_clear(p)
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
+	return statusErr(st)
 }
 
 func (c *nativeCache) Sweep(maxSlots int) (int, error) {
@@ -231,6 +240,7 @@ func (c *nativeCache) Sweep(maxSlots int) (int, error) {
 	}
 	var n C.size_t
 	err := statusErr(C.mantis_cache_sweep(p, c.nowU(), C.size_t(maxSlots), &n))
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	return int(n), err
 }
 
@@ -241,6 +251,7 @@ func (c *nativeCache) Stats() Stats {
 	}
 	var s C.mantis_cache_stats
 	C.mantis_cache_stats_get(p, &s)
+	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	return Stats{
 		Hits: uint64(s.hits), Misses: uint64(s.misses),
 		Evictions: uint64(s.evictions), Expirations: uint64(s.expirations),
