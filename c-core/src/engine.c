@@ -56,6 +56,7 @@
 
 #include <mantis.h>
 
+#include <ck_pr.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
@@ -247,11 +248,16 @@ static void
 write_begin(mantis_db *db)
 {
 	unsigned v = __atomic_load_n(&db->batch_seq, __ATOMIC_RELAXED);
-	/* Relaxed is enough: every map store of the batch that follows is at
-	 * least a release (the skiplist publishes records, links and marks
-	 * with ck_pr CAS, a full barrier), so a reader whose acquire load sees any of them also sees
-	 * this odd value, or a later one, when it re-samples in read_retry. */
+	/* The standard seqlock writer: odd value, then a store fence, then the
+	 * batch's map stores.  The skiplist's ck_pr CAS is not a barrier on
+	 * every target (CK 0.7.1's aarch64 CAS has no ordering, and delete
+	 * has no fence before its DEAD CAS), so ordering cannot lean on it. */
 	__atomic_store_n(&db->batch_seq, v + 1, __ATOMIC_RELAXED);
+	/* Orders the odd batch_seq before every map store of the batch, so a
+	 * reader whose acquire load sees any of them re-samples odd (or
+	 * later) in read_retry.  (TSan does not model the fence; in its build
+	 * CK's CAS are C11 builtins, which give TSan the same edge.) */
+	ck_pr_fence_store();
 }
 
 static void
