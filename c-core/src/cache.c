@@ -142,6 +142,7 @@ void __tsan_release(void *addr);
 #define MAX_SAMPLES 64
 #define MIN_TABLE 16
 #define POLL_EVERY 64		  /* retirements between ck_epoch_poll       */
+#define POLL_BYTES (1u << 20)	  /* ... or retired bytes (large values)     */
 #define SEQ_BITS 24
 #define DEFAULT_SWEEP_SLOTS 1024
 
@@ -226,6 +227,7 @@ struct shard {
 	uint64_t rng;
 	size_t sweep_pos;
 	unsigned retired_since_poll;
+	size_t retired_bytes_since_poll; /* a count alone strands big values */
 	ck_epoch_record_t erec;
 } __attribute__((aligned(CACHELINE)));
 
@@ -378,9 +380,11 @@ free_table_cb(ck_epoch_entry_t *ep)
 static void
 shard_poll(struct mantis_cache *c, struct shard *s, bool force)
 {
-	if (!force && s->retired_since_poll < POLL_EVERY)
+	if (!force && s->retired_since_poll < POLL_EVERY &&
+	    s->retired_bytes_since_poll < POLL_BYTES)
 		return;
 	s->retired_since_poll = 0;
+	s->retired_bytes_since_poll = 0;
 #ifdef CACHE_TSAN
 	for (unsigned i = 0; i < POOL_SIZE; i++)
 		TSAN_ACQUIRE(&c->pool[i].busy);
@@ -396,6 +400,7 @@ retire_entry(struct shard *s, struct entry *e)
 {
 	ck_epoch_call(&s->erec, &e->ep, free_entry_cb);
 	s->retired_since_poll++;
+	s->retired_bytes_since_poll += entry_alloc_size(e);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -5,6 +5,7 @@
 
 #include <ck_pr.h>
 #include <sched.h>
+#include <stddef.h>
 
 #ifdef MANTIS_TSAN
 void __tsan_acquire(void *addr);
@@ -22,8 +23,10 @@ void
 mantis_epoch_init(mantis_epoch *e)
 {
 	ck_epoch_init(&e->domain);
+	e->stranded = 0;
 	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
 		e->slots[i].busy = 0;
+		e->slots[i].pending_bytes = 0;
 		ck_epoch_register(&e->domain, &e->slots[i].rec, NULL);
 	}
 }
@@ -75,6 +78,54 @@ mantis_epoch_enter(mantis_epoch *e)
 	return s;
 }
 
+static unsigned int
+slot_index(mantis_epoch *e, mantis_epoch_slot *s)
+{
+	return (unsigned int)(s - e->slots);
+}
+
+/* Polls held slot s (outside any section of s) and keeps its stranded
+ * bit in step.  `force`: poll even below the thresholds. */
+static void
+slot_poll(mantis_epoch *e, mantis_epoch_slot *s, bool force)
+{
+	if (!force && s->rec.n_pending < MANTIS_EPOCH_POLL_PENDING &&
+	    s->pending_bytes < MANTIS_EPOCH_POLL_BYTES)
+		return;
+	if (s->rec.n_pending != 0)
+		(void)ck_epoch_poll(&s->rec); /* outside the section: may free */
+	/* ck_epoch does not say which entries it ran: the byte count is
+	 * known to be zero only once nothing is pending. */
+	if (s->rec.n_pending == 0)
+		s->pending_bytes = 0;
+	uint64_t bit = (uint64_t)1 << slot_index(e, s);
+	bool stuck = s->pending_bytes >= MANTIS_EPOCH_POLL_BYTES;
+	bool marked = (MANTIS_LOAD_ACQ(&e->stranded) & bit) != 0;
+	/* Relaxed RMW: the bit is only a hint to borrow the slot; the slot's
+	 * try-lock orders every access to its record. */
+	if (stuck && !marked)
+		__atomic_fetch_or(&e->stranded, bit, __ATOMIC_RELAXED);
+	else if (!stuck && marked)
+		__atomic_fetch_and(&e->stranded, ~bit, __ATOMIC_RELAXED);
+}
+
+/* Borrows one stranded slot, if any is idle, and polls it (epoch.h, 2). */
+static void
+help_stranded(mantis_epoch *e)
+{
+	uint64_t m = MANTIS_LOAD_ACQ(&e->stranded);
+	while (m != 0) {
+		unsigned int i = (unsigned int)__builtin_ctzll(m);
+		m &= m - 1;
+		mantis_epoch_slot *s = &e->slots[i];
+		if (!slot_try_lock(s))
+			continue; /* its holder polls it at exit */
+		slot_poll(e, s, true);
+		slot_unlock(s);
+		return;
+	}
+}
+
 void
 mantis_epoch_exit(mantis_epoch_slot *s)
 {
@@ -82,9 +133,31 @@ mantis_epoch_exit(mantis_epoch_slot *s)
 	__tsan_release(&tsan_epoch_sync);
 #endif
 	ck_epoch_end(&s->rec, NULL);
-	if (s->rec.n_pending >= MANTIS_EPOCH_POLL_PENDING)
-		(void)ck_epoch_poll(&s->rec); /* outside the section: may free */
+	/* The record's global pointer (set at registration) is &e->domain. */
+	mantis_epoch *e = (mantis_epoch *)((char *)s->rec.global -
+					   offsetof(mantis_epoch, domain));
+	slot_poll(e, s, false);
 	slot_unlock(s);
+	if (__atomic_load_n(&e->stranded, __ATOMIC_RELAXED) != 0)
+		help_stranded(e);
+}
+
+bool
+mantis_epoch_reclaim(mantis_epoch *e)
+{
+	bool clean = true;
+	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
+		mantis_epoch_slot *s = &e->slots[i];
+		/* Only the holder may read the record: borrow it first. */
+		if (!slot_try_lock(s)) {
+			clean = false;
+			continue;
+		}
+		slot_poll(e, s, true);
+		clean = clean && s->rec.n_pending == 0;
+		slot_unlock(s);
+	}
+	return clean;
 }
 
 void
@@ -96,6 +169,7 @@ mantis_epoch_quiesce(mantis_epoch *e)
 			continue;
 		/* Grace period for everything this slot retired, then run it. */
 		ck_epoch_barrier(&s->rec);
+		slot_poll(e, s, true); /* n_pending is 0: clears the bookkeeping */
 		slot_unlock(s);
 	}
 }
@@ -103,8 +177,11 @@ mantis_epoch_quiesce(mantis_epoch *e)
 void
 mantis_epoch_destroy(mantis_epoch *e)
 {
-	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++)
+	for (unsigned int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
 		ck_epoch_barrier(&e->slots[i].rec);
+		e->slots[i].pending_bytes = 0;
+	}
+	e->stranded = 0;
 }
 
 void

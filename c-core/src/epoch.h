@@ -33,6 +33,8 @@
 
 #include <ck_epoch.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #if defined(__SANITIZE_THREAD__)
 #define MANTIS_TSAN 1
@@ -56,14 +58,41 @@
 /* A holder polls (tries to advance the epoch and free) once this many
  * retirements are pending on its slot: amortises the scan of all slots. */
 #define MANTIS_EPOCH_POLL_PENDING 64
+/* ... or once this many retired bytes are: a count alone lets 63 retired
+ * 4 MiB values (252 MiB) sit on one slot indefinitely. */
+#define MANTIS_EPOCH_POLL_BYTES ((size_t)1 << 20)
 
+/*
+ * Reclamation progress (why memory comes back after deletes):
+ *  1. A holder polls its own slot at exit once it has POLL_PENDING entries
+ *     or POLL_BYTES bytes pending.  With no other section running, one
+ *     poll frees everything pending on the slot.
+ *  2. If that poll cannot free enough (a concurrent section pins an older
+ *     epoch), the slot's bit in `stranded` is set as it is released.  A
+ *     slot may then go idle forever (threads keep to their own slots), so
+ *     every exit that finds a bit set borrows one such slot with its
+ *     try-lock, as enter does (a slot's pending list is touched only by its
+ *     holder), polls it and clears its bit once it is below the threshold.
+ *     So stranded memory is freed within a bounded number of calls after
+ *     the pinning section ends.
+ *  3. mantis_epoch_reclaim polls every idle slot with anything pending
+ *     (the maintenance path: it also frees what is below the thresholds).
+ * What can stay pending without a stranded bit is below the thresholds on
+ * each slot: at most POOL_SIZE * POLL_BYTES plus POLL_PENDING small
+ * objects per slot, until the next poll of that slot.
+ */
 typedef struct mantis_epoch_slot {
 	ck_epoch_record_t rec; /* cache-line aligned by CK */
 	unsigned int busy;     /* 0 free, 1 held; CAS try-lock */
+	size_t pending_bytes;  /* retired, not known freed; holder only */
 } mantis_epoch_slot;
 
 typedef struct mantis_epoch {
 	ck_epoch_t domain;
+	/* Bit i: slot i was released with >= POLL_BYTES it could not free.
+	 * Set and cleared (atomic or/and) only by slot i's holder; read by
+	 * every exit (a relaxed load of a line that rarely changes). */
+	uint64_t stranded;
 	mantis_epoch_slot slots[MANTIS_EPOCH_POOL_SIZE];
 } mantis_epoch;
 
@@ -77,13 +106,21 @@ mantis_epoch_slot *mantis_epoch_enter(mantis_epoch *e);
 void mantis_epoch_exit(mantis_epoch_slot *s);
 
 /* Defers cb(entry) until no section that may see the object is running.
- * Only between enter and exit on the same slot. */
+ * Only between enter and exit on the same slot.  `bytes` is the size cb
+ * will free (a hint that drives polling; it need not be exact). */
 static inline void
 mantis_epoch_retire(mantis_epoch_slot *s, ck_epoch_entry_t *entry,
-		    ck_epoch_cb_t *cb)
+		    ck_epoch_cb_t *cb, size_t bytes)
 {
 	ck_epoch_call(&s->rec, entry, cb);
+	s->pending_bytes += bytes;
 }
+
+/* Polls every idle slot that has anything pending, without waiting for a
+ * grace period: frees whatever no running section can still see.  Any
+ * thread, outside any section; never blocks.  Returns true when every
+ * slot it could borrow was left with nothing pending. */
+bool mantis_epoch_reclaim(mantis_epoch *e);
 
 /* Waits for a grace period and runs every pending callback of every slot
  * that is idle.  Any thread, outside any section. */

@@ -150,7 +150,8 @@ hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot)
 	ck_pr_fence_store();
 	MANTIS_STORE_REL(&sh->tab, t);
 	if (old != NULL)
-		mantis_epoch_retire(slot, &old->entry, hx_table_free_cb);
+		mantis_epoch_retire(slot, &old->entry, hx_table_free_cb,
+				    hx_table_size(old->mask + 1));
 	return true;
 }
 

@@ -482,7 +482,8 @@ rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 		if (cas_word(&n->rec, old, (uintptr_t)r)) {
 			struct sl_rec *o = (struct sl_rec *)old;
 			stats_add(sl, 0, (int64_t)r->vlen - (int64_t)o->vlen);
-			mantis_epoch_retire(slot, &o->entry, rec_reclaim_cb);
+			mantis_epoch_retire(slot, &o->entry, rec_reclaim_cb,
+					    rec_size(o->vlen));
 			return true;
 		}
 	}
@@ -590,7 +591,9 @@ mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
 	sl_find(sl, key, (uint32_t)klen, preds, succs);
 	stats_add(sl, -1, -(int64_t)(klen + ((struct sl_rec *)old)->vlen));
-	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb);
+	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb,
+			    sl_node_size(n->height, n->klen) +
+				    rec_size(((struct sl_rec *)old)->vlen));
 out:
 	mantis_epoch_exit(slot);
 	return st;

@@ -637,6 +637,35 @@ test_model_single_threaded(void **state)
 	assert_int_equal(live_bytes(), base);
 }
 
+/*
+ * Regression: the shard polled its retirements every 64 entries whatever
+ * their size, so 40 overwrites of a 1 MiB value left ~40 MiB retired (and
+ * outside the budget) until an unrelated poll.  Polling by bytes too
+ * frees them as they go (no reader pins the epoch here).
+ */
+static void
+test_large_overwrites_return(void **state)
+{
+	(void)state;
+	const size_t big = (size_t)1 << 20;
+	char *val = malloc(big);
+	assert_non_null(val);
+	memset(val, 'b', big);
+	int64_t base = live_bytes();
+	mantis_cache *c = make_cache(64u << 20, 1);
+	int64_t empty = live_bytes() - base;
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(mantis_cache_put(c, "big", 3, val, big, 0, 1), MANTIS_OK);
+	assert_int_equal(mantis_cache_delete(c, "big", 3), MANTIS_OK);
+	int64_t after = live_bytes() - base;
+	print_message("cache large overwrites: empty %lld B, after %lld B\n",
+		      (long long)empty, (long long)after);
+	assert_true(after <= empty + (3 << 20));
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+	free(val);
+}
+
 int
 main(void)
 {
@@ -652,6 +681,7 @@ main(void)
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_allocation_failure),
 		cmocka_unit_test(test_model_single_threaded),
+		cmocka_unit_test(test_large_overwrites_return),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
