@@ -30,6 +30,8 @@
 
 #include <ck_pr.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define HX_EMPTY ((uintptr_t)0)
 #define HX_TOMB ((uintptr_t)1)
@@ -231,18 +233,29 @@ hx_destroy(struct hx_shard *sh)
  * 64-bit hash of a byte string: MurmurHash64A (Austin Appleby, public
  * domain), 8 bytes per step.  Keys are 16 bytes in the common case, so a
  * two-step multiply-mix beats a table-driven or CRC-based hash here.
+ *
+ * Keys come from the network and the table probes linearly, so the hash
+ * is keyed (seed from sl_seed_new, per list): without the seed nobody can
+ * precompute keys that share a shard and a home slot.  Plain seeded
+ * Murmur2 still has seed-independent block collisions (Aumasson, Bernstein
+ * and Bosslet, "Hash-flooding DoS reloaded", 2012): they need chosen values
+ * at the input of the block mix, so the seed is also xored into every
+ * block before it is mixed.  Not a PRF (SipHash would be, at ~4x the cost
+ * for a 16-byte key); nothing persists a hash, so it can change freely.
  */
 uint64_t
-sl_hash(const void *key, size_t len)
+sl_hash(uint64_t seed, const void *key, size_t len)
 {
 	const uint64_t m = 0xc6a4a7935bd1e995ULL;
 	const int r = 47;
 	const uint8_t *p = key;
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * m);
+	const uint64_t kseed = (seed << 32 | seed >> 32) * m;
+	uint64_t h = seed ^ (len * m);
 	size_t nblocks = len / 8;
 	for (size_t i = 0; i < nblocks; i++) {
 		uint64_t k;
 		memcpy(&k, p + i * 8, 8);
+		k ^= kseed;
 		k *= m;
 		k ^= k >> r;
 		k *= m;
@@ -259,11 +272,40 @@ sl_hash(const void *key, size_t len)
 	case 3: t ^= (uint64_t)tail[2] << 16; /* fall through */
 	case 2: t ^= (uint64_t)tail[1] << 8;  /* fall through */
 	case 1: t ^= (uint64_t)tail[0];
-		h ^= t;
+		h ^= t ^ kseed;
 		h *= m;
 	}
 	h ^= h >> r;
 	h *= m;
 	h ^= h >> r;
 	return h;
+}
+
+static uint64_t
+mix64(uint64_t x)
+{
+	/* splitmix64 finaliser: every input bit reaches every output bit. */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+uint64_t
+sl_seed_new(const void *salt)
+{
+	uint64_t s = 0;
+	/* GRND_NONBLOCK: never stall an open on an unseeded early-boot pool;
+	 * the fallback below is weaker but still unknown to a remote client. */
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) == (ssize_t)sizeof(s) && s != 0)
+		return s;
+	static uint64_t counter;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s = (uint64_t)(uintptr_t)salt ^ ((uint64_t)ts.tv_sec << 32) ^
+	    (uint64_t)ts.tv_nsec ^
+	    (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ULL);
+	return mix64(s) | 1;
 }

@@ -133,6 +133,7 @@ struct mantis_skiplist {
 	struct hx_shard shards[HX_SHARDS];
 	struct sl_stripe stats[STAT_STRIPES];
 	struct sl_node *head; /* key -infinity, SL_MAX_HEIGHT levels */
+	uint64_t seed;	      /* sl_hash key; fixed after new (tests aside) */
 };
 
 struct mantis_skiplist_iter {
@@ -438,8 +439,21 @@ mantis_skiplist_new(mantis_skiplist **out)
 		return MANTIS_NOMEM;
 	}
 	mantis_epoch_init(&sl->epoch);
+	sl->seed = sl_seed_new(sl);
 	*out = sl;
 	return MANTIS_OK;
+}
+
+uint64_t
+sl_hash_seed(const mantis_skiplist *sl)
+{
+	return sl->seed;
+}
+
+void
+sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed)
+{
+	sl->seed = seed;
 }
 
 void
@@ -502,7 +516,7 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	if (vlen > MANTIS_MAX_VALUE_SIZE)
 		return MANTIS_TOO_LARGE;
 
-	uint64_t h = sl_hash(key, klen);
+	uint64_t h = sl_hash(sl->seed, key, klen);
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	/* Start the index slot's cache miss now, so it overlaps building the
@@ -558,7 +572,7 @@ mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 	mantis_status st = check_key(key, klen);
 	if (st != MANTIS_OK)
 		return st;
-	uint64_t h = sl_hash(key, klen);
+	uint64_t h = sl_hash(sl->seed, key, klen);
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 
@@ -605,7 +619,7 @@ static const struct sl_rec *
 lookup(mantis_skiplist *sl, const void *key, size_t klen, uint64_t now,
        struct sl_node **np)
 {
-	uint64_t h = sl_hash(key, klen);
+	uint64_t h = sl_hash(sl->seed, key, klen);
 	struct sl_node *n = hx_find(hx_shard_for(sl->shards, h), h, key, (uint32_t)klen);
 	if (n == NULL)
 		return NULL;

@@ -7,6 +7,8 @@
 #ifndef MANTIS_SKIPLIST_PRIV_H
 #define MANTIS_SKIPLIST_PRIV_H
 
+#include <mantis.h>
+
 #include <ck_epoch.h>
 #include <ck_pr.h>
 #include <stdbool.h>
@@ -147,6 +149,14 @@ void hx_remove(struct hx_shard *sh, struct sl_node *n,
 /* Frees the shard's table now (destruction only). */
 void hx_destroy(struct hx_shard *sh);
 
-uint64_t sl_hash(const void *key, size_t len);
+/* Keyed hash of a key (hindex.c says why keyed).  Never persisted. */
+uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
+/* A fresh hash seed: getrandom(2), else a mix of salt's address, the clock
+ * and a counter.  Never 0. */
+uint64_t sl_seed_new(const void *salt);
+/* Test hooks (not in mantis.h): the list's seed, and replacing it, which is
+ * allowed only while the list is empty and no other call runs. */
+uint64_t sl_hash_seed(const mantis_skiplist *sl);
+void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
 
 #endif /* MANTIS_SKIPLIST_PRIV_H */
