@@ -358,6 +358,33 @@ mantis_status mantis_skiplist_stats_get(mantis_skiplist *sl,
  * thread, not from inside a callback.  MANTIS_INVALID for NULL. */
 mantis_status mantis_skiplist_quiesce(mantis_skiplist *sl);
 
+/*
+ * Incremental expiry sweep: visits up to max_visit nodes in key order from
+ * the first key >= start (start_len 0 = from the first key) and removes
+ * every entry whose record is expired at `now`, but only while the node
+ * still holds that same record: a put racing the sweep with a fresh value
+ * wins, and the key survives.  A removal is a delete in every other way
+ * (the index, the list and memory), counted in *reclaimed.
+ *
+ * The cursor: *next_len gets the length of the first key not visited, and
+ * next_buf (caller-owned, next_cap bytes) a copy of it; pass it back as
+ * start to continue.  *next_len = 0 means the walk reached the end of the
+ * map (wrap around with start_len 0).  If that key is longer than
+ * next_cap, MANTIS_BUFFER_TOO_SMALL is returned with *next_len set to its
+ * length and nothing copied; the removals of the call stand, so retrying
+ * from the same start with a bigger buffer is safe (a cap of
+ * MANTIS_MAX_KEY_SIZE never fails).  Also frees what idle epoch slots
+ * still hold, so it doubles as the map's periodic maintenance call.
+ * One epoch section for the walk: max_visit bounds the call's latency.
+ * MANTIS_INVALID for NULL sl/next_len/reclaimed or a NULL pointer with a
+ * non-zero length; MANTIS_TOO_LARGE for start longer than the key limit.
+ */
+mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
+				    const void *start, size_t start_len,
+				    size_t max_visit, void *next_buf,
+				    size_t next_cap, size_t *next_len,
+				    size_t *reclaimed);
+
 /* ------------------------------------------------------------------------ */
 /* Cache: byte-bounded, sharded, concurrent, per-entry TTL (src/cache.c)    */
 /* ------------------------------------------------------------------------ */
@@ -611,10 +638,26 @@ typedef struct mantis_db_stats {
 	uint64_t scans;	      /* mantis_db_scan calls                          */
 	uint64_t last_seq;    /* the last sequence number assigned             */
 	int64_t native_bytes; /* mantis_alloc_get_stats().bytes_in_use, process-wide */
+	uint64_t expired;     /* expired entries removed by mantis_db_sweep    */
 } mantis_db_stats;
 
 /* Fills *out (borrowed).  MANTIS_INVALID for NULL db or out. */
 mantis_status mantis_db_stats_get(mantis_db *db, mantis_db_stats *out);
+
+/*
+ * One bounded step of the background expiry sweep: mantis_skiplist_sweep
+ * on the db's map (cursor, buffer ownership and statuses as documented
+ * there; start longer than the db's key limit is MANTIS_TOO_LARGE).
+ * Removes entries expired at `now` whose record is unchanged, counts them
+ * in stats.expired and reports them in *reclaimed.  Writes no log record
+ * and needs none: expiry is absolute and recovery drops expired records.
+ * Runs concurrently with every call but mantis_db_close; a racing put or
+ * batch that replaces an expired value wins.
+ */
+mantis_status mantis_db_sweep(mantis_db *db, uint64_t now, const void *start,
+			      size_t start_len, size_t max_visit,
+			      void *next_buf, size_t next_cap,
+			      size_t *next_len, size_t *reclaimed);
 
 /*
  * Does nothing and returns MANTIS_OK.  Exists so the Go benchmarks can

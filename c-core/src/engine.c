@@ -73,6 +73,7 @@ enum stat_counter {
 	ST_DELETES,
 	ST_BATCHES,
 	ST_SCANS,
+	ST_EXPIRED,
 	ST_COUNT_
 };
 
@@ -573,6 +574,29 @@ mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 	return MANTIS_OK;
 }
 
+/* ---- expiry sweep --------------------------------------------------------- */
+
+mantis_status
+mantis_db_sweep(mantis_db *db, uint64_t now, const void *start,
+		size_t start_len, size_t max_visit, void *next_buf,
+		size_t next_cap, size_t *next_len, size_t *reclaimed)
+{
+	if (db == NULL || next_len == NULL || reclaimed == NULL)
+		return MANTIS_INVALID;
+	if (start_len > db->max_key)
+		return MANTIS_TOO_LARGE;
+	/* No key stripe, no seq, no seqlock: the removal only takes an
+	 * expired record that no read returns anyway, and its record CAS
+	 * loses to any write of the key (mantis_skiplist_sweep). */
+	size_t n = 0;
+	mantis_status st = mantis_skiplist_sweep(db->sl, now, start, start_len, max_visit,
+						 next_buf, next_cap, next_len, &n);
+	if (n != 0)
+		count(db, ST_EXPIRED, n);
+	*reclaimed = n;
+	return st;
+}
+
 /* ---- stats --------------------------------------------------------------- */
 
 mantis_status
@@ -592,6 +616,7 @@ mantis_db_stats_get(mantis_db *db, mantis_db_stats *out)
 	out->deletes = count_sum(db, ST_DELETES);
 	out->batches = count_sum(db, ST_BATCHES);
 	out->scans = count_sum(db, ST_SCANS);
+	out->expired = count_sum(db, ST_EXPIRED);
 	out->last_seq = __atomic_load_n(&db->last_seq, __ATOMIC_RELAXED);
 	mantis_alloc_stats as;
 	mantis_alloc_get_stats(&as);

@@ -564,6 +564,27 @@ out:
 	return st;
 }
 
+/*
+ * Finishes removing n, whose rec the caller just CASed from live record
+ * `old` to DEAD under the lock of its shard sh: takes it out of the index,
+ * marks its tower, unlocks sh, unlinks it from every level (invariant 5)
+ * and retires it.  Inside the caller's section on `slot`.
+ */
+static void
+sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
+	       struct hx_shard *sh, struct sl_node *n, struct sl_rec *old)
+{
+	hx_remove(sh, n, slot);
+	sl_mark_tower(n);
+	hx_unlock(sh);
+
+	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
+	sl_find(sl, sl_node_key(n), n->klen, preds, succs);
+	stats_add(sl, -1, -(int64_t)(n->klen + old->vlen));
+	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb,
+			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
+}
+
 mantis_status
 mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 {
@@ -597,19 +618,61 @@ mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 		if (cas_word(&n->rec, old, old | SL_DEAD))
 			break;
 	}
-	hx_remove(sh, n, slot);
-	sl_mark_tower(n);
-	hx_unlock(sh);
-
-	/* Unlink from every level (invariant 5), then retire. */
-	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
-	sl_find(sl, key, (uint32_t)klen, preds, succs);
-	stats_add(sl, -1, -(int64_t)(klen + ((struct sl_rec *)old)->vlen));
-	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb,
-			    sl_node_size(n->height, n->klen) +
-				    rec_size(((struct sl_rec *)old)->vlen));
+	sl_remove_dead(sl, slot, sh, n, (struct sl_rec *)old);
 out:
 	mantis_epoch_exit(slot);
+	return st;
+}
+
+mantis_status
+mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
+		      size_t start_len, size_t max_visit, void *next_buf,
+		      size_t next_cap, size_t *next_len, size_t *reclaimed)
+{
+	if (sl == NULL || next_len == NULL || reclaimed == NULL ||
+	    (start == NULL && start_len != 0) || (next_buf == NULL && next_cap != 0))
+		return MANTIS_INVALID;
+	if (start_len > MANTIS_MAX_KEY_SIZE)
+		return MANTIS_TOO_LARGE;
+	mantis_status st = MANTIS_OK;
+	size_t visited = 0, freed = 0;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *n = start_len == 0
+				    ? next_ptr(MANTIS_LOAD_ACQ(&sl->head->next[0]))
+				    : sl_seek(sl, start, (uint32_t)start_len, false);
+	for (; n != NULL && visited < max_visit; visited++) {
+		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
+		if (!(r & SL_DEAD) && expired((const struct sl_rec *)r, now)) {
+			struct hx_shard *sh = hx_shard_for(sl->shards, n->hash);
+			hx_lock(sh);
+			/* Still THE node of its key (inv. 2), and still holding
+			 * the expired record: a put that swapped in a fresh one
+			 * makes the CAS fail, and that put wins.  The CAS is the
+			 * reclaim's linearization point, as for a delete. */
+			if (hx_find(sh, n->hash, sl_node_key(n), n->klen) == n &&
+			    cas_word(&n->rec, r, r | SL_DEAD)) {
+				/* n stays allocated for this section, and its
+				 * frozen next[0] is still a valid way on. */
+				sl_remove_dead(sl, slot, sh, n, (struct sl_rec *)r);
+				freed++;
+			} else {
+				hx_unlock(sh);
+			}
+		}
+		n = next_ptr(MANTIS_LOAD_ACQ(&n->next[0]));
+	}
+	*next_len = 0;
+	if (n != NULL) {
+		*next_len = n->klen;
+		if (n->klen > next_cap)
+			st = MANTIS_BUFFER_TOO_SMALL;
+		else
+			memcpy(next_buf, sl_node_key(n), n->klen);
+	}
+	mantis_epoch_exit(slot);
+	/* Maintenance point: free what idle slots still hold (epoch.h, 3). */
+	(void)mantis_epoch_reclaim(&sl->epoch);
+	*reclaimed = freed;
 	return st;
 }
 
