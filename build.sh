@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages: the C core's libraries (Concurrency Kit, mimalloc), its
-# test framework (cmocka), clang for libFuzzer, and the tools the benchmark
-# and server tests drive (wrk, redis-server).
+# test framework (cmocka), clang for libFuzzer with its runtime
+# (libclang-rt-dev: clang only recommends it, and without it every fuzz
+# target fails to link), and the tools the benchmark and server tests drive
+# (wrk, redis-server).
 PKGS=(build-essential pkg-config libck-dev libmimalloc-dev libcmocka-dev clang
-      wrk redis-server xxd)
+      libclang-rt-dev wrk redis-server xxd)
 GO_MIN_MINOR=24 # go.mod says go 1.24: #cgo noescape/nocallback need it
 
 missing=()
