@@ -40,6 +40,11 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// sweeper is the engines' test hook into the expiry sweep (export_test.go).
+type sweeper interface {
+	SweepForTest(max int) (reclaimed int, wrapped bool, err error)
+}
+
 // diffOp is one step of the differential stream; it returns a string
 // rendering of everything the call produced.
 type diffOp func(e storage.Engine) string
@@ -111,6 +116,14 @@ func diffStream(seed uint64, n int, clk *storagetest.Clock) []diffOp {
 				}
 				return "tick"
 			})
+		case c < 64:
+			// One bounded sweep step on each engine: the same keys are
+			// examined and the same expired ones removed.
+			step := 1 + r.IntN(50)
+			ops = append(ops, func(e storage.Engine) string {
+				n, wrapped, err := e.(sweeper).SweepForTest(step)
+				return fmt.Sprintf("swept %d %v %s", n, wrapped, errString(err))
+			})
 		case c < 90:
 			k := key()
 			ops = append(ops, func(e storage.Engine) string {
@@ -143,8 +156,8 @@ func diffStream(seed uint64, n int, clk *storagetest.Clock) []diffOp {
 		default:
 			ops = append(ops, func(e storage.Engine) string {
 				s := e.Stats()
-				return fmt.Sprintf("keys %d bytes %d puts %d dels %d batches %d gets %d misses %d",
-					s.Keys, s.LiveBytes, s.Puts, s.Deletes, s.Batches, s.Gets, s.Misses)
+				return fmt.Sprintf("keys %d bytes %d puts %d dels %d batches %d gets %d misses %d expired %d",
+					s.Keys, s.LiveBytes, s.Puts, s.Deletes, s.Batches, s.Gets, s.Misses, s.Expired)
 			})
 		}
 	}
@@ -157,6 +170,13 @@ func TestDifferentialNativeVsPure(t *testing.T) {
 			clk := storagetest.NewClock()
 			opts := storage.Options{MaxKeySize: 32, MaxValueSize: 128, Clock: clk.Now}
 			nat, pure := openNative(t, opts), openPure(t, opts)
+			// The stream drives both sweepers (Keys would otherwise
+			// depend on when each background ticker fired).
+			for _, e := range []storage.Engine{nat, pure} {
+				if _, _, err := e.(sweeper).SweepForTest(0); err != nil {
+					t.Fatal(err)
+				}
+			}
 			ops := diffStream(seed, 6000, clk)
 			for i, op := range ops {
 				// Native first, then pure-Go, at the same clock reading.

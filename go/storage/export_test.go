@@ -24,3 +24,17 @@ func NewPureGoWithHooks(opts Options, h WALHooks) (Engine, error) {
 	}
 	return e, nil
 }
+
+// SweepForTest takes one expiry-sweep step of at most max entries from the
+// engine's saved cursor, as the background sweeper does every
+// sweepInterval, and reports what it removed and whether it reached the
+// end of the key space.  The first call hands the sweeper to the test: the
+// background ticker no longer takes steps, so counts are deterministic.
+func (e *pureEngine) SweepForTest(max int) (reclaimed int, wrapped bool, err error) {
+	return e.sweep.driveForTest(max)
+}
+
+func (s *sweeper) driveForTest(max int) (int, bool, error) {
+	s.manual.Store(true)
+	return s.runOnce(max)
+}

@@ -84,6 +84,7 @@ type nativeEngine struct {
 	mu sync.RWMutex
 	db *C.mantis_db
 
+	sweep   *sweeper    // background expiry sweep (sweep.go)
 	dur     *durability // nil when in memory only
 	closeMu sync.Mutex  // serialises Close
 	done    bool        // Close ran; guarded by closeMu
@@ -138,7 +139,34 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 		}
 		e.dur = d
 	}
+	e.sweep = startSweeper(e, (*nativeEngine).sweepStep)
 	return e, nil
+}
+
+// sweepStep is the native sweep step (sweep.go): one mantis_db_sweep call,
+// which removes an expired entry only while its node still holds the
+// expired record (a racing put wins) and also reclaims idle epoch slots.
+func (e *nativeEngine) sweepStep(cursor []byte, max int) ([]byte, int, error) {
+	now := C.uint64_t(uint64(e.now()))
+	next := make([]byte, e.opts.MaxKeySize) // any key fits: the call cannot fail on it
+	var nextLen, n C.size_t
+	e.mu.RLock()
+	if e.db == nil {
+		e.mu.RUnlock()
+		return nil, 0, ErrClosed
+	}
+	st := C.mantis_db_sweep(e.db, now, ptr(cursor), C.size_t(len(cursor)), C.size_t(max),
+		ptr(next), C.size_t(len(next)), &nextLen, &n)
+	e.mu.RUnlock()
+	runtime.KeepAlive(cursor)
+	runtime.KeepAlive(next)
+	if st != C.MANTIS_OK {
+		return nil, int(n), statusError(st)
+	}
+	if nextLen == 0 {
+		return nil, int(n), nil
+	}
+	return next[:nextLen:nextLen], int(n), nil
 }
 
 // statusError maps a C status to the package's sentinel errors.
@@ -387,6 +415,7 @@ func (e *nativeEngine) Stats() Stats {
 	s.Deletes = uint64(cs.deletes)
 	s.Batches = uint64(cs.batches)
 	s.NativeBytes = int64(cs.native_bytes)
+	s.Expired = uint64(cs.expired)
 	if e.dur != nil {
 		e.dur.stats(&s)
 	}
@@ -416,6 +445,7 @@ func (e *nativeEngine) Close() error {
 		return nil
 	}
 	e.done = true
+	e.sweep.close() // no step may run once the C database is freed
 	var err error
 	if e.dur != nil {
 		err = e.dur.close()

@@ -15,3 +15,8 @@ func NewNativeWithHooks(opts Options, h WALHooks) (Engine, error) {
 	}
 	return newNativeHandle(e), nil
 }
+
+// SweepForTest: see the pure-Go engine's (export_test.go).
+func (e *nativeEngine) SweepForTest(max int) (reclaimed int, wrapped bool, err error) {
+	return e.sweep.driveForTest(max)
+}

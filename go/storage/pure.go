@@ -69,7 +69,9 @@ type pureEngine struct {
 	live   int64 // their key+value bytes
 
 	gets, misses, puts, deletes, batches atomic.Uint64
+	expired                              atomic.Uint64 // removed by the sweep
 
+	sweep   *sweeper    // background expiry sweep (sweep.go)
 	dur     *durability // nil when in memory only
 	closeMu sync.Mutex  // serialises Close
 	done    bool        // Close ran; guarded by closeMu
@@ -97,6 +99,7 @@ func newPure(opts Options, hooks walHooks) (*pureEngine, error) {
 		}
 		e.dur = d
 	}
+	e.sweep = startSweeper(e, (*pureEngine).sweepStep)
 	return e, nil
 }
 
@@ -116,6 +119,58 @@ func (e *pureEngine) deleteLocked(key []byte) {
 		e.keys--
 		e.live -= int64(len(old.kv))
 	}
+}
+
+// sweepChunk bounds the removals made under one hold of the write lock, so
+// a sweep step delays writers by microseconds, not by a whole batch.
+const sweepChunk = 256
+
+// sweepStep is the pure-Go sweep step (sweep.go): it finds the expired
+// entries among up to max entries from cursor under the read lock, then
+// removes them under the write lock in chunks, re-checking each under the
+// lock: a put that replaced the value meanwhile wins.
+func (e *pureEngine) sweepStep(cursor []byte, max int) ([]byte, int, error) {
+	now := e.now()
+	var dead [][]byte
+	var next []byte
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return nil, 0, ErrClosed
+	}
+	seen := 0
+	e.tree.Ascend(probe(cursor), func(it pureItem) bool {
+		if seen == max {
+			next = it.key() // immutable: items are replaced, never modified
+			return false
+		}
+		seen++
+		if expired(it.exp, now) {
+			dead = append(dead, it.key())
+		}
+		return true
+	})
+	e.mu.RUnlock()
+
+	n := 0
+	for len(dead) > 0 {
+		chunk := dead[:min(len(dead), sweepChunk)]
+		dead = dead[len(chunk):]
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, n, ErrClosed
+		}
+		for _, k := range chunk {
+			if it, ok := e.tree.Get(probe(k)); ok && expired(it.exp, now) {
+				e.deleteLocked(k)
+				n++
+			}
+		}
+		e.mu.Unlock()
+	}
+	e.expired.Add(uint64(n))
+	return next, n, nil
 }
 
 // ---- reads --------------------------------------------------------------
@@ -302,6 +357,7 @@ func (e *pureEngine) Stats() Stats {
 	s.Puts = e.puts.Load()
 	s.Deletes = e.deletes.Load()
 	s.Batches = e.batches.Load()
+	s.Expired = e.expired.Load()
 	if e.dur != nil {
 		e.dur.stats(&s)
 	}
@@ -330,6 +386,7 @@ func (e *pureEngine) Close() error {
 		return nil
 	}
 	e.done = true
+	e.sweep.close() // no step may run once the tree is gone
 	var err error
 	if e.dur != nil {
 		err = e.dur.close()

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"IteratorMisuse", testIteratorMisuse},
 		{"IteratorWeakConsistency", testIteratorWeak},
 		{"Stats", testStats},
+		{"ExpirySweep", testExpirySweep},
 		{"UseAfterClose", testUseAfterClose},
 		{"Model", testModel},
 		{"Concurrent", testConcurrent},
@@ -810,6 +811,99 @@ func testStats(t *testing.T, open Opener) {
 		t.Fatalf("stats %+v; want keys %d bytes %d puts 12 deletes 3 batches 1 gets 2 misses 1", s, wantKeys, wantBytes)
 	}
 }
+
+// sweepHook is the test entry point of an engine's background expiry
+// sweep (storage's export_test.go adds it to both engines; it is not
+// public API).  One call takes one step of at most max entries.
+type sweepHook interface {
+	SweepForTest(max int) (reclaimed int, wrapped bool, err error)
+}
+
+// testExpirySweep: expired keys are reclaimed (not only hidden), in
+// bounded steps, counted in Stats.Expired; permanent keys are untouched,
+// and a key re-put with a fresh TTL while the sweep is under way survives.
+func testExpirySweep(t *testing.T, open Opener) {
+	clk := NewClock()
+	e := open(t, storage.Options{Clock: clk.Now})
+	sw, ok := e.(sweepHook)
+	if !ok {
+		t.Fatalf("%T does not expose SweepForTest (storage's export_test.go)", e)
+	}
+	// Take the sweeper over before anything can expire (see SweepForTest).
+	if n, _, err := sw.SweepForTest(1); err != nil || n != 0 {
+		t.Fatalf("sweep of an empty engine: %d, %v", n, err)
+	}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		if err := e.PutWithTTL([]byte(fmt.Sprintf("t%04d", i)), b("ttl"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, e, []byte(fmt.Sprintf("p%04d", i)), b("perm"))
+	}
+	// The key the test re-puts mid-sweep; it sorts after every other.
+	if err := e.PutWithTTL(b("u-race"), b("old"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is expired yet: a full pass removes nothing.
+	for wrapped := false; !wrapped; {
+		got, w, err := sw.SweepForTest(300)
+		if err != nil || got != 0 {
+			t.Fatalf("sweep before expiry: %d, %v", got, err)
+		}
+		wrapped = w
+	}
+	clk.Advance(time.Minute)
+	// First step: the permanent keys sort first ("p" < "t" < "u").
+	got, wrapped, err := sw.SweepForTest(300)
+	if err != nil || wrapped || got != 0 {
+		t.Fatalf("first step: %d %v %v", got, wrapped, err)
+	}
+	if err := e.PutWithTTL(b("u-race"), b("fresh"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for steps := 0; !wrapped; steps++ {
+		if steps > 100 {
+			t.Fatal("sweep never wrapped around")
+		}
+		got, wrapped, err = sw.SweepForTest(300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += got
+	}
+	if total != n {
+		t.Fatalf("sweep removed %d, want %d", total, n)
+	}
+	s := e.Stats()
+	if s.Keys != n+1 || s.Expired != n || s.LiveBytes != int64(n*(5+4)+6+5) {
+		t.Fatalf("after sweep: keys %d expired %d live bytes %d; want %d, %d, %d",
+			s.Keys, s.Expired, s.LiveBytes, n+1, n, n*(5+4)+6+5)
+	}
+	wantValue(t, e, b("u-race"), b("fresh"))
+	for i := 0; i < n; i += 97 {
+		wantValue(t, e, []byte(fmt.Sprintf("p%04d", i)), b("perm"))
+	}
+	if keys, _ := Scan(t, e, storage.IterOptions{}); len(keys) != n+1 {
+		t.Fatalf("scan after sweep: %d keys, want %d", len(keys), n+1)
+	}
+	// A second pass finds nothing; the re-put key goes when its own TTL does.
+	clk.Advance(time.Hour)
+	total = 0
+	for wrapped = false; !wrapped; {
+		got, wrapped, err = sw.SweepForTest(sweepAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += got
+	}
+	if total != 1 || e.Stats().Expired != n+1 || e.Stats().Keys != n {
+		t.Fatalf("second pass removed %d (stats %+v)", total, e.Stats())
+	}
+}
+
+// sweepAll is a step size larger than any map in these tests.
+const sweepAll = 1 << 30
 
 func testUseAfterClose(t *testing.T, open Opener) {
 	e := open(t, storage.Options{})
