@@ -900,6 +900,37 @@ func testExpirySweep(t *testing.T, open Opener) {
 	if total != 1 || e.Stats().Expired != n+1 || e.Stats().Keys != n {
 		t.Fatalf("second pass removed %d (stats %+v)", total, e.Stats())
 	}
+
+	// Concurrently: keys whose value has just expired are re-put with a
+	// permanent value while one sweep step runs over them.  The step
+	// collects them as expired and removes them in chunks; a key re-put
+	// before its chunk is reached holds a fresh value, which the removal
+	// must leave alone.  Every key must hold "fresh" at the end.
+	e = open(t, storage.Options{Clock: clk.Now})
+	sw = e.(sweepHook)
+	const hot = 2000
+	for round := 0; round < 5; round++ {
+		for i := 0; i < hot; i++ {
+			if err := e.PutWithTTL([]byte(fmt.Sprintf("h%05d", i)), b("old"), time.Nanosecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(time.Nanosecond) // every "old" is now expired
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := sw.SweepForTest(sweepAll)
+			errc <- err
+		}()
+		for i := 0; i < hot; i++ {
+			mustPut(t, e, []byte(fmt.Sprintf("h%05d", i)), b("fresh"))
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < hot; i++ {
+			wantValue(t, e, []byte(fmt.Sprintf("h%05d", i)), b("fresh"))
+		}
+	}
 }
 
 // sweepAll is a step size larger than any map in these tests.
