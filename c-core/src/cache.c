@@ -98,6 +98,7 @@
 #include <mantis.h>
 
 #include "alloc.h"
+#include "seed.h"
 
 #include <ck_epoch.h>
 
@@ -260,17 +261,6 @@ static _Atomic unsigned hint_counter;
 /* Hashing                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static inline uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 /* 8 bytes at a time; seeded per cache so keys cannot be chosen to collide. */
 static uint64_t
 hash_key(uint64_t seed, const unsigned char *k, size_t n)
@@ -279,16 +269,16 @@ hash_key(uint64_t seed, const unsigned char *k, size_t n)
 	while (n >= 8) {
 		uint64_t w;
 		memcpy(&w, k, 8);
-		h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
+		h = (h ^ mantis_mix64(w)) * 0x9e3779b97f4a7c15ULL;
 		k += 8;
 		n -= 8;
 	}
 	if (n > 0) {
 		uint64_t w = 0;
 		memcpy(&w, k, n);
-		h = (h ^ mix64(w ^ 0xa5)) * 0x9e3779b97f4a7c15ULL;
+		h = (h ^ mantis_mix64(w ^ 0xa5)) * 0x9e3779b97f4a7c15ULL;
 	}
-	return mix64(h);
+	return mantis_mix64(h);
 }
 
 uint64_t
@@ -641,9 +631,7 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 	c->samples = opts->samples ? opts->samples : DEFAULT_SAMPLES;
 	c->budget = opts->budget_bytes;
 	c->max_entry = opts->budget_bytes / p;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->seed = mix64((uint64_t)(uintptr_t)c ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32));
+	c->seed = mantis_seed_new(c);
 	ck_epoch_init(&c->epoch);
 	unsigned i;
 	for (i = 0; i < p; i++) {
@@ -653,7 +641,7 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 			goto nomem;
 		atomic_init(&s->table, t);
 		s->budget = c->budget / p + (i < c->budget % p ? 1 : 0);
-		s->rng = mix64(c->seed + i + 1) | 1;
+		s->rng = mantis_mix64(c->seed + i + 1) | 1;
 		atomic_init(&s->era, 1);
 		pthread_mutex_init(&s->mu, NULL);
 		ck_epoch_register(&c->epoch, &s->erec, NULL);

@@ -30,8 +30,6 @@
 
 #include <ck_pr.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #define HX_EMPTY ((uintptr_t)0)
 #define HX_TOMB ((uintptr_t)1)
@@ -235,7 +233,7 @@ hx_destroy(struct hx_shard *sh)
  * two-step multiply-mix beats a table-driven or CRC-based hash here.
  *
  * Keys come from the network and the table probes linearly, so the hash
- * is keyed (seed from sl_seed_new, per list): without the seed nobody can
+ * is keyed (seed from mantis_seed_new, per list): without the seed nobody can
  * precompute keys that share a shard and a home slot.  Plain seeded
  * Murmur2 still has seed-independent block collisions (Aumasson, Bernstein
  * and Bosslet, "Hash-flooding DoS reloaded", 2012): they need chosen values
@@ -279,33 +277,4 @@ sl_hash(uint64_t seed, const void *key, size_t len)
 	h *= m;
 	h ^= h >> r;
 	return h;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-	/* splitmix64 finaliser: every input bit reaches every output bit. */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-uint64_t
-sl_seed_new(const void *salt)
-{
-	uint64_t s = 0;
-	/* GRND_NONBLOCK: never stall an open on an unseeded early-boot pool;
-	 * the fallback below is weaker but still unknown to a remote client. */
-	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) == (ssize_t)sizeof(s) && s != 0)
-		return s;
-	static uint64_t counter;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	s = (uint64_t)(uintptr_t)salt ^ ((uint64_t)ts.tv_sec << 32) ^
-	    (uint64_t)ts.tv_nsec ^
-	    (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ULL);
-	return mix64(s) | 1;
 }

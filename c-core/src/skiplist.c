@@ -115,6 +115,7 @@
 
 #include "alloc.h"
 #include "epoch.h"
+#include "seed.h"
 #include "skiplist.h"
 
 #include <ck_pr.h>
@@ -439,7 +440,7 @@ mantis_skiplist_new(mantis_skiplist **out)
 		return MANTIS_NOMEM;
 	}
 	mantis_epoch_init(&sl->epoch);
-	sl->seed = sl_seed_new(sl);
+	sl->seed = mantis_seed_new(sl);
 	*out = sl;
 	return MANTIS_OK;
 }

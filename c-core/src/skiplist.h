@@ -151,9 +151,6 @@ void hx_destroy(struct hx_shard *sh);
 
 /* Keyed hash of a key (hindex.c says why keyed).  Never persisted. */
 uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
-/* A fresh hash seed: getrandom(2), else a mix of salt's address, the clock
- * and a counter.  Never 0. */
-uint64_t sl_seed_new(const void *salt);
 /* Test hooks (not in mantis.h): the list's seed, and replacing it, which is
  * allowed only while the list is empty and no other call runs. */
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
