@@ -121,7 +121,7 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 	d := &durability{idx: idx, lim: lim, seed: maphash.MakeSeed()}
 	cfg := wal.Config{
 		FS:              hooks.fs,
-		Sync:            walSyncPolicy(opts.Sync),
+		Sync:            opts.Sync,
 		SyncInterval:    opts.SyncInterval,
 		SegmentSize:     hooks.segmentSize,
 		CheckpointBytes: hooks.checkpointBytes,
@@ -139,20 +139,6 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 	d.log = log
 	d.seq = log.LastSeq()
 	return d, nil
-}
-
-// walSyncPolicy maps the public policy to the log's.  The two enums are
-// kept separate (go/wal does not import storage) and mapped by name, so
-// reordering either cannot silently change a user's durability.
-func walSyncPolicy(p SyncPolicy) wal.SyncPolicy {
-	switch p {
-	case SyncAlways:
-		return wal.SyncAlways
-	case SyncNone:
-		return wal.SyncNone
-	default:
-		return wal.SyncInterval
-	}
 }
 
 // walError maps go/wal's errors to this package's sentinels, keeping the

@@ -1,34 +1,28 @@
 package storage
 
-import "time"
+import (
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/wal"
+)
 
 // SyncPolicy says when a write is forced to stable storage before it is
-// acknowledged.  The zero value is SyncInterval.
-type SyncPolicy int
+// acknowledged.  The zero value is SyncInterval.  It is the log's own type
+// (go/wal), so the policy a user picks is the one the log runs, with no
+// mapping between two enums to drift apart.
+type SyncPolicy = wal.SyncPolicy
 
 const (
 	// SyncInterval fsyncs at least every Options.SyncInterval (default 1s):
 	// a crash loses at most that window of acknowledged writes (Redis
 	// appendfsync everysec).
-	SyncInterval SyncPolicy = iota
+	SyncInterval = wal.SyncInterval
 	// SyncAlways acknowledges a write only after its record is fsynced;
 	// concurrent writers share one fsync (group commit).
-	SyncAlways
+	SyncAlways = wal.SyncAlways
 	// SyncNone leaves flushing to the operating system.
-	SyncNone
+	SyncNone = wal.SyncNone
 )
-
-// String returns "interval", "always" or "none".
-func (p SyncPolicy) String() string {
-	switch p {
-	case SyncAlways:
-		return "always"
-	case SyncNone:
-		return "none"
-	default:
-		return "interval"
-	}
-}
 
 // Defaults used when the corresponding Options field is zero.
 const (

@@ -6,9 +6,9 @@ import (
 	"github.com/mantisdb/mantisdb/go/wal/vfs"
 )
 
-// SyncPolicy says when appended records reach stable storage.  The values
-// and their order match storage.SyncPolicy, so an engine converts with
-// wal.SyncPolicy(opts.Sync); this package does not import storage.
+// SyncPolicy says when appended records reach stable storage.
+// storage.SyncPolicy is an alias of this type: the policy a user picks is
+// the one the log runs.
 type SyncPolicy int
 
 const (
