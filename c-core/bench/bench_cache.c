@@ -15,6 +15,7 @@
  * Usage: bench_cache [ops_per_thread_millions]   (default 2)
  */
 #include <mantis.h>
+#include "seed.h" /* mantis_mix64, the core's own finaliser (src/, private) */
 
 #include <math.h>
 #include <pthread.h>
@@ -31,21 +32,11 @@
 
 static uint64_t ops_per_thread = 2000000;
 
-static inline uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 static inline void
 make_key(uint32_t i, unsigned char *k)
 {
-	uint64_t a = mix64(i + 1), b = i;
+	uint64_t a = mantis_mix64(i + 1), b = i;
 	memcpy(k, &a, 8);
 	memcpy(k + 8, &b, 8);
 }
@@ -344,7 +335,7 @@ zipf_trace(double s)
 				hi = mid;
 		}
 		/* Scatter ranks over the key space so hot keys are not adjacent. */
-		t[j] = (uint32_t)(mix64(lo) % NKEYS);
+		t[j] = (uint32_t)(mantis_mix64(lo) % NKEYS);
 	}
 	free(cdf);
 	return t;
