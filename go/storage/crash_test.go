@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mantisdb/mantisdb/go/internal/crashtest"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -33,12 +34,6 @@ var crashCycles = flag.Int("crash.cycles", 20, "kill/reopen/verify cycles in Tes
 // crashBuildTags are the tags the writer is built with (native builds set
 // "native" in durable_native_test.go).
 var crashBuildTags = ""
-
-// crashValue must match crashwriter.Value.
-func crashValue(key string) []byte {
-	n := len(key) * 7 % 300
-	return []byte(strings.Repeat(key+".", n/(len(key)+1)+1))
-}
 
 func TestCrashLoop(t *testing.T) {
 	if testing.Short() {
@@ -52,19 +47,8 @@ func TestCrashLoop(t *testing.T) {
 		}
 		cycles = n
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
+	bin := crashtest.BuildWriter(t, "./internal/crashwriter", crashBuildTags)
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "crashwriter")
-	args := []string{"build", "-o", bin}
-	if crashBuildTags != "" {
-		args = append(args, "-tags", crashBuildTags)
-	}
-	if out, err := exec.Command(goBin, append(args, "./internal/crashwriter")...).CombinedOutput(); err != nil {
-		t.Fatalf("build crashwriter: %v\n%s", err, out)
-	}
 	dir, ops := filepath.Join(tmp, "data"), filepath.Join(tmp, "ops")
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
@@ -165,7 +149,7 @@ func verifyCrashDir(t *testing.T, what string, ec engineCase, dir, opsPath strin
 		if !has(intents[k], "P") {
 			t.Fatalf("%s: %q is present but was never written", what, k)
 		}
-		if v != string(crashValue(k)) {
+		if v != string(crashtest.Value(k)) {
 			t.Fatalf("%s: %q has a damaged value (%d bytes)", what, k, len(v))
 		}
 	}

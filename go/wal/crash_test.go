@@ -14,30 +14,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/internal/crashtest"
 )
 
 var crashCycles = flag.Int("crash.cycles", 20, "kill/reopen/verify cycles in TestCrashLoop")
-
-// crashValue must match crashwriter.Value.
-func crashValue(key string) []byte {
-	n := len(key) * 7 % 300
-	return []byte(strings.Repeat(key+".", n/(len(key)+1)+1))
-}
 
 // TestCrashLoop runs internal/crashwriter (sync=always, 8 writers,
 // checkpoints), kills it with SIGKILL at random moments, and checks after
 // every kill that each acknowledged write is in the reopened directory and
 // that nothing there was never written or is half-written.
 func TestCrashLoop(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
+	bin := crashtest.BuildWriter(t, "./internal/crashwriter", "")
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "crashwriter")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "./internal/crashwriter").CombinedOutput(); err != nil {
-		t.Fatalf("build crashwriter: %v\n%s", err, out)
-	}
 	dir, ops := filepath.Join(tmp, "data"), filepath.Join(tmp, "ops")
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	total, productive, kept := 0, 0, 0
@@ -140,7 +129,7 @@ func verifyCrash(t *testing.T, cycle int, dir, opsPath string) (int, int) {
 		if !written {
 			t.Fatalf("cycle %d: %s (seq %d) was never written", cycle, k, r.Seq)
 		}
-		if !bytes.Equal(r.Value, crashValue(k)) {
+		if !bytes.Equal(r.Value, crashtest.Value(k)) {
 			t.Fatalf("cycle %d: %s has a damaged value", cycle, k)
 		}
 	}

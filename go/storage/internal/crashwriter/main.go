@@ -21,14 +21,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mantisdb/mantisdb/go/internal/crashtest"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
-
-// Value is the deterministic value of key (the test has its own copy).
-func Value(key string) []byte {
-	n := len(key) * 7 % 300
-	return []byte(strings.Repeat(key+".", n/(len(key)+1)+1))
-}
 
 const liveKeys = 2000
 
@@ -94,7 +89,7 @@ func (w *writer) step(g, i int) {
 			k := fmt.Sprintf("%s.%d", id, j)
 			keys = append(keys, k)
 			lines = append(lines, fmt.Sprintf("%s P %s\n", id, k))
-			b.Put([]byte(k), Value(k))
+			b.Put([]byte(k), crashtest.Value(k))
 		}
 		w.note("W " + strings.Join(lines, "W "))
 		if n == 1 {

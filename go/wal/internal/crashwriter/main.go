@@ -17,15 +17,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mantisdb/mantisdb/go/internal/crashtest"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
-
-// Value is the deterministic value of a key, so a reader can tell a whole
-// record from a half-written one.
-func Value(key string) []byte {
-	n := len(key) * 7 % 300
-	return []byte(strings.Repeat(key+".", n/(len(key)+1)+1))
-}
 
 type writer struct {
 	mu    sync.Mutex // orders seq assignment with Enqueue, and guards state
@@ -78,7 +72,7 @@ func (w *writer) step(g int, i int) {
 		for j := 0; j < n; j++ {
 			w.seq++
 			k := fmt.Sprintf("k%d-%d", w.seq, g)
-			r := wal.Record{Type: wal.TypePut, Seq: w.seq, Key: []byte(k), Value: Value(k)}
+			r := wal.Record{Type: wal.TypePut, Seq: w.seq, Key: []byte(k), Value: crashtest.Value(k)}
 			recs = append(recs, r)
 			lines = append(lines, fmt.Sprintf("%d P %s", w.seq, k))
 			w.state[k] = r
