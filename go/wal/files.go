@@ -46,24 +46,26 @@ func parseNum(name, ext string) (uint64, bool) {
 	return n, err == nil
 }
 
-// segHeader is the META record that starts every segment: u32 version, u32
-// reserved, u64 segment number, u64 seq of the first record that follows.
-func segHeader(dst []byte, num, firstSeq uint64) []byte {
+// metaHeader is the META record that opens a segment or a snapshot: u32
+// format version, u32 reserved (0), then two u64 fields.
+func metaHeader(dst []byte, key string, version uint32, a, b uint64) []byte {
 	var v [24]byte
-	binary.LittleEndian.PutUint32(v[0:], segFormatVersion)
-	binary.LittleEndian.PutUint64(v[8:], num)
-	binary.LittleEndian.PutUint64(v[16:], firstSeq)
-	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(segMetaKey), Value: v[:]})
+	binary.LittleEndian.PutUint32(v[0:], version)
+	binary.LittleEndian.PutUint64(v[8:], a)
+	binary.LittleEndian.PutUint64(v[16:], b)
+	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(key), Value: v[:]})
 	return dst
 }
 
+// segHeader starts every segment: the segment number, then the seq of the
+// first record that follows.
+func segHeader(dst []byte, num, firstSeq uint64) []byte {
+	return metaHeader(dst, segMetaKey, segFormatVersion, num, firstSeq)
+}
+
+// snapHeader starts every snapshot: the seq it covers, then its record count.
 func snapHeader(dst []byte, seq, count uint64) []byte {
-	var v [24]byte
-	binary.LittleEndian.PutUint32(v[0:], snapFormatVersion)
-	binary.LittleEndian.PutUint64(v[8:], seq)
-	binary.LittleEndian.PutUint64(v[16:], count)
-	dst, _ = appendRecord(dst, Record{Type: TypeMeta, Key: []byte(snapMetaKey), Value: v[:]})
-	return dst
+	return metaHeader(dst, snapMetaKey, snapFormatVersion, seq, count)
 }
 
 func snapFooter(dst []byte, seq, count uint64) []byte {
