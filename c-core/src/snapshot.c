@@ -34,14 +34,6 @@
 /* Reading                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static bool
-meta_is(const mantis_record *r, const char *key, uint32_t vlen)
-{
-	size_t kl = strlen(key);
-	return r->type == MANTIS_REC_META && r->key_len == kl &&
-	       memcmp(r->key, key, kl) == 0 && r->value_len == vlen;
-}
-
 /* memcmp order, shorter first on a common prefix (the skiplist's order). */
 static int
 key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -65,7 +57,7 @@ snapshot_scan(const uint8_t *data, size_t len, uint64_t name_seq,
 	mantis_status st = mantis_codec_decode(data, len, &hdr);
 	if (st != MANTIS_OK)
 		return wal_decode_error(info, path, 0, st, "snapshot header");
-	if (!meta_is(&hdr, SNAP_META_KEY, SNAP_HEADER_VALUE)) {
+	if (!wal_meta_is(&hdr, SNAP_META_KEY, SNAP_HEADER_VALUE)) {
 		wal_set_error(info, path, 0, "not a snapshot header");
 		return MANTIS_CORRUPT;
 	}
@@ -126,7 +118,7 @@ snapshot_scan(const uint8_t *data, size_t len, uint64_t name_seq,
 		prev_len = r.key_len;
 	}
 	/* r is the first META after the header: it must be the end record. */
-	if (!meta_is(&r, SNAP_END_META_KEY, SNAP_FOOTER_VALUE)) {
+	if (!wal_meta_is(&r, SNAP_END_META_KEY, SNAP_FOOTER_VALUE)) {
 		wal_set_error(info, path, off, "not a snapshot end record");
 		return MANTIS_CORRUPT;
 	}

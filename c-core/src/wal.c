@@ -476,10 +476,7 @@ wal_scan_segment(const uint8_t *data, size_t len, uint64_t num, bool last,
 						off == 0 ? "segment header" : "record");
 		}
 		if (off == 0) {
-			if (r.type != MANTIS_REC_META ||
-			    r.key_len != strlen(SEG_META_KEY) ||
-			    memcmp(r.key, SEG_META_KEY, r.key_len) != 0 ||
-			    r.value_len != SEG_HEADER_VALUE) {
+			if (!wal_meta_is(&r, SEG_META_KEY, SEG_HEADER_VALUE)) {
 				wal_set_error(info, path, 0, "not a segment header");
 				return MANTIS_CORRUPT;
 			}

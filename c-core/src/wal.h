@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define WAL_DIR "wal"
@@ -218,6 +219,16 @@ static inline uint64_t
 wal_get64(const uint8_t *p)
 {
 	return (uint64_t)wal_get32(p) | (uint64_t)wal_get32(p + 4) << 32;
+}
+
+/* True when r is the META record named key with a value of vlen bytes:
+ * the shape of every segment and snapshot header and footer. */
+static inline bool
+wal_meta_is(const mantis_record *r, const char *key, uint32_t vlen)
+{
+	size_t kl = strlen(key);
+	return r->type == MANTIS_REC_META && r->key_len == kl &&
+	       memcmp(r->key, key, kl) == 0 && r->value_len == vlen;
 }
 
 /* Checks what the codec cannot for a record in a segment body (or handed
