@@ -306,6 +306,8 @@ mantis_status mantis_skiplist_get_view(mantis_skiplist *sl, const void *key,
  * entries expired at `now`, until fn returns false or the map ends.  One
  * epoch section for the whole call: bound the work per call (e.g. stop
  * after a batch) and continue with start = last key, exclusive = true.
+ * A start longer than MANTIS_MAX_KEY_SIZE (a cursor after a maximum-length
+ * key) positions as memcmp order says: no stored key can equal it.
  * *visited (optional) gets the number of calls to fn.  MANTIS_OK, or
  * MANTIS_INVALID for sl/fn NULL or start NULL with start_len != 0.
  */
@@ -331,7 +333,9 @@ mantis_status mantis_skiplist_iter_new(mantis_skiplist *sl,
 void mantis_skiplist_iter_free(mantis_skiplist_iter *it); /* NULL ignored */
 
 /* Positions it so that next returns the first key >= key (klen 0: the
- * first key).  key borrowed.  MANTIS_INVALID, MANTIS_TOO_LARGE, MANTIS_NOMEM. */
+ * first key).  A key longer than MANTIS_MAX_KEY_SIZE positions after every
+ * stored key it is greater than, as memcmp order says (no stored key can be
+ * that long).  key borrowed.  MANTIS_INVALID, MANTIS_NOMEM. */
 mantis_status mantis_skiplist_iter_seek(mantis_skiplist_iter *it,
 					const void *key, size_t klen);
 
@@ -377,7 +381,8 @@ mantis_status mantis_skiplist_quiesce(mantis_skiplist *sl);
  * still hold, so it doubles as the map's periodic maintenance call.
  * One epoch section for the walk: max_visit bounds the call's latency.
  * MANTIS_INVALID for NULL sl/next_len/reclaimed or a NULL pointer with a
- * non-zero length; MANTIS_TOO_LARGE for start longer than the key limit.
+ * non-zero length.  A start longer than MANTIS_MAX_KEY_SIZE positions as
+ * memcmp order says, as in mantis_skiplist_scan.
  */
 mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
 				    const void *start, size_t start_len,

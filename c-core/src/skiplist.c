@@ -625,6 +625,23 @@ out:
 	return st;
 }
 
+/*
+ * A start longer than any key can be (a caller's cursor after a
+ * maximum-length key is that key plus a byte) positions where memcmp order
+ * says instead of failing.  With p = start[:MANTIS_MAX_KEY_SIZE], a stored
+ * key k (len(k) <= len(p)) is >= start, and > start, exactly when k > p:
+ * if p is a prefix of k then k == p < start; otherwise they differ inside
+ * p.  So position strictly after p.
+ */
+static void
+clamp_start(size_t *len, bool *exclusive)
+{
+	if (*len > MANTIS_MAX_KEY_SIZE) {
+		*len = MANTIS_MAX_KEY_SIZE;
+		*exclusive = true;
+	}
+}
+
 mantis_status
 mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 		      size_t start_len, size_t max_visit, void *next_buf,
@@ -633,14 +650,14 @@ mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 	if (sl == NULL || next_len == NULL || reclaimed == NULL ||
 	    (start == NULL && start_len != 0) || (next_buf == NULL && next_cap != 0))
 		return MANTIS_INVALID;
-	if (start_len > MANTIS_MAX_KEY_SIZE)
-		return MANTIS_TOO_LARGE;
+	bool exclusive = false;
+	clamp_start(&start_len, &exclusive);
 	mantis_status st = MANTIS_OK;
 	size_t visited = 0, freed = 0;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	struct sl_node *n = start_len == 0
 				    ? next_ptr(MANTIS_LOAD_ACQ(&sl->head->next[0]))
-				    : sl_seek(sl, start, (uint32_t)start_len, false);
+				    : sl_seek(sl, start, (uint32_t)start_len, exclusive);
 	for (; n != NULL && visited < max_visit; visited++) {
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
 		if (!(r & SL_DEAD) && expired((const struct sl_rec *)r, now)) {
@@ -791,8 +808,7 @@ mantis_skiplist_scan(mantis_skiplist *sl, const void *start, size_t start_len,
 {
 	if (sl == NULL || fn == NULL || (start == NULL && start_len != 0))
 		return MANTIS_INVALID;
-	if (start_len > MANTIS_MAX_KEY_SIZE)
-		return MANTIS_TOO_LARGE;
+	clamp_start(&start_len, &exclusive);
 	size_t count = 0;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	/* An empty start is "before the first key" (exclusive or not). */
@@ -864,15 +880,15 @@ mantis_skiplist_iter_seek(mantis_skiplist_iter *it, const void *key, size_t klen
 {
 	if (it == NULL || (key == NULL && klen != 0))
 		return MANTIS_INVALID;
-	if (klen > MANTIS_MAX_KEY_SIZE)
-		return MANTIS_TOO_LARGE;
+	bool exclusive = false;
+	clamp_start(&klen, &exclusive);
 	if (!iter_reserve(it, klen))
 		return MANTIS_NOMEM;
 	if (klen != 0)
 		memcpy(it->key, key, klen);
 	it->klen = klen;
 	it->positioned = klen != 0;
-	it->exclusive = false;
+	it->exclusive = exclusive;
 	return MANTIS_OK;
 }
 

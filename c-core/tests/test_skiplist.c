@@ -413,6 +413,90 @@ test_max_length_keys(void **state)
 	mantis_skiplist_free(sl);
 }
 
+/* Scan callback: records the first entry's one-byte value and stops. */
+static bool
+first_value_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	*(char *)arg = e->value_len == 1 ? (char)e->value[0] : '?';
+	return false;
+}
+
+/*
+ * Starts longer than any key can be (a cursor after a maximum-length key is
+ * that key plus a byte) position as memcmp order says in scan, iterator
+ * seek and sweep, instead of failing: the server's listing cursor relies
+ * on it.
+ */
+static void
+test_long_start_positions(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	size_t n = MANTIS_MAX_KEY_SIZE, ln = n + 100;
+	uint8_t *k1 = malloc(n), *k2 = malloc(n), *start = malloc(ln);
+	memset(k1, 0x5a, n);
+	memcpy(k2, k1, n);
+	k2[n - 1] = 0x5b; /* k1 < k2 < "\x5c" */
+	assert_int_equal(mantis_skiplist_put(sl, k1, n, "1", 1, 1, 5), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, k2, n, "2", 1, 2, 5), MANTIS_OK);
+	assert_int_equal(mantis_skiplist_put(sl, "\x5c", 1, "3", 1, 3, 5), MANTIS_OK);
+	struct {
+		const uint8_t *prefix; /* the start's first n bytes; NULL = fill */
+		uint8_t fill, tail;
+		char want; /* first value at or after the start, 0 = none */
+	} cases[] = {
+		{k1, 0, 0x00, '2'}, /* k1 plus bytes: just after k1 */
+		{k2, 0, 0xff, '3'}, /* k2 plus bytes: just after k2 */
+		{NULL, 0x00, 0x00, '1'},
+		{NULL, 0x60, 0x60, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].prefix != NULL)
+			memcpy(start, cases[i].prefix, n);
+		else
+			memset(start, cases[i].fill, n);
+		memset(start + n, cases[i].tail, ln - n);
+		for (int excl = 0; excl < 2; excl++) {
+			char got = 0;
+			assert_int_equal(mantis_skiplist_scan(sl, start, ln, excl != 0, 0,
+							      first_value_cb, &got, NULL),
+					 MANTIS_OK);
+			assert_int_equal(got, cases[i].want);
+		}
+		mantis_skiplist_iter *it;
+		assert_int_equal(mantis_skiplist_iter_new(sl, &it), MANTIS_OK);
+		assert_int_equal(mantis_skiplist_iter_seek(it, start, ln), MANTIS_OK);
+		mantis_skiplist_entry e;
+		mantis_status st = mantis_skiplist_iter_next(it, 0, view_cb, &e);
+		if (cases[i].want == 0) {
+			assert_int_equal(st, MANTIS_END);
+		} else {
+			assert_int_equal(st, MANTIS_OK);
+			assert_int_equal(e.value[0], cases[i].want);
+		}
+		mantis_skiplist_iter_free(it);
+	}
+	/* Sweep from just after k2 reclaims only the key after it; from
+	 * before everything, the other two. */
+	uint8_t next[8];
+	size_t next_len = 0, reclaimed = 0;
+	memcpy(start, k2, n);
+	memset(start + n, 0xff, ln - n);
+	assert_int_equal(mantis_skiplist_sweep(sl, 10, start, ln, 100, next, sizeof(next),
+					       &next_len, &reclaimed),
+			 MANTIS_OK);
+	assert_int_equal(reclaimed, 1);
+	memset(start, 0x00, ln);
+	assert_int_equal(mantis_skiplist_sweep(sl, 10, start, ln, 100, next, sizeof(next),
+					       &next_len, &reclaimed),
+			 MANTIS_OK);
+	assert_int_equal(reclaimed, 2);
+	free(k1);
+	free(k2);
+	free(start);
+	mantis_skiplist_free(sl);
+}
+
 static void
 test_expiry(void **state)
 {
@@ -921,6 +1005,7 @@ main(void)
 		cmocka_unit_test(test_seek_and_scan),
 		cmocka_unit_test(test_binary_keys),
 		cmocka_unit_test(test_max_length_keys),
+		cmocka_unit_test(test_long_start_positions),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_model),

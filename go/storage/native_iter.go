@@ -10,11 +10,7 @@ package storage
 // #include <mantis.h>
 import "C"
 
-import (
-	"fmt"
-
-	"github.com/mantisdb/mantisdb/go/codec"
-)
+import "fmt"
 
 // NewIterator returns an unpositioned iterator over opts' range.
 func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
@@ -54,16 +50,6 @@ func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 // filled, the bytes used and whether the range is exhausted.
 func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, nowNs int64) ([]byte, bool, int, bool, error) {
 	grown := false
-	if len(start) > codec.MaxKeySize {
-		// The core rejects a start key no stored key could be (longer
-		// than the format allows), but a caller may seek to one (a
-		// listing cursor after a maximum-length key is that key plus a
-		// byte).  With p = start[:MaxKeySize], a stored key k (len(k) <=
-		// len(p)) is >= start, and > start, exactly when k > p: if p is
-		// k's prefix then k == p < start; otherwise they differ inside p.
-		// So seek strictly after p; pure-Go answers the same by compare.
-		start, exclusive = start[:codec.MaxKeySize], true
-	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
