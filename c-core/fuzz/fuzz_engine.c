@@ -1,7 +1,8 @@
 /*
  * fuzz_engine.c -- libFuzzer target for the engine's decoder of caller
  * bytes: mantis_db_apply, which takes a batch of codec records straight from
- * cgo, and mantis_db_scan, whose output buffer a caller decodes.
+ * cgo, and mantis_db_scan / mantis_db_scan_entries, whose output buffers a
+ * caller decodes.
  *
  * Input layout:
  *   byte 0   mode: bit 0 = "script" (else the rest is a raw batch), bit 1 =
@@ -152,8 +153,41 @@ check_get(mantis_db *db, const mantis_record *last)
 	free(buf);
 }
 
+/* Reads the mantis_db_scan_entries entry at buf[*off..len) into *r as a
+ * PUT record; MANTIS_END at len, MANTIS_TRUNCATED if it is not whole. */
+static mantis_status
+next_scan_entry(const uint8_t *buf, size_t len, size_t *off, mantis_record *r)
+{
+	if (*off == len)
+		return MANTIS_END;
+	const uint8_t *p = buf + *off;
+	size_t left = len - *off;
+	if (left < MANTIS_SCAN_ENTRY_HEADER_SIZE)
+		return MANTIS_TRUNCATED;
+	uint64_t f[3] = {0, 0, 0};
+	for (int i = 3; i >= 0; i--) {
+		f[0] = f[0] << 8 | p[i];
+		f[1] = f[1] << 8 | p[4 + i];
+	}
+	for (int i = 7; i >= 0; i--)
+		f[2] = f[2] << 8 | p[8 + i];
+	if (left - MANTIS_SCAN_ENTRY_HEADER_SIZE < f[0] + f[1])
+		return MANTIS_TRUNCATED;
+	*r = (mantis_record){.type = MANTIS_REC_PUT,
+			     .expires_at = f[2],
+			     .key = p + MANTIS_SCAN_ENTRY_HEADER_SIZE,
+			     .key_len = (uint32_t)f[0],
+			     .value = p + MANTIS_SCAN_ENTRY_HEADER_SIZE + f[0],
+			     .value_len = (uint32_t)f[1]};
+	*off += MANTIS_SCAN_ENTRY_HEADER_SIZE + f[0] + f[1];
+	return MANTIS_OK;
+}
+
+/* Pages through the whole map with buffers of cap bytes (grown when the
+ * first record does not fit), in codec records or, with entries, in the
+ * scan-entry framing, checking every record against the model. */
 static size_t
-scan_all(mantis_db *db, size_t cap, const mantis_record *recs, size_t nrecs)
+scan_all(mantis_db *db, bool entries, size_t cap, const mantis_record *recs, size_t nrecs)
 {
 	uint8_t *buf = cap ? malloc(cap) : NULL;
 	uint8_t *start = NULL;
@@ -163,8 +197,10 @@ scan_all(mantis_db *db, size_t cap, const mantis_record *recs, size_t nrecs)
 		CHECK(rounds < 100000);
 		size_t len = 0, count = 0;
 		bool done = false;
-		mantis_status st = mantis_db_scan(db, start, start_len, excl, NULL, 0, 0, buf, cap,
-						  &len, &count, &done);
+		mantis_status st =
+		    (entries ? mantis_db_scan_entries : mantis_db_scan)(db, start, start_len, excl, NULL,
+									 0, 0, buf, cap, &len, &count,
+									 &done);
 		if (st == MANTIS_BUFFER_TOO_SMALL) {
 			CHECK(count == 0 && len > cap);
 			cap = len;
@@ -178,8 +214,10 @@ scan_all(mantis_db *db, size_t cap, const mantis_record *recs, size_t nrecs)
 		mantis_codec_iter it;
 		mantis_record r;
 		size_t seen = 0;
+		size_t off = 0;
 		mantis_codec_iter_init(&it, buf, len);
-		while ((st = mantis_codec_iter_next(&it, &r)) == MANTIS_OK) {
+		while ((st = entries ? next_scan_entry(buf, len, &off, &r)
+				     : mantis_codec_iter_next(&it, &r)) == MANTIS_OK) {
 			CHECK(r.type == MANTIS_REC_PUT && r.key_len > 0);
 			if (start != NULL)
 				CHECK(key_cmp(start, start_len, r.key, r.key_len) < 0);
@@ -241,7 +279,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(st != MANTIS_NOMEM);
 		CHECK(stats.keys == 0 && stats.puts == 0 && stats.deletes == 0);
 		CHECK(bad < len);
-		CHECK(scan_all(db, scan_cap, NULL, 0) == 0);
+		CHECK(scan_all(db, false, scan_cap, NULL, 0) == 0);
+		CHECK(scan_all(db, true, scan_cap, NULL, 0) == 0);
 	} else {
 		/* Property 3: decode the batch independently, replay as a model. */
 		size_t n = 0, capr = 16;
@@ -270,7 +309,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		CHECK(stats.keys == live);
 		/* Property 4. */
-		CHECK(scan_all(db, scan_cap, recs, n) == live);
+		CHECK(scan_all(db, false, scan_cap, recs, n) == live);
+		CHECK(scan_all(db, true, scan_cap, recs, n) == live);
 		free(recs);
 	}
 	mantis_db_close(db);

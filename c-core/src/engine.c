@@ -53,6 +53,7 @@
  * the same db except mantis_db_close (see mantis.h).
  */
 #include "alloc.h"
+#include "wal.h" /* little-endian stores */
 
 #include <mantis.h>
 
@@ -507,8 +508,27 @@ struct scan_ctx {
 	size_t end_len;
 	uint8_t *buf;
 	size_t cap, used, count, need;
-	bool full; /* stopped because the next record did not fit */
+	bool full;    /* stopped because the next record did not fit */
+	bool entries; /* MANTIS_SCAN_ENTRY framing instead of codec records */
 };
+
+/* Writes e as a scan entry (mantis.h, mantis_db_scan_entries) into
+ * buf[0..cap); *w = its size either way. */
+static mantis_status
+put_scan_entry(uint8_t *buf, size_t cap, const mantis_skiplist_entry *e, size_t *w)
+{
+	size_t size = MANTIS_SCAN_ENTRY_HEADER_SIZE + e->key_len + e->value_len;
+	*w = size;
+	if (cap < size)
+		return MANTIS_BUFFER_TOO_SMALL;
+	wal_put32(buf, (uint32_t)e->key_len);
+	wal_put32(buf + 4, (uint32_t)e->value_len);
+	wal_put64(buf + 8, e->expires_at);
+	memcpy(buf + MANTIS_SCAN_ENTRY_HEADER_SIZE, e->key, e->key_len);
+	if (e->value_len != 0)
+		memcpy(buf + MANTIS_SCAN_ENTRY_HEADER_SIZE + e->key_len, e->value, e->value_len);
+	return MANTIS_OK;
+}
 
 /* mantis_skiplist_scan callback: encodes one entry, false to stop. */
 static bool
@@ -517,16 +537,21 @@ scan_visit(void *arg, const mantis_skiplist_entry *e)
 	struct scan_ctx *c = arg;
 	if (c->end_len != 0 && key_cmp(e->key, e->key_len, c->end, c->end_len) >= 0)
 		return false;
-	mantis_record r = {.type = MANTIS_REC_PUT,
-			   .seq = e->seq,
-			   .expires_at = e->expires_at,
-			   .key = e->key,
-			   .key_len = (uint32_t)e->key_len,
-			   .value = e->value,
-			   .value_len = (uint32_t)e->value_len};
+	uint8_t *dst = c->buf == NULL ? NULL : c->buf + c->used;
 	size_t w = 0;
-	mantis_status st =
-	    mantis_codec_encode(c->buf == NULL ? NULL : c->buf + c->used, c->cap - c->used, &r, &w);
+	mantis_status st;
+	if (c->entries) {
+		st = put_scan_entry(dst, c->cap - c->used, e, &w);
+	} else {
+		mantis_record r = {.type = MANTIS_REC_PUT,
+				   .seq = e->seq,
+				   .expires_at = e->expires_at,
+				   .key = e->key,
+				   .key_len = (uint32_t)e->key_len,
+				   .value = e->value,
+				   .value_len = (uint32_t)e->value_len};
+		st = mantis_codec_encode(dst, c->cap - c->used, &r, &w);
+	}
 	if (st != MANTIS_OK) {
 		/* BUFFER_TOO_SMALL; nothing else is possible for entries the map
 		 * accepted, but any failure stops here rather than skipping. */
@@ -539,11 +564,10 @@ scan_visit(void *arg, const mantis_skiplist_entry *e)
 	return true;
 }
 
-mantis_status
-mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
-	       bool start_exclusive, const void *end, size_t end_len,
-	       uint64_t now, void *buf, size_t cap, size_t *out_len,
-	       size_t *out_count, bool *out_done)
+static mantis_status
+db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
+	bool start_exclusive, const void *end, size_t end_len, uint64_t now,
+	void *buf, size_t cap, size_t *out_len, size_t *out_count, bool *out_done)
 {
 	if (db == NULL || out_len == NULL || out_count == NULL || out_done == NULL ||
 	    (start == NULL && start_len != 0) || (end == NULL && end_len != 0) ||
@@ -555,7 +579,8 @@ mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 	mantis_status st;
 	do {
 		read_begin(db, &g);
-		c = (struct scan_ctx){.end = end, .end_len = end_len, .buf = buf, .cap = cap};
+		c = (struct scan_ctx){
+		    .end = end, .end_len = end_len, .buf = buf, .cap = cap, .entries = entries};
 		st = mantis_skiplist_scan(db->sl, start, start_len, start_exclusive, now,
 					  scan_visit, &c, NULL);
 	} while (read_retry(db, &g));
@@ -572,6 +597,26 @@ mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 	*out_count = c.count;
 	*out_done = !c.full; /* stopped at `end` or at the end of the map */
 	return MANTIS_OK;
+}
+
+mantis_status
+mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
+	       bool start_exclusive, const void *end, size_t end_len,
+	       uint64_t now, void *buf, size_t cap, size_t *out_len,
+	       size_t *out_count, bool *out_done)
+{
+	return db_scan(db, false, start, start_len, start_exclusive, end, end_len, now, buf,
+		       cap, out_len, out_count, out_done);
+}
+
+mantis_status
+mantis_db_scan_entries(mantis_db *db, const void *start, size_t start_len,
+		       bool start_exclusive, const void *end, size_t end_len,
+		       uint64_t now, void *buf, size_t cap, size_t *out_len,
+		       size_t *out_count, bool *out_done)
+{
+	return db_scan(db, true, start, start_len, start_exclusive, end, end_len, now, buf,
+		       cap, out_len, out_count, out_done);
 }
 
 /* ---- expiry sweep --------------------------------------------------------- */

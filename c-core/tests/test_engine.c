@@ -364,6 +364,99 @@ test_scan(void **state)
 	mantis_db_close(db);
 }
 
+static uint64_t
+le_get(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * mantis_db_scan_entries returns what mantis_db_scan returns, entry for
+ * entry, in its lighter framing (key, value, expires_at; pages in small
+ * buffers resume at the same keys), and reports the exact size of a first
+ * entry that does not fit.
+ */
+static void
+test_scan_entries(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	char k[16], v[64];
+	for (int i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "value-%d-%.*s", i, i % 40, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		assert_int_equal(put_s(db, k, v, i % 7 == 0 ? 500 : (i % 5 == 0 ? 5000 : 0)),
+				 MANTIS_OK);
+	}
+	assert_int_equal(put_s(db, "e", "", 0), MANTIS_OK); /* empty value */
+
+	uint8_t all[65536];
+	size_t all_used, all_cnt;
+	bool done;
+	assert_int_equal(mantis_db_scan(db, NULL, 0, false, NULL, 0, 1000, all, sizeof(all),
+					&all_used, &all_cnt, &done),
+			 MANTIS_OK);
+	assert_true(done);
+	mantis_codec_iter it;
+	mantis_codec_iter_init(&it, all, all_used);
+
+	uint8_t buf[150]; /* a handful of entries per call */
+	char start[16];
+	size_t start_len = 0, total = 0;
+	bool excl = false;
+	done = false;
+	while (!done) {
+		size_t used = 0, cnt = 0;
+		assert_int_equal(mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 1000,
+							buf, sizeof(buf), &used, &cnt, &done),
+				 MANTIS_OK);
+		size_t off = 0, seen = 0;
+		while (off < used) {
+			assert_true(used - off >= MANTIS_SCAN_ENTRY_HEADER_SIZE);
+			size_t kl = le_get(buf + off, 4), vl = le_get(buf + off + 4, 4);
+			uint64_t exp = le_get(buf + off + 8, 8);
+			const uint8_t *key = buf + off + MANTIS_SCAN_ENTRY_HEADER_SIZE;
+			assert_true(used - off - MANTIS_SCAN_ENTRY_HEADER_SIZE >= kl + vl);
+			mantis_record r;
+			assert_int_equal(mantis_codec_iter_next(&it, &r), MANTIS_OK);
+			assert_int_equal(kl, r.key_len);
+			assert_memory_equal(key, r.key, kl);
+			assert_int_equal(vl, r.value_len);
+			if (vl != 0)
+				assert_memory_equal(key + kl, r.value, vl);
+			assert_int_equal(exp, r.expires_at);
+			memcpy(start, key, kl);
+			start_len = kl;
+			off += MANTIS_SCAN_ENTRY_HEADER_SIZE + kl + vl;
+			seen++;
+		}
+		assert_int_equal(off, used);
+		assert_int_equal(seen, cnt);
+		total += cnt;
+		excl = true;
+	}
+	assert_int_equal(total, all_cnt);
+	assert_int_equal(it.offset, all_used);
+
+	/* First entry does not fit: exactly the size it needs. */
+	size_t used, cnt;
+	assert_int_equal(mantis_db_scan_entries(db, "k001", 4, false, NULL, 0, 1000, buf, 8,
+						&used, &cnt, &done),
+			 MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(used, MANTIS_SCAN_ENTRY_HEADER_SIZE + 4 + strlen("value-1-x"));
+	assert_int_equal(cnt, 0);
+	assert_int_equal(mantis_db_scan_entries(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, &used,
+						&cnt, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 0, NULL, 16, &used,
+						&cnt, &done),
+			 MANTIS_INVALID);
+	mantis_db_close(db);
+}
+
 /*
  * Out of memory at every possible point: each call either succeeds
  * completely or fails with MANTIS_NOMEM and changes nothing, and nothing
@@ -769,6 +862,7 @@ main(void)
 	    cmocka_unit_test(test_batch_applies_all),
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
+	    cmocka_unit_test(test_scan_entries),
 	    cmocka_unit_test(test_alloc_failures),
 	    cmocka_unit_test(test_batch_atomic_under_readers),
 	    cmocka_unit_test(test_sweep_model),

@@ -30,8 +30,8 @@ package storage
 #cgo nocallback mantis_db_delete
 #cgo noescape mantis_db_apply
 #cgo nocallback mantis_db_apply
-#cgo noescape mantis_db_scan
-#cgo nocallback mantis_db_scan
+#cgo noescape mantis_db_scan_entries
+#cgo nocallback mantis_db_scan_entries
 #cgo noescape mantis_db_stats_get
 #cgo nocallback mantis_db_stats_get
 #cgo nocallback mantis_noop
@@ -546,7 +546,7 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Recor
 			// Continue after the last key of this chunk.
 			var last []byte
 			for off := 0; off < used; {
-				k, _, next, ok := nextScanRecord(bp[:used], off)
+				k, _, next, ok := nextScanEntry(bp[:used], off)
 				if !ok {
 					return nil, nil, ErrCorrupt
 				}
@@ -561,8 +561,8 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Recor
 	recs := func(yield func(wal.Record) bool) {
 		for _, c := range chunks {
 			for off := 0; off < len(c); {
-				k, v, next, _ := nextScanRecord(c, off)
-				r := wal.Record{Type: wal.TypePut, Seq: seq, ExpiresAt: scanRecordExpiry(c, off), Key: k, Value: v}
+				k, v, next, _ := nextScanEntry(c, off)
+				r := wal.Record{Type: wal.TypePut, Seq: seq, ExpiresAt: scanEntryExpiry(c, off), Key: k, Value: v}
 				if !yield(r) {
 					return
 				}

@@ -1,41 +1,46 @@
 //go:build cgo && native
 
-// native_codec.go -- walking the PUT records a scan of the C core wrote
-// into a Go buffer (docs/FORMAT.md); encoding is record.go's.
+// native_codec.go -- walking the entries a scan of the C core wrote into
+// a Go buffer (mantis_db_scan_entries in mantis.h):
 //
-// Scan records are produced by the C core into memory this process owns
-// and never left it, so walking them checks bounds (a bug can never turn
-// into an out-of-range slice) but not the CRCs: that would re-hash every
-// byte of every scan for no protection.  Bytes from disk or the network go
-// through the full decoder instead.
+//	u32 key_len | u32 value_len | u64 expires_at | key | value
+//
+// little-endian, back to back.  The entries are produced by the C core
+// into memory this process owns and never leave it, so they carry no
+// checksum (hashing every scanned byte twice bought no protection and
+// cost half of a short scan's time); walking them checks bounds, so a bug
+// can never turn into an out-of-range slice.  Bytes from disk or the
+// network go through the full codec decoder instead.
 package storage
+
+// #include <mantis.h>
+import "C"
 
 import "encoding/binary"
 
-// nextScanRecord returns the key and value of the record at buf[off:] and
+// scanEntryHeaderSize is MANTIS_SCAN_ENTRY_HEADER_SIZE.
+const scanEntryHeaderSize = C.MANTIS_SCAN_ENTRY_HEADER_SIZE
+
+// nextScanEntry returns the key and value of the entry at buf[off:] and
 // the offset of the next one; ok is false when the bytes do not hold a
-// whole record (which a correct core never produces).
-func nextScanRecord(buf []byte, off int) (key, value []byte, next int, ok bool) {
-	if off < 0 || len(buf)-off < recHeaderSize {
+// whole entry (which a correct core never produces).
+func nextScanEntry(buf []byte, off int) (key, value []byte, next int, ok bool) {
+	if off < 0 || len(buf)-off < scanEntryHeaderSize {
 		return nil, nil, 0, false
 	}
 	r := buf[off:]
-	kl := int(binary.LittleEndian.Uint32(r[8:]))
-	vl := int(binary.LittleEndian.Uint32(r[12:]))
-	if kl > len(r)-recHeaderSize || vl > len(r)-recHeaderSize-kl {
+	kl := int(binary.LittleEndian.Uint32(r))
+	vl := int(binary.LittleEndian.Uint32(r[4:]))
+	if kl > len(r)-scanEntryHeaderSize || vl > len(r)-scanEntryHeaderSize-kl {
 		return nil, nil, 0, false
 	}
-	size := recordSize(kl, vl)
-	if size > len(r) {
-		return nil, nil, 0, false
-	}
-	k := r[recHeaderSize : recHeaderSize+kl : recHeaderSize+kl]
-	v := r[recHeaderSize+kl : recHeaderSize+kl+vl : recHeaderSize+kl+vl]
-	return k, v, off + size, true
+	k := r[scanEntryHeaderSize : scanEntryHeaderSize+kl : scanEntryHeaderSize+kl]
+	v := r[scanEntryHeaderSize+kl : scanEntryHeaderSize+kl+vl : scanEntryHeaderSize+kl+vl]
+	return k, v, off + scanEntryHeaderSize + kl + vl, true
 }
 
-// scanRecordExpiry returns expires_at of the record at buf[off:], which
-// nextScanRecord has already bounds-checked.
-func scanRecordExpiry(buf []byte, off int) int64 {
-	return int64(binary.LittleEndian.Uint64(buf[off+24:]))
+// scanEntryExpiry returns expires_at of the entry at buf[off:], which
+// nextScanEntry has already bounds-checked.
+func scanEntryExpiry(buf []byte, off int) int64 {
+	return int64(binary.LittleEndian.Uint64(buf[off+8:]))
 }

@@ -1,9 +1,9 @@
 //go:build cgo && native
 
 // native_iter.go -- the native engine's side of the shared iterator
-// (iter.go).  Each page is one cgo call (mantis_db_scan) that fills a Go
-// buffer with as many codec PUT records as fit (64 KiB once warmed up);
-// the page's entries point at the keys and values inside those records,
+// (iter.go).  Each page is one cgo call (mantis_db_scan_entries) that fills a Go
+// buffer with as many entries as fit (64 KiB once warmed up);
+// the page's entries point at the keys and values inside that buffer,
 // so a step costs no cgo call and no allocation until the page is used up.
 package storage
 
@@ -32,11 +32,11 @@ func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []
 	pg.ents = pg.ents[:0]
 	buf = buf[:used]
 	for off := 0; off < used; {
-		k, v, next, ok := nextScanRecord(buf, off)
+		k, v, next, ok := nextScanEntry(buf, off)
 		if !ok {
 			return false, fmt.Errorf("%w: scan buffer at offset %d", ErrCorrupt, off)
 		}
-		pg.ents = append(pg.ents, span{koff: off + recHeaderSize, klen: len(k), vlen: len(v)})
+		pg.ents = append(pg.ents, span{koff: off + scanEntryHeaderSize, klen: len(k), vlen: len(v)})
 		off = next
 	}
 	return done, nil
@@ -44,9 +44,9 @@ func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []
 
 func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 
-// scanAt makes the one cgo call of a fetch: records live at now from
+// scanAt makes the one cgo call of a fetch: entries live at now from
 // start (exclusive or not) up to end into buf, or into a new buffer
-// (grown = true) if the first record does not fit.  It returns the buffer
+// (grown = true) if the first entry does not fit.  It returns the buffer
 // filled, the bytes used and whether the range is exhausted.
 func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, nowNs int64) ([]byte, bool, int, bool, error) {
 	grown := false
@@ -59,15 +59,15 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 	for attempt := 0; ; attempt++ {
 		var used, count C.size_t
 		var done C.bool
-		st := C.mantis_db_scan(e.db, ptr(start), C.size_t(len(start)), C.bool(exclusive),
+		st := C.mantis_db_scan_entries(e.db, ptr(start), C.size_t(len(start)), C.bool(exclusive),
 			ptr(end), C.size_t(len(end)), now, ptr(buf), C.size_t(len(buf)),
 			&used, &count, &done)
 		switch {
 		case st == C.MANTIS_OK:
 			return buf, grown, int(used), bool(done), nil
 		case st == C.MANTIS_BUFFER_TOO_SMALL && attempt < 2:
-			// One record bigger than the buffer: grow to fit it (the
-			// record may grow again in between, hence a second retry).
+			// One entry bigger than the buffer: grow to fit it (the
+			// value may grow again in between, hence a second retry).
 			buf, grown = make([]byte, int(used)), true
 		default:
 			return buf, grown, 0, false, statusError(st)

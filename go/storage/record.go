@@ -10,8 +10,6 @@ import (
 	"github.com/mantisdb/mantisdb/go/codec"
 )
 
-const recHeaderSize = codec.HeaderSize
-
 // recordSize is the encoded size of a record (docs/FORMAT.md).
 func recordSize(klen, vlen int) int { return codec.Size(klen, vlen) }
 
