@@ -21,7 +21,7 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 	buf := nextPageBuf(pg)
 	budget := len(buf)
 	buf, ents := buf[:0], pg.ents[:0]
-	now := e.now()
+	var now int64 // read at the first entry that can expire (see lookup)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
@@ -36,8 +36,13 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 		if upper != nil && bytes.Compare(k, upper) >= 0 {
 			return false
 		}
-		if expired(p.exp, now) {
-			return true
+		if p.exp != 0 {
+			if now == 0 {
+				now = e.now()
+			}
+			if expired(p.exp, now) {
+				return true
+			}
 		}
 		if len(ents) > 0 && (len(buf)+len(p.kv) > budget || len(ents) >= pureFetchMax) {
 			done = false
