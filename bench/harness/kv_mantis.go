@@ -22,7 +22,7 @@ func mantisOptions(dir string, d Durability) storage.Options {
 	return o
 }
 
-const mantisNotes = "storage.Options{Dir, Sync: SyncNone | SyncAlways (group commit)}, default read cache (64 MiB); Get = View + copy"
+const mantisNotes = "storage.Options{Dir, Sync: SyncNone | SyncAlways (group commit)} (no read cache: neither engine has one); Get = View + copy"
 
 func (m mantisKV) Put(k, v []byte) error           { return m.e.Put(k, v) }
 func (m mantisKV) PutConcurrent(k, v []byte) error { return m.e.Put(k, v) }
