@@ -21,8 +21,16 @@ type span struct{ koff, klen, vlen int }
 type page struct {
 	bufp   *[]byte // the source's buffer (may be pooled; see pageSource)
 	ents   []span
-	budget int // bytes the current fill may use (see nextPageBuf)
+	entsp  *[]span // pooled backing of ents (spanPool), nil before the first fill
+	budget int     // bytes the current fill may use (see nextPageBuf)
 }
+
+// spanPool recycles pages' entry slices, so an iterator (a short scan
+// above all) does not allocate and grow a fresh index of its page.
+var spanPool = sync.Pool{New: func() any { s := make([]span, 0, 256); return &s }}
+
+// maxPooledSpans bounds the slices returned to spanPool.
+const maxPooledSpans = 8192
 
 // pageSource is an engine's side of an iterator.
 type pageSource interface {
@@ -66,6 +74,10 @@ func (it *pagedIter) invalidate() bool {
 // fetch refills the page from start (after it when exclusive) and
 // positions at its first entry.
 func (it *pagedIter) fetch(start []byte, exclusive bool) bool {
+	if it.pg.entsp == nil {
+		it.pg.entsp = spanPool.Get().(*[]span)
+		it.pg.ents = (*it.pg.entsp)[:0]
+	}
 	done, err := it.src.fillPage(&it.pg, start, exclusive, it.upper)
 	if err != nil {
 		it.err = err
@@ -170,6 +182,10 @@ func (it *pagedIter) Close() error {
 	it.invalidate()
 	if it.pg.bufp != nil {
 		it.src.releasePage(&it.pg)
+	}
+	if sp := it.pg.entsp; sp != nil && cap(it.pg.ents) <= maxPooledSpans {
+		*sp = it.pg.ents[:0] // the fills may have grown it
+		spanPool.Put(sp)
 	}
 	it.pg = page{}
 	return nil
