@@ -337,3 +337,46 @@ func BenchmarkRecovery(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckpoint: one checkpoint of 200k keys per op while a writer
+// keeps putting; reports how long the writer's worst put waited (the time
+// the checkpoint held writers off) beside the checkpoint's own duration.
+func BenchmarkCheckpoint(b *testing.B) {
+	const n = 200_000
+	val := make([]byte, sbsValueLen)
+	for _, eng := range sbsEngines {
+		b.Run(eng.name+"/200k-keys", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{Dir: b.TempDir(), Sync: storage.SyncNone})
+			sbsLoad(b, e, n)
+			var worst time.Duration
+			puts := 0
+			k := make([]byte, 0, 16)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				done := make(chan error, 1)
+				go func() { done <- e.Checkpoint() }()
+			writing:
+				for {
+					select {
+					case err := <-done:
+						if err != nil {
+							b.Fatal(err)
+						}
+						break writing
+					default:
+					}
+					k = sbsKey(k, uint64(puts%n))
+					t0 := time.Now()
+					if err := e.Put(k, val); err != nil {
+						b.Fatal(err)
+					}
+					worst = max(worst, time.Since(t0))
+					puts++
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(worst.Microseconds()), "max-put-µs")
+			b.ReportMetric(float64(puts)/float64(b.N), "puts/ckpt")
+		})
+	}
+}

@@ -30,12 +30,15 @@
 //     equal log order, while writers of different keys still share a group
 //     commit.  A batch takes all its stripes in ascending order, so two
 //     batches cannot deadlock.
-//   - The gate lets a checkpoint see a state that is exactly the log up to
-//     one sequence number: it takes gate's write side, which waits until
-//     every logged write has been published and holds new ones at step 3,
-//     reads the number, takes the engine's consistent view (a copy-on-write
-//     clone for pure-Go, a full scan for native), and lets writers go on
-//     while the snapshot file is written.
+//   - The gate gives a checkpoint its sequence number: it takes gate's
+//     write side, which waits until every logged write has been published
+//     and holds new ones at step 3, reads the number, takes the engine's
+//     view (a copy-on-write clone for pure-Go: exactly the state at that
+//     number; for native, a lazy scan that reads the live lock-free index
+//     while the snapshot is written: a fuzzy view, which recovery turns
+//     into the same state, see wal.WriteSnapshot), and lets writers go on
+//     at once.  So a checkpoint holds writers off for microseconds, not
+//     for a copy of the database.
 //
 // Failures: an error from the log's write or fsync puts it in fail-stop;
 // the engine then refuses writes with ErrReadOnly (wrapping the cause) and
@@ -65,10 +68,13 @@ type index interface {
 	// replay applies one logged PUT, DELETE or whole BATCH (atomically).
 	replay(r wal.Record) error
 	// checkpointView returns the live records (not expired at now) in
-	// ascending key order, each with a sequence number <= seq, as a view
-	// that stays consistent after the call returns, until release.  It is
-	// called with every write published and new ones held off.
-	checkpointView(seq uint64, now int64) (recs iter.Seq[wal.Record], release func(), err error)
+	// ascending key order, each with a sequence number <= seq, until
+	// release.  It is called with every write up to seq published and new
+	// ones held off; the records are read after writers resume, and may
+	// show each key at seq or in any later state (wal.WriteSnapshot: a
+	// fuzzy view recovers to the same state, since recovery replays every
+	// write after seq).  An error while reading abandons the snapshot.
+	checkpointView(seq uint64, now int64) (recs iter.Seq2[wal.Record, error], release func(), err error)
 }
 
 // walHooks are test-only knobs (see export_test.go): a fault-injecting
@@ -296,7 +302,7 @@ func (d *durability) checkpoint() error {
 		return err
 	}
 	defer release()
-	_, err = d.log.WriteSnapshot(seq, recs)
+	_, err = d.log.WriteSnapshotFrom(seq, recs)
 	return walError(err)
 }
 

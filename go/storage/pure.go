@@ -442,7 +442,7 @@ func (e *pureEngine) replayLocked(r wal.Record) {
 
 // checkpointView clones the tree (O(1), copy-on-write) and yields the
 // clone's live entries; writers go on against the original meanwhile.
-func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Record], func(), error) {
+func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], func(), error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -450,13 +450,13 @@ func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq[wal.Record]
 	}
 	clone := e.tree.Copy()
 	e.mu.Unlock()
-	recs := func(yield func(wal.Record) bool) {
+	recs := func(yield func(wal.Record, error) bool) {
 		clone.Scan(func(it pureItem) bool {
 			if expired(it.exp, now) {
 				return true
 			}
 			return yield(wal.Record{Type: wal.TypePut, Seq: it.seq, ExpiresAt: it.exp,
-				Key: it.key(), Value: it.value()})
+				Key: it.key(), Value: it.value()}, nil)
 		})
 	}
 	return recs, func() {}, nil

@@ -15,15 +15,37 @@ import (
 // WriteSnapshot writes a snapshot covering every write with sequence number
 // <= seq, then removes the WAL segments and older snapshots it makes
 // redundant.  records must yield every live key as a PUT record, in
-// strictly ascending key order, each with its key's last sequence number
-// (<= seq) and absolute expiry; keys already expired should be left out.
-// The caller must hold the records steady (a consistent view at seq) for
-// the duration; appends may continue concurrently.
+// strictly ascending key order, each with a sequence number <= seq (its
+// key's last one, or seq itself) and its absolute expiry; keys already
+// expired should be left out.  Appends may continue concurrently.
+//
+// The records must show every key in its state at seq or in a later state
+// the log holds: a view exactly at seq, or a "fuzzy" one read while
+// writers go on (a lock-free index read without stopping them), where a
+// key may show a write numbered above seq or lack a key such a write
+// deleted.  Both recover to the same state, because recovery replays every
+// record above seq over the snapshot and each replayed write sets its
+// key's whole state: a key that no write above seq touched shows its state
+// at seq in either view.
 //
 // The current segment is closed first, so new appends go to a fresh
 // segment.  A failed snapshot leaves the log and earlier snapshots as they
 // were (its temporary file is removed) and does not fail-stop the log.
 func (l *Log) WriteSnapshot(seq uint64, records iter.Seq[Record]) (SnapshotInfo, error) {
+	return l.WriteSnapshotFrom(seq, func(yield func(Record, error) bool) {
+		for r := range records {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	})
+}
+
+// WriteSnapshotFrom is WriteSnapshot over a source that can fail while it
+// is read (an index scanned page by page): the first error it yields
+// abandons the snapshot, which is then as if it had never been started,
+// and is returned.
+func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (SnapshotInfo, error) {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.mu.Lock()
@@ -60,7 +82,7 @@ func (l *Log) WriteSnapshot(seq uint64, records iter.Seq[Record]) (SnapshotInfo,
 	return info, l.dropCovered(seq)
 }
 
-func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq[Record]) (info SnapshotInfo, err error) {
+func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq2[Record, error]) (info SnapshotInfo, err error) {
 	final := l.snapPath(seq)
 	tmp := final[:len(final)-len(snapExt)] + tmpExt
 	f, err := l.fs.Create(tmp)
@@ -88,8 +110,10 @@ func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq[Record]) (info Snap
 		buf     []byte
 		size    = int64(len(hdr))
 	)
-	for r := range records {
+	for r, rerr := range records {
 		switch {
+		case rerr != nil:
+			err = fmt.Errorf("wal: snapshot source: %w", rerr)
 		case r.Type != TypePut:
 			err = fmt.Errorf("%w: snapshot record of type %d", ErrInvalid, r.Type)
 		case r.Seq > seq:
