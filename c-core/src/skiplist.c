@@ -62,11 +62,16 @@
  *  5. A node is retired only after a list search for its key has run after
  *     its tower was marked (which unlinks it from every level: a marked node
  *     cannot be re-linked, since every splice CASes an unmarked pointer) and
- *     after it left the index.  A record is retired when a CAS replaced it,
- *     or with its node.  Retired memory is freed by ck_epoch after every
- *     section that could have seen it has ended.
+ *     after it left the index, and only after retire_gen was bumped (which
+ *     invalidates every splice hint, struct sl_hint).  A record is retired
+ *     when a CAS replaced it, or with its node.  Retired memory is freed by
+ *     ck_epoch after every section that could have seen it has ended.
  *  6. Records and keys are immutable after publication; publication is a
  *     CAS or release store after a store fence.
+ *  7. A splice hint is read only by the holder of its epoch slot and only
+ *     while retire_gen equals the value it was built under; every pointer
+ *     it supplies is re-checked (key order by comparison, adjacency and
+ *     unmarkedness by the splice CAS) before the list depends on it.
  *
  * ------------------------------------------------------------------------
  * Linearization points
@@ -89,12 +94,13 @@
  *             3. next[h-1..0]: p --CAS--> p|MARK     (top down)
  *             4. unlock; search(k) snips it at each level:
  *                  pred.next[i]: node --CAS--> succ
- *             5. retire node (and r) via ck_epoch_call
+ *             5. retire_gen++, then retire node (and r) via ck_epoch_call
  *
  *  get     the load of node->rec (or finding no node in the index).
  *
  * Insert splice (one level; level 0 first, then upward; preds/succs from
- * a search that snipped every marked node in the way):
+ * a search that snipped every marked node in the way, or from the slot's
+ * splice hint when the key falls inside it, see struct sl_hint):
  *
  *      pred -----------------> succ         node.next[i] = succ
  *      pred ---> node -------> succ         CAS(pred.next[i], succ, node)
@@ -121,20 +127,58 @@
 #include <ck_pr.h>
 #include <string.h>
 
-#define STAT_STRIPES 16
+/*
+ * A splice hint (RocksDB's InlineSkipList "splice", LevelDB's sequential
+ * insert case): the predecessors and successors around the last key this
+ * epoch slot inserted.  An insert whose key falls between them at a low
+ * level starts its descent there instead of at the head, so ascending
+ * inserts cost O(1) list steps instead of ~log4(n) levels of them.
+ *
+ * Safety: the hint holds node pointers across calls, i.e. outside any
+ * epoch section, so the nodes may have been retired and freed since.  It
+ * is used only while sl->retire_gen still equals `gen`, the value read at
+ * the start of the section that built it: every node retirement bumps
+ * retire_gen before its ck_epoch_call, and a section reads retire_gen
+ * after ck_epoch_begin's full fence.  So either this section sees the bump
+ * (and ignores the hint), or the retirement's ck_epoch_call comes after
+ * this section began and ck_epoch keeps the node allocated until it ends.
+ * A node seen in the section that built the hint was not retired before
+ * that section read `gen` (a node unlinked from every level before a
+ * traversal starts cannot be reached by it; see "Readers" above).
+ * Everything else about a hint is checked when used: keys by comparison,
+ * adjacency by the splice CAS itself, which fails on a marked predecessor.
+ *
+ * Owned by whoever holds epoch slot i (local[i]): no other synchronisation.
+ */
+struct sl_hint {
+	uint64_t gen;	 /* retire_gen when built; valid only if equal */
+	uint32_t filled; /* levels [0, filled) hold a consistent splice */
+	struct sl_node *preds[SL_MAX_HEIGHT];
+	struct sl_node *succs[SL_MAX_HEIGHT];
+};
 
-struct sl_stripe {
+/*
+ * What a call keeps per epoch slot: the splice hint and the statistics
+ * deltas of the calls that held the slot.  Only the slot's holder writes
+ * (plain load + store, atomic only so that stats_get may read them at any
+ * time), so no insert or delete does a locked add on shared counters;
+ * stats_get sums the slots.
+ */
+struct sl_local {
 	int64_t keys;
 	int64_t bytes;
-	char pad[64 - 2 * sizeof(int64_t)];
-};
+	struct sl_hint hint;
+} __attribute__((aligned(64)));
 
 struct mantis_skiplist {
 	mantis_epoch epoch; /* first: needs 64-byte alignment */
 	struct hx_shard shards[HX_SHARDS];
-	struct sl_stripe stats[STAT_STRIPES];
 	struct sl_node *head; /* key -infinity, SL_MAX_HEIGHT levels */
 	uint64_t seed;	      /* sl_hash key; fixed after new (tests aside) */
+	/* Bumped (seq_cst) by every node retirement, read by every insert:
+	 * written only by deletes and sweeps, so read-mostly.  Own line. */
+	uint64_t retire_gen __attribute__((aligned(64)));
+	struct sl_local local[MANTIS_EPOCH_POOL_SIZE]; /* by epoch slot index */
 };
 
 struct mantis_skiplist_iter {
@@ -292,21 +336,23 @@ node_new(uint64_t hash, const void *key, uint32_t klen, uint32_t height,
 	return n;
 }
 
-/* Statistics stripes: a thread picks one once; adds are atomic because two
- * threads may share a stripe.  No global counter is touched per insert. */
-static unsigned int stripe_next;
-static _Thread_local int stripe_mine = -1;
-
-static void
-stats_add(mantis_skiplist *sl, int64_t keys, int64_t bytes)
+/* This call's per-slot state (struct sl_local); slot held by the caller. */
+static inline struct sl_local *
+local_of(mantis_skiplist *sl, mantis_epoch_slot *slot)
 {
-	if (stripe_mine < 0)
-		/* Spreads threads over stripes; orders nothing. */
-		stripe_mine = (int)(ck_pr_faa_uint(&stripe_next, 1) % STAT_STRIPES);
-	struct sl_stripe *s = &sl->stats[stripe_mine];
-	/* Relaxed adds: statistics, they order no other memory. */
-	ck_pr_add_64((uint64_t *)&s->keys, (uint64_t)keys);
-	ck_pr_add_64((uint64_t *)&s->bytes, (uint64_t)bytes);
+	return &sl->local[slot - sl->epoch.slots];
+}
+
+/* Statistics: the slot's holder is the only writer, so load + store (no
+ * locked RMW); relaxed, they order no other memory. */
+static void
+stats_add(mantis_skiplist *sl, mantis_epoch_slot *slot, int64_t keys, int64_t bytes)
+{
+	struct sl_local *l = local_of(sl, slot);
+	__atomic_store_n(&l->keys, __atomic_load_n(&l->keys, __ATOMIC_RELAXED) + keys,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&l->bytes, __atomic_load_n(&l->bytes, __ATOMIC_RELAXED) + bytes,
+			 __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -314,18 +360,17 @@ stats_add(mantis_skiplist *sl, int64_t keys, int64_t bytes)
 /* ------------------------------------------------------------------------ */
 
 /*
- * Writer search: fills preds[i] (last node < key) and succs[i] (first
- * unmarked node >= key) on every level, unlinking every marked node it
- * passes (Harris/Fraser).  After it returns, no node whose tower was fully
- * marked before the call started is reachable on the path to key.
+ * One descent of the writer search from pred (a node whose key is < key,
+ * reached inside the current section) at level top down to level 0: fills
+ * preds[i] (last node < key) and succs[i] (first unmarked node >= key) for
+ * i <= top, unlinking every marked node it passes (Harris/Fraser).  false
+ * when a snip CAS failed (pred changed or got marked): search again.
  */
-static void
-sl_find(mantis_skiplist *sl, const uint8_t *key, uint32_t klen,
-	struct sl_node **preds, struct sl_node **succs)
+static bool
+sl_descend(const uint8_t *key, uint32_t klen, struct sl_node *pred, int top,
+	   struct sl_node **preds, struct sl_node **succs)
 {
-retry:;
-	struct sl_node *pred = sl->head;
-	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
+	for (int lvl = top; lvl >= 0; lvl--) {
 		struct sl_node *cur = next_ptr(MANTIS_LOAD_ACQ(&pred->next[lvl]));
 		while (cur != NULL) {
 			uintptr_t nx = MANTIS_LOAD_ACQ(&cur->next[lvl]);
@@ -333,7 +378,7 @@ retry:;
 				/* Snip cur; fails if pred changed or was marked
 				 * itself (then pred's own successor is stale). */
 				if (!cas_word(&pred->next[lvl], (uintptr_t)cur, nx & ~SL_MARK))
-					goto retry;
+					return false;
 				cur = next_ptr(nx);
 				continue;
 			}
@@ -345,6 +390,76 @@ retry:;
 		preds[lvl] = pred;
 		succs[lvl] = cur;
 	}
+	return true;
+}
+
+/*
+ * Writer search from the head: preds/succs on every level.  After it
+ * returns, no node whose tower was fully marked before the call started is
+ * reachable on the path to key.
+ */
+static void
+sl_find(mantis_skiplist *sl, const uint8_t *key, uint32_t klen,
+	struct sl_node **preds, struct sl_node **succs)
+{
+	while (!sl_descend(key, klen, sl->head, SL_MAX_HEIGHT - 1, preds, succs))
+		;
+}
+
+/* Levels of a hint tried, bottom up, before a full search: an ascending
+ * insert finds its splice at level 0; a random one at none of them, and
+ * pays these few comparisons of cache-hot nodes for nothing. */
+#define SL_HINT_TRY 3
+
+/* pred < key < succ (head is -infinity, NULL +infinity). */
+static inline bool
+sl_brackets(const mantis_skiplist *sl, const struct sl_node *pred,
+	    const struct sl_node *succ, const uint8_t *key, uint32_t klen)
+{
+	return (pred == sl->head || key_cmp(pred, key, klen) < 0) &&
+	       (succ == NULL || key_cmp(succ, key, klen) > 0);
+}
+
+/*
+ * Writer search for an insert of height `height`, starting from hint h
+ * (already checked current) when it brackets key: fills preds/succs for at
+ * least levels [0, height) and returns how many levels from 0 it filled.
+ * The caller's splice CAS validates what the hint supplied: a level whose
+ * pred is no longer followed by succ (or got marked) fails and searches
+ * again from the head.
+ *
+ * Invariant 1 holds as for sl_find: a DEAD node of key (tower fully marked
+ * under the key's lock, which the caller holds) fails the strict bracket
+ * check, and levels below the bracket are searched with snipping.
+ */
+static uint32_t
+sl_find_hinted(mantis_skiplist *sl, const struct sl_hint *h, const uint8_t *key,
+	       uint32_t klen, uint32_t height, struct sl_node **preds,
+	       struct sl_node **succs)
+{
+	for (uint32_t l = 0; l < SL_HINT_TRY && l < h->filled; l++) {
+		struct sl_node *p = h->preds[l], *s = h->succs[l];
+		if (!sl_brackets(sl, p, s, key, klen) ||
+		    MANTIS_LOAD_ACQ(&p->next[l]) != (uintptr_t)s)
+			continue;
+		/* Level l brackets key and is still adjacent.  Levels above
+		 * it that the tower needs come from the hint too, checked. */
+		for (uint32_t i = l + 1; i < height; i++) {
+			if (i >= h->filled ||
+			    !sl_brackets(sl, h->preds[i], h->succs[i], key, klen))
+				goto full;
+			preds[i] = h->preds[i];
+			succs[i] = h->succs[i];
+		}
+		preds[l] = p;
+		succs[l] = s;
+		if (l == 0 || sl_descend(key, klen, p, (int)l - 1, preds, succs))
+			return height > l + 1 ? height : l + 1;
+		break;
+	}
+full:
+	sl_find(sl, key, klen, preds, succs);
+	return SL_MAX_HEIGHT;
 }
 
 /*
@@ -369,15 +484,19 @@ sl_seek(mantis_skiplist *sl, const uint8_t *key, uint32_t klen, bool exclusive)
 	return next_ptr(MANTIS_LOAD_ACQ(&x->next[0]));
 }
 
-/* Splices n into every level of its tower.  Caller holds shard(n) lock, so
- * no other writer can touch n (it is not in the index yet). */
+/* Splices n into every level of its tower, starting from hint h when it is
+ * current (gen matches) and leaving h describing the splice around n.
+ * Caller holds shard(n) lock, so no other writer can touch n (it is not
+ * in the index yet); h belongs to the caller's epoch slot. */
 static void
-sl_link(mantis_skiplist *sl, struct sl_node *n)
+sl_link(mantis_skiplist *sl, struct sl_node *n, struct sl_hint *h, uint64_t gen)
 {
 	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
 	const uint8_t *key = sl_node_key(n);
+	uint32_t filled = h->gen == gen
+				  ? sl_find_hinted(sl, h, key, n->klen, n->height, preds, succs)
+				  : (sl_find(sl, key, n->klen, preds, succs), SL_MAX_HEIGHT);
 	for (;;) {
-		sl_find(sl, key, n->klen, preds, succs);
 		for (uint32_t i = 0; i < n->height; i++)
 			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
 		/* Node contents (key, tower, rec) visible before the node. */
@@ -385,6 +504,8 @@ sl_link(mantis_skiplist *sl, struct sl_node *n)
 		/* Level 0 publishes the node; fails if pred moved on. */
 		if (cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n))
 			break;
+		sl_find(sl, key, n->klen, preds, succs);
+		filled = SL_MAX_HEIGHT;
 	}
 	for (uint32_t lvl = 1; lvl < n->height; lvl++) {
 		/* Upper levels are hints for searches; a failure only means
@@ -392,9 +513,20 @@ sl_link(mantis_skiplist *sl, struct sl_node *n)
 		while (!cas_word(&preds[lvl]->next[lvl], (uintptr_t)succs[lvl],
 				 (uintptr_t)n)) {
 			sl_find(sl, key, n->klen, preds, succs);
+			filled = SL_MAX_HEIGHT;
 			MANTIS_STORE_REL(&n->next[lvl], (uintptr_t)succs[lvl]);
 		}
 	}
+	/* The splice around n: n precedes the successors it was linked
+	 * before; above its tower, the search's own levels (kept from the
+	 * old hint where this search did not fill them, if that was whole). */
+	if (filled > h->filled) /* a stale hint is only replaced by a full one */
+		h->filled = filled;
+	for (uint32_t i = 0; i < filled; i++) {
+		h->preds[i] = i < n->height ? n : preds[i];
+		h->succs[i] = succs[i];
+	}
+	h->gen = gen;
 }
 
 /* Freezes every level of n, top down, so no splice can go through it. */
@@ -496,7 +628,7 @@ rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 		 * update or a delete of the same key. */
 		if (cas_word(&n->rec, old, (uintptr_t)r)) {
 			struct sl_rec *o = (struct sl_rec *)old;
-			stats_add(sl, 0, (int64_t)r->vlen - (int64_t)o->vlen);
+			stats_add(sl, slot, 0, (int64_t)r->vlen - (int64_t)o->vlen);
 			mantis_epoch_retire(slot, &o->entry, rec_reclaim_cb,
 					    rec_size(o->vlen));
 			return true;
@@ -519,10 +651,13 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 
 	uint64_t h = sl_hash(sl->seed, key, klen);
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
-	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
-	/* Start the index slot's cache miss now, so it overlaps building the
-	 * record (inside the section: the table cannot be freed under us). */
+	/* Start the index slot's cache miss now, so it overlaps entering the
+	 * section and building the record (a prefetch of a table retired
+	 * meanwhile is harmless: it cannot fault). */
 	hx_prefetch(sh, h);
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	/* After enter's full fence: the splice hint's guard (struct sl_hint). */
+	uint64_t gen = __atomic_load_n(&sl->retire_gen, __ATOMIC_SEQ_CST);
 	struct sl_rec *r = rec_new(value, vlen, seq, expires_at);
 	if (r == NULL) {
 		mantis_epoch_exit(slot);
@@ -555,10 +690,10 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		rec_free(r);
 		st = MANTIS_NOMEM;
 	} else {
-		sl_link(sl, nn);
+		sl_link(sl, nn, &local_of(sl, slot)->hint, gen);
 		hx_insert(sh, nn); /* the insert's linearization point */
 		hx_unlock(sh);
-		stats_add(sl, 1, (int64_t)(klen + vlen));
+		stats_add(sl, slot, 1, (int64_t)(klen + vlen));
 	}
 out:
 	mantis_epoch_exit(slot);
@@ -581,7 +716,10 @@ sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
 
 	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
 	sl_find(sl, sl_node_key(n), n->klen, preds, succs);
-	stats_add(sl, -1, -(int64_t)(n->klen + old->vlen));
+	stats_add(sl, slot, -1, -(int64_t)(n->klen + old->vlen));
+	/* Invalidates every splice hint before the retirement (seq_cst RMW:
+	 * ordered before ck_epoch_call, see struct sl_hint). */
+	__atomic_fetch_add(&sl->retire_gen, 1, __ATOMIC_SEQ_CST);
 	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb,
 			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
 }
@@ -930,9 +1068,9 @@ mantis_skiplist_stats_get(mantis_skiplist *sl, mantis_skiplist_stats *out)
 	if (sl == NULL || out == NULL)
 		return MANTIS_INVALID;
 	int64_t keys = 0, bytes = 0;
-	for (int i = 0; i < STAT_STRIPES; i++) {
-		keys += MANTIS_LOAD_ACQ(&sl->stats[i].keys);
-		bytes += MANTIS_LOAD_ACQ(&sl->stats[i].bytes);
+	for (int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
+		keys += __atomic_load_n(&sl->local[i].keys, __ATOMIC_RELAXED);
+		bytes += __atomic_load_n(&sl->local[i].bytes, __ATOMIC_RELAXED);
 	}
 	/* A snapshot under concurrent writers can be momentarily negative. */
 	out->keys = keys < 0 ? 0 : (uint64_t)keys;

@@ -101,8 +101,10 @@ sl_node_tail(const struct sl_node *n)
 struct hx_table;
 
 struct hx_shard {
-	unsigned int lock;    /* serialises every writer of this shard */
-	struct hx_table *tab; /* NULL when empty; RCU-published        */
+	unsigned int lock; /* serialises every writer of this shard */
+	/* struct hx_table * | log2(capacity), 0 when empty; RCU-published
+	 * (hindex.c says why the capacity rides in the low bits). */
+	uintptr_t tabw;
 	char pad[64 - 2 * sizeof(void *)];
 };
 

@@ -2,7 +2,7 @@
  * stress_skiplist.c -- multi-threaded torture of the ordered index.
  * Usage: stress_skiplist THREADS SECONDS   (make test passes "2 2")
  *
- * Three phases, each a third of SECONDS, threads released together by a
+ * Four phases, each a quarter of SECONDS, threads released together by a
  * barrier (ck regressions style):
  *   1. disjoint inserts: every thread inserts its own keys; at the end all
  *      are present with their values, in order, counted right.
@@ -14,6 +14,12 @@
  *   3. iterators (the key-copy cursor and chunked scans) during writes:
  *      keys in strictly ascending order, no duplicates, every value valid,
  *      and every "stable" key (present throughout) seen by every pass.
+ *   4. ascending inserts (the splice-hint path) racing deletes of the keys
+ *      the hints point at: each thread inserts its own interleaved ids in
+ *      order and deletes, by a fixed rule, the id it inserted one step
+ *      earlier, while the other threads splice next to it; a scanner
+ *      checks order and values throughout.  At the end exactly the ids the
+ *      rule keeps are present.
  * Exit status 0 on success; the first violation prints and exits 1.
  */
 #include <mantis.h>
@@ -411,6 +417,113 @@ phase_mixed(int which, double secs)
 	       (unsigned long long)wops, (unsigned long long)rops, (unsigned long long)o.count);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Phase 4: ascending inserts against deletes of their neighbours           */
+/* ------------------------------------------------------------------------ */
+
+/* Whether the rule deletes id once its thread has inserted the next one. */
+static bool
+chased(uint32_t id)
+{
+	return (mix(id, 4242) & 3) == 0;
+}
+
+static void *
+chase_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	uint8_t k[5], v[96];
+	uint32_t n = 0;
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
+		make_key(k, 'a', id);
+		size_t vl = make_value(v, id, id);
+		if (mantis_skiplist_put(sl, k, 5, v, vl, id, 0) != MANTIS_OK)
+			FAIL("put failed");
+		if (n > 0) {
+			uint32_t prev = id - (uint32_t)nthreads;
+			if (chased(prev)) {
+				make_key(k, 'a', prev);
+				if (mantis_skiplist_delete(sl, k, 5) != MANTIS_OK)
+					FAIL("delete of own key %u failed", prev);
+			}
+		}
+		n++;
+	}
+	inserted[t] = n;
+	return NULL;
+}
+
+/* Checks order and values of the 'a' keys; stops at the first other key. */
+static bool
+chase_scan_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	if (e->key[0] != 'a')
+		return false;
+	check_order(arg, e);
+	check_value(e->key, e->key_len, e->value, e->value_len, e->seq);
+	return true;
+}
+
+static void *
+chase_reader_main(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		struct order_check o = {0};
+		uint8_t start[1] = {'a'};
+		mantis_skiplist_scan(sl, start, 1, false, 0, chase_scan_cb, &o, NULL);
+	}
+	return NULL;
+}
+
+static void
+phase_chase(double secs)
+{
+	pthread_t th[256], rd;
+	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+	pthread_barrier_destroy(&barrier);
+	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 2);
+	for (int t = 0; t < nthreads; t++)
+		pthread_create(&th[t], NULL, chase_main, (void *)(intptr_t)t);
+	pthread_create(&rd, NULL, chase_reader_main, NULL);
+	pthread_barrier_wait(&barrier);
+	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	pthread_join(rd, NULL);
+	uint64_t want = 0, total = 0;
+	for (int t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		total += inserted[t];
+	}
+	for (int t = 0; t < nthreads; t++)
+		for (uint32_t n = 0; n < inserted[t]; n++) {
+			uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
+			bool keep = n + 1 == inserted[t] || !chased(id);
+			uint8_t k[5], v[96];
+			size_t vl;
+			uint64_t seq;
+			make_key(k, 'a', id);
+			mantis_status st = mantis_skiplist_get(sl, k, 5, 0, v, sizeof(v), &vl, &seq, NULL);
+			if (st != (keep ? MANTIS_OK : MANTIS_NOT_FOUND))
+				FAIL("id %u: %s, want %s", id, mantis_strerror(st), keep ? "present" : "absent");
+			if (keep) {
+				check_value(k, 5, v, vl, seq);
+				want++;
+			}
+		}
+	struct order_check o = {0};
+	mantis_skiplist_scan(sl, "a", 1, false, 0, chase_scan_cb, &o, NULL);
+	if (o.count != want)
+		FAIL("scan saw %llu 'a' keys, %llu kept", (unsigned long long)o.count,
+		     (unsigned long long)want);
+	printf("phase 4: %llu ascending inserts, %llu kept, all as the rule says\n",
+	       (unsigned long long)total, (unsigned long long)want);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -425,9 +538,10 @@ main(int argc, char **argv)
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)
 		FAIL("new");
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
-	phase_disjoint(secs / 3);
-	phase_mixed(2, secs / 3);
-	phase_mixed(3, secs / 3);
+	phase_disjoint(secs / 4);
+	phase_mixed(2, secs / 4);
+	phase_mixed(3, secs / 4);
+	phase_chase(secs / 4);
 	pthread_barrier_destroy(&barrier);
 	mantis_skiplist_free(sl);
 	mantis_alloc_get_stats(&a1);

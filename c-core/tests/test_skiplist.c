@@ -825,6 +825,116 @@ test_model(void **state)
 	mantis_skiplist_free(sl);
 }
 
+/* Model helpers for test_model_splices: apply a put or a delete to both the
+ * map and the reference, then check the key and its neighbourhood. */
+static void
+model_put(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq)
+{
+	bool found;
+	size_t pos = ref_lower(k, kl, &found);
+	uint8_t val[48];
+	uint32_t vl = (uint32_t)(rnd() % 48);
+	for (uint32_t j = 0; j < vl; j++)
+		val[j] = (uint8_t)rnd();
+	assert_int_equal(mantis_skiplist_put(sl, k, kl, val, vl, seq, 0), MANTIS_OK);
+	if (!found) {
+		memmove(&ref[pos + 1], &ref[pos], (ref_n - pos) * sizeof(ref[0]));
+		ref_n++;
+		memcpy(ref[pos].key, k, kl);
+		ref[pos].klen = kl;
+	}
+	memcpy(ref[pos].val, val, vl);
+	ref[pos].vlen = vl;
+	ref[pos].seq = seq;
+	ref[pos].exp = 0;
+}
+
+static void
+model_delete(mantis_skiplist *sl, const uint8_t *k, uint32_t kl)
+{
+	bool found;
+	size_t pos = ref_lower(k, kl, &found);
+	assert_int_equal(mantis_skiplist_delete(sl, k, kl), found ? MANTIS_OK : MANTIS_NOT_FOUND);
+	if (found) {
+		memmove(&ref[pos], &ref[pos + 1], (ref_n - pos - 1) * sizeof(ref[0]));
+		ref_n--;
+	}
+}
+
+static void
+model_check_near(mantis_skiplist *sl, const uint8_t *k, uint32_t kl)
+{
+	bool found;
+	size_t p = ref_lower(k, kl, &found);
+	assert_get_model(sl, k, kl, found ? &ref[p] : NULL);
+	if (p > 0)
+		model_check_scan(sl, ref[p - 1].key, ref[p - 1].klen, false, 4, 0);
+	else
+		model_check_scan(sl, NULL, 0, false, 4, 0);
+}
+
+/*
+ * The splice hint (sl_hint in skiplist.c) against the reference: runs of
+ * ascending inserts, the pattern the hint serves, interleaved with what
+ * must make it fall back or go stale: deletes of the keys it points at
+ * (the previous insert, its predecessor, the next key), re-inserts of a
+ * key just deleted (a DEAD node of the same key next to the splice), runs
+ * that descend, and jumps.  Keys are 2-byte positions, some with a third
+ * byte, so shorter-is-smaller order is exercised too.
+ */
+static void
+test_model_splices(void **state)
+{
+	(void)state;
+	const char *env = getenv("MANTIS_MODEL_OPS");
+	long ops = (env ? atol(env) : MODEL_OPS_DEFAULT) / 4;
+	rng = 0x13198a2e03707344ULL;
+	mantis_skiplist *sl = new_sl();
+	ref_n = 0;
+	long cur = 0, dir = 1;
+	for (long step = 0; step < ops; step++) {
+		unsigned op = (unsigned)(rnd() % 100);
+		if (op < 3) { /* jump */
+			cur = (long)(rnd() % 290);
+			dir = rnd() % 4 == 0 ? -1 : 1;
+		}
+		uint8_t k[3] = {(uint8_t)(cur >> 8), (uint8_t)cur, (uint8_t)(rnd() % 3)};
+		uint32_t kl = k[2] == 0 ? 3 : 2;
+		uint8_t near[3] = {0};
+		long d = op < 50 ? 0 : op < 62 ? -1 : op < 70 ? -2 : op < 78 ? 1 : 0;
+		long at = cur + d < 0 ? 0 : cur + d;
+		near[0] = (uint8_t)(at >> 8);
+		near[1] = (uint8_t)at;
+		if (op < 50) {
+			model_put(sl, k, kl, (uint64_t)step);
+			model_check_near(sl, k, kl);
+			cur += dir;
+		} else if (op < 78) { /* delete behind or ahead of the cursor */
+			model_delete(sl, near, 2);
+			model_check_near(sl, near, 2);
+		} else if (op < 88) { /* delete, then re-insert the same key */
+			model_delete(sl, k, kl);
+			model_put(sl, k, kl, (uint64_t)step);
+			model_check_near(sl, k, kl);
+			cur += dir;
+		} else {
+			model_check_near(sl, k, kl);
+		}
+		if (cur < 0 || cur >= 290) {
+			cur = cur < 0 ? 0 : 289;
+			dir = -dir;
+		}
+		if (step % MODEL_FULL_EVERY == 0) {
+			model_check_scan(sl, NULL, 0, false, 0, 0);
+			mantis_skiplist_stats st;
+			mantis_skiplist_stats_get(sl, &st);
+			assert_int_equal(st.keys, ref_n);
+		}
+	}
+	model_check_scan(sl, NULL, 0, false, 0, 0);
+	mantis_skiplist_free(sl);
+}
+
 /*
  * Memory comes back: insert N keys (16-byte keys, 100-byte values), delete
  * them all, quiesce: the live bytes return to within 5% of the empty map.
@@ -1009,6 +1119,7 @@ main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_model),
+		cmocka_unit_test(test_model_splices),
 		cmocka_unit_test(test_memory_returns),
 		cmocka_unit_test(test_large_overwrites_return),
 		cmocka_unit_test(test_pinned_retirements_return),

@@ -64,8 +64,10 @@ fn row_name(r: Row) -> &'static str {
     }
 }
 
+/// Runs one thread's share of a row; returns (found, start, end), timed by
+/// the thread itself as bench_skiplist.c does.
 fn job(map: &SkipMap<Key, Vec<u8>>, row: Row, t: usize, nt: usize, n: usize, perm: &[u64],
-       bar: &Barrier) -> u64 {
+       bar: &Barrier) -> (u64, Instant, Instant) {
     let lo = n * t / nt;
     let hi = n * (t + 1) / nt;
     let value = vec![b'v'; VLEN];
@@ -73,6 +75,7 @@ fn job(map: &SkipMap<Key, Vec<u8>>, row: Row, t: usize, nt: usize, n: usize, per
     let mut rng = mix64(t as u64 + 1000);
     let mut found = 0u64;
     bar.wait();
+    let t0 = Instant::now();
     match row {
         Row::SeqInsert => {
             for i in lo..hi {
@@ -121,8 +124,9 @@ fn job(map: &SkipMap<Key, Vec<u8>>, row: Row, t: usize, nt: usize, n: usize, per
             }
         }
     }
+    let t1 = Instant::now();
     std::hint::black_box(&out);
-    found
+    (found, t0, t1)
 }
 
 fn run_row(map: &SkipMap<Key, Vec<u8>>, row: Row, nt: usize, n: usize, perm: &[u64]) {
@@ -135,9 +139,14 @@ fn run_row(map: &SkipMap<Key, Vec<u8>>, row: Row, nt: usize, n: usize, perm: &[u
             })
             .collect();
         bar.wait();
-        let t0 = Instant::now();
-        let found: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        (t0.elapsed().as_secs_f64(), found)
+        // Elapsed = first worker start to last worker end, timed by the
+        // workers (as in bench_skiplist.c): a main thread descheduled at
+        // the barrier on a busy machine would otherwise start the clock
+        // late and credit the peer with time it did not measure.
+        let rs: Vec<(u64, Instant, Instant)> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        let t0 = rs.iter().map(|r| r.1).min().unwrap();
+        let t1 = rs.iter().map(|r| r.2).max().unwrap();
+        ((t1 - t0).as_secs_f64(), rs.iter().map(|r| r.0).sum::<u64>())
     });
     let ops = if row == Row::Scan100 { n / 100 } else { n };
     if (row == Row::GetHit && found != n as u64) || (row == Row::GetMiss && found != 0) {
