@@ -15,6 +15,8 @@
 #include <mantis.h>
 #include "alloc.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +668,172 @@ test_large_overwrites_return(void **state)
 	free(val);
 }
 
+/*
+ * Grace period: a reader inside a section (a view callback) keeps the
+ * value it sees while another thread overwrites the key far past the
+ * batch thresholds; once it leaves, the retired memory comes back.  With
+ * premature reclamation the overwrites reuse the freed block (same size
+ * class) and the callback sees other bytes; ASan reports the read.
+ */
+#define PIN_VLEN (64u << 10)
+
+struct pin {
+	mantis_cache *c;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int inside, go;
+	int intact;
+};
+
+static void
+pin_cb(void *ctx, const void *v, size_t len)
+{
+	struct pin *p = ctx;
+	pthread_mutex_lock(&p->mu);
+	p->inside = 1;
+	pthread_cond_broadcast(&p->cv);
+	while (!p->go)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	const unsigned char *b = v;
+	int ok = len == PIN_VLEN;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = b[i] == 'a';
+	p->intact = ok;
+}
+
+static void *
+pin_reader(void *arg)
+{
+	struct pin *p = arg;
+	mantis_status st = mantis_cache_view(p->c, "k", 1, 0, pin_cb, p);
+	return (void *)(uintptr_t)(st == MANTIS_OK);
+}
+
+static void
+test_reader_pins_retired_memory(void **state)
+{
+	(void)state;
+	char *val = malloc(PIN_VLEN);
+	assert_non_null(val);
+	int64_t base = live_bytes();
+	mantis_cache *c = make_cache(64u << 20, 1);
+	int64_t empty = live_bytes() - base;
+	memset(val, 'a', PIN_VLEN);
+	assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
+
+	struct pin p = {.c = c};
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	pthread_t r;
+	assert_int_equal(pthread_create(&r, NULL, pin_reader, &p), 0);
+	pthread_mutex_lock(&p.mu);
+	while (!p.inside)
+		pthread_cond_wait(&p.cv, &p.mu);
+	pthread_mutex_unlock(&p.mu);
+	/* 200 x 64 KiB: several batches by bytes, all behind the reader. */
+	for (int i = 0; i < 200; i++) {
+		memset(val, 'b' + i % 20, PIN_VLEN);
+		assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
+		check_budget(c);
+	}
+	pthread_mutex_lock(&p.mu);
+	p.go = 1;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	void *ok;
+	assert_int_equal(pthread_join(r, &ok), 0);
+	assert_true(ok != NULL);
+	assert_true(p.intact);
+
+	/* The reader left: the maintenance path gives the memory back. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mantis_cache_sweep(c, 0, 0, NULL), MANTIS_OK);
+	int64_t after = live_bytes() - base;
+	print_message("cache pinned overwrites: empty %lld B, after %lld B\n",
+		      (long long)empty, (long long)after);
+	assert_true(after <= empty + 2 * (int64_t)PIN_VLEN);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	free(val);
+}
+
+/*
+ * More threads than dedicated reader slots (128), all reading at once,
+ * each from inside a view callback (a nested read of the same cache):
+ * the threads past the dedicated slots share the spare slots, and a
+ * nested read must reuse its thread's slot rather than wait for another
+ * (with 150 threads and 32 spares, waiting would deadlock).  Then many
+ * short-lived threads one after another: slot numbers are recycled.
+ */
+#define MANY_THREADS 150
+
+struct many {
+	mantis_cache *c;
+	pthread_barrier_t *bar;
+	int ok;
+};
+
+static void
+many_cb(void *ctx, const void *v, size_t len)
+{
+	struct many *m = ctx;
+	char buf[8];
+	size_t n = 0;
+	m->ok = len == 2 && memcmp(v, "v1", 2) == 0 &&
+		mantis_cache_get(m->c, "k2", 2, 0, buf, sizeof buf, &n) == MANTIS_OK && n == 2 &&
+		memcmp(buf, "v2", 2) == 0;
+}
+
+static void *
+many_reader(void *arg)
+{
+	struct many *m = arg;
+	if (m->bar != NULL)
+		pthread_barrier_wait(m->bar); /* every thread holds its slot id */
+	if (mantis_cache_view(m->c, "k1", 2, 0, many_cb, m) != MANTIS_OK)
+		m->ok = 0;
+	if (m->bar != NULL)
+		pthread_barrier_wait(m->bar);
+	return NULL;
+}
+
+static void
+test_many_threads_nested_reads(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(1u << 20, 1);
+	assert_int_equal(puts_(c, "k1", "v1", 0, 0), MANTIS_OK);
+	assert_int_equal(puts_(c, "k2", "v2", 0, 0), MANTIS_OK);
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, MANY_THREADS);
+	static struct many m[MANY_THREADS];
+	pthread_t t[MANY_THREADS];
+	for (int i = 0; i < MANY_THREADS; i++) {
+		m[i] = (struct many){.c = c, .bar = &bar};
+		assert_int_equal(pthread_create(&t[i], NULL, many_reader, &m[i]), 0);
+	}
+	for (int i = 0; i < MANY_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_true(m[i].ok);
+	}
+	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < 2 * MANY_THREADS; i++) {
+		struct many one = {.c = c};
+		pthread_t x;
+		assert_int_equal(pthread_create(&x, NULL, many_reader, &one), 0);
+		assert_int_equal(pthread_join(x, NULL), 0);
+		assert_true(one.ok);
+	}
+	mantis_cache_stats st;
+	assert_int_equal(mantis_cache_stats_get(c, &st), MANTIS_OK);
+	assert_int_equal(st.hits, 2 * 3 * MANY_THREADS);
+	assert_int_equal(st.misses, 0);
+	mantis_cache_free(c);
+}
+
 int
 main(void)
 {
@@ -682,6 +850,8 @@ main(void)
 		cmocka_unit_test(test_allocation_failure),
 		cmocka_unit_test(test_model_single_threaded),
 		cmocka_unit_test(test_large_overwrites_return),
+		cmocka_unit_test(test_reader_pins_retired_memory),
+		cmocka_unit_test(test_many_threads_nested_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
