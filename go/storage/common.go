@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/codec"
@@ -29,7 +30,38 @@ const (
 // limits holds an engine's resolved options and the checks built on them.
 type limits struct {
 	opts Options // withDefaults applied
+
+	// mayExpire is set, for good, before the first entry with an expiry
+	// can reach the index: a TTL write (expiry, prepareBatch) or one
+	// recovered from disk (durable.go).  Until then nothing can expire,
+	// so a native read skips the clock (readNow), a few percent of a Get.
+	mayExpire atomic.Bool
 }
+
+// markExpiry records that entries with an expiry may exist from now on.
+func (l *limits) markExpiry() {
+	if !l.mayExpire.Load() {
+		l.mayExpire.Store(true)
+	}
+}
+
+// readNow is the time a read judges expiry by: now, or 0 ("nothing has
+// expired") while no entry carries an expiry.  A read that used 0 and
+// found something must check recheckExpiry afterwards: an expiring entry
+// may have been published during the read, and the read is then redone
+// at the real time.
+func (l *limits) readNow() int64 {
+	if l.mayExpire.Load() {
+		return l.now()
+	}
+	return 0
+}
+
+// recheckExpiry reports whether a read made at readNow() == now must be
+// redone at the real time (see readNow).  mayExpire is set before an
+// expiring entry is published, so a read that saw such an entry sees the
+// flag here.
+func (l *limits) recheckExpiry(now int64) bool { return now == 0 && l.mayExpire.Load() }
 
 func (l *limits) checkKey(key []byte) error {
 	if len(key) == 0 {
@@ -61,6 +93,7 @@ func (l *limits) expiry(ttl time.Duration) (int64, error) {
 	if now <= 0 || int64(ttl) > math.MaxInt64-now {
 		return 0, ErrInvalidTTL
 	}
+	l.markExpiry()
 	return now + int64(ttl), nil
 }
 
@@ -100,6 +133,7 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 					return dst, 0, fmt.Errorf("batch op %d: %w", i, ErrInvalidTTL)
 				}
 				p.exp = now + int64(op.TTL)
+				l.markExpiry()
 			}
 			p.value = op.Value
 			size += recordSize(len(op.Key), len(op.Value))

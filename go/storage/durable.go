@@ -133,11 +133,33 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 		CheckpointBytes: hooks.checkpointBytes,
 	}
 	now := lim.now()
+	// Recovered entries with an expiry count as TTL writes (limits.mayExpire).
+	noteExpiry := func(r wal.Record) {
+		if r.ExpiresAt != 0 {
+			lim.markExpiry()
+		}
+	}
 	log, err := wal.Open(opts.Dir, cfg, wal.Handler{
 		Snapshot: func(info wal.SnapshotInfo, recs iter.Seq[wal.Record]) error {
-			return idx.loadSnapshot(info, recs, now)
+			return idx.loadSnapshot(info, func(yield func(wal.Record) bool) {
+				for r := range recs {
+					noteExpiry(r)
+					if !yield(r) {
+						return
+					}
+				}
+			}, now)
 		},
-		Apply: idx.replay,
+		Apply: func(r wal.Record) error {
+			if r.Type == wal.TypeBatch {
+				for n := range wal.BatchRecords(r) {
+					noteExpiry(n)
+				}
+			} else {
+				noteExpiry(r)
+			}
+			return idx.replay(r)
+		},
 	})
 	if err != nil {
 		return nil, walError(err)

@@ -193,7 +193,17 @@ func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 // getInto reads key's value into *bp (growing it once if needed) and
 // returns its length.  The caller holds e.mu's read side.
 func (e *nativeEngine) getInto(key []byte, bp *[]byte) (int, error) {
-	now := C.uint64_t(e.now())
+	now := e.readNow()
+	n, err := e.getAt(key, bp, now)
+	if err == nil && e.recheckExpiry(now) {
+		n, err = e.getAt(key, bp, e.now()) // a TTL write raced the read
+	}
+	return n, err
+}
+
+// getAt is getInto judging expiry at now.
+func (e *nativeEngine) getAt(key []byte, bp *[]byte, nowNs int64) (int, error) {
+	now := C.uint64_t(nowNs)
 	buf := *bp
 	var n C.size_t
 	st := C.mantis_db_get(e.db, ptr(key), C.size_t(len(key)), now,

@@ -21,7 +21,15 @@ func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
 }
 
 func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
-	buf, grown, used, done, err := e.scanAt(start, exclusive, upper, nextPageBuf(pg), e.now())
+	now := e.readNow()
+	buf, grown, used, done, err := e.scanAt(start, exclusive, upper, nextPageBuf(pg), now)
+	if err == nil && used > 0 && e.recheckExpiry(now) {
+		// A TTL write raced the fill: fill again at the real time (into
+		// the same buffer, which may be one the first fill grew).
+		var again bool
+		buf, again, used, done, err = e.scanAt(start, exclusive, upper, buf, e.now())
+		grown = grown || again
+	}
 	if err != nil {
 		return false, err
 	}
