@@ -244,14 +244,23 @@ func BenchmarkSideBySide(b *testing.B) {
 	}
 }
 
-// BenchmarkGoHeap loads 1M keys into each engine and reports what the Go
-// runtime pays for them: heap in use, GC cycles during the load, and the
-// duration of one full GC with the keys loaded (mark work grows with the
-// pointers on the Go heap; the native engine keeps none there).
+// BenchmarkGoHeap loads 1M and 10M keys into each engine and reports what
+// the Go runtime pays for them: heap in use, GC cycles during the load, and
+// the duration of one full GC with the keys loaded (mark work grows with
+// the pointers on the Go heap; the native engine keeps none there).  The
+// 10M rows need about 3 GiB of RAM per engine; -short skips them.
 func BenchmarkGoHeap(b *testing.B) {
-	const n = 1_000_000
+	for _, n := range []uint64{1_000_000, 10_000_000} {
+		if n > 1_000_000 && testing.Short() {
+			continue
+		}
+		goHeapRows(b, n)
+	}
+}
+
+func goHeapRows(b *testing.B, n uint64) {
 	for _, eng := range sbsEngines {
-		b.Run(eng.name+"/1M-keys", func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/%dM-keys", eng.name, n/1_000_000), func(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
