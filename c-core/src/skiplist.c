@@ -360,6 +360,21 @@ stats_add(mantis_skiplist *sl, mantis_epoch_slot *slot, int64_t keys, int64_t by
 /* ------------------------------------------------------------------------ */
 
 /*
+ * While a search at node x on level lvl waits for the miss on x's successor,
+ * it may as well fetch where it goes if that successor turns out too big:
+ * x's successor one level down (x itself is cached).  With branching 4
+ * that node differs from the level-lvl successor 3 times in 4, and a
+ * search drops once per level, so this overlaps about one of every ~4
+ * dependent misses.  A hint only (relaxed load; prefetch cannot fault).
+ */
+static inline void
+prefetch_below(const struct sl_node *x, int lvl)
+{
+	if (lvl > 0)
+		__builtin_prefetch(next_ptr(__atomic_load_n(&x->next[lvl - 1], __ATOMIC_RELAXED)));
+}
+
+/*
  * One descent of the writer search from pred (a node whose key is < key,
  * reached inside the current section) at level top down to level 0: fills
  * preds[i] (last node < key) and succs[i] (first unmarked node >= key) for
@@ -373,6 +388,7 @@ sl_descend(const uint8_t *key, uint32_t klen, struct sl_node *pred, int top,
 	for (int lvl = top; lvl >= 0; lvl--) {
 		struct sl_node *cur = next_ptr(MANTIS_LOAD_ACQ(&pred->next[lvl]));
 		while (cur != NULL) {
+			prefetch_below(pred, lvl);
 			uintptr_t nx = MANTIS_LOAD_ACQ(&cur->next[lvl]);
 			if (nx & SL_MARK) {
 				/* Snip cur; fails if pred changed or was marked
@@ -475,6 +491,7 @@ sl_seek(mantis_skiplist *sl, const uint8_t *key, uint32_t klen, bool exclusive)
 			struct sl_node *nx = next_ptr(MANTIS_LOAD_ACQ(&x->next[lvl]));
 			if (nx == NULL)
 				break;
+			prefetch_below(x, lvl);
 			int c = key_cmp(nx, key, klen);
 			if (c > 0 || (c == 0 && !exclusive))
 				break;
