@@ -286,12 +286,14 @@ node_free(struct sl_node *n)
 	mantis_free(n, sl_node_size(n->height, n->klen));
 }
 
+/* Retired through the node's last record (struct sl_rec): frees both. */
 static void
 node_reclaim_cb(ck_epoch_entry_t *e)
 {
 	mantis_epoch_before_free();
-	struct sl_node *n = ((struct sl_tail *)e)->node;
-	rec_free((struct sl_rec *)(n->rec & ~SL_DEAD));
+	struct sl_rec *r = (struct sl_rec *)((char *)e - offsetof(struct sl_rec, entry));
+	struct sl_node *n = r->node;
+	rec_free(r);
 	node_free(n);
 }
 
@@ -332,7 +334,8 @@ node_new(uint64_t hash, const void *key, uint32_t klen, uint32_t height,
 	memset(n->next, 0, height * sizeof(uintptr_t));
 	if (klen != 0)
 		memcpy(sl_node_key(n), key, klen);
-	sl_node_tail(n)->node = n;
+	if (r != NULL)
+		r->node = n; /* published with n */
 	return n;
 }
 
@@ -635,6 +638,7 @@ static bool
 rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 	 struct sl_rec *r)
 {
+	r->node = n;
 	/* Record contents visible before the pointer to it. */
 	ck_pr_fence_store();
 	for (;;) {
@@ -737,7 +741,9 @@ sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
 	/* Invalidates every splice hint before the retirement (seq_cst RMW:
 	 * ordered before ck_epoch_call, see struct sl_hint). */
 	__atomic_fetch_add(&sl->retire_gen, 1, __ATOMIC_SEQ_CST);
-	mantis_epoch_retire(slot, &sl_node_tail(n)->entry, node_reclaim_cb,
+	/* The last record's entry retires both (struct sl_rec): it is DEAD,
+	 * so no update can replace and retire it on its own. */
+	mantis_epoch_retire(slot, &old->entry, node_reclaim_cb,
 			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
 }
 

@@ -21,14 +21,20 @@
  * A record: one immutable version of a value.  Replaced as a whole by one
  * CAS on node->rec; never written after publication.
  *
- *   +----------------+-----+------------+------+-------------+
- *   | epoch entry 16 | seq | expires_at | vlen | value bytes |
- *   +----------------+-----+------------+------+-------------+
+ *   +----------------+-----+------------+------+------+-------------+
+ *   | epoch entry 16 | seq | expires_at | node | vlen | value bytes |
+ *   +----------------+-----+------------+------+------+-------------+
+ *
+ * The epoch entry retires the record when an update replaces it, or, for a
+ * node's last record (the one its delete marked DEAD, which no CAS can
+ * replace any more), the node and the record together: `node` leads that
+ * callback back to the node, so nodes carry no epoch hook of their own.
  */
 struct sl_rec {
 	ck_epoch_entry_t entry;
 	uint64_t seq;
 	uint64_t expires_at; /* Unix ns, 0 = never */
+	struct sl_node *node; /* the node it was published in */
 	uint32_t vlen;
 	uint8_t value[];
 };
@@ -39,16 +45,21 @@ struct sl_rec {
  * cache line; a list step touches hash..next[level] and the key.
  *
  *   0        8        16     20      24              24+8h
- *   +--------+--------+------+-------+--- ... -------+-----+------------+
- *   |  hash  |  rec   | klen |height | next[0..h-1]  | key | tail       |
- *   +--------+--------+------+-------+--- ... -------+-----+------------+
- *             ^ low bit = DEAD  next[i] low bit = MARK   epoch entry +
- *                               (level i frozen)         back pointer
+ *   +--------+--------+------+-------+--- ... -------+-----+
+ *   |  hash  |  rec   | klen |height | next[0..h-1]  | key |
+ *   +--------+--------+------+-------+--- ... -------+-----+
+ *             ^ low bit = DEAD  next[i] low bit = MARK
+ *                               (level i frozen)
  *
  * hash, klen, height and the key are immutable after the node is linked.
- * The tail (epoch hook) comes after the key, 8-aligned, so it does not
- * push the key out of the first cache line; it carries a pointer back to
- * the node because its offset depends on height and key length.
+ * Nothing else: the node is retired through its last record's epoch entry
+ * (struct sl_rec), so a 16-byte key with a one-level tower is 48 bytes.
+ * Small nodes matter more than they seem: a descent touches one line per
+ * node, but the nodes of a big list are spread over (node size x keys) of
+ * memory, and every page of it is a TLB entry (a 2-D walk in a VM).
+ * Putting the first value inline in the node (one allocation per insert)
+ * made gets of never-updated keys ~25% faster but random inserts ~25%
+ * slower (192-byte nodes instead of 80), so values stay apart.
  */
 struct sl_node {
 	uint64_t hash;
@@ -68,27 +79,9 @@ sl_node_key(const struct sl_node *n)
 }
 
 static inline size_t
-sl_node_entry_off(uint32_t height, uint32_t klen)
-{
-	size_t off = sizeof(struct sl_node) + (size_t)height * sizeof(uintptr_t) + klen;
-	return (off + 7) & ~(size_t)7;
-}
-
-struct sl_tail {
-	ck_epoch_entry_t entry;
-	struct sl_node *node;
-};
-
-static inline size_t
 sl_node_size(uint32_t height, uint32_t klen)
 {
-	return sl_node_entry_off(height, klen) + sizeof(struct sl_tail);
-}
-
-static inline struct sl_tail *
-sl_node_tail(const struct sl_node *n)
-{
-	return (struct sl_tail *)((char *)n + sl_node_entry_off(n->height, n->klen));
+	return sizeof(struct sl_node) + (size_t)height * sizeof(uintptr_t) + klen;
 }
 
 /* ------------------------------------------------------------------------ */
