@@ -66,13 +66,16 @@ hx_tag(uint64_t hash)
 	return (uintptr_t)(hash & 0xffff) << 48;
 }
 
-/* Home slot of an indexed entry, from its slot word when possible. */
+/* Home slot of an indexed entry, from its slot word when possible; for a
+ * table over 2^16 slots (a shard of over ~32K keys) by hashing the node's
+ * key again (nodes do not store their hash: 8 bytes of every node). */
 static inline uint64_t
-hx_home(uintptr_t s, uint64_t mask)
+hx_home(uintptr_t s, uint64_t mask, uint64_t seed)
 {
 	if (mask <= 0xffff)
 		return (s >> 48) & mask;
-	return ((const struct sl_node *)(s & HX_PTR_MASK))->hash & mask;
+	const struct sl_node *n = (const struct sl_node *)(s & HX_PTR_MASK);
+	return sl_hash(seed, sl_node_key(n), n->klen) & mask;
 }
 
 static size_t
@@ -111,8 +114,7 @@ hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen
 		if (s == HX_TOMB || (s & ~HX_PTR_MASK) != tag)
 			continue;
 		struct sl_node *n = (struct sl_node *)(s & HX_PTR_MASK);
-		if (n->hash == hash && n->klen == klen &&
-		    memcmp(sl_node_key(n), key, klen) == 0)
+		if (n->klen == klen && memcmp(sl_node_key(n), key, klen) == 0)
 			return n;
 	}
 }
@@ -141,9 +143,9 @@ hx_table_free_cb(ck_epoch_entry_t *e)
 
 /* Places slot word s into a table private to the writer (unpublished). */
 static void
-hx_place(struct hx_table *t, uintptr_t s)
+hx_place(struct hx_table *t, uintptr_t s, uint64_t seed)
 {
-	for (uint64_t i = hx_home(s, t->mask);; i = (i + 1) & t->mask) {
+	for (uint64_t i = hx_home(s, t->mask, seed);; i = (i + 1) & t->mask) {
 		if (t->slot[i] == HX_EMPTY) {
 			t->slot[i] = s;
 			t->used++;
@@ -158,7 +160,8 @@ hx_place(struct hx_table *t, uintptr_t s)
  * shard unchanged.
  */
 static bool
-hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot)
+hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot,
+	   uint64_t seed)
 {
 	struct hx_table *old = hx_tab(sh), *t = NULL;
 	if (cap != 0) {
@@ -173,7 +176,7 @@ hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot)
 		for (uint64_t i = 0; old != NULL && i <= old->mask; i++) {
 			uintptr_t s = old->slot[i];
 			if (s != HX_EMPTY && s != HX_TOMB)
-				hx_place(t, s);
+				hx_place(t, s, seed);
 		}
 	}
 	/* Release: the new table's slots are visible before the table is. */
@@ -196,20 +199,20 @@ hx_cap_for(uint64_t n)
 }
 
 bool
-hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot)
+hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed)
 {
 	struct hx_table *t = hx_tab(sh);
 	/* Keep EMPTY slots >= 1/4 so probes stay short and always terminate. */
 	if (t != NULL && (t->used + t->tombs + 1) * 4 <= (t->mask + 1) * 3)
 		return true;
-	return hx_rebuild(sh, hx_cap_for(t == NULL ? 1 : t->used + 1), slot);
+	return hx_rebuild(sh, hx_cap_for(t == NULL ? 1 : t->used + 1), slot, seed);
 }
 
 void
-hx_insert(struct hx_shard *sh, struct sl_node *n)
+hx_insert(struct hx_shard *sh, struct sl_node *n, uint64_t hash)
 {
 	struct hx_table *t = hx_tab(sh); /* hx_reserve made room */
-	for (uint64_t i = n->hash & t->mask;; i = (i + 1) & t->mask) {
+	for (uint64_t i = hash & t->mask;; i = (i + 1) & t->mask) {
 		uintptr_t s = t->slot[i];
 		if (s == HX_EMPTY || s == HX_TOMB) {
 			if (s == HX_TOMB)
@@ -217,18 +220,19 @@ hx_insert(struct hx_shard *sh, struct sl_node *n)
 			t->used++;
 			/* Release: the node (key, rec, tower) before the slot. */
 			ck_pr_fence_store();
-			MANTIS_STORE_REL(&t->slot[i], (uintptr_t)n | hx_tag(n->hash));
+			MANTIS_STORE_REL(&t->slot[i], (uintptr_t)n | hx_tag(hash));
 			return;
 		}
 	}
 }
 
 void
-hx_remove(struct hx_shard *sh, struct sl_node *n, struct mantis_epoch_slot *slot)
+hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
+	  struct mantis_epoch_slot *slot, uint64_t seed)
 {
 	struct hx_table *t = hx_tab(sh);
-	uintptr_t want = (uintptr_t)n | hx_tag(n->hash);
-	for (uint64_t i = n->hash & t->mask;; i = (i + 1) & t->mask) {
+	uintptr_t want = (uintptr_t)n | hx_tag(hash);
+	for (uint64_t i = hash & t->mask;; i = (i + 1) & t->mask) {
 		uintptr_t s = t->slot[i];
 		if (s == HX_EMPTY)
 			return; /* not indexed: cannot happen (invariant 3) */
@@ -243,10 +247,10 @@ hx_remove(struct hx_shard *sh, struct sl_node *n, struct mantis_epoch_slot *slot
 	/* Give memory back: drop an empty table, shrink a sparse one, purge
 	 * tombstones.  Failure to allocate keeps the current table. */
 	if (t->used == 0)
-		(void)hx_rebuild(sh, 0, slot);
+		(void)hx_rebuild(sh, 0, slot, seed);
 	else if ((t->used * 8 < t->mask + 1 && t->mask + 1 > HX_MIN_CAP) ||
 		 t->tombs * 4 > t->mask + 1)
-		(void)hx_rebuild(sh, hx_cap_for(t->used), slot);
+		(void)hx_rebuild(sh, hx_cap_for(t->used), slot, seed);
 }
 
 void

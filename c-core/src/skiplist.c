@@ -33,13 +33,13 @@
  *  +------------------+
  *  | tagged ptr  -----+------+
  *  | TOMB             |      v
- *  | 0 (EMPTY)        |   +------+----------+-----------+-------+
- *  +------------------+   | hash | rec ---+ | next[0..h)| key   |
- *                         +------+--------|-+-----------+-------+
- *   head -> [a] -> [b] -> ...             v
- *                                  +-----+-----+------+-------+
- *                                  | seq | exp | vlen | value |  sl_rec,
- *                                  +-----+-----+------+-------+  immutable
+ *  | 0 (EMPTY)        |   +----------+--------+-----------+-------+
+ *  +------------------+   | rec ---+ | klen,h | next[0..h)| key   |
+ *                         +--------|-+--------+-----------+-------+
+ *   head -> [a] -> [b] -> ...      v
+ *                  +-------+-----+-----+------+------+-------+
+ *                  | entry | seq | exp | node | vlen | value |  sl_rec,
+ *                  +-------+-----+-----+------+------+-------+  immutable
  *
  * Pointer low bits: rec | DEAD (key logically deleted; rec is its last
  * record) and next[i] | MARK (level i of this node is frozen, the node is
@@ -321,13 +321,12 @@ random_height(void)
 }
 
 static struct sl_node *
-node_new(uint64_t hash, const void *key, uint32_t klen, uint32_t height,
+node_new(const void *key, uint32_t klen, uint32_t height,
 	 struct sl_rec *r)
 {
 	struct sl_node *n = mantis_malloc(sl_node_size(height, klen));
 	if (n == NULL)
 		return NULL;
-	n->hash = hash;
 	n->rec = (uintptr_t)r;
 	n->klen = klen;
 	n->height = height;
@@ -586,7 +585,7 @@ mantis_skiplist_new(mantis_skiplist **out)
 	if (sl == NULL)
 		return MANTIS_NOMEM;
 	memset(sl, 0, sizeof(*sl));
-	sl->head = node_new(0, NULL, 0, SL_MAX_HEIGHT, NULL);
+	sl->head = node_new(NULL, 0, SL_MAX_HEIGHT, NULL);
 	if (sl->head == NULL) {
 		mantis_free(sl, sizeof(*sl));
 		return MANTIS_NOMEM;
@@ -690,7 +689,7 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		goto out;
 
 	/* Allocate before locking to keep the critical section short. */
-	struct sl_node *nn = node_new(h, key, (uint32_t)klen, random_height(), r);
+	struct sl_node *nn = node_new(key, (uint32_t)klen, random_height(), r);
 	if (nn == NULL) {
 		rec_free(r);
 		st = MANTIS_NOMEM;
@@ -705,14 +704,14 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		hx_unlock(sh);
 		(void)ok;
 		node_free(nn); /* never published */
-	} else if (!hx_reserve(sh, slot)) {
+	} else if (!hx_reserve(sh, slot, sl->seed)) {
 		hx_unlock(sh);
 		node_free(nn);
 		rec_free(r);
 		st = MANTIS_NOMEM;
 	} else {
 		sl_link(sl, nn, &local_of(sl, slot)->hint, gen);
-		hx_insert(sh, nn); /* the insert's linearization point */
+		hx_insert(sh, nn, h); /* the insert's linearization point */
 		hx_unlock(sh);
 		stats_add(sl, slot, 1, (int64_t)(klen + vlen));
 	}
@@ -723,15 +722,16 @@ out:
 
 /*
  * Finishes removing n, whose rec the caller just CASed from live record
- * `old` to DEAD under the lock of its shard sh: takes it out of the index,
+ * `old` to DEAD under the lock of its shard sh (hash: its key's): takes it
+ * out of the index,
  * marks its tower, unlocks sh, unlinks it from every level (invariant 5)
  * and retires it.  Inside the caller's section on `slot`.
  */
 static void
 sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
-	       struct hx_shard *sh, struct sl_node *n, struct sl_rec *old)
+	       struct hx_shard *sh, struct sl_node *n, uint64_t hash, struct sl_rec *old)
 {
-	hx_remove(sh, n, slot);
+	hx_remove(sh, n, hash, slot, sl->seed);
 	sl_mark_tower(n);
 	hx_unlock(sh);
 
@@ -780,7 +780,7 @@ mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 		if (cas_word(&n->rec, old, old | SL_DEAD))
 			break;
 	}
-	sl_remove_dead(sl, slot, sh, n, (struct sl_rec *)old);
+	sl_remove_dead(sl, slot, sh, n, h, (struct sl_rec *)old);
 out:
 	mantis_epoch_exit(slot);
 	return st;
@@ -822,17 +822,18 @@ mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 	for (; n != NULL && visited < max_visit; visited++) {
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
 		if (!(r & SL_DEAD) && expired((const struct sl_rec *)r, now)) {
-			struct hx_shard *sh = hx_shard_for(sl->shards, n->hash);
+			uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
+			struct hx_shard *sh = hx_shard_for(sl->shards, h);
 			hx_lock(sh);
 			/* Still THE node of its key (inv. 2), and still holding
 			 * the expired record: a put that swapped in a fresh one
 			 * makes the CAS fail, and that put wins.  The CAS is the
 			 * reclaim's linearization point, as for a delete. */
-			if (hx_find(sh, n->hash, sl_node_key(n), n->klen) == n &&
+			if (hx_find(sh, h, sl_node_key(n), n->klen) == n &&
 			    cas_word(&n->rec, r, r | SL_DEAD)) {
 				/* n stays allocated for this section, and its
 				 * frozen next[0] is still a valid way on. */
-				sl_remove_dead(sl, slot, sh, n, (struct sl_rec *)r);
+				sl_remove_dead(sl, slot, sh, n, h, (struct sl_rec *)r);
 				freed++;
 			} else {
 				hx_unlock(sh);

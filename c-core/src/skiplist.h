@@ -44,16 +44,18 @@ struct sl_rec {
  * (hash, rec, klen, and for short keys the key itself) sits in the first
  * cache line; a list step touches hash..next[level] and the key.
  *
- *   0        8        16     20      24              24+8h
- *   +--------+--------+------+-------+--- ... -------+-----+
- *   |  hash  |  rec   | klen |height | next[0..h-1]  | key |
- *   +--------+--------+------+-------+--- ... -------+-----+
- *             ^ low bit = DEAD  next[i] low bit = MARK
- *                               (level i frozen)
+ *   0        8      12      16              16+8h
+ *   +--------+------+-------+--- ... -------+-----+
+ *   |  rec   | klen |height | next[0..h-1]  | key |
+ *   +--------+------+-------+--- ... -------+-----+
+ *    ^ low bit = DEAD        next[i] low bit = MARK
+ *                            (level i frozen)
  *
- * hash, klen, height and the key are immutable after the node is linked.
+ * klen, height and the key are immutable after the node is linked.
  * Nothing else: the node is retired through its last record's epoch entry
- * (struct sl_rec), so a 16-byte key with a one-level tower is 48 bytes.
+ * (struct sl_rec), and its key's hash is recomputed where it is needed
+ * (delete and sweep hash the key anyway), so a 16-byte key with a
+ * one-level tower is 40 bytes.
  * Small nodes matter more than they seem: a descent touches one line per
  * node, but the nodes of a big list are spread over (node size x keys) of
  * memory, and every page of it is a TLB entry (a 2-D walk in a VM).
@@ -62,7 +64,6 @@ struct sl_rec {
  * slower (192-byte nodes instead of 80), so values stay apart.
  */
 struct sl_node {
-	uint64_t hash;
 	uintptr_t rec; /* struct sl_rec * | SL_DEAD */
 	uint32_t klen;
 	uint32_t height;
@@ -137,10 +138,10 @@ struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
 void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
-bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot);
-void hx_insert(struct hx_shard *sh, struct sl_node *n);
-void hx_remove(struct hx_shard *sh, struct sl_node *n,
-	       struct mantis_epoch_slot *slot);
+bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed);
+void hx_insert(struct hx_shard *sh, struct sl_node *n, uint64_t hash);
+void hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
+	       struct mantis_epoch_slot *slot, uint64_t seed);
 /* Frees the shard's table now (destruction only). */
 void hx_destroy(struct hx_shard *sh);
 
