@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // logTicks labels integer log10 positions with real values.
@@ -80,14 +81,27 @@ func groupedLogBars(title, ylabel string, categories, names []string, values map
 		p.Legend.Add(name, bars)
 	}
 	p.Y.Min = 0
-	p.Y.Max = math.Ceil(hi) - base + 0.6 // headroom for the legend
-	p.Legend.Top = true
-	p.NominalX(categories...)
+	p.Y.Max = math.Ceil(hi) - base + 1.2 // headroom for the legend
+	// Top left, text after the swatches: anchored at its start, legend
+	// text a viewer draws with a wider font than gonum's metrics cannot
+	// run into the swatches or off the edge (on the right it did both).
+	p.Legend.Top, p.Legend.Left = true, true
+	short := make([]string, len(categories))
+	for i, c := range categories {
+		short[i] = chartLabel(c)
+	}
+	p.NominalX(short...)
 	// Bar offsets are not part of the data range: pad so the outer bars
 	// of the first and last groups are not clipped.
-	p.X.Min, p.X.Max = -0.6, float64(len(categories))-0.4
-	p.X.Tick.Label.Rotation = 0.6
-	p.X.Tick.Label.XAlign = -1
+	// The last category's label slants right, past the plot: room for it.
+	p.X.Min, p.X.Max = -0.6, float64(len(categories))+1
+	// Labels start at their tick and slant down-right.  Anchored at
+	// their start, a viewer whose font is wider than the metrics gonum
+	// laid them out with only lengthens them downwards; labels that ended
+	// at the tick (right-aligned) grew back up into the bars.
+	p.X.Tick.Label.Rotation = -0.6
+	p.X.Tick.Label.XAlign = draw.XLeft
+	p.X.Tick.Label.YAlign = draw.YCenter
 	w := vg.Length(math.Max(6, 0.25*float64(len(categories)*len(names)))) * vg.Inch
 	return p.Save(w, 5*vg.Inch, path)
 }
@@ -193,6 +207,12 @@ func latencyChartRow(s Summary) bool {
 		return true
 	}
 	return false
+}
+
+// chartLabel shortens a row label for an axis: the defaults (uniform
+// keys, no fsync) go, what differs from them stays.
+func chartLabel(label string) string {
+	return strings.NewReplacer(" uniform", "", " no-sync", "").Replace(label)
 }
 
 // slug makes a row label a file-name part.
