@@ -20,7 +20,9 @@ import (
 // expired should be left out.  Appends may continue concurrently.
 //
 // The records must show every key in its state at seq or in a later state
-// the log holds: a view exactly at seq, or a "fuzzy" one read while
+// the log holds (durably: the log is fsynced before the snapshot is
+// renamed, so every write the view can show is): a view exactly at seq,
+// or a "fuzzy" one read while
 // writers go on (a lock-free index read without stopping them), where a
 // key may show a write numbered above seq or lack a key such a write
 // deleted.  Both recover to the same state, because recovery replays every
@@ -146,6 +148,15 @@ func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq2[Record, error]) (i
 	}
 	if err = f.Sync(); err != nil {
 		return info, fmt.Errorf("wal: fsync snapshot: %w", err)
+	}
+	// A fuzzy view may show writes above seq that are visible but not yet
+	// durable (SyncInterval, SyncNone: visible once written, before the
+	// fsync).  Once the snapshot is renamed, recovery trusts it and
+	// replays only what the log still has, so everything the view could
+	// have seen must be durable first: every such write was enqueued
+	// before it became visible, so one Sync now covers them all.
+	if err = l.Sync(); err != nil {
+		return info, err
 	}
 	err = f.Close()
 	f = nil
