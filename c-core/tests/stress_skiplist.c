@@ -2,7 +2,7 @@
  * stress_skiplist.c -- multi-threaded torture of the ordered index.
  * Usage: stress_skiplist THREADS SECONDS   (make test passes "2 2")
  *
- * Four phases, each a quarter of SECONDS, threads released together by a
+ * Five phases, each a fifth of SECONDS, threads released together by a
  * barrier (ck regressions style):
  *   1. disjoint inserts: every thread inserts its own keys; at the end all
  *      are present with their values, in order, counted right.
@@ -20,6 +20,8 @@
  *      earlier, while the other threads splice next to it; a scanner
  *      checks order and values throughout.  At the end exactly the ids the
  *      rule keeps are present.
+ *   5. puts and deletes of the same 4 keys by every thread (a put that
+ *      finds a node its swap then sees DEAD inserts a new one).
  * Exit status 0 on success; the first violation prints and exits 1.
  */
 #include <mantis.h>
@@ -524,6 +526,82 @@ phase_chase(double secs)
 	       (unsigned long long)total, (unsigned long long)want);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Phase 5: puts and deletes of the same few keys                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every thread puts and deletes the same 4 keys, so a put often finds a
+ * node in the index that a delete turns DEAD before the put's swap, and
+ * falls back to inserting a new node (regression: the record kept naming
+ * the dead node, which was then freed twice).  Values carry their key and
+ * generation; at the end every present key holds a valid value, and free()
+ * plus the leak check in main account for every node and record.
+ */
+static void *
+tight_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	uint64_t s = mix((uint64_t)t, 555) | 1;
+	uint8_t k[5], v[96];
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t id = r % 4;
+		make_key(k, 't', id);
+		if ((r >> 8) % 2 == 0) {
+			mantis_status st = mantis_skiplist_delete(sl, k, 5);
+			if (st != MANTIS_OK && st != MANTIS_NOT_FOUND)
+				FAIL("delete: %s", mantis_strerror(st));
+		} else {
+			uint32_t gen = (r >> 12) & 0xfffff;
+			size_t vl = make_value(v, id, gen);
+			if (mantis_skiplist_put(sl, k, 5, v, vl, gen, 0) != MANTIS_OK)
+				FAIL("put failed");
+			uint64_t seq;
+			mantis_status st = mantis_skiplist_get(sl, k, 5, 0, v, sizeof(v), &vl, &seq, NULL);
+			if (st == MANTIS_OK)
+				check_value(k, 5, v, vl, seq);
+			else if (st != MANTIS_NOT_FOUND)
+				FAIL("get: %s", mantis_strerror(st));
+		}
+	}
+	return NULL;
+}
+
+static void
+phase_tight(double secs)
+{
+	pthread_t th[256];
+	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+	pthread_barrier_destroy(&barrier);
+	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
+	for (int t = 0; t < nthreads; t++)
+		pthread_create(&th[t], NULL, tight_main, (void *)(intptr_t)t);
+	pthread_barrier_wait(&barrier);
+	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (int t = 0; t < nthreads; t++)
+		pthread_join(th[t], NULL);
+	uint64_t present = 0;
+	for (uint32_t id = 0; id < 4; id++) {
+		uint8_t k[5], v[96];
+		size_t vl;
+		uint64_t seq;
+		make_key(k, 't', id);
+		mantis_status st = mantis_skiplist_get(sl, k, 5, 0, v, sizeof(v), &vl, &seq, NULL);
+		if (st == MANTIS_OK) {
+			check_value(k, 5, v, vl, seq);
+			present++;
+		} else if (st != MANTIS_NOT_FOUND) {
+			FAIL("get: %s", mantis_strerror(st));
+		}
+	}
+	printf("phase 5: put/delete races on 4 keys, %llu present at end, values valid\n",
+	       (unsigned long long)present);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -538,10 +616,11 @@ main(int argc, char **argv)
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)
 		FAIL("new");
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
-	phase_disjoint(secs / 4);
-	phase_mixed(2, secs / 4);
-	phase_mixed(3, secs / 4);
-	phase_chase(secs / 4);
+	phase_disjoint(secs / 5);
+	phase_mixed(2, secs / 5);
+	phase_mixed(3, secs / 5);
+	phase_chase(secs / 5);
+	phase_tight(secs / 5);
 	pthread_barrier_destroy(&barrier);
 	mantis_skiplist_free(sl);
 	mantis_alloc_get_stats(&a1);
