@@ -68,13 +68,14 @@ type index interface {
 	// replay applies one logged PUT, DELETE or whole BATCH (atomically).
 	replay(r wal.Record) error
 	// checkpointView returns the live records (not expired at now) in
-	// ascending key order, each with a sequence number <= seq, until
-	// release.  It is called with every write up to seq published and new
-	// ones held off; the records are read after writers resume, and may
-	// show each key at seq or in any later state (wal.WriteSnapshot: a
-	// fuzzy view recovers to the same state, since recovery replays every
-	// write after seq).  An error while reading abandons the snapshot.
-	checkpointView(seq uint64, now int64) (recs iter.Seq2[wal.Record, error], release func(), err error)
+	// ascending key order, each with a sequence number <= seq.  It is
+	// called with every write up to seq published and new ones held off;
+	// the records are read after writers resume, and may show each key at
+	// seq or in any later state (wal.WriteSnapshot: a fuzzy view recovers
+	// to the same state, since recovery replays every write after seq,
+	// which the log makes durable before the snapshot counts).  An error
+	// while reading abandons the snapshot.
+	checkpointView(seq uint64, now int64) (recs iter.Seq2[wal.Record, error], err error)
 }
 
 // walHooks are test-only knobs (see export_test.go): a fault-injecting
@@ -318,12 +319,11 @@ func (d *durability) checkpoint() error {
 	d.seqMu.Lock()
 	seq := d.seq
 	d.seqMu.Unlock()
-	recs, release, err := d.idx.checkpointView(seq, d.lim.now())
+	recs, err := d.idx.checkpointView(seq, d.lim.now())
 	d.gate.Unlock()
 	if err != nil {
 		return err
 	}
-	defer release()
 	_, err = d.log.WriteSnapshotFrom(seq, recs)
 	return walError(err)
 }

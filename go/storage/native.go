@@ -544,9 +544,9 @@ const ckptChunk = 1 << 20
 // key's own last number: the core numbers writes itself and its numbers
 // are not the log's.  seq is a correct bound (wal.WriteSnapshot) and
 // recovery reads only the header's number.
-func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], func(), error) {
+func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], error) {
 	if e.isClosed() {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	recs := func(yield func(wal.Record, error) bool) {
 		buf := make([]byte, ckptChunk)
@@ -582,5 +582,5 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Reco
 			start, exclusive = append(start[:0], last...), true
 		}
 	}
-	return recs, func() {}, nil
+	return recs, nil
 }

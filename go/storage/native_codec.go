@@ -29,11 +29,13 @@ func nextScanEntry(buf []byte, off int) (key, value []byte, next int, ok bool) {
 		return nil, nil, 0, false
 	}
 	r := buf[off:]
-	kl := int(binary.LittleEndian.Uint32(r))
-	vl := int(binary.LittleEndian.Uint32(r[4:]))
-	if kl > len(r)-scanEntryHeaderSize || vl > len(r)-scanEntryHeaderSize-kl {
+	// Compared as uint64: int(uint32) can be negative where int is 32 bits.
+	kl64 := uint64(binary.LittleEndian.Uint32(r))
+	vl64 := uint64(binary.LittleEndian.Uint32(r[4:]))
+	if kl64+vl64 > uint64(len(r)-scanEntryHeaderSize) {
 		return nil, nil, 0, false
 	}
+	kl, vl := int(kl64), int(vl64)
 	k := r[scanEntryHeaderSize : scanEntryHeaderSize+kl : scanEntryHeaderSize+kl]
 	v := r[scanEntryHeaderSize+kl : scanEntryHeaderSize+kl+vl : scanEntryHeaderSize+kl+vl]
 	return k, v, off + scanEntryHeaderSize + kl + vl, true

@@ -442,11 +442,11 @@ func (e *pureEngine) replayLocked(r wal.Record) {
 
 // checkpointView clones the tree (O(1), copy-on-write) and yields the
 // clone's live entries; writers go on against the original meanwhile.
-func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], func(), error) {
+func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	clone := e.tree.Copy()
 	e.mu.Unlock()
@@ -459,5 +459,5 @@ func (e *pureEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record
 				Key: it.key(), Value: it.value()}, nil)
 		})
 	}
-	return recs, func() {}, nil
+	return recs, nil
 }

@@ -21,7 +21,10 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 	buf := nextPageBuf(pg)
 	budget := len(buf)
 	buf, ents := buf[:0], pg.ents[:0]
-	var now int64 // read at the first entry that can expire (see lookup)
+	// Read at the first entry that can expire (see lookup), under the
+	// read lock: Options.Clock must be cheap and must not call back into
+	// the engine (time.Now, or a test clock).
+	var now int64
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {

@@ -29,6 +29,10 @@ var ErrCrashed = errors.New("vfs: the machine crashed")
 //     remove not followed by SyncDir of its directory is undone; a file
 //     created and fsynced but whose directory was never synced is lost).
 //
+// It models the most lossy outcome a power cut allows, not the others (a
+// subset of the unsynced writes surviving, a size extended with zeros);
+// torn tails are tested by cutting and zeroing files directly.
+//
 // Crash then rewrites the tree to that state.  Directories are assumed
 // durable once created, and the Lock file is not tracked (it holds no
 // data).  Safe for concurrent use; every operation takes one mutex, which
@@ -112,6 +116,7 @@ func (c *Crash) op(fn func() error) error {
 }
 
 func (c *Crash) open(name string, fn func() (*os.File, error)) (File, error) {
+	name = filepath.Clean(name)
 	var cf *crashFile
 	err := c.op(func() error {
 		f, err := fn()
@@ -154,6 +159,7 @@ func (c *Crash) Rename(oldname, newname string) error {
 		if err := os.Rename(oldname, newname); err != nil {
 			return err
 		}
+		oldname, newname := filepath.Clean(oldname), filepath.Clean(newname)
 		if id, ok := c.cur[oldname]; ok {
 			delete(c.cur, oldname)
 			c.cur[newname] = id
@@ -167,7 +173,7 @@ func (c *Crash) Remove(name string) error {
 		if err := os.Remove(name); err != nil {
 			return err
 		}
-		delete(c.cur, name)
+		delete(c.cur, filepath.Clean(name))
 		return nil
 	})
 }
@@ -188,6 +194,7 @@ func (c *Crash) SyncDir(dir string) error {
 		if err := OS.SyncDir(dir); err != nil {
 			return err
 		}
+		dir := filepath.Clean(dir)
 		m := map[string]int{}
 		for path, id := range c.cur {
 			if filepath.Dir(path) == dir {
