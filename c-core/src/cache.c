@@ -75,8 +75,9 @@
  *     between calls is only its slot number (tl_tid).  Threads beyond
  *     READER_SLOTS, and threads whose number was returned at exit, share
  *     SPARE_SLOTS slots through a try-lock (a CAS per outermost read).
- *   - A view callback may read the same cache again: the inner read nests
- *     in the outer section (slot depth) and changes nothing else.
+ *   - A view callback may read the same cache again: the inner read finds
+ *     its slot's seq odd, runs inside the outer section and leaves seq to
+ *     the outer read.
  *
  * Invariants (per shard, whenever the mutex is free)
  * --------------------------------------------------
@@ -291,7 +292,6 @@ struct rslot {
 	/* Odd while a section runs on this slot (invariant 7).  Written by
 	 * the owner only (load + store, no RMW); read by reclaiming writers. */
 	_Atomic uint64_t seq;
-	unsigned depth;	       /* owner only: nested sections (view -> get) */
 	_Atomic unsigned busy; /* spare slots only: try-lock */
 	struct rslot *outer;   /* spare slots only: owner's tl_spare before */
 	/* Owner-written, summed by stats_get. */
@@ -478,7 +478,7 @@ spare_acquire(struct mantis_cache *c)
 {
 	uintptr_t a = (uintptr_t)tl_spare, lo = (uintptr_t)c->readers;
 	if (a >= lo && a < lo + sizeof(c->readers))
-		return tl_spare; /* nested read of this cache: already ours */
+		return tl_spare; /* nested read of this cache: seq is odd */
 	for (;;) {
 		for (unsigned i = READER_SLOTS; i < NSLOTS; i++) {
 			struct rslot *r = &c->readers[i];
@@ -498,41 +498,46 @@ spare_acquire(struct mantis_cache *c)
 	}
 }
 
-/* Opens (or nests in) a read section on this thread's slot. */
+/*
+ * Opens a read section on this thread's slot, or joins the one already
+ * open on it (a read from inside a view callback): *outer says which, and
+ * only the outer read closes it.
+ */
 static inline struct rslot *
-reader_enter(struct mantis_cache *c)
+reader_enter(struct mantis_cache *c, bool *outer)
 {
 	int t = tl_tid;
 	if (__builtin_expect(t == 0, 0))
 		t = tid_assign();
 	struct rslot *r = t > 0 ? &c->readers[t - 1] : spare_acquire(c);
-	if (r->depth++ == 0) {
-		uint64_t q = atomic_load_explicit(&r->seq, memory_order_relaxed) + 1;
-		if (c->asym) {
-			/* Relaxed: only this thread writes seq.  BARRIER_R is
-			 * the writer's membarrier; the compiler barrier keeps
-			 * the store before the section's loads in our code. */
-			atomic_store_explicit(&r->seq, q, memory_order_relaxed);
-			atomic_signal_fence(memory_order_seq_cst);
-		} else {
-			/* BARRIER_R: a seq_cst exchange (xchg; swpal on arm64)
-			 * orders store(seq) before every load of the section. */
-			atomic_exchange_explicit(&r->seq, q, memory_order_seq_cst);
-		}
+	/* Relaxed: only this thread writes seq. */
+	uint64_t q = atomic_load_explicit(&r->seq, memory_order_relaxed);
+	*outer = (q & 1) == 0;
+	if (!*outer)
+		return r;
+	if (c->asym) {
+		/* BARRIER_R is the writer's membarrier; the compiler barrier
+		 * keeps the store before the section's loads in our code. */
+		atomic_store_explicit(&r->seq, q + 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		/* BARRIER_R: a seq_cst exchange (xchg; swpal on arm64)
+		 * orders store(seq) before every load of the section. */
+		atomic_exchange_explicit(&r->seq, q + 1, memory_order_seq_cst);
 	}
 	return r;
 }
 
 static inline void
-reader_exit(struct mantis_cache *c, struct rslot *r)
+reader_exit(struct mantis_cache *c, struct rslot *r, bool outer)
 {
-	if (--r->depth == 0)
-		/* Release: the section's loads happen before a writer that
-		 * acquires this value frees what they saw. */
-		atomic_store_explicit(&r->seq,
-				      atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
-				      memory_order_release);
-	if (r->depth == 0 && r >= &c->readers[READER_SLOTS]) {
+	if (!outer)
+		return;
+	/* Release: the section's loads happen before a writer that acquires
+	 * this value frees what they saw. */
+	atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+			      memory_order_release);
+	if (r >= &c->readers[READER_SLOTS]) {
 		tl_spare = r->outer;
 		/* Release: hands the slot (seq, counters) to the next owner. */
 		atomic_store_explicit(&r->busy, 0, memory_order_release);
@@ -1032,11 +1037,33 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 	return MANTIS_OK;
 }
 
+/* A read met an expired entry: unlink it if the shard lock is free. */
+static __attribute__((noinline, cold)) void
+reclaim_expired(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key,
+		size_t klen, uint64_t now)
+{
+	if (pthread_mutex_trylock(&s->mu) != 0)
+		return; /* a writer or the sweep will */
+	/* Re-check under the lock: a writer may have moved on. */
+	struct table *ct = shard_table(s);
+	size_t at = table_find(ct, h, key, klen);
+	if (at != SIZE_MAX) {
+		struct entry *x = slot_load(ct, at, memory_order_relaxed);
+		if (expired(x, now)) {
+			shard_unlink(s, ct, at, x);
+			counter_inc(&s->expirations);
+			shard_poll(c, s, false);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 /*
- * Lock-free lookup inside the caller's epoch section.  Returns the entry,
- * or NULL on a miss; an expired entry is reclaimed if the shard lock is free.
+ * Lock-free lookup inside the caller's read section.  Returns the entry,
+ * or NULL on a miss.  The rare expired path lives out of line, so the hit
+ * path is one straight probe loop in get and view.
  */
-static struct entry *
+static inline __attribute__((always_inline)) struct entry *
 lookup(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key, size_t klen,
        uint64_t now)
 {
@@ -1059,21 +1086,7 @@ lookup(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key, siz
 			atomic_store_explicit(&e->stamp, next_stamp(era), memory_order_relaxed);
 			return e;
 		}
-		if (pthread_mutex_trylock(&s->mu) == 0) {
-			/* Re-check under the lock: a writer may have moved on. */
-			struct table *ct = shard_table(s);
-			size_t at = table_find(ct, h, key, klen);
-			if (at != SIZE_MAX) {
-				struct entry *x =
-					slot_load(ct, at, memory_order_relaxed);
-				if (expired(x, now)) {
-					shard_unlink(s, ct, at, x);
-					counter_inc(&s->expirations);
-					shard_poll(c, s, false);
-				}
-			}
-			pthread_mutex_unlock(&s->mu);
-		}
+		reclaim_expired(c, s, h, key, klen, now);
 		return NULL;
 	}
 }
@@ -1089,7 +1102,8 @@ mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 		return MANTIS_INVALID;
 	uint64_t h = hash_key(c->seed, key, key_len);
 	struct shard *s = shard_for(c, h);
-	struct rslot *p = reader_enter(c);
+	bool outer;
+	struct rslot *p = reader_enter(c, &outer);
 	struct entry *e = lookup(c, s, h, key, key_len, now);
 	if (e == NULL) {
 		counter_inc(&p->misses);
@@ -1106,7 +1120,7 @@ mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 			st = MANTIS_OK;
 		}
 	}
-	reader_exit(c, p);
+	reader_exit(c, p, outer);
 	return st;
 }
 
@@ -1121,7 +1135,8 @@ mantis_cache_view(mantis_cache *c, const void *key, size_t key_len, uint64_t now
 		return MANTIS_INVALID;
 	uint64_t h = hash_key(c->seed, key, key_len);
 	struct shard *s = shard_for(c, h);
-	struct rslot *p = reader_enter(c);
+	bool outer;
+	struct rslot *p = reader_enter(c, &outer);
 	struct entry *e = lookup(c, s, h, key, key_len, now);
 	if (e == NULL) {
 		counter_inc(&p->misses);
@@ -1130,7 +1145,7 @@ mantis_cache_view(mantis_cache *c, const void *key, size_t key_len, uint64_t now
 		counter_inc(&p->hits);
 		fn(ctx, e->data + e->klen, e->vlen);
 	}
-	reader_exit(c, p);
+	reader_exit(c, p, outer);
 	return st;
 }
 
