@@ -32,15 +32,16 @@
  * acquire/release (TSan models them exactly; CK's builtin port in TSan
  * builds is volatile + __sync_synchronize, which it does not).
  *
- * Why not ck_epoch for reclamation (it was used here first): measured with
- * perf, a get-hit was ~45 ns (of ~260) slower with it than with no
- * reclamation at all, and the cost was the two locked instructions every
- * read paid: the CAS that borrowed a pooled record and the xchg in
- * ck_epoch_begin (the store-load fence any epoch or hazard scheme needs).
- * Removing the CAS alone gained nothing; removing both gained the 45 ns: a
- * locked instruction keeps the CPU from overlapping one get's cache misses
- * with the next get's, which is where a memory-bound read's throughput
- * comes from.  So reads here execute no locked instruction and no fence:
+ * Why not ck_epoch for reclamation (it was used here first): a get-hit
+ * (1M keys, one thread, CPU time per get on a shared 2-vCPU VM) took
+ * ~250 ns with it and 15-45 ns less with no reclamation at all, and that
+ * cost was the two locked instructions every read paid: the CAS that
+ * borrowed a pooled record and the xchg in ck_epoch_begin (the store-load
+ * fence any epoch or hazard scheme needs).  Removing the CAS alone gained
+ * nothing; removing both gained it all: a locked instruction keeps the
+ * CPU from overlapping one get's cache misses with the next get's, which
+ * is where a memory-bound read's throughput comes from.  So reads here
+ * execute no locked instruction and no fence:
  *   - each thread gets a dedicated reader slot (a process-wide thread id,
  *     returned to a free list when the thread exits), so no CAS to own it;
  *   - the store-load fence moves to the writer side: before a writer
@@ -48,7 +49,7 @@
  *     membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full
  *     barrier on every thread of the process (the asymmetric fence of
  *     liburcu's urcu-memb and folly's hazard pointers).  Writers pay a
- *     syscall per reclaimed batch (>= POLL_EVERY retirements or POLL_BYTES
+ *     syscall per reclaimed batch (POLL_EVERY retirements or poll_bytes
  *     bytes), readers pay nothing.
  * Where membarrier is missing (non-Linux, seccomp, old kernels) and in
  * TSan builds (TSan does not model membarrier), a reader's store is a
@@ -191,8 +192,19 @@
 #define DEFAULT_SAMPLES 8
 #define MAX_SAMPLES 64
 #define MIN_TABLE 16
-#define POLL_EVERY 64		  /* retirements per grace-period batch      */
-#define POLL_BYTES (1u << 20)	  /* ... or retired bytes (large values)     */
+/*
+ * A grace-period batch closes at POLL_EVERY retirements or at
+ * min(POLL_BYTES, shard budget / 16) retired bytes, whichever comes first.
+ * Each batch costs one membarrier, which interrupts every CPU running one
+ * of our threads (an IPI: several microseconds in a VM).  At 64 per batch
+ * a 90/10 get/put mix on 2 threads lost ~20% to those interrupts; at 1024
+ * they are amortised.  What waits for reclamation is at most two batches
+ * per shard (pending, and waiting for the readers of its snapshot), each
+ * under poll_bytes plus the entry that closed it: with small entries
+ * about 1/8 of the budget for small caches, ~2 MiB per shard for large.
+ */
+#define POLL_EVERY 1024
+#define POLL_BYTES (1u << 20)
 #define SEQ_BITS 24
 #define DEFAULT_SWEEP_SLOTS 1024
 
@@ -281,6 +293,7 @@ struct shard {
 	struct table *pend_t;
 	size_t pend_n;
 	size_t pend_bytes; /* a count alone strands big values */
+	size_t poll_bytes; /* pend_bytes that closes a batch (POLL_BYTES) */
 	/* One batch waiting for the sections in snap_* to end. */
 	struct entry *wait_e;
 	struct table *wait_t;
@@ -628,7 +641,7 @@ shard_poll(struct mantis_cache *c, struct shard *s, bool force)
 	}
 	if (s->pend_e == NULL && s->pend_t == NULL)
 		return;
-	if (!force && s->pend_n < POLL_EVERY && s->pend_bytes < POLL_BYTES)
+	if (!force && s->pend_n < POLL_EVERY && s->pend_bytes < s->poll_bytes)
 		return;
 	if (!writer_barrier(c))
 		return;
@@ -923,6 +936,7 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 			goto nomem;
 		atomic_init(&s->table, t);
 		s->budget = c->budget / p + (i < c->budget % p ? 1 : 0);
+		s->poll_bytes = s->budget / 16 < POLL_BYTES ? s->budget / 16 : POLL_BYTES;
 		s->rng = mantis_mix64(c->seed + i + 1) | 1;
 		atomic_init(&s->era, 1);
 		pthread_mutex_init(&s->mu, NULL);
