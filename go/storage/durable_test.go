@@ -76,6 +76,16 @@ func sameContents(t testing.TB, got, want map[string]string) {
 	}
 }
 
+// fatalOn returns a check that fails t at once on a non-nil error.
+func fatalOn(t testing.TB) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestDurableReopen(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, ec engineCase) {
 		dir := t.TempDir()
@@ -85,12 +95,7 @@ func TestDurableReopen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		must := func(err error) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		must := fatalOn(t)
 		must(e.Put([]byte("a"), []byte("1")))
 		must(e.Put([]byte("b"), []byte("2")))
 		must(e.Put([]byte("bin\x00\xff"), []byte{0, 1, 0xff}))
@@ -470,12 +475,7 @@ func TestCheckpointKeepsBatchesWhole(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				must := func(err error) {
-					t.Helper()
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
+				must := fatalOn(t)
 				must(e.Put([]byte("a"), []byte("old")))
 				filler := bytes.Repeat([]byte("x"), 64<<10)
 				for i := 0; i < 64; i++ { // 4 MiB between a and z: several scan pages
