@@ -414,7 +414,11 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  *
  * Thread safety: every function may run concurrently from any number of
  * threads, except mantis_cache_free.  Reads take no lock on the hit path.
- * No thread-local state is kept between calls (Go goroutines may migrate).
+ * No read section outlives a call, so a caller may move between OS threads
+ * between calls (Go goroutines do); a thread keeps only its reader-slot
+ * number between calls, returned when it exits.  On Linux, reads execute no
+ * atomic read-modify-write or fence; writers pay one membarrier(2) per batch
+ * of retired entries.
  * A read never returns a value older than the last put or delete of that
  * key that returned before the read started.
  */
