@@ -54,6 +54,36 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * Runs one phase's threads: each of fns[0..nfns) on every thread index
+ * 0..nthreads-1 (passed as the argument), plus extra (when not NULL) on one
+ * more thread, all released together through the barrier; secs later it
+ * sets stop and joins them all.
+ */
+static void
+run_threads(void *(*const fns[])(void *), int nfns, void *(*extra)(void *), double secs)
+{
+	pthread_t th[2 * 256 + 1];
+	int n = 0;
+	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+	pthread_barrier_destroy(&barrier);
+	pthread_barrier_init(&barrier, NULL, (unsigned)(nfns * nthreads + (extra != NULL) + 1));
+	for (int t = 0; t < nthreads; t++)
+		for (int f = 0; f < nfns; f++)
+			pthread_create(&th[n++], NULL, fns[f], (void *)(intptr_t)t);
+	if (extra != NULL)
+		pthread_create(&th[n++], NULL, extra, NULL);
+	pthread_barrier_wait(&barrier);
+	double end = now_s() + secs;
+	while (now_s() < end) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 static uint64_t
 mix(uint64_t a, uint64_t b)
 {
@@ -191,19 +221,11 @@ scan_all_cb(void *arg, const mantis_skiplist_entry *e)
 static void
 phase_disjoint(double secs)
 {
-	pthread_t th[256];
-	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
-	for (int t = 0; t < nthreads; t++)
-		pthread_create(&th[t], NULL, disjoint_main, (void *)(intptr_t)t);
-	pthread_barrier_wait(&barrier);
-	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
-	nanosleep(&ts, NULL);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	void *(*const fns[])(void *) = {disjoint_main};
+	run_threads(fns, 1, NULL, secs);
 	uint64_t total = 0;
-	for (int t = 0; t < nthreads; t++) {
-		pthread_join(th[t], NULL);
+	for (int t = 0; t < nthreads; t++)
 		total += inserted[t];
-	}
 	for (int t = 0; t < nthreads; t++)
 		for (uint32_t n = 0; n < inserted[t]; n++) {
 			uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
@@ -375,9 +397,7 @@ reader_main(void *arg)
 static void
 phase_mixed(int which, double secs)
 {
-	pthread_t w[256], r[256];
 	phase = which;
-	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
 	if (which == 3) {
 		uint8_t k[5], v[96];
 		for (uint32_t i = 0; i < 2 * STABLE_KEYS; i += 2) {
@@ -387,23 +407,10 @@ phase_mixed(int which, double secs)
 				FAIL("seed put");
 		}
 	}
-	pthread_barrier_destroy(&barrier);
-	pthread_barrier_init(&barrier, NULL, (unsigned)(2 * nthreads + 1));
-	for (int t = 0; t < nthreads; t++) {
-		pthread_create(&w[t], NULL, writer_main, (void *)(intptr_t)t);
-		pthread_create(&r[t], NULL, reader_main, (void *)(intptr_t)t);
-	}
-	pthread_barrier_wait(&barrier);
-	double end = now_s() + secs;
-	while (now_s() < end) {
-		struct timespec ts = {0, 20 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	void *(*const fns[])(void *) = {writer_main, reader_main};
+	run_threads(fns, 2, NULL, secs);
 	uint64_t wops = 0, rops = 0;
 	for (int t = 0; t < nthreads; t++) {
-		pthread_join(w[t], NULL);
-		pthread_join(r[t], NULL);
 		wops += ops_done[t];
 		rops += ops_done[256 + t];
 	}
@@ -484,23 +491,11 @@ chase_reader_main(void *arg)
 static void
 phase_chase(double secs)
 {
-	pthread_t th[256], rd;
-	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
-	pthread_barrier_destroy(&barrier);
-	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 2);
-	for (int t = 0; t < nthreads; t++)
-		pthread_create(&th[t], NULL, chase_main, (void *)(intptr_t)t);
-	pthread_create(&rd, NULL, chase_reader_main, NULL);
-	pthread_barrier_wait(&barrier);
-	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
-	nanosleep(&ts, NULL);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-	pthread_join(rd, NULL);
+	void *(*const fns[])(void *) = {chase_main};
+	run_threads(fns, 1, chase_reader_main, secs);
 	uint64_t want = 0, total = 0;
-	for (int t = 0; t < nthreads; t++) {
-		pthread_join(th[t], NULL);
+	for (int t = 0; t < nthreads; t++)
 		total += inserted[t];
-	}
 	for (int t = 0; t < nthreads; t++)
 		for (uint32_t n = 0; n < inserted[t]; n++) {
 			uint32_t id = n * (uint32_t)nthreads + (uint32_t)t;
@@ -572,18 +567,8 @@ tight_main(void *arg)
 static void
 phase_tight(double secs)
 {
-	pthread_t th[256];
-	__atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
-	pthread_barrier_destroy(&barrier);
-	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
-	for (int t = 0; t < nthreads; t++)
-		pthread_create(&th[t], NULL, tight_main, (void *)(intptr_t)t);
-	pthread_barrier_wait(&barrier);
-	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
-	nanosleep(&ts, NULL);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-	for (int t = 0; t < nthreads; t++)
-		pthread_join(th[t], NULL);
+	void *(*const fns[])(void *) = {tight_main};
+	run_threads(fns, 1, NULL, secs);
 	uint64_t present = 0;
 	for (uint32_t id = 0; id < 4; id++) {
 		uint8_t k[5], v[96];
