@@ -152,12 +152,14 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 			}, now)
 		},
 		Apply: func(r wal.Record) error {
-			if r.Type == wal.TypeBatch {
+			// A batch's records are walked here only until the first
+			// expiry is seen: the engine's replay decodes them again.
+			if r.Type != wal.TypeBatch {
+				noteExpiry(r)
+			} else if !lim.mayExpire.Load() {
 				for n := range wal.BatchRecords(r) {
 					noteExpiry(n)
 				}
-			} else {
-				noteExpiry(r)
 			}
 			return idx.replay(r)
 		},
