@@ -6,7 +6,8 @@
  *
  * Input layout:
  *   byte 0   mode: bit 0 = "script" (else the rest is a raw batch), bit 1 =
- *            small limits (max_key_size 8, max_value_size 32)
+ *            small limits (max_key_size 8, max_value_size 32), bits 2..7 =
+ *            the key+value budget of mantis_db_scan_entries / 4 (0 = none)
  *   byte 1   scan buffer capacity (0..255 bytes; grown on TOO_SMALL)
  *   rest     raw mode: the batch bytes as given, so every validation path
  *            (truncation, CRC, field rules, types, limits) meets arbitrary
@@ -30,7 +31,8 @@
  *   4. a full scan through a small buffer returns codec records that decode
  *      cleanly, in strictly ascending key order, each equal to a get of its
  *      key, as many as the model has live keys; a TOO_SMALL answer names a
- *      size that then works.
+ *      size that then works; a scan-entries budget bounds the key+value
+ *      bytes of every call that returns more than one entry.
  */
 #include <mantis.h>
 
@@ -187,7 +189,8 @@ next_scan_entry(const uint8_t *buf, size_t len, size_t *off, mantis_record *r)
  * first record does not fit), in codec records or, with entries, in the
  * scan-entry framing, checking every record against the model. */
 static size_t
-scan_all(mantis_db *db, bool entries, size_t cap, const mantis_record *recs, size_t nrecs)
+scan_all(mantis_db *db, bool entries, size_t cap, size_t budget, const mantis_record *recs,
+	 size_t nrecs)
 {
 	uint8_t *buf = cap ? malloc(cap) : NULL;
 	uint8_t *start = NULL;
@@ -198,9 +201,10 @@ scan_all(mantis_db *db, bool entries, size_t cap, const mantis_record *recs, siz
 		size_t len = 0, count = 0;
 		bool done = false;
 		mantis_status st =
-		    (entries ? mantis_db_scan_entries : mantis_db_scan)(db, start, start_len, excl, NULL,
-									 0, 0, buf, cap, &len, &count,
-									 &done);
+		    entries ? mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 0, buf,
+						     cap, budget, &len, &count, &done)
+			    : mantis_db_scan(db, start, start_len, excl, NULL, 0, 0, buf, cap, &len,
+					     &count, &done);
 		if (st == MANTIS_BUFFER_TOO_SMALL) {
 			CHECK(count == 0 && len > cap);
 			cap = len;
@@ -213,7 +217,7 @@ scan_all(mantis_db *db, bool entries, size_t cap, const mantis_record *recs, siz
 		CHECK(count > 0 || done);
 		mantis_codec_iter it;
 		mantis_record r;
-		size_t seen = 0;
+		size_t seen = 0, payload = 0;
 		size_t off = 0;
 		mantis_codec_iter_init(&it, buf, len);
 		while ((st = entries ? next_scan_entry(buf, len, &off, &r)
@@ -233,8 +237,11 @@ scan_all(mantis_db *db, bool entries, size_t cap, const mantis_record *recs, siz
 			start_len = r.key_len;
 			excl = true;
 			seen++;
+			payload += r.key_len + r.value_len;
 		}
 		CHECK(st == MANTIS_END && seen == count);
+		/* A budget bounds the key+value bytes of all but a lone entry. */
+		CHECK(!entries || budget == 0 || seen <= 1 || payload <= budget);
 		total += seen;
 		if (done)
 			break;
@@ -251,6 +258,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t mode = data[0];
 	size_t scan_cap = data[1];
+	size_t scan_budget = (size_t)(mode >> 2) * 4;
 	size_t len = 0;
 	uint8_t *batch;
 	if (mode & 1) {
@@ -279,8 +287,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(st != MANTIS_NOMEM);
 		CHECK(stats.keys == 0 && stats.puts == 0 && stats.deletes == 0);
 		CHECK(bad < len);
-		CHECK(scan_all(db, false, scan_cap, NULL, 0) == 0);
-		CHECK(scan_all(db, true, scan_cap, NULL, 0) == 0);
+		CHECK(scan_all(db, false, scan_cap, 0, NULL, 0) == 0);
+		CHECK(scan_all(db, true, scan_cap, scan_budget, NULL, 0) == 0);
 	} else {
 		/* Property 3: decode the batch independently, replay as a model. */
 		size_t n = 0, capr = 16;
@@ -309,8 +317,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		CHECK(stats.keys == live);
 		/* Property 4. */
-		CHECK(scan_all(db, false, scan_cap, recs, n) == live);
-		CHECK(scan_all(db, true, scan_cap, recs, n) == live);
+		CHECK(scan_all(db, false, scan_cap, 0, recs, n) == live);
+		CHECK(scan_all(db, true, scan_cap, scan_budget, recs, n) == live);
 		free(recs);
 	}
 	mantis_db_close(db);

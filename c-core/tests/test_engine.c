@@ -411,7 +411,7 @@ test_scan_entries(void **state)
 	while (!done) {
 		size_t used = 0, cnt = 0;
 		assert_int_equal(mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 1000,
-							buf, sizeof(buf), &used, &cnt, &done),
+							buf, sizeof(buf), 0, &used, &cnt, &done),
 				 MANTIS_OK);
 		size_t off = 0, seen = 0;
 		while (off < used) {
@@ -443,17 +443,82 @@ test_scan_entries(void **state)
 
 	/* First entry does not fit: exactly the size it needs. */
 	size_t used, cnt;
-	assert_int_equal(mantis_db_scan_entries(db, "k001", 4, false, NULL, 0, 1000, buf, 8,
+	assert_int_equal(mantis_db_scan_entries(db, "k001", 4, false, NULL, 0, 1000, buf, 8, 0,
 						&used, &cnt, &done),
 			 MANTIS_BUFFER_TOO_SMALL);
 	assert_int_equal(used, MANTIS_SCAN_ENTRY_HEADER_SIZE + 4 + strlen("value-1-x"));
 	assert_int_equal(cnt, 0);
-	assert_int_equal(mantis_db_scan_entries(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, &used,
+	assert_int_equal(mantis_db_scan_entries(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, 0, &used,
 						&cnt, &done),
 			 MANTIS_INVALID);
-	assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 0, NULL, 16, &used,
+	assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 0, NULL, 16, 0, &used,
 						&cnt, &done),
 			 MANTIS_INVALID);
+	mantis_db_close(db);
+}
+
+/*
+ * The budget of mantis_db_scan_entries bounds a call by key+value bytes,
+ * not by the framed size: with 20-byte entries (4-byte key, 16-byte
+ * value) a budget of 100 returns exactly 5 and 99 returns 4, the first
+ * entry comes whatever the budget, cap still bounds the call, and paging
+ * with a small budget returns every entry once.
+ */
+static void
+test_scan_entries_budget(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	char k[8];
+	for (int i = 0; i < 50; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		assert_int_equal(put_s(db, k, "0123456789abcdef", 0), MANTIS_OK);
+	}
+	const size_t ent = MANTIS_SCAN_ENTRY_HEADER_SIZE + 20;
+	uint8_t buf[4096];
+	size_t used, cnt;
+	bool done;
+	static const struct {
+		size_t cap, budget, want;
+	} cases[] = {
+	    {sizeof(buf), 100, 5}, {sizeof(buf), 99, 4},      {sizeof(buf), 1, 1},
+	    {sizeof(buf), 0, 50},  {3 * ent, 1000, 3}, {sizeof(buf), 20, 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 1000, buf,
+							cases[i].cap, cases[i].budget, &used,
+							&cnt, &done),
+				 MANTIS_OK);
+		assert_int_equal(cnt, cases[i].want);
+		assert_int_equal(used, cnt * ent);
+		assert_int_equal(done, cnt == 50);
+	}
+	/* The end bound still ends the range inside the budget. */
+	assert_int_equal(mantis_db_scan_entries(db, "k010", 4, false, "k012", 4, 1000, buf,
+						sizeof(buf), 100, &used, &cnt, &done),
+			 MANTIS_OK);
+	assert_int_equal(cnt, 2);
+	assert_true(done);
+	/* Paging with a budget of two entries visits each key once. */
+	char start[8];
+	size_t start_len = 0, total = 0;
+	bool excl = false;
+	for (done = false; !done; excl = true) {
+		assert_int_equal(mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 1000,
+							buf, sizeof(buf), 40, &used, &cnt, &done),
+				 MANTIS_OK);
+		assert_true(cnt == 2 || (done && cnt <= 2));
+		for (size_t j = 0; j < cnt; j++) {
+			snprintf(k, sizeof(k), "k%03zu", total + j);
+			assert_memory_equal(buf + j * ent + MANTIS_SCAN_ENTRY_HEADER_SIZE, k, 4);
+		}
+		if (cnt != 0) {
+			memcpy(start, buf + (cnt - 1) * ent + MANTIS_SCAN_ENTRY_HEADER_SIZE, 4);
+			start_len = 4;
+		}
+		total += cnt;
+	}
+	assert_int_equal(total, 50);
 	mantis_db_close(db);
 }
 
@@ -863,6 +928,7 @@ main(void)
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_entries),
+	    cmocka_unit_test(test_scan_entries_budget),
 	    cmocka_unit_test(test_alloc_failures),
 	    cmocka_unit_test(test_batch_atomic_under_readers),
 	    cmocka_unit_test(test_sweep_model),

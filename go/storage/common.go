@@ -21,10 +21,16 @@ const maxBatchBytes = codec.MaxBatchSize
 
 var errBadOp = errors.New("mantisdb: invalid batch operation")
 
-// Iterator fetch sizes, shared by both engines so they fetch alike.
+// Iterator fetch sizes, shared by both engines so they fetch alike: a
+// fill's budget counts key and value bytes only, whatever the framing.
 const (
-	iterFirstBuf = 4 << 10  // short scans (a prefix, a page) stay small
-	iterBufSize  = 64 << 10 // steady-state buffer: many records per call
+	iterFirstBudget = 4 << 10  // short scans (a prefix, a page) stay small
+	iterMaxBudget   = 64 << 10 // steady-state budget: many records per call
+	// iterPoolBuf is a pooled page buffer: the largest budget plus room
+	// for the native framing's 16-byte entry headers (native_codec.go) of
+	// pureFetchMax entries, so a native fill is bounded by the budget as a
+	// pure-Go one is, not by its headers.
+	iterPoolBuf = iterMaxBudget + 16*pureFetchMax
 )
 
 // limits holds an engine's resolved options and the checks built on them.

@@ -38,3 +38,30 @@ func (s *sweeper) driveForTest(max int) (int, bool, error) {
 	s.manual.Store(true)
 	return s.runOnce(max)
 }
+
+// FillSizes reports how many entries each of an iterator's first n fills
+// over e (either engine) fetches from the first key, as the fill budget
+// grows (iter.go, nextPageBuf).
+func FillSizes(e Engine, n int) ([]int, error) {
+	src, ok := e.(pageSource)
+	if !ok {
+		return nil, ErrClosed
+	}
+	var pg page
+	defer src.releasePage(&pg)
+	var start []byte
+	var sizes []int
+	for i := 0; i < n; i++ {
+		done, err := src.fillPage(&pg, start, i > 0, nil)
+		if err != nil {
+			return sizes, err
+		}
+		sizes = append(sizes, len(pg.ents))
+		if done || len(pg.ents) == 0 {
+			break
+		}
+		last := pg.ents[len(pg.ents)-1]
+		start = append(start[:0], (*pg.bufp)[last.koff:last.koff+last.klen]...)
+	}
+	return sizes, nil
+}

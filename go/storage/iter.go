@@ -193,26 +193,29 @@ func (it *pagedIter) Close() error {
 
 // nextPageBuf readies pg for a fill and returns the buffer to fill: its
 // length is the fill's byte budget.  The budget doubles fill by fill, from
-// iterFirstBuf to iterBufSize.  Every record fetched costs the index a few
+// iterFirstBudget to iterMaxBudget.  Every record fetched costs the index a few
 // cache misses whether or not the caller reads it, so a short scan (the
 // 100 keys after a seek, one page of a listing) must not fetch hundreds it
 // never reads (a jump straight from 4 KiB to 64 KiB fetched ~4.5x the
 // records a scan of 100 used), while a long scan still settles at many
 // records per fill (one cgo call each for the native engine).  Fetching
-// at most about twice what is read bounds the waste.  The memory is one
-// pooled iterBufSize buffer; a buffer grown for one record larger than
-// the budget (see the fills) is used whole.
+// at most about twice what is read bounds the waste.  The budget counts
+// key and value bytes in both engines (the native one passes it to the
+// core and keeps the buffer's spare capacity for its entry headers), so
+// the two fetch the same entries.  The memory is one pooled iterPoolBuf
+// buffer; a buffer grown for one record larger than the budget (see the
+// fills) is used whole.
 func nextPageBuf(pg *page) []byte {
 	switch {
 	case pg.budget == 0:
-		pg.budget = iterFirstBuf
-	case pg.budget < iterBufSize:
-		pg.budget = min(2*pg.budget, iterBufSize)
+		pg.budget = iterFirstBudget
+	case pg.budget < iterMaxBudget:
+		pg.budget = min(2*pg.budget, iterMaxBudget)
 	}
-	if pg.bufp != nil && len(*pg.bufp) != iterBufSize && len(*pg.bufp) >= pg.budget {
+	if pg.bufp != nil && len(*pg.bufp) != iterPoolBuf && len(*pg.bufp) >= pg.budget {
 		return *pg.bufp // grown for a big record: use it all
 	}
-	if pg.bufp == nil || len(*pg.bufp) != iterBufSize {
+	if pg.bufp == nil || len(*pg.bufp) != iterPoolBuf {
 		releasePageBuf(pg)
 		pg.bufp = iterBufPool.Get().(*[]byte)
 	}
@@ -221,10 +224,10 @@ func nextPageBuf(pg *page) []byte {
 
 // releasePageBuf returns a pooled buffer.
 func releasePageBuf(pg *page) {
-	if pg.bufp != nil && len(*pg.bufp) == iterBufSize {
+	if pg.bufp != nil && len(*pg.bufp) == iterPoolBuf {
 		iterBufPool.Put(pg.bufp)
 	}
 	pg.bufp = nil
 }
 
-var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterBufSize); return &b }}
+var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterPoolBuf); return &b }}
