@@ -1,5 +1,6 @@
 // Command mantisbench runs MantisDB's benchmark suite: every subject on the
-// same workloads in one run on one machine, three runs each, median kept,
+// same workloads in one run on one machine, three runs each (round-robin
+// over the subjects), median kept,
 // written to bench/results/<date>-<machine>.{json,md} with SVG charts.
 //
 //	go run -tags native ./cmd/mantisbench -mode quick   (make bench)
@@ -324,57 +325,77 @@ func (r *runner) core(spec modeSpec, coreBin, crossbeamBin string) {
 	}
 }
 
-func (r *runner) cache(spec modeSpec) {
-	for _, s := range harness.CacheSubjects() {
-		if !r.wanted(s.Name) {
-			continue
-		}
-		r.result.Subjects[s.Name] = s.Notes
-		cfg := spec.kv[0]
-		cfg.Keys = spec.cacheKeys
-		for i := 0; i < r.runs; i++ {
-			fmt.Fprintf(os.Stderr, "cache %s run %d\n", s.Name, i+1)
-			rows, err := r.childRun("cache:"+s.Name, cfg)
-			if err != nil {
-				r.skip(s.Name, err.Error())
-				break
+// roundRobin calls run(i, name) for run i = 0..runs-1 of every subject,
+// run 1 of each subject before run 2 of any: a drift in the machine's load
+// (a noisy neighbour, the page cache filling) then spreads over every
+// subject instead of landing on the ones measured last.  A subject whose
+// run fails is not run again.
+func (r *runner) roundRobin(names []string, run func(i int, name string) error) {
+	failed := map[string]bool{}
+	for i := 0; i < r.runs; i++ {
+		for _, name := range names {
+			if failed[name] {
+				continue
 			}
-			r.allRuns = append(r.allRuns, rows)
+			if err := run(i, name); err != nil {
+				r.skip(name, err.Error())
+				failed[name] = true
+			}
 		}
 	}
+}
+
+func (r *runner) cache(spec modeSpec) {
+	var names []string
+	for _, s := range harness.CacheSubjects() {
+		if r.wanted(s.Name) {
+			r.result.Subjects[s.Name] = s.Notes
+			names = append(names, s.Name)
+		}
+	}
+	cfg := spec.kv[0]
+	cfg.Keys = spec.cacheKeys
+	r.roundRobin(names, func(i int, name string) error {
+		fmt.Fprintf(os.Stderr, "cache %s run %d\n", name, i+1)
+		rows, err := r.childRun("cache:"+name, cfg)
+		if err == nil {
+			r.allRuns = append(r.allRuns, rows)
+		}
+		return err
+	})
 }
 
 func (r *runner) kv(spec modeSpec) {
 	for _, cfg := range spec.kv {
 		cfg.Scratch = r.scratch
+		var names []string
 		for _, s := range harness.KVSubjects() {
-			if !r.wanted(s.Name) {
-				continue
-			}
-			r.result.Subjects[s.Name] = s.Notes
-			parts := []string{"small"}
-			if cfg.BigKeys > 0 {
-				parts = append(parts, "big")
-			}
-		runs:
-			for i := 0; i < r.runs; i++ {
-				var rows []harness.Row
-				for _, part := range parts {
-					t := time.Now()
-					fmt.Fprintf(os.Stderr, "kv %s %d keys %s run %d", s.Name, cfg.Keys, part, i+1)
-					c := cfg
-					c.Part = part
-					got, err := r.childRun("kv:"+s.Name, c)
-					fmt.Fprintf(os.Stderr, " (%.1fs)\n", time.Since(t).Seconds())
-					if err != nil {
-						r.skip(s.Name, err.Error())
-						break runs
-					}
-					rows = append(rows, got...)
-				}
-				r.allRuns = append(r.allRuns, rows)
+			if r.wanted(s.Name) {
+				r.result.Subjects[s.Name] = s.Notes
+				names = append(names, s.Name)
 			}
 		}
+		parts := []string{"small"}
+		if cfg.BigKeys > 0 {
+			parts = append(parts, "big")
+		}
+		r.roundRobin(names, func(i int, name string) error {
+			var rows []harness.Row
+			for _, part := range parts {
+				t := time.Now()
+				fmt.Fprintf(os.Stderr, "kv %s %d keys %s run %d", name, cfg.Keys, part, i+1)
+				c := cfg
+				c.Part = part
+				got, err := r.childRun("kv:"+name, c)
+				fmt.Fprintf(os.Stderr, " (%.1fs)\n", time.Since(t).Seconds())
+				if err != nil {
+					return err
+				}
+				rows = append(rows, got...)
+			}
+			r.allRuns = append(r.allRuns, rows)
+			return nil
+		})
 	}
 	if _, ok := harness.LookupKV("mantisdb-pure"); !ok {
 		r.skip("mantisdb-pure", "storage.NewPureGoStorageEngine is not in this build of go/storage")
