@@ -6,7 +6,6 @@ package storage
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -18,8 +17,6 @@ import (
 // maxBatchBytes is the format's batch payload limit (docs/FORMAT.md,
 // "Limits"): the encoded records of one batch, 256 MiB.
 const maxBatchBytes = codec.MaxBatchSize
-
-var errBadOp = errors.New("mantisdb: invalid batch operation")
 
 // Iterator fetch sizes, shared by both engines so they fetch alike: a
 // fill's budget counts key and value bytes only, whatever the framing.
@@ -146,7 +143,7 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 		case OpDelete:
 			size += recordSize(len(op.Key), 0)
 		default:
-			return dst, 0, fmt.Errorf("batch op %d: unknown kind %d: %w", i, op.Kind, errBadOp)
+			return dst, 0, fmt.Errorf("batch op %d: unknown kind %d: %w", i, op.Kind, ErrInvalid)
 		}
 		if size > maxBatchBytes {
 			return dst, 0, ErrBatchTooLarge

@@ -19,7 +19,7 @@ type Engine interface {
 	// ever holds C memory that a concurrent write could reclaim).  The
 	// slice is valid only until fn returns and must not be modified or
 	// retained.
-	// The error fn returns is returned by View.
+	// The error fn returns is returned by View; a nil fn is ErrInvalid.
 	View(key []byte, fn func(value []byte) error) error
 	// Put sets key to value.  The engine copies both.
 	Put(key, value []byte) error

@@ -26,6 +26,13 @@ var (
 	ErrReadOnly = errors.New("mantisdb: read-only after I/O failure")
 	// ErrLocked: another process holds the data directory.
 	ErrLocked = errors.New("mantisdb: data directory locked by another process")
-	// ErrInvalidIterator: Key/Value/Next on an iterator that is not Valid.
-	ErrInvalidIterator = errors.New("mantisdb: iterator not positioned")
+	// ErrInvalid: an argument no call accepts: a nil View callback, a batch
+	// operation of an unknown kind.  (An iterator that is not Valid is not
+	// an error: Key and Value return nil and Next returns false, see
+	// Iterator.)
+	ErrInvalid = errors.New("mantisdb: invalid argument")
+	// ErrNativeUnavailable: NewNativeStorageEngine in a binary built with
+	// `-tags native` but without cgo (CGO_ENABLED=0), so the native engine
+	// is not linked in.  Never returned by a build that has it.
+	ErrNativeUnavailable = errors.New("mantisdb: native engine unavailable: built with CGO_ENABLED=0 (rebuild with cgo and -tags native)")
 )

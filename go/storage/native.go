@@ -257,6 +257,9 @@ func (e *nativeEngine) View(key []byte, fn func(value []byte) error) error {
 	if err := e.checkKey(key); err != nil {
 		return err
 	}
+	if fn == nil {
+		return ErrInvalid
+	}
 	bp := getBufPool.Get().(*[]byte)
 	defer putGetBuf(bp)
 	e.mu.RLock()

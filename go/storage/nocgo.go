@@ -6,12 +6,6 @@
 // falls back to the pure-Go engine (default_pure.go covers !cgo).
 package storage
 
-import "errors"
-
-// ErrNativeUnavailable: this binary was built without cgo, so the native
-// engine is not linked in.
-var ErrNativeUnavailable = errors.New("mantisdb: native engine unavailable: built with CGO_ENABLED=0 (rebuild with cgo and -tags native)")
-
 // NewNativeStorageEngine always fails in a build without cgo.
 func NewNativeStorageEngine(opts Options) (Engine, error) {
 	return nil, ErrNativeUnavailable

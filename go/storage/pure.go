@@ -210,6 +210,12 @@ func (e *pureEngine) Get(key []byte) ([]byte, error) {
 // never modified, so the slice stays intact outside the lock; fn must not
 // modify or retain it.
 func (e *pureEngine) View(key []byte, fn func(value []byte) error) error {
+	if err := e.checkKey(key); err != nil {
+		return err // the order of checks is the native engine's
+	}
+	if fn == nil {
+		return ErrInvalid
+	}
 	v, err := e.lookup(key)
 	if err != nil {
 		return err

@@ -228,6 +228,22 @@ func testEmptyKeys(t *testing.T, open Opener) {
 	if s := e.Stats(); s.Keys != 0 {
 		t.Errorf("refused writes left %d keys", s.Keys)
 	}
+	// A nil View callback is an error, present key or not, never a panic;
+	// so is a batch op of no known kind (and the batch applies nothing).
+	mustPut(t, e, b("here"), b("v"))
+	for _, k := range [][]byte{b("here"), b("absent")} {
+		if err := e.View(k, nil); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("View(%q, nil): %v, want ErrInvalid", k, err)
+		}
+	}
+	for _, kind := range []storage.OpKind{0, storage.OpDelete + 1, 255} {
+		bt := storage.Batch{Ops: []storage.Op{{Kind: storage.OpPut, Key: b("ok"), Value: b("v")},
+			{Kind: kind, Key: b("k"), Value: b("v")}}}
+		if err := e.Apply(&bt); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("Apply with op kind %d: %v, want ErrInvalid", kind, err)
+		}
+		wantMissing(t, e, b("ok"))
+	}
 }
 
 func testLimits(t *testing.T, open Opener) {
