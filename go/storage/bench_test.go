@@ -253,7 +253,7 @@ func BenchmarkSideBySide(b *testing.B) {
 // over a 90/10 get/put workload of gcWorkOps operations on 4 goroutines
 // with the keys loaded, the GC cycles it ran and the p99 of their
 // stop-the-world pauses (runtime/metrics /sched/pauses/total/gc:seconds;
-// the figure is the upper bound of the histogram bucket holding the p99).
+// see pauseQuantile for how the figure is read off the histogram).
 // The 10M rows need about 3 GiB of RAM per engine; -short skips them.
 func BenchmarkGoHeap(b *testing.B) {
 	for _, n := range []uint64{1_000_000, 10_000_000} {
@@ -344,7 +344,10 @@ func gcPauses() *metrics.Float64Histogram {
 
 // pauseQuantile is the q-quantile, in seconds, of the pauses recorded
 // between two reads of the histogram: the upper bound of the bucket that
-// holds it (0 when there were none).
+// holds it (the lower bound of the open-ended last bucket; 0 when there
+// were no pauses).  With few GC cycles (the pure-Go engine's large heap
+// runs one or two) it is in effect the longest pause: read it beside
+// work-GCs.
 func pauseQuantile(before, after *metrics.Float64Histogram, q float64) float64 {
 	var total uint64
 	for i := range after.Counts {

@@ -296,6 +296,8 @@ func (r *runner) core(spec modeSpec, coreBin, crossbeamBin string) {
 		{"bench_skiplist", coreBin, []string{"mantis-skiplist", "mutex-skiplist", "hash-ceiling"}},
 		{"crossbeam-peer", crossbeamBin, []string{"crossbeam-skiplist"}},
 	}
+	var names []string
+	paths := map[string]string{}
 	for _, p := range progs {
 		any := false
 		for _, s := range p.subjects {
@@ -311,17 +313,18 @@ func (r *runner) core(spec modeSpec, coreBin, crossbeamBin string) {
 		for _, s := range p.subjects {
 			r.result.Subjects[s] = "core row from " + p.name + " (" + p.path + ")"
 		}
-		for _, n := range spec.coreKeys {
-			for i := 0; i < r.runs; i++ {
-				fmt.Fprintf(os.Stderr, "core %s %d keys run %d\n", p.name, n, i+1)
-				rows, err := harness.RunCore(harness.CoreProgram{Path: p.path}, n, runtime.NumCPU())
-				if err != nil {
-					r.skip(p.name, err.Error())
-					break
-				}
+		names = append(names, p.name)
+		paths[p.name] = p.path
+	}
+	for _, n := range spec.coreKeys {
+		r.roundRobin(names, func(i int, name string) error {
+			fmt.Fprintf(os.Stderr, "core %s %d keys run %d\n", name, n, i+1)
+			rows, err := harness.RunCore(harness.CoreProgram{Path: paths[name]}, n, runtime.NumCPU())
+			if err == nil {
 				r.allRuns = append(r.allRuns, rows)
 			}
-		}
+			return err
+		})
 	}
 }
 
@@ -406,28 +409,30 @@ func (r *runner) kv(spec modeSpec) {
 }
 
 func (r *runner) server(spec modeSpec, serverBin string) {
+	var names []string
 	if r.wanted("redis") {
 		r.result.Subjects["redis"] = "redis-server (Debian) on a free loopback port, --save \"\", appendonly no (no-sync rows) / appendonly yes + appendfsync always (durable row); redis-benchmark -c 40 -d 100 -r KEYS"
-		for i := 0; i < r.runs; i++ {
-			fmt.Fprintf(os.Stderr, "server redis run %d\n", i+1)
-			rows, err := harness.RunRedis(r.scratch, spec.redisKeys, spec.redisOps)
-			if err != nil {
-				r.skip("redis", err.Error())
-				break
-			}
-			r.allRuns = append(r.allRuns, rows)
-		}
+		names = append(names, "redis")
 	}
 	if r.wanted("mantisdb-server-http") {
-		for i := 0; i < r.runs; i++ {
+		names = append(names, "mantisdb-server-http")
+	}
+	r.roundRobin(names, func(i int, name string) error {
+		var rows []harness.Row
+		var err error
+		if name == "redis" {
+			fmt.Fprintf(os.Stderr, "server redis run %d\n", i+1)
+			rows, err = harness.RunRedis(r.scratch, spec.redisKeys, spec.redisOps)
+		} else {
 			fmt.Fprintf(os.Stderr, "server mantisdb run %d\n", i+1)
-			rows, err := harness.RunMantisServer(serverBin, r.scratch, spec.redisKeys, spec.kv[0].Limit)
-			if err != nil {
-				r.skip("mantisdb-server-http", err.Error())
-				break
+			rows, err = harness.RunMantisServer(serverBin, r.scratch, spec.redisKeys, spec.kv[0].Limit)
+			if err == nil {
+				r.result.Subjects[name] = harness.MantisServerNotes(serverBin)
 			}
-			r.result.Subjects["mantisdb-server-http"] = harness.MantisServerNotes(serverBin)
+		}
+		if err == nil {
 			r.allRuns = append(r.allRuns, rows)
 		}
-	}
+		return err
+	})
 }
