@@ -8,6 +8,7 @@
  *   byte 0   mode: bit 0 = "script" (else the rest is a raw batch), bit 1 =
  *            small limits (max_key_size 8, max_value_size 32), bits 2..7 =
  *            the key+value budget of mantis_db_scan_entries / 4 (0 = none)
+ *            (byte 1 % 4 is also its entry cap, 0 = none)
  *   byte 1   scan buffer capacity (0..255 bytes; grown on TOO_SMALL)
  *   rest     raw mode: the batch bytes as given, so every validation path
  *            (truncation, CRC, field rules, types, limits) meets arbitrary
@@ -187,22 +188,29 @@ next_scan_entry(const uint8_t *buf, size_t len, size_t *off, mantis_record *r)
 
 /* Pages through the whole map with buffers of cap bytes (grown when the
  * first record does not fit), in codec records or, with entries, in the
- * scan-entry framing, checking every record against the model. */
+ * scan-entry framing (with a key+value budget and an entry cap, 0 = none),
+ * checking every record against the model and every call's stop against
+ * its bounds. */
 static size_t
-scan_all(mantis_db *db, bool entries, size_t cap, size_t budget, const mantis_record *recs,
-	 size_t nrecs)
+scan_all(mantis_db *db, bool entries, size_t cap, size_t budget, size_t max_count,
+	 const mantis_record *recs, size_t nrecs)
 {
 	uint8_t *buf = cap ? malloc(cap) : NULL;
 	uint8_t *start = NULL;
 	size_t start_len = 0, total = 0;
 	bool excl = false;
+	/* The previous call, when it stopped with entries left: its bytes,
+	 * key+value bytes, count and capacity.  Its stop must be explained by
+	 * one of its bounds given the entry this call returns first. */
+	bool prev_stopped = false;
+	size_t prev_len = 0, prev_payload = 0, prev_count = 0, prev_cap = 0;
 	for (int rounds = 0;; rounds++) {
 		CHECK(rounds < 100000);
 		size_t len = 0, count = 0;
 		bool done = false;
 		mantis_status st =
 		    entries ? mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 0, buf,
-						     cap, budget, &len, &count, &done)
+						     cap, budget, max_count, &len, &count, &done)
 			    : mantis_db_scan(db, start, start_len, excl, NULL, 0, 0, buf, cap, &len,
 					     &count, &done);
 		if (st == MANTIS_BUFFER_TOO_SMALL) {
@@ -236,15 +244,30 @@ scan_all(mantis_db *db, bool entries, size_t cap, size_t budget, const mantis_re
 			memcpy(start, r.key, r.key_len);
 			start_len = r.key_len;
 			excl = true;
+			if (entries && seen == 0 && prev_stopped) {
+				/* The previous call did not stop early: this entry
+				 * would have passed its cap, count or budget. */
+				size_t size = MANTIS_SCAN_ENTRY_HEADER_SIZE + r.key_len + r.value_len;
+				CHECK(prev_len + size > prev_cap ||
+				      (max_count != 0 && prev_count >= max_count) ||
+				      (budget != 0 && prev_payload + r.key_len + r.value_len > budget));
+			}
 			seen++;
 			payload += r.key_len + r.value_len;
 		}
 		CHECK(st == MANTIS_END && seen == count);
-		/* A budget bounds the key+value bytes of all but a lone entry. */
+		/* A budget bounds the key+value bytes of all but a lone entry;
+		 * max_count bounds the entries. */
 		CHECK(!entries || budget == 0 || seen <= 1 || payload <= budget);
+		CHECK(!entries || max_count == 0 || seen <= max_count);
 		total += seen;
 		if (done)
 			break;
+		prev_stopped = true;
+		prev_len = len;
+		prev_payload = payload;
+		prev_count = count;
+		prev_cap = cap;
 	}
 	free(start);
 	free(buf);
@@ -259,6 +282,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mode = data[0];
 	size_t scan_cap = data[1];
 	size_t scan_budget = (size_t)(mode >> 2) * 4;
+	size_t scan_max = scan_cap % 4; /* entry cap of scan_entries, 0 = none */
 	size_t len = 0;
 	uint8_t *batch;
 	if (mode & 1) {
@@ -287,8 +311,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(st != MANTIS_NOMEM);
 		CHECK(stats.keys == 0 && stats.puts == 0 && stats.deletes == 0);
 		CHECK(bad < len);
-		CHECK(scan_all(db, false, scan_cap, 0, NULL, 0) == 0);
-		CHECK(scan_all(db, true, scan_cap, scan_budget, NULL, 0) == 0);
+		CHECK(scan_all(db, false, scan_cap, 0, 0, NULL, 0) == 0);
+		CHECK(scan_all(db, true, scan_cap, scan_budget, scan_max, NULL, 0) == 0);
 	} else {
 		/* Property 3: decode the batch independently, replay as a model. */
 		size_t n = 0, capr = 16;
@@ -317,8 +341,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		CHECK(stats.keys == live);
 		/* Property 4. */
-		CHECK(scan_all(db, false, scan_cap, 0, recs, n) == live);
-		CHECK(scan_all(db, true, scan_cap, scan_budget, recs, n) == live);
+		CHECK(scan_all(db, false, scan_cap, 0, 0, recs, n) == live);
+		CHECK(scan_all(db, true, scan_cap, scan_budget, scan_max, recs, n) == live);
 		free(recs);
 	}
 	mantis_db_close(db);

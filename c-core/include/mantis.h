@@ -648,21 +648,23 @@ mantis_status mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
  * it takes over codec records, whose CRC and padding a scan pays for every
  * entry (BenchmarkSideBySide/native/scan100).
  *
- * budget (0 = none) bounds the entries by their key and value bytes, which
- * is how a caller says how much it expects to read independently of the
- * framing: the call stops (with *out_done false) before an entry that
- * would take the key+value bytes written past budget, but always writes
- * the first entry that fits in cap.  The Go iterator grows its budget fill
- * by fill, so a short scan fetches the entries it reads, not the ~2x more
- * that the 16-byte headers would cost it if cap alone bounded the fill.
+ * budget and max_count (0 = none) bound a call the way a caller expects
+ * to read, independently of the framing: the call stops (with *out_done
+ * false) before an entry that would take the key+value bytes written past
+ * budget, or after max_count entries, but always writes the first entry
+ * that fits in cap.  The Go iterator grows its budget fill by fill and caps
+ * the count, as its pure-Go engine does: a short scan then fetches about
+ * the entries it reads (a fill bounded by cap alone, headers included,
+ * fetched twice as many for a seek + 100), and a fill of tiny entries
+ * stays short (the call holds the batch seqlock's read side throughout).
  */
 #define MANTIS_SCAN_ENTRY_HEADER_SIZE 16
 mantis_status mantis_db_scan_entries(mantis_db *db, const void *start,
 				     size_t start_len, bool start_exclusive,
 				     const void *end, size_t end_len, uint64_t now,
 				     void *buf, size_t cap, size_t budget,
-				     size_t *out_len, size_t *out_count,
-				     bool *out_done);
+				     size_t max_count, size_t *out_len,
+				     size_t *out_count, bool *out_done);
 
 /* Counters are sums of per-thread stripes: a snapshot, not a transaction. */
 typedef struct mantis_db_stats {

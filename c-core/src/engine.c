@@ -508,8 +508,9 @@ struct scan_ctx {
 	size_t end_len;
 	uint8_t *buf;
 	size_t cap, used, count, need;
-	size_t budget;  /* key+value bytes to aim for, 0 = only cap bounds it */
-	size_t payload; /* key+value bytes written so far */
+	size_t budget;	  /* key+value bytes to aim for, 0 = only cap bounds it */
+	size_t max_count; /* entries at most, 0 = no limit */
+	size_t payload;	  /* key+value bytes written so far */
 	bool full;      /* stopped with entries left (cap or budget reached) */
 	bool entries; /* MANTIS_SCAN_ENTRY framing instead of codec records */
 };
@@ -540,8 +541,9 @@ scan_visit(void *arg, const mantis_skiplist_entry *e)
 	if (c->end_len != 0 && key_cmp(e->key, e->key_len, c->end, c->end_len) >= 0)
 		return false;
 	size_t payload = e->key_len + e->value_len;
-	if (c->budget != 0 && c->count != 0 && c->payload + payload > c->budget) {
-		c->full = true; /* the budget is spent; not a BUFFER_TOO_SMALL */
+	if ((c->max_count != 0 && c->count >= c->max_count) ||
+	    (c->budget != 0 && c->count != 0 && c->payload + payload > c->budget)) {
+		c->full = true; /* count or budget spent; not a BUFFER_TOO_SMALL */
 		return false;
 	}
 	uint8_t *dst = c->buf == NULL ? NULL : c->buf + c->used;
@@ -575,7 +577,8 @@ scan_visit(void *arg, const mantis_skiplist_entry *e)
 static mantis_status
 db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
 	bool start_exclusive, const void *end, size_t end_len, uint64_t now,
-	void *buf, size_t cap, size_t budget, size_t *out_len, size_t *out_count, bool *out_done)
+	void *buf, size_t cap, size_t budget, size_t max_count, size_t *out_len, size_t *out_count,
+	bool *out_done)
 {
 	if (db == NULL || out_len == NULL || out_count == NULL || out_done == NULL ||
 	    (start == NULL && start_len != 0) || (end == NULL && end_len != 0) ||
@@ -592,6 +595,7 @@ db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
 				      .buf = buf,
 				      .cap = cap,
 				      .budget = budget,
+				      .max_count = max_count,
 				      .entries = entries};
 		st = mantis_skiplist_scan(db->sl, start, start_len, start_exclusive, now,
 					  scan_visit, &c, NULL);
@@ -618,17 +622,17 @@ mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 	       size_t *out_count, bool *out_done)
 {
 	return db_scan(db, false, start, start_len, start_exclusive, end, end_len, now, buf,
-		       cap, 0, out_len, out_count, out_done);
+		       cap, 0, 0, out_len, out_count, out_done);
 }
 
 mantis_status
 mantis_db_scan_entries(mantis_db *db, const void *start, size_t start_len,
 		       bool start_exclusive, const void *end, size_t end_len,
-		       uint64_t now, void *buf, size_t cap, size_t budget,
+		       uint64_t now, void *buf, size_t cap, size_t budget, size_t max_count,
 		       size_t *out_len, size_t *out_count, bool *out_done)
 {
 	return db_scan(db, true, start, start_len, start_exclusive, end, end_len, now, buf,
-		       cap, budget, out_len, out_count, out_done);
+		       cap, budget, max_count, out_len, out_count, out_done);
 }
 
 /* ---- expiry sweep --------------------------------------------------------- */

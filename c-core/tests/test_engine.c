@@ -411,7 +411,7 @@ test_scan_entries(void **state)
 	while (!done) {
 		size_t used = 0, cnt = 0;
 		assert_int_equal(mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 1000,
-							buf, sizeof(buf), 0, &used, &cnt, &done),
+							buf, sizeof(buf), 0, 0, &used, &cnt, &done),
 				 MANTIS_OK);
 		size_t off = 0, seen = 0;
 		while (off < used) {
@@ -443,15 +443,15 @@ test_scan_entries(void **state)
 
 	/* First entry does not fit: exactly the size it needs. */
 	size_t used, cnt;
-	assert_int_equal(mantis_db_scan_entries(db, "k001", 4, false, NULL, 0, 1000, buf, 8, 0,
+	assert_int_equal(mantis_db_scan_entries(db, "k001", 4, false, NULL, 0, 1000, buf, 8, 0, 0,
 						&used, &cnt, &done),
 			 MANTIS_BUFFER_TOO_SMALL);
 	assert_int_equal(used, MANTIS_SCAN_ENTRY_HEADER_SIZE + 4 + strlen("value-1-x"));
 	assert_int_equal(cnt, 0);
-	assert_int_equal(mantis_db_scan_entries(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, 0, &used,
+	assert_int_equal(mantis_db_scan_entries(NULL, NULL, 0, false, NULL, 0, 0, buf, 16, 0, 0, &used,
 						&cnt, &done),
 			 MANTIS_INVALID);
-	assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 0, NULL, 16, 0, &used,
+	assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 0, NULL, 16, 0, 0, &used,
 						&cnt, &done),
 			 MANTIS_INVALID);
 	mantis_db_close(db);
@@ -461,8 +461,9 @@ test_scan_entries(void **state)
  * The budget of mantis_db_scan_entries bounds a call by key+value bytes,
  * not by the framed size: with 20-byte entries (4-byte key, 16-byte
  * value) a budget of 100 returns exactly 5 and 99 returns 4, the first
- * entry comes whatever the budget, cap still bounds the call, and paging
- * with a small budget returns every entry once.
+ * entry comes whatever the budget, cap still bounds the call, max_count
+ * caps the entries whatever budget and cap allow, and paging with a small
+ * budget returns every entry once.
  */
 static void
 test_scan_entries_budget(void **state)
@@ -479,23 +480,26 @@ test_scan_entries_budget(void **state)
 	size_t used, cnt;
 	bool done;
 	static const struct {
-		size_t cap, budget, want;
+		size_t cap, budget, max_count, want;
 	} cases[] = {
-	    {sizeof(buf), 100, 5}, {sizeof(buf), 99, 4},      {sizeof(buf), 1, 1},
-	    {sizeof(buf), 0, 50},  {3 * ent, 1000, 3}, {sizeof(buf), 20, 1},
+	    {sizeof(buf), 100, 0, 5}, {sizeof(buf), 99, 0, 4},  {sizeof(buf), 1, 0, 1},
+	    {sizeof(buf), 0, 0, 50},  {3 * ent, 1000, 0, 3},    {sizeof(buf), 20, 0, 1},
+	    {sizeof(buf), 0, 7, 7},   {sizeof(buf), 100, 3, 3}, {sizeof(buf), 100, 9, 5},
+	    {2 * ent, 0, 9, 2},	      {sizeof(buf), 0, 1, 1},   {sizeof(buf), 0, 50, 50},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(mantis_db_scan_entries(db, NULL, 0, false, NULL, 0, 1000, buf,
-							cases[i].cap, cases[i].budget, &used,
-							&cnt, &done),
+							cases[i].cap, cases[i].budget,
+							cases[i].max_count, &used, &cnt, &done),
 				 MANTIS_OK);
 		assert_int_equal(cnt, cases[i].want);
 		assert_int_equal(used, cnt * ent);
 		assert_int_equal(done, cnt == 50);
 	}
-	/* The end bound still ends the range inside the budget. */
+	/* The end bound still ends the range (done) when the count cap is
+	 * reached on the last entry before it. */
 	assert_int_equal(mantis_db_scan_entries(db, "k010", 4, false, "k012", 4, 1000, buf,
-						sizeof(buf), 100, &used, &cnt, &done),
+						sizeof(buf), 100, 2, &used, &cnt, &done),
 			 MANTIS_OK);
 	assert_int_equal(cnt, 2);
 	assert_true(done);
@@ -505,7 +509,7 @@ test_scan_entries_budget(void **state)
 	bool excl = false;
 	for (done = false; !done; excl = true) {
 		assert_int_equal(mantis_db_scan_entries(db, start, start_len, excl, NULL, 0, 1000,
-							buf, sizeof(buf), 40, &used, &cnt, &done),
+							buf, sizeof(buf), 40, 0, &used, &cnt, &done),
 				 MANTIS_OK);
 		assert_true(cnt == 2 || (done && cnt <= 2));
 		for (size_t j = 0; j < cnt; j++) {

@@ -23,11 +23,15 @@ const maxBatchBytes = codec.MaxBatchSize
 const (
 	iterFirstBudget = 4 << 10  // short scans (a prefix, a page) stay small
 	iterMaxBudget   = 64 << 10 // steady-state budget: many records per call
+	// iterFetchMax bounds the entries of one fill whatever their size, so
+	// a fill of tiny entries does not hold the pure engine's read lock, or
+	// the native core's batch seqlock, for long.
+	iterFetchMax = 1024
 	// iterPoolBuf is a pooled page buffer: the largest budget plus room
 	// for the native framing's 16-byte entry headers (native_codec.go) of
-	// pureFetchMax entries, so a native fill is bounded by the budget as a
-	// pure-Go one is, not by its headers.
-	iterPoolBuf = iterMaxBudget + 16*pureFetchMax
+	// iterFetchMax entries, so a native fill is bounded by the budget and
+	// the count as a pure-Go one is, not by its headers.
+	iterPoolBuf = iterMaxBudget + 16*iterFetchMax
 )
 
 // limits holds an engine's resolved options and the checks built on them.

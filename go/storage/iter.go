@@ -19,10 +19,11 @@ type span struct{ koff, klen, vlen int }
 
 // page is one fetch: the entries and the memory they live in.
 type page struct {
-	bufp   *[]byte // the source's buffer (may be pooled; see pageSource)
+	bufp   *[]byte // the fill's buffer: its capacity is what counts (nextPageBuf)
+	pooled bool    // bufp came from iterBufPool (else grown for one big entry)
 	ents   []span
 	entsp  *[]span // pooled backing of ents (spanPool), nil before the first fill
-	budget int     // bytes the current fill may use (see nextPageBuf)
+	budget int     // key+value bytes the current fill may use (see nextPageBuf)
 }
 
 // spanPool recycles pages' entry slices, so an iterator (a short scan
@@ -35,10 +36,10 @@ const maxPooledSpans = 8192
 // pageSource is an engine's side of an iterator.
 type pageSource interface {
 	// fillPage replaces pg's entries with those live from start
-	// (exclusive or not) up to upper (nil = unbounded), as many as its
-	// buffer holds (at least one unless the range is exhausted), and
-	// reports whether the range is exhausted.  The buffer comes from
-	// nextPageBuf, whose budget grows fill by fill.
+	// (exclusive or not) up to upper (nil = unbounded), as many as the
+	// budget and iterFetchMax allow (at least one unless the range is
+	// exhausted), and reports whether the range is exhausted.  The buffer
+	// and the budget come from nextPageBuf; the budget grows fill by fill.
 	fillPage(pg *page, start []byte, exclusive bool, upper []byte) (done bool, err error)
 	// releasePage returns pg's buffer (the iterator is closing).
 	releasePage(pg *page)
@@ -191,43 +192,42 @@ func (it *pagedIter) Close() error {
 	return nil
 }
 
-// nextPageBuf readies pg for a fill and returns the buffer to fill: its
-// length is the fill's byte budget.  The budget doubles fill by fill, from
-// iterFirstBudget to iterMaxBudget.  Every record fetched costs the index a few
-// cache misses whether or not the caller reads it, so a short scan (the
-// 100 keys after a seek, one page of a listing) must not fetch hundreds it
-// never reads (a jump straight from 4 KiB to 64 KiB fetched ~4.5x the
-// records a scan of 100 used), while a long scan still settles at many
-// records per fill (one cgo call each for the native engine).  Fetching
-// at most about twice what is read bounds the waste.  The budget counts
-// key and value bytes in both engines (the native one passes it to the
-// core and keeps the buffer's spare capacity for its entry headers), so
-// the two fetch the same entries.  The memory is one pooled iterPoolBuf
-// buffer; a buffer grown for one record larger than the budget (see the
-// fills) is used whole.
-func nextPageBuf(pg *page) []byte {
+// nextPageBuf readies pg for a fill and returns the buffer to fill (all of
+// its capacity) and the fill's budget of key and value bytes.  The budget
+// doubles fill by fill, from iterFirstBudget to iterMaxBudget.  Every
+// record fetched costs the index a few cache misses whether or not the
+// caller reads it, so a short scan (the 100 keys after a seek, one page of
+// a listing) must not fetch hundreds it never reads (a jump straight from
+// 4 KiB to 64 KiB fetched ~4.5x the records a scan of 100 used), while a
+// long scan still settles at many records per fill (one cgo call each for
+// the native engine).  Fetching at most about twice what is read bounds
+// the waste.  The budget counts key and value bytes in both engines (the
+// native one passes it to the core and uses the buffer's spare capacity
+// for its entry headers), and both stop at iterFetchMax entries, so the
+// two fetch the same entries.  The memory is one pooled iterPoolBuf
+// buffer; a buffer grown for one entry larger than that (see the fills) is
+// kept for the next fills, with the same budget.
+func nextPageBuf(pg *page) ([]byte, int) {
 	switch {
 	case pg.budget == 0:
 		pg.budget = iterFirstBudget
 	case pg.budget < iterMaxBudget:
 		pg.budget = min(2*pg.budget, iterMaxBudget)
 	}
-	if pg.bufp != nil && len(*pg.bufp) != iterPoolBuf && len(*pg.bufp) >= pg.budget {
-		return *pg.bufp // grown for a big record: use it all
-	}
-	if pg.bufp == nil || len(*pg.bufp) != iterPoolBuf {
+	if pg.bufp == nil || (!pg.pooled && cap(*pg.bufp) < iterPoolBuf) {
 		releasePageBuf(pg)
-		pg.bufp = iterBufPool.Get().(*[]byte)
+		pg.bufp, pg.pooled = iterBufPool.Get().(*[]byte), true
 	}
-	return (*pg.bufp)[:pg.budget]
+	b := *pg.bufp
+	return b[:cap(b)], pg.budget
 }
 
-// releasePageBuf returns a pooled buffer.
+// releasePageBuf returns a pooled buffer and forgets pg's buffer.
 func releasePageBuf(pg *page) {
-	if pg.bufp != nil && len(*pg.bufp) == iterPoolBuf {
+	if pg.pooled {
 		iterBufPool.Put(pg.bufp)
 	}
-	pg.bufp = nil
+	pg.bufp, pg.pooled = nil, false
 }
 
 var iterBufPool = sync.Pool{New: func() any { b := make([]byte, iterPoolBuf); return &b }}

@@ -556,7 +556,7 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Reco
 		var start []byte
 		exclusive := false
 		for {
-			b, _, used, done, err := e.scanAt(start, exclusive, nil, buf, 0, now)
+			b, _, used, done, err := e.scanAt(start, exclusive, nil, buf, 0, 0, now)
 			if err != nil {
 				yield(wal.Record{}, err)
 				return

@@ -23,7 +23,7 @@ const scanEntryHeaderSize = C.MANTIS_SCAN_ENTRY_HEADER_SIZE
 
 // iterPoolBuf (common.go) leaves room for exactly this header size: the
 // index is out of range, and the build fails, if the two disagree.
-var _ = [1]struct{}{}[iterPoolBuf-iterMaxBudget-scanEntryHeaderSize*pureFetchMax]
+var _ = [1]struct{}{}[iterPoolBuf-iterMaxBudget-scanEntryHeaderSize*iterFetchMax]
 
 // nextScanEntry returns the key and value of the entry at buf[off:] and
 // the offset of the next one; ok is false when the bytes do not hold a

@@ -22,17 +22,13 @@ func (e *nativeEngine) NewIterator(opts IterOptions) (Iterator, error) {
 
 func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
 	now := e.readNow()
-	// The budget counts key and value bytes, as the pure engine's does,
-	// so both fetch the same entries per fill; the buffer's spare capacity
-	// holds the entries' headers.
-	buf := nextPageBuf(pg)
-	budget := len(buf)
-	buf, grown, used, done, err := e.scanAt(start, exclusive, upper, buf[:cap(buf)], budget, now)
+	buf, budget := nextPageBuf(pg)
+	buf, grown, used, done, err := e.scanAt(start, exclusive, upper, buf, budget, iterFetchMax, now)
 	if err == nil && used > 0 && e.recheckExpiry(now) {
 		// A TTL write raced the fill: fill again at the real time (into
 		// the same buffer, which may be one the first fill grew).
 		var again bool
-		buf, again, used, done, err = e.scanAt(start, exclusive, upper, buf, budget, e.now())
+		buf, again, used, done, err = e.scanAt(start, exclusive, upper, buf, budget, iterFetchMax, e.now())
 		grown = grown || again
 	}
 	if err != nil {
@@ -40,7 +36,8 @@ func (e *nativeEngine) fillPage(pg *page, start []byte, exclusive bool, upper []
 	}
 	if grown {
 		releasePageBuf(pg)
-		pg.bufp = &buf
+		g := buf // the page's own slice header: buf is resliced below
+		pg.bufp = &g
 	}
 	pg.ents = pg.ents[:0]
 	buf = buf[:used]
@@ -60,10 +57,10 @@ func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 // scanAt makes the one cgo call of a fetch: entries live at now from
 // start (exclusive or not) up to end into buf, or into a new buffer
 // (grown = true) if the first entry does not fit, stopping once their
-// keys and values would pass budget bytes (0 = only buf bounds them).  It
-// returns the buffer filled, the bytes used and whether the range is
-// exhausted.
-func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, budget int, nowNs int64) ([]byte, bool, int, bool, error) {
+// keys and values would pass budget bytes or after maxCount entries (0 =
+// no such bound; buf bounds them anyway).  It returns the buffer filled,
+// the bytes used and whether the range is exhausted.
+func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, budget, maxCount int, nowNs int64) ([]byte, bool, int, bool, error) {
 	grown := false
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -76,7 +73,7 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 		var done C.bool
 		st := C.mantis_db_scan_entries(e.db, ptr(start), C.size_t(len(start)), C.bool(exclusive),
 			ptr(end), C.size_t(len(end)), now, ptr(buf), C.size_t(len(buf)),
-			C.size_t(budget), &used, &count, &done)
+			C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
 		switch {
 		case st == C.MANTIS_OK:
 			return buf, grown, int(used), bool(done), nil

@@ -128,37 +128,56 @@ func TestNativeIteratorManyFetches(t *testing.T) {
 }
 
 // The two engines fetch the same entries per iterator fill: the budget
-// counts keys and values, not the native framing's 16-byte headers, which
-// would cost a short native scan a whole extra fill (a seek + 100 over
+// counts keys and values, not the native framing's 16-byte headers (which
+// cost a short native scan a whole extra fill: a seek + 100 over
 // 16+100-byte entries fetched 217 entries in three fills against
-// pure-Go's 105 in two).
+// pure-Go's 105 in two), both stop at the same entry count when entries
+// are tiny, and a buffer grown for one big entry does not turn into a
+// bigger budget for the fills after it.
 func TestNativeFillsMatchPure(t *testing.T) {
-	pure, err := storage.NewPureGoStorageEngine(storage.Options{})
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name       string
+		n, kl, vl  int
+		firstValue int // size of the first key's value (0: vl)
+	}{
+		{"16+100", 5000, 16, 100, 0},
+		{"tiny", 10000, 8, 8, 0},
+		{"big-first", 3000, 16, 100, 200 << 10},
 	}
-	defer pure.Close()
-	native := openNative(t, storage.Options{})
-	val := bytes.Repeat([]byte("v"), 100)
-	var b storage.Batch
-	for i := 0; i < 5000; i++ {
-		b.Put([]byte(fmt.Sprintf("key-%012d", i)), val)
-	}
-	for _, e := range []storage.Engine{pure, native} {
-		if err := e.Apply(&b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := storage.FillSizes(pure, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := storage.FillSizes(native, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("native fills fetch %v entries, pure-Go fills %v", got, want)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pure, err := storage.NewPureGoStorageEngine(storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pure.Close()
+			native := openNative(t, storage.Options{})
+			var b storage.Batch
+			for i := 0; i < c.n; i++ {
+				vl := c.vl
+				if i == 0 && c.firstValue != 0 {
+					vl = c.firstValue
+				}
+				b.Put([]byte(fmt.Sprintf("%0*d", c.kl, i)), bytes.Repeat([]byte("v"), vl))
+			}
+			for _, e := range []storage.Engine{pure, native} {
+				if err := e.Apply(&b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := storage.FillSizes(pure, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := storage.FillSizes(native, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("native fills fetch %v entries, pure-Go fills %v", got, want)
+			}
+			t.Logf("fills: %v", got)
+		})
 	}
 }
 

@@ -5,10 +5,6 @@ package storage
 
 import "bytes"
 
-// pureFetchMax bounds the entries of one page whatever their size, so a
-// page of tiny entries does not hold the read lock for long.
-const pureFetchMax = 1024
-
 // NewIterator returns an unpositioned iterator over opts' range.
 func (e *pureEngine) NewIterator(opts IterOptions) (Iterator, error) {
 	if e.isClosed() {
@@ -18,8 +14,7 @@ func (e *pureEngine) NewIterator(opts IterOptions) (Iterator, error) {
 }
 
 func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []byte) (bool, error) {
-	buf := nextPageBuf(pg)
-	budget := len(buf)
+	buf, budget := nextPageBuf(pg)
 	buf, ents := buf[:0], pg.ents[:0]
 	// Read at the first entry that can expire (see lookup), under the
 	// read lock: Options.Clock must be cheap and must not call back into
@@ -47,7 +42,7 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 				return true
 			}
 		}
-		if len(ents) > 0 && (len(buf)+len(p.kv) > budget || len(ents) >= pureFetchMax) {
+		if len(ents) > 0 && (len(buf)+len(p.kv) > budget || len(ents) >= iterFetchMax) {
 			done = false
 			return false
 		}
@@ -57,10 +52,10 @@ func (e *pureEngine) fillPage(pg *page, start []byte, exclusive bool, upper []by
 	})
 	if cap(buf) > cap(*pg.bufp) {
 		// One entry was bigger than the buffer: append moved the page
-		// to a new array; keep it for this page (it is not pooled:
-		// releasePageBuf checks the size) and return the old one.
+		// to a new array; keep it (not pooled) and return the old one.
 		releasePageBuf(pg)
-		pg.bufp = &buf
+		grown := buf
+		pg.bufp = &grown
 	}
 	pg.ents = ents
 	return done, nil
