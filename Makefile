@@ -73,9 +73,11 @@ fuzz: build-core
 bench-core: build-core
 	$(MAKE) -C c-core bench
 
-# Go micro-benchmarks (testing.B), pure-Go and native side by side.
+# Go micro-benchmarks (testing.B), pure-Go and native side by side; the
+# caches beside ristretto and otter at 1 and 2 threads (-cpu=1,2).
 bench-go: build-core
-	$(GO) test -tags native -run='^$$' -bench=. -benchmem ./go/...
+	$(GO) test -tags native -run='^$$' -bench=. -benchmem $$($(GO) list ./go/... | grep -v '/go/cache$$')
+	$(GO) test -tags native -run='^$$' -bench=. -benchmem -cpu=1,2 ./go/cache
 
 # The benchmark suite (bench/, its own Go module so the peers' modules stay
 # out of ours): MantisDB native and pure-Go beside bbolt, Pebble, Badger,

@@ -55,7 +55,8 @@ type Cache interface {
 	// (0 = 1024), and returns how many it reclaimed.  Call it periodically
 	// to return the memory of expired keys nobody reads.
 	Sweep(maxSlots int) (int, error)
-	// Stats returns a snapshot of the counters.
+	// Stats returns a snapshot of the counters (the zero Stats after
+	// Close).
 	Stats() Stats
 	// Close releases the cache.  Calls after Close return ErrClosed.
 	Close() error

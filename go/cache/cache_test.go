@@ -174,6 +174,21 @@ func TestBadInput(t *testing.T) {
 		if _, err := c.Get([]byte("k")); !errors.Is(err, ErrClosed) {
 			t.Fatalf("get after close: %v", err)
 		}
+		if err := c.View([]byte("k"), func([]byte) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("view after close: %v", err)
+		}
+		if err := c.Delete([]byte("k")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("delete after close: %v", err)
+		}
+		if err := c.Clear(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("clear after close: %v", err)
+		}
+		if _, err := c.Sweep(0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("sweep after close: %v", err)
+		}
+		if st := c.Stats(); st != (Stats{}) {
+			t.Fatalf("stats after close: %+v, want the zero Stats", st)
+		}
 		if err := c.Close(); !errors.Is(err, ErrClosed) {
 			t.Fatalf("double close: %v", err)
 		}

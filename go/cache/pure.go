@@ -346,6 +346,9 @@ func (c *pureCache) Sweep(maxSlots int) (int, error) {
 }
 
 func (c *pureCache) Stats() Stats {
+	if c.closed.Load() {
+		return Stats{} // as the native cache, whose counters are freed
+	}
 	st := Stats{Budget: c.budget, MaxEntrySize: c.maxEntry, Shards: len(c.shards)}
 	for i := range c.shards {
 		s := &c.shards[i]
