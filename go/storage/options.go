@@ -41,10 +41,14 @@ type Options struct {
 	// same files for both engines) and is locked while open: a second
 	// open, from any process, fails at once with ErrLocked.
 	Dir string
-	// CacheSize is reserved for an engine read cache.  Neither engine has
-	// one today (point reads go through the native hash index or the
-	// B-tree directly), so it has no effect; 0 means DefaultCacheSize,
-	// negative disables the cache.
+	// CacheSize is reserved for an engine read cache and has no effect:
+	// neither engine has one, by measurement (docs/OPERATIONS.md, "Read
+	// cache"): a mantis_cache in front of the native index, read-through
+	// with writes invalidating, was slower than the index alone in 15 of 16
+	// configurations (0.35-0.91x); the one win (1.33x, read-only Zipf
+	// traffic with half the data cached, one thread) is gone at two threads
+	// or with writes.  0 means DefaultCacheSize, negative disables the
+	// cache; both are accepted and ignored.
 	CacheSize int64
 	// Sync is the durability policy (see SyncPolicy).
 	Sync SyncPolicy
