@@ -69,9 +69,25 @@ fuzz: build-core
 		echo "== go fuzz (native) $$pkg $$fn ($(FUZZ_SECONDS)s)"; \
 		$(GO) test -tags native -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZ_SECONDS)s $$pkg; done
 
-# C micro-benchmarks (codec, skiplist, cache) against their baselines.
+# C micro-benchmarks against their baselines: the codec, the cache (beside
+# a mutex+list LRU) and the other c-core/bench programs, then the skiplist
+# beside a mutex-protected ordered map, a hash-table ceiling and the Rust
+# crossbeam-skiplist crate (built here when cargo exists) at CORE_KEYS keys,
+# CORE_REPS interleaved runs each, medians and the issue's ratios
+# (c-core/bench/skiplist_table.sh).  On 2 cores the 1M table takes about 5
+# minutes and the 10M one over an hour: CORE_KEYS=1000000 for the first only.
+CORE_KEYS ?= 1000000 10000000
+CORE_REPS ?= 3
+CORE_OTHER_BENCHES = $(filter-out bench_skiplist,$(patsubst c-core/bench/%.c,%,$(wildcard c-core/bench/bench_*.c)))
 bench-core: build-core
-	$(MAKE) -C c-core bench
+	$(MAKE) -C c-core bench BENCHES="$(CORE_OTHER_BENCHES)"
+	$(MAKE) -C c-core build/bench/bench_skiplist
+	@if command -v cargo >/dev/null; then \
+		cargo build --release --quiet --manifest-path bench/peers/crossbeam/Cargo.toml; \
+	else echo "cargo not found: the crossbeam-skiplist column will be empty"; fi
+	@set -e; cd c-core && for n in $(CORE_KEYS); do \
+		echo "== skiplist table, $$n keys, $(CORE_REPS) runs"; \
+		sh bench/skiplist_table.sh $$n 2 $(CORE_REPS); done
 
 # Go micro-benchmarks (testing.B), pure-Go and native side by side; the
 # caches beside ristretto and otter at 1 and 2 threads (-cpu=1,2).
