@@ -74,7 +74,7 @@ fuzz: build-core
 # beside a mutex-protected ordered map, a hash-table ceiling and the Rust
 # crossbeam-skiplist crate (built here when cargo exists) at CORE_KEYS keys,
 # CORE_REPS interleaved runs each, medians and the issue's ratios
-# (c-core/bench/skiplist_table.sh).  On 2 cores the 1M table takes about 5
+# (c-core/bench/skiplist_table.sh).  On 2 cores the 1M table takes about 2.5
 # minutes and the 10M one over an hour: CORE_KEYS=1000000 for the first only.
 CORE_KEYS ?= 1000000 10000000
 CORE_REPS ?= 3
