@@ -21,6 +21,7 @@
  * Usage: bench_cache [ops_per_thread_millions]   (default 2)
  */
 #include <mantis.h>
+#include "bench_util.h"
 #include "seed.h" /* mantis_mix64, the core's own finaliser (src/, private) */
 
 #include <math.h>
@@ -254,20 +255,6 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median3(double *v)
-{
-	qsort(v, REPS, sizeof *v, cmp_dbl);
-	return v[REPS / 2];
-}
-
 /* Returns Mops/s; fills p[3] (ns) in LATENCY mode. */
 static double
 run_threads(int threads, enum which w, enum mode m, mantis_cache *c, struct lru *l, double *p)
@@ -315,19 +302,6 @@ run_threads(int threads, enum which w, enum mode m, mantis_cache *c, struct lru 
 }
 
 static void
-print_loadavg(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f != NULL) {
-		if (fgets(buf, sizeof buf, f) == NULL)
-			strcpy(buf, "?\n");
-		fclose(f);
-	}
-	printf("loadavg %s: %s%s", when, buf, strchr(buf, '\n') ? "" : "\n");
-}
-
-static void
 load_all(mantis_cache *c, struct lru *l)
 {
 	unsigned char k[KLEN], v[VLEN];
@@ -358,14 +332,7 @@ zipf_trace(double s)
 		x ^= x >> 7;
 		x ^= x << 17;
 		double u = (double)(x >> 11) / 9007199254740992.0 * sum;
-		uint32_t lo = 0, hi = NKEYS - 1;
-		while (lo < hi) {
-			uint32_t mid = (lo + hi) / 2;
-			if (cdf[mid] < u)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		uint64_t lo = bench_cdf_rank(cdf, NKEYS, u);
 		/* Scatter ranks over the key space so hot keys are not adjacent. */
 		t[j] = (uint32_t)(mantis_mix64(lo) % NKEYS);
 	}
@@ -418,7 +385,7 @@ main(int argc, char **argv)
 		ops_per_thread = 1;
 	printf("bench_cache: %u keys x %d B, values %d B, %llu ops/thread, median of %d\n",
 	       NKEYS, KLEN, VLEN, (unsigned long long)ops_per_thread, REPS);
-	print_loadavg("before");
+	bench_print_loadavg("before");
 
 	mantis_cache *c = NULL;
 	mantis_cache_options o = {.budget_bytes = 512ull << 20};
@@ -455,8 +422,8 @@ main(int argc, char **argv)
 		}
 		double tput[3][2];
 		for (int w = 0; w < 3; w++) {
-			tput[w][0] = median3(g[w]);
-			tput[w][1] = median3(mx[w]);
+			tput[w][0] = bench_median(g[w], REPS);
+			tput[w][1] = bench_median(mx[w], REPS);
 			if (w == HARNESS) {
 				loop_only[threads] = tput[w][0];
 				printf("%-10s %-8s %2d %10.2f\n", "loop-only", names[w], threads,
@@ -464,7 +431,7 @@ main(int argc, char **argv)
 				continue;
 			}
 			printf("%-10s %-8s %2d %10.2f %9.0f %9.0f %9.0f\n", "get-hit", names[w], threads,
-			       tput[w][0], median3(p50[w]), median3(p99[w]), median3(p999[w]));
+			       tput[w][0], bench_median(p50[w], REPS), bench_median(p99[w], REPS), bench_median(p999[w], REPS));
 			printf("%-10s %-8s %2d %10.2f\n", "mixed9010", names[w], threads, tput[w][1]);
 		}
 		ratio_get[threads] = tput[0][0] / tput[1][0];
@@ -490,6 +457,6 @@ main(int argc, char **argv)
 	       "mantis %.2f%%, exact LRU %.2f%%, diff %.2f points\n",
 	       (unsigned long long)budget, TRACE_LEN, hm, hl, hm - hl);
 	free(trace);
-	print_loadavg("after");
+	bench_print_loadavg("after");
 	return 0;
 }

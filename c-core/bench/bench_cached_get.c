@@ -60,6 +60,8 @@
  */
 #include <mantis.h>
 
+#include "bench_util.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -80,53 +82,7 @@ static size_t n_keys = 1000000;
 static int max_threads = 2;
 static size_t ops_per_thread = 1000000;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-/* Key i: "k" + 15 hex digits of 2i, as in bench_skiplist (present keys). */
-static void
-make_key(uint8_t *k, uint64_t i)
-{
-	static const char hex[] = "0123456789abcdef";
-	k[0] = (uint8_t)'k';
-	i = 2 * i;
-	for (int j = KLEN - 1; j >= 1; j--) {
-		k[j] = (uint8_t)hex[i & 15];
-		i >>= 4;
-	}
-}
-
 static uint64_t *perm; /* a random permutation of 0..n-1 (Zipf rank -> key) */
-
-static void
-make_perm(void)
-{
-	perm = malloc(n_keys * sizeof(*perm));
-	for (size_t i = 0; i < n_keys; i++)
-		perm[i] = i;
-	uint64_t s = 42;
-	for (size_t i = n_keys - 1; i > 0; i--) {
-		s = mix64(s);
-		size_t j = s % (i + 1);
-		uint64_t t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-}
 
 /* ------------------------------------------------------------------------ */
 /* The variants                                                             */
@@ -156,7 +112,7 @@ stripe_of(const struct variant *v, const uint8_t *k)
 	uint64_t a, b;
 	memcpy(&a, k, 8);
 	memcpy(&b, k + 8, 8);
-	return &v->stripes[mix64(a ^ mix64(b)) & (NSTRIPES - 1)];
+	return &v->stripes[bench_mix64(a ^ bench_mix64(b)) & (NSTRIPES - 1)];
 }
 
 /* Returns true when the cache answered (B) ; *found whether the key was. */
@@ -226,23 +182,15 @@ make_trace(enum dist d, size_t len, uint64_t seed, bool mixed)
 	uint64_t rng = seed;
 	double total = zipf_cdf[n_keys - 1];
 	for (size_t j = 0; j < len; j++) {
-		rng = mix64(rng);
+		rng = bench_mix64(rng);
 		uint32_t key;
 		if (d == UNIFORM) {
 			key = (uint32_t)(rng % n_keys);
 		} else {
 			double u = (double)(rng >> 11) / 9007199254740992.0 * total;
-			size_t lo = 0, hi = n_keys - 1;
-			while (lo < hi) {
-				size_t mid = (lo + hi) / 2;
-				if (zipf_cdf[mid] < u)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			key = (uint32_t)perm[lo];
+			key = (uint32_t)perm[bench_cdf_rank(zipf_cdf, n_keys, u)];
 		}
-		if (mixed && mix64(rng ^ 0x5bd1e995u) % 10 == 0)
+		if (mixed && bench_mix64(rng ^ 0x5bd1e995u) % 10 == 0)
 			key |= PUT_FLAG;
 		t[j] = key;
 	}
@@ -273,10 +221,10 @@ job_main(void *arg)
 	uint64_t gets = 0, hits = 0, found = 0;
 	if (j->bar != NULL)
 		pthread_barrier_wait(j->bar);
-	j->t0 = now_s();
+	j->t0 = bench_now_s();
 	for (size_t i = 0; i < j->n; i++) {
 		uint32_t e = j->trace[i];
-		make_key(k, e & ~PUT_FLAG);
+		bench_hex_key(k, 2 * (e & ~PUT_FLAG));
 		if (e & PUT_FLAG) {
 			uint64_t stamp = j->stamp + ((uint64_t)j->t << 32) + i;
 			memcpy(val, &stamp, sizeof(stamp));
@@ -288,7 +236,7 @@ job_main(void *arg)
 			gets++;
 		}
 	}
-	j->t1 = now_s();
+	j->t1 = bench_now_s();
 	j->gets = gets;
 	j->hits = hits;
 	j->found = found;
@@ -354,7 +302,7 @@ check_fresh(const struct variant *v)
 	uint8_t k[KLEN], a[VLEN], b[VLEN];
 	size_t na, nb, held = 0, stale = 0;
 	for (size_t i = 0; i < n_keys; i += 7) {
-		make_key(k, i);
+		bench_hex_key(k, 2 * i);
 		if (mantis_cache_get(v->cache, k, KLEN, 0, a, VLEN, &na) != MANTIS_OK)
 			continue;
 		held++;
@@ -366,34 +314,6 @@ check_fresh(const struct variant *v)
 	       held, stale);
 	if (stale != 0)
 		fprintf(stderr, "bench_cached_get: %s: %zu stale cache entries\n", v->name, stale);
-}
-
-static void
-print_loadavg(const char *when)
-{
-	char buf[128] = "?";
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f != NULL) {
-		if (fgets(buf, sizeof buf, f) == NULL)
-			strcpy(buf, "?\n");
-		fclose(f);
-	}
-	printf("# loadavg %s: %s%s", when, buf, strchr(buf, '\n') ? "" : "\n");
-	fflush(stdout);
-}
-
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median3(double *v)
-{
-	qsort(v, REPS, sizeof *v, cmp_dbl);
-	return v[REPS / 2];
 }
 
 #define NROWS 4
@@ -420,8 +340,8 @@ main(int argc, char **argv)
 	printf("# bench_cached_get: %zu keys, %d-byte keys, %d-byte values, %zu ops/thread, "
 	       "median of %d; cache charge %llu B/entry\n",
 	       n_keys, KLEN, VLEN, ops_per_thread, REPS, (unsigned long long)charge);
-	print_loadavg("before");
-	make_perm();
+	bench_print_loadavg("before");
+	perm = bench_perm(n_keys, 42);
 	make_zipf_cdf(0.99);
 
 	uint8_t k[KLEN], val[VLEN];
@@ -430,7 +350,7 @@ main(int argc, char **argv)
 		if (mantis_skiplist_new(&vars[v].sl) != MANTIS_OK)
 			return 1;
 		for (size_t i = 0; i < n_keys; i++) {
-			make_key(k, i);
+			bench_hex_key(k, 2 * i);
 			if (mantis_skiplist_put(vars[v].sl, k, KLEN, val, VLEN, 1, 0) != MANTIS_OK)
 				return 1;
 		}
@@ -476,12 +396,12 @@ main(int argc, char **argv)
 						hit[v][rep] = r.hit;
 					}
 				for (int v = 0; v < NVAR; v++) {
-					row_mops[row][v][nt] = median3(mops[v]);
+					row_mops[row][v][nt] = bench_median(mops[v], REPS);
 					char hs[16] = "-";
 					if (vars[v].budget_pct != 0)
-						snprintf(hs, sizeof hs, "%.1f", median3(hit[v]));
+						snprintf(hs, sizeof hs, "%.1f", bench_median(hit[v], REPS));
 					printf("%-14s %-10s %d %10.1f %8.2f %6s\n", row_names[row],
-					       vars[v].name, nt, median3(ns[v]), row_mops[row][v][nt],
+					       vars[v].name, nt, bench_median(ns[v], REPS), row_mops[row][v][nt],
 					       hs);
 				}
 				fflush(stdout);
@@ -511,6 +431,6 @@ main(int argc, char **argv)
 	}
 	free(perm);
 	free(zipf_cdf);
-	print_loadavg("after");
+	bench_print_loadavg("after");
 	return 0;
 }

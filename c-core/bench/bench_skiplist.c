@@ -28,6 +28,8 @@
  */
 #include <mantis.h>
 
+#include "bench_util.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,55 +47,8 @@
 static size_t n_keys = 1000000;
 static int max_threads = 2;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-/* Key i: "k" + 15 hex digits of 2i (present keys); 2i+1 are the absent
- * keys, interleaved with present ones so a miss walks a real path. */
-static void
-make_key(uint8_t *k, uint64_t i, char prefix)
-{
-	static const char hex[] = "0123456789abcdef";
-	k[0] = (uint8_t)'k';
-	i = 2 * i + (prefix == 'm');
-	for (int j = KLEN - 1; j >= 1; j--) {
-		k[j] = (uint8_t)hex[i & 15];
-		i >>= 4;
-	}
-}
-
 static uint64_t *perm; /* a random permutation of 0..n-1 */
 static uint8_t value[VLEN];
-
-static void
-make_perm(void)
-{
-	perm = malloc(n_keys * sizeof(*perm));
-	for (size_t i = 0; i < n_keys; i++)
-		perm[i] = i;
-	uint64_t s = 42;
-	for (size_t i = n_keys - 1; i > 0; i--) {
-		s = mix64(s);
-		size_t j = s % (i + 1);
-		uint64_t t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-}
 
 /* ------------------------------------------------------------------------ */
 /* The systems behind one small vtable                                      */
@@ -215,7 +170,7 @@ ms_put(void *p, const uint8_t *k, const uint8_t *v)
 		memcpy(n->val, v, VLEN);
 	} else {
 		int h = 1;
-		m->rng = mix64(m->rng);
+		m->rng = bench_mix64(m->rng);
 		for (uint64_t r = m->rng; h < MS_H && (r & 3) == 0; r >>= 2)
 			h++;
 		n = malloc(sizeof(*n) + (size_t)h * sizeof(void *));
@@ -274,7 +229,7 @@ hc_hash(const uint8_t *k)
 	uint64_t a, b;
 	memcpy(&a, k, 8);
 	memcpy(&b, k + 8, 8);
-	return mix64(a ^ mix64(b));
+	return bench_mix64(a ^ bench_mix64(b));
 }
 static void *
 hc_create(void)
@@ -362,41 +317,41 @@ job_main(void *arg)
 	size_t lo = n_keys * (size_t)j->t / (size_t)j->nt;
 	size_t hi = n_keys * (size_t)(j->t + 1) / (size_t)j->nt;
 	uint8_t k[KLEN], out[VLEN];
-	uint64_t rng = mix64((uint64_t)j->t + 1000), found = 0;
+	uint64_t rng = bench_mix64((uint64_t)j->t + 1000), found = 0;
 	pthread_barrier_wait(j->bar);
-	j->t0 = now_s();
+	j->t0 = bench_now_s();
 	switch (j->row) {
 	case SEQ_INSERT:
 		for (size_t i = lo; i < hi; i++) {
-			make_key(k, i, 'k');
+			bench_hex_key(k, 2 * i);
 			j->s->put(j->map, k, value);
 		}
 		break;
 	case RAND_INSERT:
 		for (size_t i = lo; i < hi; i++) {
-			make_key(k, perm[i], 'k');
+			bench_hex_key(k, 2 * perm[i]);
 			j->s->put(j->map, k, value);
 		}
 		break;
 	case GET_HIT:
 	case GET_MISS:
 		for (size_t i = lo; i < hi; i++) {
-			rng = mix64(rng);
-			make_key(k, rng % n_keys, j->row == GET_HIT ? 'k' : 'm');
+			rng = bench_mix64(rng);
+			bench_hex_key(k, 2 * (rng % n_keys) + (j->row != GET_HIT));
 			found += j->s->get(j->map, k, out);
 		}
 		break;
 	case SCAN100:
 		for (size_t i = lo; i < hi; i += 100) {
-			rng = mix64(rng);
-			make_key(k, rng % n_keys, 'k');
+			rng = bench_mix64(rng);
+			bench_hex_key(k, 2 * (rng % n_keys));
 			found += j->s->scan(j->map, k, 100);
 		}
 		break;
 	case MIXED:
 		for (size_t i = lo; i < hi; i++) {
-			rng = mix64(rng);
-			make_key(k, rng % n_keys, 'k');
+			rng = bench_mix64(rng);
+			bench_hex_key(k, 2 * (rng % n_keys));
 			if ((rng >> 40) % 10 == 0)
 				j->s->put(j->map, k, value);
 			else
@@ -404,7 +359,7 @@ job_main(void *arg)
 		}
 		break;
 	}
-	j->t1 = now_s();
+	j->t1 = bench_now_s();
 	j->found = found;
 	return NULL;
 }
@@ -499,7 +454,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	memset(value, 'v', sizeof(value));
-	make_perm();
+	perm = bench_perm(n_keys, 42);
 	printf("# bench_skiplist: %zu keys, %d-byte keys, %d-byte values\n", n_keys, KLEN, VLEN);
 	printf("# row          system       threads ns/op   Mops/s\n");
 	fflush(stdout);
