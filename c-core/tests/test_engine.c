@@ -470,7 +470,7 @@ test_scan_entries_budget(void **state)
 {
 	(void)state;
 	mantis_db *db = open_db(0, 0);
-	char k[8];
+	char k[16];
 	for (int i = 0; i < 50; i++) {
 		snprintf(k, sizeof(k), "k%03d", i);
 		assert_int_equal(put_s(db, k, "0123456789abcdef", 0), MANTIS_OK);
@@ -504,7 +504,7 @@ test_scan_entries_budget(void **state)
 	assert_int_equal(cnt, 2);
 	assert_true(done);
 	/* Paging with a budget of two entries visits each key once. */
-	char start[8];
+	char start[16];
 	size_t start_len = 0, total = 0;
 	bool excl = false;
 	for (done = false; !done; excl = true) {
