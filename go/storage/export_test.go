@@ -65,3 +65,12 @@ func FillSizes(e Engine, n int) ([]int, error) {
 	}
 	return sizes, nil
 }
+
+// IterFillEntries reports how many entries its current fill fetched (0
+// for an iterator of another package).
+func IterFillEntries(it Iterator) int {
+	if p, ok := it.(*pagedIter); ok {
+		return len(p.pg.ents)
+	}
+	return 0
+}

@@ -126,6 +126,7 @@ func (it *pagedIter) First() bool {
 	if !it.usable() || it.empty {
 		return it.invalidate()
 	}
+	it.pg.budget = 0 // a new position is a new, possibly short, scan
 	return it.fetch(it.lower, false)
 }
 
@@ -142,6 +143,7 @@ func (it *pagedIter) SeekGE(key []byte) bool {
 		return it.invalidate()
 	}
 	it.seekKey = append(it.seekKey[:0], start...)
+	it.pg.budget = 0 // a new position is a new, possibly short, scan
 	return it.fetch(it.seekKey, false)
 }
 
@@ -194,7 +196,8 @@ func (it *pagedIter) Close() error {
 
 // nextPageBuf readies pg for a fill and returns the buffer to fill (all of
 // its capacity) and the fill's budget of key and value bytes.  The budget
-// doubles fill by fill, from iterFirstBudget to iterMaxBudget.  Every
+// doubles fill by fill, from iterFirstBudget at each new position (First,
+// SeekGE) to iterMaxBudget.  Every
 // record fetched costs the index a few cache misses whether or not the
 // caller reads it, so a short scan (the 100 keys after a seek, one page of
 // a listing) must not fetch hundreds it never reads (a jump straight from
