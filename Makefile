@@ -99,7 +99,7 @@ bench-go: build-core
 # The benchmark suite (bench/, its own Go module so the peers' modules stay
 # out of ours): MantisDB native and pure-Go beside bbolt, Pebble, Badger,
 # ristretto, otter, crossbeam-skiplist, Redis; results, table and charts in
-# bench/results/.  `bench` is the quick run (200k keys, ~10 min on 2 cores),
+# bench/results/.  `bench` is the quick run (200k keys, ~6 min on 2 cores),
 # `bench-full` the long one (1M and 10M keys).  BENCH_FLAGS adds flags.
 BENCH_FLAGS ?=
 bench-tools: build-native

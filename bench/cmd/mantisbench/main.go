@@ -81,7 +81,7 @@ func modes(limitOverride time.Duration, keysOverride int) map[string]modeSpec {
 }
 
 func main() {
-	mode := flag.String("mode", "quick", "quick (200k keys, ~10 min on 2 cores) or full (1M and 10M keys)")
+	mode := flag.String("mode", "quick", "quick (200k keys, ~6 min on 2 cores) or full (1M and 10M keys)")
 	runs := flag.Int("runs", 3, "runs per subject; the median of each figure is kept")
 	outDir := flag.String("out", "results", "directory for the result JSON, Markdown and charts")
 	groups := flag.String("groups", "kv,cache,core,server", "groups to run: kv, cache, core, server")
