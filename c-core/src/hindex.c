@@ -84,11 +84,25 @@ hx_table_size(uint64_t cap)
 	return sizeof(struct hx_table) + (size_t)cap * sizeof(uintptr_t);
 }
 
+/* The table a shard word names (NULL for 0) and that table's capacity - 1
+ * (meaningless for 0). */
+static inline struct hx_table *
+hx_word_table(uintptr_t w)
+{
+	return (struct hx_table *)(w & ~HX_LOG_MASK);
+}
+
+static inline uint64_t
+hx_word_mask(uintptr_t w)
+{
+	return ((uint64_t)1 << (w & HX_LOG_MASK)) - 1;
+}
+
 /* The shard's table (NULL when none), the writer's view. */
 static inline struct hx_table *
 hx_tab(const struct hx_shard *sh)
 {
-	return (struct hx_table *)(sh->tabw & ~HX_LOG_MASK);
+	return hx_word_table(sh->tabw);
 }
 
 static inline uintptr_t
@@ -104,9 +118,9 @@ hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
 	if (w == 0)
 		return NULL;
-	const struct hx_table *t = (const struct hx_table *)(w & ~HX_LOG_MASK);
+	const struct hx_table *t = hx_word_table(w);
 	uintptr_t tag = hx_tag(hash);
-	uint64_t mask = ((uint64_t)1 << (w & HX_LOG_MASK)) - 1;
+	uint64_t mask = hx_word_mask(w);
 	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
 		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
 		if (s == HX_EMPTY)
@@ -126,11 +140,8 @@ hx_prefetch(const struct hx_shard *sh, uint64_t hash)
 	 * table; a prefetch never faults, so a table retired meanwhile is
 	 * harmless (the hint is merely wasted). */
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
-	if (w != 0) {
-		const struct hx_table *t = (const struct hx_table *)(w & ~HX_LOG_MASK);
-		uint64_t mask = ((uint64_t)1 << (w & HX_LOG_MASK)) - 1;
-		__builtin_prefetch(&t->slot[hash & mask]);
-	}
+	if (w != 0)
+		__builtin_prefetch(&hx_word_table(w)->slot[hash & hx_word_mask(w)]);
 }
 
 static void
