@@ -91,6 +91,14 @@ func (it *pagedIter) fetch(start []byte, exclusive bool) bool {
 	return it.step()
 }
 
+// position fetches from start (inclusive) as a new scan: the fill budget
+// starts small again, since a new position may be a short scan however
+// long the last one was.
+func (it *pagedIter) position(start []byte) bool {
+	it.pg.budget = 0
+	return it.fetch(start, false)
+}
+
 // step moves to the entry at it.pos, fetching more when the page is used
 // up.
 func (it *pagedIter) step() bool {
@@ -126,8 +134,7 @@ func (it *pagedIter) First() bool {
 	if !it.usable() || it.empty {
 		return it.invalidate()
 	}
-	it.pg.budget = 0 // a new position is a new, possibly short, scan
-	return it.fetch(it.lower, false)
+	return it.position(it.lower)
 }
 
 // SeekGE positions at the first key >= key in range.
@@ -143,8 +150,7 @@ func (it *pagedIter) SeekGE(key []byte) bool {
 		return it.invalidate()
 	}
 	it.seekKey = append(it.seekKey[:0], start...)
-	it.pg.budget = 0 // a new position is a new, possibly short, scan
-	return it.fetch(it.seekKey, false)
+	return it.position(it.seekKey)
 }
 
 // Next advances to the following key.  On an iterator that is not Valid
