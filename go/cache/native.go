@@ -8,18 +8,18 @@ package cache
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../c-core/include
 #cgo LDFLAGS: ${SRCDIR}/../../c-core/build/libmantisdb_core.a -lck -lmimalloc -lpthread -lm
-#cgo noescape mantis_cache_get
-#cgo nocallback mantis_cache_get
-#cgo noescape mantis_cache_put
-#cgo nocallback mantis_cache_put
-#cgo noescape mantis_cache_delete
-#cgo nocallback mantis_cache_delete
+#cgo noescape mgo_cache_get
+#cgo nocallback mgo_cache_get
+#cgo noescape mgo_cache_put
+#cgo nocallback mgo_cache_put
+#cgo noescape mgo_cache_delete
+#cgo nocallback mgo_cache_delete
 #cgo noescape mantis_cache_sweep
 #cgo nocallback mantis_cache_sweep
 #cgo noescape mantis_cache_stats_get
 #cgo nocallback mantis_cache_stats_get
 #cgo nocallback mantis_cache_clear
-#include <mantis.h>
+#include <mantis_cgo.h>
 */
 import "C"
 
@@ -98,7 +98,12 @@ func statusErr(st C.mantis_status) error {
 	}
 }
 
-func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+// bytesPtr and cptr give the mgo_cache_* shims of mantis_cgo.h their
+// argument types, which cgo passes without a per-call pointer check (the
+// header says why that is safe).
+func bytesPtr(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))) }
+
+func cptr(p *C.mantis_cache) C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(p))) }
 
 // now returns the clock as the C core wants it (unsigned; callers' clocks
 // are non-negative).
@@ -106,7 +111,7 @@ func (c *nativeCache) nowU() C.uint64_t { return C.uint64_t(uint64(c.now())) }
 
 func (c *nativeCache) get(p *C.mantis_cache, key, buf []byte) ([]byte, error) {
 	var n C.size_t
-	st := C.mantis_cache_get(p, bytesPtr(key), C.size_t(len(key)), c.nowU(),
+	st := C.mgo_cache_get(cptr(p), bytesPtr(key), C.size_t(len(key)), c.nowU(),
 		bytesPtr(buf), C.size_t(len(buf)), &n)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(c) // the finalizer must not free p during the call
@@ -190,7 +195,7 @@ func (c *nativeCache) Set(key, value []byte, ttl time.Duration) error {
 	if len(value) > MaxValueSize {
 		return ErrTooLarge
 	}
-	st := C.mantis_cache_put(p, bytesPtr(key), C.size_t(len(key)), bytesPtr(value),
+	st := C.mgo_cache_put(cptr(p), bytesPtr(key), C.size_t(len(key)), bytesPtr(value),
 		C.size_t(len(value)), C.uint64_t(ttl), C.uint64_t(uint64(now)))
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
@@ -214,7 +219,7 @@ func (c *nativeCache) Delete(key []byte) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	st := C.mantis_cache_delete(p, bytesPtr(key), C.size_t(len(key)))
+	st := C.mgo_cache_delete(cptr(p), bytesPtr(key), C.size_t(len(key)))
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(c) // the finalizer must not free p during the call
 	return statusErr(st)

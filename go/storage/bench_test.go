@@ -169,6 +169,14 @@ func BenchmarkSideBySide(b *testing.B) {
 			k := make([]byte, 0, 16)
 			serial(b, func(int) error { k = sbsKey(k, r.Uint64N(sbsKeys)); _, err := e.Get(k); return err })
 		})
+		// One key over and over: the fixed cost of a get once its data is
+		// in the CPU cache (for native, the cgo call and the copy).
+		b.Run(eng.name+"/hot-read", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{})
+			sbsLoad(b, e, sbsKeys)
+			k := sbsKey(nil, sbsKeys/2)
+			serial(b, func(int) error { _, err := e.Get(k); return err })
+		})
 		// Seek to a random key and read the 100 after it: what a listing
 		// page or a range query costs (the fetch budget's growth keeps it
 		// from fetching far more than it reads).

@@ -22,20 +22,20 @@ package storage
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../c-core/include
 #cgo LDFLAGS: ${SRCDIR}/../../c-core/build/libmantisdb_core.a -lck -lmimalloc -lpthread -lm
-#cgo noescape mantis_db_get
-#cgo nocallback mantis_db_get
-#cgo noescape mantis_db_put
-#cgo nocallback mantis_db_put
-#cgo noescape mantis_db_delete
-#cgo nocallback mantis_db_delete
-#cgo noescape mantis_db_apply
-#cgo nocallback mantis_db_apply
-#cgo noescape mantis_db_scan_entries
-#cgo nocallback mantis_db_scan_entries
+#cgo noescape mgo_db_get
+#cgo nocallback mgo_db_get
+#cgo noescape mgo_db_put
+#cgo nocallback mgo_db_put
+#cgo noescape mgo_db_delete
+#cgo nocallback mgo_db_delete
+#cgo noescape mgo_db_apply
+#cgo nocallback mgo_db_apply
+#cgo noescape mgo_db_scan_entries
+#cgo nocallback mgo_db_scan_entries
 #cgo noescape mantis_db_stats_get
 #cgo nocallback mantis_db_stats_get
 #cgo nocallback mantis_noop
-#include <mantis.h>
+#include <mantis_cgo.h>
 */
 import "C"
 
@@ -190,6 +190,14 @@ func statusError(st C.mantis_status) error {
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
+// u8 and handle give the mgo_* shims of mantis_cgo.h their argument types:
+// a byte pointer and the handle as an integer, which cgo passes without a
+// per-call pointer check (mantis_cgo.h says why that is safe).
+func u8(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// handle is db for the mgo_* shims.  The caller holds e.mu's read side.
+func (e *nativeEngine) handle() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(e.db))) }
+
 // getInto reads key's value into *bp (growing it once if needed) and
 // returns its length.  The caller holds e.mu's read side.
 func (e *nativeEngine) getInto(key []byte, bp *[]byte) (int, error) {
@@ -206,16 +214,16 @@ func (e *nativeEngine) getAt(key []byte, bp *[]byte, nowNs int64) (int, error) {
 	now := C.uint64_t(nowNs)
 	buf := *bp
 	var n C.size_t
-	st := C.mantis_db_get(e.db, ptr(key), C.size_t(len(key)), now,
-		ptr(buf), C.size_t(len(buf)), &n)
+	st := C.mgo_db_get(e.handle(), u8(key), C.size_t(len(key)), now,
+		u8(buf), C.size_t(len(buf)), &n)
 	if st == C.MANTIS_BUFFER_TOO_SMALL {
 		// The value changed size between two calls is possible; one retry
 		// with the size just reported, and a second miss reports the
 		// status rather than looping.
 		buf = make([]byte, int(n))
 		*bp = buf
-		st = C.mantis_db_get(e.db, ptr(key), C.size_t(len(key)), now,
-			ptr(buf), C.size_t(len(buf)), &n)
+		st = C.mgo_db_get(e.handle(), u8(key), C.size_t(len(key)), now,
+			u8(buf), C.size_t(len(buf)), &n)
 	}
 	if st != C.MANTIS_OK {
 		if st == C.MANTIS_BUFFER_TOO_SMALL {
@@ -297,8 +305,8 @@ func (e *nativeEngine) publishPut(key, value []byte, exp int64) error {
 	if e.db == nil {
 		return ErrClosed
 	}
-	return statusError(C.mantis_db_put(e.db, ptr(key), C.size_t(len(key)),
-		ptr(value), C.size_t(len(value)), C.uint64_t(exp)))
+	return statusError(C.mgo_db_put(e.handle(), u8(key), C.size_t(len(key)),
+		u8(value), C.size_t(len(value)), C.uint64_t(exp)))
 }
 
 // Put sets key to value.
@@ -334,7 +342,7 @@ func (e *nativeEngine) publishDelete(key []byte) error {
 	if e.db == nil {
 		return ErrClosed
 	}
-	st := C.mantis_db_delete(e.db, ptr(key), C.size_t(len(key)))
+	st := C.mgo_db_delete(e.handle(), u8(key), C.size_t(len(key)))
 	if st == C.MANTIS_NOT_FOUND {
 		return nil
 	}
@@ -394,7 +402,7 @@ func (e *nativeEngine) publishBatch(buf []byte) error {
 		return ErrClosed
 	}
 	var bad C.size_t
-	st := C.mantis_db_apply(e.db, ptr(buf), C.size_t(len(buf)), &bad)
+	st := C.mgo_db_apply(e.handle(), u8(buf), C.size_t(len(buf)), &bad)
 	if st == C.MANTIS_TOO_LARGE {
 		// Keys and values were checked in Go, so only the total is left.
 		return ErrBatchTooLarge

@@ -7,7 +7,7 @@
 // so a step costs no cgo call and no allocation until the page is used up.
 package storage
 
-// #include <mantis.h>
+// #include <mantis_cgo.h>
 import "C"
 
 import "fmt"
@@ -71,8 +71,8 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 	for attempt := 0; ; attempt++ {
 		var used, count C.size_t
 		var done C.bool
-		st := C.mantis_db_scan_entries(e.db, ptr(start), C.size_t(len(start)), C.bool(exclusive),
-			ptr(end), C.size_t(len(end)), now, ptr(buf), C.size_t(len(buf)),
+		st := C.mgo_db_scan_entries(e.handle(), u8(start), C.size_t(len(start)), C.bool(exclusive),
+			u8(end), C.size_t(len(end)), now, u8(buf), C.size_t(len(buf)),
 			C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
 		switch {
 		case st == C.MANTIS_OK:
