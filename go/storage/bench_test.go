@@ -169,6 +169,23 @@ func BenchmarkSideBySide(b *testing.B) {
 			k := make([]byte, 0, 16)
 			serial(b, func(int) error { k = sbsKey(k, r.Uint64N(sbsKeys)); _, err := e.Get(k); return err })
 		})
+		// Batches of 1000 puts of 1 KiB values into a logged store (no
+		// fsync), ascending keys: a bulk load, whose encode buffers are
+		// megabytes per batch.  One op is one batch.
+		b.Run(eng.name+"/bulk-load-1k", func(b *testing.B) {
+			e := sbsOpen(b, eng.open, storage.Options{Dir: b.TempDir(), Sync: storage.SyncNone})
+			v := make([]byte, 1024)
+			keys := make([][]byte, 1000)
+			var bt storage.Batch
+			serial(b, func(i int) error {
+				bt.Ops = bt.Ops[:0]
+				for j := range keys {
+					keys[j] = sbsKey(keys[j], uint64(i*len(keys)+j))
+					bt.Put(keys[j], v)
+				}
+				return e.Apply(&bt)
+			})
+		})
 		// One key over and over: the fixed cost of a get once its data is
 		// in the CPU cache (for native, the cgo call and the copy).
 		b.Run(eng.name+"/hot-read", func(b *testing.B) {

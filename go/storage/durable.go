@@ -233,7 +233,7 @@ func (d *durability) write(keys func(yield func([]byte)), nseq int,
 	if err := d.readOnlyErr(); err != nil {
 		return err
 	}
-	bp := recBufPool.Get().(*[]byte)
+	bp := getEncBuf(0)
 	d.seqMu.Lock()
 	first := d.seq + 1
 	var pos uint64
@@ -244,7 +244,7 @@ func (d *durability) write(keys func(yield func([]byte)), nseq int,
 		}
 	}
 	d.seqMu.Unlock()
-	putRecBuf(bp)
+	putEncBuf(bp)
 	if err == nil {
 		err = d.log.Wait(pos)
 	}
@@ -264,16 +264,6 @@ func (d *durability) write(keys func(yield func([]byte)), nseq int,
 	}
 	return nil
 }
-
-var recBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-func putRecBuf(bp *[]byte) {
-	if cap(*bp) <= maxPooledRecBuf {
-		recBufPool.Put(bp)
-	}
-}
-
-const maxPooledRecBuf = 1 << 20
 
 // oneKey and opKeys adapt the write's keys for the stripe set.
 func oneKey(k []byte) func(func([]byte)) { return func(yield func([]byte)) { yield(k) } }

@@ -349,9 +349,6 @@ func (e *nativeEngine) publishDelete(key []byte) error {
 	return statusError(st)
 }
 
-// batchBufPool holds encode buffers for Apply.
-var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // Apply validates b in Go (for precise errors), encodes it with the record
 // codec into one buffer and applies it in one C call, which validates it
 // again and applies it atomically.  When durable, the buffer is the BATCH
@@ -367,16 +364,12 @@ func (e *nativeEngine) Apply(b *Batch) error {
 		}
 		return nil
 	}
-	ops, _, err := e.prepareBatch(nil, b)
+	ops, size, err := e.prepareBatch(nil, b)
 	if err != nil {
 		return err
 	}
-	bp := batchBufPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBuf {
-			batchBufPool.Put(bp)
-		}
-	}()
+	bp := getEncBuf(size)
+	defer putEncBuf(bp)
 	if e.dur == nil {
 		if *bp, err = appendOps((*bp)[:0], ops, 0); err != nil {
 			return err

@@ -339,10 +339,13 @@ func (e *pureEngine) Apply(b *Batch) error {
 		for i := range items {
 			items[i].seq = first + uint64(i)
 		}
-		payload, err := appendOps(make([]byte, 0, size), ops, first)
+		pp := getEncBuf(size)
+		defer putEncBuf(pp)
+		payload, err := appendOps(*pp, ops, first)
 		if err != nil {
 			return dst, err
 		}
+		*pp = payload
 		return appendBatchRecord(dst, payload, first)
 	}, publish)
 }
