@@ -41,7 +41,7 @@ func (p SyncPolicy) String() string {
 const (
 	DefaultSyncInterval    = time.Second
 	DefaultSegmentSize     = 64 << 20
-	DefaultCheckpointBytes = 256 << 20
+	DefaultCheckpointBytes = 64 << 20
 )
 
 // Config configures a Log.  The zero value is valid: every zero field takes
@@ -56,9 +56,11 @@ type Config struct {
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.
 	SegmentSize int64
-	// CheckpointBytes is the WAL size at which CheckpointDue reports true,
-	// the hint engines use to trigger automatic checkpoints; 0 means
-	// 256 MiB, negative disables the hint.
+	// CheckpointBytes is the floor of the WAL size at which CheckpointDue
+	// reports true, the hint engines use to trigger automatic
+	// checkpoints: it does once the WAL written since the last checkpoint
+	// reaches the larger of CheckpointBytes and the newest snapshot's
+	// size.  0 means 64 MiB; negative disables the hint.
 	CheckpointBytes int64
 	// Logf receives the few events an operator should see (torn tail
 	// truncated, stale temporary snapshot removed).  nil discards them.

@@ -728,3 +728,73 @@ func TestConcurrentCheckpoints(t *testing.T) {
 	defer l.Close()
 	sameState(t, rc.state, m)
 }
+
+// TestCheckpointDue: the hint fires once the WAL written since the last
+// checkpoint reaches the larger of the floor and the newest snapshot's
+// size, also after a reopen (the snapshot's size is read back), and never
+// when disabled.
+func TestCheckpointDue(t *testing.T) {
+	dir := t.TempDir()
+	const floor = 1 << 10
+	cfg := Config{Sync: SyncNone, SegmentSize: 1 << 20, CheckpointBytes: floor}
+	l, _ := openT(t, dir, cfg)
+	g := newGen(3)
+	m := model{}
+	// appendUntilDue appends until the hint fires and returns the WAL
+	// size at that point (failing if it never does within limit bytes).
+	appendUntilDue := func(l *Log, limit int64) int64 {
+		t.Helper()
+		for !l.CheckpointDue() {
+			if l.Stats().WALBytes > limit {
+				t.Fatalf("not due at %d WAL bytes (snapshot %d bytes, floor %d)",
+					l.Stats().WALBytes, l.Stats().SnapshotBytes, floor)
+			}
+			r := g.op()
+			if err := l.AppendRecords(r); err != nil {
+				t.Fatal(err)
+			}
+			m.apply(r)
+		}
+		return l.Stats().WALBytes
+	}
+	// No snapshot yet: the floor decides.
+	if got := appendUntilDue(l, 2*floor); got < floor {
+		t.Fatalf("due at %d WAL bytes, below the floor %d", got, floor)
+	}
+	// Grow the data well past the floor, then checkpoint it: now the
+	// snapshot's size decides.
+	for i := 0; i < 2000; i++ {
+		r := g.op()
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(r)
+	}
+	info, err := l.WriteSnapshot(g.seq, m.sorted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Bytes < 4*floor {
+		t.Fatalf("snapshot of %d bytes is too small for this test", info.Bytes)
+	}
+	if l.CheckpointDue() {
+		t.Fatal("due right after a checkpoint")
+	}
+	if got := appendUntilDue(l, info.Bytes+floor); got < info.Bytes {
+		t.Fatalf("due at %d WAL bytes, below the snapshot's %d", got, info.Bytes)
+	}
+	l.Close()
+	// After a reopen the rule still holds: the WAL is already past the
+	// snapshot's size, so it is due at once.
+	l, _ = openT(t, dir, cfg)
+	if !l.CheckpointDue() {
+		t.Fatalf("not due after reopen: WAL %d bytes, snapshot %d", l.Stats().WALBytes, l.Stats().SnapshotBytes)
+	}
+	l.Close()
+	cfg.CheckpointBytes = -1
+	l, _ = openT(t, dir, cfg)
+	defer l.Close()
+	if l.CheckpointDue() {
+		t.Fatal("due with the hint disabled")
+	}
+}
