@@ -361,15 +361,21 @@ func enginePowerCut(t *testing.T, ec engineCase, pol storage.SyncPolicy, seed ui
 			}
 		}(ws[w])
 	}
-	// Crash after a random number of acknowledged writes: enough for the
-	// log (4 KiB to a checkpoint) to have been checkpointed a few times.
+	// Crash after a random number of acknowledged writes, and not before
+	// a checkpoint has completed, so that recovery goes through a snapshot
+	// and the log after it.  Checkpoints run in the background, so on a
+	// loaded machine the count alone could pass first: wait for both.
 	// (The bound only keeps a write path that hangs from hanging the test.)
 	rng := rand.New(rand.NewPCG(seed, 1<<32))
 	target, bound := int64(150+rng.IntN(200)), time.Now().Add(time.Minute)
-	for done.Load() < target && time.Now().Before(bound) {
+	checkpointed := false
+	for time.Now().Before(bound) {
+		checkpointed = !e.Stats().LastCheckpoint.IsZero()
+		if checkpointed && done.Load() >= target {
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
-	checkpointed := !e.Stats().LastCheckpoint.IsZero()
 	crashed.Store(true)
 	if err := cfs.Crash(); err != nil {
 		t.Fatal(err)
