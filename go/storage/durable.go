@@ -203,9 +203,9 @@ func (d *durability) readOnlyErr() error {
 }
 
 // write runs steps 2-7 for one operation on keys (nseq sequence numbers).
-// encode appends the operation's record numbered from first to dst;
-// publish applies it to the index.
-func (d *durability) write(keys func(yield func([]byte)), nseq int,
+// encode appends the operation's record, of size bytes, numbered from
+// first to dst; publish applies it to the index.
+func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
 	encode func(dst []byte, first uint64) ([]byte, error), publish func() error) error {
 	var set [keyStripes / 64]uint64
 	keys(func(k []byte) {
@@ -233,7 +233,7 @@ func (d *durability) write(keys func(yield func([]byte)), nseq int,
 	if err := d.readOnlyErr(); err != nil {
 		return err
 	}
-	bp := getEncBuf(0)
+	bp := getEncBuf(size)
 	d.seqMu.Lock()
 	first := d.seq + 1
 	var pos uint64

@@ -293,7 +293,7 @@ func (e *nativeEngine) put(key, value []byte, exp int64) error {
 	if e.dur == nil {
 		return e.publishPut(key, value, exp)
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
 	}, func() error { return e.publishPut(key, value, exp) })
 }
@@ -330,7 +330,7 @@ func (e *nativeEngine) Delete(key []byte) error {
 	if e.dur == nil {
 		return e.publishDelete(key)
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
 	}, func() error { return e.publishDelete(key) })
 }
@@ -378,7 +378,7 @@ func (e *nativeEngine) Apply(b *Batch) error {
 	}
 	// *bp holds the nested records (the C call's input); the log gets
 	// them wrapped in one BATCH record.
-	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) ([]byte, error) {
+	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
 		if *bp, err = appendOps((*bp)[:0], ops, first); err != nil {
 			return dst, err
 		}

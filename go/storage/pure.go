@@ -246,7 +246,7 @@ func (e *pureEngine) put(key, value []byte, exp int64) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		it.seq = seq
 		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
 	}, publish)
@@ -283,7 +283,7 @@ func (e *pureEngine) Delete(key []byte) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(oneKey(key), 1, func(dst []byte, seq uint64) ([]byte, error) {
+	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
 	}, publish)
 }
@@ -335,7 +335,7 @@ func (e *pureEngine) Apply(b *Batch) error {
 	if e.dur == nil {
 		return publish()
 	}
-	return e.dur.write(opKeys(ops), len(ops), func(dst []byte, first uint64) ([]byte, error) {
+	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
 		for i := range items {
 			items[i].seq = first + uint64(i)
 		}

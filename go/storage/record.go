@@ -11,26 +11,43 @@ import (
 	"github.com/mantisdb/mantisdb/go/codec"
 )
 
-// encBufs lends the buffers records are encoded into: the log record of
-// every durable write, and a batch's nested records.  Buffers up to
-// maxPooledEnc go back to it, and sync.Pool drops those left idle through
-// two GC cycles, so the cap bounds what one P keeps between GCs.  It
-// covers a batch of 1000 ops with 4 KiB values: up to there a bulk load
-// allocates no encode buffer per batch.  That matters most to the native
-// engine, whose Go heap holds no data: with GOGC's 4 MiB minimum goal,
-// megabytes of encode garbage per batch meant a GC cycle (and the
-// scavenger returning the pages, and faulting them back in) per batch.
-// BenchmarkSideBySide/*/bulk-load-1k (batches of 1000 x 1 KiB values),
-// medians of 3 interleaved runs on the 2-core VM, 2026-11-25: before, with
-// two pools capped at 1 MiB and a native payload grown by doubling, native
-// 3.96 and pure-Go 2.31 ms per batch; with this pool 1.56 and 2.00 ms.
-var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// Encode buffers: the log record of every durable write, and a batch's
+// nested records.  Buffers up to smallEnc live in a sync.Pool; bigger ones,
+// up to maxPooledEnc, in a free list of bigEncSlots, so the memory kept
+// idle is bounded (bigEncSlots x maxPooledEnc) however many writers ran
+// big batches at once; beyond that a write allocates.  maxPooledEnc covers
+// a batch of 1000 ops of 4 KiB values with keys up to ~50 bytes.  Reuse
+// matters most to the native engine, whose Go heap holds no data: with
+// GOGC's 4 MiB minimum goal, megabytes of encode garbage per batch meant
+// a GC cycle (and the scavenger returning the pages, and faulting them
+// back in) per batch.  BenchmarkSideBySide/*/bulk-load-1k -benchtime 200x
+// (ns/op = one batch of 1000 x 1 KiB values), medians of 3 interleaved
+// runs on the 2-core VM, 2026-11-25: before, with two pools capped at
+// 1 MiB and a native payload grown by doubling, native 4.15 and pure-Go
+// 2.02 ms per batch; after, 1.48 and 1.65 ms.
+const (
+	smallEnc     = 64 << 10
+	maxPooledEnc = 4 << 20
+	bigEncSlots  = 4
+)
 
-const maxPooledEnc = 4 << 20
+var (
+	encBufs    = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	bigEncBufs = make(chan *[]byte, bigEncSlots)
+)
 
-// getEncBuf returns an empty pooled buffer with room for n bytes.
+// getEncBuf returns an empty buffer with room for n bytes.
 func getEncBuf(n int) *[]byte {
-	bp := encBufs.Get().(*[]byte)
+	var bp *[]byte
+	if n > smallEnc {
+		select {
+		case bp = <-bigEncBufs:
+		default:
+		}
+	}
+	if bp == nil {
+		bp = encBufs.Get().(*[]byte)
+	}
 	if cap(*bp) < n {
 		*bp = make([]byte, 0, n)
 	}
@@ -40,8 +57,14 @@ func getEncBuf(n int) *[]byte {
 
 // putEncBuf gives bp back; the caller no longer uses *bp.
 func putEncBuf(bp *[]byte) {
-	if cap(*bp) <= maxPooledEnc {
+	switch c := cap(*bp); {
+	case c <= smallEnc:
 		encBufs.Put(bp)
+	case c <= maxPooledEnc:
+		select {
+		case bigEncBufs <- bp:
+		default: // the free list is full: let it go
+		}
 	}
 }
 
