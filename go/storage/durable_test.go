@@ -316,12 +316,15 @@ func enginePowerCut(t *testing.T, ec engineCase, pol storage.SyncPolicy, seed ui
 	ws := make([]*writer, writers)
 	var wg sync.WaitGroup
 	var done atomic.Int64 // acknowledged operations, all writers
+	var live atomic.Int32 // writers still writing
 	var crashed atomic.Bool
 	for w := range ws {
 		ws[w] = &writer{}
 		wg.Add(1)
+		live.Add(1)
 		go func(wr *writer) {
 			defer wg.Done()
+			defer live.Add(-1)
 			r := rand.New(rand.NewPCG(seed, uint64(w)))
 			for i := 0; ; i++ {
 				k1 := fmt.Sprintf("w%d-%02d", w, r.IntN(keysPer))
@@ -371,8 +374,8 @@ func enginePowerCut(t *testing.T, ec engineCase, pol storage.SyncPolicy, seed ui
 	checkpointed := false
 	for time.Now().Before(bound) {
 		checkpointed = !e.Stats().LastCheckpoint.IsZero()
-		if checkpointed && done.Load() >= target {
-			break
+		if checkpointed && done.Load() >= target || live.Load() == 0 {
+			break // (no writer left: each reported its error)
 		}
 		time.Sleep(time.Millisecond)
 	}

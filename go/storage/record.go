@@ -39,7 +39,7 @@ var (
 // getEncBuf returns an empty buffer with room for n bytes.
 func getEncBuf(n int) *[]byte {
 	var bp *[]byte
-	if n > smallEnc {
+	if n > smallEnc && n <= maxPooledEnc {
 		select {
 		case bp = <-bigEncBufs:
 		default:

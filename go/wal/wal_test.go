@@ -780,15 +780,28 @@ func TestCheckpointDue(t *testing.T) {
 	if l.CheckpointDue() {
 		t.Fatal("due right after a checkpoint")
 	}
-	if got := appendUntilDue(l, info.Bytes+floor); got < info.Bytes {
-		t.Fatalf("due at %d WAL bytes, below the snapshot's %d", got, info.Bytes)
+	// Past the floor but below the snapshot's size: not due, also after
+	// a reopen, which must read the snapshot's size back.
+	for l.Stats().WALBytes < 2*floor {
+		r := g.op()
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(r)
+	}
+	if l.CheckpointDue() {
+		t.Fatalf("due at %d WAL bytes, below the snapshot's %d", l.Stats().WALBytes, info.Bytes)
 	}
 	l.Close()
-	// After a reopen the rule still holds: the WAL is already past the
-	// snapshot's size, so it is due at once.
 	l, _ = openT(t, dir, cfg)
-	if !l.CheckpointDue() {
-		t.Fatalf("not due after reopen: WAL %d bytes, snapshot %d", l.Stats().WALBytes, l.Stats().SnapshotBytes)
+	if got := l.Stats().SnapshotBytes; got != info.Bytes {
+		t.Fatalf("after reopen SnapshotBytes = %d, want %d", got, info.Bytes)
+	}
+	if l.CheckpointDue() {
+		t.Fatalf("due after reopen at %d WAL bytes, below the snapshot's %d", l.Stats().WALBytes, info.Bytes)
+	}
+	if got := appendUntilDue(l, info.Bytes+floor); got < info.Bytes {
+		t.Fatalf("due at %d WAL bytes, below the snapshot's %d", got, info.Bytes)
 	}
 	l.Close()
 	cfg.CheckpointBytes = -1
