@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"iter"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -212,15 +213,20 @@ func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
 		s := d.stripe(k)
 		set[s/64] |= 1 << (s % 64)
 	})
-	for s := 0; s < keyStripes; s++ {
-		if set[s/64]&(1<<(s%64)) != 0 {
-			d.stripes[s].Lock()
+	// Lock the stripes in ascending order (no deadlock between writes
+	// that share some), visiting only the set bits: a loop over all 256
+	// stripes, twice, was ~15% of a single put's CPU (perf, SyncNone).
+	for i, w := range set {
+		for ; w != 0; w &= w - 1 {
+			d.stripes[i*64+bits.TrailingZeros64(w)].Lock()
 		}
 	}
 	defer func() {
-		for s := keyStripes - 1; s >= 0; s-- {
-			if set[s/64]&(1<<(s%64)) != 0 {
-				d.stripes[s].Unlock()
+		for i := len(set) - 1; i >= 0; i-- {
+			for w := set[i]; w != 0; {
+				b := 63 - bits.LeadingZeros64(w)
+				d.stripes[i*64+b].Unlock()
+				w &^= 1 << b
 			}
 		}
 	}()
