@@ -46,7 +46,7 @@ type benchEngine struct {
 
 var sbsEngines = []benchEngine{{"pure-go", storage.NewPureGoStorageEngine}}
 
-func sbsOpen(b *testing.B, open func(storage.Options) (storage.Engine, error), opts storage.Options) storage.Engine {
+func sbsOpen(b testing.TB, open func(storage.Options) (storage.Engine, error), opts storage.Options) storage.Engine {
 	b.Helper()
 	e, err := open(opts)
 	if err != nil {

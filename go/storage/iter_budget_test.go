@@ -15,11 +15,7 @@ import (
 func TestIteratorRepositionResetsFill(t *testing.T) {
 	for _, eng := range sbsEngines {
 		t.Run(eng.name, func(t *testing.T) {
-			e, err := eng.open(storage.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
+			e := sbsOpen(t, eng.open, storage.Options{})
 			var b storage.Batch
 			val := bytes.Repeat([]byte("v"), 100)
 			for i := 0; i < 5000; i++ {

@@ -146,11 +146,7 @@ func TestNativeFillsMatchPure(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pure, err := storage.NewPureGoStorageEngine(storage.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pure.Close()
+			pure := sbsOpen(t, storage.NewPureGoStorageEngine, storage.Options{})
 			native := openNative(t, storage.Options{})
 			var b storage.Batch
 			for i := 0; i < c.n; i++ {
