@@ -1,6 +1,6 @@
 /*
  * fuzz_codec.c -- libFuzzer target for the record codec, the decoder of
- * every untrusted byte the core reads (WAL, snapshots, cgo batches).
+ * every byte the core decodes (batches passed across cgo).
  *
  * Properties checked on arbitrary input:
  *   1. decode and both iterators never read outside the input (ASan) and

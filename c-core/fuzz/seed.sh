@@ -19,14 +19,6 @@ if [ "$fuzzer" = fuzz_engine ]; then
 	printf '\003\000\001\011\041\000key-too-long-for-eight' > "$corpus/script-small-limits"
 	printf '\001\100\001\002\002\000k1vv\377\000\000\000\000\050' > "$corpus/script-corrupt"
 fi
-# fuzz_wal: the first byte picks the scanner (see fuzz/fuzz_wal.c); seed it
-# with the golden segments (0: last segment) and snapshot (3).
-if [ "$fuzzer" = fuzz_wal ]; then
-	for f in "$testdata"/wal/golden/wal/*.wal; do
-		{ printf '\000'; cat "$f"; } > "$corpus/seg-$(basename "$f")"; done
-	for f in "$testdata"/wal/golden/snap/*.snap; do
-		{ printf '\003'; cat "$f"; } > "$corpus/snap-$(basename "$f")"; done
-fi
 vectors="$testdata/codec/vectors.txt"
 [ -f "$vectors" ] || exit 0
 # Field 8 (the last) is record_hex; write each as raw bytes.

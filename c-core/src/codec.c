@@ -26,6 +26,8 @@
  * below cannot overflow even with a 32-bit size_t (32 + 64 KiB + 256 MiB
  * + 7 < 2^32).
  */
+#include "le.h"
+
 #include <mantis.h>
 
 #include <string.h>
@@ -40,46 +42,6 @@ enum {
 	OFF_SEQ = 16,
 	OFF_EXPIRES = 24,
 };
-
-static inline uint16_t
-ld16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t
-ld32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t
-ld64(const uint8_t *p)
-{
-	return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
-}
-
-static inline void
-st16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void
-st32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void
-st64(uint8_t *p, uint64_t v)
-{
-	st32(p, (uint32_t)v);
-	st32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* The value-length limit of a known type (keys are 64 KiB for all). */
 static uint32_t
@@ -184,12 +146,12 @@ mantis_codec_encode(void *buf, size_t cap, const mantis_record *rec,
 	uint8_t *p = buf;
 	p[OFF_TYPE] = rec->type;
 	p[OFF_VER] = MANTIS_FORMAT_VERSION;
-	st16(p + OFF_HCHECK, 0);
-	st32(p + OFF_KEY_LEN, rec->key_len);
-	st32(p + OFF_VALUE_LEN, rec->value_len);
-	st64(p + OFF_SEQ, rec->seq);
-	st64(p + OFF_EXPIRES, rec->expires_at);
-	st16(p + OFF_HCHECK, header_check(p));
+	le_st16(p + OFF_HCHECK, 0);
+	le_st32(p + OFF_KEY_LEN, rec->key_len);
+	le_st32(p + OFF_VALUE_LEN, rec->value_len);
+	le_st64(p + OFF_SEQ, rec->seq);
+	le_st64(p + OFF_EXPIRES, rec->expires_at);
+	le_st16(p + OFF_HCHECK, header_check(p));
 	uint8_t *body = p + MANTIS_RECORD_HEADER_SIZE;
 	if (rec->key_len)
 		memcpy(body, rec->key, rec->key_len);
@@ -197,7 +159,7 @@ mantis_codec_encode(void *buf, size_t cap, const mantis_record *rec,
 		memcpy(body + rec->key_len, rec->value, rec->value_len);
 	size_t end = MANTIS_RECORD_HEADER_SIZE + (size_t)rec->key_len + rec->value_len;
 	memset(p + end, 0, size - end);
-	st32(p + OFF_CRC, mantis_crc32c(0, p + 4, size - 4));
+	le_st32(p + OFF_CRC, mantis_crc32c(0, p + 4, size - 4));
 	return MANTIS_OK;
 }
 
@@ -212,14 +174,14 @@ mantis_codec_decode(const void *buf, size_t len, mantis_record *out)
 		return MANTIS_TRUNCATED;
 	const uint8_t *p = buf;
 	/* 3. Nothing below trusts a length before this check. */
-	if (ld16(p + OFF_HCHECK) != header_check(p))
+	if (le_ld16(p + OFF_HCHECK) != header_check(p))
 		return MANTIS_CORRUPT;
 	/* 4., 5. */
 	uint8_t type = p[OFF_TYPE];
 	if (p[OFF_VER] != MANTIS_FORMAT_VERSION)
 		return MANTIS_UNSUPPORTED;
-	uint32_t key_len = ld32(p + OFF_KEY_LEN);
-	uint32_t value_len = ld32(p + OFF_VALUE_LEN);
+	uint32_t key_len = le_ld32(p + OFF_KEY_LEN);
+	uint32_t value_len = le_ld32(p + OFF_VALUE_LEN);
 	mantis_status st = check_type_and_limits(type, key_len, value_len);
 	if (st != MANTIS_OK)
 		return st;
@@ -228,18 +190,18 @@ mantis_codec_decode(const void *buf, size_t len, mantis_record *out)
 	if (len < size)
 		return MANTIS_TRUNCATED;
 	/* 7. */
-	if (ld32(p + OFF_CRC) != mantis_crc32c(0, p + 4, size - 4))
+	if (le_ld32(p + OFF_CRC) != mantis_crc32c(0, p + 4, size - 4))
 		return MANTIS_CORRUPT;
 	size_t end = MANTIS_RECORD_HEADER_SIZE + (size_t)key_len + value_len;
 	for (size_t i = end; i < size; i++)
 		if (p[i] != 0)
 			return MANTIS_CORRUPT;
-	uint64_t expires_at = ld64(p + OFF_EXPIRES);
+	uint64_t expires_at = le_ld64(p + OFF_EXPIRES);
 	if (!field_rules_hold(type, key_len, value_len, expires_at))
 		return MANTIS_CORRUPT;
 
 	out->type = type;
-	out->seq = ld64(p + OFF_SEQ);
+	out->seq = le_ld64(p + OFF_SEQ);
 	out->expires_at = expires_at;
 	out->key = p + MANTIS_RECORD_HEADER_SIZE;
 	out->key_len = key_len;

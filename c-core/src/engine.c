@@ -53,7 +53,7 @@
  * the same db except mantis_db_close (see mantis.h).
  */
 #include "alloc.h"
-#include "wal.h" /* little-endian stores */
+#include "le.h"
 
 #include <mantis.h>
 
@@ -332,7 +332,6 @@ mantis_db_put(mantis_db *db, const void *key, size_t key_len,
 	struct key_stripe *ks = &db->stripes[stripe_of(key, key_len)];
 	pthread_mutex_lock(&ks->mu);
 	uint64_t seq = take_seq(db, 1);
-	/* WAL append goes here (step 3). */
 	st = mantis_skiplist_put(db->sl, key, key_len, value, value_len, seq, expires_at);
 	pthread_mutex_unlock(&ks->mu);
 	if (st == MANTIS_OK)
@@ -351,8 +350,6 @@ mantis_db_delete(mantis_db *db, const void *key, size_t key_len)
 	struct key_stripe *ks = &db->stripes[stripe_of(key, key_len)];
 	pthread_mutex_lock(&ks->mu);
 	(void)take_seq(db, 1);
-	/* WAL append goes here (step 3): a delete is logged even when the
-	 * key is absent, so replay needs no knowledge of the map. */
 	st = mantis_skiplist_delete(db->sl, key, key_len);
 	pthread_mutex_unlock(&ks->mu);
 	if (st == MANTIS_OK || st == MANTIS_NOT_FOUND)
@@ -459,7 +456,6 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 			pthread_mutex_lock(&db->stripes[s].mu);
 	pthread_mutex_lock(&db->batch_mu);
 	uint64_t seq = take_seq(db, n);
-	/* WAL append of one BATCH record goes here (step 3). */
 
 	size_t puts = 0, dels = 0;
 	mantis_codec_iter it;
@@ -524,9 +520,9 @@ put_scan_entry(uint8_t *buf, size_t cap, const mantis_skiplist_entry *e, size_t 
 	*w = size;
 	if (cap < size)
 		return MANTIS_BUFFER_TOO_SMALL;
-	wal_put32(buf, (uint32_t)e->key_len);
-	wal_put32(buf + 4, (uint32_t)e->value_len);
-	wal_put64(buf + 8, e->expires_at);
+	le_st32(buf, (uint32_t)e->key_len);
+	le_st32(buf + 4, (uint32_t)e->value_len);
+	le_st64(buf + 8, e->expires_at);
 	memcpy(buf + MANTIS_SCAN_ENTRY_HEADER_SIZE, e->key, e->key_len);
 	if (e->value_len != 0)
 		memcpy(buf + MANTIS_SCAN_ENTRY_HEADER_SIZE + e->key_len, e->value, e->value_len);

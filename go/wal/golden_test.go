@@ -15,8 +15,9 @@ import (
 
 var update = flag.Bool("update", false, "regenerate testdata/wal (golden data directory and its listing)")
 
-// The golden data directory is shared with the C core: both engines must
-// read it back record for record (docs/FORMAT.md, "Files on disk").
+// The golden data directory pins the file format (docs/FORMAT.md, "Files
+// on disk"): go/wal must read it back record for record and re-write it
+// byte for byte, and both engines recover through go/wal.
 var (
 	goldenDir     = filepath.Join("..", "..", "testdata", "wal", "golden")
 	goldenListing = filepath.Join("..", "..", "testdata", "wal", "golden.txt")
