@@ -26,6 +26,7 @@
  * below cannot overflow even with a 32-bit size_t (32 + 64 KiB + 256 MiB
  * + 7 < 2^32).
  */
+#include "codec_view.h"
 #include "le.h"
 
 #include <mantis.h>
@@ -209,6 +210,22 @@ mantis_codec_decode(const void *buf, size_t len, mantis_record *out)
 	out->value_len = value_len;
 	out->size = size;
 	return MANTIS_OK;
+}
+
+void
+mantis_codec_view(const void *buf, mantis_record *out)
+{
+	const uint8_t *p = buf;
+	uint32_t key_len = le_ld32(p + OFF_KEY_LEN);
+	uint32_t value_len = le_ld32(p + OFF_VALUE_LEN);
+	out->type = p[OFF_TYPE];
+	out->seq = le_ld64(p + OFF_SEQ);
+	out->expires_at = le_ld64(p + OFF_EXPIRES);
+	out->key = p + MANTIS_RECORD_HEADER_SIZE;
+	out->key_len = key_len;
+	out->value = p + MANTIS_RECORD_HEADER_SIZE + key_len;
+	out->value_len = value_len;
+	out->size = record_size(key_len, value_len);
 }
 
 void

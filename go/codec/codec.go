@@ -313,17 +313,47 @@ func check(r Record) error {
 
 // put writes r into b, which is exactly r.Size() bytes long.
 func put(b []byte, r Record) {
-	b[offType] = r.Type
-	b[offVer] = Version
-	binary.LittleEndian.PutUint32(b[offKeyLen:], uint32(len(r.Key)))
-	binary.LittleEndian.PutUint32(b[offValueLen:], uint32(len(r.Value)))
-	binary.LittleEndian.PutUint64(b[offSeq:], r.Seq)
-	binary.LittleEndian.PutUint64(b[offExpires:], uint64(r.ExpiresAt))
-	binary.LittleEndian.PutUint16(b[offHCheck:], headerCheck(b))
 	n := copy(b[HeaderSize:], r.Key)
 	n += copy(b[HeaderSize+n:], r.Value)
-	clear(b[HeaderSize+n:])
+	seal(b, r.Type, len(r.Key), len(r.Value), r.Seq, r.ExpiresAt)
+}
+
+// seal writes the header of the record in b, whose key and value are
+// already in place, zeroes its padding and sets its CRC.  b is exactly the
+// record's size.
+func seal(b []byte, typ uint8, keyLen, valueLen int, seq uint64, expiresAt int64) {
+	b[offType] = typ
+	b[offVer] = Version
+	binary.LittleEndian.PutUint32(b[offKeyLen:], uint32(keyLen))
+	binary.LittleEndian.PutUint32(b[offValueLen:], uint32(valueLen))
+	binary.LittleEndian.PutUint64(b[offSeq:], seq)
+	binary.LittleEndian.PutUint64(b[offExpires:], uint64(expiresAt))
+	binary.LittleEndian.PutUint16(b[offHCheck:], headerCheck(b))
+	clear(b[HeaderSize+keyLen+valueLen:])
 	binary.LittleEndian.PutUint32(b[offCRC:], crc32.Update(0, castagnoli, b[offType:]))
+}
+
+// AppendBatch appends one BATCH record numbered seq whose payload is what
+// fill appends to the slice it is given (the nested records, encoded with
+// Append).  The nested records are encoded in place, after room left for
+// the header: the payload is never copied, and its bytes are read once
+// more only for the BATCH record's own CRC.  An error of fill, or a
+// payload over MaxBatchSize (ErrTooLarge), returns dst unchanged.
+func AppendBatch(dst []byte, seq uint64, fill func(dst []byte) ([]byte, error)) ([]byte, error) {
+	start := len(dst)
+	dst = slices.Grow(dst, HeaderSize)[:start+HeaderSize]
+	out, err := fill(dst)
+	if err != nil {
+		return dst[:start], err
+	}
+	vlen := len(out) - start - HeaderSize
+	if vlen > MaxBatchSize {
+		return out[:start], ErrTooLarge
+	}
+	n := Size(0, vlen)
+	out = slices.Grow(out, start+n-len(out))[:start+n]
+	seal(out[start:], TypeBatch, 0, vlen, seq, 0)
+	return out, nil
 }
 
 // Append appends the encoding of r to dst and returns the extended slice.

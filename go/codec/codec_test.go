@@ -6,6 +6,7 @@ package codec_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -564,4 +565,48 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 	_ = sink
+}
+
+// TestAppendBatch: a batch encoded in place is byte for byte the BATCH
+// record Append makes of the same payload, after any prefix, and a failing
+// or oversized fill leaves dst as it was.
+func TestAppendBatch(t *testing.T) {
+	nested := []codec.Record{
+		{Type: codec.TypePut, Seq: 7, Key: []byte("a"), Value: []byte("one")},
+		{Type: codec.TypeDelete, Seq: 8, Key: []byte("bb")},
+		{Type: codec.TypePut, Seq: 9, Key: []byte("c"), Value: bytes.Repeat([]byte("v"), 13), ExpiresAt: 42},
+	}
+	fill := func(dst []byte) ([]byte, error) {
+		for _, r := range nested {
+			var err error
+			if dst, err = codec.Append(dst, r); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+	payload, _ := fill(nil)
+	for _, prefix := range [][]byte{nil, []byte("xyz")} {
+		want, err := codec.Append(bytes.Clone(prefix), codec.Record{Type: codec.TypeBatch, Seq: 7, Value: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.AppendBatch(bytes.Clone(prefix), 7, fill)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("prefix %q: AppendBatch = %x, %v; want %x", prefix, got, err, want)
+		}
+	}
+	boom := errors.New("boom")
+	for name, c := range map[string]struct {
+		fill func([]byte) ([]byte, error)
+		want error
+	}{
+		"fill error": {func(d []byte) ([]byte, error) { return append(d, 1, 2, 3), boom }, boom},
+		"too large":  {func(d []byte) ([]byte, error) { return append(d, make([]byte, codec.MaxBatchSize+1)...), nil }, codec.ErrTooLarge},
+	} {
+		got, err := codec.AppendBatch([]byte("p"), 1, c.fill)
+		if !errors.Is(err, c.want) || string(got) != "p" {
+			t.Errorf("%s: %q, %v; want \"p\", %v", name, got, err, c.want)
+		}
+	}
 }

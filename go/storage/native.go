@@ -295,7 +295,7 @@ func (e *nativeEngine) put(key, value []byte, exp int64) error {
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, func() error { return e.publishPut(key, value, exp) })
+	}, func([]byte) error { return e.publishPut(key, value, exp) })
 }
 
 // publishPut is the one C call of a put.
@@ -332,7 +332,7 @@ func (e *nativeEngine) Delete(key []byte) error {
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, func() error { return e.publishDelete(key) })
+	}, func([]byte) error { return e.publishDelete(key) })
 }
 
 // publishDelete is the one C call of a delete.
@@ -368,22 +368,19 @@ func (e *nativeEngine) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
-	bp := getEncBuf(size)
-	defer putEncBuf(bp)
 	if e.dur == nil {
+		bp := getEncBuf(size)
+		defer putEncBuf(bp)
 		if *bp, err = appendOps((*bp)[:0], ops, 0); err != nil {
 			return err
 		}
 		return e.publishBatch(*bp)
 	}
-	// *bp holds the nested records (the C call's input); the log gets
-	// them wrapped in one BATCH record.
+	// The log gets one BATCH record; the C call gets its payload, the
+	// nested records, as they are.
 	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
-		if *bp, err = appendOps((*bp)[:0], ops, first); err != nil {
-			return dst, err
-		}
-		return appendBatchRecord(dst, *bp, first)
-	}, func() error { return e.publishBatch(*bp) })
+		return appendBatch(dst, ops, first)
+	}, func(rec []byte) error { return e.publishBatch(batchPayload(rec, size)) })
 }
 
 // publishBatch is the one C call of a batch: buf holds its PUT/DELETE

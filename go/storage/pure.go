@@ -249,7 +249,7 @@ func (e *pureEngine) put(key, value []byte, exp int64) error {
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		it.seq = seq
 		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, publish)
+	}, func([]byte) error { return publish() })
 }
 
 // Put sets key to value.
@@ -285,7 +285,7 @@ func (e *pureEngine) Delete(key []byte) error {
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, publish)
+	}, func([]byte) error { return publish() })
 }
 
 // Apply validates the whole batch first (nothing is applied or logged if
@@ -339,15 +339,8 @@ func (e *pureEngine) Apply(b *Batch) error {
 		for i := range items {
 			items[i].seq = first + uint64(i)
 		}
-		pp := getEncBuf(size)
-		defer putEncBuf(pp)
-		payload, err := appendOps(*pp, ops, first)
-		if err != nil {
-			return dst, err
-		}
-		*pp = payload
-		return appendBatchRecord(dst, payload, first)
-	}, publish)
+		return appendBatch(dst, ops, first)
+	}, func([]byte) error { return publish() })
 }
 
 // ---- stats and lifecycle --------------------------------------------------

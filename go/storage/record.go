@@ -103,18 +103,23 @@ func appendOps(dst []byte, ops []prepOp, firstSeq uint64) ([]byte, error) {
 	return dst, nil
 }
 
-// appendBatchRecord appends one BATCH record whose payload is the nested
-// records in payload (from appendOps), with seq = first, the first nested
-// record's number.
+// appendBatch appends one BATCH record numbered first whose payload is
+// ops encoded as nested records numbered from first, in place (no copy of
+// the payload: codec.AppendBatch).  batchPayload finds the nested records
+// in the result.
 //
 //	+-----------------------------+------------+------------+-----+
 //	| BATCH header (seq = first)  | rec first  | rec first+1| ... |
 //	+-----------------------------+------------+------------+-----+
 //	  key empty, value = the nested records (each aligned, own CRC)
-func appendBatchRecord(dst, payload []byte, first uint64) ([]byte, error) {
-	out, err := codec.Append(dst, codec.Record{Type: codec.TypeBatch, Seq: first, Value: payload})
+func appendBatch(dst []byte, ops []prepOp, first uint64) ([]byte, error) {
+	out, err := codec.AppendBatch(dst, first, func(d []byte) ([]byte, error) { return appendOps(d, ops, first) })
 	if err != nil {
 		return dst, fmt.Errorf("mantisdb: encode batch: %w", err)
 	}
 	return out, nil
 }
+
+// batchPayload returns the nested records of the BATCH record at the
+// start of rec, whose payload is size bytes (appendBatch wrote it).
+func batchPayload(rec []byte, size int) []byte { return rec[codec.HeaderSize : codec.HeaderSize+size] }

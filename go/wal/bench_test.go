@@ -55,7 +55,7 @@ func BenchmarkAppend(b *testing.B) {
 							mu.Lock()
 							seq++
 							buf, _ = appendRecord(buf[:0], Record{Type: TypePut, Seq: seq, Key: []byte(fmt.Sprintf("key%013d", seq)), Value: value})
-							pos, err := l.Enqueue(buf)
+							pos, err := l.Enqueue(buf, seq, seq)
 							mu.Unlock()
 							if err == nil {
 								err = l.Wait(pos)
@@ -105,7 +105,7 @@ func recoveryDir(b *testing.B) string {
 		for i := 1; i <= benchRecords; i++ {
 			buf, _ = appendRecord(buf, Record{Type: TypePut, Seq: uint64(i), Key: []byte(fmt.Sprintf("key%013d", i)), Value: value})
 			if i%1000 == 0 {
-				if err := l.Append(buf); err != nil {
+				if err := l.Append(buf, uint64(i-999), uint64(i)); err != nil {
 					b.Fatal(err)
 				}
 				buf = buf[:0]

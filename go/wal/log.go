@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -79,20 +78,23 @@ type counters struct {
 // batch does not pin its memory forever.
 const maxSpare = 8 << 20
 
-// Enqueue appends encoded records to the log's in-memory queue, in call
-// order, and returns the position to pass to Wait.  b holds one or more
-// complete PUT, DELETE or BATCH records produced by the codec, with sequence
-// numbers strictly increasing and above every earlier one.  b is copied;
-// the caller may reuse it at once.  Enqueue never blocks on I/O, so an
-// engine can call it while holding the lock that orders its sequence
-// numbers:
+// Enqueue appends b to the log's in-memory queue, in call order, and
+// returns the position to pass to Wait.  b holds one or more complete PUT,
+// DELETE or BATCH records as go/codec encoded them, numbered first..last
+// (a BATCH's nested records included), and first must be above every
+// number enqueued before.  b is copied; the caller may reuse it at once.
 //
-//	mu.Lock(); seq++; rec := encode(seq, ...); pos, err := log.Enqueue(rec); mu.Unlock()
+// Enqueue takes the records as they are: it neither decodes nor
+// checksums them (the caller encoded them a moment ago, and recovery
+// checks every record's CRC when it reads them back).  It checks only the
+// numbering it is told.  Enqueue never blocks on I/O, so an engine can call
+// it while holding the lock that orders its sequence numbers:
+//
+//	mu.Lock(); seq++; rec := encode(seq, ...); pos, err := log.Enqueue(rec, seq, seq); mu.Unlock()
 //	if err == nil { err = log.Wait(pos) }
-func (l *Log) Enqueue(b []byte) (uint64, error) {
-	first, last, err := scanRecords(b)
-	if err != nil {
-		return 0, err
+func (l *Log) Enqueue(b []byte, first, last uint64) (uint64, error) {
+	if len(b) < headerSize || first == 0 || last < first {
+		return 0, fmt.Errorf("%w: %d bytes numbered %d..%d", ErrInvalid, len(b), first, last)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -125,24 +127,40 @@ func (l *Log) Wait(pos uint64) error { return l.wait(pos, l.cfg.Sync == SyncAlwa
 
 // Append is Enqueue followed by Wait.  Callers that assign sequence numbers
 // concurrently must use Enqueue under their own lock instead.
-func (l *Log) Append(b []byte) error {
-	pos, err := l.Enqueue(b)
+func (l *Log) Append(b []byte, first, last uint64) error {
+	pos, err := l.Enqueue(b, first, last)
 	if err != nil {
 		return err
 	}
 	return l.Wait(pos)
 }
 
-// EnqueueRecords encodes recs and enqueues them (see Enqueue).
+// EnqueueRecords encodes recs, numbered in ascending order, and enqueues
+// them (see Enqueue).
 func (l *Log) EnqueueRecords(recs ...Record) (uint64, error) {
 	var buf []byte
-	for _, r := range recs {
+	var first, last uint64
+	for i, r := range recs {
 		var err error
 		if buf, err = appendRecord(buf, r); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
+		hi := r.Seq
+		if r.Type == TypeBatch {
+			if err := batchEach(r.Value, func(n Record) error { hi = max(hi, n.Seq); return nil }); err != nil {
+				return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+		} else if r.Type != TypePut && r.Type != TypeDelete {
+			return 0, fmt.Errorf("%w: record type %d cannot be appended", ErrInvalid, r.Type)
+		}
+		if i == 0 {
+			first = r.Seq
+		} else if r.Seq <= last {
+			return 0, fmt.Errorf("%w: sequence numbers not increasing at record %d", ErrInvalid, i)
+		}
+		last = hi
 	}
-	return l.Enqueue(buf)
+	return l.Enqueue(buf, first, last)
 }
 
 // AppendRecords encodes recs and appends them (Enqueue then Wait).
@@ -414,51 +432,4 @@ func (l *Log) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// scanRecords walks encoded records by their headers (the codec wrote and
-// checksummed them; this only checks the framing) and returns the first and
-// last sequence numbers, looking inside BATCH records for the last.
-func scanRecords(b []byte) (first, last uint64, err error) {
-	if len(b) == 0 {
-		return 0, 0, fmt.Errorf("%w: no records", ErrInvalid)
-	}
-	prev := uint64(0)
-	for off := 0; off < len(b); {
-		n, ok := peekSize(b[off:])
-		if !ok || n > len(b)-off {
-			return 0, 0, fmt.Errorf("%w: malformed record at byte %d", ErrInvalid, off)
-		}
-		typ := b[off+4]
-		seq := binary.LittleEndian.Uint64(b[off+16:])
-		hi := seq
-		switch typ {
-		case TypePut, TypeDelete:
-		case TypeBatch:
-			klen := int(binary.LittleEndian.Uint32(b[off+8:]))
-			vlen := int(binary.LittleEndian.Uint32(b[off+12:]))
-			payload := b[off+headerSize+klen : off+headerSize+klen+vlen]
-			for p := 0; p < len(payload); {
-				m, ok := peekSize(payload[p:])
-				if !ok || m > len(payload)-p {
-					return 0, 0, fmt.Errorf("%w: malformed batch at byte %d", ErrInvalid, off)
-				}
-				if s := binary.LittleEndian.Uint64(payload[p+16:]); s > hi {
-					hi = s
-				}
-				p += m
-			}
-		default:
-			return 0, 0, fmt.Errorf("%w: record type %d cannot be appended", ErrInvalid, typ)
-		}
-		if seq <= prev {
-			return 0, 0, fmt.Errorf("%w: sequence numbers not increasing at byte %d", ErrInvalid, off)
-		}
-		if off == 0 {
-			first = seq
-		}
-		prev, last = hi, hi
-		off += n
-	}
-	return first, last, nil
 }

@@ -71,7 +71,7 @@ func powerCut(t *testing.T, pol SyncPolicy, seed int64) {
 				b, err := appendRecord(nil, r)
 				var pos uint64
 				if err == nil {
-					pos, err = l.Enqueue(b)
+					pos, err = l.Enqueue(b, seq, seq)
 				}
 				if err == nil {
 					history = append(history, r)

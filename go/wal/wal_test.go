@@ -122,7 +122,7 @@ func TestGroupCommit(t *testing.T) {
 				key := fmt.Sprintf("w%02d-%03d", w, i)
 				mu.Lock()
 				seq++
-				pos, err := l.Enqueue(encode(t, Record{Type: TypePut, Seq: seq, Key: []byte(key), Value: []byte(key)}))
+				pos, err := l.Enqueue(encode(t, Record{Type: TypePut, Seq: seq, Key: []byte(key), Value: []byte(key)}), seq, seq)
 				mu.Unlock()
 				if err == nil {
 					err = l.Wait(pos)
@@ -640,24 +640,40 @@ func TestSnapshotSourceErrorKeepsLog(t *testing.T) {
 	}
 }
 
+// TestEnqueueValidation: Enqueue trusts the bytes (the caller encoded
+// them) but refuses numbering that would break the log's order, and the
+// Records helpers refuse what they cannot number.
 func TestEnqueueValidation(t *testing.T) {
 	l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone})
 	defer l.Close()
 	good := encode(t, Record{Type: TypePut, Seq: 5, Key: []byte("a")})
-	for name, b := range map[string][]byte{
-		"empty":       nil,
-		"short":       good[:20],
-		"cut":         good[:len(good)-8],
-		"meta":        encode(t, Record{Type: TypeMeta, Seq: 6, Key: []byte("m")}),
-		"seq zero":    encode(t, Record{Type: TypePut, Seq: 0, Key: []byte("a")}),
-		"not ordered": encode(t, Record{Type: TypePut, Seq: 9, Key: []byte("a")}, Record{Type: TypePut, Seq: 8, Key: []byte("b")}),
+	for _, c := range []struct {
+		name        string
+		b           []byte
+		first, last uint64
+	}{
+		{"empty", nil, 5, 5},
+		{"short", good[:20], 5, 5},
+		{"seq zero", good, 0, 0},
+		{"last below first", good, 5, 4},
 	} {
-		if _, err := l.Enqueue(b); !errors.Is(err, ErrInvalid) {
+		if _, err := l.Enqueue(c.b, c.first, c.last); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", c.name, err)
+		}
+	}
+	for name, recs := range map[string][]Record{
+		"meta":        {{Type: TypeMeta, Seq: 6, Key: []byte("m")}},
+		"not ordered": {{Type: TypePut, Seq: 9, Key: []byte("a")}, {Type: TypePut, Seq: 8, Key: []byte("b")}},
+	} {
+		if _, err := l.EnqueueRecords(recs...); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	if err := l.Append(good); err != nil {
+	if err := l.Append(good, 5, 5); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := l.Enqueue(good, 5, 5); !errors.Is(err, ErrInvalid) {
+		t.Errorf("reused number: %v, want ErrInvalid", err)
 	}
 }
 
@@ -682,7 +698,7 @@ func TestConcurrentCheckpoints(t *testing.T) {
 				mu.Lock()
 				r := g.op()
 				m.apply(r)
-				pos, err := l.Enqueue(encode(t, r))
+				pos, err := l.Enqueue(encode(t, r), r.Seq, g.seq)
 				mu.Unlock()
 				if err == nil {
 					err = l.Wait(pos)

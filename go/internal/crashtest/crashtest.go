@@ -1,7 +1,10 @@
-// Package crashtest holds what the crash-loop tests of go/wal and
-// go/storage share with the writer processes they kill: the value a key is
-// written with, and building a writer binary.  One definition, so a writer
-// and its checker cannot drift apart.
+// Package crashtest holds what the crash-loop test (go/storage
+// crash_test.go) shares with the writer process it kills
+// (go/storage/internal/crashwriter, the one crash writer: it writes through
+// the engine, so go/wal's group commit, segments and checkpoints are
+// exercised under both engines): the value a key is written with, and
+// building the writer binary.  One definition, so the writer and its
+// checker cannot drift apart.
 package crashtest
 
 import (
@@ -22,12 +25,13 @@ func Value(key string) []byte {
 // BuildWriter builds the writer command in pkg (a path relative to the
 // test's package, e.g. "./internal/crashwriter") with the given build tags
 // (none if empty) into a temporary directory and returns the binary's
-// path.  It skips the test when the go tool is not on PATH.
+// path.  A missing go tool fails the test: a crash test that skips reads
+// as coverage it does not give.
 func BuildWriter(t *testing.T, pkg, tags string) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		t.Fatalf("the crash test builds its writer with the go tool: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "crashwriter")
 	args := []string{"build", "-o", bin}

@@ -1,0 +1,19 @@
+/*
+ * codec_view.h -- private to the library: reading a record that
+ * mantis_codec_decode has already accepted, without checking it again.
+ *
+ * A caller that validates a buffer in one pass and acts on it in a second
+ * (mantis_db_apply: nothing is published unless every record is good)
+ * would otherwise verify every CRC twice.  The contract: buf holds a record
+ * mantis_codec_decode returned MANTIS_OK for, and the bytes have not
+ * changed since (the caller owns them for the whole call).
+ */
+#ifndef MANTIS_CODEC_VIEW_H
+#define MANTIS_CODEC_VIEW_H
+
+#include <mantis.h>
+
+/* Fills *out from the validated record at buf; no status, no checks. */
+void mantis_codec_view(const void *buf, mantis_record *out);
+
+#endif /* MANTIS_CODEC_VIEW_H */
