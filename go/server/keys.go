@@ -25,9 +25,16 @@ import (
 // TTLHeader carries a TTL as an alternative to ?ttl=.
 const TTLHeader = "Mantis-TTL"
 
+// octetStream is the Content-Type of a value, shared (never modified) so a
+// GET does not allocate the header's slice.
+var octetStream = []string{"application/octet-stream"}
+
 // namespace is what the key handlers need from the engine or the cache.
 type namespace interface {
-	get(key []byte) ([]byte, error)
+	// view calls fn with the value of key, valid only until fn returns
+	// (Engine.View, cache.Cache.View): a GET writes it straight into the
+	// response, with no copy of its own.
+	view(key []byte, fn func(value []byte) error) error
 	put(key, value []byte, ttl time.Duration) error
 	del(key []byte) error
 	// maxKey is the longest key; maxValue the longest value for key.
@@ -38,7 +45,9 @@ type namespace interface {
 // kvNamespace is the storage engine.
 type kvNamespace struct{ s *Server }
 
-func (n kvNamespace) get(key []byte) ([]byte, error) { return n.s.engine.Get(key) }
+func (n kvNamespace) view(key []byte, fn func([]byte) error) error {
+	return n.s.engine.View(key, fn)
+}
 
 func (n kvNamespace) put(key, value []byte, ttl time.Duration) error {
 	if ttl > 0 {
@@ -54,10 +63,8 @@ func (n kvNamespace) maxValue(key []byte) int64 { return int64(n.s.cfg.MaxValueS
 // cacheNamespace is the standalone cache.
 type cacheNamespace struct{ s *Server }
 
-func (n cacheNamespace) get(key []byte) ([]byte, error) {
-	var v []byte
-	err := n.s.withCache(func(c cache.Cache) (err error) { v, err = c.Get(key); return err })
-	return v, err
+func (n cacheNamespace) view(key []byte, fn func([]byte) error) error {
+	return n.s.withCache(func(c cache.Cache) error { return c.View(key, fn) })
 }
 
 func (n cacheNamespace) put(key, value []byte, ttl time.Duration) error {
@@ -113,17 +120,21 @@ func (s *Server) keyRoute(w http.ResponseWriter, r *http.Request, ns namespace, 
 	k := []byte(key)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		v, err := ns.get(k)
+		// The value goes from the engine's buffer to the response; an
+		// error of the client connection is not the engine's, so fn
+		// returns nil and only a lookup error reaches writeError.
+		err := ns.view(k, func(v []byte) error {
+			h := w.Header()
+			h["Content-Type"] = octetStream
+			h["Content-Length"] = []string{strconv.Itoa(len(v))}
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodGet {
+				_, _ = w.Write(v)
+			}
+			return nil
+		})
 		if err != nil {
 			writeError(w, r, err)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Length", strconv.Itoa(len(v)))
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(v)
 		}
 	case http.MethodPut:
 		ttl, aerr := requestTTL(r, q)
