@@ -18,8 +18,8 @@ type engine = storage.Engine
 // viewOnly is an engine whose Get fails the test: the handlers must use View.
 type viewOnly struct {
 	engine // the embedded field cannot be named Engine: that is a method
-	t     *testing.T
-	views atomic.Int64
+	t      *testing.T
+	views  atomic.Int64
 }
 
 func (e *viewOnly) Get(key []byte) ([]byte, error) {
