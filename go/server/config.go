@@ -12,11 +12,13 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/mantisdb/mantisdb/go/benchmode"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -241,7 +243,7 @@ func (c *Config) Validate() error {
 	case c.DataDir == "":
 		return bad("--data-dir must not be empty")
 	}
-	if _, ok := stressLevels[c.BenchmarkStress]; !ok {
+	if !slices.Contains(benchmode.Stresses, c.BenchmarkStress) {
 		return bad("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)
 	}
 	if !c.BenchmarkOnly && c.AuthToken == "" && !IsLoopback(c.Host) {

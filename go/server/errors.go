@@ -9,9 +9,14 @@ import (
 	"log"
 	"net/http"
 
+	"github.com/mantisdb/mantisdb/go/benchmode"
 	"github.com/mantisdb/mantisdb/go/cache"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
+
+// ErrInterrupted: a --benchmark-only run was cancelled (SIGINT/SIGTERM);
+// its temporary files were removed.
+var ErrInterrupted = benchmode.ErrInterrupted
 
 // Error codes: stable strings clients can switch on (documented in
 // docs/API.md).

@@ -1,6 +1,6 @@
-// bench_test.go -- the benchmark mode at a tiny size: every row runs, the
+// benchmode_test.go -- the benchmark mode at a tiny size: every row runs, the
 // read-back checks pass, and a check failure is reported, not counted.
-package server
+package benchmode
 
 import (
 	"bytes"
@@ -9,13 +9,14 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 func TestBenchmarkSuiteTiny(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.BenchmarkStress = "tiny"
+	o := Options{Stress: "tiny", Version: "test", Engine: storage.Options{Sync: storage.SyncInterval}}
 	var out bytes.Buffer
-	if err := runBenchmark(context.Background(), cfg, BuildInfo{Version: "test"}, stressLevel{Keys: 2000, DurableOps: 200}, t.TempDir(), &out); err != nil {
+	if err := runBenchmark(context.Background(), o, stressLevel{Keys: 2000, DurableOps: 200}, t.TempDir(), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
@@ -57,7 +58,7 @@ func TestBenchmarkCheckCatchesWrongValue(t *testing.T) {
 func TestBenchmarkInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := runBenchmark(ctx, DefaultConfig(), BuildInfo{}, stressLevel{Keys: 5000, DurableOps: 100}, t.TempDir(), io.Discard)
+	err := runBenchmark(ctx, Options{}, stressLevel{Keys: 5000, DurableOps: 100}, t.TempDir(), io.Discard)
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("cancelled benchmark returned %v", err)
 	}

@@ -1,10 +1,11 @@
-// bench.go -- --benchmark-only: the benchmark suite run in-process against
-// the engine this binary was built with, printed as a table.  Every read
+// Package benchmode is the server's --benchmark-only mode: the benchmark
+// suite run in-process against the engine this binary was built with,
+// printed as a table.  Every read
 // row checks the bytes it gets back against what was written (values are a
 // function of their key, so a check holds under concurrent overwrites) and
 // the durable rows reopen the directory and read every acknowledged write
 // back; a mismatch fails the run rather than being counted as throughput.
-package server
+package benchmode
 
 import (
 	"bytes"
@@ -33,6 +34,9 @@ type stressLevel struct {
 	Keys       int // keys written by the sequential rows (the random rows add as many)
 	DurableOps int // writes per durable row
 }
+
+// Stresses names the sizes Run accepts, smallest first.
+var Stresses = []string{"light", "medium", "heavy", "extreme"}
 
 var stressLevels = map[string]stressLevel{
 	"light":   {Keys: 50_000, DurableOps: 2_000},
@@ -155,19 +159,38 @@ func check(key, got, want []byte) error {
 	return nil
 }
 
-// RunBenchmark runs the suite at cfg.BenchmarkStress and prints the table
-// to out.  Cancelling ctx stops it with ErrInterrupted.  Files go to a temporary directory next to cfg.DataDir (the same
-// file system the server would use, so fsync costs are real), removed at
-// the end; the data directory itself is not touched.
-func RunBenchmark(ctx context.Context, cfg Config, build BuildInfo, out io.Writer) error {
-	level, ok := stressLevels[cfg.BenchmarkStress]
+// ErrUnknownStress: Options.Stress is not one of Stresses.
+var ErrUnknownStress = errors.New("unknown benchmark stress")
+
+// Options configure a run.
+type Options struct {
+	Stress  string          // one of Stresses
+	Engine  storage.Options // the engine's options; Dir is set per row, Sync by the durable rows
+	DataDir string          // the temporary directory goes next to it
+	Workers int             // GOMAXPROCS when > 0
+	Version string          // printed in the header
+}
+
+// opts returns the engine options with data directory dir ("" = in memory).
+func (o Options) opts(dir string) storage.Options {
+	e := o.Engine
+	e.Dir = dir
+	return e
+}
+
+// Run runs the suite at o.Stress and prints the table to out.  Cancelling
+// ctx stops it with ErrInterrupted.  Files go to a temporary directory next
+// to o.DataDir (the same file system the server would use, so fsync costs
+// are real), removed at the end; the data directory itself is not touched.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	level, ok := stressLevels[o.Stress]
 	if !ok {
-		return fmt.Errorf("%w: unknown --benchmark-stress %q", ErrConfig, cfg.BenchmarkStress)
+		return fmt.Errorf("%w: %q", ErrUnknownStress, o.Stress)
 	}
-	if cfg.Workers > 0 {
-		runtime.GOMAXPROCS(cfg.Workers)
+	if o.Workers > 0 {
+		runtime.GOMAXPROCS(o.Workers)
 	}
-	parent := filepath.Dir(filepath.Clean(cfg.DataDir))
+	parent := filepath.Dir(filepath.Clean(o.DataDir))
 	if err := os.MkdirAll(parent, 0o750); err != nil {
 		return err
 	}
@@ -176,21 +199,21 @@ func RunBenchmark(ctx context.Context, cfg Config, build BuildInfo, out io.Write
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	return runBenchmark(ctx, cfg, build, level, tmp, out)
+	return runBenchmark(ctx, o, level, tmp, out)
 }
 
-func runBenchmark(ctx context.Context, cfg Config, build BuildInfo, level stressLevel, tmp string, out io.Writer) error {
+func runBenchmark(ctx context.Context, o Options, level stressLevel, tmp string, out io.Writer) error {
 	// The throughput rows use the configured sync policy in a fresh
 	// directory; if the engine cannot persist, they run in memory and the
 	// header says so.
-	storageNote := fmt.Sprintf("on disk (%s), sync=%s", tmp, cfg.Sync)
-	mainOpts := cfg.EngineOptions(filepath.Join(tmp, "main"))
+	storageNote := fmt.Sprintf("on disk (%s), sync=%s", tmp, o.Engine.Sync)
+	mainOpts := o.opts(filepath.Join(tmp, "main"))
 	onDisk := true
 	eng, err := storage.NewDefaultStorageEngine(mainOpts)
 	if err != nil {
 		onDisk = false
 		storageNote = fmt.Sprintf("IN MEMORY (the engine refused a directory: %v)", err)
-		if eng, err = storage.NewDefaultStorageEngine(cfg.EngineOptions("")); err != nil {
+		if eng, err = storage.NewDefaultStorageEngine(o.opts("")); err != nil {
 			return err
 		}
 	}
@@ -198,7 +221,7 @@ func runBenchmark(ctx context.Context, cfg Config, build BuildInfo, level stress
 
 	n := level.Keys
 	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys, 16-byte keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
-		build.Version, eng.Engine(), cfg.BenchmarkStress, humanize.Comma(int64(n)), benchValueSize, benchWorkers, runtime.GOMAXPROCS(0))
+		o.Version, eng.Engine(), o.Stress, humanize.Comma(int64(n)), benchValueSize, benchWorkers, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(out, "storage: %s\n\n", storageNote)
 
 	var rows []benchRow
@@ -277,7 +300,7 @@ func runBenchmark(ctx context.Context, cfg Config, build BuildInfo, level stress
 		rows = append(rows, rec...)
 	}
 
-	durable, err := benchDurable(ctx, cfg, level, tmp)
+	durable, err := benchDurable(ctx, o, level, tmp)
 	if err != nil {
 		return err
 	}
@@ -366,7 +389,7 @@ func benchRecovery(ctx context.Context, eng storage.Engine, opts storage.Options
 // benchDurable measures writes under each sync policy in a fresh
 // directory, then reopens it (the recovery time) and reads every write
 // back.  An engine that cannot persist gets one explanatory row.
-func benchDurable(ctx context.Context, cfg Config, level stressLevel, tmp string) ([]benchRow, error) {
+func benchDurable(ctx context.Context, o Options, level stressLevel, tmp string) ([]benchRow, error) {
 	type run struct {
 		policy  storage.SyncPolicy
 		workers int
@@ -385,9 +408,8 @@ func benchDurable(ctx context.Context, cfg Config, level stressLevel, tmp string
 			ops = max(ops*rn.workers/benchWorkers, 100)
 		}
 		dir := filepath.Join(tmp, fmt.Sprintf("durable-%d", ri))
-		c := cfg
-		c.Sync = rn.policy
-		opts := c.EngineOptions(dir)
+		opts := o.opts(dir)
+		opts.Sync = rn.policy
 		eng, err := storage.NewDefaultStorageEngine(opts)
 		if err != nil {
 			return append(rows, benchRow{Name: "durable writes", Note: "not run: " + err.Error()}), nil
