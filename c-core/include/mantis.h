@@ -643,10 +643,9 @@ mantis_status mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
  *     u32 key_len | u32 value_len | u64 expires_at | key | value
  * (little-endian, MANTIS_SCAN_ENTRY_HEADER_SIZE bytes of header, entries
  * back to back).  Everything else (range, statuses, *out_len of a first
- * entry that does not fit, atomicity) is as for mantis_db_scan.  Measured:
- * a seek + 100-entry iterator in the Go engine takes about half the time
- * it takes over codec records, whose CRC and padding a scan pays for every
- * entry (BenchmarkSideBySide/native/scan100).
+ * entry that does not fit, atomicity) is as for mantis_db_scan.  A codec
+ * record would make a short scan pay a CRC and padding for every entry
+ * (bench/results/design-measurements.md, "Scan framing").
  *
  * budget and max_count (0 = none) bound a call the way a caller expects
  * to read, independently of the framing: the call stops (with *out_done

@@ -10,8 +10,8 @@
  * Why: for every argument whose pointee might hold Go pointers (void * and
  * pointers to opaque structs), cgo inserts a runtime check
  * (_cgoCheckPointer) that walks the heap metadata of the value passed; a
- * native get paid three of them, about 27 ns of a 195 ns cache-resident
- * get (14%).  A uint8_t buffer cannot hold a Go pointer and the handle is
+ * native get paid three of them, a sizeable share of a cache-resident get
+ * (bench/results/design-measurements.md, "cgo pointer checks").  A uint8_t buffer cannot hold a Go pointer and the handle is
  * C memory, so with these types cgo inserts no check: the saving that
  * GODEBUG=cgocheck=0 gave, without turning the check off for anything
  * else.  The shims are inlined into cgo's C stubs, so they add no call.

@@ -207,7 +207,7 @@ func (it *pagedIter) Close() error {
 // record fetched costs the index a few cache misses whether or not the
 // caller reads it, so a short scan (the 100 keys after a seek, one page of
 // a listing) must not fetch hundreds it never reads (a jump straight from
-// 4 KiB to 64 KiB fetched ~4.5x the records a scan of 100 used), while a
+// 4 KiB to 64 KiB fetched several times the records a scan of 100 used), while a
 // long scan still settles at many records per fill (one cgo call each for
 // the native engine).  Fetching at most about twice what is read bounds
 // the waste.  The budget counts key and value bytes in both engines (the

@@ -538,8 +538,8 @@ const ckptChunk = 1 << 20
 // page is atomic with respect to batches, every key present throughout is
 // returned once in ascending order, and a key written meanwhile shows its
 // state at seq or a later one, which replaying the log after seq settles.
-// (The copy it replaces held every writer off for a copy of the whole
-// database into the Go heap: 102 ms at 500k keys.)
+// (A copy would hold every writer off for a copy of the whole database
+// into the Go heap.)
 //
 // Every record carries seq, the snapshot's covered number, rather than the
 // key's own last number: the core numbers writes itself and its numbers

@@ -44,9 +44,8 @@ type Options struct {
 	// CacheSize is reserved for an engine read cache and has no effect:
 	// neither engine has one, by measurement (docs/OPERATIONS.md, "Read
 	// cache"): a mantis_cache in front of the native index, read-through
-	// with writes invalidating, was slower than the index alone in 15 of 16
-	// configurations (0.35-0.91x); the one win (1.33x, read-only Zipf
-	// traffic with half the data cached, one thread) is gone at two threads
+	// with writes invalidating, was slower than the index alone in all but
+	// one configuration measured, and that one win is gone at two threads
 	// or with writes.  0 means DefaultCacheSize, negative disables the
 	// cache; both are accepted and ignored.
 	CacheSize int64

@@ -20,11 +20,8 @@ import (
 // matters most to the native engine, whose Go heap holds no data: with
 // GOGC's 4 MiB minimum goal, megabytes of encode garbage per batch meant
 // a GC cycle (and the scavenger returning the pages, and faulting them
-// back in) per batch.  BenchmarkSideBySide/*/bulk-load-1k -benchtime 200x
-// (ns/op = one batch of 1000 x 1 KiB values), medians of 3 interleaved
-// runs on the 2-core VM, 2026-11-25: before, with two pools capped at
-// 1 MiB and a native payload grown by doubling, native 4.15 and pure-Go
-// 2.02 ms per batch; after, 1.48 and 1.65 ms.
+// back in) per batch (bench/results/design-measurements.md, "Encode
+// buffers").
 const (
 	smallEnc     = 64 << 10
 	maxPooledEnc = 4 << 20
