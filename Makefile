@@ -43,9 +43,12 @@ test: test-c test-go
 test-c: build-core
 	$(MAKE) -C c-core test
 
+# Each package once; then, with -tags native, only the packages whose build
+# the tag changes (native-packages.sh); then the bench module's own tests.
 test-go: build-core fmt-check vet
 	$(GO) test $(GOFLAGS_RACE) ./...
-	$(GO) test $(GOFLAGS_RACE) -tags native ./...
+	$(GO) test $(GOFLAGS_RACE) -tags native $$(GO=$(GO) ./native-packages.sh)
+	cd bench && $(GO) test $(GOFLAGS_RACE) ./...
 
 fmt-check: deps
 	@out="$$(gofmt -l go cmd bench 2>/dev/null)"; if [ -n "$$out" ]; then \
