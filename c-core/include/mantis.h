@@ -525,9 +525,10 @@ mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
 /*
  * A mantis_db is an ordered map of byte-string keys (memcmp order, 1 byte
  * up to max_key_size) to values (0 up to max_value_size bytes), each with
- * a sequence number and an absolute expiry (Unix ns, 0 = never).  It is an
- * index, in memory only: the Go engine logs each write (go/wal) and then
- * publishes it here.
+ * an absolute expiry (Unix ns, 0 = never).  It is an index, in memory
+ * only: it neither logs nor orders writes.  The Go engine shell logs each
+ * write (go/wal) and serialises the writes to one key before it calls in
+ * here; the core keeps no sequence numbers.
  *
  * Thread safety: every function may be called from any number of threads
  * at once, except mantis_db_close, which the caller must not run
@@ -542,9 +543,18 @@ mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
  *   2. A batch is atomic for readers: a get, and all the records of one
  *      mantis_db_scan call, see all of a batch or none of it.  Successive
  *      scan calls are weakly consistent (each call is atomic on its own).
- *   3. Writes to one key are applied in sequence-number order.
+ *      Batches are serialised with each other.
+ *   3. Concurrent writes to one key are memory-safe and one of them wins,
+ *      but which one is the caller's to decide: a caller that needs an
+ *      order between them (a log) must not run them concurrently, and must
+ *      not run a put concurrently with a batch that writes the same key.
  *   4. A read never returns an entry with expires_at != 0 && expires_at <=
  *      now (now is passed by the caller so tests can control the clock).
+ *
+ * Checks: each call still rejects, with a status, what would corrupt
+ * memory or the map (NULL pointers, lengths over the limits, empty keys,
+ * malformed or mistyped batch records); the Go engine validates requests
+ * once, before they reach the log, and these checks never fire for it.
  */
 typedef struct mantis_db mantis_db;
 
@@ -600,8 +610,8 @@ mantis_status mantis_db_delete(mantis_db *db, const void *key, size_t key_len);
 
 /*
  * Applies a batch: batch[0..len) (borrowed) is a concatenation of codec
- * records (docs/FORMAT.md), each PUT or DELETE, seq ignored (the engine
- * assigns len-many consecutive numbers).  The whole buffer is validated
+ * records (docs/FORMAT.md), each PUT or DELETE, seq ignored.  The whole
+ * buffer is validated (each record's CRC checked once)
  * before anything is applied: on any error nothing changed, and when
  * bad_offset is non-NULL it receives the byte offset of the first bad
  * record.  Errors: the codec's decode status for a malformed record
@@ -616,7 +626,8 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 
 /*
  * Fills buf[0..cap) (borrowed) with live entries in ascending key order as
- * codec PUT records (seq and expires_at included), starting at the first
+ * codec PUT records (expires_at included; seq 0, the core keeps none),
+ * starting at the first
  * key >= start (> start when start_exclusive) and stopping before `end`
  * (exclusive; end_len == 0 means no upper bound).  start_len == 0 starts at
  * the first key.  Expired entries (at `now`) are skipped.
@@ -675,7 +686,6 @@ typedef struct mantis_db_stats {
 	uint64_t deletes;     /* deletes, including those inside batches       */
 	uint64_t batches;     /* successful mantis_db_apply calls              */
 	uint64_t scans;	      /* mantis_db_scan calls                          */
-	uint64_t last_seq;    /* the last sequence number assigned             */
 	int64_t native_bytes; /* mantis_alloc_get_stats().bytes_in_use, process-wide */
 	uint64_t expired;     /* expired entries removed by mantis_db_sweep    */
 } mantis_db_stats;

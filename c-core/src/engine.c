@@ -1,56 +1,34 @@
 /*
- * engine.c -- mantis_db: the key-value store the Go package wraps.  It
- * validates requests, orders writes (sequence numbers), makes batches
- * atomic for readers, encodes scan results with the record codec, and
- * keeps striped statistics.  The ordered map itself is the lock-free
- * skiplist (skiplist.c); memory reclamation is its epoch.
+ * engine.c -- mantis_db: the in-memory index the Go engine wraps.  It
+ * stores, orders by key and reclaims; it neither logs nor orders writes.
+ * The Go engine shell (go/storage) logs each write (go/wal) and serialises
+ * writes to one key before it calls in here, so per key, calls arrive in
+ * log order.  This file checks what would corrupt memory (NULL pointers,
+ * lengths over the limits, malformed batch records) and returns a status,
+ * makes batches atomic for readers, encodes scan results, and keeps
+ * striped statistics.  The ordered map is the lock-free skiplist
+ * (skiplist.c); memory reclamation is its epoch.
  *
- * Write path (the WAL slots in at step 3 without changing the others):
- *
- *     1. validate arguments / the whole batch      (nothing changed yet)
- *     2. lock the key stripes, take sequence numbers
- *     3. [append the record to the WAL; wait for the sync policy]
- *     4. publish in the skiplist (batches inside the batch seqlock)
- *     5. unlock
- *
- * Why the pieces (each is the simplest thing that keeps an invariant):
- *
- *   Key stripes (KEY_STRIPES mutexes, chosen by a hash of the key).  Two
- *   writers of one key must publish in the order of their sequence
- *   numbers, or recovery (which replays the WAL in seq order) would
- *   resurrect a value the live map had overwritten.  A stripe is held from
- *   taking the seq to publishing, so per key "seq order == publish order".
- *   Writers of different keys rarely share a stripe, so this is no global
- *   lock.  A batch locks all of its stripes in ascending order (no
- *   deadlock with another batch; a single write holds only one).
- *
- *   Sequence numbers: one fetch-add on a per-db counter.  That is the one
- *   shared hot word of the write path, accepted deliberately: the WAL
- *   needs a total order of records anyway and will serialise appends
- *   (group commit) at the same point, so a striped counter would buy
- *   nothing once the log exists; the add is ~20 ns next to a skiplist
- *   insert of several hundred.
- *
- *   Batch atomicity: a sequence lock (batch_seq) written only by
- *   batches.  A reader (get, one scan call) samples it, reads, and retries
- *   if a batch ran meanwhile, so it sees a batch entirely or not at all.
- *   Readers take no lock a writer holds and write nothing shared beyond
- *   their borrowed epoch slot and a per-thread statistics stripe: the
- *   fast path costs two loads of a line that only batches write.  A
- *   reader that keeps meeting batches (or a long batch) stops spinning
- *   after a few attempts and takes batch_mu, the mutex batches hold while
- *   they publish, so nothing starves and nobody spins for the length of a
- *   256 MiB batch.  The simpler alternative, a pthread_rwlock with every
- *   get on the read side, puts an atomic read-modify-write of one shared
- *   word on every get; on a 2-core machine the two measured within noise
- *   of each other (bench_engine), but that word's cache line bounces
- *   between every reading core, which is what stops scaling on bigger
- *   machines, so the seqlock is kept.
- *   Single-key writes do not touch the seqlock: a put is one key, which a
- *   reader sees atomically anyway.
+ * Batch atomicity: a sequence lock (batch_seq) written only by batches.
+ * A reader (get, one scan call) samples it, reads, and retries if a batch
+ * ran meanwhile, so it sees a batch entirely or not at all.  Readers take
+ * no lock a writer holds and write nothing shared beyond their borrowed
+ * epoch slot and a per-thread statistics stripe: the fast path costs two
+ * loads of a line that only batches write.  A reader that keeps meeting
+ * batches (or a long batch) stops spinning after a few attempts and takes
+ * batch_mu, the mutex batches hold while they publish, so nothing starves
+ * and nobody spins for the length of a 256 MiB batch.  The simpler
+ * alternative, a pthread_rwlock with every get on the read side, puts an
+ * atomic read-modify-write of one shared word on every get; that word's
+ * cache line bounces between every reading core, which is what stops
+ * scaling on bigger machines, so the seqlock is kept.  Single-key writes
+ * do not touch the seqlock: a put is one key, which a reader sees
+ * atomically anyway.
  *
  * Thread safety: every function may run concurrently with every other on
- * the same db except mantis_db_close (see mantis.h).
+ * the same db except mantis_db_close (see mantis.h).  Concurrent writes to
+ * one key are safe (the skiplist's CAS decides) but their order is the
+ * caller's to fix; batches are serialised by batch_mu.
  */
 #include "alloc.h"
 #include "codec_view.h"
@@ -63,7 +41,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define KEY_STRIPES 256 /* power of two */
 #define STAT_STRIPES 32 /* power of two */
 #define READ_SPINS 64	/* sampling attempts before a reader waits on batch_mu */
 #define READ_RETRIES 3	/* torn reads before a reader waits on batch_mu */
@@ -84,25 +61,16 @@ struct stat_stripe {
 	uint64_t c[8];
 } __attribute__((aligned(64)));
 
-struct key_stripe {
-	pthread_mutex_t mu;
-} __attribute__((aligned(64)));
-
 struct mantis_db {
 	uint32_t max_key;
 	uint32_t max_value;
 	mantis_skiplist *sl;
-
-	/* Next sequence number to hand out - 1 (the last one assigned).
-	 * Read-modify-written by every write (see top). */
-	uint64_t last_seq __attribute__((aligned(64)));
 
 	/* Odd while a batch publishes; written only under batch_mu. */
 	unsigned batch_seq __attribute__((aligned(64)));
 	/* Serialises batches; held for the whole publish step. */
 	pthread_mutex_t batch_mu;
 
-	struct key_stripe stripes[KEY_STRIPES];
 	struct stat_stripe stats[STAT_STRIPES];
 };
 
@@ -151,35 +119,6 @@ check_value(const mantis_db *db, const void *value, size_t value_len)
 	if (value_len > db->max_value)
 		return MANTIS_TOO_LARGE;
 	return MANTIS_OK;
-}
-
-/* ---- key stripes -------------------------------------------------------- */
-
-/*
- * Stripe of a key: FNV-1a over the length and up to 16 bytes from each
- * end (keys often share a long prefix and differ at the tail), so hashing
- * a 64 KiB key costs the same as a short one.  A collision only costs
- * contention, never correctness.
- */
-static unsigned
-stripe_of(const uint8_t *k, size_t n)
-{
-	uint32_t h = 2166136261u ^ (uint32_t)n;
-	size_t head = n < 16 ? n : 16;
-	for (size_t i = 0; i < head; i++)
-		h = (h ^ k[i]) * 16777619u;
-	for (size_t i = n > 32 ? n - 16 : head; i < n; i++)
-		h = (h ^ k[i]) * 16777619u;
-	h ^= h >> 15;
-	return h & (KEY_STRIPES - 1);
-}
-
-static uint64_t
-take_seq(mantis_db *db, uint64_t n)
-{
-	/* Total order of writes; callers hold their keys' stripes, so per key
-	 * the numbers are taken in publish order.  Returns the first. */
-	return __atomic_fetch_add(&db->last_seq, n, __ATOMIC_RELAXED) + 1;
 }
 
 static inline void
@@ -297,8 +236,6 @@ mantis_db_open(const mantis_db_options *opts, mantis_db **out)
 		return st;
 	}
 	pthread_mutex_init(&db->batch_mu, NULL);
-	for (int i = 0; i < KEY_STRIPES; i++)
-		pthread_mutex_init(&db->stripes[i].mu, NULL);
 	*out = db;
 	return MANTIS_OK;
 }
@@ -311,8 +248,6 @@ mantis_db_close(mantis_db *db)
 	/* No call is running (caller's guarantee), so the skiplist can free
 	 * every node and every record retired through its epoch. */
 	mantis_skiplist_free(db->sl);
-	for (int i = 0; i < KEY_STRIPES; i++)
-		pthread_mutex_destroy(&db->stripes[i].mu);
 	pthread_mutex_destroy(&db->batch_mu);
 	mantis_free(db, sizeof(*db));
 }
@@ -330,11 +265,8 @@ mantis_db_put(mantis_db *db, const void *key, size_t key_len,
 		st = check_value(db, value, value_len);
 	if (st != MANTIS_OK)
 		return st;
-	struct key_stripe *ks = &db->stripes[stripe_of(key, key_len)];
-	pthread_mutex_lock(&ks->mu);
-	uint64_t seq = take_seq(db, 1);
-	st = mantis_skiplist_put(db->sl, key, key_len, value, value_len, seq, expires_at);
-	pthread_mutex_unlock(&ks->mu);
+	/* No sequence number: the core keeps none (the log's are Go's). */
+	st = mantis_skiplist_put(db->sl, key, key_len, value, value_len, 0, expires_at);
 	if (st == MANTIS_OK)
 		count(db, ST_PUTS, 1);
 	return st;
@@ -348,11 +280,7 @@ mantis_db_delete(mantis_db *db, const void *key, size_t key_len)
 	mantis_status st = check_key(db, key, key_len);
 	if (st != MANTIS_OK)
 		return st;
-	struct key_stripe *ks = &db->stripes[stripe_of(key, key_len)];
-	pthread_mutex_lock(&ks->mu);
-	(void)take_seq(db, 1);
 	st = mantis_skiplist_delete(db->sl, key, key_len);
-	pthread_mutex_unlock(&ks->mu);
 	if (st == MANTIS_OK || st == MANTIS_NOT_FOUND)
 		count(db, ST_DELETES, 1);
 	return st;
@@ -390,8 +318,9 @@ mantis_db_get(mantis_db *db, const void *key, size_t key_len, uint64_t now,
  *   +------------------+------------------+-----+------------------+
  *   each: 32-byte header | key | value | pad to 8, own CRC, seq ignored
  *
- * Pass 1 decodes and checks every record and collects the key stripes;
- * pass 2 publishes.  Nothing is published unless pass 1 accepted all.
+ * Pass 1 decodes and checks every record (the one CRC check a batch gets
+ * here); pass 2 publishes.  Nothing is published unless pass 1 accepted
+ * all.
  *
  * Known gap (out of memory): pass 2 allocates (each put copies its value
  * into a new skiplist record, a new key also a node), so MANTIS_NOMEM in
@@ -403,13 +332,11 @@ mantis_db_get(mantis_db *db, const void *key, size_t key_len, uint64_t now,
  * would itself need memory, so it is not attempted.
  */
 static mantis_status
-batch_validate(const mantis_db *db, const void *batch, size_t len,
-	       uint64_t *stripe_bits, size_t *n_records, size_t *bad_offset)
+batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
 {
 	mantis_codec_iter it;
 	mantis_record rec;
 	mantis_status st;
-	size_t n = 0;
 	mantis_codec_iter_init(&it, batch, len);
 	while ((st = mantis_codec_iter_next(&it, &rec)) == MANTIS_OK) {
 		size_t at = it.offset - rec.size;
@@ -424,16 +351,12 @@ batch_validate(const mantis_db *db, const void *batch, size_t len,
 				*bad_offset = at;
 			return st;
 		}
-		unsigned s = stripe_of(rec.key, rec.key_len);
-		stripe_bits[s / 64] |= (uint64_t)1 << (s % 64);
-		n++;
 	}
 	if (st != MANTIS_END) {
 		if (bad_offset != NULL)
 			*bad_offset = it.offset;
 		return st;
 	}
-	*n_records = n;
 	return MANTIS_OK;
 }
 
@@ -446,17 +369,11 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 		return MANTIS_TOO_LARGE;
 	if (len == 0)
 		return MANTIS_OK;
-	uint64_t bits[KEY_STRIPES / 64] = {0};
-	size_t n = 0;
-	mantis_status st = batch_validate(db, batch, len, bits, &n, bad_offset);
+	mantis_status st = batch_validate(db, batch, len, bad_offset);
 	if (st != MANTIS_OK)
 		return st;
 
-	for (unsigned s = 0; s < KEY_STRIPES; s++)
-		if (bits[s / 64] & ((uint64_t)1 << (s % 64)))
-			pthread_mutex_lock(&db->stripes[s].mu);
 	pthread_mutex_lock(&db->batch_mu);
-	uint64_t seq = take_seq(db, n);
 
 	size_t puts = 0, dels = 0;
 	mantis_record rec;
@@ -467,21 +384,17 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 		mantis_codec_view((const uint8_t *)batch + off, &rec);
 		if (rec.type == MANTIS_REC_PUT) {
 			st = mantis_skiplist_put(db->sl, rec.key, rec.key_len, rec.value,
-						 rec.value_len, seq++, rec.expires_at);
+						 rec.value_len, 0, rec.expires_at);
 			puts += st == MANTIS_OK;
 		} else {
 			/* Cannot fail for a validated key: absent is fine. */
 			(void)mantis_skiplist_delete(db->sl, rec.key, rec.key_len);
-			seq++;
 			dels++;
 		}
 	}
 	write_end(db);
 
 	pthread_mutex_unlock(&db->batch_mu);
-	for (unsigned s = KEY_STRIPES; s-- > 0;)
-		if (bits[s / 64] & ((uint64_t)1 << (s % 64)))
-			pthread_mutex_unlock(&db->stripes[s].mu);
 	count(db, ST_PUTS, puts);
 	count(db, ST_DELETES, dels);
 	if (st == MANTIS_OK)
@@ -644,7 +557,7 @@ mantis_db_sweep(mantis_db *db, uint64_t now, const void *start,
 		return MANTIS_INVALID;
 	if (start_len > db->max_key)
 		return MANTIS_TOO_LARGE;
-	/* No key stripe, no seq, no seqlock: the removal only takes an
+	/* No seqlock: the removal only takes an
 	 * expired record that no read returns anyway, and its record CAS
 	 * loses to any write of the key (mantis_skiplist_sweep). */
 	size_t n = 0;
@@ -676,7 +589,6 @@ mantis_db_stats_get(mantis_db *db, mantis_db_stats *out)
 	out->batches = count_sum(db, ST_BATCHES);
 	out->scans = count_sum(db, ST_SCANS);
 	out->expired = count_sum(db, ST_EXPIRED);
-	out->last_seq = __atomic_load_n(&db->last_seq, __ATOMIC_RELAXED);
 	mantis_alloc_stats as;
 	mantis_alloc_get_stats(&as);
 	out->native_bytes = as.bytes_in_use;

@@ -115,7 +115,6 @@ test_put_get_delete(void **state)
 	assert_int_equal(st.live_bytes, 1 + 0 + 3 + 1);
 	assert_int_equal(st.puts, 4);
 	assert_int_equal(st.deletes, 2);
-	assert_int_equal(st.last_seq, 6);
 	assert_true(st.gets >= 5);
 	assert_true(st.misses >= 2);
 	assert_true(st.native_bytes > 0);
@@ -221,7 +220,6 @@ test_batch_applies_all(void **state)
 	mantis_db_stats st;
 	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
 	assert_int_equal(st.batches, 1);
-	assert_int_equal(st.last_seq, 5); /* 1 put + 4 records */
 	mantis_db_close(db);
 }
 
@@ -325,7 +323,7 @@ test_scan(void **state)
 			assert_memory_equal(r.key, k, 4);
 			assert_int_equal(r.value_len, strlen(v));
 			assert_memory_equal(r.value, v, r.value_len);
-			assert_true(r.seq > 0);
+			assert_int_equal(r.seq, 0); /* the core keeps no numbers */
 			memcpy(start, r.key, r.key_len);
 			start_len = r.key_len;
 			next++;
