@@ -1,22 +1,17 @@
 // durable.go -- durability for both engines, over go/wal: open and
-// recovery, the write protocol that keeps the log and the index in the
-// same order, checkpoints (manual and automatic), and the mapping of
-// go/wal's errors to this package's sentinels.  The engines provide only
-// their index operations (the index interface below), so the pure-Go and
-// native engines share one implementation of everything on disk.
+// recovery, steps 3 and 4 of the shell's write path (shell.go: number,
+// encode once, log, wait, then publish), checkpoints (manual and
+// automatic), and the mapping of go/wal's errors to this package's
+// sentinels.
 //
-// Write protocol (one write = one Put, Delete or Apply):
+// Logging a write (the shell holds the write's key stripes):
 //
-//  1. validate (the caller, before anything here: a record is never logged
-//     for an operation that will be refused);
-//  2. lock the key stripes of the operation's keys, ascending;
-//  3. gate.RLock, refuse if closed;
-//  4. under seqMu: take the next sequence numbers, encode, Enqueue (never
+//  1. gate.RLock, refuse if closed;
+//  2. under seqMu: take the next sequence numbers, encode, Enqueue (never
 //     blocks on I/O), so the log's order is the order of the numbers;
-//  5. Wait: the record is as durable as the sync policy says (group
+//  3. Wait: the record is as durable as the sync policy says (group
 //     commit: concurrent writers share one write(2) and one fsync);
-//  6. publish in the index (one cgo call for the native engine);
-//  7. unlock.
+//  4. publish in the index (one cgo call for the native engine).
 //
 // Why the pieces:
 //
@@ -24,21 +19,18 @@
 //     could still take back (under SyncAlways).
 //   - Publishing after Wait also means two writers can publish in another
 //     order than they logged.  For different keys that is harmless; for
-//     one key it would leave the index holding the older value while
-//     recovery (which replays in log order) restores the newer one.  The
-//     key stripes (held from step 4 to step 6) make per-key publish order
-//     equal log order, while writers of different keys still share a group
-//     commit.  A batch takes all its stripes in ascending order, so two
-//     batches cannot deadlock.
+//     one key the shell's key stripes (held across all four steps) make
+//     publish order equal log order, while writers of different keys still
+//     share a group commit.
 //   - The gate gives a checkpoint its sequence number: it takes gate's
 //     write side, which waits until every logged write has been published
-//     and holds new ones at step 3, reads the number, takes the engine's
+//     and holds new ones at step 1, reads the number, takes the engine's
 //     view (a copy-on-write clone for pure-Go: exactly the state at that
 //     number; for native, a lazy scan that reads the live lock-free index
 //     while the snapshot is written: a fuzzy view, which recovery turns
 //     into the same state, see wal.WriteSnapshot), and lets writers go on
-//     at once.  So a checkpoint holds writers off for microseconds, not
-//     for a copy of the database.
+//     at once.  So a checkpoint holds writers off briefly, not for a copy
+//     of the database.
 //
 // Failures: an error from the log's write or fsync puts it in fail-stop;
 // the engine then refuses writes with ErrReadOnly (wrapping the cause) and
@@ -50,34 +42,13 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"iter"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 
 	"github.com/mantisdb/mantisdb/go/wal"
 	"github.com/mantisdb/mantisdb/go/wal/vfs"
 )
-
-// index is what an engine gives the durability layer.
-type index interface {
-	// loadSnapshot bulk-builds the empty index from a snapshot's records
-	// (ascending key order; slices valid only during the call).  Records
-	// already expired at now may be left out.
-	loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error
-	// replay applies one logged PUT, DELETE or whole BATCH (atomically).
-	replay(r wal.Record) error
-	// checkpointView returns the live records (not expired at now) in
-	// ascending key order, each with a sequence number <= seq.  It is
-	// called with every write up to seq published and new ones held off;
-	// the records are read after writers resume, and may show each key at
-	// seq or in any later state (wal.WriteSnapshot: a fuzzy view recovers
-	// to the same state, since recovery replays every write after seq,
-	// which the log makes durable before the snapshot counts).  An error
-	// while reading abandons the snapshot.
-	checkpointView(seq uint64, now int64) (recs iter.Seq2[wal.Record, error], err error)
-}
 
 // walHooks are test-only knobs (see export_test.go): a fault-injecting
 // file layer and small sizes that make segments rotate and automatic
@@ -88,29 +59,23 @@ type walHooks struct {
 	checkpointBytes int64
 }
 
-const (
-	keyStripes = 256
-	// checkEvery: writes between two CheckpointDue polls (it takes the
-	// log's mutex, so it is not done on every write).
-	checkEvery = 64
-)
+// checkEvery: writes between two CheckpointDue polls (it takes the log's
+// mutex, so it is not done on every write).
+const checkEvery = 64
 
 // durability is an open data directory under one engine.
 type durability struct {
-	log *wal.Log
+	wal *wal.Log
 	idx index
 	lim *limits
 
-	// gate: writers hold the read side from step 3 to step 7; checkpoint
+	// gate: writers hold the read side from step 1 to step 4; checkpoint
 	// and Close hold the write side.  closed is guarded by gate.
 	gate   sync.RWMutex
 	closed bool
 
-	seqMu sync.Mutex // orders step 4: seq assignment and Enqueue
+	seqMu sync.Mutex // orders step 2: seq assignment and Enqueue
 	seq   uint64     // last sequence number taken; guarded by seqMu
-
-	stripes [keyStripes]sync.Mutex
-	seed    maphash.Seed
 
 	// broken holds the error that made the index diverge from the log
 	// (a publish failed after its record was logged); nil otherwise.
@@ -126,7 +91,7 @@ type durability struct {
 // idx, which must be empty.
 func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error) {
 	opts := lim.opts
-	d := &durability{idx: idx, lim: lim, seed: maphash.MakeSeed()}
+	d := &durability{idx: idx, lim: lim}
 	cfg := wal.Config{
 		FS:              hooks.fs,
 		Sync:            opts.Sync,
@@ -168,7 +133,7 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 	if err != nil {
 		return nil, walError(err)
 	}
-	d.log = log
+	d.wal = log
 	d.seq = log.LastSeq()
 	return d, nil
 }
@@ -191,10 +156,6 @@ func walError(err error) error {
 	return err
 }
 
-func (d *durability) stripe(key []byte) int {
-	return int(maphash.Bytes(d.seed, key) % keyStripes)
-}
-
 // readOnlyErr returns the error writes get once the engine is read-only.
 func (d *durability) readOnlyErr() error {
 	if p := d.broken.Load(); p != nil {
@@ -203,33 +164,12 @@ func (d *durability) readOnlyErr() error {
 	return nil
 }
 
-// write runs steps 2-7 for one operation on keys (nseq sequence numbers).
-// encode appends the operation's record, of size bytes, numbered from
-// first to dst; publish applies it to the index and may read the encoded
-// record (a native batch hands its payload to the core as it is).
-func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
-	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte) error) error {
-	var set [keyStripes / 64]uint64
-	keys(func(k []byte) {
-		s := d.stripe(k)
-		set[s/64] |= 1 << (s % 64)
-	})
-	// Lock the stripes in ascending order (no deadlock between writes
-	// that share some), visiting only the set bits.  Unlock order does
-	// not matter.
-	for i, w := range set {
-		for ; w != 0; w &= w - 1 {
-			d.stripes[i*64+bits.TrailingZeros64(w)].Lock()
-		}
-	}
-	defer func() {
-		for i, w := range set {
-			for ; w != 0; w &= w - 1 {
-				d.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
-			}
-		}
-	}()
-
+// log runs steps 1-4 for one write of nseq sequence numbers: encode
+// appends its record, of size bytes, numbered from first; publish applies
+// it to the index and may read the encoded record (a native batch hands its
+// payload to the core as it is).
+func (d *durability) log(nseq, size int, encode func(dst []byte, first uint64) ([]byte, error),
+	publish func(rec []byte, first uint64) error) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {
@@ -245,18 +185,18 @@ func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
 	var pos uint64
 	var err error
 	if *bp, err = encode((*bp)[:0], first); err == nil {
-		if pos, err = d.log.Enqueue(*bp, first, first+uint64(nseq)-1); err == nil {
+		if pos, err = d.wal.Enqueue(*bp, first, first+uint64(nseq)-1); err == nil {
 			d.seq += uint64(nseq)
 		}
 	}
 	d.seqMu.Unlock()
 	if err == nil {
-		err = d.log.Wait(pos)
+		err = d.wal.Wait(pos)
 	}
 	if err != nil {
 		return walError(err)
 	}
-	if err := publish(*bp); err != nil {
+	if err := publish(*bp, first); err != nil {
 		// The log has the write and the index does not: stop writing
 		// (a later write could depend on this one) until a reopen
 		// replays the log.
@@ -270,21 +210,10 @@ func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
 	return nil
 }
 
-// oneKey and opKeys adapt the write's keys for the stripe set.
-func oneKey(k []byte) func(func([]byte)) { return func(yield func([]byte)) { yield(k) } }
-
-func opKeys(ops []prepOp) func(func([]byte)) {
-	return func(yield func([]byte)) {
-		for i := range ops {
-			yield(ops[i].key)
-		}
-	}
-}
-
 // maybeCheckpoint starts an automatic checkpoint in the background when
 // the log has grown past its checkpoint size and none is running.
 func (d *durability) maybeCheckpoint() {
-	if !d.log.CheckpointDue() || !d.ckptBusy.CompareAndSwap(false, true) {
+	if !d.wal.CheckpointDue() || !d.ckptBusy.CompareAndSwap(false, true) {
 		return
 	}
 	d.bg.Add(1)
@@ -321,7 +250,7 @@ func (d *durability) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	_, err = d.log.WriteSnapshotFrom(seq, recs)
+	_, err = d.wal.WriteSnapshotFrom(seq, recs)
 	return walError(err)
 }
 
@@ -330,34 +259,12 @@ func (d *durability) sync() error {
 	if err := d.readOnlyErr(); err != nil {
 		return err
 	}
-	return walError(d.log.Sync())
-}
-
-// engineSync is Sync of both engines: d is nil when in memory only.
-func engineSync(closed bool, d *durability) error {
-	switch {
-	case closed:
-		return ErrClosed
-	case d == nil:
-		return nil
-	}
-	return d.sync()
-}
-
-// engineCheckpoint is Checkpoint of both engines.
-func engineCheckpoint(closed bool, d *durability) error {
-	switch {
-	case closed:
-		return ErrClosed
-	case d == nil:
-		return nil
-	}
-	return d.checkpoint()
+	return walError(d.wal.Sync())
 }
 
 // stats fills the durability fields of s.
 func (d *durability) stats(s *Stats) {
-	ls := d.log.Stats()
+	ls := d.wal.Stats()
 	s.WALBytes = ls.WALBytes
 	s.WALSegments = ls.Segments
 	s.LastCheckpoint = ls.LastCheckpointTime
@@ -378,5 +285,5 @@ func (d *durability) close() error {
 	d.ckptMu.Unlock() //nolint:staticcheck // an intentional barrier
 	// After a fail-stop this reports the I/O error again (wrapped in
 	// ErrReadOnly); everything is released either way.
-	return walError(d.log.Close())
+	return walError(d.wal.Close())
 }

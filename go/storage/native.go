@@ -14,9 +14,10 @@
 //     Go heap and GC work do not grow with the number of keys;
 //   - after Close no call reaches C: every call holds mu's read side while
 //     it uses db, Close takes the write side and clears db;
-//   - with Options.Dir set, durable.go logs each write before this file
-//     publishes it with the same one C call as in memory (Go encodes the
-//     record once, for the log; the core never sees the log).
+//   - the engine shell (shell.go) validates, orders and (with Options.Dir
+//     set) logs each write, then calls the publish methods here: one C
+//     call each, the same in memory and on disk (the core never sees the
+//     log; a batch's encoded records go to C as the log record holds them).
 package storage
 
 /*
@@ -44,7 +45,6 @@ import (
 	"iter"
 	"runtime"
 	"sync"
-	"time"
 	"unsafe"
 
 	"github.com/mantisdb/mantisdb/go/codec"
@@ -78,16 +78,12 @@ func putGetBuf(bp *[]byte) {
 // nativeEngine implements Engine over a C mantis_db.
 type nativeEngine struct {
 	limits
+	shell // writes, Sync, Checkpoint, Close
 	// mu guards db: readers of the handle (every operation) hold RLock for
 	// the whole C call; Close holds Lock while it frees the handle and sets
 	// db to nil.  RLock is one atomic add, far below the cgo call itself.
 	mu sync.RWMutex
 	db *C.mantis_db
-
-	sweep   *sweeper    // background expiry sweep (sweep.go)
-	dur     *durability // nil when in memory only
-	closeMu sync.Mutex  // serialises Close
-	done    bool        // Close ran; guarded by closeMu
 }
 
 // NewNativeStorageEngine opens the native engine.  With opts.Dir set it
@@ -131,15 +127,14 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 		return nil, statusError(st)
 	}
 	e := &nativeEngine{limits: limits{opts: opts}, db: db}
-	if opts.Dir != "" {
-		d, err := openDurability(&e.limits, e, hooks)
-		if err != nil {
-			C.mantis_db_close(db)
-			return nil, err
-		}
-		e.dur = d
+	// order true: the core publishes without a lock of its own, so the
+	// shell orders writes to one key in memory too (shell.go).
+	if err := e.shell.open(&e.limits, e, hooks, true, func() *sweeper {
+		return startSweeper(e, (*nativeEngine).sweepStep)
+	}); err != nil {
+		C.mantis_db_close(db)
+		return nil, err
 	}
-	e.sweep = startSweeper(e, (*nativeEngine).sweepStep)
 	return e, nil
 }
 
@@ -283,23 +278,9 @@ func (e *nativeEngine) View(key []byte, fn func(value []byte) error) error {
 	return fn((*bp)[:n:n])
 }
 
-func (e *nativeEngine) put(key, value []byte, exp int64) error {
-	if err := e.checkKey(key); err != nil {
-		return err
-	}
-	if err := e.checkValue(value); err != nil {
-		return err
-	}
-	if e.dur == nil {
-		return e.publishPut(key, value, exp)
-	}
-	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, func([]byte) error { return e.publishPut(key, value, exp) })
-}
-
-// publishPut is the one C call of a put.
-func (e *nativeEngine) publishPut(key, value []byte, exp int64) error {
+// publishPut is the one C call of a put.  The core keeps no sequence
+// numbers (mantis.h), so seq stays here.
+func (e *nativeEngine) publishPut(key, value []byte, exp int64, _ uint64) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
@@ -307,32 +288,6 @@ func (e *nativeEngine) publishPut(key, value []byte, exp int64) error {
 	}
 	return statusError(C.mgo_db_put(e.handle(), u8(key), C.size_t(len(key)),
 		u8(value), C.size_t(len(value)), C.uint64_t(exp)))
-}
-
-// Put sets key to value.
-func (e *nativeEngine) Put(key, value []byte) error { return e.put(key, value, 0) }
-
-// PutWithTTL sets key to value, expiring ttl after Options.Clock().
-func (e *nativeEngine) PutWithTTL(key, value []byte, ttl time.Duration) error {
-	exp, err := e.expiry(ttl)
-	if err != nil {
-		return err
-	}
-	return e.put(key, value, exp)
-}
-
-// Delete removes key; an absent key is not an error (and is still logged,
-// so replay needs no knowledge of the index).
-func (e *nativeEngine) Delete(key []byte) error {
-	if err := e.checkKey(key); err != nil {
-		return err
-	}
-	if e.dur == nil {
-		return e.publishDelete(key)
-	}
-	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, func([]byte) error { return e.publishDelete(key) })
 }
 
 // publishDelete is the one C call of a delete.
@@ -349,43 +304,29 @@ func (e *nativeEngine) publishDelete(key []byte) error {
 	return statusError(st)
 }
 
-// Apply validates b in Go (for precise errors), encodes it with the record
-// codec into one buffer and applies it in one C call, which validates it
-// again and applies it atomically.  When durable, the buffer is the BATCH
-// record that goes to the log, and the C call gets its payload (the
-// nested records), so the batch is encoded once.
-func (e *nativeEngine) Apply(b *Batch) error {
-	if b == nil || len(b.Ops) == 0 {
-		// Nothing to apply; still report use after Close.
-		e.mu.RLock()
-		defer e.mu.RUnlock()
-		if e.db == nil {
-			return ErrClosed
+// publishBatch applies ops with one C call.  payload is their encoded
+// records as the log record holds them; in memory they are encoded here.
+func (e *nativeEngine) publishBatch(ops []prepOp, payload []byte, _ uint64) error {
+	if payload == nil {
+		size := 0
+		for i := range ops {
+			size += recordSize(len(ops[i].key), len(ops[i].value))
 		}
-		return nil
-	}
-	ops, size, err := e.prepareBatch(nil, b)
-	if err != nil {
-		return err
-	}
-	if e.dur == nil {
 		bp := getEncBuf(size)
 		defer putEncBuf(bp)
+		var err error
 		if *bp, err = appendOps((*bp)[:0], ops, 0); err != nil {
 			return err
 		}
-		return e.publishBatch(*bp)
+		payload = *bp
 	}
-	// The log gets one BATCH record; the C call gets its payload, the
-	// nested records, as they are.
-	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
-		return appendBatch(dst, ops, first)
-	}, func(rec []byte) error { return e.publishBatch(batchPayload(rec, size)) })
+	return e.applyRecords(payload)
 }
 
-// publishBatch is the one C call of a batch: buf holds its PUT/DELETE
-// records.
-func (e *nativeEngine) publishBatch(buf []byte) error {
+// applyRecords is the one C call of a batch: buf holds its PUT/DELETE
+// records, which the core checks once (CRCs included) before it applies
+// them.
+func (e *nativeEngine) applyRecords(buf []byte) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
@@ -405,18 +346,19 @@ var _ = [1]struct{}{}[maxBatchBytes-int(C.MANTIS_MAX_BATCH_SIZE)]
 
 // Stats returns the C core's counters.  NativeBytes counts every byte the
 // core has allocated in this process (all open native engines).
-func (e *nativeEngine) Stats() Stats {
-	s := Stats{Engine: "native"}
+func (e *nativeEngine) Stats() Stats { return e.stats("native") }
+
+func (e *nativeEngine) indexStats(s *Stats) bool {
 	e.mu.RLock()
 	if e.db == nil {
 		e.mu.RUnlock()
-		return s
+		return false
 	}
 	var cs C.mantis_db_stats
 	st := C.mantis_db_stats_get(e.db, &cs)
 	e.mu.RUnlock()
 	if st != C.MANTIS_OK {
-		return s
+		return true
 	}
 	s.Keys = int64(cs.keys)
 	s.LiveBytes = int64(cs.live_bytes)
@@ -427,10 +369,7 @@ func (e *nativeEngine) Stats() Stats {
 	s.Batches = uint64(cs.batches)
 	s.NativeBytes = int64(cs.native_bytes)
 	s.Expired = uint64(cs.expired)
-	if e.dur != nil {
-		e.dur.stats(&s)
-	}
-	return s
+	return true
 }
 
 func (e *nativeEngine) isClosed() bool {
@@ -439,33 +378,13 @@ func (e *nativeEngine) isClosed() bool {
 	return e.db == nil
 }
 
-// Sync forces acknowledged writes to disk (nothing to do in memory).
-func (e *nativeEngine) Sync() error { return engineSync(e.isClosed(), e.dur) }
-
-// Checkpoint writes a snapshot and drops the log it covers (nothing to do
-// in memory).
-func (e *nativeEngine) Checkpoint() error { return engineCheckpoint(e.isClosed(), e.dur) }
-
-// Close waits for writes in flight, closes the log, then frees the C
-// database once calls in flight (they hold the read side of mu) are done.
-// Idempotent; reports a log failure once.
-func (e *nativeEngine) Close() error {
-	e.closeMu.Lock()
-	defer e.closeMu.Unlock()
-	if e.done {
-		return nil
-	}
-	e.done = true
-	e.sweep.close() // no step may run once the C database is freed
-	var err error
-	if e.dur != nil {
-		err = e.dur.close()
-	}
+// closeIndex frees the C database once calls in flight (they hold the read
+// side of mu) are done.
+func (e *nativeEngine) closeIndex() {
 	e.mu.Lock()
 	C.mantis_db_close(e.db)
 	e.db = nil
 	e.mu.Unlock()
-	return err
 }
 
 // Engine returns "native".
@@ -475,7 +394,7 @@ func (e *nativeEngine) Engine() string { return "native" }
 // for the fixed cost of a cgo call.
 func cgoNoop() { C.mantis_noop() }
 
-// ---- the index interface for durable.go ---------------------------------
+// ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
 // loadChunk is how many encoded bytes of a snapshot recovery hands the
 // core per C call: big enough that the call overhead vanishes, small
@@ -496,14 +415,14 @@ func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record
 			return err
 		}
 		if len(buf) >= loadChunk {
-			if err := e.publishBatch(buf); err != nil {
+			if err := e.applyRecords(buf); err != nil {
 				return fmt.Errorf("mantisdb: load snapshot: %w", err)
 			}
 			buf = buf[:0]
 		}
 	}
 	if len(buf) > 0 {
-		if err := e.publishBatch(buf); err != nil {
+		if err := e.applyRecords(buf); err != nil {
 			return fmt.Errorf("mantisdb: load snapshot: %w", err)
 		}
 	}
@@ -516,11 +435,11 @@ func (e *nativeEngine) replay(r wal.Record) error {
 	var err error
 	switch r.Type {
 	case wal.TypePut:
-		err = e.publishPut(r.Key, r.Value, r.ExpiresAt)
+		err = e.publishPut(r.Key, r.Value, r.ExpiresAt, r.Seq)
 	case wal.TypeDelete:
 		err = e.publishDelete(r.Key)
 	case wal.TypeBatch:
-		err = e.publishBatch(r.Value)
+		err = e.applyRecords(r.Value)
 	}
 	if err != nil {
 		return fmt.Errorf("mantisdb: replay seq %d: %w", r.Seq, err)
@@ -542,8 +461,7 @@ const ckptChunk = 1 << 20
 // into the Go heap.)
 //
 // Every record carries seq, the snapshot's covered number, rather than the
-// key's own last number: the core numbers writes itself and its numbers
-// are not the log's.  seq is a correct bound (wal.WriteSnapshot) and
+// key's own last number: the core keeps no sequence numbers.  seq is a correct bound (wal.WriteSnapshot) and
 // recovery reads only the header's number.
 func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Record, error], error) {
 	if e.isClosed() {

@@ -1,5 +1,6 @@
-// pure.go -- the pure-Go engine: storage.Engine over an in-memory B-tree,
-// durable through go/wal (durable.go) when Options.Dir is set.  It exists
+// pure.go -- the pure-Go engine: an in-memory B-tree index under the engine
+// shell (shell.go), durable through go/wal (durable.go) when Options.Dir is
+// set.  It exists
 // in every build: it is the default engine without the `native` tag, and
 // the reference the native engine is tested against with it.
 //
@@ -26,11 +27,9 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tidwall/btree"
 
-	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -61,6 +60,7 @@ func lessItem(a, b pureItem) bool { return bytes.Compare(a.key(), b.key()) < 0 }
 
 type pureEngine struct {
 	limits
+	shell // writes, Sync, Checkpoint, Close
 
 	mu     sync.RWMutex // guards the fields down to the blank line
 	tree   *btree.BTreeG[pureItem]
@@ -70,11 +70,6 @@ type pureEngine struct {
 
 	gets, misses, puts, deletes, batches atomic.Uint64
 	expired                              atomic.Uint64 // removed by the sweep
-
-	sweep   *sweeper    // background expiry sweep (sweep.go)
-	dur     *durability // nil when in memory only
-	closeMu sync.Mutex  // serialises Close
-	done    bool        // Close ran; guarded by closeMu
 }
 
 // NewPureGoStorageEngine opens the pure-Go engine.  With opts.Dir set it
@@ -92,14 +87,12 @@ func newPure(opts Options, hooks walHooks) (*pureEngine, error) {
 	// NoLocks: mu already serialises writers; the tree's own lock would be
 	// a second atomic pair on every call.
 	e.tree = btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
-	if e.opts.Dir != "" {
-		d, err := openDurability(&e.limits, e, hooks)
-		if err != nil {
-			return nil, err
-		}
-		e.dur = d
+	// order false: every publish holds mu, which orders writes in memory.
+	if err := e.shell.open(&e.limits, e, hooks, false, func() *sweeper {
+		return startSweeper(e, (*pureEngine).sweepStep)
+	}); err != nil {
+		return nil, err
 	}
-	e.sweep = startSweeper(e, (*pureEngine).sweepStep)
 	return e, nil
 }
 
@@ -223,135 +216,75 @@ func (e *pureEngine) View(key []byte, fn func(value []byte) error) error {
 	return fn(v)
 }
 
-// ---- writes -------------------------------------------------------------
+// ---- writes (the shell's index calls) -----------------------------------
 
-func (e *pureEngine) put(key, value []byte, exp int64) error {
-	if err := e.checkKey(key); err != nil {
-		return err
+func (e *pureEngine) publishPut(key, value []byte, exp int64, seq uint64) error {
+	it := newItem(key, value, exp, seq) // the copy is made outside the lock
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
 	}
-	if err := e.checkValue(value); err != nil {
-		return err
-	}
-	it := newItem(key, value, exp, 0)
-	publish := func() error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.closed {
-			return ErrClosed
-		}
-		e.setLocked(it)
-		e.puts.Add(1)
-		return nil
-	}
-	if e.dur == nil {
-		return publish()
-	}
-	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
-		it.seq = seq
-		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, func([]byte) error { return publish() })
+	e.setLocked(it)
+	e.puts.Add(1)
+	return nil
 }
 
-// Put sets key to value.
-func (e *pureEngine) Put(key, value []byte) error { return e.put(key, value, 0) }
-
-// PutWithTTL sets key to value, expiring ttl after Options.Clock().
-func (e *pureEngine) PutWithTTL(key, value []byte, ttl time.Duration) error {
-	exp, err := e.expiry(ttl)
-	if err != nil {
-		return err
+func (e *pureEngine) publishDelete(key []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
 	}
-	return e.put(key, value, exp)
+	e.deleteLocked(key)
+	e.deletes.Add(1)
+	return nil
 }
 
-// Delete removes key; an absent key is not an error (and is still logged,
-// so replay needs no knowledge of the index).
-func (e *pureEngine) Delete(key []byte) error {
-	if err := e.checkKey(key); err != nil {
-		return err
-	}
-	publish := func() error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.closed {
-			return ErrClosed
-		}
-		e.deleteLocked(key)
-		e.deletes.Add(1)
-		return nil
-	}
-	if e.dur == nil {
-		return publish()
-	}
-	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, func([]byte) error { return publish() })
-}
-
-// Apply validates the whole batch first (nothing is applied or logged if
-// any op is bad), then applies it under one write lock, so readers and
-// iterator fetches see all of it or none.
-func (e *pureEngine) Apply(b *Batch) error {
-	if b == nil || len(b.Ops) == 0 {
-		e.mu.RLock()
-		defer e.mu.RUnlock()
-		if e.closed {
-			return ErrClosed
-		}
-		return nil
-	}
-	ops, size, err := e.prepareBatch(nil, b)
-	if err != nil {
-		return err
-	}
-	// Copy the values before taking the lock.
-	items := make([]pureItem, len(ops))
+// publishBatch applies ops under one write lock, so readers and iterator
+// fetches see all of them or none.  The tree needs no encoded records.
+func (e *pureEngine) publishBatch(ops []prepOp, _ []byte, first uint64) error {
+	items := make([]pureItem, len(ops)) // the copies are made outside the lock
 	for i := range ops {
 		if ops[i].kind == OpPut {
-			items[i] = newItem(ops[i].key, ops[i].value, ops[i].exp, 0)
+			seq := uint64(0)
+			if first != 0 {
+				seq = first + uint64(i)
+			}
+			items[i] = newItem(ops[i].key, ops[i].value, ops[i].exp, seq)
 		}
 	}
 	var nput, ndel uint64
-	publish := func() error {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.closed {
-			return ErrClosed
-		}
-		for i := range ops {
-			if ops[i].kind == OpPut {
-				e.setLocked(items[i])
-				nput++
-			} else {
-				e.deleteLocked(ops[i].key)
-				ndel++
-			}
-		}
-		e.puts.Add(nput)
-		e.deletes.Add(ndel)
-		e.batches.Add(1)
-		return nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
 	}
-	if e.dur == nil {
-		return publish()
-	}
-	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
-		for i := range items {
-			items[i].seq = first + uint64(i)
+	for i := range ops {
+		if ops[i].kind == OpPut {
+			e.setLocked(items[i])
+			nput++
+		} else {
+			e.deleteLocked(ops[i].key)
+			ndel++
 		}
-		return appendBatch(dst, ops, first)
-	}, func([]byte) error { return publish() })
+	}
+	e.puts.Add(nput)
+	e.deletes.Add(ndel)
+	e.batches.Add(1)
+	return nil
 }
 
 // ---- stats and lifecycle --------------------------------------------------
 
 // Stats returns the engine's counters; after Close only Engine is set.
-func (e *pureEngine) Stats() Stats {
-	s := Stats{Engine: "pure-go"}
+func (e *pureEngine) Stats() Stats { return e.stats("pure-go") }
+
+func (e *pureEngine) indexStats(s *Stats) bool {
 	e.mu.RLock()
 	if e.closed {
 		e.mu.RUnlock()
-		return s
+		return false
 	}
 	s.Keys, s.LiveBytes = e.keys, e.live
 	e.mu.RUnlock()
@@ -361,10 +294,7 @@ func (e *pureEngine) Stats() Stats {
 	s.Deletes = e.deletes.Load()
 	s.Batches = e.batches.Load()
 	s.Expired = e.expired.Load()
-	if e.dur != nil {
-		e.dur.stats(&s)
-	}
-	return s
+	return true
 }
 
 func (e *pureEngine) isClosed() bool {
@@ -373,38 +303,18 @@ func (e *pureEngine) isClosed() bool {
 	return e.closed
 }
 
-// Sync forces acknowledged writes to disk (nothing to do in memory).
-func (e *pureEngine) Sync() error { return engineSync(e.isClosed(), e.dur) }
-
-// Checkpoint writes a snapshot and drops the log it covers (nothing to do
-// in memory).
-func (e *pureEngine) Checkpoint() error { return engineCheckpoint(e.isClosed(), e.dur) }
-
-// Close waits for writes in flight, flushes and closes the log, and drops
-// the tree.  Idempotent; reports a log failure once.
-func (e *pureEngine) Close() error {
-	e.closeMu.Lock()
-	defer e.closeMu.Unlock()
-	if e.done {
-		return nil
-	}
-	e.done = true
-	e.sweep.close() // no step may run once the tree is gone
-	var err error
-	if e.dur != nil {
-		err = e.dur.close()
-	}
+// closeIndex drops the tree.
+func (e *pureEngine) closeIndex() {
 	e.mu.Lock()
 	e.closed = true
 	e.tree = nil
 	e.mu.Unlock()
-	return err
 }
 
 // Engine returns "pure-go".
 func (e *pureEngine) Engine() string { return "pure-go" }
 
-// ---- the index interface for durable.go ---------------------------------
+// ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
 func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	e.mu.Lock()

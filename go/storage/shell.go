@@ -1,0 +1,268 @@
+// shell.go -- the one engine shell: everything both engines do around their
+// index lives here, once.  An engine (pure.go, native.go) supplies only its
+// index: reads (Get, View, NewIterator, which go straight to it), the
+// publish calls below, recovery's bulk load and replay, a checkpoint view,
+// a sweep step and its counters.  The shell validates each write once,
+// orders it, logs it (durable.go) and publishes it; it owns Sync,
+// Checkpoint, the background sweep and Close.
+//
+// Write path (Put, PutWithTTL, Delete, Apply):
+//
+//  1. validate (limits: keys, values, TTLs, the whole batch), so nothing
+//     reaches the log or the index that either would refuse;
+//  2. lock the key stripes of the write's keys, ascending;
+//  3. with a data directory: number, encode once, log and wait
+//     (durability.log, durable.go);
+//  4. publish in the index, passing the log's sequence number down;
+//  5. unlock.
+//
+// The stripes make per-key publish order equal log order (two writers of
+// one key publish in the order they were numbered), and keep a single-key
+// write from landing in the middle of a batch that writes the same key:
+// the native core publishes without a lock of its own (mantis.h,
+// consistency rule 3), so it relies on this in memory too.  The pure-Go
+// index publishes every write under its own mutex, which gives both
+// properties already, so in memory it skips the stripes.
+package storage
+
+import (
+	"hash/maphash"
+	"iter"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/codec"
+	"github.com/mantisdb/mantisdb/go/wal"
+)
+
+// index is what an engine supplies to the shell.  The publish calls run
+// with the stripes of their keys held, after the write is logged; each
+// returns ErrClosed once the index is closed.
+type index interface {
+	// publishPut sets key (seq: the log's number, 0 in memory).
+	publishPut(key, value []byte, exp int64, seq uint64) error
+	// publishDelete removes key; absent is not an error.
+	publishDelete(key []byte) error
+	// publishBatch applies ops atomically.  payload is their encoded
+	// records numbered from first (from the log record), or nil in
+	// memory, where an index that wants them encodes them itself.
+	publishBatch(ops []prepOp, payload []byte, first uint64) error
+
+	// loadSnapshot bulk-builds the empty index from a snapshot's records
+	// (ascending key order; slices valid only during the call).  Records
+	// already expired at now may be left out.
+	loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error
+	// replay applies one logged PUT, DELETE or whole BATCH (atomically).
+	replay(r wal.Record) error
+	// checkpointView returns the live records (not expired at now) in
+	// ascending key order, each with a sequence number <= seq.  It is
+	// called with every write up to seq published and new ones held off;
+	// the records are read after writers resume, and may show each key at
+	// seq or in any later state (wal.WriteSnapshot: a fuzzy view recovers
+	// to the same state, since recovery replays every write after seq,
+	// which the log makes durable before the snapshot counts).  An error
+	// while reading abandons the snapshot.
+	checkpointView(seq uint64, now int64) (recs iter.Seq2[wal.Record, error], err error)
+
+	// indexStats fills the index's counters of s; false once closed.
+	indexStats(s *Stats) bool
+	// closeIndex frees the index.  No call runs or starts afterwards
+	// except those that report ErrClosed.
+	closeIndex()
+}
+
+const keyStripes = 256
+
+// shell is embedded in each engine; its exported methods are the write
+// half of Engine.
+type shell struct {
+	lim   *limits
+	idx   index
+	dur   *durability // nil when in memory only
+	sweep *sweeper    // background expiry sweep (sweep.go)
+	// order: take the key stripes in memory too (see the top of the file).
+	order bool
+
+	stripes [keyStripes]sync.Mutex
+	seed    maphash.Seed
+
+	closed  atomic.Bool // Close has begun: Sync and Checkpoint refuse
+	closeMu sync.Mutex  // serialises Close
+	done    bool        // Close ran; guarded by closeMu
+}
+
+// open finishes an engine: it recovers opts.Dir into idx (empty) when set,
+// and starts the sweeper with step.  order: see shell.order.
+func (s *shell) open(lim *limits, idx index, hooks walHooks, order bool, step func() *sweeper) error {
+	s.lim, s.idx, s.order, s.seed = lim, idx, order, maphash.MakeSeed()
+	if lim.opts.Dir != "" {
+		d, err := openDurability(lim, idx, hooks)
+		if err != nil {
+			return err
+		}
+		s.dur = d
+	}
+	s.sweep = step()
+	return nil
+}
+
+// write runs steps 2-5 for one operation on keys (nseq sequence numbers).
+// encode appends the operation's log record, of size bytes, numbered from
+// first; publish applies it to the index, given that record (nil in
+// memory) and its first number (0 in memory).
+func (s *shell) write(keys func(yield func([]byte)), nseq, size int,
+	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
+	if s.dur != nil || s.order {
+		var set [keyStripes / 64]uint64
+		keys(func(k []byte) {
+			i := maphash.Bytes(s.seed, k) % keyStripes
+			set[i/64] |= 1 << (i % 64)
+		})
+		// Ascending order (no deadlock between writes that share some),
+		// visiting only the set bits; unlock order does not matter.
+		for i, w := range set {
+			for ; w != 0; w &= w - 1 {
+				s.stripes[i*64+bits.TrailingZeros64(w)].Lock()
+			}
+		}
+		defer func() {
+			for i, w := range set {
+				for ; w != 0; w &= w - 1 {
+					s.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
+				}
+			}
+		}()
+	}
+	if s.dur == nil {
+		return publish(nil, 0)
+	}
+	return s.dur.log(nseq, size, encode, publish)
+}
+
+// oneKey and opKeys adapt the write's keys for the stripe set.
+func oneKey(k []byte) func(func([]byte)) { return func(yield func([]byte)) { yield(k) } }
+
+func opKeys(ops []prepOp) func(func([]byte)) {
+	return func(yield func([]byte)) {
+		for i := range ops {
+			yield(ops[i].key)
+		}
+	}
+}
+
+func (s *shell) put(key, value []byte, exp int64) error {
+	if err := s.lim.checkKey(key); err != nil {
+		return err
+	}
+	if err := s.lim.checkValue(value); err != nil {
+		return err
+	}
+	return s.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
+		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
+	}, func(_ []byte, seq uint64) error { return s.idx.publishPut(key, value, exp, seq) })
+}
+
+// Put sets key to value.
+func (s *shell) Put(key, value []byte) error { return s.put(key, value, 0) }
+
+// PutWithTTL sets key to value, expiring ttl after Options.Clock().
+func (s *shell) PutWithTTL(key, value []byte, ttl time.Duration) error {
+	exp, err := s.lim.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	return s.put(key, value, exp)
+}
+
+// Delete removes key; an absent key is not an error (and is still logged,
+// so replay needs no knowledge of the index).
+func (s *shell) Delete(key []byte) error {
+	if err := s.lim.checkKey(key); err != nil {
+		return err
+	}
+	return s.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
+		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
+	}, func([]byte, uint64) error { return s.idx.publishDelete(key) })
+}
+
+// Apply validates the whole batch first (nothing is logged or applied if
+// any op is bad), then logs it as one BATCH record and publishes it
+// atomically.
+func (s *shell) Apply(b *Batch) error {
+	if b == nil || len(b.Ops) == 0 {
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		return nil
+	}
+	ops, size, err := s.lim.prepareBatch(nil, b)
+	if err != nil {
+		return err
+	}
+	return s.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
+		return appendBatch(dst, ops, first)
+	}, func(rec []byte, first uint64) error {
+		var payload []byte
+		if rec != nil {
+			payload = batchPayload(rec, size)
+		}
+		return s.idx.publishBatch(ops, payload, first)
+	})
+}
+
+// Stats returns the index's counters and the log's state; after Close
+// only Engine is set.
+func (s *shell) stats(name string) Stats {
+	st := Stats{Engine: name}
+	if !s.idx.indexStats(&st) {
+		return Stats{Engine: name}
+	}
+	if s.dur != nil {
+		s.dur.stats(&st)
+	}
+	return st
+}
+
+// Sync forces every acknowledged write to disk (nothing to do in memory).
+func (s *shell) Sync() error {
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case s.dur == nil:
+		return nil
+	}
+	return s.dur.sync()
+}
+
+// Checkpoint writes a snapshot and drops the log it covers (nothing to do
+// in memory).
+func (s *shell) Checkpoint() error {
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case s.dur == nil:
+		return nil
+	}
+	return s.dur.checkpoint()
+}
+
+// Close stops the sweep, waits for writes in flight, flushes and closes
+// the log, then frees the index.  Idempotent; reports a log failure once.
+func (s *shell) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.done {
+		return nil
+	}
+	s.done = true
+	s.closed.Store(true)
+	s.sweep.close() // no step may run once the index is freed
+	var err error
+	if s.dur != nil {
+		err = s.dur.close()
+	}
+	s.idx.closeIndex()
+	return err
+}
