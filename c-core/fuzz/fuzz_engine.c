@@ -33,7 +33,9 @@
  *      cleanly, in strictly ascending key order, each equal to a get of its
  *      key, as many as the model has live keys; a TOO_SMALL answer names a
  *      size that then works; a scan-entries budget bounds the key+value
- *      bytes of every call that returns more than one entry.
+ *      bytes of every call that returns more than one entry;
+ *   5. mantis_db_load of the same bytes (which checks framing, not CRCs)
+ *      never reads outside them and names a refused record inside them.
  */
 #include <mantis.h>
 
@@ -345,6 +347,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(scan_all(db, true, scan_cap, scan_budget, scan_max, recs, n) == live);
 		free(recs);
 	}
+	mantis_db_close(db);
+
+	/* Property 5. */
+	CHECK(mantis_db_open(&opts, &db) == MANTIS_OK);
+	bad = SIZE_MAX;
+	st = mantis_db_load(db, batch, len, 1, &bad);
+	CHECK(st == MANTIS_OK || bad < len);
 	mantis_db_close(db);
 	free(batch);
 	return 0;

@@ -625,6 +625,23 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 			      size_t *bad_offset);
 
 /*
+ * Bulk load for recovery: recs[0..len) (borrowed) is a run of codec PUT
+ * records as a snapshot file holds them (ascending key order, which makes
+ * each insert land at the skiplist's splice hint), whose CRCs the caller
+ * has verified (go/wal checks every record as it reads the file).  The
+ * core checks only what keeps memory safe: each record's header, lengths
+ * and type (PUT, non-empty key, within this db's limits), not checksums.
+ * Records expired at `now` are skipped.  Not atomic and not to be run
+ * concurrently with any other call on db (recovery runs before the db is
+ * shared).  On an error the records before bad_offset (if non-NULL, the
+ * offset of the refused record) stay loaded: MANTIS_TRUNCATED,
+ * MANTIS_UNSUPPORTED, MANTIS_TOO_LARGE, MANTIS_INVALID (a non-PUT record or
+ * an empty key, NULL db or recs with len != 0), MANTIS_NOMEM.
+ */
+mantis_status mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now,
+			     size_t *bad_offset);
+
+/*
  * Fills buf[0..cap) (borrowed) with live entries in ascending key order as
  * codec PUT records (expires_at included; seq 0, the core keeps none),
  * starting at the first

@@ -228,6 +228,22 @@ mantis_codec_view(const void *buf, mantis_record *out)
 	out->size = record_size(key_len, value_len);
 }
 
+mantis_status
+mantis_codec_frame(const void *buf, size_t len, mantis_record *out)
+{
+	if (len < MANTIS_RECORD_HEADER_SIZE)
+		return MANTIS_TRUNCATED;
+	const uint8_t *p = buf;
+	if (p[OFF_VER] != MANTIS_FORMAT_VERSION)
+		return MANTIS_UNSUPPORTED;
+	mantis_status st = check_type_and_limits(p[OFF_TYPE], le_ld32(p + OFF_KEY_LEN),
+						 le_ld32(p + OFF_VALUE_LEN));
+	if (st != MANTIS_OK)
+		return st;
+	mantis_codec_view(buf, out);
+	return len < out->size ? MANTIS_TRUNCATED : MANTIS_OK;
+}
+
 void
 mantis_codec_iter_init(mantis_codec_iter *it, const void *buf, size_t len)
 {

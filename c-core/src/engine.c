@@ -402,6 +402,40 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 	return st;
 }
 
+/* ---- bulk load ----------------------------------------------------------- */
+
+mantis_status
+mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now, size_t *bad_offset)
+{
+	if (db == NULL || (recs == NULL && len != 0))
+		return MANTIS_INVALID;
+	const uint8_t *p = recs;
+	size_t off = 0, n = 0;
+	mantis_status st = MANTIS_OK;
+	mantis_record rec;
+	/* No seqlock and no batch_mu: nothing else uses the db (contract). */
+	for (; off < len; off += rec.size) {
+		st = mantis_codec_frame(p + off, len - off, &rec);
+		if (st == MANTIS_OK && (rec.type != MANTIS_REC_PUT || rec.key_len == 0))
+			st = MANTIS_INVALID;
+		else if (st == MANTIS_OK && (rec.key_len > db->max_key || rec.value_len > db->max_value))
+			st = MANTIS_TOO_LARGE;
+		if (st != MANTIS_OK)
+			break;
+		if (rec.expires_at != 0 && rec.expires_at <= now)
+			continue;
+		st = mantis_skiplist_put(db->sl, rec.key, rec.key_len, rec.value, rec.value_len, 0,
+					 rec.expires_at);
+		if (st != MANTIS_OK)
+			break;
+		n++;
+	}
+	if (st != MANTIS_OK && bad_offset != NULL)
+		*bad_offset = off;
+	count(db, ST_PUTS, n);
+	return st;
+}
+
 /* ---- scan ---------------------------------------------------------------- */
 
 static int

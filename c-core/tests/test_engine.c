@@ -917,6 +917,53 @@ test_large_overwrites_memory_returns(void **state)
 	free(val);
 }
 
+/* Bulk load: records as a snapshot holds them; expired ones are skipped;
+ * the framing is checked (a refused record is named, earlier ones stay)
+ * but the CRC is not: the caller has verified it. */
+static void
+test_load(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(8, 16);
+	uint8_t buf[1024];
+	size_t off = 0, bad = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "2", 5);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "3", 100);
+	size_t good = off;
+	assert_int_equal(mantis_db_load(db, buf, good, 10, NULL), MANTIS_OK);
+	expect_val(db, "a", "1", 10);
+	expect_absent(db, "b", 1); /* expired at load time: never inserted */
+	expect_val(db, "c", "3", 10);
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.keys, 2);
+
+	/* A flipped CRC is the caller's to catch: the load trusts it. */
+	uint8_t flipped[64];
+	size_t fo = 0;
+	add_rec(flipped, sizeof(flipped), &fo, MANTIS_REC_PUT, "d", "4", 0);
+	flipped[0] ^= 0xff;
+	assert_int_equal(mantis_db_load(db, flipped, fo, 10, NULL), MANTIS_OK);
+	expect_val(db, "d", "4", 10);
+
+	/* What would corrupt memory or the map is refused, with its offset. */
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, "e", "", 0);
+	assert_int_equal(mantis_db_load(db, buf, off, 10, &bad), MANTIS_INVALID);
+	assert_int_equal(bad, good);
+	assert_int_equal(mantis_db_load(db, buf, good - 1, 10, &bad), MANTIS_TRUNCATED);
+	size_t lo = 0;
+	add_rec(flipped, sizeof(flipped), &lo, MANTIS_REC_PUT, "toolongkey", "v", 0);
+	assert_int_equal(mantis_db_load(db, flipped, lo, 10, &bad), MANTIS_TOO_LARGE);
+	assert_int_equal(bad, 0);
+	flipped[9] = 0xff; /* key length far past the buffer and the limits */
+	assert_int_not_equal(mantis_db_load(db, flipped, lo, 10, &bad), MANTIS_OK);
+	assert_int_equal(mantis_db_load(NULL, buf, good, 10, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_load(db, NULL, 1, 10, NULL), MANTIS_INVALID);
+	assert_int_equal(mantis_db_load(db, NULL, 0, 10, NULL), MANTIS_OK);
+	mantis_db_close(db);
+}
+
 int
 main(void)
 {
@@ -936,6 +983,7 @@ main(void)
 	    cmocka_unit_test(test_sweep_model),
 	    cmocka_unit_test(test_sweep_races_fresh_puts),
 	    cmocka_unit_test(test_large_overwrites_memory_returns),
+	    cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

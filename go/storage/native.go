@@ -47,7 +47,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -396,35 +395,56 @@ func cgoNoop() { C.mantis_noop() }
 
 // ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
-// loadChunk is how many encoded bytes of a snapshot recovery hands the
-// core per C call: big enough that the call overhead vanishes, small
-// enough not to double the memory of a large snapshot.
+// loadChunk bounds the bytes of one mantis_db_load call, so the recovery
+// of a large snapshot is a few hundred C calls, each short enough that
+// nothing waits long on the handle's lock.
 const loadChunk = 4 << 20
 
-// loadSnapshot bulk-loads a snapshot through mantis_db_apply, one call per
-// loadChunk of records.  Each chunk is applied atomically, and nothing
-// reads the engine before Open returns.
+// loadSnapshot hands the snapshot's records to the core as they lie in
+// the file (wal.RecordBytes: consecutive records are one run of the
+// mapping), a run of up to loadChunk bytes per mantis_db_load call: no
+// record is encoded or copied in Go, and their CRCs, which go/wal verified
+// as it read them, are not checked again.  Expired records are skipped by
+// the core.  Nothing reads the engine before Open returns.
 func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
-	buf := make([]byte, 0, loadChunk+64<<10)
+	var run []byte // adjacent records not yet loaded
 	for r := range recs {
-		if expired(r.ExpiresAt, now) {
-			continue
-		}
-		var err error
-		if buf, err = appendRecord(buf, codec.TypePut, 0, r.Key, r.Value, r.ExpiresAt); err != nil {
-			return err
-		}
-		if len(buf) >= loadChunk {
-			if err := e.applyRecords(buf); err != nil {
-				return fmt.Errorf("mantisdb: load snapshot: %w", err)
+		b := wal.RecordBytes(r)
+		if len(run) > 0 && unsafe.Pointer(unsafe.SliceData(b)) != unsafe.Add(unsafe.Pointer(unsafe.SliceData(run)), len(run)) {
+			if err := e.load(run, now); err != nil {
+				return err
 			}
-			buf = buf[:0]
+			run = nil
+		}
+		if len(run) == 0 {
+			run = b
+		} else {
+			run = unsafe.Slice(unsafe.SliceData(run), len(run)+len(b))
+		}
+		if len(run) >= loadChunk {
+			if err := e.load(run, now); err != nil {
+				return err
+			}
+			run = nil
 		}
 	}
-	if len(buf) > 0 {
-		if err := e.applyRecords(buf); err != nil {
-			return fmt.Errorf("mantisdb: load snapshot: %w", err)
-		}
+	if len(run) > 0 {
+		return e.load(run, now)
+	}
+	return nil
+}
+
+// load is one mantis_db_load call over recs.
+func (e *nativeEngine) load(recs []byte, now int64) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.db == nil {
+		return ErrClosed
+	}
+	var bad C.size_t
+	if st := C.mantis_db_load(e.db, unsafe.Pointer(unsafe.SliceData(recs)), C.size_t(len(recs)),
+		C.uint64_t(now), &bad); st != C.MANTIS_OK {
+		return fmt.Errorf("mantisdb: load snapshot at record byte %d of a run: %w", bad, statusError(st))
 	}
 	return nil
 }
