@@ -1,7 +1,7 @@
 // bench_test.go -- every engine side by side in one run (16-byte keys,
 // 100-byte values): throughput and latency percentiles per workload, Go
 // heap and GC cost at 1M keys, durable writes per sync policy and writer
-// count, and recovery time at 1M keys.  The native engine joins the table
+// count, and recovery time at 1M and 10M keys.  The native engine joins the table
 // in native builds (bench_native_test.go).  Run:
 //
 //	go test -tags native -run '^$' -bench . -count 3 ./go/storage
@@ -16,9 +16,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -439,43 +442,85 @@ func BenchmarkDurableWrites(b *testing.B) {
 	}
 }
 
-// BenchmarkRecovery: time to open a directory holding 1M keys, from a
-// snapshot alone and from the log alone.
-func BenchmarkRecovery(b *testing.B) {
-	const n = 1_000_000
-	for _, eng := range sbsEngines {
-		for _, from := range []string{"snapshot", "wal"} {
-			b.Run(fmt.Sprintf("%s/1M-keys/%s", eng.name, from), func(b *testing.B) {
-				dir := b.TempDir()
-				opts := storage.Options{Dir: dir, Sync: storage.SyncNone}
-				e, err := eng.open(opts)
-				if err != nil {
-					b.Fatal(err)
-				}
-				sbsLoad(b, e, n)
-				if from == "snapshot" {
-					if err := e.Checkpoint(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := e.Close(); err != nil {
-					b.Fatal(err)
-				}
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					e, err := eng.open(opts)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.StopTimer()
-					if k := e.Stats().Keys; k != n {
-						b.Fatalf("recovered %d keys", k)
-					}
-					e.Close()
-					b.StartTimer()
-				}
-			})
+// recoveryKeys are the sizes of BenchmarkRecovery: 1M keys from a snapshot
+// and from the log, and the 10M-key reopen from a snapshot (about
+// 3 GiB of RAM per engine; -short skips it).  MANTISDB_BENCH_RECOVERY_KEYS
+// (a comma-separated list) replaces them, e.g. to check the rows quickly:
+//
+//	MANTISDB_BENCH_RECOVERY_KEYS=20000 go test -tags native -run '^$' -bench Recovery ./go/storage
+func recoveryKeys(b *testing.B) []uint64 {
+	s := os.Getenv("MANTISDB_BENCH_RECOVERY_KEYS")
+	if s == "" {
+		if testing.Short() {
+			return []uint64{1_000_000}
 		}
+		return []uint64{1_000_000, 10_000_000}
+	}
+	var ns []uint64
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil || n == 0 {
+			b.Fatalf("MANTISDB_BENCH_RECOVERY_KEYS=%q: %q is not a key count", s, f)
+		}
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// keysName is n as the row names it: 1M, 10M, or the plain number.
+func keysName(n uint64) string {
+	if n%1_000_000 == 0 {
+		return fmt.Sprintf("%dM", n/1_000_000)
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+// BenchmarkRecovery: time to open a directory of 16-byte keys and 100-byte
+// values, from a snapshot alone and (up to 1M keys) from the log alone.
+// Every reopen is checked to hold every key.
+func BenchmarkRecovery(b *testing.B) {
+	for _, n := range recoveryKeys(b) {
+		for _, eng := range sbsEngines {
+			for _, from := range []string{"snapshot", "wal"} {
+				if from == "wal" && n > 1_000_000 {
+					continue // a log this long is checkpointed long before
+				}
+				b.Run(fmt.Sprintf("%s/%s-keys/%s", eng.name, keysName(n), from), func(b *testing.B) {
+					recoveryRow(b, eng, n, from)
+				})
+			}
+		}
+	}
+}
+
+func recoveryRow(b *testing.B, eng benchEngine, n uint64, from string) {
+	dir := b.TempDir()
+	opts := storage.Options{Dir: dir, Sync: storage.SyncNone}
+	e, err := eng.open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sbsLoad(b, e, n)
+	if from == "snapshot" {
+		if err := e.Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e, err := eng.open(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if k := e.Stats().Keys; k != int64(n) {
+			b.Fatalf("recovered %d keys, want %d", k, n)
+		}
+		e.Close()
+		b.StartTimer()
 	}
 }
 
