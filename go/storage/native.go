@@ -98,8 +98,8 @@ func NewNativeStorageEngine(opts Options) (Engine, error) {
 
 // nativeHandle is the Engine callers hold: the engine behind one more
 // pointer, carrying the finalizer.  The finalizer cannot sit on the engine
-// itself: with a data directory the durability layer holds the engine as
-// its index (e -> e.dur -> idx == e), and Go never runs the finalizer of
+// itself: the shell (and with a data directory the durability layer) holds the engine as
+// its index (e -> e.shell.idx == e), and Go never runs the finalizer of
 // an object in a cycle, so a forgotten Close would leak the C memory, the
 // log's goroutine and the directory lock for good.  Nothing inside points
 // back to the handle, so it becomes unreachable when the caller drops it.

@@ -109,7 +109,7 @@ func (s *sweeper) runOnce(max int) (reclaimed int, wrapped bool, err error) {
 }
 
 // close stops the background goroutine and waits for a step in flight.
-// Engines call it first thing in Close, before the index goes away.
+// The shell calls it first thing in Close, before the index goes away.
 // Idempotent.
 func (s *sweeper) close() {
 	s.once.Do(func() { close(s.stop) })
