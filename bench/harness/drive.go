@@ -81,7 +81,10 @@ func drive(p phase) (Figures, []*wstate, error) {
 			<-start
 			var i int64
 			for ; p.perWorker == 0 || i < p.perWorker; i++ {
-				if stop.Load() {
+				// Every worker runs at least one op, so a phase whose
+				// limit ends before a worker is scheduled (a loaded
+				// machine, the tests' short limits) still measures.
+				if i > 0 && stop.Load() {
 					break
 				}
 				var err error
