@@ -64,12 +64,12 @@
  *     their tower; a node leaves the index (under the lock) before or with
  *     its rec becoming DEAD, and its tower is fully MARKed before the lock
  *     is released.
- *  4. rec is born PENDING and loses PENDING exactly once, by a release
- *     store under the lock after the node is linked at every level and
- *     indexed; it becomes DEAD at most once, later (by delete or sweep,
- *     under the lock), and is never un-DEADed.  Only a rec that is neither
- *     is ever replaced (update CAS).  next[i] gets MARK once and is never
- *     changed after.
+ *  4. An inserted node's rec starts PENDING and loses it exactly once, by
+ *     a release store under the lock after the node is linked at every
+ *     level and indexed; it becomes DEAD at most once, later (by delete or
+ *     sweep, under the lock), and is never un-DEADed.  Only a rec that is
+ *     neither is ever replaced (update CAS).  next[i] gets MARK once and is
+ *     never changed after.
  *  5. A node is retired only after a list search for its key has run after
  *     its tower was marked (which unlinks it from every level: a marked node
  *     cannot be re-linked, since every splice CASes an unmarked pointer) and
@@ -95,7 +95,7 @@
  *
  *  insert  the release store that clears PENDING, under the lock:
  *
- *             0. node built with rec = [r|PENDING]
+ *             0. node built, rec = [r|PENDING]
  *             1. level 0..h-1 splice (CAS, below)    scans reach it, skip it
  *             2. index slot: EMPTY/TOMB --> node     gets find it, skip it
  *             3. rec: [r|PENDING] --store--> [r]    (linearization)
@@ -362,8 +362,7 @@ node_new(const void *key, uint32_t klen, uint32_t height,
 	struct sl_node *n = mantis_malloc(sl_node_size(height, klen));
 	if (n == NULL)
 		return NULL;
-	/* A node for a record is an insert's: hidden until published. */
-	n->rec = r == NULL ? 0 : (uintptr_t)r | SL_PENDING;
+	n->rec = (uintptr_t)r;
 	n->klen = klen;
 	n->height = height;
 	memset(n->next, 0, height * sizeof(uintptr_t));
@@ -792,9 +791,11 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		/* r is nn's: a swap attempted above on a node found hidden
 		 * pointed it at that node. */
 		r->node = nn;
-		/* nn is PENDING (node_new): scans that reach it once it is
-		 * linked, and gets that find it once it is indexed, both skip
-		 * it until the store below. */
+		/* Hidden until the store below: scans that reach it once it is
+		 * linked, and gets that find it once it is indexed, skip it.
+		 * nn is unpublished, so a plain store (sl_link's fence orders
+		 * it before the splice). */
+		nn->rec = (uintptr_t)r | SL_PENDING;
 		sl_link(sl, nn, &local_of(sl, slot)->hint, gen);
 		hx_insert(sh, nn, h);
 		/* The insert's linearization point: clearing PENDING makes the
