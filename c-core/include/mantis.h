@@ -235,8 +235,10 @@ mantis_status mantis_codec_batch_iter_next(mantis_codec_iter *it,
  *
  * Consistency: put, delete and get are linearizable.  Scans and iterators
  * are weakly consistent: keys come in strictly ascending order, never
- * twice, every key present for the whole scan is returned, keys inserted
- * or deleted during it may or may not be.
+ * twice, never before their start, every key present for the whole scan
+ * is returned, keys inserted or deleted during it may or may not be.  Gets
+ * and scans observe a write at the same instant: a key a scan returned is
+ * found by a get that starts after it, unless a delete came in between.
  */
 typedef struct mantis_skiplist mantis_skiplist;
 

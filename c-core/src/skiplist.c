@@ -16,7 +16,8 @@
  *
  *   get/get_view   lock-free, write nothing shared but the epoch record
  *   scan/iter      lock-free, same
- *   put (update)   lock-free: one CAS on node->rec
+ *   put (update)   lock-free: one CAS on node->rec (an update racing the
+ *                  insert of its key waits for that insert's lock)
  *   put (insert)   shard spinlock of the key (1 of 1024) held while the node
  *   delete         is spliced into the list and the index; the list splices
  *                  are CAS and never wait for writers of other shards
@@ -43,9 +44,12 @@
  *                  | entry | seq | exp | node | vlen | value |  sl_rec,
  *                  +-------+-----+-----+------+------+-------+  immutable
  *
- * Pointer low bits: rec | DEAD (key logically deleted; rec is its last
- * record) and next[i] | MARK (level i of this node is frozen, the node is
- * being unlinked; Harris/Fraser marking).
+ * Pointer low bits: rec | PENDING (an insert's node, linked and maybe
+ * indexed but not yet published: its key is absent to every reader),
+ * rec | DEAD (key logically deleted; rec is its last record) and
+ * next[i] | MARK (level i of this node is frozen, the node is being
+ * unlinked; Harris/Fraser marking).  "Hidden" is DEAD or PENDING: a
+ * reader treats a hidden node as no node.
  *
  * ------------------------------------------------------------------------
  * Invariants
@@ -54,13 +58,18 @@
  *     DEAD; a DEAD node of key k may sit next to the live node of k, never
  *     after it at any level (insert snips marked nodes before it splices).
  *  2. Outside the critical section of shard(k), key k has at most one node
- *     whose rec is not DEAD, and it is in the index iff it exists.
+ *     whose rec is not DEAD, it is not PENDING, and it is in the index iff
+ *     it exists.
  *  3. The index holds only nodes that are fully linked at every level of
  *     their tower; a node leaves the index (under the lock) before or with
  *     its rec becoming DEAD, and its tower is fully MARKed before the lock
  *     is released.
- *  4. rec becomes DEAD exactly once (by delete, under the lock) and is never
- *     un-DEADed; next[i] gets MARK once and is never changed after.
+ *  4. An inserted node's rec starts PENDING and loses it exactly once, by
+ *     a release store under the lock after the node is linked at every
+ *     level and indexed; it becomes DEAD at most once, later (by delete or
+ *     sweep, under the lock), and is never un-DEADed.  Only a rec that is
+ *     neither is ever replaced (update CAS).  next[i] gets MARK once and is
+ *     never changed after.
  *  5. A node is retired only after a list search for its key has run after
  *     its tower was marked (which unlinks it from every level: a marked node
  *     cannot be re-linked, since every splice CASes an unmarked pointer) and
@@ -78,17 +87,32 @@
  * ------------------------------------------------------------------------
  * Linearization points
  * ------------------------------------------------------------------------
- *  insert  the release store of the node into the index (hx_insert).  The
- *          list splice happens just before, under the same lock; a scan
- *          may see the key slightly before a get can (scans are weakly
- *          consistent), but no writer can act on the node in between
- *          (the lock), so point operations see one history.
+ * Every write and every read of key k linearizes on ONE word, the rec of
+ * k's node; the index and the list are only two ways to reach that node.
+ * A get (index) and a scan (list) that reach the same node read the same
+ * word, so they cannot disagree about whether a write happened: a key a
+ * scan returned is then found by a get, and the reverse.
+ *
+ *  insert  the release store that clears PENDING, under the lock:
+ *
+ *             0. node built, rec = [r|PENDING]
+ *             1. level 0..h-1 splice (CAS, below)    scans reach it, skip it
+ *             2. index slot: EMPTY/TOMB --> node     gets find it, skip it
+ *             3. rec: [r|PENDING] --store--> [r]    (linearization)
+ *             4. unlock
+ *
+ *          Before 3 both paths see no key k; from 3 both see r.  The
+ *          release orders 1 and 2 before 3, so a reader that saw r live
+ *          and then probes the index or walks the list finds the node.
+ *          An update that finds the node PENDING takes the lock and
+ *          waits out step 4 (rec_swap).
  *  update  the CAS of node->rec from the old record to the new one:
  *
  *             node.rec: [r1] --CAS(r1 -> r2)--> [r2]     r1 retired
  *
- *          A CAS that finds rec DEAD fails and the put falls back to the
- *          locked insert path, which no longer finds the node (inv. 3).
+ *          A CAS that finds rec hidden fails and the put falls back to the
+ *          locked path: a DEAD node is no longer in the index (inv. 3), a
+ *          PENDING one is published by the time the lock is granted.
  *  delete  the CAS of node->rec from r to r|DEAD, under the lock:
  *
  *             1. rec: [r] --CAS--> [r|DEAD]          (linearization)
@@ -98,7 +122,13 @@
  *                  pred.next[i]: node --CAS--> succ
  *             5. retire_gen++, then retire node (and r) via ck_epoch_call
  *
- *  get     the load of node->rec (or finding no node in the index).
+ *          From 1 both paths see no key k: a get that still finds the
+ *          node in the index, and a scan that still walks through it, see
+ *          DEAD.  A sweep's reclaim of an expired record is the same CAS.
+ *  get     the acquire load of node->rec (or finding no node in the index,
+ *          which is before the key's insert published it or after its
+ *          delete hid it).
+ *  scan    per key, the acquire load of node->rec as it walks level 0.
  *
  * Insert splice (one level; level 0 first, then upward; preds/succs from
  * a search that snipped every marked node in the way, or from the slot's
@@ -115,9 +145,12 @@
  * marked), so everything reachable from a node reached inside a section
  * was unlinked after the section began and is still allocated.
  *
- * Scans skip DEAD and expired records and enforce strictly increasing
- * keys (a last-key comparison), so they never return a key twice even
- * when a DEAD node and a newer live node of the same key are both linked.
+ * Scans skip hidden nodes and expired records and enforce strictly
+ * increasing keys (a last-key comparison), so they never return a key
+ * twice even when a DEAD node and a newer live node of the same key are
+ * both linked.  A scan's first node comes from a seek that returns the
+ * level-0 successor it compared against the start key (sl_seek), so no
+ * key below the start is ever returned.
  */
 #include <mantis.h>
 
@@ -484,15 +517,15 @@ full:
 
 /*
  * Reader search: the first node with key >= key (> key when exclusive),
- * possibly DEAD, or NULL.  Writes nothing.
+ * possibly hidden (DEAD or PENDING), or NULL.  Writes nothing.
  */
 static struct sl_node *
 sl_seek(mantis_skiplist *sl, const uint8_t *key, uint32_t klen, bool exclusive)
 {
-	struct sl_node *x = sl->head;
+	struct sl_node *x = sl->head, *nx = NULL;
 	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
 		for (;;) {
-			struct sl_node *nx = next_ptr(MANTIS_LOAD_ACQ(&x->next[lvl]));
+			nx = next_ptr(MANTIS_LOAD_ACQ(&x->next[lvl]));
 			if (nx == NULL)
 				break;
 			prefetch_below(x, lvl);
@@ -502,13 +535,17 @@ sl_seek(mantis_skiplist *sl, const uint8_t *key, uint32_t klen, bool exclusive)
 			x = nx;
 		}
 	}
-	return next_ptr(MANTIS_LOAD_ACQ(&x->next[0]));
+	/* The level-0 successor the loop compared, not a fresh load of
+	 * x->next[0]: a node spliced in after x since then may sort before
+	 * key, and returning it put keys below a scan's start (and a key
+	 * again after itself) into scans. */
+	return nx;
 }
 
 /*
  * Where a scan, sweep or iterator step from start begins: what sl_seek
  * returns (the first node with key >= start, > start when exclusive,
- * possibly DEAD, or NULL), found through the hash index in one probe when
+ * possibly hidden, or NULL), found through the hash index in one probe when
  * start is an indexed key, which a continuation's start (the last key
  * returned) nearly always is.  Its node is the key's only non-DEAD node,
  * and no node of the key lies after it (invariant 1), so the node is the
@@ -648,7 +685,7 @@ mantis_skiplist_free(mantis_skiplist *sl)
 	struct sl_node *n = next_ptr(sl->head->next[0]);
 	while (n != NULL) {
 		struct sl_node *nx = next_ptr(n->next[0]);
-		rec_free((struct sl_rec *)(n->rec & ~SL_DEAD));
+		rec_free((struct sl_rec *)(n->rec & ~SL_HIDDEN));
 		node_free(n);
 		n = nx;
 	}
@@ -671,7 +708,10 @@ rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 	ck_pr_fence_store();
 	for (;;) {
 		uintptr_t old = MANTIS_LOAD_ACQ(&n->rec);
-		if (old & SL_DEAD)
+		/* DEAD: deleted.  PENDING: its insert has not published it
+		 * yet and holds the key's lock; the caller's locked path
+		 * waits for that and then finds it published. */
+		if (old & SL_HIDDEN)
 			return false;
 		/* The update's linearization point; fails only against another
 		 * update or a delete of the same key. */
@@ -735,7 +775,8 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	hx_lock(sh);
 	n = hx_find(sh, h, key, (uint32_t)klen);
 	if (n != NULL) {
-		/* Inserted meanwhile by another thread.  Under the lock no
+		/* Inserted meanwhile by another thread, and published: the
+		 * insert clears PENDING before it unlocks.  Under the lock no
 		 * delete can make it DEAD (invariant 3), so the swap succeeds. */
 		bool ok = rec_swap(sl, slot, n, r);
 		hx_unlock(sh);
@@ -747,11 +788,23 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		rec_free(r);
 		st = MANTIS_NOMEM;
 	} else {
-		/* r is nn's: a swap attempted above on a node found DEAD
+		/* r is nn's: a swap attempted above on a node found hidden
 		 * pointed it at that node. */
 		r->node = nn;
+		/* Hidden until the store below: scans that reach it once it is
+		 * linked, and gets that find it once it is indexed, skip it.
+		 * nn is unpublished, so a plain store (sl_link's fence orders
+		 * it before the splice). */
+		nn->rec = (uintptr_t)r | SL_PENDING;
 		sl_link(sl, nn, &local_of(sl, slot)->hint, gen);
-		hx_insert(sh, nn, h); /* the insert's linearization point */
+		hx_insert(sh, nn, h);
+		/* The insert's linearization point: clearing PENDING makes the
+		 * key live to both read paths at once.  Release: r->node and
+		 * the index slot (hx_insert) are visible before the record is,
+		 * so a reader that sees it live and then probes the index finds
+		 * the node.  A plain store suffices: under the lock nothing
+		 * else writes a PENDING node's rec (rec_swap refuses it). */
+		MANTIS_STORE_REL(&nn->rec, (uintptr_t)r);
 		hx_unlock(sh);
 		stats_add(sl, slot, 1, (int64_t)(klen + vlen));
 	}
@@ -861,7 +914,7 @@ mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 				    : sl_scan_start(sl, start, (uint32_t)start_len, exclusive);
 	for (; n != NULL && visited < max_visit; visited++) {
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
-		if (!(r & SL_DEAD) && expired((const struct sl_rec *)r, now)) {
+		if (!(r & SL_HIDDEN) && expired((const struct sl_rec *)r, now)) {
 			uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
 			struct hx_shard *sh = hx_shard_for(sl->shards, h);
 			hx_lock(sh);
@@ -912,7 +965,7 @@ lookup(mantis_skiplist *sl, const void *key, size_t klen, uint64_t now,
 		return NULL;
 	*np = n;
 	uintptr_t r = MANTIS_LOAD_ACQ(&n->rec); /* get's linearization point */
-	if ((r & SL_DEAD) || expired((const struct sl_rec *)r, now))
+	if ((r & SL_HIDDEN) || expired((const struct sl_rec *)r, now))
 		return NULL;
 	return (const struct sl_rec *)r;
 }
@@ -1004,8 +1057,8 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
 		if (n->height > 1)
 			__builtin_prefetch(next_ptr(__atomic_load_n(&n->next[1], __ATOMIC_RELAXED)));
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
-		__builtin_prefetch((const void *)(r & ~SL_DEAD));
-		if ((r & SL_DEAD) || expired((const struct sl_rec *)r, now))
+		__builtin_prefetch((const void *)(r & ~SL_HIDDEN));
+		if ((r & SL_HIDDEN) || expired((const struct sl_rec *)r, now))
 			continue;
 		/* A DEAD node and its successor of the same key may both be
 		 * linked; strict order keeps the scan duplicate-free. */

@@ -49,8 +49,9 @@ struct sl_rec {
  *   +--------+------+-------+--- ... -------+-----+
  *   |  rec   | klen |height | next[0..h-1]  | key |
  *   +--------+------+-------+--- ... -------+-----+
- *    ^ low bit = DEAD        next[i] low bit = MARK
- *                            (level i frozen)
+ *    ^ bit 0 = DEAD          next[i] low bit = MARK
+ *      bit 1 = PENDING       (level i frozen)
+ *      (not yet published)
  *
  * klen, height and the key are immutable after the node is linked.
  * Nothing else: the node is retired through its last record's epoch entry
@@ -66,13 +67,19 @@ struct sl_rec {
  * slower (192-byte nodes instead of 80), so values stay apart.
  */
 struct sl_node {
-	uintptr_t rec; /* struct sl_rec * | SL_DEAD */
+	uintptr_t rec; /* struct sl_rec * | SL_DEAD | SL_PENDING */
 	uint32_t klen;
 	uint32_t height;
 	uintptr_t next[]; /* struct sl_node * | SL_MARK */
 };
 
 #define SL_DEAD ((uintptr_t)1)
+/* An inserted node is born PENDING: linked and indexed but live to no
+ * reader until the insert clears the bit (skiplist.c, "Linearization
+ * points").  Records are at least 8-byte aligned, so bits 0-2 are free. */
+#define SL_PENDING ((uintptr_t)2)
+/* Bits that make a node's key absent to readers. */
+#define SL_HIDDEN (SL_DEAD | SL_PENDING)
 #define SL_MARK ((uintptr_t)1)
 
 static inline uint8_t *

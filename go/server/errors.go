@@ -109,7 +109,7 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, CodeReadOnly, msg)
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, cache.ErrClosed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
-	case errors.Is(err, cache.ErrNoMem):
+	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}
 	return newError(http.StatusInternalServerError, CodeInternal, msg)

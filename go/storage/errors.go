@@ -31,6 +31,10 @@ var (
 	// an error: Key and Value return nil and Next returns false, see
 	// Iterator.)
 	ErrInvalid = errors.New("mantisdb: invalid argument")
+	// ErrNoMem: the native core could not allocate memory for the
+	// operation, which did not happen; retrying later may succeed.  The
+	// pure-Go engine never returns it (Go aborts on out-of-memory).
+	ErrNoMem = errors.New("mantisdb: out of memory")
 	// ErrNativeUnavailable: NewNativeStorageEngine in a binary built with
 	// `-tags native` but without cgo (CGO_ENABLED=0), so the native engine
 	// is not linked in.  Never returned by a build that has it.

@@ -4,8 +4,8 @@
 // (c-core/build/libmantisdb_core.a, mantis_db_* in mantis.h) through cgo.
 //
 // Rules this file keeps (DESIGN.md, "The Go side"):
-//   - every exported method makes one C call (Get and View at most two: a
-//     retry with a bigger buffer when the value did not fit);
+//   - every exported method makes one C call (Get and View more only when
+//     the value did not fit the buffer: a retry with a bigger one, getAt);
 //   - Go memory is passed to C only for the duration of a call and C never
 //     stores a Go pointer, so the hot functions carry `#cgo noescape` (the
 //     compiler may keep key slices on the stack) and `#cgo nocallback`
@@ -178,6 +178,8 @@ func statusError(st C.mantis_status) error {
 		return ErrReadOnly
 	case C.MANTIS_BUSY:
 		return ErrLocked
+	case C.MANTIS_NOMEM:
+		return ErrNoMem
 	}
 	return nativeError{st}
 }
@@ -203,29 +205,42 @@ func (e *nativeEngine) getInto(key []byte, bp *[]byte) (int, error) {
 	return n, err
 }
 
-// getAt is getInto judging expiry at now.
+// getAt is getInto judging expiry at now.  It cannot fail because the
+// value changed size between calls: the C call copies one whole record
+// inside its epoch section, and when that record did not fit, the next
+// try gets a buffer of at least the size reported and at least twice the
+// last one, up to maxReadBuf, which any value fits: so the loop ends after
+// a bounded number of tries (about 17 from getBufSize) however often
+// writers resize the value meanwhile.  The common case stays one C call.
 func (e *nativeEngine) getAt(key []byte, bp *[]byte, nowNs int64) (int, error) {
 	now := C.uint64_t(nowNs)
 	buf := *bp
-	var n C.size_t
-	st := C.mgo_db_get(e.handle(), u8(key), C.size_t(len(key)), now,
-		u8(buf), C.size_t(len(buf)), &n)
-	if st == C.MANTIS_BUFFER_TOO_SMALL {
-		// The value changed size between two calls is possible; one retry
-		// with the size just reported, and a second miss reports the
-		// status rather than looping.
-		buf = make([]byte, int(n))
-		*bp = buf
-		st = C.mgo_db_get(e.handle(), u8(key), C.size_t(len(key)), now,
+	for {
+		var n C.size_t
+		st := C.mgo_db_get(e.handle(), u8(key), C.size_t(len(key)), now,
 			u8(buf), C.size_t(len(buf)), &n)
-	}
-	if st != C.MANTIS_OK {
-		if st == C.MANTIS_BUFFER_TOO_SMALL {
-			return 0, fmt.Errorf("mantisdb: value of key grew during Get: %w", nativeError{st})
+		switch st {
+		case C.MANTIS_OK:
+			return int(n), nil
+		case C.MANTIS_BUFFER_TOO_SMALL:
+			buf = make([]byte, growReadBuf(len(buf), int(n)))
+			*bp = buf
+		default:
+			return 0, statusError(st)
 		}
-		return 0, statusError(st)
 	}
-	return int(n), nil
+}
+
+// maxReadBuf holds the largest thing one read copies out: a value, or a
+// scan entry (header, key, value).  A buffer this big never comes back
+// too small.
+const maxReadBuf = C.MANTIS_SCAN_ENTRY_HEADER_SIZE + C.MANTIS_MAX_KEY_SIZE + C.MANTIS_MAX_VALUE_SIZE
+
+// growReadBuf is the size of the next read buffer after one of size have
+// was too small for need bytes: at least need, and at least twice have (so
+// a value that keeps growing is caught up with) up to maxReadBuf.
+func growReadBuf(have, need int) int {
+	return max(need, min(2*have, maxReadBuf))
 }
 
 // Get returns a copy of the value of key.

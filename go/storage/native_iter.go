@@ -68,7 +68,7 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 		return buf, false, 0, false, ErrClosed
 	}
 	now := C.uint64_t(nowNs)
-	for attempt := 0; ; attempt++ {
+	for {
 		var used, count C.size_t
 		var done C.bool
 		st := C.mgo_db_scan_entries(e.handle(), u8(start), C.size_t(len(start)), C.bool(exclusive),
@@ -77,10 +77,11 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 		switch {
 		case st == C.MANTIS_OK:
 			return buf, grown, int(used), bool(done), nil
-		case st == C.MANTIS_BUFFER_TOO_SMALL && attempt < 2:
-			// One entry bigger than the buffer: grow to fit it (the
-			// value may grow again in between, hence a second retry).
-			buf, grown = make([]byte, int(used)), true
+		case st == C.MANTIS_BUFFER_TOO_SMALL:
+			// The first entry is bigger than the whole buffer: grow to
+			// fit it.  It may grow again before the next call, so grow
+			// geometrically too (getAt says why this loop ends).
+			buf, grown = make([]byte, growReadBuf(len(buf), int(used))), true
 		default:
 			return buf, grown, 0, false, statusError(st)
 		}
