@@ -160,8 +160,7 @@ func linRound(t *testing.T, open LinOpener, seed uint64) {
 	if err := g.e.Close(); err != nil {
 		t.Errorf("final Close: %v", err)
 	}
-	kv, group, iters := run.h.Counts()
-	t.Logf("%s: %d key operations, %d group operations, %d iterations", e.Engine(), kv, group, iters)
+	t.Logf("%s: %s", e.Engine(), run.h.Summary())
 	run.h.Check(t, linCheckTimeout)
 }
 

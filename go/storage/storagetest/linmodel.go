@@ -390,6 +390,7 @@ type History struct {
 	iters  []IterRecord
 	writes map[string][]writeRec
 	fails  []string
+	maybes int // writes with an unknown outcome
 }
 
 // NewHistory returns an empty history.
@@ -428,6 +429,9 @@ type KVWrite struct {
 func (h *History) Write(call, ret int64, maybe bool, ws ...KVWrite) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if maybe {
+		h.maybes++
+	}
 	for _, w := range ws {
 		in := kvInput{Key: w.Key, Kind: kvPut, ID: w.ID, E0: w.E0, E1: w.E1, Maybe: maybe}
 		if w.ID == 0 {
@@ -450,6 +454,9 @@ func (h *History) Read(key string, call, ret, c0, c1 int64, got ValueID) {
 func (h *History) GroupWrite(call, ret int64, maybe bool, x ValueID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if maybe {
+		h.maybes++
+	}
 	h.group = append(h.group, porcupine.Operation{Input: groupInput{Kind: groupWrite, X: x, Maybe: maybe}, Call: call, Return: ret})
 	for i := range GroupKeys {
 		k := string(GroupKey(i))
@@ -510,11 +517,12 @@ func (h *History) Iter(r IterRecord) {
 	h.mu.Unlock()
 }
 
-// Counts reports how many operations of each sort were recorded.
-func (h *History) Counts() (kv, group, iters int) {
+// Summary says how many operations of each sort were recorded.
+func (h *History) Summary() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.kv), len(h.group), len(h.iters)
+	return fmt.Sprintf("%d key operations, %d group operations, %d iterations, %d writes with an unknown outcome",
+		len(h.kv), len(h.group), len(h.iters), h.maybes)
 }
 
 // Check runs every check on the history and reports each failure on t:
