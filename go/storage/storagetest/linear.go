@@ -8,11 +8,13 @@
 // key by key and the group as one register (linmodel.go), and every
 // iteration against the iterator contract.
 //
-// Each round is count-bounded.  MANTISDB_LIN_ROUNDS=N runs N rounds (a
-// soak; each round a fresh directory and its own check), e.g.
+// Everything is count-bounded.  For a soak, MANTISDB_LIN_ROUNDS=N runs N
+// rounds of the model (each a fresh directory and its own check) and
+// MANTISDB_LIN_SCALE=N multiplies the counts of the tight loops
+// (linstress.go), e.g.
 //
-//	MANTISDB_LIN_ROUNDS=50 go test -race -run Linearizability ./go/storage
-//	MANTISDB_LIN_ROUNDS=50 go test -race -tags native -run Linearizability ./go/storage
+//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -run Linearizability ./go/storage
+//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -tags native -run Linearizability ./go/storage
 package storagetest
 
 import (
@@ -85,7 +87,6 @@ type generation struct {
 }
 
 type linRun struct {
-	t     *testing.T
 	h     *History
 	open  LinOpener
 	opts  storage.Options
@@ -101,7 +102,7 @@ func linRound(t *testing.T, open LinOpener, seed uint64) {
 	// A monotonic engine clock: TTL bounds from it are exact (a wall
 	// clock could step between two readings).
 	clockNs := func() int64 { return base + int64(time.Since(start)) }
-	run := &linRun{t: t, h: NewHistory(), open: open, clock: clockNs}
+	run := &linRun{h: NewHistory(), open: open, clock: clockNs}
 	run.opts = storage.Options{
 		Dir:   t.TempDir(),
 		Sync:  storage.SyncNone, // Close flushes; the test reopens only after Close

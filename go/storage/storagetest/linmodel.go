@@ -25,7 +25,9 @@
 // not, anywhere between their call and the moment the outcome became
 // fixed (the reopen or restart completed; nothing can apply later), which
 // is their recorded return.  That is exactly "may or may not have been
-// applied", and no stricter.
+// applied", and no stricter.  A write that failed with an error no valid
+// call may get is a failure on its own, and is then recorded as a maybe
+// write with no bound at all, so the check of the rest stays sound.
 package storagetest
 
 import (
