@@ -29,7 +29,8 @@ type Engine interface {
 	// Delete removes key.  Deleting an absent key is not an error.
 	Delete(key []byte) error
 	// Apply applies every operation of b atomically: concurrent readers
-	// and iterators see all of them or none, and so does recovery.
+	// and each iterator fetch see all of them or none, and so does
+	// recovery (docs/API.md, "Consistency").
 	Apply(b *Batch) error
 	// NewIterator returns an iterator over the live keys within opts.  It
 	// is not positioned: call First or SeekGE.
@@ -58,9 +59,11 @@ type IterOptions struct {
 }
 
 // Iterator walks keys in ascending order.  It is weakly consistent: it
-// never returns a key twice or out of order, returns every key that is live
-// for the whole iteration, and may or may not return keys written or
-// deleted while it runs.  An iterator is not safe for concurrent use.
+// returns only keys within its bounds, never a key twice or out of order,
+// every key that is live for the whole iteration, and may or may not return
+// keys written or deleted while it runs.  Each fetch of entries is atomic
+// with respect to batches; docs/API.md ("Consistency") states the whole
+// promise.  An iterator is not safe for concurrent use.
 type Iterator interface {
 	// First positions at the first key in bounds; it reports Valid().
 	First() bool
