@@ -30,6 +30,8 @@
  */
 #include <mantis.h>
 
+#include "stress_util.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,14 +59,6 @@ static pthread_barrier_t barrier;
 static int stop;
 static int nthreads;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs writer on threads 0..n-1 and reader on n more, all released
  * together by the barrier; secs later sets stop and joins them. */
 static void
@@ -78,12 +72,7 @@ run_phase(void *(*writer)(void *), void *(*reader)(void *), double secs)
 		pthread_create(&th[2 * t + 1], NULL, reader, (void *)(intptr_t)t);
 	}
 	pthread_barrier_wait(&barrier);
-	double end = now_s() + secs;
-	while (now_s() < end) {
-		struct timespec ts = {0, 20 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	stress_run_for(secs, &stop);
 	for (int i = 0; i < 2 * nthreads; i++)
 		pthread_join(th[i], NULL);
 	pthread_barrier_destroy(&barrier);
@@ -93,16 +82,6 @@ static bool
 stopped(void)
 {
 	return __atomic_load_n(&stop, __ATOMIC_ACQUIRE) != 0;
-}
-
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
 }
 
 /* FNV-1a-like over 8-byte words (a reader hashes every value it sees, up
@@ -223,7 +202,7 @@ churn_writer(void *arg)
 	size_t size = 16;
 	pthread_barrier_wait(&barrier);
 	for (uint32_t gen = 1; !stopped(); gen++) {
-		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t r = (uint32_t)stress_xorshift(&s);
 		bool grow = (nthreads == 1 ? gen : (uint32_t)t) & 1;
 		uint32_t id = r % CHURN_KEYS;
 		size_t n;
@@ -357,7 +336,7 @@ churn_reader(void *arg)
 		FAIL("malloc");
 	pthread_barrier_wait(&barrier);
 	while (!stopped()) {
-		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t r = (uint32_t)stress_xorshift(&s);
 		uint8_t k[KEY_LEN];
 		churn_key(k, (r >> 4) % CHURN_KEYS);
 		churn_reads[t]++;

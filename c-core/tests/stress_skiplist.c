@@ -26,6 +26,8 @@
  */
 #include <mantis.h>
 
+#include "stress_util.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,14 +47,6 @@ static mantis_skiplist *sl;
 static pthread_barrier_t barrier;
 static int stop;
 static int nthreads;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /*
  * Runs one phase's threads: each of fns[0..nfns) on every thread index
@@ -74,12 +68,7 @@ run_threads(void *(*const fns[])(void *), int nfns, void *(*extra)(void *), doub
 	if (extra != NULL)
 		pthread_create(&th[n++], NULL, extra, NULL);
 	pthread_barrier_wait(&barrier);
-	double end = now_s() + secs;
-	while (now_s() < end) {
-		struct timespec ts = {0, 20 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	stress_run_for(secs, &stop);
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 }
@@ -92,16 +81,6 @@ mix(uint64_t a, uint64_t b)
 	x *= 0xbf58476d1ce4e5b9ULL;
 	x ^= x >> 29;
 	return x;
-}
-
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
 }
 
 static void
@@ -278,7 +257,7 @@ writer_main(void *arg)
 	uint8_t k[5], v[96];
 	pthread_barrier_wait(&barrier);
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
-		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t r = (uint32_t)stress_xorshift(&s);
 		if (phase == 2) {
 			uint32_t id = r % HOT_KEYS;
 			make_key(k, 'h', id);
@@ -337,7 +316,7 @@ reader_main(void *arg)
 	uint8_t k[5], v[96];
 	pthread_barrier_wait(&barrier);
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
-		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t r = (uint32_t)stress_xorshift(&s);
 		if (phase == 2 && r % 8 != 0) {
 			make_key(k, 'h', r % HOT_KEYS);
 			size_t vl = 0;
@@ -541,7 +520,7 @@ tight_main(void *arg)
 	uint8_t k[5], v[96];
 	pthread_barrier_wait(&barrier);
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
-		uint32_t r = (uint32_t)xorshift(&s);
+		uint32_t r = (uint32_t)stress_xorshift(&s);
 		uint32_t id = r % 4;
 		make_key(k, 't', id);
 		if ((r >> 8) % 2 == 0) {

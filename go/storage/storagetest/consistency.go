@@ -78,15 +78,45 @@ func checkSized(v []byte) error {
 	return nil
 }
 
-// firstErr keeps the first error reported by any goroutine.
-type firstErr struct {
-	once sync.Once
-	err  error
-	bad  atomic.Bool
-}
-
-func (f *firstErr) set(err error) {
-	f.once.Do(func() { f.err = err; f.bad.Store(true) })
+// contend runs every writer in a loop, one write per call (i counts the
+// calls), until all readers have returned, and fails t with the first
+// error any of them returned.  Readers run bounded loops of their own and
+// return early once failed() reports that another goroutine failed.
+func contend(t *testing.T, writers []func(i int) error, readers []func(failed func() bool) error) {
+	var (
+		once      sync.Once
+		first     error
+		bad, stop atomic.Bool
+		wg, rwg   sync.WaitGroup
+	)
+	fail := func(err error) { once.Do(func() { first = err; bad.Store(true) }) }
+	for _, w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load() && !bad.Load(); i++ {
+				if err := w(i); err != nil {
+					fail(fmt.Errorf("writer: %w", err))
+					return
+				}
+			}
+		}()
+	}
+	for _, r := range readers {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			if err := r(bad.Load); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	rwg.Wait()
+	stop.Store(true)
+	wg.Wait()
+	if first != nil {
+		t.Fatal(first)
+	}
 }
 
 // testGrowingValueReads: one writer rewrites a key with values growing in
@@ -106,82 +136,62 @@ func testGrowingValueReads(t *testing.T, open Opener) {
 	// gone through its sawtooth a few times (minWrites), so a fast reader
 	// cannot finish before the sizes start changing under it.
 	const minWrites = 3 * maxSize / step
-	var fe firstErr
-	var stop atomic.Bool
 	var writes atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		size := minSize
-		for gen := uint64(1); !stop.Load() && !fe.bad.Load(); gen++ {
-			if err := e.Put(key, sizedValue(size, gen)); err != nil {
-				fe.set(fmt.Errorf("Put: %w", err))
-				return
-			}
-			writes.Add(1)
-			if size += step; size > maxSize {
-				size = minSize
-			}
+	size := minSize
+	writer := func(i int) error {
+		if err := e.Put(key, sizedValue(size, uint64(i))); err != nil {
+			return err
 		}
-	}()
-	readers := []struct {
+		writes.Add(1)
+		if size += step; size > maxSize {
+			size = minSize
+		}
+		return nil
+	}
+	kinds := []struct {
 		name string
-		read func() ([]byte, error)
+		read func() error
 	}{
-		{"Get", func() ([]byte, error) { return e.Get(key) }},
-		{"View", func() ([]byte, error) {
-			// v is valid only inside fn: check it there.
-			return nil, e.View(key, func(v []byte) error {
-				if err := checkSized(v); err != nil {
-					return err
-				}
-				if len(v) < minSize {
-					return fmt.Errorf("view saw a %d-byte value", len(v))
-				}
-				return nil
-			})
+		{"Get", func() error {
+			v, err := e.Get(key)
+			if err != nil {
+				return err
+			}
+			return checkSized(v)
 		}},
-		{"Iterator", func() ([]byte, error) {
+		{"View", func() error {
+			// v is valid only inside fn: check it there.
+			return e.View(key, checkSized)
+		}},
+		{"Iterator", func() error {
 			it, err := e.NewIterator(storage.IterOptions{Prefix: key})
 			if err != nil {
-				return nil, err
+				return err
 			}
 			defer it.Close()
 			if !it.First() {
 				if it.Error() != nil {
-					return nil, it.Error()
+					return it.Error()
 				}
-				return nil, errors.New("iterator did not return the key")
+				return errors.New("iterator did not return the key")
 			}
-			return bytes.Clone(it.Value()), nil
+			return checkSized(it.Value())
 		}},
 	}
-	var rwg sync.WaitGroup
-	for _, r := range readers {
-		for i := 0; i < 2; i++ {
-			rwg.Add(1)
-			go func() {
-				defer rwg.Done()
-				for n := 0; (n < reads || writes.Load() < minWrites) && !fe.bad.Load(); n++ {
-					v, err := r.read()
-					if err == nil && v != nil {
-						err = checkSized(v)
-					}
-					if err != nil {
-						fe.set(fmt.Errorf("%s read %d: %w", r.name, n, err))
-						return
+	var readers []func(func() bool) error
+	for _, k := range kinds {
+		for range 2 {
+			readers = append(readers, func(failed func() bool) error {
+				for n := 0; (n < reads || writes.Load() < minWrites) && !failed(); n++ {
+					if err := k.read(); err != nil {
+						return fmt.Errorf("%s read %d: %w", k.name, n, err)
 					}
 				}
-			}()
+				return nil
+			})
 		}
 	}
-	rwg.Wait()
-	stop.Store(true)
-	wg.Wait()
-	if fe.err != nil {
-		t.Fatal(fe.err)
-	}
+	contend(t, []func(int) error{writer}, readers)
 }
 
 // testIteratorBoundsUnderChurn: writers put and delete keys k0..k7 (never
@@ -209,49 +219,28 @@ func testIteratorBoundsUnderChurn(t *testing.T, open Opener) {
 	if testing.Short() {
 		iters = 3000
 	}
-	var fe firstErr
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 15))
-			for !stop.Load() && !fe.bad.Load() {
-				k := keys[r.IntN(len(keys))]
-				var err error
-				if stable[string(k)] || r.IntN(2) == 0 {
-					err = e.Put(k, b("v"))
-				} else {
-					err = e.Delete(k)
-				}
-				if err != nil {
-					fe.set(fmt.Errorf("writer: %w", err))
-					return
+	var writers []func(int) error
+	var readers []func(func() bool) error
+	for w := range 2 {
+		r := rand.New(rand.NewPCG(uint64(w), 15))
+		writers = append(writers, func(int) error {
+			k := keys[r.IntN(len(keys))]
+			if stable[string(k)] || r.IntN(2) == 0 {
+				return e.Put(k, b("v"))
+			}
+			return e.Delete(k)
+		})
+		rr := rand.New(rand.NewPCG(uint64(w), 51))
+		readers = append(readers, func(failed func() bool) error {
+			for n := 0; n < iters && !failed(); n++ {
+				if err := checkBoundedIter(e, rr, points, stable); err != nil {
+					return fmt.Errorf("iterator %d: %w", n, err)
 				}
 			}
-		}(w)
+			return nil
+		})
 	}
-	var rwg sync.WaitGroup
-	for rd := 0; rd < 2; rd++ {
-		rwg.Add(1)
-		go func(rd int) {
-			defer rwg.Done()
-			r := rand.New(rand.NewPCG(uint64(rd), 51))
-			for n := 0; n < iters && !fe.bad.Load(); n++ {
-				if err := checkBoundedIter(e, r, points, stable); err != nil {
-					fe.set(fmt.Errorf("iterator %d: %w", n, err))
-					return
-				}
-			}
-		}(rd)
-	}
-	rwg.Wait()
-	stop.Store(true)
-	wg.Wait()
-	if fe.err != nil {
-		t.Fatal(fe.err)
-	}
+	contend(t, writers, readers)
 }
 
 // checkBoundedIter opens one iterator with random options and positions
@@ -339,56 +328,38 @@ func testGetAfterIterator(t *testing.T, open Opener) {
 	}
 	key := func(w int, i int64) []byte { return []byte(fmt.Sprintf("n%d/%09d", w, i)) }
 	var next [writers]atomic.Int64 // the index each writer inserts next
-	var fe firstErr
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := int64(0); !stop.Load() && !fe.bad.Load(); i++ {
-				if err := e.Put(key(w, i), b("v")); err != nil {
-					fe.set(fmt.Errorf("writer: %w", err))
-					return
-				}
-				next[w].Store(i + 1)
+	var ws []func(int) error
+	var readers []func(func() bool) error
+	for w := range writers {
+		ws = append(ws, func(i int) error {
+			if err := e.Put(key(w, int64(i)), b("v")); err != nil {
+				return err
 			}
-		}(w)
-	}
-	var rwg sync.WaitGroup
-	for rd := 0; rd < 2; rd++ {
-		rwg.Add(1)
-		go func(rd int) {
-			defer rwg.Done()
-			w := rd % writers
+			next[w].Store(int64(i) + 1)
+			return nil
+		})
+		readers = append(readers, func(failed func() bool) error {
 			it, err := e.NewIterator(storage.IterOptions{Prefix: []byte(fmt.Sprintf("n%d/", w))})
 			if err != nil {
-				fe.set(err)
-				return
+				return err
 			}
 			defer it.Close()
-			for n := 0; n < checks && !fe.bad.Load(); {
+			for n := 0; n < checks && !failed(); {
 				// Seek to the newest key the writer finished: what follows
 				// it is being inserted right now.
 				for ok := it.SeekGE(key(w, next[w].Load()-1)); ok && n < checks; ok = it.Next() {
 					k := bytes.Clone(it.Key())
 					n++
 					if _, err := e.Get(k); err != nil {
-						fe.set(fmt.Errorf("Get(%q) after the iterator returned it: %w", k, err))
-						return
+						return fmt.Errorf("Get(%q) after the iterator returned it: %w", k, err)
 					}
 				}
 				if err := it.Error(); err != nil {
-					fe.set(err)
-					return
+					return err
 				}
 			}
-		}(rd)
+			return nil
+		})
 	}
-	rwg.Wait()
-	stop.Store(true)
-	wg.Wait()
-	if fe.err != nil {
-		t.Fatal(fe.err)
-	}
+	contend(t, ws, readers)
 }
