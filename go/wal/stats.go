@@ -66,3 +66,22 @@ func (l *Log) LastSeq() uint64 {
 	defer l.mu.Unlock()
 	return l.lastSeq
 }
+
+// maxSegmentsAtOpen: past this many live segments after Open,
+// CheckpointDueAtOpen reports true whatever their size.  Every open that
+// writes starts a new segment, so a process killed again and again before
+// it checkpoints would otherwise pile up small segments without bound.
+const maxSegmentsAtOpen = 16
+
+// CheckpointDueAtOpen reports whether an engine should checkpoint right
+// after Open, before it serves: CheckpointDue, or more than
+// maxSegmentsAtOpen live segments.  Checkpointing then bounds what the
+// next open replays even when this process is killed before any
+// automatic checkpoint finishes (a crash loop): each open replays at most
+// about the checkpoint size plus what the run before it wrote.
+func (l *Log) CheckpointDueAtOpen() bool {
+	if l.cfg.CheckpointBytes < 0 {
+		return false
+	}
+	return l.CheckpointDue() || l.Stats().Segments > maxSegmentsAtOpen
+}
