@@ -76,7 +76,7 @@ var RepairKinds = []string{RepairTornTail, RepairTmpSnapshot,
 type Repair struct {
 	Kind     string // one of the Repair* constants
 	File     string // the file cut, removed or moved; "" for writes_lost
-	Offset   int64  // torn_tail: where the file was cut
+	Offset   int64  // torn_tail: where the file was cut (0 for a file removed or moved whole)
 	Bytes    int64  // bytes cut, removed or moved
 	FirstSeq uint64 // writes_lost: the first sequence number given up
 	LastSeq  uint64 // writes_lost: the last one; 0 when unknown
@@ -90,11 +90,9 @@ func (r Repair) String() string {
 	if r.File != "" {
 		fmt.Fprintf(&b, " file=%s", r.File)
 	}
-	if r.Kind == RepairTornTail {
-		fmt.Fprintf(&b, " offset=%d", r.Offset)
-	}
 	if r.File != "" {
-		fmt.Fprintf(&b, " bytes=%d", r.Bytes)
+		// A file removed or moved whole was dropped from offset 0.
+		fmt.Fprintf(&b, " offset=%d bytes=%d", r.Offset, r.Bytes)
 	}
 	if r.FirstSeq != 0 {
 		if r.LastSeq != 0 {
