@@ -26,7 +26,7 @@ var (
 	// would lose writes silently.  It also matches ErrCorrupt, and wraps
 	// a *wal.GapError naming what is missing.  Options.AllowDataLoss opens
 	// it anyway (docs/OPERATIONS.md, "Gaps").
-	ErrGap = errors.New("mantisdb: gap in the data directory (open with AllowDataLoss to accept the loss)")
+	ErrGap = errors.New("mantisdb: gap in the data directory")
 	// ErrReadOnly: an I/O error made the engine refuse writes until it is
 	// reopened (fail-stop); reads keep working.
 	ErrReadOnly = errors.New("mantisdb: read-only after I/O failure")

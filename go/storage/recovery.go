@@ -53,5 +53,5 @@ func (d *durability) afterOpen(logf func(string, ...any)) {
 // wal error, which names what is missing.
 type gapError struct{ err error }
 
-func (e gapError) Error() string   { return ErrGap.Error() + ": " + e.err.Error() }
+func (e gapError) Error() string   { return e.err.Error() } // names what is missing, and says "gap"
 func (e gapError) Unwrap() []error { return []error{ErrGap, ErrCorrupt, e.err} }
