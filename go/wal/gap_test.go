@@ -126,6 +126,14 @@ func TestGaps(t *testing.T) {
 			state:    func(recs []Record, snapAt int, _ string) model { return stateOf(recs, 0, snapAt+1) },
 			mentions: "missing", lost: true,
 		}},
+		{"first segment after the snapshot deleted", true, func(t *testing.T, dir string) {
+			os.Remove(segIndex(t, dir, 0))
+		}, result{
+			// A hole between the snapshot and the rest: the snapshot's
+			// state is kept, the segments after the hole set aside.
+			state:    func(recs []Record, snapAt int, _ string) model { return stateOf(recs, 0, snapAt+1) },
+			mentions: "segments before it are missing", lost: true, moved: -1,
+		}},
 		{"middle segment deleted", true, func(t *testing.T, dir string) {
 			os.Remove(segIndex(t, dir, 2))
 		}, result{

@@ -213,7 +213,10 @@ func (l *Log) recoverSnapshot(h Handler) (SnapshotInfo, error) {
 	found, removed := false, false
 	for _, n := range names {
 		if strings.HasSuffix(n, tmpExt) {
-			size := l.fileSize(filepath.Join(sdir, n))
+			size, err := l.fileSize(filepath.Join(sdir, n))
+			if err != nil {
+				return SnapshotInfo{}, err
+			}
 			// An interrupted checkpoint: the rename never happened, so the
 			// file was never the snapshot of record.
 			if err := l.fs.Remove(filepath.Join(sdir, n)); err != nil {
@@ -413,7 +416,10 @@ func (l *Log) replay(rp *replayPlan, h Handler) error {
 		if !required(num) {
 			continue
 		}
-		size := l.fileSize(l.segPath(num))
+		size, err := l.fileSize(l.segPath(num))
+		if err != nil {
+			return err
+		}
 		if size >= segHeaderLen {
 			continue
 		}
@@ -443,7 +449,11 @@ func (l *Log) replay(rp *replayPlan, h Handler) error {
 			// the history before it, set the rest aside.
 			rp.cut = true
 			for _, n := range nums[i:] {
-				if err := l.moveLost(rp, l.segPath(n), l.fileSize(l.segPath(n)), "after a gap"); err != nil {
+				size, err := l.fileSize(l.segPath(n))
+				if err != nil {
+					return err
+				}
+				if err := l.moveLost(rp, l.segPath(n), size, "after a gap"); err != nil {
 					return err
 				}
 			}
@@ -536,18 +546,18 @@ func (l *Log) moveLost(rp *replayPlan, path string, size int64, why string) erro
 	return nil
 }
 
-// fileSize is the size of path, -1 if it cannot be read.
-func (l *Log) fileSize(path string) int64 {
+// fileSize is the size of path.
+func (l *Log) fileSize(path string) (int64, error) {
 	f, err := l.fs.Open(path)
 	if err != nil {
-		return -1
+		return 0, fmt.Errorf("wal: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return -1
+		return 0, fmt.Errorf("wal: %w", err)
 	}
-	return st.Size()
+	return st.Size(), nil
 }
 
 // chain checks that a segment whose first sequence number is first
@@ -558,6 +568,9 @@ func (l *Log) chain(rp *replayPlan, path string, num, prevNum, first uint64) (bo
 		return true, nil
 	}
 	g := &GapError{FirstSeq: rp.cursor + 1, LastSeq: first - 1, Files: []string{path}}
+	// At the start means nothing was recovered before the hole: no
+	// snapshot, no segment.  Otherwise the hole is in the middle.
+	atStart := rp.kept == 0 && rp.snapSeq == 0
 	switch {
 	case rp.kept > 0 && num != prevNum+1:
 		g.Detail = segRange(prevNum+1, num-1)
@@ -576,7 +589,7 @@ func (l *Log) chain(rp *replayPlan, path string, num, prevNum, first uint64) (bo
 		return false, g
 	}
 	rp.lost = true
-	if rp.kept > 0 {
+	if !atStart {
 		// A hole in the middle: what follows it would be replayed over a
 		// history missing writes, so it is set aside (moveLost) and the
 		// state is the one after the last write before the hole.
