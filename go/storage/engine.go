@@ -98,7 +98,9 @@ type Stats struct {
 	WALBytes       int64 // bytes in live WAL segments
 	WALSegments    int
 	LastCheckpoint time.Time
-	TornTailBytes  int64         // bytes truncated from the log tail at the last open
-	ReadOnly       bool          // true after an I/O failure (fail-stop)
-	Recovery       RecoveryStats // what the open replayed and repaired (recovery.go)
+	TornTailBytes  int64 // bytes truncated from the log tail at the last open
+	ReadOnly       bool  // true after an I/O failure (fail-stop)
+
+	// Recovery is what the open replayed and repaired (recovery.go).
+	Recovery RecoveryStats
 }
