@@ -55,7 +55,7 @@ type connLimiter struct {
 	conns map[*limConn]struct{} // connections holding a slot
 	over  int                   // connections served from the reserve
 
-	shedIdle, shedNew, overLimit, refused atomic.Uint64
+	accepted, shedIdle, shedNew, overLimit, refused atomic.Uint64
 }
 
 // limConn is an accepted connection.  state and since are guarded by the
@@ -80,6 +80,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.accepted.Add(1)
 		lc := &limConn{Conn: c, l: l, state: http.StateNew, since: time.Now()}
 		l.mu.Lock()
 		if len(l.conns) >= l.max {

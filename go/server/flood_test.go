@@ -105,6 +105,15 @@ func TestProbesAnswerUnderConnectionFlood(t *testing.T) {
 		}
 	}
 
+	// The flood is in place once the server has taken every connection
+	// off the accept queue: the state the probes must get through (a
+	// burst still queued in the kernel would delay any server alike).
+	mu.Lock()
+	opened := len(conns)
+	mu.Unlock()
+	lim := ts.conns.Load()
+	waitFor(t, func() bool { return lim.accepted.Load() >= uint64(opened) })
+
 	// A fresh client with a one-second timeout: the timeout is the
 	// failure condition, no time is measured.
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -123,10 +132,6 @@ func TestProbesAnswerUnderConnectionFlood(t *testing.T) {
 			t.Fatalf("GET %s: %d %s, want %d", tc.path, resp.StatusCode, body, tc.status)
 		}
 	}
-	lim := ts.conns.Load()
-	mu.Lock()
-	opened := len(conns)
-	mu.Unlock()
 	if shed := lim.shedIdle.Load() + lim.shedNew.Load(); shed+uint64(cfg.MaxConnections) < uint64(opened) {
 		t.Fatalf("%d connections shed, want all but %d of the %d opened", shed, cfg.MaxConnections, opened)
 	}

@@ -90,6 +90,7 @@ var (
 	descRepairB    = desc("mantisdb_recovery_repaired_bytes_total", "Bytes cut, removed or moved aside by the repairs made at open, by kind.", "kind")
 	descReplayed   = desc("mantisdb_recovery_replayed_bytes", "WAL bytes replayed past the snapshot when the data directory was opened.")
 	descConns      = desc("mantisdb_http_connections", "Open HTTP connections, by slot: counted against --max-connections, or served from the over-limit reserve.", "slot")
+	descConnAcc    = desc("mantisdb_http_connections_accepted_total", "Connections accepted.")
 	descConnShed   = desc("mantisdb_http_connections_shed_total", "Connections closed to make room at --max-connections, by the state they were in (idle keep-alive, or new: not done sending a first request).", "state")
 	descConnOver   = desc("mantisdb_http_connections_over_limit_total", "Connections served from the reserve (health endpoints only) because every slot was busy.")
 	descConnRefuse = desc("mantisdb_http_connections_refused_total", "Connections refused with a 503 at once because every slot and the reserve were busy.")
@@ -108,7 +109,7 @@ type stateCollector struct{ s *Server }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descUptime, descKeys, descLiveBytes, descNative, descOps,
 		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descWALBytes, descWALSegs,
-		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnShed, descConnOver,
+		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnAcc, descConnShed, descConnOver,
 		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheExp, descCacheEnt,
 		descCacheUsed, descCacheBudg} {
 		ch <- d
@@ -165,6 +166,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		slots, reserve := lim.open()
 		gauge(descConns, float64(slots), "limit")
 		gauge(descConns, float64(reserve), "reserve")
+		counter(descConnAcc, lim.accepted.Load())
 		counter(descConnShed, lim.shedIdle.Load(), "idle")
 		counter(descConnShed, lim.shedNew.Load(), "new")
 		counter(descConnOver, lim.overLimit.Load())
