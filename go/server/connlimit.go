@@ -144,6 +144,12 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	if !ok {
 		return
 	}
+	if st == http.StateHijacked {
+		// A hijacked connection leaves the server (and this limit); net/http
+		// will not close it.
+		lc.release()
+		return
+	}
 	l.mu.Lock()
 	lc.state, lc.since = st, time.Now()
 	l.mu.Unlock()
@@ -157,8 +163,14 @@ func (l *connLimiter) open() (slots, reserve int) {
 	return len(l.conns), l.over
 }
 
-// Close releases the connection's slot (or reserve place) once.
+// Close releases the connection's slot (or reserve place) and closes it.
 func (c *limConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// release gives back the connection's slot (or reserve place), once.
+func (c *limConn) release() {
 	c.once.Do(func() {
 		c.l.mu.Lock()
 		if c.overLimit {
@@ -168,7 +180,6 @@ func (c *limConn) Close() error {
 		}
 		c.l.mu.Unlock()
 	})
-	return c.Conn.Close()
 }
 
 // refuseConn answers a connection the server cannot take with a 503 and
