@@ -37,6 +37,10 @@ type Config struct {
 	Workers   int   // GOMAXPROCS; 0 = number of CPUs
 	Sync      storage.SyncPolicy
 	AuthToken string
+	// AllowDataLoss opens a data directory with a gap (storage.ErrGap)
+	// with the documented repair instead of refusing it
+	// (storage.Options.AllowDataLoss).
+	AllowDataLoss bool
 
 	MaxKeySize     int
 	MaxValueSize   int
@@ -85,7 +89,41 @@ var (
 	// would put an unauthenticated database on the network.
 	ErrUnauthenticatedExposure = errors.New("refusing to listen on a non-loopback address without --auth-token " +
 		"(set --auth-token or MANTISDB_AUTH_TOKEN, or bind to 127.0.0.1)")
+	// ErrBadAuthToken: a token that clients cannot send as it is (spaces
+	// at either end are stripped from HTTP headers; control characters
+	// cannot be sent), or one too short to be a secret.
+	ErrBadAuthToken = errors.New("unusable --auth-token")
 )
+
+// MinAuthTokenLen is the shortest --auth-token accepted on a non-loopback
+// address: 16 characters, 96 bits or more from any base64 or hex
+// generator (openssl rand -hex 32 gives 64).  On loopback any token of
+// two characters or more is accepted: there the token is optional, and
+// a one-character one is a typo or a placeholder, not a secret.
+const MinAuthTokenLen = 16
+
+// checkAuthToken explains why a token cannot work, or returns nil.
+func checkAuthToken(token string, loopback bool) error {
+	if token == "" {
+		return nil
+	}
+	if strings.TrimSpace(token) != token {
+		return fmt.Errorf("%w: it starts or ends with whitespace, which HTTP strips from the header, so no request could match it", ErrBadAuthToken)
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("%w: character %d is %q; use visible ASCII only (e.g. openssl rand -hex 32)", ErrBadAuthToken, i+1, c)
+		}
+	}
+	if len(token) < 2 {
+		return fmt.Errorf("%w: one character is not a secret (e.g. openssl rand -hex 32)", ErrBadAuthToken)
+	}
+	if !loopback && len(token) < MinAuthTokenLen {
+		return fmt.Errorf("%w: %d characters; off loopback at least %d are required (e.g. openssl rand -hex 32)",
+			ErrBadAuthToken, len(token), MinAuthTokenLen)
+	}
+	return nil
+}
 
 // sizeFlag is a flag.Value taking "1048576", "256MB" (10^6) or "1GiB"
 // (2^30), parsed by go-humanize.
@@ -164,14 +202,15 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
-	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", "require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz (prefer the environment variable: flags show in ps)"))
+	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", fmt.Sprintf("require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz; visible ASCII, at least %d characters off loopback (prefer the environment variable: flags show in ps)", MinAuthTokenLen)))
+	fs.BoolVar(&cfg.AllowDataLoss, "allow-data-loss", cfg.AllowDataLoss, env("allow-data-loss", "open a data directory with a missing snapshot or WAL segment by keeping what is left (set aside in <data-dir>/lost/; every loss is logged); without it such a directory is refused. For one start, not for good"))
 	fs.Var(sizeFlag[int]{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))
 	fs.Var(sizeFlag[int]{&cfg.MaxValueSize}, "max-value-size", env("max-value-size", "largest value accepted (at most 64MiB)"))
 	fs.Var(sizeFlag[int64]{&cfg.MaxBatchSize}, "max-batch-size", env("max-batch-size", "largest POST /api/v1/kv/batch request body"))
-	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, env("max-connections", "connections served at once; more wait in the accept queue"))
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, env("max-connections", "connections served at once; at the limit the longest-idle or silent connection is closed to make room, and if all are busy a new one gets 503 (health endpoints are still answered)"))
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, env("read-timeout", "time to read a whole request, body included"))
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, env("write-timeout", "time to write a response"))
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, env("idle-timeout", "keep-alive connections idle longer are closed"))
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, env("idle-timeout", "keep-alive connections idle longer are closed (sooner when --max-connections is reached)"))
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, env("shutdown-timeout", "on SIGTERM/SIGINT, time given to in-flight requests before connections are cut"))
 	fs.BoolVar(&cfg.EnableProfiling, "enable-profiling", cfg.EnableProfiling, env("enable-profiling", "serve pprof under /debug/pprof/ (behind --auth-token if set)"))
 	fs.BoolVar(&cfg.BenchmarkOnly, "benchmark-only", cfg.BenchmarkOnly, env("benchmark-only", "run the benchmark suite against this binary's engine, print a table and exit"))
@@ -248,6 +287,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.BenchmarkOnly && c.AuthToken == "" && !IsLoopback(c.Host) {
 		return fmt.Errorf("%w: %q: %w", ErrConfig, c.Host, ErrUnauthenticatedExposure)
+	}
+	if err := checkAuthToken(c.AuthToken, c.BenchmarkOnly || IsLoopback(c.Host)); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }

@@ -50,7 +50,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Host = "::1" },
 		func(c *Config) { c.Host = "[::1]" },
 		func(c *Config) { c.Host = "127.0.0.2" },
-		func(c *Config) { c.Host = "0.0.0.0"; c.AuthToken = "x" },
+		func(c *Config) { c.Host = "0.0.0.0"; c.AuthToken = "0123456789abcdef" },
+		func(c *Config) { c.AuthToken = "ab" },                         // loopback: any usable token
 		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
 		func(c *Config) { c.Port = 0 },
 	}

@@ -1,12 +1,15 @@
 // conn_test.go -- slow clients are cut off by the read timeout, and the
-// connection limit holds extra connections back until one is free.
+// connection limit sheds idle and silent connections instead of queueing
+// new ones behind them (connlimit.go).
 package server
 
 import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,9 +38,29 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	}
 }
 
+// connStates counts the limiter's tracked connections by state.
+func connStates(s *Server) map[http.ConnState]int {
+	m := map[http.ConnState]int{}
+	lim := s.conns.Load()
+	if lim == nil {
+		return m
+	}
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	for c := range lim.conns {
+		m[c.state]++
+	}
+	return m
+}
+
+// TestConnectionLimit walks the limit's three answers: shed the longest
+// idle connection; with every slot busy, serve the health endpoints (and
+// a 503 for the rest) from the reserve; with the reserve full too, a 503
+// at once.
 func TestConnectionLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConnections = 2
+	cfg.ReadTimeout = 30 * time.Second
 	ts := startServer(t, cfg, nil, nil)
 	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
 	for _, c := range held {
@@ -46,19 +69,57 @@ func TestConnectionLimit(t *testing.T) {
 			t.Fatalf("held connection: %d", r.StatusCode)
 		}
 	}
-	// Both slots are taken by keep-alive connections: a third is accepted
-	// by the kernel but not served.
+	waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == 2 })
+
+	// 1. Both slots hold idle keep-alive connections: a third is served
+	// at once, and the one idle the longest is closed to make room.
 	third := dialT(t, ts.addr)
 	defer third.Close()
-	writeT(t, third, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
-	_ = third.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if n, err := third.Read(make([]byte, 1)); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("third connection served beyond the limit (n=%d err=%v)", n, err)
+	writeT(t, third, "GET /api/v1/kv/missing HTTP/1.1\r\nHost: t\r\n\r\n")
+	if r := readRespT(t, third, "GET"); r.StatusCode != 404 {
+		t.Fatalf("third connection: %d, want 404 from the handler", r.StatusCode)
+	}
+	if n, err := held[0].Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("longest-idle connection still open (n=%d err=%v)", n, err)
 	}
 	held[0].Close()
-	_ = third.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if r := readRespT(t, third, "GET"); r.StatusCode != 200 {
-		t.Fatalf("third connection after a slot freed: %d", r.StatusCode)
-	}
 	held[1].Close()
+
+	// 2. Both slots busy in the middle of a request (a body that does not
+	// come): new connections are answered from the reserve, the health
+	// endpoints as usual, the rest with 503, and closed after.
+	for _, c := range []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)} {
+		defer c.Close()
+		writeT(t, c, "PUT /api/v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
+	}
+	third.Close()
+	waitFor(t, func() bool { return connStates(ts.Server)[http.StateActive] == 2 })
+	for _, tc := range []struct {
+		target string
+		status int
+	}{{"/health", 200}, {"/livez", 200}, {"/readyz", 200}, {"/api/v1/kv/x", 503}, {"/api/v1/stats", 503}} {
+		r := ts.do(t, rawReq{method: "GET", target: tc.target})
+		if r.status != tc.status {
+			t.Fatalf("GET %s at the limit: %d %s, want %d", tc.target, r.status, r.body, tc.status)
+		}
+		if tc.status == 503 && (r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "connection limit")) {
+			t.Fatalf("GET %s at the limit: 503 without Retry-After or reason: %v %s", tc.target, r.header, r.body)
+		}
+	}
+
+	// 3. The reserve full of silent connections too: the next one is
+	// refused at once with a 503 it can read without sending anything.
+	waitFor(t, func() bool { _, r := ts.conns.Load().open(); return r == 0 })
+	for i := 0; i < overLimitReserve; i++ {
+		defer dialT(t, ts.addr).Close()
+	}
+	waitFor(t, func() bool { _, r := ts.conns.Load().open(); return r == overLimitReserve })
+	c := dialT(t, ts.addr)
+	defer c.Close()
+	if r := readRespT(t, c, "GET"); r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("connection beyond the reserve: %d %v, want 503 with Retry-After", r.StatusCode, r.Header)
+	}
+	if got := ts.conns.Load().refused.Load(); got != 1 {
+		t.Fatalf("refused counter %d, want 1", got)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/mantisdb/mantisdb/go/benchmode"
 	"github.com/mantisdb/mantisdb/go/cache"
@@ -62,9 +63,6 @@ type errorBody struct {
 // writeAPIError writes e as the JSON error body.  HEAD responses get the
 // status and headers only.
 func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
-	if e.Status == http.StatusInternalServerError {
-		log.Printf("mantisdb: %s %s: internal error: %s", r.Method, r.URL.Path, e.Message)
-	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -106,11 +104,29 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, cache.ErrInvalid):
 		return newError(http.StatusBadRequest, CodeBadRequest, msg)
 	case errors.Is(err, storage.ErrReadOnly):
-		return newError(http.StatusServiceUnavailable, CodeReadOnly, msg)
+		// The cause names files of the data directory: it goes to the
+		// log, not to clients.
+		logOnce(&lastReadOnly, "mantisdb: engine is read-only: "+msg)
+		return newError(http.StatusServiceUnavailable, CodeReadOnly,
+			"the engine is read-only after an I/O failure; writes are refused until the server is restarted (the cause is in the server log)")
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, cache.ErrClosed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
 	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}
-	return newError(http.StatusInternalServerError, CodeInternal, msg)
+	logOnce(&lastInternal, "mantisdb: internal error: "+msg)
+	return newError(http.StatusInternalServerError, CodeInternal, "internal error (the cause is in the server log)")
+}
+
+// Last messages logged by logOnce, per kind: an engine that went
+// read-only fails every write with the same cause, which is logged once,
+// not once per request.
+var lastReadOnly, lastInternal atomic.Pointer[string]
+
+func logOnce(last *atomic.Pointer[string], msg string) {
+	if p := last.Load(); p != nil && *p == msg {
+		return
+	}
+	last.Store(&msg)
+	log.Print(msg)
 }

@@ -251,8 +251,22 @@ func requestTTL(r *http.Request, q url.Values) (time.Duration, *apiError) {
 		return 0, newError(http.StatusBadRequest, CodeInvalidTTL, TTLHeader+" header given twice")
 	}
 	switch {
-	case inQuery && len(hv) == 1 && hv[0] != qv[0]:
-		return 0, newError(http.StatusBadRequest, CodeInvalidTTL, "ttl query parameter and "+TTLHeader+" header disagree")
+	case inQuery && len(hv) == 1:
+		// Both given: they must name the same duration, however written
+		// ("30s" and "30" agree).
+		qd, aerr := parseTTL(qv[0])
+		if aerr != nil {
+			return 0, aerr
+		}
+		hd, aerr := parseTTL(hv[0])
+		if aerr != nil {
+			return 0, aerr
+		}
+		if qd != hd {
+			return 0, newError(http.StatusBadRequest, CodeInvalidTTL,
+				fmt.Sprintf("ttl query parameter (%v) and %s header (%v) disagree", qd, TTLHeader, hd))
+		}
+		return qd, nil
 	case inQuery:
 		return parseTTL(qv[0])
 	case len(hv) == 1:

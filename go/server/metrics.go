@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mantisdb/mantisdb/go/wal"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -85,6 +86,14 @@ var (
 	descWALSegs    = desc("mantisdb_wal_segments", "Live WAL segments.")
 	descTornTail   = desc("mantisdb_wal_torn_tail_bytes", "Bytes cut from the WAL tail at the last open.")
 	descCkpt       = desc("mantisdb_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (0: none).")
+	descRepairs    = desc("mantisdb_recovery_repairs_total", "Repairs made to the data directory when it was opened, by kind (go/wal Repair kinds; each is also logged as a warning).", "kind")
+	descRepairB    = desc("mantisdb_recovery_repaired_bytes_total", "Bytes cut, removed or moved aside by the repairs made at open, by kind.", "kind")
+	descReplayed   = desc("mantisdb_recovery_replayed_bytes", "WAL bytes replayed past the snapshot when the data directory was opened.")
+	descConns      = desc("mantisdb_http_connections", "Open HTTP connections, by slot: counted against --max-connections, or served from the over-limit reserve.", "slot")
+	descConnAcc    = desc("mantisdb_http_connections_accepted_total", "Connections accepted.")
+	descConnShed   = desc("mantisdb_http_connections_shed_total", "Connections closed to make room at --max-connections, by the state they were in (idle keep-alive, or new: not done sending a first request).", "state")
+	descConnOver   = desc("mantisdb_http_connections_over_limit_total", "Connections served from the reserve (health endpoints only) because every slot was busy.")
+	descConnRefuse = desc("mantisdb_http_connections_refused_total", "Connections refused with a 503 at once because every slot and the reserve were busy.")
 	descCacheHit   = desc("mantisdb_cache_hits_total", "Cache namespace hits.")
 	descCacheMiss  = desc("mantisdb_cache_misses_total", "Cache namespace misses.")
 	descCacheEvict = desc("mantisdb_cache_evictions_total", "Cache namespace evictions to stay within budget.")
@@ -100,7 +109,8 @@ type stateCollector struct{ s *Server }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descUptime, descKeys, descLiveBytes, descNative, descOps,
 		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descWALBytes, descWALSegs,
-		descTornTail, descCkpt, descCacheHit, descCacheMiss, descCacheEvict, descCacheExp, descCacheEnt,
+		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnAcc, descConnShed, descConnOver,
+		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheExp, descCacheEnt,
 		descCacheUsed, descCacheBudg} {
 		ch <- d
 	}
@@ -142,6 +152,26 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ck = float64(es.LastCheckpoint.UnixNano()) / 1e9
 	}
 	gauge(descCkpt, ck)
+	repairs, repairBytes := map[string]uint64{}, map[string]uint64{}
+	for _, r := range es.Recovery.Repairs {
+		repairs[r.Kind]++
+		repairBytes[r.Kind] += uint64(max(r.Bytes, 0))
+	}
+	for _, k := range wal.RepairKinds {
+		counter(descRepairs, repairs[k], k)
+		counter(descRepairB, repairBytes[k], k)
+	}
+	gauge(descReplayed, float64(es.Recovery.ReplayedBytes))
+	if lim := s.conns.Load(); lim != nil {
+		slots, reserve := lim.open()
+		gauge(descConns, float64(slots), "limit")
+		gauge(descConns, float64(reserve), "reserve")
+		counter(descConnAcc, lim.accepted.Load())
+		counter(descConnShed, lim.shedIdle.Load(), "idle")
+		counter(descConnShed, lim.shedNew.Load(), "new")
+		counter(descConnOver, lim.overLimit.Load())
+		counter(descConnRefuse, lim.refused.Load())
+	}
 	counter(descCacheHit, cs.Hits)
 	counter(descCacheMiss, cs.Misses)
 	counter(descCacheEvict, cs.Evictions)

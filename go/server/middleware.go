@@ -1,6 +1,8 @@
 // middleware.go -- the layers every request passes through, outermost
-// first: recoverPanics (backstop), limits (414/431), instrument (metrics,
-// latency), auth (401), then dispatch.
+// first: recoverPanics (backstop), overLimitOnly (a connection beyond
+// --max-connections reaches only the health endpoints, connlimit.go),
+// limits (414/431), instrument (metrics, latency), auth (401), then
+// dispatch.
 package server
 
 import (

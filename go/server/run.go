@@ -4,10 +4,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -19,12 +21,21 @@ import (
 // (empty: in memory).
 func (c *Config) EngineOptions(dir string) storage.Options {
 	return storage.Options{
-		Dir:          dir,
-		CacheSize:    c.CacheSize,
-		Sync:         c.Sync,
-		MaxKeySize:   c.MaxKeySize,
-		MaxValueSize: c.MaxValueSize,
+		Dir:           dir,
+		CacheSize:     c.CacheSize,
+		Sync:          c.Sync,
+		MaxKeySize:    c.MaxKeySize,
+		MaxValueSize:  c.MaxValueSize,
+		AllowDataLoss: c.AllowDataLoss,
+		Logf:          logWarning,
 	}
+}
+
+// logWarning logs an event of the data directory an operator must see
+// (a repair at open, a loss accepted under --allow-data-loss) at warning
+// level.
+func logWarning(format string, args ...any) {
+	log.Printf("mantisdb: WARNING: "+format, args...)
 }
 
 // OpenEngine creates the data directory if needed and opens the engine
@@ -34,8 +45,16 @@ func OpenEngine(cfg *Config) (storage.Engine, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	e, err := storage.NewDefaultStorageEngine(cfg.EngineOptions(cfg.DataDir))
+	if errors.Is(err, storage.ErrGap) {
+		return nil, fmt.Errorf("opening %s: %w; nothing was changed. To open it with what is left (the rest is set aside in %s and every loss is logged), "+
+			"start once with --allow-data-loss (%s=true); see docs/OPERATIONS.md, \"Gaps\"",
+			cfg.DataDir, err, filepath.Join(cfg.DataDir, "lost"), EnvName("allow-data-loss"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", cfg.DataDir, err)
+	}
+	if rs := e.Stats().Recovery; rs.CheckpointedAtOpen {
+		log.Printf("mantisdb: replayed %d bytes of log at open and checkpointed, so the next start replays little", rs.ReplayedBytes)
 	}
 	return e, nil
 }

@@ -24,7 +24,6 @@ import (
 
 	"github.com/mantisdb/mantisdb/go/cache"
 	"github.com/mantisdb/mantisdb/go/storage"
-	"golang.org/x/net/netutil"
 )
 
 // BuildInfo names the binary in /health, /api/v1/stats and /metrics.
@@ -62,6 +61,9 @@ type Server struct {
 
 	shuttingDown atomic.Bool
 	closed       atomic.Bool
+	// conns is the connection limiter of the running Serve (nil before),
+	// read by the metrics collector.
+	conns atomic.Pointer[connLimiter]
 
 	// cacheMu guards cacheClosed: cache users hold the read side (see
 	// withCache), Close the write side.
@@ -92,7 +94,7 @@ func New(cfg Config, build BuildInfo, engine storage.Engine, c cache.Cache) *Ser
 	}
 	s.metrics = newMetrics(s)
 	s.routes()
-	s.handler = s.recoverPanics(s.limits(s.instrument(s.auth(http.HandlerFunc(s.dispatch)))))
+	s.handler = s.recoverPanics(s.overLimitOnly(s.limits(s.instrument(s.auth(http.HandlerFunc(s.dispatch))))))
 	return s
 }
 
@@ -207,7 +209,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes: s.maxURL + s.maxHeader + 4096,
 		ErrorLog:       log.Default(),
 	}
-	ln = netutil.LimitListener(ln, s.cfg.MaxConnections)
+	// The limit sheds idle and silent connections rather than queueing
+	// new ones behind them (connlimit.go).
+	lim := newConnLimiter(ln, s.cfg.MaxConnections)
+	srv.ConnState, srv.ConnContext = lim.connState, connContext
+	s.conns.Store(lim)
+	ln = lim
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -168,6 +168,26 @@ type WALStats struct {
 	Segments       int        `json:"segments"`
 	TornTailBytes  int64      `json:"torn_tail_bytes"`
 	LastCheckpoint *time.Time `json:"last_checkpoint"` // null: none yet
+	Recovery       Recovery   `json:"recovery"`
+}
+
+// Recovery is what the open of the data directory replayed and repaired.
+type Recovery struct {
+	ReplayedBytes      int64        `json:"replayed_bytes"`
+	ReplayedRecords    uint64       `json:"replayed_records"`
+	CheckpointedAtOpen bool         `json:"checkpointed_at_open"`
+	Repairs            []RepairJSON `json:"repairs"` // [] when none
+}
+
+// RepairJSON is one repair made at open (go/wal Repair).
+type RepairJSON struct {
+	Kind     string `json:"kind"`
+	File     string `json:"file,omitempty"`
+	Offset   int64  `json:"offset"`
+	Bytes    int64  `json:"bytes"`
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+	LastSeq  uint64 `json:"last_seq,omitempty"`
+	Detail   string `json:"detail,omitempty"`
 }
 
 // RuntimeStats is the Go runtime's memory and GC.
@@ -208,7 +228,9 @@ func (s *Server) Stats() StatsResponse {
 		EngineCache: EngineCacheStats{Hits: es.CacheHits, Misses: es.CacheMisses},
 		Cache: CacheStats{Hits: cs.Hits, Misses: cs.Misses, Evictions: cs.Evictions,
 			Expirations: cs.Expirations, Entries: cs.Entries, BytesUsed: cs.BytesUsed, Budget: cs.Budget},
-		WAL: WALStats{Bytes: es.WALBytes, Segments: es.WALSegments, TornTailBytes: es.TornTailBytes},
+		WAL: WALStats{Bytes: es.WALBytes, Segments: es.WALSegments, TornTailBytes: es.TornTailBytes,
+			Recovery: Recovery{ReplayedBytes: es.Recovery.ReplayedBytes, ReplayedRecords: es.Recovery.ReplayedRecords,
+				CheckpointedAtOpen: es.Recovery.CheckpointedAtOpen, Repairs: []RepairJSON{}}},
 		Runtime: RuntimeStats{
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Goroutines: runtime.NumGoroutine(),
 			HeapAllocBytes: ms.HeapAlloc, HeapSysBytes: ms.HeapSys, HeapObjects: ms.HeapObjects,
@@ -217,6 +239,9 @@ func (s *Server) Stats() StatsResponse {
 			LastGCPauseSeconds:  time.Duration(ms.PauseNs[(ms.NumGC+255)%256]).Seconds(),
 			NextGCBytes:         ms.NextGC,
 		},
+	}
+	for _, r := range es.Recovery.Repairs {
+		resp.WAL.Recovery.Repairs = append(resp.WAL.Recovery.Repairs, RepairJSON(r))
 	}
 	if !es.LastCheckpoint.IsZero() {
 		t := es.LastCheckpoint.UTC()

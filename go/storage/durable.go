@@ -85,6 +85,8 @@ type durability struct {
 	ckptBusy atomic.Bool    // an automatic checkpoint is running
 	bg       sync.WaitGroup // automatic checkpoints, waited for by close
 	ckptMu   sync.Mutex     // one checkpoint at a time
+
+	rec RecoveryStats // what the open found (recovery.go); set before the engine is shared
 }
 
 // openDurability opens (creating if needed) opts.Dir and recovers it into
@@ -98,6 +100,8 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 		SyncInterval:    opts.SyncInterval,
 		SegmentSize:     hooks.segmentSize,
 		CheckpointBytes: hooks.checkpointBytes,
+		Logf:            opts.Logf,
+		AllowDataLoss:   opts.AllowDataLoss,
 	}
 	now := lim.now()
 	// Recovered entries with an expiry count as TTL writes (limits.mayExpire).
@@ -135,6 +139,7 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 	}
 	d.wal = log
 	d.seq = log.LastSeq()
+	d.afterOpen(opts.Logf)
 	return d, nil
 }
 
@@ -148,6 +153,8 @@ func walError(err error) error {
 		return ErrClosed
 	case errors.Is(err, wal.ErrLocked):
 		return fmt.Errorf("%w: %w", ErrLocked, err)
+	case errors.Is(err, wal.ErrGap):
+		return gapError{err}
 	case errors.Is(err, wal.ErrCorrupt), errors.Is(err, wal.ErrUnsupported):
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	case errors.Is(err, wal.ErrFailStop):
@@ -270,6 +277,7 @@ func (d *durability) stats(s *Stats) {
 	s.LastCheckpoint = ls.LastCheckpointTime
 	s.TornTailBytes = ls.TornBytes
 	s.ReadOnly = ls.FailStop || d.broken.Load() != nil
+	s.Recovery = d.rec
 }
 
 // close waits for writes in flight and automatic checkpoints, then

@@ -103,4 +103,7 @@ type Stats struct {
 	LastCheckpoint time.Time
 	TornTailBytes  int64 // bytes truncated from the log tail at the last open
 	ReadOnly       bool  // true after an I/O failure (fail-stop)
+
+	// Recovery is what the open replayed and repaired (recovery.go).
+	Recovery RecoveryStats
 }

@@ -21,6 +21,12 @@ var (
 	ErrInvalidTTL = errors.New("mantisdb: invalid TTL")
 	// ErrCorrupt: persisted data failed validation.
 	ErrCorrupt = errors.New("mantisdb: corrupt data")
+	// ErrGap: the data directory's snapshot and WAL segments do not form
+	// an unbroken history (one was deleted or emptied), so opening it
+	// would lose writes silently.  It also matches ErrCorrupt, and wraps
+	// a *wal.GapError naming what is missing.  Options.AllowDataLoss opens
+	// it anyway (docs/OPERATIONS.md, "Gaps").
+	ErrGap = errors.New("mantisdb: gap in the data directory")
 	// ErrReadOnly: an I/O error made the engine refuse writes until it is
 	// reopened (fail-stop); reads keep working.
 	ErrReadOnly = errors.New("mantisdb: read-only after I/O failure")

@@ -60,6 +60,21 @@ type Options struct {
 	// Clock returns the current time; nil means time.Now.  Tests set it to
 	// control TTL expiry.
 	Clock func() time.Time
+	// Logf receives the events of the data directory an operator must
+	// see, one line each, all warnings: every repair made at open (a torn
+	// tail cut, an interrupted checkpoint removed, writes given up under
+	// AllowDataLoss; also in Stats().Recovery.Repairs) and a failed
+	// checkpoint at open.  nil discards them.
+	Logf func(format string, args ...any)
+	// AllowDataLoss opens a data directory with a gap -- a snapshot or
+	// WAL segment deleted or emptied, which open otherwise refuses with
+	// ErrGap -- by keeping the longest unbroken history, setting the
+	// files after a hole aside in <dir>/lost/, and reporting every write
+	// given up through Logf and Stats().Recovery.Repairs
+	// (docs/OPERATIONS.md, "Gaps").  Off by default, so no write is ever
+	// lost without an operator asking for it; turn it on for one start,
+	// not for good.  It does not skip a corrupt record (ErrCorrupt).
+	AllowDataLoss bool
 }
 
 func (o Options) withDefaults() Options {

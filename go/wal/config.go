@@ -62,9 +62,19 @@ type Config struct {
 	// reaches the larger of CheckpointBytes and the newest snapshot's
 	// size.  0 means 64 MiB; negative disables the hint.
 	CheckpointBytes int64
-	// Logf receives the few events an operator should see (torn tail
-	// truncated, stale temporary snapshot removed).  nil discards them.
+	// Logf receives the few events an operator should see, one line
+	// each: every repair made at Open (RecoveryInfo.Repairs: a torn tail
+	// cut, an interrupted snapshot removed, a segment moved aside, writes
+	// given up).  They are all warnings.  nil discards them.
 	Logf func(format string, args ...any)
+	// AllowDataLoss opens a directory with a gap (ErrGap: a snapshot or
+	// WAL segment deleted or emptied) instead of refusing it: recovery
+	// keeps the longest unbroken history it can (docs/OPERATIONS.md,
+	// "Gaps"), moves the files after a gap into <dir>/lost/, and reports
+	// every write sequence it gave up in RecoveryInfo.Repairs and Logf.
+	// An unreadable MANIFEST is rebuilt from the files.  It does not
+	// repair a corrupt record (ErrCorrupt): that stays a manual step.
+	AllowDataLoss bool
 	// Now is the clock for checkpoint timestamps; nil means time.Now.
 	Now func() time.Time
 }

@@ -21,7 +21,10 @@
 // Failure model: an error from a write or fsync is returned to the waiting
 // callers and puts the log in fail-stop (ErrFailStop) until it is reopened;
 // damage found at Open that is not a torn tail is a *CorruptError
-// (ErrCorrupt) naming file and offset, and nothing is dropped silently.
+// (ErrCorrupt) naming file and offset, a snapshot or segment that is gone
+// is a *GapError (ErrGap, checked against the MANIFEST and the chain of
+// sequence numbers, which must be consecutive), and nothing is dropped
+// silently: every repair Open makes is in RecoveryInfo.Repairs and Logf.
 // The file layer is go/wal/vfs; vfs.Fault injects ENOSPC/EIO in tests.
 // docs/OPERATIONS.md covers sync policies, checkpoints and repair.
 package wal

@@ -25,6 +25,14 @@ var (
 	ErrUnsupported = errors.New("wal: written by a newer format version")
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("wal: closed")
+	// ErrGap: the snapshot and WAL segments do not form an unbroken
+	// sequence from the data's first write to its last (a snapshot or a
+	// segment was deleted or emptied), so opening would lose writes
+	// without a word.  Always carried by a *GapError naming what is
+	// missing; it also matches ErrCorrupt.  Config.AllowDataLoss opens
+	// such a directory anyway, with the repair docs/OPERATIONS.md
+	// describes.
+	ErrGap = errors.New("wal: gap in the data directory")
 	// ErrInvalid: the caller broke a precondition (records not in
 	// increasing sequence order, malformed encoded bytes, keys of a snapshot
 	// not in ascending order, ...).  Nothing was written.
@@ -60,3 +68,29 @@ func (e *CorruptError) Unwrap() []error {
 func corruptf(file string, off int64, cause error, format string, args ...any) error {
 	return &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...), Kind: ErrCorrupt, Err: cause}
 }
+
+// GapError reports a gap found at Open: what is missing and which writes
+// it held.  It unwraps to ErrGap and ErrCorrupt.
+type GapError struct {
+	Detail   string   // what is missing, in words, naming files
+	Files    []string // files missing, emptied or after the gap, if known
+	FirstSeq uint64   // first sequence number lost
+	LastSeq  uint64   // last one, 0 when unknown (the lost writes run past what any file records)
+}
+
+func (e *GapError) Error() string {
+	msg := fmt.Sprintf("%v: %s", ErrGap, e.Detail)
+	switch {
+	case e.FirstSeq == 0:
+	case e.LastSeq == 0:
+		msg += fmt.Sprintf("; writes from seq %d on are missing", e.FirstSeq)
+	case e.LastSeq == e.FirstSeq:
+		msg += fmt.Sprintf("; write %d is missing", e.FirstSeq)
+	default:
+		msg += fmt.Sprintf("; writes %d..%d are missing", e.FirstSeq, e.LastSeq)
+	}
+	return msg
+}
+
+// Unwrap makes a gap match both ErrGap and ErrCorrupt.
+func (e *GapError) Unwrap() []error { return []error{ErrGap, ErrCorrupt} }

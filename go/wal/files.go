@@ -19,6 +19,9 @@ const (
 	walExt     = ".wal"
 	snapExt    = ".snap"
 	tmpExt     = ".snap.tmp"
+	// lostDirName holds, per repairing open, the files AllowDataLoss set
+	// aside (docs/OPERATIONS.md, "Gaps").
+	lostDirName = "lost"
 
 	segMetaKey     = "mantisdb.wal"
 	snapMetaKey    = "mantisdb.snapshot"

@@ -118,7 +118,11 @@ func TestGolden(t *testing.T) {
 	if got := listing(t, cp); got != string(want) {
 		t.Fatalf("recovery of %s differs from %s:\n%s", goldenDir, goldenListing, got)
 	}
-	// This writer still produces the same bytes.
+	// This writer still produces the same bytes, MANIFEST included.
+	a, _ := os.ReadFile(filepath.Join(goldenDir, manifestName))
+	if b, err := os.ReadFile(filepath.Join(fresh, manifestName)); err != nil || !bytes.Equal(a, b) {
+		t.Fatalf("%s: the writer's bytes differ from the checked-in file (%v)", manifestName, err)
+	}
 	for _, sub := range []string{walDirName, snapDir} {
 		names, _ := os.ReadDir(filepath.Join(goldenDir, sub))
 		freshNames, _ := os.ReadDir(filepath.Join(fresh, sub))

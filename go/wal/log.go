@@ -54,6 +54,8 @@ type Log struct {
 
 	syncMu sync.Mutex // held around cur.Sync and around closing/replacing cur
 	ckptMu sync.Mutex // one WriteSnapshot at a time
+	manMu  sync.Mutex // guards man and orders MANIFEST rewrites (manifest.go)
+	man    manifest
 
 	stopSync chan struct{}
 	syncDone chan struct{}
@@ -298,7 +300,7 @@ func (l *Log) startSegment(first uint64) error {
 	l.segs = append(l.segs, segment{num: num, size: int64(len(hdr))})
 	l.curOpen = true
 	l.mu.Unlock()
-	return nil
+	return l.segmentCreated(f, num, first)
 }
 
 // closeCur fsyncs and closes the current segment, if any.  Leader only.

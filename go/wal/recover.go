@@ -45,14 +45,72 @@ type SnapshotInfo struct {
 
 // RecoveryInfo reports what Open found.
 type RecoveryInfo struct {
-	Snapshot   SnapshotInfo // zero when there was none
-	Segments   int          // WAL segments read
-	Replayed   uint64       // records passed to Apply (a batch counts once)
-	LastSeq    uint64       // highest sequence number recovered: continue after it
-	TornFile   string       // segment whose torn tail was cut off, if any
-	TornOffset int64        // where it was cut
-	TornBytes  int64        // bytes dropped
-	RemovedTmp []string     // stale *.snap.tmp files removed
+	Snapshot      SnapshotInfo // zero when there was none
+	Segments      int          // WAL segments read
+	Replayed      uint64       // records passed to Apply (a batch counts once)
+	ReplayedBytes int64        // their encoded bytes: the log this open had to read past the snapshot
+	LastSeq       uint64       // highest sequence number recovered: continue after it
+	TornFile      string       // segment whose torn tail was cut off, if any
+	TornOffset    int64        // where it was cut
+	TornBytes     int64        // bytes dropped
+	RemovedTmp    []string     // stale *.snap.tmp files removed
+	Repairs       []Repair     // every change Open made to the files, in order
+}
+
+// Repair kinds (Repair.Kind), stable strings for logs and metrics.
+const (
+	RepairTornTail     = "torn_tail"            // the last segment's torn tail was cut off
+	RepairTmpSnapshot  = "interrupted_snapshot" // a *.snap.tmp of an interrupted checkpoint was removed
+	RepairSegmentMoved = "segment_moved"        // AllowDataLoss: a segment after a gap was moved into lost/
+	RepairWritesLost   = "writes_lost"          // AllowDataLoss: writes missing from the directory were given up
+	RepairManifest     = "manifest_rebuilt"     // AllowDataLoss: an unreadable MANIFEST was replaced
+	RepairSnapshotGone = "snapshot_missing"     // the snapshot the manifest names is gone, but the log still holds every write
+)
+
+// RepairKinds lists every Repair.Kind, for metrics that want a zero for each.
+var RepairKinds = []string{RepairTornTail, RepairTmpSnapshot,
+	RepairSegmentMoved, RepairWritesLost, RepairManifest, RepairSnapshotGone}
+
+// Repair is one change recovery made to a data directory, or one loss it
+// accepted: what an operator must be told.
+type Repair struct {
+	Kind     string // one of the Repair* constants
+	File     string // the file cut, removed or moved; "" for writes_lost
+	Offset   int64  // torn_tail: where the file was cut (0 for a file removed or moved whole)
+	Bytes    int64  // bytes cut, removed or moved
+	FirstSeq uint64 // writes_lost: the first sequence number given up
+	LastSeq  uint64 // writes_lost: the last one; 0 when unknown
+	Detail   string // why, and where a moved file went
+}
+
+// String is the log line for r.
+func (r Repair) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wal: repair at open: %s", r.Kind)
+	if r.File != "" {
+		fmt.Fprintf(&b, " file=%s", r.File)
+	}
+	if r.File != "" {
+		// A file removed or moved whole was dropped from offset 0.
+		fmt.Fprintf(&b, " offset=%d bytes=%d", r.Offset, r.Bytes)
+	}
+	if r.FirstSeq != 0 {
+		if r.LastSeq != 0 {
+			fmt.Fprintf(&b, " seqs=%d..%d", r.FirstSeq, r.LastSeq)
+		} else {
+			fmt.Fprintf(&b, " seqs=%d..(end, unknown)", r.FirstSeq)
+		}
+	}
+	if r.Detail != "" {
+		fmt.Fprintf(&b, ": %s", r.Detail)
+	}
+	return b.String()
+}
+
+// repaired records and logs one repair.
+func (l *Log) repaired(r Repair) {
+	l.recovery.Repairs = append(l.recovery.Repairs, r)
+	l.cfg.Logf("%s", r.String())
 }
 
 // BatchRecords yields the nested records of a BATCH record (already
@@ -112,6 +170,17 @@ func (l *Log) recover(h Handler) error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("wal: fsync %s: %w", l.dir, err)
 	}
+	man, haveMan, err := l.readManifest()
+	if err != nil {
+		if !l.cfg.AllowDataLoss || !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		l.repaired(Repair{Kind: RepairManifest, File: filepath.Join(l.dir, manifestName),
+			Detail: "unreadable (" + err.Error() + "); rebuilt from the files, so this open cannot check for a lost tail"})
+		man, haveMan = manifest{}, false
+	}
+	// An interrupted manifest update: the rename never happened.
+	_ = l.fs.Remove(filepath.Join(l.dir, manifestTmp))
 	info, err := l.recoverSnapshot(h)
 	if err != nil {
 		return err
@@ -119,13 +188,19 @@ func (l *Log) recover(h Handler) error {
 	l.recovery.Snapshot = info
 	l.stats.lastCkptSeq = info.Seq
 	l.stats.lastSnapBytes = info.Bytes
-	last, err := l.replay(info.Seq, h)
-	if err != nil {
+	rp := &replayPlan{snapSeq: info.Seq, man: man, haveMan: haveMan}
+	if err := l.replay(rp, h); err != nil {
 		return err
 	}
-	l.lastSeq = max(info.Seq, last)
+	l.lastSeq = max(info.Seq, rp.cursor)
 	l.recovery.LastSeq = l.lastSeq
-	return nil
+	// The manifest now describes exactly what this open kept.
+	next := manifest{baseSeq: rp.base, snapSeq: info.Seq, firstSeg: l.nextNum, lastSeg: l.nextNum - 1}
+	if len(l.segs) > 0 {
+		first, last := l.segs[0], l.segs[len(l.segs)-1]
+		next.firstSeg, next.lastSeg, next.lastFirst = first.num, last.num, rp.lastFirst
+	}
+	return l.writeManifestLocked(next)
 }
 
 func (l *Log) recoverSnapshot(h Handler) (SnapshotInfo, error) {
@@ -138,13 +213,18 @@ func (l *Log) recoverSnapshot(h Handler) (SnapshotInfo, error) {
 	found, removed := false, false
 	for _, n := range names {
 		if strings.HasSuffix(n, tmpExt) {
+			size, err := l.fileSize(filepath.Join(sdir, n))
+			if err != nil {
+				return SnapshotInfo{}, err
+			}
 			// An interrupted checkpoint: the rename never happened, so the
 			// file was never the snapshot of record.
 			if err := l.fs.Remove(filepath.Join(sdir, n)); err != nil {
 				return SnapshotInfo{}, fmt.Errorf("wal: remove stale %s: %w", n, err)
 			}
 			l.recovery.RemovedTmp = append(l.recovery.RemovedTmp, n)
-			l.cfg.Logf("wal: removed interrupted snapshot %s", filepath.Join(sdir, n))
+			l.repaired(Repair{Kind: RepairTmpSnapshot, File: filepath.Join(sdir, n), Bytes: size,
+				Detail: "an interrupted checkpoint; the snapshot before it and the log still hold its data"})
 			removed = true
 			continue
 		}
@@ -279,14 +359,37 @@ func (l *Log) readSnapshot(path string, seq uint64, fn func(SnapshotInfo, iter.S
 	return info, nil
 }
 
+// replayPlan carries the chain check through replay (docs/FORMAT.md,
+// "Recovery"): cursor is the highest sequence number the history holds
+// without a hole so far, and every segment must continue it.
+type replayPlan struct {
+	snapSeq   uint64   // the loaded snapshot's seq (0: none)
+	man       manifest // zero when haveMan is false
+	haveMan   bool
+	base      uint64 // writes <= base are accepted as absent (a repair gave them up)
+	cursor    uint64 // history complete up to here
+	prev      uint64 // highest seq seen in the log (records <= snapSeq included)
+	kept      int    // segments kept so far
+	lastFirst uint64 // first seq of the last kept segment
+	lostDir   string // where this open moves files after a gap, once made
+	cut       bool   // the history was cut at a hole (AllowDataLoss)
+	lost      bool   // some writes were given up (AllowDataLoss)
+}
+
+// segHeaderLen is the size of a segment's META header: a segment shorter
+// than that holds no header, let alone records.
+var segHeaderLen = int64(len(segHeader(nil, 0, 0)))
+
 // replay reads every segment in order, validating each record, passing
-// those above snapSeq to h.Apply, and truncating a torn tail of the last
-// segment.  It returns the highest sequence number seen.
-func (l *Log) replay(snapSeq uint64, h Handler) (uint64, error) {
+// those above the snapshot to h.Apply, checking that the segments
+// continue the history without a hole, and truncating a torn tail of the
+// last segment.  A hole is a *GapError unless Config.AllowDataLoss, which
+// keeps the longest unbroken history and reports what it gave up.
+func (l *Log) replay(rp *replayPlan, h Handler) error {
 	wdir := filepath.Join(l.dir, walDirName)
 	names, err := l.fs.ReadDir(wdir)
 	if err != nil {
-		return 0, fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: %w", err)
 	}
 	var nums []uint64
 	for _, n := range names {
@@ -294,107 +397,320 @@ func (l *Log) replay(snapSeq uint64, h Handler) (uint64, error) {
 			nums = append(nums, num) // ReadDir is sorted, and names are fixed width
 		}
 	}
-	var prev uint64
-	for i, num := range nums {
-		if i > 0 && num != nums[i-1]+1 {
-			return 0, corruptf(l.segPath(nums[i-1]+1), 0, nil, "segment missing (found %s after it)", segName(num))
+	rp.base = rp.man.baseSeq
+	rp.cursor = max(rp.snapSeq, rp.base)
+	// The manifest's segment range must exist, unless the files show a
+	// newer checkpoint than it names (a crash between the snapshot's
+	// rename and the manifest update, or a MantisDB without manifests ran
+	// in between): then the chain of sequence numbers alone is checked.
+	reqLo, reqHi := uint64(1), uint64(0)
+	if rp.haveMan && rp.snapSeq <= rp.man.snapSeq {
+		reqLo, reqHi = rp.man.firstSeg, rp.man.lastSeg
+	}
+	required := func(num uint64) bool { return num >= reqLo && num <= reqHi }
+
+	// A segment the manifest names has a durable header, so one shorter
+	// than its header was emptied or cut after the fact.
+	for i := 0; i < len(nums); i++ {
+		num := nums[i]
+		if !required(num) {
+			continue
 		}
-		seg, err := l.replaySegment(num, i == len(nums)-1, snapSeq, &prev, h)
+		size, err := l.fileSize(l.segPath(num))
 		if err != nil {
-			return 0, err
+			return err
 		}
-		l.nextNum = num + 1
-		if seg.size > 0 {
-			l.segs = append(l.segs, seg)
-		} else {
-			l.nextNum = num // it was removed: reuse its number, no gap
+		if size >= segHeaderLen {
+			continue
 		}
+		g := &GapError{Detail: fmt.Sprintf("segment %s is %d bytes, shorter than its header: it was emptied or cut after it was written",
+			l.segPath(num), size), Files: []string{l.segPath(num)}}
+		if num == reqHi && rp.man.lastFirst > 0 {
+			g.FirstSeq = rp.man.lastFirst
+		}
+		if !l.cfg.AllowDataLoss {
+			return g
+		}
+		if err := l.moveLost(rp, l.segPath(num), size, "emptied segment"); err != nil {
+			return err
+		}
+		nums = append(nums[:i:i], nums[i+1:]...)
+		i--
+	}
+
+	var prevNum uint64
+	for i, num := range nums {
+		ok, err := l.replaySegment(rp, num, prevNum, i == len(nums)-1, required(num), h)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// A hole before this segment, accepted (AllowDataLoss): keep
+			// the history before it, set the rest aside.
+			rp.cut = true
+			for _, n := range nums[i:] {
+				size, err := l.fileSize(l.segPath(n))
+				if err != nil {
+					return err
+				}
+				if err := l.moveLost(rp, l.segPath(n), size, "after a gap"); err != nil {
+					return err
+				}
+			}
+			break
+		}
+		prevNum = num
 		l.recovery.Segments++
 	}
-	return prev, nil
+	if rp.lostDir != "" {
+		if err := l.fs.SyncDir(wdir); err != nil {
+			return fmt.Errorf("wal: fsync %s: %w", wdir, err)
+		}
+		if err := l.fs.SyncDir(rp.lostDir); err != nil {
+			return fmt.Errorf("wal: fsync %s: %w", rp.lostDir, err)
+		}
+	}
+
+	// Segments the manifest names past the last one found: the log's
+	// tail is gone.
+	if reqHi >= reqLo && reqHi > 0 && (len(l.segs) == 0 || l.segs[len(l.segs)-1].num < reqHi) && !rp.cut {
+		from := reqLo
+		if len(l.segs) > 0 {
+			from = l.segs[len(l.segs)-1].num + 1
+		}
+		g := &GapError{Detail: segRange(from, reqHi) + " (the manifest names it)", FirstSeq: rp.cursor + 1}
+		if err := l.gap(rp, g); err != nil {
+			return err
+		}
+	}
+	// Writes the manifest proves existed, beyond what was recovered: a
+	// snapshot and the segments after it are gone.
+	if k := rp.man.known(); rp.cursor < k && !rp.cut && !rp.lost {
+		g := &GapError{FirstSeq: rp.cursor + 1, LastSeq: k}
+		switch {
+		case rp.snapSeq < rp.man.snapSeq:
+			g.Detail = fmt.Sprintf("snapshot %s is missing (the manifest names it) and the log does not hold its writes",
+				l.snapPath(rp.man.snapSeq))
+		default:
+			g.Detail = "the log ends before the last write the manifest records"
+		}
+		if err := l.gap(rp, g); err != nil {
+			return err
+		}
+	}
+	if rp.haveMan && rp.snapSeq < rp.man.snapSeq && !rp.lost {
+		// Gone, but the log still holds every write it covered.
+		l.repaired(Repair{Kind: RepairSnapshotGone, File: l.snapPath(rp.man.snapSeq),
+			Detail: "the log still holds every write it covered: nothing lost"})
+	}
+	if len(l.segs) == 0 && rp.haveMan {
+		// Never reuse the numbers of segments a checkpoint removed.
+		l.nextNum = max(l.nextNum, rp.man.firstSeg)
+	}
+	return nil
 }
 
-func (l *Log) replaySegment(num uint64, last bool, snapSeq uint64, prev *uint64, h Handler) (segment, error) {
+// segRange names missing segments a..b for a message.
+func segRange(a, b uint64) string {
+	if a == b {
+		return "WAL segment " + segName(a) + " is missing"
+	}
+	return fmt.Sprintf("WAL segments %s..%s are missing", segName(a), segName(b))
+}
+
+// gap refuses the open with g, or under AllowDataLoss accepts the loss it
+// describes and reports it.
+func (l *Log) gap(rp *replayPlan, g *GapError) error {
+	if !l.cfg.AllowDataLoss {
+		return g
+	}
+	rp.lost = true
+	l.repaired(Repair{Kind: RepairWritesLost, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq, Detail: g.Detail})
+	return nil
+}
+
+// moveLost moves path (of size bytes) into this open's lost/ directory:
+// out of the data, still on disk for whoever wants to dig.
+func (l *Log) moveLost(rp *replayPlan, path string, size int64, why string) error {
+	if rp.lostDir == "" {
+		rp.lostDir = filepath.Join(l.dir, lostDirName, fmt.Sprintf("%020d", l.cfg.Now().UnixNano()))
+		if err := l.fs.MkdirAll(rp.lostDir); err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+	}
+	dst := filepath.Join(rp.lostDir, filepath.Base(path))
+	if err := l.fs.Rename(path, dst); err != nil {
+		return fmt.Errorf("wal: move %s aside: %w", path, err)
+	}
+	l.repaired(Repair{Kind: RepairSegmentMoved, File: path, Bytes: size, Detail: why + ", moved to " + dst})
+	return nil
+}
+
+// fileSize is the size of path.
+func (l *Log) fileSize(path string) (int64, error) {
+	f, err := l.fs.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
+	}
+	return st.Size(), nil
+}
+
+// chain checks that a segment whose first sequence number is first
+// continues the history.  It returns false when there is a hole before
+// it that AllowDataLoss accepts by cutting the history there.
+func (l *Log) chain(rp *replayPlan, path string, num, prevNum, first uint64) (bool, error) {
+	if first <= rp.cursor+1 {
+		return true, nil
+	}
+	g := &GapError{FirstSeq: rp.cursor + 1, LastSeq: first - 1, Files: []string{path}}
+	// At the start means nothing was recovered before the hole: no
+	// snapshot, no segment.  Otherwise the hole is in the middle.
+	atStart := rp.kept == 0 && rp.snapSeq == 0
+	switch {
+	case rp.kept > 0 && num != prevNum+1:
+		g.Detail = segRange(prevNum+1, num-1)
+	case rp.kept > 0:
+		g.Detail = fmt.Sprintf("segment %s starts at seq %d but the one before it ends at %d", path, first, rp.cursor)
+	case rp.haveMan && rp.snapSeq < rp.man.snapSeq:
+		g.Detail = fmt.Sprintf("snapshot %s is missing (the manifest names it); the log starts at seq %d",
+			l.snapPath(rp.man.snapSeq), first)
+	case rp.snapSeq == 0:
+		g.Detail = fmt.Sprintf("there is no snapshot and the first segment, %s, starts at seq %d: a snapshot or earlier segments are missing", path, first)
+	default:
+		g.Detail = fmt.Sprintf("snapshot %s covers up to seq %d but the first segment, %s, starts at seq %d: segments before it are missing",
+			l.snapPath(rp.snapSeq), rp.snapSeq, path, first)
+	}
+	if !l.cfg.AllowDataLoss {
+		return false, g
+	}
+	rp.lost = true
+	if !atStart {
+		// A hole in the middle: what follows it would be replayed over a
+		// history missing writes, so it is set aside (moveLost) and the
+		// state is the one after the last write before the hole.
+		l.repaired(Repair{Kind: RepairWritesLost, FirstSeq: rp.cursor + 1,
+			Detail: g.Detail + fmt.Sprintf("; kept the history up to seq %d, set aside every segment from %s on", rp.cursor, path)})
+		return false, nil
+	}
+	// A hole at the start: the segments hold an unbroken suffix of the
+	// history, kept over an empty state (writes before it are given up).
+	l.repaired(Repair{Kind: RepairWritesLost, FirstSeq: g.FirstSeq, LastSeq: g.LastSeq,
+		Detail: g.Detail + "; keys last written before it are gone"})
+	rp.base, rp.cursor = first-1, first-1
+	return true, nil
+}
+
+// replaySegment replays one segment.  It returns false, without applying
+// anything, when a hole before the segment cut the history there.
+func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required bool, h Handler) (bool, error) {
 	path := l.segPath(num)
 	seg := segment{num: num}
 	f, err := l.fs.Open(path)
 	if err != nil {
-		return seg, fmt.Errorf("wal: %w", err)
+		return false, fmt.Errorf("wal: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return seg, fmt.Errorf("wal: %w", err)
+		return false, fmt.Errorf("wal: %w", err)
 	}
 	m, err := mapFile(f, st.Size())
 	f.Close()
 	if err != nil {
-		return seg, fmt.Errorf("wal: read %s: %w", path, err)
+		return false, fmt.Errorf("wal: read %s: %w", path, err)
 	}
+	defer m.close()
 	data := m.data
-	off, torn := 0, false
+	off, torn, checked := 0, false, false
 	var headerFirst uint64
 	for off < len(data) || off == 0 {
 		r, n, err := decodeRecord(data[off:])
 		if err != nil {
-			if last && isTorn(data[off:]) {
+			if last && isTorn(data[off:]) && (off > 0 || !required) {
 				torn = true
 				break
 			}
-			m.close()
-			return seg, recordErr(path, int64(off), err, "record")
+			return false, recordErr(path, int64(off), err, "record")
 		}
 		if off == 0 {
 			if r.Type != TypeMeta || string(r.Key) != segMetaKey || len(r.Value) != 24 {
-				m.close()
-				return seg, corruptf(path, 0, nil, "not a segment header")
+				return false, corruptf(path, 0, nil, "not a segment header")
 			}
 			if v := binary.LittleEndian.Uint32(r.Value); v != segFormatVersion {
-				m.close()
-				return seg, &CorruptError{File: path, Reason: fmt.Sprintf("segment version %d", v), Kind: ErrUnsupported}
+				return false, &CorruptError{File: path, Reason: fmt.Sprintf("segment version %d", v), Kind: ErrUnsupported}
 			}
 			if hn := binary.LittleEndian.Uint64(r.Value[8:]); hn != num {
-				m.close()
-				return seg, corruptf(path, 0, nil, "header says segment %d", hn)
+				return false, corruptf(path, 0, nil, "header says segment %d", hn)
 			}
 			headerFirst = binary.LittleEndian.Uint64(r.Value[16:])
+			if headerFirst != 0 {
+				if ok, err := l.chain(rp, path, num, prevNum, headerFirst); !ok || err != nil {
+					return false, err
+				}
+				checked = true
+			}
 			off += n
 			continue
 		}
-		hi, err := checkLogRecord(r, *prev)
+		if !checked {
+			if ok, err := l.chain(rp, path, num, prevNum, r.Seq); !ok || err != nil {
+				return false, err
+			}
+			checked = true
+		}
+		hi, err := checkLogRecord(r, rp.prev)
 		if err == nil && seg.first == 0 && headerFirst != 0 && r.Seq != headerFirst {
 			err = fmt.Errorf("first seq %d, header says %d", r.Seq, headerFirst)
 		}
 		if err != nil {
-			m.close()
-			return seg, corruptf(path, int64(off), nil, "%v", err)
+			return false, corruptf(path, int64(off), nil, "%v", err)
 		}
-		if r.Seq > snapSeq && h.Apply != nil {
-			if err := h.Apply(r); err != nil {
-				m.close()
-				return seg, err
+		if r.Seq > rp.snapSeq {
+			if h.Apply != nil {
+				if err := h.Apply(r); err != nil {
+					return false, err
+				}
 			}
-		}
-		if r.Seq > snapSeq {
 			l.recovery.Replayed++
+			l.recovery.ReplayedBytes += int64(n)
 		}
 		if seg.first == 0 {
 			seg.first = r.Seq
 		}
-		seg.last, *prev = hi, hi
+		seg.last, rp.prev = hi, hi
+		rp.cursor = max(rp.cursor, hi)
 		off += n
 	}
-	m.close()
 	seg.size = int64(off)
 	if torn {
 		dropped := int64(len(data) - off)
 		l.recovery.TornFile, l.recovery.TornOffset, l.recovery.TornBytes = path, int64(off), dropped
-		l.cfg.Logf("wal: torn tail in %s: truncated at offset %d, %d bytes dropped", path, off, dropped)
+		detail := "the last write(s) of a crash, never completed"
+		if off == 0 {
+			detail = "a segment whose header never reached the disk, removed"
+		}
+		l.repaired(Repair{Kind: RepairTornTail, File: path, Offset: int64(off), Bytes: dropped, Detail: detail})
 		if err := l.truncate(path, int64(off)); err != nil {
-			return seg, err
+			return false, err
 		}
 	}
-	return seg, nil
+	l.nextNum = num + 1
+	if seg.size > 0 {
+		l.segs = append(l.segs, seg)
+		rp.kept++
+		rp.lastFirst = seg.first
+		if seg.first == 0 {
+			rp.lastFirst = headerFirst
+		}
+	} else {
+		l.nextNum = num // it was removed: reuse its number, no gap
+	}
+	return true, nil
 }
 
 // checkLogRecord checks what the codec cannot: the record may appear in a

@@ -176,28 +176,42 @@ func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq2[Record, error]) (i
 
 // dropCovered removes closed segments whose records all have seq <= seq,
 // oldest first so a crash midway leaves a contiguous run, then the
-// snapshots older than seq.
+// snapshots older than seq.  The manifest names the new snapshot and the
+// first segment kept before anything is removed (manifest.go, invariants
+// 1 and 2).
 func (l *Log) dropCovered(seq uint64) error {
 	wdir := filepath.Join(l.dir, walDirName)
-	removed := false
-	for {
-		l.mu.Lock()
-		// The open segment (if any) is always the last one and is kept.
-		if len(l.segs) == 0 || (l.curOpen && len(l.segs) == 1) || l.segs[0].last > seq {
-			l.mu.Unlock()
-			break
-		}
-		s := l.segs[0]
-		l.mu.Unlock()
+	l.manMu.Lock()
+	l.mu.Lock()
+	// The open segment (if any) is always the last one and is kept.
+	n := 0
+	for n < len(l.segs) && !(l.curOpen && n == len(l.segs)-1) && l.segs[n].last <= seq {
+		n++
+	}
+	drop := append([]segment(nil), l.segs[:n]...)
+	m := l.man
+	m.snapSeq = seq
+	switch {
+	case n < len(l.segs):
+		m.firstSeg = l.segs[n].num
+	case n > 0:
+		m.firstSeg = drop[n-1].num + 1 // none left: the next one gets this number or a later one
+	}
+	l.mu.Unlock()
+	err := l.writeManifestLocked(m)
+	l.manMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, s := range drop {
 		if err := l.fs.Remove(l.segPath(s.num)); err != nil {
 			return fmt.Errorf("wal: remove covered segment: %w", err)
 		}
-		removed = true
 		l.mu.Lock()
 		l.segs = l.segs[1:]
 		l.mu.Unlock()
 	}
-	if removed {
+	if len(drop) > 0 {
 		if err := l.fs.SyncDir(wdir); err != nil {
 			return fmt.Errorf("wal: fsync wal directory: %w", err)
 		}
@@ -207,7 +221,7 @@ func (l *Log) dropCovered(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	removed = false
+	removed := false
 	for _, n := range names {
 		if s, ok := parseNum(n, snapExt); ok && s < seq {
 			if err := l.fs.Remove(filepath.Join(sdir, n)); err != nil {

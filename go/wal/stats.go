@@ -66,3 +66,30 @@ func (l *Log) LastSeq() uint64 {
 	defer l.mu.Unlock()
 	return l.lastSeq
 }
+
+// maxSegmentsAtOpen: past this many live segments after Open,
+// CheckpointDueAtOpen reports true whatever their size.  Every open that
+// writes starts a new segment, so a process killed again and again before
+// it checkpoints would otherwise pile up small segments without bound.
+const maxSegmentsAtOpen = 16
+
+// CheckpointDueAtOpen reports whether an engine should checkpoint right
+// after Open, before it serves: CheckpointDue, or more than
+// maxSegmentsAtOpen live segments holding less than half a segment each
+// on average.  Checkpointing then bounds what the
+// next open replays even when this process is killed before any
+// automatic checkpoint finishes (a crash loop): each open replays at most
+// about the checkpoint size plus what the run before it wrote.
+func (l *Log) CheckpointDueAtOpen() bool {
+	if l.cfg.CheckpointBytes < 0 {
+		return false
+	}
+	if l.CheckpointDue() {
+		return true
+	}
+	// Many segments, mostly near empty: the trace of short runs.  A large
+	// database whose log merely spans many full segments waits for
+	// CheckpointDue instead of rewriting its snapshot at every open.
+	s := l.Stats()
+	return s.Segments > maxSegmentsAtOpen && s.WALBytes < int64(s.Segments)*l.cfg.SegmentSize/2
+}

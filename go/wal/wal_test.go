@@ -208,7 +208,7 @@ func writeStream(t *testing.T, dir string, recs []Record) (string, []int64) {
 
 func TestTornTailEveryOffset(t *testing.T) {
 	src := t.TempDir()
-	g, recs := genStream(7, 40)
+	_, recs := genStream(7, 40)
 	seg, ends := writeStream(t, src, recs)
 	full, _ := os.ReadFile(seg)
 	hdrEnd := ends[0] - int64(len(encode(t, recs[0])))
@@ -238,6 +238,16 @@ func TestTornTailEveryOffset(t *testing.T) {
 		}
 		if cut < hdrEnd {
 			keep = 0
+			// The manifest names the segment, so its header was durable:
+			// a cut inside it is damage, refused as a gap.
+			if _, err := Open(dir, Config{}, Handler{}); !errors.Is(err, ErrGap) {
+				t.Fatalf("cut at %d inside the named segment's header: %v, want ErrGap", cut, err)
+			}
+			// A crash while the segment was being created leaves the
+			// manifest from before it: that tail is torn, and cut off.
+			if err := (&Log{fs: vfs.OS, dir: dir}).writeManifestLocked(manifest{firstSeg: 1}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		rc := &recovered{}
 		l, err := Open(dir, Config{}, rc.handler())
@@ -249,8 +259,9 @@ func TestTornTailEveryOffset(t *testing.T) {
 			t.Fatalf("cut at %d: TornBytes %d, want %d", cut, ri.TornBytes, cut-keep)
 		}
 		// The log keeps working after the truncation, and the next open
-		// is clean.
-		next := g.seq + 1
+		// is clean.  Numbering continues after what was recovered, as
+		// an engine's does (a number skipped would read as a gap).
+		next := l.LastSeq() + 1
 		if err := l.AppendRecords(Record{Type: TypePut, Seq: next, Key: []byte("after")}); err != nil {
 			t.Fatalf("cut at %d: append after recovery: %v", cut, err)
 		}
@@ -580,14 +591,19 @@ func TestIntervalFsyncFailureStopsWrites(t *testing.T) {
 	fault := vfs.NewFault(nil)
 	l, _ := openT(t, t.TempDir(), Config{FS: fault, Sync: SyncInterval, SyncInterval: time.Millisecond})
 	defer l.Close()
-	fault.FailSyncsAfter(0, nil)
+	// The first append creates the segment and fsyncs its header in the
+	// append path; arm the fault after it, for the background fsync.
 	if err := l.AppendRecords(Record{Type: TypePut, Seq: 1, Key: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	fault.FailSyncsAfter(0, nil)
+	if err := l.AppendRecords(Record{Type: TypePut, Seq: 2, Key: []byte("b")}); err != nil {
 		t.Fatal(err)
 	}
 	for !l.Stats().FailStop {
 		time.Sleep(time.Millisecond)
 	}
-	if err := l.AppendRecords(Record{Type: TypePut, Seq: 2, Key: []byte("b")}); !errors.Is(err, ErrFailStop) || !errors.Is(err, syscall.EIO) {
+	if err := l.AppendRecords(Record{Type: TypePut, Seq: 3, Key: []byte("c")}); !errors.Is(err, ErrFailStop) || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("got %v, want ErrFailStop wrapping EIO", err)
 	}
 }
