@@ -34,9 +34,9 @@ type RecoveryStats struct {
 // checkpoint is logged, not fatal: the data is safe in the log, and the
 // automatic checkpoint retries once writes resume.
 func (d *durability) afterOpen(logf func(string, ...any)) {
-	ri := d.log.Recovery()
+	ri := d.wal.Recovery()
 	d.rec = RecoveryStats{ReplayedBytes: ri.ReplayedBytes, ReplayedRecords: ri.Replayed, Repairs: ri.Repairs}
-	if !d.log.CheckpointDueAtOpen() {
+	if !d.wal.CheckpointDueAtOpen() {
 		return
 	}
 	if err := d.checkpoint(); err != nil {
