@@ -43,6 +43,10 @@ type limits struct {
 	// recovered from disk (durable.go).  Until then nothing can expire,
 	// so a native read skips the clock (readNow), a few percent of a Get.
 	mayExpire atomic.Bool
+
+	// locks orders every write per key, in memory and durable alike, so
+	// Update's read-modify-write is atomic (update.go).
+	locks keyLocks
 }
 
 // markExpiry records that entries with an expiry may exist from now on.

@@ -50,9 +50,7 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"iter"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -89,7 +87,6 @@ type walHooks struct {
 }
 
 const (
-	keyStripes = 256
 	// checkEvery: writes between two CheckpointDue polls (it takes the
 	// log's mutex, so it is not done on every write).
 	checkEvery = 64
@@ -109,9 +106,6 @@ type durability struct {
 	seqMu sync.Mutex // orders step 4: seq assignment and Enqueue
 	seq   uint64     // last sequence number taken; guarded by seqMu
 
-	stripes [keyStripes]sync.Mutex
-	seed    maphash.Seed
-
 	// broken holds the error that made the index diverge from the log
 	// (a publish failed after its record was logged); nil otherwise.
 	broken atomic.Pointer[error]
@@ -126,7 +120,7 @@ type durability struct {
 // idx, which must be empty.
 func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error) {
 	opts := lim.opts
-	d := &durability{idx: idx, lim: lim, seed: maphash.MakeSeed()}
+	d := &durability{idx: idx, lim: lim}
 	cfg := wal.Config{
 		FS:              hooks.fs,
 		Sync:            opts.Sync,
@@ -191,10 +185,6 @@ func walError(err error) error {
 	return err
 }
 
-func (d *durability) stripe(key []byte) int {
-	return int(maphash.Bytes(d.seed, key) % keyStripes)
-}
-
 // readOnlyErr returns the error writes get once the engine is read-only.
 func (d *durability) readOnlyErr() error {
 	if p := d.broken.Load(); p != nil {
@@ -208,28 +198,16 @@ func (d *durability) readOnlyErr() error {
 // first to dst; publish applies it to the index.
 func (d *durability) write(keys func(yield func([]byte)), nseq, size int,
 	encode func(dst []byte, first uint64) ([]byte, error), publish func() error) error {
-	var set [keyStripes / 64]uint64
-	keys(func(k []byte) {
-		s := d.stripe(k)
-		set[s/64] |= 1 << (s % 64)
-	})
-	// Lock the stripes in ascending order (no deadlock between writes
-	// that share some), visiting only the set bits: a loop over all 256
-	// stripes, twice, was ~15% of a single put's CPU (perf, SyncNone).
-	// Unlock order does not matter.
-	for i, w := range set {
-		for ; w != 0; w &= w - 1 {
-			d.stripes[i*64+bits.TrailingZeros64(w)].Lock()
-		}
-	}
-	defer func() {
-		for i, w := range set {
-			for ; w != 0; w &= w - 1 {
-				d.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
-			}
-		}
-	}()
+	set := d.lim.locks.lock(keys)
+	defer d.lim.locks.unlock(&set)
+	return d.writeLocked(nseq, size, encode, publish)
+}
 
+// writeLocked is write's steps 3-7, for a caller that holds the stripes
+// of the operation's keys (step 2) already: write, or Update (update.go),
+// which holds them across its read, its function and this write.
+func (d *durability) writeLocked(nseq, size int,
+	encode func(dst []byte, first uint64) ([]byte, error), publish func() error) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {

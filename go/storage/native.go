@@ -291,7 +291,7 @@ func (e *nativeEngine) put(key, value []byte, exp int64) error {
 		return err
 	}
 	if e.dur == nil {
-		return e.publishPut(key, value, exp)
+		return e.memWrite(false, oneKey(key), func() error { return e.publishPut(key, value, exp) })
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
@@ -328,7 +328,7 @@ func (e *nativeEngine) Delete(key []byte) error {
 		return err
 	}
 	if e.dur == nil {
-		return e.publishDelete(key)
+		return e.memWrite(false, oneKey(key), func() error { return e.publishDelete(key) })
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
@@ -368,17 +368,24 @@ func (e *nativeEngine) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
+	return e.applyOps(ops, size, false)
+}
+
+// applyOps encodes validated ops once and applies them in one C call;
+// locked: the caller holds their stripes (Update).
+func (e *nativeEngine) applyOps(ops []prepOp, size int, locked bool) error {
+	var err error
 	bp := getEncBuf(size)
 	defer putEncBuf(bp)
 	if e.dur == nil {
 		if *bp, err = appendOps((*bp)[:0], ops, 0); err != nil {
 			return err
 		}
-		return e.publishBatch(*bp)
+		return e.memWrite(locked, opKeys(ops), func() error { return e.publishBatch(*bp) })
 	}
 	// *bp holds the nested records (the C call's input); the log gets
 	// them wrapped in one BATCH record.
-	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
+	return e.dur.durableWrite(locked, ops, len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
 		if *bp, err = appendOps((*bp)[:0], ops, first); err != nil {
 			return dst, err
 		}

@@ -244,7 +244,7 @@ func (e *pureEngine) put(key, value []byte, exp int64) error {
 		return nil
 	}
 	if e.dur == nil {
-		return publish()
+		return e.memWrite(false, oneKey(key), publish)
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
 		it.seq = seq
@@ -281,7 +281,7 @@ func (e *pureEngine) Delete(key []byte) error {
 		return nil
 	}
 	if e.dur == nil {
-		return publish()
+		return e.memWrite(false, oneKey(key), publish)
 	}
 	return e.dur.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
 		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
@@ -304,6 +304,12 @@ func (e *pureEngine) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
+	return e.applyOps(ops, size, false)
+}
+
+// applyOps applies validated ops under one write lock; locked: the caller
+// holds their stripes (Update).
+func (e *pureEngine) applyOps(ops []prepOp, size int, locked bool) error {
 	// Copy the values before taking the lock.
 	items := make([]pureItem, len(ops))
 	for i := range ops {
@@ -333,9 +339,9 @@ func (e *pureEngine) Apply(b *Batch) error {
 		return nil
 	}
 	if e.dur == nil {
-		return publish()
+		return e.memWrite(locked, opKeys(ops), publish)
 	}
-	return e.dur.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
+	return e.dur.durableWrite(locked, ops, len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
 		for i := range items {
 			items[i].seq = first + uint64(i)
 		}
