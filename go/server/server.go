@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/resp"
 	"github.com/mantisdb/mantisdb/go/storage"
 	"golang.org/x/net/netutil"
 )
@@ -62,6 +63,8 @@ type Server struct {
 
 	shuttingDown atomic.Bool
 	closed       atomic.Bool
+
+	respSrv atomic.Pointer[resp.Server] // the RESP listener (resp.go); nil when off
 
 	// cacheMu guards cacheClosed: cache users hold the read side (see
 	// withCache), Close the write side.
@@ -245,6 +248,7 @@ func (s *Server) Close() error {
 	}
 	s.shuttingDown.Store(true)
 	var errs []error
+	s.closeRESP() // no RESP command may reach the engine once it closes
 	if err := s.engine.Sync(); err != nil && !errors.Is(err, storage.ErrClosed) {
 		errs = append(errs, fmt.Errorf("engine sync: %w", err))
 	}

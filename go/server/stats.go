@@ -133,6 +133,7 @@ type StatsResponse struct {
 	Cache         CacheStats                `json:"cache"`
 	WAL           WALStats                  `json:"wal"`
 	Runtime       RuntimeStats              `json:"runtime"`
+	RESP          *RESPStats                `json:"resp,omitempty"` // null when --resp-port is 0
 }
 
 // OperationStats are the engine's operation counters since open.
@@ -218,6 +219,7 @@ func (s *Server) Stats() StatsResponse {
 			NextGCBytes:         ms.NextGC,
 		},
 	}
+	resp.RESP = s.respStats()
 	if !es.LastCheckpoint.IsZero() {
 		t := es.LastCheckpoint.UTC()
 		resp.WAL.LastCheckpoint = &t
