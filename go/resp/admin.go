@@ -251,7 +251,7 @@ func cmdClient(x *exec) {
 	case (sub == "no-evict" || sub == "no-touch") && n == 3:
 		x.r.ok() // nothing is evicted or LRU-touched here
 	default:
-		x.fail("ERR unknown subcommand or wrong number of arguments for '" + string(clip(x.args[1])) + "'. Try CLIENT HELP.")
+		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try CLIENT HELP.")
 	}
 }
 
@@ -316,7 +316,7 @@ func cmdConfig(x *exec) {
 	case sub == "set" && len(x.args) >= 4:
 		x.fail("ERR CONFIG SET is not supported: MantisDB is configured by flags and MANTISDB_* variables")
 	default:
-		x.fail("ERR unknown subcommand or wrong number of arguments for '" + string(clip(x.args[1])) + "'. Try CONFIG HELP.")
+		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try CONFIG HELP.")
 	}
 }
 
@@ -398,7 +398,7 @@ func cmdCommand(x *exec) {
 			x.r.array(0)
 		}
 	default:
-		x.fail("ERR unknown subcommand or wrong number of arguments for '" + string(clip(x.args[1])) + "'. Try COMMAND HELP.")
+		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try COMMAND HELP.")
 	}
 }
 

@@ -40,8 +40,8 @@ type command struct {
 	// first, last, step: the key arguments (Redis's key spec): last -1 is
 	// the last argument; first 0 means no keys.
 	first, last, step int
-	group, summary   string
-	run              func(x *exec)
+	group, summary    string
+	run               func(x *exec)
 
 	calls, usec, failed atomic.Uint64 // INFO commandstats
 }

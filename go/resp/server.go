@@ -77,8 +77,8 @@ type Server struct {
 	mu     sync.Mutex // guards clients and closing
 	// clients are the open connections, for CLIENT LIST and INFO.
 	clients map[*client]struct{}
-	closing bool         // Close ran: accept refuses, so conns.Add never races Wait
-	ln      net.Listener // what Serve serves
+	closing bool           // Close ran: accept refuses, so conns.Add never races Wait
+	ln      net.Listener   // what Serve serves
 	conns   sync.WaitGroup // one per open connection: Close waits for them
 
 	commands    atomic.Uint64 // commands executed
@@ -182,12 +182,12 @@ type client struct {
 	proto   int
 
 	authed bool
-	multi  bool       // inside MULTI
-	queue  []queued   // commands queued by MULTI
-	dirty  bool       // a command failed to queue: EXEC aborts
-	watch  []watched  // WATCHed keys and what they held
-	quit   bool       // close after this burst's replies
-	r      reply      // replies of the burst being served
+	multi  bool      // inside MULTI
+	queue  []queued  // commands queued by MULTI
+	dirty  bool      // a command failed to queue: EXEC aborts
+	watch  []watched // WATCHed keys and what they held
+	quit   bool      // close after this burst's replies
+	r      reply     // replies of the burst being served
 	burst  []redcon.Command
 }
 
