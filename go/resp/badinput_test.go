@@ -6,10 +6,10 @@ package resp
 import (
 	"context"
 	"errors"
-	"net"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 
