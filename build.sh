@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 # the RESP tests and benchmark rows).
 PKGS=(build-essential pkg-config libck-dev libmimalloc-dev libcmocka-dev clang
       libclang-rt-dev wrk redis-server redis-tools xxd)
-GO_MIN_MINOR=24 # go.mod says go 1.24: #cgo noescape/nocallback need it
+GO_MIN_MINOR=26 # go.mod says go 1.26 (go-redis v9.23, the RESP tests' client, requires it)
 
 missing=()
 for p in "${PKGS[@]}"; do
