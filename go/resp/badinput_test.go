@@ -47,6 +47,7 @@ func TestBadInput(t *testing.T) {
 		{"commands before a bad frame are served", "PING\r\n*1\r\n$9999999999\r\n", []string{"+PONG", "-ERR Protocol error: invalid bulk length"}, true},
 		{"inline line too long", strings.Repeat("a", 70<<10), []string{"-ERR Protocol error: too big inline request"}, true},
 		{"unbalanced quotes", "SET \"k v\r\n", []string{"-ERR Protocol error: unbalanced quotes in request"}, true},
+		{"nothing after QUIT", "SET q 1\r\nQUIT\r\nSET q 2\r\n", []string{"+OK", "+OK"}, true},
 		{"inline quoting", "SET \"a b\" 'c d'\r\nGET \"a b\"\r\n", []string{"+OK", "$3", "c d"}, false},
 	}
 	for _, tc := range tests {
@@ -71,6 +72,11 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("after the errors: %q", got)
 			}
 		})
+	}
+	r := ts.raw(t)
+	io.WriteString(r, "GET q\r\n")
+	if got := r.line(t) + r.line(t); got != "$11" {
+		t.Fatalf("a command after QUIT ran: GET q = %q", got)
 	}
 	// Unterminated frames: the client gives up mid-frame; nothing breaks.
 	for _, partial := range []string{"*2\r\n$3\r\nGET\r\n$3\r\nab", "*3\r\n$3\r\nSET", "GET k", "*"} {

@@ -134,7 +134,7 @@ func arityError(name string) string {
 // execBurst serves a burst of commands in order, grouping runs of plain
 // reads and writes (pipeline.go).
 func (s *Server) execBurst(c *client, cmds []redconCommand) {
-	for i := 0; i < len(cmds); {
+	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT
 		if !c.multi && c.authed {
 			if n := s.runReads(c, cmds[i:]); n > 0 {
 				i += n
