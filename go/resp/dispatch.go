@@ -144,6 +144,10 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 				i += n
 				continue
 			}
+			if n := s.runUpdates(c, cmds[i:]); n > 0 {
+				i += n
+				continue
+			}
 		}
 		s.exec1(c, cmds[i].Args)
 		i++

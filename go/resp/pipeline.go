@@ -2,7 +2,9 @@
 // consecutive GET and MGET commands becomes one Store.ViewMany (one cgo
 // crossing for the native engine); a run of consecutive plain SET and
 // MSET commands becomes one Store.Apply (one log record, one group-commit
-// wait).  Each command stays atomic on its own (a batch is applied
+// wait); a run of other write commands (INCR, APPEND, SET with options,
+// ...) runs inside one Store.Update over all their keys, so it too is one
+// log record.  Each command stays atomic on its own (a batch is applied
 // all-or-nothing, so more than atomic), and replies are written in the
 // order of the commands.  Anything else, and any command that would fail
 // (wrong arity, a bad size), ends the run and is served alone by exec1.
@@ -167,6 +169,69 @@ done:
 func (s *Server) fits(kvs [][]byte) bool {
 	for i := 0; i+1 < len(kvs); i += 2 {
 		if len(kvs[i]) == 0 || len(kvs[i]) > s.cfg.MaxKeySize || len(kvs[i+1]) > s.cfg.MaxValueSize {
+			return false
+		}
+	}
+	return true
+}
+
+// maxUpdateRun bounds the commands of one grouped Update, and so how long
+// it holds its keys' locks.
+const maxUpdateRun = 256
+
+// runUpdates serves the leading run of keyed write commands of cmds (at
+// least two; a single one is left to exec1) inside one Store.Update: each
+// runs against the transaction in order, seeing the writes of those
+// before it, and their writes are applied together.  A command that
+// fails replies its error and writes nothing, as it would alone.  If the
+// batch itself cannot be applied, every command of the run gets that
+// error.
+func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
+	n := 0
+	var keys [][]byte
+	for _, rc := range cmds {
+		if n == maxUpdateRun {
+			break
+		}
+		a := rc.Args
+		if len(a) == 0 {
+			break
+		}
+		cmd := s.lookup(a[0])
+		if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
+			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+			break
+		}
+		ks := cmd.keys(a)
+		if !s.validKeys(ks) {
+			break // its own error, from exec1, must not fail the others
+		}
+		keys = append(keys, ks...)
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	mark := len(c.r.b)
+	err := s.store.Update(keys, func(tx *storage.Txn) error {
+		for _, rc := range cmds[:n] {
+			s.run(c, s.lookup(rc.Args[0]), rc.Args, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		c.r.b = c.r.b[:mark]
+		for range cmds[:n] {
+			c.r.err(storeError(err))
+		}
+	}
+	return n
+}
+
+// validKeys reports whether the engine accepts every key of keys.
+func (s *Server) validKeys(keys [][]byte) bool {
+	for _, k := range keys {
+		if len(k) == 0 || len(k) > s.cfg.MaxKeySize {
 			return false
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,5 +364,31 @@ func TestDurableAcrossReopen(t *testing.T) {
 	vals, err := ts.client(t, 3, "").MGet(ctx, "n", "a", "b", "c", "d").Result()
 	if err != nil || fmt.Sprint(vals) != "[20 1 2 3 4]" {
 		t.Fatalf("after reopen: %v, %v", vals, err)
+	}
+}
+
+// TestPipelinedUpdates: a burst of read-modify-write commands is served
+// as one Update; each command still sees the ones before it, fails alone,
+// and replies in order.
+func TestPipelinedUpdates(t *testing.T) {
+	ts := startServer(t, Config{MaxKeySize: 16}, storage.Options{MaxKeySize: 16})
+	r := ts.raw(t)
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		b.WriteString("INCR n\r\n")
+	}
+	b.WriteString("SET s abc\r\nINCR s\r\nAPPEND s def\r\nSET e 1 EX 0\r\nINCR " + strings.Repeat("k", 17) + "\r\nGETSET n x\r\nGET n\r\n")
+	io.WriteString(r, b.String())
+	for i := 1; i <= 50; i++ {
+		if got := r.line(t); got != ":"+strconv.Itoa(i) {
+			t.Fatalf("INCR %d: %q", i, got)
+		}
+	}
+	for _, want := range []string{"+OK", "-ERR value is not an integer or out of range", ":6",
+		"-ERR invalid expire time in 'set' command", "-ERR key is larger than the server's max-key-size",
+		"$2", "50", "$1", "x"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	}
 }
