@@ -209,24 +209,14 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		err = derr
 	}
 	if err == nil {
-		// ops uniform draws from n keys leave n(1-(1-1/n)^ops) distinct keys
-		// on average; fewer than 98% of that means writes were dropped.
-		want := float64(n) * (1 - pow1m(1/float64(n), dops))
-		if float64(before) < 0.98*want {
-			err = fmt.Errorf("read-back: %d keys after %d random sets, expected about %.0f", before, dops, want)
-		}
-	}
-	if err == nil {
-		srv, err = startRedis(ddir, true, srv.port)
-		if err == nil {
-			after, aerr := srv.dbsize()
-			srv.stop()
-			if aerr != nil {
-				err = aerr
-			} else if after != before {
-				err = fmt.Errorf("after restart from the AOF: %d keys, %d acknowledged", after, before)
+		err = checkDurableSet(n, dops, before, func() (int, error) { // from the AOF
+			srv, err := startRedis(ddir, true, srv.port)
+			if err != nil {
+				return 0, err
 			}
-		}
+			defer srv.stop()
+			return srv.dbsize()
+		})
 	}
 	r.Verified = err == nil
 	if err != nil {

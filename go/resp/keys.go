@@ -15,7 +15,13 @@ import (
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
-func cmdDel(x *exec) {
+func cmdDel(x *exec) { x.countKeys(true) }
+
+func cmdExists(x *exec) { x.countKeys(false) }
+
+// countKeys replies how many of the key arguments exist (a key named
+// twice counts twice, as in Redis), deleting them with del.
+func (x *exec) countKeys(del bool) {
 	n := 0
 	for _, k := range x.args[1:] {
 		_, found, good := x.lookupValue(k)
@@ -23,23 +29,9 @@ func cmdDel(x *exec) {
 			return
 		}
 		if found {
-			if !x.del(k) {
+			if del && !x.del(k) {
 				return
 			}
-			n++
-		}
-	}
-	x.r.int(int64(n))
-}
-
-func cmdExists(x *exec) {
-	n := 0
-	for _, k := range x.args[1:] {
-		_, found, good := x.lookupValue(k)
-		if !good {
-			return
-		}
-		if found {
 			n++
 		}
 	}

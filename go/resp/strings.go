@@ -123,6 +123,18 @@ func (x *exec) expiryArg(opt string, arg []byte) (int64, bool) {
 	return v, true
 }
 
+// expiryOpt parses the EX|PX|EXAT|PXAT option at args[i] and its value,
+// returning the expiry and the index of the value; dup (an expiry option
+// came before) and a missing value are syntax errors.
+func (x *exec) expiryOpt(opt string, i int, dup bool) (int64, int, bool) {
+	if dup || i+1 >= len(x.args) {
+		x.fail(errSyntax)
+		return 0, i, false
+	}
+	exp, ok := x.expiryArg(opt, x.args[i+1])
+	return exp, i + 1, ok
+}
+
 func cmdGet(x *exec) {
 	ent, ok, good := x.lookupValue(x.args[1])
 	switch {
@@ -152,16 +164,11 @@ func cmdSet(x *exec) {
 		case "keepttl":
 			keep = true
 		case "ex", "px", "exat", "pxat":
-			if expSet || i+1 >= len(x.args) {
-				x.fail(errSyntax)
+			var ok bool
+			if exp, i, ok = x.expiryOpt(opt, i, expSet); !ok {
 				return
 			}
 			expSet = true
-			i++
-			var ok bool
-			if exp, ok = x.expiryArg(opt, x.args[i]); !ok {
-				return
-			}
 		default:
 			x.fail(errSyntax)
 			return
@@ -271,16 +278,11 @@ func cmdGetEx(x *exec) {
 			}
 			persist, change = true, true
 		case "ex", "px", "exat", "pxat":
-			if change || i+1 >= len(x.args) {
-				x.fail(errSyntax)
+			var ok bool
+			if exp, i, ok = x.expiryOpt(opt, i, change); !ok {
 				return
 			}
 			change = true
-			i++
-			var ok bool
-			if exp, ok = x.expiryArg(opt, x.args[i]); !ok {
-				return
-			}
 		default:
 			x.fail(errSyntax)
 			return
