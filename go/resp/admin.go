@@ -514,6 +514,7 @@ func (s *Server) info(show func(string, bool) bool) string {
 		kv("rejected_connections", rs.Rejected)
 		kv("total_error_replies", s.failedTotal())
 		kv("mantisdb_protocol_errors", rs.ProtocolErrors)
+		kv("mantisdb_panics", rs.Panics)
 		kv("expired_keys", st.Expired)
 		kv("keyspace_hits", st.Gets-st.Misses)
 		kv("keyspace_misses", st.Misses)

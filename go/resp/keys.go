@@ -264,9 +264,14 @@ type cursorTable struct {
 	mu    sync.Mutex
 	byID  map[uint64][]byte
 	order []uint64 // ids, oldest first
+	bytes int      // key bytes held
 }
 
-const maxCursors = 1 << 16
+// The table keeps at most maxCursors cursors and maxCursorBytes of keys.
+const (
+	maxCursors     = 1 << 16
+	maxCursorBytes = 32 << 20
+)
 
 func newCursorTable() *cursorTable { return &cursorTable{byID: make(map[uint64][]byte)} }
 
@@ -280,11 +285,13 @@ func (t *cursorTable) put(key []byte) uint64 {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.order) >= maxCursors {
+	for len(t.order) > 0 && (len(t.order) >= maxCursors || t.bytes+len(key) > maxCursorBytes) {
+		t.bytes -= len(t.byID[t.order[0]])
 		delete(t.byID, t.order[0])
 		t.order = t.order[1:]
 	}
 	t.byID[id] = bytes.Clone(key)
+	t.bytes += len(key)
 	t.order = append(t.order, id)
 	return id
 }

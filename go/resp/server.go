@@ -18,7 +18,9 @@ package resp
 
 import (
 	"errors"
+	"log"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +87,7 @@ type Server struct {
 	connections atomic.Uint64 // connections accepted
 	rejected    atomic.Uint64 // connections refused (max clients)
 	protoErrors atomic.Uint64 // connections closed for a protocol error
+	panics      atomic.Uint64 // commands that panicked (a bug; should stay 0)
 }
 
 // New returns a server over store; call Serve to accept connections.
@@ -259,6 +262,17 @@ func isRedconProtocolError(err error) bool {
 // pipelined burst) and writes all their replies with one write.
 func (s *Server) serveRESP(conn redcon.Conn, cmd redcon.Command) {
 	c := conn.Context().(*client)
+	defer func() {
+		// A bug in one command must not take the process (and every
+		// other client) down: this connection gets an error and is
+		// closed; the others go on.
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			log.Printf("resp: panic serving %s: %v\n%s", c.addr, p, debug.Stack())
+			_, _ = conn.NetConn().Write([]byte("-ERR internal error\r\n"))
+			_ = conn.NetConn().Close()
+		}
+	}()
 	c.burst = append(c.burst[:0], cmd)
 	c.burst = append(c.burst, conn.ReadPipeline()...)
 	w := redcon.BaseWriter(conn)
@@ -278,6 +292,7 @@ type Stats struct {
 	Rejected         uint64 // refused: too many clients
 	ProtocolErrors   uint64 // connections closed for a protocol error
 	Commands         uint64 // commands executed
+	Panics           uint64 // commands that panicked (a bug; should stay 0)
 }
 
 // Stats returns the server's counters.
@@ -291,6 +306,7 @@ func (s *Server) Stats() Stats {
 		Rejected:         s.rejected.Load(),
 		ProtocolErrors:   s.protoErrors.Load(),
 		Commands:         s.commands.Load(),
+		Panics:           s.panics.Load(),
 	}
 }
 

@@ -140,7 +140,12 @@ type Txn struct {
 	lim  *limits
 	keys []txnKey
 	read func(key []byte, now int64) (Entry, bool, error)
+	// index finds a key's slot once there are more than txnScan keys (a
+	// linear scan is faster below that, and allocates nothing).
+	index map[string]int
 }
+
+const txnScan = 16
 
 // txnKey is one declared key's state inside a Txn.
 type txnKey struct {
@@ -156,9 +161,15 @@ type txnKey struct {
 func (t *Txn) Now() int64 { return t.now }
 
 func (t *Txn) slot(key []byte) (*txnKey, error) {
-	for i := range t.keys {
-		if bytes.Equal(t.keys[i].key, key) {
+	if t.index != nil {
+		if i, ok := t.index[string(key)]; ok {
 			return &t.keys[i], nil
+		}
+	} else {
+		for i := range t.keys {
+			if bytes.Equal(t.keys[i].key, key) {
+				return &t.keys[i], nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("%w: key %q was not declared to Update", ErrInvalid, key)
@@ -238,8 +249,14 @@ func update(e updatable, lim *limits, keys [][]byte, fn func(tx *Txn) error) err
 	set := lim.locks.lock(keysOf(keys))
 	defer lim.locks.unlock(&set)
 	tx := &Txn{now: lim.now(), lim: lim, read: e.entryAt, keys: make([]txnKey, 0, len(keys))}
+	if len(keys) > txnScan {
+		tx.index = make(map[string]int, len(keys))
+	}
 	for _, k := range keys {
 		if _, err := tx.slot(k); err != nil { // not yet declared: add it once
+			if tx.index != nil {
+				tx.index[string(k)] = len(tx.keys)
+			}
 			tx.keys = append(tx.keys, txnKey{key: k})
 		}
 	}

@@ -80,6 +80,22 @@ func testUpdate(t *testing.T, open Opener) {
 			return tx.Put(b("e"), b("5"), 0)
 		}, nil, func(t *testing.T) { wantValue(t, e, b("e"), b("5")) }},
 		{"nil function", [][]byte{b("e")}, nil, storage.ErrInvalid, nil},
+		{"many keys", manyKeys(40), func(tx *storage.Txn) error {
+			for i, k := range manyKeys(40) {
+				if err := tx.Put(k, []byte(strconv.Itoa(i)), 0); err != nil {
+					return err
+				}
+			}
+			ent, err := tx.Get(manyKeys(40)[39])
+			if err != nil || string(ent.Value) != "39" {
+				return fmt.Errorf("staged m39: %q %v", ent.Value, err)
+			}
+			return nil
+		}, nil, func(t *testing.T) {
+			for i, k := range manyKeys(40) {
+				wantValue(t, e, k, []byte(strconv.Itoa(i)))
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +115,15 @@ func testUpdate(t *testing.T, open Opener) {
 
 // testUpdateConcurrent: increments through Update, racing plain Puts of
 // other keys in the same stripes and batches, never lose an increment.
+// manyKeys returns n keys, more than a Txn scans linearly.
+func manyKeys(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = []byte(fmt.Sprintf("m%02d", i))
+	}
+	return out
+}
+
 func testUpdateConcurrent(t *testing.T, open Opener) {
 	e := open(t, storage.Options{MaxValueSize: 1 << 10})
 	u := updater(t, e)
