@@ -54,14 +54,45 @@ static mantis_status mgo_db_multi_get(uintptr_t h, const uint8_t *keys,
 import "C"
 
 import (
+	"errors"
 	"sync"
 	"unsafe"
 )
 
-// entryAt reads key's entry at now with one scan call bounded to
-// [key, key+"\x00"), the one range holding only key: a point get does not
-// return the expiry, a scan entry does.
+// entryAt reads key's entry at now.  A point get does not return the
+// expiry, so while no entry can carry one (limits.mayExpire is false: it
+// is set before the first expiring entry is published, and never reset)
+// the entry is read through the hash index with ExpiresAt 0, and checked
+// afterwards as readNow/recheckExpiry do; otherwise it is read with one
+// scan call bounded to [key, key+"\x00"), the one range holding only key.
 func (e *nativeEngine) entryAt(key []byte, now int64) (Entry, bool, error) {
+	if !e.mayExpire.Load() {
+		bp := getBufPool.Get().(*[]byte)
+		e.mu.RLock()
+		if e.db == nil {
+			e.mu.RUnlock()
+			putGetBuf(bp)
+			return Entry{}, false, ErrClosed
+		}
+		n, err := e.getAt(key, bp, 0)
+		e.mu.RUnlock()
+		if !e.mayExpire.Load() { // still nothing can expire: no expiry to report
+			var ent Entry
+			if err == nil {
+				ent.Value = make([]byte, n)
+				copy(ent.Value, (*bp)[:n])
+			}
+			putGetBuf(bp)
+			switch {
+			case err == nil:
+				return ent, true, nil
+			case errors.Is(err, ErrNotFound):
+				return Entry{}, false, nil
+			}
+			return Entry{}, false, err
+		}
+		putGetBuf(bp) // an expiring entry may exist now: read it with its expiry
+	}
 	end := make([]byte, len(key)+1)
 	copy(end, key)
 	bp := getBufPool.Get().(*[]byte)

@@ -160,17 +160,25 @@ type txnKey struct {
 // update judges expiry: an entry whose ExpiresAt <= Now is absent.
 func (t *Txn) Now() int64 { return t.now }
 
-func (t *Txn) slot(key []byte) (*txnKey, error) {
+// find returns the slot of key, or -1.
+func (t *Txn) find(key []byte) int {
 	if t.index != nil {
 		if i, ok := t.index[string(key)]; ok {
-			return &t.keys[i], nil
+			return i
 		}
-	} else {
-		for i := range t.keys {
-			if bytes.Equal(t.keys[i].key, key) {
-				return &t.keys[i], nil
-			}
+		return -1
+	}
+	for i := range t.keys {
+		if bytes.Equal(t.keys[i].key, key) {
+			return i
 		}
+	}
+	return -1
+}
+
+func (t *Txn) slot(key []byte) (*txnKey, error) {
+	if i := t.find(key); i >= 0 {
+		return &t.keys[i], nil
 	}
 	return nil, fmt.Errorf("%w: key %q was not declared to Update", ErrInvalid, key)
 }
@@ -253,7 +261,7 @@ func update(e updatable, lim *limits, keys [][]byte, fn func(tx *Txn) error) err
 		tx.index = make(map[string]int, len(keys))
 	}
 	for _, k := range keys {
-		if _, err := tx.slot(k); err != nil { // not yet declared: add it once
+		if tx.find(k) < 0 { // not yet declared: add it once
 			if tx.index != nil {
 				tx.index[string(k)] = len(tx.keys)
 			}
