@@ -11,10 +11,11 @@ cd "$(dirname "$0")"
 # test framework (cmocka), clang for libFuzzer with its runtime
 # (libclang-rt-dev: clang only recommends it, and without it every fuzz
 # target fails to link), and the tools the benchmark and server tests drive
-# (wrk, redis-server).
+# (wrk, redis-server, and redis-tools' redis-cli and redis-benchmark for
+# the RESP tests and benchmark rows).
 PKGS=(build-essential pkg-config libck-dev libmimalloc-dev libcmocka-dev clang
-      libclang-rt-dev wrk redis-server xxd)
-GO_MIN_MINOR=24 # go.mod says go 1.24: #cgo noescape/nocallback need it
+      libclang-rt-dev wrk redis-server redis-tools xxd)
+GO_MIN_MINOR=26 # go.mod says go 1.26 (go-redis v9.23, the RESP tests' client, requires it)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -92,7 +92,7 @@ var order = []string{
 	"bbolt", "pebble", "badger",
 	"mantis-cache-native", "mantis-cache-pure", "ristretto", "otter",
 	"mantis-skiplist", "crossbeam-skiplist", "mutex-skiplist", "hash-ceiling",
-	"mantisdb-server-http", "redis",
+	"mantisdb-server-http", "mantisdb-server-resp", "redis",
 }
 
 func subjectOrder(name string) int {

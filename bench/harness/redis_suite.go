@@ -131,10 +131,11 @@ func (r *redisServer) load(n, vs int) error {
 	return nil
 }
 
-// benchmark runs one redis-benchmark test and returns its CSV figures.
-func (r *redisServer) benchmark(test string, n, keys, vs int) (Figures, error) {
+// benchmarkP runs one redis-benchmark test with pipeline commands per
+// round trip (-P) and returns its CSV figures.  r may be any RESP server.
+func (r *redisServer) benchmarkP(test string, n, keys, vs, pipeline int) (Figures, error) {
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(r.port), "-t", test, "-n", strconv.Itoa(n),
-		"-r", strconv.Itoa(keys), "-d", strconv.Itoa(vs), "-c", strconv.Itoa(RedisClients), "--csv"}
+		"-r", strconv.Itoa(keys), "-d", strconv.Itoa(vs), "-c", strconv.Itoa(RedisClients), "-P", strconv.Itoa(pipeline), "--csv"}
 	out, err := exec.Command("redis-benchmark", args...).Output()
 	if err != nil {
 		return Figures{}, fmt.Errorf("redis-benchmark %s: %w", test, err)
@@ -175,40 +176,14 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	defer os.RemoveAll(dir)
 	row := func(w, dist, dur string) Row {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: dist, Durability: dur, Workers: RedisClients,
-			Keys: n, Subject: "redis", Note: "RESP over TCP, redis-benchmark, 40 connections, no pipelining"}
+			Keys: n, Subject: "redis", Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
-	var rows []Row
 	srv, err := startRedis(dir, false, 0)
 	if err != nil {
 		return nil, err
 	}
-	loadErr := srv.load(n, Small)
-	if loadErr == nil {
-		if got, err := srv.dbsize(); err != nil || got != n {
-			loadErr = fmt.Errorf("read-back: DBSIZE %d after loading %d keys (%v)", got, n, err)
-		}
-	}
-	for _, t := range []struct{ test, w string }{{"get", "get"}, {"set", "set"}} {
-		r := row(t.w, "uniform", "no-sync")
-		if loadErr != nil {
-			r.Error = loadErr.Error()
-			rows = append(rows, r)
-			continue
-		}
-		f, err := srv.benchmark(t.test, ops, n, Small)
-		r.Figures = f
-		if err == nil {
-			// Sets only overwrite loaded keys: the count must not move.
-			if got, derr := srv.dbsize(); derr != nil || got != n {
-				err = fmt.Errorf("read-back: DBSIZE %d, want %d (%v)", got, n, derr)
-			}
-		}
-		r.Verified = err == nil
-		if err != nil {
-			r.Error = err.Error()
-		}
-		rows = append(rows, r)
-	}
+	// The same rows as the MantisDB RESP subject (resp_suite.go).
+	rows := respWorkloadRows(srv, srv.cmd.Process.Pid, n, ops, func(w, dur string) Row { return row(w, "uniform", dur) })
 	srv.stop()
 
 	// Durable row: AOF with fsync per write, then restart and recount.
@@ -226,7 +201,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	// An fsync per write makes this row ~20x slower than the others; a
 	// tenth of the requests keeps its duration comparable.
 	dops := max(1000, ops/10)
-	f, err := srv.benchmark("set", dops, n, Small)
+	f, err := srv.benchmarkP("set", dops, n, Small, 1)
 	r.Figures = f
 	before, derr := srv.dbsize()
 	srv.stop()
@@ -234,24 +209,14 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		err = derr
 	}
 	if err == nil {
-		// ops uniform draws from n keys leave n(1-(1-1/n)^ops) distinct keys
-		// on average; fewer than 98% of that means writes were dropped.
-		want := float64(n) * (1 - pow1m(1/float64(n), dops))
-		if float64(before) < 0.98*want {
-			err = fmt.Errorf("read-back: %d keys after %d random sets, expected about %.0f", before, dops, want)
-		}
-	}
-	if err == nil {
-		srv, err = startRedis(ddir, true, srv.port)
-		if err == nil {
-			after, aerr := srv.dbsize()
-			srv.stop()
-			if aerr != nil {
-				err = aerr
-			} else if after != before {
-				err = fmt.Errorf("after restart from the AOF: %d keys, %d acknowledged", after, before)
+		err = checkDurableSet(n, dops, before, func() (int, error) { // from the AOF
+			srv, err := startRedis(ddir, true, srv.port)
+			if err != nil {
+				return 0, err
 			}
-		}
+			defer srv.stop()
+			return srv.dbsize()
+		})
 	}
 	r.Verified = err == nil
 	if err != nil {

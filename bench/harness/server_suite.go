@@ -69,7 +69,9 @@ type mantisServer struct {
 	log  *bytes.Buffer
 }
 
-func startMantisServer(bin, dir string, sync string, port int) (*mantisServer, error) {
+// startMantisServer starts bin on port (0: a free one) with extra flags;
+// the RESP listener is off unless extra turns it on.
+func startMantisServer(bin, dir string, sync string, port int, extra ...string) (*mantisServer, error) {
 	if port == 0 {
 		var err error
 		if port, err = FreePort(); err != nil {
@@ -77,7 +79,9 @@ func startMantisServer(bin, dir string, sync string, port int) (*mantisServer, e
 		}
 	}
 	s := &mantisServer{port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
-	s.cmd = exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--data-dir", dir, "--sync", sync)
+	args := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--data-dir", dir, "--sync", sync,
+		"--resp-port", "0"}, extra...) // a later --resp-port wins
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		return nil, err

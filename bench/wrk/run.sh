@@ -17,7 +17,7 @@ bins=("$@")
 [[ ${#bins[@]} -gt 0 ]] || bins=(bin/mantisdb bin/mantisdb-native)
 for b in "${bins[@]}"; do
   data=$(mktemp -d "${TMPDIR:-/tmp}/mantisdb-wrk.XXXXXX")
-  "$b" --port "$port" --data-dir "$data/data" 2>"$data/server.log" &
+  "$b" --port "$port" --resp-port 0 --data-dir "$data/data" 2>"$data/server.log" &
   pid=$!
   trap 'kill -TERM $pid 2>/dev/null || true; rm -rf "$data"' EXIT
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done

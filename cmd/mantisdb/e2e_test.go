@@ -134,7 +134,7 @@ func TestEndToEndSIGTERMKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	args := []string{"--port", "0", "--data-dir", dir, "--sync", "interval"}
+	args := []string{"--port", "0", "--resp-port", "0", "--data-dir", dir, "--sync", "interval"}
 	p, why := start(t, bin, args...)
 	if p == nil {
 		t.Fatalf("server: %s", why)

@@ -374,7 +374,7 @@ func TestHTTPLinearizabilityWithSIGKILL(t *testing.T) {
 
 func httpRound(t *testing.T, bin string, seed uint64) {
 	dir := filepath.Join(t.TempDir(), "data")
-	args := []string{"--port", "0", "--data-dir", dir, "--sync", "always"}
+	args := []string{"--port", "0", "--resp-port", "0", "--data-dir", dir, "--sync", "always"}
 	p, why := start(t, bin, args...)
 	if p == nil {
 		t.Fatalf("server: %s", why)
@@ -440,7 +440,7 @@ func TestHTTPSweepNo5xx(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	p, why := start(t, bin, "--port", "0", "--data-dir", dir, "--sync", "none")
+	p, why := start(t, bin, "--port", "0", "--resp-port", "0", "--data-dir", dir, "--sync", "none")
 	if p == nil {
 		t.Fatalf("server: %s", why)
 	}

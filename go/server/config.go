@@ -32,6 +32,7 @@ const EnvPrefix = "MANTISDB_"
 type Config struct {
 	Host      string
 	Port      int
+	RESPPort  int // Redis protocol port; 0 = off
 	DataDir   string
 	CacheSize int64 // budget of the /api/v1/cache namespace (also passed to the engine as Options.CacheSize, unused by today's engines)
 	Workers   int   // GOMAXPROCS; 0 = number of CPUs
@@ -63,6 +64,7 @@ func DefaultConfig() Config {
 	return Config{
 		Host:            "127.0.0.1",
 		Port:            8080,
+		RESPPort:        6380,
 		DataDir:         "./data",
 		CacheSize:       256 << 20,
 		Sync:            storage.SyncInterval,
@@ -198,6 +200,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	env := func(name, usage string) string { return usage + " [$" + EnvName(name) + "]" }
 	fs.StringVar(&cfg.Host, "host", cfg.Host, env("host", "address to listen on; a non-loopback address requires --auth-token"))
 	fs.IntVar(&cfg.Port, "port", cfg.Port, env("port", "TCP port to listen on (0 picks a free port, logged at start)"))
+	fs.IntVar(&cfg.RESPPort, "resp-port", cfg.RESPPort, env("resp-port", "Redis protocol (RESP) port on --host; 0 turns it off (6380 by default, beside a local Redis)"))
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
 	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
@@ -265,6 +268,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Port < 0 || c.Port > 65535:
 		return bad("--port %d out of range 0..65535", c.Port)
+	case c.RESPPort < 0 || c.RESPPort > 65535:
+		return bad("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
 	case c.CacheSize < 1<<20:
 		return bad("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
 	case c.Workers < 0:

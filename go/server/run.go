@@ -120,6 +120,11 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 		_ = s.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	if err := s.listenRESP(); err != nil {
+		_ = ln.Close()
+		_ = s.Close()
+		return err
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go s.sweepCache(sweepCtx, time.Second)

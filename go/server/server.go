@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/resp"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -64,6 +65,8 @@ type Server struct {
 	// conns is the connection limiter of the running Serve (nil before),
 	// read by the metrics collector.
 	conns atomic.Pointer[connLimiter]
+
+	respSrv atomic.Pointer[resp.Server] // the RESP listener (resp.go); nil when off
 
 	// cacheMu guards cacheClosed: cache users hold the read side (see
 	// withCache), Close the write side.
@@ -252,6 +255,7 @@ func (s *Server) Close() error {
 	}
 	s.shuttingDown.Store(true)
 	var errs []error
+	s.closeRESP() // no RESP command may reach the engine once it closes
 	if err := s.engine.Sync(); err != nil && !errors.Is(err, storage.ErrClosed) {
 		errs = append(errs, fmt.Errorf("engine sync: %w", err))
 	}

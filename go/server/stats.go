@@ -133,6 +133,7 @@ type StatsResponse struct {
 	Cache         CacheStats                `json:"cache"`
 	WAL           WALStats                  `json:"wal"`
 	Runtime       RuntimeStats              `json:"runtime"`
+	RESP          *RESPStats                `json:"resp,omitempty"` // null when --resp-port is 0
 }
 
 // OperationStats are the engine's operation counters since open.
@@ -243,6 +244,7 @@ func (s *Server) Stats() StatsResponse {
 	for _, r := range es.Recovery.Repairs {
 		resp.WAL.Recovery.Repairs = append(resp.WAL.Recovery.Repairs, RepairJSON(r))
 	}
+	resp.RESP = s.respStats()
 	if !es.LastCheckpoint.IsZero() {
 		t := es.LastCheckpoint.UTC()
 		resp.WAL.LastCheckpoint = &t

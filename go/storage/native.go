@@ -128,7 +128,7 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 	e := &nativeEngine{limits: limits{opts: opts}, db: db}
 	// order true: the core publishes without a lock of its own, so the
 	// shell orders writes to one key in memory too (shell.go).
-	if err := e.shell.open(&e.limits, e, hooks, true, func() *sweeper {
+	if err := e.shell.open(&e.limits, e, hooks, func() *sweeper {
 		return startSweeper(e, (*nativeEngine).sweepStep)
 	}); err != nil {
 		C.mantis_db_close(db)

@@ -20,9 +20,10 @@
 // one key publish in the order they were numbered), and keep a single-key
 // write from landing in the middle of a batch that writes the same key:
 // the native core publishes without a lock of its own (mantis.h,
-// consistency rule 3), so it relies on this in memory too.  The pure-Go
-// index publishes every write under its own mutex, which gives both
-// properties already, so in memory it skips the stripes.
+// consistency rule 3), so it relies on this in memory too.  Both engines
+// take them in memory as well: Update (update.go) holds its keys' stripes
+// across its read, its function and its write, which is atomic only if
+// every other write of those keys waits for the same stripes.
 package storage
 
 import (
@@ -82,8 +83,6 @@ type shell struct {
 	idx   index
 	dur   *durability // nil when in memory only
 	sweep *sweeper    // background expiry sweep (sweep.go)
-	// order: take the key stripes in memory too (see the top of the file).
-	order bool
 
 	stripes [keyStripes]sync.Mutex
 	seed    maphash.Seed
@@ -94,9 +93,9 @@ type shell struct {
 }
 
 // open finishes an engine: it recovers opts.Dir into idx (empty) when set,
-// and starts the sweeper with step.  order: see shell.order.
-func (s *shell) open(lim *limits, idx index, hooks walHooks, order bool, step func() *sweeper) error {
-	s.lim, s.idx, s.order, s.seed = lim, idx, order, maphash.MakeSeed()
+// and starts the sweeper with step.
+func (s *shell) open(lim *limits, idx index, hooks walHooks, step func() *sweeper) error {
+	s.lim, s.idx, s.seed = lim, idx, maphash.MakeSeed()
 	if lim.opts.Dir != "" {
 		d, err := openDurability(lim, idx, hooks)
 		if err != nil {
@@ -108,33 +107,50 @@ func (s *shell) open(lim *limits, idx index, hooks walHooks, order bool, step fu
 	return nil
 }
 
+// stripeSet is a set of stripe numbers, one bit each.
+type stripeSet [keyStripes / 64]uint64
+
+// lockKeys is step 2: it locks the stripes of keys in ascending order (no
+// deadlock between writes that share some), visiting only the set bits.
+func (s *shell) lockKeys(keys func(yield func([]byte))) stripeSet {
+	var set stripeSet
+	keys(func(k []byte) {
+		i := maphash.Bytes(s.seed, k) % keyStripes
+		set[i/64] |= 1 << (i % 64)
+	})
+	for i, w := range set {
+		for ; w != 0; w &= w - 1 {
+			s.stripes[i*64+bits.TrailingZeros64(w)].Lock()
+		}
+	}
+	return set
+}
+
+// unlockKeys is step 5; the order does not matter.
+func (s *shell) unlockKeys(set *stripeSet) {
+	for i, w := range set {
+		for ; w != 0; w &= w - 1 {
+			s.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
+		}
+	}
+}
+
 // write runs steps 2-5 for one operation on keys (nseq sequence numbers).
 // encode appends the operation's log record, of size bytes, numbered from
 // first; publish applies it to the index, given that record (nil in
 // memory) and its first number (0 in memory).
 func (s *shell) write(keys func(yield func([]byte)), nseq, size int,
 	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
-	if s.dur != nil || s.order {
-		var set [keyStripes / 64]uint64
-		keys(func(k []byte) {
-			i := maphash.Bytes(s.seed, k) % keyStripes
-			set[i/64] |= 1 << (i % 64)
-		})
-		// Ascending order (no deadlock between writes that share some),
-		// visiting only the set bits; unlock order does not matter.
-		for i, w := range set {
-			for ; w != 0; w &= w - 1 {
-				s.stripes[i*64+bits.TrailingZeros64(w)].Lock()
-			}
-		}
-		defer func() {
-			for i, w := range set {
-				for ; w != 0; w &= w - 1 {
-					s.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
-				}
-			}
-		}()
-	}
+	set := s.lockKeys(keys)
+	defer s.unlockKeys(&set)
+	return s.writeLocked(nseq, size, encode, publish)
+}
+
+// writeLocked is write's steps 3-4, for a caller that holds the stripes
+// of the operation's keys: write itself, or Update, which holds them
+// across its read, its function and this write.
+func (s *shell) writeLocked(nseq, size int,
+	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
 	if s.dur == nil {
 		return publish(nil, 0)
 	}
@@ -201,7 +217,16 @@ func (s *shell) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
-	return s.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
+	set := s.lockKeys(opKeys(ops))
+	defer s.unlockKeys(&set)
+	return s.applyLocked(ops, size)
+}
+
+// applyLocked logs validated ops (size: their encoded records) as one
+// BATCH record and publishes them atomically; the caller holds their
+// stripes (Apply, Update).
+func (s *shell) applyLocked(ops []prepOp, size int) error {
+	return s.writeLocked(len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
 		return appendBatch(dst, ops, first)
 	}, func(rec []byte, first uint64) error {
 		var payload []byte

@@ -417,12 +417,21 @@ func (r *runner) server(spec modeSpec, serverBin string) {
 	if r.wanted("mantisdb-server-http") {
 		names = append(names, "mantisdb-server-http")
 	}
+	if r.wanted("mantisdb-server-resp") {
+		names = append(names, "mantisdb-server-resp")
+	}
 	r.roundRobin(names, func(i int, name string) error {
 		var rows []harness.Row
 		var err error
 		if name == "redis" {
 			fmt.Fprintf(os.Stderr, "server redis run %d\n", i+1)
 			rows, err = harness.RunRedis(r.scratch, spec.redisKeys, spec.redisOps)
+		} else if name == "mantisdb-server-resp" {
+			fmt.Fprintf(os.Stderr, "server mantisdb resp run %d\n", i+1)
+			rows, err = harness.RunMantisRESP(serverBin, r.scratch, spec.redisKeys, spec.redisOps)
+			if err == nil {
+				r.result.Subjects[name] = harness.MantisRESPNotes(serverBin)
+			}
 		} else {
 			fmt.Fprintf(os.Stderr, "server mantisdb run %d\n", i+1)
 			rows, err = harness.RunMantisServer(serverBin, r.scratch, spec.redisKeys, spec.kv[0].Limit)

@@ -53,6 +53,9 @@ func Run(t *testing.T, open Opener) {
 		{"UseAfterClose", testUseAfterClose},
 		{"Model", testModel},
 		{"Concurrent", testConcurrent},
+		{"Update", testUpdate},
+		{"UpdateConcurrent", testUpdateConcurrent},
+		{"EntryAndViewMany", testEntryAndViewMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -1,0 +1,361 @@
+// dispatch.go -- from a parsed command to its reply: lookup, arity,
+// authentication, MULTI queueing, and where a command runs: keyless ones
+// directly, read-only ones against the engine, writes inside one
+// Store.Update over the keys the command names (so each is atomic against
+// every other writer).  A pipelined burst goes through pipeline.go first.
+package resp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// cmdFlag describes a command (COMMAND INFO reports them as Redis does).
+type cmdFlag uint16
+
+const (
+	fWrite    cmdFlag = 1 << iota // modifies the keyspace
+	fReadonly                     // reads the keyspace
+	fFast                         // O(1) or O(log n)
+	fNoAuth                       // allowed before AUTH
+	fNoMulti                      // refused inside MULTI
+	fMultiCtl                     // runs at once even inside MULTI (not queued)
+	fKeyless                      // takes no key arguments: runs without a kv
+	fAdmin
+	fLoading
+	fStale
+)
+
+// command is one entry of the command table.
+type command struct {
+	name  string // lower case
+	arity int    // Redis convention: n exact, -n at least n (name included)
+	flags cmdFlag
+	// first, last, step: the key arguments (Redis's key spec): last -1 is
+	// the last argument; first 0 means no keys.
+	first, last, step int
+	group, summary    string
+	run               func(x *exec)
+
+	calls, usec, failed atomic.Uint64 // INFO commandstats
+}
+
+// keys returns the key arguments of args (which passed the arity check).
+func (cmd *command) keys(args [][]byte) [][]byte {
+	if cmd.first == 0 {
+		return nil
+	}
+	last := cmd.last
+	if last < 0 {
+		last = len(args) + last
+	}
+	out := make([][]byte, 0, (last-cmd.first)/cmd.step+1)
+	for i := cmd.first; i <= last && i < len(args); i += cmd.step {
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// kv is the keyspace a keyed command runs against: a storage.Txn inside
+// Update (writes), or the engine itself for read-only commands.
+type kv interface {
+	Get(key []byte) (storage.Entry, error)
+	Put(key, value []byte, expiresAt int64) error
+	Delete(key []byte) error
+	Now() int64
+}
+
+// readKV is the kv of read-only commands outside a transaction.
+type readKV struct{ st Store }
+
+var errReadOnlyKV = errors.New("resp: write through a read-only command (bug)")
+
+func (k readKV) Get(key []byte) (storage.Entry, error)  { return k.st.GetEntry(key) }
+func (k readKV) Put(key, value []byte, exp int64) error { return errReadOnlyKV }
+func (k readKV) Delete(key []byte) error                { return errReadOnlyKV }
+func (k readKV) Now() int64                             { return time.Now().UnixNano() }
+
+// exec is one command being run.
+type exec struct {
+	s      *Server
+	c      *client
+	r      *reply
+	cmd    *command
+	args   [][]byte
+	kv     kv
+	failed bool
+}
+
+// fail writes an error reply.
+func (x *exec) fail(msg string) {
+	x.r.err(msg)
+	x.failed = true
+}
+
+// lookup finds a command by name, in any case, without allocating for
+// the all-lower and all-upper spellings clients send.
+func (s *Server) lookup(name []byte) *command {
+	if cmd, ok := s.cmds[string(name)]; ok {
+		return cmd
+	}
+	return s.cmds[strings.ToLower(string(name))]
+}
+
+// unknownCommand is Redis's reply to a command it does not have.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ERR unknown command '%s', with args beginning with: ", clip(args[0]))
+	for _, a := range args[1:] {
+		if b.Len() > 200 {
+			break
+		}
+		fmt.Fprintf(&b, "'%s' ", clip(a))
+	}
+	return b.String()
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 128 {
+		return b[:128]
+	}
+	return b
+}
+
+func arityError(name string) string {
+	return "ERR wrong number of arguments for '" + name + "' command"
+}
+
+// execBurst serves a burst of commands in order, grouping runs of plain
+// reads and writes (pipeline.go).
+func (s *Server) execBurst(c *client, cmds []redconCommand) {
+	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT
+		if !c.multi && c.authed {
+			if n := s.runReads(c, cmds[i:]); n > 0 {
+				i += n
+				continue
+			}
+			if n := s.runWrites(c, cmds[i:]); n > 0 {
+				i += n
+				continue
+			}
+			if n := s.runUpdates(c, cmds[i:]); n > 0 {
+				i += n
+				continue
+			}
+		}
+		s.exec1(c, cmds[i].Args)
+		i++
+	}
+}
+
+// exec1 serves one command.
+func (s *Server) exec1(c *client, args [][]byte) {
+	if len(args) == 0 {
+		return
+	}
+	cmd := s.lookup(args[0])
+	switch {
+	case cmd == nil:
+		c.r.err(unknownCommand(args))
+		if c.multi {
+			c.dirty = true
+		}
+		return
+	case cmd.arity > 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
+		c.r.err(arityError(cmd.name))
+		if c.multi {
+			c.dirty = true
+		}
+		return
+	case !c.authed && cmd.flags&fNoAuth == 0:
+		c.r.err("NOAUTH Authentication required.")
+		return
+	}
+	if c.multi && cmd.flags&fMultiCtl == 0 {
+		if cmd.flags&fNoMulti != 0 {
+			c.r.err("ERR Command not allowed inside a transaction")
+			c.dirty = true
+			return
+		}
+		q := queued{cmd: cmd, args: make([][]byte, len(args))}
+		for i, a := range args {
+			q.args[i] = bytes.Clone(a) // the queue outlives the burst; redcon promises nothing about its buffers
+		}
+		c.queue = append(c.queue, q)
+		c.r.simple("QUEUED")
+		return
+	}
+	s.run(c, cmd, args, nil)
+}
+
+// run executes cmd; tx is the transaction of an EXEC (nil otherwise).
+func (s *Server) run(c *client, cmd *command, args [][]byte, tx *storage.Txn) {
+	start := time.Now()
+	x := exec{s: s, c: c, r: &c.r, cmd: cmd, args: args}
+	switch {
+	case cmd.flags&fKeyless != 0:
+		cmd.run(&x)
+	case tx != nil:
+		x.kv = tx
+		cmd.run(&x)
+	case cmd.flags&fWrite == 0:
+		x.kv = readKV{s.store}
+		cmd.run(&x)
+	default:
+		mark := len(c.r.b)
+		err := s.store.Update(cmd.keys(args), func(tx *storage.Txn) error {
+			x.kv = tx
+			cmd.run(&x)
+			return nil
+		})
+		if err != nil {
+			c.r.b = c.r.b[:mark]
+			x.fail(storeError(err))
+		}
+	}
+	s.count(c, cmd, 1, time.Since(start), x.failed)
+}
+
+// count updates the command counters for n calls of cmd.
+func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed bool) {
+	cmd.calls.Add(uint64(n))
+	cmd.usec.Add(uint64(d.Microseconds()))
+	if failed {
+		cmd.failed.Add(1)
+	}
+	s.commands.Add(uint64(n))
+	c.mu.Lock()
+	c.lastCmd = cmd.name
+	c.lastAt = time.Now()
+	c.mu.Unlock()
+}
+
+// storeError is the reply text of an engine error.
+func storeError(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrEmptyKey):
+		return "ERR empty keys are not supported"
+	case errors.Is(err, storage.ErrKeyTooLarge):
+		return "ERR key is larger than the server's max-key-size"
+	case errors.Is(err, storage.ErrValueTooLarge):
+		return "ERR string exceeds maximum allowed size (max-value-size)"
+	case errors.Is(err, storage.ErrBatchTooLarge):
+		return "ERR command too large: its writes exceed the batch limit"
+	case errors.Is(err, storage.ErrReadOnly):
+		return "MISCONF the data directory failed a write; the server refuses writes until restarted: " + err.Error()
+	case errors.Is(err, storage.ErrClosed):
+		return "ERR server is shutting down"
+	}
+	return "ERR " + err.Error()
+}
+
+// ---- transactions -------------------------------------------------------
+
+func cmdMulti(x *exec) {
+	if x.c.multi {
+		x.fail("ERR MULTI calls can not be nested")
+		return
+	}
+	x.c.multi = true
+	x.r.ok()
+}
+
+func cmdDiscard(x *exec) {
+	if !x.c.multi {
+		x.fail("ERR DISCARD without MULTI")
+		return
+	}
+	x.c.resetMulti()
+	x.r.ok()
+}
+
+func (c *client) resetMulti() {
+	c.multi, c.dirty = false, false
+	c.queue = nil
+	c.watch = nil
+}
+
+func cmdWatch(x *exec) {
+	if x.c.multi {
+		x.fail("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	for _, k := range x.args[1:] {
+		ent, err := x.s.store.GetEntry(k)
+		switch {
+		case err == nil:
+			x.c.watch = append(x.c.watch, watched{key: bytes.Clone(k), found: true, ent: ent})
+		case errors.Is(err, storage.ErrNotFound):
+			x.c.watch = append(x.c.watch, watched{key: bytes.Clone(k)})
+		default:
+			x.fail(storeError(err))
+			return
+		}
+	}
+	x.r.ok()
+}
+
+func cmdUnwatch(x *exec) {
+	x.c.watch = nil
+	x.r.ok()
+}
+
+// cmdExec runs the queue in one Store.Update over every key it names and
+// every watched key: a watched key whose entry differs from what WATCH
+// saw aborts it (null reply), otherwise every queued command runs against
+// the transaction and its writes are applied together.
+func cmdExec(x *exec) {
+	c, s := x.c, x.s
+	if !c.multi {
+		x.fail("ERR EXEC without MULTI")
+		return
+	}
+	queue, watch, dirty := c.queue, c.watch, c.dirty
+	c.resetMulti()
+	if dirty {
+		x.fail("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	var keys [][]byte
+	for _, w := range watch {
+		keys = append(keys, w.key)
+	}
+	for _, q := range queue {
+		if q.cmd.flags&fKeyless == 0 {
+			keys = append(keys, q.cmd.keys(q.args)...)
+		}
+	}
+	mark := len(x.r.b)
+	aborted := false
+	err := s.store.Update(keys, func(tx *storage.Txn) error {
+		for _, w := range watch {
+			cur, err := tx.Get(w.key)
+			found := err == nil
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			if found != w.found || (found && (cur.ExpiresAt != w.ent.ExpiresAt || !bytes.Equal(cur.Value, w.ent.Value))) {
+				aborted = true
+				return nil
+			}
+		}
+		x.r.array(len(queue))
+		for _, q := range queue {
+			s.run(c, q.cmd, q.args, tx)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		x.r.b = x.r.b[:mark]
+		x.fail(storeError(err))
+	case aborted:
+		x.r.nullArray()
+	}
+}

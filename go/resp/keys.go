@@ -1,0 +1,448 @@
+// keys.go -- the keyspace commands: DEL, EXISTS, TYPE, RENAME, expiry
+// (EXPIRE family, TTL family, PERSIST), SCAN, KEYS, RANDOMKEY, DBSIZE,
+// FLUSHDB.
+package resp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"math"
+	mrand "math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+func cmdDel(x *exec) { x.countKeys(true) }
+
+func cmdExists(x *exec) { x.countKeys(false) }
+
+// countKeys replies how many of the key arguments exist (a key named
+// twice counts twice, as in Redis), deleting them with del.
+func (x *exec) countKeys(del bool) {
+	n := 0
+	for _, k := range x.args[1:] {
+		_, found, good := x.lookupValue(k)
+		if !good {
+			return
+		}
+		if found {
+			if del && !x.del(k) {
+				return
+			}
+			n++
+		}
+	}
+	x.r.int(int64(n))
+}
+
+func cmdType(x *exec) {
+	_, found, good := x.lookupValue(x.args[1])
+	switch {
+	case !good:
+	case found:
+		x.r.simple("string")
+	default:
+		x.r.simple("none")
+	}
+}
+
+// cmdRename is RENAME and RENAMENX: the value moves with its expiry.
+func cmdRename(x *exec) {
+	src, dst := x.args[1], x.args[2]
+	nx := x.cmd.name == "renamenx"
+	ent, found, good := x.lookupValue(src)
+	if !good {
+		return
+	}
+	if !found {
+		x.fail("ERR no such key")
+		return
+	}
+	if bytes.Equal(src, dst) {
+		if nx {
+			x.r.int(0)
+		} else {
+			x.r.ok()
+		}
+		return
+	}
+	if nx {
+		_, exists, good := x.lookupValue(dst)
+		if !good {
+			return
+		}
+		if exists {
+			x.r.int(0)
+			return
+		}
+	}
+	if !x.put(dst, ent.Value, ent.ExpiresAt) || !x.del(src) {
+		return
+	}
+	if nx {
+		x.r.int(1)
+	} else {
+		x.r.ok()
+	}
+}
+
+// cmdExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT,
+// LT.  A time at or before now deletes the key, as in Redis.
+func cmdExpire(x *exec) {
+	n, ok := parseInt(x.args[2])
+	if !ok {
+		x.fail(errNotInt)
+		return
+	}
+	var nx, xx, gt, lt bool
+	for _, a := range x.args[3:] {
+		switch lower(a) {
+		case "nx":
+			nx = true
+		case "xx":
+			xx = true
+		case "gt":
+			gt = true
+		case "lt":
+			lt = true
+		default:
+			x.fail("ERR Unsupported option " + string(clip(a)))
+			return
+		}
+	}
+	if nx && (xx || gt || lt) {
+		x.fail("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if gt && lt {
+		x.fail("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	unit := int64(time.Second)
+	if x.cmd.name == "pexpire" || x.cmd.name == "pexpireat" {
+		unit = int64(time.Millisecond)
+	}
+	invalid := "ERR invalid expire time in '" + x.cmd.name + "' command"
+	if n > math.MaxInt64/unit || n < math.MinInt64/unit {
+		x.fail(invalid)
+		return
+	}
+	at := n * unit
+	now := x.kv.Now()
+	if x.cmd.name == "expire" || x.cmd.name == "pexpire" {
+		if (at > 0 && at > math.MaxInt64-now) || (at < 0 && at < math.MinInt64+now) {
+			x.fail(invalid)
+			return
+		}
+		at += now
+	}
+	ent, found, good := x.lookupValue(x.args[1])
+	if !good {
+		return
+	}
+	if !found {
+		x.r.int(0)
+		return
+	}
+	cur := ent.ExpiresAt // 0: no expiry, which GT and LT treat as infinite
+	switch {
+	case nx && cur != 0, xx && cur == 0,
+		gt && (cur == 0 || at <= cur),
+		lt && cur != 0 && at >= cur:
+		x.r.int(0)
+		return
+	}
+	if at <= now {
+		if x.del(x.args[1]) {
+			x.r.int(1)
+		}
+		return
+	}
+	if x.put(x.args[1], ent.Value, at) {
+		x.r.int(1)
+	}
+}
+
+// cmdTTL is TTL, PTTL, EXPIRETIME and PEXPIRETIME: -2 for a missing key,
+// -1 for one without expiry.
+func cmdTTL(x *exec) {
+	ent, found, good := x.lookupValue(x.args[1])
+	switch {
+	case !good:
+		return
+	case !found:
+		x.r.int(-2)
+		return
+	case ent.ExpiresAt == 0:
+		x.r.int(-1)
+		return
+	}
+	ms := int64(time.Millisecond)
+	switch x.cmd.name {
+	case "ttl":
+		left := (ent.ExpiresAt - x.kv.Now()) / ms
+		x.r.int((left + 500) / 1000) // Redis rounds to the nearest second
+	case "pttl":
+		x.r.int((ent.ExpiresAt - x.kv.Now()) / ms)
+	case "expiretime":
+		x.r.int(ent.ExpiresAt / int64(time.Second))
+	default: // pexpiretime
+		x.r.int(ent.ExpiresAt / ms)
+	}
+}
+
+func cmdPersist(x *exec) {
+	ent, found, good := x.lookupValue(x.args[1])
+	if !good {
+		return
+	}
+	if !found || ent.ExpiresAt == 0 {
+		x.r.int(0)
+		return
+	}
+	if x.put(x.args[1], ent.Value, 0) {
+		x.r.int(1)
+	}
+}
+
+func cmdDBSize(x *exec) { x.r.int(x.s.store.Stats().Keys) }
+
+// cmdFlushDB deletes every key (FLUSHDB and FLUSHALL; SYNC and ASYNC both
+// run synchronously) in batches of flushBatch deletes.  It is not atomic:
+// a key written while it runs may survive it.
+func cmdFlushDB(x *exec) {
+	if len(x.args) > 2 || len(x.args) == 2 && lower(x.args[1]) != "sync" && lower(x.args[1]) != "async" {
+		x.fail(errSyntax)
+		return
+	}
+	if err := flushAll(x.s.store); err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	x.r.ok()
+}
+
+const flushBatch = 1000
+
+func flushAll(st Store) error {
+	for {
+		it, err := st.NewIterator(storage.IterOptions{})
+		if err != nil {
+			return err
+		}
+		var b storage.Batch
+		for ok := it.First(); ok && b.Len() < flushBatch; ok = it.Next() {
+			b.Delete(bytes.Clone(it.Key()))
+		}
+		err = it.Error()
+		_ = it.Close()
+		if err != nil {
+			return err
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		if err := st.Apply(&b); err != nil {
+			return err
+		}
+	}
+}
+
+// ---- SCAN and KEYS --------------------------------------------------------
+
+// cursorTable maps SCAN cursors to positions.  The keyspace is ordered,
+// so a cursor is the key a scan stopped at: the next call resumes after
+// it, and a key is never returned twice by one scan.  Redis clients need
+// a cursor to be a decimal integer, and a key does not fit in one, so the
+// key is kept here under a random number.  The table is bounded: the
+// oldest cursors are forgotten first (a scan resumed from a forgotten
+// cursor gets an error; Redis has no such case).
+type cursorTable struct {
+	mu    sync.Mutex
+	byID  map[uint64][]byte
+	order []uint64 // ids, oldest first
+	bytes int      // key bytes held
+}
+
+// The table keeps at most maxCursors cursors and maxCursorBytes of keys.
+const (
+	maxCursors     = 1 << 16
+	maxCursorBytes = 32 << 20
+)
+
+func newCursorTable() *cursorTable { return &cursorTable{byID: make(map[uint64][]byte)} }
+
+func (t *cursorTable) put(key []byte) uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := (uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7]&0x7f)<<56)
+	if id == 0 {
+		id = 1
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.order) > 0 && (len(t.order) >= maxCursors || t.bytes+len(key) > maxCursorBytes) {
+		t.bytes -= len(t.byID[t.order[0]])
+		delete(t.byID, t.order[0])
+		t.order = t.order[1:]
+	}
+	t.byID[id] = bytes.Clone(key)
+	t.bytes += len(key)
+	t.order = append(t.order, id)
+	return id
+}
+
+func (t *cursorTable) get(id uint64) ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k, ok := t.byID[id]
+	return k, ok
+}
+
+// cmdScan: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+func cmdScan(x *exec) {
+	id, err := strconv.ParseUint(string(x.args[1]), 10, 64)
+	if err != nil {
+		x.fail("ERR invalid cursor")
+		return
+	}
+	var pattern []byte
+	count := int64(10)
+	typ := ""
+	for i := 2; i < len(x.args); i += 2 {
+		if i+1 >= len(x.args) {
+			x.fail(errSyntax)
+			return
+		}
+		switch lower(x.args[i]) {
+		case "match":
+			pattern = x.args[i+1]
+		case "count":
+			n, ok := parseInt(x.args[i+1])
+			if !ok {
+				x.fail(errNotInt)
+				return
+			}
+			if n < 1 {
+				x.fail(errSyntax)
+				return
+			}
+			count = n
+		case "type":
+			typ = lower(x.args[i+1])
+		default:
+			x.fail(errSyntax)
+			return
+		}
+	}
+	var after []byte
+	if id != 0 {
+		k, ok := x.s.cursors.get(id)
+		if !ok {
+			x.fail("ERR invalid cursor: unknown or expired, restart the scan from 0")
+			return
+		}
+		after = k
+	}
+	opts := storage.IterOptions{Prefix: literalPrefix(pattern)}
+	it, err := x.s.store.NewIterator(opts)
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	defer it.Close()
+	var keys [][]byte
+	var last []byte
+	ok := false
+	if after == nil {
+		ok = it.First()
+	} else if ok = it.SeekGE(after); ok && bytes.Equal(it.Key(), after) {
+		ok = it.Next()
+	}
+	// COUNT bounds the keys visited, as Redis's bounds the buckets.
+	for visited := int64(0); ok && visited < count; ok = it.Next() {
+		visited++
+		k := it.Key()
+		last = append(last[:0], k...)
+		if typ != "" && typ != "string" {
+			continue
+		}
+		if pattern == nil || globMatch(pattern, k) {
+			keys = append(keys, bytes.Clone(k))
+		}
+	}
+	if err := it.Error(); err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	next := uint64(0)
+	if ok { // more keys follow
+		next = x.s.cursors.put(last)
+	}
+	x.r.array(2)
+	x.r.bulkString(strconv.FormatUint(next, 10))
+	x.r.array(len(keys))
+	for _, k := range keys {
+		x.r.bulk(k)
+	}
+}
+
+func cmdKeys(x *exec) {
+	pattern := x.args[1]
+	it, err := x.s.store.NewIterator(storage.IterOptions{Prefix: literalPrefix(pattern)})
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	defer it.Close()
+	var keys [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		if globMatch(pattern, it.Key()) {
+			keys = append(keys, bytes.Clone(it.Key()))
+		}
+	}
+	if err := it.Error(); err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	x.r.array(len(keys))
+	for _, k := range keys {
+		x.r.bulk(k)
+	}
+}
+
+// cmdRandomKey returns a key picked at random but not uniformly: it
+// seeks to a random printable first byte (wrapping to the first key) and
+// walks a random number of keys (fewer than randomWalk) from there.
+func cmdRandomKey(x *exec) {
+	it, err := x.s.store.NewIterator(storage.IterOptions{})
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	defer it.Close()
+	ok := it.SeekGE([]byte{byte(0x21 + mrand.IntN(0x7e-0x21))})
+	if !ok {
+		ok = it.First()
+	}
+	for steps := mrand.IntN(randomWalk); ok && steps > 0; steps-- {
+		if !it.Next() {
+			ok = it.First()
+		}
+	}
+	if err := it.Error(); err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	if !ok {
+		x.r.null()
+		return
+	}
+	x.r.bulk(bytes.Clone(it.Key()))
+}
+
+const randomWalk = 64

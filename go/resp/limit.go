@@ -1,0 +1,182 @@
+// limit.go -- bounds on what a client may make the server buffer.  redcon
+// parses a frame only once it is complete and grows its buffer until it
+// is, so a header announcing a 2 GiB bulk string or a line with no end
+// would make it buffer without bound.  limitConn watches the byte stream
+// as it is read (headers only: a bulk's payload is skipped by arithmetic,
+// not scanned) and stops a frame that breaks a limit before redcon ever
+// buffers it: the complete commands read before it are served, then the
+// client gets Redis's protocol error and the connection is closed, as
+// Redis does.
+package resp
+
+import (
+	"errors"
+	"net"
+	"strconv"
+)
+
+// frameLimits are the bounds limitConn enforces.
+type frameLimits struct {
+	maxArgs   int64 // elements of one command array (Redis: 1024*1024)
+	maxBulk   int64 // bytes of one argument
+	maxCmd    int64 // bytes of all arguments of one command
+	maxInline int64 // bytes of one inline command line (Redis: 64 KiB)
+}
+
+// errProtocolClosed ends a connection after a limit was broken; the
+// client was sent the protocol error already.
+var errProtocolClosed = errors.New("resp: protocol error, connection closed")
+
+// Stream states of limitConn.
+const (
+	stStart    = iota // at the first byte of a command
+	stMultiHdr        // inside "*<count>\r\n"
+	stBulkHdr         // expecting '$' or inside "$<len>\r\n"
+	stBulkBody        // skipping a bulk's payload and its CRLF
+	stInline          // inside an inline command line
+)
+
+// maxHeaderLine bounds a "*<n>" or "$<n>" line: 20 digits and a sign fit.
+const maxHeaderLine = 32
+
+type limitConn struct {
+	net.Conn
+	lim frameLimits
+
+	state int
+	hdr   []byte // the header line read so far
+	left  int64  // elements left in the array (stBulkHdr/stBulkBody)
+	skip  int64  // payload bytes + CRLF left (stBulkBody)
+	total int64  // argument bytes of the current command
+	line  int64  // bytes of the current inline line
+
+	bad string // the protocol error found; served on the next Read
+}
+
+func newLimitConn(c net.Conn, lim frameLimits) *limitConn {
+	return &limitConn{Conn: c, lim: lim, hdr: make([]byte, 0, maxHeaderLine)}
+}
+
+// Read reads from the connection and checks the bytes.  When a frame
+// breaks a limit, the bytes before it are returned, and the next Read
+// sends the error and fails: by then redcon has answered the commands
+// those bytes completed (it flushes before it reads again).
+func (c *limitConn) Read(p []byte) (int, error) {
+	if c.bad != "" {
+		_, _ = c.Conn.Write([]byte("-ERR Protocol error: " + c.bad + "\r\n"))
+		return 0, errProtocolClosed
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if ok := c.scan(p[:n]); ok < n {
+			return ok, nil
+		}
+	}
+	return n, err
+}
+
+// scan advances the state over b and returns how many bytes are fine:
+// len(b), or the offset of the frame that broke a limit (c.bad is set).
+func (c *limitConn) scan(b []byte) int {
+	start := 0 // first byte of the frame being scanned
+	for i := 0; i < len(b); {
+		switch c.state {
+		case stStart:
+			start = i
+			c.total, c.line = 0, 0
+			if b[i] == '*' {
+				c.state, c.hdr = stMultiHdr, c.hdr[:0]
+				i++
+			} else {
+				c.state = stInline
+			}
+		case stInline:
+			j := i
+			for j < len(b) && b[j] != '\n' {
+				j++
+			}
+			c.line += int64(j - i)
+			if c.line > c.lim.maxInline {
+				c.bad = "too big inline request"
+				return start
+			}
+			if j < len(b) {
+				c.state = stStart
+				j++
+			}
+			i = j
+		case stMultiHdr, stBulkHdr:
+			if c.state == stBulkHdr && len(c.hdr) == 0 && b[i] != '$' {
+				ch := b[i]
+				if ch < ' ' || ch > '~' {
+					ch = '?' // the error line must stay one printable line
+				}
+				c.bad = "expected '$', got '" + string(rune(ch)) + "'"
+				return start
+			}
+			if b[i] != '\n' {
+				if len(c.hdr) == maxHeaderLine {
+					if c.state == stMultiHdr {
+						c.bad = "invalid multibulk length"
+					} else {
+						c.bad = "invalid bulk length"
+					}
+					return start
+				}
+				c.hdr = append(c.hdr, b[i])
+				i++
+				continue
+			}
+			i++
+			if !c.header() {
+				return start
+			}
+		case stBulkBody:
+			step := min(c.skip, int64(len(b)-i))
+			c.skip -= step
+			i += int(step)
+			if c.skip == 0 {
+				c.left--
+				c.state, c.hdr = stBulkHdr, c.hdr[:0]
+				if c.left == 0 {
+					c.state = stStart
+				}
+			}
+		}
+	}
+	return len(b)
+}
+
+// header handles a complete header line in c.hdr ("*n\r" or "$n\r").
+func (c *limitConn) header() bool {
+	h := c.hdr
+	if len(h) > 0 && h[len(h)-1] == '\r' {
+		h = h[:len(h)-1]
+	}
+	if c.state == stMultiHdr {
+		n, err := strconv.ParseInt(string(h), 10, 64)
+		if err != nil || n > c.lim.maxArgs {
+			c.bad = "invalid multibulk length"
+			return false
+		}
+		if n <= 0 { // redcon answers it (an empty command)
+			c.state = stStart
+			return true
+		}
+		c.left, c.state, c.hdr = n, stBulkHdr, c.hdr[:0]
+		return true
+	}
+	// "$<len>"
+	n, err := strconv.ParseInt(string(h[min(1, len(h)):]), 10, 64)
+	if err != nil || n < 0 || n > c.lim.maxBulk {
+		c.bad = "invalid bulk length"
+		return false
+	}
+	c.total += n
+	if c.total > c.lim.maxCmd {
+		c.bad = "command too large"
+		return false
+	}
+	c.skip, c.state = n+2, stBulkBody
+	return true
+}

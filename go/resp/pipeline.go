@@ -1,0 +1,239 @@
+// pipeline.go -- serving a pipelined burst together.  A run of
+// consecutive GET and MGET commands becomes one Store.ViewMany (one cgo
+// crossing for the native engine); a run of consecutive plain SET and
+// MSET commands becomes one Store.Apply (one log record, one group-commit
+// wait); a run of other write commands (INCR, APPEND, SET with options,
+// ...) runs inside one Store.Update over all their keys, so it too is one
+// log record.  Each command stays atomic on its own (a batch is applied
+// all-or-nothing, so more than atomic), and replies are written in the
+// order of the commands.  Anything else, and any command that would fail
+// (wrong arity, a bad size), ends the run and is served alone by exec1.
+package resp
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+type redconCommand = redcon.Command
+
+// isName reports whether arg is name (given in lower case), in any case.
+func isName(arg []byte, name string) bool {
+	return len(arg) == len(name) && (string(arg) == name || bytes.EqualFold(arg, []byte(name)))
+}
+
+// runReads serves the leading run of GET/MGET commands of cmds and
+// returns how many it served (0: cmds[0] is not one).
+func (s *Server) runReads(c *client, cmds []redconCommand) int {
+	n, nkeys := 0, 0
+	for _, cmd := range cmds {
+		a := cmd.Args
+		switch {
+		case len(a) == 2 && isName(a[0], "get"):
+			nkeys++
+		case len(a) >= 2 && isName(a[0], "mget"):
+			nkeys += len(a) - 1
+		default:
+			goto done
+		}
+		n++
+	}
+done:
+	if n == 0 {
+		return 0
+	}
+	start := time.Now()
+	if n == 1 && nkeys == 1 { // one GET: a plain View
+		s.get(c, cmds[0].Args[1])
+	} else {
+		keys := make([][]byte, 0, nkeys)
+		for _, cmd := range cmds[:n] {
+			keys = append(keys, cmd.Args[1:]...)
+		}
+		pos, k := 0, 0 // command being answered, keys of it left
+		err := s.store.ViewMany(keys, func(i int, v []byte, err error) error {
+			if k == 0 {
+				a := cmds[pos].Args
+				if isName(a[0], "mget") {
+					c.r.array(len(a) - 1)
+				}
+				k = len(a) - 1
+				pos++
+			}
+			k--
+			if err == nil {
+				c.r.bulk(v)
+			} else {
+				c.r.null() // absent, or a key no engine can hold: Redis's nil
+			}
+			return nil
+		})
+		if err != nil {
+			// Nothing was answered (ViewMany fails only before its walk):
+			// serve them one by one for per-command errors.
+			for _, cmd := range cmds[:n] {
+				s.exec1(c, cmd.Args)
+			}
+			return n
+		}
+	}
+	d := time.Since(start)
+	getCmd, mgetCmd := s.cmds["get"], s.cmds["mget"]
+	for _, cmd := range cmds[:n] {
+		which := getCmd
+		if isName(cmd.Args[0], "mget") {
+			which = mgetCmd
+		}
+		s.count(c, which, 1, d/time.Duration(n), false)
+	}
+	return n
+}
+
+// get answers one GET through View (no copy of the value).
+func (s *Server) get(c *client, key []byte) {
+	err := s.store.View(key, func(v []byte) error {
+		c.r.bulk(v)
+		return nil
+	})
+	switch {
+	case err == nil:
+	case isNotFound(err), isKeyLimit(err):
+		c.r.null()
+	default:
+		c.r.err(storeError(err))
+	}
+}
+
+// runWrites serves the leading run of plain SET (no options) and MSET
+// commands of cmds as one batch and returns how many it served.
+func (s *Server) runWrites(c *client, cmds []redconCommand) int {
+	n, ops := 0, 0
+	for _, cmd := range cmds {
+		a := cmd.Args
+		switch {
+		case len(a) == 3 && isName(a[0], "set"):
+		case len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset"):
+		default:
+			goto done
+		}
+		if !s.fits(a[1:]) {
+			break
+		}
+		ops += (len(a) - 1) / 2
+		n++
+	}
+done:
+	if n == 0 {
+		return 0
+	}
+	start := time.Now()
+	var err error
+	if n == 1 && ops == 1 {
+		err = s.store.Put(cmds[0].Args[1], cmds[0].Args[2])
+	} else {
+		b := storage.Batch{Ops: make([]storage.Op, 0, ops)}
+		for _, cmd := range cmds[:n] {
+			for i := 1; i+1 < len(cmd.Args); i += 2 {
+				b.Put(cmd.Args[i], cmd.Args[i+1])
+			}
+		}
+		err = s.store.Apply(&b)
+	}
+	if err != nil {
+		for range cmds[:n] {
+			c.r.err(storeError(err))
+		}
+	} else {
+		for range cmds[:n] {
+			c.r.ok()
+		}
+	}
+	d := time.Since(start)
+	setCmd, msetCmd := s.cmds["set"], s.cmds["mset"]
+	for _, cmd := range cmds[:n] {
+		which := setCmd
+		if isName(cmd.Args[0], "mset") {
+			which = msetCmd
+		}
+		s.count(c, which, 1, d/time.Duration(n), err != nil)
+	}
+	return n
+}
+
+// fits reports whether key/value pairs are within the engine's limits, so
+// a batch of them cannot fail on one command's input.
+func (s *Server) fits(kvs [][]byte) bool {
+	for i := 0; i+1 < len(kvs); i += 2 {
+		if len(kvs[i]) == 0 || len(kvs[i]) > s.cfg.MaxKeySize || len(kvs[i+1]) > s.cfg.MaxValueSize {
+			return false
+		}
+	}
+	return true
+}
+
+// maxUpdateRun bounds the commands of one grouped Update, and so how long
+// it holds its keys' locks.
+const maxUpdateRun = 256
+
+// runUpdates serves the leading run of keyed write commands of cmds (at
+// least two; a single one is left to exec1) inside one Store.Update: each
+// runs against the transaction in order, seeing the writes of those
+// before it, and their writes are applied together.  A command that
+// fails replies its error and writes nothing, as it would alone.  If the
+// batch itself cannot be applied, every command of the run gets that
+// error.
+func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
+	n := 0
+	var keys [][]byte
+	for _, rc := range cmds {
+		if n == maxUpdateRun {
+			break
+		}
+		a := rc.Args
+		if len(a) == 0 {
+			break
+		}
+		cmd := s.lookup(a[0])
+		if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
+			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+			break
+		}
+		ks := cmd.keys(a)
+		if !s.validKeys(ks) {
+			break // its own error, from exec1, must not fail the others
+		}
+		keys = append(keys, ks...)
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	mark := len(c.r.b)
+	err := s.store.Update(keys, func(tx *storage.Txn) error {
+		for _, rc := range cmds[:n] {
+			s.run(c, s.lookup(rc.Args[0]), rc.Args, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		c.r.b = c.r.b[:mark]
+		for range cmds[:n] {
+			c.r.err(storeError(err))
+		}
+	}
+	return n
+}
+
+// validKeys reports whether the engine accepts every key of keys.
+func (s *Server) validKeys(keys [][]byte) bool {
+	for _, k := range keys {
+		if len(k) == 0 || len(k) > s.cfg.MaxKeySize {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,323 @@
+// Package resp serves a storage engine over the Redis protocol (RESP2 and
+// RESP3), so redis-cli, redis-benchmark and Redis client libraries work
+// against MantisDB unchanged.  It runs in the server process beside HTTP,
+// on the same engine.  docs/REDIS.md lists the commands and every
+// difference from Redis.
+//
+// Wire format: github.com/tidwall/redcon reads requests (RESP arrays and
+// inline commands) and owns the connections; limit.go bounds what a
+// client can make it buffer; reply.go encodes replies in the client's
+// protocol version.
+//
+// Every write goes through Store (Put, Apply, Update): read-modify-write
+// commands run inside Store.Update, so they are atomic against every
+// other writer of the engine, HTTP included, and as durable as the sync
+// policy says before they are answered.  A replicated deployment swaps
+// the Store for one that routes writes through its log.
+package resp
+
+import (
+	"errors"
+	"log"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// Store is what the RESP server needs from the engine: the engine itself
+// for reads, and its writes (Put, PutWithTTL, Delete, Apply, Update).
+// Every engine of go/storage implements it.
+type Store interface {
+	storage.Engine
+	storage.Updater
+}
+
+// Config configures a Server.  Zero values take the documented defaults.
+type Config struct {
+	// AuthToken, when set, must be given through AUTH or HELLO ... AUTH
+	// before any other command.
+	AuthToken string
+	// MaxKeySize and MaxValueSize are the engine's limits (default: the
+	// format's); a longer argument is refused as a protocol error.
+	MaxKeySize   int
+	MaxValueSize int
+	// MaxClients bounds connections served at once (default 10000, as
+	// Redis's maxclients); more are refused with Redis's error.
+	MaxClients int
+	// Version, Sync and DataDir are reported by INFO and CONFIG GET.
+	Version string
+	Sync    storage.SyncPolicy
+	DataDir string
+}
+
+// Limits of the protocol (Redis's where it has one).
+const (
+	maxArgs      = 1024 * 1024 // elements of one command
+	maxInline    = 64 << 10    // bytes of an inline command
+	maxCmdBytes  = 256 << 20   // argument bytes of one command: the batch limit
+	defaultMaxCl = 10000
+)
+
+// Server is a RESP listener over one Store.
+type Server struct {
+	cfg     Config
+	store   Store
+	started time.Time
+	lim     frameLimits
+	cmds    map[string]*command
+	cursors *cursorTable
+
+	rs *redcon.Server
+
+	nextID atomic.Uint64
+	mu     sync.Mutex // guards clients and closing
+	// clients are the open connections, for CLIENT LIST and INFO.
+	clients map[*client]struct{}
+	closing bool           // Close ran: accept refuses, so conns.Add never races Wait
+	ln      net.Listener   // what Serve serves
+	conns   sync.WaitGroup // one per open connection: Close waits for them
+
+	commands    atomic.Uint64 // commands executed
+	connections atomic.Uint64 // connections accepted
+	rejected    atomic.Uint64 // connections refused (max clients)
+	protoErrors atomic.Uint64 // connections closed for a protocol error
+	panics      atomic.Uint64 // commands that panicked (a bug; should stay 0)
+}
+
+// New returns a server over store; call Serve to accept connections.
+func New(cfg Config, store Store) *Server {
+	if cfg.MaxKeySize <= 0 {
+		cfg.MaxKeySize = storage.DefaultMaxKeySize
+	}
+	if cfg.MaxValueSize <= 0 {
+		cfg.MaxValueSize = storage.DefaultMaxValueSize
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = defaultMaxCl
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   store,
+		started: time.Now(),
+		clients: make(map[*client]struct{}),
+		cursors: newCursorTable(),
+		lim: frameLimits{
+			maxArgs:   maxArgs,
+			maxBulk:   int64(max(cfg.MaxKeySize, cfg.MaxValueSize)),
+			maxCmd:    maxCmdBytes,
+			maxInline: maxInline,
+		},
+	}
+	s.cmds = commandTable()
+	s.rs = redcon.NewServerNetwork("tcp", "", s.serveRESP, s.accept, s.closed)
+	return s
+}
+
+// Serve accepts connections on ln until Close; it returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	return s.rs.Serve(limitListener{ln, s.lim})
+}
+
+// Close stops accepting, closes every connection and waits until no
+// command is running, so the engine can be closed after it.
+func (s *Server) Close() error {
+	_ = s.rs.Close() // "not serving" when Serve has not reached redcon yet
+	s.mu.Lock()
+	s.closing = true
+	var err error
+	if s.ln != nil {
+		// Closed here too: redcon may not have the listener yet.
+		if err = s.ln.Close(); errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	}
+	for c := range s.clients {
+		_ = c.conn.NetConn().Close() // redcon closes them too; this does not wait for its accept loop
+	}
+	s.mu.Unlock()
+	s.conns.Wait()
+	return err
+}
+
+// limitListener wraps every accepted connection in a limitConn.
+type limitListener struct {
+	net.Listener
+	lim frameLimits
+}
+
+func (l limitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newLimitConn(c, l.lim), nil
+}
+
+// client is one connection's state.  Fields below mu are read by other
+// connections (CLIENT LIST); the rest only by the connection's goroutine.
+type client struct {
+	id      uint64
+	conn    redcon.Conn
+	addr    string
+	laddr   string
+	created time.Time
+
+	mu      sync.Mutex
+	name    string
+	libName string
+	libVer  string
+	lastCmd string
+	lastAt  time.Time
+	proto   int
+
+	authed bool
+	multi  bool      // inside MULTI
+	queue  []queued  // commands queued by MULTI
+	dirty  bool      // a command failed to queue: EXEC aborts
+	watch  []watched // WATCHed keys and what they held
+	quit   bool      // close after this burst's replies
+	r      reply     // replies of the burst being served
+	burst  []redcon.Command
+}
+
+// queued is a command waiting for EXEC.
+type queued struct {
+	cmd  *command
+	args [][]byte
+}
+
+// watched is a WATCHed key and its entry when WATCH ran.
+type watched struct {
+	key   []byte
+	found bool
+	ent   storage.Entry
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.clients) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
+		return false
+	}
+	c := &client{
+		id:      s.nextID.Add(1),
+		conn:    conn,
+		addr:    conn.RemoteAddr(),
+		laddr:   conn.NetConn().LocalAddr().String(),
+		created: time.Now(),
+		proto:   2,
+		authed:  s.cfg.AuthToken == "",
+	}
+	c.r.proto = 2
+	c.lastAt = c.created
+	s.clients[c] = struct{}{}
+	s.conns.Add(1)
+	s.mu.Unlock()
+	s.connections.Add(1)
+	conn.SetContext(c)
+	return true
+}
+
+func (s *Server) closed(conn redcon.Conn, err error) {
+	c, ok := conn.Context().(*client)
+	if !ok {
+		return
+	}
+	if errors.Is(err, errProtocolClosed) || isRedconProtocolError(err) {
+		s.protoErrors.Add(1)
+	}
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// isRedconProtocolError reports a parse error of redcon (its type is not
+// exported; its message is Redis's "Protocol error: ...").
+func isRedconProtocolError(err error) bool {
+	return err != nil && len(err.Error()) > 15 && err.Error()[:15] == "Protocol error:"
+}
+
+// serveRESP serves cmd and every command already read behind it (a
+// pipelined burst) and writes all their replies with one write.
+func (s *Server) serveRESP(conn redcon.Conn, cmd redcon.Command) {
+	c := conn.Context().(*client)
+	defer func() {
+		// A bug in one command must not take the process (and every
+		// other client) down: this connection gets an error and is
+		// closed; the others go on.
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			log.Printf("resp: panic serving %s: %v\n%s", c.addr, p, debug.Stack())
+			_, _ = conn.NetConn().Write([]byte("-ERR internal error\r\n"))
+			_ = conn.NetConn().Close()
+		}
+	}()
+	c.burst = append(c.burst[:0], cmd)
+	c.burst = append(c.burst, conn.ReadPipeline()...)
+	w := redcon.BaseWriter(conn)
+	c.r.b = w.Buffer()
+	s.execBurst(c, c.burst)
+	w.SetBuffer(c.r.b)
+	clear(c.burst)
+	if c.quit {
+		_ = conn.Close()
+	}
+}
+
+// Stats are the RESP server's counters.
+type Stats struct {
+	ConnectedClients int
+	Connections      uint64 // accepted since start
+	Rejected         uint64 // refused: too many clients
+	ProtocolErrors   uint64 // connections closed for a protocol error
+	Commands         uint64 // commands executed
+	Panics           uint64 // commands that panicked (a bug; should stay 0)
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.clients)
+	s.mu.Unlock()
+	return Stats{
+		ConnectedClients: n,
+		Connections:      s.connections.Load(),
+		Rejected:         s.rejected.Load(),
+		ProtocolErrors:   s.protoErrors.Load(),
+		Commands:         s.commands.Load(),
+		Panics:           s.panics.Load(),
+	}
+}
+
+// CommandCalls returns how many times each command ran (those that ran
+// at least once), by lower-case name.
+func (s *Server) CommandCalls() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, cmd := range s.uniqueCommands() {
+		if n := cmd.calls.Load(); n > 0 {
+			out[cmd.name] = n
+		}
+	}
+	return out
+}

@@ -1,0 +1,394 @@
+// tx_test.go -- pipelines, MULTI/EXEC, WATCH with conflicting clients,
+// SCAN's ordered cursor, expiry and authentication, through go-redis.
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+func TestPipelineKeepsOrder(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	rdb := ts.client(t, 2, "")
+	ctx := context.Background()
+	const n = 200
+	cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := 0; i < n; i++ {
+			k := fmt.Sprintf("k%03d", i)
+			p.Set(ctx, k, "v"+strconv.Itoa(i), 0)
+			p.Get(ctx, k)
+			if i%10 == 0 {
+				p.MSet(ctx, k+"a", "x", k+"b", "y")
+				p.MGet(ctx, k+"a", "nope", k+"b")
+				p.Incr(ctx, "ctr")
+				p.Get(ctx, "ctr")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, ctr := 0, 0
+	for _, c := range cmds {
+		switch c := c.(type) {
+		case *redis.StatusCmd:
+			if c.Val() != "OK" {
+				t.Fatalf("%v: %q", c.Args(), c.Val())
+			}
+		case *redis.StringCmd:
+			if c.Args()[1] == "ctr" {
+				if c.Val() != strconv.Itoa(ctr) {
+					t.Fatalf("GET ctr = %q, want %d", c.Val(), ctr)
+				}
+				continue
+			}
+			if want := "v" + strconv.Itoa(i); c.Val() != want {
+				t.Fatalf("%v = %q, want %q (replies out of order?)", c.Args(), c.Val(), want)
+			}
+			i++
+		case *redis.SliceCmd:
+			if fmt.Sprint(c.Val()) != "[x <nil> y]" {
+				t.Fatalf("%v = %v", c.Args(), c.Val())
+			}
+		case *redis.IntCmd:
+			ctr++
+			if c.Val() != int64(ctr) {
+				t.Fatalf("INCR = %d, want %d", c.Val(), ctr)
+			}
+		}
+	}
+	if i != n {
+		t.Fatalf("%d GET replies, want %d", i, n)
+	}
+	calls := ts.CommandCalls()
+	if calls["get"] != n+uint64(ctr) || calls["set"] != n || calls["mget"] != uint64(ctr) {
+		t.Fatalf("command counts %v", calls)
+	}
+}
+
+func TestMultiExec(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	rdb := ts.client(t, 3, "")
+	ctx := context.Background()
+	cmds, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", "1", 0)
+		p.Incr(ctx, "a")
+		p.IncrBy(ctx, "a", 5)
+		p.Get(ctx, "a")
+		p.Rename(ctx, "a", "b")
+		p.Get(ctx, "b")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cmds {
+		got = append(got, fmt.Sprint(c.(interface{ String() string }).String()))
+	}
+	want := []string{"set a 1: OK", "incr a: 2", "incrby a 5: 7", "get a: 7", "rename a b: OK", "get b: 7"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("EXEC replies %q, want %q", got, want)
+	}
+	// A command error inside EXEC fails alone; the others apply.
+	r := ts.raw(t)
+	fmt.Fprint(r, "MULTI\r\nSET s x\r\nINCR s\r\nSET t y\r\nEXEC\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "+QUEUED", "+QUEUED", "*3", "+OK",
+		"-ERR value is not an integer or out of range", "+OK"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// A queueing error aborts EXEC; nothing applies.
+	fmt.Fprint(r, "MULTI\r\nSET u 1\r\nGET\r\nEXEC\r\nEXISTS u\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "-ERR wrong number of arguments for 'get' command",
+		"-EXECABORT Transaction discarded because of previous errors.", ":0"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	fmt.Fprint(r, "EXEC\r\nDISCARD\r\nMULTI\r\nMULTI\r\nWATCH x\r\nFLUSHDB\r\nDISCARD\r\nGET s\r\n")
+	for _, want := range []string{"-ERR EXEC without MULTI", "-ERR DISCARD without MULTI", "+OK",
+		"-ERR MULTI calls can not be nested", "-ERR WATCH inside MULTI is not allowed",
+		"-ERR Command not allowed inside a transaction", "+OK", "$1", "x"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// TestWatchConcurrent: clients race a GET/SET counter through WATCH and
+// MULTI/EXEC, retrying on conflict (the CAS loop of go-redis's docs); the
+// total must be exact: a lost update would leave it short.
+func TestWatchConcurrent(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	ctx := context.Background()
+	const clients, each = 6, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for w := 0; w < clients; w++ {
+		rdb := ts.client(t, 2+w%2, "")
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				for {
+					err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+						n, err := tx.Get(ctx, "counter").Int()
+						if err != nil && !errors.Is(err, redis.Nil) {
+							return err
+						}
+						_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Set(ctx, "counter", n+1, 0)
+							return nil
+						})
+						return err
+					}, "counter")
+					if errors.Is(err, redis.TxFailedErr) {
+						continue // another client won the race: retry
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					break
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n, err := ts.client(t, 2, "").Get(ctx, "counter").Int()
+	if err != nil || n != clients*each {
+		t.Fatalf("counter = %d, %v; want %d", n, err, clients*each)
+	}
+	// An unchanged watched key lets EXEC through; a change aborts it.
+	r, other := ts.raw(t), ts.client(t, 2, "")
+	fmt.Fprint(r, "WATCH w\r\nMULTI\r\nSET w 1\r\n")
+	for range 3 {
+		r.line(t)
+	}
+	if err := other.Set(ctx, "w", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(r, "EXEC\r\nGET w\r\nWATCH w\r\nUNWATCH\r\nMULTI\r\nSET w 2\r\nEXEC\r\n")
+	for _, want := range []string{"*-1", "$1", "x", "+OK", "+OK", "+OK", "+QUEUED", "*1", "+OK"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestScanOrderedCursor(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	rdb := ts.client(t, 3, "")
+	ctx := context.Background()
+	var want []string
+	for i := 0; i < 103; i++ {
+		k := fmt.Sprintf("user:%03d", i)
+		want = append(want, k)
+		if err := rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb.Set(ctx, "other", "v", 0)
+	tests := []struct {
+		match string
+		count int64
+		typ   string
+		want  []string
+	}{
+		{"user:*", 7, "", want},
+		{"", 10, "", append([]string{"other"}, want...)},
+		{"user:0[0-1]?", 3, "", want[:20]},
+		{"*", 50, "string", append([]string{"other"}, want...)},
+		{"*", 50, "hash", nil},
+	}
+	for _, tc := range tests {
+		var got []string
+		var cursor uint64
+		for calls := 0; ; calls++ {
+			var cmd *redis.ScanCmd
+			if tc.typ != "" {
+				cmd = rdb.ScanType(ctx, cursor, tc.match, tc.count, tc.typ)
+			} else {
+				cmd = rdb.Scan(ctx, cursor, tc.match, tc.count)
+			}
+			keys, next, err := cmd.Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, keys...)
+			if cursor = next; cursor == 0 {
+				break
+			}
+			if calls > 1000 {
+				t.Fatal("scan does not end")
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("SCAN MATCH %q COUNT %d TYPE %q: got %d keys %q", tc.match, tc.count, tc.typ, len(got), got)
+		}
+	}
+	if err := rdb.Do(ctx, "SCAN", "42").Err(); err == nil {
+		t.Fatal("SCAN with an unknown cursor succeeded")
+	}
+}
+
+// TestExpiry: a key set with PX disappears for every read path; TTLs
+// written by one command are read back by the others.
+func TestExpiry(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	rdb := ts.client(t, 2, "")
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "short", "v", 30*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "long", "v", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := rdb.TTL(ctx, "long").Result(); err != nil || d != time.Hour {
+		t.Fatalf("TTL long = %v, %v", d, err)
+	}
+	if d, err := rdb.PTTL(ctx, "short").Result(); err != nil || d <= 0 || d > 30*time.Millisecond {
+		t.Fatalf("PTTL short = %v, %v", d, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := rdb.Exists(ctx, "short").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key with PX 30 still exists after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range []redis.Cmder{rdb.Get(ctx, "short"), rdb.MGet(ctx, "short", "long"), rdb.TTL(ctx, "short"),
+		rdb.Keys(ctx, "*"), rdb.Incr(ctx, "short")} {
+		got := fmt.Sprint(c)
+		for _, want := range []string{"get short: redis: nil", "mget short long: [<nil> v]", "ttl short: -2ns", "keys *: [long]", "incr short: 1"} {
+			if got == want {
+				got = ""
+			}
+		}
+		if got != "" {
+			t.Fatalf("after expiry: %s", got)
+		}
+	}
+	if d, err := rdb.TTL(ctx, "short").Result(); err != nil || d != -1 {
+		t.Fatalf("INCR of an expired key must create it without TTL: %v, %v", d, err)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	ts := startServer(t, Config{AuthToken: "s3cret"}, storage.Options{})
+	r := ts.raw(t)
+	steps := []struct{ send, want string }{
+		{"GET k\r\n", "-NOAUTH Authentication required."},
+		{"PING\r\n", "-NOAUTH Authentication required."},
+		{"AUTH wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
+		{"AUTH bob s3cret\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
+		{"HELLO 3\r\n", "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"},
+		{"HELLO 3 AUTH default wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled."},
+		{"HELLO 2 AUTH default s3cret\r\n", "*14"},
+	}
+	for _, st := range steps {
+		fmt.Fprint(r, st.send)
+		if got := r.line(t); got != st.want {
+			t.Fatalf("%q: got %q, want %q", st.send, got, st.want)
+		}
+	}
+	for r.line(t) != "*0" { // the rest of the HELLO map ends with "modules" => []
+	}
+	fmt.Fprint(r, "SET k v\r\nRESET\r\nGET k\r\nAUTH s3cret\r\nGET k\r\n")
+	for _, want := range []string{"+OK", "+RESET", "-NOAUTH Authentication required.", "+OK", "$1", "v"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		if v, err := ts.client(t, proto, "s3cret").Get(ctx, "k").Result(); err != nil || v != "v" {
+			t.Fatalf("go-redis with password, RESP%d: %q, %v", proto, v, err)
+		}
+		if err := ts.client(t, proto, "nope").Ping(ctx).Err(); err == nil {
+			t.Fatalf("go-redis with a wrong password, RESP%d: no error", proto)
+		}
+	}
+}
+
+// TestDurableAcrossReopen: RESP writes, counters included, survive a
+// reopen of the data directory.
+func TestDurableAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	func() {
+		ts := startServer(t, Config{}, storage.Options{Dir: dir, Sync: storage.SyncAlways})
+		rdb := ts.client(t, 2, "")
+		for i := 0; i < 20; i++ {
+			if err := rdb.Incr(ctx, "n").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "a", "1", 0)
+			p.Set(ctx, "b", "2", time.Hour)
+			p.MSet(ctx, "c", "3", "d", "4")
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_ = ts.Close()
+		_ = ts.eng.Close()
+	}()
+	ts := startServer(t, Config{}, storage.Options{Dir: dir})
+	vals, err := ts.client(t, 3, "").MGet(ctx, "n", "a", "b", "c", "d").Result()
+	if err != nil || fmt.Sprint(vals) != "[20 1 2 3 4]" {
+		t.Fatalf("after reopen: %v, %v", vals, err)
+	}
+}
+
+// TestPipelinedUpdates: a burst of read-modify-write commands is served
+// as one Update; each command still sees the ones before it, fails alone,
+// and replies in order.
+func TestPipelinedUpdates(t *testing.T) {
+	ts := startServer(t, Config{MaxKeySize: 16}, storage.Options{MaxKeySize: 16})
+	r := ts.raw(t)
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		b.WriteString("INCR n\r\n")
+	}
+	b.WriteString("SET s abc\r\nINCR s\r\nAPPEND s def\r\nSET e 1 EX 0\r\nINCR " + strings.Repeat("k", 17) + "\r\nGETSET n x\r\nGET n\r\n")
+	io.WriteString(r, b.String())
+	for i := 1; i <= 50; i++ {
+		if got := r.line(t); got != ":"+strconv.Itoa(i) {
+			t.Fatalf("INCR %d: %q", i, got)
+		}
+	}
+	for _, want := range []string{"+OK", "-ERR value is not an integer or out of range", ":6",
+		"-ERR invalid expire time in 'set' command", "-ERR key is larger than the server's max-key-size",
+		"$2", "50", "$1", "x"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}

@@ -1,0 +1,255 @@
+// update.go -- the atomic read-modify-write primitive of both engines
+// (Updater.Update), reads that return a key's expiry (GetEntry), and the
+// multi-key read.
+//
+// Atomicity: every write of either engine, in memory or durable, holds
+// the stripes of its keys from before it is ordered until it is published
+// (shell.go, step 2).  Update takes the stripes of the keys it declares,
+// reads them, runs the caller's function and writes its result before it
+// lets them go, so no other write of those keys can fall between its read
+// and its write: it is linearizable against every Put, Delete, Apply and
+// Update, whoever issued them (the HTTP server, the RESP server, a Go
+// caller).  Its write is one Apply-style batch (shell.applyLocked), so it
+// is as durable as the sync policy says when Update returns, and recovery
+// replays all of it or none.
+//
+// Reads do not take stripes: a Get never waits for an Update, and sees
+// its write entirely or not at all.
+package storage
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// keysOf adapts a key list for the stripe set.
+func keysOf(keys [][]byte) func(func([]byte)) {
+	return func(yield func([]byte)) {
+		for _, k := range keys {
+			yield(k)
+		}
+	}
+}
+
+// Entry is a value with its expiry.
+type Entry struct {
+	Value []byte
+	// ExpiresAt is the absolute expiry in Unix nanoseconds (the unit of
+	// the record format); 0 means the entry never expires.
+	ExpiresAt int64
+}
+
+// Updater is implemented by every engine this package returns (both
+// engines, in memory and durable).  Use it through a type assertion,
+// e.Engine.(storage.Updater), or through the Update function.
+type Updater interface {
+	// Update runs fn atomically over keys: fn reads the current entries
+	// of those keys through tx and stages writes to them; when fn returns
+	// nil the staged writes are applied as one atomic batch, durable under
+	// the sync policy, before Update returns.  No other write of any of
+	// keys, through any API, can happen between fn's reads and that
+	// batch.  When fn returns an error nothing is written and Update
+	// returns that error.  fn reads and writes only keys (another key is
+	// ErrInvalid); it runs with the keys' write locks held, so it must be
+	// short and must not call the engine itself (a write of one of keys
+	// from inside fn deadlocks).  An empty key in keys is ErrEmptyKey;
+	// duplicates are allowed.
+	Update(keys [][]byte, fn func(tx *Txn) error) error
+	// GetEntry returns a copy of the value of key with its expiry, or
+	// ErrNotFound.
+	GetEntry(key []byte) (Entry, error)
+	// ViewMany looks up every key of keys, in one call into the native
+	// core for the native engine, and calls fn(i, value, err) for each in
+	// order, err being nil or ErrNotFound (or a key's validation error).
+	// value is valid only until fn returns (as for View).  An error fn
+	// returns stops the walk and is returned.
+	ViewMany(keys [][]byte, fn func(i int, value []byte, err error) error) error
+}
+
+// Update runs u.Update when e implements Updater (every engine of this
+// package does) and returns ErrInvalid otherwise.
+func Update(e Engine, keys [][]byte, fn func(tx *Txn) error) error {
+	u, ok := e.(Updater)
+	if !ok {
+		return fmt.Errorf("%w: %T does not implement storage.Updater", ErrInvalid, e)
+	}
+	return u.Update(keys, fn)
+}
+
+// Txn is what an Update function sees: the declared keys' current entries
+// (with its own staged writes applied: a Get after a Put returns the
+// Put's value) and the writes it stages.  Valid only during the function;
+// not safe for concurrent use.
+type Txn struct {
+	now  int64
+	lim  *limits
+	keys []txnKey
+	read entryReader
+	// index finds a key's slot once there are more than txnScan keys (a
+	// linear scan is faster below that, and allocates nothing).
+	index map[string]int
+}
+
+const txnScan = 16
+
+// txnKey is one declared key's state inside a Txn.
+type txnKey struct {
+	key    []byte
+	loaded bool  // ent/found hold the current state
+	found  bool  // the key exists (not expired at now)
+	dirty  bool  // a write is staged
+	ent    Entry // current state (the staged one once dirty)
+}
+
+// Now is the instant, in Unix nanoseconds of Options.Clock, by which the
+// update judges expiry: an entry whose ExpiresAt <= Now is absent.
+func (t *Txn) Now() int64 { return t.now }
+
+// find returns the slot of key, or -1.
+func (t *Txn) find(key []byte) int {
+	if t.index != nil {
+		if i, ok := t.index[string(key)]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range t.keys {
+		if bytes.Equal(t.keys[i].key, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (t *Txn) slot(key []byte) (*txnKey, error) {
+	if i := t.find(key); i >= 0 {
+		return &t.keys[i], nil
+	}
+	return nil, fmt.Errorf("%w: key %q was not declared to Update", ErrInvalid, key)
+}
+
+// Get returns the entry of key (a declared key), or ErrNotFound.  The
+// value is the caller's to keep, but must not be modified while it may
+// still be staged by a Put of this Txn.
+func (t *Txn) Get(key []byte) (Entry, error) {
+	k, err := t.slot(key)
+	if err != nil {
+		return Entry{}, err
+	}
+	if !k.loaded {
+		ent, found, err := t.read(k.key, t.now)
+		if err != nil {
+			return Entry{}, err
+		}
+		k.ent, k.found, k.loaded = ent, found, true
+	}
+	if !k.found {
+		return Entry{}, ErrNotFound
+	}
+	return k.ent, nil
+}
+
+// Put stages key = value expiring at expiresAt (Unix ns, 0 = never).  An
+// expiresAt at or before Now stages a delete (the value would be dead on
+// arrival, as Redis's SET with a past EXAT).  value is not copied until
+// Update applies it: do not modify it before Update returns.
+func (t *Txn) Put(key, value []byte, expiresAt int64) error {
+	k, err := t.slot(key)
+	if err != nil {
+		return err
+	}
+	if err := t.lim.checkValue(value); err != nil {
+		return err
+	}
+	if expiresAt < 0 || (expiresAt != 0 && expiresAt <= t.now) {
+		return t.Delete(key)
+	}
+	k.ent = Entry{Value: value, ExpiresAt: expiresAt}
+	k.found, k.loaded, k.dirty = true, true, true
+	return nil
+}
+
+// Delete stages the removal of key (absent keys included).
+func (t *Txn) Delete(key []byte) error {
+	k, err := t.slot(key)
+	if err != nil {
+		return err
+	}
+	k.ent = Entry{}
+	k.found, k.loaded, k.dirty = false, true, true
+	return nil
+}
+
+// entryReader reads key's live entry at now (a copy): each engine's
+// entryAt.
+type entryReader func(key []byte, now int64) (Entry, bool, error)
+
+// update is Update of both engines: read is the engine's entryAt.
+func (s *shell) update(read entryReader, keys [][]byte, fn func(tx *Txn) error) error {
+	if fn == nil {
+		return ErrInvalid
+	}
+	lim := s.lim
+	for _, k := range keys {
+		if err := lim.checkKey(k); err != nil {
+			return err
+		}
+	}
+	set := s.lockKeys(keysOf(keys))
+	defer s.unlockKeys(&set)
+	tx := &Txn{now: lim.now(), lim: lim, read: read, keys: make([]txnKey, 0, len(keys))}
+	if len(keys) > txnScan {
+		tx.index = make(map[string]int, len(keys))
+	}
+	for _, k := range keys {
+		if tx.find(k) < 0 { // not yet declared: add it once
+			if tx.index != nil {
+				tx.index[string(k)] = len(tx.keys)
+			}
+			tx.keys = append(tx.keys, txnKey{key: k})
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	var ops []prepOp
+	size := 0
+	for i := range tx.keys {
+		k := &tx.keys[i]
+		if !k.dirty {
+			continue
+		}
+		if k.found {
+			if k.ent.ExpiresAt != 0 {
+				lim.markExpiry() // before the entry can be published
+			}
+			ops = append(ops, prepOp{kind: OpPut, key: k.key, value: k.ent.Value, exp: k.ent.ExpiresAt})
+			size += recordSize(len(k.key), len(k.ent.Value))
+		} else {
+			ops = append(ops, prepOp{kind: OpDelete, key: k.key})
+			size += recordSize(len(k.key), 0)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if size > maxBatchBytes {
+		return ErrBatchTooLarge
+	}
+	return s.applyLocked(ops, size)
+}
+
+// getEntry is GetEntry of both engines: read is the engine's entryAt.
+func getEntry(read entryReader, lim *limits, key []byte) (Entry, error) {
+	if err := lim.checkKey(key); err != nil {
+		return Entry{}, err
+	}
+	ent, found, err := read(key, lim.now())
+	if err != nil {
+		return Entry{}, err
+	}
+	if !found {
+		return Entry{}, ErrNotFound
+	}
+	return ent, nil
+}
