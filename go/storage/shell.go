@@ -108,48 +108,98 @@ func (s *shell) open(lim *limits, idx index, hooks walHooks, order bool, step fu
 	return nil
 }
 
-// write runs steps 2-5 for one operation on keys (nseq sequence numbers).
-// encode appends the operation's log record, of size bytes, numbered from
-// first; publish applies it to the index, given that record (nil in
-// memory) and its first number (0 in memory).
-func (s *shell) write(keys func(yield func([]byte)), nseq, size int,
-	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
+// wop is one write: a put, a delete or a batch.  Passed by pointer down
+// the write path instead of closures, so a write allocates nothing of its
+// own.
+type wop struct {
+	kind       OpKind // OpPut, OpDelete or opBatch
+	key, value []byte // put, delete
+	exp        int64  // put
+	ops        []prepOp
+	size       int // batch: bytes of its nested records
+}
+
+// opBatch marks a batch write (no batch op has this kind).
+const opBatch OpKind = 0xff
+
+// nseq is how many sequence numbers w takes.
+func (w *wop) nseq() int {
+	if w.kind == opBatch {
+		return len(w.ops)
+	}
+	return 1
+}
+
+// recordSize is the size of w's log record.
+func (w *wop) recordSize() int {
+	if w.kind == opBatch {
+		return recordSize(0, w.size)
+	}
+	return recordSize(len(w.key), len(w.value))
+}
+
+// encode appends w's log record, numbered from first, to dst.
+func (w *wop) encode(dst []byte, first uint64) ([]byte, error) {
+	switch w.kind {
+	case OpPut:
+		return appendRecord(dst, codec.TypePut, first, w.key, w.value, w.exp)
+	case OpDelete:
+		return appendRecord(dst, codec.TypeDelete, first, w.key, nil, 0)
+	}
+	return appendBatch(dst, w.ops, first)
+}
+
+// publish applies w to the index: rec is its log record and first its
+// first number, or nil and 0 in memory.
+func (s *shell) publish(w *wop, rec []byte, first uint64) error {
+	switch w.kind {
+	case OpPut:
+		return s.idx.publishPut(w.key, w.value, w.exp, first)
+	case OpDelete:
+		return s.idx.publishDelete(w.key)
+	}
+	var payload []byte
+	if rec != nil {
+		payload = batchPayload(rec, w.size)
+	}
+	return s.idx.publishBatch(w.ops, payload, first)
+}
+
+// stripe is the key stripe of k.
+func (s *shell) stripe(k []byte) uint64 { return maphash.Bytes(s.seed, k) % keyStripes }
+
+// write runs steps 2-5 for w.
+func (s *shell) write(w *wop) error {
 	if s.dur != nil || s.order {
 		var set [keyStripes / 64]uint64
-		keys(func(k []byte) {
-			i := maphash.Bytes(s.seed, k) % keyStripes
-			set[i/64] |= 1 << (i % 64)
-		})
+		if w.kind == opBatch {
+			for i := range w.ops {
+				k := s.stripe(w.ops[i].key)
+				set[k/64] |= 1 << (k % 64)
+			}
+		} else {
+			k := s.stripe(w.key)
+			set[k/64] |= 1 << (k % 64)
+		}
 		// Ascending order (no deadlock between writes that share some),
 		// visiting only the set bits; unlock order does not matter.
-		for i, w := range set {
-			for ; w != 0; w &= w - 1 {
-				s.stripes[i*64+bits.TrailingZeros64(w)].Lock()
+		for i, m := range set {
+			for ; m != 0; m &= m - 1 {
+				s.stripes[i*64+bits.TrailingZeros64(m)].Lock()
 			}
 		}
 		defer func() {
-			for i, w := range set {
-				for ; w != 0; w &= w - 1 {
-					s.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
+			for i, m := range set {
+				for ; m != 0; m &= m - 1 {
+					s.stripes[i*64+bits.TrailingZeros64(m)].Unlock()
 				}
 			}
 		}()
 	}
 	if s.dur == nil {
-		return publish(nil, 0)
+		return s.publish(w, nil, 0)
 	}
-	return s.dur.log(nseq, size, encode, publish)
-}
-
-// oneKey and opKeys adapt the write's keys for the stripe set.
-func oneKey(k []byte) func(func([]byte)) { return func(yield func([]byte)) { yield(k) } }
-
-func opKeys(ops []prepOp) func(func([]byte)) {
-	return func(yield func([]byte)) {
-		for i := range ops {
-			yield(ops[i].key)
-		}
-	}
+	return s.dur.log(s, w)
 }
 
 func (s *shell) put(key, value []byte, exp int64) error {
@@ -159,9 +209,7 @@ func (s *shell) put(key, value []byte, exp int64) error {
 	if err := s.lim.checkValue(value); err != nil {
 		return err
 	}
-	return s.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, func(_ []byte, seq uint64) error { return s.idx.publishPut(key, value, exp, seq) })
+	return s.write(&wop{kind: OpPut, key: key, value: value, exp: exp})
 }
 
 // Put sets key to value.
@@ -182,9 +230,7 @@ func (s *shell) Delete(key []byte) error {
 	if err := s.lim.checkKey(key); err != nil {
 		return err
 	}
-	return s.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, func([]byte, uint64) error { return s.idx.publishDelete(key) })
+	return s.write(&wop{kind: OpDelete, key: key})
 }
 
 // Apply validates the whole batch first (nothing is logged or applied if
@@ -201,15 +247,7 @@ func (s *shell) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
-	return s.write(opKeys(ops), len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
-		return appendBatch(dst, ops, first)
-	}, func(rec []byte, first uint64) error {
-		var payload []byte
-		if rec != nil {
-			payload = batchPayload(rec, size)
-		}
-		return s.idx.publishBatch(ops, payload, first)
-	})
+	return s.write(&wop{kind: opBatch, ops: ops, size: size})
 }
 
 // Stats returns the index's counters and the log's state; after Close
