@@ -171,12 +171,10 @@ func (d *durability) readOnlyErr() error {
 	return nil
 }
 
-// log runs steps 1-4 for one write of nseq sequence numbers: encode
-// appends its record, of size bytes, numbered from first; publish applies
-// it to the index and may read the encoded record (a native batch hands its
-// payload to the core as it is).
-func (d *durability) log(nseq, size int, encode func(dst []byte, first uint64) ([]byte, error),
-	publish func(rec []byte, first uint64) error) error {
+// log runs steps 1-4 for w: it numbers and encodes w's record, logs it,
+// then publishes it through s (which may read the encoded record: a native
+// batch hands its payload to the core as it is).
+func (d *durability) log(s *shell, w *wop) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {
@@ -185,13 +183,14 @@ func (d *durability) log(nseq, size int, encode func(dst []byte, first uint64) (
 	if err := d.readOnlyErr(); err != nil {
 		return err
 	}
-	bp := getEncBuf(size)
+	nseq := w.nseq()
+	bp := getEncBuf(w.recordSize())
 	defer putEncBuf(bp)
 	d.seqMu.Lock()
 	first := d.seq + 1
 	var pos uint64
 	var err error
-	if *bp, err = encode((*bp)[:0], first); err == nil {
+	if *bp, err = w.encode((*bp)[:0], first); err == nil {
 		if pos, err = d.wal.Enqueue(*bp, first, first+uint64(nseq)-1); err == nil {
 			d.seq += uint64(nseq)
 		}
@@ -203,7 +202,7 @@ func (d *durability) log(nseq, size int, encode func(dst []byte, first uint64) (
 	if err != nil {
 		return walError(err)
 	}
-	if err := publish(*bp, first); err != nil {
+	if err := s.publish(w, *bp, first); err != nil {
 		// The log has the write and the index does not: stop writing
 		// (a later write could depend on this one) until a reopen
 		// replays the log.

@@ -107,65 +107,117 @@ func (s *shell) open(lim *limits, idx index, hooks walHooks, step func() *sweepe
 	return nil
 }
 
+// wop is one write: a put, a delete or a batch.  Passed by pointer down
+// the write path instead of closures, so a write allocates nothing of its
+// own.
+type wop struct {
+	kind       OpKind // OpPut, OpDelete or opBatch
+	key, value []byte // put, delete
+	exp        int64  // put
+	ops        []prepOp
+	size       int // batch: bytes of its nested records
+}
+
+// opBatch marks a batch write (no batch op has this kind).
+const opBatch OpKind = 0xff
+
+// nseq is how many sequence numbers w takes.
+func (w *wop) nseq() int {
+	if w.kind == opBatch {
+		return len(w.ops)
+	}
+	return 1
+}
+
+// recordSize is the size of w's log record.
+func (w *wop) recordSize() int {
+	if w.kind == opBatch {
+		return recordSize(0, w.size)
+	}
+	return recordSize(len(w.key), len(w.value))
+}
+
+// encode appends w's log record, numbered from first, to dst.
+func (w *wop) encode(dst []byte, first uint64) ([]byte, error) {
+	switch w.kind {
+	case OpPut:
+		return appendRecord(dst, codec.TypePut, first, w.key, w.value, w.exp)
+	case OpDelete:
+		return appendRecord(dst, codec.TypeDelete, first, w.key, nil, 0)
+	}
+	return appendBatch(dst, w.ops, first)
+}
+
+// publish applies w to the index: rec is its log record and first its
+// first number, or nil and 0 in memory.
+func (s *shell) publish(w *wop, rec []byte, first uint64) error {
+	switch w.kind {
+	case OpPut:
+		return s.idx.publishPut(w.key, w.value, w.exp, first)
+	case OpDelete:
+		return s.idx.publishDelete(w.key)
+	}
+	var payload []byte
+	if rec != nil {
+		payload = batchPayload(rec, w.size)
+	}
+	return s.idx.publishBatch(w.ops, payload, first)
+}
+
+// stripe is the key stripe of k.
+func (s *shell) stripe(k []byte) uint64 { return maphash.Bytes(s.seed, k) % keyStripes }
+
 // stripeSet is a set of stripe numbers, one bit each.
 type stripeSet [keyStripes / 64]uint64
 
-// lockKeys is step 2: it locks the stripes of keys in ascending order (no
+// add puts k's stripe in the set.
+func (s *shell) add(set *stripeSet, k []byte) {
+	i := s.stripe(k)
+	set[i/64] |= 1 << (i % 64)
+}
+
+// lock is step 2: it locks the stripes of set in ascending order (no
 // deadlock between writes that share some), visiting only the set bits.
-func (s *shell) lockKeys(keys func(yield func([]byte))) stripeSet {
+func (s *shell) lock(set *stripeSet) {
+	for i, m := range set {
+		for ; m != 0; m &= m - 1 {
+			s.stripes[i*64+bits.TrailingZeros64(m)].Lock()
+		}
+	}
+}
+
+// unlock is step 5; the order does not matter.
+func (s *shell) unlock(set *stripeSet) {
+	for i, m := range set {
+		for ; m != 0; m &= m - 1 {
+			s.stripes[i*64+bits.TrailingZeros64(m)].Unlock()
+		}
+	}
+}
+
+// write runs steps 2-5 for w.
+func (s *shell) write(w *wop) error {
 	var set stripeSet
-	keys(func(k []byte) {
-		i := maphash.Bytes(s.seed, k) % keyStripes
-		set[i/64] |= 1 << (i % 64)
-	})
-	for i, w := range set {
-		for ; w != 0; w &= w - 1 {
-			s.stripes[i*64+bits.TrailingZeros64(w)].Lock()
+	if w.kind == opBatch {
+		for i := range w.ops {
+			s.add(&set, w.ops[i].key)
 		}
+	} else {
+		s.add(&set, w.key)
 	}
-	return set
+	s.lock(&set)
+	defer s.unlock(&set)
+	return s.writeLocked(w)
 }
 
-// unlockKeys is step 5; the order does not matter.
-func (s *shell) unlockKeys(set *stripeSet) {
-	for i, w := range set {
-		for ; w != 0; w &= w - 1 {
-			s.stripes[i*64+bits.TrailingZeros64(w)].Unlock()
-		}
-	}
-}
-
-// write runs steps 2-5 for one operation on keys (nseq sequence numbers).
-// encode appends the operation's log record, of size bytes, numbered from
-// first; publish applies it to the index, given that record (nil in
-// memory) and its first number (0 in memory).
-func (s *shell) write(keys func(yield func([]byte)), nseq, size int,
-	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
-	set := s.lockKeys(keys)
-	defer s.unlockKeys(&set)
-	return s.writeLocked(nseq, size, encode, publish)
-}
-
-// writeLocked is write's steps 3-4, for a caller that holds the stripes
-// of the operation's keys: write itself, or Update, which holds them
-// across its read, its function and this write.
-func (s *shell) writeLocked(nseq, size int,
-	encode func(dst []byte, first uint64) ([]byte, error), publish func(rec []byte, first uint64) error) error {
+// writeLocked is steps 3-4 for a caller that holds the stripes of w's
+// keys: write itself, or Update, which holds them across its read, its
+// function and this write.
+func (s *shell) writeLocked(w *wop) error {
 	if s.dur == nil {
-		return publish(nil, 0)
+		return s.publish(w, nil, 0)
 	}
-	return s.dur.log(nseq, size, encode, publish)
-}
-
-// oneKey and opKeys adapt the write's keys for the stripe set.
-func oneKey(k []byte) func(func([]byte)) { return func(yield func([]byte)) { yield(k) } }
-
-func opKeys(ops []prepOp) func(func([]byte)) {
-	return func(yield func([]byte)) {
-		for i := range ops {
-			yield(ops[i].key)
-		}
-	}
+	return s.dur.log(s, w)
 }
 
 func (s *shell) put(key, value []byte, exp int64) error {
@@ -175,9 +227,7 @@ func (s *shell) put(key, value []byte, exp int64) error {
 	if err := s.lim.checkValue(value); err != nil {
 		return err
 	}
-	return s.write(oneKey(key), 1, recordSize(len(key), len(value)), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypePut, seq, key, value, exp)
-	}, func(_ []byte, seq uint64) error { return s.idx.publishPut(key, value, exp, seq) })
+	return s.write(&wop{kind: OpPut, key: key, value: value, exp: exp})
 }
 
 // Put sets key to value.
@@ -198,9 +248,7 @@ func (s *shell) Delete(key []byte) error {
 	if err := s.lim.checkKey(key); err != nil {
 		return err
 	}
-	return s.write(oneKey(key), 1, recordSize(len(key), 0), func(dst []byte, seq uint64) ([]byte, error) {
-		return appendRecord(dst, codec.TypeDelete, seq, key, nil, 0)
-	}, func([]byte, uint64) error { return s.idx.publishDelete(key) })
+	return s.write(&wop{kind: OpDelete, key: key})
 }
 
 // Apply validates the whole batch first (nothing is logged or applied if
@@ -217,24 +265,7 @@ func (s *shell) Apply(b *Batch) error {
 	if err != nil {
 		return err
 	}
-	set := s.lockKeys(opKeys(ops))
-	defer s.unlockKeys(&set)
-	return s.applyLocked(ops, size)
-}
-
-// applyLocked logs validated ops (size: their encoded records) as one
-// BATCH record and publishes them atomically; the caller holds their
-// stripes (Apply, Update).
-func (s *shell) applyLocked(ops []prepOp, size int) error {
-	return s.writeLocked(len(ops), recordSize(0, size), func(dst []byte, first uint64) ([]byte, error) {
-		return appendBatch(dst, ops, first)
-	}, func(rec []byte, first uint64) error {
-		var payload []byte
-		if rec != nil {
-			payload = batchPayload(rec, size)
-		}
-		return s.idx.publishBatch(ops, payload, first)
-	})
+	return s.write(&wop{kind: opBatch, ops: ops, size: size})
 }
 
 // Stats returns the index's counters and the log's state; after Close

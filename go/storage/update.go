@@ -9,7 +9,7 @@
 // lets them go, so no other write of those keys can fall between its read
 // and its write: it is linearizable against every Put, Delete, Apply and
 // Update, whoever issued them (the HTTP server, the RESP server, a Go
-// caller).  Its write is one Apply-style batch (shell.applyLocked), so it
+// caller).  Its write is one Apply-style batch (shell.writeLocked), so it
 // is as durable as the sync policy says when Update returns, and recovery
 // replays all of it or none.
 //
@@ -21,15 +21,6 @@ import (
 	"bytes"
 	"fmt"
 )
-
-// keysOf adapts a key list for the stripe set.
-func keysOf(keys [][]byte) func(func([]byte)) {
-	return func(yield func([]byte)) {
-		for _, k := range keys {
-			yield(k)
-		}
-	}
-}
 
 // Entry is a value with its expiry.
 type Entry struct {
@@ -195,8 +186,12 @@ func (s *shell) update(read entryReader, keys [][]byte, fn func(tx *Txn) error) 
 			return err
 		}
 	}
-	set := s.lockKeys(keysOf(keys))
-	defer s.unlockKeys(&set)
+	var set stripeSet
+	for _, k := range keys {
+		s.add(&set, k)
+	}
+	s.lock(&set)
+	defer s.unlock(&set)
 	tx := &Txn{now: lim.now(), lim: lim, read: read, keys: make([]txnKey, 0, len(keys))}
 	if len(keys) > txnScan {
 		tx.index = make(map[string]int, len(keys))
@@ -236,7 +231,7 @@ func (s *shell) update(read entryReader, keys [][]byte, fn func(tx *Txn) error) 
 	if size > maxBatchBytes {
 		return ErrBatchTooLarge
 	}
-	return s.applyLocked(ops, size)
+	return s.writeLocked(&wop{kind: opBatch, ops: ops, size: size})
 }
 
 // getEntry is GetEntry of both engines: read is the engine's entryAt.
