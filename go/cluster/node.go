@@ -56,7 +56,7 @@ type Config struct {
 
 	HeartbeatTimeout   time.Duration // 500ms
 	ElectionTimeout    time.Duration // 500ms
-	LeaderLeaseTimeout time.Duration // 250ms
+	LeaderLeaseTimeout time.Duration // HeartbeatTimeout/2
 	CommitTimeout      time.Duration // 20ms
 	SnapshotThreshold  uint64        // 8192 entries
 	SnapshotInterval   time.Duration // 30s
@@ -91,7 +91,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
 	def(&c.ElectionTimeout, 500*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, c.HeartbeatTimeout/2)
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.SnapshotInterval, 30*time.Second)
 	def(&c.ApplyTimeout, 10*time.Second)

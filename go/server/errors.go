@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -33,6 +34,7 @@ const (
 	CodeHeadersTooLarge  = "headers_too_large"
 	CodeReadOnly         = "read_only"
 	CodeUnavailable      = "unavailable"
+	CodeNotLeader        = "not_leader" // cluster mode: 307 to the leader
 	CodeInternal         = "internal"
 )
 
@@ -104,6 +106,10 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, CodeReadOnly, msg)
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, cache.ErrClosed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
+	case errors.Is(err, cluster.ErrReservedKey):
+		return newError(http.StatusBadRequest, CodeInvalidKey, msg)
+	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrClosed), errors.Is(err, cluster.ErrApplyFailed):
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	case errors.Is(err, cache.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}

@@ -48,7 +48,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.inFlight, m.panics,
-		&stateCollector{s: s},
+		&stateCollector{s: s}, &clusterCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})
