@@ -15,8 +15,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -142,12 +140,12 @@ func (b *batcher) send(reqs []*writeReq) {
 	}
 	f := b.n.raft.Apply(data, b.n.cfg.ApplyTimeout)
 	go func() {
-		err := f.Error()
-		if errors.Is(err, raft.ErrRaftShutdown) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*b.n.cfg.ApplyTimeout)
+		err := b.n.wait(ctx, f)
+		cancel()
+		if errors.Is(err, ErrClosed) {
 			// Handed to Raft, then the node stopped: others may commit it.
 			err = ErrUnknownOutcome
-		} else {
-			err = raftError(err)
 		}
 		if err == nil {
 			if e, ok := f.Response().(error); ok {

@@ -225,3 +225,25 @@ func TestWriteValidationAndRouting(t *testing.T) {
 		t.Fatalf("follower sees leader %q at %q", id, addr)
 	}
 }
+
+// TestNewNodeMustStartEmpty: a node without Raft state refuses an engine
+// that already holds data.
+func TestNewNodeMustStartEmpty(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Put([]byte("old"), []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("n1", dir, freeAddr(t))
+	cfg.Bootstrap = true
+	if n, err := Open(cfg, eng); !errors.Is(err, ErrNotEmpty) {
+		if n != nil {
+			_ = n.Close()
+		}
+		t.Fatalf("open over a non-empty engine: %v", err)
+	}
+}

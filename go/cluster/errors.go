@@ -31,6 +31,11 @@ var (
 	// made it read-only); the node stops applying and must be restarted,
 	// after which it replays from the last index it applied.
 	ErrApplyFailed = errors.New("mantisdb cluster: engine failed to apply a committed entry")
+	// ErrNotEmpty: a node with no Raft state yet was started over an
+	// engine that holds data; a new member must start empty (it gets the
+	// cluster's data from Raft).  Seeding a cluster from an existing
+	// database is not supported.
+	ErrNotEmpty = errors.New("mantisdb cluster: the data directory holds data but no Raft state; start a new node on an empty data directory")
 	// ErrConfig: invalid Config.
 	ErrConfig = errors.New("mantisdb cluster: invalid configuration")
 )

@@ -27,10 +27,13 @@ type testCluster struct {
 	mu    sync.Mutex
 	nodes map[string]*testNode
 	tune  func(*Config)
+	base  string // parent of the nodes' directories
 }
 
 func newTestCluster(t *testing.T, tune func(*Config)) *testCluster {
-	c := &testCluster{t: t, nodes: map[string]*testNode{}, tune: tune}
+	// The directory's cleanup is registered first so that it runs last,
+	// after the nodes have stopped writing into it.
+	c := &testCluster{t: t, nodes: map[string]*testNode{}, tune: tune, base: t.TempDir()}
 	t.Cleanup(func() {
 		for _, n := range c.all() {
 			c.stop(n.id)
@@ -66,7 +69,11 @@ func (c *testCluster) start(id string, bootstrap bool) *testNode {
 	c.mu.Lock()
 	tn := c.nodes[id]
 	if tn == nil {
-		tn = &testNode{id: id, dir: c.t.TempDir(), raftAddr: freeAddr(c.t)}
+		dir, err := os.MkdirTemp(c.base, id)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		tn = &testNode{id: id, dir: dir, raftAddr: freeAddr(c.t)}
 		c.nodes[id] = tn
 	}
 	c.mu.Unlock()

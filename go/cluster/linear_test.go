@@ -61,59 +61,55 @@ var kvModel = porcupine.Model{
 	},
 }
 
-// current returns the live leader's node and engine, or nils.
-func (c *testCluster) current() (*Node, storage.Engine) {
+// current returns a live node that claims to lead (at random when two
+// do, as during a partition) and its engine, or nils.
+func (c *testCluster) current(rng *rand.Rand) (*Node, storage.Engine) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var cands []*testNode
 	for _, n := range c.nodes {
 		if n.node != nil && n.node.IsLeader() {
-			return n.node, n.eng
+			cands = append(cands, n)
 		}
 	}
-	return nil, nil
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	n := cands[rng.Intn(len(cands))]
+	return n.node, n.eng
 }
 
-// TestLinearizableAcrossLeaderKill records concurrent clients' puts and
-// linearizable gets on a few keys while the leader is killed and later
-// restarted, checks the history with Porcupine (a put that failed or
-// timed out may have been applied: it is given an open end, so it may
-// linearize anywhere after its call), then checks that every
-// acknowledged write is on every node and that the replicas converge.
-func TestLinearizableAcrossLeaderKill(t *testing.T) {
-	c := newTestCluster(t, func(cfg *Config) {
-		cfg.SnapshotThreshold = 64
-		cfg.TrailingLogs = 32
-		cfg.SnapshotInterval = 100 * time.Millisecond
-		cfg.ApplyTimeout = time.Second
-	})
-	c.start("n1", true)
-	c.join("n2")
-	c.join("n3")
-	c.leader()
+// workload runs clients concurrent clients against whichever node claims
+// to lead (so a deposed leader that has not noticed is asked too) until
+// stop closes: puts and linearizable gets on three shared keys, recorded
+// for Porcupine (a put that failed or timed out may have been applied: it
+// gets an open end, so it may linearize anywhere after its call), and
+// puts of unique keys, whose acknowledged ones are returned.
+type workload struct {
+	mu      sync.Mutex
+	history []porcupine.Operation
+	acked   []string
+	wg      sync.WaitGroup
+	stop    chan struct{}
+}
 
-	const clients = 6
+func runWorkload(c *testCluster, clients int) *workload {
+	w := &workload{stop: make(chan struct{})}
 	keys := []string{"x", "y", "z"}
 	start := time.Now()
 	now := func() int64 { return time.Since(start).Nanoseconds() }
-	var (
-		mu      sync.Mutex
-		history []porcupine.Operation
-		acked   []string // unique keys whose put was acknowledged
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	for cl := 0; cl < clients; cl++ {
-		wg.Add(1)
+		w.wg.Add(1)
 		go func(cl int) {
-			defer wg.Done()
+			defer w.wg.Done()
 			rng := rand.New(rand.NewSource(int64(cl)))
 			for seq := 0; ; seq++ {
 				select {
-				case <-stop:
+				case <-w.stop:
 					return
 				default:
 				}
-				node, eng := c.current()
+				node, eng := c.current(rng)
 				if node == nil {
 					time.Sleep(10 * time.Millisecond)
 					continue
@@ -130,9 +126,9 @@ func TestLinearizableAcrossLeaderKill(t *testing.T) {
 					if err != nil {
 						out.unknown, ret = true, math.MaxInt64
 					}
-					mu.Lock()
-					history = append(history, porcupine.Operation{ClientId: cl, Input: kvInput{put: true, key: key, value: val}, Call: call, Output: out, Return: ret})
-					mu.Unlock()
+					w.mu.Lock()
+					w.history = append(w.history, porcupine.Operation{ClientId: cl, Input: kvInput{put: true, key: key, value: val}, Call: call, Output: out, Return: ret})
+					w.mu.Unlock()
 				case r < 8: // linearizable get
 					call := now()
 					err := node.ReadBarrier(ctx)
@@ -145,34 +141,34 @@ func TestLinearizableAcrossLeaderKill(t *testing.T) {
 					}
 					ret := now()
 					if err == nil {
-						mu.Lock()
-						history = append(history, porcupine.Operation{ClientId: cl, Input: kvInput{key: key}, Call: call, Output: kvOutput{value: string(v)}, Return: ret})
-						mu.Unlock()
+						w.mu.Lock()
+						w.history = append(w.history, porcupine.Operation{ClientId: cl, Input: kvInput{key: key}, Call: call, Output: kvOutput{value: string(v)}, Return: ret})
+						w.mu.Unlock()
 					}
 				default: // a unique key, to check acknowledged writes survive
 					k := fmt.Sprintf("u/%d/%d", cl, seq)
 					if node.Write(ctx, []storage.Op{{Kind: storage.OpPut, Key: []byte(k), Value: []byte("1")}}) == nil {
-						mu.Lock()
-						acked = append(acked, k)
-						mu.Unlock()
+						w.mu.Lock()
+						w.acked = append(w.acked, k)
+						w.mu.Unlock()
 					}
 				}
 				cancel()
 			}
 		}(cl)
 	}
+	return w
+}
 
-	time.Sleep(700 * time.Millisecond)
-	victim := c.leader().id
-	c.stop(victim)
-	time.Sleep(1000 * time.Millisecond)
-	c.start(victim, false)
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-
+// finish stops the clients and checks the history, then (after the
+// caller healed the cluster) that the replicas converge and hold every
+// acknowledged write.
+func (w *workload) finish(t *testing.T, c *testCluster) {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
 	var puts, gets, unknown int
-	for _, op := range history {
+	for _, op := range w.history {
 		if op.Input.(kvInput).put {
 			puts++
 			if op.Output.(kvOutput).unknown {
@@ -182,20 +178,42 @@ func TestLinearizableAcrossLeaderKill(t *testing.T) {
 			gets++
 		}
 	}
-	t.Logf("history: %d puts (%d unknown), %d gets, %d acknowledged unique writes", puts, unknown, gets, len(acked))
-	if puts-unknown < 20 || gets < 20 || len(acked) < 5 {
-		t.Fatalf("too little traffic got through to test anything: %d puts, %d gets, %d unique", puts-unknown, gets, len(acked))
+	t.Logf("history: %d puts (%d unknown), %d gets, %d acknowledged unique writes", puts, unknown, gets, len(w.acked))
+	if puts-unknown < 20 || gets < 20 || len(w.acked) < 5 {
+		t.Fatalf("too little traffic got through to test anything: %d puts, %d gets, %d unique", puts-unknown, gets, len(w.acked))
 	}
-	if res, _ := porcupine.CheckOperationsVerbose(kvModel, history, 60*time.Second); res != porcupine.Ok {
+	if res, _ := porcupine.CheckOperationsVerbose(kvModel, w.history, 60*time.Second); res != porcupine.Ok {
 		t.Fatalf("history is not linearizable: %s", res)
 	}
-
 	c.converge()
 	for _, n := range c.live() {
-		for _, k := range acked {
+		for _, k := range w.acked {
 			if _, err := n.eng.Get([]byte(k)); err != nil {
 				t.Fatalf("acknowledged write %s missing on %s: %v", k, n.id, err)
 			}
 		}
 	}
+}
+
+// TestLinearizableAcrossLeaderKill: the workload while the leader is
+// killed and later restarted, over loopback TCP.
+func TestLinearizableAcrossLeaderKill(t *testing.T) {
+	c := newTestCluster(t, func(cfg *Config) {
+		cfg.SnapshotThreshold = 64
+		cfg.TrailingLogs = 32
+		cfg.SnapshotInterval = 100 * time.Millisecond
+		cfg.ApplyTimeout = time.Second
+	})
+	c.start("n1", true)
+	c.join("n2")
+	c.join("n3")
+	c.leader()
+	w := runWorkload(c, 6)
+	time.Sleep(700 * time.Millisecond)
+	victim := c.leader().id
+	c.stop(victim)
+	time.Sleep(1000 * time.Millisecond)
+	c.start(victim, false)
+	time.Sleep(500 * time.Millisecond)
+	w.finish(t, c)
 }

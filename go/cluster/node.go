@@ -204,6 +204,19 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 		n.trans = raft.NewNetworkTransportWithLogger(n.stream, 3, 10*time.Second, logger.Named("net"))
 	}
 
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		// A node without Raft state gets its whole state from the log
+		// and the snapshots; data already in the engine would be in no
+		// other replica's (and its applied index would make the FSM skip
+		// the new cluster's first entries).
+		if err := requireEmpty(eng); err != nil {
+			return nil, err
+		}
+	}
 	restore, err := n.needsRestore()
 	if err != nil {
 		return nil, err
@@ -226,10 +239,6 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	}
 
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
-		if err != nil {
-			return nil, err
-		}
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{
 				Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
@@ -255,6 +264,19 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	go n.countLeaderChanges()
 	ok = true
 	return n, nil
+}
+
+// requireEmpty fails unless eng holds no key at all.
+func requireEmpty(eng storage.Engine) error {
+	it, err := eng.NewIterator(storage.IterOptions{})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.First() {
+		return fmt.Errorf("%w (first key %q)", ErrNotEmpty, it.Key())
+	}
+	return it.Error()
 }
 
 // needsRestore reports whether the newest snapshot holds entries the
@@ -380,8 +402,8 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	n.readMu.Unlock()
 	if !ready {
 		f := n.raft.Barrier(n.cfg.ApplyTimeout)
-		if err := f.Error(); err != nil {
-			return raftError(err)
+		if err := n.wait(ctx, f); err != nil {
+			return err
 		}
 		idx := uint64(0)
 		if fi, ok := f.(raft.IndexFuture); ok {
@@ -396,8 +418,8 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		floor = idx
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return raftError(err)
+	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
+		return err
 	}
 	if n.raft.CurrentTerm() != term {
 		return wrap("leadership changed during the read")
@@ -475,6 +497,24 @@ func (n *Node) propose(ctx context.Context, ops []storage.Op) error {
 	return n.batch.submit(ctx, ops)
 }
 
+// wait returns f's error (mapped by raftError) once f completes, ctx ends
+// (the outcome is then unknown) or the node closes.  A future is never
+// waited on without a bound: hashicorp/raft leaves the futures of entries
+// still queued for the state machine unanswered when it shuts down.  The
+// goroutine parked on such a future ends with the process.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return raftError(err)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	case <-n.stop:
+		return ErrClosed
+	}
+}
+
 // raftError maps hashicorp/raft's errors to this package's.
 func raftError(err error) error {
 	switch {
@@ -500,14 +540,14 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr string) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return raftError(err)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout)); err != nil {
+		return err
 	}
 	if httpAddr == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-	defer cancel()
 	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: []byte(httpAddr)}})
 }
 
@@ -538,7 +578,7 @@ func (n *Node) RemoveMember(id string) error {
 	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
 		return err
 	}
-	return raftError(n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error())
+	return n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
 }
 
 // Member is one server of the configuration.
