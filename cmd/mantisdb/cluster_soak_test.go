@@ -51,6 +51,11 @@ func (n *soakNode) start(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	args := append([]string{"--node-id", n.id, "--host", "127.0.0.1", "--port", strings.Split(n.http, ":")[1],
 		"--raft-addr", n.raft, "--data-dir", n.dir}, extra...)
+	n.startArgs(t, bin, args)
+}
+
+func (n *soakNode) startArgs(t *testing.T, bin string, args []string) {
+	t.Helper()
 	n.cmd = exec.Command(bin, args...)
 	n.cmd.Stderr = n.logf
 	if err := n.cmd.Start(); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -61,6 +62,14 @@ func BenchmarkLogStore(b *testing.B) {
 	}{
 		{"raft-boltdb", func(b *testing.B) (logStore, func()) {
 			s, err := raftboltdb.NewBoltStore(filepath.Join(b.TempDir(), "raft.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s, func() { _ = s.Close() }
+		}},
+		{"raft-boltdb-nofreelistsync", func(b *testing.B) (logStore, func()) {
+			s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(b.TempDir(), "raft.db"),
+				BoltOptions: &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 			if err != nil {
 				b.Fatal(err)
 			}
