@@ -36,6 +36,9 @@ var (
 	// cluster's data from Raft).  Seeding a cluster from an existing
 	// database is not supported.
 	ErrNotEmpty = errors.New("mantisdb cluster: the data directory holds data but no Raft state; start a new node on an empty data directory")
+	// ErrUnknownMember: RemoveMember of an ID that is not in the
+	// configuration.
+	ErrUnknownMember = errors.New("mantisdb cluster: no such member")
 	// ErrConfig: invalid Config.
 	ErrConfig = errors.New("mantisdb cluster: invalid configuration")
 )

@@ -551,9 +551,6 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr string) error {
 	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: []byte(httpAddr)}})
 }
 
-// ErrUnknownMember: RemoveMember of an ID that is not in the configuration.
-var ErrUnknownMember = errors.New("mantisdb cluster: no such member")
-
 // RemoveMember removes a member (which may be this leader: it then steps
 // down once the change commits).  Leader only.
 func (n *Node) RemoveMember(id string) error {
