@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,16 +111,35 @@ func TestClusterWriteBenchmark(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // both joined and caught up
 
-	t.Logf("%-28s %8s %10s %10s %10s %7s", "setup", "clients", "writes/s", "p50", "p99", "errors")
+	proposed := func() (entries, writes float64) {
+		resp, err := soakClient.Get("http://" + nodes[0].http + "/api/v1/cluster?local=true")
+		if err != nil {
+			return 0, 0
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Entries uint64 `json:"entries_proposed"`
+			Writes  uint64 `json:"writes_proposed"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		return float64(st.Entries), float64(st.Writes)
+	}
+	t.Logf("%-28s %8s %10s %10s %10s %7s %13s", "setup", "clients", "writes/s", "p50", "p99", "errors", "writes/entry")
 	for _, clients := range []int{1, 40} {
 		// Interleave the two setups at each client count.
 		for _, s := range []struct {
 			name string
 			addr string
 		}{{"single node, --sync always", single.http}, {"3-node cluster (leader)", nodes[0].http}} {
+			e0, w0 := proposed()
 			r := runWriters(s.addr, clients, d)
-			t.Logf("%-28s %8d %10.0f %10v %10v %7d", s.name, clients, float64(r.writes)/r.elapsed.Seconds(),
-				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+			e1, w1 := proposed()
+			perEntry := "-"
+			if s.addr == nodes[0].http && e1 > e0 {
+				perEntry = fmt.Sprintf("%.1f", (w1-w0)/(e1-e0))
+			}
+			t.Logf("%-28s %8d %10.0f %10v %10v %7d %13s", s.name, clients, float64(r.writes)/r.elapsed.Seconds(),
+				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, perEntry)
 		}
 	}
 }

@@ -13,6 +13,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -30,6 +31,9 @@ type batcher struct {
 	slots chan struct{} // one token per entry in flight
 	quit  chan struct{}
 	done  chan struct{}
+
+	entries  atomic.Uint64 // entries handed to Raft
+	requests atomic.Uint64 // write requests they carried
 }
 
 func newBatcher(n *Node) *batcher {
@@ -139,6 +143,8 @@ func (b *batcher) send(reqs []*writeReq) {
 		return
 	}
 	f := b.n.raft.Apply(data, b.n.cfg.ApplyTimeout)
+	b.entries.Add(1)
+	b.requests.Add(uint64(len(reqs)))
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*b.n.cfg.ApplyTimeout)
 		err := b.n.wait(ctx, f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,6 +221,37 @@ func TestWriteValidationAndRouting(t *testing.T) {
 	if fmt.Sprint(keys) != "[k]" {
 		t.Fatalf("listing shows %v", keys)
 	}
+	if l.node.readBarrier == 0 || l.node.readTerm != l.node.raft.CurrentTerm() {
+		t.Fatalf("read barrier of the term not recorded: index %d term %d", l.node.readBarrier, l.node.readTerm)
+	}
+
+	// Concurrent writers share entries: fewer entries than writes.
+	before := l.node.Status()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20*10)
+	for g := 0; g < 20; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				errs <- e.Put([]byte(fmt.Sprintf("c%d-%d", g, i)), []byte("v"))
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := l.node.Status()
+	writes, entries := after.WritesProposed-before.WritesProposed, after.EntriesProposed-before.EntriesProposed
+	if writes != 200 || entries >= writes {
+		t.Fatalf("200 concurrent writes went out as %d requests in %d entries", writes, entries)
+	}
+	t.Logf("200 concurrent writes in %d entries", entries)
+
 	id, addr := f.node.Leader()
 	if id != l.id || addr != "http-"+l.id {
 		t.Fatalf("follower sees leader %q at %q", id, addr)

@@ -589,20 +589,25 @@ type Member struct {
 
 // Status is this node's view of the cluster.
 type Status struct {
-	ID            string   `json:"id"`
-	State         string   `json:"state"`
-	LeaderID      string   `json:"leader_id"`
-	LeaderHTTP    string   `json:"leader_http,omitempty"`
-	Term          uint64   `json:"term"`
-	CommitIndex   uint64   `json:"commit_index"`
-	AppliedIndex  uint64   `json:"applied_index"`
-	LastLogIndex  uint64   `json:"last_log_index"`
-	LeaderChanges uint64   `json:"leader_changes"`
-	SnapshotBytes int64    `json:"last_snapshot_bytes"`
-	Snapshots     uint64   `json:"snapshots"`
-	Restores      uint64   `json:"snapshot_restores"`
-	ApplyError    string   `json:"apply_error,omitempty"`
-	Members       []Member `json:"members"`
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	LeaderID      string `json:"leader_id"`
+	LeaderHTTP    string `json:"leader_http,omitempty"`
+	Term          uint64 `json:"term"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	LeaderChanges uint64 `json:"leader_changes"`
+	SnapshotBytes int64  `json:"last_snapshot_bytes"`
+	Snapshots     uint64 `json:"snapshots"`
+	Restores      uint64 `json:"snapshot_restores"`
+	ApplyError    string `json:"apply_error,omitempty"`
+	// EntriesProposed and WritesProposed count the log entries this node
+	// proposed as leader and the write requests they carried (their ratio
+	// is the batcher's batching).
+	EntriesProposed uint64   `json:"entries_proposed"`
+	WritesProposed  uint64   `json:"writes_proposed"`
+	Members         []Member `json:"members"`
 }
 
 // Status returns the node's state.
@@ -617,6 +622,7 @@ func (n *Node) Status() Status {
 	if p := n.fsm.failed.Load(); p != nil {
 		s.ApplyError = (*p).Error()
 	}
+	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, srv := range cf.Configuration().Servers {
 			s.Members = append(s.Members, Member{
