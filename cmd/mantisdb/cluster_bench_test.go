@@ -99,20 +99,25 @@ func TestClusterWriteBenchmark(t *testing.T) {
 	single.startPlain(t, bin, "--sync", "always")
 	waitWritable(t, single)
 
-	nodes := make([]*soakNode, 3)
-	for i := range nodes {
-		nodes[i] = &soakNode{id: fmt.Sprintf("n%d", i+1), http: "127.0.0.1:" + soakPort(t), raft: "127.0.0.1:" + soakPort(t),
-			dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)), logf: logf}
+	startCluster := func(name string, extra ...string) *soakNode {
+		nodes := make([]*soakNode, 3)
+		for i := range nodes {
+			nodes[i] = &soakNode{id: fmt.Sprintf("n%d", i+1), http: "127.0.0.1:" + soakPort(t), raft: "127.0.0.1:" + soakPort(t),
+				dir: filepath.Join(base, fmt.Sprintf("%s-n%d", name, i+1)), logf: logf}
+		}
+		nodes[0].start(t, bin, append([]string{"--bootstrap"}, extra...)...)
+		waitWritable(t, nodes[0])
+		for _, n := range nodes[1:] {
+			n.start(t, bin, append([]string{"--join", nodes[0].http}, extra...)...)
+		}
+		time.Sleep(2 * time.Second) // both joined and caught up
+		return nodes[0]
 	}
-	nodes[0].start(t, bin, "--bootstrap")
-	waitWritable(t, nodes[0])
-	for _, n := range nodes[1:] {
-		n.start(t, bin, "--join", nodes[0].http)
-	}
-	time.Sleep(2 * time.Second) // both joined and caught up
+	boltLeader := startCluster("bolt")
+	engineLeader := startCluster("engine", "--raft-log-store", "engine")
 
-	proposed := func() (entries, writes float64) {
-		resp, err := soakClient.Get("http://" + nodes[0].http + "/api/v1/cluster?local=true")
+	proposed := func(addr string) (entries, writes float64) {
+		resp, err := soakClient.Get("http://" + addr + "/api/v1/cluster?local=true")
 		if err != nil {
 			return 0, 0
 		}
@@ -130,12 +135,12 @@ func TestClusterWriteBenchmark(t *testing.T) {
 		for _, s := range []struct {
 			name string
 			addr string
-		}{{"single node, --sync always", single.http}, {"3-node cluster (leader)", nodes[0].http}} {
-			e0, w0 := proposed()
+		}{{"single node, --sync always", single.http}, {"3 nodes, bolt log", boltLeader.http}, {"3 nodes, engine log", engineLeader.http}} {
+			e0, w0 := proposed(s.addr)
 			r := runWriters(s.addr, clients, d)
-			e1, w1 := proposed()
+			e1, w1 := proposed(s.addr)
 			perEntry := "-"
-			if s.addr == nodes[0].http && e1 > e0 {
+			if s.addr != single.http && e1 > e0 {
 				perEntry = fmt.Sprintf("%.1f", (w1-w0)/(e1-e0))
 			}
 			t.Logf("%-28s %8d %10.0f %10v %10v %7d %13s", s.name, clients, float64(r.writes)/r.elapsed.Seconds(),

@@ -18,10 +18,17 @@ import (
 // (it catches up), a fourth node added after the log was compacted (it
 // catches up from a snapshot), a node removed; the replicas converge.
 func TestFailoverRestartSnapshotRemove(t *testing.T) {
+	for _, store := range []string{LogStoreBolt, LogStoreEngine} {
+		t.Run("log="+store, func(t *testing.T) { testFailoverRestartSnapshotRemove(t, store) })
+	}
+}
+
+func testFailoverRestartSnapshotRemove(t *testing.T, store string) {
 	c := newTestCluster(t, func(cfg *Config) {
 		cfg.SnapshotThreshold = 40
 		cfg.TrailingLogs = 10
 		cfg.SnapshotInterval = 50 * time.Millisecond
+		cfg.LogStore = store
 	})
 	c.start("n1", true)
 	c.join("n2")

@@ -196,9 +196,11 @@ func (w *workload) finish(t *testing.T, c *testCluster) {
 }
 
 // TestLinearizableAcrossLeaderKill: the workload while the leader is
-// killed and later restarted, over loopback TCP.
+// killed and later restarted, over loopback TCP, on the engine log store
+// (the partition test runs on the bbolt one).
 func TestLinearizableAcrossLeaderKill(t *testing.T) {
 	c := newTestCluster(t, func(cfg *Config) {
+		cfg.LogStore = LogStoreEngine
 		cfg.SnapshotThreshold = 64
 		cfg.TrailingLogs = 32
 		cfg.SnapshotInterval = 100 * time.Millisecond

@@ -3,15 +3,14 @@ package cluster
 // The Raft log store was chosen by BenchmarkLogStore: raft-boltdb (bbolt,
 // one fsync'd transaction per StoreLogs call; hashicorp/raft calls it
 // once per group of entries) against a LogStore over a MantisDB engine
-// with SyncAlways (one fsync'd WAL batch per call), the candidate that
-// adds no dependency.  Run with
+// with SyncAlways (one fsync'd WAL batch per call, logstore.go), the
+// candidate that adds no dependency.  Run with
 //
 //	go test -run '^$' -bench BenchmarkLogStore -benchtime 300x ./go/cluster
 //
 // docs/CLUSTER.md ("Raft log store") records the result and the choice.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -19,36 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
-
-	"github.com/mantisdb/mantisdb/go/storage"
 )
-
-// engineLogStore is the part of raft.LogStore the benchmark drives
-// (StoreLogs, GetLog) over a MantisDB engine: key = "l" + big-endian
-// index, value = term, type and data.  Only for the comparison.
-type engineLogStore struct{ e storage.Engine }
-
-func logKey(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte("l"), i) }
-
-func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
-	var b storage.Batch
-	for _, l := range logs {
-		v := binary.BigEndian.AppendUint64(nil, l.Term)
-		v = append(v, byte(l.Type))
-		v = append(v, l.Data...)
-		b.Put(logKey(l.Index), v)
-	}
-	return s.e.Apply(&b)
-}
-
-func (s *engineLogStore) GetLog(i uint64, out *raft.Log) error {
-	v, err := s.e.Get(logKey(i))
-	if err != nil {
-		return err
-	}
-	out.Index, out.Term, out.Type, out.Data = i, binary.BigEndian.Uint64(v), raft.LogType(v[8]), v[9:]
-	return nil
-}
 
 type logStore interface {
 	StoreLogs([]*raft.Log) error
@@ -76,11 +46,11 @@ func BenchmarkLogStore(b *testing.B) {
 			return s, func() { _ = s.Close() }
 		}},
 		{"mantisdb-engine", func(b *testing.B) (logStore, func()) {
-			e, err := storage.NewDefaultStorageEngine(storage.Options{Dir: b.TempDir(), Sync: storage.SyncAlways})
+			s, err := openEngineLogStore(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
-			return &engineLogStore{e}, func() { _ = e.Close() }
+			return s, func() { _ = s.Close() }
 		}},
 	}
 	data := make([]byte, 1024)

@@ -78,6 +78,10 @@ type Config struct {
 	Clock func() time.Time
 	// LogOutput receives Raft's log; nil = os.Stderr.
 	LogOutput io.Writer
+	// LogStore picks the Raft log store: LogStoreBolt ("" too) or
+	// LogStoreEngine.  A node must keep the one it started with: each
+	// reads only its own files.
+	LogStore string
 	// Transport replaces the TCP transport (tests: raft.InmemTransport);
 	// RaftAddr is then ignored and Token does not apply.
 	Transport raft.Transport
@@ -122,6 +126,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Log stores (Config.LogStore).
+const (
+	LogStoreBolt   = "bolt"   // raft-boltdb (bbolt): the default
+	LogStoreEngine = "engine" // a MantisDB engine with SyncAlways (logstore.go)
+)
+
+// logStores is the Raft log and stable store, one object either way.
+type logStores struct {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
 // Node is one member of a cluster.  Its methods are safe for concurrent
 // use.
 type Node struct {
@@ -131,7 +148,7 @@ type Node struct {
 	raft   *raft.Raft
 	trans  raft.Transport
 	stream *tokenStream // nil with Config.Transport
-	logs   *raftboltdb.BoltStore
+	logs   logStores
 	snaps  *raft.FileSnapshotStore
 	batch  *batcher
 
@@ -183,12 +200,24 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	}()
 
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.Info})
-	n.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	switch cfg.LogStore {
+	case "", LogStoreBolt:
+		bs, err := raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(cfg.Dir, "raft.db"),
+			BoltOptions: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+		}
+		n.logs = logStores{bs, bs, bs}
+	case LogStoreEngine:
+		es, err := openEngineLogStore(filepath.Join(cfg.Dir, "log"))
+		if err != nil {
+			return nil, err
+		}
+		n.logs = logStores{es, es, es}
+	default:
+		return nil, fmt.Errorf("%w: log store %q (want %q or %q)", ErrConfig, cfg.LogStore, LogStoreBolt, LogStoreEngine)
 	}
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, logger.Named("snapshots"))
 	if err != nil {
@@ -661,7 +690,7 @@ func (n *Node) closeStores() {
 	if c, ok := n.trans.(io.Closer); ok && n.cfg.Transport == nil {
 		_ = c.Close()
 	}
-	if n.logs != nil {
+	if n.logs.Closer != nil {
 		_ = n.logs.Close()
 	}
 }

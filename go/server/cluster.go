@@ -83,6 +83,7 @@ func openCluster(cfg *Config, engine storage.Engine) (*cluster.Node, storage.Eng
 		HeartbeatTimeout:  cc.HeartbeatTimeout,
 		ElectionTimeout:   cc.HeartbeatTimeout,
 		SnapshotThreshold: cc.SnapshotThreshold,
+		LogStore:          cc.LogStore,
 		MaxKeySize:        cfg.MaxKeySize,
 		MaxValueSize:      cfg.MaxValueSize,
 		LogOutput:         log.Writer(),

@@ -17,6 +17,7 @@ type ClusterConfig struct {
 	Bootstrap     bool   // form a one-node cluster when there is no Raft state yet
 	Join          string // HTTP host:port of a member to ask for membership
 	Advertise     string // this node's HTTP host:port as clients reach it (redirects); default host:port
+	LogStore      string // Raft log store: bolt (default) or engine
 	// Test knobs (no flags): 0 = the cluster package's defaults.
 	HeartbeatTimeout  time.Duration
 	SnapshotThreshold uint64
@@ -31,6 +32,7 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, env("raft-advertise", "cluster mode: Raft address peers dial, when --raft-addr binds a wildcard"))
 	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, env("bootstrap", "cluster mode: start a new cluster with this node as its only member (first node only; ignored once Raft state exists)"))
 	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
+	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, bolt (raft-boltdb, on disk) or engine (a MantisDB engine: faster appends, log held in RAM); keep the one a node started with"))
 	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
 }
 
@@ -54,6 +56,8 @@ func (c *ClusterConfig) validate(cfg *Config) error {
 		return bad("--bootstrap and --join exclude each other")
 	case cfg.AuthToken == "" && !IsLoopback(host):
 		return bad("--raft-addr %q: a non-loopback Raft address needs --auth-token (the cluster token)", c.RaftAddr)
+	case c.LogStore != "" && c.LogStore != "bolt" && c.LogStore != "engine":
+		return bad("--raft-log-store must be bolt or engine, not %q", c.LogStore)
 	case cfg.Port == 0 && c.Advertise == "":
 		return bad("cluster mode with --port 0 needs --advertise-addr")
 	}

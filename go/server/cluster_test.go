@@ -251,6 +251,12 @@ func TestClusterConfigValidation(t *testing.T) {
 		}, true},
 		{"bad join", func(c *Config) { c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", Join: "nohost"} }, false},
 		{"loopback bootstrap", func(c *Config) { c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", Bootstrap: true} }, true},
+		{"engine log store", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "engine"}
+		}, true},
+		{"unknown log store", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "rocks"}
+		}, false},
 	}
 	for _, tc := range cases {
 		c := base()
