@@ -267,14 +267,12 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 
-	if cfg.Bootstrap {
-		if !has {
-			boot := raft.Configuration{Servers: []raft.Server{{
-				Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
-			}}}
-			if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, boot); err != nil {
-				return nil, fmt.Errorf("bootstrap: %w", err)
-			}
+	if cfg.Bootstrap && !has {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, boot); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
 	n.raft, err = raft.NewRaft(rc, f, n.logs, n.logs, n.snaps, n.trans)
