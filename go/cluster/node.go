@@ -471,6 +471,22 @@ func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	}
 	now := int64(0)
 	resolved := make([]storage.Op, len(ops))
+	// The ops are copied into one buffer: the batcher may encode them
+	// after this call has returned (its context ended first), and the
+	// caller owns its slices again from then on.
+	size := 0
+	for i := range ops {
+		size += len(ops[i].Key) + len(ops[i].Value)
+	}
+	arena := make([]byte, 0, size)
+	keep := func(p []byte) []byte {
+		if p == nil {
+			return nil
+		}
+		start := len(arena)
+		arena = append(arena, p...)
+		return arena[start:len(arena):len(arena)]
+	}
 	for i, op := range ops {
 		if err := n.checkOp(&op); err != nil {
 			return fmt.Errorf("batch op %d: %w", i, err)
@@ -484,6 +500,7 @@ func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 			}
 			op.ExpiresAt, op.TTL = now+int64(op.TTL), 0
 		}
+		op.Key, op.Value = keep(op.Key), keep(op.Value)
 		resolved[i] = op
 	}
 	return n.propose(ctx, resolved)
