@@ -229,6 +229,22 @@ func TestClusterHTTP(t *testing.T) {
 	if code, _, body := call(t, "PUT", "http://"+nl.http+"/api/v1/kv/after-remove", "x"); code/100 != 2 {
 		t.Fatalf("PUT after removal: %d %s", code, body)
 	}
+	// Stop the leader of the two: the last node has no majority, so no
+	// leader, and says so on /readyz.
+	var last *clusterProc
+	for _, p := range procs {
+		if p != l && p != nl {
+			last = p
+		}
+	}
+	nl.stop(t)
+	waitUntil(t, "readyz 503 without a leader", func() bool {
+		code, _, _ := call(t, "GET", "http://"+last.http+"/readyz", "")
+		return code == http.StatusServiceUnavailable
+	})
+	if code, _, _ := call(t, "PUT", "http://"+last.http+"/api/v1/kv/nobody-leads", "x"); code != http.StatusServiceUnavailable {
+		t.Fatalf("write without a leader: %d", code)
+	}
 }
 
 func TestClusterConfigValidation(t *testing.T) {
