@@ -17,7 +17,7 @@ GO_FUZZ   := ./go/codec:FuzzDecode ./go/server:FuzzHandler ./go/resp:FuzzRESP
 GO_FUZZ_NATIVE := ./go/codec:FuzzDifferential
 
 .PHONY: all deps build-core build build-native test test-c test-go sanitize fuzz \
-	bench-core bench bench-full bench-go bench-tools bench-http run run-native fmt-check vet clean
+	bench-core bench bench-full bench-go bench-tools bench-http run run-native run-cluster fmt-check vet clean
 
 all: build build-native
 
@@ -124,6 +124,11 @@ bench-http: build build-native
 
 run: build
 	$(BIN)/mantisdb $(RUN_ARGS)
+
+# Three nodes in cluster mode on loopback (deploy/run-cluster.sh,
+# docs/CLUSTER.md); Ctrl-C stops them.
+run-cluster: build
+	deploy/run-cluster.sh $(BIN)/mantisdb
 
 run-native: build-native
 	$(BIN)/mantisdb-native $(RUN_ARGS)

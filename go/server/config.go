@@ -57,6 +57,8 @@ type Config struct {
 	BenchmarkOnly   bool
 	BenchmarkStress string
 	ShowVersion     bool
+
+	Cluster ClusterConfig // cluster mode (cluster_config.go); off by default
 }
 
 // DefaultConfig returns the defaults listed in --help and the README.
@@ -219,6 +221,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.BoolVar(&cfg.BenchmarkOnly, "benchmark-only", cfg.BenchmarkOnly, env("benchmark-only", "run the benchmark suite against this binary's engine, print a table and exit"))
 	fs.StringVar(&cfg.BenchmarkStress, "benchmark-stress", cfg.BenchmarkStress, env("benchmark-stress", "benchmark size: light, medium, heavy or extreme"))
 	fs.BoolVar(&cfg.ShowVersion, "version", cfg.ShowVersion, "print version, commit and engine, and exit")
+	cfg.Cluster.flags(fs, env)
 
 	// The flag package prints errors and usage itself; parse silently and
 	// print usage only for -h (the caller prints errors once).
@@ -289,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(benchmode.Stresses, c.BenchmarkStress) {
 		return bad("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)
+	}
+	if err := c.Cluster.validate(c); err != nil {
+		return err
 	}
 	if !c.BenchmarkOnly && c.AuthToken == "" && !IsLoopback(c.Host) {
 		return fmt.Errorf("%w: %q: %w", ErrConfig, c.Host, ErrUnauthenticatedExposure)

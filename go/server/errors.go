@@ -12,6 +12,7 @@ import (
 
 	"github.com/mantisdb/mantisdb/go/benchmode"
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -39,6 +40,7 @@ const (
 	CodeHeadersTooLarge  = "headers_too_large"
 	CodeReadOnly         = "read_only"
 	CodeUnavailable      = "unavailable"
+	CodeNotLeader        = "not_leader" // cluster mode: 307 to the leader
 	CodeInternal         = "internal"
 )
 
@@ -111,6 +113,10 @@ func toAPIError(err error) *apiError {
 			"the engine is read-only after an I/O failure; writes are refused until the server is restarted (the cause is in the server log)")
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, cache.ErrClosed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
+	case errors.Is(err, cluster.ErrReservedKey):
+		return newError(http.StatusBadRequest, CodeInvalidKey, msg)
+	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrClosed), errors.Is(err, cluster.ErrApplyFailed):
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}

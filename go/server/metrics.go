@@ -49,7 +49,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.inFlight, m.panics,
-		&stateCollector{s: s}, &respCollector{s: s},
+		&stateCollector{s: s}, &respCollector{s: s}, &clusterCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})

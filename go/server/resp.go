@@ -19,8 +19,16 @@ import (
 func (c *Config) RESPAddr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.RESPPort)) }
 
 // listenRESP binds --resp-port and serves RESP on it in the background.
+// In cluster mode it binds nothing: RESP writes would have to go through
+// Raft, and its read-modify-write commands need an atomic update that the
+// replicated engine does not offer yet (docs/CLUSTER.md), so serving RESP
+// there could only bypass replication or fail; HTTP is the door.
 func (s *Server) listenRESP() error {
 	if s.cfg.RESPPort == 0 {
+		return nil
+	}
+	if s.cfg.Cluster.Enabled() {
+		log.Printf("mantisdb: Redis protocol off in cluster mode (HTTP only; docs/CLUSTER.md)")
 		return nil
 	}
 	ln, err := net.Listen("tcp", s.cfg.RESPAddr())

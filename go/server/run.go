@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -109,12 +110,21 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 	if err != nil {
 		return err
 	}
+	var node *cluster.Node
+	if cfg.Cluster.Enabled() {
+		n, ce, err := openCluster(&cfg, engine)
+		if err != nil {
+			return errors.Join(err, engine.Close())
+		}
+		node, engine = n, ce
+	}
 	c, err := OpenCache(&cfg)
 	if err != nil {
 		_ = engine.Close()
 		return err
 	}
 	s := New(cfg, build, engine, c)
+	s.cluster = node
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		_ = s.Close()
@@ -135,6 +145,16 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 	}
 	log.Printf("mantisdb %s (%s engine, commit %s) listening on http://%s data=%s sync=%s auth=%s",
 		build.Version, engine.Engine(), build.Commit, ln.Addr(), cfg.DataDir, cfg.Sync, auth)
+	if node != nil {
+		log.Printf("mantisdb: cluster node %s, raft %s, bootstrap=%v join=%q", cfg.Cluster.NodeID, cfg.Cluster.RaftAddr, cfg.Cluster.Bootstrap, cfg.Cluster.Join)
+		if cfg.Cluster.Join != "" && node.Status().LeaderID == "" && len(node.Status().Members) == 0 {
+			go func() {
+				if err := joinCluster(ctx, &cfg); err != nil {
+					log.Printf("mantisdb: %v", err)
+				}
+			}()
+		}
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/cache"
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/resp"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -48,6 +49,7 @@ type Server struct {
 	build   BuildInfo
 	engine  storage.Engine
 	cache   cache.Cache
+	cluster *cluster.Node // nil unless in cluster mode (cluster.go)
 	started time.Time
 
 	mux     *http.ServeMux
@@ -126,6 +128,10 @@ func (s *Server) routes() {
 // dispatch sends key routes to their handlers and the rest to the mux (see
 // the package comment for why).
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	var done bool
+	if done, r = s.clusterRoute(w, r); done {
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case !strings.HasPrefix(p, "/"):

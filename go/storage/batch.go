@@ -16,6 +16,12 @@ type Op struct {
 	Key   []byte
 	Value []byte
 	TTL   time.Duration // 0 = no expiry
+	// ExpiresAt is an absolute expiry in Unix nanoseconds, for a put whose
+	// deadline was fixed elsewhere (a replicated write carries the
+	// leader's, so every replica stores the same one).  0 = use TTL; a put
+	// may set one of TTL and ExpiresAt, not both.  A past ExpiresAt stores
+	// an entry that is already expired.
+	ExpiresAt int64
 }
 
 // Batch collects puts and deletes applied atomically by Engine.Apply.  The

@@ -132,7 +132,13 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 			if err := l.checkValue(op.Value); err != nil {
 				return dst, 0, fmt.Errorf("batch op %d: %w", i, err)
 			}
-			if op.TTL != 0 {
+			if op.ExpiresAt != 0 {
+				if op.ExpiresAt < 0 || op.TTL != 0 {
+					return dst, 0, fmt.Errorf("batch op %d: %w", i, ErrInvalidTTL)
+				}
+				p.exp = op.ExpiresAt
+				l.markExpiry()
+			} else if op.TTL != 0 {
 				if now == 0 {
 					now = l.now()
 				}

@@ -1,0 +1,183 @@
+package cluster
+
+// batcher.go -- many client writes per Raft entry.  One goroutine takes
+// the writes waiting in the queue, packs them (up to MaxEntryBytes) into
+// one entry and hands it to Raft; while MaxInflight entries are in
+// flight it does not take more, so writes that arrive meanwhile gather in
+// the queue and leave together in the next entry.  A busy leader thus
+// pays one log append, one replication round trip and one engine batch
+// per entry, not per write, and an idle one sends a lone write at once.
+// Every write of an entry shares its fate: applied atomically together,
+// or all failed with the same error.
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+type writeReq struct {
+	ops  []storage.Op
+	size int
+	done chan error // buffered: the batcher never blocks on a caller
+}
+
+type batcher struct {
+	n     *Node
+	queue chan *writeReq
+	slots chan struct{} // one token per entry in flight
+	quit  chan struct{}
+	done  chan struct{}
+
+	entries  atomic.Uint64 // entries handed to Raft
+	requests atomic.Uint64 // write requests they carried
+}
+
+func newBatcher(n *Node) *batcher {
+	b := &batcher{
+		n:     n,
+		queue: make(chan *writeReq, 4096),
+		slots: make(chan struct{}, n.cfg.MaxInflight),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go b.loop()
+	return b
+}
+
+func opsSize(ops []storage.Op) int {
+	s := 0
+	for i := range ops {
+		s += len(ops[i].Key) + len(ops[i].Value) + 64
+	}
+	return s
+}
+
+// submit queues ops and waits for their entry to be applied, ctx to end
+// (ErrUnknownOutcome: the entry may still commit) or the node to close.
+func (b *batcher) submit(ctx context.Context, ops []storage.Op) error {
+	req := &writeReq{ops: ops, size: opsSize(ops), done: make(chan error, 1)}
+	select {
+	case b.queue <- req:
+	case <-b.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ErrUnavailable
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ErrUnknownOutcome
+	case <-b.done:
+		// The loop is gone; the request may have been answered just now.
+		select {
+		case err := <-req.done:
+			return err
+		default:
+			return ErrUnknownOutcome
+		}
+	}
+}
+
+func (b *batcher) loop() {
+	defer close(b.done)
+	var pending *writeReq // taken from the queue but over one entry's budget
+	for {
+		first := pending
+		pending = nil
+		if first == nil {
+			select {
+			case first = <-b.queue:
+			case <-b.quit:
+				b.failQueued(ErrClosed)
+				return
+			}
+		}
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.quit:
+			first.done <- ErrClosed
+			b.failQueued(ErrClosed)
+			return
+		}
+		reqs := []*writeReq{first}
+		size := first.size
+	gather:
+		for size < b.n.cfg.MaxEntryBytes {
+			select {
+			case r := <-b.queue:
+				if size+r.size > b.n.cfg.MaxEntryBytes {
+					pending = r
+					break gather
+				}
+				reqs = append(reqs, r)
+				size += r.size
+			default:
+				break gather
+			}
+		}
+		b.send(reqs)
+	}
+}
+
+// send encodes reqs as one entry, applies it through Raft and answers
+// every request when the entry's fate is known.
+func (b *batcher) send(reqs []*writeReq) {
+	release := func(err error) {
+		for _, r := range reqs {
+			r.done <- err
+		}
+		<-b.slots
+	}
+	var ops []storage.Op
+	for _, r := range reqs {
+		ops = append(ops, r.ops...)
+	}
+	data, err := encodeEntry(nil, ops)
+	if err != nil {
+		release(err)
+		return
+	}
+	f := b.n.raft.Apply(data, b.n.cfg.ApplyTimeout)
+	b.entries.Add(1)
+	b.requests.Add(uint64(len(reqs)))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*b.n.cfg.ApplyTimeout)
+		err := b.n.wait(ctx, f)
+		cancel()
+		if errors.Is(err, ErrClosed) {
+			// Handed to Raft, then the node stopped: others may commit it.
+			err = ErrUnknownOutcome
+		}
+		if err == nil {
+			if e, ok := f.Response().(error); ok {
+				err = e
+			}
+		}
+		release(err)
+	}()
+}
+
+// failQueued answers every queued request with err.
+func (b *batcher) failQueued(err error) {
+	for {
+		select {
+		case r := <-b.queue:
+			r.done <- err
+		default:
+			return
+		}
+	}
+}
+
+func (b *batcher) close() {
+	close(b.quit)
+	select {
+	case <-b.done:
+	case <-time.After(time.Minute):
+	}
+}

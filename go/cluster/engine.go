@@ -1,0 +1,96 @@
+package cluster
+
+// engine.go -- the storage.Engine the server serves in cluster mode.
+// Writes go through Raft (Node.Write); reads are the local engine's,
+// without the reserved keys.  Whether a read may be served locally
+// (leader after ReadBarrier, or a stale read) is the caller's decision:
+// the Engine interface has no request to carry a consistency level.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+type engine struct{ n *Node }
+
+func (e *engine) write(ops ...storage.Op) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.n.cfg.ApplyTimeout)
+	defer cancel()
+	return e.n.Write(ctx, ops)
+}
+
+func (e *engine) Get(key []byte) ([]byte, error) {
+	if IsReserved(key) {
+		return nil, storage.ErrNotFound
+	}
+	return e.n.eng.Get(key)
+}
+
+func (e *engine) View(key []byte, fn func([]byte) error) error {
+	if IsReserved(key) && fn != nil {
+		return storage.ErrNotFound
+	}
+	return e.n.eng.View(key, fn)
+}
+
+func (e *engine) Put(key, value []byte) error {
+	return e.write(storage.Op{Kind: storage.OpPut, Key: key, Value: value})
+}
+
+func (e *engine) PutWithTTL(key, value []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return storage.ErrInvalidTTL
+	}
+	return e.write(storage.Op{Kind: storage.OpPut, Key: key, Value: value, TTL: ttl})
+}
+
+func (e *engine) Delete(key []byte) error {
+	return e.write(storage.Op{Kind: storage.OpDelete, Key: key})
+}
+
+func (e *engine) Apply(b *storage.Batch) error {
+	if b == nil {
+		return nil
+	}
+	return e.write(b.Ops...)
+}
+
+func (e *engine) NewIterator(opts storage.IterOptions) (storage.Iterator, error) {
+	it, err := e.n.eng.NewIterator(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &hidingIter{Iterator: it}, nil
+}
+
+func (e *engine) Stats() storage.Stats { return e.n.eng.Stats() }
+func (e *engine) Sync() error          { return e.n.eng.Sync() }
+func (e *engine) Checkpoint() error    { return e.n.eng.Checkpoint() }
+func (e *engine) Engine() string       { return e.n.eng.Engine() }
+func (e *engine) closeNode() error     { return e.n.Close() }
+func (e *engine) closeEngine() error   { return e.n.eng.Close() }
+
+// Close stops the node, then closes the engine.
+func (e *engine) Close() error {
+	return errors.Join(e.closeNode(), e.closeEngine())
+}
+
+// hidingIter skips the reserved keys.
+type hidingIter struct{ storage.Iterator }
+
+var reserved = []byte(ReservedPrefix)
+
+func (it *hidingIter) skip(ok bool) bool {
+	for ok && bytes.HasPrefix(it.Iterator.Key(), reserved) {
+		ok = it.Iterator.Next()
+	}
+	return ok
+}
+
+func (it *hidingIter) First() bool            { return it.skip(it.Iterator.First()) }
+func (it *hidingIter) SeekGE(key []byte) bool { return it.skip(it.Iterator.SeekGE(key)) }
+func (it *hidingIter) Next() bool             { return it.skip(it.Iterator.Next()) }

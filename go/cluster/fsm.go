@@ -1,0 +1,301 @@
+package cluster
+
+// fsm.go -- the Raft state machine is the storage engine.
+//
+// Applied index: the index of the last entry applied is stored in the
+// engine itself, under appliedKey, written in the same engine batch as
+// the entry's writes.  So whatever the engine recovers after a crash
+// (everything, or with --sync interval a prefix of its writes), the
+// applied index it recovers describes exactly that state, and the node
+// replays the Raft log from there: Apply skips entries at or below it.
+// A side file could not give that guarantee without an fsync per entry.
+//
+// Snapshots are fuzzy, as the engine's own checkpoints are (durable.go):
+// Snapshot() records the applied index H on the FSM goroutine, and
+// Persist streams an ordered scan taken while later entries keep being
+// applied, so a key may show its state at H or at a later index.  Because
+// every write in the log is idempotent (puts of whole values with
+// absolute expiries, deletes), replaying the entries after H on top of
+// such a scan yields exactly the state after those entries: for a key
+// written after H the last write wins whatever the scan showed, and a key
+// not written after H shows its state at H.  Raft always replays the
+// entries after a snapshot's index, so no apply has to pause for a
+// snapshot.  ZooKeeper's fuzzy snapshots rest on the same argument.  A
+// future non-idempotent command (an increment) must be turned into a put
+// of its result before it enters the log.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// ReservedPrefix starts every key the cluster keeps in the engine for
+// itself (the applied index, members' HTTP addresses).  Clients cannot
+// write it, reads do not return it; 0xff 0xff sorts it after most keys.
+const ReservedPrefix = "\xff\xffmantisdb.cluster/"
+
+var appliedKey = []byte(ReservedPrefix + "applied")
+
+func memberKey(id string) []byte { return []byte(ReservedPrefix + "member/" + id) }
+
+// IsReserved reports whether key lies in ReservedPrefix.
+func IsReserved(key []byte) bool { return bytes.HasPrefix(key, []byte(ReservedPrefix)) }
+
+// restoreBatchBytes bounds the engine batches a Restore writes.
+const restoreBatchBytes = 4 << 20
+
+type fsm struct {
+	eng storage.Engine
+
+	applied atomic.Uint64 // last index whose effects are in the engine
+	mu      sync.Mutex    // guards notify
+	notify  chan struct{} // closed and replaced when applied moves
+
+	failed atomic.Pointer[error] // sticky apply failure (ErrApplyFailed)
+
+	batch storage.Batch // Apply's batch, reused (FSM goroutine only)
+
+	snapBytes    atomic.Int64  // size of the last snapshot persisted
+	snapCount    atomic.Uint64 // snapshots persisted
+	restoreCount atomic.Uint64 // snapshots restored
+	entries      atomic.Uint64 // entries applied to the engine (not skipped)
+}
+
+func newFSM(eng storage.Engine) (*fsm, error) {
+	f := &fsm{eng: eng, notify: make(chan struct{})}
+	idx, err := readApplied(eng)
+	if err != nil {
+		return nil, err
+	}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+// readApplied returns the applied index stored in eng (0 if none).
+func readApplied(eng storage.Engine) (uint64, error) {
+	v, err := eng.Get(appliedKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: applied index of %d bytes", ErrBadEntry, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (f *fsm) set(idx uint64) {
+	f.mu.Lock()
+	f.applied.Store(idx)
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// waitApplied returns once the applied index reaches idx.
+func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		f.mu.Lock()
+		ch := f.notify
+		done := f.applied.Load() >= idx
+		f.mu.Unlock()
+		if done {
+			return nil
+		}
+		if p := f.failed.Load(); p != nil {
+			return *p
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for index %d to be applied", wrap("timed out"), idx)
+		}
+	}
+}
+
+func (f *fsm) fail(err error) error {
+	e := fmt.Errorf("%w: %v", ErrApplyFailed, err)
+	f.failed.CompareAndSwap(nil, &e)
+	return *f.failed.Load()
+}
+
+// Apply applies one committed entry; its response is nil or an error.
+func (f *fsm) Apply(l *raft.Log) any {
+	if p := f.failed.Load(); p != nil {
+		return *p
+	}
+	if l.Index <= f.applied.Load() {
+		return nil // already in the engine (replay after a restart)
+	}
+	f.batch.Reset()
+	if err := decodeEntry(l.Data, &f.batch); err != nil {
+		// Our leaders encode every entry; a bad one is damage in this
+		// node's log, and skipping it would diverge from the others.
+		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
+	}
+	f.batch.Put(appliedKey, binary.BigEndian.AppendUint64(nil, l.Index))
+	if err := f.eng.Apply(&f.batch); err != nil {
+		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
+	}
+	f.set(l.Index)
+	f.entries.Add(1)
+	return nil
+}
+
+// StoreConfiguration (raft.ConfigurationStore) records a membership
+// entry's index, so the applied index, and a read waiting on it, cover
+// every entry Raft hands the state machine.
+func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) {
+	if f.failed.Load() != nil || index <= f.applied.Load() {
+		return
+	}
+	if err := f.eng.Put(appliedKey, binary.BigEndian.AppendUint64(nil, index)); err != nil {
+		f.fail(fmt.Errorf("configuration %d: %w", index, err))
+		return
+	}
+	f.set(index)
+}
+
+// Snapshot captures the applied index; Persist scans the engine.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if p := f.failed.Load(); p != nil {
+		return nil, *p
+	}
+	return &fsmSnapshot{f: f, applied: f.applied.Load()}, nil
+}
+
+type fsmSnapshot struct {
+	f       *fsm
+	applied uint64
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	cw := &countingWriter{w: sink}
+	err := func() error {
+		sw, err := newSnapWriter(cw, s.applied)
+		if err != nil {
+			return err
+		}
+		if err := storage.ScanRecords(s.f.eng, func(k, v []byte, exp int64) error {
+			if bytes.Equal(k, appliedKey) {
+				return nil
+			}
+			return sw.put(k, v, exp)
+		}); err != nil {
+			return err
+		}
+		return sw.finish()
+	}()
+	if err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	s.f.snapBytes.Store(cw.n)
+	s.f.snapCount.Add(1)
+	return nil
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// Restore replaces the engine's contents with the snapshot's: a merge of
+// the snapshot stream with an ordered scan of the engine, deleting the
+// keys the snapshot lacks and putting every snapshot entry, in batches.
+// The applied index is cleared first and set to the snapshot's last, so a
+// crash in the middle leaves an engine that restores again on restart.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	sr, err := newSnapReader(rc)
+	if err != nil {
+		return err
+	}
+	if err := f.eng.Delete(appliedKey); err != nil {
+		return f.fail(fmt.Errorf("restore: %w", err))
+	}
+	f.set(0)
+	it, err := f.eng.NewIterator(storage.IterOptions{})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var b storage.Batch
+	var arena []byte
+	keep := func(p []byte) []byte {
+		start := len(arena)
+		arena = append(arena, p...)
+		return arena[start:len(arena):len(arena)]
+	}
+	flush := func() error {
+		if len(b.Ops) == 0 {
+			return nil
+		}
+		err := f.eng.Apply(&b)
+		b.Reset()
+		arena = nil // the batch's slices may point into it: start afresh
+		return err
+	}
+	valid := it.First()
+	for {
+		rec, ok, err := sr.next()
+		if err != nil {
+			return err
+		}
+		for valid && (!ok || bytes.Compare(it.Key(), rec.Key) < 0) {
+			if !bytes.Equal(it.Key(), appliedKey) {
+				b.Delete(keep(it.Key()))
+			}
+			valid = it.Next()
+		}
+		if ok {
+			if valid && bytes.Equal(it.Key(), rec.Key) {
+				valid = it.Next()
+			}
+			if IsReserved(rec.Key) && bytes.Equal(rec.Key, appliedKey) {
+				continue
+			}
+			b.Ops = append(b.Ops, storage.Op{Kind: storage.OpPut, Key: keep(rec.Key), Value: keep(rec.Value), ExpiresAt: rec.ExpiresAt})
+		}
+		if len(arena) >= restoreBatchBytes || !ok {
+			if err := flush(); err != nil {
+				return f.fail(fmt.Errorf("restore: %w", err))
+			}
+		}
+		if !ok {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := f.eng.Put(appliedKey, binary.BigEndian.AppendUint64(nil, sr.applied)); err != nil {
+		return f.fail(fmt.Errorf("restore: %w", err))
+	}
+	f.set(sr.applied)
+	f.restoreCount.Add(1)
+	return nil
+}

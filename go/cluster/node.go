@@ -1,0 +1,711 @@
+// Package cluster replicates a MantisDB engine with Raft
+// (github.com/hashicorp/raft): the engine is the state machine, every
+// write goes through the Raft log and is acknowledged once a majority has
+// it and this node (the leader) has applied it, engine scans are the Raft
+// snapshots, and a follower catches up from them.  The package holds no
+// consensus logic of its own.
+//
+// Files: entry.go (the bytes in the log and in snapshots), fsm.go (the
+// state machine, the applied index, snapshots), batcher.go (many client
+// writes per log entry), transport.go (the token handshake), engine.go
+// (the storage.Engine the server uses), node.go (this file: start-up,
+// membership, reads, status).  docs/CLUSTER.md is the operator's guide.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// Config configures a Node.  Zero durations and sizes take the defaults
+// noted beside them.
+type Config struct {
+	// NodeID names this node in the cluster (stable across restarts).
+	NodeID string
+	// RaftAddr is the host:port the Raft transport listens on.
+	RaftAddr string
+	// RaftAdvertise is the address peers dial; default RaftAddr (which
+	// must then not be a wildcard address).
+	RaftAdvertise string
+	// HTTPAddr is this node's HTTP address as clients and peers reach it
+	// (host:port): followers redirect to the leader's.
+	HTTPAddr string
+	// Dir holds the Raft log (raft.db) and snapshots (snapshots/).
+	Dir string
+	// Bootstrap makes this node a one-member cluster when Dir holds no
+	// Raft state yet (the first node; others join it).
+	Bootstrap bool
+	// Token, when set, is required from every Raft peer (transport.go).
+	Token string
+
+	HeartbeatTimeout   time.Duration // 500ms
+	ElectionTimeout    time.Duration // 500ms
+	LeaderLeaseTimeout time.Duration // HeartbeatTimeout/2
+	CommitTimeout      time.Duration // 20ms
+	SnapshotThreshold  uint64        // 8192 entries
+	SnapshotInterval   time.Duration // 30s
+	TrailingLogs       uint64        // 10240 entries
+	// ApplyTimeout bounds a write's wait for commit and apply; 10s.
+	ApplyTimeout time.Duration
+	// MaxEntryBytes bounds the writes the batcher packs into one entry
+	// (a bigger single request is its own entry); 1 MiB.
+	MaxEntryBytes int
+	// MaxInflight is how many entries the batcher keeps in Raft at once;
+	// while they are in flight new writes gather for the next one.  1.
+	MaxInflight int
+	// MaxKeySize and MaxValueSize are the engine's limits (the leader
+	// checks writes against them before they enter the log, so every
+	// node must run with the same ones); 0 = the format's limits.
+	MaxKeySize   int
+	MaxValueSize int
+	// Clock fixes TTL deadlines on the leader; nil = time.Now.
+	Clock func() time.Time
+	// LogOutput receives Raft's log; nil = os.Stderr.
+	LogOutput io.Writer
+	// LogStore picks the Raft log store: LogStoreBolt ("" too) or
+	// LogStoreEngine.  A node must keep the one it started with: each
+	// reads only its own files.
+	LogStore string
+	// Transport replaces the TCP transport (tests: raft.InmemTransport);
+	// RaftAddr is then ignored and Token does not apply.
+	Transport raft.Transport
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, c.HeartbeatTimeout/2)
+	def(&c.CommitTimeout, 20*time.Millisecond)
+	def(&c.SnapshotInterval, 30*time.Second)
+	def(&c.ApplyTimeout, 10*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = 1 << 20
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 1
+	}
+	if c.MaxKeySize <= 0 || c.MaxKeySize > storage.DefaultMaxKeySize {
+		c.MaxKeySize = storage.DefaultMaxKeySize
+	}
+	if c.MaxValueSize <= 0 || c.MaxValueSize > storage.DefaultMaxValueSize {
+		c.MaxValueSize = storage.DefaultMaxValueSize
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = os.Stderr
+	}
+	return c
+}
+
+// Log stores (Config.LogStore).
+const (
+	LogStoreBolt   = "bolt"   // raft-boltdb (bbolt): the default
+	LogStoreEngine = "engine" // a MantisDB engine with SyncAlways (logstore.go)
+)
+
+// logStores is the Raft log and stable store, one object either way.
+type logStores struct {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// Node is one member of a cluster.  Its methods are safe for concurrent
+// use.
+type Node struct {
+	cfg    Config
+	eng    storage.Engine
+	fsm    *fsm
+	raft   *raft.Raft
+	trans  raft.Transport
+	stream *tokenStream // nil with Config.Transport
+	logs   logStores
+	snaps  *raft.FileSnapshotStore
+	batch  *batcher
+
+	// readMu guards readTerm and readBarrier: the term in which this
+	// leader's barrier was applied, and that barrier's index.
+	readMu      sync.Mutex
+	readTerm    uint64
+	readBarrier uint64
+
+	leaderChanges atomic.Uint64
+	notifyCh      chan bool
+	obsCh         chan raft.Observation
+	observer      *raft.Observer
+	stop          chan struct{}
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
+	closeErr      error
+	closed        atomic.Bool
+}
+
+// Open starts a node over eng, an open engine the node now writes through
+// Raft (callers use Node.Engine for their reads and writes).  With Raft
+// state in Dir the node resumes: if the engine's applied index is at or
+// past the newest snapshot it keeps its data and Raft replays only the
+// entries after that index; otherwise (the engine lost its directory, or
+// a crash lost more than the snapshot covers) the snapshot is restored
+// first.  Close the node, not eng.
+func Open(cfg Config, eng storage.Engine) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if cfg.NodeID == "" {
+		return nil, fmt.Errorf("%w: empty node ID", ErrConfig)
+	}
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: empty Raft directory", ErrConfig)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("raft directory: %w", err)
+	}
+	f, err := newFSM(eng)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, eng: eng, fsm: f, stop: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeStores()
+		}
+	}()
+
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.Info})
+	switch cfg.LogStore {
+	case "", LogStoreBolt:
+		bs, err := raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(cfg.Dir, "raft.db"),
+			BoltOptions: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+		}
+		n.logs = logStores{bs, bs, bs}
+	case LogStoreEngine:
+		es, err := openEngineLogStore(filepath.Join(cfg.Dir, "log"))
+		if err != nil {
+			return nil, err
+		}
+		n.logs = logStores{es, es, es}
+	default:
+		return nil, fmt.Errorf("%w: log store %q (want %q or %q)", ErrConfig, cfg.LogStore, LogStoreBolt, LogStoreEngine)
+	}
+	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("raft snapshots: %w", err)
+	}
+	if cfg.Transport != nil {
+		n.trans = cfg.Transport
+	} else {
+		n.stream, err = newTokenStream(cfg.RaftAddr, cfg.RaftAdvertise, cfg.Token)
+		if err != nil {
+			return nil, err
+		}
+		n.trans = raft.NewNetworkTransportWithLogger(n.stream, 3, 10*time.Second, logger.Named("net"))
+	}
+
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		// A node without Raft state gets its whole state from the log
+		// and the snapshots; data already in the engine would be in no
+		// other replica's (and its applied index would make the FSM skip
+		// the new cluster's first entries).
+		if err := requireEmpty(eng); err != nil {
+			return nil, err
+		}
+	}
+	restore, err := n.needsRestore()
+	if err != nil {
+		return nil, err
+	}
+	n.notifyCh = make(chan bool, 16)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = !restore
+	rc.NotifyCh = n.notifyCh
+	rc.Logger = logger
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+
+	if cfg.Bootstrap && !has {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, boot); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	n.raft, err = raft.NewRaft(rc, f, n.logs, n.logs, n.snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	n.obsCh = make(chan raft.Observation, 64)
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(n.observer)
+	n.batch = newBatcher(n)
+	n.wg.Add(2)
+	go n.watchLeader()
+	go n.countLeaderChanges()
+	ok = true
+	return n, nil
+}
+
+// requireEmpty fails unless eng holds no key at all.
+func requireEmpty(eng storage.Engine) error {
+	it, err := eng.NewIterator(storage.IterOptions{})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.First() {
+		return fmt.Errorf("%w (first key %q)", ErrNotEmpty, it.Key())
+	}
+	return it.Error()
+}
+
+// needsRestore reports whether the newest snapshot holds entries the
+// engine lacks (its applied index is below the snapshot's), in which case
+// Raft restores it at start; otherwise the engine's own data stands.
+func (n *Node) needsRestore() (bool, error) {
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 {
+		return false, err
+	}
+	_, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		return false, fmt.Errorf("raft snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	sr, err := newSnapReader(rc)
+	if err != nil {
+		return false, fmt.Errorf("raft snapshot %s: %w", list[0].ID, err)
+	}
+	return n.fsm.applied.Load() < sr.applied, nil
+}
+
+// watchLeader makes a new leader record its own HTTP address in the
+// replicated member table, so followers can redirect to it.
+func (n *Node) watchLeader() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leader := <-n.notifyCh:
+			if !leader || n.cfg.HTTPAddr == "" {
+				continue
+			}
+			for attempt := 0; attempt < 5; attempt++ {
+				cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
+				if err == nil && string(cur) == n.cfg.HTTPAddr {
+					break
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: []byte(n.cfg.HTTPAddr)}})
+				cancel()
+				if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+					break
+				}
+			}
+		}
+	}
+}
+
+func (n *Node) countLeaderChanges() {
+	defer n.wg.Done()
+	var last raft.ServerID
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-n.obsCh:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != last {
+				last = lo.LeaderID
+				if lo.LeaderID != "" {
+					n.leaderChanges.Add(1)
+				}
+			}
+		}
+	}
+}
+
+// Engine is the storage.Engine to serve: reads are local (the caller
+// runs ReadBarrier first for a linearizable read), writes go through
+// Raft, the reserved keys are invisible.  Closing it closes the node and
+// then the engine.
+func (n *Node) Engine() storage.Engine { return &engine{n: n} }
+
+// ID is this node's ID.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's ID and HTTP address ("" when unknown).
+func (n *Node) Leader() (id, httpAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	return string(lid), n.memberHTTP(string(lid))
+}
+
+func (n *Node) memberHTTP(id string) string {
+	v, err := n.eng.Get(memberKey(id))
+	if err != nil {
+		return ""
+	}
+	return string(v)
+}
+
+// HasLeader reports whether this node knows a leader.
+func (n *Node) HasLeader() bool {
+	_, lid := n.raft.LeaderWithID()
+	return lid != ""
+}
+
+// AppliedIndex is the index of the last entry applied to the engine.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
+
+// ReadBarrier returns once a read of the local engine is linearizable:
+// this node is the leader, has confirmed with a majority that it still is
+// after the read arrived, and has applied every entry committed before
+// (the read-index protocol of the Raft paper, section 6.4).  A new leader
+// first commits and applies a barrier entry of its own term, so its commit
+// index covers every earlier leader's entries.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	term := n.raft.CurrentTerm()
+	n.readMu.Lock()
+	ready, floor := n.readTerm == term, n.readBarrier
+	n.readMu.Unlock()
+	if !ready {
+		f := n.raft.Barrier(n.cfg.ApplyTimeout)
+		if err := n.wait(ctx, f); err != nil {
+			return err
+		}
+		idx := uint64(0)
+		if fi, ok := f.(raft.IndexFuture); ok {
+			idx = fi.Index()
+		}
+		if n.raft.CurrentTerm() != term {
+			return wrap("leadership changed during the read")
+		}
+		n.readMu.Lock()
+		n.readTerm, n.readBarrier = term, idx
+		n.readMu.Unlock()
+		floor = idx
+	}
+	commit := n.raft.CommitIndex()
+	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
+		return err
+	}
+	if n.raft.CurrentTerm() != term {
+		return wrap("leadership changed during the read")
+	}
+	// Entries up to the barrier are applied (the barrier's future returned
+	// after the FSM passed it); the barrier itself and the no-op of the
+	// term never reach the FSM, so they do not count against it.
+	if commit <= floor {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	return n.fsm.waitApplied(ctx, commit)
+}
+
+// Write replicates ops as one atomic batch and returns once it is
+// committed and applied here.  TTLs become absolute expiries now, on the
+// leader.  Only the leader accepts writes (ErrNotLeader).
+func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	now := int64(0)
+	resolved := make([]storage.Op, len(ops))
+	// The ops are copied into one buffer: the batcher may encode them
+	// after this call has returned (its context ended first), and the
+	// caller owns its slices again from then on.
+	size := 0
+	for i := range ops {
+		size += len(ops[i].Key) + len(ops[i].Value)
+	}
+	arena := make([]byte, 0, size)
+	keep := func(p []byte) []byte {
+		if p == nil {
+			return nil
+		}
+		start := len(arena)
+		arena = append(arena, p...)
+		return arena[start:len(arena):len(arena)]
+	}
+	for i, op := range ops {
+		if err := n.checkOp(&op); err != nil {
+			return fmt.Errorf("batch op %d: %w", i, err)
+		}
+		if op.Kind == storage.OpPut && op.TTL != 0 {
+			if now == 0 {
+				now = n.cfg.Clock().UnixNano()
+			}
+			if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
+				return fmt.Errorf("batch op %d: %w", i, storage.ErrInvalidTTL)
+			}
+			op.ExpiresAt, op.TTL = now+int64(op.TTL), 0
+		}
+		op.Key, op.Value = keep(op.Key), keep(op.Value)
+		resolved[i] = op
+	}
+	return n.propose(ctx, resolved)
+}
+
+func (n *Node) checkOp(op *storage.Op) error {
+	switch {
+	case len(op.Key) == 0:
+		return storage.ErrEmptyKey
+	case len(op.Key) > n.cfg.MaxKeySize:
+		return storage.ErrKeyTooLarge
+	case IsReserved(op.Key):
+		return ErrReservedKey
+	}
+	switch op.Kind {
+	case storage.OpPut:
+		if len(op.Value) > n.cfg.MaxValueSize {
+			return storage.ErrValueTooLarge
+		}
+		if op.ExpiresAt < 0 || (op.ExpiresAt != 0 && op.TTL != 0) {
+			return storage.ErrInvalidTTL
+		}
+	case storage.OpDelete:
+	default:
+		return fmt.Errorf("unknown kind %d: %w", op.Kind, storage.ErrInvalid)
+	}
+	return nil
+}
+
+// propose hands validated ops (expiries resolved) to the batcher.
+func (n *Node) propose(ctx context.Context, ops []storage.Op) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	return n.batch.submit(ctx, ops)
+}
+
+// wait returns f's error (mapped by raftError) once f completes, ctx ends
+// (the outcome is then unknown) or the node closes.  A future is never
+// waited on without a bound: hashicorp/raft leaves the futures of entries
+// still queued for the state machine unanswered when it shuts down.  The
+// goroutine parked on such a future ends with the process.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return raftError(err)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	case <-n.stop:
+		return ErrClosed
+	}
+}
+
+// raftError maps hashicorp/raft's errors to this package's.
+func raftError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w (%v)", ErrUnknownOutcome, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// AddVoter adds (or updates) a voting member and records its HTTP
+// address.  Leader only.
+func (n *Node) AddVoter(id, raftAddr, httpAddr string) error {
+	if id == "" || raftAddr == "" {
+		return fmt.Errorf("%w: member needs an ID and a Raft address", ErrConfig)
+	}
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout)); err != nil {
+		return err
+	}
+	if httpAddr == "" {
+		return nil
+	}
+	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: []byte(httpAddr)}})
+}
+
+// RemoveMember removes a member (which may be this leader: it then steps
+// down once the change commits).  Leader only.
+func (n *Node) RemoveMember(id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return raftError(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return ErrUnknownMember
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	// The address entry goes first: once this leader removes itself it
+	// can no longer write.
+	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
+		return err
+	}
+	return n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
+}
+
+// Member is one server of the configuration.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+}
+
+// Status is this node's view of the cluster.
+type Status struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	LeaderID      string `json:"leader_id"`
+	LeaderHTTP    string `json:"leader_http,omitempty"`
+	Term          uint64 `json:"term"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	LeaderChanges uint64 `json:"leader_changes"`
+	SnapshotBytes int64  `json:"last_snapshot_bytes"`
+	Snapshots     uint64 `json:"snapshots"`
+	Restores      uint64 `json:"snapshot_restores"`
+	ApplyError    string `json:"apply_error,omitempty"`
+	// EntriesProposed and WritesProposed count the log entries this node
+	// proposed as leader and the write requests they carried (their ratio
+	// is the batcher's batching).
+	EntriesProposed uint64   `json:"entries_proposed"`
+	WritesProposed  uint64   `json:"writes_proposed"`
+	Members         []Member `json:"members"`
+}
+
+// Status returns the node's state.
+func (n *Node) Status() Status {
+	lid, lhttp := n.Leader()
+	s := Status{
+		ID: n.cfg.NodeID, State: n.raft.State().String(), LeaderID: lid, LeaderHTTP: lhttp,
+		Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.applied.Load(),
+		LastLogIndex: n.raft.LastIndex(), LeaderChanges: n.leaderChanges.Load(),
+		SnapshotBytes: n.fsm.snapBytes.Load(), Snapshots: n.fsm.snapCount.Load(), Restores: n.fsm.restoreCount.Load(),
+	}
+	if p := n.fsm.failed.Load(); p != nil {
+		s.ApplyError = (*p).Error()
+	}
+	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
+	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		for _, srv := range cf.Configuration().Servers {
+			s.Members = append(s.Members, Member{
+				ID: string(srv.ID), RaftAddr: string(srv.Address), HTTPAddr: n.memberHTTP(string(srv.ID)),
+				Voter: srv.Suffrage == raft.Voter, Leader: string(srv.ID) == lid,
+			})
+		}
+	}
+	sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].ID < s.Members[j].ID })
+	return s
+}
+
+// Snapshot asks Raft for a snapshot now (tests, backups).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close shuts Raft down (this node stops voting and replicating) and
+// closes its stores; the engine stays open (Engine().Close closes both).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		if n.raft != nil {
+			n.closeErr = n.raft.Shutdown().Error()
+			n.raft.DeregisterObserver(n.observer)
+		}
+		close(n.stop)
+		n.wg.Wait()
+		if n.batch != nil {
+			n.batch.close()
+		}
+		n.closeStores()
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeStores() {
+	if c, ok := n.trans.(io.Closer); ok && n.cfg.Transport == nil {
+		_ = c.Close()
+	}
+	if n.logs.Closer != nil {
+		_ = n.logs.Close()
+	}
+}

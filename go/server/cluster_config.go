@@ -1,0 +1,78 @@
+// cluster_config.go -- the flags of cluster mode (docs/CLUSTER.md).  With
+// no --node-id the server is the single node it always was.
+package server
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"time"
+)
+
+// ClusterConfig is cluster mode's part of Config.  Empty NodeID = off.
+type ClusterConfig struct {
+	NodeID        string
+	RaftAddr      string // host:port the Raft transport binds
+	RaftAdvertise string // address peers dial; default RaftAddr
+	Bootstrap     bool   // form a one-node cluster when there is no Raft state yet
+	Join          string // HTTP host:port of a member to ask for membership
+	Advertise     string // this node's HTTP host:port as clients reach it (redirects); default host:port
+	LogStore      string // Raft log store: bolt (default) or engine
+	// Test knobs (no flags): 0 = the cluster package's defaults.
+	HeartbeatTimeout  time.Duration
+	SnapshotThreshold uint64
+}
+
+// Enabled reports whether cluster mode is on.
+func (c *ClusterConfig) Enabled() bool { return c.NodeID != "" }
+
+func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) string) {
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, env("node-id", "cluster mode: this node's stable ID (empty = single node, no Raft)"))
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, env("raft-addr", "cluster mode: host:port of the Raft transport (bind it to a trusted network)"))
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, env("raft-advertise", "cluster mode: Raft address peers dial, when --raft-addr binds a wildcard"))
+	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, env("bootstrap", "cluster mode: start a new cluster with this node as its only member (first node only; ignored once Raft state exists)"))
+	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
+	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, bolt (raft-boltdb, on disk) or engine (a MantisDB engine: faster appends, log held in RAM); keep the one a node started with"))
+	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
+}
+
+func (c *ClusterConfig) validate(cfg *Config) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if !c.Enabled() {
+		if c.RaftAddr != "" || c.Bootstrap || c.Join != "" {
+			return bad("--raft-addr, --bootstrap and --join need --node-id")
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.RaftAddr)
+	switch {
+	case c.RaftAddr == "":
+		return bad("cluster mode needs --raft-addr")
+	case err != nil:
+		return bad("--raft-addr %q: %v", c.RaftAddr, err)
+	case c.Bootstrap && c.Join != "":
+		return bad("--bootstrap and --join exclude each other")
+	case cfg.AuthToken == "" && !IsLoopback(host):
+		return bad("--raft-addr %q: a non-loopback Raft address needs --auth-token (the cluster token)", c.RaftAddr)
+	case c.LogStore != "" && c.LogStore != "bolt" && c.LogStore != "engine":
+		return bad("--raft-log-store must be bolt or engine, not %q", c.LogStore)
+	case cfg.Port == 0 && c.Advertise == "":
+		return bad("cluster mode with --port 0 needs --advertise-addr")
+	}
+	if c.Join != "" {
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			return bad("--join %q: want host:port: %v", c.Join, err)
+		}
+	}
+	return nil
+}
+
+// advertise is the HTTP address other nodes redirect clients to.
+func (c *ClusterConfig) advertise(cfg *Config) string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return cfg.Addr()
+}
