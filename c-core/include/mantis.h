@@ -402,8 +402,11 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
- * put evicts by sampling: an expired entry if one is sampled, otherwise the
- * least recently used of the samples (approximate LRU).
+ * put evicts by S3-FIFO (src/cache.c): new keys enter a small FIFO (10% of
+ * the bytes) and reach the main one only if read again before they leave
+ * it, or if they return soon after leaving it; so one-hit wonders and scans
+ * do not push out the hot set.  Expired entries met on the way go first.
+ * A put never evicts the entry it installs.
  *
  * Time is the caller's: every call that needs it takes `now` (any
  * monotonic nanosecond clock, the same one for every call on a cache), so
@@ -430,7 +433,6 @@ typedef struct mantis_cache_options {
 	uint64_t budget_bytes; /* required, > 0                                  */
 	uint32_t shards;       /* 0 = 16; rounded down to a power of two, then
 				  halved until each shard holds >= 1 MiB; <= 1024 */
-	uint32_t samples;      /* eviction sample size; 0 = 8; <= 64             */
 } mantis_cache_options;
 
 typedef struct mantis_cache_stats {
@@ -456,7 +458,7 @@ uint64_t mantis_cache_charge(size_t key_len, size_t value_len);
 
 /*
  * Creates an empty cache.  opts (borrowed) is required.  MANTIS_INVALID for
- * NULL opts/out, budget 0, shards > 1024 or samples > 64; MANTIS_NOMEM.  On
+ * NULL opts/out, budget 0 or shards > 1024; MANTIS_NOMEM.  On
  * MANTIS_OK *out owns the cache until mantis_cache_free; otherwise *out is
  * untouched and nothing leaks.
  */
