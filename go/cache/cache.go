@@ -1,5 +1,5 @@
 // Package cache is a byte-bounded, sharded, concurrent cache with per-entry
-// TTL and approximate-LRU eviction, in two implementations with the same
+// TTL and S3-FIFO eviction, in two implementations with the same
 // semantics: a pure-Go one (NewPureGo, every build) and one over the C core
 // (NewNative, build tag `native` with cgo).  New picks the native one when
 // the binary was built with the tag.
@@ -10,9 +10,16 @@
 //     never exceeded.  An entry larger than one shard's share of the budget
 //     (Stats.MaxEntrySize) is refused with ErrTooLarge and nothing is
 //     evicted.
-//   - When full, Set evicts by sampling: an expired entry if one is sampled,
-//     else the least recently used of the samples.  The most recently used
-//     entry of a shard survives any eviction that has another candidate.
+//   - When full, Set evicts by S3-FIFO (c-core/src/cache.c says why this
+//     policy): a new key enters a small FIFO (10% of the shard's bytes) and
+//     reaches the main FIFO only if it is read while there, or set again
+//     soon after it left (a ghost of recent fingerprints); the main FIFO
+//     gives entries read since their last pass another round.  Scans and
+//     one-hit wonders cycle through the small FIFO and do not evict the
+//     hot set.  Expired entries met at a queue's tail go first.
+//   - Sets are never silently dropped: a Set that returns nil is readable
+//     until a later Set, Delete, Clear, eviction or expiry removes it (a
+//     Set never evicts the entry it installs).
 //   - A read never returns an expired entry.  Expired entries are reclaimed
 //     when a read or write meets them and by Sweep.
 //   - A read never returns a value older than the last Set or Delete of that
@@ -82,8 +89,6 @@ type Options struct {
 	// Shards (default 16) is rounded down to a power of two and halved until
 	// each shard holds at least 1 MiB (MaxEntrySize is one shard's share).
 	Shards int
-	// Samples is the eviction sample size (default 8, at most 64).
-	Samples int
 	// Now is the clock for TTLs in nanoseconds on any monotonic scale.
 	// Default: a monotonic clock.  Tests set it to control expiry.
 	Now func() int64
@@ -102,8 +107,6 @@ const (
 	defaultShards   = 16
 	maxShards       = 1024
 	minShardBudget  = 1 << 20
-	defaultSamples  = 8
-	maxSamples      = 64
 	defaultSweepMax = 1024
 )
 
@@ -124,7 +127,7 @@ func shardCount(budget uint64, requested int) int {
 }
 
 func validateOptions(o *Options) error {
-	if o.BudgetBytes <= 0 || o.Shards < 0 || o.Shards > maxShards || o.Samples < 0 || o.Samples > maxSamples {
+	if o.BudgetBytes <= 0 || o.Shards < 0 || o.Shards > maxShards {
 		return ErrInvalid
 	}
 	return nil

@@ -60,7 +60,6 @@ func NewNative(opts Options) (Cache, error) {
 	copts := C.mantis_cache_options{
 		budget_bytes: C.uint64_t(opts.BudgetBytes),
 		shards:       C.uint32_t(opts.Shards),
-		samples:      C.uint32_t(opts.Samples),
 	}
 	var p *C.mantis_cache
 	if err := statusErr(C.mantis_cache_new(&copts, &p)); err != nil {
