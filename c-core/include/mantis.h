@@ -402,7 +402,7 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
- * put evicts by S3-FIFO (src/cache.c): new keys enter a small FIFO (10% of
+ * put evicts by S3-FIFO (src/cache.c): new keys enter a small FIFO (5% of
  * the bytes) and reach the main one only if read again before they leave
  * it, or if they return soon after leaving it; so one-hit wonders and scans
  * do not push out the hot set.  Expired entries met on the way go first.

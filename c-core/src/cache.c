@@ -21,7 +21,7 @@
  *
  * Policy (per shard, all under the shard mutex)
  * ---------------------------------------------
- *   small S  FIFO of new entries, target 10% of the shard's bytes
+ *   small S  FIFO of new entries, target 5% of the shard's bytes
  *   main  M  FIFO with reinsertion (CLOCK) for entries that proved reuse
  *   ghost G  fingerprints of keys S evicted recently (no values)
  *   put of a new key: into M if its fingerprint is in G, else into S.
@@ -34,12 +34,16 @@
  *             freq 0; else evicted and its fingerprint put in G.
  *     M tail: expired -> reclaimed; freq > 0 -> freq - 1, back to M's
  *             head; else evicted.
- *   One-hit wonders therefore leave through S (10% of the bytes) and never
+ *   One-hit wonders therefore leave through S (5% of the bytes) and never
  *   displace M, and a scan of new keys only cycles S.  G holds 32-bit
- *   fingerprints, as many as the table has slots, in 4-way buckets that
- *   drop their oldest: a fingerprint survives about as many S evictions
- *   as the table has slots (the paper's G is a FIFO of as many entries as
- *   M holds; this is that size, without a list or a second hash table).
+ *   fingerprints, half as many as the table has slots (1 to 2 per entry),
+ *   in 4-way buckets that drop their oldest: a fingerprint survives about
+ *   that many S evictions.  The paper's G is a FIFO of as many entries as
+ *   M holds: this is that size, without a list or a second hash table.
+ *   The sizes (S at 5% rather than the paper's 10%, G at half the table)
+ *   are the best of those tried on the hit-ratio traces of `make bench`
+ *   (bench/harness/cache_hitratio.go); a larger G admits too many keys
+ *   to M, a larger S holds one-hit wonders longer.
  *
  * Layout
  * ------
@@ -142,7 +146,7 @@
 #define MIN_TABLE 16
 #define DEFAULT_SWEEP_SLOTS 1024
 #define FREQ_MAX 3
-#define SMALL_PERCENT 10 /* S's share of a shard's bytes */
+#define SMALL_PERCENT 5 /* S's share of a shard's bytes */
 #define SMALL_PROMOTE 0	 /* S tail with freq > this moves to M */
 
 enum { Q_SMALL = 0, Q_MAIN = 1 };
@@ -166,7 +170,7 @@ struct entry {
 
 /* The documented per-entry charge covers the header and two table slots.
  * Not charged, as table slack never was: slots beyond two per entry and the
- * ghost (4 bytes per table slot), both bounded by the table's size. */
+ * ghost (2 bytes per table slot), both bounded by the table's size. */
 _Static_assert(sizeof(struct entry) + 2 * sizeof(void *) <= MANTIS_CACHE_ENTRY_OVERHEAD,
 	       "entry header grew past the documented overhead");
 
@@ -526,7 +530,7 @@ table_rehash(struct shard *s, size_t cap)
 	atomic_store_explicit(&s->table, t, memory_order_release);
 	s->tombs = 0;
 	cache_retire(&s->grace, old, table_alloc_size(old));
-	ghost_resize(s, cap);
+	ghost_resize(s, cap / 2);
 	return true;
 }
 
@@ -729,8 +733,8 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
 		struct table *t = table_alloc(MIN_TABLE);
-		s->ghost = mantis_calloc(MIN_TABLE, sizeof(uint32_t));
-		s->gmask = MIN_TABLE - 1;
+		s->ghost = mantis_calloc(MIN_TABLE / 2, sizeof(uint32_t));
+		s->gmask = MIN_TABLE / 2 - 1;
 		atomic_init(&s->table, t);
 		if (t == NULL || s->ghost == NULL) {
 			i++;

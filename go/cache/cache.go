@@ -11,7 +11,7 @@
 //     (Stats.MaxEntrySize) is refused with ErrTooLarge and nothing is
 //     evicted.
 //   - When full, Set evicts by S3-FIFO (c-core/src/cache.c says why this
-//     policy): a new key enters a small FIFO (10% of the shard's bytes) and
+//     policy): a new key enters a small FIFO (5% of the shard's bytes) and
 //     reaches the main FIFO only if it is read while there, or set again
 //     soon after it left (a ghost of recent fingerprints); the main FIFO
 //     gives entries read since their last pass another round.  Scans and

@@ -24,7 +24,7 @@ import (
 
 const (
 	freqMax      = 3
-	smallPercent = 10 // S's share of a shard's bytes
+	smallPercent = 5 // S's share of a shard's bytes
 	ghostWays    = 4
 	minGhost     = 16
 )
@@ -111,7 +111,7 @@ func NewPureGo(opts Options) (Cache, error) {
 			s.budget++
 		}
 		s.smallTarget = s.budget * smallPercent / 100
-		s.ghost = make([]uint32, minGhost)
+		s.ghost = make([]uint32, minGhost/2)
 	}
 	return c, nil
 }
@@ -310,8 +310,9 @@ func (s *pshard) ghostTake(h uint64) bool {
 	return false
 }
 
-// capFor mirrors the C table's sizing: the ghost has one fingerprint per
-// slot of the table the C core would have for this many entries.
+// capFor mirrors the C table's sizing (a power of two at least twice the
+// entries); the ghost holds half as many fingerprints as the table has
+// slots, as in C.
 func capFor(live int) int {
 	c := minGhost
 	for c/2 < live {
@@ -324,14 +325,14 @@ func capFor(live int) int {
 // follow the C table's grow (3/4 full) and shrink (1/8 full) points; the
 // hints are dropped, as in C.
 func (s *pshard) growGhost() {
-	if live := len(s.m); (live+1)*4 >= len(s.ghost)*3 {
-		s.ghost = make([]uint32, capFor(live+1))
+	if live := len(s.m); (live+1)*4 >= 2*len(s.ghost)*3 {
+		s.ghost = make([]uint32, capFor(live+1)/2)
 	}
 }
 
 func (s *pshard) shrinkGhost() {
-	if n, live := len(s.ghost), len(s.m); n > minGhost && live*8 < n {
-		if c := capFor(live); c != n {
+	if n, live := len(s.ghost), len(s.m); 2*n > minGhost && live*8 < 2*n {
+		if c := capFor(live) / 2; c != n {
 			s.ghost = make([]uint32, c)
 		}
 	}
@@ -464,7 +465,7 @@ func (c *pureCache) Clear() error {
 		s.m = make(map[string]*pentry)
 		s.list = nil
 		s.small, s.main = fifo{}, fifo{}
-		s.ghost = make([]uint32, minGhost)
+		s.ghost = make([]uint32, minGhost/2)
 		s.sweepPos = 0
 		s.mu.Unlock()
 	}
