@@ -89,11 +89,9 @@ type mantisCache struct {
 
 func (m mantisCache) Set(i uint64, v []byte) error { return m.c.Set(m.keys.b[i], v, 0) }
 func (m mantisCache) Get(i uint64, buf []byte) ([]byte, bool) {
-	err := m.c.View(m.keys.b[i], func(v []byte) error {
-		buf = append(buf[:0], v...)
-		return nil
-	})
-	return buf, err == nil
+	// One copy into the caller's buffer, as the peers' append does.
+	v, err := m.c.AppendGet(buf[:0], m.keys.b[i])
+	return v, err == nil
 }
 func (m mantisCache) Settle() {}
 func (m mantisCache) Close()  { m.c.Close() }
@@ -144,7 +142,7 @@ func (o otterCache) Close()  {}
 
 func init() {
 	registerCache(CacheSubject{Name: "mantis-cache-pure", New: newMantisCache(mcache.NewPureGo),
-		Notes: "cache.NewPureGo(Options{BudgetBytes}); Get = View + copy"})
+		Notes: "cache.NewPureGo(Options{BudgetBytes}); Get = AppendGet into the row's buffer"})
 	registerCache(CacheSubject{Name: "ristretto",
 		New: func(budget int64, keys *cacheKeys) (CacheKV, error) {
 			c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{

@@ -492,6 +492,30 @@ mantis_status mantis_cache_put(mantis_cache *c, const void *key, size_t key_len,
 mantis_status mantis_cache_get(mantis_cache *c, const void *key, size_t key_len,
 			       uint64_t now, void *buf, size_t cap, size_t *value_len);
 
+/*
+ * Many gets in one call, their memory accesses overlapped (prefetched in
+ * groups): what a caller crossing from another runtime (cgo) wants, since
+ * each crossing costs a call and serialises the gets' cache misses.
+ * keys (borrowed) holds the keys; key i is keys[key_offs[i] ..
+ * key_offs[i+1]) (key_offs, borrowed, has n + 1 entries), so key_offs must
+ * rise strictly and each key be 1..MANTIS_MAX_KEY_SIZE bytes.  To resume
+ * at key d, pass the same keys with key_offs + d and n - d.  Values are
+ * copied into buf[0..cap) (borrowed) back to back in key order;
+ * value_lens[i] (borrowed, n entries) = the length of key i's value, or
+ * UINT64_MAX when absent or expired (a miss).  *done = keys handled.
+ *   MANTIS_OK                every key handled (*done == n)
+ *   MANTIS_BUFFER_TOO_SMALL  key *done's value (value_lens[*done] bytes) did
+ *                            not fit after those copied; keys before it are
+ *                            handled; ask again from key *done
+ *   MANTIS_INVALID / MANTIS_TOO_LARGE  bad arguments, nothing handled
+ * Each key is one get for linearizability and the hit/miss counters.
+ * Allocates nothing.
+ */
+mantis_status mantis_cache_get_many(mantis_cache *c, const uint8_t *keys,
+				    const uint32_t *key_offs, size_t n, uint64_t now,
+				    uint8_t *buf, size_t cap, uint64_t *value_lens,
+				    size_t *done);
+
 /* Like get, but calls fn(ctx, value, len) on a hit (see mantis_cache_view_fn
  * for the view's lifetime).  fn is not called on any other status. */
 mantis_status mantis_cache_view(mantis_cache *c, const void *key, size_t key_len,

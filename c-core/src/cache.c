@@ -941,6 +941,94 @@ mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 	return st;
 }
 
+/*
+ * Keys per prefetch group of get_many.  Gets of different keys are
+ * independent, so their cache misses can overlap: the group first hashes
+ * its keys and prefetches each one's first slot, then loads the slots and
+ * prefetches the entries they point to, then probes and copies.  Across a
+ * cgo call each get waits for its own misses (the call's locked
+ * instructions order them); inside one call a group waits for about two.
+ */
+#define MANY_GROUP 8
+
+mantis_status
+mantis_cache_get_many(mantis_cache *c, const uint8_t *keys, const uint32_t *key_offs, size_t n,
+		      uint64_t now, uint8_t *buf, size_t cap, uint64_t *value_lens, size_t *done)
+{
+	if (done != NULL)
+		*done = 0;
+	if (c == NULL || done == NULL ||
+	    (n != 0 && (keys == NULL || key_offs == NULL || value_lens == NULL)) ||
+	    (buf == NULL && cap != 0))
+		return MANTIS_INVALID;
+	for (size_t i = 0; i < n; i++) {
+		if (key_offs[i + 1] <= key_offs[i])
+			return MANTIS_INVALID; /* empty key, or offsets not rising */
+		if (key_offs[i + 1] - key_offs[i] > MANTIS_MAX_KEY_SIZE)
+			return MANTIS_TOO_LARGE;
+	}
+	bool outer;
+	struct cache_rslot *p = cache_reader_enter(c->readers, c->asym, &outer);
+	mantis_status st = MANTIS_OK;
+	size_t used = 0, i = 0;
+	uint64_t hits = 0, misses = 0;
+	while (i < n) {
+		size_t g = n - i < MANY_GROUP ? n - i : MANY_GROUP;
+		uint64_t h[MANY_GROUP];
+		for (size_t k = 0; k < g; k++) {
+			size_t b = key_offs[i + k];
+			h[k] = hash_key(c->seed, keys + b, key_offs[i + k + 1] - b);
+			struct shard *s = shard_for(c, h[k]);
+			/* Acquire: as in lookup (the table's slots). */
+			struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+			__builtin_prefetch(&t->slots[h[k] & t->mask]);
+		}
+		for (size_t k = 0; k < g; k++) {
+			struct shard *s = shard_for(c, h[k]);
+			/* Acquire: as in lookup. */
+			struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+			/* Relaxed: only a prefetch hint; lookup loads it again
+			 * with acquire before dereferencing. */
+			uintptr_t w = atomic_load_explicit(&t->slots[h[k] & t->mask],
+							   memory_order_relaxed);
+			if (w > SLOT_TOMB)
+				__builtin_prefetch(slot_decode(w));
+		}
+		for (size_t k = 0; k < g; k++, i++) {
+			size_t b = key_offs[i];
+			struct shard *s = shard_for(c, h[k]);
+			struct entry *e = lookup(c, s, h[k], keys + b, key_offs[i + 1] - b, now);
+			if (e == NULL) {
+				misses++;
+				value_lens[i] = UINT64_MAX;
+				continue;
+			}
+			if (e->vlen > cap - used) {
+				/* Out of room: report where to resume.  Not a hit
+				 * yet (the caller asks again). */
+				value_lens[i] = e->vlen;
+				st = MANTIS_BUFFER_TOO_SMALL;
+				goto out;
+			}
+			hits++;
+			value_lens[i] = e->vlen;
+			if (e->vlen != 0)
+				memcpy(buf + used, e->data + e->klen, e->vlen);
+			used += e->vlen;
+		}
+	}
+out:
+	/* Relaxed: this slot's owner is the only writer of its counters. */
+	atomic_store_explicit(&p->hits, atomic_load_explicit(&p->hits, memory_order_relaxed) + hits,
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->misses,
+			      atomic_load_explicit(&p->misses, memory_order_relaxed) + misses,
+			      memory_order_relaxed);
+	cache_reader_exit(c->readers, p, outer);
+	*done = i;
+	return st;
+}
+
 mantis_status
 mantis_cache_view(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 		  mantis_cache_view_fn fn, void *ctx)

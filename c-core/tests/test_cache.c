@@ -444,6 +444,94 @@ test_allocation_failure(void **state)
 	assert_int_equal(live_bytes(), base);
 }
 
+/* get_many: hits and misses in key order, values back to back, a resume
+ * point when the buffer fills, counters as for single gets, bad input. */
+static void
+test_get_many(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(1 << 20, 0);
+	char key[16];
+	uint8_t keys[64 * 16];
+	uint32_t offs[65];
+	size_t off = 0;
+	offs[0] = 0;
+	for (int i = 0; i < 64; i++) {
+		int n = snprintf(key, sizeof key, "gm%d", i);
+		if (i % 3 != 0) { /* every third key absent */
+			char val[32];
+			int vn = snprintf(val, sizeof val, "value-%d", i * 7);
+			assert_int_equal(mantis_cache_put(c, key, (size_t)n, val, (size_t)vn, 0, 0),
+					 MANTIS_OK);
+		}
+		memcpy(keys + off, key, (size_t)n);
+		off += (size_t)n;
+		offs[i + 1] = (uint32_t)off;
+	}
+	uint8_t buf[4096];
+	uint64_t lens[64];
+	size_t done = 99;
+	mantis_cache_stats before, after;
+	mantis_cache_stats_get(c, &before);
+	assert_int_equal(mantis_cache_get_many(c, keys, offs, 64, 0, buf, sizeof buf, lens, &done),
+			 MANTIS_OK);
+	assert_int_equal(done, 64);
+	mantis_cache_stats_get(c, &after);
+	assert_int_equal(after.hits - before.hits, 42);
+	assert_int_equal(after.misses - before.misses, 22);
+	size_t at = 0;
+	for (int i = 0; i < 64; i++) {
+		if (i % 3 == 0) {
+			assert_true(lens[i] == UINT64_MAX);
+			continue;
+		}
+		char val[32];
+		int vn = snprintf(val, sizeof val, "value-%d", i * 7);
+		assert_int_equal(lens[i], (uint64_t)vn);
+		assert_memory_equal(buf + at, val, (size_t)vn);
+		at += (size_t)vn;
+	}
+	/* A small buffer: stops at the first value that does not fit, and a
+	 * call resumed from there finishes the job. */
+	size_t total = 0, calls = 0;
+	for (size_t from = 0; from < 64; calls++) {
+		mantis_status st = mantis_cache_get_many(c, keys, offs + from, 64 - from, 0, buf, 20,
+							 lens + from, &done);
+		assert_true(st == MANTIS_OK || st == MANTIS_BUFFER_TOO_SMALL);
+		assert_true(done > 0);
+		for (size_t k = from; k < from + done; k++)
+			if (lens[k] != UINT64_MAX)
+				total += lens[k];
+		from += done;
+		if (st == MANTIS_OK)
+			break;
+	}
+	assert_int_equal(total, at);
+	assert_true(calls > 5);
+	/* A value larger than the whole buffer: nothing done, its size told. */
+	assert_int_equal(mantis_cache_get_many(c, keys, offs + 1, 1, 0, buf, 3, lens, &done),
+			 MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(done, 0);
+	assert_int_equal(lens[0], strlen("value-7"));
+	/* Bad input: nothing handled. */
+	uint32_t bad[3] = {0, 3, 3}; /* second key empty */
+	assert_int_equal(mantis_cache_get_many(c, keys, bad, 2, 0, buf, sizeof buf, lens, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(done, 0);
+	assert_int_equal(mantis_cache_get_many(NULL, keys, offs, 1, 0, buf, 1, lens, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get_many(c, NULL, offs, 1, 0, buf, 1, lens, &done),
+			 MANTIS_INVALID);
+	uint32_t big[2] = {0, MANTIS_MAX_KEY_SIZE + 1};
+	static uint8_t bigkey[MANTIS_MAX_KEY_SIZE + 1];
+	assert_int_equal(mantis_cache_get_many(c, bigkey, big, 1, 0, buf, 1, lens, &done),
+			 MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_cache_get_many(c, keys, offs, 0, 0, NULL, 0, NULL, &done),
+			 MANTIS_OK);
+	assert_int_equal(done, 0);
+	mantis_cache_free(c);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Model test                                                               */
 /* ------------------------------------------------------------------------ */
@@ -1028,6 +1116,7 @@ main(void)
 		cmocka_unit_test(test_expired_preferred_for_eviction),
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_allocation_failure),
+		cmocka_unit_test(test_get_many),
 		cmocka_unit_test(test_model_single_threaded),
 		cmocka_unit_test(test_scan_resistance),
 		cmocka_unit_test(test_one_hit_wonders_keep_hot_set),

@@ -47,6 +47,18 @@ const MaxValueSize = 64 * 1024 * 1024
 type Cache interface {
 	// Get returns a copy of the value of key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
+	// AppendGet appends the value of key to dst and returns the extended
+	// slice: one copy, and no allocation when dst has room.  On an error
+	// (ErrNotFound and the rest) it returns dst unchanged.
+	AppendGet(dst, key []byte) ([]byte, error)
+	// GetMany looks up every key and calls fn(i, value) for each one
+	// found, in key order; value is valid only until fn returns and must
+	// not be modified or retained.  It returns how many were found.  The
+	// native cache crosses into C once for up to getManyBatch keys and
+	// overlaps their memory accesses there; each key still counts as one
+	// get.  Every key is checked first: a bad one fails the call before
+	// any lookup.
+	GetMany(keys [][]byte, fn func(i int, value []byte)) (int, error)
 	// View calls fn with the value of key.  The slice is valid only until
 	// fn returns and must not be modified or retained.  The error fn
 	// returns is returned by View; ErrNotFound when absent (fn not called).
@@ -108,7 +120,18 @@ const (
 	maxShards       = 1024
 	minShardBudget  = 1 << 20
 	defaultSweepMax = 1024
+	getManyBatch    = 256
 )
+
+// checkKeys validates every key of a GetMany before any lookup.
+func checkKeys(keys [][]byte) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // shardCount mirrors the C core's rule so both hold the same entries.
 func shardCount(budget uint64, requested int) int {

@@ -421,12 +421,29 @@ func TestConcurrent(t *testing.T) {
 				for i := 0; i < 20000; i++ {
 					k := rng.IntN(5000)
 					key := []byte(fmt.Sprintf("c%d", k))
+					good := func(k int, v []byte) bool {
+						return len(v) >= 8 && binary.LittleEndian.Uint32(v) == uint32(k) &&
+							binary.LittleEndian.Uint32(v[4:]) == crc32.ChecksumIEEE(v[8:])
+					}
 					switch r := rng.IntN(10); {
-					case r < 6:
+					case r < 5:
 						v, err := c.Get(key)
-						if err == nil && (len(v) < 8 || binary.LittleEndian.Uint32(v) != uint32(k) ||
-							binary.LittleEndian.Uint32(v[4:]) != crc32.ChecksumIEEE(v[8:])) {
+						if err == nil && !good(k, v) {
 							failed.Store(fmt.Sprintf("bad value for %d", k))
+						}
+					case r < 6:
+						ks := make([]int, 1+rng.IntN(40))
+						keys := make([][]byte, len(ks))
+						for j := range ks {
+							ks[j] = rng.IntN(5000)
+							keys[j] = []byte(fmt.Sprintf("c%d", ks[j]))
+						}
+						if _, err := c.GetMany(keys, func(j int, v []byte) {
+							if !good(ks[j], v) {
+								failed.Store(fmt.Sprintf("GetMany: bad value for %d", ks[j]))
+							}
+						}); err != nil {
+							failed.Store(err.Error())
 						}
 					case r < 9:
 						v := make([]byte, 8+rng.IntN(200))
@@ -458,5 +475,96 @@ func TestConcurrent(t *testing.T) {
 			t.Fatal(f)
 		}
 		checkBudget(t, c)
+	})
+}
+
+func TestAppendGetAndGetMany(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 64 << 20})
+		val := func(i int) []byte {
+			n := 4 + i%50
+			if i%97 == 5 {
+				n = 300_000 // bigger than any first buffer guess
+			}
+			v := bytes.Repeat([]byte{byte(i)}, n)
+			binary.LittleEndian.PutUint32(v, uint32(i))
+			return v
+		}
+		var keys [][]byte
+		for i := 0; i < 700; i++ {
+			k := []byte(fmt.Sprintf("many%d", i))
+			keys = append(keys, k)
+			if i%4 != 3 { // every fourth key absent
+				if err := c.Set(k, val(i), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		before := c.Stats()
+		seen := map[int]bool{}
+		last := -1
+		n, err := c.GetMany(keys, func(i int, v []byte) {
+			if i <= last {
+				t.Fatalf("GetMany out of order: %d after %d", i, last)
+			}
+			last = i
+			if i%4 == 3 || !bytes.Equal(v, val(i)) {
+				t.Fatalf("GetMany key %d: wrong value (%d bytes)", i, len(v))
+			}
+			seen[i] = true
+		})
+		if err != nil || n != 525 || len(seen) != 525 {
+			t.Fatalf("GetMany = %d, %v; %d seen", n, err, len(seen))
+		}
+		after := c.Stats()
+		if after.Hits-before.Hits != 525 || after.Misses-before.Misses != 175 {
+			t.Fatalf("GetMany counted %d hits, %d misses", after.Hits-before.Hits, after.Misses-before.Misses)
+		}
+		// AppendGet appends after what dst holds; errors leave dst alone.
+		for _, i := range []int{0, 5, 6, 3} {
+			dst := []byte("prefix")
+			got, err := c.AppendGet(dst, keys[i])
+			if i%4 == 3 {
+				if !errors.Is(err, ErrNotFound) || string(got) != "prefix" {
+					t.Fatalf("AppendGet absent: %q %v", got, err)
+				}
+				continue
+			}
+			if err != nil || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], val(i)) {
+				t.Fatalf("AppendGet %d: %v", i, err)
+			}
+		}
+		// Bad input fails before any lookup; nil fn is invalid.
+		for _, tc := range []struct {
+			keys [][]byte
+			fn   func(int, []byte)
+			want error
+		}{
+			{[][]byte{keys[0], {}}, func(int, []byte) {}, ErrInvalid},
+			{[][]byte{keys[0], make([]byte, MaxKeySize+1)}, func(int, []byte) {}, ErrTooLarge},
+			{keys, nil, ErrInvalid},
+		} {
+			called := false
+			fn := tc.fn
+			if fn != nil {
+				fn = func(int, []byte) { called = true }
+			}
+			if _, err := c.GetMany(tc.keys, fn); !errors.Is(err, tc.want) || called {
+				t.Fatalf("GetMany bad input: %v (called %v), want %v", err, called, tc.want)
+			}
+		}
+		if n, err := c.GetMany(nil, func(int, []byte) {}); n != 0 || err != nil {
+			t.Fatalf("GetMany(nil) = %d, %v", n, err)
+		}
+		if _, err := c.AppendGet(nil, nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("AppendGet empty key: %v", err)
+		}
+		c.Close()
+		if _, err := c.GetMany(keys, func(int, []byte) {}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("GetMany after Close: %v", err)
+		}
+		if _, err := c.AppendGet(nil, keys[0]); !errors.Is(err, ErrClosed) {
+			t.Fatalf("AppendGet after Close: %v", err)
+		}
 	})
 }

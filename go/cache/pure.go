@@ -187,6 +187,40 @@ func (c *pureCache) Get(key []byte) ([]byte, error) {
 	return out, nil
 }
 
+func (c *pureCache) AppendGet(dst, key []byte) ([]byte, error) {
+	if c.closed.Load() {
+		return dst, ErrClosed
+	}
+	if err := checkKey(key); err != nil {
+		return dst, err
+	}
+	e := c.lookup(key)
+	if e == nil {
+		return dst, ErrNotFound
+	}
+	return append(dst, e.value...), nil
+}
+
+func (c *pureCache) GetMany(keys [][]byte, fn func(int, []byte)) (int, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	if fn == nil {
+		return 0, ErrInvalid
+	}
+	if err := checkKeys(keys); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, k := range keys {
+		if e := c.lookup(k); e != nil {
+			n++
+			fn(i, e.value)
+		}
+	}
+	return n, nil
+}
+
 func (c *pureCache) View(key []byte, fn func([]byte) error) error {
 	if c.closed.Load() {
 		return ErrClosed
