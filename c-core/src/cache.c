@@ -76,11 +76,11 @@
  *
  * Thread safety
  * -------------
- * get, view, put, delete, clear, sweep and stats_get may all run in
- * parallel from any number of threads.  mantis_cache_free must not run
+ * get, get_many, view, put, delete, clear, sweep and stats_get may all run
+ * in parallel from any number of threads.  mantis_cache_free must not run
  * concurrently with anything else on the handle.
- *   - Readers (get/view) take no lock on the hit path and write only their
- *     reader slot and, below its cap, the entry's freq.
+ *   - Readers (get/get_many/view) take no lock on the hit path and write
+ *     only their reader slot and, below its cap, the entry's freq.
  *     A reader that meets an expired entry try-locks the shard to unlink
  *     it (never waits; if the lock is busy the sweep or the next writer
  *     reclaims it).
@@ -118,7 +118,8 @@
  *     into its slot, or of the new table pointer when the insert rehashed.
  *     Evictions the put causes come after it, before the mutex is released.
  *   delete / eviction / expiry reclaim: the release store of TOMB.
- *   get/view hit: the acquire load of the slot holding the entry (the
+ *   get/view hit (and each key of get_many, which is one read section
+ *   around many lookups): the acquire load of the slot holding the entry (the
  *     entry's bytes are immutable, so copying later returns that value);
  *     miss: the load of the NULL slot that ended the probe.
  *   A reader that loaded the table pointer before a rehash reads a frozen
