@@ -8,5 +8,5 @@ import mcache "github.com/mantisdb/mantisdb/go/cache"
 
 func init() {
 	registerCache(CacheSubject{Name: "mantis-cache-native", New: newMantisCache(mcache.NewNative),
-		Notes: "cache.New (native, C core) Options{BudgetBytes}; Get = View + copy"})
+		Notes: "cache.New (native, C core) Options{BudgetBytes}; Get = AppendGet into the row's buffer"})
 }

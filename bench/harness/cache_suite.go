@@ -54,6 +54,8 @@ type CacheSubject struct {
 	Name  string
 	New   func(budget int64, keys *cacheKeys) (CacheKV, error)
 	Notes string
+	// HitRatioOnly subjects (the exact LRU) run only the hit-ratio rows.
+	HitRatioOnly bool
 }
 
 var cacheSubjects = map[string]CacheSubject{}
@@ -87,11 +89,9 @@ type mantisCache struct {
 
 func (m mantisCache) Set(i uint64, v []byte) error { return m.c.Set(m.keys.b[i], v, 0) }
 func (m mantisCache) Get(i uint64, buf []byte) ([]byte, bool) {
-	err := m.c.View(m.keys.b[i], func(v []byte) error {
-		buf = append(buf[:0], v...)
-		return nil
-	})
-	return buf, err == nil
+	// One copy into the caller's buffer, as the peers' append does.
+	v, err := m.c.AppendGet(buf[:0], m.keys.b[i])
+	return v, err == nil
 }
 func (m mantisCache) Settle() {}
 func (m mantisCache) Close()  { m.c.Close() }
@@ -114,7 +114,7 @@ type ristrettoCache struct {
 func (r ristrettoCache) Set(i uint64, v []byte) error {
 	// Set reports false when ristretto drops the set (full buffers or
 	// admission); the read-back of the row counts what was really kept.
-	r.c.Set(r.keys.s[i], append([]byte(nil), v...), int64(KeyLen+len(v)))
+	r.c.Set(r.keys.s[i], append([]byte(nil), v...), int64(chargeOf(KeyLen, len(v))))
 	return nil
 }
 func (r ristrettoCache) Get(i uint64, buf []byte) ([]byte, bool) {
@@ -142,7 +142,7 @@ func (o otterCache) Close()  {}
 
 func init() {
 	registerCache(CacheSubject{Name: "mantis-cache-pure", New: newMantisCache(mcache.NewPureGo),
-		Notes: "cache.NewPureGo(Options{BudgetBytes}); Get = View + copy"})
+		Notes: "cache.NewPureGo(Options{BudgetBytes}); Get = AppendGet into the row's buffer"})
 	registerCache(CacheSubject{Name: "ristretto",
 		New: func(budget int64, keys *cacheKeys) (CacheKV, error) {
 			c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
@@ -156,24 +156,41 @@ func init() {
 			}
 			return ristrettoCache{c, keys}, nil
 		},
-		Notes: "ristretto/v2 string keys, cost = key+value bytes, NumCounters = 10x keys, Wait() after the load"})
+		Notes: "ristretto/v2 string keys, cost = key+value+64 bytes (MantisDB's charge), NumCounters = 10x keys, Wait() after the load"})
 	registerCache(CacheSubject{Name: "otter",
 		New: func(budget int64, keys *cacheKeys) (CacheKV, error) {
 			c, err := otter.New(&otter.Options[string, []byte]{
 				MaximumWeight: uint64(budget),
-				Weigher:       func(k string, v []byte) uint32 { return uint32(len(k) + len(v)) },
+				Weigher:       func(k string, v []byte) uint32 { return uint32(chargeOf(len(k), len(v))) },
 			})
 			if err != nil {
 				return nil, err
 			}
 			return otterCache{c, keys}, nil
 		},
-		Notes: "otter/v2 string keys, weight = key+value bytes"})
+		Notes: "otter/v2 string keys, weight = key+value+64 bytes (MantisDB's charge)"})
 }
 
-// RunCache runs the cache rows on s.
+// chargeOf is the per-entry charge every cache subject pays, MantisDB's, so
+// that one byte budget holds the same entries in each.
+func chargeOf(keyLen, valueLen int) uint64 { return mcache.Charge(keyLen, valueLen) }
+
+// RunCache runs the cache rows on s: throughput (no eviction), then the
+// hit-ratio rows (cache_hitratio.go).
 func RunCache(s CacheSubject, c Config) ([]Row, error) {
 	c = c.withDefaults()
+	if s.HitRatioOnly {
+		return runHitRatio(s, c.Keys)
+	}
+	rows, err := runCacheThroughput(s, c)
+	if err != nil {
+		return rows, err
+	}
+	hr, err := runHitRatio(s, c.Keys)
+	return append(rows, hr...), err
+}
+
+func runCacheThroughput(s CacheSubject, c Config) ([]Row, error) {
 	n, vs := c.Keys, Small
 	keys := newCacheKeys(n)
 	// Twice the charge of the whole set (MantisDB's per-entry overhead

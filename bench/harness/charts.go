@@ -182,7 +182,8 @@ func (r *Result) WriteCharts(dir, prefix string) ([]string, error) {
 // throughputChartRow leaves out the rows whose "ops/s" is not a rate of
 // operations (memory, GC, recovery's keys per second of reopen).
 func throughputChartRow(s Summary) bool {
-	return s.Workload != "memory" && s.Workload != "gc_cost" && s.Workload != "recovery"
+	return s.Workload != "memory" && s.Workload != "gc_cost" && s.Workload != "recovery" &&
+		s.Workload != "cache_hitratio"
 }
 
 // latencyChartRow picks the rows that get a latency chart: the headline

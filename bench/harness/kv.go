@@ -90,7 +90,7 @@ const BaselineKV = "mantisdb-native"
 var order = []string{
 	"mantisdb-native", "mantisdb-pure",
 	"bbolt", "pebble", "badger",
-	"mantis-cache-native", "mantis-cache-pure", "ristretto", "otter",
+	"mantis-cache-native", "mantis-cache-pure", "ristretto", "otter", "exact-lru",
 	"mantis-skiplist", "crossbeam-skiplist", "mutex-skiplist", "hash-ceiling",
 	"mantisdb-server-http", "mantisdb-server-resp", "redis",
 }

@@ -373,6 +373,9 @@ func (r *Result) WriteMarkdown(w io.Writer, charts []string) {
 				metricRows = append(metricRows, s)
 				continue
 			}
+			if s.Workload == "cache_hitratio" {
+				continue // writeHitRatioTable
+			}
 			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Label(), s.Keys, s.Subject,
 				FormatOps(s.OpsPerSec), FormatNs(s.P50ns), FormatNs(s.P99ns), FormatNs(s.P999ns), formatRatio(s), s.Sampled)
 		}
@@ -383,6 +386,9 @@ func (r *Result) WriteMarkdown(w io.Writer, charts []string) {
 			}
 		}
 		fmt.Fprintln(w)
+		if g == "cache" {
+			r.writeHitRatioTable(w)
+		}
 		if g != "kv" {
 			writeCharts(w, chartsOf(charts, g))
 		}

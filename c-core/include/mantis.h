@@ -405,8 +405,11 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
- * put evicts by sampling: an expired entry if one is sampled, otherwise the
- * least recently used of the samples (approximate LRU).
+ * put evicts by S3-FIFO (src/cache.c): new keys enter a small FIFO (5% of
+ * the bytes) and reach the main one only if read again before they leave
+ * it, or if they return soon after leaving it; so one-hit wonders and scans
+ * do not push out the hot set.  Expired entries met on the way go first.
+ * A put never evicts the entry it installs.
  *
  * Time is the caller's: every call that needs it takes `now` (any
  * monotonic nanosecond clock, the same one for every call on a cache), so
@@ -433,7 +436,6 @@ typedef struct mantis_cache_options {
 	uint64_t budget_bytes; /* required, > 0                                  */
 	uint32_t shards;       /* 0 = 16; rounded down to a power of two, then
 				  halved until each shard holds >= 1 MiB; <= 1024 */
-	uint32_t samples;      /* eviction sample size; 0 = 8; <= 64             */
 } mantis_cache_options;
 
 typedef struct mantis_cache_stats {
@@ -459,7 +461,7 @@ uint64_t mantis_cache_charge(size_t key_len, size_t value_len);
 
 /*
  * Creates an empty cache.  opts (borrowed) is required.  MANTIS_INVALID for
- * NULL opts/out, budget 0, shards > 1024 or samples > 64; MANTIS_NOMEM.  On
+ * NULL opts/out, budget 0 or shards > 1024; MANTIS_NOMEM.  On
  * MANTIS_OK *out owns the cache until mantis_cache_free; otherwise *out is
  * untouched and nothing leaks.
  */
@@ -492,6 +494,30 @@ mantis_status mantis_cache_put(mantis_cache *c, const void *key, size_t key_len,
  */
 mantis_status mantis_cache_get(mantis_cache *c, const void *key, size_t key_len,
 			       uint64_t now, void *buf, size_t cap, size_t *value_len);
+
+/*
+ * Many gets in one call, their memory accesses overlapped (prefetched in
+ * groups): what a caller crossing from another runtime (cgo) wants, since
+ * each crossing costs a call and serialises the gets' cache misses.
+ * keys (borrowed) holds the keys; key i is keys[key_offs[i] ..
+ * key_offs[i+1]) (key_offs, borrowed, has n + 1 entries), so key_offs must
+ * rise strictly and each key be 1..MANTIS_MAX_KEY_SIZE bytes.  To resume
+ * at key d, pass the same keys with key_offs + d and n - d.  Values are
+ * copied into buf[0..cap) (borrowed) back to back in key order;
+ * value_lens[i] (borrowed, n entries) = the length of key i's value, or
+ * UINT64_MAX when absent or expired (a miss).  *done = keys handled.
+ *   MANTIS_OK                every key handled (*done == n)
+ *   MANTIS_BUFFER_TOO_SMALL  key *done's value (value_lens[*done] bytes) did
+ *                            not fit after those copied; keys before it are
+ *                            handled; ask again from key *done
+ *   MANTIS_INVALID / MANTIS_TOO_LARGE  bad arguments, nothing handled
+ * Each key is one get for linearizability and the hit/miss counters.
+ * Allocates nothing.
+ */
+mantis_status mantis_cache_get_many(mantis_cache *c, const uint8_t *keys,
+				    const uint32_t *key_offs, size_t n, uint64_t now,
+				    uint8_t *buf, size_t cap, uint64_t *value_lens,
+				    size_t *done);
 
 /* Like get, but calls fn(ctx, value, len) on a hit (see mantis_cache_view_fn
  * for the view's lifetime).  fn is not called on any other status. */

@@ -79,6 +79,16 @@ static inline mantis_status mgo_cache_get(uintptr_t h, const uint8_t *key,
 				value_len);
 }
 
+static inline mantis_status mgo_cache_get_many(uintptr_t h, const uint8_t *keys,
+					       const uint32_t *key_offs, size_t n,
+					       uint64_t now, uint8_t *buf,
+					       size_t cap, uint64_t *value_lens,
+					       size_t *done)
+{
+	return mantis_cache_get_many(mgo_cache(h), keys, key_offs, n, now, buf,
+				     cap, value_lens, done);
+}
+
 static inline mantis_status mgo_cache_put(uintptr_t h, const uint8_t *key,
 					  size_t key_len, const uint8_t *value,
 					  size_t value_len, uint64_t ttl_ns,

@@ -1,231 +1,192 @@
 /*
  * cache.c -- mantis_cache: a byte-bounded, sharded, concurrent cache with
- * per-entry TTL and sampled (Redis-style) approximate-LRU eviction.
+ * per-entry TTL and S3-FIFO eviction (Yang et al., "FIFO queues are all you
+ * need for cache eviction", SOSP 2023), made byte-bounded.
+ *
+ * Why S3-FIFO and not W-TinyLFU
+ * -----------------------------
+ * Both keep the hot set under scans and one-hit wonders; what differs is
+ * what a read must do.  W-TinyLFU's LRU segments move an entry on every hit
+ * (a lock, or a read buffer drained under one, as Caffeine and ristretto
+ * do) and its count-min sketch takes an increment per read on shared
+ * counters.  An S3-FIFO hit only raises a 2-bit frequency stored in the
+ * entry itself, and only while it is below its cap of 3: a relaxed load
+ * and, at most three times per residency, a relaxed store.  Queues are
+ * touched by writers only, under the shard mutex they already hold.  So
+ * reads stay what they were here: no lock, no locked instruction, no fence,
+ * and usually no write to shared memory beyond the reader's own slot.
+ * Sampled LRU (the policy before this one) was dropped, not kept as an
+ * option: it needed a stamp store on every hit, which an option would have
+ * made every read pay for, or a branch and a second hit path.
+ *
+ * Policy (per shard, all under the shard mutex)
+ * ---------------------------------------------
+ *   small S  FIFO of new entries, target 5% of the shard's bytes
+ *   main  M  FIFO with reinsertion (CLOCK) for entries that proved reuse
+ *   ghost G  fingerprints of keys S evicted recently (no values)
+ *   put of a new key: into M if its fingerprint is in G, else into S.
+ *   put replacing a key: the new entry takes the old one's place and queue,
+ *            and counts as an access (freq + 1).
+ *   get hit: freq = min(freq + 1, 3).
+ *   evict (while the put does not fit): from S if S holds more than its
+ *     target (or M is empty), else from M.
+ *     S tail: expired -> reclaimed; freq > 0 (read while in S) -> M head,
+ *             freq 0; else evicted and its fingerprint put in G.
+ *     M tail: expired -> reclaimed; freq > 0 -> freq - 1, back to M's
+ *             head; else evicted.
+ *   One-hit wonders therefore leave through S (5% of the bytes) and never
+ *   displace M, and a scan of new keys only cycles S.  G holds 32-bit
+ *   fingerprints, half as many as the table has slots (1 to 2 per entry),
+ *   in 4-way buckets that drop their oldest: a fingerprint survives about
+ *   that many S evictions.  The paper's G is a FIFO of as many entries as
+ *   M holds: this is that size, without a list or a second hash table.
+ *   The sizes (S at 5% rather than the paper's 10%, G at half the table)
+ *   are the best of those tried on the hit-ratio traces of `make bench`
+ *   (bench/harness/cache_hitratio.go); a larger G admits too many keys
+ *   to M, a larger S holds one-hit wonders longer.
  *
  * Layout
  * ------
  *   mantis_cache
  *     shards[n]   (n a power of two; shard = top bits of the key hash)
- *       mu        pthread mutex: serialises every writer of the shard
- *       table  -> struct table { mask, slots[mask+1] }   open addressing,
- *                 linear probing; a slot is NULL (never used), TOMB
- *                 (deleted) or a pointer to an immutable struct entry
- *       era       writer-advanced logical clock for access stamps
- *       pending, waiting, snap   retired memory and its grace period (below)
- *     readers[160] one slot per reader thread: section counter, hit/miss
+ *       table, mu, queues S and M, ghost, grace (retired memory)
+ *     readers[CACHE_NSLOTS]  reader slots (cache_reclaim.h): section
+ *                 counter, hit/miss counters
  *
  *   struct entry (one allocation):
- *     +-------------+------+------------+-------+------+------+---------+-------+
- *     | retire link | hash | expires_at | stamp | klen | vlen | key ... | value |
- *     +-------------+------+------------+-------+------+------+---------+-------+
- *   Everything but `stamp` is written once, before publication; the link
- *   only after the entry is unlinked.
+ *     +---------------------+------+------------+------+------+------+-------+---------+-------+
+ *     | newer/older (queue; | hash | expires_at | klen | vlen | freq | queue | key ... | value |
+ *     | retirement header)  |      |            |      |      |      |       |         |       |
+ *     +---------------------+------+------------+------+------+------+-------+---------+-------+
+ *   hash, expires_at, klen, vlen and the bytes are written once, before
+ *   publication.  freq is written by readers (relaxed) and by the evicting
+ *   writer.  The queue links and `queue` are writer-only (mutex); readers
+ *   never load them, and after the unlink they become the retirement
+ *   header (cache_reclaim.h).
  *
- * Why this design and not ck_hs
- * -----------------------------
+ * Why not ck_hs
+ * -------------
  * ck_hs/ck_ht (SPMC) would fit the single-writer-per-shard shape, but they
  * live in the prebuilt libck, so TSan sees neither their publication stores
  * nor their loads and would report every reader access to a freshly put
- * entry as a race (or need annotations on every table operation).  The
- * table here is ~150 lines, all of it visible to TSan, and gives eviction
- * direct access to slots for sampling.  Publication uses C11 atomics with
- * acquire/release (TSan models them exactly; CK's builtin port in TSan
- * builds is volatile + __sync_synchronize, which it does not).
- *
- * Why not ck_epoch for reclamation (it was used here first): a get-hit
- * (1M keys, one thread, CPU time per get on a shared 2-vCPU VM) took
- * ~250 ns with it and 15-45 ns less with no reclamation at all, and that
- * cost was the two locked instructions every read paid: the CAS that
- * borrowed a pooled record and the xchg in ck_epoch_begin (the store-load
- * fence any epoch or hazard scheme needs).  Removing the CAS alone gained
- * nothing; removing both gained it all: a locked instruction keeps the
- * CPU from overlapping one get's cache misses with the next get's, which
- * is where a memory-bound read's throughput comes from.  So reads here
- * execute no locked instruction and no fence:
- *   - each thread gets a dedicated reader slot (a process-wide thread id,
- *     returned to a free list when the thread exits), so no CAS to own it;
- *   - the store-load fence moves to the writer side: before a writer
- *     snapshots the readers' section counters it calls
- *     membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full
- *     barrier on every thread of the process (the asymmetric fence of
- *     liburcu's urcu-memb and folly's hazard pointers).  Writers pay a
- *     syscall per reclaimed batch (POLL_EVERY retirements or poll_bytes
- *     bytes), readers pay nothing.
- * Where membarrier is missing (non-Linux, seccomp, old kernels) and in
- * TSan builds (TSan does not model membarrier), a reader's store is a
- * seq_cst exchange and the writer's barrier a seq_cst fence instead: the
- * same protocol, the textbook Dekker pairing, at ck_epoch's read cost.
- * The grace-period argument is under "Reclamation" below.
+ * entry as a race.  The table here is ~150 lines, all of it visible to
+ * TSan.  Publication uses C11 atomics with acquire/release (TSan models
+ * them exactly).  Reclamation (reader slots, membarrier, grace periods) is
+ * in cache_reclaim.c with its own safety argument.
  *
  * Thread safety
  * -------------
- * get, view, put, delete, clear, sweep and stats_get may all run in
- * parallel from any number of threads.  mantis_cache_free must not run
+ * get, get_many, view, put, delete, clear, sweep and stats_get may all run
+ * in parallel from any number of threads.  mantis_cache_free must not run
  * concurrently with anything else on the handle.
- *   - Readers (get/view) take no lock on the hit path and write only their
- *     reader slot and the entry's access stamp.
+ *   - Readers (get/get_many/view) take no lock on the hit path and write
+ *     only their reader slot and, below its cap, the entry's freq.
  *     A reader that meets an expired entry try-locks the shard to unlink
  *     it (never waits; if the lock is busy the sweep or the next writer
  *     reclaims it).
  *   - Writers (put, delete, clear, sweep, and that expired-entry path) hold
- *     the shard mutex; entries and tables they unlink are retired on the
- *     shard's lists and freed only after every reader section that could
- *     have seen them has ended (see "Reclamation").
- *   - No read section outlives a call: a reader opens it on its thread's
- *     slot and closes it before returning, so a caller may move between OS
- *     threads between calls (Go goroutines do).  What a thread keeps
- *     between calls is only its slot number (tl_tid).  Threads beyond
- *     READER_SLOTS, and threads whose number was returned at exit, share
- *     SPARE_SLOTS slots through a try-lock (a CAS per outermost read).
- *   - A view callback may read the same cache again: the inner read finds
- *     its slot's seq odd, runs inside the outer section and leaves seq to
- *     the outer read.
+ *     the shard mutex; they alone touch queues, ghost and counters of the
+ *     shard.  Entries and tables they unlink are retired and freed only
+ *     after every reader section that could have seen them has ended.
+ *   - A view callback may read the same cache again (nested section).
  *
  * Invariants (per shard, whenever the mutex is free)
  * --------------------------------------------------
- *   1. used == sum of mantis_cache_charge() over entries in the table, and
- *      used <= budget.  Unlinked entries leave `used` at the unlink, even
- *      though their memory is freed after the grace period.
- *   2. live + tombs < 3/4 (mask + 1), so every probe sequence reaches a NULL
+ *   1. used == sum of mantis_cache_charge() over entries in the table ==
+ *      S.bytes + M.bytes, and used <= budget.  Unlinked entries leave
+ *      `used` at the unlink, though their memory is freed after the grace
+ *      period.
+ *   2. Every entry in the table is on exactly one of S and M (its `queue`
+ *      says which), and every entry on a queue is in the table.
+ *   3. live + tombs < 3/4 (mask + 1), so every probe sequence reaches a NULL
  *      slot and terminates (for readers on a retired table too: retired
  *      tables are never written again).
- *   3. A key appears in at most one slot of the current table.
- *   4. An entry's fields other than `stamp` never change after it is
- *      published; a new value is a new entry.
- *   5. A slot only ever goes live -> TOMB, live -> live' (same key),
+ *   4. A key appears in at most one slot of the current table.
+ *   5. An entry's fields other than freq and the writer-only queue fields
+ *      never change after it is published; a new value is a new entry.
+ *   6. A slot only ever goes live -> TOMB, live -> live' (same key),
  *      NULL/TOMB -> live, or (clear) anything -> NULL; a live entry never
  *      moves between slots of one table, so a key present throughout a
  *      reader's probe is found.
- *   6. Nothing reachable from the current or a retired-but-not-yet-freed
- *      table is freed.
- *   7. readers[i].seq is odd exactly while a section runs on slot i, and
- *      only slot i's owner writes it.
+ *   7. Nothing reachable from the current or a retired-but-not-yet-freed
+ *      table is freed (cache_reclaim.c).
+ *   8. freq <= 3.
  *
  * Linearization points
  * --------------------
  *   put (insert or replace): the release store of the new entry pointer
  *     into its slot, or of the new table pointer when the insert rehashed.
+ *     Evictions the put causes come after it, before the mutex is released.
  *   delete / eviction / expiry reclaim: the release store of TOMB.
- *   get/view hit: the acquire load of the slot holding the entry (the
+ *   get/view hit (and each key of get_many, which is one read section
+ *   around many lookups): the acquire load of the slot holding the entry (the
  *     entry's bytes are immutable, so copying later returns that value);
  *     miss: the load of the NULL slot that ended the probe.
  *   A reader that loaded the table pointer before a rehash reads a frozen
  *   table whose state was current at some instant during the read, so the
  *   result is still linearizable: a read never returns a value older than
  *   the last put or delete of that key that returned before the read began.
- *
- * Reclamation (why nothing is freed under a reader)
- * -------------------------------------------------
- *   reader:  seq = seq + 1 (odd)  ;  BARRIER_R  ;  load table, slots,
- *            entries ... ;  seq = seq + 1 (even, release)
- *   writer:  unlink o (release store) ; retire o to `pending` ;  ...
- *            later, in shard_poll: BARRIER_W ; snapshot every odd seq ;
- *            o's batch is freed once each snapshotted slot's seq changed
- *            (an acquire load of a different value).
- *   BARRIER_R/BARRIER_W are a compiler barrier / membarrier(), or else a
- *   seq_cst exchange (the odd store itself) / a seq_cst fence (a seq_cst
- *   RMW under TSan, which rejects fences).  The
- *   writer's unlink of o is globally visible before BARRIER_W completes
- *   (membarrier starts with a full barrier on the caller), and BARRIER_W
- *   splits each reader's instruction stream at a point P (membarrier: a
- *   full barrier on every thread, or a context switch for one not
- *   running; fence mode: the place of R's exchange relative to the fence
- *   in the single total order of seq_cst operations).  For a reader R
- *   that could dereference o:
- *     - if R's odd store is before P, the snapshot (after BARRIER_W) sees
- *       it or a later value; a section with that odd value has to end, by
- *       a release store the writer acquires, before o is freed;
- *     - if R's odd store is after P, so are R's loads, which then see the
- *       unlink: R never reaches o.
- *   A seq that changed means the snapshotted section ended; any later
- *   section began after BARRIER_W and is in the second case.  Counters
- *   are 64-bit and never wrap.  Each batch is snapshotted after all its
- *   unlinks (under the shard mutex, in program order), and one batch
- *   waits per shard while the next accumulates in `pending`.
- *
- * Eviction: on put, while the shard is over budget, sample `samples`
- * random slots (each advances to the next live entry) and evict an expired
- * one if seen, otherwise the one with the oldest stamp.  If the samples
- * all hit one entry while others exist, one more distinct entry is taken,
- * so the victim is always the older of at least two: the most recently
- * used entry of a shard survives any eviction that has another candidate.
- *
- * Access stamps: stamp = era << 24 | per-thread sequence (low 24 bits).
- * `era` is advanced by writers only; readers load it (a shared read, no
- * write to the shard line) and store their stamp into the entry.  Within
- * one thread stamps strictly increase (until the 24-bit sequence wraps
- * inside one era); across threads order is approximate, as LRU needs.
+ *   A put that returns MANTIS_OK is readable until a later put, delete,
+ *   clear, eviction or expiry removes it: the put never evicts the entry
+ *   it installs.
  */
 #include <mantis.h>
 
 #include "alloc.h"
+#include "cache_reclaim.h"
 #include "seed.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
-#ifdef __linux__
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define CACHE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CACHE_TSAN 1
-#endif
-#endif
-
-#define CACHELINE 64
-#define READER_SLOTS 128	  /* dedicated slots, one per thread id      */
-#define SPARE_SLOTS 32		  /* try-locked by threads without an id     */
-#define NSLOTS (READER_SLOTS + SPARE_SLOTS)
 #define DEFAULT_SHARDS 16
 #define MAX_SHARDS 1024
 #define MIN_SHARD_BUDGET (1u << 20) /* shards shrink until each holds 1 MiB */
-#define DEFAULT_SAMPLES 8
-#define MAX_SAMPLES 64
 #define MIN_TABLE 16
-/*
- * A grace-period batch closes at POLL_EVERY retirements or at
- * min(POLL_BYTES, shard budget / 16) retired bytes, whichever comes first.
- * Each batch costs one membarrier, which interrupts every CPU running one
- * of our threads (an IPI: several microseconds in a VM).  At 64 per batch
- * a 90/10 get/put mix on 2 threads lost ~20% to those interrupts; at 1024
- * they are amortised.  What waits for reclamation is at most two batches
- * per shard (pending, and waiting for the readers of its snapshot), each
- * under poll_bytes plus the entry that closed it: with small entries
- * about 1/8 of the budget for small caches, ~2 MiB per shard for large.
- */
-#define POLL_EVERY 1024
-#define POLL_BYTES (1u << 20)
-#define SEQ_BITS 24
 #define DEFAULT_SWEEP_SLOTS 1024
+#define FREQ_MAX 3
+#define SMALL_PERCENT 5 /* S's share of a shard's bytes */
+#define SMALL_PROMOTE 0	 /* S tail with freq > this moves to M */
+
+enum { Q_SMALL = 0, Q_MAIN = 1 };
 
 struct entry {
-	struct entry *rnext; /* retirement list link; unused while published */
+	union {
+		struct {
+			struct entry *newer; /* towards the queue's head */
+			struct entry *older; /* towards its tail         */
+		} q;
+		struct cache_retired r; /* after the unlink */
+	} link;
 	uint64_t hash;
 	uint64_t expires_at; /* absolute, caller's clock; 0 = never */
-	_Atomic uint64_t stamp;
 	uint32_t klen;
 	uint32_t vlen;
+	_Atomic uint8_t freq; /* 0..FREQ_MAX: hits since entering its queue */
+	uint8_t queue;	      /* Q_SMALL / Q_MAIN; writer-only */
 	unsigned char data[]; /* key then value */
 };
 
-/* The documented per-entry charge covers the header and its table slots. */
+/* The documented per-entry charge covers the header and two table slots.
+ * Not charged, as table slack never was: slots beyond two per entry and the
+ * ghost (2 bytes per table slot), both bounded by the table's size. */
 _Static_assert(sizeof(struct entry) + 2 * sizeof(void *) <= MANTIS_CACHE_ENTRY_OVERHEAD,
 	       "entry header grew past the documented overhead");
 
 struct table {
-	struct table *rnext; /* retirement list link */
+	struct cache_retired r; /* retirement header */
 	size_t mask;
 	_Atomic uintptr_t slots[]; /* see "Slot words" below */
+};
+
+/* A FIFO of entries: head newest, tail oldest; writer-only. */
+struct queue {
+	struct entry *head;
+	struct entry *tail;
+	uint64_t bytes; /* sum of charges */
+	size_t n;
 };
 
 /*
@@ -274,45 +235,24 @@ slot_encode(struct entry *e)
 struct shard {
 	/* Read by readers, written by writers under mu. */
 	_Atomic(struct table *) table;
-	_Atomic uint64_t era;
-	char pad0[CACHELINE - sizeof(void *) - sizeof(uint64_t)];
+	char pad0[CACHE_CACHELINE - sizeof(void *)];
 
 	/* Everything below: only under mu (atomics so stats can read them). */
 	pthread_mutex_t mu;
 	size_t live;  /* entries in table */
 	size_t tombs; /* TOMB slots in table */
 	uint64_t budget;
+	uint64_t small_target; /* S's share of budget, bytes */
 	_Atomic uint64_t used;
 	_Atomic uint64_t entries;
 	_Atomic uint64_t evictions;
 	_Atomic uint64_t expirations;
-	uint64_t rng;
 	size_t sweep_pos;
-	/* Retired, not yet covered by a snapshot. */
-	struct entry *pend_e;
-	struct table *pend_t;
-	size_t pend_n;
-	size_t pend_bytes; /* a count alone strands big values */
-	size_t poll_bytes; /* pend_bytes that closes a batch (POLL_BYTES) */
-	/* One batch waiting for the sections in snap_* to end. */
-	struct entry *wait_e;
-	struct table *wait_t;
-	bool waiting;
-	unsigned snap_n;
-	uint16_t snap_idx[NSLOTS];
-	uint64_t snap_seq[NSLOTS];
-} __attribute__((aligned(CACHELINE)));
-
-struct rslot {
-	/* Odd while a section runs on this slot (invariant 7).  Written by
-	 * the owner only (load + store, no RMW); read by reclaiming writers. */
-	_Atomic uint64_t seq;
-	_Atomic unsigned busy; /* spare slots only: try-lock */
-	struct rslot *outer;   /* spare slots only: owner's tl_spare before */
-	/* Owner-written, summed by stats_get. */
-	_Atomic uint64_t hits;
-	_Atomic uint64_t misses;
-} __attribute__((aligned(CACHELINE)));
+	struct queue small, main;
+	uint32_t *ghost; /* gmask + 1 fingerprints; 0 = empty */
+	size_t gmask;
+	struct cache_grace grace;
+} __attribute__((aligned(CACHE_CACHELINE)));
 
 struct mantis_cache {
 	bool asym; /* membarrier protocol (else fences), fixed at new */
@@ -321,16 +261,13 @@ struct mantis_cache {
 	uint64_t max_entry;
 	unsigned nshards;
 	unsigned shard_shift;
-	unsigned samples;
 	_Atomic unsigned sweep_cursor;
-	struct rslot readers[NSLOTS];
+	struct cache_rslot readers[CACHE_NSLOTS];
 	struct shard shards[];
 };
 
-static _Thread_local uint64_t tl_seq;
-
 /* ------------------------------------------------------------------------ */
-/* Hashing                                                                  */
+/* Hashing and entries                                                      */
 /* ------------------------------------------------------------------------ */
 
 /* 8 bytes at a time; seeded per cache so keys cannot be chosen to collide. */
@@ -383,188 +320,25 @@ key_eq(const struct entry *e, uint64_t h, const void *key, size_t klen)
 	return e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Reclamation: reader slots, barriers, grace periods ("Reclamation" above)  */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Thread ids: process-wide, shared by every cache.  tl_tid is 0 before the
- * first read, i + 1 for dedicated slot i, -1 for "use a spare slot".  An
- * id returns to the free set when its thread exits (the key destructor),
- * and that thread uses spare slots from then on (a later destructor may
- * still read a cache).  tid_mu orders the old owner's last slot writes
- * before the new owner's first.
- */
-static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tid_key;
-static bool tid_key_ok;
-static pthread_mutex_t tid_mu = PTHREAD_MUTEX_INITIALIZER;
-static bool tid_used[READER_SLOTS];
-static _Thread_local int tl_tid;
-/* The spare slot this thread holds (innermost), so a nested read of the
- * same cache reuses it instead of waiting for a second one. */
-static _Thread_local struct rslot *tl_spare;
-
-static void
-tid_release(void *v)
+static inline uint8_t
+freq_get(struct entry *e)
 {
-	unsigned i = (unsigned)(uintptr_t)v - 1;
-	pthread_mutex_lock(&tid_mu);
-	tid_used[i] = false;
-	pthread_mutex_unlock(&tid_mu);
-	tl_tid = -1;
-}
-
-static void
-tid_init(void)
-{
-	tid_key_ok = pthread_key_create(&tid_key, tid_release) == 0;
-}
-
-static int
-tid_assign(void)
-{
-	int t = -1;
-	pthread_once(&tid_once, tid_init);
-	if (tid_key_ok) {
-		pthread_mutex_lock(&tid_mu);
-		for (unsigned i = 0; i < READER_SLOTS; i++) {
-			if (!tid_used[i]) {
-				tid_used[i] = true;
-				t = (int)i + 1;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&tid_mu);
-		if (t > 0 && pthread_setspecific(tid_key, (void *)(uintptr_t)t) != 0) {
-			tid_release((void *)(uintptr_t)t);
-			t = -1;
-		}
-	}
-	tl_tid = t;
-	return t;
-}
-
-/*
- * Whether membarrier(PRIVATE_EXPEDITED) is usable: registered once per
- * process.  Never under TSan, which cannot see the barrier it implies.
- */
-#if defined(__linux__) && defined(__NR_membarrier) && !defined(CACHE_TSAN)
-#define CACHE_MEMBARRIER 1
-#endif
-static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
-static bool asym_ok;
-
-static void
-asym_init(void)
-{
-#ifdef CACHE_MEMBARRIER
-	long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-	asym_ok = q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
-		  syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-#endif
-}
-
-/* BARRIER_W.  false: no barrier was possible, so nothing may be freed. */
-static bool
-writer_barrier(const struct mantis_cache *c)
-{
-#ifdef CACHE_MEMBARRIER
-	if (c->asym) {
-		/* A full barrier on every thread of the process, this one too. */
-		if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
-			return true;
-		/* Registration is per address space; should it be gone,
-		 * renew and retry once.  If that fails too, free nothing this
-		 * time: readers do not fence, so there is no other barrier. */
-		return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) ==
-			       0 &&
-		       syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
-	}
-#else
-	(void)c;
-#endif
-	/* Full barrier, pairs with the readers' seq_cst exchange (Dekker):
-	 * see "Reclamation".  GCC's TSan rejects atomic_thread_fence, so
-	 * TSan builds use a seq_cst RMW, a full barrier on x86 and arm64. */
-#ifdef CACHE_TSAN
-	static _Atomic unsigned fence_word;
-	atomic_fetch_add_explicit(&fence_word, 0, memory_order_seq_cst);
-#else
-	atomic_thread_fence(memory_order_seq_cst);
-#endif
-	return true;
-}
-
-static struct rslot *
-spare_acquire(struct mantis_cache *c)
-{
-	uintptr_t a = (uintptr_t)tl_spare, lo = (uintptr_t)c->readers;
-	if (a >= lo && a < lo + sizeof(c->readers))
-		return tl_spare; /* nested read of this cache: seq is odd */
-	for (;;) {
-		for (unsigned i = READER_SLOTS; i < NSLOTS; i++) {
-			struct rslot *r = &c->readers[i];
-			unsigned expect = 0;
-			/* Acquire: the previous owner's slot writes happen first. */
-			if (atomic_load_explicit(&r->busy, memory_order_relaxed) == 0 &&
-			    atomic_compare_exchange_strong_explicit(&r->busy, &expect, 1,
-								    memory_order_acquire,
-								    memory_order_relaxed)) {
-				r->outer = tl_spare;
-				tl_spare = r;
-				return r;
-			}
-		}
-		/* More than SPARE_SLOTS id-less reads in flight: let one end. */
-		sched_yield();
-	}
-}
-
-/*
- * Opens a read section on this thread's slot, or joins the one already
- * open on it (a read from inside a view callback): *outer says which, and
- * only the outer read closes it.
- */
-static inline struct rslot *
-reader_enter(struct mantis_cache *c, bool *outer)
-{
-	int t = tl_tid;
-	if (__builtin_expect(t == 0, 0))
-		t = tid_assign();
-	struct rslot *r = t > 0 ? &c->readers[t - 1] : spare_acquire(c);
-	/* Relaxed: only this thread writes seq. */
-	uint64_t q = atomic_load_explicit(&r->seq, memory_order_relaxed);
-	*outer = (q & 1) == 0;
-	if (!*outer)
-		return r;
-	if (c->asym) {
-		/* BARRIER_R is the writer's membarrier; the compiler barrier
-		 * keeps the store before the section's loads in our code. */
-		atomic_store_explicit(&r->seq, q + 1, memory_order_relaxed);
-		atomic_signal_fence(memory_order_seq_cst);
-	} else {
-		/* BARRIER_R: a seq_cst exchange (xchg; swpal on arm64)
-		 * orders store(seq) before every load of the section. */
-		atomic_exchange_explicit(&r->seq, q + 1, memory_order_seq_cst);
-	}
-	return r;
+	/* Relaxed: freq is an eviction hint; it orders nothing. */
+	return atomic_load_explicit(&e->freq, memory_order_relaxed);
 }
 
 static inline void
-reader_exit(struct mantis_cache *c, struct rslot *r, bool outer)
+freq_set(struct entry *e, uint8_t f)
 {
-	if (!outer)
-		return;
-	/* Release: the section's loads happen before a writer that acquires
-	 * this value frees what they saw. */
-	atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
-			      memory_order_release);
-	if (r >= &c->readers[READER_SLOTS]) {
-		tl_spare = r->outer;
-		/* Release: hands the slot (seq, counters) to the next owner. */
-		atomic_store_explicit(&r->busy, 0, memory_order_release);
-	}
+	/* Relaxed: as above; a racing reader's increment may be lost. */
+	atomic_store_explicit(&e->freq, f, memory_order_relaxed);
+}
+
+/* Caller holds s->mu; e is unlinked from table and queue. */
+static void
+retire_entry(struct shard *s, struct entry *e)
+{
+	cache_retire(&s->grace, e, entry_alloc_size(e));
 }
 
 static void
@@ -573,124 +347,145 @@ free_entry(struct entry *e)
 	mantis_free(e, entry_alloc_size(e));
 }
 
-static size_t
-table_alloc_size(const struct table *t)
+/* ------------------------------------------------------------------------ */
+/* Queues and ghost (writer side; caller holds the shard mutex)              */
+/* ------------------------------------------------------------------------ */
+
+static inline struct queue *
+queue_of(struct shard *s, const struct entry *e)
 {
-	return sizeof(*t) + (t->mask + 1) * sizeof(t->slots[0]);
+	return e->queue == Q_MAIN ? &s->main : &s->small;
+}
+
+/* Puts e at the head (newest end) of queue `which`. */
+static void
+q_push(struct shard *s, struct entry *e, uint8_t which)
+{
+	struct queue *q = which == Q_MAIN ? &s->main : &s->small;
+	e->queue = which;
+	e->link.q.newer = NULL;
+	e->link.q.older = q->head;
+	if (q->head != NULL)
+		q->head->link.q.newer = e;
+	else
+		q->tail = e;
+	q->head = e;
+	q->bytes += entry_charge(e);
+	q->n++;
 }
 
 static void
-free_lists(struct entry *e, struct table *t)
+q_remove(struct shard *s, struct entry *e)
 {
-	while (e != NULL) {
-		struct entry *n = e->rnext;
-		free_entry(e);
-		e = n;
-	}
-	while (t != NULL) {
-		struct table *n = t->rnext;
-		mantis_free(t, table_alloc_size(t));
-		t = n;
-	}
+	struct queue *q = queue_of(s, e);
+	struct entry *nw = e->link.q.newer, *od = e->link.q.older;
+	if (nw != NULL)
+		nw->link.q.older = od;
+	else
+		q->head = od;
+	if (od != NULL)
+		od->link.q.newer = nw;
+	else
+		q->tail = nw;
+	q->bytes -= entry_charge(e);
+	q->n--;
 }
 
-/* Has every section in the shard's snapshot ended?  Drops those that have. */
-static bool
-grace_passed(struct mantis_cache *c, struct shard *s)
-{
-	unsigned n = s->snap_n;
-	for (unsigned k = 0; k < n;) {
-		/* Acquire: pairs with reader_exit's release (what the section
-		 * read happens before our free). */
-		uint64_t q = atomic_load_explicit(&c->readers[s->snap_idx[k]].seq,
-						  memory_order_acquire);
-		if (q == s->snap_seq[k]) {
-			s->snap_n = n;
-			return false;
-		}
-		n--;
-		s->snap_idx[k] = s->snap_idx[n];
-		s->snap_seq[k] = s->snap_seq[n];
-	}
-	s->snap_n = 0;
-	return true;
-}
-
+/* e takes old's place (and queue) in its queue. */
 static void
-free_waiting(struct shard *s)
+q_replace(struct shard *s, struct entry *old, struct entry *e)
 {
-	free_lists(s->wait_e, s->wait_t);
-	s->wait_e = NULL;
-	s->wait_t = NULL;
-	s->waiting = false;
+	struct queue *q = queue_of(s, old);
+	e->queue = old->queue;
+	e->link.q = old->link.q;
+	if (e->link.q.newer != NULL)
+		e->link.q.newer->link.q.older = e;
+	else
+		q->head = e;
+	if (e->link.q.older != NULL)
+		e->link.q.older->link.q.newer = e;
+	else
+		q->tail = e;
+	q->bytes += entry_charge(e) - entry_charge(old);
 }
 
 /*
- * Caller holds s->mu.  Frees the waiting batch once its grace period has
- * passed; then, if enough is pending (or `force`: anything), makes the
- * pending lists the waiting batch: BARRIER_W, snapshot of the sections
- * running, and free at once if none was.
+ * The ghost is GHOST_WAYS-way set-associative: fingerprints sit in buckets
+ * of GHOST_WAYS, oldest first, and an insert into a full bucket drops its
+ * oldest.  (Direct-mapped, two keys that shared a slot could push each
+ * other out forever and never reach M however often they returned.)
  */
-static void
-shard_poll(struct mantis_cache *c, struct shard *s, bool force)
+#define GHOST_WAYS 4
+
+static inline uint32_t *
+ghost_bucket(const struct shard *s, uint64_t h)
 {
-	if (s->waiting) {
-		if (!grace_passed(c, s))
-			return;
-		free_waiting(s);
+	return &s->ghost[((size_t)h * GHOST_WAYS) & s->gmask];
+}
+
+static inline uint32_t
+ghost_fp(uint64_t h)
+{
+	/* Bits 32..63 (never 0): independent of the bucket bits. */
+	return (uint32_t)(h >> 32) | 1u;
+}
+
+static void
+ghost_add(struct shard *s, uint64_t h)
+{
+	uint32_t *b = ghost_bucket(s, h);
+	unsigned i = 0;
+	while (i < GHOST_WAYS - 1 && b[i] != 0)
+		i++;
+	if (b[i] != 0) {
+		memmove(b, b + 1, (GHOST_WAYS - 1) * sizeof *b);
+		i = GHOST_WAYS - 1;
 	}
-	if (s->pend_e == NULL && s->pend_t == NULL)
-		return;
-	if (!force && s->pend_n < POLL_EVERY && s->pend_bytes < s->poll_bytes)
-		return;
-	if (!writer_barrier(c))
-		return;
-	unsigned n = 0;
-	for (unsigned i = 0; i < NSLOTS; i++) {
-		/* Acquire: an even value orders the slot's earlier sections
-		 * before our free (pairs with reader_exit). */
-		uint64_t q = atomic_load_explicit(&c->readers[i].seq, memory_order_acquire);
-		if (q & 1) {
-			s->snap_idx[n] = (uint16_t)i;
-			s->snap_seq[n] = q;
-			n++;
+	b[i] = ghost_fp(h);
+}
+
+/* Whether h was evicted from S recently; forgets it if so. */
+static bool
+ghost_take(struct shard *s, uint64_t h)
+{
+	uint32_t *b = ghost_bucket(s, h);
+	uint32_t fp = ghost_fp(h);
+	for (unsigned i = 0; i < GHOST_WAYS; i++) {
+		if (b[i] == fp) {
+			memmove(b + i, b + i + 1, (GHOST_WAYS - 1 - i) * sizeof *b);
+			b[GHOST_WAYS - 1] = 0;
+			return true;
 		}
 	}
-	s->snap_n = n;
-	s->wait_e = s->pend_e;
-	s->wait_t = s->pend_t;
-	s->pend_e = NULL;
-	s->pend_t = NULL;
-	s->pend_n = 0;
-	s->pend_bytes = 0;
-	s->waiting = true;
-	if (grace_passed(c, s))
-		free_waiting(s);
+	return false;
 }
 
-/* Caller holds s->mu; e is already unlinked. */
+/* Sizes the ghost to cap fingerprints (a power of two >= GHOST_WAYS).  On
+ * NOMEM the old ghost stays (it only holds hints), so this cannot fail.
+ * The hints are dropped: a bucket's index bits are not in its
+ * fingerprints, so they cannot be placed in a table of another size. */
 static void
-retire_entry(struct shard *s, struct entry *e)
+ghost_resize(struct shard *s, size_t cap)
 {
-	e->rnext = s->pend_e;
-	s->pend_e = e;
-	s->pend_n++;
-	s->pend_bytes += entry_alloc_size(e);
-}
-
-/* Caller holds s->mu; t is no longer the shard's table. */
-static void
-retire_table(struct shard *s, struct table *t)
-{
-	t->rnext = s->pend_t;
-	s->pend_t = t;
-	s->pend_n++;
-	s->pend_bytes += table_alloc_size(t);
+	if (cap == s->gmask + 1)
+		return;
+	uint32_t *g = mantis_calloc(cap, sizeof(uint32_t));
+	if (g == NULL)
+		return;
+	mantis_free(s->ghost, (s->gmask + 1) * sizeof(uint32_t));
+	s->ghost = g;
+	s->gmask = cap - 1;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Table (writer side; caller holds the shard mutex)                        */
 /* ------------------------------------------------------------------------ */
+
+static size_t
+table_alloc_size(const struct table *t)
+{
+	return sizeof(*t) + (t->mask + 1) * sizeof(t->slots[0]);
+}
 
 static struct table *
 table_alloc(size_t cap)
@@ -707,7 +502,7 @@ table_alloc(size_t cap)
 static inline struct table *
 shard_table(struct shard *s)
 {
-	/* Writers own the pointer (mutex held): relaxed is enough. */
+	/* Relaxed: writers own the pointer (mutex held). */
 	return atomic_load_explicit(&s->table, memory_order_relaxed);
 }
 
@@ -726,6 +521,7 @@ table_rehash(struct shard *s, size_t cap)
 		size_t j = e->hash & t->mask;
 		while (slot_load(t, j, memory_order_relaxed) != NULL)
 			j = (j + 1) & t->mask;
+		/* Relaxed: t is not yet published; the store below is. */
 		slot_store(t, j, e, memory_order_relaxed);
 	}
 	/*
@@ -734,7 +530,8 @@ table_rehash(struct shard *s, size_t cap)
 	 */
 	atomic_store_explicit(&s->table, t, memory_order_release);
 	s->tombs = 0;
-	retire_table(s, old);
+	cache_retire(&s->grace, old, table_alloc_size(old));
+	ghost_resize(s, cap / 2);
 	return true;
 }
 
@@ -747,7 +544,7 @@ cap_for(size_t live)
 	return cap;
 }
 
-/* Makes room for one more insert (invariant 2).  false = NOMEM, no change. */
+/* Makes room for one more insert (invariant 3).  false = NOMEM, no change. */
 static bool
 table_reserve(struct shard *s)
 {
@@ -773,6 +570,7 @@ static size_t
 table_find(struct table *t, uint64_t h, const void *key, size_t klen)
 {
 	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		/* Relaxed: writer side, the mutex orders everything. */
 		struct entry *e = slot_load(t, i, memory_order_relaxed);
 		if (e == NULL)
 			return SIZE_MAX;
@@ -781,104 +579,90 @@ table_find(struct table *t, uint64_t h, const void *key, size_t klen)
 	}
 }
 
+static void
+shard_set_used(struct shard *s)
+{
+	/* Relaxed: statistics for stats_get; the mutex orders writers. */
+	atomic_store_explicit(&s->used, s->small.bytes + s->main.bytes, memory_order_relaxed);
+	atomic_store_explicit(&s->entries, s->live, memory_order_relaxed);
+}
+
 /* Unlinks the entry in slot i (linearization point of delete/evict). */
 static void
-shard_unlink(struct shard *s, struct table *t, size_t i, struct entry *e)
+shard_unlink_at(struct shard *s, struct table *t, size_t i, struct entry *e)
 {
-	/* Release pairs with the reader's acquire of the slot. */
+	/* Release: pairs with the reader's acquire of the slot (a reader that
+	 * sees TOMB sees nothing of e it has not already loaded). */
 	slot_store(t, i, TOMB, memory_order_release);
 	s->live--;
 	s->tombs++;
-	atomic_store_explicit(&s->used, atomic_load_explicit(&s->used, memory_order_relaxed) -
-						entry_charge(e),
-			      memory_order_relaxed);
-	atomic_store_explicit(&s->entries, s->live, memory_order_relaxed);
+	q_remove(s, e);
+	shard_set_used(s);
 	retire_entry(s, e);
 }
 
-static inline void
-counter_inc(_Atomic uint64_t *ctr)
+/* Unlinks e, found through its key (eviction pops entries off a queue). */
+static void
+shard_unlink(struct shard *s, struct entry *e)
 {
-	/* Single writer (mutex or slot owner): load+store, no locked RMW. */
-	atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	struct table *t = shard_table(s);
+	size_t i = table_find(t, e->hash, e->data, e->klen);
+	shard_unlink_at(s, t, i, e);
 }
 
-static inline uint64_t
-next_stamp(uint64_t era)
-{
-	return (era << SEQ_BITS) | (++tl_seq & ((1u << SEQ_BITS) - 1));
-}
+/* ------------------------------------------------------------------------ */
+/* Eviction (writer side; caller holds the shard mutex)                     */
+/* ------------------------------------------------------------------------ */
 
-static inline uint64_t
-rng_next(struct shard *s)
+/* Moves e from its queue's tail to M's head with frequency f. */
+static void
+to_main(struct shard *s, struct entry *e, uint8_t f)
 {
-	/* xorshift64*: cheap, good enough to spread samples. */
-	uint64_t x = s->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Next live entry at or after slot i (wrapping), other than `skip`. */
-static size_t
-next_live(struct table *t, size_t i, const struct entry *skip)
-{
-	for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
-		struct entry *e = slot_load(t, i, memory_order_relaxed);
-		if (e != NULL && e != TOMB && e != skip)
-			return i;
-	}
-	return SIZE_MAX;
+	q_remove(s, e);
+	freq_set(e, f);
+	q_push(s, e, Q_MAIN);
 }
 
 /*
- * Evicts one entry other than `keep`.  Caller guarantees at least one
- * candidate exists.  Prefers an expired entry (counted as an expiration).
+ * Removes one entry other than `keep` (the entry the running put installed,
+ * or NULL): an expired entry met at a tail counts as an expiration, any
+ * other as an eviction.  Caller guarantees a candidate exists (S and M
+ * hold more than keep).  Terminates: each step evicts, moves an S entry to
+ * M (at most S.n times), or lowers an M entry's freq (at most FREQ_MAX per
+ * entry) or rotates keep (once per pass over M, between which freqs fall).
  */
 static void
-evict_one(struct mantis_cache *c, struct shard *s, const struct entry *keep, uint64_t now)
+evict_one(struct shard *s, const struct entry *keep, uint64_t now)
 {
-	struct table *t = shard_table(s);
-	size_t best = SIZE_MAX;
-	struct entry *be = NULL;
-	uint64_t bstamp = 0;
-	bool distinct = false;
-	for (unsigned k = 0; k < c->samples; k++) {
-		size_t i = next_live(t, rng_next(s) & t->mask, keep);
-		struct entry *e = slot_load(t, i, memory_order_relaxed);
-		if (expired(e, now)) {
-			shard_unlink(s, t, i, e);
-			counter_inc(&s->expirations);
+	for (;;) {
+		bool from_small = s->small.n > 0 &&
+				  (s->small.bytes > s->small_target || s->main.n == 0 ||
+				   (s->main.n == 1 && s->main.tail == keep));
+		if (from_small && s->small.n == 1 && s->small.tail == keep)
+			from_small = false;
+		struct entry *e = from_small ? s->small.tail : s->main.tail;
+		if (e != keep && expired(e, now)) {
+			shard_unlink(s, e);
+			cache_counter_inc(&s->expirations);
 			return;
 		}
-		uint64_t st = atomic_load_explicit(&e->stamp, memory_order_relaxed);
-		if (be != NULL && e != be)
-			distinct = true;
-		if (be == NULL || st < bstamp) {
-			best = i;
-			be = e;
-			bstamp = st;
+		uint8_t f = freq_get(e);
+		if (from_small) {
+			if (e == keep || f > SMALL_PROMOTE) {
+				to_main(s, e, e == keep ? f : 0);
+				continue;
+			}
+			ghost_add(s, e->hash);
+		} else {
+			if (e == keep || f > 0) {
+				to_main(s, e, e == keep ? f : (uint8_t)(f - 1));
+				continue;
+			}
 		}
+		shard_unlink(s, e);
+		cache_counter_inc(&s->evictions);
+		return;
 	}
-	size_t candidates = s->live - (keep != NULL ? 1 : 0);
-	if (!distinct && candidates >= 2) {
-		/* Never pick a lone sample when another candidate exists. */
-		size_t i = next_live(t, (best + 1) & t->mask, keep);
-		struct entry *e = slot_load(t, i, memory_order_relaxed);
-		if (e == be) /* wrapped onto itself: skip it explicitly */
-			i = next_live(t, (best + 1) & t->mask, be);
-		e = slot_load(t, i, memory_order_relaxed);
-		if (e != keep && e != be &&
-		    atomic_load_explicit(&e->stamp, memory_order_relaxed) < bstamp) {
-			best = i;
-			be = e;
-		}
-	}
-	shard_unlink(s, t, best, be);
-	counter_inc(&s->evictions);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -897,12 +681,31 @@ cache_alloc_size(unsigned nshards)
 	return sizeof(struct mantis_cache) + (size_t)nshards * sizeof(struct shard);
 }
 
+static void
+shard_destroy(struct shard *s)
+{
+	struct table *t = shard_table(s);
+	if (t != NULL) {
+		for (size_t j = 0; j <= t->mask; j++) {
+			struct entry *e = slot_load(t, j, memory_order_relaxed);
+			if (e != NULL && e != TOMB)
+				free_entry(e);
+		}
+		mantis_free(t, table_alloc_size(t));
+	}
+	if (s->ghost != NULL)
+		mantis_free(s->ghost, (s->gmask + 1) * sizeof(uint32_t));
+	/* No reader is active (caller's guarantee): free what is retired. */
+	cache_grace_free_all(&s->grace);
+	pthread_mutex_destroy(&s->mu);
+}
+
 mantis_status
 mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 {
 	if (opts == NULL || out == NULL || opts->budget_bytes == 0)
 		return MANTIS_INVALID;
-	if (opts->samples > MAX_SAMPLES || opts->shards > MAX_SHARDS)
+	if (opts->shards > MAX_SHARDS)
 		return MANTIS_INVALID;
 	unsigned n = opts->shards ? opts->shards : DEFAULT_SHARDS;
 	unsigned p = 1;
@@ -916,38 +719,37 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 		shift++;
 
 	size_t sz = cache_alloc_size(p);
-	struct mantis_cache *c = mantis_aligned_alloc(CACHELINE, sz);
+	struct mantis_cache *c = mantis_aligned_alloc(CACHE_CACHELINE, sz);
 	if (c == NULL)
 		return MANTIS_NOMEM;
 	memset(c, 0, sz);
 	c->nshards = p;
 	c->shard_shift = 64 - shift;
-	c->samples = opts->samples ? opts->samples : DEFAULT_SAMPLES;
 	c->budget = opts->budget_bytes;
 	c->max_entry = opts->budget_bytes / p;
 	c->seed = mantis_seed_new(c);
-	pthread_once(&asym_once, asym_init);
-	c->asym = asym_ok;
+	c->asym = cache_reclaim_asym();
 	unsigned i;
 	for (i = 0; i < p; i++) {
 		struct shard *s = &c->shards[i];
-		struct table *t = table_alloc(MIN_TABLE);
-		if (t == NULL)
-			goto nomem;
-		atomic_init(&s->table, t);
-		s->budget = c->budget / p + (i < c->budget % p ? 1 : 0);
-		s->poll_bytes = s->budget / 16 < POLL_BYTES ? s->budget / 16 : POLL_BYTES;
-		s->rng = mantis_mix64(c->seed + i + 1) | 1;
-		atomic_init(&s->era, 1);
 		pthread_mutex_init(&s->mu, NULL);
+		struct table *t = table_alloc(MIN_TABLE);
+		s->ghost = mantis_calloc(MIN_TABLE / 2, sizeof(uint32_t));
+		s->gmask = MIN_TABLE / 2 - 1;
+		atomic_init(&s->table, t);
+		if (t == NULL || s->ghost == NULL) {
+			i++;
+			goto nomem;
+		}
+		s->budget = c->budget / p + (i < c->budget % p ? 1 : 0);
+		s->small_target = s->budget * SMALL_PERCENT / 100;
+		cache_grace_init(&s->grace, s->budget);
 	}
 	*out = c;
 	return MANTIS_OK;
 nomem:
-	while (i-- > 0) {
-		mantis_free(shard_table(&c->shards[i]), table_alloc_size(shard_table(&c->shards[i])));
-		pthread_mutex_destroy(&c->shards[i].mu);
-	}
+	while (i-- > 0)
+		shard_destroy(&c->shards[i]);
 	mantis_free(c, sz);
 	return MANTIS_NOMEM;
 }
@@ -957,20 +759,8 @@ mantis_cache_free(mantis_cache *c)
 {
 	if (c == NULL)
 		return;
-	for (unsigned i = 0; i < c->nshards; i++) {
-		struct shard *s = &c->shards[i];
-		struct table *t = shard_table(s);
-		for (size_t j = 0; j <= t->mask; j++) {
-			struct entry *e = slot_load(t, j, memory_order_relaxed);
-			if (e != NULL && e != TOMB)
-				mantis_free(e, entry_alloc_size(e));
-		}
-		mantis_free(t, table_alloc_size(t));
-		/* No reader is active (caller's guarantee): free what is retired. */
-		free_lists(s->pend_e, s->pend_t);
-		free_lists(s->wait_e, s->wait_t);
-		pthread_mutex_destroy(&s->mu);
-	}
+	for (unsigned i = 0; i < c->nshards; i++)
+		shard_destroy(&c->shards[i]);
 	mantis_free(c, cache_alloc_size(c->nshards));
 }
 
@@ -1012,6 +802,7 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 	e->expires_at = ttl_ns != 0 ? now + ttl_ns : 0;
 	e->klen = (uint32_t)key_len;
 	e->vlen = (uint32_t)value_len;
+	atomic_init(&e->freq, 0);
 	memcpy(e->data, key, key_len);
 	if (value_len != 0)
 		memcpy(e->data + key_len, value, value_len);
@@ -1025,22 +816,23 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 	/* From here nothing can fail. */
 	struct table *t = shard_table(s);
 	size_t at = table_find(t, h, key, key_len);
-	struct entry *old = at == SIZE_MAX ? NULL
-					   : slot_load(t, at, memory_order_relaxed);
-	uint64_t old_charge = old != NULL ? entry_charge(old) : 0;
-	while (atomic_load_explicit(&s->used, memory_order_relaxed) - old_charge + charge >
-	       s->budget)
-		evict_one(c, s, old, now); /* charge <= budget: a candidate exists */
-	t = shard_table(s);		   /* eviction never rehashes, but be explicit */
-	uint64_t era = atomic_load_explicit(&s->era, memory_order_relaxed) + 1;
-	atomic_store_explicit(&s->era, era, memory_order_relaxed);
-	atomic_init(&e->stamp, next_stamp(era));
-	uint64_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - old_charge + charge;
-	if (old != NULL) {
+	if (at != SIZE_MAX) {
+		struct entry *old = slot_load(t, at, memory_order_relaxed);
+		/* A write is an access: the new value inherits old's standing. */
+		uint8_t f = freq_get(old);
+		atomic_init(&e->freq, f < FREQ_MAX ? f + 1 : FREQ_MAX);
+		q_replace(s, old, e);
 		/* Release: publishes e's bytes to readers that acquire the slot. */
 		slot_store(t, at, e, memory_order_release);
 		retire_entry(s, old);
+		/* Make room around e (never evicting e: charge <= budget). */
+		while (s->small.bytes + s->main.bytes > s->budget)
+			evict_one(s, e, now);
 	} else {
+		/* Room first, so the new entry cannot be its own victim. */
+		while (s->small.bytes + s->main.bytes + charge > s->budget)
+			evict_one(s, NULL, now);
+		t = shard_table(s); /* eviction never rehashes, but be explicit */
 		size_t i = h & t->mask;
 		for (;; i = (i + 1) & t->mask) {
 			struct entry *x = slot_load(t, i, memory_order_relaxed);
@@ -1050,13 +842,13 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 				break;
 			}
 		}
-		/* Release: as above. */
+		q_push(s, e, ghost_take(s, h) ? Q_MAIN : Q_SMALL);
+		/* Release: publishes e's bytes to readers that acquire the slot. */
 		slot_store(t, i, e, memory_order_release);
 		s->live++;
 	}
-	atomic_store_explicit(&s->used, used, memory_order_relaxed);
-	atomic_store_explicit(&s->entries, s->live, memory_order_relaxed);
-	shard_poll(c, s, false);
+	shard_set_used(s);
+	cache_grace_poll(&s->grace, c->readers, c->asym, false);
 	pthread_mutex_unlock(&s->mu);
 	return MANTIS_OK;
 }
@@ -1074,9 +866,9 @@ reclaim_expired(struct mantis_cache *c, struct shard *s, uint64_t h, const void 
 	if (at != SIZE_MAX) {
 		struct entry *x = slot_load(ct, at, memory_order_relaxed);
 		if (expired(x, now)) {
-			shard_unlink(s, ct, at, x);
-			counter_inc(&s->expirations);
-			shard_poll(c, s, false);
+			shard_unlink_at(s, ct, at, x);
+			cache_counter_inc(&s->expirations);
+			cache_grace_poll(&s->grace, c->readers, c->asym, false);
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1105,9 +897,11 @@ lookup(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key, siz
 		if (!key_eq(e, h, key, klen))
 			continue;
 		if (!expired(e, now)) {
-			uint64_t era = atomic_load_explicit(&s->era, memory_order_relaxed);
-			/* Relaxed: the stamp is a hint for eviction, it orders nothing. */
-			atomic_store_explicit(&e->stamp, next_stamp(era), memory_order_relaxed);
+			/* Write only below the cap: a hot entry's line stays
+			 * shared between the CPUs that read it. */
+			uint8_t f = freq_get(e);
+			if (f < FREQ_MAX)
+				freq_set(e, (uint8_t)(f + 1));
 			return e;
 		}
 		reclaim_expired(c, s, h, key, klen, now);
@@ -1127,10 +921,10 @@ mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 	uint64_t h = hash_key(c->seed, key, key_len);
 	struct shard *s = shard_for(c, h);
 	bool outer;
-	struct rslot *p = reader_enter(c, &outer);
+	struct cache_rslot *p = cache_reader_enter(c->readers, c->asym, &outer);
 	struct entry *e = lookup(c, s, h, key, key_len, now);
 	if (e == NULL) {
-		counter_inc(&p->misses);
+		cache_counter_inc(&p->misses);
 		st = MANTIS_NOT_FOUND;
 	} else {
 		*value_len = e->vlen;
@@ -1138,13 +932,101 @@ mantis_cache_get(mantis_cache *c, const void *key, size_t key_len, uint64_t now,
 			/* Not a hit yet: the caller retries with a bigger buffer. */
 			st = MANTIS_BUFFER_TOO_SMALL;
 		} else {
-			counter_inc(&p->hits);
+			cache_counter_inc(&p->hits);
 			if (e->vlen != 0)
 				memcpy(buf, e->data + e->klen, e->vlen);
 			st = MANTIS_OK;
 		}
 	}
-	reader_exit(c, p, outer);
+	cache_reader_exit(c->readers, p, outer);
+	return st;
+}
+
+/*
+ * Keys per prefetch group of get_many.  Gets of different keys are
+ * independent, so their cache misses can overlap: the group first hashes
+ * its keys and prefetches each one's first slot, then loads the slots and
+ * prefetches the entries they point to, then probes and copies.  Across a
+ * cgo call each get waits for its own misses (the call's locked
+ * instructions order them); inside one call a group waits for about two.
+ */
+#define MANY_GROUP 8
+
+mantis_status
+mantis_cache_get_many(mantis_cache *c, const uint8_t *keys, const uint32_t *key_offs, size_t n,
+		      uint64_t now, uint8_t *buf, size_t cap, uint64_t *value_lens, size_t *done)
+{
+	if (done != NULL)
+		*done = 0;
+	if (c == NULL || done == NULL ||
+	    (n != 0 && (keys == NULL || key_offs == NULL || value_lens == NULL)) ||
+	    (buf == NULL && cap != 0))
+		return MANTIS_INVALID;
+	for (size_t i = 0; i < n; i++) {
+		if (key_offs[i + 1] <= key_offs[i])
+			return MANTIS_INVALID; /* empty key, or offsets not rising */
+		if (key_offs[i + 1] - key_offs[i] > MANTIS_MAX_KEY_SIZE)
+			return MANTIS_TOO_LARGE;
+	}
+	bool outer;
+	struct cache_rslot *p = cache_reader_enter(c->readers, c->asym, &outer);
+	mantis_status st = MANTIS_OK;
+	size_t used = 0, i = 0;
+	uint64_t hits = 0, misses = 0;
+	while (i < n) {
+		size_t g = n - i < MANY_GROUP ? n - i : MANY_GROUP;
+		uint64_t h[MANY_GROUP];
+		for (size_t k = 0; k < g; k++) {
+			size_t b = key_offs[i + k];
+			h[k] = hash_key(c->seed, keys + b, key_offs[i + k + 1] - b);
+			struct shard *s = shard_for(c, h[k]);
+			/* Acquire: as in lookup (the table's slots). */
+			struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+			__builtin_prefetch(&t->slots[h[k] & t->mask]);
+		}
+		for (size_t k = 0; k < g; k++) {
+			struct shard *s = shard_for(c, h[k]);
+			/* Acquire: as in lookup. */
+			struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+			/* Relaxed: only a prefetch hint; lookup loads it again
+			 * with acquire before dereferencing. */
+			uintptr_t w = atomic_load_explicit(&t->slots[h[k] & t->mask],
+							   memory_order_relaxed);
+			if (w > SLOT_TOMB)
+				__builtin_prefetch(slot_decode(w));
+		}
+		for (size_t k = 0; k < g; k++, i++) {
+			size_t b = key_offs[i];
+			struct shard *s = shard_for(c, h[k]);
+			struct entry *e = lookup(c, s, h[k], keys + b, key_offs[i + 1] - b, now);
+			if (e == NULL) {
+				misses++;
+				value_lens[i] = UINT64_MAX;
+				continue;
+			}
+			if (e->vlen > cap - used) {
+				/* Out of room: report where to resume.  Not a hit
+				 * yet (the caller asks again). */
+				value_lens[i] = e->vlen;
+				st = MANTIS_BUFFER_TOO_SMALL;
+				goto out;
+			}
+			hits++;
+			value_lens[i] = e->vlen;
+			if (e->vlen != 0)
+				memcpy(buf + used, e->data + e->klen, e->vlen);
+			used += e->vlen;
+		}
+	}
+out:
+	/* Relaxed: this slot's owner is the only writer of its counters. */
+	atomic_store_explicit(&p->hits, atomic_load_explicit(&p->hits, memory_order_relaxed) + hits,
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->misses,
+			      atomic_load_explicit(&p->misses, memory_order_relaxed) + misses,
+			      memory_order_relaxed);
+	cache_reader_exit(c->readers, p, outer);
+	*done = i;
 	return st;
 }
 
@@ -1160,16 +1042,16 @@ mantis_cache_view(mantis_cache *c, const void *key, size_t key_len, uint64_t now
 	uint64_t h = hash_key(c->seed, key, key_len);
 	struct shard *s = shard_for(c, h);
 	bool outer;
-	struct rslot *p = reader_enter(c, &outer);
+	struct cache_rslot *p = cache_reader_enter(c->readers, c->asym, &outer);
 	struct entry *e = lookup(c, s, h, key, key_len, now);
 	if (e == NULL) {
-		counter_inc(&p->misses);
+		cache_counter_inc(&p->misses);
 		st = MANTIS_NOT_FOUND;
 	} else {
-		counter_inc(&p->hits);
+		cache_counter_inc(&p->hits);
 		fn(ctx, e->data + e->klen, e->vlen);
 	}
-	reader_exit(c, p, outer);
+	cache_reader_exit(c->readers, p, outer);
 	return st;
 }
 
@@ -1187,9 +1069,9 @@ mantis_cache_delete(mantis_cache *c, const void *key, size_t key_len)
 	if (at == SIZE_MAX) {
 		st = MANTIS_NOT_FOUND;
 	} else {
-		shard_unlink(s, t, at, slot_load(t, at, memory_order_relaxed));
+		shard_unlink_at(s, t, at, slot_load(t, at, memory_order_relaxed));
 		table_maybe_shrink(s);
-		shard_poll(c, s, false);
+		cache_grace_poll(&s->grace, c->readers, c->asym, false);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return st;
@@ -1218,12 +1100,14 @@ mantis_cache_clear(mantis_cache *c)
 			if (e != TOMB)
 				retire_entry(s, e);
 		}
+		memset(&s->small, 0, sizeof s->small);
+		memset(&s->main, 0, sizeof s->main);
+		memset(s->ghost, 0, (s->gmask + 1) * sizeof(uint32_t));
 		s->live = 0;
 		s->tombs = 0;
-		atomic_store_explicit(&s->used, 0, memory_order_relaxed);
-		atomic_store_explicit(&s->entries, 0, memory_order_relaxed);
+		shard_set_used(s);
 		table_maybe_shrink(s);
-		shard_poll(c, s, true);
+		cache_grace_poll(&s->grace, c->readers, c->asym, true);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return MANTIS_OK;
@@ -1251,8 +1135,8 @@ mantis_cache_sweep(mantis_cache *c, uint64_t now, size_t max_slots, size_t *recl
 		for (size_t j = 0; j < n; j++, pos = (pos + 1) & t->mask) {
 			struct entry *e = slot_load(t, pos, memory_order_relaxed);
 			if (e != NULL && e != TOMB && expired(e, now)) {
-				shard_unlink(s, t, pos, e);
-				counter_inc(&s->expirations);
+				shard_unlink_at(s, t, pos, e);
+				cache_counter_inc(&s->expirations);
 				done++;
 			}
 		}
@@ -1260,7 +1144,7 @@ mantis_cache_sweep(mantis_cache *c, uint64_t now, size_t max_slots, size_t *recl
 		table_maybe_shrink(s);
 		/* Forced: the maintenance path also returns small batches that
 		 * no further write to this shard would reach the threshold of. */
-		shard_poll(c, s, true);
+		cache_grace_poll(&s->grace, c->readers, c->asym, true);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (reclaimed != NULL)
@@ -1274,7 +1158,8 @@ mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out)
 	if (c == NULL || out == NULL)
 		return MANTIS_INVALID;
 	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < NSLOTS; i++) {
+	/* Relaxed loads throughout: a snapshot of striped counters. */
+	for (unsigned i = 0; i < CACHE_NSLOTS; i++) {
 		out->hits += atomic_load_explicit(&c->readers[i].hits, memory_order_relaxed);
 		out->misses += atomic_load_explicit(&c->readers[i].misses, memory_order_relaxed);
 	}

@@ -2,8 +2,8 @@
  * stress_cache.c -- multi-threaded torture test for mantis_cache.
  * Usage: stress_cache THREADS SECONDS
  *
- * Threads start together (barrier) and run a random mix of get, view, put
- * (with and without TTL), delete, sweep and rare clears over a key space
+ * Threads start together (barrier) and run a random mix of get, get_many,
+ * view, put (with and without TTL), delete, sweep and rare clears over a key space
  * larger than the budget, so eviction and expiry run all the time.  Every
  * value is self-describing (key id, version, expiry, length, checksum), so
  * a reader checks that what it sees belongs to the key it asked for, is
@@ -130,7 +130,37 @@ worker(void *arg)
 		uint64_t floor = atomic_load_explicit(&acked[k], memory_order_acquire);
 		char key[24];
 		int kl = snprintf(key, sizeof key, "stress-%llu", (unsigned long long)k);
-		if (r < 600) {
+		if (r < 50) {
+			/* get_many of 8 consecutive keys, each checked as a get. */
+			enum { M = 8 };
+			uint8_t keys[M * 24];
+			uint32_t offs[M + 1];
+			uint64_t floors[M], lens[M];
+			static _Thread_local unsigned char mbuf[M * MAXV];
+			offs[0] = 0;
+			for (int j = 0; j < M; j++) {
+				uint64_t kj = (k + (uint64_t)j) % NKEYS;
+				/* Acquire: as for floor above. */
+				floors[j] = atomic_load_explicit(&acked[kj], memory_order_acquire);
+				offs[j + 1] = offs[j] + (uint32_t)snprintf((char *)keys + offs[j], 24,
+									   "stress-%llu",
+									   (unsigned long long)kj);
+			}
+			size_t done;
+			if (mantis_cache_get_many(cache, keys, offs, M, now, mbuf, sizeof mbuf, lens,
+						  &done) != MANTIS_OK ||
+			    done != M) {
+				fail("get_many status", k);
+				continue;
+			}
+			size_t at = 0;
+			for (int j = 0; j < M; j++) {
+				if (lens[j] == UINT64_MAX)
+					continue;
+				validate(mbuf + at, lens[j], (k + (uint64_t)j) % NKEYS, now, floors[j]);
+				at += lens[j];
+			}
+		} else if (r < 600) {
 			size_t len = 0;
 			mantis_status st = mantis_cache_get(cache, key, (size_t)kl, now, buf,
 							    sizeof buf, &len);

@@ -1,10 +1,13 @@
 /*
  * test_cache.c -- unit and model tests for mantis_cache (src/cache.c):
  * every operation and its edges, bad input, TTL under a controlled clock,
- * allocation failure, and a single-threaded model test against an exact
- * reference that asserts what must hold exactly with sampled eviction
- * (budget, TTL, value freshness, "the most recently used entry survives"),
- * and its hit ratio against an exact LRU run beside it on the same trace.
+ * allocation failure, a single-threaded model test against an exact
+ * reference that asserts what must hold exactly whatever the policy evicts
+ * (budget, TTL, value freshness, "a put is readable at once"), and its hit
+ * ratio against an exact LRU run beside it on the same trace; then the
+ * S3-FIFO policy's promises: scans and one-hit wonders do not evict a hot
+ * set that fits, a key that returns soon after eviction is admitted to the
+ * main queue (the ghost), the byte bound holds with mixed sizes.
  * The budget is checked after every operation.
  */
 #include <stdarg.h>
@@ -81,14 +84,10 @@ test_new_and_free_bad_input(void **state)
 	assert_int_equal(mantis_cache_new(&o, NULL), MANTIS_INVALID);
 	o.shards = 4096;
 	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_INVALID);
-	o.shards = 0;
-	o.samples = 65;
-	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_INVALID);
 	assert_null(c);
 	mantis_cache_free(NULL); /* harmless */
 
 	/* Shards shrink so each holds at least 1 MiB. */
-	o.samples = 0;
 	o.budget_bytes = 3u << 20;
 	o.shards = 16;
 	assert_int_equal(mantis_cache_new(&o, &c), MANTIS_OK);
@@ -445,6 +444,94 @@ test_allocation_failure(void **state)
 	assert_int_equal(live_bytes(), base);
 }
 
+/* get_many: hits and misses in key order, values back to back, a resume
+ * point when the buffer fills, counters as for single gets, bad input. */
+static void
+test_get_many(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache(1 << 20, 0);
+	char key[16];
+	uint8_t keys[64 * 16];
+	uint32_t offs[65];
+	size_t off = 0;
+	offs[0] = 0;
+	for (int i = 0; i < 64; i++) {
+		int n = snprintf(key, sizeof key, "gm%d", i);
+		if (i % 3 != 0) { /* every third key absent */
+			char val[32];
+			int vn = snprintf(val, sizeof val, "value-%d", i * 7);
+			assert_int_equal(mantis_cache_put(c, key, (size_t)n, val, (size_t)vn, 0, 0),
+					 MANTIS_OK);
+		}
+		memcpy(keys + off, key, (size_t)n);
+		off += (size_t)n;
+		offs[i + 1] = (uint32_t)off;
+	}
+	uint8_t buf[4096];
+	uint64_t lens[64];
+	size_t done = 99;
+	mantis_cache_stats before, after;
+	mantis_cache_stats_get(c, &before);
+	assert_int_equal(mantis_cache_get_many(c, keys, offs, 64, 0, buf, sizeof buf, lens, &done),
+			 MANTIS_OK);
+	assert_int_equal(done, 64);
+	mantis_cache_stats_get(c, &after);
+	assert_int_equal(after.hits - before.hits, 42);
+	assert_int_equal(after.misses - before.misses, 22);
+	size_t at = 0;
+	for (int i = 0; i < 64; i++) {
+		if (i % 3 == 0) {
+			assert_true(lens[i] == UINT64_MAX);
+			continue;
+		}
+		char val[32];
+		int vn = snprintf(val, sizeof val, "value-%d", i * 7);
+		assert_int_equal(lens[i], (uint64_t)vn);
+		assert_memory_equal(buf + at, val, (size_t)vn);
+		at += (size_t)vn;
+	}
+	/* A small buffer: stops at the first value that does not fit, and a
+	 * call resumed from there finishes the job. */
+	size_t total = 0, calls = 0;
+	for (size_t from = 0; from < 64; calls++) {
+		mantis_status st = mantis_cache_get_many(c, keys, offs + from, 64 - from, 0, buf, 20,
+							 lens + from, &done);
+		assert_true(st == MANTIS_OK || st == MANTIS_BUFFER_TOO_SMALL);
+		assert_true(done > 0);
+		for (size_t k = from; k < from + done; k++)
+			if (lens[k] != UINT64_MAX)
+				total += lens[k];
+		from += done;
+		if (st == MANTIS_OK)
+			break;
+	}
+	assert_int_equal(total, at);
+	assert_true(calls > 5);
+	/* A value larger than the whole buffer: nothing done, its size told. */
+	assert_int_equal(mantis_cache_get_many(c, keys, offs + 1, 1, 0, buf, 3, lens, &done),
+			 MANTIS_BUFFER_TOO_SMALL);
+	assert_int_equal(done, 0);
+	assert_int_equal(lens[0], strlen("value-7"));
+	/* Bad input: nothing handled. */
+	uint32_t bad[3] = {0, 3, 3}; /* second key empty */
+	assert_int_equal(mantis_cache_get_many(c, keys, bad, 2, 0, buf, sizeof buf, lens, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(done, 0);
+	assert_int_equal(mantis_cache_get_many(NULL, keys, offs, 1, 0, buf, 1, lens, &done),
+			 MANTIS_INVALID);
+	assert_int_equal(mantis_cache_get_many(c, NULL, offs, 1, 0, buf, 1, lens, &done),
+			 MANTIS_INVALID);
+	uint32_t big[2] = {0, MANTIS_MAX_KEY_SIZE + 1};
+	static uint8_t bigkey[MANTIS_MAX_KEY_SIZE + 1];
+	assert_int_equal(mantis_cache_get_many(c, bigkey, big, 1, 0, buf, 1, lens, &done),
+			 MANTIS_TOO_LARGE);
+	assert_int_equal(mantis_cache_get_many(c, keys, offs, 0, 0, NULL, 0, NULL, &done),
+			 MANTIS_OK);
+	assert_int_equal(done, 0);
+	mantis_cache_free(c);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Model test                                                               */
 /* ------------------------------------------------------------------------ */
@@ -540,7 +627,6 @@ test_model_single_threaded(void **state)
 	unsigned char val[200], buf[200];
 	char key[16];
 	uint64_t now = 1;
-	int mru = -1; /* key of the last successful get or put */
 	static struct exact_lru lru;
 	memset(&lru, 0, sizeof lru);
 	lru.budget = budget;
@@ -564,7 +650,6 @@ test_model_single_threaded(void **state)
 				assert_int_equal(len, m.vlen[k]);
 				fill_value(val, len, k, m.version[k]);
 				assert_memory_equal(buf, val, len);
-				mru = k;
 			} else {
 				assert_int_equal(st, MANTIS_NOT_FOUND);
 			}
@@ -573,9 +658,6 @@ test_model_single_threaded(void **state)
 			uint64_t ttl = (rnd() % 4 == 0) ? 1 + rnd() % 50 : 0;
 			uint32_t ver = m.version[k] + 1;
 			fill_value(val, len, k, ver);
-			int prev_mru = mru;
-			mantis_cache_stats before;
-			mantis_cache_stats_get(c, &before);
 			assert_int_equal(mantis_cache_put(c, key, strlen(key), val, len, ttl, now),
 					 MANTIS_OK);
 			lru_put(&lru, k, mantis_cache_charge(strlen(key), len), ttl ? now + ttl : 0);
@@ -583,37 +665,18 @@ test_model_single_threaded(void **state)
 			m.version[k] = ver;
 			m.expires[k] = ttl ? now + ttl : 0;
 			m.vlen[k] = len;
-			/*
-			 * Recently used survives: the previous MRU entry is still
-			 * there if it was live and fits beside the new one.
-			 */
-			if (prev_mru >= 0 && prev_mru != k && m.present[prev_mru] &&
-			    (m.expires[prev_mru] == 0 || m.expires[prev_mru] > now) &&
-			    mantis_cache_charge(strlen(key), len) +
-					    mantis_cache_charge(6, m.vlen[prev_mru]) <=
-				    budget) {
-				char pk[16];
-				size_t pl;
-				snprintf(pk, sizeof pk, "key%d", prev_mru);
-				assert_int_equal(mantis_cache_get(c, pk, strlen(pk), now, buf,
-								  sizeof buf, &pl),
-						 MANTIS_OK);
-			}
 			/* And the entry just written is readable at once. */
 			size_t len2;
 			assert_int_equal(mantis_cache_get(c, key, strlen(key), now, buf, sizeof buf,
 							  &len2),
 					 MANTIS_OK);
 			assert_int_equal(len2, len);
-			mru = k;
 		} else if (r < 98) {
 			mantis_status st = mantis_cache_delete(c, key, strlen(key));
 			if (!m.present[k])
 				assert_int_equal(st, MANTIS_NOT_FOUND);
 			m.present[k] = false;
 			lru_drop(&lru, k);
-			if (mru == k)
-				mru = -1;
 		} else if (r < 99) {
 			size_t got;
 			assert_int_equal(mantis_cache_sweep(c, now, 16, &got), MANTIS_OK);
@@ -622,23 +685,174 @@ test_model_single_threaded(void **state)
 			memset(m.present, 0, sizeof m.present);
 			for (int i = 0; i < MKEYS; i++)
 				lru_drop(&lru, i);
-			mru = -1;
 		}
 		check_budget(c);
 	}
 	mantis_cache_stats st;
 	mantis_cache_stats_get(c, &st);
 	assert_true(st.evictions > 1000);
-	/* Approximate LRU against exact LRU on the same trace: within the
-	 * issue's 3 points (runs with different hash seeds, hence different
-	 * samples, spread by about 0.1 point, so this is not flaky). */
+	/* S3-FIFO against exact LRU on a trace whose hot set fits: at least
+	 * as good.  With one shard only the ghost's buckets depend on the hash
+	 * seed; runs with different seeds spread by a few hundredths of a
+	 * point, far inside the margin, so this is not flaky. */
 	double exact = 100.0 * (double)lru.hits / (double)lru.gets;
 	double ours = 100.0 * (double)cache_hits / (double)lru.gets;
 	print_message("model: hit ratio %.2f%% vs exact LRU %.2f%%\n", ours, exact);
-	assert_true(ours > exact - 3.0);
+	assert_true(ours >= exact);
 	assert_true(st.expirations > 100);
 	mantis_cache_free(c);
 	assert_int_equal(live_bytes(), base);
+}
+
+/* ------------------------------------------------------------------------ */
+/* S3-FIFO policy                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define PVAL "0123456789abcdef0123456789abcdef" /* 32 bytes */
+
+/* A one-shard cache that holds exactly n entries of key "%c%05d" + PVAL. */
+static mantis_cache *
+make_cache_entries(unsigned n)
+{
+	return make_cache((uint64_t)n * mantis_cache_charge(6, strlen(PVAL)), 1);
+}
+
+static mantis_status
+pput(mantis_cache *c, char p, int i)
+{
+	char key[16];
+	snprintf(key, sizeof key, "%c%05d", p, i);
+	return puts_(c, key, PVAL, 0, 0);
+}
+
+static mantis_status
+pget(mantis_cache *c, char p, int i)
+{
+	char key[16], buf[64];
+	size_t len;
+	snprintf(key, sizeof key, "%c%05d", p, i);
+	return gets(c, key, 0, buf, sizeof buf, &len);
+}
+
+/* A hot set read more than once survives a long scan of one-off keys,
+ * which would flush an LRU of the same size completely. */
+static void
+test_scan_resistance(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache_entries(100);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(pput(c, 'h', i), MANTIS_OK);
+	for (int r = 0; r < 3; r++)
+		for (int i = 0; i < 50; i++)
+			assert_int_equal(pget(c, 'h', i), MANTIS_OK);
+	for (int i = 0; i < 20000; i++) {
+		assert_int_equal(pget(c, 's', i), MANTIS_NOT_FOUND);
+		assert_int_equal(pput(c, 's', i), MANTIS_OK);
+	}
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(pget(c, 'h', i), MANTIS_OK);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.entries, 100);
+	assert_true(st.evictions >= 20000 - 50);
+	mantis_cache_free(c);
+}
+
+/*
+ * One-hit wonders interleaved with a hot set of 80% of the capacity: each
+ * hot key's reuse distance (160 distinct keys) exceeds the capacity, so an
+ * LRU would hit almost never; S3-FIFO keeps the hot set in M and lets the
+ * one-off keys cycle through S.
+ */
+static void
+test_one_hit_wonders_keep_hot_set(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache_entries(100);
+	int hits = 0, gets_ = 0, next = 0;
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 80; i++) {
+			mantis_status st = pget(c, 'h', i);
+			if (round >= 10) {
+				gets_++;
+				hits += st == MANTIS_OK;
+			}
+			if (st == MANTIS_NOT_FOUND)
+				assert_int_equal(pput(c, 'h', i), MANTIS_OK);
+			assert_int_equal(pput(c, 'w', next++), MANTIS_OK);
+		}
+	}
+	print_message("one-hit wonders: hot-set hit ratio %d/%d\n", hits, gets_);
+	assert_true(hits * 100 >= gets_ * 99);
+	mantis_cache_free(c);
+}
+
+/*
+ * A key evicted from S and put again soon after (its fingerprint still in
+ * the ghost) is admitted to M, so a later scan does not evict it.  S is a
+ * FIFO: after 20 fillers and X, 20 more puts evict the fillers and then X,
+ * last, so nothing has overwritten X's ghost slot.
+ */
+static void
+test_ghost_readmits(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache_entries(20);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(pput(c, 'f', i), MANTIS_OK);
+	assert_int_equal(pput(c, 'x', 0), MANTIS_OK);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(pput(c, 'g', i), MANTIS_OK);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.evictions, 21);
+	assert_int_equal(pput(c, 'x', 0), MANTIS_OK); /* back from the ghost */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(pput(c, 's', i), MANTIS_OK);
+	assert_int_equal(pget(c, 'x', 0), MANTIS_OK);
+	/* A key that was never in the ghost is flushed by the same scan. */
+	assert_int_equal(pget(c, 'g', 19), MANTIS_NOT_FOUND);
+	mantis_cache_free(c);
+}
+
+/* Values of very different sizes: the byte bound holds after every put,
+ * a large put evicts as many small entries as it needs, and every put is
+ * readable at once (a put never evicts the entry it installs). */
+static void
+test_byte_bound_mixed_sizes(void **state)
+{
+	(void)state;
+	uint64_t budget = 256 * 1024;
+	mantis_cache *c = make_cache(budget, 1);
+	static unsigned char val[64 * 1024], buf[64 * 1024];
+	memset(val, 'v', sizeof val);
+	char key[16];
+	for (int i = 0; i < 5000; i++) {
+		size_t len = (i % 97 == 0) ? 60000 + rnd() % 4000 : rnd() % 300;
+		snprintf(key, sizeof key, "m%d", (int)(rnd() % 2000));
+		assert_int_equal(mantis_cache_put(c, key, strlen(key), val, len, 0, 0), MANTIS_OK);
+		check_budget(c);
+		size_t got;
+		assert_int_equal(mantis_cache_get(c, key, strlen(key), 0, buf, sizeof buf, &got),
+				 MANTIS_OK);
+		assert_int_equal(got, len);
+		/* Overwrites too: re-reading makes it hot, then a big one. */
+		if (i % 13 == 0) {
+			assert_int_equal(mantis_cache_put(c, key, strlen(key), val, 50000, 0, 0),
+					 MANTIS_OK);
+			check_budget(c);
+			assert_int_equal(mantis_cache_get(c, key, strlen(key), 0, buf, sizeof buf,
+							  &got),
+					 MANTIS_OK);
+			assert_int_equal(got, 50000);
+		}
+	}
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_true(st.evictions > 1000);
+	assert_true(st.bytes_used > budget / 2);
+	mantis_cache_free(c);
 }
 
 /*
@@ -902,7 +1116,12 @@ main(void)
 		cmocka_unit_test(test_expired_preferred_for_eviction),
 		cmocka_unit_test(test_clear),
 		cmocka_unit_test(test_allocation_failure),
+		cmocka_unit_test(test_get_many),
 		cmocka_unit_test(test_model_single_threaded),
+		cmocka_unit_test(test_scan_resistance),
+		cmocka_unit_test(test_one_hit_wonders_keep_hot_set),
+		cmocka_unit_test(test_ghost_readmits),
+		cmocka_unit_test(test_byte_bound_mixed_sizes),
 		cmocka_unit_test(test_large_overwrites_return),
 		cmocka_unit_test(test_reader_pins_retired_memory),
 		cmocka_unit_test(test_many_threads_nested_reads),

@@ -12,6 +12,11 @@
 //	p50/p99/p999-ns come from timing one op in 16.
 //
 // BenchmarkMixed    90% get / 10% set over the same resident keys.
+// BenchmarkGetMany  GetHit's gets in batches of 64 keys: our caches' GetMany
+//
+//	(one C call per batch in the native build), the peers' gets in a loop
+//	(they have no batch read).  ns/op is per key.
+//
 // BenchmarkZipfHitRatio  a Zipf(0.99) trace of 4M requests, cache-aside
 //
 //	(miss -> set), one goroutine, budget = 10% of the key+value bytes
@@ -331,6 +336,56 @@ func runOps(b *testing.B, c kv, putPct uint64) {
 func BenchmarkGetHit(b *testing.B) {
 	for _, m := range makers(b, false) {
 		b.Run(m.name, func(b *testing.B) { runOps(b, loaded(b, m), 0) })
+	}
+}
+
+func BenchmarkGetMany(b *testing.B) {
+	const batch = 64
+	for _, m := range makers(b, false) {
+		b.Run(m.name, func(b *testing.B) {
+			c := loaded(b, m)
+			var hits, gets atomic.Uint64
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				x := mix64(seedCounter.Add(1)) | 1
+				kbs := make([][benchKeyLen]byte, batch)
+				keys := make([][]byte, batch)
+				var h, g uint64
+				for {
+					n := 0
+					for n < batch && pb.Next() {
+						x ^= x << 13
+						x ^= x >> 7
+						x ^= x << 17
+						keys[n] = benchKey(&kbs[n], int(x%benchKeys))
+						n++
+					}
+					if n == 0 {
+						break
+					}
+					g += uint64(n)
+					if o, ok := c.(ourKV); ok {
+						got, _ := o.c.GetMany(keys[:n], func(int, []byte) {})
+						h += uint64(got)
+					} else {
+						for _, k := range keys[:n] {
+							if c.get(k) {
+								h++
+							}
+						}
+					}
+					if n < batch {
+						break
+					}
+				}
+				hits.Add(h)
+				gets.Add(g)
+			})
+			b.StopTimer()
+			if g := gets.Load(); g > 0 {
+				b.ReportMetric(100*float64(hits.Load())/float64(g), "hit-%")
+			}
+		})
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package cache is a byte-bounded, sharded, concurrent cache with per-entry
-// TTL and approximate-LRU eviction, in two implementations with the same
+// TTL and S3-FIFO eviction, in two implementations with the same
 // semantics: a pure-Go one (NewPureGo, every build) and one over the C core
 // (NewNative, build tag `native` with cgo).  New picks the native one when
 // the binary was built with the tag.
@@ -10,9 +10,16 @@
 //     never exceeded.  An entry larger than one shard's share of the budget
 //     (Stats.MaxEntrySize) is refused with ErrTooLarge and nothing is
 //     evicted.
-//   - When full, Set evicts by sampling: an expired entry if one is sampled,
-//     else the least recently used of the samples.  The most recently used
-//     entry of a shard survives any eviction that has another candidate.
+//   - When full, Set evicts by S3-FIFO (c-core/src/cache.c says why this
+//     policy): a new key enters a small FIFO (5% of the shard's bytes) and
+//     reaches the main FIFO only if it is read while there, or set again
+//     soon after it left (a ghost of recent fingerprints); the main FIFO
+//     gives entries read since their last pass another round.  Scans and
+//     one-hit wonders cycle through the small FIFO and do not evict the
+//     hot set.  Expired entries met at a queue's tail go first.
+//   - Sets are never silently dropped: a Set that returns nil is readable
+//     until a later Set, Delete, Clear, eviction or expiry removes it (a
+//     Set never evicts the entry it installs).
 //   - A read never returns an expired entry.  Expired entries are reclaimed
 //     when a read or write meets them and by Sweep.
 //   - A read never returns a value older than the last Set or Delete of that
@@ -40,6 +47,18 @@ const MaxValueSize = 64 * 1024 * 1024
 type Cache interface {
 	// Get returns a copy of the value of key, or ErrNotFound.
 	Get(key []byte) ([]byte, error)
+	// AppendGet appends the value of key to dst and returns the extended
+	// slice: one copy, and no allocation when dst has room.  On an error
+	// (ErrNotFound and the rest) it returns dst unchanged.
+	AppendGet(dst, key []byte) ([]byte, error)
+	// GetMany looks up every key and calls fn(i, value) for each one
+	// found, in key order; value is valid only until fn returns and must
+	// not be modified or retained.  It returns how many were found.  The
+	// native cache crosses into C once for up to getManyBatch keys and
+	// overlaps their memory accesses there; each key still counts as one
+	// get.  Every key is checked first: a bad one fails the call before
+	// any lookup.
+	GetMany(keys [][]byte, fn func(i int, value []byte)) (int, error)
 	// View calls fn with the value of key.  The slice is valid only until
 	// fn returns and must not be modified or retained.  The error fn
 	// returns is returned by View; ErrNotFound when absent (fn not called).
@@ -82,8 +101,6 @@ type Options struct {
 	// Shards (default 16) is rounded down to a power of two and halved until
 	// each shard holds at least 1 MiB (MaxEntrySize is one shard's share).
 	Shards int
-	// Samples is the eviction sample size (default 8, at most 64).
-	Samples int
 	// Now is the clock for TTLs in nanoseconds on any monotonic scale.
 	// Default: a monotonic clock.  Tests set it to control expiry.
 	Now func() int64
@@ -102,10 +119,19 @@ const (
 	defaultShards   = 16
 	maxShards       = 1024
 	minShardBudget  = 1 << 20
-	defaultSamples  = 8
-	maxSamples      = 64
 	defaultSweepMax = 1024
+	getManyBatch    = 256
 )
+
+// checkKeys validates every key of a GetMany before any lookup.
+func checkKeys(keys [][]byte) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // shardCount mirrors the C core's rule so both hold the same entries.
 func shardCount(budget uint64, requested int) int {
@@ -124,7 +150,7 @@ func shardCount(budget uint64, requested int) int {
 }
 
 func validateOptions(o *Options) error {
-	if o.BudgetBytes <= 0 || o.Shards < 0 || o.Shards > maxShards || o.Samples < 0 || o.Samples > maxSamples {
+	if o.BudgetBytes <= 0 || o.Shards < 0 || o.Shards > maxShards {
 		return ErrInvalid
 	}
 	return nil

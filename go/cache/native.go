@@ -10,6 +10,8 @@ package cache
 #cgo LDFLAGS: ${SRCDIR}/../../c-core/build/libmantisdb_core.a -lck -lmimalloc -lpthread -lm
 #cgo noescape mgo_cache_get
 #cgo nocallback mgo_cache_get
+#cgo noescape mgo_cache_get_many
+#cgo nocallback mgo_cache_get_many
 #cgo noescape mgo_cache_put
 #cgo nocallback mgo_cache_put
 #cgo noescape mgo_cache_delete
@@ -24,7 +26,9 @@ package cache
 import "C"
 
 import (
+	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +64,6 @@ func NewNative(opts Options) (Cache, error) {
 	copts := C.mantis_cache_options{
 		budget_bytes: C.uint64_t(opts.BudgetBytes),
 		shards:       C.uint32_t(opts.Shards),
-		samples:      C.uint32_t(opts.Samples),
 	}
 	var p *C.mantis_cache
 	if err := statusErr(C.mantis_cache_new(&copts, &p)); err != nil {
@@ -132,22 +135,109 @@ func (errShort) Error() string { return "cache: buffer too small" }
 // to 4 KiB): one C call, no C allocation.  A larger value costs a second
 // call with an exact buffer.
 func (c *nativeCache) Get(key []byte) ([]byte, error) {
-	p := c.load()
-	if p == nil {
-		return nil, ErrClosed
-	}
-	if err := checkKey(key); err != nil {
+	v, err := c.AppendGet(make([]byte, 0, c.maxValue.Load()), key)
+	if err != nil {
 		return nil, err
 	}
-	guess := c.maxValue.Load()
+	return v, nil
+}
+
+// AppendGet has C copy the value straight into dst's spare capacity: one
+// C call and one copy when it fits, a second call after growing dst when
+// it does not.
+func (c *nativeCache) AppendGet(dst, key []byte) ([]byte, error) {
+	p := c.load()
+	if p == nil {
+		return dst, ErrClosed
+	}
+	if err := checkKey(key); err != nil {
+		return dst, err
+	}
 	for {
-		v, err := c.get(p, key, make([]byte, guess))
+		v, err := c.get(p, key, dst[len(dst):cap(dst)])
 		if s, ok := err.(errShort); ok {
-			guess = int64(s.need)
+			dst = slices.Grow(dst, s.need)
 			continue
 		}
-		return v, err
+		if err != nil {
+			return dst, err
+		}
+		return dst[:len(dst)+len(v)], nil
 	}
+}
+
+// manyScratch is GetMany's packed keys, offsets, lengths and value buffer,
+// pooled so a call allocates nothing once warm.
+type manyScratch struct {
+	keys []byte
+	offs []uint32
+	lens []uint64
+	out  []byte
+}
+
+var manyPool = sync.Pool{New: func() any { return new(manyScratch) }}
+
+// maxManyOut caps the value buffer GetMany sizes from the largest value
+// seen; a batch whose values do not fit continues in another C call.
+const maxManyOut = 1 << 20
+
+// GetMany packs up to getManyBatch keys into one buffer (cgo cannot pass a
+// slice of slices) and makes one C call for them, which overlaps the keys'
+// cache misses; fn runs after the call, on the copies in Go memory.
+func (c *nativeCache) GetMany(keys [][]byte, fn func(int, []byte)) (int, error) {
+	p := c.load()
+	if p == nil {
+		return 0, ErrClosed
+	}
+	if fn == nil {
+		return 0, ErrInvalid
+	}
+	if err := checkKeys(keys); err != nil {
+		return 0, err
+	}
+	sc := manyPool.Get().(*manyScratch)
+	defer manyPool.Put(sc)
+	found := 0
+	for base := 0; base < len(keys); base += getManyBatch {
+		batch := keys[base:min(base+getManyBatch, len(keys))]
+		sc.keys, sc.offs = sc.keys[:0], append(sc.offs[:0], 0)
+		for _, k := range batch {
+			sc.keys = append(sc.keys, k...)
+			sc.offs = append(sc.offs, uint32(len(sc.keys)))
+		}
+		sc.lens = slices.Grow(sc.lens[:0], len(batch))[:len(batch)]
+		want := int(min(c.maxValue.Load()*int64(len(batch)), maxManyOut))
+		if cap(sc.out) < want {
+			sc.out = make([]byte, want)
+		}
+		for from := 0; from < len(batch); {
+			var done C.size_t
+			out := sc.out[:cap(sc.out)]
+			st := C.mgo_cache_get_many(cptr(p), bytesPtr(sc.keys),
+				(*C.uint32_t)(unsafe.Pointer(&sc.offs[from])), C.size_t(len(batch)-from),
+				c.nowU(), bytesPtr(out), C.size_t(len(out)),
+				(*C.uint64_t)(unsafe.Pointer(&sc.lens[from])), &done)
+			runtime.KeepAlive(c) // the finalizer must not free p during the call
+			if st != C.MANTIS_OK && st != C.MANTIS_BUFFER_TOO_SMALL {
+				return found, statusErr(st)
+			}
+			at := 0
+			for i := from; i < from+int(done); i++ {
+				if n := sc.lens[i]; n != math.MaxUint64 {
+					found++
+					fn(base+i, out[at:at+int(n)])
+					at += int(n)
+				}
+			}
+			from += int(done)
+			if st == C.MANTIS_BUFFER_TOO_SMALL {
+				if need := int(sc.lens[from]); need > len(out) {
+					sc.out = make([]byte, need)
+				}
+			}
+		}
+	}
+	return found, nil
 }
 
 // View hands fn a view of a pooled Go buffer the value was copied into.

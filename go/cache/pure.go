@@ -1,14 +1,17 @@
-// pure.go -- the pure-Go cache: the same sharding, budget, TTL and sampled
-// eviction rules as the C core (src/cache.c), in Go.  Available in every
-// build; New returns it when the binary is built without the native tag.
+// pure.go -- the pure-Go cache: the same sharding, budget, TTL and S3-FIFO
+// eviction as the C core (src/cache.c, whose header comment explains the
+// policy and why it was chosen), in Go.  Available in every build; New
+// returns it when the binary is built without the native tag.
 //
 // Concurrency: each shard has an RWMutex.  Readers hold it shared for a
-// map lookup and an atomic stamp store; values are immutable slices (a Set
-// installs a new slice), so View calls fn after releasing the lock and the
-// GC keeps the slice alive.  Writers hold it exclusively.  Go has no cheap
-// epoch reclamation to build a lock-free reader on; the shared lock is the
-// honest pure-Go equivalent, and sharding keeps readers of different keys
-// off each other's cache lines.
+// map lookup and raise the entry's frequency (an atomic, written only while
+// below its cap); values are immutable slices (a Set installs a new slice),
+// so View calls fn after releasing the lock and the GC keeps the slice
+// alive.  Writers hold it exclusively and alone touch the queues, the ghost
+// and the counters of the shard.  Go has no cheap epoch reclamation to
+// build a lock-free reader on; the shared lock is the honest pure-Go
+// equivalent, and sharding keeps readers of different keys off each
+// other's cache lines.
 package cache
 
 import (
@@ -19,30 +22,53 @@ import (
 	"time"
 )
 
+const (
+	freqMax      = 3
+	smallPercent = 5 // S's share of a shard's bytes
+	ghostWays    = 4
+	minGhost     = 16
+)
+
+const (
+	qSmall = iota
+	qMain
+)
+
 type pentry struct {
 	key     string
 	value   []byte // immutable once stored
-	expires int64  // 0 = never
-	stamp   atomic.Uint64
-	idx     int // position in pshard.list (guarded by the shard's mu)
+	hash    uint64
+	expires int64 // 0 = never
+	freq    atomic.Uint32
+	// Guarded by the shard's mu (write): queue links, queue, idx.
+	newer, older *pentry
+	queue        uint8
+	idx          int // position in pshard.list (for Sweep)
 }
 
 func (e *pentry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
 func (e *pentry) charge() uint64         { return Charge(len(e.key), len(e.value)) }
 
+// fifo is a queue of entries: head newest, tail oldest.
+type fifo struct {
+	head, tail *pentry
+	bytes      uint64
+	n          int
+}
+
 type pshard struct {
 	mu sync.RWMutex
 	// Guarded by mu (write) / mu (read) for lookups.
 	m           map[string]*pentry
-	list        []*pentry // dense, for uniform sampling
-	used        uint64
+	list        []*pentry // dense, for Sweep's cursor
+	small, main fifo
+	ghost       []uint32 // 4-way buckets of fingerprints, oldest first
+	smallTarget uint64
 	budget      uint64
 	evictions   uint64
 	expirations uint64
-	rng         uint64
 	sweepPos    int
 	// Atomics: touched by readers under the shared lock.
-	clock  atomic.Uint64 // access stamps; strictly increasing per shard
 	hits   atomic.Uint64
 	misses atomic.Uint64
 	_      [64]byte // keep neighbouring shards off this cache line
@@ -52,7 +78,6 @@ type pureCache struct {
 	shards   []pshard
 	shift    uint
 	seed     maphash.Seed
-	samples  int
 	now      func() int64
 	budget   uint64
 	maxEntry uint64
@@ -71,13 +96,9 @@ func NewPureGo(opts Options) (Cache, error) {
 		shards:   make([]pshard, n),
 		shift:    uint(64 - bits.TrailingZeros(uint(n))),
 		seed:     maphash.MakeSeed(),
-		samples:  opts.Samples,
 		now:      opts.Now,
 		budget:   budget,
 		maxEntry: budget / uint64(n),
-	}
-	if c.samples == 0 {
-		c.samples = defaultSamples
 	}
 	if c.now == nil {
 		c.now = monotonicNow
@@ -89,16 +110,26 @@ func NewPureGo(opts Options) (Cache, error) {
 		if uint64(i) < budget%uint64(n) {
 			s.budget++
 		}
-		s.rng = uint64(i)*0x9e3779b97f4a7c15 + 0x2545F4914F6CDD1D
+		s.smallTarget = s.budget * smallPercent / 100
+		s.ghost = make([]uint32, minGhost/2)
 	}
 	return c, nil
 }
 
+// shard hashes key only when there is more than one shard (Set needs the
+// hash for the ghost anyway and calls shardOf).
 func (c *pureCache) shard(key []byte) *pshard {
 	if len(c.shards) == 1 {
 		return &c.shards[0]
 	}
 	return &c.shards[maphash.Bytes(c.seed, key)>>c.shift]
+}
+
+func (c *pureCache) shardOf(h uint64) *pshard {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[h>>c.shift]
 }
 
 func checkKey(key []byte) error {
@@ -111,14 +142,18 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// lookup returns the live entry or nil; it stamps a hit.
+// lookup returns the live entry or nil; a hit raises its frequency.
 func (c *pureCache) lookup(key []byte) *pentry {
 	s := c.shard(key)
 	now := c.now()
 	s.mu.RLock()
 	e := s.m[string(key)]
 	if e != nil && !e.expired(now) {
-		e.stamp.Store(s.clock.Add(1))
+		// Written only below the cap, so a hot entry's line stays shared;
+		// a racing reader's increment may be lost (it is a hint).
+		if f := e.freq.Load(); f < freqMax {
+			e.freq.Store(f + 1)
+		}
 		s.mu.RUnlock()
 		s.hits.Add(1)
 		return e
@@ -152,6 +187,40 @@ func (c *pureCache) Get(key []byte) ([]byte, error) {
 	return out, nil
 }
 
+func (c *pureCache) AppendGet(dst, key []byte) ([]byte, error) {
+	if c.closed.Load() {
+		return dst, ErrClosed
+	}
+	if err := checkKey(key); err != nil {
+		return dst, err
+	}
+	e := c.lookup(key)
+	if e == nil {
+		return dst, ErrNotFound
+	}
+	return append(dst, e.value...), nil
+}
+
+func (c *pureCache) GetMany(keys [][]byte, fn func(int, []byte)) (int, error) {
+	if c.closed.Load() {
+		return 0, ErrClosed
+	}
+	if fn == nil {
+		return 0, ErrInvalid
+	}
+	if err := checkKeys(keys); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, k := range keys {
+		if e := c.lookup(k); e != nil {
+			n++
+			fn(i, e.value)
+		}
+	}
+	return n, nil
+}
+
 func (c *pureCache) View(key []byte, fn func([]byte) error) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -169,67 +238,188 @@ func (c *pureCache) View(key []byte, fn func([]byte) error) error {
 	return fn(e.value)
 }
 
-// remove unlinks e; caller holds s.mu.
+// Queue, ghost and table helpers: caller holds s.mu.
+
+func (s *pshard) fifo(q uint8) *fifo {
+	if q == qMain {
+		return &s.main
+	}
+	return &s.small
+}
+
+func (s *pshard) push(e *pentry, q uint8) {
+	f := s.fifo(q)
+	e.queue = q
+	e.newer, e.older = nil, f.head
+	if f.head != nil {
+		f.head.newer = e
+	} else {
+		f.tail = e
+	}
+	f.head = e
+	f.bytes += e.charge()
+	f.n++
+}
+
+func (s *pshard) unqueue(e *pentry) {
+	f := s.fifo(e.queue)
+	if e.newer != nil {
+		e.newer.older = e.older
+	} else {
+		f.head = e.older
+	}
+	if e.older != nil {
+		e.older.newer = e.newer
+	} else {
+		f.tail = e.newer
+	}
+	e.newer, e.older = nil, nil
+	f.bytes -= e.charge()
+	f.n--
+}
+
+// replace puts e in old's place (queue and position).
+func (s *pshard) replace(old, e *pentry) {
+	f := s.fifo(old.queue)
+	e.queue, e.newer, e.older = old.queue, old.newer, old.older
+	if e.newer != nil {
+		e.newer.older = e
+	} else {
+		f.head = e
+	}
+	if e.older != nil {
+		e.older.newer = e
+	} else {
+		f.tail = e
+	}
+	f.bytes += e.charge() - old.charge()
+	old.newer, old.older = nil, nil
+	s.list[old.idx] = e
+	e.idx = old.idx
+	s.m[e.key] = e
+}
+
+func (s *pshard) used() uint64 { return s.small.bytes + s.main.bytes }
+
+// remove unlinks e from map, queue and list.
 func (s *pshard) remove(e *pentry) {
 	delete(s.m, e.key)
+	s.unqueue(e)
 	last := len(s.list) - 1
 	s.list[e.idx] = s.list[last]
 	s.list[e.idx].idx = e.idx
 	s.list[last] = nil
 	s.list = s.list[:last]
-	s.used -= e.charge()
 }
 
-func (s *pshard) rand() uint64 {
-	x := s.rng
-	x ^= x >> 12
-	x ^= x << 25
-	x ^= x >> 27
-	s.rng = x
-	return x * 0x2545F4914F6CDD1D
+func ghostFP(h uint64) uint32 { return uint32(h>>32) | 1 }
+
+func (s *pshard) bucket(h uint64) []uint32 {
+	i := int(h*ghostWays) & (len(s.ghost) - 1)
+	return s.ghost[i : i+ghostWays]
 }
 
-// evictOne evicts one entry other than keep (caller guarantees one exists):
-// an expired sample if any, else the oldest stamp among the samples, never a
-// lone sample when another candidate exists (so the MRU entry survives).
-func (s *pshard) evictOne(keep *pentry, now int64, samples int) {
-	var best *pentry
-	distinct := false
-	n := uint64(len(s.list))
-	for k := 0; k < samples; k++ {
-		e := s.list[s.rand()%n]
-		if e == keep {
-			e = s.list[(uint64(e.idx)+1)%n]
+func (s *pshard) ghostAdd(h uint64) {
+	b := s.bucket(h)
+	i := 0
+	for i < ghostWays-1 && b[i] != 0 {
+		i++
+	}
+	if b[i] != 0 {
+		copy(b, b[1:])
+		i = ghostWays - 1
+	}
+	b[i] = ghostFP(h)
+}
+
+func (s *pshard) ghostTake(h uint64) bool {
+	b, fp := s.bucket(h), ghostFP(h)
+	for i := range b {
+		if b[i] == fp {
+			copy(b[i:], b[i+1:])
+			b[ghostWays-1] = 0
+			return true
 		}
-		if e.expired(now) {
+	}
+	return false
+}
+
+// capFor mirrors the C table's sizing (a power of two at least twice the
+// entries); the ghost holds half as many fingerprints as the table has
+// slots, as in C.
+func capFor(live int) int {
+	c := minGhost
+	for c/2 < live {
+		c *= 2
+	}
+	return c
+}
+
+// growGhost (before an insert) and shrinkGhost (after a delete or sweep)
+// follow the C table's grow (3/4 full) and shrink (1/8 full) points; the
+// hints are dropped, as in C.
+func (s *pshard) growGhost() {
+	if live := len(s.m); (live+1)*4 >= 2*len(s.ghost)*3 {
+		s.ghost = make([]uint32, capFor(live+1)/2)
+	}
+}
+
+func (s *pshard) shrinkGhost() {
+	if n, live := len(s.ghost), len(s.m); 2*n > minGhost && live*8 < 2*n {
+		if c := capFor(live) / 2; c != n {
+			s.ghost = make([]uint32, c)
+		}
+	}
+}
+
+// toMain moves e from its queue's tail to M's head with frequency f.
+func (s *pshard) toMain(e *pentry, f uint32) {
+	s.unqueue(e)
+	e.freq.Store(f)
+	s.push(e, qMain)
+}
+
+// evictOne removes one entry other than keep (caller guarantees one
+// exists), by the S3-FIFO rules in src/cache.c: from S when S is over its
+// target (or M is empty), else from M; an expired tail counts as an
+// expiration.
+func (s *pshard) evictOne(keep *pentry, now int64) {
+	for {
+		fromSmall := s.small.n > 0 && (s.small.bytes > s.smallTarget || s.main.n == 0 ||
+			(s.main.n == 1 && s.main.tail == keep))
+		if fromSmall && s.small.n == 1 && s.small.tail == keep {
+			fromSmall = false
+		}
+		e := s.main.tail
+		if fromSmall {
+			e = s.small.tail
+		}
+		if e != keep && e.expired(now) {
 			s.remove(e)
 			s.expirations++
 			return
 		}
-		if best != nil && e != best {
-			distinct = true
-		}
-		if best == nil || e.stamp.Load() < best.stamp.Load() {
-			best = e
-		}
-	}
-	candidates := len(s.list)
-	if keep != nil {
-		candidates--
-	}
-	if !distinct && candidates >= 2 {
-		for i := 1; i < len(s.list); i++ {
-			e := s.list[(best.idx+i)%len(s.list)]
-			if e != keep && e != best {
-				if e.stamp.Load() < best.stamp.Load() {
-					best = e
+		f := e.freq.Load()
+		if fromSmall {
+			if e == keep || f > 0 {
+				if e != keep {
+					f = 0
 				}
-				break
+				s.toMain(e, f)
+				continue
 			}
+			s.ghostAdd(e.hash)
+		} else if e == keep || f > 0 {
+			if e != keep {
+				f--
+			}
+			s.toMain(e, f)
+			continue
 		}
+		s.remove(e)
+		s.evictions++
+		return
 	}
-	s.remove(best)
-	s.evictions++
 }
 
 func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
@@ -247,30 +437,36 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	if len(value) > MaxValueSize {
 		return ErrTooLarge
 	}
-	s := c.shard(key)
+	h := maphash.Bytes(c.seed, key)
+	s := c.shardOf(h)
 	charge := Charge(len(key), len(value))
 	if charge > s.budget {
 		return ErrTooLarge
 	}
-	e := &pentry{key: string(key), value: append([]byte(nil), value...), expires: exp}
+	e := &pentry{key: string(key), value: append([]byte(nil), value...), hash: h, expires: exp}
 	s.mu.Lock()
-	old := s.m[e.key]
-	var oldCharge uint64
-	if old != nil {
-		oldCharge = old.charge()
+	defer s.mu.Unlock()
+	if old := s.m[e.key]; old != nil {
+		// A write is an access: the new value inherits old's standing.
+		e.freq.Store(min(old.freq.Load()+1, freqMax))
+		s.replace(old, e)
+		for s.used() > s.budget {
+			s.evictOne(e, now)
+		}
+		return nil
 	}
-	for s.used-oldCharge+charge > s.budget {
-		s.evictOne(old, now, c.samples)
+	s.growGhost()
+	for s.used()+charge > s.budget {
+		s.evictOne(nil, now)
 	}
-	if old != nil {
-		s.remove(old)
+	q := uint8(qSmall)
+	if s.ghostTake(h) {
+		q = qMain
 	}
-	e.stamp.Store(s.clock.Add(1))
+	s.push(e, q)
 	e.idx = len(s.list)
 	s.list = append(s.list, e)
 	s.m[e.key] = e
-	s.used += charge
-	s.mu.Unlock()
 	return nil
 }
 
@@ -289,6 +485,7 @@ func (c *pureCache) Delete(key []byte) error {
 		return ErrNotFound
 	}
 	s.remove(e)
+	s.shrinkGhost()
 	return nil
 }
 
@@ -301,7 +498,8 @@ func (c *pureCache) Clear() error {
 		s.mu.Lock()
 		s.m = make(map[string]*pentry)
 		s.list = nil
-		s.used = 0
+		s.small, s.main = fifo{}, fifo{}
+		s.ghost = make([]uint32, minGhost/2)
 		s.sweepPos = 0
 		s.mu.Unlock()
 	}
@@ -340,6 +538,7 @@ func (c *pureCache) Sweep(maxSlots int) (int, error) {
 			pos++
 		}
 		s.sweepPos = pos
+		s.shrinkGhost()
 		s.mu.Unlock()
 	}
 	return done, nil
@@ -358,7 +557,7 @@ func (c *pureCache) Stats() Stats {
 		st.Evictions += s.evictions
 		st.Expirations += s.expirations
 		st.Entries += uint64(len(s.list))
-		st.BytesUsed += s.used
+		st.BytesUsed += s.used()
 		s.mu.RUnlock()
 	}
 	return st
@@ -377,7 +576,8 @@ func (c *pureCache) release() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.m, s.list, s.used = nil, nil, 0
+		s.m, s.list, s.ghost = nil, nil, nil
+		s.small, s.main = fifo{}, fifo{}
 		s.mu.Unlock()
 	}
 }
