@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "stress_util.h"
+
 #define NKEYS 20000
 #define MAXV 240
 
@@ -214,16 +216,10 @@ worker(void *arg)
 int
 main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s THREADS SECONDS\n", argv[0]);
+	int threads;
+	double seconds;
+	if (!stress_args(argc, argv, 256, &threads, &seconds))
 		return 2;
-	}
-	int threads = atoi(argv[1]);
-	int seconds = atoi(argv[2]);
-	if (threads < 1 || threads > 256 || seconds < 0) {
-		fprintf(stderr, "bad arguments\n");
-		return 2;
-	}
 	nthreads = threads;
 	mantis_alloc_stats a0, a1;
 	mantis_alloc_get_stats(&a0);
@@ -240,14 +236,17 @@ main(int argc, char **argv)
 	for (int i = 0; i < threads; i++)
 		pthread_create(&tids[i], NULL, worker, (void *)(uintptr_t)(i + 1));
 	pthread_barrier_wait(&start);
-	struct timespec ts = {.tv_sec = seconds, .tv_nsec = 0};
-	nanosleep(&ts, NULL);
+	double end = stress_now_s() + seconds;
+	while (stress_now_s() < end) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < threads; i++)
 		pthread_join(tids[i], NULL);
 	mantis_cache_stats st;
 	mantis_cache_stats_get(cache, &st);
-	printf("stress_cache: %d threads %ds: hits %llu misses %llu evictions %llu "
+	printf("stress_cache: %d threads %.1fs: hits %llu misses %llu evictions %llu "
 	       "expirations %llu entries %llu bytes %llu/%llu\n",
 	       threads, seconds, (unsigned long long)st.hits, (unsigned long long)st.misses,
 	       (unsigned long long)st.evictions, (unsigned long long)st.expirations,

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "stress_util.h"
+
 #define GROUPS 64
 #define GROUP_KEYS 16
 #define LOOSE 256
@@ -250,16 +252,10 @@ reader(void *arg)
 int
 main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s THREADS SECONDS\n", argv[0]);
+	int threads;
+	double seconds;
+	if (!stress_args(argc, argv, 128, &threads, &seconds))
 		return 2;
-	}
-	int threads = atoi(argv[1]);
-	int seconds = atoi(argv[2]);
-	if (threads < 1 || threads > 128 || seconds < 0) {
-		fprintf(stderr, "bad arguments\n");
-		return 2;
-	}
 	if (mantis_db_open(NULL, &db) != MANTIS_OK) {
 		fprintf(stderr, "db_open failed\n");
 		return 1;
@@ -274,12 +270,15 @@ main(int argc, char **argv)
 		pthread_create(&tids[threads + i], NULL, reader, (void *)(uintptr_t)(i + 1));
 	}
 	pthread_barrier_wait(&start);
-	struct timespec ts = {.tv_sec = seconds, .tv_nsec = 0};
-	nanosleep(&ts, NULL);
+	double end = stress_now_s() + seconds;
+	while (stress_now_s() < end) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
-	printf("stress_engine: %d writers + %d readers %ds: %llu batches, %llu group scans\n",
+	printf("stress_engine: %d writers + %d readers %.1fs: %llu batches, %llu group scans\n",
 	       threads, threads, seconds, (unsigned long long)atomic_load(&batches),
 	       (unsigned long long)atomic_load(&scans));
 	if (!atomic_load(&failed) && (atomic_load(&batches) == 0 || atomic_load(&scans) == 0))

@@ -568,12 +568,9 @@ phase_fresh(double secs)
 int
 main(int argc, char **argv)
 {
-	if (argc != 3)
-		FAIL("usage: stress_index THREADS SECONDS");
-	nthreads = atoi(argv[1]);
-	double secs = atof(argv[2]);
-	if (nthreads < 1 || nthreads > MAX_THREADS || secs <= 0)
-		FAIL("threads must be 1..%d and seconds > 0", MAX_THREADS);
+	double secs;
+	if (!stress_args(argc, argv, MAX_THREADS, &nthreads, &secs))
+		return 2;
 	mantis_alloc_stats a0, a1;
 	mantis_alloc_get_stats(&a0);
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)

@@ -569,12 +569,9 @@ phase_tight(double secs)
 int
 main(int argc, char **argv)
 {
-	if (argc != 3)
-		FAIL("usage: stress_skiplist THREADS SECONDS");
-	nthreads = atoi(argv[1]);
-	double secs = atof(argv[2]);
-	if (nthreads < 1 || nthreads > 256 || secs <= 0)
-		FAIL("threads must be 1..256 and seconds > 0");
+	double secs;
+	if (!stress_args(argc, argv, 256, &nthreads, &secs))
+		return 2;
 	mantis_alloc_stats a0, a1;
 	mantis_alloc_get_stats(&a0);
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)

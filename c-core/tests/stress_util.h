@@ -1,6 +1,7 @@
 /*
  * stress_util.h -- what the index stress binaries (stress_skiplist.c,
- * stress_index.c) share: a monotonic clock, the wait of a timed phase and
+ * stress_index.c, stress_engine.c, stress_cache.c) share: the THREADS
+ * SECONDS command line, a monotonic clock, the wait of a timed phase and
  * a per-thread PRNG.  Header-only (static inline): each binary is one
  * translation unit.
  */
@@ -8,7 +9,26 @@
 #define MANTIS_STRESS_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+
+/* Parses "PROG THREADS SECONDS": threads in 1..max_threads, seconds > 0
+ * (fractions allowed).  On bad arguments prints the usage and returns 0;
+ * the caller exits 2. */
+static inline int
+stress_args(int argc, char **argv, int max_threads, int *threads, double *secs)
+{
+	if (argc == 3) {
+		*threads = atoi(argv[1]);
+		*secs = atof(argv[2]);
+		if (*threads >= 1 && *threads <= max_threads && *secs > 0)
+			return 1;
+	}
+	fprintf(stderr, "usage: %s THREADS SECONDS (threads 1..%d, seconds > 0)\n",
+		argc > 0 ? argv[0] : "stress", max_threads);
+	return 0;
+}
 
 static inline double
 stress_now_s(void)
