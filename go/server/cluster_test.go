@@ -263,8 +263,16 @@ func TestClusterConfigValidation(t *testing.T) {
 		}, false},
 		{"public raft without token", func(c *Config) { c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "10.0.0.1:7000"} }, false},
 		{"public raft with token", func(c *Config) {
-			c.AuthToken = "t"
+			c.AuthToken = "0123456789abcdef0123456789abcdef"
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "10.0.0.1:7000"}
+		}, true},
+		{"public raft, loopback http, short token", func(c *Config) {
+			c.AuthToken = "ab" // enough on loopback only: the Raft port is not
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "10.0.0.1:7000"}
+		}, false},
+		{"loopback raft, short token", func(c *Config) {
+			c.AuthToken = "ab"
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000"}
 		}, true},
 		{"bad join", func(c *Config) { c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", Join: "nohost"} }, false},
 		{"loopback bootstrap", func(c *Config) { c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", Bootstrap: true} }, true},

@@ -299,7 +299,16 @@ func (c *Config) Validate() error {
 	if !c.BenchmarkOnly && c.AuthToken == "" && !IsLoopback(c.Host) {
 		return fmt.Errorf("%w: %q: %w", ErrConfig, c.Host, ErrUnauthenticatedExposure)
 	}
-	if err := checkAuthToken(c.AuthToken, c.BenchmarkOnly || IsLoopback(c.Host)); err != nil {
+	// The token guards the Raft port too (go/cluster's handshake), so a
+	// Raft address beyond loopback needs a token of full length, whatever
+	// --host is.
+	loopback := IsLoopback(c.Host)
+	if c.Cluster.Enabled() {
+		if h, _, err := net.SplitHostPort(c.Cluster.RaftAddr); err == nil && !IsLoopback(h) {
+			loopback = false
+		}
+	}
+	if err := checkAuthToken(c.AuthToken, c.BenchmarkOnly || loopback); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
