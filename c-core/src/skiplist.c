@@ -696,8 +696,8 @@ mantis_skiplist_free(mantis_skiplist *sl)
 }
 
 /*
- * Swaps r in as n's record unless n is DEAD.  On success retires the old
- * record and returns true.
+ * Swaps r in as n's record unless n is hidden (DEAD or PENDING).  On
+ * success retires the old record and returns true.
  */
 static bool
 rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,

@@ -5,7 +5,10 @@
 //
 // Rules this file keeps (DESIGN.md, "The Go side"):
 //   - every exported method makes one C call (Get and View more only when
-//     the value did not fit the buffer: a retry with a bigger one, getAt);
+//     the value did not fit the buffer: a retry with a bigger one, getAt),
+//     except the Updater reads (native_update.go): entryAt is a bounded
+//     scan after a point get once TTLs exist, and ViewMany fetches values
+//     too large for its shared buffer one by one;
 //   - Go memory is passed to C only for the duration of a call and C never
 //     stores a Go pointer, so the hot functions carry `#cgo noescape` (the
 //     compiler may keep key slices on the stack) and `#cgo nocallback`
@@ -126,8 +129,6 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 		return nil, statusError(st)
 	}
 	e := &nativeEngine{limits: limits{opts: opts}, db: db}
-	// order true: the core publishes without a lock of its own, so the
-	// shell orders writes to one key in memory too (shell.go).
 	if err := e.shell.open(&e.limits, e, hooks, func() *sweeper {
 		return startSweeper(e, (*nativeEngine).sweepStep)
 	}); err != nil {

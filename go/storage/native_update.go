@@ -142,7 +142,11 @@ func (e *nativeEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err 
 	}
 	m := multiPool.Get().(*multiBuf)
 	defer func() {
-		if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf {
+		// Every slice counts: an MGET of a million short keys grows
+		// klens, idx and out far past what vals holds.
+		const maxSlots = maxPooledBuf / 8
+		if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf &&
+			cap(m.out) <= maxSlots && cap(m.idx) <= maxSlots && cap(m.klens) <= maxSlots {
 			multiPool.Put(m)
 		}
 	}()
@@ -175,6 +179,29 @@ func (e *nativeEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err 
 			return err
 		}
 	}
+	// Values that did not fit the shared buffer (large ones) are fetched
+	// now, before the walk, so that an error (ErrClosed in a racing
+	// Close) can only come before fn is first called: a caller that has
+	// started answering (the RESP pipeline) never sees ViewMany fail
+	// half-way.  Each is one copy, small beside the value's size.
+	var over [][]byte
+	for j := 0; j < n; j++ {
+		if m.out[2*j] != -2 {
+			continue
+		}
+		v, err := e.Get(keys[m.idx[j]])
+		switch {
+		case errors.Is(err, ErrNotFound): // gone since the multi-get
+			m.out[2*j] = -1
+		case err != nil:
+			return err
+		default:
+			if over == nil {
+				over = make([][]byte, n)
+			}
+			over[j] = v
+		}
+	}
 	j := 0
 	for i, k := range keys {
 		if j >= n || m.idx[j] != i {
@@ -184,19 +211,16 @@ func (e *nativeEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err 
 			continue
 		}
 		off, l := m.out[2*j], m.out[2*j+1]
-		j++
 		var err error
 		switch off {
 		case -1:
 			err = fn(i, nil, ErrNotFound)
 		case -2:
-			err = e.View(k, func(v []byte) error { return fn(i, v, nil) })
-			if err == ErrNotFound { // gone since the multi-get
-				err = fn(i, nil, ErrNotFound)
-			}
+			err = fn(i, over[j], nil)
 		default:
 			err = fn(i, m.vals[off:off+l:off+l], nil)
 		}
+		j++
 		if err != nil {
 			return err
 		}

@@ -87,7 +87,6 @@ func newPure(opts Options, hooks walHooks) (*pureEngine, error) {
 	// NoLocks: mu already serialises writers; the tree's own lock would be
 	// a second atomic pair on every call.
 	e.tree = btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
-	// order false: every publish holds mu, which orders writes in memory.
 	if err := e.shell.open(&e.limits, e, hooks, func() *sweeper {
 		return startSweeper(e, (*pureEngine).sweepStep)
 	}); err != nil {

@@ -45,6 +45,13 @@ type Updater interface {
 	// short and must not call the engine itself (a write of one of keys
 	// from inside fn deadlocks).  An empty key in keys is ErrEmptyKey;
 	// duplicates are allowed.
+	//
+	// Expiry is judged once, at tx.Now(), before the batch is logged.
+	// Locks do not stop time: an entry fn saw live whose expiry falls
+	// between tx.Now() and the batch's publication (the log's write, and
+	// its fsync under SyncAlways) is still written as fn decided, so a
+	// PERSIST racing a key's expiry may revive a key that a concurrent
+	// Get already saw expire.  Writes with no expiry are unaffected.
 	Update(keys [][]byte, fn func(tx *Txn) error) error
 	// GetEntry returns a copy of the value of key with its expiry, or
 	// ErrNotFound.

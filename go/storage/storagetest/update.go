@@ -234,4 +234,14 @@ func testEntryAndViewMany(t *testing.T, open Opener) {
 	if err := u.ViewMany([][]byte{b("p"), b("p")}, func(int, []byte, error) error { return stop }); err != stop {
 		t.Fatalf("ViewMany stop = %v", err)
 	}
+	// A failure comes before the walk, never in the middle of it: a
+	// caller that has begun answering (a RESP pipeline) can rely on it.
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	called := 0
+	err = u.ViewMany([][]byte{b("p"), b("big")}, func(int, []byte, error) error { called++; return nil })
+	if !errors.Is(err, storage.ErrClosed) || called != 0 {
+		t.Fatalf("ViewMany after Close = %v after %d calls of fn, want ErrClosed before any", err, called)
+	}
 }
