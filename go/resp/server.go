@@ -17,6 +17,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"log"
 	"net"
@@ -89,6 +90,14 @@ type Server struct {
 	ln      net.Listener   // what Serve serves
 	conns   sync.WaitGroup // one per open connection: Close waits for them
 
+	// draining is set by Shutdown: connections end after the command
+	// they run.  drained is closed by Close; until then limitListener
+	// holds redcon's accept loop, which closes every connection when it
+	// returns.
+	draining    atomic.Bool
+	drained     chan struct{}
+	drainedOnce sync.Once
+
 	commands    atomic.Uint64 // commands executed
 	connections atomic.Uint64 // connections accepted
 	rejected    atomic.Uint64 // connections refused (max clients)
@@ -117,6 +126,7 @@ func New(cfg Config, store Store) *Server {
 		started: time.Now(),
 		clients: make(map[*client]struct{}),
 		cursors: newCursorTable(),
+		drained: make(chan struct{}),
 		lim: frameLimits{
 			maxArgs:   maxArgs,
 			maxBulk:   int64(max(cfg.MaxKeySize, cfg.MaxValueSize)),
@@ -139,13 +149,43 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout})
+	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
+}
+
+// Shutdown stops accepting at once, lets every connection finish the
+// command it is running (its reply is written) and closes it before it
+// reads another, then closes the server.  When ctx ends first the
+// remaining connections are cut as by Close.  Either way no command runs
+// once it returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.draining.Store(true)
+	ln := s.ln
+	now := time.Now()
+	for c := range s.clients {
+		// Wakes a connection waiting for a request; one running a command
+		// finishes it and flushes its replies, then its next read fails.
+		_ = c.conn.NetConn().SetReadDeadline(now)
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.Close()
 }
 
 // Close stops accepting, closes every connection and waits until no
 // command is running, so the engine can be closed after it.
 func (s *Server) Close() error {
 	_ = s.rs.Close() // "not serving" when Serve has not reached redcon yet
+	s.drainedOnce.Do(func() { close(s.drained) })
 	s.mu.Lock()
 	s.closing = true
 	var err error
@@ -171,11 +211,17 @@ type limitListener struct {
 	lim         frameLimits
 	needAuth    bool
 	authTimeout time.Duration
+	s           *Server
 }
 
 func (l limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
+		if l.s.draining.Load() {
+			// Shutdown closed the listener; redcon would close every
+			// connection on this error, cutting commands in flight.
+			<-l.s.drained
+		}
 		return nil, err
 	}
 	if l.needAuth {
@@ -300,6 +346,9 @@ func (s *Server) setAuthed(c *client, authed bool) {
 		_ = c.lc.SetReadDeadline(time.Time{})
 	} else {
 		_ = c.lc.SetReadDeadline(time.Now().Add(s.cfg.AuthTimeout))
+	}
+	if s.draining.Load() { // Shutdown's deadline must stand
+		_ = c.lc.SetReadDeadline(time.Now())
 	}
 }
 

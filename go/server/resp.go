@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -64,6 +65,25 @@ func (s *Server) ServeRESP(ln net.Listener) {
 			log.Printf("mantisdb: resp listener: %v", err)
 		}
 	}()
+}
+
+// shutdownRESP starts RESP's shutdown in the background: it stops
+// accepting at once, lets commands in flight finish (up to ctx) and closes
+// the connections.  The channel is closed when that is done.  Serve runs it
+// beside the HTTP drain, so RESP does not take new work while /readyz
+// already answers 503.
+func (s *Server) shutdownRESP(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	r := s.respSrv.Load()
+	if r == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		_ = r.Shutdown(ctx)
+	}()
+	return done
 }
 
 // closeRESP closes the RESP listener and its connections and waits for
