@@ -108,7 +108,7 @@ func TestRESPBesideHTTP(t *testing.T) {
 		t.Fatalf("command_calls = %v", st.RESP.CommandCalls)
 	}
 	_, metrics := httpGet(t, base+"/metrics")
-	for _, want := range []string{`mantisdb_resp_commands_total{cmd="incr"} 3`, "mantisdb_resp_connected_clients 1"} {
+	for _, want := range []string{`mantisdb_resp_commands_total{cmd="incr"} 3`, "mantisdb_resp_connected_clients 1", "mantisdb_resp_shed_connections_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %q", want)
 		}
