@@ -63,7 +63,7 @@ func cmdReset(x *exec) {
 	c.name, c.proto = "", 2
 	c.mu.Unlock()
 	c.r.proto = 2
-	c.authed = x.s.cfg.AuthToken == ""
+	x.s.setAuthed(c, x.s.cfg.AuthToken == "")
 	x.r.simple("RESET")
 }
 
@@ -96,7 +96,7 @@ func cmdAuth(x *exec) {
 		x.fail(errWrongPass)
 		return
 	}
-	x.c.authed = true
+	x.s.setAuthed(x.c, true)
 	x.r.ok()
 }
 
@@ -131,7 +131,7 @@ func cmdHello(x *exec) {
 				x.fail(errWrongPass)
 				return
 			}
-			c.authed = true
+			x.s.setAuthed(c, true)
 			args = args[3:]
 		case "setname":
 			if len(args) < 2 {

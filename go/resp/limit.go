@@ -7,12 +7,22 @@
 // buffers it: the complete commands read before it are served, then the
 // client gets Redis's protocol error and the connection is closed, as
 // Redis does.
+//
+// Until a connection authenticates (only when a token is configured) the
+// much smaller pre-AUTH limits apply, as Redis's for unauthenticated
+// clients: a client without the token can make the server buffer a few
+// KiB, not a 64 MiB argument per connection.  A frame over the pre-AUTH
+// limits that follows complete commands in the same read is held back
+// until those commands ran, so "AUTH token" pipelined before a large
+// command is judged with the limits after AUTH, as Redis judges it.
 package resp
 
 import (
 	"errors"
 	"net"
+	"slices"
 	"strconv"
+	"sync/atomic"
 )
 
 // frameLimits are the bounds limitConn enforces.
@@ -22,6 +32,12 @@ type frameLimits struct {
 	maxCmd    int64 // bytes of all arguments of one command
 	maxInline int64 // bytes of one inline command line (Redis: 64 KiB)
 }
+
+// Pre-AUTH limits (Redis's for unauthenticated clients).
+const (
+	preAuthArgs = 10       // elements of one command
+	preAuthBulk = 16 << 10 // bytes of one argument
+)
 
 // errProtocolClosed ends a connection after a limit was broken; the
 // client was sent the protocol error already.
@@ -51,10 +67,21 @@ type limitConn struct {
 	line  int64  // bytes of the current inline line
 
 	bad string // the protocol error found; served on the next Read
+
+	// unauthed is set while the pre-AUTH limits apply; the connection's
+	// goroutine changes it (AUTH, HELLO, RESET), accept reads it from the
+	// accept loop to choose a connection to shed.
+	unauthed atomic.Bool
+	// pending are bytes read but held back: a frame over the pre-AUTH
+	// limits behind commands that had not run yet (see the file comment).
+	// They start at a frame's first byte.
+	pending []byte
 }
 
-func newLimitConn(c net.Conn, lim frameLimits) *limitConn {
-	return &limitConn{Conn: c, lim: lim, hdr: make([]byte, 0, maxHeaderLine)}
+func newLimitConn(c net.Conn, lim frameLimits, unauthed bool) *limitConn {
+	lc := &limitConn{Conn: c, lim: lim, hdr: make([]byte, 0, maxHeaderLine)}
+	lc.unauthed.Store(unauthed)
+	return lc
 }
 
 // Read reads from the connection and checks the bytes.  When a frame
@@ -65,6 +92,14 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	if c.bad != "" {
 		_, _ = c.Conn.Write([]byte("-ERR Protocol error: " + c.bad + "\r\n"))
 		return 0, errProtocolClosed
+	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return c.scan(p[:n]), nil
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
@@ -78,11 +113,12 @@ func (c *limitConn) Read(p []byte) (int, error) {
 // scan advances the state over b and returns how many bytes are fine:
 // len(b), or the offset of the frame that broke a limit (c.bad is set).
 func (c *limitConn) scan(b []byte) int {
-	start := 0 // first byte of the frame being scanned
+	start := 0     // first byte of the frame being scanned
+	began := false // that frame began in b
 	for i := 0; i < len(b); {
 		switch c.state {
 		case stStart:
-			start = i
+			start, began = i, true
 			c.total, c.line = 0, 0
 			if b[i] == '*' {
 				c.state, c.hdr = stMultiHdr, c.hdr[:0]
@@ -128,7 +164,14 @@ func (c *limitConn) scan(b []byte) int {
 				continue
 			}
 			i++
-			if !c.header() {
+			if preAuth, ok := c.header(); !ok {
+				if preAuth && began && start > 0 {
+					// Commands before this frame have not run; one of
+					// them may be AUTH.  Hand them over and judge the
+					// frame again on the next Read.
+					c.bad, c.state = "", stStart
+					c.pending = append(slices.Clone(b[start:]), c.pending...)
+				}
 				return start
 			}
 		case stBulkBody:
@@ -148,7 +191,10 @@ func (c *limitConn) scan(b []byte) int {
 }
 
 // header handles a complete header line in c.hdr ("*n\r" or "$n\r").
-func (c *limitConn) header() bool {
+// It reports whether the frame may go on and, when not, whether only a
+// pre-AUTH limit was broken.
+func (c *limitConn) header() (preAuth, ok bool) {
+	unauthed := c.unauthed.Load()
 	h := c.hdr
 	if len(h) > 0 && h[len(h)-1] == '\r' {
 		h = h[:len(h)-1]
@@ -157,26 +203,34 @@ func (c *limitConn) header() bool {
 		n, err := strconv.ParseInt(string(h), 10, 64)
 		if err != nil || n > c.lim.maxArgs {
 			c.bad = "invalid multibulk length"
-			return false
+			return false, false
+		}
+		if unauthed && n > preAuthArgs {
+			c.bad = "unauthenticated multibulk length"
+			return true, false
 		}
 		if n <= 0 { // redcon answers it (an empty command)
 			c.state = stStart
-			return true
+			return false, true
 		}
 		c.left, c.state, c.hdr = n, stBulkHdr, c.hdr[:0]
-		return true
+		return false, true
 	}
 	// "$<len>"
 	n, err := strconv.ParseInt(string(h[min(1, len(h)):]), 10, 64)
 	if err != nil || n < 0 || n > c.lim.maxBulk {
 		c.bad = "invalid bulk length"
-		return false
+		return false, false
+	}
+	if unauthed && n > preAuthBulk {
+		c.bad = "unauthenticated bulk length"
+		return true, false
 	}
 	c.total += n
 	if c.total > c.lim.maxCmd {
 		c.bad = "command too large"
-		return false
+		return false, false
 	}
 	c.skip, c.state = n+2, stBulkBody
-	return true
+	return false, true
 }

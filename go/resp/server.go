@@ -17,6 +17,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"log"
 	"net"
@@ -48,8 +49,13 @@ type Config struct {
 	MaxKeySize   int
 	MaxValueSize int
 	// MaxClients bounds connections served at once (default 10000, as
-	// Redis's maxclients); more are refused with Redis's error.
+	// Redis's maxclients).  At the limit the unauthenticated connection
+	// idle the longest is closed to make room; when there is none, the
+	// new connection is refused with Redis's error.
 	MaxClients int
+	// AuthTimeout is how long a connection may stay unauthenticated when
+	// AuthToken is set (default 10s); then it is closed.
+	AuthTimeout time.Duration
 	// Version, Sync and DataDir are reported by INFO and CONFIG GET.
 	Version string
 	Sync    storage.SyncPolicy
@@ -62,6 +68,7 @@ const (
 	maxInline    = 64 << 10    // bytes of an inline command
 	maxCmdBytes  = 256 << 20   // argument bytes of one command: the batch limit
 	defaultMaxCl = 10000
+	defaultAuthT = 10 * time.Second
 )
 
 // Server is a RESP listener over one Store.
@@ -83,9 +90,18 @@ type Server struct {
 	ln      net.Listener   // what Serve serves
 	conns   sync.WaitGroup // one per open connection: Close waits for them
 
+	// draining is set by Shutdown: connections end after the command
+	// they run.  drained is closed by Close; until then limitListener
+	// holds redcon's accept loop, which closes every connection when it
+	// returns.
+	draining    atomic.Bool
+	drained     chan struct{}
+	drainedOnce sync.Once
+
 	commands    atomic.Uint64 // commands executed
 	connections atomic.Uint64 // connections accepted
 	rejected    atomic.Uint64 // connections refused (max clients)
+	shed        atomic.Uint64 // unauthenticated connections closed to make room
 	protoErrors atomic.Uint64 // connections closed for a protocol error
 	panics      atomic.Uint64 // commands that panicked (a bug; should stay 0)
 }
@@ -101,12 +117,16 @@ func New(cfg Config, store Store) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = defaultMaxCl
 	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = defaultAuthT
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   store,
 		started: time.Now(),
 		clients: make(map[*client]struct{}),
 		cursors: newCursorTable(),
+		drained: make(chan struct{}),
 		lim: frameLimits{
 			maxArgs:   maxArgs,
 			maxBulk:   int64(max(cfg.MaxKeySize, cfg.MaxValueSize)),
@@ -129,13 +149,43 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	return s.rs.Serve(limitListener{ln, s.lim})
+	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
+}
+
+// Shutdown stops accepting at once, lets every connection finish the
+// command it is running (its reply is written) and closes it before it
+// reads another, then closes the server.  When ctx ends first the
+// remaining connections are cut as by Close.  Either way no command runs
+// once it returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.draining.Store(true)
+	ln := s.ln
+	now := time.Now()
+	for c := range s.clients {
+		// Wakes a connection waiting for a request; one running a command
+		// finishes it and flushes its replies, then its next read fails.
+		_ = c.conn.NetConn().SetReadDeadline(now)
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.Close()
 }
 
 // Close stops accepting, closes every connection and waits until no
 // command is running, so the engine can be closed after it.
 func (s *Server) Close() error {
 	_ = s.rs.Close() // "not serving" when Serve has not reached redcon yet
+	s.drainedOnce.Do(func() { close(s.drained) })
 	s.mu.Lock()
 	s.closing = true
 	var err error
@@ -153,18 +203,31 @@ func (s *Server) Close() error {
 	return err
 }
 
-// limitListener wraps every accepted connection in a limitConn.
+// limitListener wraps every accepted connection in a limitConn.  With a
+// token, a connection starts unauthenticated: pre-AUTH limits and a read
+// deadline that AUTH lifts (setAuthed).
 type limitListener struct {
 	net.Listener
-	lim frameLimits
+	lim         frameLimits
+	needAuth    bool
+	authTimeout time.Duration
+	s           *Server
 }
 
 func (l limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
+		if l.s.draining.Load() {
+			// Shutdown closed the listener; redcon would close every
+			// connection on this error, cutting commands in flight.
+			<-l.s.drained
+		}
 		return nil, err
 	}
-	return newLimitConn(c, l.lim), nil
+	if l.needAuth {
+		_ = c.SetReadDeadline(time.Now().Add(l.authTimeout))
+	}
+	return newLimitConn(c, l.lim, l.needAuth), nil
 }
 
 // client is one connection's state.  Fields below mu are read by other
@@ -172,6 +235,7 @@ func (l limitListener) Accept() (net.Conn, error) {
 type client struct {
 	id      uint64
 	conn    redcon.Conn
+	lc      *limitConn
 	addr    string
 	laddr   string
 	created time.Time
@@ -213,7 +277,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.clients) >= s.cfg.MaxClients {
+	if len(s.clients) >= s.cfg.MaxClients && !s.shedOne() {
 		s.mu.Unlock()
 		s.rejected.Add(1)
 		_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
@@ -228,6 +292,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		proto:   2,
 		authed:  s.cfg.AuthToken == "",
 	}
+	c.lc, _ = conn.NetConn().(*limitConn)
 	c.r.proto = 2
 	c.lastAt = c.created
 	s.clients[c] = struct{}{}
@@ -236,6 +301,55 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.connections.Add(1)
 	conn.SetContext(c)
 	return true
+}
+
+// shedOne closes the unauthenticated connection idle the longest to make
+// room for a new one, and reports whether there was one.  An
+// unauthenticated connection can run nothing but AUTH, HELLO and the like,
+// so closing it loses no work; authenticated ones are never shed.  The
+// caller holds s.mu.
+func (s *Server) shedOne() bool {
+	var victim *client
+	var idle time.Time
+	for c := range s.clients {
+		if c.lc == nil || !c.lc.unauthed.Load() {
+			continue
+		}
+		c.mu.Lock()
+		at := c.lastAt
+		c.mu.Unlock()
+		if victim == nil || at.Before(idle) {
+			victim, idle = c, at
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	// Out of the table now (closed deletes it again, harmlessly) so the
+	// slot is free before redcon notices the close.
+	delete(s.clients, victim)
+	_ = victim.conn.NetConn().Close()
+	s.shed.Add(1)
+	return true
+}
+
+// setAuthed records that c authenticated (or, after RESET, no longer is):
+// the limits after AUTH apply and the AUTH deadline is lifted, or both are
+// put back.  Only c's goroutine calls it.
+func (s *Server) setAuthed(c *client, authed bool) {
+	c.authed = authed
+	if c.lc == nil || s.cfg.AuthToken == "" {
+		return
+	}
+	c.lc.unauthed.Store(!authed)
+	if authed {
+		_ = c.lc.SetReadDeadline(time.Time{})
+	} else {
+		_ = c.lc.SetReadDeadline(time.Now().Add(s.cfg.AuthTimeout))
+	}
+	if s.draining.Load() { // Shutdown's deadline must stand
+		_ = c.lc.SetReadDeadline(time.Now())
+	}
 }
 
 func (s *Server) closed(conn redcon.Conn, err error) {
@@ -290,6 +404,7 @@ type Stats struct {
 	ConnectedClients int
 	Connections      uint64 // accepted since start
 	Rejected         uint64 // refused: too many clients
+	Shed             uint64 // unauthenticated, closed to make room for a new one
 	ProtocolErrors   uint64 // connections closed for a protocol error
 	Commands         uint64 // commands executed
 	Panics           uint64 // commands that panicked (a bug; should stay 0)
@@ -304,6 +419,7 @@ func (s *Server) Stats() Stats {
 		ConnectedClients: n,
 		Connections:      s.connections.Load(),
 		Rejected:         s.rejected.Load(),
+		Shed:             s.shed.Load(),
 		ProtocolErrors:   s.protoErrors.Load(),
 		Commands:         s.commands.Load(),
 		Panics:           s.panics.Load(),

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -66,6 +67,25 @@ func (s *Server) ServeRESP(ln net.Listener) {
 	}()
 }
 
+// shutdownRESP starts RESP's shutdown in the background: it stops
+// accepting at once, lets commands in flight finish (up to ctx) and closes
+// the connections.  The channel is closed when that is done.  Serve runs it
+// beside the HTTP drain, so RESP does not take new work while /readyz
+// already answers 503.
+func (s *Server) shutdownRESP(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	r := s.respSrv.Load()
+	if r == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		_ = r.Shutdown(ctx)
+	}()
+	return done
+}
+
 // closeRESP closes the RESP listener and its connections and waits for
 // the commands in flight.
 func (s *Server) closeRESP() {
@@ -79,6 +99,7 @@ type RESPStats struct {
 	ConnectedClients int               `json:"connected_clients"`
 	Connections      uint64            `json:"connections_total"`
 	Rejected         uint64            `json:"rejected_connections"`
+	Shed             uint64            `json:"shed_connections"`
 	ProtocolErrors   uint64            `json:"protocol_errors"`
 	Commands         uint64            `json:"commands_total"`
 	CommandCalls     map[string]uint64 `json:"command_calls"`
@@ -91,7 +112,7 @@ func (s *Server) respStats() *RESPStats {
 	}
 	st := r.Stats()
 	return &RESPStats{ConnectedClients: st.ConnectedClients, Connections: st.Connections,
-		Rejected: st.Rejected, ProtocolErrors: st.ProtocolErrors, Commands: st.Commands,
+		Rejected: st.Rejected, Shed: st.Shed, ProtocolErrors: st.ProtocolErrors, Commands: st.Commands,
 		CommandCalls: r.CommandCalls()}
 }
 
@@ -99,6 +120,7 @@ var (
 	descRESPClients  = desc("mantisdb_resp_connected_clients", "Redis protocol connections open.")
 	descRESPConns    = desc("mantisdb_resp_connections_total", "Redis protocol connections accepted.")
 	descRESPRejected = desc("mantisdb_resp_rejected_connections_total", "Redis protocol connections refused (too many clients).")
+	descRESPShed     = desc("mantisdb_resp_shed_connections_total", "Unauthenticated Redis protocol connections closed to make room at the client limit.")
 	descRESPProto    = desc("mantisdb_resp_protocol_errors_total", "Redis protocol connections closed for a protocol error.")
 	descRESPCommands = desc("mantisdb_resp_commands_total", "Redis protocol commands executed, by command.", "cmd")
 )
@@ -108,7 +130,7 @@ var (
 type respCollector struct{ s *Server }
 
 func (c *respCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRESPClients, descRESPConns, descRESPRejected, descRESPProto, descRESPCommands} {
+	for _, d := range []*prometheus.Desc{descRESPClients, descRESPConns, descRESPRejected, descRESPShed, descRESPProto, descRESPCommands} {
 		ch <- d
 	}
 }
@@ -121,6 +143,7 @@ func (c *respCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRESPClients, prometheus.GaugeValue, float64(st.ConnectedClients))
 	ch <- prometheus.MustNewConstMetric(descRESPConns, prometheus.CounterValue, float64(st.Connections))
 	ch <- prometheus.MustNewConstMetric(descRESPRejected, prometheus.CounterValue, float64(st.Rejected))
+	ch <- prometheus.MustNewConstMetric(descRESPShed, prometheus.CounterValue, float64(st.Shed))
 	ch <- prometheus.MustNewConstMetric(descRESPProto, prometheus.CounterValue, float64(st.ProtocolErrors))
 	for name, n := range st.CommandCalls {
 		ch <- prometheus.MustNewConstMetric(descRESPCommands, prometheus.CounterValue, float64(n), name)

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +13,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 func startRESP(t *testing.T, ts *testServer) *redis.Client {
@@ -103,7 +108,7 @@ func TestRESPBesideHTTP(t *testing.T) {
 		t.Fatalf("command_calls = %v", st.RESP.CommandCalls)
 	}
 	_, metrics := httpGet(t, base+"/metrics")
-	for _, want := range []string{`mantisdb_resp_commands_total{cmd="incr"} 3`, "mantisdb_resp_connected_clients 1"} {
+	for _, want := range []string{`mantisdb_resp_commands_total{cmd="incr"} 3`, "mantisdb_resp_connected_clients 1", "mantisdb_resp_shed_connections_total 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %q", want)
 		}
@@ -139,6 +144,103 @@ func TestRESPPortFlag(t *testing.T) {
 		}
 		if (err != nil) != tc.wantErr || (!tc.wantErr && cfg.RESPPort != tc.want) {
 			t.Errorf("%v %v: port %d, err %v", tc.args, tc.env, cfg.RESPPort, err)
+		}
+	}
+}
+
+// TestRESPShutdownOrder: when shutdown begins RESP stops taking work while
+// HTTP still drains (a request in flight holds the drain open), and every
+// RESP write that was acknowledged is in the engine after the restart.
+func TestRESPShutdownOrder(t *testing.T) {
+	cfg := testConfig()
+	dir := t.TempDir()
+	eng, err := storage.NewDefaultStorageEngine(cfg.EngineOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, cfg, eng, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	respAddr := ln.Addr().String()
+	ts.ServeRESP(ln)
+	ctx := context.Background()
+
+	// Writers acknowledge keys until RESP stops them.
+	const writers = 4
+	acked := make([][]string, writers)
+	var wg sync.WaitGroup
+	var running atomic.Int64
+	for w := range writers {
+		rdb := redis.NewClient(&redis.Options{Addr: respAddr, MaxRetries: -1, PoolSize: 1})
+		t.Cleanup(func() { _ = rdb.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				k := fmt.Sprintf("w%d-%d", w, n)
+				if err := rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+					return
+				}
+				acked[w] = append(acked[w], k)
+				if n == 10 {
+					running.Add(1)
+				}
+			}
+		}()
+	}
+	idle := dialT(t, respAddr)
+	defer idle.Close()
+	writeT(t, idle, "PING\r\n")
+	if line, err := bufio.NewReader(idle).ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("PING: %q %v", line, err)
+	}
+	waitFor(t, func() bool { return running.Load() == writers })
+
+	// An HTTP request in flight keeps the HTTP drain going.
+	conn := dialT(t, ts.addr)
+	defer conn.Close()
+	writeT(t, conn, "PUT /api/v1/kv/inflight HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234")
+	waitFor(t, func() bool { return inFlight(ts.Server) == 1 })
+	go ts.cancel()
+
+	// Meanwhile RESP has stopped: the writers end, the idle connection is
+	// closed and a new one is not served.
+	wg.Wait()
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatal("idle RESP connection still open during shutdown")
+	}
+	if c, err := net.Dial("tcp", respAddr); err == nil {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("PING\r\n")); err == nil {
+			if n, _ := c.Read(make([]byte, 16)); n > 0 {
+				t.Fatal("RESP accepted and served a new connection during shutdown")
+			}
+		}
+		c.Close()
+	}
+	if inFlight(ts.Server) != 1 {
+		t.Fatal("the HTTP drain ended before RESP stopped")
+	}
+	writeT(t, conn, "56789")
+	if resp := readRespT(t, conn, "PUT"); resp.StatusCode != 204 {
+		t.Fatalf("in-flight PUT during shutdown: %d", resp.StatusCode)
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	eng, err = storage.NewDefaultStorageEngine(cfg.EngineOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for w, keys := range acked {
+		for _, k := range keys {
+			if _, err := eng.Get([]byte(k)); err != nil {
+				t.Fatalf("writer %d: acknowledged %s lost (%v)", w, k, err)
+			}
 		}
 	}
 }

@@ -135,9 +135,11 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 		_ = s.Close()
 		return err
 	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go s.sweepCache(sweepCtx, time.Second)
+	// Background work ends when Run returns, also when Serve returns
+	// because the listener failed rather than because ctx ended.
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go s.sweepCache(bgCtx, time.Second)
 
 	auth := "off"
 	if cfg.AuthToken != "" {
@@ -149,7 +151,7 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 		log.Printf("mantisdb: cluster node %s, raft %s, bootstrap=%v join=%q", cfg.Cluster.NodeID, cfg.Cluster.RaftAddr, cfg.Cluster.Bootstrap, cfg.Cluster.Join)
 		if cfg.Cluster.Join != "" && node.Status().LeaderID == "" && len(node.Status().Members) == 0 {
 			go func() {
-				if err := joinCluster(ctx, &cfg); err != nil {
+				if err := joinCluster(bgCtx, &cfg); err != nil {
 					log.Printf("mantisdb: %v", err)
 				}
 			}()

@@ -202,9 +202,9 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowHdr string) {
 }
 
 // Serve serves on ln until ctx is cancelled, then shuts down gracefully:
-// stop accepting, let in-flight requests finish (up to ShutdownTimeout,
-// after which their connections are cut), then Sync and Close the engine
-// and close the cache.  It returns nil after a clean shutdown.
+// stop accepting (HTTP and RESP), let in-flight requests and RESP commands
+// finish (up to ShutdownTimeout, after which their connections are cut),
+// then Sync and Close the engine and close the cache.  It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -237,10 +237,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.shuttingDown.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	respDone := s.shutdownRESP(sctx)
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Printf("mantisdb: shutdown: %v; closing the remaining connections", err)
 		_ = srv.Close()
 	}
+	<-respDone
 	if serveErr == nil {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = err
