@@ -44,7 +44,9 @@ import (
 // write it, reads do not return it; 0xff 0xff sorts it after most keys.
 const ReservedPrefix = "\xff\xffmantisdb.cluster/"
 
-var appliedKey = []byte(ReservedPrefix + "applied")
+const appliedKeyName = ReservedPrefix + "applied"
+
+var appliedKey = []byte(appliedKeyName)
 
 func memberKey(id string) []byte { return []byte(ReservedPrefix + "member/" + id) }
 

@@ -63,8 +63,9 @@ type Config struct {
 	TrailingLogs       uint64        // 10240 entries
 	// ApplyTimeout bounds a write's wait for commit and apply; 10s.
 	ApplyTimeout time.Duration
-	// MaxEntryBytes bounds the writes the batcher packs into one entry
-	// (a bigger single request is its own entry); 1 MiB.
+	// MaxEntryBytes bounds the encoded records the batcher packs into
+	// one entry (a bigger single request is its own entry); 1 MiB, at
+	// most MaxEntryPayload.
 	MaxEntryBytes int
 	// MaxInflight is how many entries the batcher keeps in Raft at once;
 	// while they are in flight new writes gather for the next one.  1.
@@ -108,6 +109,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxEntryBytes <= 0 {
 		c.MaxEntryBytes = 1 << 20
 	}
+	// The batcher never packs more into one entry than the engine can
+	// apply with the applied-index record (one request alone is held to
+	// the same limit by Write).
+	c.MaxEntryBytes = min(c.MaxEntryBytes, MaxEntryPayload)
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 1
 	}
@@ -464,10 +469,15 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 
 // Write replicates ops as one atomic batch and returns once it is
 // committed and applied here.  TTLs become absolute expiries now, on the
-// leader.  Only the leader accepts writes (ErrNotLeader).
+// leader.  Only the leader accepts writes (ErrNotLeader).  Ops whose
+// records exceed MaxEntryPayload get storage.ErrBatchTooLarge: the engine
+// could not apply their entry on any node.
 func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	if len(ops) == 0 {
 		return nil
+	}
+	if sz := opsEncodedSize(ops); sz > MaxEntryPayload {
+		return fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxEntryPayload)
 	}
 	now := int64(0)
 	resolved := make([]storage.Op, len(ops))
