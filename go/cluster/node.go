@@ -163,6 +163,7 @@ type Node struct {
 	readTerm    uint64
 	readBarrier uint64
 
+	log           hclog.Logger
 	leaderChanges atomic.Uint64
 	notifyCh      chan bool
 	obsCh         chan raft.Observation
@@ -255,6 +256,7 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.log = logger.Named("mantisdb")
 	n.notifyCh = make(chan bool, 16)
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -332,14 +334,38 @@ func (n *Node) needsRestore() (bool, error) {
 }
 
 // watchLeader makes a new leader record its own HTTP address in the
-// replicated member table, so followers can redirect to it.
+// replicated member table, so followers can redirect to it, and makes a
+// leader whose state machine failed hand its leadership over.
+//
+// Why a transfer and not a shutdown: a node whose engine refused an
+// entry can serve no write and no linearizable read, but its Raft log is
+// sound, so it still counts toward the majority as a follower (a
+// shutdown would cost the cluster a voter until the operator restarts
+// it).  What it must not do is stay leader: Raft alone would keep it
+// leading a cluster that cannot write.  So it transfers leadership to
+// the most up-to-date follower when the failure happens, and again
+// whenever it wins a later election.  A failure that every node shares
+// (an entry no engine accepts) cannot be cured by moving the leader; the
+// transfer then just moves the same error elsewhere, no worse than
+// staying.  A one-member cluster has nobody to transfer to and stays as
+// it is (its /readyz says 503).
 func (n *Node) watchLeader() {
 	defer n.wg.Done()
+	failed := n.fsm.failedCh
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-failed:
+			failed = nil // fires once; later elections come through notifyCh
+			if n.raft.State() == raft.Leader {
+				n.stepDown()
+			}
 		case leader := <-n.notifyCh:
+			if leader && n.fsm.failed.Load() != nil {
+				n.stepDown()
+				continue
+			}
 			if !leader || n.cfg.HTTPAddr == "" {
 				continue
 			}
@@ -357,6 +383,27 @@ func (n *Node) watchLeader() {
 			}
 		}
 	}
+}
+
+// stepDown asks Raft to hand leadership to another voter because this
+// node's state machine has failed (watchLeader).
+func (n *Node) stepDown() {
+	n.log.Error("state machine failed: transferring leadership", "error", n.ApplyError())
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.wait(ctx, n.raft.LeadershipTransfer()); err != nil {
+		n.log.Error("leadership transfer failed; this leader cannot apply writes", "error", err)
+	}
+}
+
+// ApplyError is the error that stopped this node's state machine, or nil.
+// Once set it stays until the node is restarted: the node serves no
+// writes and no linearizable reads, and does not stay leader.
+func (n *Node) ApplyError() error {
+	if p := n.fsm.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (n *Node) countLeaderChanges() {
@@ -673,8 +720,8 @@ func (n *Node) Status() Status {
 		LastLogIndex: n.raft.LastIndex(), LeaderChanges: n.leaderChanges.Load(),
 		SnapshotBytes: n.fsm.snapBytes.Load(), Snapshots: n.fsm.snapCount.Load(), Restores: n.fsm.restoreCount.Load(),
 	}
-	if p := n.fsm.failed.Load(); p != nil {
-		s.ApplyError = (*p).Error()
+	if err := n.ApplyError(); err != nil {
+		s.ApplyError = err.Error()
 	}
 	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
