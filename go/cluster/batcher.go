@@ -48,18 +48,10 @@ func newBatcher(n *Node) *batcher {
 	return b
 }
 
-func opsSize(ops []storage.Op) int {
-	s := 0
-	for i := range ops {
-		s += len(ops[i].Key) + len(ops[i].Value) + 64
-	}
-	return s
-}
-
 // submit queues ops and waits for their entry to be applied, ctx to end
 // (ErrUnknownOutcome: the entry may still commit) or the node to close.
 func (b *batcher) submit(ctx context.Context, ops []storage.Op) error {
-	req := &writeReq{ops: ops, size: opsSize(ops), done: make(chan error, 1)}
+	req := &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1)}
 	select {
 	case b.queue <- req:
 	case <-b.quit:
@@ -104,6 +96,12 @@ func (b *batcher) loop() {
 			b.failQueued(ErrClosed)
 			return
 		}
+		// size is the exact size of the entry's records, and the budget
+		// is at most MaxEntryPayload (Config.withDefaults): a request
+		// that would take the entry over it waits for the next one, so
+		// combining requests can never make an entry the engine refuses.
+		// A lone request over the budget is its own entry (Write held it
+		// to MaxEntryPayload).
 		reqs := []*writeReq{first}
 		size := first.size
 	gather:

@@ -32,8 +32,10 @@ package cluster
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -46,26 +48,65 @@ const (
 	snapHeaderValue = 12
 )
 
-// encodeEntry appends the log entry of ops to dst.  Puts must carry their
-// expiry in ExpiresAt (TTL 0): the leader resolves TTLs before encoding.
-func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
-	var payload []byte
+// MaxEntryPayload is the most bytes of nested records one log entry may
+// carry: the FSM applies an entry as one engine batch together with the
+// applied-index record (fsm.go), and the engine refuses a batch over
+// codec.MaxBatchSize.  An entry over it would be refused by every node,
+// for good, and stop the cluster applying; so the leader refuses the
+// write (storage.ErrBatchTooLarge) before it enters the log.
+const MaxEntryPayload = codec.MaxBatchSize - appliedRecordSize
+
+// appliedRecordSize is the encoded size of the applied-index record
+// (appliedKey, an 8-byte value), as codec.Size computes it.
+const appliedRecordSize = (codec.HeaderSize + len(appliedKeyName) + 8 + codec.Align - 1) &^ (codec.Align - 1)
+
+// opsEncodedSize is the exact size of ops' nested records in an entry
+// (and in the engine batch that applies it).
+func opsEncodedSize(ops []storage.Op) int {
+	s := 0
 	for i := range ops {
-		op := &ops[i]
-		r := codec.Record{Type: codec.TypePut, Key: op.Key, Value: op.Value, ExpiresAt: op.ExpiresAt}
-		if op.Kind == storage.OpDelete {
-			r = codec.Record{Type: codec.TypeDelete, Key: op.Key}
-		} else if op.Kind != storage.OpPut || op.TTL != 0 {
-			return dst, fmt.Errorf("%w: op %d: kind %d ttl %v", ErrBadEntry, i, op.Kind, op.TTL)
-		}
-		var err error
-		if payload, err = codec.Append(payload, r); err != nil {
-			return dst, fmt.Errorf("%w: op %d: %v", ErrBadEntry, i, err)
+		if ops[i].Kind == storage.OpDelete {
+			s += codec.Size(len(ops[i].Key), 0)
+		} else {
+			s += codec.Size(len(ops[i].Key), len(ops[i].Value))
 		}
 	}
-	out, err := codec.Append(dst, codec.Record{Type: codec.TypeBatch, Value: payload})
+	return s
+}
+
+// encodeEntry appends the log entry of ops to dst.  Puts must carry their
+// expiry in ExpiresAt (TTL 0): the leader resolves TTLs before encoding.
+// Ops over MaxEntryPayload get storage.ErrBatchTooLarge, before any
+// encoding: every entry it returns is one the engine can apply.
+func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
+	n := opsEncodedSize(ops)
+	if n > MaxEntryPayload {
+		return dst, fmt.Errorf("%w: %d bytes of records in one Raft entry; the limit is %d", storage.ErrBatchTooLarge, n, MaxEntryPayload)
+	}
+	// The exact size is known: one allocation, and the nested records
+	// are encoded in place behind the BATCH header (no copy).
+	dst = slices.Grow(dst, codec.HeaderSize+n)
+	out, err := codec.AppendBatch(dst, 0, func(payload []byte) ([]byte, error) {
+		for i := range ops {
+			op := &ops[i]
+			r := codec.Record{Type: codec.TypePut, Key: op.Key, Value: op.Value, ExpiresAt: op.ExpiresAt}
+			if op.Kind == storage.OpDelete {
+				r = codec.Record{Type: codec.TypeDelete, Key: op.Key}
+			} else if op.Kind != storage.OpPut || op.TTL != 0 {
+				return payload, fmt.Errorf("%w: op %d: kind %d ttl %v", ErrBadEntry, i, op.Kind, op.TTL)
+			}
+			var err error
+			if payload, err = codec.Append(payload, r); err != nil {
+				return payload, fmt.Errorf("%w: op %d: %v", ErrBadEntry, i, err)
+			}
+		}
+		return payload, nil
+	})
 	if err != nil {
-		return dst, fmt.Errorf("%w: %v", ErrBadEntry, err)
+		if !errors.Is(err, ErrBadEntry) {
+			err = fmt.Errorf("%w: %v", ErrBadEntry, err)
+		}
+		return dst, err
 	}
 	return out, nil
 }

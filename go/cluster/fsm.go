@@ -44,7 +44,9 @@ import (
 // write it, reads do not return it; 0xff 0xff sorts it after most keys.
 const ReservedPrefix = "\xff\xffmantisdb.cluster/"
 
-var appliedKey = []byte(ReservedPrefix + "applied")
+const appliedKeyName = ReservedPrefix + "applied"
+
+var appliedKey = []byte(appliedKeyName)
 
 func memberKey(id string) []byte { return []byte(ReservedPrefix + "member/" + id) }
 
@@ -61,7 +63,8 @@ type fsm struct {
 	mu      sync.Mutex    // guards notify
 	notify  chan struct{} // closed and replaced when applied moves
 
-	failed atomic.Pointer[error] // sticky apply failure (ErrApplyFailed)
+	failed   atomic.Pointer[error] // sticky apply failure (ErrApplyFailed)
+	failedCh chan struct{}         // closed when failed is set
 
 	batch storage.Batch // Apply's batch, reused (FSM goroutine only)
 
@@ -72,7 +75,7 @@ type fsm struct {
 }
 
 func newFSM(eng storage.Engine) (*fsm, error) {
-	f := &fsm{eng: eng, notify: make(chan struct{})}
+	f := &fsm{eng: eng, notify: make(chan struct{}), failedCh: make(chan struct{})}
 	idx, err := readApplied(eng)
 	if err != nil {
 		return nil, err
@@ -127,7 +130,9 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 
 func (f *fsm) fail(err error) error {
 	e := fmt.Errorf("%w: %v", ErrApplyFailed, err)
-	f.failed.CompareAndSwap(nil, &e)
+	if f.failed.CompareAndSwap(nil, &e) {
+		close(f.failedCh)
+	}
 	return *f.failed.Load()
 }
 

@@ -28,6 +28,8 @@ type testCluster struct {
 	nodes map[string]*testNode
 	tune  func(*Config)
 	base  string // parent of the nodes' directories
+	// wrap, when set, wraps each node's engine before the node opens it.
+	wrap func(id string, eng storage.Engine) storage.Engine
 }
 
 func newTestCluster(t *testing.T, tune func(*Config)) *testCluster {
@@ -80,6 +82,9 @@ func (c *testCluster) start(id string, bootstrap bool) *testNode {
 	eng, err := storage.NewDefaultStorageEngine(storage.Options{Dir: filepath.Join(tn.dir, "data"), Sync: storage.SyncNone})
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.wrap != nil {
+		eng = c.wrap(id, eng)
 	}
 	cfg := testConfig(id, tn.dir, tn.raftAddr)
 	cfg.Bootstrap = bootstrap

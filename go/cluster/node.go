@@ -63,8 +63,9 @@ type Config struct {
 	TrailingLogs       uint64        // 10240 entries
 	// ApplyTimeout bounds a write's wait for commit and apply; 10s.
 	ApplyTimeout time.Duration
-	// MaxEntryBytes bounds the writes the batcher packs into one entry
-	// (a bigger single request is its own entry); 1 MiB.
+	// MaxEntryBytes bounds the encoded records the batcher packs into
+	// one entry (a bigger single request is its own entry); 1 MiB, at
+	// most MaxEntryPayload.
 	MaxEntryBytes int
 	// MaxInflight is how many entries the batcher keeps in Raft at once;
 	// while they are in flight new writes gather for the next one.  1.
@@ -108,6 +109,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxEntryBytes <= 0 {
 		c.MaxEntryBytes = 1 << 20
 	}
+	// The batcher never packs more into one entry than the engine can
+	// apply with the applied-index record (one request alone is held to
+	// the same limit by Write).
+	c.MaxEntryBytes = min(c.MaxEntryBytes, MaxEntryPayload)
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 1
 	}
@@ -158,6 +163,7 @@ type Node struct {
 	readTerm    uint64
 	readBarrier uint64
 
+	log           hclog.Logger
 	leaderChanges atomic.Uint64
 	notifyCh      chan bool
 	obsCh         chan raft.Observation
@@ -250,6 +256,7 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.log = logger.Named("mantisdb")
 	n.notifyCh = make(chan bool, 16)
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -327,14 +334,38 @@ func (n *Node) needsRestore() (bool, error) {
 }
 
 // watchLeader makes a new leader record its own HTTP address in the
-// replicated member table, so followers can redirect to it.
+// replicated member table, so followers can redirect to it, and makes a
+// leader whose state machine failed hand its leadership over.
+//
+// Why a transfer and not a shutdown: a node whose engine refused an
+// entry can serve no write and no linearizable read, but its Raft log is
+// sound, so it still counts toward the majority as a follower (a
+// shutdown would cost the cluster a voter until the operator restarts
+// it).  What it must not do is stay leader: Raft alone would keep it
+// leading a cluster that cannot write.  So it transfers leadership to
+// the most up-to-date follower when the failure happens, and again
+// whenever it wins a later election.  A failure that every node shares
+// (an entry no engine accepts) cannot be cured by moving the leader; the
+// transfer then just moves the same error elsewhere, no worse than
+// staying.  A one-member cluster has nobody to transfer to and stays as
+// it is (its /readyz says 503).
 func (n *Node) watchLeader() {
 	defer n.wg.Done()
+	failed := n.fsm.failedCh
 	for {
 		select {
 		case <-n.stop:
 			return
+		case <-failed:
+			failed = nil // fires once; later elections come through notifyCh
+			if n.raft.State() == raft.Leader {
+				n.stepDown()
+			}
 		case leader := <-n.notifyCh:
+			if leader && n.fsm.failed.Load() != nil {
+				n.stepDown()
+				continue
+			}
 			if !leader || n.cfg.HTTPAddr == "" {
 				continue
 			}
@@ -352,6 +383,27 @@ func (n *Node) watchLeader() {
 			}
 		}
 	}
+}
+
+// stepDown asks Raft to hand leadership to another voter because this
+// node's state machine has failed (watchLeader).
+func (n *Node) stepDown() {
+	n.log.Error("state machine failed: transferring leadership", "error", n.ApplyError())
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.wait(ctx, n.raft.LeadershipTransfer()); err != nil {
+		n.log.Error("leadership transfer failed; this leader cannot apply writes", "error", err)
+	}
+}
+
+// ApplyError is the error that stopped this node's state machine, or nil.
+// Once set it stays until the node is restarted: the node serves no
+// writes and no linearizable reads, and does not stay leader.
+func (n *Node) ApplyError() error {
+	if p := n.fsm.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (n *Node) countLeaderChanges() {
@@ -464,10 +516,15 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 
 // Write replicates ops as one atomic batch and returns once it is
 // committed and applied here.  TTLs become absolute expiries now, on the
-// leader.  Only the leader accepts writes (ErrNotLeader).
+// leader.  Only the leader accepts writes (ErrNotLeader).  Ops whose
+// records exceed MaxEntryPayload get storage.ErrBatchTooLarge: the engine
+// could not apply their entry on any node.
 func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	if len(ops) == 0 {
 		return nil
+	}
+	if sz := opsEncodedSize(ops); sz > MaxEntryPayload {
+		return fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxEntryPayload)
 	}
 	now := int64(0)
 	resolved := make([]storage.Op, len(ops))
@@ -663,8 +720,8 @@ func (n *Node) Status() Status {
 		LastLogIndex: n.raft.LastIndex(), LeaderChanges: n.leaderChanges.Load(),
 		SnapshotBytes: n.fsm.snapBytes.Load(), Snapshots: n.fsm.snapCount.Load(), Restores: n.fsm.restoreCount.Load(),
 	}
-	if p := n.fsm.failed.Load(); p != nil {
-		s.ApplyError = (*p).Error()
+	if err := n.ApplyError(); err != nil {
+		s.ApplyError = err.Error()
 	}
 	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {

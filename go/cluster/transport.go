@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,8 +30,50 @@ import (
 const (
 	handshakeMagic   = "MNTR"
 	handshakeTimeout = 5 * time.Second
-	maxTokenLen      = 4096
+	// MaxTokenLen is the longest token the handshake carries.
+	MaxTokenLen = 4096
 )
+
+// CheckAddrs checks the Raft bind address and the advertised one (""
+// = the bind address) without touching the network, so a configuration
+// front end can refuse them before it opens anything: the bind address
+// is host:port; without an advertise address it must not be a wildcard
+// (peers cannot dial 0.0.0.0); an advertise address is host:port with a
+// port 1..65535 and a host that is not empty or a wildcard IP.  A host
+// name is resolved later, by Open.
+func CheckAddrs(bind, advertise string) error {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return fmt.Errorf("%w: raft address %q: %v", ErrConfig, bind, err)
+	}
+	if advertise == "" {
+		if isWildcard(host) {
+			return fmt.Errorf("%w: raft address %q binds all interfaces: set an advertise address", ErrConfig, bind)
+		}
+		return nil
+	}
+	ahost, aport, err := net.SplitHostPort(advertise)
+	if err != nil {
+		return fmt.Errorf("%w: raft advertise address %q: %v", ErrConfig, advertise, err)
+	}
+	if isWildcard(ahost) {
+		return fmt.Errorf("%w: raft advertise address %q is not routable", ErrConfig, advertise)
+	}
+	if p, err := strconv.Atoi(aport); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: raft advertise address %q: port must be 1..65535", ErrConfig, advertise)
+	}
+	return nil
+}
+
+// isWildcard reports whether host is empty or an unspecified IP (0.0.0.0,
+// ::): an address that names no one interface.
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
 
 var errHandshake = errors.New("mantisdb cluster: raft peer failed the token handshake")
 
@@ -43,6 +86,12 @@ type tokenStream struct {
 }
 
 func newTokenStream(bind string, advertise string, token string) (*tokenStream, error) {
+	if err := CheckAddrs(bind, advertise); err != nil {
+		return nil, err
+	}
+	if len(token) > MaxTokenLen {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrConfig, MaxTokenLen)
+	}
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("raft listen: %w", err)
@@ -62,10 +111,6 @@ func newTokenStream(bind string, advertise string, token string) (*tokenStream, 
 	} else if ta, ok := adv.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: raft address %q binds all interfaces: set an advertise address", ErrConfig, bind)
-	}
-	if len(token) > maxTokenLen {
-		_ = ln.Close()
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrConfig, maxTokenLen)
 	}
 	return &tokenStream{ln: ln, advertise: adv, token: []byte(token)}, nil
 }
@@ -132,7 +177,7 @@ func (c *checkedConn) check() error {
 		return errHandshake
 	}
 	n := int(binary.BigEndian.Uint16(hdr[len(handshakeMagic):]))
-	if string(hdr[:len(handshakeMagic)]) != handshakeMagic || n > maxTokenLen {
+	if string(hdr[:len(handshakeMagic)]) != handshakeMagic || n > MaxTokenLen {
 		_ = c.Conn.Close()
 		return errHandshake
 	}

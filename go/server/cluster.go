@@ -10,7 +10,8 @@
 //     the handler reads; ?consistency=stale reads the local state on any
 //     node;
 //   - /api/v1/cluster (status), /api/v1/cluster/join,
-//     /api/v1/cluster/members/{id}, and /readyz (503 without a leader).
+//     /api/v1/cluster/members/{id}, and /readyz (503 without a leader or
+//     after an apply failure).
 //
 // The cache namespace stays node-local (it is a cache, not replicated).
 package server
@@ -175,9 +176,12 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 	case strings.HasPrefix(p, clusterMembersPath):
 		s.handleClusterRemove(w, r, p[len(clusterMembersPath):])
 		return true, r
-	case p == "/readyz" && !s.cluster.HasLeader():
-		writeAPIError(w, r, newError(http.StatusServiceUnavailable, CodeUnavailable, "no cluster leader"))
-		return true, r
+	case p == "/readyz":
+		if msg := clusterUnready(s.cluster); msg != "" {
+			writeAPIError(w, r, newError(http.StatusServiceUnavailable, CodeUnavailable, msg))
+			return true, r
+		}
+		return false, r
 	case p == batchPath || strings.HasPrefix(p, kvPrefix) || p == "/api/v1/kv":
 	default:
 		return false, r
@@ -225,6 +229,29 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		return true, r
 	}
 	return false, r
+}
+
+// clusterHealth is what /readyz asks of a cluster node.
+type clusterHealth interface {
+	HasLeader() bool
+	ApplyError() error
+}
+
+// clusterUnready says why a cluster node is not ready ("" when it is):
+// it knows no leader, or its state machine stopped applying entries.
+// Such a node serves no write and no linearizable read (a leader with an
+// apply failure hands its leadership over: cluster.Node.watchLeader), so
+// a load balancer must stop sending to it.
+func clusterUnready(n clusterHealth) string {
+	if err := n.ApplyError(); err != nil {
+		// The cause may name files of the data directory: it is in the
+		// log and in GET /api/v1/cluster (apply_error), not here.
+		return "this node stopped applying the Raft log after an engine failure; restart it (see apply_error in /api/v1/cluster)"
+	}
+	if !n.HasLeader() {
+		return "no cluster leader"
+	}
+	return ""
 }
 
 // redirectToLeader answers 307 with the leader's URL for this request,

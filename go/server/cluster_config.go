@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/cluster"
 )
 
 // ClusterConfig is cluster mode's part of Config.  Empty NodeID = off.
@@ -60,6 +62,15 @@ func (c *ClusterConfig) validate(cfg *Config) error {
 		return bad("--raft-log-store must be bolt or engine, not %q", c.LogStore)
 	case cfg.Port == 0 && c.Advertise == "":
 		return bad("cluster mode with --port 0 needs --advertise-addr")
+	}
+	// The checks cluster.Open would make later, made here so that a bad
+	// value is a configuration error (exit status 2, which systemd does
+	// not restart) rather than a failed start.
+	if err := cluster.CheckAddrs(c.RaftAddr, c.RaftAdvertise); err != nil {
+		return bad("--raft-addr %q, --raft-advertise %q: %v", c.RaftAddr, c.RaftAdvertise, err)
+	}
+	if len(cfg.AuthToken) > cluster.MaxTokenLen {
+		return bad("--auth-token is %d bytes; in cluster mode it is also the Raft token, at most %d", len(cfg.AuthToken), cluster.MaxTokenLen)
 	}
 	if c.Join != "" {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {

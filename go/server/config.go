@@ -281,8 +281,8 @@ func (c *Config) Validate() error {
 		return bad("--max-key-size must be 1..%d bytes, not %d", storage.DefaultMaxKeySize, c.MaxKeySize)
 	case c.MaxValueSize < 1 || c.MaxValueSize > storage.DefaultMaxValueSize:
 		return bad("--max-value-size must be 1..%d bytes, not %d", storage.DefaultMaxValueSize, c.MaxValueSize)
-	case c.MaxBatchSize < 1024:
-		return bad("--max-batch-size must be at least 1KiB, not %d", c.MaxBatchSize)
+	case c.MaxBatchSize < 1024 || c.MaxBatchSize > MaxBatchBodyLimit:
+		return bad("--max-batch-size must be 1KiB..%d bytes (what the engine can apply in one batch), not %d", MaxBatchBodyLimit, c.MaxBatchSize)
 	case c.MaxConnections < 1:
 		return bad("--max-connections must be >= 1, not %d", c.MaxConnections)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0:

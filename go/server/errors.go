@@ -115,6 +115,11 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "server is shutting down")
 	case errors.Is(err, cluster.ErrReservedKey):
 		return newError(http.StatusBadRequest, CodeInvalidKey, msg)
+	case errors.Is(err, cluster.ErrBadEntry):
+		// A write the leader could not encode as a log entry: the
+		// request's content, not a fault of the server.  (A damaged
+		// entry met while applying is ErrApplyFailed, below.)
+		return newError(http.StatusBadRequest, CodeBadRequest, msg)
 	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrClosed), errors.Is(err, cluster.ErrApplyFailed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):

@@ -1,0 +1,159 @@
+package cluster
+
+// limits_test.go -- entries the engine cannot apply never enter the log.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/mantisdb/mantisdb/go/codec"
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// opsOfSize returns puts whose records total exactly total bytes
+// (a multiple of 8, between 3 full values and 4), all sharing one value
+// buffer so the test allocates it once.
+func opsOfSize(t *testing.T, value []byte, total int) []storage.Op {
+	t.Helper()
+	full := codec.Size(1, codec.MaxValueSize)
+	rest := total - 3*full // the fourth record's size
+	v := rest - codec.HeaderSize - 1
+	if total%codec.Align != 0 || v < 0 || v > codec.MaxValueSize || codec.Size(1, v) != rest {
+		t.Fatalf("cannot build %d bytes of records", total)
+	}
+	ops := []storage.Op{
+		{Kind: storage.OpPut, Key: []byte("a"), Value: value},
+		{Kind: storage.OpPut, Key: []byte("b"), Value: value},
+		{Kind: storage.OpPut, Key: []byte("c"), Value: value},
+		{Kind: storage.OpPut, Key: []byte("d"), Value: value[:v]},
+	}
+	if got := opsEncodedSize(ops); got != total {
+		t.Fatalf("ops of %d bytes, want %d", got, total)
+	}
+	return ops
+}
+
+// TestEntrySizeLimit: an entry's records plus the applied-index record
+// must fit one engine batch.  encodeEntry accepts exactly MaxEntryPayload
+// (and, with MANTISDB_CLUSTER_BIG_ENTRY set, the FSM applies that entry
+// on a real engine), and refuses anything larger, up to
+// and past codec.MaxBatchSize, with storage.ErrBatchTooLarge; so does
+// Node.Write, and the cluster keeps applying afterwards.
+func TestEntrySizeLimit(t *testing.T) {
+	if MaxEntryPayload != codec.MaxBatchSize-codec.Size(len(appliedKey), 8) {
+		t.Fatalf("MaxEntryPayload %d does not leave room for the applied-index record", MaxEntryPayload)
+	}
+	value := make([]byte, codec.MaxValueSize)
+	c := newTestCluster(t, nil)
+	l := c.start("n1", true)
+	c.leader()
+	for _, total := range []int{MaxEntryPayload + codec.Align, codec.MaxBatchSize - codec.Align, codec.MaxBatchSize, codec.MaxBatchSize + codec.Align} {
+		ops := opsOfSize(t, value, total)
+		if _, err := encodeEntry(nil, ops); !errors.Is(err, storage.ErrBatchTooLarge) {
+			t.Fatalf("encodeEntry of %d bytes of records: %v, want ErrBatchTooLarge", total, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := l.node.Write(ctx, ops)
+		cancel()
+		if !errors.Is(err, storage.ErrBatchTooLarge) {
+			t.Fatalf("Write of %d bytes of records: %v, want ErrBatchTooLarge", total, err)
+		}
+	}
+	c.write("after", "still applying")
+	if st := l.node.Status(); st.ApplyError != "" {
+		t.Fatalf("cluster stopped applying: %s", st.ApplyError)
+	}
+
+	// The largest entry allowed is one the engine applies.
+	data, err := encodeEntry(nil, opsOfSize(t, value, MaxEntryPayload))
+	// Applying it writes 256 MiB through the engine (several seconds
+	// under -race): by hand only, MANTISDB_CLUSTER_BIG_ENTRY=1 go test
+	// -run TestEntrySizeLimit ./go/cluster.
+	if os.Getenv("MANTISDB_CLUSTER_BIG_ENTRY") == "" {
+		return
+	}
+	if err != nil {
+		t.Fatalf("encodeEntry at the limit: %v", err)
+	}
+	eng, err := storage.NewDefaultStorageEngine(storage.Options{Dir: filepath.Join(t.TempDir(), "e"), Sync: storage.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	f, err := newFSM(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}); resp != nil {
+		t.Fatalf("the FSM refused an entry of MaxEntryPayload bytes: %v", resp)
+	}
+	if idx, err := readApplied(eng); err != nil || idx != 1 {
+		t.Fatalf("applied index %d, %v", idx, err)
+	}
+}
+
+// TestBatcherEntryBudget: the batcher's budget never exceeds
+// MaxEntryPayload, and concurrent writes that together exceed it are
+// split over several entries, each within it.
+func TestBatcherEntryBudget(t *testing.T) {
+	if got := (Config{MaxEntryBytes: 1 << 40}).withDefaults().MaxEntryBytes; got != MaxEntryPayload {
+		t.Fatalf("MaxEntryBytes 1 TiB became %d, want MaxEntryPayload %d", got, MaxEntryPayload)
+	}
+	const budget = 8 << 10
+	c := newTestCluster(t, func(cfg *Config) { cfg.MaxEntryBytes = budget })
+	l := c.start("n1", true)
+	c.leader()
+	first := l.node.raft.LastIndex() + 1
+	value := make([]byte, 1000)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- l.node.Engine().Put([]byte(fmt.Sprintf("k%02d", i)), value)
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, ops := 0, 0
+	for i := first; i <= l.node.raft.LastIndex(); i++ {
+		var lg raft.Log
+		if err := l.node.logs.GetLog(i, &lg); err != nil {
+			t.Fatal(err)
+		}
+		if lg.Type != raft.LogCommand {
+			continue
+		}
+		var b storage.Batch
+		if err := decodeEntry(lg.Data, &b); err != nil {
+			t.Fatal(err)
+		}
+		if n := opsEncodedSize(b.Ops); n > budget {
+			t.Fatalf("entry %d carries %d bytes of records, over the budget %d", i, n, budget)
+		}
+		entries++
+		for _, op := range b.Ops {
+			if !IsReserved(op.Key) { // not the new leader's member-address put
+				ops++
+			}
+		}
+	}
+	// 64 records of 1040 bytes cannot fit fewer than nine 8 KiB entries.
+	if ops != 64 || entries < 64*codec.Size(3, 1000)/budget+1 {
+		t.Fatalf("64 writes went out as %d ops in %d entries", ops, entries)
+	}
+}
