@@ -63,13 +63,15 @@ func TestConnectionLimit(t *testing.T) {
 	cfg.ReadTimeout = 30 * time.Second
 	ts := startServer(t, cfg, nil, nil)
 	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
-	for _, c := range held {
+	// One after the other, each idle before the next is used, so held[0]
+	// is the one idle the longest whatever the scheduler does.
+	for i, c := range held {
 		writeT(t, c, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
 		if r := readRespT(t, c, "GET"); r.StatusCode != 200 {
 			t.Fatalf("held connection: %d", r.StatusCode)
 		}
+		waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == i+1 })
 	}
-	waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == 2 })
 
 	// 1. Both slots hold idle keep-alive connections: a third is served
 	// at once, and the one idle the longest is closed to make room.
@@ -84,6 +86,9 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	held[0].Close()
 	held[1].Close()
+	third.Close()
+	// Section 2 tests the reserve, not shedding: start from empty slots.
+	waitFor(t, func() bool { n, _ := ts.conns.Load().open(); return n == 0 })
 
 	// 2. Both slots busy in the middle of a request (a body that does not
 	// come): new connections are answered from the reserve, the health
@@ -92,7 +97,6 @@ func TestConnectionLimit(t *testing.T) {
 		defer c.Close()
 		writeT(t, c, "PUT /api/v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
 	}
-	third.Close()
 	waitFor(t, func() bool { return connStates(ts.Server)[http.StateActive] == 2 })
 	for _, tc := range []struct {
 		target string
