@@ -227,7 +227,7 @@ func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed b
 	cmd.calls.Add(uint64(n))
 	cmd.usec.Add(uint64(d.Microseconds()))
 	if failed {
-		cmd.failed.Add(1)
+		cmd.failed.Add(uint64(n))
 	}
 	s.commands.Add(uint64(n))
 	c.mu.Lock()

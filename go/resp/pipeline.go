@@ -81,16 +81,33 @@ done:
 			return n
 		}
 	}
-	d := time.Since(start)
-	getCmd, mgetCmd := s.cmds["get"], s.cmds["mget"]
-	for _, cmd := range cmds[:n] {
-		which := getCmd
-		if isName(cmd.Args[0], "mget") {
-			which = mgetCmd
-		}
-		s.count(c, which, 1, d/time.Duration(n), false)
-	}
+	s.countRun(c, cmds[:n], "get", "mget", time.Since(start), false)
 	return n
+}
+
+// countRun counts a run of n commands served together, each either one
+// (name) or two (name2), as count does per command, with the run's time d
+// shared evenly: one update of each shared counter per name, not one per
+// command, so a pipelined burst does not contend on them per command.
+func (s *Server) countRun(c *client, cmds []redconCommand, name, name2 string, d time.Duration, failed bool) {
+	n2 := 0
+	for _, cmd := range cmds {
+		if isName(cmd.Args[0], name2) {
+			n2++
+		}
+	}
+	n1 := len(cmds) - n2
+	per := d / time.Duration(len(cmds))
+	// The kind of the run's last command is counted last: it is the
+	// client's last command (CLIENT LIST's cmd=).
+	first, last, nf, nl := name, name2, n1, n2
+	if !isName(cmds[len(cmds)-1].Args[0], name2) {
+		first, last, nf, nl = name2, name, n2, n1
+	}
+	if nf > 0 {
+		s.count(c, s.cmds[first], nf, per*time.Duration(nf), failed)
+	}
+	s.count(c, s.cmds[last], nl, per*time.Duration(nl), failed)
 }
 
 // get answers one GET through View (no copy of the value).
@@ -152,15 +169,7 @@ done:
 			c.r.ok()
 		}
 	}
-	d := time.Since(start)
-	setCmd, msetCmd := s.cmds["set"], s.cmds["mset"]
-	for _, cmd := range cmds[:n] {
-		which := setCmd
-		if isName(cmd.Args[0], "mset") {
-			which = msetCmd
-		}
-		s.count(c, which, 1, d/time.Duration(n), err != nil)
-	}
+	s.countRun(c, cmds[:n], "set", "mset", time.Since(start), err != nil)
 	return n
 }
 

@@ -69,6 +69,9 @@ const (
 	maxCmdBytes  = 256 << 20   // argument bytes of one command: the batch limit
 	defaultMaxCl = 10000
 	defaultAuthT = 10 * time.Second
+	// maxKeptReplyBuf bounds the reply buffer a connection keeps between
+	// bursts.
+	maxKeptReplyBuf = 64 << 10
 )
 
 // Server is a RESP listener over one Store.
@@ -255,6 +258,7 @@ type client struct {
 	watch  []watched // WATCHed keys and what they held
 	quit   bool      // close after this burst's replies
 	r      reply     // replies of the burst being served
+	rbuf   []byte    // r's buffer between bursts (at most maxKeptReplyBuf)
 	burst  []redcon.Command
 }
 
@@ -389,10 +393,19 @@ func (s *Server) serveRESP(conn redcon.Conn, cmd redcon.Command) {
 	}()
 	c.burst = append(c.burst[:0], cmd)
 	c.burst = append(c.burst, conn.ReadPipeline()...)
-	w := redcon.BaseWriter(conn)
-	c.r.b = w.Buffer()
+	// Replies are built in the client's own buffer, kept between bursts,
+	// and appended to redcon's (which it flushes after the burst, keeping
+	// its capacity): redcon's Buffer/SetBuffer would copy both ways and
+	// allocate a new buffer every burst.
+	c.r.b = c.rbuf[:0]
 	s.execBurst(c, c.burst)
-	w.SetBuffer(c.r.b)
+	conn.WriteRaw(c.r.b)
+	if cap(c.r.b) <= maxKeptReplyBuf {
+		c.rbuf = c.r.b[:0]
+	} else {
+		c.rbuf = nil // a big reply's buffer is not kept by an idle client
+	}
+	c.r.b = nil
 	clear(c.burst)
 	if c.quit {
 		_ = conn.Close()

@@ -120,7 +120,68 @@ func (e *nativeEngine) GetEntry(key []byte) (Entry, error) {
 
 // Update runs fn atomically over keys (see Updater).
 func (e *nativeEngine) Update(keys [][]byte, fn func(tx *Txn) error) error {
-	return e.shell.update(e.entryAt, keys, fn)
+	return e.shell.update(e.entryAt, e.entriesAt, keys, fn)
+}
+
+// entriesAt is the keysReader of Update: while no entry can carry an
+// expiry (as entryAt's fast path), it reads every key in one multi-get
+// and copies the values into one allocation.  Otherwise, or on any
+// error, it loads nothing and leaves each key to entryAt; a value too big
+// for the shared buffer is left to entryAt too.
+func (e *nativeEngine) entriesAt(keys []txnKey, _ int64) {
+	if e.mayExpire.Load() {
+		return
+	}
+	m := multiPool.Get().(*multiBuf)
+	defer func() {
+		const maxSlots = maxPooledBuf / 8
+		if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf &&
+			cap(m.out) <= maxSlots && cap(m.idx) <= maxSlots && cap(m.klens) <= maxSlots {
+			multiPool.Put(m)
+		}
+	}()
+	m.keys, m.klens = m.keys[:0], m.klens[:0]
+	for i := range keys {
+		m.keys = append(m.keys, keys[i].key...)
+		m.klens = append(m.klens, uint32(len(keys[i].key)))
+	}
+	if cap(m.out) < 2*len(keys) {
+		m.out = make([]int64, 2*len(keys))
+	}
+	m.out = m.out[:2*len(keys)]
+	e.mu.RLock()
+	if e.db == nil {
+		e.mu.RUnlock()
+		return // entryAt reports ErrClosed
+	}
+	st := e.multiGet(m, 0)
+	e.mu.RUnlock()
+	// An expiring entry may have been published meanwhile: its expiry
+	// was not read, so nothing read here may be used.
+	if st != C.MANTIS_OK || e.mayExpire.Load() {
+		return
+	}
+	total := 0
+	for i := range keys {
+		if m.out[2*i] >= 0 {
+			total += int(m.out[2*i+1])
+		}
+	}
+	vals := make([]byte, total)
+	pos := 0
+	for i := range keys {
+		k := &keys[i]
+		switch off, l := m.out[2*i], m.out[2*i+1]; off {
+		case -1:
+			k.ent, k.found, k.loaded = Entry{}, false, true
+		case -2: // did not fit: entryAt reads it
+		default:
+			v := vals[pos : pos+int(l) : pos+int(l)]
+			copy(v, m.vals[off:off+l])
+			pos += int(l)
+			k.ent, k.found, k.loaded = Entry{Value: v}, true, true
+		}
+	}
 }
 
 // multiBuf is the pooled state of one ViewMany call.

@@ -26,7 +26,7 @@ func (e *pureEngine) GetEntry(key []byte) (Entry, error) { return getEntry(e.ent
 
 // Update runs fn atomically over keys (see Updater).
 func (e *pureEngine) Update(keys [][]byte, fn func(tx *Txn) error) error {
-	return e.shell.update(e.entryAt, keys, fn)
+	return e.shell.update(e.entryAt, nil, keys, fn)
 }
 
 // ViewMany looks every key up under one hold of the read lock (stored

@@ -182,8 +182,16 @@ func (t *Txn) Delete(key []byte) error {
 // entryAt.
 type entryReader func(key []byte, now int64) (Entry, bool, error)
 
-// update is Update of both engines: read is the engine's entryAt.
-func (s *shell) update(read entryReader, keys [][]byte, fn func(tx *Txn) error) error {
+// keysReader loads the current entries of several declared keys at once
+// (one crossing into the engine instead of one per key), setting loaded,
+// found and ent of those it read; a key it leaves unloaded is read by the
+// entryReader when fn asks for it.  It runs with the keys' stripes held,
+// as the entryReader does, so it reads the same state.
+type keysReader func(keys []txnKey, now int64)
+
+// update is Update of both engines: read is the engine's entryAt, many
+// (nil: none) its batch read, used when fn is given several keys.
+func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func(tx *Txn) error) error {
 	if fn == nil {
 		return ErrInvalid
 	}
@@ -210,6 +218,9 @@ func (s *shell) update(read entryReader, keys [][]byte, fn func(tx *Txn) error) 
 			}
 			tx.keys = append(tx.keys, txnKey{key: k})
 		}
+	}
+	if many != nil && len(tx.keys) > 1 {
+		many(tx.keys, tx.now)
 	}
 	if err := fn(tx); err != nil {
 		return err

@@ -29,6 +29,14 @@ func testUpdate(t *testing.T, open Opener) {
 	e := open(t, storage.Options{Clock: clk.Now, MaxValueSize: 1 << 10})
 	u := updater(t, e)
 	mustPut(t, e, b("a"), b("1"))
+	mustPut(t, e, b("r0"), nil)
+	mustPut(t, e, b("rbig"), bytes.Repeat([]byte("q"), 1<<10))
+	// Values of these keys add up to more than one read buffer holds.
+	wide := make([][]byte, 100)
+	for i := range wide {
+		wide[i] = []byte(fmt.Sprintf("w%03d", i))
+		mustPut(t, e, wide[i], bytes.Repeat([]byte{byte('a' + i%26)}, 1<<10))
+	}
 	errBoom := errors.New("boom")
 	exp := clk.Now().Add(time.Minute).UnixNano()
 	tests := []struct {
@@ -38,6 +46,41 @@ func testUpdate(t *testing.T, open Opener) {
 		wantErr error
 		check   func(t *testing.T)
 	}{
+		// First, while no entry has an expiry: an engine may read all the
+		// keys of an Update at once on that path.
+		{"reads of several keys", [][]byte{b("a"), b("r0"), b("r1"), b("rbig"), b("a")}, func(tx *storage.Txn) error {
+			want := map[string]string{"a": "1", "r0": "", "r1": "", "rbig": ""}
+			for _, k := range []string{"a", "r0", "r1", "rbig", "a"} {
+				ent, err := tx.Get(b(k))
+				if k == "r1" {
+					if !errors.Is(err, storage.ErrNotFound) {
+						return fmt.Errorf("get r1: %q %v", ent.Value, err)
+					}
+					continue
+				}
+				w := want[k]
+				if k == "rbig" {
+					w = string(bytes.Repeat([]byte("q"), 1<<10))
+				}
+				if err != nil || string(ent.Value) != w || ent.ExpiresAt != 0 {
+					return fmt.Errorf("get %s: %d bytes, %v", k, len(ent.Value), err)
+				}
+			}
+			return tx.Put(b("r0"), b("0"), 0)
+		}, nil, func(t *testing.T) {
+			wantValue(t, e, b("r0"), b("0"))
+			wantValue(t, e, b("a"), b("1"))
+			wantMissing(t, e, b("r1"))
+		}},
+		{"reads of many large values", wide, func(tx *storage.Txn) error {
+			for i, k := range wide {
+				ent, err := tx.Get(k)
+				if err != nil || !bytes.Equal(ent.Value, bytes.Repeat([]byte{byte('a' + i%26)}, 1<<10)) {
+					return fmt.Errorf("get %s: %d bytes, %v", k, len(ent.Value), err)
+				}
+			}
+			return nil
+		}, nil, nil},
 		{"read-your-writes and commit", [][]byte{b("a"), b("b")}, func(tx *storage.Txn) error {
 			ent, err := tx.Get(b("a"))
 			if err != nil || string(ent.Value) != "1" || ent.ExpiresAt != 0 {
@@ -136,13 +179,25 @@ func testUpdateConcurrent(t *testing.T, open Opener) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
+				// Most updates increment one counter; every third takes
+				// both keys and increments one of them, so updates that
+				// read several keys race single-key ones.
 				k := keys[(w+i)%2]
-				err := u.Update([][]byte{k}, func(tx *storage.Txn) error {
+				ks := [][]byte{k}
+				if i%3 == 0 {
+					ks = keys
+				}
+				err := u.Update(ks, func(tx *storage.Txn) error {
 					n := 0
-					if ent, err := tx.Get(k); err == nil {
-						n, _ = strconv.Atoi(string(ent.Value))
-					} else if !errors.Is(err, storage.ErrNotFound) {
-						return err
+					for _, other := range ks { // read every declared key
+						ent, err := tx.Get(other)
+						switch {
+						case errors.Is(err, storage.ErrNotFound):
+						case err != nil:
+							return err
+						case bytes.Equal(other, k):
+							n, _ = strconv.Atoi(string(ent.Value))
+						}
 					}
 					return tx.Put(k, []byte(strconv.Itoa(n+1)), 0)
 				})
