@@ -50,6 +50,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -425,7 +426,9 @@ const loadChunk = 4 << 20
 // first sized for the snapshot's key count, so the load grows no index
 // table key by key.
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
-	e.reserve(info.Count)
+	// A record takes at least a header's bytes of the file: a count the
+	// file cannot hold (a crafted header) reserves no more than it can.
+	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
 	var run []byte // adjacent records not yet loaded
 	for r := range recs {
 		b := wal.RecordBytes(r)
