@@ -360,6 +360,15 @@ typedef struct mantis_skiplist_stats {
 mantis_status mantis_skiplist_stats_get(mantis_skiplist *sl,
 					mantis_skiplist_stats *out);
 
+/* Sizes the hash index for `keys` entries in all, so that inserting up to
+ * about that many keys rebuilds no index table (a hint: it never shrinks,
+ * changes no entry, and the map works the same whether it succeeded or
+ * not).  Safe beside any other call.  MANTIS_INVALID for NULL,
+ * MANTIS_NOMEM when allocation fails (the shards sized so far keep their
+ * size) or when the tables for `keys` would take over half of physical
+ * memory (nothing allocated). */
+mantis_status mantis_skiplist_reserve(mantis_skiplist *sl, uint64_t keys);
+
 /* Waits for a grace period and frees what earlier calls retired (deleted
  * nodes, replaced records) right now, instead of opportunistically.  Any
  * thread, not from inside a callback.  MANTIS_INVALID for NULL. */
@@ -668,6 +677,15 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
  */
 mantis_status mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now,
 			     size_t *bad_offset);
+
+/*
+ * Presizes the db's index for `keys` entries (mantis_skiplist_reserve):
+ * recovery calls it with the snapshot's key count before the first
+ * mantis_db_load, so the load grows no index table key by key.  A hint;
+ * safe beside any other call.  MANTIS_INVALID for a NULL db, MANTIS_NOMEM
+ * as mantis_skiplist_reserve.
+ */
+mantis_status mantis_db_reserve(mantis_db *db, uint64_t keys);
 
 /*
  * Fills buf[0..cap) (borrowed) with live entries in ascending key order as

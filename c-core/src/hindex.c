@@ -219,6 +219,29 @@ hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed)
 	return hx_rebuild(sh, hx_cap_for(t == NULL ? 1 : t->used + 1), slot, seed);
 }
 
+bool
+hx_presize(struct hx_shard *sh, uint64_t n, struct mantis_epoch_slot *slot, uint64_t seed)
+{
+	struct hx_table *t = hx_tab(sh);
+	/* The capacity n inserts would leave (hx_reserve grows past a load
+	 * of 3/4), not hx_cap_for's 1/2: twice the table would cost a miss
+	 * more often on every later probe. */
+	uint64_t cap = HX_MIN_CAP;
+	while ((n + 1) * 4 > cap * 3)
+		cap <<= 1;
+	/* Never shrinks: a presize is a hint, the table may already be big.
+	 * The live entries move over as in any growth. */
+	if ((t == NULL && cap <= HX_MIN_CAP) || (t != NULL && t->mask + 1 >= cap))
+		return true;
+	return hx_rebuild(sh, cap, slot, seed);
+}
+
+uint64_t
+hx_presize_bytes(uint64_t n)
+{
+	return hx_table_size(hx_cap_for(n)); /* an upper bound of hx_presize's */
+}
+
 void
 hx_insert(struct hx_shard *sh, struct sl_node *n, uint64_t hash)
 {

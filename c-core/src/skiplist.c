@@ -161,6 +161,7 @@
 
 #include <ck_pr.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * A splice hint (RocksDB's InlineSkipList "splice", LevelDB's sequential
@@ -662,6 +663,13 @@ mantis_skiplist_new(mantis_skiplist **out)
 	return MANTIS_OK;
 }
 
+void
+sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen)
+{
+	uint64_t h = sl_hash(sl->seed, key, klen);
+	hx_prefetch(hx_shard_for((struct hx_shard *)sl->shards, h), h);
+}
+
 uint64_t
 sl_hash_seed(const mantis_skiplist *sl)
 {
@@ -693,6 +701,46 @@ mantis_skiplist_free(mantis_skiplist *sl)
 		hx_destroy(&sl->shards[i]);
 	node_free(sl->head);
 	mantis_free(sl, sizeof(*sl));
+}
+
+/* Keys no address space holds (a node takes more than 2^5 bytes of the
+ * 2^48 a user pointer spans): a reservation beyond it is refused before the
+ * per-shard arithmetic can overflow. */
+#define SL_RESERVE_MAX ((uint64_t)1 << 43)
+
+mantis_status
+mantis_skiplist_reserve(mantis_skiplist *sl, uint64_t keys)
+{
+	if (sl == NULL)
+		return MANTIS_INVALID;
+	if (keys > SL_RESERVE_MAX)
+		return MANTIS_NOMEM;
+	/* Shards are picked by hash bits, so each gets about keys/HX_SHARDS;
+	 * the slack covers the spread (a few standard deviations for any
+	 * shard count worth presizing), and hx_cap_for's load of at most 1/2
+	 * leaves room to 3/4 before a rebuild anyway. */
+	uint64_t per = keys / HX_SHARDS;
+	per += per / 8 + 4;
+	/* Refuse, before allocating, tables that physical memory cannot hold
+	 * (with overcommit the allocations would succeed and zeroing them
+	 * would wake the OOM killer instead of returning an error). */
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && psize > 0 &&
+	    hx_presize_bytes(per) > (uint64_t)pages / HX_SHARDS * (uint64_t)psize / 2)
+		return MANTIS_NOMEM;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	mantis_status st = MANTIS_OK;
+	/* Under each shard's lock like any writer, so a reservation is safe
+	 * beside concurrent calls (readers see a rebuild as in any growth). */
+	for (unsigned int i = 0; i < HX_SHARDS && st == MANTIS_OK; i++) {
+		struct hx_shard *sh = &sl->shards[i];
+		hx_lock(sh);
+		if (!hx_presize(sh, per, slot, sl->seed))
+			st = MANTIS_NOMEM;
+		hx_unlock(sh);
+	}
+	mantis_epoch_exit(slot);
+	return st;
 }
 
 /*

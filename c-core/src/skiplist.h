@@ -161,6 +161,12 @@ void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
 bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed);
+/* Under sh->lock: grows the table so that n entries fit without a further
+ * rebuild (never shrinks; no table is made for what the minimum capacity
+ * holds).  false on allocation failure, shard unchanged. */
+bool hx_presize(struct hx_shard *sh, uint64_t n, struct mantis_epoch_slot *slot, uint64_t seed);
+/* Bytes of the table hx_presize(n) allocates; n must be < 2^60. */
+uint64_t hx_presize_bytes(uint64_t n);
 void hx_insert(struct hx_shard *sh, struct sl_node *n, uint64_t hash);
 void hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
 	       struct mantis_epoch_slot *slot, uint64_t seed);
@@ -171,6 +177,10 @@ void hx_destroy(struct hx_shard *sh);
 uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
 /* Test hooks (not in mantis.h): the list's seed, and replacing it, which is
  * allowed only while the list is empty and no other call runs. */
+/* Prefetches the index slot where a put or get of key will probe: a hint
+ * for a bulk load, issued some keys ahead.  Any thread, no section needed
+ * (it reads one shard word and never dereferences the table). */
+void sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen);
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
 void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
 

@@ -964,6 +964,94 @@ test_load(void **state)
 	mantis_db_close(db);
 }
 
+/* Fills buf with n PUT records of ascending 8-byte keys "k%07u" and
+ * value "v"; returns the bytes used. */
+static size_t
+fill_load(uint8_t *buf, size_t cap, unsigned n)
+{
+	size_t off = 0;
+	char k[16];
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "k%07u", i);
+		add_rec(buf, cap, &off, MANTIS_REC_PUT, k, "v", 0);
+	}
+	return off;
+}
+
+/* Loads n keys into a fresh db, after reserving `reserve` keys (0: none),
+ * with allocations limited to one record and one node per key: any index
+ * table built during the load takes one more and fails the load. */
+static mantis_status
+load_with_budget(const uint8_t *buf, size_t len, unsigned n, uint64_t reserve)
+{
+	mantis_db *db = open_db(0, 0);
+	if (reserve != 0)
+		assert_int_equal(mantis_db_reserve(db, reserve), MANTIS_OK);
+	mantis_alloc_fail_after(2 * (int64_t)n);
+	mantis_status st = mantis_db_load(db, buf, len, 1, NULL);
+	mantis_alloc_fail_after(-1);
+	if (st == MANTIS_OK) {
+		mantis_db_stats s;
+		assert_int_equal(mantis_db_stats_get(db, &s), MANTIS_OK);
+		assert_int_equal(s.keys, n);
+		expect_val(db, "k0000000", "v", 1);
+		expect_val(db, "k0019999", "v", 1);
+	}
+	mantis_db_close(db);
+	return st;
+}
+
+/* Presizing: a reserved db loads its keys without building an index table
+ * (the same load without the reservation needs more allocations than keys
+ * bring, so the check can fail); bad and absurd counts get a status, never
+ * an abort; the reservation is a hint that never shrinks the index. */
+static void
+test_reserve(void **state)
+{
+	(void)state;
+	const unsigned n = 20000;
+	size_t cap = (size_t)n * 64;
+	uint8_t *buf = malloc(cap);
+	assert_non_null(buf);
+	size_t len = fill_load(buf, cap, n);
+	assert_int_equal(load_with_budget(buf, len, n, 0), MANTIS_NOMEM);
+	assert_int_equal(load_with_budget(buf, len, n, n), MANTIS_OK);
+
+	mantis_db *db = open_db(0, 0);
+	mantis_db_stats s0, s1;
+	assert_int_equal(mantis_db_reserve(NULL, 10), MANTIS_INVALID);
+	assert_int_equal(mantis_db_stats_get(db, &s0), MANTIS_OK);
+	assert_int_equal(mantis_db_reserve(db, 0), MANTIS_OK);
+	/* Over any address space, or over what physical memory holds:
+	 * refused before anything is allocated. */
+	assert_int_equal(mantis_db_reserve(db, UINT64_MAX), MANTIS_NOMEM);
+	assert_int_equal(mantis_db_reserve(db, ((uint64_t)1 << 43) + 1), MANTIS_NOMEM);
+	assert_int_equal(mantis_db_reserve(db, (uint64_t)1 << 42), MANTIS_NOMEM);
+	assert_int_equal(mantis_db_stats_get(db, &s1), MANTIS_OK);
+	assert_int_equal(s1.native_bytes, s0.native_bytes);
+	/* Allocation failure: a status, and the db works on. */
+	mantis_alloc_fail_after(0);
+	assert_int_equal(mantis_db_reserve(db, n), MANTIS_NOMEM);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(put_s(db, "a", "1", 0), MANTIS_OK);
+	expect_val(db, "a", "1", 1);
+	/* Reserving allocates the tables; a smaller or equal count changes
+	 * nothing. */
+	assert_int_equal(mantis_db_reserve(db, n), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(db, &s0), MANTIS_OK);
+	assert_true(s0.native_bytes >= s1.native_bytes + (int64_t)n * 8);
+	assert_int_equal(mantis_db_reserve(db, n), MANTIS_OK);
+	assert_int_equal(mantis_db_reserve(db, 10), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(db, &s1), MANTIS_OK);
+	assert_int_equal(s1.native_bytes, s0.native_bytes);
+	expect_val(db, "a", "1", 1);
+	assert_int_equal(mantis_db_load(db, buf, len, 1, NULL), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(db, &s1), MANTIS_OK);
+	assert_int_equal(s1.keys, n + 1);
+	mantis_db_close(db);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -984,6 +1072,7 @@ main(void)
 	    cmocka_unit_test(test_sweep_races_fresh_puts),
 	    cmocka_unit_test(test_large_overwrites_memory_returns),
 	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_reserve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

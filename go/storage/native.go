@@ -50,6 +50,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/wal"
 )
 
@@ -421,8 +422,13 @@ const loadChunk = 4 << 20
 // mapping), a run of up to loadChunk bytes per mantis_db_load call: no
 // record is encoded or copied in Go, and their CRCs, which go/wal verified
 // as it read them, are not checked again.  Expired records are skipped by
-// the core.  Nothing reads the engine before Open returns.
-func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
+// the core.  Nothing reads the engine before Open returns.  The index is
+// first sized for the snapshot's key count, so the load grows no index
+// table key by key.
+func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
+	// A record takes at least a header's bytes of the file: a count the
+	// file cannot hold (a crafted header) reserves no more than it can.
+	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
 	var run []byte // adjacent records not yet loaded
 	for r := range recs {
 		b := wal.RecordBytes(r)
@@ -448,6 +454,17 @@ func (e *nativeEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record
 		return e.load(run, now)
 	}
 	return nil
+}
+
+// reserve presizes the index for n keys.  A hint: when it fails (memory)
+// the load still runs and grows the index as it goes, and reports a real
+// shortage itself.
+func (e *nativeEngine) reserve(n uint64) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.db != nil && n != 0 {
+		_ = C.mantis_db_reserve(e.db, C.uint64_t(n))
+	}
 }
 
 // load is one mantis_db_load call over recs.
