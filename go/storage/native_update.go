@@ -133,13 +133,7 @@ func (e *nativeEngine) entriesAt(keys []txnKey, _ int64) {
 		return
 	}
 	m := multiPool.Get().(*multiBuf)
-	defer func() {
-		const maxSlots = maxPooledBuf / 8
-		if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf &&
-			cap(m.out) <= maxSlots && cap(m.idx) <= maxSlots && cap(m.klens) <= maxSlots {
-			multiPool.Put(m)
-		}
-	}()
+	defer putMultiBuf(m)
 	m.keys, m.klens = m.keys[:0], m.klens[:0]
 	for i := range keys {
 		m.keys = append(m.keys, keys[i].key...)
@@ -195,6 +189,17 @@ type multiBuf struct {
 
 var multiPool = sync.Pool{New: func() any { return &multiBuf{vals: make([]byte, 64<<10)} }}
 
+// putMultiBuf returns m to the pool unless it grew too big to keep.
+// Every slice counts: an MGET of a million short keys grows klens, idx
+// and out far past what vals holds.
+func putMultiBuf(m *multiBuf) {
+	const maxSlots = maxPooledBuf / 8
+	if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf &&
+		cap(m.out) <= maxSlots && cap(m.idx) <= maxSlots && cap(m.klens) <= maxSlots {
+		multiPool.Put(m)
+	}
+}
+
 // ViewMany looks up every valid key in one C call; values that did not
 // fit the shared buffer are fetched one by one afterwards.
 func (e *nativeEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err error) error) error {
@@ -202,15 +207,7 @@ func (e *nativeEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err 
 		return ErrInvalid
 	}
 	m := multiPool.Get().(*multiBuf)
-	defer func() {
-		// Every slice counts: an MGET of a million short keys grows
-		// klens, idx and out far past what vals holds.
-		const maxSlots = maxPooledBuf / 8
-		if cap(m.vals) <= maxPooledBuf && cap(m.keys) <= maxPooledBuf &&
-			cap(m.out) <= maxSlots && cap(m.idx) <= maxSlots && cap(m.klens) <= maxSlots {
-			multiPool.Put(m)
-		}
-	}()
+	defer putMultiBuf(m)
 	m.keys, m.klens, m.idx = m.keys[:0], m.klens[:0], m.idx[:0]
 	for i, k := range keys {
 		if e.checkKey(k) == nil {
