@@ -4,7 +4,6 @@ package server
 
 import (
 	"flag"
-	"fmt"
 	"net"
 	"time"
 
@@ -39,42 +38,39 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 }
 
 func (c *ClusterConfig) validate(cfg *Config) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
-	}
 	if !c.Enabled() {
 		if c.RaftAddr != "" || c.Bootstrap || c.Join != "" {
-			return bad("--raft-addr, --bootstrap and --join need --node-id")
+			return badConfig("--raft-addr, --bootstrap and --join need --node-id")
 		}
 		return nil
 	}
 	host, _, err := net.SplitHostPort(c.RaftAddr)
 	switch {
 	case c.RaftAddr == "":
-		return bad("cluster mode needs --raft-addr")
+		return badConfig("cluster mode needs --raft-addr")
 	case err != nil:
-		return bad("--raft-addr %q: %v", c.RaftAddr, err)
+		return badConfig("--raft-addr %q: %v", c.RaftAddr, err)
 	case c.Bootstrap && c.Join != "":
-		return bad("--bootstrap and --join exclude each other")
+		return badConfig("--bootstrap and --join exclude each other")
 	case cfg.AuthToken == "" && !IsLoopback(host):
-		return bad("--raft-addr %q: a non-loopback Raft address needs --auth-token (the cluster token)", c.RaftAddr)
+		return badConfig("--raft-addr %q: a non-loopback Raft address needs --auth-token (the cluster token)", c.RaftAddr)
 	case c.LogStore != "" && c.LogStore != "bolt" && c.LogStore != "engine":
-		return bad("--raft-log-store must be bolt or engine, not %q", c.LogStore)
+		return badConfig("--raft-log-store must be bolt or engine, not %q", c.LogStore)
 	case cfg.Port == 0 && c.Advertise == "":
-		return bad("cluster mode with --port 0 needs --advertise-addr")
+		return badConfig("cluster mode with --port 0 needs --advertise-addr")
 	}
 	// The checks cluster.Open would make later, made here so that a bad
 	// value is a configuration error (exit status 2, which systemd does
 	// not restart) rather than a failed start.
 	if err := cluster.CheckAddrs(c.RaftAddr, c.RaftAdvertise); err != nil {
-		return bad("--raft-addr %q, --raft-advertise %q: %v", c.RaftAddr, c.RaftAdvertise, err)
+		return badConfig("--raft-addr %q, --raft-advertise %q: %v", c.RaftAddr, c.RaftAdvertise, err)
 	}
 	if len(cfg.AuthToken) > cluster.MaxTokenLen {
-		return bad("--auth-token is %d bytes; in cluster mode it is also the Raft token, at most %d", len(cfg.AuthToken), cluster.MaxTokenLen)
+		return badConfig("--auth-token is %d bytes; in cluster mode it is also the Raft token, at most %d", len(cfg.AuthToken), cluster.MaxTokenLen)
 	}
 	if c.Join != "" {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {
-			return bad("--join %q: want host:port: %v", c.Join, err)
+			return badConfig("--join %q: want host:port: %v", c.Join, err)
 		}
 	}
 	return nil

@@ -262,36 +262,38 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	return cfg, nil
 }
 
+// badConfig is a configuration error (ErrConfig) saying what is wrong.
+func badConfig(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+}
+
 // Validate checks ranges and the loopback rule.  It does not touch the
 // network or the disk.
 func (c *Config) Validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
-	}
 	switch {
 	case c.Port < 0 || c.Port > 65535:
-		return bad("--port %d out of range 0..65535", c.Port)
+		return badConfig("--port %d out of range 0..65535", c.Port)
 	case c.RESPPort < 0 || c.RESPPort > 65535:
-		return bad("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
+		return badConfig("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
 	case c.CacheSize < 1<<20:
-		return bad("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
+		return badConfig("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
 	case c.Workers < 0:
-		return bad("--workers %d must be >= 0", c.Workers)
+		return badConfig("--workers %d must be >= 0", c.Workers)
 	case c.MaxKeySize < 1 || c.MaxKeySize > storage.DefaultMaxKeySize:
-		return bad("--max-key-size must be 1..%d bytes, not %d", storage.DefaultMaxKeySize, c.MaxKeySize)
+		return badConfig("--max-key-size must be 1..%d bytes, not %d", storage.DefaultMaxKeySize, c.MaxKeySize)
 	case c.MaxValueSize < 1 || c.MaxValueSize > storage.DefaultMaxValueSize:
-		return bad("--max-value-size must be 1..%d bytes, not %d", storage.DefaultMaxValueSize, c.MaxValueSize)
+		return badConfig("--max-value-size must be 1..%d bytes, not %d", storage.DefaultMaxValueSize, c.MaxValueSize)
 	case c.MaxBatchSize < 1024 || c.MaxBatchSize > MaxBatchBodyLimit:
-		return bad("--max-batch-size must be 1KiB..%d bytes (what the engine can apply in one batch), not %d", MaxBatchBodyLimit, c.MaxBatchSize)
+		return badConfig("--max-batch-size must be 1KiB..%d bytes (what the engine can apply in one batch), not %d", MaxBatchBodyLimit, c.MaxBatchSize)
 	case c.MaxConnections < 1:
-		return bad("--max-connections must be >= 1, not %d", c.MaxConnections)
+		return badConfig("--max-connections must be >= 1, not %d", c.MaxConnections)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0:
-		return bad("timeouts must be > 0")
+		return badConfig("timeouts must be > 0")
 	case c.DataDir == "":
-		return bad("--data-dir must not be empty")
+		return badConfig("--data-dir must not be empty")
 	}
 	if !slices.Contains(benchmode.Stresses, c.BenchmarkStress) {
-		return bad("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)
+		return badConfig("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)
 	}
 	if err := c.Cluster.validate(c); err != nil {
 		return err

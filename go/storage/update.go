@@ -196,13 +196,11 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 		return ErrInvalid
 	}
 	lim := s.lim
+	var set stripeSet
 	for _, k := range keys {
 		if err := lim.checkKey(k); err != nil {
 			return err
 		}
-	}
-	var set stripeSet
-	for _, k := range keys {
 		s.add(&set, k)
 	}
 	s.lock(&set)
