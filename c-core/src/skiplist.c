@@ -595,12 +595,22 @@ sl_link(mantis_skiplist *sl, struct sl_node *n, struct sl_hint *h, uint64_t gen)
 	}
 	for (uint32_t lvl = 1; lvl < n->height; lvl++) {
 		/* Upper levels are hints for searches; a failure only means
-		 * the neighbourhood changed: search again and retry. */
-		while (!cas_word(&preds[lvl]->next[lvl], (uintptr_t)succs[lvl],
-				 (uintptr_t)n)) {
+		 * the neighbourhood changed: search again and retry.  n's
+		 * level-lvl successor is (re)stored before every attempt:
+		 * a retry at a lower level refreshed succs[] for every level,
+		 * so what the loop above stored may be stale, and a splice
+		 * CAS against the fresh succs[lvl] with the stale n->next[lvl]
+		 * would drop every node between the two from level lvl (and
+		 * strand them: a search dropping into that chain could walk
+		 * into nodes retired since).  Plain store: n is not reachable
+		 * at lvl until the CAS, which is a full barrier. */
+		for (;;) {
+			MANTIS_STORE_REL(&n->next[lvl], (uintptr_t)succs[lvl]);
+			if (cas_word(&preds[lvl]->next[lvl], (uintptr_t)succs[lvl],
+				     (uintptr_t)n))
+				break;
 			sl_find(sl, key, n->klen, preds, succs);
 			filled = SL_MAX_HEIGHT;
-			MANTIS_STORE_REL(&n->next[lvl], (uintptr_t)succs[lvl]);
 		}
 	}
 	/* The splice around n: n precedes the successors it was linked
@@ -661,6 +671,60 @@ mantis_skiplist_new(mantis_skiplist **out)
 	sl->seed = mantis_seed_new(sl);
 	*out = sl;
 	return MANTIS_OK;
+}
+
+/*
+ * Test hook: checks the list's shape while no call runs on sl (quiescent):
+ * every level strictly sorted, no MARKed pointer reachable (every removal
+ * finished unlinking, invariant 5), no node reachable on a level above its
+ * tower, and every node of level 0 reachable on every level of its tower
+ * (a splice never loses a node).  Returns the number of violations found
+ * and names the first through *what (a static string; "" when none).
+ */
+size_t
+sl_check_structure(const mantis_skiplist *sl, const char **what)
+{
+	size_t bad = 0;
+	*what = "";
+#define SL_BAD(msg)                       \
+	do {                              \
+		if (bad++ == 0)           \
+			*what = (msg);    \
+	} while (0)
+	for (uint32_t lvl = 0; lvl < SL_MAX_HEIGHT; lvl++) {
+		const struct sl_node *p = sl->head;
+		for (;;) {
+			uintptr_t nx = p->next[lvl];
+			if (nx & SL_MARK)
+				SL_BAD("a marked link is still reachable");
+			const struct sl_node *c = next_ptr(nx);
+			if (c == NULL)
+				break;
+			if (c->height <= lvl)
+				SL_BAD("a node is linked above its tower");
+			if (p != sl->head && key_cmp(p, sl_node_key(c), c->klen) >= 0)
+				SL_BAD("a level is out of order");
+			p = c;
+		}
+		if (lvl == 0)
+			continue;
+		/* Merge walk: level lvl must be exactly the level-0 nodes of
+		 * height > lvl, in the same order. */
+		const struct sl_node *q = next_ptr(sl->head->next[lvl]);
+		for (const struct sl_node *c = next_ptr(sl->head->next[0]); c != NULL;
+		     c = next_ptr(c->next[0])) {
+			if (c->height <= lvl)
+				continue;
+			if (q == c)
+				q = next_ptr(q->next[lvl]);
+			else
+				SL_BAD("a node is missing from a level of its tower");
+		}
+		if (q != NULL)
+			SL_BAD("a level holds a node level 0 does not");
+	}
+#undef SL_BAD
+	return bad;
 }
 
 void

@@ -183,5 +183,7 @@ uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
 void sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen);
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
 void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
+/* Quiescent shape check for tests (skiplist.c): violations found. */
+size_t sl_check_structure(const mantis_skiplist *sl, const char **what);
 
 #endif /* MANTIS_SKIPLIST_PRIV_H */

@@ -26,6 +26,7 @@
  */
 #include <mantis.h>
 
+#include "skiplist.h" /* sl_check_structure */
 #include "stress_util.h"
 
 #include <pthread.h>
@@ -47,6 +48,22 @@ static mantis_skiplist *sl;
 static pthread_barrier_t barrier;
 static int stop;
 static int nthreads;
+
+/*
+ * The list's shape, checked whenever no thread runs (after each phase's
+ * threads join, and after its single-threaded checks and clean-up): a
+ * splice that lost a node from an upper level passes every read-side check
+ * of a phase (reads still reach it through level 0) and shows only later,
+ * as a walk into a node retired meanwhile, so it is checked directly.
+ */
+static void
+check_shape(const char *when)
+{
+	const char *what;
+	size_t bad = sl_check_structure(sl, &what);
+	if (bad != 0)
+		FAIL("%s: %zu structure violations, first: %s", when, bad, what);
+}
 
 /*
  * Runs one phase's threads: each of fns[0..nfns) on every thread index
@@ -71,6 +88,7 @@ run_threads(void *(*const fns[])(void *), int nfns, void *(*extra)(void *), doub
 	stress_run_for(secs, &stop);
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
+	check_shape("after the threads joined");
 }
 
 static uint64_t
@@ -578,10 +596,15 @@ main(int argc, char **argv)
 		FAIL("new");
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
 	phase_disjoint(secs / 5);
+	check_shape("after phase 1");
 	phase_mixed(2, secs / 5);
+	check_shape("after phase 2");
 	phase_mixed(3, secs / 5);
+	check_shape("after phase 3");
 	phase_chase(secs / 5);
+	check_shape("after phase 4");
 	phase_tight(secs / 5);
+	check_shape("after phase 5");
 	pthread_barrier_destroy(&barrier);
 	mantis_skiplist_free(sl);
 	mantis_alloc_get_stats(&a1);
