@@ -1,7 +1,8 @@
 // consistency.go -- regression tests for issue 15: what the native engine
 // got wrong under concurrent writers, checked on every engine (the pure-Go
 // one always passed them; they guard both).  Each test is bounded by an
-// operation count, not by time, and reports the first violation it sees:
+// operation count, not by time (MANTISDB_LIN_SCALE=N multiplies the
+// counts), and reports the first violation it sees:
 //
 //   - GrowingValueReads: Get, View and an iterator read a key while one
 //     writer keeps replacing it with bigger values; a read must return one
@@ -27,6 +28,10 @@ import (
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
+
+// linScale is MANTISDB_LIN_SCALE (default 1): it multiplies every count
+// below, for a soak.
+func linScale() int { return EnvInt("MANTISDB_LIN_SCALE", 1) }
 
 // RunConsistency runs the issue-15 regression tests against open.
 func RunConsistency(t *testing.T, open Opener) {
@@ -132,6 +137,7 @@ func testGrowingValueReads(t *testing.T, open Opener) {
 	if testing.Short() {
 		reads = 100
 	}
+	reads *= linScale()
 	// Readers read at least `reads` times each, and until the writer has
 	// gone through its sawtooth a few times (minWrites), so a fast reader
 	// cannot finish before the sizes start changing under it.
@@ -219,6 +225,7 @@ func testIteratorBoundsUnderChurn(t *testing.T, open Opener) {
 	if testing.Short() {
 		iters = 3000
 	}
+	iters *= linScale()
 	var writers []func(int) error
 	var readers []func(func() bool) error
 	for w := range 2 {
@@ -326,6 +333,7 @@ func testGetAfterIterator(t *testing.T, open Opener) {
 	if testing.Short() {
 		checks = 50000
 	}
+	checks *= linScale()
 	key := func(w int, i int64) []byte { return []byte(fmt.Sprintf("n%d/%09d", w, i)) }
 	var next [writers]atomic.Int64 // the index each writer inserts next
 	var ws []func(int) error

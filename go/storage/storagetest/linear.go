@@ -11,10 +11,10 @@
 // Everything is count-bounded.  For a soak, MANTISDB_LIN_ROUNDS=N runs N
 // rounds of the model (each a fresh directory and its own check) and
 // MANTISDB_LIN_SCALE=N multiplies the counts of the tight loops
-// (linstress.go), e.g.
+// (RunConsistency, consistency.go), e.g.
 //
-//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -run Linearizability ./go/storage
-//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -tags native -run Linearizability ./go/storage
+//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -run 'Linearizability|Consistency' ./go/storage
+//	MANTISDB_LIN_ROUNDS=20 MANTISDB_LIN_SCALE=10 go test -race -tags native -run 'Linearizability|Consistency' ./go/storage
 package storagetest
 
 import (
@@ -65,16 +65,14 @@ func EnvInt(name string, def int) int {
 }
 
 // Linearizability runs the test: MANTISDB_LIN_ROUNDS rounds of the
-// Porcupine-checked model (default 1), then the tight loops of
-// linstress.go.
+// Porcupine-checked model (default 1).  The tight loops that catch the
+// three known races quickly, each a local consequence of linearizability,
+// are RunConsistency (consistency.go), which every engine's tests also run.
 func Linearizability(t *testing.T, open LinOpener) {
 	rounds := EnvInt("MANTISDB_LIN_ROUNDS", 1)
 	for r := range rounds {
 		t.Run(fmt.Sprintf("Model/round%d", r), func(t *testing.T) { linRound(t, open, uint64(r)) })
 	}
-	t.Run("GrowingValue", func(t *testing.T) { stressGrowingValue(t, open) })
-	t.Run("BoundedIterators", func(t *testing.T) { stressBoundedIterators(t, open) })
-	t.Run("IterThenGet", func(t *testing.T) { stressIterThenGet(t, open) })
 }
 
 // generation is one open engine; next is closed once its successor is
