@@ -127,3 +127,58 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatalf("refused counter %d, want 1", got)
 	}
 }
+
+// receivingIdle counts the limiter's Idle connections whose next request
+// has started to arrive.
+func receivingIdle(s *Server) int {
+	lim := s.conns.Load()
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	n := 0
+	for c := range lim.conns {
+		if c.state == http.StateIdle && c.receiving() {
+			n++
+		}
+	}
+	return n
+}
+
+// TestConnectionLimitSparesArrivingRequest: net/http still calls a
+// keep-alive connection Idle while its next request's headers arrive.
+// Shedding must pass over that one (its request was sent and would fail)
+// and close the other idle connection, even though that one went idle
+// later.
+func TestConnectionLimitSparesArrivingRequest(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnections = 2
+	cfg.ReadTimeout = 30 * time.Second
+	ts := startServer(t, cfg, nil, nil)
+	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
+	for i, c := range held {
+		defer c.Close()
+		writeT(t, c, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+		if r := readRespT(t, c, "GET"); r.StatusCode != 200 {
+			t.Fatalf("held connection: %d", r.StatusCode)
+		}
+		waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == i+1 })
+	}
+	// held[0], idle the longest, starts its next request: headers
+	// unfinished, so the server keeps it Idle while it reads them.
+	writeT(t, held[0], "GET /livez HTTP/1.1\r\n")
+	waitFor(t, func() bool { return receivingIdle(ts.Server) == 1 })
+
+	third := dialT(t, ts.addr)
+	defer third.Close()
+	writeT(t, third, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+	if r := readRespT(t, third, "GET"); r.StatusCode != 200 {
+		t.Fatalf("third connection: %d", r.StatusCode)
+	}
+	if n, err := held[1].Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("the quiet idle connection was kept (n=%d err=%v)", n, err)
+	}
+	// The request that was arriving completes on its connection.
+	writeT(t, held[0], "Host: t\r\n\r\n")
+	if r := readRespT(t, held[0], "GET"); r.StatusCode != 200 {
+		t.Fatalf("arriving request: %d, want 200", r.StatusCode)
+	}
+}

@@ -58,8 +58,8 @@ type connLimiter struct {
 	accepted, shedIdle, shedNew, overLimit, refused atomic.Uint64
 }
 
-// limConn is an accepted connection.  state and since are guarded by the
-// limiter's mu.
+// limConn is an accepted connection.  state, since and readAtState are
+// guarded by the limiter's mu.
 type limConn struct {
 	net.Conn
 	l         *connLimiter
@@ -67,7 +67,26 @@ type limConn struct {
 	once      sync.Once
 	state     http.ConnState
 	since     time.Time
+	// read counts the bytes read from the socket; readAtState is its
+	// value when state was entered.  net/http reports a keep-alive
+	// connection Active only once its next request's headers are read,
+	// so an Idle one whose count moved is already receiving a request.
+	read        atomic.Uint64
+	readAtState uint64
 }
+
+// Read counts what arrives (see limConn.read).
+func (c *limConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.read.Add(uint64(n))
+	}
+	return n, err
+}
+
+// receiving reports whether bytes arrived since the state was entered.
+// Caller holds the limiter's mu.
+func (c *limConn) receiving() bool { return c.read.Load() != c.readAtState }
 
 func newConnLimiter(ln net.Listener, max int) *connLimiter {
 	return &connLimiter{Listener: ln, max: max, conns: make(map[*limConn]struct{}, max)}
@@ -116,25 +135,36 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 }
 
 // victimLocked picks the connection to shed: the longest idle, else the
-// oldest still sending its first request; nil if every one is busy.
+// oldest still sending its first request, else the longest idle one whose
+// next request has started to arrive (closing it would fail a request
+// the client has sent; it goes last, not never, so trickling bytes into
+// a kept-alive connection cannot hold a slot); nil if every one is busy.
 func (l *connLimiter) victimLocked() *limConn {
-	var idle, fresh *limConn
+	var idle, fresh, arriving *limConn
+	older := func(c, than *limConn) bool { return than == nil || c.since.Before(than.since) }
 	for c := range l.conns {
 		switch c.state {
 		case http.StateIdle:
-			if idle == nil || c.since.Before(idle.since) {
+			if c.receiving() {
+				if older(c, arriving) {
+					arriving = c
+				}
+			} else if older(c, idle) {
 				idle = c
 			}
 		case http.StateNew:
-			if fresh == nil || c.since.Before(fresh.since) {
+			if older(c, fresh) {
 				fresh = c
 			}
 		}
 	}
-	if idle != nil {
+	switch {
+	case idle != nil:
 		return idle
+	case fresh != nil:
+		return fresh
 	}
-	return fresh
+	return arriving
 }
 
 // connState is the http.Server's ConnState hook: it keeps each tracked
@@ -151,7 +181,7 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 		return
 	}
 	l.mu.Lock()
-	lc.state, lc.since = st, time.Now()
+	lc.state, lc.since, lc.readAtState = st, time.Now(), lc.read.Load()
 	l.mu.Unlock()
 }
 
