@@ -177,7 +177,15 @@ func (s *Server) exec1(c *client, args [][]byte) {
 		c.r.err("NOAUTH Authentication required.")
 		return
 	}
-	if c.multi && cmd.flags&fMultiCtl == 0 {
+	queueing := c.multi && cmd.flags&fMultiCtl == 0
+	if msg := s.gate(c, cmd, queueing); msg != "" {
+		c.r.err(msg)
+		if queueing {
+			c.dirty = true
+		}
+		return
+	}
+	if queueing {
 		if cmd.flags&fNoMulti != 0 {
 			c.r.err("ERR Command not allowed inside a transaction")
 			c.dirty = true
@@ -238,6 +246,9 @@ func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed b
 
 // storeError is the reply text of an engine error.
 func storeError(err error) string {
+	if msg := clusterError(err); msg != "" {
+		return msg
+	}
 	switch {
 	case errors.Is(err, storage.ErrEmptyKey):
 		return "ERR empty keys are not supported"

@@ -46,6 +46,13 @@ done:
 	if n == 0 {
 		return 0
 	}
+	if msg := s.gate(c, s.cmds["get"], false); msg != "" {
+		// One confirmation answers the whole run (cluster.go).
+		for range cmds[:n] {
+			c.r.err(msg)
+		}
+		return n
+	}
 	start := time.Now()
 	if n == 1 && nkeys == 1 { // one GET: a plain View
 		s.get(c, cmds[0].Args[1])

@@ -279,6 +279,17 @@ func TestClusterConfigValidation(t *testing.T) {
 		{"engine log store", func(c *Config) {
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "engine"}
 		}, true},
+		{"resp advertise", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "10.0.0.1:6380"}
+		}, true},
+		{"resp advertise without node id", func(c *Config) { c.Cluster.RESPAdvertise = "10.0.0.1:6380" }, false},
+		{"resp advertise, resp off", func(c *Config) {
+			c.RESPPort = 0
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "10.0.0.1:6380"}
+		}, false},
+		{"resp advertise not host:port", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "nohost"}
+		}, false},
 		{"unknown log store", func(c *Config) {
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "rocks"}
 		}, false},
@@ -299,21 +310,5 @@ func TestClusterConfigValidation(t *testing.T) {
 		}, io.Discard)
 	if err != nil || cfg.Cluster.NodeID != "n1" || !cfg.Cluster.Bootstrap || cfg.Cluster.Advertise != "127.0.0.1:9" {
 		t.Fatalf("flags: %+v %v", cfg.Cluster, err)
-	}
-}
-
-// TestClusterModeServesNoRESP: a cluster node binds no RESP port, even
-// when one is configured, so no write can reach its engine around Raft
-// (and three nodes on one host do not contend for the default port).
-func TestClusterModeServesNoRESP(t *testing.T) {
-	p := newClusterProc(t, "n1")
-	p.cfg.Cluster.Bootstrap = true
-	p.cfg.RESPPort = freePort(t)
-	startClusterProc(t, p)
-	defer p.stop(t)
-	c, err := net.DialTimeout("tcp", p.cfg.RESPAddr(), time.Second)
-	if err == nil {
-		c.Close()
-		t.Fatalf("cluster node accepted a RESP connection on %s", p.cfg.RESPAddr())
 	}
 }
