@@ -140,13 +140,16 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 				i += n
 				continue
 			}
-			if n := s.runWrites(c, cmds[i:]); n > 0 {
-				i += n
-				continue
-			}
-			if n := s.runUpdates(c, cmds[i:]); n > 0 {
-				i += n
-				continue
+			// A follower refuses writes one by one, in exec1 (cluster.go).
+			if s.cfg.Cluster == nil || s.cfg.Cluster.IsLeader() {
+				if n := s.runWrites(c, cmds[i:]); n > 0 {
+					i += n
+					continue
+				}
+				if n := s.runUpdates(c, cmds[i:]); n > 0 {
+					i += n
+					continue
+				}
 			}
 		}
 		s.exec1(c, cmds[i].Args)
