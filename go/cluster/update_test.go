@@ -33,7 +33,13 @@ func incr(ctx context.Context, n *Node, key string) error {
 // on the leader, racing blind writes of the same and other keys, lose no
 // increment, and every replica ends with the same contents.
 func TestUpdateAtomicThroughRaft(t *testing.T) {
-	c := newTestCluster(t, func(cfg *Config) { cfg.RESPAddr = "resp-" + cfg.NodeID })
+	c := newTestCluster(t, func(cfg *Config) {
+		cfg.RESPAddr = "resp-" + cfg.NodeID
+		// The default timeouts: the exact count below assumes one leader
+		// throughout, which the tests' shorter ones do not promise on a
+		// loaded machine.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
+	})
 	c.start("n1", true)
 	c.leader()
 	c.join("n2")
