@@ -62,17 +62,7 @@ func TestClusterRESP(t *testing.T) {
 		}
 		used[p.cfg.RESPAddr()] = true
 	}
-	procs[0].cfg.Cluster.Bootstrap = true
-	procs[1].cfg.Cluster.Join = procs[0].http
-	procs[2].cfg.Cluster.Join = procs[0].http
-	for _, p := range procs {
-		startClusterProc(t, p)
-		defer p.stop(t)
-	}
-	waitUntil(t, "three members", func() bool {
-		st := clusterStatusOf(t, procs[0])
-		return len(st.Members) == 3 && len(st.Followers) == 2 && st.Followers[0].Reachable && st.Followers[1].Reachable
-	})
+	startThree(t, procs)
 	l := clusterLeader(t, procs)
 	var fs []*clusterProc
 	for _, p := range procs {

@@ -122,36 +122,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startThree starts three procs as one cluster (the first bootstraps,
+// the others join it) and returns once the leader reaches both followers.
+// They stop when the test ends.
+func startThree(t *testing.T, procs []*clusterProc) {
+	t.Helper()
+	procs[0].cfg.Cluster.Bootstrap = true
+	for _, p := range procs[1:] {
+		p.cfg.Cluster.Join = procs[0].http
+	}
+	for _, p := range procs {
+		startClusterProc(t, p)
+		t.Cleanup(func() { p.stop(t) })
+	}
+	waitUntil(t, "three members", func() bool {
+		st := clusterStatusOf(t, procs[0])
+		return len(st.Members) == 3 && len(st.Followers) == 2 && st.Followers[0].Reachable && st.Followers[1].Reachable
+	})
+}
+
 // TestClusterHTTP runs three servers in cluster mode: bootstrap and join
 // over HTTP, writes and linearizable reads on the leader, 307s from a
 // follower, stale reads there, the status and metrics, failover when the
 // leader stops, and member removal.
 func TestClusterHTTP(t *testing.T) {
 	procs := []*clusterProc{newClusterProc(t, "n1"), newClusterProc(t, "n2"), newClusterProc(t, "n3")}
-	procs[0].cfg.Cluster.Bootstrap = true
-	procs[1].cfg.Cluster.Join = procs[0].http
-	procs[2].cfg.Cluster.Join = procs[0].http
-	for _, p := range procs {
-		startClusterProc(t, p)
-		defer p.stop(t)
-	}
-	waitUntil(t, "three members", func() bool {
-		st := clusterStatusOf(t, procs[0])
-		return len(st.Members) == 3 && len(st.Followers) == 2 && st.Followers[0].Reachable && st.Followers[1].Reachable
-	})
-	leaderOf := func() *clusterProc {
-		var l *clusterProc
-		waitUntil(t, "a leader", func() bool {
-			for _, p := range procs {
-				if p.cancel != nil && clusterStatusOf(t, p).State == "Leader" {
-					l = p
-					return true
-				}
-			}
-			return false
-		})
-		return l
-	}
+	startThree(t, procs)
+	leaderOf := func() *clusterProc { return clusterLeader(t, procs) }
 	l := leaderOf()
 	var f *clusterProc
 	for _, p := range procs {
