@@ -587,11 +587,10 @@ func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	}
 	// Shared locks: blind writes of a key run side by side (and share
 	// entries), but never between a read-modify-write's read and its
-	// write (update.go).
-	defer n.keys.lock(opKeys(resolved), false)()
-	err = n.propose(ctx, resolved)
-	n.noteOutcome(err)
-	return err
+	// write (update.go).  They are released once the batcher has
+	// answered the write, which may be after Write returned.
+	unlock := n.keys.lock(opKeys(resolved), false)
+	return n.proposeThen(ctx, resolved, n.release(unlock))
 }
 
 // prepare validates ops and returns a copy with TTLs resolved to
@@ -665,13 +664,25 @@ func (n *Node) checkOp(op *storage.Op) error {
 
 // propose hands validated ops (expiries resolved) to the batcher.
 func (n *Node) propose(ctx context.Context, ops []storage.Op) error {
-	if n.closed.Load() {
-		return ErrClosed
+	return n.proposeThen(ctx, ops, nil)
+}
+
+// proposeThen is propose; settled (nil: none) runs exactly once, when the
+// batcher has answered the request (batcher.submit), or at once when the
+// request never reached it.
+func (n *Node) proposeThen(ctx context.Context, ops []storage.Op, settled func(error)) error {
+	err := ErrClosed
+	switch {
+	case n.closed.Load():
+	case n.raft.State() != raft.Leader:
+		err = ErrNotLeader
+	default:
+		return n.batch.submit(ctx, ops, settled)
 	}
-	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+	if settled != nil {
+		settled(err)
 	}
-	return n.batch.submit(ctx, ops)
+	return err
 }
 
 // wait returns f's error (mapped by raftError) once f completes, ctx ends

@@ -22,15 +22,17 @@ package cluster
 //     (termBarrier), so all of them that will ever commit are in the
 //     engine;
 //  2. this leader's term, through Write or Update: each holds the key
-//     locks below from before it is handed to Raft until it is applied
-//     here, shared for Write (blind writes of one key do not wait for
-//     each other) and exclusive for Update, so while an Update holds its
-//     keys every earlier write of them is applied, or ...
-//  3. ... failed with an unknown outcome (a timeout, a lost leadership):
-//     it was handed to Raft and may still be applied.  Such a failure
-//     bumps uncertain; an Update that sees uncertain ahead of settled
-//     first waits for a full raft.Barrier, which is ordered after every
-//     entry handed to Raft before it.
+//     locks below from before it is queued for Raft until the batcher
+//     has answered it (even when its caller stopped waiting first),
+//     shared for Write (blind writes of one key do not wait for each
+//     other) and exclusive for Update, so while an Update holds its keys
+//     every earlier write of them is applied, or refused before it
+//     entered the log, or ...
+//  3. ... was handed to Raft and its fate is unknown (a timeout, a lost
+//     leadership): it may still be applied.  Such an answer bumps
+//     uncertain before the locks are released; an Update that sees
+//     uncertain ahead of settled first waits for a full raft.Barrier,
+//     which is ordered after every entry handed to Raft before it.
 //
 // So the engine, read under the exclusive locks, holds exactly the
 // prefix's state of those keys.  If this node is no longer leader, e
@@ -101,9 +103,18 @@ func opKeys(ops []storage.Op) [][]byte {
 	return keys
 }
 
-// noteOutcome records a write that was (or may have been) handed to
-// Raft and failed without a known outcome (update.go, point 3).
-// ErrNotLeader means Raft refused it before it entered the log.
+// release returns the settled callback of a write that holds key locks:
+// it records an unknown fate, then lets the keys go.
+func (n *Node) release(unlock func()) func(error) {
+	return func(err error) {
+		n.noteOutcome(err)
+		unlock()
+	}
+}
+
+// noteOutcome records the batcher's answer to a write that was (or may
+// have been) handed to Raft and failed without a known outcome (point 3
+// above).  ErrNotLeader means Raft refused it before it entered the log.
 func (n *Node) noteOutcome(err error) {
 	if err == nil || errors.Is(err, ErrNotLeader) {
 		return
@@ -181,7 +192,13 @@ func (n *Node) Update(ctx context.Context, keys [][]byte, fn func(tx *storage.Tx
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	defer n.keys.lock(keys, true)()
+	unlock := n.keys.lock(keys, true)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	if err := n.settle(ctx); err != nil {
 		return err
 	}
@@ -206,7 +223,6 @@ func (n *Node) Update(ctx context.Context, keys [][]byte, fn func(tx *storage.Tx
 	if err != nil {
 		return err
 	}
-	err = n.propose(ctx, ops)
-	n.noteOutcome(err)
-	return err
+	locked = false // released once the batcher has answered (point 2)
+	return n.proposeThen(ctx, ops, n.release(unlock))
 }
