@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -63,8 +64,8 @@ func TestUpdateAtomicThroughRaft(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				// Blind writes of another key, and of "other" that an
-				// update below also reads: they must not be lost either.
+				// Blind writes of other keys, batched with the updates'
+				// entries: they must not be lost either.
 				op := storage.Op{Kind: storage.OpPut, Key: []byte(fmt.Sprintf("w%d", w)), Value: []byte(strconv.Itoa(i))}
 				if err := l.node.Write(ctx, []storage.Op{op}); err != nil {
 					errs <- err
@@ -120,6 +121,41 @@ func TestUpdateAtomicThroughRaft(t *testing.T) {
 	}
 	if v, err := l.node.Engine().Get([]byte("ctr")); err != nil || string(v) != strconv.Itoa(workers*each) {
 		t.Fatalf("ctr after the refused updates: %q, %v", v, err)
+	}
+
+	// A blind write of a key an update holds waits for the update: it
+	// cannot fall between the update's read and its write, and lands
+	// after it.
+	started, release := make(chan struct{}), make(chan struct{})
+	updDone, writeDone := make(chan error, 1), make(chan error, 1)
+	go func() {
+		updDone <- l.node.Update(ctx, [][]byte{[]byte("x")}, func(tx *storage.Txn) error {
+			close(started)
+			<-release
+			return tx.Put([]byte("x"), []byte("update"), 0)
+		})
+	}()
+	<-started
+	go func() {
+		writeDone <- l.node.Write(ctx, []storage.Op{{Kind: storage.OpPut, Key: []byte("x"), Value: []byte("blind")}})
+	}()
+	select {
+	case err := <-writeDone:
+		t.Fatalf("a write of x finished while an update held x: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-updDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	c.converge()
+	for _, n := range c.live() {
+		if v, err := n.node.Engine().Get([]byte("x")); err != nil || string(v) != "blind" {
+			t.Fatalf("%s: x = %q %v, want the blind write's value (it came second)", n.id, v, err)
+		}
 	}
 
 	// The members' RESP addresses are in the replicated member table.
