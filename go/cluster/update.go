@@ -35,9 +35,10 @@ package cluster
 //     which is ordered after every entry handed to Raft before it.
 //
 // So the engine, read under the exclusive locks, holds exactly the
-// prefix's state of those keys.  If this node is no longer leader, e
-// does not commit (or commits only where that prefix stands) and the
-// caller gets an error, never a result computed from a stale state.  An
+// prefix's state of those keys.  If this node has lost its leadership
+// meanwhile, e either never commits or commits right behind that same
+// prefix, so what fn computed is never applied on a state it did not
+// read; the caller then hears ErrNotLeader or ErrUnknownOutcome.  An
 // Update that writes nothing answers from its read alone, so it then
 // confirms its leadership (ReadBarrier) after reading: no other leader
 // can have changed the keys since, and this one could not (it holds the
