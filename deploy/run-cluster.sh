@@ -4,8 +4,8 @@
 #
 #   deploy/run-cluster.sh [BINARY]      (default bin/mantisdb)
 #
-# Node i (1..3) serves HTTP on 127.0.0.1:(8080+i), Raft on
-# 127.0.0.1:(7000+i), data in $CLUSTER_DIR/n<i> (default ./data-cluster).
+# Node i (1..3) serves HTTP on 127.0.0.1:(8080+i), the Redis protocol on
+# 127.0.0.1:(6380+i), Raft on 127.0.0.1:(7000+i), data in $CLUSTER_DIR/n<i> (default ./data-cluster).
 # n1 bootstraps; n2 and n3 join it.  Set MANTISDB_AUTH_TOKEN to require a
 # token on HTTP and on the Raft transport.  Extra flags for every node go
 # in CLUSTER_ARGS (e.g. CLUSTER_ARGS="--sync always").
@@ -25,11 +25,11 @@ for i in 1 2 3; do
 	role="--join 127.0.0.1:8081"
 	[ "$i" = 1 ] && role="--bootstrap"
 	# shellcheck disable=SC2086 # ARGS and role are word lists
-	"$BIN" --node-id "n$i" --port $((8080 + i)) --raft-addr "127.0.0.1:$((7000 + i))" \
+	"$BIN" --node-id "n$i" --port $((8080 + i)) --resp-port $((6380 + i)) --raft-addr "127.0.0.1:$((7000 + i))" \
 		--data-dir "$DIR/n$i" $role $ARGS 2>"$DIR/n$i.log" &
 	pids="$pids $!"
 	[ "$i" = 1 ] && sleep 1 # let n1 elect itself before the others ask to join
 done
 echo "cluster up: http://127.0.0.1:8081 (n1), :8082 (n2), :8083 (n3); logs in $DIR/n*.log"
-echo "status: curl -s http://127.0.0.1:8081/api/v1/cluster"
+echo "status: curl -s http://127.0.0.1:8081/api/v1/cluster; Redis protocol on :6381-:6383 (redis-cli -p 6381 ROLE)"
 wait

@@ -13,6 +13,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,22 @@ type writeReq struct {
 	ops  []storage.Op
 	size int
 	done chan error // buffered: the batcher never blocks on a caller
+	// settled, if not nil, runs once the request is answered, which may
+	// be after submit returned ErrUnknownOutcome (update.go's key locks
+	// are released there).
+	settled func(error)
+	once    sync.Once
+}
+
+// answer answers r, once: every request submit takes is answered exactly
+// once, whatever happens to the node.
+func (r *writeReq) answer(err error) {
+	r.once.Do(func() {
+		r.done <- err
+		if r.settled != nil {
+			r.settled(err)
+		}
+	})
 }
 
 type batcher struct {
@@ -31,6 +48,12 @@ type batcher struct {
 	slots chan struct{} // one token per entry in flight
 	quit  chan struct{}
 	done  chan struct{}
+
+	// enq guards stopped: submit holds its read side while it enqueues,
+	// and the loop takes its write side when it stops, so no request
+	// enters the queue after the loop's last drain (stop).
+	enq     sync.RWMutex
+	stopped bool
 
 	entries  atomic.Uint64 // entries handed to Raft
 	requests atomic.Uint64 // write requests they carried
@@ -50,29 +73,49 @@ func newBatcher(n *Node) *batcher {
 
 // submit queues ops and waits for their entry to be applied, ctx to end
 // (ErrUnknownOutcome: the entry may still commit) or the node to close.
-func (b *batcher) submit(ctx context.Context, ops []storage.Op) error {
-	req := &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1)}
+// settled (nil: none) runs once the request is answered: at once when it
+// was never queued, else when its entry's fate is known, or when the
+// node closes before it was sent; always exactly once.
+func (b *batcher) submit(ctx context.Context, ops []storage.Op, settled func(error)) error {
+	req := &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1), settled: settled}
+	b.enq.RLock()
+	if b.stopped {
+		b.enq.RUnlock()
+		req.answer(ErrClosed)
+		return ErrClosed
+	}
 	select {
 	case b.queue <- req:
-	case <-b.quit:
-		return ErrClosed
+		b.enq.RUnlock()
 	case <-ctx.Done():
+		b.enq.RUnlock()
+		req.answer(ErrUnavailable)
 		return ErrUnavailable
 	}
+	// Every queued request is answered: by its entry's goroutine (send),
+	// whose wait ends by 2*ApplyTimeout or when the node closes, or by
+	// the loop's drain when it stops.
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
 		return ErrUnknownOutcome
-	case <-b.done:
-		// The loop is gone; the request may have been answered just now.
-		select {
-		case err := <-req.done:
-			return err
-		default:
-			return ErrUnknownOutcome
-		}
 	}
+}
+
+// stop answers every queued request with ErrClosed and makes submit
+// refuse new ones.  It drains the queue until no submit is enqueueing
+// (TryLock succeeds: a submit blocked on a full queue holds the read
+// side until a drain makes room), so nothing can enter the queue after
+// the last drain.
+func (b *batcher) stop() {
+	for !b.enq.TryLock() {
+		b.failQueued(ErrClosed)
+		time.Sleep(time.Millisecond)
+	}
+	b.stopped = true
+	b.enq.Unlock()
+	b.failQueued(ErrClosed)
 }
 
 func (b *batcher) loop() {
@@ -85,15 +128,15 @@ func (b *batcher) loop() {
 			select {
 			case first = <-b.queue:
 			case <-b.quit:
-				b.failQueued(ErrClosed)
+				b.stop()
 				return
 			}
 		}
 		select {
 		case b.slots <- struct{}{}:
 		case <-b.quit:
-			first.done <- ErrClosed
-			b.failQueued(ErrClosed)
+			first.answer(ErrClosed)
+			b.stop()
 			return
 		}
 		// size is the exact size of the entry's records, and the budget
@@ -127,7 +170,7 @@ func (b *batcher) loop() {
 func (b *batcher) send(reqs []*writeReq) {
 	release := func(err error) {
 		for _, r := range reqs {
-			r.done <- err
+			r.answer(err)
 		}
 		<-b.slots
 	}
@@ -165,7 +208,7 @@ func (b *batcher) failQueued(err error) {
 	for {
 		select {
 		case r := <-b.queue:
-			r.done <- err
+			r.answer(err)
 		default:
 			return
 		}

@@ -10,12 +10,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 type engine struct{ n *Node }
+
+var _ storage.Updater = (*engine)(nil)
 
 func (e *engine) write(ops ...storage.Op) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.n.cfg.ApplyTimeout)
@@ -57,6 +60,52 @@ func (e *engine) Apply(b *storage.Batch) error {
 		return nil
 	}
 	return e.write(b.Ops...)
+}
+
+// Update is Node.Update bounded by the apply timeout: the cluster's
+// storage.Updater, so the RESP server runs its read-modify-write commands
+// through it unchanged.
+func (e *engine) Update(keys [][]byte, fn func(tx *storage.Txn) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.n.cfg.ApplyTimeout)
+	defer cancel()
+	return e.n.Update(ctx, keys, fn)
+}
+
+func (e *engine) updater() (storage.Updater, error) {
+	u, ok := e.n.eng.(storage.Updater)
+	if !ok {
+		return nil, fmt.Errorf("%w: engine %T has no atomic update", storage.ErrInvalid, e.n.eng)
+	}
+	return u, nil
+}
+
+// GetEntry is the local engine's, without the reserved keys.
+func (e *engine) GetEntry(key []byte) (storage.Entry, error) {
+	if IsReserved(key) {
+		return storage.Entry{}, storage.ErrNotFound
+	}
+	u, err := e.updater()
+	if err != nil {
+		return storage.Entry{}, err
+	}
+	return u.GetEntry(key)
+}
+
+// ViewMany is the local engine's, without the reserved keys.
+func (e *engine) ViewMany(keys [][]byte, fn func(i int, value []byte, err error) error) error {
+	u, err := e.updater()
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return storage.ErrInvalid
+	}
+	return u.ViewMany(keys, func(i int, v []byte, err error) error {
+		if IsReserved(keys[i]) {
+			return fn(i, nil, storage.ErrNotFound)
+		}
+		return fn(i, v, err)
+	})
 }
 
 func (e *engine) NewIterator(opts storage.IterOptions) (storage.Iterator, error) {

@@ -20,6 +20,10 @@ var (
 	// applied here).  It may or may not be applied; retrying a put or a
 	// delete is safe, since every write in the log is idempotent.
 	ErrUnknownOutcome = wrap("write outcome unknown (leadership lost or timed out); it may have been applied")
+	// ErrTryAgain: a read-modify-write could not confirm, before it read,
+	// that this leader's engine holds every write that may precede its
+	// own (update.go, settle); nothing was written, so retrying is safe.
+	ErrTryAgain = wrap("leadership could not be confirmed before a read-modify-write; nothing was written, retry")
 	// ErrClosed: the node was closed.
 	ErrClosed = errors.New("mantisdb cluster: node closed")
 	// ErrReservedKey: the key lies in the prefix the cluster keeps for its

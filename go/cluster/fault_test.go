@@ -137,7 +137,7 @@ func TestPartitionAndFlakyNetwork(t *testing.T) {
 		tn := c.start(id, false)
 		tn.raftAddr = id // the in-memory address
 		for {
-			if err := c.leader().node.AddVoter(id, id, "http-"+id); err == nil {
+			if err := c.leader().node.AddVoter(id, id, "http-"+id, ""); err == nil {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)

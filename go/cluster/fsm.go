@@ -21,8 +21,8 @@ package cluster
 // not written after H shows its state at H.  Raft always replays the
 // entries after a snapshot's index, so no apply has to pause for a
 // snapshot.  ZooKeeper's fuzzy snapshots rest on the same argument.  A
-// future non-idempotent command (an increment) must be turned into a put
-// of its result before it enters the log.
+// non-idempotent command (an increment) is therefore turned into a put of
+// its result before it enters the log (update.go).
 
 import (
 	"bytes"

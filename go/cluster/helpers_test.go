@@ -168,7 +168,7 @@ func (c *testCluster) join(id string) *testNode {
 	tn := c.start(id, false)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := c.leader().node.AddVoter(id, tn.raftAddr, "http-"+id)
+		err := c.leader().node.AddVoter(id, tn.raftAddr, "http-"+id, "resp-"+id)
 		if err == nil {
 			return tn
 		}

@@ -16,14 +16,17 @@ import (
 )
 
 // kvInput and kvOutput are one operation of the register-per-key model.
+// An append is a read-modify-write through Node.Update: it appends "|"
+// and its token to the value and returns the value it read.
 type kvInput struct {
 	put        bool
+	appendTok  string
 	key, value string
 }
 
 type kvOutput struct {
-	value   string // get: "" = absent
-	unknown bool   // put whose outcome is unknown (error or timeout)
+	value   string // get, append: the value read ("" = absent)
+	unknown bool   // put or append whose outcome is unknown (error or timeout)
 }
 
 // kvModel: each key is a register; the history is checked key by key.
@@ -47,8 +50,14 @@ var kvModel = porcupine.Model{
 	Init: func() any { return "" },
 	Step: func(state, in, out any) (bool, any) {
 		i, o := in.(kvInput), out.(kvOutput)
-		if i.put {
+		switch {
+		case i.put:
 			return true, i.value
+		case i.appendTok != "":
+			if !o.unknown && o.value != state.(string) {
+				return false, state
+			}
+			return true, state.(string) + "|" + i.appendTok
 		}
 		return o.value == state.(string), state
 	},
@@ -56,6 +65,9 @@ var kvModel = porcupine.Model{
 		i, o := in.(kvInput), out.(kvOutput)
 		if i.put {
 			return fmt.Sprintf("put(%s, %s) unknown=%v", i.key, i.value, o.unknown)
+		}
+		if i.appendTok != "" {
+			return fmt.Sprintf("append(%s, %s) -> %q unknown=%v", i.key, i.appendTok, o.value, o.unknown)
 		}
 		return fmt.Sprintf("get(%s) -> %q", i.key, o.value)
 	},
@@ -81,7 +93,8 @@ func (c *testCluster) current(rng *rand.Rand) (*Node, storage.Engine) {
 
 // workload runs clients concurrent clients against whichever node claims
 // to lead (so a deposed leader that has not noticed is asked too) until
-// stop closes: puts and linearizable gets on three shared keys, recorded
+// stop closes: puts, appends (read-modify-writes through Node.Update)
+// and linearizable gets on three shared keys, recorded
 // for Porcupine (a put that failed or timed out may have been applied: it
 // gets an open end, so it may linearize anywhere after its call), and
 // puts of unique keys, whose acknowledged ones are returned.
@@ -117,7 +130,7 @@ func runWorkload(c *testCluster, clients int) *workload {
 				key := keys[rng.Intn(len(keys))]
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				switch r := rng.Intn(10); {
-				case r < 4: // put on a shared key
+				case r < 3: // put on a shared key
 					val := fmt.Sprintf("c%d-%d", cl, seq)
 					call := now()
 					err := node.Write(ctx, []storage.Op{{Kind: storage.OpPut, Key: []byte(key), Value: []byte(val)}})
@@ -128,6 +141,26 @@ func runWorkload(c *testCluster, clients int) *workload {
 					}
 					w.mu.Lock()
 					w.history = append(w.history, porcupine.Operation{ClientId: cl, Input: kvInput{put: true, key: key, value: val}, Call: call, Output: out, Return: ret})
+					w.mu.Unlock()
+				case r < 5: // append: a read-modify-write on a shared key
+					tok := fmt.Sprintf("a%d-%d", cl, seq)
+					var old string
+					call := now()
+					err := node.Update(ctx, [][]byte{[]byte(key)}, func(tx *storage.Txn) error {
+						ent, err := tx.Get([]byte(key))
+						if err != nil && !errors.Is(err, storage.ErrNotFound) {
+							return err
+						}
+						old = string(ent.Value)
+						return tx.Put([]byte(key), []byte(old+"|"+tok), 0)
+					})
+					ret := now()
+					out := kvOutput{value: old}
+					if err != nil {
+						out.unknown, ret = true, math.MaxInt64
+					}
+					w.mu.Lock()
+					w.history = append(w.history, porcupine.Operation{ClientId: cl, Input: kvInput{appendTok: tok, key: key}, Call: call, Output: out, Return: ret})
 					w.mu.Unlock()
 				case r < 8: // linearizable get
 					call := now()
@@ -167,20 +200,29 @@ func (w *workload) finish(t *testing.T, c *testCluster) {
 	t.Helper()
 	close(w.stop)
 	w.wg.Wait()
-	var puts, gets, unknown int
+	var puts, appends, gets, unknown, unknownAppends int
 	for _, op := range w.history {
-		if op.Input.(kvInput).put {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		switch {
+		case in.put:
 			puts++
-			if op.Output.(kvOutput).unknown {
+			if out.unknown {
 				unknown++
 			}
-		} else {
+		case in.appendTok != "":
+			appends++
+			if out.unknown {
+				unknownAppends++
+			}
+		default:
 			gets++
 		}
 	}
-	t.Logf("history: %d puts (%d unknown), %d gets, %d acknowledged unique writes", puts, unknown, gets, len(w.acked))
-	if puts-unknown < 20 || gets < 20 || len(w.acked) < 5 {
-		t.Fatalf("too little traffic got through to test anything: %d puts, %d gets, %d unique", puts-unknown, gets, len(w.acked))
+	t.Logf("history: %d puts (%d unknown), %d appends (%d unknown), %d gets, %d acknowledged unique writes",
+		puts, unknown, appends, unknownAppends, gets, len(w.acked))
+	if puts-unknown < 20 || appends-unknownAppends < 20 || gets < 20 || len(w.acked) < 5 {
+		t.Fatalf("too little traffic got through to test anything: %d puts, %d appends, %d gets, %d unique",
+			puts-unknown, appends-unknownAppends, gets, len(w.acked))
 	}
 	if res, _ := porcupine.CheckOperationsVerbose(kvModel, w.history, 60*time.Second); res != porcupine.Ok {
 		t.Fatalf("history is not linearizable: %s", res)

@@ -8,7 +8,8 @@
 // Files: entry.go (the bytes in the log and in snapshots), fsm.go (the
 // state machine, the applied index, snapshots), batcher.go (many client
 // writes per log entry), transport.go (the token handshake), engine.go
-// (the storage.Engine the server uses), node.go (this file: start-up,
+// (the storage.Engine the server uses), update.go (read-modify-writes
+// through the log), node.go (this file: start-up,
 // membership, reads, status).  docs/CLUSTER.md is the operator's guide.
 package cluster
 
@@ -21,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,10 @@ type Config struct {
 	// HTTPAddr is this node's HTTP address as clients and peers reach it
 	// (host:port): followers redirect to the leader's.
 	HTTPAddr string
+	// RESPAddr is this node's Redis protocol address as clients reach it
+	// ("" when it serves none): followers name the leader's in their
+	// replies, ROLE and INFO list them.
+	RESPAddr string
 	// Dir holds the Raft log (raft.db) and snapshots (snapshots/).
 	Dir string
 	// Bootstrap makes this node a one-member cluster when Dir holds no
@@ -163,6 +169,13 @@ type Node struct {
 	readTerm    uint64
 	readBarrier uint64
 
+	// keys serializes read-modify-writes against the writes of their
+	// keys (update.go); uncertain and settled track writes whose outcome
+	// is unknown (update.go, settle).
+	keys      keyLocks
+	uncertain atomic.Uint64
+	settled   atomic.Uint64
+
 	log           hclog.Logger
 	leaderChanges atomic.Uint64
 	notifyCh      chan bool
@@ -198,6 +211,7 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, eng: eng, fsm: f, stop: make(chan struct{})}
+	n.keys.init()
 	ok := false
 	defer func() {
 		if !ok {
@@ -366,16 +380,17 @@ func (n *Node) watchLeader() {
 				n.stepDown()
 				continue
 			}
-			if !leader || n.cfg.HTTPAddr == "" {
+			if !leader || n.cfg.HTTPAddr == "" && n.cfg.RESPAddr == "" {
 				continue
 			}
+			want := memberValue(n.cfg.HTTPAddr, n.cfg.RESPAddr)
 			for attempt := 0; attempt < 5; attempt++ {
 				cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
-				if err == nil && string(cur) == n.cfg.HTTPAddr {
+				if err == nil && string(cur) == string(want) {
 					break
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-				err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: []byte(n.cfg.HTTPAddr)}})
+				err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
 				cancel()
 				if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
 					break
@@ -446,11 +461,43 @@ func (n *Node) Leader() (id, httpAddr string) {
 }
 
 func (n *Node) memberHTTP(id string) string {
+	h, _ := n.memberAddrs(id)
+	return h
+}
+
+// LeaderRESP returns the leader's ID and Redis protocol address ("" when
+// unknown, or when the leader serves no RESP).
+func (n *Node) LeaderRESP() (id, respAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	_, r := n.memberAddrs(string(lid))
+	return string(lid), r
+}
+
+// memberAddrs returns the HTTP and RESP addresses recorded for member id.
+func (n *Node) memberAddrs(id string) (httpAddr, respAddr string) {
 	v, err := n.eng.Get(memberKey(id))
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return string(v)
+	return parseMemberValue(v)
+}
+
+// memberValue is a member's entry in the replicated member table: its
+// HTTP address, then, when it serves RESP, a newline and its RESP
+// address.  An entry of an older version holds the HTTP address alone.
+func memberValue(httpAddr, respAddr string) []byte {
+	if respAddr == "" {
+		return []byte(httpAddr)
+	}
+	return []byte(httpAddr + "\n" + respAddr)
+}
+
+func parseMemberValue(v []byte) (httpAddr, respAddr string) {
+	h, r, _ := strings.Cut(string(v), "\n")
+	return h, r
 }
 
 // HasLeader reports whether this node knows a leader.
@@ -475,26 +522,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	term := n.raft.CurrentTerm()
-	n.readMu.Lock()
-	ready, floor := n.readTerm == term, n.readBarrier
-	n.readMu.Unlock()
-	if !ready {
-		f := n.raft.Barrier(n.cfg.ApplyTimeout)
-		if err := n.wait(ctx, f); err != nil {
-			return err
-		}
-		idx := uint64(0)
-		if fi, ok := f.(raft.IndexFuture); ok {
-			idx = fi.Index()
-		}
-		if n.raft.CurrentTerm() != term {
-			return wrap("leadership changed during the read")
-		}
-		n.readMu.Lock()
-		n.readTerm, n.readBarrier = term, idx
-		n.readMu.Unlock()
-		floor = idx
+	term, floor, err := n.termBarrier(ctx)
+	if err != nil {
+		return err
 	}
 	commit := n.raft.CommitIndex()
 	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
@@ -514,23 +544,68 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	return n.fsm.waitApplied(ctx, commit)
 }
 
+// termBarrier returns once this leader has applied a barrier entry of its
+// current term (once per term; later calls return at once): every entry
+// of an earlier term that will ever commit is then in the engine.  It
+// returns the term and the barrier's index.
+func (n *Node) termBarrier(ctx context.Context) (term, floor uint64, err error) {
+	term = n.raft.CurrentTerm()
+	n.readMu.Lock()
+	ready := n.readTerm == term
+	floor = n.readBarrier
+	n.readMu.Unlock()
+	if ready {
+		return term, floor, nil
+	}
+	f := n.raft.Barrier(n.cfg.ApplyTimeout)
+	if err := n.wait(ctx, f); err != nil {
+		return 0, 0, err
+	}
+	if fi, ok := f.(raft.IndexFuture); ok {
+		floor = fi.Index()
+	} else {
+		floor = 0
+	}
+	if n.raft.CurrentTerm() != term {
+		return 0, 0, wrap("leadership changed during the read")
+	}
+	n.readMu.Lock()
+	n.readTerm, n.readBarrier = term, floor
+	n.readMu.Unlock()
+	return term, floor, nil
+}
+
 // Write replicates ops as one atomic batch and returns once it is
 // committed and applied here.  TTLs become absolute expiries now, on the
 // leader.  Only the leader accepts writes (ErrNotLeader).  Ops whose
 // records exceed MaxEntryPayload get storage.ErrBatchTooLarge: the engine
 // could not apply their entry on any node.
 func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
+	resolved, err := n.prepare(ops)
+	if err != nil || len(resolved) == 0 {
+		return err
+	}
+	// Shared locks: blind writes of a key run side by side (and share
+	// entries), but never between a read-modify-write's read and its
+	// write (update.go).  They are released once the batcher has
+	// answered the write, which may be after Write returned.
+	unlock := n.keys.lock(opKeys(resolved), false)
+	return n.proposeThen(ctx, resolved, n.release(unlock))
+}
+
+// prepare validates ops and returns a copy with TTLs resolved to
+// absolute expiries (now, on the leader) and keys and values copied into
+// one buffer: the batcher may encode them after Write has returned (its
+// context ended first), and the caller owns its slices again from then on.
+func (n *Node) prepare(ops []storage.Op) ([]storage.Op, error) {
 	if len(ops) == 0 {
-		return nil
+		return nil, nil
 	}
 	if sz := opsEncodedSize(ops); sz > MaxEntryPayload {
-		return fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxEntryPayload)
+		return nil, fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxEntryPayload)
 	}
 	now := int64(0)
 	resolved := make([]storage.Op, len(ops))
-	// The ops are copied into one buffer: the batcher may encode them
-	// after this call has returned (its context ended first), and the
-	// caller owns its slices again from then on.
 	size := 0
 	for i := range ops {
 		size += len(ops[i].Key) + len(ops[i].Value)
@@ -546,21 +621,21 @@ func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	}
 	for i, op := range ops {
 		if err := n.checkOp(&op); err != nil {
-			return fmt.Errorf("batch op %d: %w", i, err)
+			return nil, fmt.Errorf("batch op %d: %w", i, err)
 		}
 		if op.Kind == storage.OpPut && op.TTL != 0 {
 			if now == 0 {
 				now = n.cfg.Clock().UnixNano()
 			}
 			if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
-				return fmt.Errorf("batch op %d: %w", i, storage.ErrInvalidTTL)
+				return nil, fmt.Errorf("batch op %d: %w", i, storage.ErrInvalidTTL)
 			}
 			op.ExpiresAt, op.TTL = now+int64(op.TTL), 0
 		}
 		op.Key, op.Value = keep(op.Key), keep(op.Value)
 		resolved[i] = op
 	}
-	return n.propose(ctx, resolved)
+	return resolved, nil
 }
 
 func (n *Node) checkOp(op *storage.Op) error {
@@ -589,13 +664,25 @@ func (n *Node) checkOp(op *storage.Op) error {
 
 // propose hands validated ops (expiries resolved) to the batcher.
 func (n *Node) propose(ctx context.Context, ops []storage.Op) error {
-	if n.closed.Load() {
-		return ErrClosed
+	return n.proposeThen(ctx, ops, nil)
+}
+
+// proposeThen is propose; settled (nil: none) runs exactly once, when the
+// batcher has answered the request (batcher.submit), or at once when the
+// request never reached it.
+func (n *Node) proposeThen(ctx context.Context, ops []storage.Op, settled func(error)) error {
+	err := ErrClosed
+	switch {
+	case n.closed.Load():
+	case n.raft.State() != raft.Leader:
+		err = ErrNotLeader
+	default:
+		return n.batch.submit(ctx, ops, settled)
 	}
-	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+	if settled != nil {
+		settled(err)
 	}
-	return n.batch.submit(ctx, ops)
+	return err
 }
 
 // wait returns f's error (mapped by raftError) once f completes, ctx ends
@@ -632,9 +719,9 @@ func raftError(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// AddVoter adds (or updates) a voting member and records its HTTP
-// address.  Leader only.
-func (n *Node) AddVoter(id, raftAddr, httpAddr string) error {
+// AddVoter adds (or updates) a voting member and records its HTTP and
+// RESP addresses ("" when it serves none).  Leader only.
+func (n *Node) AddVoter(id, raftAddr, httpAddr, respAddr string) error {
 	if id == "" || raftAddr == "" {
 		return fmt.Errorf("%w: member needs an ID and a Raft address", ErrConfig)
 	}
@@ -646,10 +733,10 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr string) error {
 	if err := n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout)); err != nil {
 		return err
 	}
-	if httpAddr == "" {
+	if httpAddr == "" && respAddr == "" {
 		return nil
 	}
-	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: []byte(httpAddr)}})
+	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: memberValue(httpAddr, respAddr)}})
 }
 
 // RemoveMember removes a member (which may be this leader: it then steps
@@ -684,6 +771,7 @@ type Member struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr,omitempty"`
+	RESPAddr string `json:"resp_addr,omitempty"`
 	Voter    bool   `json:"voter"`
 	Leader   bool   `json:"leader"`
 }
@@ -726,8 +814,9 @@ func (n *Node) Status() Status {
 	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, srv := range cf.Configuration().Servers {
+			h, r := n.memberAddrs(string(srv.ID))
 			s.Members = append(s.Members, Member{
-				ID: string(srv.ID), RaftAddr: string(srv.Address), HTTPAddr: n.memberHTTP(string(srv.ID)),
+				ID: string(srv.ID), RaftAddr: string(srv.Address), HTTPAddr: h, RESPAddr: r,
 				Voter: srv.Suffrage == raft.Voter, Leader: string(srv.ID) == lid,
 			})
 		}

@@ -59,6 +59,7 @@ func cmdQuit(x *exec) {
 func cmdReset(x *exec) {
 	c := x.c
 	c.resetMulti()
+	c.readonly = false
 	c.mu.Lock()
 	c.name, c.proto = "", 2
 	c.mu.Unlock()
@@ -172,7 +173,11 @@ func cmdHello(x *exec) {
 	x.r.bulkString("mode")
 	x.r.bulkString("standalone")
 	x.r.bulkString("role")
-	x.r.bulkString("master")
+	if cl := x.s.cfg.Cluster; cl != nil && !cl.IsLeader() {
+		x.r.bulkString("replica")
+	} else {
+		x.r.bulkString("master")
+	}
 	x.r.bulkString("modules")
 	x.r.array(0)
 }
@@ -521,8 +526,7 @@ func (s *Server) info(show func(string, bool) bool) string {
 	}
 	if show("replication", true) {
 		section("Replication")
-		kv("role", "master")
-		kv("connected_slaves", 0)
+		s.replicationInfo(kv)
 	}
 	if show("commandstats", false) {
 		section("Commandstats")

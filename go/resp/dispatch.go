@@ -140,13 +140,16 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 				i += n
 				continue
 			}
-			if n := s.runWrites(c, cmds[i:]); n > 0 {
-				i += n
-				continue
-			}
-			if n := s.runUpdates(c, cmds[i:]); n > 0 {
-				i += n
-				continue
+			// A follower refuses writes one by one, in exec1 (cluster.go).
+			if s.cfg.Cluster == nil || s.cfg.Cluster.IsLeader() {
+				if n := s.runWrites(c, cmds[i:]); n > 0 {
+					i += n
+					continue
+				}
+				if n := s.runUpdates(c, cmds[i:]); n > 0 {
+					i += n
+					continue
+				}
 			}
 		}
 		s.exec1(c, cmds[i].Args)
@@ -177,7 +180,15 @@ func (s *Server) exec1(c *client, args [][]byte) {
 		c.r.err("NOAUTH Authentication required.")
 		return
 	}
-	if c.multi && cmd.flags&fMultiCtl == 0 {
+	queueing := c.multi && cmd.flags&fMultiCtl == 0
+	if msg := s.gate(c, cmd, queueing); msg != "" {
+		c.r.err(msg)
+		if queueing {
+			c.dirty = true
+		}
+		return
+	}
+	if queueing {
 		if cmd.flags&fNoMulti != 0 {
 			c.r.err("ERR Command not allowed inside a transaction")
 			c.dirty = true
@@ -238,6 +249,9 @@ func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed b
 
 // storeError is the reply text of an engine error.
 func storeError(err error) string {
+	if msg := clusterError(err); msg != "" {
+		return msg
+	}
 	switch {
 	case errors.Is(err, storage.ErrEmptyKey):
 		return "ERR empty keys are not supported"

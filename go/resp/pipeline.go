@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -45,6 +46,13 @@ func (s *Server) runReads(c *client, cmds []redconCommand) int {
 done:
 	if n == 0 {
 		return 0
+	}
+	if msg := s.gate(c, s.cmds["get"], false); msg != "" {
+		// One confirmation answers the whole run (cluster.go).
+		for range cmds[:n] {
+			c.r.err(msg)
+		}
+		return n
 	}
 	start := time.Now()
 	if n == 1 && nkeys == 1 { // one GET: a plain View
@@ -177,11 +185,17 @@ done:
 // a batch of them cannot fail on one command's input.
 func (s *Server) fits(kvs [][]byte) bool {
 	for i := 0; i+1 < len(kvs); i += 2 {
-		if len(kvs[i]) == 0 || len(kvs[i]) > s.cfg.MaxKeySize || len(kvs[i+1]) > s.cfg.MaxValueSize {
+		if !s.validKey(kvs[i]) || len(kvs[i+1]) > s.cfg.MaxValueSize {
 			return false
 		}
 	}
 	return true
+}
+
+// validKey reports whether the Store accepts key: within the limits, and
+// in cluster mode outside the cluster's reserved prefix.
+func (s *Server) validKey(k []byte) bool {
+	return len(k) > 0 && len(k) <= s.cfg.MaxKeySize && (s.cfg.Cluster == nil || !cluster.IsReserved(k))
 }
 
 // maxUpdateRun bounds the commands of one grouped Update, and so how long
@@ -240,7 +254,7 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 // validKeys reports whether the engine accepts every key of keys.
 func (s *Server) validKeys(keys [][]byte) bool {
 	for _, k := range keys {
-		if len(k) == 0 || len(k) > s.cfg.MaxKeySize {
+		if !s.validKey(k) {
 			return false
 		}
 	}

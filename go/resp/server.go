@@ -12,8 +12,9 @@
 // Every write goes through Store (Put, Apply, Update): read-modify-write
 // commands run inside Store.Update, so they are atomic against every
 // other writer of the engine, HTTP included, and as durable as the sync
-// policy says before they are answered.  A replicated deployment swaps
-// the Store for one that routes writes through its log.
+// policy says before they are answered.  In cluster mode the Store is
+// the cluster's engine, which routes every write through the Raft log
+// (cluster.go).
 package resp
 
 import (
@@ -60,6 +61,9 @@ type Config struct {
 	Version string
 	Sync    storage.SyncPolicy
 	DataDir string
+	// Cluster is set in cluster mode (cluster.go): store is then the
+	// cluster's engine, and Cluster says where a command may run.
+	Cluster Cluster
 }
 
 // Limits of the protocol (Redis's where it has one).
@@ -251,15 +255,16 @@ type client struct {
 	lastAt  time.Time
 	proto   int
 
-	authed bool
-	multi  bool      // inside MULTI
-	queue  []queued  // commands queued by MULTI
-	dirty  bool      // a command failed to queue: EXEC aborts
-	watch  []watched // WATCHed keys and what they held
-	quit   bool      // close after this burst's replies
-	r      reply     // replies of the burst being served
-	rbuf   []byte    // r's buffer between bursts (at most maxKeptReplyBuf)
-	burst  []redcon.Command
+	authed   bool
+	readonly bool      // READONLY: stale reads on a follower (cluster.go)
+	multi    bool      // inside MULTI
+	queue    []queued  // commands queued by MULTI
+	dirty    bool      // a command failed to queue: EXEC aborts
+	watch    []watched // WATCHed keys and what they held
+	quit     bool      // close after this burst's replies
+	r        reply     // replies of the burst being served
+	rbuf     []byte    // r's buffer between bursts (at most maxKeptReplyBuf)
+	burst    []redcon.Command
 }
 
 // queued is a command waiting for EXEC.

@@ -37,7 +37,7 @@ import (
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
-// Replicator is what a protocol front end (HTTP here, RESP later) needs
+// Replicator is what a protocol front end (HTTP here, RESP in resp.go) needs
 // from cluster mode.  Writes made through the server's engine already go
 // through Raft; a front end asks IsLeader before a write (a follower
 // refuses it: HTTP redirects to Leader's address, RESP answers
@@ -78,6 +78,7 @@ func openCluster(cfg *Config, engine storage.Engine) (*cluster.Node, storage.Eng
 		RaftAddr:          cc.RaftAddr,
 		RaftAdvertise:     cc.RaftAdvertise,
 		HTTPAddr:          cc.advertise(cfg),
+		RESPAddr:          cc.respAdvertise(cfg),
 		Dir:               filepath.Join(cfg.DataDir, "raft"),
 		Bootstrap:         cc.Bootstrap,
 		Token:             cfg.AuthToken,
@@ -99,7 +100,7 @@ func openCluster(cfg *Config, engine storage.Engine) (*cluster.Node, storage.Eng
 // leader) to add this node, retrying until it succeeds or ctx ends.
 func joinCluster(ctx context.Context, cfg *Config) error {
 	cc := &cfg.Cluster
-	body, _ := json.Marshal(joinRequest{ID: cc.NodeID, RaftAddr: raftAdvertise(cc), HTTPAddr: cc.advertise(cfg)})
+	body, _ := json.Marshal(joinRequest{ID: cc.NodeID, RaftAddr: raftAdvertise(cc), HTTPAddr: cc.advertise(cfg), RESPAddr: cc.respAdvertise(cfg)})
 	client := &http.Client{
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -156,6 +157,7 @@ type joinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	RESPAddr string `json:"resp_addr,omitempty"`
 }
 
 // clusterRoute handles or gates a request in cluster mode; it returns
@@ -360,7 +362,7 @@ func (s *Server) fetchApplied(ctx context.Context, addr string) (uint64, error) 
 	return st.AppliedIndex, nil
 }
 
-// handleClusterJoin: POST /api/v1/cluster/join {"id","raft_addr","http_addr"}.
+// handleClusterJoin: POST /api/v1/cluster/join {"id","raft_addr","http_addr","resp_addr"}.
 func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, "POST")
@@ -385,7 +387,11 @@ func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLeader(w, r)
 		return
 	}
-	if err := s.cluster.AddVoter(req.ID, req.RaftAddr, req.HTTPAddr); err != nil {
+	if strings.ContainsAny(req.HTTPAddr+req.RESPAddr, "\n\r") {
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "http_addr and resp_addr are host:port"))
+		return
+	}
+	if err := s.cluster.AddVoter(req.ID, req.RaftAddr, req.HTTPAddr, req.RESPAddr); err != nil {
 		writeError(w, r, err)
 		return
 	}

@@ -5,6 +5,7 @@ package server
 import (
 	"flag"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/cluster"
@@ -18,6 +19,7 @@ type ClusterConfig struct {
 	Bootstrap     bool   // form a one-node cluster when there is no Raft state yet
 	Join          string // HTTP host:port of a member to ask for membership
 	Advertise     string // this node's HTTP host:port as clients reach it (redirects); default host:port
+	RESPAdvertise string // this node's RESP host:port as clients reach it (MOVED, ROLE); default host:resp-port
 	LogStore      string // Raft log store: bolt (default) or engine
 	// Test knobs (no flags): 0 = the cluster package's defaults.
 	HeartbeatTimeout  time.Duration
@@ -35,12 +37,13 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
 	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, bolt (raft-boltdb, on disk) or engine (a MantisDB engine: faster appends, log held in RAM); keep the one a node started with"))
 	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
+	fs.StringVar(&c.RESPAdvertise, "resp-advertise", c.RESPAdvertise, env("resp-advertise", "cluster mode: this node's Redis protocol host:port as clients reach it, named by followers' MOVED replies and ROLE (default --host:--resp-port)"))
 }
 
 func (c *ClusterConfig) validate(cfg *Config) error {
 	if !c.Enabled() {
-		if c.RaftAddr != "" || c.Bootstrap || c.Join != "" {
-			return badConfig("--raft-addr, --bootstrap and --join need --node-id")
+		if c.RaftAddr != "" || c.Bootstrap || c.Join != "" || c.RESPAdvertise != "" {
+			return badConfig("--raft-addr, --bootstrap, --join and --resp-advertise need --node-id")
 		}
 		return nil
 	}
@@ -73,7 +76,27 @@ func (c *ClusterConfig) validate(cfg *Config) error {
 			return badConfig("--join %q: want host:port: %v", c.Join, err)
 		}
 	}
+	if c.RESPAdvertise != "" {
+		if cfg.RESPPort == 0 {
+			return badConfig("--resp-advertise needs the Redis protocol on (--resp-port is 0)")
+		}
+		if _, _, err := net.SplitHostPort(c.RESPAdvertise); err != nil || strings.ContainsAny(c.RESPAdvertise, "\n\r") {
+			return badConfig("--resp-advertise %q: want host:port", c.RESPAdvertise)
+		}
+	}
 	return nil
+}
+
+// respAdvertise is the RESP address other nodes name for this one ("" when
+// it serves no RESP).
+func (c *ClusterConfig) respAdvertise(cfg *Config) string {
+	switch {
+	case cfg.RESPPort == 0:
+		return ""
+	case c.RESPAdvertise != "":
+		return c.RESPAdvertise
+	}
+	return cfg.RESPAddr()
 }
 
 // advertise is the HTTP address other nodes redirect clients to.

@@ -122,36 +122,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startThree starts three procs as one cluster (the first bootstraps,
+// the others join it) and returns once the leader reaches both followers.
+// They stop when the test ends.
+func startThree(t *testing.T, procs []*clusterProc) {
+	t.Helper()
+	procs[0].cfg.Cluster.Bootstrap = true
+	for _, p := range procs[1:] {
+		p.cfg.Cluster.Join = procs[0].http
+	}
+	for _, p := range procs {
+		startClusterProc(t, p)
+		t.Cleanup(func() { p.stop(t) })
+	}
+	waitUntil(t, "three members", func() bool {
+		st := clusterStatusOf(t, procs[0])
+		return len(st.Members) == 3 && len(st.Followers) == 2 && st.Followers[0].Reachable && st.Followers[1].Reachable
+	})
+}
+
 // TestClusterHTTP runs three servers in cluster mode: bootstrap and join
 // over HTTP, writes and linearizable reads on the leader, 307s from a
 // follower, stale reads there, the status and metrics, failover when the
 // leader stops, and member removal.
 func TestClusterHTTP(t *testing.T) {
 	procs := []*clusterProc{newClusterProc(t, "n1"), newClusterProc(t, "n2"), newClusterProc(t, "n3")}
-	procs[0].cfg.Cluster.Bootstrap = true
-	procs[1].cfg.Cluster.Join = procs[0].http
-	procs[2].cfg.Cluster.Join = procs[0].http
-	for _, p := range procs {
-		startClusterProc(t, p)
-		defer p.stop(t)
-	}
-	waitUntil(t, "three members", func() bool {
-		st := clusterStatusOf(t, procs[0])
-		return len(st.Members) == 3 && len(st.Followers) == 2 && st.Followers[0].Reachable && st.Followers[1].Reachable
-	})
-	leaderOf := func() *clusterProc {
-		var l *clusterProc
-		waitUntil(t, "a leader", func() bool {
-			for _, p := range procs {
-				if p.cancel != nil && clusterStatusOf(t, p).State == "Leader" {
-					l = p
-					return true
-				}
-			}
-			return false
-		})
-		return l
-	}
+	startThree(t, procs)
+	leaderOf := func() *clusterProc { return clusterLeader(t, procs) }
 	l := leaderOf()
 	var f *clusterProc
 	for _, p := range procs {
@@ -279,6 +276,17 @@ func TestClusterConfigValidation(t *testing.T) {
 		{"engine log store", func(c *Config) {
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "engine"}
 		}, true},
+		{"resp advertise", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "10.0.0.1:6380"}
+		}, true},
+		{"resp advertise without node id", func(c *Config) { c.Cluster.RESPAdvertise = "10.0.0.1:6380" }, false},
+		{"resp advertise, resp off", func(c *Config) {
+			c.RESPPort = 0
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "10.0.0.1:6380"}
+		}, false},
+		{"resp advertise not host:port", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", RESPAdvertise: "nohost"}
+		}, false},
 		{"unknown log store", func(c *Config) {
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "rocks"}
 		}, false},
@@ -299,21 +307,5 @@ func TestClusterConfigValidation(t *testing.T) {
 		}, io.Discard)
 	if err != nil || cfg.Cluster.NodeID != "n1" || !cfg.Cluster.Bootstrap || cfg.Cluster.Advertise != "127.0.0.1:9" {
 		t.Fatalf("flags: %+v %v", cfg.Cluster, err)
-	}
-}
-
-// TestClusterModeServesNoRESP: a cluster node binds no RESP port, even
-// when one is configured, so no write can reach its engine around Raft
-// (and three nodes on one host do not contend for the default port).
-func TestClusterModeServesNoRESP(t *testing.T) {
-	p := newClusterProc(t, "n1")
-	p.cfg.Cluster.Bootstrap = true
-	p.cfg.RESPPort = freePort(t)
-	startClusterProc(t, p)
-	defer p.stop(t)
-	c, err := net.DialTimeout("tcp", p.cfg.RESPAddr(), time.Second)
-	if err == nil {
-		c.Close()
-		t.Fatalf("cluster node accepted a RESP connection on %s", p.cfg.RESPAddr())
 	}
 }

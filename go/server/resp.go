@@ -20,16 +20,11 @@ import (
 func (c *Config) RESPAddr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.RESPPort)) }
 
 // listenRESP binds --resp-port and serves RESP on it in the background.
-// In cluster mode it binds nothing: RESP writes would have to go through
-// Raft, and its read-modify-write commands need an atomic update that the
-// replicated engine does not offer yet (docs/CLUSTER.md), so serving RESP
-// there could only bypass replication or fail; HTTP is the door.
+// In cluster mode the engine is the cluster's, so RESP writes go through
+// Raft as HTTP's do, and resp.Config.Cluster routes reads and refusals
+// (go/resp/cluster.go).
 func (s *Server) listenRESP() error {
 	if s.cfg.RESPPort == 0 {
-		return nil
-	}
-	if s.cfg.Cluster.Enabled() {
-		log.Printf("mantisdb: Redis protocol off in cluster mode (HTTP only; docs/CLUSTER.md)")
 		return nil
 	}
 	ln, err := net.Listen("tcp", s.cfg.RESPAddr())
@@ -58,6 +53,7 @@ func (s *Server) ServeRESP(ln net.Listener) {
 		Version:      s.build.Version,
 		Sync:         s.cfg.Sync,
 		DataDir:      s.cfg.DataDir,
+		Cluster:      s.respCluster(),
 	}, st)
 	s.respSrv.Store(r)
 	go func() {

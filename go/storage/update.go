@@ -178,6 +178,28 @@ func (t *Txn) Delete(key []byte) error {
 	return nil
 }
 
+// Writes returns the writes fn has staged so far, one per written key in
+// the order the keys were first declared: a put (Value, absolute
+// ExpiresAt, TTL 0) or a delete.  Keys and values are the slices given to
+// Update and Put, not copies.  A replicated engine (go/cluster) runs fn
+// through the local engine's Update to read under its locks, takes
+// Writes, makes fn's result fail so nothing is written locally, and
+// replicates the writes instead.
+func (t *Txn) Writes() []Op {
+	var ops []Op
+	for i := range t.keys {
+		k := &t.keys[i]
+		switch {
+		case !k.dirty:
+		case k.found:
+			ops = append(ops, Op{Kind: OpPut, Key: k.key, Value: k.ent.Value, ExpiresAt: k.ent.ExpiresAt})
+		default:
+			ops = append(ops, Op{Kind: OpDelete, Key: k.key})
+		}
+	}
+	return ops
+}
+
 // entryReader reads key's live entry at now (a copy): each engine's
 // entryAt.
 type entryReader func(key []byte, now int64) (Entry, bool, error)
