@@ -27,6 +27,7 @@
 package cache
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -114,6 +115,41 @@ func Charge(keyLen, valueLen int) uint64 {
 var processStart = time.Now()
 
 func monotonicNow() int64 { return int64(time.Since(processStart)) + 1 }
+
+// clock is both caches' view of Options.Now.  Until the first Set with a
+// TTL no entry can expire, so reads and sets without a TTL use time 0
+// instead of reading the clock (a clock read is a measurable share of a
+// hit).  ttlSeen turns true, for good, before that first Set reads the
+// clock: a read that loads false began before the Set read its clock, so
+// an entry it may meet expires after the read began, and returning it is
+// what a read at that instant would do.
+type clock struct {
+	now     func() int64
+	ttlSeen atomic.Bool
+}
+
+func newClock(now func() int64) *clock {
+	if now == nil {
+		now = monotonicNow
+	}
+	return &clock{now: now}
+}
+
+// read is the time for a read, a sweep or a Set without a TTL.
+func (k *clock) read() int64 {
+	if !k.ttlSeen.Load() {
+		return 0
+	}
+	return k.now()
+}
+
+// forSet is the time for a Set with this ttl.
+func (k *clock) forSet(ttl time.Duration) int64 {
+	if ttl > 0 && !k.ttlSeen.Load() {
+		k.ttlSeen.Store(true) // before the clock read (see clock)
+	}
+	return k.read()
+}
 
 const (
 	defaultShards   = 16
