@@ -103,7 +103,9 @@ type Options struct {
 	// each shard holds at least 1 MiB (MaxEntrySize is one shard's share).
 	Shards int
 	// Now is the clock for TTLs in nanoseconds on any monotonic scale.
-	// Default: a monotonic clock.  Tests set it to control expiry.
+	// Default: a monotonic clock.  Tests set it to control expiry.  It is
+	// not called until the first Set with a TTL (no entry can expire
+	// before that).
 	Now func() int64
 }
 
@@ -128,11 +130,12 @@ type clock struct {
 	ttlSeen atomic.Bool
 }
 
-func newClock(now func() int64) *clock {
+// init sets the clock function (Options.Now, or the default).
+func (k *clock) init(now func() int64) {
 	if now == nil {
 		now = monotonicNow
 	}
-	return &clock{now: now}
+	k.now = now
 }
 
 // read is the time for a read, a sweep or a Set without a TTL.

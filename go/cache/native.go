@@ -45,7 +45,7 @@ type handle struct{ p *C.mantis_cache }
 // method that calls C ends with runtime.KeepAlive(c) after the call.
 type nativeCache struct {
 	ptr atomic.Pointer[handle]
-	clk *clock
+	clk clock
 	// Largest value stored so far, capped at getGuessCap: Get's first
 	// buffer, so a Get is one C call unless values vary above the cap.
 	maxValue atomic.Int64
@@ -69,7 +69,8 @@ func NewNative(opts Options) (Cache, error) {
 	if err := statusErr(C.mantis_cache_new(&copts, &p)); err != nil {
 		return nil, err
 	}
-	c := &nativeCache{clk: newClock(opts.Now)}
+	c := &nativeCache{}
+	c.clk.init(opts.Now)
 	c.ptr.Store(&handle{p})
 	// Backstop only: Close is the contract.
 	runtime.SetFinalizer(c, func(c *nativeCache) { _ = c.Close() })

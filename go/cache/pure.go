@@ -78,7 +78,7 @@ type pureCache struct {
 	shards   []pshard
 	shift    uint
 	seed     maphash.Seed
-	clk      *clock
+	clk      clock
 	budget   uint64
 	maxEntry uint64
 	closed   atomic.Bool
@@ -96,10 +96,10 @@ func NewPureGo(opts Options) (Cache, error) {
 		shards:   make([]pshard, n),
 		shift:    uint(64 - bits.TrailingZeros(uint(n))),
 		seed:     maphash.MakeSeed(),
-		clk:      newClock(opts.Now),
 		budget:   budget,
 		maxEntry: budget / uint64(n),
 	}
+	c.clk.init(opts.Now)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[string]*pentry)
