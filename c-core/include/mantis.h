@@ -424,6 +424,8 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * monotonic nanosecond clock, the same one for every call on a cache), so
  * tests control expiry exactly.  An entry put with ttl_ns > 0 at `now`
  * expires at now + ttl_ns: a read at a time >= that never returns it.
+ * Until its first put with ttl_ns > 0, a caller may pass now = 0 and skip
+ * reading its clock: no entry can have expired.
  * Expired entries are reclaimed lazily by reads and writes that meet them
  * and by mantis_cache_sweep, so their memory returns without reads.
  *

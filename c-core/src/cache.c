@@ -88,6 +88,11 @@
  *     the shard mutex; they alone touch queues, ghost and counters of the
  *     shard.  Entries and tables they unlink are retired and freed only
  *     after every reader section that could have seen them has ended.
+ *     A writer takes the batches whose grace period has passed off the
+ *     shard under the mutex and frees them after releasing it, so the
+ *     frees do not lengthen the critical section (shard_unlock_polled).
+ *     The mutex is adaptive: a writer that finds it held spins briefly
+ *     before it sleeps.
  *   - A view callback may read the same cache again (nested section).
  *
  * Invariants (per shard, whenever the mutex is free)
@@ -233,9 +238,11 @@ slot_encode(struct entry *e)
 #define slot_store(t, i, e, mo) atomic_store_explicit(&(t)->slots[i], slot_encode(e), (mo))
 
 struct shard {
-	/* Read by readers, written by writers under mu. */
+	/* Read by readers, written by writers under mu (rarely: a rehash).
+	 * A line pair of its own, so writers taking mu do not pull the
+	 * readers' line along (CACHE_PAIR). */
 	_Atomic(struct table *) table;
-	char pad0[CACHE_CACHELINE - sizeof(void *)];
+	char pad0[CACHE_PAIR - sizeof(void *)];
 
 	/* Everything below: only under mu (atomics so stats can read them). */
 	pthread_mutex_t mu;
@@ -252,7 +259,7 @@ struct shard {
 	uint32_t *ghost; /* gmask + 1 fingerprints; 0 = empty */
 	size_t gmask;
 	struct cache_grace grace;
-} __attribute__((aligned(CACHE_CACHELINE)));
+} __attribute__((aligned(CACHE_PAIR)));
 
 struct mantis_cache {
 	bool asym; /* membarrier protocol (else fences), fixed at new */
@@ -675,6 +682,20 @@ shard_for(struct mantis_cache *c, uint64_t h)
 	return &c->shards[c->nshards == 1 ? 0 : (h >> c->shard_shift)];
 }
 
+/*
+ * Polls the shard's grace period, drops its lock, then frees what the poll
+ * reaped: a batch is up to a thousand frees, a cache miss each, that the
+ * shard's other writers need not wait for (cache_reclaim.h).
+ */
+static void
+shard_unlock_polled(struct mantis_cache *c, struct shard *s, bool force)
+{
+	struct cache_reaped done;
+	cache_grace_poll(&s->grace, c->readers, c->asym, force, &done);
+	pthread_mutex_unlock(&s->mu);
+	cache_reaped_free(&done);
+}
+
 static size_t
 cache_alloc_size(unsigned nshards)
 {
@@ -719,7 +740,7 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 		shift++;
 
 	size_t sz = cache_alloc_size(p);
-	struct mantis_cache *c = mantis_aligned_alloc(CACHE_CACHELINE, sz);
+	struct mantis_cache *c = mantis_aligned_alloc(CACHE_PAIR, sz);
 	if (c == NULL)
 		return MANTIS_NOMEM;
 	memset(c, 0, sz);
@@ -729,10 +750,21 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 	c->max_entry = opts->budget_bytes / p;
 	c->seed = mantis_seed_new(c);
 	c->asym = cache_reclaim_asym();
+	/*
+	 * Adaptive: a writer that finds the shard busy spins for about one
+	 * critical section (a few hundred instructions) before it sleeps.  A
+	 * futex sleep and wake-up costs more than the wait, and through cgo a
+	 * thread that blocks in C also loses its Go P to the scheduler.
+	 */
+	pthread_mutexattr_t mu_attr;
+	pthread_mutexattr_init(&mu_attr);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+	pthread_mutexattr_settype(&mu_attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
 	unsigned i;
 	for (i = 0; i < p; i++) {
 		struct shard *s = &c->shards[i];
-		pthread_mutex_init(&s->mu, NULL);
+		pthread_mutex_init(&s->mu, &mu_attr);
 		struct table *t = table_alloc(MIN_TABLE);
 		s->ghost = mantis_calloc(MIN_TABLE / 2, sizeof(uint32_t));
 		s->gmask = MIN_TABLE / 2 - 1;
@@ -745,9 +777,11 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 		s->small_target = s->budget * SMALL_PERCENT / 100;
 		cache_grace_init(&s->grace, s->budget);
 	}
+	pthread_mutexattr_destroy(&mu_attr);
 	*out = c;
 	return MANTIS_OK;
 nomem:
+	pthread_mutexattr_destroy(&mu_attr);
 	while (i-- > 0)
 		shard_destroy(&c->shards[i]);
 	mantis_free(c, sz);
@@ -848,8 +882,7 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 		s->live++;
 	}
 	shard_set_used(s);
-	cache_grace_poll(&s->grace, c->readers, c->asym, false);
-	pthread_mutex_unlock(&s->mu);
+	shard_unlock_polled(c, s, false);
 	return MANTIS_OK;
 }
 
@@ -868,10 +901,9 @@ reclaim_expired(struct mantis_cache *c, struct shard *s, uint64_t h, const void 
 		if (expired(x, now)) {
 			shard_unlink_at(s, ct, at, x);
 			cache_counter_inc(&s->expirations);
-			cache_grace_poll(&s->grace, c->readers, c->asym, false);
 		}
 	}
-	pthread_mutex_unlock(&s->mu);
+	shard_unlock_polled(c, s, false);
 }
 
 /*
@@ -894,6 +926,12 @@ lookup(struct mantis_cache *c, struct shard *s, uint64_t h, const void *key, siz
 		if ((w & ~PTR_MASK) != tag || w == SLOT_TOMB)
 			continue;
 		struct entry *e = slot_decode(w);
+		/* The tag matched, so this is almost surely the entry the caller
+		 * will copy: fetch the lines its value sits on together with the
+		 * header line key_eq loads, instead of after it (a 100-byte value
+		 * spans two more lines; larger ones the copy streams itself). */
+		__builtin_prefetch((const char *)e + CACHE_CACHELINE);
+		__builtin_prefetch((const char *)e + 2 * CACHE_CACHELINE);
 		if (!key_eq(e, h, key, klen))
 			continue;
 		if (!expired(e, now)) {
@@ -1071,9 +1109,8 @@ mantis_cache_delete(mantis_cache *c, const void *key, size_t key_len)
 	} else {
 		shard_unlink_at(s, t, at, slot_load(t, at, memory_order_relaxed));
 		table_maybe_shrink(s);
-		cache_grace_poll(&s->grace, c->readers, c->asym, false);
 	}
-	pthread_mutex_unlock(&s->mu);
+	shard_unlock_polled(c, s, false);
 	return st;
 }
 
@@ -1107,8 +1144,7 @@ mantis_cache_clear(mantis_cache *c)
 		s->tombs = 0;
 		shard_set_used(s);
 		table_maybe_shrink(s);
-		cache_grace_poll(&s->grace, c->readers, c->asym, true);
-		pthread_mutex_unlock(&s->mu);
+		shard_unlock_polled(c, s, true);
 	}
 	return MANTIS_OK;
 }
@@ -1144,8 +1180,7 @@ mantis_cache_sweep(mantis_cache *c, uint64_t now, size_t max_slots, size_t *recl
 		table_maybe_shrink(s);
 		/* Forced: the maintenance path also returns small batches that
 		 * no further write to this shard would reach the threshold of. */
-		cache_grace_poll(&s->grace, c->readers, c->asym, true);
-		pthread_mutex_unlock(&s->mu);
+		shard_unlock_polled(c, s, true);
 	}
 	if (reclaimed != NULL)
 		*reclaimed = done;

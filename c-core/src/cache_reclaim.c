@@ -39,7 +39,10 @@
  *   2. A block on a domain's pend or wait list is unreachable from the
  *      structure (it was unlinked, with a release store, before retirement).
  *   3. A waiting batch is freed only when every slot in its snapshot has
- *      moved past the snapshotted odd value.
+ *      moved past the snapshotted odd value.  It leaves the domain (into a
+ *      struct cache_reaped) at that moment, under the writer lock; the
+ *      free itself may come after the unlock, as nothing reachable from
+ *      the structure or from the domain points to it any more.
  *
  * Protocol (why nothing is freed under a reader)
  * ----------------------------------------------
@@ -301,21 +304,32 @@ grace_passed(struct cache_grace *g, struct cache_rslot *readers)
 	return true;
 }
 
+/* Hands the waiting batch (grace passed) to the caller's list. */
 static void
-free_waiting(struct cache_grace *g)
+reap_waiting(struct cache_grace *g, struct cache_retired **to)
 {
-	free_list(g->wait);
+	*to = g->wait;
 	g->wait = NULL;
 	g->waiting = false;
 }
 
 void
-cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, bool force)
+cache_reaped_free(struct cache_reaped *r)
 {
+	free_list(r->list[0]);
+	free_list(r->list[1]);
+	r->list[0] = r->list[1] = NULL;
+}
+
+void
+cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, bool force,
+		 struct cache_reaped *out)
+{
+	out->list[0] = out->list[1] = NULL;
 	if (g->waiting) {
 		if (!grace_passed(g, readers))
 			return;
-		free_waiting(g);
+		reap_waiting(g, &out->list[0]);
 	}
 	if (g->pend == NULL)
 		return;
@@ -341,7 +355,7 @@ cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, 
 	g->pend_bytes = 0;
 	g->waiting = true;
 	if (grace_passed(g, readers))
-		free_waiting(g);
+		reap_waiting(g, &out->list[1]);
 }
 
 void

@@ -17,7 +17,12 @@
  *            cache_reader_exit(readers, r, outer);
  *   writer (under the lock that serialises the structure's writers):
  *            unlink b with a release store; cache_retire(g, b, size);
- *            cache_grace_poll(g, readers, asym, force);
+ *            struct cache_reaped done;
+ *            cache_grace_poll(g, readers, asym, force, &done);
+ *            unlock; cache_reaped_free(&done);
+ *   The blocks whose grace period has passed are freed after the unlock,
+ *   so a batch's frees (a cache miss each) do not lengthen the critical
+ *   section other writers of the domain wait on.
  *   A retired block starts with a struct cache_retired (its first two
  *   words are overwritten by the retirement link and size).
  */
@@ -30,6 +35,11 @@
 #include <stdint.h>
 
 #define CACHE_CACHELINE 64
+/* What keeps two threads' written words apart: x86's spatial prefetcher
+ * pulls in a line's 128-byte buddy, so data on adjacent lines still bounces
+ * between cores (C++'s hardware_destructive_interference_size, folly's
+ * cacheline padding). */
+#define CACHE_PAIR 128
 #define CACHE_READER_SLOTS 128 /* dedicated slots, one per thread id  */
 #define CACHE_SPARE_SLOTS 32   /* try-locked by threads without an id */
 #define CACHE_NSLOTS (CACHE_READER_SLOTS + CACHE_SPARE_SLOTS)
@@ -50,7 +60,7 @@ struct cache_rslot {
 	 * a hit writes one line). */
 	_Atomic uint64_t hits;
 	_Atomic uint64_t misses;
-} __attribute__((aligned(CACHE_CACHELINE)));
+} __attribute__((aligned(CACHE_PAIR))); /* a slot per pair: see CACHE_PAIR */
 
 /* One writer domain's retirements (a shard's); guarded by the caller's
  * writer lock. */
@@ -68,6 +78,14 @@ struct cache_grace {
 	uint64_t snap_seq[CACHE_NSLOTS];
 };
 
+/* Blocks a poll found past their grace period: no reader can reach them
+ * (invariant 3 of cache_reclaim.c), so whoever holds this frees them, with
+ * or without the writer lock.  Up to two batches: the one that was
+ * waiting, and the pending one when its snapshot found no reader. */
+struct cache_reaped {
+	struct cache_retired *list[2];
+};
+
 /* Thread state shared by every cache: 0 before the first read, i + 1 for
  * dedicated slot i, -1 for "use a spare slot". */
 extern _Thread_local int cache_tl_tid;
@@ -83,11 +101,17 @@ void cache_grace_init(struct cache_grace *g, uint64_t budget);
 void cache_retire(struct cache_grace *g, void *b, size_t size);
 
 /*
- * Caller holds the domain's writer lock.  Frees the waiting batch once its
- * grace period has passed; then, if enough is pending (or `force`:
- * anything), makes the pending list the waiting batch.
+ * Caller holds the domain's writer lock.  Hands the waiting batch to *out
+ * once its grace period has passed; then, if enough is pending (or
+ * `force`: anything), makes the pending list the waiting batch (and hands
+ * that over too if no reader was in a section).  The caller frees *out
+ * with cache_reaped_free, best after dropping the lock.
  */
-void cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, bool force);
+void cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, bool force,
+		      struct cache_reaped *out);
+
+/* Frees what a poll handed over (out of the writer lock is fine). */
+void cache_reaped_free(struct cache_reaped *r);
 
 /* Frees everything retired; no reader may be running (cache_free). */
 void cache_grace_free_all(struct cache_grace *g);

@@ -27,6 +27,7 @@
 package cache
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -102,7 +103,9 @@ type Options struct {
 	// each shard holds at least 1 MiB (MaxEntrySize is one shard's share).
 	Shards int
 	// Now is the clock for TTLs in nanoseconds on any monotonic scale.
-	// Default: a monotonic clock.  Tests set it to control expiry.
+	// Default: a monotonic clock.  Tests set it to control expiry.  It is
+	// not called until the first Set with a TTL (no entry can expire
+	// before that).
 	Now func() int64
 }
 
@@ -114,6 +117,42 @@ func Charge(keyLen, valueLen int) uint64 {
 var processStart = time.Now()
 
 func monotonicNow() int64 { return int64(time.Since(processStart)) + 1 }
+
+// clock is both caches' view of Options.Now.  Until the first Set with a
+// TTL no entry can expire, so reads and sets without a TTL use time 0
+// instead of reading the clock (a clock read is a measurable share of a
+// hit).  ttlSeen turns true, for good, before that first Set reads the
+// clock: a read that loads false began before the Set read its clock, so
+// an entry it may meet expires after the read began, and returning it is
+// what a read at that instant would do.
+type clock struct {
+	now     func() int64
+	ttlSeen atomic.Bool
+}
+
+// init sets the clock function (Options.Now, or the default).
+func (k *clock) init(now func() int64) {
+	if now == nil {
+		now = monotonicNow
+	}
+	k.now = now
+}
+
+// read is the time for a read, a sweep or a Set without a TTL.
+func (k *clock) read() int64 {
+	if !k.ttlSeen.Load() {
+		return 0
+	}
+	return k.now()
+}
+
+// forSet is the time for a Set with this ttl.
+func (k *clock) forSet(ttl time.Duration) int64 {
+	if ttl > 0 && !k.ttlSeen.Load() {
+		k.ttlSeen.Store(true) // before the clock read (see clock)
+	}
+	return k.read()
+}
 
 const (
 	defaultShards   = 16

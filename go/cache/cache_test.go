@@ -568,3 +568,66 @@ func TestAppendGetAndGetMany(t *testing.T) {
 		}
 	})
 }
+
+// TestClockReadOnlyOnceTTLUsed: until the first Set with a TTL no entry can
+// expire, so no call reads Options.Now; from then on reads use it and
+// expiry works as in TestTTL, for entries set before and after.
+func TestClockReadOnlyOnceTTLUsed(t *testing.T) {
+	for _, im := range impls(t) {
+		t.Run(im.name, func(t *testing.T) {
+			var calls atomic.Int64
+			var ns atomic.Int64
+			ns.Store(1_000_000)
+			c, err := im.new(Options{BudgetBytes: 1 << 20, Now: func() int64 {
+				calls.Add(1)
+				return ns.Load()
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			untimed := []struct {
+				name string
+				op   func() error
+			}{
+				{"set", func() error { return c.Set([]byte("p"), []byte("perm"), 0) }},
+				{"get", func() error { _, err := c.Get([]byte("p")); return err }},
+				{"append-get", func() error { _, err := c.AppendGet(nil, []byte("p")); return err }},
+				{"view", func() error { return c.View([]byte("p"), func([]byte) error { return nil }) }},
+				{"get-many", func() error { _, err := c.GetMany([][]byte{[]byte("p")}, func(int, []byte) {}); return err }},
+				{"sweep", func() error { _, err := c.Sweep(0); return err }},
+				{"bad-ttl", func() error {
+					if err := c.Set([]byte("n"), []byte("x"), -1); !errors.Is(err, ErrInvalid) {
+						return fmt.Errorf("negative ttl: %v", err)
+					}
+					return nil
+				}},
+			}
+			for _, tc := range untimed {
+				if err := tc.op(); err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if n := calls.Load(); n != 0 {
+					t.Fatalf("%s read the clock %d times before any TTL was used", tc.name, n)
+				}
+			}
+			if err := c.Set([]byte("t"), []byte("temp"), 100*time.Nanosecond); err != nil {
+				t.Fatal(err)
+			}
+			if calls.Load() == 0 {
+				t.Fatal("a Set with a TTL did not read the clock")
+			}
+			ns.Add(99)
+			if _, err := c.Get([]byte("t")); err != nil {
+				t.Fatalf("before expiry: %v", err)
+			}
+			ns.Add(1)
+			if _, err := c.Get([]byte("t")); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("at expiry: %v", err)
+			}
+			if v, err := c.Get([]byte("p")); err != nil || string(v) != "perm" {
+				t.Fatalf("untimed entry after the first TTL: %q, %v", v, err)
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ type handle struct{ p *C.mantis_cache }
 // method that calls C ends with runtime.KeepAlive(c) after the call.
 type nativeCache struct {
 	ptr atomic.Pointer[handle]
-	now func() int64
+	clk clock
 	// Largest value stored so far, capped at getGuessCap: Get's first
 	// buffer, so a Get is one C call unless values vary above the cap.
 	maxValue atomic.Int64
@@ -69,10 +69,8 @@ func NewNative(opts Options) (Cache, error) {
 	if err := statusErr(C.mantis_cache_new(&copts, &p)); err != nil {
 		return nil, err
 	}
-	c := &nativeCache{now: opts.Now}
-	if c.now == nil {
-		c.now = monotonicNow
-	}
+	c := &nativeCache{}
+	c.clk.init(opts.Now)
 	c.ptr.Store(&handle{p})
 	// Backstop only: Close is the contract.
 	runtime.SetFinalizer(c, func(c *nativeCache) { _ = c.Close() })
@@ -108,9 +106,10 @@ func bytesPtr(b []byte) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.S
 
 func cptr(p *C.mantis_cache) C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(p))) }
 
-// now returns the clock as the C core wants it (unsigned; callers' clocks
-// are non-negative).
-func (c *nativeCache) nowU() C.uint64_t { return C.uint64_t(uint64(c.now())) }
+// nowU returns the time of a read as the C core wants it (unsigned;
+// callers' clocks are non-negative; 0 until a TTL is used, which
+// mantis.h allows).
+func (c *nativeCache) nowU() C.uint64_t { return C.uint64_t(uint64(c.clk.read())) }
 
 func (c *nativeCache) get(p *C.mantis_cache, key, buf []byte) ([]byte, error) {
 	var n C.size_t
@@ -278,7 +277,7 @@ func (c *nativeCache) Set(key, value []byte, ttl time.Duration) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	now := c.now()
+	now := c.clk.forSet(ttl)
 	if _, err := expiry(now, ttl); err != nil {
 		return err // same TTL rule as the pure-Go cache
 	}

@@ -78,7 +78,7 @@ type pureCache struct {
 	shards   []pshard
 	shift    uint
 	seed     maphash.Seed
-	now      func() int64
+	clk      clock
 	budget   uint64
 	maxEntry uint64
 	closed   atomic.Bool
@@ -96,13 +96,10 @@ func NewPureGo(opts Options) (Cache, error) {
 		shards:   make([]pshard, n),
 		shift:    uint(64 - bits.TrailingZeros(uint(n))),
 		seed:     maphash.MakeSeed(),
-		now:      opts.Now,
 		budget:   budget,
 		maxEntry: budget / uint64(n),
 	}
-	if c.now == nil {
-		c.now = monotonicNow
-	}
+	c.clk.init(opts.Now)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[string]*pentry)
@@ -145,7 +142,7 @@ func checkKey(key []byte) error {
 // lookup returns the live entry or nil; a hit raises its frequency.
 func (c *pureCache) lookup(key []byte) *pentry {
 	s := c.shard(key)
-	now := c.now()
+	now := c.clk.read()
 	s.mu.RLock()
 	e := s.m[string(key)]
 	if e != nil && !e.expired(now) {
@@ -429,7 +426,7 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	now := c.now()
+	now := c.clk.forSet(ttl)
 	exp, err := expiry(now, ttl)
 	if err != nil {
 		return err
@@ -516,7 +513,7 @@ func (c *pureCache) Sweep(maxSlots int) (int, error) {
 	if maxSlots == 0 {
 		maxSlots = defaultSweepMax
 	}
-	now := c.now()
+	now := c.clk.read()
 	first := int(c.cursor.Add(1) - 1)
 	done := 0
 	for k := 0; k < len(c.shards) && maxSlots > 0; k++ {
