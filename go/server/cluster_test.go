@@ -32,6 +32,15 @@ func freePort(t *testing.T) int {
 
 func startClusterProc(t *testing.T, p *clusterProc) {
 	t.Helper()
+	if err := tryStartClusterProc(t, p); err != nil {
+		t.Fatalf("%s: %v", p.id, err)
+	}
+}
+
+// tryStartClusterProc starts p, or returns why it stopped before it was
+// ready.
+func tryStartClusterProc(t *testing.T, p *clusterProc) error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	ready := make(chan struct{})
@@ -40,10 +49,36 @@ func startClusterProc(t *testing.T, p *clusterProc) {
 	}()
 	select {
 	case <-ready:
+		return nil
 	case err := <-p.done:
-		t.Fatalf("%s: %v", p.id, err)
+		p.cancel = nil
+		return err
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s did not start", p.id)
+	}
+	return nil
+}
+
+// startFresh is a first start of p.  freePort's ports are released before
+// the server binds them, so a test in another package (go test runs
+// packages in parallel) may take one meanwhile: then p gets new ports and
+// tries again.
+func startFresh(t *testing.T, p *clusterProc) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		err := tryStartClusterProc(t, p)
+		if err == nil {
+			return
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("%s: %v", p.id, err)
+		}
+		p.cfg.Port = freePort(t)
+		p.cfg.Cluster.RaftAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		if p.cfg.RESPPort != 0 {
+			p.cfg.RESPPort = freePort(t)
+		}
+		p.http = p.cfg.Addr()
 	}
 }
 
@@ -128,11 +163,11 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func startThree(t *testing.T, procs []*clusterProc) {
 	t.Helper()
 	procs[0].cfg.Cluster.Bootstrap = true
-	for _, p := range procs[1:] {
-		p.cfg.Cluster.Join = procs[0].http
-	}
-	for _, p := range procs {
-		startClusterProc(t, p)
+	for i, p := range procs {
+		if i > 0 {
+			p.cfg.Cluster.Join = procs[0].http // as bound
+		}
+		startFresh(t, p)
 		t.Cleanup(func() { p.stop(t) })
 	}
 	waitUntil(t, "three members", func() bool {
