@@ -369,6 +369,31 @@ mantis_status mantis_skiplist_stats_get(mantis_skiplist *sl,
  * memory (nothing allocated). */
 mantis_status mantis_skiplist_reserve(mantis_skiplist *sl, uint64_t keys);
 
+/*
+ * Bulk append for loading sorted data (a snapshot at open): copies
+ * entries e[0..n) (borrowed; key, value, seq and expires_at are used) to
+ * the end of the map, building each tower by plain stores to the last
+ * node of every level and indexing each key without a search, a CAS or
+ * a lock.  Legal only while NO other call runs on sl (any thread), and
+ * only for keys that sort after every key of the map: the call checks
+ * the order itself (each key must be greater than the map's last key and
+ * than the entry before it) and stops at the first entry that is not,
+ * so out-of-order or duplicate input can never corrupt the map.
+ *   MANTIS_OK      entries [0, *appended) are in the map; when *appended
+ *                  < n, entry *appended does not sort after the map's
+ *                  last key and nothing from it on was touched (the
+ *                  caller inserts it with mantis_skiplist_put, which
+ *                  takes any order, and may append the rest after).
+ *   MANTIS_INVALID sl, e or appended NULL (with n != 0), or entry
+ *                  *appended has a NULL or empty key or a NULL value with
+ *                  value_len != 0; entries before it are in the map.
+ *   MANTIS_TOO_LARGE, MANTIS_NOMEM  the same, for entry *appended.
+ * Expired entries are not skipped (the caller knows `now`).  Presize the
+ * index first (mantis_skiplist_reserve) or it grows as puts make it.
+ */
+mantis_status mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e,
+				     size_t n, size_t *appended);
+
 /* Waits for a grace period and frees what earlier calls retired (deleted
  * nodes, replaced records) right now, instead of opportunistically.  Any
  * thread, not from inside a callback.  MANTIS_INVALID for NULL. */
@@ -663,9 +688,13 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 
 /*
  * Bulk load for recovery: recs[0..len) (borrowed) is a run of codec PUT
- * records as a snapshot file holds them (ascending key order, which makes
- * each insert land at the skiplist's splice hint), whose CRCs the caller
- * has verified (go/wal checks every record as it reads the file).  The
+ * records as a snapshot file holds them, whose CRCs the caller has
+ * verified (go/wal checks every record as it reads the file).  Records in
+ * ascending key order, each after every key already loaded (a snapshot's
+ * records, in the file's order, over calls on an empty db), are appended
+ * with mantis_skiplist_append: no search, no CAS, no lock per key.  Any
+ * other record (a duplicate or out-of-order key) is inserted by an
+ * ordinary put, so any input loads as the same puts in order would.  The
  * core checks only what keeps memory safe: each record's header, lengths
  * and type (PUT, non-empty key, within this db's limits), not checksums.
  * Records expired at `now` are skipped.  Not atomic and not to be run

@@ -405,11 +405,11 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 
 /* ---- bulk load ----------------------------------------------------------- */
 
-/* Records framed, and their index slots prefetched, before the first of
- * them is inserted: each insert's index probe is a cache miss at a random
- * address (the hash spreads ascending keys everywhere), and issuing a
- * group's misses together overlaps them instead of paying them one by one. */
-#define LOAD_GROUP 16
+/* Records framed per mantis_skiplist_append call: each call first finds
+ * the last node of every level (a short walk down the right edge), so a
+ * group is large enough to make that walk negligible and small enough to
+ * live on the stack. */
+#define LOAD_GROUP 256
 
 static mantis_status
 load_frame(const mantis_db *db, const uint8_t *p, size_t len, mantis_record *rec)
@@ -424,48 +424,83 @@ load_frame(const mantis_db *db, const uint8_t *p, size_t len, mantis_record *rec
 	return MANTIS_OK;
 }
 
+/*
+ * Appends g[0..k) to the skiplist: runs that sort after the map's last key
+ * go through mantis_skiplist_append (no search, no CAS, no lock: legal
+ * because nothing else runs on the db during a load, mantis.h), and an
+ * entry that does not (a duplicate or out-of-order key, which a valid
+ * snapshot never holds) through the ordinary put, which takes any order:
+ * such input loads as the same puts in the same order would, and never
+ * corrupts the map.  *done receives how many entries are in the map.
+ */
+static mantis_status
+load_group(mantis_db *db, const mantis_skiplist_entry *g, size_t k, size_t *done)
+{
+	size_t i = 0;
+	mantis_status st = MANTIS_OK;
+	while (i < k) {
+		size_t n = 0;
+		st = mantis_skiplist_append(db->sl, g + i, k - i, &n);
+		i += n;
+		if (st != MANTIS_OK || i == k)
+			break;
+		st = mantis_skiplist_put(db->sl, g[i].key, g[i].key_len, g[i].value,
+					 g[i].value_len, 0, g[i].expires_at);
+		if (st != MANTIS_OK)
+			break;
+		i++;
+	}
+	*done = i;
+	return st;
+}
+
 mantis_status
 mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now, size_t *bad_offset)
 {
 	if (db == NULL || (recs == NULL && len != 0))
 		return MANTIS_INVALID;
 	const uint8_t *p = recs;
-	size_t off = 0, n = 0;
+	size_t off = 0, loaded = 0;
 	mantis_status st = MANTIS_OK;
-	mantis_record g[LOAD_GROUP];
-	/* No seqlock and no batch_mu: nothing else uses the db (contract).
-	 * Each record still goes through the ordinary put, so the list and
-	 * index invariants (skiplist.c, hindex.c) hold exactly as for a put. */
+	mantis_skiplist_entry g[LOAD_GROUP];
+	size_t at[LOAD_GROUP]; /* offset of g[i]'s record in recs */
+	/* No seqlock and no batch_mu: nothing else uses the db (contract). */
 	while (st == MANTIS_OK && off < len) {
-		/* Frame up to a group; fst is the status of the record at o,
-		 * which is where the group stopped. */
+		/* Frame up to a group, skipping expired records; fst is the
+		 * status of the record at o, which is where framing stopped. */
 		size_t k = 0, o = off;
 		mantis_status fst = MANTIS_OK;
-		for (; k < LOAD_GROUP && o < len; k++) {
-			fst = load_frame(db, p + o, len - o, &g[k]);
+		while (k < LOAD_GROUP && o < len) {
+			mantis_record rec;
+			fst = load_frame(db, p + o, len - o, &rec);
 			if (fst != MANTIS_OK)
 				break;
-			o += g[k].size;
-			sl_prefetch_index(db->sl, g[k].key, g[k].key_len);
-		}
-		for (size_t i = 0; i < k; i++) {
-			if (g[i].expires_at != 0 && g[i].expires_at <= now) {
-				off += g[i].size;
-				continue;
+			if (rec.expires_at == 0 || rec.expires_at > now) {
+				g[k] = (mantis_skiplist_entry){
+					.key = rec.key,
+					.key_len = rec.key_len,
+					.value = rec.value,
+					.value_len = rec.value_len,
+					.seq = 0, /* the core keeps none */
+					.expires_at = rec.expires_at,
+				};
+				at[k++] = o;
 			}
-			st = mantis_skiplist_put(db->sl, g[i].key, g[i].key_len, g[i].value,
-						 g[i].value_len, 0, g[i].expires_at);
-			if (st != MANTIS_OK)
-				break;
-			off += g[i].size;
-			n++;
+			o += rec.size;
 		}
-		if (st == MANTIS_OK)
-			st = fst; /* off is now o, the refused record's offset */
+		size_t done = 0;
+		st = load_group(db, g, k, &done);
+		loaded += done;
+		if (st != MANTIS_OK) {
+			off = at[done];
+			break;
+		}
+		off = o;
+		st = fst; /* off is now o, the refused record's offset */
 	}
 	if (st != MANTIS_OK && bad_offset != NULL)
 		*bad_offset = off;
-	count(db, ST_PUTS, n);
+	count(db, ST_PUTS, loaded);
 	return st;
 }
 

@@ -727,13 +727,6 @@ sl_check_structure(const mantis_skiplist *sl, const char **what)
 	return bad;
 }
 
-void
-sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen)
-{
-	uint64_t h = sl_hash(sl->seed, key, klen);
-	hx_prefetch(hx_shard_for((struct hx_shard *)sl->shards, h), h);
-}
-
 uint64_t
 sl_hash_seed(const mantis_skiplist *sl)
 {
@@ -922,6 +915,142 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	}
 out:
 	mantis_epoch_exit(slot);
+	return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bulk append (loading sorted input)                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Index slots are prefetched this many entries ahead of the insert that
+ * fills them: each is a miss at a random address (the hash spreads
+ * ascending keys everywhere), and issuing them early overlaps them with
+ * the copying and linking of the entries in between. */
+#define SL_APPEND_AHEAD 16
+
+/*
+ * The last node of every level, into tails[] (head where a level is
+ * empty).  false when the walk met a marked pointer or the last node is
+ * hidden: a removal has not finished unlinking, so the map is not
+ * quiescent and mantis_skiplist_append must not run (its caller broke the
+ * contract, or a test is probing it); the caller then appends nothing.
+ */
+static bool
+sl_tails(mantis_skiplist *sl, struct sl_node **tails)
+{
+	struct sl_node *x = sl->head;
+	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
+		for (;;) {
+			uintptr_t v = MANTIS_LOAD_ACQ(&x->next[lvl]);
+			if (v & SL_MARK)
+				return false;
+			if (v == 0)
+				break;
+			x = next_ptr(v);
+		}
+		tails[lvl] = x;
+	}
+	return x == sl->head || !(MANTIS_LOAD_ACQ(&x->rec) & SL_HIDDEN);
+}
+
+/* The index hash of e's key, its slot prefetched; 0 (unused: the entry
+ * fails check_key before its hash is needed) for a key check_key refuses. */
+static inline uint64_t
+append_hash(mantis_skiplist *sl, const mantis_skiplist_entry *e)
+{
+	if (check_key(e->key, e->key_len) != MANTIS_OK)
+		return 0;
+	uint64_t h = sl_hash(sl->seed, e->key, e->key_len);
+	hx_prefetch(hx_shard_for(sl->shards, h), h);
+	return h;
+}
+
+/*
+ * Why plain stores suffice (contract in mantis.h: no other call runs on
+ * sl): nobody can splice after, mark or snip the last node of a level
+ * meanwhile, which is all the insert path's CAS and lock guard against,
+ * and no reader can observe the instant between a node's linking and its
+ * indexing, which the insert path hides behind PENDING.  When the call
+ * returns, on success or error, every invariant holds for what it added:
+ * 1, each key is compared with the one before it (the map's last key
+ * first) and linked only if greater, so every level stays strictly
+ * sorted; 2 and 3, a key greater than the map's last has no node and no
+ * index entry, and gets exactly one node, linked at every level of its
+ * tower before it is indexed; 4, records are published live (never
+ * PENDING: there is no moment to hide); 6, the fence and release stores
+ * below.  Nodes and records are allocated one by one as put does, so
+ * delete, update and sweep reclaim them exactly as put's.
+ */
+mantis_status
+mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size_t n,
+		       size_t *appended)
+{
+	if (sl == NULL || appended == NULL || (e == NULL && n != 0))
+		return MANTIS_INVALID;
+	*appended = 0;
+	if (n == 0)
+		return MANTIS_OK;
+	mantis_status st = MANTIS_OK;
+	size_t i = 0;
+	int64_t bytes = 0;
+	struct sl_node *tails[SL_MAX_HEIGHT];
+	uint64_t hs[SL_APPEND_AHEAD];
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	if (!sl_tails(sl, tails))
+		goto out;
+	/* The key every appended key must exceed (none while the map is empty). */
+	const struct sl_node *last = tails[0] == sl->head ? NULL : tails[0];
+	for (size_t j = 0; j < n && j < SL_APPEND_AHEAD; j++)
+		hs[j] = append_hash(sl, &e[j]);
+	for (; i < n; i++) {
+		const mantis_skiplist_entry *x = &e[i];
+		if ((st = check_key(x->key, x->key_len)) != MANTIS_OK)
+			break;
+		if (x->value == NULL && x->value_len != 0) {
+			st = MANTIS_INVALID;
+			break;
+		}
+		if (x->value_len > MANTIS_MAX_VALUE_SIZE) {
+			st = MANTIS_TOO_LARGE;
+			break;
+		}
+		uint32_t klen = (uint32_t)x->key_len;
+		if (last != NULL && key_cmp(last, x->key, klen) >= 0)
+			break; /* not after the map's last key: the caller's put */
+		uint64_t h = hs[i % SL_APPEND_AHEAD];
+		if (i + SL_APPEND_AHEAD < n)
+			hs[i % SL_APPEND_AHEAD] = append_hash(sl, &e[i + SL_APPEND_AHEAD]);
+		struct hx_shard *sh = hx_shard_for(sl->shards, h);
+		/* Room first, so that nothing linked below can fail to be
+		 * indexed (a no-op check once the index is presized). */
+		if (!hx_reserve(sh, slot, sl->seed)) {
+			st = MANTIS_NOMEM;
+			break;
+		}
+		struct sl_rec *r = rec_new(x->value, x->value_len, x->seq, x->expires_at);
+		struct sl_node *nn = r == NULL ? NULL : node_new(x->key, klen, random_height(), r);
+		if (nn == NULL) {
+			rec_free(r);
+			st = MANTIS_NOMEM;
+			break;
+		}
+		/* Node contents (key, tower, rec, record) visible before the node
+		 * is reachable (invariant 6); nn->next[] is all NULL, nn is the
+		 * new end of every level of its tower. */
+		ck_pr_fence_store();
+		for (uint32_t l = 0; l < nn->height; l++) {
+			MANTIS_STORE_REL(&tails[l]->next[l], (uintptr_t)nn);
+			tails[l] = nn;
+		}
+		hx_insert(sh, nn, h);
+		last = nn;
+		bytes += (int64_t)(klen + x->value_len);
+	}
+out:
+	if (i != 0)
+		stats_add(sl, slot, (int64_t)i, bytes);
+	mantis_epoch_exit(slot);
+	*appended = i;
 	return st;
 }
 

@@ -177,10 +177,6 @@ void hx_destroy(struct hx_shard *sh);
 uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
 /* Test hooks (not in mantis.h): the list's seed, and replacing it, which is
  * allowed only while the list is empty and no other call runs. */
-/* Prefetches the index slot where a put or get of key will probe: a hint
- * for a bulk load, issued some keys ahead.  Any thread, no section needed
- * (it reads one shard word and never dereferences the table). */
-void sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen);
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
 void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
 /* Quiescent shape check for tests (skiplist.c): violations found. */

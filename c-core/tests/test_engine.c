@@ -1052,6 +1052,65 @@ test_reserve(void **state)
 	free(buf);
 }
 
+/* Input a snapshot never holds (keys out of order, a duplicate, keys
+ * below what the db already has) loads as the same puts in the same order
+ * would: the bulk append takes the sorted runs and ordinary puts the
+ * rest, and the map comes out whole and in order. */
+static void
+test_load_unsorted(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(8, 16);
+	assert_int_equal(put_s(db, "b", "old", 0), MANTIS_OK);
+	uint8_t buf[1024];
+	size_t off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "m", "1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "2", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "x", "3", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "4", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "y", "5", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "y", "6", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "7", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "8", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "z", "9", 0);
+	assert_int_equal(mantis_db_load(db, buf, off, 10, NULL), MANTIS_OK);
+	const char *want[][2] = {{"a", "7"}, {"b", "8"}, {"c", "4"}, {"m", "1"},
+				 {"x", "3"}, {"y", "6"}, {"z", "9"}};
+	size_t nwant = sizeof(want) / sizeof(want[0]);
+	for (size_t i = 0; i < nwant; i++)
+		expect_val(db, want[i][0], want[i][1], 10);
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.keys, nwant);
+	uint8_t out[1024];
+	size_t used = 0, cnt = 0;
+	bool done = false;
+	assert_int_equal(mantis_db_scan(db, NULL, 0, false, NULL, 0, 10, out, sizeof(out), &used,
+					&cnt, &done),
+			 MANTIS_OK);
+	assert_true(done);
+	assert_int_equal(cnt, nwant);
+	mantis_codec_iter it;
+	mantis_record r;
+	mantis_codec_iter_init(&it, out, used);
+	for (size_t i = 0; i < nwant; i++) {
+		assert_int_equal(mantis_codec_iter_next(&it, &r), MANTIS_OK);
+		assert_int_equal(r.key_len, 1);
+		assert_memory_equal(r.key, want[i][0], 1);
+		assert_memory_equal(r.value, want[i][1], 1);
+	}
+	/* A put, a delete and an append on the result. */
+	assert_int_equal(put_s(db, "d", "10", 0), MANTIS_OK);
+	assert_int_equal(mantis_db_delete(db, "m", 1), MANTIS_OK);
+	off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "zz", "11", 0);
+	assert_int_equal(mantis_db_load(db, buf, off, 10, NULL), MANTIS_OK);
+	expect_val(db, "d", "10", 10);
+	expect_absent(db, "m", 10);
+	expect_val(db, "zz", "11", 10);
+	mantis_db_close(db);
+}
+
 int
 main(void)
 {
@@ -1073,6 +1132,7 @@ main(void)
 	    cmocka_unit_test(test_large_overwrites_memory_returns),
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_reserve),
+	    cmocka_unit_test(test_load_unsorted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
