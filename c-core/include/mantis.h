@@ -708,6 +708,36 @@ mantis_status mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64
 			     size_t *bad_offset);
 
 /*
+ * The same load in two steps, so that a caller can spread its work over
+ * threads: mantis_db_load_build frames recs[0..len) (borrowed, only
+ * during the call) and copies every unexpired record into a node and
+ * record of its own (the allocation, copying and first touch of fresh
+ * memory that are most of a load), into *out, a run the caller owns;
+ * mantis_db_load_link then appends the run's entries to db in order
+ * (consuming the run, whatever it returns) and returns what
+ * mantis_db_load returns for the same bytes: the records before
+ * *bad_offset (an offset in the run's recs) are loaded.
+ *   Threads: builds read only db's fixed limits, so any number may run at
+ *   once, on any threads, beside one mantis_db_load_link; links, and
+ *   everything else on db, follow mantis_db_load's rule (nothing else
+ *   runs on db).  Handing a run from the building thread to the linking
+ *   one needs the usual happens-before (a join, a mutex, a channel).
+ *   Link the runs of a snapshot in file order: a run whose keys do not
+ *   all follow the keys already loaded still loads correctly, as puts.
+ * build: MANTIS_OK (errors in the records are the link's to report),
+ * MANTIS_INVALID for NULL db or out or recs with len != 0, MANTIS_NOMEM
+ * (no run).  A run holds about len/2 bytes of arrays besides its
+ * entries: bound len (the Go engine passes a few MiB).
+ * mantis_db_load_run_free frees a run that will not be linked (NULL
+ * ignored).
+ */
+typedef struct mantis_load_run mantis_load_run;
+mantis_status mantis_db_load_build(const mantis_db *db, const void *recs, size_t len,
+				   uint64_t now, mantis_load_run **out);
+mantis_status mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset);
+void mantis_db_load_run_free(mantis_load_run *run);
+
+/*
  * Presizes the db's index for `keys` entries (mantis_skiplist_reserve):
  * recovery calls it with the snapshot's key count before the first
  * mantis_db_load, so the load grows no index table key by key.  A hint;

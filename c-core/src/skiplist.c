@@ -953,14 +953,42 @@ sl_tails(mantis_skiplist *sl, struct sl_node **tails)
 	return x == sl->head || !(MANTIS_LOAD_ACQ(&x->rec) & SL_HIDDEN);
 }
 
-/* The index hash of e's key, its slot prefetched; 0 (unused: the entry
- * fails check_key before its hash is needed) for a key check_key refuses. */
-static inline uint64_t
-append_hash(mantis_skiplist *sl, const mantis_skiplist_entry *e)
+mantis_status
+sl_build(const mantis_skiplist_entry *e, struct sl_node **out)
 {
-	if (check_key(e->key, e->key_len) != MANTIS_OK)
-		return 0;
-	uint64_t h = sl_hash(sl->seed, e->key, e->key_len);
+	mantis_status st = check_key(e->key, e->key_len);
+	if (st != MANTIS_OK)
+		return st;
+	if (e->value == NULL && e->value_len != 0)
+		return MANTIS_INVALID;
+	if (e->value_len > MANTIS_MAX_VALUE_SIZE)
+		return MANTIS_TOO_LARGE;
+	struct sl_rec *r = rec_new(e->value, e->value_len, e->seq, e->expires_at);
+	struct sl_node *n = r == NULL ? NULL
+				      : node_new(e->key, (uint32_t)e->key_len, random_height(), r);
+	if (n == NULL) {
+		rec_free(r);
+		return MANTIS_NOMEM;
+	}
+	*out = n;
+	return MANTIS_OK;
+}
+
+void
+sl_build_free(struct sl_node *n)
+{
+	if (n == NULL)
+		return;
+	rec_free((struct sl_rec *)n->rec);
+	node_free(n);
+}
+
+/* The index hash of n's key, its slot prefetched (which also brings n,
+ * built maybe on another core, into this one's cache before its turn). */
+static inline uint64_t
+append_hash(mantis_skiplist *sl, const struct sl_node *n)
+{
+	uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
 	hx_prefetch(hx_shard_for(sl->shards, h), h);
 	return h;
 }
@@ -978,59 +1006,41 @@ append_hash(mantis_skiplist *sl, const mantis_skiplist_entry *e)
  * index entry, and gets exactly one node, linked at every level of its
  * tower before it is indexed; 4, records are published live (never
  * PENDING: there is no moment to hide); 6, the fence and release stores
- * below.  Nodes and records are allocated one by one as put does, so
- * delete, update and sweep reclaim them exactly as put's.
+ * below (the nodes may have been built on another thread: whoever handed
+ * them over ordered their contents before this call, and the fence
+ * orders them before the links for this list's readers).  Nodes and
+ * records are allocated one by one as put's are (sl_build), so delete,
+ * update and sweep reclaim them exactly as put's.
  */
 mantis_status
-mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size_t n,
-		       size_t *appended)
+sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n, size_t *appended)
 {
-	if (sl == NULL || appended == NULL || (e == NULL && n != 0))
-		return MANTIS_INVALID;
-	*appended = 0;
-	if (n == 0)
-		return MANTIS_OK;
 	mantis_status st = MANTIS_OK;
 	size_t i = 0;
 	int64_t bytes = 0;
 	struct sl_node *tails[SL_MAX_HEIGHT];
 	uint64_t hs[SL_APPEND_AHEAD];
+	*appended = 0;
+	if (n == 0)
+		return MANTIS_OK;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	if (!sl_tails(sl, tails))
 		goto out;
 	/* The key every appended key must exceed (none while the map is empty). */
 	const struct sl_node *last = tails[0] == sl->head ? NULL : tails[0];
 	for (size_t j = 0; j < n && j < SL_APPEND_AHEAD; j++)
-		hs[j] = append_hash(sl, &e[j]);
+		hs[j] = append_hash(sl, nodes[j]);
 	for (; i < n; i++) {
-		const mantis_skiplist_entry *x = &e[i];
-		if ((st = check_key(x->key, x->key_len)) != MANTIS_OK)
-			break;
-		if (x->value == NULL && x->value_len != 0) {
-			st = MANTIS_INVALID;
-			break;
-		}
-		if (x->value_len > MANTIS_MAX_VALUE_SIZE) {
-			st = MANTIS_TOO_LARGE;
-			break;
-		}
-		uint32_t klen = (uint32_t)x->key_len;
-		if (last != NULL && key_cmp(last, x->key, klen) >= 0)
+		struct sl_node *nn = nodes[i];
+		if (last != NULL && key_cmp(last, sl_node_key(nn), nn->klen) >= 0)
 			break; /* not after the map's last key: the caller's put */
 		uint64_t h = hs[i % SL_APPEND_AHEAD];
 		if (i + SL_APPEND_AHEAD < n)
-			hs[i % SL_APPEND_AHEAD] = append_hash(sl, &e[i + SL_APPEND_AHEAD]);
+			hs[i % SL_APPEND_AHEAD] = append_hash(sl, nodes[i + SL_APPEND_AHEAD]);
 		struct hx_shard *sh = hx_shard_for(sl->shards, h);
 		/* Room first, so that nothing linked below can fail to be
 		 * indexed (a no-op check once the index is presized). */
 		if (!hx_reserve(sh, slot, sl->seed)) {
-			st = MANTIS_NOMEM;
-			break;
-		}
-		struct sl_rec *r = rec_new(x->value, x->value_len, x->seq, x->expires_at);
-		struct sl_node *nn = r == NULL ? NULL : node_new(x->key, klen, random_height(), r);
-		if (nn == NULL) {
-			rec_free(r);
 			st = MANTIS_NOMEM;
 			break;
 		}
@@ -1044,13 +1054,47 @@ mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size
 		}
 		hx_insert(sh, nn, h);
 		last = nn;
-		bytes += (int64_t)(klen + x->value_len);
+		bytes += (int64_t)nn->klen + ((const struct sl_rec *)nn->rec)->vlen;
 	}
 out:
 	if (i != 0)
 		stats_add(sl, slot, (int64_t)i, bytes);
 	mantis_epoch_exit(slot);
 	*appended = i;
+	return st;
+}
+
+/* Entries built per sl_append_built call by mantis_skiplist_append. */
+#define SL_APPEND_GROUP 64
+
+mantis_status
+mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size_t n,
+		       size_t *appended)
+{
+	if (sl == NULL || appended == NULL || (e == NULL && n != 0))
+		return MANTIS_INVALID;
+	*appended = 0;
+	struct sl_node *g[SL_APPEND_GROUP];
+	size_t done = 0;
+	mantis_status st = MANTIS_OK;
+	while (done < n) {
+		size_t k = 0;
+		while (k < SL_APPEND_GROUP && done + k < n &&
+		       (st = sl_build(&e[done + k], &g[k])) == MANTIS_OK)
+			k++;
+		size_t linked = 0;
+		mantis_status lst = sl_append_built(sl, g, k, &linked);
+		for (size_t j = linked; j < k; j++)
+			sl_build_free(g[j]);
+		done += linked;
+		if (lst != MANTIS_OK || linked < k) {
+			st = lst; /* OK when stopped by key order */
+			break;
+		}
+		if (st != MANTIS_OK)
+			break; /* entry `done` failed to build */
+	}
+	*appended = done;
 	return st;
 }
 

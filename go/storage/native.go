@@ -412,29 +412,36 @@ func cgoNoop() { C.mantis_noop() }
 
 // ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
-// loadChunk bounds the bytes of one mantis_db_load call, so the recovery
+// loadChunk bounds the bytes of one run of a snapshot load (one
+// mantis_db_load_build and one mantis_db_load_link call), so the recovery
 // of a large snapshot is a few hundred C calls, each short enough that
-// nothing waits long on the handle's lock.
+// nothing waits long on the handle's lock, and a run's arrays stay small.
 const loadChunk = 4 << 20
 
 // loadSnapshot hands the snapshot's records to the core as they lie in
 // the file (wal.RecordBytes: consecutive records are one run of the
-// mapping), a run of up to loadChunk bytes per mantis_db_load call: no
-// record is encoded or copied in Go, and their CRCs, which go/wal verified
-// as it read them, are not checked again.  Expired records are skipped by
-// the core.  Nothing reads the engine before Open returns.  The index is
+// mapping), a run of up to loadChunk bytes at a time: no record is
+// encoded or copied in Go, and their CRCs, which go/wal verified as it
+// read them, are not checked again.  Expired records are skipped by the
+// core.  Nothing reads the engine before Open returns.  The index is
 // first sized for the snapshot's key count, so the load grows no index
 // table key by key.
+//
+// The load is a pipeline (loadPipe): the allocation and copying of a
+// run's entries (mantis_db_load_build) runs on builder goroutines while
+// this one goes on reading the file and links the runs built so far, in
+// file order (mantis_db_load_link), so a reopen uses every core.
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	// A record takes at least a header's bytes of the file: a count the
 	// file cannot hold (a crafted header) reserves no more than it can.
 	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
-	var run []byte // adjacent records not yet loaded
+	p := newLoadPipe(e, now)
+	var run []byte // adjacent records not yet handed to the pipe
 	for r := range recs {
 		b := wal.RecordBytes(r)
 		if len(run) > 0 && unsafe.Pointer(unsafe.SliceData(b)) != unsafe.Add(unsafe.Pointer(unsafe.SliceData(run)), len(run)) {
-			if err := e.load(run, now); err != nil {
-				return err
+			if !p.add(run) {
+				break
 			}
 			run = nil
 		}
@@ -444,16 +451,104 @@ func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Rec
 			run = unsafe.Slice(unsafe.SliceData(run), len(run)+len(b))
 		}
 		if len(run) >= loadChunk {
-			if err := e.load(run, now); err != nil {
-				return err
+			if !p.add(run) {
+				break
 			}
 			run = nil
 		}
 	}
 	if len(run) > 0 {
-		return e.load(run, now)
+		p.add(run)
 	}
-	return nil
+	return p.finish()
+}
+
+// loadJob is one run of a snapshot load: its bytes, then the run the
+// core built from them (owned by the job until linked or freed).
+type loadJob struct {
+	recs  []byte
+	run   *C.mantis_load_run
+	err   error
+	built chan struct{} // closed once run/err are set
+}
+
+// loadPipe builds runs on builder goroutines and links them, in the
+// order they were added, on the goroutine that adds them.  At most
+// `ahead` runs are built but not yet linked, which bounds the memory a
+// pipe holds beyond the index to a few runs' arrays.  The records a job
+// names stay readable until finish returns (they lie in the snapshot
+// mapping, which go/wal keeps until the load returns): finish waits for
+// every builder.
+type loadPipe struct {
+	e       *nativeEngine
+	now     int64
+	jobs    chan *loadJob
+	pending []*loadJob // added, not yet linked, oldest first
+	ahead   int
+	wg      sync.WaitGroup
+	err     error // the first error; no run is linked after it
+}
+
+func newLoadPipe(e *nativeEngine, now int64) *loadPipe {
+	// One builder per core: the linking goroutine mostly reads the file
+	// and waits for builds, and the scheduler shares the cores out.
+	n := max(1, min(runtime.GOMAXPROCS(0), 8))
+	p := &loadPipe{e: e, now: now, jobs: make(chan *loadJob, n), ahead: n + 1}
+	p.wg.Add(n)
+	for range n {
+		go func() {
+			defer p.wg.Done()
+			for j := range p.jobs {
+				j.run, j.err = e.buildRun(j.recs, now)
+				close(j.built)
+			}
+		}()
+	}
+	return p
+}
+
+// add queues recs (a run of whole records) and links the oldest runs
+// while more than `ahead` are outstanding.  false once an error stopped
+// the load (finish reports it).
+func (p *loadPipe) add(recs []byte) bool {
+	if p.err != nil {
+		return false
+	}
+	j := &loadJob{recs: recs, built: make(chan struct{})}
+	p.pending = append(p.pending, j)
+	p.jobs <- j
+	for p.err == nil && len(p.pending) > p.ahead {
+		p.linkOldest()
+	}
+	return p.err == nil
+}
+
+// linkOldest waits for the oldest pending run and links it (or, after
+// an error, frees it).
+func (p *loadPipe) linkOldest() {
+	j := p.pending[0]
+	p.pending = p.pending[1:]
+	<-j.built
+	switch {
+	case p.err != nil:
+		p.e.freeRun(j.run)
+	case j.err != nil:
+		p.err = j.err
+	default:
+		p.err = p.e.linkRun(j.run)
+	}
+	j.run = nil
+}
+
+// finish links what is left, stops the builders and returns the load's
+// first error.
+func (p *loadPipe) finish() error {
+	close(p.jobs)
+	for len(p.pending) > 0 {
+		p.linkOldest()
+	}
+	p.wg.Wait()
+	return p.err
 }
 
 // reserve presizes the index for n keys.  A hint: when it fails (memory)
@@ -467,20 +562,39 @@ func (e *nativeEngine) reserve(n uint64) {
 	}
 }
 
-// load is one mantis_db_load call over recs.
-func (e *nativeEngine) load(recs []byte, now int64) error {
+// buildRun is one mantis_db_load_build call over recs: the run it returns
+// is the caller's to link or free.  Any goroutine, beside one linkRun.
+func (e *nativeEngine) buildRun(recs []byte, now int64) (*C.mantis_load_run, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
+		return nil, ErrClosed
+	}
+	var run *C.mantis_load_run
+	if st := C.mantis_db_load_build(e.db, unsafe.Pointer(unsafe.SliceData(recs)), C.size_t(len(recs)),
+		C.uint64_t(now), &run); st != C.MANTIS_OK {
+		return nil, fmt.Errorf("mantisdb: load snapshot: %w", statusError(st))
+	}
+	return run, nil
+}
+
+// linkRun is one mantis_db_load_link call: it consumes run.
+func (e *nativeEngine) linkRun(run *C.mantis_load_run) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.db == nil {
+		C.mantis_db_load_run_free(run)
 		return ErrClosed
 	}
 	var bad C.size_t
-	if st := C.mantis_db_load(e.db, unsafe.Pointer(unsafe.SliceData(recs)), C.size_t(len(recs)),
-		C.uint64_t(now), &bad); st != C.MANTIS_OK {
+	if st := C.mantis_db_load_link(e.db, run, &bad); st != C.MANTIS_OK {
 		return fmt.Errorf("mantisdb: load snapshot at record byte %d of a run: %w", bad, statusError(st))
 	}
 	return nil
 }
+
+// freeRun frees a built run that will not be linked (nil ignored).
+func (e *nativeEngine) freeRun(run *C.mantis_load_run) { C.mantis_db_load_run_free(run) }
 
 // replay applies one logged record with the write path's own C call; a
 // BATCH's value is exactly the records mantis_db_apply takes.
