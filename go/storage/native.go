@@ -48,6 +48,7 @@ import (
 	"iter"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/mantisdb/mantisdb/go/codec"
@@ -427,10 +428,10 @@ const loadChunk = 4 << 20
 // first sized for the snapshot's key count, so the load grows no index
 // table key by key.
 //
-// The load is a pipeline (loadPipe): the allocation and copying of a
-// run's entries (mantis_db_load_build) runs on builder goroutines while
-// this one goes on reading the file and links the runs built so far, in
-// file order (mantis_db_load_link), so a reopen uses every core.
+// The load is a pipeline (loadPipe): while this goroutine reads the file,
+// builder goroutines allocate and copy the entries of the runs it cut
+// (mantis_db_load_build) and a linker appends the built runs in file
+// order (mantis_db_load_link), so a reopen uses every core.
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	// A record takes at least a header's bytes of the file: a count the
 	// file cannot hold (a crafted header) reserves no more than it can.
@@ -472,29 +473,31 @@ type loadJob struct {
 	built chan struct{} // closed once run/err are set
 }
 
-// loadPipe builds runs on builder goroutines and links them, in the
-// order they were added, on the goroutine that adds them.  At most
-// `ahead` runs are built but not yet linked, which bounds the memory a
-// pipe holds beyond the index to a few runs' arrays.  The records a job
-// names stay readable until finish returns (they lie in the snapshot
-// mapping, which go/wal keeps until the load returns): finish waits for
-// every builder.
+// loadPipe spreads a snapshot load over three kinds of goroutine: the
+// caller reads the file (go/wal decodes and checks each record) and cuts
+// it into runs; builders allocate and copy each run's entries
+// (mantis_db_load_build), several runs at once; one linker appends the
+// built runs to the index in the order they were added
+// (mantis_db_load_link), which is the file's, so the index is built
+// exactly as one sequential load would build it.  The channels bound the
+// runs in flight, and with them the memory a load holds beyond the index.
+// The records a job names stay readable until finish returns (they lie in
+// the snapshot mapping, which go/wal keeps until the load returns):
+// finish waits for every builder and the linker.
 type loadPipe struct {
-	e       *nativeEngine
-	now     int64
-	jobs    chan *loadJob
-	pending []*loadJob // added, not yet linked, oldest first
-	ahead   int
-	wg      sync.WaitGroup
-	err     error // the first error; no run is linked after it
+	jobs   chan *loadJob // to the builders
+	order  chan *loadJob // to the linker, in file order
+	wg     sync.WaitGroup
+	failed atomic.Bool // set by the linker with err: stop adding
+	err    error       // the linker's first error; read after wg.Wait
 }
 
 func newLoadPipe(e *nativeEngine, now int64) *loadPipe {
-	// One builder per core: the linking goroutine mostly reads the file
-	// and waits for builds, and the scheduler shares the cores out.
+	// One builder per core: the reader and the linker do less work per
+	// record than a builder, and the scheduler shares the cores out.
 	n := max(1, min(runtime.GOMAXPROCS(0), 8))
-	p := &loadPipe{e: e, now: now, jobs: make(chan *loadJob, n), ahead: n + 1}
-	p.wg.Add(n)
+	p := &loadPipe{jobs: make(chan *loadJob, n), order: make(chan *loadJob, 2*n)}
+	p.wg.Add(n + 1)
 	for range n {
 		go func() {
 			defer p.wg.Done()
@@ -504,49 +507,44 @@ func newLoadPipe(e *nativeEngine, now int64) *loadPipe {
 			}
 		}()
 	}
+	go func() {
+		defer p.wg.Done()
+		for j := range p.order {
+			<-j.built
+			switch {
+			case p.err != nil: // no run is linked after an error
+				e.freeRun(j.run)
+			case j.err != nil:
+				p.err = j.err
+			default:
+				p.err = e.linkRun(j.run)
+			}
+			j.run = nil
+			if p.err != nil {
+				p.failed.Store(true)
+			}
+		}
+	}()
 	return p
 }
 
-// add queues recs (a run of whole records) and links the oldest runs
-// while more than `ahead` are outstanding.  false once an error stopped
-// the load (finish reports it).
+// add queues recs (a run of whole records, readable until finish
+// returns).  false once an error stopped the load (finish reports it).
 func (p *loadPipe) add(recs []byte) bool {
-	if p.err != nil {
+	if p.failed.Load() {
 		return false
 	}
 	j := &loadJob{recs: recs, built: make(chan struct{})}
-	p.pending = append(p.pending, j)
+	p.order <- j // first: the linker frees it if the load fails
 	p.jobs <- j
-	for p.err == nil && len(p.pending) > p.ahead {
-		p.linkOldest()
-	}
-	return p.err == nil
+	return true
 }
 
-// linkOldest waits for the oldest pending run and links it (or, after
-// an error, frees it).
-func (p *loadPipe) linkOldest() {
-	j := p.pending[0]
-	p.pending = p.pending[1:]
-	<-j.built
-	switch {
-	case p.err != nil:
-		p.e.freeRun(j.run)
-	case j.err != nil:
-		p.err = j.err
-	default:
-		p.err = p.e.linkRun(j.run)
-	}
-	j.run = nil
-}
-
-// finish links what is left, stops the builders and returns the load's
-// first error.
+// finish lets the linker append what is queued, stops every goroutine
+// and returns the load's first error.
 func (p *loadPipe) finish() error {
 	close(p.jobs)
-	for len(p.pending) > 0 {
-		p.linkOldest()
-	}
+	close(p.order)
 	p.wg.Wait()
 	return p.err
 }
