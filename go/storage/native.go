@@ -48,7 +48,6 @@ import (
 	"iter"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/mantisdb/mantisdb/go/codec"
@@ -428,15 +427,16 @@ const loadChunk = 4 << 20
 // first sized for the snapshot's key count, so the load grows no index
 // table key by key.
 //
-// The load is a pipeline (loadPipe): while this goroutine reads the file,
-// builder goroutines allocate and copy the entries of the runs it cut
+// The load is a loadPipe: while this goroutine reads the file, builder
+// goroutines allocate and copy the entries of the runs it cut
 // (mantis_db_load_build) and a linker appends the built runs in file
-// order (mantis_db_load_link), so a reopen uses every core.
+// order (mantis_db_load_link).
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	// A record takes at least a header's bytes of the file: a count the
 	// file cannot hold (a crafted header) reserves no more than it can.
 	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
-	p := newLoadPipe(e, now)
+	p := newLoadPipe(func(recs []byte) (*C.mantis_load_run, error) { return e.buildRun(recs, now) },
+		e.linkRun, e.freeRun)
 	var run []byte // adjacent records not yet handed to the pipe
 	for r := range recs {
 		b := wal.RecordBytes(r)
@@ -462,91 +462,6 @@ func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Rec
 		p.add(run)
 	}
 	return p.finish()
-}
-
-// loadJob is one run of a snapshot load: its bytes, then the run the
-// core built from them (owned by the job until linked or freed).
-type loadJob struct {
-	recs  []byte
-	run   *C.mantis_load_run
-	err   error
-	built chan struct{} // closed once run/err are set
-}
-
-// loadPipe spreads a snapshot load over three kinds of goroutine: the
-// caller reads the file (go/wal decodes and checks each record) and cuts
-// it into runs; builders allocate and copy each run's entries
-// (mantis_db_load_build), several runs at once; one linker appends the
-// built runs to the index in the order they were added
-// (mantis_db_load_link), which is the file's, so the index is built
-// exactly as one sequential load would build it.  The channels bound the
-// runs in flight, and with them the memory a load holds beyond the index.
-// The records a job names stay readable until finish returns (they lie in
-// the snapshot mapping, which go/wal keeps until the load returns):
-// finish waits for every builder and the linker.
-type loadPipe struct {
-	jobs   chan *loadJob // to the builders
-	order  chan *loadJob // to the linker, in file order
-	wg     sync.WaitGroup
-	failed atomic.Bool // set by the linker with err: stop adding
-	err    error       // the linker's first error; read after wg.Wait
-}
-
-func newLoadPipe(e *nativeEngine, now int64) *loadPipe {
-	// One builder per core: the reader and the linker do less work per
-	// record than a builder, and the scheduler shares the cores out.
-	n := max(1, min(runtime.GOMAXPROCS(0), 8))
-	p := &loadPipe{jobs: make(chan *loadJob, n), order: make(chan *loadJob, 2*n)}
-	p.wg.Add(n + 1)
-	for range n {
-		go func() {
-			defer p.wg.Done()
-			for j := range p.jobs {
-				j.run, j.err = e.buildRun(j.recs, now)
-				close(j.built)
-			}
-		}()
-	}
-	go func() {
-		defer p.wg.Done()
-		for j := range p.order {
-			<-j.built
-			switch {
-			case p.err != nil: // no run is linked after an error
-				e.freeRun(j.run)
-			case j.err != nil:
-				p.err = j.err
-			default:
-				p.err = e.linkRun(j.run)
-			}
-			j.run = nil
-			if p.err != nil {
-				p.failed.Store(true)
-			}
-		}
-	}()
-	return p
-}
-
-// add queues recs (a run of whole records, readable until finish
-// returns).  false once an error stopped the load (finish reports it).
-func (p *loadPipe) add(recs []byte) bool {
-	if p.failed.Load() {
-		return false
-	}
-	j := &loadJob{recs: recs, built: make(chan struct{})}
-	p.order <- j // first: the linker frees it if the load fails
-	p.jobs <- j
-	return true
-}
-
-// finish lets the linker append what is queued, stops every goroutine
-// and returns the load's first error.
-func (p *loadPipe) finish() error {
-	close(p.jobs)
-	close(p.order)
-	p.wg.Wait()
-	return p.err
 }
 
 // reserve presizes the index for n keys.  A hint: when it fails (memory)

@@ -315,20 +315,51 @@ func (e *pureEngine) Engine() string { return "pure-go" }
 
 // ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
+// pureLoadBatch is the records of one part of a snapshot load (loadPipe):
+// enough that the hand-offs cost nothing per record, few enough that the
+// parts in flight hold little memory.
+const pureLoadBatch = 4096
+
+// loadSnapshot builds the tree through a loadPipe: builders copy each
+// part's keys and values into items (the allocations, most of the work)
+// while the linker Loads them into the tree in file order (Load is the
+// B-tree's sorted bulk insert: keys arrive ascending).  The parts refer to
+// the snapshot mapping, which go/wal keeps until this returns.
 func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for r := range recs {
-		if expired(r.ExpiresAt, now) {
-			continue
+	p := newLoadPipe(func(part []wal.Record) ([]pureItem, error) {
+		items := make([]pureItem, 0, len(part))
+		for _, r := range part {
+			if !expired(r.ExpiresAt, now) {
+				items = append(items, newItem(r.Key, r.Value, r.ExpiresAt, r.Seq))
+			}
 		}
-		// Load is the B-tree's sorted bulk insert: keys arrive ascending.
-		it := newItem(r.Key, r.Value, r.ExpiresAt, r.Seq)
-		e.tree.Load(it)
-		e.keys++
-		e.live += int64(len(it.kv))
+		return items, nil
+	}, func(items []pureItem) error {
+		// The linker is the only goroutine touching the tree until
+		// finish returns, all under this call's hold of e.mu.
+		for _, it := range items {
+			e.tree.Load(it)
+			e.keys++
+			e.live += int64(len(it.kv))
+		}
+		return nil
+	}, nil)
+	part := make([]wal.Record, 0, pureLoadBatch)
+	for r := range recs {
+		part = append(part, r)
+		if len(part) == pureLoadBatch {
+			if !p.add(part) {
+				break
+			}
+			part = make([]wal.Record, 0, pureLoadBatch)
+		}
 	}
-	return nil
+	if len(part) > 0 {
+		p.add(part)
+	}
+	return p.finish()
 }
 
 func (e *pureEngine) replay(r wal.Record) error {
