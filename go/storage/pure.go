@@ -324,17 +324,23 @@ const pureLoadBatch = 4096
 // part's keys and values into items (the allocations, most of the work)
 // while the linker Loads them into the tree in file order (Load is the
 // B-tree's sorted bulk insert: keys arrive ascending).  The parts refer to
-// the snapshot mapping, which go/wal keeps until this returns.
+// the snapshot mapping, which go/wal keeps until this returns.  Part and
+// item slices are recycled (free lists bounded by the parts in flight):
+// fresh ones per part would add garbage about the size of the tree's own
+// items, and collecting it is what a large pure-Go load spends most on.
 func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	freeParts := make(chan []wal.Record, 32)
+	freeItems := make(chan []pureItem, 32)
 	p := newLoadPipe(func(part []wal.Record) ([]pureItem, error) {
-		items := make([]pureItem, 0, len(part))
+		items := recycled(freeItems, pureLoadBatch)
 		for _, r := range part {
 			if !expired(r.ExpiresAt, now) {
 				items = append(items, newItem(r.Key, r.Value, r.ExpiresAt, r.Seq))
 			}
 		}
+		recycle(freeParts, part)
 		return items, nil
 	}, func(items []pureItem) error {
 		// The linker is the only goroutine touching the tree until
@@ -344,22 +350,42 @@ func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record],
 			e.keys++
 			e.live += int64(len(it.kv))
 		}
+		clear(items) // the tree holds the kv slices, not this array
+		recycle(freeItems, items)
 		return nil
 	}, nil)
-	part := make([]wal.Record, 0, pureLoadBatch)
+	part := recycled(freeParts, pureLoadBatch)
 	for r := range recs {
 		part = append(part, r)
 		if len(part) == pureLoadBatch {
 			if !p.add(part) {
 				break
 			}
-			part = make([]wal.Record, 0, pureLoadBatch)
+			part = recycled(freeParts, pureLoadBatch)
 		}
 	}
 	if len(part) > 0 {
 		p.add(part)
 	}
 	return p.finish()
+}
+
+// recycled is an empty slice from free, or a new one of capacity n.
+func recycled[T any](free chan []T, n int) []T {
+	select {
+	case s := <-free:
+		return s[:0]
+	default:
+		return make([]T, 0, n)
+	}
+}
+
+// recycle offers s back to free (dropped when free is full).
+func recycle[T any](free chan []T, s []T) {
+	select {
+	case free <- s:
+	default:
+	}
 }
 
 func (e *pureEngine) replay(r wal.Record) error {
