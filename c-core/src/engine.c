@@ -537,9 +537,12 @@ mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset)
 	else
 		st = run->st;
 	count(db, ST_PUTS, i);
-	/* The run keeps only what was not loaded. */
-	memmove(run->nodes, run->nodes + i, (run->n - i) * sizeof(*run->nodes));
-	run->n -= i;
+	/* The run keeps only what was not loaded (nodes is NULL when the
+	 * run has no room, and then i is 0). */
+	if (i != 0) {
+		memmove(run->nodes, run->nodes + i, (run->n - i) * sizeof(*run->nodes));
+		run->n -= i;
+	}
 	mantis_db_load_run_free(run);
 	if (st != MANTIS_OK && bad_offset != NULL)
 		*bad_offset = bad;
