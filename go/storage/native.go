@@ -434,9 +434,20 @@ const loadChunk = 4 << 20
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	// A record takes at least a header's bytes of the file: a count the
 	// file cannot hold (a crafted header) reserves no more than it can.
-	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
+	// The reservation (zeroing the index tables) overlaps the reading and
+	// the first builds (mantis_db_reserve is safe beside them); the
+	// linker waits for it before the first link.
+	reserved := make(chan struct{})
+	go func() {
+		defer close(reserved)
+		e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
+	}()
+	defer func() { <-reserved }()
 	p := newLoadPipe(func(recs []byte) (*C.mantis_load_run, error) { return e.buildRun(recs, now) },
-		e.linkRun, e.freeRun)
+		func(run *C.mantis_load_run) error {
+			<-reserved
+			return e.linkRun(run)
+		}, e.freeRun)
 	var run []byte // adjacent records not yet handed to the pipe
 	for r := range recs {
 		b := wal.RecordBytes(r)
