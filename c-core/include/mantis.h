@@ -225,7 +225,8 @@ mantis_status mantis_codec_batch_iter_next(mantis_codec_iter *it,
  *
  * Thread safety: every function may run concurrently with every other on
  * the same handle, except mantis_skiplist_free (caller guarantees nothing
- * else runs or will start).  Readers (get, get_view, scan, iterators) never
+ * else runs or will start) and mantis_skiplist_append (nothing else runs
+ * on the handle during it: a bulk load).  Readers (get, get_view, scan, iterators) never
  * block and write no shared memory except a borrowed epoch record.  Updates
  * of an existing key are one CAS; inserting a new key or deleting one takes
  * a spinlock of one of 1024 index shards for the duration of the list
@@ -595,7 +596,9 @@ mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
  * Thread safety: every function may be called from any number of threads
  * at once, except mantis_db_close, which the caller must not run
  * concurrently with any other call on the same handle (the Go wrapper
- * enforces this with a reader/writer lock).  No call keeps a thread-local
+ * enforces this with a reader/writer lock), and the recovery loads
+ * (mantis_db_load, mantis_db_load_link: nothing else on the handle but
+ * mantis_db_load_build and mantis_db_reserve).  No call keeps a thread-local
  * epoch record between calls, so a caller may move between OS threads
  * between two calls (Go goroutines do).
  *

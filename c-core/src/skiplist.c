@@ -8,7 +8,9 @@
  * Thread safety
  * ------------------------------------------------------------------------
  * Every public call may run in parallel with every other except
- * mantis_skiplist_free.  Each call borrows one epoch record from a pool
+ * mantis_skiplist_free and mantis_skiplist_append (a bulk load into a
+ * list nobody else uses: plain stores at the end of each level, see
+ * sl_append_built).  Each call borrows one epoch record from a pool
  * (epoch.h explains why not thread-locals) and runs exactly one epoch
  * section; nothing it read is freed before that section ends.  What a
  * call keeps between calls (the splice hint and statistics deltas, struct
