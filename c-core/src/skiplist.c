@@ -985,11 +985,13 @@ sl_build_free(struct sl_node *n)
 	node_free(n);
 }
 
-/* The index hash of n's key, its slot prefetched (which also brings n,
- * built maybe on another core, into this one's cache before its turn). */
+/* The index hash of n's key, its slot prefetched.  Reading the key brings
+ * n, built maybe on another core, into this one's cache before its turn,
+ * and n's record (whose length the statistics read) is prefetched too. */
 static inline uint64_t
 append_hash(mantis_skiplist *sl, const struct sl_node *n)
 {
+	__builtin_prefetch((const void *)n->rec);
 	uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
 	hx_prefetch(hx_shard_for(sl->shards, h), h);
 	return h;
