@@ -225,7 +225,8 @@ mantis_status mantis_codec_batch_iter_next(mantis_codec_iter *it,
  *
  * Thread safety: every function may run concurrently with every other on
  * the same handle, except mantis_skiplist_free (caller guarantees nothing
- * else runs or will start).  Readers (get, get_view, scan, iterators) never
+ * else runs or will start) and mantis_skiplist_append (nothing else runs
+ * on the handle during it: a bulk load).  Readers (get, get_view, scan, iterators) never
  * block and write no shared memory except a borrowed epoch record.  Updates
  * of an existing key are one CAS; inserting a new key or deleting one takes
  * a spinlock of one of 1024 index shards for the duration of the list
@@ -368,6 +369,31 @@ mantis_status mantis_skiplist_stats_get(mantis_skiplist *sl,
  * size) or when the tables for `keys` would take over half of physical
  * memory (nothing allocated). */
 mantis_status mantis_skiplist_reserve(mantis_skiplist *sl, uint64_t keys);
+
+/*
+ * Bulk append for loading sorted data (a snapshot at open): copies
+ * entries e[0..n) (borrowed; key, value, seq and expires_at are used) to
+ * the end of the map, building each tower by plain stores to the last
+ * node of every level and indexing each key without a search, a CAS or
+ * a lock.  Legal only while NO other call runs on sl (any thread), and
+ * only for keys that sort after every key of the map: the call checks
+ * the order itself (each key must be greater than the map's last key and
+ * than the entry before it) and stops at the first entry that is not,
+ * so out-of-order or duplicate input can never corrupt the map.
+ *   MANTIS_OK      entries [0, *appended) are in the map; when *appended
+ *                  < n, entry *appended does not sort after the map's
+ *                  last key and nothing from it on was touched (the
+ *                  caller inserts it with mantis_skiplist_put, which
+ *                  takes any order, and may append the rest after).
+ *   MANTIS_INVALID sl, e or appended NULL (with n != 0), or entry
+ *                  *appended has a NULL or empty key or a NULL value with
+ *                  value_len != 0; entries before it are in the map.
+ *   MANTIS_TOO_LARGE, MANTIS_NOMEM  the same, for entry *appended.
+ * Expired entries are not skipped (the caller knows `now`).  Presize the
+ * index first (mantis_skiplist_reserve) or it grows as puts make it.
+ */
+mantis_status mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e,
+				     size_t n, size_t *appended);
 
 /* Waits for a grace period and frees what earlier calls retired (deleted
  * nodes, replaced records) right now, instead of opportunistically.  Any
@@ -572,7 +598,9 @@ mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
  * Thread safety: every function may be called from any number of threads
  * at once, except mantis_db_close, which the caller must not run
  * concurrently with any other call on the same handle (the Go wrapper
- * enforces this with a reader/writer lock).  No call keeps a thread-local
+ * enforces this with a reader/writer lock), and the recovery loads
+ * (mantis_db_load, mantis_db_load_link: nothing else on the handle but
+ * mantis_db_load_build and mantis_db_reserve).  No call keeps a thread-local
  * epoch record between calls, so a caller may move between OS threads
  * between two calls (Go goroutines do).
  *
@@ -665,9 +693,13 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 
 /*
  * Bulk load for recovery: recs[0..len) (borrowed) is a run of codec PUT
- * records as a snapshot file holds them (ascending key order, which makes
- * each insert land at the skiplist's splice hint), whose CRCs the caller
- * has verified (go/wal checks every record as it reads the file).  The
+ * records as a snapshot file holds them, whose CRCs the caller has
+ * verified (go/wal checks every record as it reads the file).  Records in
+ * ascending key order, each after every key already loaded (a snapshot's
+ * records, in the file's order, over calls on an empty db), are appended
+ * with mantis_skiplist_append: no search, no CAS, no lock per key.  Any
+ * other record (a duplicate or out-of-order key) is inserted by an
+ * ordinary put, so any input loads as the same puts in order would.  The
  * core checks only what keeps memory safe: each record's header, lengths
  * and type (PUT, non-empty key, within this db's limits), not checksums.
  * Records expired at `now` are skipped.  Not atomic and not to be run
@@ -679,6 +711,36 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
  */
 mantis_status mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now,
 			     size_t *bad_offset);
+
+/*
+ * The same load in two steps, so that a caller can spread its work over
+ * threads: mantis_db_load_build frames recs[0..len) (borrowed, only
+ * during the call) and copies every unexpired record into a node and
+ * record of its own (the allocation, copying and first touch of fresh
+ * memory that are most of a load), into *out, a run the caller owns;
+ * mantis_db_load_link then appends the run's entries to db in order
+ * (consuming the run, whatever it returns) and returns what
+ * mantis_db_load returns for the same bytes: the records before
+ * *bad_offset (an offset in the run's recs) are loaded.
+ *   Threads: builds read only db's fixed limits, so any number may run at
+ *   once, on any threads, beside one mantis_db_load_link; links, and
+ *   everything else on db, follow mantis_db_load's rule (nothing else
+ *   runs on db).  Handing a run from the building thread to the linking
+ *   one needs the usual happens-before (a join, a mutex, a channel).
+ *   Link the runs of a snapshot in file order: a run whose keys do not
+ *   all follow the keys already loaded still loads correctly, as puts.
+ * build: MANTIS_OK (errors in the records are the link's to report),
+ * MANTIS_INVALID for NULL db or out or recs with len != 0, MANTIS_NOMEM
+ * (no run).  A run holds about len/2 bytes of arrays besides its
+ * entries: bound len (the Go engine passes a few MiB).
+ * mantis_db_load_run_free frees a run that will not be linked (NULL
+ * ignored).
+ */
+typedef struct mantis_load_run mantis_load_run;
+mantis_status mantis_db_load_build(const mantis_db *db, const void *recs, size_t len,
+				   uint64_t now, mantis_load_run **out);
+mantis_status mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset);
+void mantis_db_load_run_free(mantis_load_run *run);
 
 /*
  * Presizes the db's index for `keys` entries (mantis_skiplist_reserve):

@@ -405,12 +405,6 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 
 /* ---- bulk load ----------------------------------------------------------- */
 
-/* Records framed, and their index slots prefetched, before the first of
- * them is inserted: each insert's index probe is a cache miss at a random
- * address (the hash spreads ascending keys everywhere), and issuing a
- * group's misses together overlaps them instead of paying them one by one. */
-#define LOAD_GROUP 16
-
 static mantis_status
 load_frame(const mantis_db *db, const uint8_t *p, size_t len, mantis_record *rec)
 {
@@ -424,49 +418,167 @@ load_frame(const mantis_db *db, const uint8_t *p, size_t len, mantis_record *rec
 	return MANTIS_OK;
 }
 
+/*
+ * A load split in two (mantis.h): build frames the records and allocates
+ * every node and record (the copies and first touches of fresh memory,
+ * most of a load's work), link appends them in order.  The run remembers
+ * where building stopped and why, so that link reports exactly what
+ * mantis_db_load reports for the same bytes.
+ */
+struct mantis_load_run {
+	size_t n;		/* nodes built */
+	size_t cap;		/* entries nodes[] and at[] have room for */
+	struct sl_node **nodes; /* n, in record order, owned by the run */
+	size_t *at;		/* offset in recs of each node's record */
+	mantis_status st;	/* why building stopped early (MANTIS_OK: it did not) */
+	size_t stop;		/* offset of the record building stopped at */
+};
+
+void
+mantis_db_load_run_free(mantis_load_run *run)
+{
+	if (run == NULL)
+		return;
+	for (size_t i = 0; i < run->n; i++)
+		sl_build_free(run->nodes[i]);
+	mantis_free(run->nodes, run->cap * sizeof(*run->nodes));
+	mantis_free(run->at, run->cap * sizeof(*run->at));
+	mantis_free(run, sizeof(*run));
+}
+
+/* Builds a run from recs[0..len), stopping after `limit` records (run->st
+ * MANTIS_OK, run->stop where it stopped) or at the first record it
+ * refuses (run->st says why). */
+static mantis_status
+load_build(const mantis_db *db, const uint8_t *p, size_t len, uint64_t now, size_t limit,
+	   mantis_load_run **out)
+{
+	mantis_load_run *run = mantis_calloc(1, sizeof(*run));
+	if (run == NULL)
+		return MANTIS_NOMEM;
+	/* A record takes at least a header: no more entries than that. */
+	run->cap = len / MANTIS_RECORD_HEADER_SIZE < limit ? len / MANTIS_RECORD_HEADER_SIZE
+							    : limit;
+	if (run->cap != 0) {
+		run->nodes = mantis_malloc(run->cap * sizeof(*run->nodes));
+		run->at = mantis_malloc(run->cap * sizeof(*run->at));
+		if (run->nodes == NULL || run->at == NULL) {
+			mantis_db_load_run_free(run);
+			return MANTIS_NOMEM;
+		}
+	}
+	size_t o = 0, seen = 0;
+	mantis_status st = MANTIS_OK;
+	for (; o < len && seen < limit; seen++) {
+		mantis_record rec;
+		if ((st = load_frame(db, p + o, len - o, &rec)) != MANTIS_OK)
+			break;
+		if (rec.expires_at == 0 || rec.expires_at > now) {
+			mantis_skiplist_entry e = {
+			    .key = rec.key,
+			    .key_len = rec.key_len,
+			    .value = rec.value,
+			    .value_len = rec.value_len,
+			    .seq = 0, /* the core keeps none */
+			    .expires_at = rec.expires_at,
+			};
+			if ((st = sl_build(&e, &run->nodes[run->n])) != MANTIS_OK)
+				break;
+			run->at[run->n++] = o;
+		}
+		o += rec.size;
+	}
+	run->st = st;
+	run->stop = o;
+	*out = run;
+	return MANTIS_OK;
+}
+
+mantis_status
+mantis_db_load_build(const mantis_db *db, const void *recs, size_t len, uint64_t now,
+		     mantis_load_run **out)
+{
+	if (db == NULL || out == NULL || (recs == NULL && len != 0))
+		return MANTIS_INVALID;
+	return load_build(db, recs, len, now, SIZE_MAX, out);
+}
+
+mantis_status
+mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset)
+{
+	if (db == NULL || run == NULL) {
+		mantis_db_load_run_free(run);
+		return MANTIS_INVALID;
+	}
+	/* No seqlock and no batch_mu: nothing else uses the db (contract). */
+	size_t i = 0, bad = run->stop;
+	mantis_status st = MANTIS_OK;
+	while (i < run->n) {
+		size_t k = 0;
+		st = sl_append_built(db->sl, run->nodes + i, run->n - i, &k);
+		i += k;
+		if (st != MANTIS_OK || i == run->n)
+			break;
+		/* Not after the last key loaded (a duplicate or out-of-order
+		 * key, which a valid snapshot never holds): the ordinary put,
+		 * which takes any order, so any input loads as the same puts
+		 * in the same order would. */
+		struct sl_node *n = run->nodes[i];
+		const struct sl_rec *r = (const struct sl_rec *)n->rec;
+		st = mantis_skiplist_put(db->sl, sl_node_key(n), n->klen, r->value, r->vlen, 0,
+					 r->expires_at);
+		if (st != MANTIS_OK)
+			break;
+		sl_build_free(n);
+		i++;
+	}
+	if (st != MANTIS_OK)
+		bad = run->at[i];
+	else
+		st = run->st;
+	count(db, ST_PUTS, i);
+	/* The run keeps only what was not loaded (nodes is NULL when the
+	 * run has no room, and then i is 0). */
+	if (i != 0) {
+		memmove(run->nodes, run->nodes + i, (run->n - i) * sizeof(*run->nodes));
+		run->n -= i;
+	}
+	mantis_db_load_run_free(run);
+	if (st != MANTIS_OK && bad_offset != NULL)
+		*bad_offset = bad;
+	return st;
+}
+
+/* Records per run when mantis_db_load builds and links by itself: bounds
+ * the run's arrays whatever len is. */
+#define LOAD_RUN 4096
+
 mantis_status
 mantis_db_load(mantis_db *db, const void *recs, size_t len, uint64_t now, size_t *bad_offset)
 {
 	if (db == NULL || (recs == NULL && len != 0))
 		return MANTIS_INVALID;
 	const uint8_t *p = recs;
-	size_t off = 0, n = 0;
-	mantis_status st = MANTIS_OK;
-	mantis_record g[LOAD_GROUP];
-	/* No seqlock and no batch_mu: nothing else uses the db (contract).
-	 * Each record still goes through the ordinary put, so the list and
-	 * index invariants (skiplist.c, hindex.c) hold exactly as for a put. */
-	while (st == MANTIS_OK && off < len) {
-		/* Frame up to a group; fst is the status of the record at o,
-		 * which is where the group stopped. */
-		size_t k = 0, o = off;
-		mantis_status fst = MANTIS_OK;
-		for (; k < LOAD_GROUP && o < len; k++) {
-			fst = load_frame(db, p + o, len - o, &g[k]);
-			if (fst != MANTIS_OK)
-				break;
-			o += g[k].size;
-			sl_prefetch_index(db->sl, g[k].key, g[k].key_len);
+	size_t off = 0;
+	while (off < len) {
+		mantis_load_run *run = NULL;
+		size_t bad = 0;
+		mantis_status st = load_build(db, p + off, len - off, now, LOAD_RUN, &run);
+		if (st != MANTIS_OK) {
+			if (bad_offset != NULL)
+				*bad_offset = off;
+			return st;
 		}
-		for (size_t i = 0; i < k; i++) {
-			if (g[i].expires_at != 0 && g[i].expires_at <= now) {
-				off += g[i].size;
-				continue;
-			}
-			st = mantis_skiplist_put(db->sl, g[i].key, g[i].key_len, g[i].value,
-						 g[i].value_len, 0, g[i].expires_at);
-			if (st != MANTIS_OK)
-				break;
-			off += g[i].size;
-			n++;
+		size_t stop = run->stop;
+		st = mantis_db_load_link(db, run, &bad);
+		if (st != MANTIS_OK) {
+			if (bad_offset != NULL)
+				*bad_offset = off + bad;
+			return st;
 		}
-		if (st == MANTIS_OK)
-			st = fst; /* off is now o, the refused record's offset */
+		off += stop;
 	}
-	if (st != MANTIS_OK && bad_offset != NULL)
-		*bad_offset = off;
-	count(db, ST_PUTS, n);
-	return st;
+	return MANTIS_OK;
 }
 
 mantis_status

@@ -8,7 +8,9 @@
  * Thread safety
  * ------------------------------------------------------------------------
  * Every public call may run in parallel with every other except
- * mantis_skiplist_free.  Each call borrows one epoch record from a pool
+ * mantis_skiplist_free and mantis_skiplist_append (a bulk load into a
+ * list nobody else uses: plain stores at the end of each level, see
+ * sl_append_built).  Each call borrows one epoch record from a pool
  * (epoch.h explains why not thread-locals) and runs exactly one epoch
  * section; nothing it read is freed before that section ends.  What a
  * call keeps between calls (the splice hint and statistics deltas, struct
@@ -727,13 +729,6 @@ sl_check_structure(const mantis_skiplist *sl, const char **what)
 	return bad;
 }
 
-void
-sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen)
-{
-	uint64_t h = sl_hash(sl->seed, key, klen);
-	hx_prefetch(hx_shard_for((struct hx_shard *)sl->shards, h), h);
-}
-
 uint64_t
 sl_hash_seed(const mantis_skiplist *sl)
 {
@@ -922,6 +917,188 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	}
 out:
 	mantis_epoch_exit(slot);
+	return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bulk append (loading sorted input)                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Index slots are prefetched this many entries ahead of the insert that
+ * fills them: each is a miss at a random address (the hash spreads
+ * ascending keys everywhere), and issuing them early overlaps them with
+ * the copying and linking of the entries in between. */
+#define SL_APPEND_AHEAD 16
+
+/*
+ * The last node of every level, into tails[] (head where a level is
+ * empty).  false when the walk met a marked pointer or the last node is
+ * hidden: a removal has not finished unlinking, so the map is not
+ * quiescent and mantis_skiplist_append must not run (its caller broke the
+ * contract, or a test is probing it); the caller then appends nothing.
+ */
+static bool
+sl_tails(mantis_skiplist *sl, struct sl_node **tails)
+{
+	struct sl_node *x = sl->head;
+	for (int lvl = SL_MAX_HEIGHT - 1; lvl >= 0; lvl--) {
+		for (;;) {
+			uintptr_t v = MANTIS_LOAD_ACQ(&x->next[lvl]);
+			if (v & SL_MARK)
+				return false;
+			if (v == 0)
+				break;
+			x = next_ptr(v);
+		}
+		tails[lvl] = x;
+	}
+	return x == sl->head || !(MANTIS_LOAD_ACQ(&x->rec) & SL_HIDDEN);
+}
+
+mantis_status
+sl_build(const mantis_skiplist_entry *e, struct sl_node **out)
+{
+	mantis_status st = check_key(e->key, e->key_len);
+	if (st != MANTIS_OK)
+		return st;
+	if (e->value == NULL && e->value_len != 0)
+		return MANTIS_INVALID;
+	if (e->value_len > MANTIS_MAX_VALUE_SIZE)
+		return MANTIS_TOO_LARGE;
+	struct sl_rec *r = rec_new(e->value, e->value_len, e->seq, e->expires_at);
+	struct sl_node *n = r == NULL ? NULL
+				      : node_new(e->key, (uint32_t)e->key_len, random_height(), r);
+	if (n == NULL) {
+		rec_free(r);
+		return MANTIS_NOMEM;
+	}
+	*out = n;
+	return MANTIS_OK;
+}
+
+void
+sl_build_free(struct sl_node *n)
+{
+	if (n == NULL)
+		return;
+	rec_free((struct sl_rec *)n->rec);
+	node_free(n);
+}
+
+/* The index hash of n's key, its slot prefetched.  Reading the key brings
+ * n, built maybe on another core, into this one's cache before its turn,
+ * and n's record (whose length the statistics read) is prefetched too. */
+static inline uint64_t
+append_hash(mantis_skiplist *sl, const struct sl_node *n)
+{
+	__builtin_prefetch((const void *)n->rec);
+	uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
+	hx_prefetch(hx_shard_for(sl->shards, h), h);
+	return h;
+}
+
+/*
+ * Why plain stores suffice (contract in mantis.h: no other call runs on
+ * sl): nobody can splice after, mark or snip the last node of a level
+ * meanwhile, which is all the insert path's CAS and lock guard against,
+ * and no reader can observe the instant between a node's linking and its
+ * indexing, which the insert path hides behind PENDING.  When the call
+ * returns, on success or error, every invariant holds for what it added:
+ * 1, each key is compared with the one before it (the map's last key
+ * first) and linked only if greater, so every level stays strictly
+ * sorted; 2 and 3, a key greater than the map's last has no node and no
+ * index entry, and gets exactly one node, linked at every level of its
+ * tower before it is indexed; 4, records are published live (never
+ * PENDING: there is no moment to hide); 6, the fence and release stores
+ * below (the nodes may have been built on another thread: whoever handed
+ * them over ordered their contents before this call, and the fence
+ * orders them before the links for this list's readers).  Nodes and
+ * records are allocated one by one as put's are (sl_build), so delete,
+ * update and sweep reclaim them exactly as put's.
+ */
+mantis_status
+sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n, size_t *appended)
+{
+	mantis_status st = MANTIS_OK;
+	size_t i = 0;
+	int64_t bytes = 0;
+	struct sl_node *tails[SL_MAX_HEIGHT];
+	uint64_t hs[SL_APPEND_AHEAD];
+	*appended = 0;
+	if (n == 0)
+		return MANTIS_OK;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	if (!sl_tails(sl, tails))
+		goto out;
+	/* The key every appended key must exceed (none while the map is empty). */
+	const struct sl_node *last = tails[0] == sl->head ? NULL : tails[0];
+	for (size_t j = 0; j < n && j < SL_APPEND_AHEAD; j++)
+		hs[j] = append_hash(sl, nodes[j]);
+	for (; i < n; i++) {
+		struct sl_node *nn = nodes[i];
+		if (last != NULL && key_cmp(last, sl_node_key(nn), nn->klen) >= 0)
+			break; /* not after the map's last key: the caller's put */
+		uint64_t h = hs[i % SL_APPEND_AHEAD];
+		if (i + SL_APPEND_AHEAD < n)
+			hs[i % SL_APPEND_AHEAD] = append_hash(sl, nodes[i + SL_APPEND_AHEAD]);
+		struct hx_shard *sh = hx_shard_for(sl->shards, h);
+		/* Room first, so that nothing linked below can fail to be
+		 * indexed (a no-op check once the index is presized). */
+		if (!hx_reserve(sh, slot, sl->seed)) {
+			st = MANTIS_NOMEM;
+			break;
+		}
+		/* Node contents (key, tower, rec, record) visible before the node
+		 * is reachable (invariant 6); nn->next[] is all NULL, nn is the
+		 * new end of every level of its tower. */
+		ck_pr_fence_store();
+		for (uint32_t l = 0; l < nn->height; l++) {
+			MANTIS_STORE_REL(&tails[l]->next[l], (uintptr_t)nn);
+			tails[l] = nn;
+		}
+		hx_insert(sh, nn, h);
+		last = nn;
+		bytes += (int64_t)nn->klen + ((const struct sl_rec *)nn->rec)->vlen;
+	}
+out:
+	if (i != 0)
+		stats_add(sl, slot, (int64_t)i, bytes);
+	mantis_epoch_exit(slot);
+	*appended = i;
+	return st;
+}
+
+/* Entries built per sl_append_built call by mantis_skiplist_append. */
+#define SL_APPEND_GROUP 64
+
+mantis_status
+mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size_t n,
+		       size_t *appended)
+{
+	if (sl == NULL || appended == NULL || (e == NULL && n != 0))
+		return MANTIS_INVALID;
+	*appended = 0;
+	struct sl_node *g[SL_APPEND_GROUP];
+	size_t done = 0;
+	mantis_status st = MANTIS_OK;
+	while (done < n) {
+		size_t k = 0;
+		while (k < SL_APPEND_GROUP && done + k < n &&
+		       (st = sl_build(&e[done + k], &g[k])) == MANTIS_OK)
+			k++;
+		size_t linked = 0;
+		mantis_status lst = sl_append_built(sl, g, k, &linked);
+		for (size_t j = linked; j < k; j++)
+			sl_build_free(g[j]);
+		done += linked;
+		if (lst != MANTIS_OK || linked < k) {
+			st = lst; /* OK when stopped by key order */
+			break;
+		}
+		if (st != MANTIS_OK)
+			break; /* entry `done` failed to build */
+	}
+	*appended = done;
 	return st;
 }
 

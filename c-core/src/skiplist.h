@@ -177,12 +177,24 @@ void hx_destroy(struct hx_shard *sh);
 uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
 /* Test hooks (not in mantis.h): the list's seed, and replacing it, which is
  * allowed only while the list is empty and no other call runs. */
-/* Prefetches the index slot where a put or get of key will probe: a hint
- * for a bulk load, issued some keys ahead.  Any thread, no section needed
- * (it reads one shard word and never dereferences the table). */
-void sl_prefetch_index(const mantis_skiplist *sl, const void *key, size_t klen);
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
 void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
+/*
+ * Bulk append in two steps, so that the allocating half of a load can run
+ * on other threads than the linking half (engine.c, mantis_db_load_build):
+ * sl_build checks entry e as mantis_skiplist_append does and builds its
+ * node and record, unreachable and owned by the caller (any thread, no
+ * list needed); sl_append_built appends nodes[0..n), in order, with
+ * mantis_skiplist_append's contract and results (it stops at the first
+ * node not after the list's last key; MANTIS_NOMEM if the index cannot
+ * grow), taking ownership of the nodes it appended; the caller frees the
+ * others with sl_build_free.  Handing nodes built on one thread to
+ * another needs the usual happens-before (a join, a mutex, a channel).
+ */
+mantis_status sl_build(const mantis_skiplist_entry *e, struct sl_node **out);
+void sl_build_free(struct sl_node *n);
+mantis_status sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n,
+			      size_t *appended);
 /* Quiescent shape check for tests (skiplist.c): violations found. */
 size_t sl_check_structure(const mantis_skiplist *sl, const char **what);
 

@@ -1109,6 +1109,305 @@ test_hash_seeded(void **state)
 	mantis_skiplist_free(a);
 }
 
+/* ---- bulk append (mantis_skiplist_append) ------------------------------- */
+
+/* Key i as 8 big-endian bytes behind a fixed prefix: memcmp order is i's. */
+static void
+append_key(uint8_t k[12], uint64_t i)
+{
+	memcpy(k, "ak:-", 4);
+	for (int b = 0; b < 8; b++)
+		k[4 + b] = (uint8_t)(i >> (56 - 8 * b));
+}
+
+static mantis_skiplist_entry
+append_entry(const uint8_t k[12])
+{
+	/* The value is the key's index bytes. */
+	return (mantis_skiplist_entry){.key = k, .key_len = 12, .value = k + 4, .value_len = 8};
+}
+
+/* Whether key i is present with its index as value (false: absent). */
+static bool
+append_has(mantis_skiplist *sl, uint64_t i)
+{
+	uint8_t k[12], v[8];
+	size_t vl = 0;
+	append_key(k, i);
+	mantis_status st = mantis_skiplist_get(sl, k, 12, 0, v, sizeof(v), &vl, NULL, NULL);
+	if (st == MANTIS_NOT_FOUND)
+		return false;
+	assert_int_equal(st, MANTIS_OK);
+	assert_int_equal(vl, 8);
+	assert_memory_equal(v, k + 4, 8);
+	return true;
+}
+
+struct scan_keys {
+	uint64_t got[64];
+	size_t n;
+};
+
+static bool
+scan_keys_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct scan_keys *c = arg;
+	assert_int_equal(e->key_len, 12);
+	uint64_t i = 0;
+	for (int b = 0; b < 8; b++)
+		i = i << 8 | e->key[4 + b];
+	c->got[c->n++] = i;
+	return c->n < 64;
+}
+
+static void
+assert_shape(const mantis_skiplist *sl)
+{
+	const char *what;
+	size_t bad = sl_check_structure(sl, &what);
+	if (bad != 0)
+		fail_msg("structure: %zu violations, first: %s", bad, what);
+}
+
+static uint64_t
+sl_keys(mantis_skiplist *sl)
+{
+	mantis_skiplist_stats st;
+	assert_int_equal(mantis_skiplist_stats_get(sl, &st), MANTIS_OK);
+	return st.keys;
+}
+
+/* Counts scanned entries and checks strict key order. */
+struct scan_order {
+	uint8_t prev[12];
+	size_t seen;
+};
+
+static bool
+scan_order_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	struct scan_order *c = arg;
+	assert_int_equal(e->key_len, 12);
+	if (c->seen != 0)
+		assert_true(memcmp(c->prev, e->key, 12) < 0);
+	memcpy(c->prev, e->key, 12);
+	c->seen++;
+	return true;
+}
+
+/*
+ * Sorted keys appended in calls of every size from 1 up (and an empty
+ * call) give a map with the list's shape, every key found by get and
+ * scan in order, and the right statistics; then deletes, updates and
+ * inserts between the appended keys work on it, and appending after them.
+ */
+static void
+test_append_sorted(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	const uint64_t n = 6000;
+	uint8_t(*keys)[12] = malloc(n * sizeof(*keys));
+	mantis_skiplist_entry *e = malloc(n * sizeof(*e));
+	for (uint64_t i = 0; i < n; i++) {
+		append_key(keys[i], 2 * i); /* even: room for inserts between */
+		e[i] = append_entry(keys[i]);
+		e[i].seq = i;
+	}
+	size_t done = 99;
+	assert_int_equal(mantis_skiplist_append(sl, e, 0, &done), MANTIS_OK);
+	assert_int_equal(done, 0);
+	assert_int_equal(mantis_skiplist_reserve(sl, n / 2), MANTIS_OK); /* the rest grows */
+	for (uint64_t i = 0, step = 1; i < n; step++) {
+		uint64_t k = step < n - i ? step : n - i;
+		assert_int_equal(mantis_skiplist_append(sl, e + i, k, &done), MANTIS_OK);
+		assert_int_equal(done, k);
+		i += k;
+	}
+	assert_shape(sl);
+	mantis_skiplist_stats st;
+	assert_int_equal(mantis_skiplist_stats_get(sl, &st), MANTIS_OK);
+	assert_int_equal(st.keys, n);
+	assert_int_equal(st.bytes, n * 20);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t seq = 0;
+		uint8_t v[8];
+		size_t vl;
+		assert_int_equal(mantis_skiplist_get(sl, keys[i], 12, 0, v, 8, &vl, &seq, NULL),
+				 MANTIS_OK);
+		assert_int_equal(seq, i);
+		assert_true(append_has(sl, 2 * i));
+		assert_false(append_has(sl, 2 * i + 1));
+	}
+	struct scan_order so = {0};
+	assert_int_equal(mantis_skiplist_scan(sl, NULL, 0, false, 0, scan_order_cb, &so, NULL),
+			 MANTIS_OK);
+	assert_int_equal(so.seen, n);
+	struct scan_keys sk = {0};
+	uint8_t from[12];
+	append_key(from, 2 * 100);
+	assert_int_equal(mantis_skiplist_scan(sl, from, 12, true, 0, scan_keys_cb, &sk, NULL),
+			 MANTIS_OK);
+	assert_int_equal(sk.n, 64);
+	for (size_t j = 0; j < sk.n; j++)
+		assert_int_equal(sk.got[j], 2 * (101 + j));
+
+	/* Ordinary writes on the result: delete every third key, update the
+	 * rest, insert the odd keys between (descending, so every splice
+	 * searches), then append past the end again. */
+	for (uint64_t i = 0; i < n; i++) {
+		if (i % 3 == 0)
+			assert_int_equal(mantis_skiplist_delete(sl, keys[i], 12), MANTIS_OK);
+		else
+			assert_int_equal(mantis_skiplist_put(sl, keys[i], 12, keys[i] + 4, 8, 0, 0),
+					 MANTIS_OK);
+	}
+	for (uint64_t i = n; i-- > 0;) {
+		uint8_t k[12];
+		append_key(k, 2 * i + 1);
+		assert_int_equal(mantis_skiplist_put(sl, k, 12, k + 4, 8, 0, 0), MANTIS_OK);
+	}
+	assert_shape(sl);
+	uint8_t tail[3][12];
+	mantis_skiplist_entry te[3];
+	for (int i = 0; i < 3; i++) {
+		append_key(tail[i], 2 * n + (uint64_t)i);
+		te[i] = append_entry(tail[i]);
+	}
+	assert_int_equal(mantis_skiplist_append(sl, te, 3, &done), MANTIS_OK);
+	assert_int_equal(done, 3);
+	assert_shape(sl);
+	for (uint64_t i = 0; i < n; i++) {
+		assert_int_equal(append_has(sl, 2 * i), i % 3 != 0);
+		assert_true(append_has(sl, 2 * i + 1));
+	}
+	for (uint64_t i = 0; i < 3; i++)
+		assert_true(append_has(sl, 2 * n + i));
+	uint64_t want = n - (n + 2) / 3 + n + 3;
+	assert_int_equal(sl_keys(sl), want);
+	so = (struct scan_order){0};
+	assert_int_equal(mantis_skiplist_scan(sl, NULL, 0, false, 0, scan_order_cb, &so, NULL),
+			 MANTIS_OK);
+	assert_int_equal(so.seen, want);
+	mantis_skiplist_free(sl);
+	free(keys);
+	free(e);
+}
+
+/*
+ * Input the append must not take: a key not after the map's last (equal
+ * or smaller, at the start of a call or inside it) stops the call there
+ * with MANTIS_OK and *appended short, touching nothing from it on; bad
+ * entries are refused with their status and index.  The map keeps its
+ * shape and exactly the keys appended.
+ */
+static void
+test_append_refuses(void **state)
+{
+	(void)state;
+	mantis_skiplist *sl = new_sl();
+	uint8_t k[10][12];
+	for (int i = 0; i < 10; i++)
+		append_key(k[i], (uint64_t)i);
+	size_t done = 99;
+	assert_int_equal(mantis_skiplist_append(NULL, NULL, 0, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_append(sl, NULL, 1, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_skiplist_append(sl, NULL, 0, NULL), MANTIS_INVALID);
+
+	struct {
+		int keys[4]; /* key indexes, -1 ends */
+		size_t want;  /* appended */
+	} cases[] = {
+		{{5, 3, -1}, 1},     /* descending inside a call: 5 only */
+		{{5, -1}, 0},	     /* equal to the map's last key */
+		{{4, 6, -1}, 0},     /* smaller than the last key */
+		{{6, 6, 7, -1}, 1},  /* a duplicate inside the call */
+		{{7, 8, 2, 9}, 2},   /* stops at 2, 9 untouched */
+	};
+	uint64_t total = 0;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		mantis_skiplist_entry e[4];
+		size_t n = 0;
+		while (n < 4 && cases[c].keys[n] >= 0) {
+			e[n] = append_entry(k[cases[c].keys[n]]);
+			n++;
+		}
+		assert_int_equal(mantis_skiplist_append(sl, e, n, &done), MANTIS_OK);
+		assert_int_equal(done, cases[c].want);
+		total += done;
+		assert_int_equal(sl_keys(sl), total);
+		assert_shape(sl);
+	}
+	assert_true(append_has(sl, 5) && append_has(sl, 6) && append_has(sl, 7) &&
+		    append_has(sl, 8));
+	assert_false(append_has(sl, 2) || append_has(sl, 3) || append_has(sl, 4) ||
+		     append_has(sl, 9));
+
+	/* Bad entries: their status, the index in *appended, the entries
+	 * before them appended. */
+	uint8_t big[MANTIS_MAX_KEY_SIZE + 1];
+	memset(big, 0xff, sizeof(big));
+	mantis_skiplist_entry bad[] = {
+		append_entry(k[9]),
+		{.key = NULL, .key_len = 3},
+	};
+	assert_int_equal(mantis_skiplist_append(sl, bad, 2, &done), MANTIS_INVALID);
+	assert_int_equal(done, 1);
+	bad[1] = (mantis_skiplist_entry){.key = big, .key_len = 0};
+	assert_int_equal(mantis_skiplist_append(sl, bad + 1, 1, &done), MANTIS_INVALID);
+	assert_int_equal(done, 0);
+	bad[1] = (mantis_skiplist_entry){.key = big, .key_len = sizeof(big)};
+	assert_int_equal(mantis_skiplist_append(sl, bad + 1, 1, &done), MANTIS_TOO_LARGE);
+	bad[1] = (mantis_skiplist_entry){.key = big, .key_len = 4, .value = NULL, .value_len = 1};
+	assert_int_equal(mantis_skiplist_append(sl, bad + 1, 1, &done), MANTIS_INVALID);
+	bad[1] = (mantis_skiplist_entry){.key = big, .key_len = 4, .value = big,
+					 .value_len = (size_t)MANTIS_MAX_VALUE_SIZE + 1};
+	assert_int_equal(mantis_skiplist_append(sl, bad + 1, 1, &done), MANTIS_TOO_LARGE);
+	assert_int_equal(sl_keys(sl), total + 1);
+	assert_shape(sl);
+	mantis_skiplist_free(sl);
+}
+
+/* Allocation failure at each allocation of an append (index table,
+ * record, node): NOMEM at that entry, the entries before it in the map,
+ * the map in shape, and every byte back after free. */
+static void
+test_append_alloc_failure(void **state)
+{
+	(void)state;
+	int64_t base = live_bytes();
+	uint8_t k[40][12];
+	mantis_skiplist_entry e[40];
+	for (int i = 0; i < 40; i++) {
+		append_key(k[i], (uint64_t)i);
+		e[i] = append_entry(k[i]);
+	}
+	for (int64_t fail = 0; fail < 100; fail++) {
+		mantis_skiplist *sl = new_sl();
+		size_t done = 0;
+		mantis_alloc_fail_after(fail);
+		mantis_status st = mantis_skiplist_append(sl, e, 40, &done);
+		mantis_alloc_fail_after(-1);
+		assert_int_equal(sl_keys(sl), done);
+		assert_shape(sl);
+		if (st == MANTIS_OK) {
+			assert_int_equal(done, 40);
+		} else {
+			assert_int_equal(st, MANTIS_NOMEM);
+			assert_true(done < 40);
+		}
+		for (size_t i = 0; i < 40; i++)
+			assert_int_equal(append_has(sl, i), i < done);
+		/* Appending the rest completes it. */
+		size_t more = 0;
+		assert_int_equal(mantis_skiplist_append(sl, e + done, 40 - done, &more), MANTIS_OK);
+		assert_int_equal(done + more, 40);
+		assert_shape(sl);
+		mantis_skiplist_free(sl);
+		assert_int_equal(live_bytes(), base);
+	}
+}
+
 int
 main(void)
 {
@@ -1130,6 +1429,9 @@ main(void)
 		cmocka_unit_test(test_large_overwrites_return),
 		cmocka_unit_test(test_pinned_retirements_return),
 		cmocka_unit_test(test_hash_seeded),
+		cmocka_unit_test(test_append_sorted),
+		cmocka_unit_test(test_append_refuses),
+		cmocka_unit_test(test_append_alloc_failure),
 	};
 	return cmocka_run_group_tests_name("skiplist", tests, NULL, NULL);
 }

@@ -412,29 +412,48 @@ func cgoNoop() { C.mantis_noop() }
 
 // ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
-// loadChunk bounds the bytes of one mantis_db_load call, so the recovery
+// loadChunk bounds the bytes of one run of a snapshot load (one
+// mantis_db_load_build and one mantis_db_load_link call), so the recovery
 // of a large snapshot is a few hundred C calls, each short enough that
-// nothing waits long on the handle's lock.
+// nothing waits long on the handle's lock, and a run's arrays stay small.
 const loadChunk = 4 << 20
 
 // loadSnapshot hands the snapshot's records to the core as they lie in
 // the file (wal.RecordBytes: consecutive records are one run of the
-// mapping), a run of up to loadChunk bytes per mantis_db_load call: no
-// record is encoded or copied in Go, and their CRCs, which go/wal verified
-// as it read them, are not checked again.  Expired records are skipped by
-// the core.  Nothing reads the engine before Open returns.  The index is
+// mapping), a run of up to loadChunk bytes at a time: no record is
+// encoded or copied in Go, and their CRCs, which go/wal verified as it
+// read them, are not checked again.  Expired records are skipped by the
+// core.  Nothing reads the engine before Open returns.  The index is
 // first sized for the snapshot's key count, so the load grows no index
 // table key by key.
+//
+// The load is a loadPipe: while this goroutine reads the file, builder
+// goroutines allocate and copy the entries of the runs it cut
+// (mantis_db_load_build) and a linker appends the built runs in file
+// order (mantis_db_load_link).
 func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	// A record takes at least a header's bytes of the file: a count the
 	// file cannot hold (a crafted header) reserves no more than it can.
-	e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
-	var run []byte // adjacent records not yet loaded
+	// The reservation (zeroing the index tables) overlaps the reading and
+	// the first builds (mantis_db_reserve is safe beside them); the
+	// linker waits for it before the first link.
+	reserved := make(chan struct{})
+	go func() {
+		defer close(reserved)
+		e.reserve(min(info.Count, uint64(max(info.Bytes, 0))/codec.HeaderSize))
+	}()
+	defer func() { <-reserved }()
+	p := newLoadPipe(func(recs []byte) (*C.mantis_load_run, error) { return e.buildRun(recs, now) },
+		func(run *C.mantis_load_run) error {
+			<-reserved
+			return e.linkRun(run)
+		}, e.freeRun)
+	var run []byte // adjacent records not yet handed to the pipe
 	for r := range recs {
 		b := wal.RecordBytes(r)
 		if len(run) > 0 && unsafe.Pointer(unsafe.SliceData(b)) != unsafe.Add(unsafe.Pointer(unsafe.SliceData(run)), len(run)) {
-			if err := e.load(run, now); err != nil {
-				return err
+			if !p.add(run) {
+				break
 			}
 			run = nil
 		}
@@ -444,16 +463,16 @@ func (e *nativeEngine) loadSnapshot(info wal.SnapshotInfo, recs iter.Seq[wal.Rec
 			run = unsafe.Slice(unsafe.SliceData(run), len(run)+len(b))
 		}
 		if len(run) >= loadChunk {
-			if err := e.load(run, now); err != nil {
-				return err
+			if !p.add(run) {
+				break
 			}
 			run = nil
 		}
 	}
 	if len(run) > 0 {
-		return e.load(run, now)
+		p.add(run)
 	}
-	return nil
+	return p.finish()
 }
 
 // reserve presizes the index for n keys.  A hint: when it fails (memory)
@@ -467,20 +486,39 @@ func (e *nativeEngine) reserve(n uint64) {
 	}
 }
 
-// load is one mantis_db_load call over recs.
-func (e *nativeEngine) load(recs []byte, now int64) error {
+// buildRun is one mantis_db_load_build call over recs: the run it returns
+// is the caller's to link or free.  Any goroutine, beside one linkRun.
+func (e *nativeEngine) buildRun(recs []byte, now int64) (*C.mantis_load_run, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.db == nil {
+		return nil, ErrClosed
+	}
+	var run *C.mantis_load_run
+	if st := C.mantis_db_load_build(e.db, unsafe.Pointer(unsafe.SliceData(recs)), C.size_t(len(recs)),
+		C.uint64_t(now), &run); st != C.MANTIS_OK {
+		return nil, fmt.Errorf("mantisdb: load snapshot: %w", statusError(st))
+	}
+	return run, nil
+}
+
+// linkRun is one mantis_db_load_link call: it consumes run.
+func (e *nativeEngine) linkRun(run *C.mantis_load_run) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.db == nil {
+		C.mantis_db_load_run_free(run)
 		return ErrClosed
 	}
 	var bad C.size_t
-	if st := C.mantis_db_load(e.db, unsafe.Pointer(unsafe.SliceData(recs)), C.size_t(len(recs)),
-		C.uint64_t(now), &bad); st != C.MANTIS_OK {
+	if st := C.mantis_db_load_link(e.db, run, &bad); st != C.MANTIS_OK {
 		return fmt.Errorf("mantisdb: load snapshot at record byte %d of a run: %w", bad, statusError(st))
 	}
 	return nil
 }
+
+// freeRun frees a built run that will not be linked (nil ignored).
+func (e *nativeEngine) freeRun(run *C.mantis_load_run) { C.mantis_db_load_run_free(run) }
 
 // replay applies one logged record with the write path's own C call; a
 // BATCH's value is exactly the records mantis_db_apply takes.

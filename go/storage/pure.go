@@ -315,20 +315,77 @@ func (e *pureEngine) Engine() string { return "pure-go" }
 
 // ---- recovery and checkpoints (the shell's index calls) ---------------------------------
 
+// pureLoadBatch is the records of one part of a snapshot load (loadPipe):
+// enough that the hand-offs cost nothing per record, few enough that the
+// parts in flight hold little memory.
+const pureLoadBatch = 4096
+
+// loadSnapshot builds the tree through a loadPipe: builders copy each
+// part's keys and values into items (the allocations, most of the work)
+// while the linker Loads them into the tree in file order (Load is the
+// B-tree's sorted bulk insert: keys arrive ascending).  The parts refer to
+// the snapshot mapping, which go/wal keeps until this returns.  Part and
+// item slices are recycled (free lists bounded by the parts in flight):
+// fresh ones per part would add garbage about the size of the tree's own
+// items, and collecting it is what a large pure-Go load spends most on.
 func (e *pureEngine) loadSnapshot(_ wal.SnapshotInfo, recs iter.Seq[wal.Record], now int64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for r := range recs {
-		if expired(r.ExpiresAt, now) {
-			continue
+	freeParts := make(chan []wal.Record, 32)
+	freeItems := make(chan []pureItem, 32)
+	p := newLoadPipe(func(part []wal.Record) ([]pureItem, error) {
+		items := recycled(freeItems, pureLoadBatch)
+		for _, r := range part {
+			if !expired(r.ExpiresAt, now) {
+				items = append(items, newItem(r.Key, r.Value, r.ExpiresAt, r.Seq))
+			}
 		}
-		// Load is the B-tree's sorted bulk insert: keys arrive ascending.
-		it := newItem(r.Key, r.Value, r.ExpiresAt, r.Seq)
-		e.tree.Load(it)
-		e.keys++
-		e.live += int64(len(it.kv))
+		recycle(freeParts, part)
+		return items, nil
+	}, func(items []pureItem) error {
+		// The linker is the only goroutine touching the tree until
+		// finish returns, all under this call's hold of e.mu.
+		for _, it := range items {
+			e.tree.Load(it)
+			e.keys++
+			e.live += int64(len(it.kv))
+		}
+		clear(items) // the tree holds the kv slices, not this array
+		recycle(freeItems, items)
+		return nil
+	}, nil)
+	part := recycled(freeParts, pureLoadBatch)
+	for r := range recs {
+		part = append(part, r)
+		if len(part) == pureLoadBatch {
+			if !p.add(part) {
+				break
+			}
+			part = recycled(freeParts, pureLoadBatch)
+		}
 	}
-	return nil
+	if len(part) > 0 {
+		p.add(part)
+	}
+	return p.finish()
+}
+
+// recycled is an empty slice from free, or a new one of capacity n.
+func recycled[T any](free chan []T, n int) []T {
+	select {
+	case s := <-free:
+		return s[:0]
+	default:
+		return make([]T, 0, n)
+	}
+}
+
+// recycle offers s back to free (dropped when free is full).
+func recycle[T any](free chan []T, s []T) {
+	select {
+	case free <- s:
+	default:
+	}
 }
 
 func (e *pureEngine) replay(r wal.Record) error {
