@@ -100,7 +100,8 @@
  *   1. used == sum of mantis_cache_charge() over entries in the table ==
  *      S.bytes + M.bytes, and used <= budget.  Unlinked entries leave
  *      `used` at the unlink, though their memory is freed after the grace
- *      period.
+ *      period.  (`used` is published as the writer releases the mutex,
+ *      shard_unlock_polled, never mid-operation.)
  *   2. Every entry in the table is on exactly one of S and M (its `queue`
  *      says which), and every entry on a queue is in the table.
  *   3. live + tombs < 3/4 (mask + 1), so every probe sequence reaches a NULL
@@ -604,7 +605,6 @@ shard_unlink_at(struct shard *s, struct table *t, size_t i, struct entry *e)
 	s->live--;
 	s->tombs++;
 	q_remove(s, e);
-	shard_set_used(s);
 	retire_entry(s, e);
 }
 
@@ -690,6 +690,11 @@ shard_for(struct mantis_cache *c, uint64_t h)
 static void
 shard_unlock_polled(struct mantis_cache *c, struct shard *s, bool force)
 {
+	/* Published here, at the end of every writer's critical section,
+	 * and nowhere in the middle of one: an update that grew its entry
+	 * holds more than the budget until its evictions finish, and stats
+	 * must not see that (invariant 1 holds whenever the mutex is free). */
+	shard_set_used(s);
 	struct cache_reaped done;
 	cache_grace_poll(&s->grace, c->readers, c->asym, force, &done);
 	pthread_mutex_unlock(&s->mu);
@@ -881,7 +886,6 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 		slot_store(t, i, e, memory_order_release);
 		s->live++;
 	}
-	shard_set_used(s);
 	shard_unlock_polled(c, s, false);
 	return MANTIS_OK;
 }
@@ -1142,7 +1146,6 @@ mantis_cache_clear(mantis_cache *c)
 		memset(s->ghost, 0, (s->gmask + 1) * sizeof(uint32_t));
 		s->live = 0;
 		s->tombs = 0;
-		shard_set_used(s);
 		table_maybe_shrink(s);
 		shard_unlock_polled(c, s, true);
 	}
