@@ -576,7 +576,9 @@ main(int argc, char **argv)
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)
 		FAIL("new");
 	phase_churn(secs / 2);
+	stress_check_shape(sl, "stress_index", "after phase 1");
 	phase_fresh(secs / 2);
+	stress_check_shape(sl, "stress_index", "after phase 2");
 	mantis_skiplist_free(sl);
 	mantis_alloc_get_stats(&a1);
 	if (a1.bytes_in_use != a0.bytes_in_use)

@@ -26,7 +26,6 @@
  */
 #include <mantis.h>
 
-#include "skiplist.h" /* sl_check_structure */
 #include "stress_util.h"
 
 #include <pthread.h>
@@ -49,20 +48,12 @@ static pthread_barrier_t barrier;
 static int stop;
 static int nthreads;
 
-/*
- * The list's shape, checked whenever no thread runs (after each phase's
- * threads join, and after its single-threaded checks and clean-up): a
- * splice that lost a node from an upper level passes every read-side check
- * of a phase (reads still reach it through level 0) and shows only later,
- * as a walk into a node retired meanwhile, so it is checked directly.
- */
+/* The list's shape, checked whenever no thread runs: after each phase's
+ * threads join, and after its single-threaded checks and clean-up. */
 static void
 check_shape(const char *when)
 {
-	const char *what;
-	size_t bad = sl_check_structure(sl, &what);
-	if (bad != 0)
-		FAIL("%s: %zu structure violations, first: %s", when, bad, what);
+	stress_check_shape(sl, "stress_skiplist", when);
 }
 
 /*

@@ -1,12 +1,14 @@
 /*
  * stress_util.h -- what the index stress binaries (stress_skiplist.c,
  * stress_index.c, stress_engine.c, stress_cache.c) share: the THREADS
- * SECONDS command line, a monotonic clock, the wait of a timed phase and
- * a per-thread PRNG.  Header-only (static inline): each binary is one
- * translation unit.
+ * SECONDS command line, a monotonic clock, the wait of a timed phase,
+ * a per-thread PRNG and the skiplist's quiescent shape check.
+ * Header-only (static inline): each binary is one translation unit.
  */
 #ifndef MANTIS_STRESS_UTIL_H
 #define MANTIS_STRESS_UTIL_H
+
+#include "skiplist.h" /* sl_check_structure (a test hook) */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +51,24 @@ stress_run_for(double secs, int *stop)
 		nanosleep(&ts, NULL);
 	}
 	__atomic_store_n(stop, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Checks sl's shape while no thread runs on it (after a phase's threads
+ * joined): exits 1 naming prog, when and the first violation.  A splice
+ * that loses a node from an upper level passes every read-side check
+ * (reads still reach the node through level 0) and shows only later, as
+ * a walk into a node retired meanwhile, so the shape is checked directly.
+ */
+static inline void
+stress_check_shape(const mantis_skiplist *sl, const char *prog, const char *when)
+{
+	const char *what;
+	size_t bad = sl_check_structure(sl, &what);
+	if (bad != 0) {
+		fprintf(stderr, "%s: %s: %zu structure violations, first: %s\n", prog, when, bad, what);
+		exit(1);
+	}
 }
 
 /* xorshift64; *s must start non-zero. */
