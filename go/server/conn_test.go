@@ -38,19 +38,49 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	}
 }
 
-// connStates counts the limiter's tracked connections by state.
-func connStates(s *Server) map[http.ConnState]int {
-	m := map[http.ConnState]int{}
+// countConns counts the limiter's tracked connections for which match
+// holds (under the limiter's mu, so match may read state and receiving).
+func countConns(s *Server, match func(c *limConn) bool) int {
 	lim := s.conns.Load()
 	if lim == nil {
-		return m
+		return 0
 	}
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
+	n := 0
 	for c := range lim.conns {
-		m[c.state]++
+		if match(c) {
+			n++
+		}
 	}
-	return m
+	return n
+}
+
+func inState(st http.ConnState) func(*limConn) bool {
+	return func(c *limConn) bool { return c.state == st }
+}
+
+// twoIdleAtLimit starts a server limited to two connections and fills
+// both slots with kept-alive connections that each served one request
+// and went idle, one after the other, so held[0] is the one idle the
+// longest whatever the scheduler does.  The connections close when the
+// test ends (closing one again is harmless).
+func twoIdleAtLimit(t *testing.T) (*testServer, []net.Conn) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.MaxConnections = 2
+	cfg.ReadTimeout = 30 * time.Second
+	ts := startServer(t, cfg, nil, nil)
+	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
+	for i, c := range held {
+		t.Cleanup(func() { c.Close() })
+		writeT(t, c, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+		if r := readRespT(t, c, "GET"); r.StatusCode != 200 {
+			t.Fatalf("held connection: %d", r.StatusCode)
+		}
+		waitFor(t, func() bool { return countConns(ts.Server, inState(http.StateIdle)) == i+1 })
+	}
+	return ts, held
 }
 
 // TestConnectionLimit walks the limit's three answers: shed the longest
@@ -58,20 +88,7 @@ func connStates(s *Server) map[http.ConnState]int {
 // a 503 for the rest) from the reserve; with the reserve full too, a 503
 // at once.
 func TestConnectionLimit(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxConnections = 2
-	cfg.ReadTimeout = 30 * time.Second
-	ts := startServer(t, cfg, nil, nil)
-	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
-	// One after the other, each idle before the next is used, so held[0]
-	// is the one idle the longest whatever the scheduler does.
-	for i, c := range held {
-		writeT(t, c, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
-		if r := readRespT(t, c, "GET"); r.StatusCode != 200 {
-			t.Fatalf("held connection: %d", r.StatusCode)
-		}
-		waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == i+1 })
-	}
+	ts, held := twoIdleAtLimit(t)
 
 	// 1. Both slots hold idle keep-alive connections: a third is served
 	// at once, and the one idle the longest is closed to make room.
@@ -97,7 +114,7 @@ func TestConnectionLimit(t *testing.T) {
 		defer c.Close()
 		writeT(t, c, "PUT /api/v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npart")
 	}
-	waitFor(t, func() bool { return connStates(ts.Server)[http.StateActive] == 2 })
+	waitFor(t, func() bool { return countConns(ts.Server, inState(http.StateActive)) == 2 })
 	for _, tc := range []struct {
 		target string
 		status int
@@ -128,44 +145,18 @@ func TestConnectionLimit(t *testing.T) {
 	}
 }
 
-// receivingIdle counts the limiter's Idle connections whose next request
-// has started to arrive.
-func receivingIdle(s *Server) int {
-	lim := s.conns.Load()
-	lim.mu.Lock()
-	defer lim.mu.Unlock()
-	n := 0
-	for c := range lim.conns {
-		if c.state == http.StateIdle && c.receiving() {
-			n++
-		}
-	}
-	return n
-}
-
 // TestConnectionLimitSparesArrivingRequest: net/http still calls a
 // keep-alive connection Idle while its next request's headers arrive.
 // Shedding must pass over that one (its request was sent and would fail)
 // and close the other idle connection, even though that one went idle
 // later.
 func TestConnectionLimitSparesArrivingRequest(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxConnections = 2
-	cfg.ReadTimeout = 30 * time.Second
-	ts := startServer(t, cfg, nil, nil)
-	held := []net.Conn{dialT(t, ts.addr), dialT(t, ts.addr)}
-	for i, c := range held {
-		defer c.Close()
-		writeT(t, c, "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
-		if r := readRespT(t, c, "GET"); r.StatusCode != 200 {
-			t.Fatalf("held connection: %d", r.StatusCode)
-		}
-		waitFor(t, func() bool { return connStates(ts.Server)[http.StateIdle] == i+1 })
-	}
+	ts, held := twoIdleAtLimit(t)
 	// held[0], idle the longest, starts its next request: headers
 	// unfinished, so the server keeps it Idle while it reads them.
 	writeT(t, held[0], "GET /livez HTTP/1.1\r\n")
-	waitFor(t, func() bool { return receivingIdle(ts.Server) == 1 })
+	arriving := func(c *limConn) bool { return c.state == http.StateIdle && c.receiving() }
+	waitFor(t, func() bool { return countConns(ts.Server, arriving) == 1 })
 
 	third := dialT(t, ts.addr)
 	defer third.Close()
