@@ -62,15 +62,16 @@ vet: build-core
 sanitize: deps
 	$(MAKE) -C c-core sanitize
 
-# Every fuzz target (C libFuzzer and Go native fuzzing) for FUZZ_SECONDS each.
+# Every fuzz target (C libFuzzer and Go native fuzzing) for FUZZ_SECONDS each;
+# scripts/go-fuzz.sh tells Go's -fuzztime deadline race from a finding.
 fuzz: build-core
 	$(MAKE) -C c-core fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	@set -e; for t in $(GO_FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== go fuzz $$pkg $$fn ($(FUZZ_SECONDS)s)"; \
-		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZ_SECONDS)s $$pkg; done
+		GO=$(GO) scripts/go-fuzz.sh $$pkg $$fn $(FUZZ_SECONDS); done
 	@set -e; for t in $(GO_FUZZ_NATIVE); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "== go fuzz (native) $$pkg $$fn ($(FUZZ_SECONDS)s)"; \
-		$(GO) test -tags native -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZ_SECONDS)s $$pkg; done
+		GO=$(GO) scripts/go-fuzz.sh $$pkg $$fn $(FUZZ_SECONDS) -tags native; done
 
 # C micro-benchmarks against their baselines: the codec, the cache (beside
 # a mutex+list LRU) and the other c-core/bench programs, then the skiplist
