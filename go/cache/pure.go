@@ -3,23 +3,32 @@
 // policy and why it was chosen), in Go.  Available in every build; New
 // returns it when the binary is built without the native tag.
 //
-// Concurrency: each shard has an RWMutex.  Readers hold it shared for a
-// map lookup and raise the entry's frequency (an atomic, written only while
-// below its cap); values are immutable slices (a Set installs a new slice),
-// so View calls fn after releasing the lock and the GC keeps the slice
-// alive.  Writers hold it exclusively and alone touch the queues, the ghost
-// and the counters of the shard.  Go has no cheap epoch reclamation to
-// build a lock-free reader on; the shared lock is the honest pure-Go
-// equivalent, and sharding keeps readers of different keys off each
-// other's cache lines.
+// Concurrency: reads take no lock and write no shared word.  Each shard
+// publishes its index, a ptable (ptable.go), through an atomic pointer;
+// a reader loads it, probes for the key, checks the entry's expiry and
+// raises the entry's frequency (an atomic, written only while below its
+// cap, so a hot entry's line stays shared between cores).  Values are
+// immutable (a Set publishes a new entry), so View calls fn on the entry
+// the probe found and the GC keeps it alive.  Hits and misses go to
+// striped counters (stripedStats) that two running goroutines rarely
+// share.  Writers (Set, Delete, Clear, Sweep, a read reclaiming an
+// expired entry) hold the shard's mutex and alone touch the table, the
+// queues, the ghost and the shard's counters.
+//
+// Linearization: a Set or Delete takes effect at its atomic store into
+// the slot (or at the store publishing a rebuilt table); a read at its
+// load of the slot.  A read that starts after a Set returned loads the
+// current table and that slot, so it never sees an older value.
 package cache
 
 import (
 	"hash/maphash"
 	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -34,16 +43,31 @@ const (
 	qMain
 )
 
+// pentry is one cached entry.  key and value share one allocation (key
+// first), so a hit's key compare and value copy touch adjacent memory.
 type pentry struct {
-	key     string
-	value   []byte // immutable once stored
+	key     string // immutable once published
+	value   []byte // immutable once published
 	hash    uint64
 	expires int64 // 0 = never
 	freq    atomic.Uint32
-	// Guarded by the shard's mu (write): queue links, queue, idx.
-	newer, older *pentry
+	// Guarded by the shard's mu; readers never touch them: queue links,
+	// queue, idx, slot.
 	queue        uint8
 	idx          int // position in pshard.list (for Sweep)
+	slot         int // position in the shard's current ptable
+	newer, older *pentry
+}
+
+func newEntry(key, value []byte, h uint64, exp int64) *pentry {
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	return &pentry{
+		key:   unsafe.String(&buf[0], len(key)), // buf is never written again
+		value: buf[len(key):len(buf):len(buf)],
+		hash:  h, expires: exp,
+	}
 }
 
 func (e *pentry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
@@ -57,9 +81,12 @@ type fifo struct {
 }
 
 type pshard struct {
-	mu sync.RWMutex
-	// Guarded by mu (write) / mu (read) for lookups.
-	m           map[string]*pentry
+	// tab is what readers load; it sits on its own cache line so that
+	// a writer taking mu does not invalidate the readers' copy.
+	tab atomic.Pointer[ptable]
+	_   [56]byte
+	mu  sync.Mutex
+	// Guarded by mu.
 	list        []*pentry // dense, for Sweep's cursor
 	small, main fifo
 	ghost       []uint32 // 4-way buckets of fingerprints, oldest first
@@ -68,10 +95,48 @@ type pshard struct {
 	evictions   uint64
 	expirations uint64
 	sweepPos    int
-	// Atomics: touched by readers under the shared lock.
-	hits   atomic.Uint64
-	misses atomic.Uint64
-	_      [64]byte // keep neighbouring shards off this cache line
+	_           [64]byte // keep neighbouring shards off this cache line
+}
+
+// stripedStats counts hits and misses without a shared word: a goroutine
+// adds to the stripe its stack address picks (the trick otter's striped
+// buffers use), so goroutines running at the same time mostly write
+// different cache lines.  Stats sums the stripes.
+type stripedStats struct {
+	stripes []statStripe
+	mask    uint64
+}
+
+type statStripe struct {
+	hits, misses atomic.Uint64
+	_            [48]byte
+}
+
+func newStripedStats() stripedStats {
+	n := 8
+	for n < 4*runtime.GOMAXPROCS(0) {
+		n *= 2
+	}
+	return stripedStats{stripes: make([]statStripe, n), mask: uint64(n - 1)}
+}
+
+// mine returns the calling goroutine's stripe.  The bits below the
+// smallest stack (2 KiB) follow the call depth, not the goroutine, so they
+// are dropped before mixing; a stack that moves only changes the stripe.
+func (s *stripedStats) mine() *statStripe {
+	var x byte
+	h := uint64(uintptr(unsafe.Pointer(&x))) >> 11
+	h = (h ^ h>>33) * 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return &s.stripes[h&s.mask]
+}
+
+func (s *stripedStats) sum() (hits, misses uint64) {
+	for i := range s.stripes {
+		hits += s.stripes[i].hits.Load()
+		misses += s.stripes[i].misses.Load()
+	}
+	return hits, misses
 }
 
 type pureCache struct {
@@ -81,6 +146,7 @@ type pureCache struct {
 	clk      clock
 	budget   uint64
 	maxEntry uint64
+	stats    stripedStats
 	closed   atomic.Bool
 	cursor   atomic.Uint32
 }
@@ -98,11 +164,12 @@ func NewPureGo(opts Options) (Cache, error) {
 		seed:     maphash.MakeSeed(),
 		budget:   budget,
 		maxEntry: budget / uint64(n),
+		stats:    newStripedStats(),
 	}
 	c.clk.init(opts.Now)
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.m = make(map[string]*pentry)
+		s.tab.Store(newTable(minTable))
 		s.budget = budget / uint64(n)
 		if uint64(i) < budget%uint64(n) {
 			s.budget++
@@ -111,15 +178,6 @@ func NewPureGo(opts Options) (Cache, error) {
 		s.ghost = make([]uint32, minGhost/2)
 	}
 	return c, nil
-}
-
-// shard hashes key only when there is more than one shard (Set needs the
-// hash for the ghost anyway and calls shardOf).
-func (c *pureCache) shard(key []byte) *pshard {
-	if len(c.shards) == 1 {
-		return &c.shards[0]
-	}
-	return &c.shards[maphash.Bytes(c.seed, key)>>c.shift]
 }
 
 func (c *pureCache) shardOf(h uint64) *pshard {
@@ -141,27 +199,26 @@ func checkKey(key []byte) error {
 
 // lookup returns the live entry or nil; a hit raises its frequency.
 func (c *pureCache) lookup(key []byte) *pentry {
-	s := c.shard(key)
+	h := maphash.Bytes(c.seed, key)
+	s := c.shardOf(h)
 	now := c.clk.read()
-	s.mu.RLock()
-	e := s.m[string(key)]
+	e := s.tab.Load().find(h, key)
 	if e != nil && !e.expired(now) {
 		// Written only below the cap, so a hot entry's line stays shared;
 		// a racing reader's increment may be lost (it is a hint).
 		if f := e.freq.Load(); f < freqMax {
 			e.freq.Store(f + 1)
 		}
-		s.mu.RUnlock()
-		s.hits.Add(1)
+		c.stats.mine().hits.Add(1)
 		return e
 	}
-	s.mu.RUnlock()
-	s.misses.Add(1)
+	c.stats.mine().misses.Add(1)
 	if e != nil && s.mu.TryLock() {
 		// Lazy reclaim, never waiting: re-check under the lock.
-		if x := s.m[string(key)]; x != nil && x.expired(now) {
-			s.remove(x)
+		if s.current().find(h, key) == e {
+			s.remove(e)
 			s.expirations++
+			s.maybeShrink()
 		}
 		s.mu.Unlock()
 	}
@@ -293,14 +350,36 @@ func (s *pshard) replace(old, e *pentry) {
 	old.newer, old.older = nil, nil
 	s.list[old.idx] = e
 	e.idx = old.idx
-	s.m[e.key] = e
+	s.current().swap(old, e)
 }
 
 func (s *pshard) used() uint64 { return s.small.bytes + s.main.bytes }
 
-// remove unlinks e from map, queue and list.
+// current is the shard's table as its writer sees it (caller holds mu).
+func (s *pshard) current() *ptable { return s.tab.Load() }
+
+// insert publishes e, a key the table lacks, growing the table first if
+// it is too full (caller holds mu).
+func (s *pshard) insert(e *pentry) {
+	t := s.current()
+	if t.needsGrow() {
+		t = t.rebuilt(1)
+		s.tab.Store(t) // readers switch to the copy; the old one stays intact
+	}
+	_, free := t.locate(e.hash, e.key)
+	t.put(free, e)
+}
+
+// maybeShrink rebuilds a table that is at most 1/8 live (after removals).
+func (s *pshard) maybeShrink() {
+	if t := s.current(); t.needsShrink() {
+		s.tab.Store(t.rebuilt(0))
+	}
+}
+
+// remove unlinks e from table, queue and list.
 func (s *pshard) remove(e *pentry) {
-	delete(s.m, e.key)
+	s.current().del(e)
 	s.unqueue(e)
 	last := len(s.list) - 1
 	s.list[e.idx] = s.list[last]
@@ -356,13 +435,13 @@ func capFor(live int) int {
 // follow the C table's grow (3/4 full) and shrink (1/8 full) points; the
 // hints are dropped, as in C.
 func (s *pshard) growGhost() {
-	if live := len(s.m); (live+1)*4 >= 2*len(s.ghost)*3 {
+	if live := s.current().live; (live+1)*4 >= 2*len(s.ghost)*3 {
 		s.ghost = make([]uint32, capFor(live+1)/2)
 	}
 }
 
 func (s *pshard) shrinkGhost() {
-	if n, live := len(s.ghost), len(s.m); 2*n > minGhost && live*8 < 2*n {
+	if n, live := len(s.ghost), s.current().live; 2*n > minGhost && live*8 < 2*n {
 		if c := capFor(live) / 2; c != n {
 			s.ghost = make([]uint32, c)
 		}
@@ -440,10 +519,12 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	if charge > s.budget {
 		return ErrTooLarge
 	}
-	e := &pentry{key: string(key), value: append([]byte(nil), value...), hash: h, expires: exp}
+	e := newEntry(key, value, h, exp)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.m[e.key]; old != nil {
+	t := s.current()
+	if at, _ := t.locate(h, e.key); at >= 0 {
+		old := t.slots[at].e.Load()
 		// A write is an access: the new value inherits old's standing.
 		e.freq.Store(min(old.freq.Load()+1, freqMax))
 		s.replace(old, e)
@@ -463,7 +544,7 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	s.push(e, q)
 	e.idx = len(s.list)
 	s.list = append(s.list, e)
-	s.m[e.key] = e
+	s.insert(e)
 	return nil
 }
 
@@ -474,15 +555,18 @@ func (c *pureCache) Delete(key []byte) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	s := c.shard(key)
+	h := maphash.Bytes(c.seed, key)
+	s := c.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[string(key)]
-	if e == nil {
+	t := s.current()
+	at, _ := t.locate(h, unsafe.String(&key[0], len(key)))
+	if at < 0 {
 		return ErrNotFound
 	}
-	s.remove(e)
+	s.remove(t.slots[at].e.Load())
 	s.shrinkGhost()
+	s.maybeShrink()
 	return nil
 }
 
@@ -493,7 +577,7 @@ func (c *pureCache) Clear() error {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.m = make(map[string]*pentry)
+		s.tab.Store(newTable(minTable))
 		s.list = nil
 		s.small, s.main = fifo{}, fifo{}
 		s.ghost = make([]uint32, minGhost/2)
@@ -536,6 +620,7 @@ func (c *pureCache) Sweep(maxSlots int) (int, error) {
 		}
 		s.sweepPos = pos
 		s.shrinkGhost()
+		s.maybeShrink()
 		s.mu.Unlock()
 	}
 	return done, nil
@@ -546,16 +631,15 @@ func (c *pureCache) Stats() Stats {
 		return Stats{} // as the native cache, whose counters are freed
 	}
 	st := Stats{Budget: c.budget, MaxEntrySize: c.maxEntry, Shards: len(c.shards)}
+	st.Hits, st.Misses = c.stats.sum()
 	for i := range c.shards {
 		s := &c.shards[i]
-		st.Hits += s.hits.Load()
-		st.Misses += s.misses.Load()
-		s.mu.RLock()
+		s.mu.Lock()
 		st.Evictions += s.evictions
 		st.Expirations += s.expirations
 		st.Entries += uint64(len(s.list))
 		st.BytesUsed += s.used()
-		s.mu.RUnlock()
+		s.mu.Unlock()
 	}
 	return st
 }
@@ -568,12 +652,14 @@ func (c *pureCache) Close() error {
 	return nil
 }
 
-// release drops the entries after Close so the GC can collect them.
+// release drops the entries after Close so the GC can collect them.  The
+// empty table keeps a read that breaks the Close contract from crashing.
 func (c *pureCache) release() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.m, s.list, s.ghost = nil, nil, nil
+		s.tab.Store(newTable(minTable))
+		s.list, s.ghost = nil, nil
 		s.small, s.main = fifo{}, fifo{}
 		s.mu.Unlock()
 	}
