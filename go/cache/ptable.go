@@ -1,5 +1,5 @@
 // ptable.go -- the pure-Go cache's per-shard index: an open-addressed
-// (linear probing) table of entry pointers that readers search without a
+// (linear probing) table of entry records that readers search without a
 // lock while the shard's writer, holding the shard mutex, changes it.
 //
 // Thread safety: any number of readers (find) run in parallel with one
@@ -7,14 +7,15 @@
 // that a rebuild has replaced is never written again, so a reader still
 // probing it sees a consistent, older state.
 //
-// Slot layout (16 bytes, four to a cache line):
+// Slot layout (16 bytes, four to a cache line), with a parallel array of
+// the writer's nodes that readers never touch:
 //
-//	+--------------------+--------------------+
-//	| hash (atomic u64)  | e (atomic *pentry) |
-//	+--------------------+--------------------+
-//	e == nil         never used: a probe stops here
-//	e == tombstone   used, then removed: a probe goes on
-//	otherwise        a live entry whose key hashes to hash
+//	slots[i]: +-------------------+-------------------+   nodes[i]: *pentry
+//	          | hash (atomic u64) | r (atomic *erec)  |   (nil unless r is
+//	          +-------------------+-------------------+    a live record)
+//	r == nil         never used: a probe stops here
+//	r == tombstone   used, then removed: a probe goes on
+//	otherwise        a live record whose key hashes to hash
 //
 // Invariants:
 //  1. A key is in at most one slot, and every slot between its home
@@ -24,40 +25,40 @@
 //     tombstones.
 //  2. At least a quarter of the slots are nil (grow before used+1 passes
 //     3/4), so a probe ends.
-//  3. A slot's hash is stored before its entry pointer and a reader loads
-//     the pointer before the hash: a reader that sees an entry sees its
+//  3. A slot's hash is stored before its record pointer and a reader loads
+//     the pointer before the hash: a reader that sees a record sees its
 //     hash (Go's atomics are sequentially consistent).  A stale hash with
-//     a newer pointer can only make a reader skip an entry that was put in
-//     the slot after the read began, which a read at that instant may miss.
-//     The entry's own fields are written before the pointer is published.
-//  4. An entry is never modified after publication except its freq
-//     (atomic) and the writer-only fields (queue links, queue, idx, slot),
-//     which readers never touch; a Set publishes a new entry in the old
-//     one's slot.
+//     a newer pointer can only make a reader skip a record put in the slot
+//     after the read began, which a read at that instant may miss.  The
+//     record's fields are written before the pointer is published.
+//  4. A published record is never modified except its freq (atomic); a
+//     Set publishes a new record in the key's slot.
 package cache
 
 import "sync/atomic"
 
 // tombstone marks a removed slot; its empty key matches no lookup (keys
 // are never empty).
-var tombstone = &pentry{}
+var tombstone = &erec{}
 
 const minTable = 16
 
 type pslot struct {
 	hash atomic.Uint64
-	e    atomic.Pointer[pentry]
+	r    atomic.Pointer[erec]
 }
 
 type ptable struct {
 	slots []pslot
 	mask  uint64
-	live  int // guarded by the shard mutex, as is tombs
+	// Writer-only (guarded by the shard mutex).
+	nodes []*pentry
+	live  int
 	tombs int
 }
 
 func newTable(capacity int) *ptable {
-	return &ptable{slots: make([]pslot, capacity), mask: uint64(capacity - 1)}
+	return &ptable{slots: make([]pslot, capacity), nodes: make([]*pentry, capacity), mask: uint64(capacity - 1)}
 }
 
 // tableCap is the smallest power of two at least twice n (and minTable):
@@ -70,16 +71,16 @@ func tableCap(n int) int {
 	return c
 }
 
-// find returns the live entry for key or nil; safe without the lock.
-func (t *ptable) find(h uint64, key []byte) *pentry {
+// find returns the record for key or nil; safe without the lock.
+func (t *ptable) find(h uint64, key []byte) *erec {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
-		e := s.e.Load() // before the hash (invariant 3)
-		if e == nil {
+		r := s.r.Load() // before the hash (invariant 3)
+		if r == nil {
 			return nil
 		}
-		if s.hash.Load() == h && e != tombstone && e.key == string(key) {
-			return e
+		if s.hash.Load() == h && r != tombstone && r.key() == string(key) {
+			return r
 		}
 	}
 }
@@ -90,21 +91,17 @@ func (t *ptable) find(h uint64, key []byte) *pentry {
 func (t *ptable) locate(h uint64, key string) (at int, free int) {
 	free = -1
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
-		e := s.e.Load()
+		e := t.nodes[i]
 		if e == nil {
 			if free < 0 {
 				free = int(i)
 			}
-			return -1, free
-		}
-		if e == tombstone {
-			if free < 0 {
-				free = int(i)
+			if t.slots[i].r.Load() == nil {
+				return -1, free
 			}
-			continue
+			continue // a tombstone
 		}
-		if s.hash.Load() == h && e.key == key {
+		if e.hash == h && e.r.key() == key {
 			return int(i), -1
 		}
 	}
@@ -113,24 +110,23 @@ func (t *ptable) locate(h uint64, key string) (at int, free int) {
 // put (writer) stores e in slot i, which locate returned as free.
 func (t *ptable) put(i int, e *pentry) {
 	s := &t.slots[i]
-	if s.e.Load() == tombstone {
+	if s.r.Load() == tombstone {
 		t.tombs--
 	}
 	s.hash.Store(e.hash) // before the pointer (invariant 3)
-	s.e.Store(e)
+	s.r.Store(e.r)
+	t.nodes[i] = e
 	e.slot = i
 	t.live++
 }
 
-// swap (writer) publishes e in old's slot.
-func (t *ptable) swap(old, e *pentry) {
-	e.slot = old.slot
-	t.slots[old.slot].e.Store(e)
-}
+// swap (writer) publishes e's new record in its slot.
+func (t *ptable) swap(e *pentry) { t.slots[e.slot].r.Store(e.r) }
 
 // del (writer) turns e's slot into a tombstone.
 func (t *ptable) del(e *pentry) {
-	t.slots[e.slot].e.Store(tombstone)
+	t.slots[e.slot].r.Store(tombstone)
+	t.nodes[e.slot] = nil
 	t.live--
 	t.tombs++
 }
@@ -149,13 +145,12 @@ func (t *ptable) needsShrink() bool {
 // extra more, without tombstones; the caller publishes it.
 func (t *ptable) rebuilt(extra int) *ptable {
 	n := newTable(tableCap(t.live + extra))
-	for i := range t.slots {
-		e := t.slots[i].e.Load()
-		if e == nil || e == tombstone {
+	for _, e := range t.nodes {
+		if e == nil {
 			continue
 		}
 		j := e.hash & n.mask
-		for n.slots[j].e.Load() != nil {
+		for n.nodes[j] != nil {
 			j = (j + 1) & n.mask
 		}
 		n.put(int(j), e)

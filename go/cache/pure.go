@@ -5,11 +5,12 @@
 //
 // Concurrency: reads take no lock and write no shared word.  Each shard
 // publishes its index, a ptable (ptable.go), through an atomic pointer;
-// a reader loads it, probes for the key, checks the entry's expiry and
-// raises the entry's frequency (an atomic, written only while below its
-// cap, so a hot entry's line stays shared between cores).  Values are
-// immutable (a Set publishes a new entry), so View calls fn on the entry
-// the probe found and the GC keeps it alive.  Hits and misses go to
+// a reader loads it, probes for the key and reads one allocation, the
+// entry's record (erec: expiry, frequency, key and value), whose frequency
+// it raises (an atomic, written only while below its cap, so a hot
+// entry's line stays shared between cores).  Records are immutable apart
+// from that frequency (a Set publishes a new record), so View calls fn on
+// the record the probe found and the GC keeps it alive.  Hits and misses go to
 // striped counters (stripedStats) that two running goroutines rarely
 // share.  Writers (Set, Delete, Clear, Sweep, a read reclaiming an
 // expired entry) hold the shard's mutex and alone touch the table, the
@@ -43,35 +44,71 @@ const (
 	qMain
 )
 
-// pentry is one cached entry.  key and value share one allocation (key
-// first), so a hit's key compare and value copy touch adjacent memory.
-type pentry struct {
-	key     string // immutable once published
-	value   []byte // immutable once published
-	hash    uint64
+// erec is what a reader of an entry touches, in one pointer-free
+// allocation (the GC does not scan it), so a hit costs the table's slot
+// and this record's adjacent lines and nothing else:
+//
+//	+---------+------+------+------+-----+-----------+-------------+
+//	| expires | freq | klen | vlen | pad | key bytes | value bytes |
+//	| int64   | u32  | u32  | u32  | u32 | klen      | vlen        |
+//	+---------+------+------+------+-----+-----------+-------------+
+//	0         8      12     16     20    24
+//
+// Everything but freq is written before the record is published and never
+// again; freq is atomic.  The key and value slices a reader gets point
+// into the record and keep it alive.
+type erec struct {
 	expires int64 // 0 = never
 	freq    atomic.Uint32
-	// Guarded by the shard's mu; readers never touch them: queue links,
-	// queue, idx, slot.
+	klen    uint32
+	vlen    uint32
+	_       uint32
+}
+
+const erecSize = unsafe.Sizeof(erec{})
+
+// newRec copies key and value into a new record.  The allocation is a
+// []byte (8-byte aligned, as every Go allocation of 8 bytes or more), read
+// through *erec: it holds no pointers.
+func newRec(key, value []byte, exp int64) *erec {
+	buf := make([]byte, int(erecSize)+len(key)+len(value))
+	copy(buf[erecSize:], key)
+	copy(buf[int(erecSize)+len(key):], value)
+	r := (*erec)(unsafe.Pointer(&buf[0]))
+	r.expires, r.klen, r.vlen = exp, uint32(len(key)), uint32(len(value))
+	return r
+}
+
+func (r *erec) key() string {
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r), erecSize)), r.klen)
+}
+
+var emptyValue = []byte{}
+
+// value is the record's value (valid as long as the caller holds it).
+func (r *erec) value() []byte {
+	if r.vlen == 0 {
+		return emptyValue // a pointer past the record's end would be invalid
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(r), erecSize+uintptr(r.klen))), r.vlen)
+}
+
+func (r *erec) expired(now int64) bool { return r.expires != 0 && r.expires <= now }
+func (r *erec) charge() uint64         { return Charge(int(r.klen), int(r.vlen)) }
+
+// pentry is the shard writer's node for an entry; readers never see it.
+// All fields are guarded by the shard's mu.
+type pentry struct {
+	r            *erec // the published record (replaced by a Set)
+	hash         uint64
 	queue        uint8
 	idx          int // position in pshard.list (for Sweep)
 	slot         int // position in the shard's current ptable
 	newer, older *pentry
 }
 
-func newEntry(key, value []byte, h uint64, exp int64) *pentry {
-	buf := make([]byte, len(key)+len(value))
-	copy(buf, key)
-	copy(buf[len(key):], value)
-	return &pentry{
-		key:   unsafe.String(&buf[0], len(key)), // buf is never written again
-		value: buf[len(key):len(buf):len(buf)],
-		hash:  h, expires: exp,
-	}
-}
-
-func (e *pentry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
-func (e *pentry) charge() uint64         { return Charge(len(e.key), len(e.value)) }
+func (e *pentry) expired(now int64) bool { return e.r.expired(now) }
+func (e *pentry) charge() uint64         { return e.r.charge() }
 
 // fifo is a queue of entries: head newest, tail oldest.
 type fifo struct {
@@ -197,8 +234,8 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// lookup returns the live entry or nil; a hit raises its frequency.
-func (c *pureCache) lookup(key []byte) *pentry {
+// lookup returns the live record or nil; a hit raises its frequency.
+func (c *pureCache) lookup(key []byte) *erec {
 	h := maphash.Bytes(c.seed, key)
 	s := c.shardOf(h)
 	now := c.clk.read()
@@ -215,8 +252,9 @@ func (c *pureCache) lookup(key []byte) *pentry {
 	c.stats.mine().misses.Add(1)
 	if e != nil && s.mu.TryLock() {
 		// Lazy reclaim, never waiting: re-check under the lock.
-		if s.current().find(h, key) == e {
-			s.remove(e)
+		t := s.current()
+		if at, _ := t.locate(h, unsafe.String(&key[0], len(key))); at >= 0 && t.slots[at].r.Load() == e {
+			s.remove(t.nodes[at])
 			s.expirations++
 			s.maybeShrink()
 		}
@@ -236,8 +274,8 @@ func (c *pureCache) Get(key []byte) ([]byte, error) {
 	if e == nil {
 		return nil, ErrNotFound
 	}
-	out := make([]byte, len(e.value))
-	copy(out, e.value)
+	out := make([]byte, e.vlen)
+	copy(out, e.value())
 	return out, nil
 }
 
@@ -252,7 +290,7 @@ func (c *pureCache) AppendGet(dst, key []byte) ([]byte, error) {
 	if e == nil {
 		return dst, ErrNotFound
 	}
-	return append(dst, e.value...), nil
+	return append(dst, e.value()...), nil
 }
 
 func (c *pureCache) GetMany(keys [][]byte, fn func(int, []byte)) (int, error) {
@@ -269,7 +307,7 @@ func (c *pureCache) GetMany(keys [][]byte, fn func(int, []byte)) (int, error) {
 	for i, k := range keys {
 		if e := c.lookup(k); e != nil {
 			n++
-			fn(i, e.value)
+			fn(i, e.value())
 		}
 	}
 	return n, nil
@@ -289,7 +327,7 @@ func (c *pureCache) View(key []byte, fn func([]byte) error) error {
 	if e == nil {
 		return ErrNotFound
 	}
-	return fn(e.value)
+	return fn(e.value())
 }
 
 // Queue, ghost and table helpers: caller holds s.mu.
@@ -332,25 +370,12 @@ func (s *pshard) unqueue(e *pentry) {
 	f.n--
 }
 
-// replace puts e in old's place (queue and position).
-func (s *pshard) replace(old, e *pentry) {
-	f := s.fifo(old.queue)
-	e.queue, e.newer, e.older = old.queue, old.newer, old.older
-	if e.newer != nil {
-		e.newer.older = e
-	} else {
-		f.head = e
-	}
-	if e.older != nil {
-		e.older.newer = e
-	} else {
-		f.tail = e
-	}
-	f.bytes += e.charge() - old.charge()
-	old.newer, old.older = nil, nil
-	s.list[old.idx] = e
-	e.idx = old.idx
-	s.current().swap(old, e)
+// replace publishes r as e's record; e keeps its queue and position.
+func (s *pshard) replace(e *pentry, r *erec) {
+	f := s.fifo(e.queue)
+	f.bytes += r.charge() - e.charge()
+	e.r = r
+	s.current().swap(e)
 }
 
 func (s *pshard) used() uint64 { return s.small.bytes + s.main.bytes }
@@ -366,7 +391,7 @@ func (s *pshard) insert(e *pentry) {
 		t = t.rebuilt(1)
 		s.tab.Store(t) // readers switch to the copy; the old one stays intact
 	}
-	_, free := t.locate(e.hash, e.key)
+	_, free := t.locate(e.hash, e.r.key())
 	t.put(free, e)
 }
 
@@ -451,7 +476,7 @@ func (s *pshard) shrinkGhost() {
 // toMain moves e from its queue's tail to M's head with frequency f.
 func (s *pshard) toMain(e *pentry, f uint32) {
 	s.unqueue(e)
-	e.freq.Store(f)
+	e.r.freq.Store(f)
 	s.push(e, qMain)
 }
 
@@ -475,7 +500,7 @@ func (s *pshard) evictOne(keep *pentry, now int64) {
 			s.expirations++
 			return
 		}
-		f := e.freq.Load()
+		f := e.r.freq.Load()
 		if fromSmall {
 			if e == keep || f > 0 {
 				if e != keep {
@@ -519,15 +544,15 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	if charge > s.budget {
 		return ErrTooLarge
 	}
-	e := newEntry(key, value, h, exp)
+	r := newRec(key, value, exp)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.current()
-	if at, _ := t.locate(h, e.key); at >= 0 {
-		old := t.slots[at].e.Load()
+	if at, _ := t.locate(h, r.key()); at >= 0 {
+		e := t.nodes[at]
 		// A write is an access: the new value inherits old's standing.
-		e.freq.Store(min(old.freq.Load()+1, freqMax))
-		s.replace(old, e)
+		r.freq.Store(min(e.r.freq.Load()+1, freqMax))
+		s.replace(e, r)
 		for s.used() > s.budget {
 			s.evictOne(e, now)
 		}
@@ -537,6 +562,7 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	for s.used()+charge > s.budget {
 		s.evictOne(nil, now)
 	}
+	e := &pentry{r: r, hash: h}
 	q := uint8(qSmall)
 	if s.ghostTake(h) {
 		q = qMain
@@ -564,7 +590,7 @@ func (c *pureCache) Delete(key []byte) error {
 	if at < 0 {
 		return ErrNotFound
 	}
-	s.remove(t.slots[at].e.Load())
+	s.remove(t.nodes[at])
 	s.shrinkGhost()
 	s.maybeShrink()
 	return nil
