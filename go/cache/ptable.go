@@ -91,17 +91,18 @@ func (t *ptable) find(h uint64, key []byte) *erec {
 func (t *ptable) locate(h uint64, key string) (at int, free int) {
 	free = -1
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		e := t.nodes[i]
-		if e == nil {
+		s := &t.slots[i]
+		r := s.r.Load()
+		if r == nil || r == tombstone {
 			if free < 0 {
 				free = int(i)
 			}
-			if t.slots[i].r.Load() == nil {
+			if r == nil {
 				return -1, free
 			}
-			continue // a tombstone
+			continue
 		}
-		if e.hash == h && e.r.key() == key {
+		if s.hash.Load() == h && r.key() == key {
 			return int(i), -1
 		}
 	}

@@ -149,8 +149,11 @@ type statStripe struct {
 	_            [48]byte
 }
 
+// newStripedStats makes 64 stripes, or 4 per P if more: two running
+// goroutines share one with probability 1/stripes, and a shared stripe
+// costs contention, not correctness.
 func newStripedStats() stripedStats {
-	n := 8
+	n := 64
 	for n < 4*runtime.GOMAXPROCS(0) {
 		n *= 2
 	}
@@ -545,6 +548,10 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 		return ErrTooLarge
 	}
 	r := newRec(key, value, exp)
+	// The same probe as a read, before the lock: it brings the key's slot
+	// and record into this core's cache, so the locked section below does
+	// not wait on those misses while other writers wait on it.
+	s.tab.Load().find(h, key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.current()
