@@ -40,6 +40,20 @@ func vparse(id int, v []byte) (gen uint64, tag byte, err error) {
 	return binary.LittleEndian.Uint64(v[4:]), v[12], nil
 }
 
+// firstFailure keeps the first failure a test's goroutines report.
+type firstFailure struct{ v atomic.Value }
+
+func (f *firstFailure) set(format string, a ...any) {
+	f.v.CompareAndSwap(nil, fmt.Sprintf(format, a...))
+}
+
+func (f *firstFailure) check(t *testing.T) {
+	t.Helper()
+	if x := f.v.Load(); x != nil {
+		t.Fatal(x)
+	}
+}
+
 func ckey(id int) []byte { return []byte(fmt.Sprintf("k%06d", id)) }
 
 // ownedKey is one key's history as its single writer publishes it.
@@ -61,8 +75,8 @@ func TestReadYourWritesConcurrent(t *testing.T) {
 		c := mk(Options{BudgetBytes: 8 << 20, Shards: 4})
 		keys := make([]ownedKey, writers*perWriter)
 		var stop atomic.Bool
-		var failed atomic.Value
-		fail := func(f string, a ...any) { failed.CompareAndSwap(nil, fmt.Sprintf(f, a...)) }
+		var first firstFailure
+		fail := first.set
 		var wg, rwg sync.WaitGroup
 		for w := 0; w < writers; w++ {
 			wg.Add(1)
@@ -128,9 +142,7 @@ func TestReadYourWritesConcurrent(t *testing.T) {
 		wg.Wait()
 		stop.Store(true)
 		rwg.Wait()
-		if f := failed.Load(); f != nil {
-			t.Fatal(f)
-		}
+		first.check(t)
 		// Quiescent: exactly the keys whose last operation was a set are
 		// there, and the byte count is exactly theirs.
 		st := c.Stats()
@@ -181,8 +193,8 @@ func TestExpiryConcurrent(t *testing.T) {
 		clk.advance(ttl) // every TTL entry is now expired
 		reset := make([]atomic.Bool, n)
 		var stop atomic.Bool
-		var failed atomic.Value
-		fail := func(f string, a ...any) { failed.CompareAndSwap(nil, fmt.Sprintf(f, a...)) }
+		var first firstFailure
+		fail := first.set
 		var wg, rwg sync.WaitGroup
 		for r := 0; r < 2; r++ {
 			rwg.Add(1)
@@ -237,9 +249,7 @@ func TestExpiryConcurrent(t *testing.T) {
 		}()
 		wg.Wait()
 		rwg.Wait()
-		if f := failed.Load(); f != nil {
-			t.Fatal(f)
-		}
+		first.check(t)
 		for {
 			k, err := c.Sweep(0)
 			if err != nil {
@@ -271,8 +281,8 @@ func TestBudgetConcurrent(t *testing.T) {
 	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
 		c := mk(Options{BudgetBytes: 2 << 20, Shards: 2})
 		var stop atomic.Bool
-		var failed atomic.Value
-		fail := func(f string, a ...any) { failed.CompareAndSwap(nil, fmt.Sprintf(f, a...)) }
+		var first firstFailure
+		fail := first.set
 		var wg, bg sync.WaitGroup
 		bg.Add(2)
 		go func() {
@@ -315,9 +325,7 @@ func TestBudgetConcurrent(t *testing.T) {
 		wg.Wait()
 		stop.Store(true)
 		bg.Wait()
-		if f := failed.Load(); f != nil {
-			t.Fatal(f)
-		}
+		first.check(t)
 		st := c.Stats()
 		if st.Evictions < 1000 {
 			t.Fatalf("only %d evictions: the test did not overfill", st.Evictions)
