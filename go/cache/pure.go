@@ -3,7 +3,8 @@
 // policy and why it was chosen), in Go.  Available in every build; New
 // returns it when the binary is built without the native tag.
 //
-// Concurrency: reads take no lock and write no shared word.  Each shard
+// Concurrency: reads take no lock; the only words they write are an
+// entry's frequency (below its cap) and their own counter stripe.  Each shard
 // publishes its index, a ptable (ptable.go), through an atomic pointer;
 // a reader loads it, probes for the key and reads one allocation, the
 // entry's record (erec: expiry, frequency, key and value), whose frequency
@@ -17,9 +18,11 @@
 // queues, the ghost and the shard's counters.
 //
 // Linearization: a Set or Delete takes effect at its atomic store into
-// the slot (or at the store publishing a rebuilt table); a read at its
-// load of the slot.  A read that starts after a Set returned loads the
-// current table and that slot, so it never sees an older value.
+// the key's slot of the current table; a rebuild publishes a table that
+// already holds every live record before any later write touches it.  A
+// read that starts after a Set or Delete returned loads that table and
+// that slot, so it never sees an older value; a read still probing a
+// replaced table began before the writes the new table has seen.
 package cache
 
 import (
