@@ -273,11 +273,13 @@ type queued struct {
 	args [][]byte
 }
 
-// watched is a WATCHed key and its entry when WATCH ran.
+// watched is a WATCHed key and what WATCH saw of it (cmdWatch).
 type watched struct {
-	key   []byte
-	found bool
-	ent   storage.Entry
+	key       []byte
+	versioned bool          // the Store has write versions: ver is set, ent is not
+	ver       uint64        // its write version
+	found     bool          // it was live
+	ent       storage.Entry // its entry (a Store without versions)
 }
 
 func (s *Server) accept(conn redcon.Conn) bool {
