@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -43,7 +42,7 @@ type command struct {
 	group, summary    string
 	run               func(x *exec)
 
-	calls, usec, failed atomic.Uint64 // INFO commandstats
+	id int // index of its counters (counters.go)
 }
 
 // keys returns the key arguments of args (which passed the arity check).
@@ -231,20 +230,6 @@ func (s *Server) run(c *client, cmd *command, args [][]byte, tx *storage.Txn) {
 		}
 	}
 	s.count(c, cmd, 1, time.Since(start), x.failed)
-}
-
-// count updates the command counters for n calls of cmd.
-func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed bool) {
-	cmd.calls.Add(uint64(n))
-	cmd.usec.Add(uint64(d.Microseconds()))
-	if failed {
-		cmd.failed.Add(uint64(n))
-	}
-	s.commands.Add(uint64(n))
-	c.mu.Lock()
-	c.lastCmd = cmd.name
-	c.lastAt = time.Now()
-	c.mu.Unlock()
 }
 
 // storeError is the reply text of an engine error.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,5 +270,99 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// infoCounts parses total_commands_processed and the cmdstat_ lines of
+// an INFO reply.
+func infoCounts(t *testing.T, info string) (total uint64, calls map[string]uint64) {
+	t.Helper()
+	calls = map[string]uint64{}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			must(t, err)
+			total = n
+		}
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"); ok {
+			name, fields, _ := strings.Cut(rest, ":calls=")
+			v, _, _ := strings.Cut(fields, ",")
+			n, err := strconv.ParseUint(v, 10, 64)
+			must(t, err)
+			calls[name] = n
+		}
+	}
+	return total, calls
+}
+
+// TestCommandCountersExact: clients run commands (pipelined and one by
+// one, some failing) while another reads INFO.  Each INFO is one
+// snapshot: total_commands_processed equals the sum of its commandstats
+// calls; at the end every command is counted once, those of closed
+// connections included, and CONFIG RESETSTAT starts commandstats afresh.
+func TestCommandCountersExact(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	ctx := context.Background()
+	const clients, rounds = 4, 50
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		rdb := ts.client(t, 2, "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer rdb.Close() // its counts must outlive it
+			for i := 0; i < rounds; i++ {
+				p := rdb.Pipeline()
+				p.Set(ctx, "k", "v", 0)
+				p.Get(ctx, "k")
+				p.Get(ctx, "k")
+				p.Incr(ctx, "k") // fails: not an integer
+				if _, err := p.Exec(ctx); err == nil || !strings.Contains(err.Error(), "not an integer") {
+					t.Errorf("pipeline: %v", err)
+					return
+				}
+				must(t, rdb.Ping(ctx).Err())
+			}
+		}()
+	}
+	mon := ts.client(t, 2, "")
+	must(t, mon.Ping(ctx).Err()) // the monitor's own connection setup, before any INFO
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	infos := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		info, err := mon.Info(ctx, "stats", "commandstats").Result()
+		must(t, err)
+		infos++
+		total, calls := infoCounts(t, info)
+		sum := uint64(0)
+		for _, n := range calls {
+			sum += n
+		}
+		if sum != total {
+			t.Fatalf("one INFO: total_commands_processed %d, commandstats calls add up to %d", total, sum)
+		}
+	}
+	_, calls := infoCounts(t, mon.Info(ctx, "commandstats").Val())
+	for name, want := range map[string]uint64{"set": clients * rounds, "get": 2 * clients * rounds,
+		"incr": clients * rounds, "info": uint64(infos)} {
+		if calls[name] != want {
+			t.Errorf("cmdstat_%s calls = %d, want %d (all: %v)", name, calls[name], want, calls)
+		}
+	}
+	info := mon.Info(ctx, "commandstats").Val()
+	if !strings.Contains(info, fmt.Sprintf("cmdstat_incr:calls=%d,", clients*rounds)) ||
+		!strings.Contains(info, fmt.Sprintf("failed_calls=%d\r\n", clients*rounds)) {
+		t.Errorf("INCR's failures not counted: %q", info)
+	}
+	must(t, mon.ConfigResetStat(ctx).Err())
+	_, calls = infoCounts(t, mon.Info(ctx, "commandstats").Val())
+	if len(calls) != 1 || calls["config"] != 1 {
+		t.Errorf("commandstats after RESETSTAT: %v, want only config once", calls)
 	}
 }
