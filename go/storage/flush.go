@@ -15,7 +15,8 @@
 // them either way.
 //
 // Cost: writers wait for the whole call (Redis's FLUSHALL SYNC blocks its
-// server too); readers do not wait.  Memory: the keys' bytes once.
+// server too); readers do not wait.  Memory while it runs: the keys'
+// bytes, their positions (16 bytes a key) and one batch of deletes.
 package storage
 
 // Flusher is implemented by every engine this package returns.
