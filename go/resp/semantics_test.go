@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mantisdb/mantisdb/go/storage"
+	"github.com/mantisdb/mantisdb/go/storage/storagetest"
 )
 
 // waitGone polls until key no longer exists (it carries a short TTL).
@@ -288,14 +289,7 @@ func TestRandomKeyUniform(t *testing.T) {
 		}
 		count[i/(keys/groups)]++
 	}
-	exp := float64(picks) / groups
-	chi := 0.0
-	for _, c := range count {
-		chi += (float64(c) - exp) * (float64(c) - exp) / exp
-	}
-	if chi > 60 {
-		t.Fatalf("picks per group %v: chi-square %.1f, not uniform", count, chi)
-	}
+	storagetest.CheckUniform(t, count)
 }
 
 func must(t *testing.T, err error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
+	"github.com/mantisdb/mantisdb/go/storage/storagetest"
 )
 
 // engines opens each engine under test with opts.
@@ -216,13 +217,6 @@ func TestRandomKeyLive(t *testing.T) {
 			}
 			count[(i/2)/(live/groups)]++
 		}
-		exp := float64(picks) / groups
-		chi := 0.0
-		for _, c := range count {
-			chi += (float64(c) - exp) * (float64(c) - exp) / exp
-		}
-		if chi > 60 {
-			t.Fatalf("picks per group %v: chi-square %.1f, not uniform", count, chi)
-		}
+		storagetest.CheckUniform(t, count)
 	})
 }
