@@ -312,11 +312,7 @@ func cmdConfig(x *exec) {
 			x.r.bulkString(p[1])
 		}
 	case sub == "resetstat" && len(x.args) == 2:
-		for _, cmd := range x.s.uniqueCommands() {
-			cmd.calls.Store(0)
-			cmd.usec.Store(0)
-			cmd.failed.Store(0)
-		}
+		x.s.resetStats()
 		x.r.ok()
 	case sub == "set" && len(x.args) >= 4:
 		x.fail("ERR CONFIG SET is not supported: MantisDB is configured by flags and MANTISDB_* variables")
@@ -326,18 +322,7 @@ func cmdConfig(x *exec) {
 }
 
 // uniqueCommands lists the table's commands once each, by name.
-func (s *Server) uniqueCommands() []*command {
-	seen := map[*command]bool{}
-	var out []*command
-	for _, cmd := range s.cmds {
-		if !seen[cmd] {
-			seen[cmd] = true
-			out = append(out, cmd)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
+func (s *Server) uniqueCommands() []*command { return s.cmdList }
 
 // cmdCommand: COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND
 // DOCS [name...], COMMAND LIST.
@@ -457,6 +442,7 @@ func (s *Server) info(show func(string, bool) bool) string {
 	var b strings.Builder
 	st := s.store.Stats()
 	rs := s.Stats()
+	commands, totals := s.commandSnapshot()
 	section := func(name string) {
 		if b.Len() > 0 {
 			b.WriteString("\r\n")
@@ -515,9 +501,9 @@ func (s *Server) info(show func(string, bool) bool) string {
 	if show("stats", true) {
 		section("Stats")
 		kv("total_connections_received", rs.Connections)
-		kv("total_commands_processed", rs.Commands)
+		kv("total_commands_processed", commands)
 		kv("rejected_connections", rs.Rejected)
-		kv("total_error_replies", s.failedTotal())
+		kv("total_error_replies", failedTotal(totals))
 		kv("mantisdb_protocol_errors", rs.ProtocolErrors)
 		kv("mantisdb_panics", rs.Panics)
 		kv("expired_keys", st.Expired)
@@ -530,14 +516,12 @@ func (s *Server) info(show func(string, bool) bool) string {
 	}
 	if show("commandstats", false) {
 		section("Commandstats")
-		for _, cmd := range s.uniqueCommands() {
-			calls := cmd.calls.Load()
-			if calls == 0 {
+		for i, t := range totals {
+			if t.calls == 0 {
 				continue
 			}
-			usec := cmd.usec.Load()
 			fmt.Fprintf(&b, "cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d\r\n",
-				cmd.name, calls, usec, float64(usec)/float64(calls), cmd.failed.Load())
+				s.cmdList[i].name, t.calls, t.usec, float64(t.usec)/float64(t.calls), t.failed)
 		}
 	}
 	if show("keyspace", true) {
@@ -549,10 +533,10 @@ func (s *Server) info(show func(string, bool) bool) string {
 	return b.String()
 }
 
-func (s *Server) failedTotal() uint64 {
+func failedTotal(totals []cmdTotals) uint64 {
 	var n uint64
-	for _, cmd := range s.uniqueCommands() {
-		n += cmd.failed.Load()
+	for _, t := range totals {
+		n += t.failed
 	}
 	return n
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -43,7 +42,7 @@ type command struct {
 	group, summary    string
 	run               func(x *exec)
 
-	calls, usec, failed atomic.Uint64 // INFO commandstats
+	id int // index of its counters (counters.go)
 }
 
 // keys returns the key arguments of args (which passed the arity check).
@@ -233,20 +232,6 @@ func (s *Server) run(c *client, cmd *command, args [][]byte, tx *storage.Txn) {
 	s.count(c, cmd, 1, time.Since(start), x.failed)
 }
 
-// count updates the command counters for n calls of cmd.
-func (s *Server) count(c *client, cmd *command, n int, d time.Duration, failed bool) {
-	cmd.calls.Add(uint64(n))
-	cmd.usec.Add(uint64(d.Microseconds()))
-	if failed {
-		cmd.failed.Add(uint64(n))
-	}
-	s.commands.Add(uint64(n))
-	c.mu.Lock()
-	c.lastCmd = cmd.name
-	c.lastAt = time.Now()
-	c.mu.Unlock()
-}
-
 // storeError is the reply text of an engine error.
 func storeError(err error) string {
 	if msg := clusterError(err); msg != "" {
@@ -295,22 +280,34 @@ func (c *client) resetMulti() {
 	c.watch = nil
 }
 
+// cmdWatch records, for each key, its write version (storage.Versioner)
+// and whether it is live; EXEC compares them (cmdExec).  The version is
+// read before the key, so a write the read missed moves it.  A Store
+// without versions records the entry itself and EXEC compares values.
 func cmdWatch(x *exec) {
 	if x.c.multi {
 		x.fail("ERR WATCH inside MULTI is not allowed")
 		return
 	}
+	vs, versioned := x.s.store.(storage.Versioner)
 	for _, k := range x.args[1:] {
+		w := watched{key: bytes.Clone(k), versioned: versioned}
+		if versioned {
+			w.ver = vs.WriteVersion(k)
+		}
 		ent, err := x.s.store.GetEntry(k)
 		switch {
 		case err == nil:
-			x.c.watch = append(x.c.watch, watched{key: bytes.Clone(k), found: true, ent: ent})
+			w.found = true
+			if !versioned {
+				w.ent = ent
+			}
 		case errors.Is(err, storage.ErrNotFound):
-			x.c.watch = append(x.c.watch, watched{key: bytes.Clone(k)})
 		default:
 			x.fail(storeError(err))
 			return
 		}
+		x.c.watch = append(x.c.watch, w)
 	}
 	x.r.ok()
 }
@@ -321,9 +318,13 @@ func cmdUnwatch(x *exec) {
 }
 
 // cmdExec runs the queue in one Store.Update over every key it names and
-// every watched key: a watched key whose entry differs from what WATCH
-// saw aborts it (null reply), otherwise every queued command runs against
-// the transaction and its writes are applied together.
+// every watched key.  It aborts (null reply) when a watched key was
+// touched since WATCH, as Redis 7 does: its write version moved (any
+// write, from any client or protocol, even of the same value; FLUSHDB),
+// or it was live at WATCH and has expired since.  A key already expired
+// (absent) at WATCH whose entry the sweep then removes is no change,
+// as in Redis.  Otherwise every queued command runs against the
+// transaction and its writes are applied together.
 func cmdExec(x *exec) {
 	c, s := x.c, x.s
 	if !c.multi {
@@ -347,6 +348,7 @@ func cmdExec(x *exec) {
 	}
 	mark := len(x.r.b)
 	aborted := false
+	vs, _ := s.store.(storage.Versioner)
 	err := s.store.Update(keys, func(tx *storage.Txn) error {
 		for _, w := range watch {
 			cur, err := tx.Get(w.key)
@@ -354,7 +356,7 @@ func cmdExec(x *exec) {
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
-			if found != w.found || (found && (cur.ExpiresAt != w.ent.ExpiresAt || !bytes.Equal(cur.Value, w.ent.Value))) {
+			if w.touched(vs, found, cur) {
 				aborted = true
 				return nil
 			}
@@ -372,4 +374,16 @@ func cmdExec(x *exec) {
 	case aborted:
 		x.r.nullArray()
 	}
+}
+
+// touched reports whether w's key was touched since WATCH, given its
+// state now (found, cur), read with its write lock held.  With versions,
+// an unchanged version means no write was published since (an expiry is
+// then the only way a live key can be gone); without, the entry is
+// compared with the one WATCH saw.
+func (w *watched) touched(vs storage.Versioner, found bool, cur storage.Entry) bool {
+	if w.versioned {
+		return vs.WriteVersion(w.key) != w.ver || (w.found && !found)
+	}
+	return found != w.found || (found && (cur.ExpiresAt != w.ent.ExpiresAt || !bytes.Equal(cur.Value, w.ent.Value)))
 }

@@ -6,8 +6,8 @@ package resp
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"math"
-	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -211,14 +211,23 @@ func cmdPersist(x *exec) {
 func cmdDBSize(x *exec) { x.r.int(x.s.store.Stats().Keys) }
 
 // cmdFlushDB deletes every key (FLUSHDB and FLUSHALL; SYNC and ASYNC both
-// run synchronously) in batches of flushBatch deletes.  It is not atomic:
-// a key written while it runs may survive it.
+// run synchronously).  On an engine of go/storage it is one atomic write
+// (storage.Flusher): every other write lands before it (and is deleted)
+// or after it (and survives), and no reader sees part of the keyspace
+// gone.  A Store without DeleteAll (the cluster's engine) gets deletes in
+// batches of flushBatch: not atomic.
 func cmdFlushDB(x *exec) {
 	if len(x.args) > 2 || len(x.args) == 2 && lower(x.args[1]) != "sync" && lower(x.args[1]) != "async" {
 		x.fail(errSyntax)
 		return
 	}
-	if err := flushAll(x.s.store); err != nil {
+	var err error
+	if f, ok := x.s.store.(storage.Flusher); ok {
+		_, err = f.DeleteAll()
+	} else {
+		err = flushBatches(x.s.store)
+	}
+	if err != nil {
 		x.fail(storeError(err))
 		return
 	}
@@ -227,7 +236,9 @@ func cmdFlushDB(x *exec) {
 
 const flushBatch = 1000
 
-func flushAll(st Store) error {
+// flushBatches deletes every key of st in batches of flushBatch deletes
+// until an iteration finds none.
+func flushBatches(st Store) error {
 	for {
 		it, err := st.NewIterator(storage.IterOptions{})
 		if err != nil {
@@ -415,34 +426,17 @@ func cmdKeys(x *exec) {
 	}
 }
 
-// cmdRandomKey returns a key picked at random but not uniformly: it
-// seeks to a random printable first byte (wrapping to the first key) and
-// walks a random number of keys (fewer than randomWalk) from there.
+// cmdRandomKey returns a key chosen uniformly at random among the live
+// keys (storage.RandomKey: O(log n) on the pure-Go engine, one pass over
+// the keys on the native one and in cluster mode), or a null reply.
 func cmdRandomKey(x *exec) {
-	it, err := x.s.store.NewIterator(storage.IterOptions{})
-	if err != nil {
-		x.fail(storeError(err))
-		return
-	}
-	defer it.Close()
-	ok := it.SeekGE([]byte{byte(0x21 + mrand.IntN(0x7e-0x21))})
-	if !ok {
-		ok = it.First()
-	}
-	for steps := mrand.IntN(randomWalk); ok && steps > 0; steps-- {
-		if !it.Next() {
-			ok = it.First()
-		}
-	}
-	if err := it.Error(); err != nil {
-		x.fail(storeError(err))
-		return
-	}
-	if !ok {
+	key, err := storage.RandomKey(x.s.store, nil)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		x.r.null()
-		return
+	case err != nil:
+		x.fail(storeError(err))
+	default:
+		x.r.bulk(key)
 	}
-	x.r.bulk(bytes.Clone(it.Key()))
 }
-
-const randomWalk = 64

@@ -85,17 +85,23 @@ type Server struct {
 	started time.Time
 	lim     frameLimits
 	cmds    map[string]*command
+	cmdList []*command // the commands once each, by name; cmd.id indexes it
 	cursors *cursorTable
 
 	rs *redcon.Server
 
 	nextID atomic.Uint64
-	mu     sync.Mutex // guards clients and closing
+	mu     sync.Mutex // guards clients, shedding, retired, statBase and closing
 	// clients are the open connections, for CLIENT LIST and INFO.
 	clients map[*client]struct{}
-	closing bool           // Close ran: accept refuses, so conns.Add never races Wait
-	ln      net.Listener   // what Serve serves
-	conns   sync.WaitGroup // one per open connection: Close waits for them
+	// shedding are connections shedOne closed that have not reached
+	// closed() yet: out of clients, but their counts are not retired.
+	shedding map[*client]struct{}
+	retired  []cmdTotals    // counts of the closed connections, by cmd.id
+	statBase []cmdTotals    // the totals at CONFIG RESETSTAT
+	closing  bool           // Close ran: accept refuses, so conns.Add never races Wait
+	ln       net.Listener   // what Serve serves
+	conns    sync.WaitGroup // one per open connection: Close waits for them
 
 	// draining is set by Shutdown: connections end after the command
 	// they run.  drained is closed by Close; until then limitListener
@@ -105,7 +111,6 @@ type Server struct {
 	drained     chan struct{}
 	drainedOnce sync.Once
 
-	commands    atomic.Uint64 // commands executed
 	connections atomic.Uint64 // connections accepted
 	rejected    atomic.Uint64 // connections refused (max clients)
 	shed        atomic.Uint64 // unauthenticated connections closed to make room
@@ -142,6 +147,10 @@ func New(cfg Config, store Store) *Server {
 		},
 	}
 	s.cmds = commandTable()
+	s.cmdList = indexCommands(s.cmds)
+	s.shedding = make(map[*client]struct{})
+	s.retired = make([]cmdTotals, len(s.cmdList))
+	s.statBase = make([]cmdTotals, len(s.cmdList))
 	s.rs = redcon.NewServerNetwork("tcp", "", s.serveRESP, s.accept, s.closed)
 	return s
 }
@@ -256,14 +265,15 @@ type client struct {
 	proto   int
 
 	authed   bool
-	readonly bool      // READONLY: stale reads on a follower (cluster.go)
-	multi    bool      // inside MULTI
-	queue    []queued  // commands queued by MULTI
-	dirty    bool      // a command failed to queue: EXEC aborts
-	watch    []watched // WATCHed keys and what they held
-	quit     bool      // close after this burst's replies
-	r        reply     // replies of the burst being served
-	rbuf     []byte    // r's buffer between bursts (at most maxKeptReplyBuf)
+	readonly bool         // READONLY: stale reads on a follower (cluster.go)
+	multi    bool         // inside MULTI
+	queue    []queued     // commands queued by MULTI
+	dirty    bool         // a command failed to queue: EXEC aborts
+	watch    []watched    // WATCHed keys and what they held
+	quit     bool         // close after this burst's replies
+	counts   []cmdCounter // its commands' counters, by cmd.id (counters.go)
+	r        reply        // replies of the burst being served
+	rbuf     []byte       // r's buffer between bursts (at most maxKeptReplyBuf)
 	burst    []redcon.Command
 }
 
@@ -273,11 +283,13 @@ type queued struct {
 	args [][]byte
 }
 
-// watched is a WATCHed key and its entry when WATCH ran.
+// watched is a WATCHed key and what WATCH saw of it (cmdWatch).
 type watched struct {
-	key   []byte
-	found bool
-	ent   storage.Entry
+	key       []byte
+	versioned bool          // the Store has write versions: ver is set, ent is not
+	ver       uint64        // its write version
+	found     bool          // it was live
+	ent       storage.Entry // its entry (a Store without versions)
 }
 
 func (s *Server) accept(conn redcon.Conn) bool {
@@ -300,6 +312,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		created: time.Now(),
 		proto:   2,
 		authed:  s.cfg.AuthToken == "",
+		counts:  make([]cmdCounter, len(s.cmdList)),
 	}
 	c.lc, _ = conn.NetConn().(*limitConn)
 	c.r.proto = 2
@@ -337,6 +350,7 @@ func (s *Server) shedOne() bool {
 	// Out of the table now (closed deletes it again, harmlessly) so the
 	// slot is free before redcon notices the close.
 	delete(s.clients, victim)
+	s.shedding[victim] = struct{}{}
 	_ = victim.conn.NetConn().Close()
 	s.shed.Add(1)
 	return true
@@ -370,7 +384,9 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 		s.protoErrors.Add(1)
 	}
 	s.mu.Lock()
+	s.retire(c)
 	delete(s.clients, c)
+	delete(s.shedding, c)
 	s.mu.Unlock()
 	s.conns.Done()
 }
@@ -439,7 +455,7 @@ func (s *Server) Stats() Stats {
 		Rejected:         s.rejected.Load(),
 		Shed:             s.shed.Load(),
 		ProtocolErrors:   s.protoErrors.Load(),
-		Commands:         s.commands.Load(),
+		Commands:         s.commandsTotal(),
 		Panics:           s.panics.Load(),
 	}
 }
@@ -448,9 +464,9 @@ func (s *Server) Stats() Stats {
 // at least once), by lower-case name.
 func (s *Server) CommandCalls() map[string]uint64 {
 	out := map[string]uint64{}
-	for _, cmd := range s.uniqueCommands() {
-		if n := cmd.calls.Load(); n > 0 {
-			out[cmd.name] = n
+	for i, t := range s.commandTotals() {
+		if t.calls > 0 {
+			out[s.cmdList[i].name] = t.calls
 		}
 	}
 	return out

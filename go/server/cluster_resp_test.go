@@ -36,14 +36,9 @@ func respClient(t *testing.T, p *clusterProc) *redis.Client {
 	return c
 }
 
-// TestClusterRESP runs three servers in cluster mode with the Redis
-// protocol on: writes through the leader reach every node, a follower
-// refuses writes with -READONLY and redirects linearizable reads with
-// -MOVED (READONLY lets it answer from its own state), ROLE and INFO
-// replication report the roles, concurrent INCRs on the leader lose
-// nothing, WATCH/EXEC stays atomic, and after the leader stops the new
-// one takes writes and has every acknowledged one.
-func TestClusterRESP(t *testing.T) {
+// startRESPCluster starts three servers in cluster mode with the Redis
+// protocol on.
+func startRESPCluster(t *testing.T) []*clusterProc {
 	procs := []*clusterProc{newClusterProc(t, "n1"), newClusterProc(t, "n2"), newClusterProc(t, "n3")}
 	// The RESP ports must differ from every HTTP and Raft port picked so
 	// far: freePort may hand out a port again once it is released.
@@ -51,7 +46,7 @@ func TestClusterRESP(t *testing.T) {
 	for _, p := range procs {
 		// The production timeouts: with the test's shorter ones a loaded
 		// machine (-race, other builds) sometimes elects a new leader
-		// midway, and the exact counts below assume one leader until
+		// midway, and the exact counts of TestClusterRESP assume one leader until
 		// the test stops it.
 		p.cfg.Cluster.HeartbeatTimeout = 500 * time.Millisecond
 		used[p.cfg.Addr()], used[p.cfg.Cluster.RaftAddr] = true, true
@@ -63,6 +58,18 @@ func TestClusterRESP(t *testing.T) {
 		used[p.cfg.RESPAddr()] = true
 	}
 	startThree(t, procs)
+	return procs
+}
+
+// TestClusterRESP runs three servers in cluster mode with the Redis
+// protocol on: writes through the leader reach every node, a follower
+// refuses writes with -READONLY and redirects linearizable reads with
+// -MOVED (READONLY lets it answer from its own state), ROLE and INFO
+// replication report the roles, concurrent INCRs on the leader lose
+// nothing, WATCH/EXEC stays atomic, and after the leader stops the new
+// one takes writes and has every acknowledged one.
+func TestClusterRESP(t *testing.T) {
+	procs := startRESPCluster(t)
 	l := clusterLeader(t, procs)
 	var fs []*clusterProc
 	for _, p := range procs {

@@ -86,6 +86,7 @@ type shell struct {
 
 	stripes [keyStripes]sync.Mutex
 	seed    maphash.Seed
+	vers    atomic.Pointer[versionTable] // write versions (version.go); nil until asked for
 
 	closed  atomic.Bool // Close has begun: Sync and Checkpoint refuse
 	closeMu sync.Mutex  // serialises Close
@@ -214,6 +215,7 @@ func (s *shell) write(w *wop) error {
 // keys: write itself, or Update, which holds them across its read, its
 // function and this write.
 func (s *shell) writeLocked(w *wop) error {
+	defer s.touch(w) // after publication, stripes still held (version.go)
 	if s.dur == nil {
 		return s.publish(w, nil, 0)
 	}

@@ -1,0 +1,25 @@
+package cluster
+
+// version.go -- write versions (storage.Versioner) of the replicated
+// keyspace, for WATCH/EXEC on the leader (go/resp).  Every committed
+// write reaches this node's engine through FSM.Apply (or Restore), which
+// writes it through the engine's shell, so the local engine's versions
+// move with every write of the keyspace, whichever node it came from.
+// Node.Update reads them with the keys' locks held and every earlier
+// write of those keys applied (update.go), which is what the Versioner
+// contract asks.
+
+import "github.com/mantisdb/mantisdb/go/storage"
+
+var _ storage.Versioner = (*engine)(nil)
+
+// WriteVersion is the local engine's version of key.  An engine that
+// keeps none (not one of go/storage's) falls back to the applied index:
+// it moves with every applied entry, so a watch over it can only abort
+// too often, never miss a write.
+func (e *engine) WriteVersion(key []byte) uint64 {
+	if v, ok := e.n.eng.(storage.Versioner); ok {
+		return v.WriteVersion(key)
+	}
+	return e.n.fsm.applied.Load()
+}
