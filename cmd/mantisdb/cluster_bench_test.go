@@ -113,8 +113,8 @@ func TestClusterWriteBenchmark(t *testing.T) {
 		time.Sleep(2 * time.Second) // both joined and caught up
 		return nodes[0]
 	}
-	boltLeader := startCluster("bolt")
-	engineLeader := startCluster("engine", "--raft-log-store", "engine")
+	boltLeader := startCluster("bolt", "--raft-log-store", "bolt")
+	engineLeader := startCluster("engine") // the default store
 
 	proposed := func(addr string) (entries, writes float64) {
 		resp, err := soakClient.Get("http://" + addr + "/api/v1/cluster?local=true")

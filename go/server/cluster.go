@@ -86,10 +86,16 @@ func openCluster(cfg *Config, engine storage.Engine) (*cluster.Node, storage.Eng
 		ElectionTimeout:   cc.HeartbeatTimeout,
 		SnapshotThreshold: cc.SnapshotThreshold,
 		LogStore:          cc.LogStore,
+		LogMaxBytes:       cc.LogMaxBytes,
 		MaxKeySize:        cfg.MaxKeySize,
 		MaxValueSize:      cfg.MaxValueSize,
 		LogOutput:         log.Writer(),
 	}, engine)
+	if errors.Is(err, cluster.ErrLogStoreMismatch) {
+		// The operator's choice of flag, not a failure: exit status 2,
+		// which systemd does not restart.
+		return nil, nil, fmt.Errorf("%w: cluster: %w", ErrConfig, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
