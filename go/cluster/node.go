@@ -914,9 +914,14 @@ type Status struct {
 	// EntriesProposed and WritesProposed count the log entries this node
 	// proposed as leader and the write requests they carried (their ratio
 	// is the batcher's batching).
-	EntriesProposed uint64   `json:"entries_proposed"`
-	WritesProposed  uint64   `json:"writes_proposed"`
-	Members         []Member `json:"members"`
+	EntriesProposed uint64 `json:"entries_proposed"`
+	WritesProposed  uint64 `json:"writes_proposed"`
+	// LogStore is the Raft log store in use; with the engine store,
+	// LogBytes and LogEntries are what its log retains (LogUsage).
+	LogStore   string   `json:"log_store"`
+	LogBytes   int64    `json:"log_bytes,omitempty"`
+	LogEntries int      `json:"log_entries,omitempty"`
+	Members    []Member `json:"members"`
 }
 
 // Status returns the node's state.
@@ -932,6 +937,8 @@ func (n *Node) Status() Status {
 		s.ApplyError = err.Error()
 	}
 	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
+	s.LogStore = n.cfg.LogStore
+	s.LogBytes, _, s.LogEntries = n.LogUsage()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, srv := range cf.Configuration().Servers {
 			h, r := n.memberAddrs(string(srv.ID))

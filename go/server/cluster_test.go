@@ -229,10 +229,14 @@ func TestClusterHTTP(t *testing.T) {
 		t.Fatalf("readyz on a follower with a leader: %d", code)
 	}
 	_, _, metrics := call(t, "GET", "http://"+l.http+"/metrics", "")
-	for _, m := range []string{"mantisdb_raft_term", "mantisdb_raft_is_leader 1", "mantisdb_raft_applied_index", "mantisdb_raft_leader_changes_total"} {
+	for _, m := range []string{"mantisdb_raft_term", "mantisdb_raft_is_leader 1", "mantisdb_raft_applied_index", "mantisdb_raft_leader_changes_total",
+		"\nmantisdb_raft_log_bytes "} {
 		if !strings.Contains(metrics, m) {
 			t.Fatalf("metrics lack %s", m)
 		}
+	}
+	if strings.Contains(metrics, "\nmantisdb_raft_log_bytes 0\n") {
+		t.Fatal("the default (engine) Raft log store reports an empty log")
 	}
 	if code, _, body := call(t, "POST", "http://"+l.http+"/api/v1/cluster/join", `{"id":""}`); code != 400 {
 		t.Fatalf("bad join: %d %s", code, body)
