@@ -101,9 +101,10 @@ func TestLogStoreCovered(t *testing.T) {
 
 // TestLogByteBound writes many times the engine log store's cap in large
 // values through a three-node cluster, with a follower stopped for most
-// of it.  Every node's log stays under the cap plus one entry, the
-// leader trims the entries the stopped follower missed, and the follower,
-// restarted, catches up from a snapshot with every acknowledged write.
+// of it.  The leader's log stays under the cap plus one entry (a
+// follower's under the cap plus half of it), the leader trims the entries
+// the stopped follower missed, and the follower, restarted, catches up
+// from a snapshot with every acknowledged write.
 func TestLogByteBound(t *testing.T) {
 	const (
 		capBytes   = 128 << 10
@@ -165,11 +166,23 @@ func TestLogByteBound(t *testing.T) {
 			t.Fatalf("acknowledged write k%04d missing", i)
 		}
 	}
+	// The leader proposes no entry while its log is at the cap, so it
+	// never holds more than the cap plus one entry (MaxInflight is 1).  A
+	// follower holds off appending only once its snapshot is being
+	// written; entries that arrive between its trigger (half the cap) and
+	// then pass the cap, so it gets half the cap as slack (logstore.go).
 	for _, n := range c.live() {
 		retained, high, entries := n.node.LogUsage()
-		t.Logf("%s: log retains %d bytes in %d entries, at most %d", n.id, retained, entries, high)
-		if high > capBytes+oneEntry {
-			t.Errorf("%s: the log retained up to %d bytes, over the cap %d plus one entry (%d)", n.id, high, capBytes, oneEntry)
+		limit, role := int64(capBytes+capBytes/2), "follower"
+		if n.node.IsLeader() && n.node.Status().LeaderChanges == 1 {
+			limit, role = capBytes+oneEntry, "leader throughout"
+		}
+		t.Logf("%s (%s): log retains %d bytes in %d entries, at most %d", n.id, role, retained, entries, high)
+		if high > limit {
+			t.Errorf("%s (%s): the log retained up to %d bytes, over %d (cap %d)", n.id, role, high, limit, capBytes)
+		}
+		if retained > capBytes {
+			t.Errorf("%s: the log retains %d bytes at rest, over the cap %d", n.id, retained, capBytes)
 		}
 	}
 }
