@@ -28,7 +28,8 @@ package cluster
 //     past the cap, StoreLogs waits for step 3.  It never waits otherwise:
 //     before Persist starts, raft's snapshot needs the main loop, which is
 //     the caller of StoreLogs, so a wait there would deadlock; Persist
-//     itself needs nothing from Raft, and always ends.
+//     itself needs nothing from Raft, and always ends.  So a follower can
+//     pass the cap by what arrives between the trigger and Persist.
 //  5. On the leader the batcher proposes no entry while retained is at or
 //     past the cap (waitRoom), so the leader's log stays under the cap
 //     plus the entries in flight (one, by default).

@@ -21,10 +21,15 @@ type ClusterConfig struct {
 	Advertise     string // this node's HTTP host:port as clients reach it (redirects); default host:port
 	RESPAdvertise string // this node's RESP host:port as clients reach it (MOVED, ROLE); default host:resp-port
 	LogStore      string // Raft log store: engine or bolt; "" = the one the directory holds, engine when new
-	LogMaxBytes   int64  // byte bound of the engine log store's retained entries; 0 = cluster.DefaultLogMaxBytes
+	LogMaxBytes   int64  // byte bound of the engine log store's retained entries (default cluster.DefaultLogMaxBytes; 0 = the same)
 	// Test knobs (no flags): 0 = the cluster package's defaults.
 	HeartbeatTimeout  time.Duration
 	SnapshotThreshold uint64
+}
+
+// defaultClusterConfig is DefaultConfig's part: cluster mode off.
+func defaultClusterConfig() ClusterConfig {
+	return ClusterConfig{LogMaxBytes: cluster.DefaultLogMaxBytes}
 }
 
 // Enabled reports whether cluster mode is on.
@@ -37,9 +42,6 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, env("bootstrap", "cluster mode: start a new cluster with this node as its only member (first node only; ignored once Raft state exists)"))
 	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
 	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, engine (a MantisDB engine: faster appends, log held in RAM up to --raft-log-max-bytes) or bolt (raft-boltdb, on disk); default: the one the data directory holds, engine on a new node"))
-	if c.LogMaxBytes == 0 {
-		c.LogMaxBytes = cluster.DefaultLogMaxBytes
-	}
 	fs.Var(sizeFlag[int64]{&c.LogMaxBytes}, "raft-log-max-bytes", env("raft-log-max-bytes", "cluster mode: bytes of Raft log the engine log store keeps in RAM; past half of it the node snapshots and trims the log (at least 1MiB)"))
 	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
 	fs.StringVar(&c.RESPAdvertise, "resp-advertise", c.RESPAdvertise, env("resp-advertise", "cluster mode: this node's Redis protocol host:port as clients reach it, named by followers' MOVED replies and ROLE (default --host:--resp-port)"))
