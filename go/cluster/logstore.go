@@ -15,7 +15,7 @@ package cluster
 //     entries first..last; one (index, size) pair per entry is kept in
 //     order beside it.
 //  2. When a StoreLogs takes retained past trigger (half the cap), the
-//     store signals overCh; the node's compactor (node.go) asks Raft for
+//     store signals overCh; the node (boundLog, node.go) asks Raft for
 //     a snapshot.
 //  3. Once a snapshot of index S is durable (the FSM's Persist closed its
 //     sink), covered(S) deletes the oldest entries at or below S until
