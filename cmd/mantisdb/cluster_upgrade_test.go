@@ -18,13 +18,7 @@ import (
 )
 
 func TestClusterLogStoreUpgrade(t *testing.T) {
-	bin := buildBinary(t)
-	base := t.TempDir()
-	logf, err := os.Create(filepath.Join(base, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	bin, base, logf := processSetup(t)
 	n := &soakNode{id: "n1", http: "127.0.0.1:" + soakPort(t), raft: "127.0.0.1:" + soakPort(t),
 		dir: filepath.Join(base, "n1"), logf: logf}
 
