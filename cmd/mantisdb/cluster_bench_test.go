@@ -87,13 +87,7 @@ func TestClusterWriteBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MANTISDB_CLUSTER_BENCH=%q: %v", v, err)
 	}
-	bin := buildBinary(t)
-	base := t.TempDir()
-	logf, err := os.Create(filepath.Join(base, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	bin, base, logf := processSetup(t)
 
 	single := &soakNode{http: "127.0.0.1:" + soakPort(t), dir: filepath.Join(base, "single"), logf: logf}
 	single.startPlain(t, bin, "--sync", "always")
@@ -113,8 +107,8 @@ func TestClusterWriteBenchmark(t *testing.T) {
 		time.Sleep(2 * time.Second) // both joined and caught up
 		return nodes[0]
 	}
-	boltLeader := startCluster("bolt")
-	engineLeader := startCluster("engine", "--raft-log-store", "engine")
+	boltLeader := startCluster("bolt", "--raft-log-store", "bolt")
+	engineLeader := startCluster("engine") // the default store
 
 	proposed := func(addr string) (entries, writes float64) {
 		resp, err := soakClient.Get("http://" + addr + "/api/v1/cluster?local=true")
@@ -147,6 +141,19 @@ func TestClusterWriteBenchmark(t *testing.T) {
 				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, perEntry)
 		}
 	}
+}
+
+// processSetup builds the binary and returns it with a temporary
+// directory and a log file in it that the processes' stderr goes to.
+func processSetup(t *testing.T) (bin, base string, logf *os.File) {
+	t.Helper()
+	bin, base = buildBinary(t), t.TempDir()
+	logf, err := os.Create(filepath.Join(base, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logf.Close() })
+	return bin, base, logf
 }
 
 // startPlain runs the binary as a single node (no cluster flags).

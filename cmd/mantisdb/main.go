@@ -73,6 +73,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	log.SetOutput(stderr)
 	if err := server.Run(ctx, cfg, build, nil); err != nil {
 		log.Printf("mantisdb: %v", err)
+		if errors.Is(err, server.ErrConfig) {
+			return 2 // found only once the data directory was open (the Raft log store)
+		}
 		return 1
 	}
 	return 0

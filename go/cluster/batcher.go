@@ -139,6 +139,16 @@ func (b *batcher) loop() {
 			b.stop()
 			return
 		}
+		// With the engine log store, no entry is proposed while the
+		// log's retained bytes are at its cap: the leader's log then
+		// stays under the cap plus MaxInflight entries (logstore.go).
+		// Writes arriving meanwhile gather for this entry.
+		if ls := b.n.elog; ls != nil && !ls.waitRoom(b.quit) {
+			first.answer(ErrClosed)
+			<-b.slots
+			b.stop()
+			return
+		}
 		// size is the exact size of the entry's records, and the budget
 		// is at most MaxEntryPayload (Config.withDefaults): a request
 		// that would take the entry over it waits for the next one, so

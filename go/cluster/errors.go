@@ -43,6 +43,9 @@ var (
 	// ErrUnknownMember: RemoveMember of an ID that is not in the
 	// configuration.
 	ErrUnknownMember = errors.New("mantisdb cluster: no such member")
+	// ErrLogStoreMismatch: Config.LogStore names a Raft log store other
+	// than the one the node's directory already holds.
+	ErrLogStoreMismatch = errors.New("mantisdb cluster: the Raft directory holds the other log store")
 	// ErrConfig: invalid Config.
 	ErrConfig = errors.New("mantisdb cluster: invalid configuration")
 )

@@ -131,6 +131,7 @@ func TestPartitionAndFlakyNetwork(t *testing.T) {
 		cfg.SnapshotThreshold = 64
 		cfg.TrailingLogs = 32
 		cfg.SnapshotInterval = 100 * time.Millisecond
+		cfg.LogStore = LogStoreBolt // the leader-kill run covers the engine store
 	})
 	c.start("n1", true)
 	for _, id := range []string{"n2", "n3"} {

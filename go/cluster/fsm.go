@@ -68,6 +68,11 @@ type fsm struct {
 
 	batch storage.Batch // Apply's batch, reused (FSM goroutine only)
 
+	// logs, when the Raft log is the engine store, is told when a
+	// snapshot is being persisted and when it is durable, so it can keep
+	// its byte bound (logstore.go); nil with bbolt.
+	logs *engineLogStore
+
 	snapBytes    atomic.Int64  // size of the last snapshot persisted
 	snapCount    atomic.Uint64 // snapshots persisted
 	restoreCount atomic.Uint64 // snapshots restored
@@ -197,7 +202,24 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Persist writes the snapshot; with the engine log store it also tells
+// the store, which trims the entries the durable snapshot covers.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	ls := s.f.logs
+	if ls == nil {
+		return s.persist(sink)
+	}
+	ls.persistStarted()
+	err := s.persist(sink)
+	if terr := ls.persistDone(s.applied, err == nil); terr != nil && err == nil {
+		// The snapshot is durable (the sink is closed; raft's Cancel
+		// after Close is a no-op); only the trim failed.
+		err = fmt.Errorf("trimming the raft log after the snapshot: %w", terr)
+	}
+	return err
+}
+
+func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 	cw := &countingWriter{w: sink}
 	err := func() error {
 		sw, err := newSnapWriter(cw, s.applied)

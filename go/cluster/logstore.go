@@ -1,14 +1,38 @@
 package cluster
 
-// logstore.go -- an alternative Raft log and stable store over a MantisDB
-// engine of its own (Config.LogStore = "engine"), opened with SyncAlways
-// so StoreLogs and Set return only once fsynced (group commit).  It
-// exists because the append is the cost of every replicated write and
-// the engine's fsynced WAL batch measured several times cheaper than a
-// bbolt commit (BenchmarkLogStore, docs/CLUSTER.md).  Its price: both
-// engines keep every entry in memory, so the Raft log (TrailingLogs plus
-// up to SnapshotThreshold entries of up to MaxEntryBytes) lives in RAM.
-// bbolt, which keeps the log on disk, stays the default.
+// logstore.go -- the Raft log and stable store over a MantisDB engine of
+// its own (Config.LogStore = "engine", the default), opened with
+// SyncAlways so StoreLogs and Set return only once fsynced (group
+// commit).  The append is the cost of every replicated write, and the
+// engine's fsynced WAL batch measured several times cheaper than a bbolt
+// commit (BenchmarkLogStore, docs/CLUSTER.md).
+//
+// The engine keeps every key in memory, so the log's entries live in RAM:
+// the store bounds them by bytes (Config.LogMaxBytes), not only by
+// hashicorp/raft's entry counts (TrailingLogs, SnapshotThreshold):
+//
+//  1. retained is the sum of the stored sizes (key and value) of the
+//     entries first..last; one (index, size) pair per entry is kept in
+//     order beside it.
+//  2. When a StoreLogs takes retained past trigger (half the cap), the
+//     store signals overCh; the node (boundLog, node.go) asks Raft for
+//     a snapshot.
+//  3. Once a snapshot of index S is durable (the FSM's Persist closed its
+//     sink), covered(S) deletes the oldest entries at or below S until
+//     retained is at most keep (a quarter of the cap).  Entries a durable
+//     snapshot covers are exactly those hashicorp/raft's own compaction
+//     may delete; a follower that needs one gets the snapshot instead
+//     (raft's replication falls back to it on ErrLogNotFound).  Raft's
+//     count-based compaction still runs after it and finds less to do.
+//  4. While a snapshot is being persisted (persisting > 0) and retained is
+//     past the cap, StoreLogs waits for step 3.  It never waits otherwise:
+//     before Persist starts, raft's snapshot needs the main loop, which is
+//     the caller of StoreLogs, so a wait there would deadlock; Persist
+//     itself needs nothing from Raft, and always ends.  So a follower can
+//     pass the cap by what arrives between the trigger and Persist.
+//  5. On the leader the batcher proposes no entry while retained is at or
+//     past the cap (waitRoom), so the leader's log stays under the cap
+//     plus the entries in flight (one, by default).
 //
 // Keys: "l" + big-endian index for entries, "s" + key for the stable
 // store.  An entry's value:
@@ -20,6 +44,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -38,26 +63,48 @@ const (
 // from StableStore.Get and GetUint64 for a missing key.
 var errStableNotFound = errors.New("not found")
 
+// logEnt is one stored entry's index and its size as counted in retained.
+type logEnt struct {
+	index uint64
+	size  int64
+}
+
 type engineLogStore struct {
 	e storage.Engine
 
-	mu          sync.RWMutex // guards first and last
-	first, last uint64       // 0, 0 when the log is empty
+	// capBytes is the bound on retained (0: none); trigger and keep are
+	// derived from it (see the file comment).
+	capBytes, trigger, keep int64
+	overCh                  chan struct{} // capacity 1: "retained passed trigger"
+
+	// mu guards every field below.
+	mu         sync.Mutex
+	ents       []logEnt      // the stored entries in index order, from ents[head]
+	head       int           // ents[:head] are gone (compacted away lazily)
+	retained   int64         // sum of ents[head:].size
+	high       int64         // the largest retained ever seen (tests)
+	persisting int           // snapshots being persisted now (step 4)
+	changed    chan struct{} // closed and replaced when retained drops or persisting ends
+	closed     bool
 }
 
 var (
-	_ raft.LogStore    = (*engineLogStore)(nil)
-	_ raft.StableStore = (*engineLogStore)(nil)
+	_ raft.LogStore          = (*engineLogStore)(nil)
+	_ raft.StableStore       = (*engineLogStore)(nil)
+	_ raft.MonotonicLogStore = (*engineLogStore)(nil)
 )
 
-func openEngineLogStore(dir string) (*engineLogStore, error) {
+// openEngineLogStore opens the store in dir; maxBytes bounds its retained
+// entries (0: no bound).
+func openEngineLogStore(dir string, maxBytes int64) (*engineLogStore, error) {
 	e, err := storage.NewDefaultStorageEngine(storage.Options{Dir: dir, Sync: storage.SyncAlways})
 	if err != nil {
 		return nil, fmt.Errorf("raft log %s: %w", dir, err)
 	}
-	s := &engineLogStore{e: e}
-	// The log is short (TrailingLogs plus what a snapshot has not yet
-	// compacted): finding both ends by one scan at open is cheap.
+	s := &engineLogStore{e: e, capBytes: max(maxBytes, 0), overCh: make(chan struct{}, 1), changed: make(chan struct{})}
+	s.trigger, s.keep = s.capBytes/2, s.capBytes/4
+	// The log is bounded, so finding both ends and every entry's size by
+	// one scan at open is cheap.
 	it, err := e.NewIterator(storage.IterOptions{Prefix: []byte("l")})
 	if err != nil {
 		_ = e.Close()
@@ -67,12 +114,11 @@ func openEngineLogStore(dir string) (*engineLogStore, error) {
 		if len(it.Key()) != 9 {
 			continue
 		}
-		i := binary.BigEndian.Uint64(it.Key()[1:])
-		if s.first == 0 {
-			s.first = i
-		}
-		s.last = i
+		sz := int64(len(it.Key()) + len(it.Value()))
+		s.ents = append(s.ents, logEnt{binary.BigEndian.Uint64(it.Key()[1:]), sz})
+		s.retained += sz
 	}
+	s.high = s.retained
 	err = it.Error()
 	_ = it.Close()
 	if err != nil {
@@ -85,16 +131,28 @@ func openEngineLogStore(dir string) (*engineLogStore, error) {
 func entryKey(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'l'}, i) }
 
 func (s *engineLogStore) FirstIndex() (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.first, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.ents) {
+		return 0, nil
+	}
+	return s.ents[s.head].index, nil
 }
 
 func (s *engineLogStore) LastIndex() (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.last, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.ents) {
+		return 0, nil
+	}
+	return s.ents[len(s.ents)-1].index, nil
 }
+
+// IsMonotonic (raft.MonotonicLogStore) makes raft delete the whole log
+// after installing a snapshot from the leader, rather than keep
+// TrailingLogs entries from before it: those are covered by the snapshot
+// and would only take up the byte budget.
+func (s *engineLogStore) IsMonotonic() bool { return true }
 
 func (s *engineLogStore) GetLog(index uint64, out *raft.Log) error {
 	v, err := s.e.Get(entryKey(index))
@@ -131,8 +189,10 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	s.waitPersisted()
 	var b storage.Batch
-	for _, l := range logs {
+	add := make([]logEnt, len(logs))
+	for i, l := range logs {
 		v := make([]byte, 18, 18+binary.MaxVarintLen64+len(l.Extensions)+len(l.Data))
 		v[0], v[1] = logEntryVersion, byte(l.Type)
 		binary.BigEndian.PutUint64(v[2:], l.Term)
@@ -142,67 +202,223 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 		v = binary.AppendUvarint(v, uint64(len(l.Extensions)))
 		v = append(v, l.Extensions...)
 		v = append(v, l.Data...)
-		b.Put(entryKey(l.Index), v)
+		k := entryKey(l.Index)
+		b.Put(k, v)
+		add[i] = logEnt{l.Index, int64(len(k) + len(v))}
 	}
 	if err := s.e.Apply(&b); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	for _, l := range logs {
-		if s.first == 0 || l.Index < s.first {
-			s.first = l.Index
-		}
-		if l.Index > s.last {
-			s.last = l.Index
+	for _, a := range add {
+		s.insert(a)
+	}
+	s.high = max(s.high, s.retained)
+	over := s.trigger > 0 && s.retained > s.trigger
+	s.mu.Unlock()
+	if over {
+		select {
+		case s.overCh <- struct{}{}:
+		default:
 		}
 	}
-	s.mu.Unlock()
 	return nil
 }
 
+// waitPersisted is step 4 of the file comment: while retained is past the
+// cap and a snapshot is being persisted, wait for it to end (and covered
+// to trim the log).
+func (s *engineLogStore) waitPersisted() {
+	for {
+		s.mu.Lock()
+		if s.closed || s.capBytes == 0 || s.persisting == 0 || s.retained <= s.capBytes {
+			s.mu.Unlock()
+			return
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+	}
+}
+
+// insert records entry a (mu held).  Raft appends in index order, after
+// truncating a conflicting suffix; an index at or below the last one is
+// handled anyway, as a replacement or an insertion in order.
+func (s *engineLogStore) insert(a logEnt) {
+	n := len(s.ents)
+	if s.head == n || s.ents[n-1].index < a.index {
+		s.ents = append(s.ents, a)
+		s.retained += a.size
+		return
+	}
+	live := s.ents[s.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].index >= a.index })
+	if i < len(live) && live[i].index == a.index {
+		s.retained += a.size - live[i].size
+		live[i].size = a.size
+		return
+	}
+	s.ents = append(s.ents, logEnt{})
+	live = s.ents[s.head:]
+	copy(live[i+1:], live[i:])
+	live[i] = a
+	s.retained += a.size
+}
+
 // DeleteRange removes entries min..max inclusive: a prefix after a
-// snapshot, or a conflicting suffix on a follower.
+// snapshot, a conflicting suffix on a follower, or the whole log after a
+// snapshot is installed.
 func (s *engineLogStore) DeleteRange(min, max uint64) error {
-	s.mu.RLock()
-	first, last := s.first, s.last
-	s.mu.RUnlock()
-	lo, hi := max64(min, first), min64(max, last)
+	s.mu.Lock()
+	var idx []uint64
+	for _, a := range s.ents[s.head:] {
+		if a.index >= min && a.index <= max {
+			idx = append(idx, a.index)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.deleteEntries(idx); err != nil {
+		return err
+	}
+	s.forget(func(a logEnt) bool { return a.index >= min && a.index <= max })
+	return nil
+}
+
+// deleteEntries deletes the entries of idx from the engine, in chunks.
+func (s *engineLogStore) deleteEntries(idx []uint64) error {
 	var b storage.Batch
-	for i := lo; first != 0 && i <= hi; i++ {
-		b.Delete(entryKey(i))
-		if len(b.Ops) == deleteChunk || i == hi {
+	for i, x := range idx {
+		b.Delete(entryKey(x))
+		if len(b.Ops) == deleteChunk || i == len(idx)-1 {
 			if err := s.e.Apply(&b); err != nil {
 				return err
 			}
 			b.Reset()
 		}
 	}
-	s.mu.Lock()
-	if s.first >= min && s.first <= max {
-		s.first = max + 1
-	}
-	if s.last >= min && s.last <= max {
-		s.last = min - 1
-	}
-	if s.first > s.last {
-		s.first, s.last = 0, 0
-	}
-	s.mu.Unlock()
 	return nil
 }
 
-func max64(a, b uint64) uint64 {
-	if a > b {
-		return a
+// forget drops the entries gone reports from the bookkeeping and wakes
+// waiters.
+func (s *engineLogStore) forget(gone func(logEnt) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The common case, a prefix, only moves head.
+	for s.head < len(s.ents) && gone(s.ents[s.head]) {
+		s.retained -= s.ents[s.head].size
+		s.head++
 	}
-	return b
+	kept := s.ents[:s.head]
+	for _, a := range s.ents[s.head:] {
+		if gone(a) {
+			s.retained -= a.size
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	s.ents = kept
+	if s.head > len(s.ents)/2 {
+		s.ents = append([]logEnt(nil), s.ents[s.head:]...)
+		s.head = 0
+	}
+	s.wake()
 }
 
-func min64(a, b uint64) uint64 {
-	if a < b {
-		return a
+// wake wakes everyone waiting on changed (mu held).
+func (s *engineLogStore) wake() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// persistStarted and persistDone bracket the FSM's Persist of a snapshot
+// of index (ok: the snapshot is durable).  A durable snapshot covers the
+// entries up to index: the oldest of them are deleted until retained is
+// at most keep (step 3 of the file comment).
+func (s *engineLogStore) persistStarted() {
+	s.mu.Lock()
+	s.persisting++
+	s.mu.Unlock()
+}
+
+func (s *engineLogStore) persistDone(index uint64, ok bool) error {
+	var err error
+	if ok {
+		err = s.covered(index)
 	}
-	return b
+	s.mu.Lock()
+	s.persisting--
+	s.wake()
+	s.mu.Unlock()
+	return err
+}
+
+// covered deletes the oldest entries at or below index, a durable
+// snapshot's, until retained is at most keep.
+func (s *engineLogStore) covered(index uint64) error {
+	if s.capBytes == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	var idx []uint64
+	left := s.retained
+	for _, a := range s.ents[s.head:] {
+		if a.index > index || left <= s.keep {
+			break
+		}
+		idx = append(idx, a.index)
+		left -= a.size
+	}
+	s.mu.Unlock()
+	if len(idx) == 0 {
+		return nil
+	}
+	if err := s.deleteEntries(idx); err != nil {
+		return err
+	}
+	lo, hi := idx[0], idx[len(idx)-1]
+	s.forget(func(a logEnt) bool { return a.index >= lo && a.index <= hi })
+	return nil
+}
+
+// overTrigger reports whether retained is past the trigger (the
+// compactor's loop condition).
+func (s *engineLogStore) overTrigger() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.trigger > 0 && s.retained > s.trigger
+}
+
+// waitRoom returns once retained is below the cap (at once without a
+// cap), or false when stop closes first (step 5 of the file comment).
+func (s *engineLogStore) waitRoom(stop <-chan struct{}) bool {
+	for {
+		s.mu.Lock()
+		if s.closed || s.capBytes == 0 || s.retained < s.capBytes {
+			s.mu.Unlock()
+			return true
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		// A snapshot is due: make sure the compactor knows.
+		select {
+		case s.overCh <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// usage returns the retained bytes, the most ever retained since open
+// and the number of entries.
+func (s *engineLogStore) usage() (retained, high int64, entries int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retained, s.high, len(s.ents) - s.head
 }
 
 func stableKey(k []byte) []byte { return append([]byte{'s'}, k...) }
@@ -232,4 +448,10 @@ func (s *engineLogStore) GetUint64(k []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-func (s *engineLogStore) Close() error { return s.e.Close() }
+func (s *engineLogStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.wake()
+	s.mu.Unlock()
+	return s.e.Close()
+}

@@ -46,7 +46,7 @@ func BenchmarkLogStore(b *testing.B) {
 			return s, func() { _ = s.Close() }
 		}},
 		{"mantisdb-engine", func(b *testing.B) (logStore, func()) {
-			s, err := openEngineLogStore(b.TempDir())
+			s, err := openEngineLogStore(b.TempDir(), 0)
 			if err != nil {
 				b.Fatal(err)
 			}

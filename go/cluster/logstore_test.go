@@ -15,7 +15,7 @@ import (
 // found".
 func TestEngineLogStore(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openEngineLogStore(dir)
+	s, err := openEngineLogStore(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestEngineLogStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if s, err = openEngineLogStore(dir); err != nil {
+	if s, err = openEngineLogStore(dir, 0); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()

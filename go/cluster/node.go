@@ -85,10 +85,14 @@ type Config struct {
 	Clock func() time.Time
 	// LogOutput receives Raft's log; nil = os.Stderr.
 	LogOutput io.Writer
-	// LogStore picks the Raft log store: LogStoreBolt ("" too) or
-	// LogStoreEngine.  A node must keep the one it started with: each
-	// reads only its own files.
+	// LogStore picks the Raft log store: LogStoreEngine or LogStoreBolt.
+	// "" picks the one Dir already holds, LogStoreEngine on a new node.
+	// A node keeps the store it started with (each reads only its own
+	// files): Open refuses the other one with ErrLogStoreMismatch.
 	LogStore string
+	// LogMaxBytes bounds the entries the engine log store retains
+	// (logstore.go); 64 MiB.  bbolt keeps its log on disk and ignores it.
+	LogMaxBytes int64
 	// Transport replaces the TCP transport (tests: raft.InmemTransport);
 	// RaftAddr is then ignored and Token does not apply.
 	Transport raft.Transport
@@ -111,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = DefaultLogMaxBytes
 	}
 	if c.MaxEntryBytes <= 0 {
 		c.MaxEntryBytes = 1 << 20
@@ -139,9 +146,54 @@ func (c Config) withDefaults() Config {
 
 // Log stores (Config.LogStore).
 const (
-	LogStoreBolt   = "bolt"   // raft-boltdb (bbolt): the default
-	LogStoreEngine = "engine" // a MantisDB engine with SyncAlways (logstore.go)
+	LogStoreEngine = "engine" // a MantisDB engine with SyncAlways (logstore.go): the default
+	LogStoreBolt   = "bolt"   // raft-boltdb (bbolt), the log on disk
 )
+
+// DefaultLogMaxBytes is Config.LogMaxBytes's default.
+const DefaultLogMaxBytes = 64 << 20
+
+// Where each log store keeps its files in Config.Dir.
+const (
+	boltLogFile  = "raft.db"
+	engineLogDir = "log"
+)
+
+// pickLogStore resolves Config.LogStore against the store dir already
+// holds: a node must keep reading the log it wrote.
+func pickLogStore(dir, want string) (string, error) {
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	hasBolt, hasEngine := exists(boltLogFile), exists(engineLogDir)
+	mismatch := func(has, file string) error {
+		return fmt.Errorf("%w: %s holds a %s Raft log (%s) and the log store asked for is %q; start this node with --raft-log-store %s (MANTISDB_RAFT_LOG_STORE=%s), or give it an empty data directory to rejoin as a new member",
+			ErrLogStoreMismatch, dir, has, file, want, has, has)
+	}
+	switch want {
+	case "":
+		switch {
+		case hasBolt && hasEngine:
+			return "", fmt.Errorf("%w: %s holds both a bolt Raft log (%s) and an engine one (%s/); choose the one this node ran with by --raft-log-store bolt or engine",
+				ErrLogStoreMismatch, dir, boltLogFile, engineLogDir)
+		case hasBolt:
+			return LogStoreBolt, nil
+		}
+		return LogStoreEngine, nil
+	case LogStoreBolt:
+		if hasEngine && !hasBolt {
+			return "", mismatch(LogStoreEngine, engineLogDir+"/")
+		}
+	case LogStoreEngine:
+		if hasBolt && !hasEngine {
+			return "", mismatch(LogStoreBolt, boltLogFile)
+		}
+	default:
+		return "", fmt.Errorf("%w: log store %q (want %q or %q)", ErrConfig, want, LogStoreEngine, LogStoreBolt)
+	}
+	return want, nil
+}
 
 // logStores is the Raft log and stable store, one object either way.
 type logStores struct {
@@ -160,6 +212,7 @@ type Node struct {
 	trans  raft.Transport
 	stream *tokenStream // nil with Config.Transport
 	logs   logStores
+	elog   *engineLogStore // the engine log store (logs), nil with bbolt
 	snaps  *raft.FileSnapshotStore
 	batch  *batcher
 
@@ -220,25 +273,29 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	}()
 
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.Info})
-	switch cfg.LogStore {
-	case "", LogStoreBolt:
+	store, err := pickLogStore(cfg.Dir, cfg.LogStore)
+	if err != nil {
+		return nil, err
+	}
+	switch store {
+	case LogStoreBolt:
 		bs, err := raftboltdb.New(raftboltdb.Options{
-			Path:        filepath.Join(cfg.Dir, "raft.db"),
+			Path:        filepath.Join(cfg.Dir, boltLogFile),
 			BoltOptions: &bbolt.Options{Timeout: time.Second},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+			return nil, fmt.Errorf("raft log %s: %w", filepath.Join(cfg.Dir, boltLogFile), err)
 		}
 		n.logs = logStores{bs, bs, bs}
 	case LogStoreEngine:
-		es, err := openEngineLogStore(filepath.Join(cfg.Dir, "log"))
+		es, err := openEngineLogStore(filepath.Join(cfg.Dir, engineLogDir), cfg.LogMaxBytes)
 		if err != nil {
 			return nil, err
 		}
 		n.logs = logStores{es, es, es}
-	default:
-		return nil, fmt.Errorf("%w: log store %q (want %q or %q)", ErrConfig, cfg.LogStore, LogStoreBolt, LogStoreEngine)
+		n.elog, f.logs = es, es
 	}
+	n.cfg.LogStore = store
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, logger.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("raft snapshots: %w", err)
@@ -310,6 +367,10 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	n.wg.Add(2)
 	go n.watchLeader()
 	go n.countLeaderChanges()
+	if n.elog != nil {
+		n.wg.Add(1)
+		go n.boundLog()
+	}
 	ok = true
 	return n, nil
 }
@@ -398,6 +459,65 @@ func (n *Node) watchLeader() {
 			}
 		}
 	}
+}
+
+// boundLog keeps the engine log store within its byte bound: whenever
+// the store reports its retained entries past the trigger, it asks Raft
+// for a snapshot, after which the store trims what the snapshot covers
+// (logstore.go).  What a snapshot cannot trim is not applied yet; the
+// next attempt waits until the state machine has moved on (or a second,
+// so a failed snapshot is retried), since a snapshot of the same index
+// would cover nothing new.
+func (n *Node) boundLog() {
+	defer n.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.elog.overCh:
+		}
+		for n.elog.overTrigger() {
+			if n.ApplyError() != nil {
+				// No snapshot can be taken until a restart (fsm.Snapshot
+				// refuses); retrying would only spin.
+				<-n.stop
+				return
+			}
+			before := n.fsm.applied.Load()
+			err := n.raft.Snapshot().Error()
+			if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, raft.ErrRaftShutdown) {
+				n.log.Warn("snapshot to bound the raft log failed", "error", err)
+			}
+			if !n.elog.overTrigger() {
+				break
+			}
+			wctx, wcancel := context.WithTimeout(ctx, time.Second)
+			_ = n.fsm.waitApplied(wctx, before+1)
+			wcancel()
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// LogUsage reports the Raft log the engine log store retains: its bytes
+// (keys and values of the stored entries), the most it retained since
+// the node opened, and its entries.  All zero with bbolt.
+func (n *Node) LogUsage() (retained, high int64, entries int) {
+	if n.elog == nil {
+		return 0, 0, 0
+	}
+	return n.elog.usage()
 }
 
 // stepDown asks Raft to hand leadership to another voter because this
@@ -794,9 +914,14 @@ type Status struct {
 	// EntriesProposed and WritesProposed count the log entries this node
 	// proposed as leader and the write requests they carried (their ratio
 	// is the batcher's batching).
-	EntriesProposed uint64   `json:"entries_proposed"`
-	WritesProposed  uint64   `json:"writes_proposed"`
-	Members         []Member `json:"members"`
+	EntriesProposed uint64 `json:"entries_proposed"`
+	WritesProposed  uint64 `json:"writes_proposed"`
+	// LogStore is the Raft log store in use; with the engine store,
+	// LogBytes and LogEntries are what its log retains (LogUsage).
+	LogStore   string   `json:"log_store"`
+	LogBytes   int64    `json:"log_bytes,omitempty"`
+	LogEntries int      `json:"log_entries,omitempty"`
+	Members    []Member `json:"members"`
 }
 
 // Status returns the node's state.
@@ -812,6 +937,8 @@ func (n *Node) Status() Status {
 		s.ApplyError = err.Error()
 	}
 	s.EntriesProposed, s.WritesProposed = n.batch.entries.Load(), n.batch.requests.Load()
+	s.LogStore = n.cfg.LogStore
+	s.LogBytes, _, s.LogEntries = n.LogUsage()
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		for _, srv := range cf.Configuration().Servers {
 			h, r := n.memberAddrs(string(srv.ID))

@@ -86,10 +86,16 @@ func openCluster(cfg *Config, engine storage.Engine) (*cluster.Node, storage.Eng
 		ElectionTimeout:   cc.HeartbeatTimeout,
 		SnapshotThreshold: cc.SnapshotThreshold,
 		LogStore:          cc.LogStore,
+		LogMaxBytes:       cc.LogMaxBytes,
 		MaxKeySize:        cfg.MaxKeySize,
 		MaxValueSize:      cfg.MaxValueSize,
 		LogOutput:         log.Writer(),
 	}, engine)
+	if errors.Is(err, cluster.ErrLogStoreMismatch) {
+		// The operator's choice of flag, not a failure: exit status 2,
+		// which systemd does not restart.
+		return nil, nil, fmt.Errorf("%w: cluster: %w", ErrConfig, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
@@ -441,11 +447,12 @@ var (
 	descRaftSnapBytes = desc("mantisdb_raft_last_snapshot_bytes", "Size of the last Raft snapshot this node wrote.")
 	descRaftSnaps     = desc("mantisdb_raft_snapshots_total", "Raft snapshots this node wrote.")
 	descRaftRestores  = desc("mantisdb_raft_snapshot_restores_total", "Raft snapshots this node restored.")
+	descRaftLogBytes  = desc("mantisdb_raft_log_bytes", "Bytes of Raft log the engine log store retains (0 with bbolt, which keeps its log on disk).")
 )
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftTerm, descRaftLeader, descRaftChanges, descRaftCommit,
-		descRaftApplied, descRaftLag, descRaftSnapBytes, descRaftSnaps, descRaftRestores} {
+		descRaftApplied, descRaftLag, descRaftSnapBytes, descRaftSnaps, descRaftRestores, descRaftLogBytes} {
 		ch <- d
 	}
 }
@@ -477,4 +484,5 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descRaftSnapBytes, float64(st.SnapshotBytes))
 	cnt(descRaftSnaps, float64(st.Snapshots))
 	cnt(descRaftRestores, float64(st.Restores))
+	g(descRaftLogBytes, float64(st.LogBytes))
 }

@@ -20,10 +20,16 @@ type ClusterConfig struct {
 	Join          string // HTTP host:port of a member to ask for membership
 	Advertise     string // this node's HTTP host:port as clients reach it (redirects); default host:port
 	RESPAdvertise string // this node's RESP host:port as clients reach it (MOVED, ROLE); default host:resp-port
-	LogStore      string // Raft log store: bolt (default) or engine
+	LogStore      string // Raft log store: engine or bolt; "" = the one the directory holds, engine when new
+	LogMaxBytes   int64  // byte bound of the engine log store's retained entries (default cluster.DefaultLogMaxBytes; 0 = the same)
 	// Test knobs (no flags): 0 = the cluster package's defaults.
 	HeartbeatTimeout  time.Duration
 	SnapshotThreshold uint64
+}
+
+// defaultClusterConfig is DefaultConfig's part: cluster mode off.
+func defaultClusterConfig() ClusterConfig {
+	return ClusterConfig{LogMaxBytes: cluster.DefaultLogMaxBytes}
 }
 
 // Enabled reports whether cluster mode is on.
@@ -35,7 +41,8 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, env("raft-advertise", "cluster mode: Raft address peers dial, when --raft-addr binds a wildcard"))
 	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, env("bootstrap", "cluster mode: start a new cluster with this node as its only member (first node only; ignored once Raft state exists)"))
 	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
-	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, bolt (raft-boltdb, on disk) or engine (a MantisDB engine: faster appends, log held in RAM); keep the one a node started with"))
+	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, engine (a MantisDB engine: faster appends, log held in RAM up to --raft-log-max-bytes) or bolt (raft-boltdb, on disk); default: the one the data directory holds, engine on a new node"))
+	fs.Var(sizeFlag[int64]{&c.LogMaxBytes}, "raft-log-max-bytes", env("raft-log-max-bytes", "cluster mode: bytes of Raft log the engine log store keeps in RAM; past half of it the node snapshots and trims the log (at least 1MiB)"))
 	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
 	fs.StringVar(&c.RESPAdvertise, "resp-advertise", c.RESPAdvertise, env("resp-advertise", "cluster mode: this node's Redis protocol host:port as clients reach it, named by followers' MOVED replies and ROLE (default --host:--resp-port)"))
 }
@@ -57,8 +64,10 @@ func (c *ClusterConfig) validate(cfg *Config) error {
 		return badConfig("--bootstrap and --join exclude each other")
 	case cfg.AuthToken == "" && !IsLoopback(host):
 		return badConfig("--raft-addr %q: a non-loopback Raft address needs --auth-token (the cluster token)", c.RaftAddr)
-	case c.LogStore != "" && c.LogStore != "bolt" && c.LogStore != "engine":
-		return badConfig("--raft-log-store must be bolt or engine, not %q", c.LogStore)
+	case c.LogStore != "" && c.LogStore != cluster.LogStoreBolt && c.LogStore != cluster.LogStoreEngine:
+		return badConfig("--raft-log-store must be engine or bolt, not %q", c.LogStore)
+	case c.LogMaxBytes != 0 && c.LogMaxBytes < 1<<20:
+		return badConfig("--raft-log-max-bytes %d is below the minimum 1MiB", c.LogMaxBytes)
 	case cfg.Port == 0 && c.Advertise == "":
 		return badConfig("cluster mode with --port 0 needs --advertise-addr")
 	}

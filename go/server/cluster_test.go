@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/cluster"
 )
 
 // clusterProc is one server of an in-process cluster, run through Run as
@@ -227,10 +229,14 @@ func TestClusterHTTP(t *testing.T) {
 		t.Fatalf("readyz on a follower with a leader: %d", code)
 	}
 	_, _, metrics := call(t, "GET", "http://"+l.http+"/metrics", "")
-	for _, m := range []string{"mantisdb_raft_term", "mantisdb_raft_is_leader 1", "mantisdb_raft_applied_index", "mantisdb_raft_leader_changes_total"} {
+	for _, m := range []string{"mantisdb_raft_term", "mantisdb_raft_is_leader 1", "mantisdb_raft_applied_index", "mantisdb_raft_leader_changes_total",
+		"\nmantisdb_raft_log_bytes "} {
 		if !strings.Contains(metrics, m) {
 			t.Fatalf("metrics lack %s", m)
 		}
+	}
+	if strings.Contains(metrics, "\nmantisdb_raft_log_bytes 0\n") {
+		t.Fatal("the default (engine) Raft log store reports an empty log")
 	}
 	if code, _, body := call(t, "POST", "http://"+l.http+"/api/v1/cluster/join", `{"id":""}`); code != 400 {
 		t.Fatalf("bad join: %d %s", code, body)
@@ -325,6 +331,15 @@ func TestClusterConfigValidation(t *testing.T) {
 		{"unknown log store", func(c *Config) {
 			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "rocks"}
 		}, false},
+		{"bolt log store", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogStore: "bolt"}
+		}, true},
+		{"log cap 1MiB", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogMaxBytes: 1 << 20}
+		}, true},
+		{"log cap too small", func(c *Config) {
+			c.Cluster = ClusterConfig{NodeID: "n1", RaftAddr: "127.0.0.1:7000", LogMaxBytes: 1<<20 - 1}
+		}, false},
 	}
 	for _, tc := range cases {
 		c := base()
@@ -340,7 +355,18 @@ func TestClusterConfigValidation(t *testing.T) {
 			}
 			return "", false
 		}, io.Discard)
-	if err != nil || cfg.Cluster.NodeID != "n1" || !cfg.Cluster.Bootstrap || cfg.Cluster.Advertise != "127.0.0.1:9" {
+	if err != nil || cfg.Cluster.NodeID != "n1" || !cfg.Cluster.Bootstrap || cfg.Cluster.Advertise != "127.0.0.1:9" ||
+		cfg.Cluster.LogMaxBytes != cluster.DefaultLogMaxBytes || cfg.Cluster.LogStore != "" {
 		t.Fatalf("flags: %+v %v", cfg.Cluster, err)
+	}
+	cfg, err = ParseFlags([]string{"--node-id", "n1", "--raft-addr", "127.0.0.1:7001", "--raft-log-store", "bolt"},
+		func(k string) (string, bool) {
+			if k == "MANTISDB_RAFT_LOG_MAX_BYTES" {
+				return "16MiB", true
+			}
+			return "", false
+		}, io.Discard)
+	if err != nil || cfg.Cluster.LogMaxBytes != 16<<20 || cfg.Cluster.LogStore != "bolt" {
+		t.Fatalf("log store flags: %+v %v", cfg.Cluster, err)
 	}
 }

@@ -79,6 +79,7 @@ func DefaultConfig() Config {
 		IdleTimeout:     120 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 		BenchmarkStress: "light",
+		Cluster:         defaultClusterConfig(),
 	}
 }
 
