@@ -48,7 +48,9 @@
 struct hx_table {
 	ck_epoch_entry_t entry;
 	uint64_t mask; /* capacity - 1, capacity a power of two */
-	uintptr_t slot[]; /* counts of use: the shard's used and tombs */
+	/* Its live entries and tombstones are counted in the shard
+	 * (struct hx_shard), beside the word that names the table. */
+	uintptr_t slot[];
 };
 
 /*
