@@ -85,6 +85,28 @@ mantis_malloc(size_t size)
 }
 
 void *
+mantis_malloc_tally(size_t size, mantis_alloc_tally *t)
+{
+	if (size == 0 || should_fail())
+		return NULL;
+	void *p = RAW_MALLOC(size);
+	if (p != NULL) {
+		t->bytes += (int64_t)size;
+		t->count++;
+	}
+	return p;
+}
+
+void
+mantis_alloc_flush(mantis_alloc_tally *t)
+{
+	if (t->count != 0 || t->bytes != 0)
+		account(t->bytes, t->count);
+	t->bytes = 0;
+	t->count = 0;
+}
+
+void *
 mantis_calloc(size_t n, size_t size)
 {
 	if (size != 0 && n > SIZE_MAX / size)

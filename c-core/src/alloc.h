@@ -24,6 +24,23 @@ void *mantis_aligned_alloc(size_t align, size_t size); /* align: power of two */
 void mantis_free(void *p, size_t size);		   /* NULL ignored               */
 
 /*
+ * Allocation with deferred accounting, for loops that allocate many blocks
+ * on one thread (a bulk load's builder): each call adds to *t, a plain
+ * local, instead of the shared stripe, whose atomic adds cost more than
+ * the allocation when they follow streams of stores to fresh memory;
+ * mantis_alloc_flush adds the total to the stripe once and zeroes *t.
+ * Flush before the blocks can be freed by another path (mantis_free
+ * counts every free at once), so the live total never runs negative for
+ * long; the failure hook applies as to mantis_malloc.
+ */
+typedef struct mantis_alloc_tally {
+	int64_t bytes;
+	int64_t count;
+} mantis_alloc_tally;
+void *mantis_malloc_tally(size_t size, mantis_alloc_tally *t); /* NULL on failure or size 0 */
+void mantis_alloc_flush(mantis_alloc_tally *t);
+
+/*
  * Test hook: the next `n` allocations succeed, then every allocation fails
  * until it is called again with -1 (never fail).  Process-wide; meant for
  * single-threaded tests.

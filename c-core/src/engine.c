@@ -426,10 +426,10 @@ load_frame(const mantis_db *db, const uint8_t *p, size_t len, mantis_record *rec
  * mantis_db_load reports for the same bytes.
  */
 struct mantis_load_run {
-	size_t n;		/* nodes built */
-	size_t cap;		/* entries nodes[] and at[] have room for */
-	struct sl_node **nodes; /* n, in record order, owned by the run */
-	size_t *at;		/* offset in recs of each node's record */
+	size_t n;		/* entries built */
+	size_t cap;		/* entries ents[] and at[] have room for */
+	struct sl_built *ents;	/* n, in record order; their nodes owned by the run */
+	size_t *at;		/* offset in recs of each entry's record */
 	mantis_status st;	/* why building stopped early (MANTIS_OK: it did not) */
 	size_t stop;		/* offset of the record building stopped at */
 };
@@ -440,8 +440,8 @@ mantis_db_load_run_free(mantis_load_run *run)
 	if (run == NULL)
 		return;
 	for (size_t i = 0; i < run->n; i++)
-		sl_build_free(run->nodes[i]);
-	mantis_free(run->nodes, run->cap * sizeof(*run->nodes));
+		sl_build_free(run->ents[i].node);
+	mantis_free(run->ents, run->cap * sizeof(*run->ents));
 	mantis_free(run->at, run->cap * sizeof(*run->at));
 	mantis_free(run, sizeof(*run));
 }
@@ -460,15 +460,16 @@ load_build(const mantis_db *db, const uint8_t *p, size_t len, uint64_t now, size
 	run->cap = len / MANTIS_RECORD_HEADER_SIZE < limit ? len / MANTIS_RECORD_HEADER_SIZE
 							    : limit;
 	if (run->cap != 0) {
-		run->nodes = mantis_malloc(run->cap * sizeof(*run->nodes));
+		run->ents = mantis_malloc(run->cap * sizeof(*run->ents));
 		run->at = mantis_malloc(run->cap * sizeof(*run->at));
-		if (run->nodes == NULL || run->at == NULL) {
+		if (run->ents == NULL || run->at == NULL) {
 			mantis_db_load_run_free(run);
 			return MANTIS_NOMEM;
 		}
 	}
 	size_t o = 0, seen = 0;
 	mantis_status st = MANTIS_OK;
+	mantis_alloc_tally t = {0, 0};
 	for (; o < len && seen < limit; seen++) {
 		mantis_record rec;
 		if ((st = load_frame(db, p + o, len - o, &rec)) != MANTIS_OK)
@@ -482,12 +483,13 @@ load_build(const mantis_db *db, const uint8_t *p, size_t len, uint64_t now, size
 			    .seq = 0, /* the core keeps none */
 			    .expires_at = rec.expires_at,
 			};
-			if ((st = sl_build(&e, &run->nodes[run->n])) != MANTIS_OK)
+			if ((st = sl_build(db->sl, &e, &run->ents[run->n], &t)) != MANTIS_OK)
 				break;
 			run->at[run->n++] = o;
 		}
 		o += rec.size;
 	}
+	mantis_alloc_flush(&t);
 	run->st = st;
 	run->stop = o;
 	*out = run;
@@ -515,7 +517,7 @@ mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset)
 	mantis_status st = MANTIS_OK;
 	while (i < run->n) {
 		size_t k = 0;
-		st = sl_append_built(db->sl, run->nodes + i, run->n - i, &k);
+		st = sl_append_built(db->sl, run->ents + i, run->n - i, &k);
 		i += k;
 		if (st != MANTIS_OK || i == run->n)
 			break;
@@ -523,7 +525,7 @@ mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset)
 		 * key, which a valid snapshot never holds): the ordinary put,
 		 * which takes any order, so any input loads as the same puts
 		 * in the same order would. */
-		struct sl_node *n = run->nodes[i];
+		struct sl_node *n = run->ents[i].node;
 		const struct sl_rec *r = (const struct sl_rec *)n->rec;
 		st = mantis_skiplist_put(db->sl, sl_node_key(n), n->klen, r->value, r->vlen, 0,
 					 r->expires_at);
@@ -537,10 +539,10 @@ mantis_db_load_link(mantis_db *db, mantis_load_run *run, size_t *bad_offset)
 	else
 		st = run->st;
 	count(db, ST_PUTS, i);
-	/* The run keeps only what was not loaded (nodes is NULL when the
+	/* The run keeps only what was not loaded (ents is NULL when the
 	 * run has no room, and then i is 0). */
 	if (i != 0) {
-		memmove(run->nodes, run->nodes + i, (run->n - i) * sizeof(*run->nodes));
+		memmove(run->ents, run->ents + i, (run->n - i) * sizeof(*run->ents));
 		run->n -= i;
 	}
 	mantis_db_load_run_free(run);

@@ -47,9 +47,9 @@
 
 struct hx_table {
 	ck_epoch_entry_t entry;
-	uint64_t mask;	/* capacity - 1, capacity a power of two */
-	uint64_t used;	/* live entries (writer-only)            */
-	uint64_t tombs; /* tombstones (writer-only)              */
+	uint64_t mask; /* capacity - 1, capacity a power of two */
+	/* Its live entries and tombstones are counted in the shard
+	 * (struct hx_shard), beside the word that names the table. */
 	uintptr_t slot[];
 };
 
@@ -159,7 +159,6 @@ hx_place(struct hx_table *t, uintptr_t s, uint64_t seed)
 	for (uint64_t i = hx_home(s, t->mask, seed);; i = (i + 1) & t->mask) {
 		if (t->slot[i] == HX_EMPTY) {
 			t->slot[i] = s;
-			t->used++;
 			return;
 		}
 	}
@@ -175,24 +174,27 @@ hx_rebuild(struct hx_shard *sh, uint64_t cap, struct mantis_epoch_slot *slot,
 	   uint64_t seed)
 {
 	struct hx_table *old = hx_tab(sh), *t = NULL;
+	uint64_t used = 0;
 	if (cap != 0) {
 		/* 64-aligned: the low 6 bits of the shard word hold log2(cap). */
 		t = mantis_aligned_alloc(64, hx_table_size(cap));
 		if (t == NULL)
 			return false;
 		t->mask = cap - 1;
-		t->used = 0;
-		t->tombs = 0;
 		memset(t->slot, 0, (size_t)cap * sizeof(uintptr_t));
 		for (uint64_t i = 0; old != NULL && i <= old->mask; i++) {
 			uintptr_t s = old->slot[i];
-			if (s != HX_EMPTY && s != HX_TOMB)
+			if (s != HX_EMPTY && s != HX_TOMB) {
 				hx_place(t, s, seed);
+				used++;
+			}
 		}
 	}
 	/* Release: the new table's slots are visible before the table is. */
 	ck_pr_fence_store();
 	MANTIS_STORE_REL(&sh->tabw, hx_word(t));
+	sh->used = used;
+	sh->tombs = 0;
 	if (old != NULL)
 		mantis_epoch_retire(slot, &old->entry, hx_table_free_cb,
 				    hx_table_size(old->mask + 1));
@@ -212,11 +214,11 @@ hx_cap_for(uint64_t n)
 bool
 hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed)
 {
-	struct hx_table *t = hx_tab(sh);
+	uintptr_t w = sh->tabw;
 	/* Keep EMPTY slots >= 1/4 so probes stay short and always terminate. */
-	if (t != NULL && (t->used + t->tombs + 1) * 4 <= (t->mask + 1) * 3)
+	if (w != 0 && (sh->used + sh->tombs + 1) * 4 <= (hx_word_mask(w) + 1) * 3)
 		return true;
-	return hx_rebuild(sh, hx_cap_for(t == NULL ? 1 : t->used + 1), slot, seed);
+	return hx_rebuild(sh, hx_cap_for(sh->used + 1), slot, seed);
 }
 
 bool
@@ -245,13 +247,17 @@ hx_presize_bytes(uint64_t n)
 void
 hx_insert(struct hx_shard *sh, struct sl_node *n, uint64_t hash)
 {
-	struct hx_table *t = hx_tab(sh); /* hx_reserve made room */
-	for (uint64_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+	/* hx_reserve made room.  The mask from the shard word: the table's
+	 * header is a line (and a page) the insert need not touch. */
+	uintptr_t w = sh->tabw;
+	struct hx_table *t = hx_word_table(w);
+	uint64_t mask = hx_word_mask(w);
+	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
 		uintptr_t s = t->slot[i];
 		if (s == HX_EMPTY || s == HX_TOMB) {
 			if (s == HX_TOMB)
-				t->tombs--;
-			t->used++;
+				sh->tombs--;
+			sh->used++;
 			/* Release: the node (key, rec, tower) before the slot. */
 			ck_pr_fence_store();
 			MANTIS_STORE_REL(&t->slot[i], (uintptr_t)n | hx_tag(hash));
@@ -264,9 +270,11 @@ void
 hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
 	  struct mantis_epoch_slot *slot, uint64_t seed)
 {
-	struct hx_table *t = hx_tab(sh);
+	uintptr_t w = sh->tabw;
+	struct hx_table *t = hx_word_table(w);
+	uint64_t mask = hx_word_mask(w);
 	uintptr_t want = (uintptr_t)n | hx_tag(hash);
-	for (uint64_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
 		uintptr_t s = t->slot[i];
 		if (s == HX_EMPTY)
 			return; /* not indexed: cannot happen (invariant 3) */
@@ -274,17 +282,17 @@ hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
 			continue;
 		/* A tombstone, not EMPTY: other keys' probes pass through here. */
 		MANTIS_STORE_REL(&t->slot[i], HX_TOMB);
-		t->used--;
-		t->tombs++;
+		sh->used--;
+		sh->tombs++;
 		break;
 	}
 	/* Give memory back: drop an empty table, shrink a sparse one, purge
 	 * tombstones.  Failure to allocate keeps the current table. */
-	if (t->used == 0)
+	if (sh->used == 0)
 		(void)hx_rebuild(sh, 0, slot, seed);
-	else if ((t->used * 8 < t->mask + 1 && t->mask + 1 > HX_MIN_CAP) ||
-		 t->tombs * 4 > t->mask + 1)
-		(void)hx_rebuild(sh, hx_cap_for(t->used), slot, seed);
+	else if ((sh->used * 8 < mask + 1 && mask + 1 > HX_MIN_CAP) ||
+		 sh->tombs * 4 > mask + 1)
+		(void)hx_rebuild(sh, hx_cap_for(sh->used), slot, seed);
 }
 
 void
@@ -294,6 +302,8 @@ hx_destroy(struct hx_shard *sh)
 	if (t != NULL)
 		mantis_free(t, hx_table_size(t->mask + 1));
 	sh->tabw = 0;
+	sh->used = 0;
+	sh->tombs = 0;
 }
 
 /*

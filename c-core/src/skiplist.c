@@ -290,10 +290,19 @@ rec_size(uint32_t vlen)
 	return sizeof(struct sl_rec) + vlen;
 }
 
-static struct sl_rec *
-rec_new(const void *value, size_t vlen, uint64_t seq, uint64_t expires_at)
+/* mantis_malloc, or with its accounting deferred to *t (alloc.h) when t
+ * is not NULL: a bulk builder's allocations. */
+static inline void *
+sl_alloc(size_t size, mantis_alloc_tally *t)
 {
-	struct sl_rec *r = mantis_malloc(rec_size((uint32_t)vlen));
+	return t != NULL ? mantis_malloc_tally(size, t) : mantis_malloc(size);
+}
+
+static struct sl_rec *
+rec_new(const void *value, size_t vlen, uint64_t seq, uint64_t expires_at,
+	mantis_alloc_tally *t)
+{
+	struct sl_rec *r = sl_alloc(rec_size((uint32_t)vlen), t);
 	if (r == NULL)
 		return NULL;
 	r->seq = seq;
@@ -360,9 +369,9 @@ random_height(void)
 
 static struct sl_node *
 node_new(const void *key, uint32_t klen, uint32_t height,
-	 struct sl_rec *r)
+	 struct sl_rec *r, mantis_alloc_tally *t)
 {
-	struct sl_node *n = mantis_malloc(sl_node_size(height, klen));
+	struct sl_node *n = sl_alloc(sl_node_size(height, klen), t);
 	if (n == NULL)
 		return NULL;
 	n->rec = (uintptr_t)r;
@@ -664,7 +673,7 @@ mantis_skiplist_new(mantis_skiplist **out)
 	if (sl == NULL)
 		return MANTIS_NOMEM;
 	memset(sl, 0, sizeof(*sl));
-	sl->head = node_new(NULL, 0, SL_MAX_HEIGHT, NULL);
+	sl->head = node_new(NULL, 0, SL_MAX_HEIGHT, NULL, NULL);
 	if (sl->head == NULL) {
 		mantis_free(sl, sizeof(*sl));
 		return MANTIS_NOMEM;
@@ -854,7 +863,7 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	/* After enter's full fence: the splice hint's guard (struct sl_hint). */
 	uint64_t gen = __atomic_load_n(&sl->retire_gen, __ATOMIC_SEQ_CST);
-	struct sl_rec *r = rec_new(value, vlen, seq, expires_at);
+	struct sl_rec *r = rec_new(value, vlen, seq, expires_at, NULL);
 	if (r == NULL) {
 		mantis_epoch_exit(slot);
 		return MANTIS_NOMEM;
@@ -864,7 +873,7 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	 * stalling the insert before the second (1M ascending inserts: ~6%
 	 * faster).  An update frees it unused, one small malloc/free pair;
 	 * failing to allocate it fails only an insert. */
-	struct sl_node *nn = node_new(key, (uint32_t)klen, random_height(), r);
+	struct sl_node *nn = node_new(key, (uint32_t)klen, random_height(), r, NULL);
 	/* Fast path: the key exists, swap its record without locking. */
 	struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
 	if (n != NULL && rec_swap(sl, slot, n, r)) {
@@ -873,7 +882,7 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		goto out;
 	}
 	if (nn == NULL)
-		nn = node_new(key, (uint32_t)klen, random_height(), r);
+		nn = node_new(key, (uint32_t)klen, random_height(), r, NULL);
 	if (nn == NULL) {
 		rec_free(r);
 		st = MANTIS_NOMEM;
@@ -956,7 +965,8 @@ sl_tails(mantis_skiplist *sl, struct sl_node **tails)
 }
 
 mantis_status
-sl_build(const mantis_skiplist_entry *e, struct sl_node **out)
+sl_build(const mantis_skiplist *sl, const mantis_skiplist_entry *e, struct sl_built *out,
+	 mantis_alloc_tally *t)
 {
 	mantis_status st = check_key(e->key, e->key_len);
 	if (st != MANTIS_OK)
@@ -965,14 +975,16 @@ sl_build(const mantis_skiplist_entry *e, struct sl_node **out)
 		return MANTIS_INVALID;
 	if (e->value_len > MANTIS_MAX_VALUE_SIZE)
 		return MANTIS_TOO_LARGE;
-	struct sl_rec *r = rec_new(e->value, e->value_len, e->seq, e->expires_at);
-	struct sl_node *n = r == NULL ? NULL
-				      : node_new(e->key, (uint32_t)e->key_len, random_height(), r);
+	struct sl_rec *r = rec_new(e->value, e->value_len, e->seq, e->expires_at, t);
+	struct sl_node *n =
+	    r == NULL ? NULL : node_new(e->key, (uint32_t)e->key_len, random_height(), r, t);
 	if (n == NULL) {
-		rec_free(r);
+		rec_free(r); /* counted now, its allocation at t's flush */
 		return MANTIS_NOMEM;
 	}
-	*out = n;
+	out->node = n;
+	out->hash = sl_hash(sl->seed, e->key, e->key_len);
+	out->vlen = (uint32_t)e->value_len;
 	return MANTIS_OK;
 }
 
@@ -985,16 +997,15 @@ sl_build_free(struct sl_node *n)
 	node_free(n);
 }
 
-/* The index hash of n's key, its slot prefetched.  Reading the key brings
- * n, built maybe on another core, into this one's cache before its turn,
- * and n's record (whose length the statistics read) is prefetched too. */
-static inline uint64_t
-append_hash(mantis_skiplist *sl, const struct sl_node *n)
+/* Starts the misses of entry b's turn: its index slot (a random address:
+ * the hash spreads ascending keys everywhere) and its node, built maybe on
+ * another core, which the append reads (key, height) and later writes
+ * (the next entry's links), hence the write hint. */
+static inline void
+append_prefetch(mantis_skiplist *sl, const struct sl_built *b)
 {
-	__builtin_prefetch((const void *)n->rec);
-	uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
-	hx_prefetch(hx_shard_for(sl->shards, h), h);
-	return h;
+	hx_prefetch(hx_shard_for(sl->shards, b->hash), b->hash);
+	__builtin_prefetch(b->node, 1);
 }
 
 /*
@@ -1017,13 +1028,12 @@ append_hash(mantis_skiplist *sl, const struct sl_node *n)
  * update and sweep reclaim them exactly as put's.
  */
 mantis_status
-sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n, size_t *appended)
+sl_append_built(mantis_skiplist *sl, const struct sl_built *b, size_t n, size_t *appended)
 {
 	mantis_status st = MANTIS_OK;
 	size_t i = 0;
 	int64_t bytes = 0;
 	struct sl_node *tails[SL_MAX_HEIGHT];
-	uint64_t hs[SL_APPEND_AHEAD];
 	*appended = 0;
 	if (n == 0)
 		return MANTIS_OK;
@@ -1033,14 +1043,14 @@ sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n, siz
 	/* The key every appended key must exceed (none while the map is empty). */
 	const struct sl_node *last = tails[0] == sl->head ? NULL : tails[0];
 	for (size_t j = 0; j < n && j < SL_APPEND_AHEAD; j++)
-		hs[j] = append_hash(sl, nodes[j]);
+		append_prefetch(sl, &b[j]);
 	for (; i < n; i++) {
-		struct sl_node *nn = nodes[i];
+		struct sl_node *nn = b[i].node;
+		uint64_t h = b[i].hash;
+		if (i + SL_APPEND_AHEAD < n)
+			append_prefetch(sl, &b[i + SL_APPEND_AHEAD]);
 		if (last != NULL && key_cmp(last, sl_node_key(nn), nn->klen) >= 0)
 			break; /* not after the map's last key: the caller's put */
-		uint64_t h = hs[i % SL_APPEND_AHEAD];
-		if (i + SL_APPEND_AHEAD < n)
-			hs[i % SL_APPEND_AHEAD] = append_hash(sl, nodes[i + SL_APPEND_AHEAD]);
 		struct hx_shard *sh = hx_shard_for(sl->shards, h);
 		/* Room first, so that nothing linked below can fail to be
 		 * indexed (a no-op check once the index is presized). */
@@ -1058,7 +1068,7 @@ sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n, siz
 		}
 		hx_insert(sh, nn, h);
 		last = nn;
-		bytes += (int64_t)nn->klen + ((const struct sl_rec *)nn->rec)->vlen;
+		bytes += (int64_t)nn->klen + b[i].vlen;
 	}
 out:
 	if (i != 0)
@@ -1078,18 +1088,20 @@ mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size
 	if (sl == NULL || appended == NULL || (e == NULL && n != 0))
 		return MANTIS_INVALID;
 	*appended = 0;
-	struct sl_node *g[SL_APPEND_GROUP];
+	struct sl_built g[SL_APPEND_GROUP];
+	mantis_alloc_tally t = {0, 0};
 	size_t done = 0;
 	mantis_status st = MANTIS_OK;
 	while (done < n) {
 		size_t k = 0;
 		while (k < SL_APPEND_GROUP && done + k < n &&
-		       (st = sl_build(&e[done + k], &g[k])) == MANTIS_OK)
+		       (st = sl_build(sl, &e[done + k], &g[k], &t)) == MANTIS_OK)
 			k++;
+		mantis_alloc_flush(&t);
 		size_t linked = 0;
 		mantis_status lst = sl_append_built(sl, g, k, &linked);
 		for (size_t j = linked; j < k; j++)
-			sl_build_free(g[j]);
+			sl_build_free(g[j].node);
 		done += linked;
 		if (lst != MANTIS_OK || linked < k) {
 			st = lst; /* OK when stopped by key order */

@@ -9,6 +9,8 @@
 
 #include <mantis.h>
 
+#include "alloc.h"
+
 #include <ck_epoch.h>
 #include <ck_pr.h>
 #include <sched.h>
@@ -108,8 +110,15 @@ struct hx_shard {
 	/* struct hx_table * | log2(capacity), 0 when empty; RCU-published
 	 * (hindex.c says why the capacity rides in the low bits). */
 	uintptr_t tabw;
-	char pad[64 - 2 * sizeof(void *)];
+	/* The current table's live entries and tombstones: writer-only,
+	 * under lock.  Here rather than in the table so that a writer's
+	 * room check and count touch this line and its slot, not a third
+	 * line on another page (the table's header). */
+	uint64_t used;
+	uint64_t tombs;
+	char pad[64 - 4 * sizeof(uint64_t)];
 };
+_Static_assert(sizeof(struct hx_shard) == 64, "one shard per cache line");
 
 /* Pause-spins before a waiter starts yielding its CPU (hx_lock). */
 #define HX_SPINS 1024
@@ -183,17 +192,25 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * Bulk append in two steps, so that the allocating half of a load can run
  * on other threads than the linking half (engine.c, mantis_db_load_build):
  * sl_build checks entry e as mantis_skiplist_append does and builds its
- * node and record, unreachable and owned by the caller (any thread, no
- * list needed); sl_append_built appends nodes[0..n), in order, with
+ * node and record, unreachable and owned by the caller, and the key's
+ * index hash under sl's seed (any thread: it reads only the seed, fixed
+ * once the list is made), counting its allocations in *t (alloc.h: the
+ * caller flushes t before the nodes are linked or freed); sl_append_built appends b[0..n), in order, with
  * mantis_skiplist_append's contract and results (it stops at the first
  * node not after the list's last key; MANTIS_NOMEM if the index cannot
  * grow), taking ownership of the nodes it appended; the caller frees the
  * others with sl_build_free.  Handing nodes built on one thread to
  * another needs the usual happens-before (a join, a mutex, a channel).
  */
-mantis_status sl_build(const mantis_skiplist_entry *e, struct sl_node **out);
+struct sl_built {
+	struct sl_node *node;
+	uint64_t hash; /* sl_hash of the node's key under the list's seed */
+	uint32_t vlen; /* its record's value length (the linker's statistics) */
+};
+mantis_status sl_build(const mantis_skiplist *sl, const mantis_skiplist_entry *e,
+		       struct sl_built *out, mantis_alloc_tally *t);
 void sl_build_free(struct sl_node *n);
-mantis_status sl_append_built(mantis_skiplist *sl, struct sl_node *const *nodes, size_t n,
+mantis_status sl_append_built(mantis_skiplist *sl, const struct sl_built *b, size_t n,
 			      size_t *appended);
 /* Quiescent shape check for tests (skiplist.c): violations found. */
 size_t sl_check_structure(const mantis_skiplist *sl, const char **what);

@@ -1115,6 +1115,67 @@ test_load_unsorted(void **state)
 	mantis_db_close(db);
 }
 
+/*
+ * Out of memory at every point of a two-step load (the run's arrays, any
+ * record or node of the build, an index table the link grows): build
+ * returns MANTIS_NOMEM with no run, or the link reports MANTIS_NOMEM at
+ * the record it could not take, after exactly the records before it; the
+ * db stays whole and usable, and once it is closed every byte and every
+ * allocation is given back (the build counts its blocks in one flush).
+ */
+static void
+test_load_build_link_alloc_failures(void **state)
+{
+	(void)state;
+	const unsigned n = 100;
+	size_t cap = (size_t)n * 64;
+	uint8_t *buf = malloc(cap);
+	assert_non_null(buf);
+	size_t len = fill_load(buf, cap, n);
+	mantis_alloc_stats base, now;
+	mantis_alloc_get_stats(&base);
+	bool loaded = false;
+	for (int64_t budget = 0; budget < 1000 && !loaded; budget++) {
+		mantis_db *db = open_db(0, 0);
+		mantis_load_run *run = NULL;
+		size_t at = SIZE_MAX;
+		mantis_alloc_fail_after(budget);
+		mantis_status st = mantis_db_load_build(db, buf, len, 1, &run);
+		if (st == MANTIS_OK)
+			st = mantis_db_load_link(db, run, &at);
+		else
+			assert_null(run);
+		mantis_alloc_fail_after(-1);
+		mantis_db_stats s;
+		assert_int_equal(mantis_db_stats_get(db, &s), MANTIS_OK);
+		if (st == MANTIS_OK) {
+			assert_int_equal(s.keys, n);
+			loaded = true;
+		} else {
+			assert_int_equal(st, MANTIS_NOMEM);
+			/* Each record is 48 bytes: the prefix before `at`. */
+			uint64_t want = at == SIZE_MAX ? 0 : at / 48;
+			assert_int_equal(s.keys, want);
+		}
+		for (unsigned i = 0; i < n; i++) {
+			char k[16];
+			snprintf(k, sizeof(k), "k%07u", i);
+			if (i < (uint64_t)s.keys)
+				expect_val(db, k, "v", 1);
+			else
+				expect_absent(db, k, 1);
+		}
+		assert_int_equal(put_s(db, "zz", "1", 0), MANTIS_OK);
+		expect_val(db, "zz", "1", 1);
+		mantis_db_close(db);
+		mantis_alloc_get_stats(&now);
+		assert_int_equal(now.bytes_in_use, base.bytes_in_use);
+		assert_int_equal(now.allocations, base.allocations);
+	}
+	assert_true(loaded);
+	free(buf);
+}
+
 struct build_arg {
 	const mantis_db *db;
 	const uint8_t *recs;
@@ -1222,6 +1283,7 @@ main(void)
 	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_load_unsorted),
 	    cmocka_unit_test(test_load_build_link),
+	    cmocka_unit_test(test_load_build_link_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
