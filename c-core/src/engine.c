@@ -593,16 +593,6 @@ mantis_db_reserve(mantis_db *db, uint64_t keys)
 
 /* ---- scan ---------------------------------------------------------------- */
 
-static int
-key_cmp(const void *a, size_t al, const void *b, size_t bl)
-{
-	size_t m = al < bl ? al : bl;
-	int c = m != 0 ? memcmp(a, b, m) : 0;
-	if (c != 0)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
 struct scan_ctx {
 	const void *end;
 	size_t end_len;
@@ -638,7 +628,7 @@ static bool
 scan_visit(void *arg, const mantis_skiplist_entry *e)
 {
 	struct scan_ctx *c = arg;
-	if (c->end_len != 0 && key_cmp(e->key, e->key_len, c->end, c->end_len) >= 0)
+	if (c->end_len != 0 && sl_bytes_cmp(e->key, e->key_len, c->end, c->end_len) >= 0)
 		return false;
 	size_t payload = e->key_len + e->value_len;
 	if ((c->max_count != 0 && c->count >= c->max_count) ||

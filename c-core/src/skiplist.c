@@ -244,38 +244,10 @@ next_ptr(uintptr_t v)
 	return (struct sl_node *)(v & ~SL_MARK);
 }
 
-/*
- * memcmp order, shorter first on a common prefix.  Inlined 8 bytes at a
- * time (byte-swapped so integer order is memcmp order): a list step
- * compares one 16-byte key, and a libc memcmp call cost more than the
- * comparison itself (perf: ~10% of an insert).
- */
-static inline int
-bytes_cmp(const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl)
-{
-	uint32_t m = al < bl ? al : bl, i = 0;
-	for (; i + 8 <= m; i += 8) {
-		uint64_t x, y;
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		if (x != y) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-			x = __builtin_bswap64(x);
-			y = __builtin_bswap64(y);
-#endif
-			return x < y ? -1 : 1;
-		}
-	}
-	for (; i < m; i++)
-		if (a[i] != b[i])
-			return a[i] < b[i] ? -1 : 1;
-	return (al > bl) - (al < bl);
-}
-
 static inline int
 key_cmp(const struct sl_node *n, const uint8_t *key, uint32_t klen)
 {
-	return bytes_cmp(sl_node_key(n), n->klen, key, klen);
+	return sl_bytes_cmp(sl_node_key(n), n->klen, key, klen);
 }
 
 static inline bool
