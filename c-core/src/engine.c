@@ -591,6 +591,12 @@ mantis_db_reserve(mantis_db *db, uint64_t keys)
 	return mantis_skiplist_reserve(db->sl, keys);
 }
 
+const mantis_skiplist *
+engine_list(const mantis_db *db)
+{
+	return db == NULL ? NULL : db->sl;
+}
+
 /* ---- scan ---------------------------------------------------------------- */
 
 struct scan_ctx {

@@ -244,5 +244,7 @@ mantis_status sl_append_built(mantis_skiplist *sl, const struct sl_built *b, siz
 			      size_t *appended);
 /* Quiescent shape check for tests (skiplist.c): violations found. */
 size_t sl_check_structure(const mantis_skiplist *sl, const char **what);
+/* The engine's list (engine.c), so tests can run that check on a db. */
+const mantis_skiplist *engine_list(const mantis_db *db);
 
 #endif /* MANTIS_SKIPLIST_PRIV_H */

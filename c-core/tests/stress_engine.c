@@ -17,8 +17,9 @@
  * (each call is atomic with respect to batches) and check: every value
  * belongs to its key (a hash of key and generation), and the group is
  * either wholly absent or wholly present with one generation.  Threads
- * start together (barrier).  Exit status 0 on success; failures print and
- * exit 1.
+ * start together (barrier).  At the end, with every thread joined, the
+ * engine's list gets the skiplist's shape check.  Exit status 0 on
+ * success; failures print and exit 1.
  */
 #include <mantis.h>
 
@@ -283,6 +284,8 @@ main(int argc, char **argv)
 	       (unsigned long long)atomic_load(&scans));
 	if (!atomic_load(&failed) && (atomic_load(&batches) == 0 || atomic_load(&scans) == 0))
 		fail("no batch or no scan ran", -1);
+	/* Quiescent now: every level of the engine's list must be intact. */
+	stress_check_shape(engine_list(db), "stress_engine", "after the run");
 	mantis_db_close(db);
 	free(tids);
 	pthread_barrier_destroy(&start);
