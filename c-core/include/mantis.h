@@ -306,10 +306,11 @@ mantis_status mantis_skiplist_get_view(mantis_skiplist *sl, const void *key,
 /*
  * Copies a key drawn uniformly at random among the keys live at `now`
  * (Redis's RANDOMKEY) into buf[0..cap) (borrowed; NULL allowed when cap ==
- * 0) and sets *klen (required) to its length.  Up to `draws` uniform draws
- * of a hash-index slot, rejecting slots without a live key: O(1) expected
- * per draw, no allocation, lock-free.  seed fixes the draws: the same seed
- * on an unchanged list draws the same key.
+ * 0) and sets *klen (required) to its length.  Cost independent of the
+ * number of keys: one read of every hash-index shard's table word (a fixed
+ * 1024), then up to `draws` uniform draws of an index slot, rejecting
+ * slots without a live key, each O(1).  No allocation, lock-free.  seed
+ * fixes the draws: the same seed on an unchanged list draws the same key.
  *   MANTIS_OK                copied; the key was live at some instant
  *                            during the call
  *   MANTIS_NOT_FOUND         no live key in `draws` draws: the list is
