@@ -35,7 +35,9 @@
  *      size that then works; a scan-entries budget bounds the key+value
  *      bytes of every call that returns more than one entry;
  *   5. mantis_db_load of the same bytes (which checks framing, not CRCs)
- *      never reads outside them and names a refused record inside them.
+ *      never reads outside them and names a refused record inside them;
+ *   6. a random key (mantis_db_random_key) is one whose last record is a
+ *      PUT, and there is none when no key is live.
  */
 #include <mantis.h>
 
@@ -156,6 +158,33 @@ check_get(mantis_db *db, const mantis_record *last)
 		CHECK(vlen == 0 || memcmp(buf, last->value, vlen) == 0);
 	}
 	free(buf);
+}
+
+/* Property 6: mantis_db_random_key returns only a key whose last record
+ * is a PUT, whole (a short buffer names the size, and the same seed then
+ * returns it), and nothing at all when no key is live.  Expiry is judged
+ * at 0, as check_get does: nothing has expired. */
+static void
+check_random_key(mantis_db *db, const mantis_record *recs, size_t n, size_t live,
+		 uint64_t seed)
+{
+	size_t klen = 0;
+	mantis_status st = mantis_db_random_key(db, seed, 0, 64, NULL, 0, &klen);
+	if (live == 0) {
+		CHECK(st == MANTIS_NOT_FOUND);
+		return;
+	}
+	if (st == MANTIS_NOT_FOUND)
+		return; /* a sparse index: every draw may miss */
+	CHECK(st == MANTIS_BUFFER_TOO_SMALL && klen != 0);
+	uint8_t *key = malloc(klen);
+	CHECK(key != NULL);
+	size_t got = 0;
+	CHECK(mantis_db_random_key(db, seed, 0, 64, key, klen, &got) == MANTIS_OK);
+	CHECK(got == klen);
+	const mantis_record *last = model_last(recs, n, key, klen);
+	CHECK(last != NULL && last->type == MANTIS_REC_PUT);
+	free(key);
 }
 
 /* Reads the mantis_db_scan_entries entry at buf[*off..len) into *r as a
@@ -345,6 +374,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Property 4. */
 		CHECK(scan_all(db, false, scan_cap, 0, 0, recs, n) == live);
 		CHECK(scan_all(db, true, scan_cap, scan_budget, scan_max, recs, n) == live);
+		/* Property 6. */
+		check_random_key(db, recs, n, live, len);
 		free(recs);
 	}
 	mantis_db_close(db);

@@ -304,6 +304,31 @@ mantis_status mantis_skiplist_get_view(mantis_skiplist *sl, const void *key,
 				       void *arg);
 
 /*
+ * Copies a key drawn uniformly at random among the keys live at `now`
+ * (Redis's RANDOMKEY) into buf[0..cap) (borrowed; NULL allowed when cap ==
+ * 0) and sets *klen (required) to its length.  Cost independent of the
+ * number of keys: one read of every hash-index shard's table word (a fixed
+ * 1024), then up to `draws` uniform draws of an index slot, rejecting
+ * slots without a live key, each O(1).  No allocation, lock-free.  seed
+ * fixes the draws: the same seed on an unchanged list draws the same key.
+ *   MANTIS_OK                copied; the key was live at some instant
+ *                            during the call
+ *   MANTIS_NOT_FOUND         no live key in `draws` draws: the list is
+ *                            empty or sparse in live keys (mostly expired
+ *                            or deleted entries); NOT proof that it is
+ *                            empty, so a caller that must know falls back
+ *                            to a full pass (a reservoir over an iterator)
+ *   MANTIS_BUFFER_TOO_SMALL  *klen = size needed, buf untouched; retry
+ *                            with the same seed and a buffer that large
+ *                            (MANTIS_MAX_KEY_SIZE always fits)
+ *   MANTIS_INVALID           NULL sl or klen, NULL buf with cap != 0, or
+ *                            draws == 0
+ */
+mantis_status mantis_skiplist_random_key(mantis_skiplist *sl, uint64_t seed,
+					 uint64_t now, unsigned draws,
+					 void *buf, size_t cap, size_t *klen);
+
+/*
  * Visits live entries in ascending key order starting at the first key
  * >= start (> start when exclusive; start_len 0 = from the first key,
  * whatever exclusive says), skipping
@@ -668,6 +693,16 @@ mantis_status mantis_db_put(mantis_db *db, const void *key, size_t key_len,
 mantis_status mantis_db_get(mantis_db *db, const void *key, size_t key_len,
 			    uint64_t now, void *buf, size_t cap,
 			    size_t *value_len);
+
+/*
+ * RANDOMKEY: mantis_skiplist_random_key on the db's map (statuses and the
+ * meaning of MANTIS_NOT_FOUND as documented there; MANTIS_INVALID also
+ * for a NULL db).  Atomic for readers like get: a key a batch put or
+ * deleted is drawn as before the batch or as after it, never mid-batch.
+ */
+mantis_status mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now,
+				   unsigned draws, void *buf, size_t cap,
+				   size_t *key_len);
 
 /*
  * Removes key (borrowed).  MANTIS_OK when it was present, MANTIS_NOT_FOUND

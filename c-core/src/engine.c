@@ -309,6 +309,24 @@ mantis_db_get(mantis_db *db, const void *key, size_t key_len, uint64_t now,
 	return st;
 }
 
+mantis_status
+mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now, unsigned draws, void *buf,
+		     size_t cap, size_t *key_len)
+{
+	if (db == NULL)
+		return MANTIS_INVALID;
+	/* Under the batch seqlock like get; a retry redraws with the same
+	 * seed, so a retry on an unchanged map draws the same slots. */
+	struct read_guard g = {0};
+	mantis_status st;
+	do {
+		read_begin(db, &g);
+		st = mantis_skiplist_random_key(db->sl, seed, now, draws, buf, cap, key_len);
+	} while (read_retry(db, &g));
+	read_end(db, &g);
+	return st;
+}
+
 /* ---- batches ------------------------------------------------------------- */
 
 /*

@@ -306,6 +306,111 @@ hx_destroy(struct hx_shard *sh)
 	sh->tombs = 0;
 }
 
+/* ---- uniform sampling (RANDOMKEY) ----------------------------------------- */
+
+/* splitmix64 (Steele, Lea, Flood): a full-period generator whose every
+ * output is a bijective mix of its state, so any seed, 0 included, is a
+ * good one and a fixed seed replays the same draws. */
+static inline uint64_t
+hx_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n), n > 0, without modulo bias (Lemire, "Fast Random
+ * Integer Generation in an Interval", 2019): the multiply maps 2^64
+ * outputs onto n buckets; the few outputs that would make some bucket
+ * one larger than the others are drawn again. */
+static inline uint64_t
+hx_below(uint64_t *state, uint64_t n)
+{
+	__uint128_t m = (__uint128_t)hx_rand(state) * n;
+	if ((uint64_t)m < n) {
+		uint64_t floor = -n % n; /* 2^64 mod n */
+		while ((uint64_t)m < floor)
+			m = (__uint128_t)hx_rand(state) * n;
+	}
+	return (uint64_t)(m >> 64);
+}
+
+/*
+ * Uniformity: one snapshot of every shard word (table and capacity) is
+ * taken first, and a draw is a global slot number in [0, sum of
+ * capacities), uniform, mapped to (shard, slot) by the prefix sums.  So
+ * every slot of the snapshot is equally likely, and rejecting the slots
+ * that hold no live, unexpired key leaves every such key equally likely
+ * (each live key sits in exactly one slot of its shard's table: invariant
+ * 2 of skiplist.c).  Draws are independent, so the first accepted one is
+ * uniform however many were rejected before it.
+ *
+ * Safety, the protocol of hx_find: the caller is inside an epoch section
+ * and every table word is loaded (acquire) inside it, so a table swapped
+ * out meanwhile is retired after the section began and stays allocated
+ * (and frozen: writers only write the current table) until it ends.  A
+ * node in such a table left the index after the section began, so it is
+ * allocated too.  A slot's node is live when its rec, loaded with
+ * acquire (the same linearization point as get's), is neither DEAD nor
+ * PENDING nor expired at `now`: the key returned was live at that load.
+ * Using the snapshot rather than reloading a shard that resized between
+ * the scan and a draw keeps the draw uniform over one consistent set of
+ * slots; keys inserted after the scan are simply not candidates, as they
+ * would not be for a call that started a moment earlier.
+ *
+ * Cost: the scan reads HX_SHARDS shard words (independent loads, so they
+ * overlap), then each draw is a binary search over the prefix sums and
+ * one or two cache misses (slot, node).  A draw succeeds with probability
+ * (live keys) / (slots); tables stay at least 1/8 full (hx_remove shrinks
+ * them), so expect a handful of draws unless most entries are expired,
+ * deleted-but-not-yet-purged, or the index is tiny (HX_MIN_CAP slots per
+ * non-empty shard), which is what `draws` bounds.
+ */
+struct sl_node *
+hx_sample(const struct hx_shard *shards, uint64_t *rng, uint64_t now, unsigned draws,
+	  const struct sl_rec **rp)
+{
+	uintptr_t w[HX_SHARDS];
+	uint64_t pre[HX_SHARDS + 1]; /* pre[i] = slots in shards [0, i) */
+	pre[0] = 0;
+	for (unsigned i = 0; i < HX_SHARDS; i++) {
+		/* Acquire: the table's slots were published before it. */
+		w[i] = MANTIS_LOAD_ACQ(&shards[i].tabw);
+		pre[i + 1] = pre[i] + (w[i] == 0 ? 0 : hx_word_mask(w[i]) + 1);
+	}
+	uint64_t total = pre[HX_SHARDS];
+	if (total == 0)
+		return NULL;
+	for (unsigned d = 0; d < draws; d++) {
+		uint64_t g = hx_below(rng, total);
+		/* The shard s with pre[s] <= g < pre[s + 1] (so a non-empty
+		 * one): the last index whose prefix is <= g. */
+		unsigned lo = 0, hi = HX_SHARDS; /* pre[lo] <= g < pre[hi] */
+		while (hi - lo > 1) {
+			unsigned mid = lo + (hi - lo) / 2;
+			if (pre[mid] <= g)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		const struct hx_table *t = hx_word_table(w[lo]);
+		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[g - pre[lo]]);
+		if (s == HX_EMPTY || s == HX_TOMB)
+			continue;
+		struct sl_node *n = (struct sl_node *)(s & HX_PTR_MASK);
+		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec); /* the linearization point */
+		if (r & SL_HIDDEN)
+			continue;
+		const struct sl_rec *rec = (const struct sl_rec *)r;
+		if (rec->expires_at != 0 && rec->expires_at <= now)
+			continue;
+		*rp = rec;
+		return n;
+	}
+	return NULL;
+}
+
 /*
  * 64-bit hash of a byte string: MurmurHash64A (Austin Appleby, public
  * domain), 8 bytes per step.  Keys are 16 bytes in the common case, so a

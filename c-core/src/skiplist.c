@@ -1491,3 +1491,27 @@ mantis_skiplist_quiesce(mantis_skiplist *sl)
 	mantis_epoch_quiesce(&sl->epoch);
 	return MANTIS_OK;
 }
+
+mantis_status
+mantis_skiplist_random_key(mantis_skiplist *sl, uint64_t seed, uint64_t now, unsigned draws,
+			   void *buf, size_t cap, size_t *klen)
+{
+	if (sl == NULL || klen == NULL || (buf == NULL && cap != 0) || draws == 0)
+		return MANTIS_INVALID;
+	mantis_status st = MANTIS_OK;
+	uint64_t rng = seed;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	const struct sl_rec *r;
+	const struct sl_node *n = hx_sample(sl->shards, &rng, now, draws, &r);
+	if (n == NULL) {
+		st = MANTIS_NOT_FOUND;
+	} else {
+		*klen = n->klen; /* the key is immutable; the section keeps it */
+		if (n->klen > cap)
+			st = MANTIS_BUFFER_TOO_SMALL;
+		else
+			memcpy(buf, sl_node_key(n), n->klen);
+	}
+	mantis_epoch_exit(slot);
+	return st;
+}

@@ -211,6 +211,16 @@ void hx_remove(struct hx_shard *sh, struct sl_node *n, uint64_t hash,
 	       struct mantis_epoch_slot *slot, uint64_t seed);
 /* Frees the shard's table now (destruction only). */
 void hx_destroy(struct hx_shard *sh);
+/*
+ * A node drawn uniformly among the indexed nodes whose record is live and
+ * unexpired at `now` (its record in *rp), or NULL when `draws` uniform
+ * slot draws over all HX_SHARDS shards found none (the index is empty or
+ * too sparse in live keys: not proof that no key is live).  *rng is a
+ * splitmix64 state, advanced.  Lock-free, inside an epoch section, like
+ * hx_find.  hindex.c says why the pick is uniform and safe.
+ */
+struct sl_node *hx_sample(const struct hx_shard *shards, uint64_t *rng, uint64_t now,
+			  unsigned draws, const struct sl_rec **rp);
 
 /* Keyed hash of a key (hindex.c says why keyed).  Never persisted. */
 uint64_t sl_hash(uint64_t seed, const void *key, size_t len);

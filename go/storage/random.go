@@ -4,10 +4,16 @@
 // The pure-Go engine's B-tree counts the entries under each node, so it
 // finds the entry of a random rank in O(log n): RandomKey draws a rank
 // among all entries and rejects the draw when that entry has expired (not
-// yet swept), which leaves every live key equally likely.  An engine
-// without ranks (the native skiplist, which keeps no counts, or an Engine
-// of another package) is sampled by one pass of its iterator with a
-// reservoir of one: uniform too, in O(n).
+// yet swept), which leaves every live key equally likely.  The native
+// engine (native_random.go) draws a slot of its hash index uniformly over
+// all slots of all shards and rejects empty slots and deleted or expired
+// keys (c-core/src/hindex.c, hx_sample): every live key sits in one slot,
+// so each is equally likely, O(1) expected.  When those draws keep missing
+// (a keyspace mostly expired and not yet swept, or tiny), and for an
+// Engine of another package, the pick is one pass of the iterator with a
+// reservoir of one: uniform too, in O(n).  Falling back only after draws
+// that all missed keeps the pick uniform: the fast path's accepted draw
+// is uniform whenever it is accepted, and the pass is uniform on its own.
 package storage
 
 import (
@@ -31,8 +37,9 @@ const randomTries = 32
 // RandomKey returns a copy of a key of e chosen uniformly at random among
 // its live keys, or ErrNotFound when it has none.  r is the source of
 // randomness (nil: a per-call one seeded from the runtime).  Cost:
-// O(log n) for the pure-Go engine; one pass over the keys for the native
-// engine and for any other Engine.
+// O(log n) for the pure-Go engine, O(1) expected for the native engine
+// (one pass over the keys when its draws miss); one pass for any other
+// Engine.
 func RandomKey(e Engine, r *rand.Rand) ([]byte, error) {
 	if r == nil {
 		r = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
