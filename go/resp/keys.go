@@ -427,8 +427,9 @@ func cmdKeys(x *exec) {
 }
 
 // cmdRandomKey returns a key chosen uniformly at random among the live
-// keys (storage.RandomKey: O(log n) on the pure-Go engine, one pass over
-// the keys on the native one and in cluster mode), or a null reply.
+// keys (storage.RandomKey: a rank draw in the pure-Go engine's tree, slot
+// draws in the native engine's hash index, both passed through in cluster
+// mode), or a null reply.
 func cmdRandomKey(x *exec) {
 	key, err := storage.RandomKey(x.s.store, nil)
 	switch {

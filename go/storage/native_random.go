@@ -25,10 +25,10 @@ import (
 // pass is cheap.
 const nativeRandomDraws = 64
 
-// randomKey draws one key through the index.  done is false when the core
+// SampleKey draws one key through the index.  done is false when the core
 // found no live key within its draws, which does not prove the engine
 // empty: the reservoir pass of RandomKey decides then.
-func (e *nativeEngine) randomKey(r *rand.Rand) ([]byte, bool, error) {
+func (e *nativeEngine) SampleKey(r *rand.Rand) ([]byte, bool, error) {
 	seed := C.uint64_t(r.Uint64())
 	now := C.uint64_t(uint64(e.now()))
 	bp := getBufPool.Get().(*[]byte)

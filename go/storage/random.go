@@ -21,12 +21,13 @@ import (
 	"math/rand/v2"
 )
 
-// rankedSampler is what RandomKey's fast path needs from an engine: a key
+// KeySampler is what RandomKey's fast path needs from an engine: a key
 // drawn uniformly among the live keys, or done false when the engine
 // could not draw one cheaply (mostly expired entries) and the reservoir
-// pass must decide.
-type rankedSampler interface {
-	randomKey(r *rand.Rand) (key []byte, done bool, err error)
+// pass must decide.  Both engines of this package implement it; an
+// Engine that wraps one (go/cluster's) can pass it through.
+type KeySampler interface {
+	SampleKey(r *rand.Rand) (key []byte, done bool, err error)
 }
 
 // randomTries bounds the rank draws of the fast path: each hits a live
@@ -44,8 +45,8 @@ func RandomKey(e Engine, r *rand.Rand) ([]byte, error) {
 	if r == nil {
 		r = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	if s, ok := e.(rankedSampler); ok {
-		key, done, err := s.randomKey(r)
+	if s, ok := e.(KeySampler); ok {
+		key, done, err := s.SampleKey(r)
 		if done || err != nil {
 			return key, err
 		}
@@ -74,8 +75,8 @@ func RandomKey(e Engine, r *rand.Rand) ([]byte, error) {
 	return pick, nil
 }
 
-// randomKey draws ranks under the read lock (one O(log n) descent each).
-func (e *pureEngine) randomKey(r *rand.Rand) ([]byte, bool, error) {
+// SampleKey draws ranks under the read lock (one O(log n) descent each).
+func (e *pureEngine) SampleKey(r *rand.Rand) ([]byte, bool, error) {
 	now := e.now()
 	e.mu.RLock()
 	defer e.mu.RUnlock()

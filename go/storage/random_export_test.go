@@ -5,12 +5,12 @@ package storage
 
 import "math/rand/v2"
 
-// SampleForTest is e's rankedSampler draw; ok false when e has none.
+// SampleForTest is e's KeySampler draw; ok false when e has none.
 func SampleForTest(e Engine, r *rand.Rand) (key []byte, done, ok bool, err error) {
-	s, ok := e.(rankedSampler)
+	s, ok := e.(KeySampler)
 	if !ok {
 		return nil, false, false, nil
 	}
-	key, done, err = s.randomKey(r)
+	key, done, err = s.SampleKey(r)
 	return key, done, true, err
 }
