@@ -18,9 +18,18 @@ import (
 // keyspace.
 func TestClusterRESPFlushAtomic(t *testing.T) {
 	procs := startRESPCluster(t)
-	l := clusterLeader(t, procs)
 	ctx := context.Background()
-	lc := respClient(t, l)
+	// onLeader runs an idempotent write on the leader, again on the
+	// leader of the moment when an election on the loaded machine
+	// answers it with an unknown outcome or a redirection.
+	onLeader := func(what string, run func(c *redis.Client) error) {
+		t.Helper()
+		var err error
+		waitUntil(t, what, func() bool {
+			err = run(respClient(t, clusterLeader(t, procs)))
+			return err == nil
+		})
+	}
 	const keys = 2500 // more than the 1000 deletes of a batched flush
 	key := func(i int) string { return fmt.Sprintf("k%05d", i) }
 	for i := 0; i < keys; i += 500 {
@@ -28,10 +37,9 @@ func TestClusterRESPFlushAtomic(t *testing.T) {
 		for j := i; j < i+500; j++ {
 			pairs = append(pairs, key(j), "v")
 		}
-		if err := lc.MSet(ctx, pairs...).Err(); err != nil {
-			t.Fatalf("MSET: %v", err)
-		}
+		onLeader("MSET", func(c *redis.Client) error { return c.MSet(ctx, pairs...).Err() })
 	}
+	l := clusterLeader(t, procs)
 	sample := []string{key(0), key(1200), key(keys - 1)}
 
 	stop := make(chan struct{})
@@ -58,9 +66,9 @@ func TestClusterRESPFlushAtomic(t *testing.T) {
 					return nil
 				})
 				if err != nil && !errors.Is(err, redis.Nil) {
-					msg := "EXEC: " + err.Error()
-					failure.CompareAndSwap(nil, &msg)
-					return
+					// A leadership change (-MOVED, TRYAGAIN ...) is no
+					// partial flush: skip this read.
+					continue
 				}
 				present := 0
 				for _, g := range gets {
@@ -78,12 +86,8 @@ func TestClusterRESPFlushAtomic(t *testing.T) {
 		}()
 	}
 	waitUntil(t, "transactions before the flush", func() bool { return reads.Load() >= 5 || failure.Load() != nil })
-	if err := lc.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("FLUSHDB: %v", err)
-	}
-	if err := lc.Set(ctx, "after", "survives", 0).Err(); err != nil {
-		t.Fatalf("SET after FLUSHDB: %v", err)
-	}
+	onLeader("FLUSHDB", func(c *redis.Client) error { return c.FlushDB(ctx).Err() })
+	onLeader("SET after FLUSHDB", func(c *redis.Client) error { return c.Set(ctx, "after", "survives", 0).Err() })
 	n := reads.Load()
 	waitUntil(t, "transactions after the flush", func() bool { return reads.Load() >= n+5 || failure.Load() != nil })
 	close(stop)
@@ -91,13 +95,12 @@ func TestClusterRESPFlushAtomic(t *testing.T) {
 	if p := failure.Load(); p != nil {
 		t.Fatal(*p)
 	}
-	if ks, err := lc.Keys(ctx, "*").Result(); err != nil || len(ks) != 1 || ks[0] != "after" {
-		t.Fatalf("KEYS on the leader after FLUSHDB and one SET: %q %v", ks, err)
+	if reads.Load() < 10 {
+		t.Fatalf("only %d transactions read the keyspace", reads.Load())
 	}
+	// Every node, the leader included (READONLY reads its own state),
+	// ends with the one key set after the flush.
 	for _, p := range procs {
-		if p == l {
-			continue
-		}
 		conn := respClient(t, p).Conn()
 		if err := conn.ReadOnly(ctx).Err(); err != nil {
 			t.Fatalf("READONLY: %v", err)
@@ -105,7 +108,7 @@ func TestClusterRESPFlushAtomic(t *testing.T) {
 		waitUntil(t, "the flush on "+p.id, func() bool {
 			v, err := conn.Get(ctx, "after").Result()
 			ks, kerr := conn.Keys(ctx, "*").Result()
-			return err == nil && v == "survives" && kerr == nil && len(ks) == 1
+			return err == nil && v == "survives" && kerr == nil && len(ks) == 1 && ks[0] == "after"
 		})
 		_ = conn.Close()
 	}
