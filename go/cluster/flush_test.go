@@ -333,11 +333,24 @@ func TestClusterFlushAtomic(t *testing.T) {
 		}
 	}
 
-	// A follower restarted after the flush replays to the same state.
-	c.stop(follower.id)
-	c.start(follower.id, false)
-	if got := c.converge(); got != want && !sameButMarker(got, want) {
-		t.Fatalf("after restarting %s:\n%s\nwant\n%s", follower.id, got, want)
+	// A follower restarted after the flush ends the same: once with its
+	// engine (it replays nothing it had applied), once without its engine
+	// files, so it replays its own Raft log, the flush entry included
+	// (or restores a snapshot and replays the entries after it).
+	for _, lose := range []bool{false, true} {
+		c.stop(follower.id)
+		if lose {
+			if err := removeDir(follower.dir + "/data"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tn := c.start(follower.id, false)
+		if got := c.converge(); got != want && !sameButMarker(got, want) {
+			t.Fatalf("after restarting %s (engine lost %v):\n%s\nwant\n%s", follower.id, lose, got, want)
+		}
+		if lose && tn.node.fsm.entries.Load() == 0 {
+			t.Fatalf("%s restarted without its engine applied no entry", follower.id)
+		}
 	}
 }
 
