@@ -29,6 +29,11 @@ type writeReq struct {
 	// are released there).
 	settled func(error)
 	once    sync.Once
+	// flush makes the request a flush entry (ops empty), always an
+	// entry of its own; deleted is set to the keys it deleted before
+	// the request is answered.
+	flush   bool
+	deleted int
 }
 
 // answer answers r, once: every request submit takes is answered exactly
@@ -77,7 +82,20 @@ func newBatcher(n *Node) *batcher {
 // was never queued, else when its entry's fate is known, or when the
 // node closes before it was sent; always exactly once.
 func (b *batcher) submit(ctx context.Context, ops []storage.Op, settled func(error)) error {
-	req := &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1), settled: settled}
+	return b.submitReq(ctx, &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1), settled: settled})
+}
+
+// submitFlush is submit of a flush entry; it returns the keys the leader
+// deleted.
+func (b *batcher) submitFlush(ctx context.Context, settled func(error)) (int, error) {
+	req := &writeReq{flush: true, done: make(chan error, 1), settled: settled}
+	if err := b.submitReq(ctx, req); err != nil {
+		return 0, err
+	}
+	return req.deleted, nil
+}
+
+func (b *batcher) submitReq(ctx context.Context, req *writeReq) error {
 	b.enq.RLock()
 	if b.stopped {
 		b.enq.RUnlock()
@@ -158,10 +176,10 @@ func (b *batcher) loop() {
 		reqs := []*writeReq{first}
 		size := first.size
 	gather:
-		for size < b.n.cfg.MaxEntryBytes {
+		for size < b.n.cfg.MaxEntryBytes && !first.flush {
 			select {
 			case r := <-b.queue:
-				if size+r.size > b.n.cfg.MaxEntryBytes {
+				if r.flush || size+r.size > b.n.cfg.MaxEntryBytes {
 					pending = r
 					break gather
 				}
@@ -184,11 +202,17 @@ func (b *batcher) send(reqs []*writeReq) {
 		}
 		<-b.slots
 	}
-	var ops []storage.Op
-	for _, r := range reqs {
-		ops = append(ops, r.ops...)
+	var data []byte
+	var err error
+	if reqs[0].flush {
+		data, err = encodeFlushEntry(nil) // the loop sends a flush alone
+	} else {
+		var ops []storage.Op
+		for _, r := range reqs {
+			ops = append(ops, r.ops...)
+		}
+		data, err = encodeEntry(nil, ops)
 	}
-	data, err := encodeEntry(nil, ops)
 	if err != nil {
 		release(err)
 		return
@@ -205,8 +229,11 @@ func (b *batcher) send(reqs []*writeReq) {
 			err = ErrUnknownOutcome
 		}
 		if err == nil {
-			if e, ok := f.Response().(error); ok {
-				err = e
+			switch v := f.Response().(type) {
+			case error:
+				err = v
+			case flushed:
+				reqs[0].deleted = int(v)
 			}
 		}
 		release(err)

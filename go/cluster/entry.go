@@ -20,6 +20,21 @@ package cluster
 // value or a delete: replaying an entry on a state that already contains
 // it changes nothing, which the fuzzy snapshots below rely on.
 //
+// Flush entry (FLUSHDB/FLUSHALL): exactly one META record, nothing else:
+//
+//	META  key "mantisdb-raft-flush"  value empty  (seq 0, no expiry)
+//
+// It means "delete every key outside ReservedPrefix", applied by the FSM
+// as one engine flush (storage.PrefixFlusher) with the applied-index put
+// in its batch.  It is idempotent too: a replay deletes what the first
+// application deleted, and the keys written after it are written again
+// by the entries that follow it in the log (fsm.go).  Compatibility: a
+// node reads the entries older versions wrote unchanged (a BATCH record
+// is decoded exactly as before); a node of a version without flush
+// entries refuses one as ErrBadEntry and stops applying (ErrApplyFailed,
+// docs/CLUSTER.md) rather than diverging, so every member must run a
+// version that knows them before FLUSHDB is used.
+//
 // Snapshot stream (FSM.Snapshot / Restore):
 //
 //	META  key "mantisdb-raft-snapshot"      value = u64 LE applied index, u32 LE version (1)
@@ -42,6 +57,7 @@ import (
 )
 
 const (
+	flushEntryKey   = "mantisdb-raft-flush"
 	snapHeaderKey   = "mantisdb-raft-snapshot"
 	snapTrailerKey  = "mantisdb-raft-snapshot-end"
 	snapVersion     = 1
@@ -111,15 +127,34 @@ func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 	return out, nil
 }
 
-// decodeEntry validates data as one log entry and appends its ops to b.
-// The ops' slices are views into data.
-func decodeEntry(data []byte, b *storage.Batch) error {
+// encodeFlushEntry appends the flush entry to dst.
+func encodeFlushEntry(dst []byte) ([]byte, error) {
+	out, err := codec.Append(dst, codec.Record{Type: codec.TypeMeta, Key: []byte(flushEntryKey)})
+	if err != nil {
+		return dst, fmt.Errorf("%w: %v", ErrBadEntry, err)
+	}
+	return out, nil
+}
+
+// decodeEntry validates data as one log entry: a flush entry (flush is
+// true, b is untouched) or a batch, whose ops it appends to b.  The ops'
+// slices are views into data.
+func decodeEntry(data []byte, b *storage.Batch) (flush bool, err error) {
 	r, n, err := codec.Decode(data)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEntry, err)
+		return false, fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}
-	if r.Type != codec.TypeBatch || n != len(data) {
-		return fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
+	if n != len(data) {
+		return false, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
+	}
+	if r.Type == codec.TypeMeta {
+		if string(r.Key) != flushEntryKey || len(r.Value) != 0 || r.ExpiresAt != 0 || r.Seq != 0 {
+			return false, fmt.Errorf("%w: meta entry %q with %d value bytes", ErrBadEntry, r.Key, len(r.Value))
+		}
+		return true, nil
+	}
+	if r.Type != codec.TypeBatch {
+		return false, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
 	}
 	it := codec.NewBatchIter(r.Value)
 	for it.Next() {
@@ -131,9 +166,9 @@ func decodeEntry(data []byte, b *storage.Batch) error {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEntry, err)
+		return false, fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}
-	return nil
+	return false, nil
 }
 
 // snapWriter writes a snapshot stream.

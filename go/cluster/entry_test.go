@@ -24,7 +24,7 @@ func TestEntryRoundTripAndDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b storage.Batch
-	if err := decodeEntry(data, &b); err != nil {
+	if _, err := decodeEntry(data, &b); err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Ops) != 3 || string(b.Ops[0].Value) != "1" || b.Ops[1].ExpiresAt != 42 || b.Ops[2].Kind != storage.OpDelete {
@@ -41,7 +41,7 @@ func TestEntryRoundTripAndDamage(t *testing.T) {
 	}
 	for _, tc := range bad {
 		b.Reset()
-		if err := decodeEntry(tc.data, &b); !errors.Is(err, ErrBadEntry) {
+		if _, err := decodeEntry(tc.data, &b); !errors.Is(err, ErrBadEntry) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}

@@ -23,6 +23,24 @@ package cluster
 // snapshot.  ZooKeeper's fuzzy snapshots rest on the same argument.  A
 // non-idempotent command (an increment) is therefore turned into a put of
 // its result before it enters the log (update.go).
+//
+// A flush entry (entry.go; FLUSHDB) at index F keeps the argument: it is
+// "delete every key outside the reserved prefix", idempotent like a
+// delete, and its effect on a key depends on nothing but F.  Replaying
+// the entries after H onto a scan that already shows writes up to some
+// later index: if F > H, the replayed flush deletes every key, whatever
+// the scan showed of it (including writes after F that the scan caught),
+// and the entries after F then write each such key again, in log order,
+// so the key ends as the last write of the log left it, or absent when
+// F was last to touch it.  If F <= H, the flush is not replayed, and the
+// scan shows every key at H or later, which already reflects F.  Either
+// way each key converges to its state after the last replayed entry.  A
+// restart replaying from the engine's own applied index is the same case
+// with an exact (not fuzzy) starting state.  The flush keeps the
+// reserved keys and writes the applied index in its own (last) batch,
+// so the index recovered after a crash still names the state recovered:
+// before F (the flush is replayed; a partial flush of a keyspace larger
+// than one batch is finished by it) or F and its effect.
 
 import (
 	"bytes"
@@ -150,18 +168,41 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil // already in the engine (replay after a restart)
 	}
 	f.batch.Reset()
-	if err := decodeEntry(l.Data, &f.batch); err != nil {
+	flush, err := decodeEntry(l.Data, &f.batch)
+	if err != nil {
 		// Our leaders encode every entry; a bad one is damage in this
 		// node's log, and skipping it would diverge from the others.
 		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
 	}
 	f.batch.Put(appliedKey, binary.BigEndian.AppendUint64(nil, l.Index))
-	if err := f.eng.Apply(&f.batch); err != nil {
+	var resp any
+	if flush {
+		n, err := f.flush(&f.batch)
+		if err != nil {
+			return f.fail(fmt.Errorf("entry %d (flush): %w", l.Index, err))
+		}
+		resp = flushed(n)
+	} else if err := f.eng.Apply(&f.batch); err != nil {
 		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
 	}
 	f.set(l.Index)
 	f.entries.Add(1)
-	return nil
+	return resp
+}
+
+// flushed is Apply's response to a flush entry: the keys it deleted.
+type flushed int
+
+// flush applies a flush entry: every key outside ReservedPrefix deleted,
+// and with (the applied-index put) written, in one atomic engine step
+// (storage.PrefixFlusher).  Reserved keys survive: the applied index is
+// rewritten in the same batch, the member table is the cluster's own.
+func (f *fsm) flush(with *storage.Batch) (int, error) {
+	pf, ok := f.eng.(storage.PrefixFlusher)
+	if !ok {
+		return 0, fmt.Errorf("%w: engine %T cannot flush atomically", storage.ErrInvalid, f.eng)
+	}
+	return pf.DeleteAllExcept([]byte(ReservedPrefix), with)
 }
 
 // StoreConfiguration (raft.ConfigurationStore) records a membership

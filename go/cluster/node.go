@@ -9,8 +9,8 @@
 // state machine, the applied index, snapshots), batcher.go (many client
 // writes per log entry), transport.go (the token handshake), engine.go
 // (the storage.Engine the server uses), update.go (read-modify-writes
-// through the log), node.go (this file: start-up,
-// membership, reads, status).  docs/CLUSTER.md is the operator's guide.
+// through the log), flush.go (FLUSHDB as one entry), node.go (this
+// file: start-up, membership, reads, status).  docs/CLUSTER.md is the operator's guide.
 package cluster
 
 import (

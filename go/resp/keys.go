@@ -214,8 +214,9 @@ func cmdDBSize(x *exec) { x.r.int(x.s.store.Stats().Keys) }
 // run synchronously).  On an engine of go/storage it is one atomic write
 // (storage.Flusher): every other write lands before it (and is deleted)
 // or after it (and survives), and no reader sees part of the keyspace
-// gone.  A Store without DeleteAll (the cluster's engine) gets deletes in
-// batches of flushBatch: not atomic.
+// gone.  The cluster's engine is a Flusher too: one Raft entry that every
+// node applies atomically (go/cluster/flush.go).  A Store without
+// DeleteAll gets deletes in batches of flushBatch: not atomic.
 func cmdFlushDB(x *exec) {
 	if len(x.args) > 2 || len(x.args) == 2 && lower(x.args[1]) != "sync" && lower(x.args[1]) != "async" {
 		x.fail(errSyntax)

@@ -19,6 +19,8 @@
 // bytes, their positions (16 bytes a key) and one batch of deletes.
 package storage
 
+import "bytes"
+
 // Flusher is implemented by every engine this package returns.
 type Flusher interface {
 	// DeleteAll deletes every key atomically (see flush.go: with respect
@@ -33,6 +35,23 @@ func (e *pureEngine) DeleteAll() (int, error) { return e.deleteAll(e.NewIterator
 // deleteAll is DeleteAll of both engines: newIter is the engine's
 // NewIterator.
 func (s *shell) deleteAll(newIter func(IterOptions) (Iterator, error)) (int, error) {
+	return s.deleteAllExcept(newIter, nil, nil)
+}
+
+// deleteAllExcept deletes every live key not starting with keep
+// (flush_except.go) and writes with's ops in the last batch.
+func (s *shell) deleteAllExcept(newIter func(IterOptions) (Iterator, error), keep []byte, with *Batch) (int, error) {
+	var extra []prepOp
+	extraSize := 0
+	if with != nil && len(with.Ops) > 0 {
+		var err error
+		if extra, extraSize, err = s.lim.prepareBatch(nil, with); err != nil {
+			return 0, err
+		}
+		if extraSize > maxBatchBytes {
+			return 0, ErrBatchTooLarge
+		}
+	}
 	var all stripeSet
 	for i := range all {
 		all[i] = ^uint64(0)
@@ -47,6 +66,9 @@ func (s *shell) deleteAll(newIter func(IterOptions) (Iterator, error)) (int, err
 	type span struct{ off, end int }
 	var spans []span
 	for ok := it.First(); ok; ok = it.Next() {
+		if len(keep) > 0 && bytes.HasPrefix(it.Key(), keep) {
+			continue
+		}
 		off := len(arena)
 		arena = append(arena, it.Key()...)
 		spans = append(spans, span{off, len(arena)})
@@ -59,29 +81,35 @@ func (s *shell) deleteAll(newIter func(IterOptions) (Iterator, error)) (int, err
 	deleted := 0
 	var ops []prepOp
 	size := 0
-	flush := func() error {
+	flush := func(last bool) error {
+		n := len(ops)
+		if last {
+			ops = append(ops, extra...)
+			size += extraSize
+		}
 		if len(ops) == 0 {
 			return nil
 		}
 		if err := s.writeLocked(&wop{kind: opBatch, ops: ops, size: size}); err != nil {
 			return err
 		}
-		deleted += len(ops)
+		deleted += n
 		ops, size = ops[:0], 0
 		return nil
 	}
 	for _, sp := range spans {
 		key := arena[sp.off:sp.end:sp.end]
 		n := recordSize(len(key), 0)
-		if size+n > maxBatchBytes {
-			if err := flush(); err != nil {
+		// Room is kept for with's ops, which join the last batch.
+		if size+n+extraSize > maxBatchBytes {
+			if err := flush(false); err != nil {
 				return deleted, err
 			}
 		}
 		ops = append(ops, prepOp{kind: OpDelete, key: key})
 		size += n
 	}
-	if err := flush(); err != nil {
+	if err := flush(true); err != nil {
 		return deleted, err
 	}
 	return deleted, nil
