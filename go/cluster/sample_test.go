@@ -60,3 +60,28 @@ func TestRandomKeySkipsReserved(t *testing.T) {
 		t.Errorf("drew keys outside the user keyspace: %v", seen)
 	}
 }
+
+// DBSIZE and /stats count the user's keyspace: the FSM's reserved keys
+// (applied index, member table) are left out of Keys and LiveBytes, so a
+// flushed cluster reports zero.
+func TestStatsHideReserved(t *testing.T) {
+	c := newTestCluster(t, nil)
+	c.start("n1", true)
+	l := c.leader()
+	eng := l.node.Engine()
+	for _, k := range []string{"a", "b", "c"} {
+		c.write(k, "vv")
+	}
+	if raw := l.eng.Stats().Keys; raw <= 3 {
+		t.Fatalf("the local engine holds %d keys; want the reserved ones beside the 3 written", raw)
+	}
+	if st := eng.Stats(); st.Keys != 3 || st.LiveBytes != 9 {
+		t.Fatalf("Stats = %d keys, %d bytes; want 3 keys, 9 bytes", st.Keys, st.LiveBytes)
+	}
+	if _, err := l.node.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := eng.Stats(); st.Keys != 0 || st.LiveBytes != 0 {
+		t.Fatalf("after FLUSHDB Stats = %d keys, %d bytes; want 0, 0", st.Keys, st.LiveBytes)
+	}
+}
