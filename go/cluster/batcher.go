@@ -34,6 +34,21 @@ type writeReq struct {
 	// the request is answered.
 	flush   bool
 	deleted int
+	// gone is the submitter's ctx.Done(): once it is closed the caller
+	// has its answer (ErrUnknownOutcome), and a request not yet handed
+	// to Raft is answered ErrUnavailable (not applied) instead of being
+	// sent, which also releases its key locks (settled).
+	gone <-chan struct{}
+}
+
+// abandoned reports whether the submitter stopped waiting.
+func (r *writeReq) abandoned() bool {
+	select {
+	case <-r.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // answer answers r, once: every request submit takes is answered exactly
@@ -96,6 +111,7 @@ func (b *batcher) submitFlush(ctx context.Context, settled func(error)) (int, er
 }
 
 func (b *batcher) submitReq(ctx context.Context, req *writeReq) error {
+	req.gone = ctx.Done()
 	b.enq.RLock()
 	if b.stopped {
 		b.enq.RUnlock()
@@ -150,6 +166,10 @@ func (b *batcher) loop() {
 				return
 			}
 		}
+		if first.abandoned() {
+			first.answer(ErrUnavailable)
+			continue
+		}
 		select {
 		case b.slots <- struct{}{}:
 		case <-b.quit:
@@ -161,11 +181,22 @@ func (b *batcher) loop() {
 		// log's retained bytes are at its cap: the leader's log then
 		// stays under the cap plus MaxInflight entries (logstore.go).
 		// Writes arriving meanwhile gather for this entry.
-		if ls := b.n.elog; ls != nil && !ls.waitRoom(b.quit) {
-			first.answer(ErrClosed)
-			<-b.slots
-			b.stop()
-			return
+		// A request whose submitter gives up meanwhile is answered
+		// ErrUnavailable, so a log held at its cap (say, snapshots
+		// failing) cannot keep timed-out writes, and their key locks,
+		// queued without end.
+		if ls := b.n.elog; ls != nil {
+			switch ls.waitRoom(b.quit, first.gone) {
+			case roomStop:
+				first.answer(ErrClosed)
+				<-b.slots
+				b.stop()
+				return
+			case roomAbandoned:
+				first.answer(ErrUnavailable)
+				<-b.slots
+				continue
+			}
 		}
 		// size is the exact size of the entry's records, and the budget
 		// is at most MaxEntryPayload (Config.withDefaults): a request
@@ -179,6 +210,10 @@ func (b *batcher) loop() {
 		for size < b.n.cfg.MaxEntryBytes && !first.flush {
 			select {
 			case r := <-b.queue:
+				if r.abandoned() {
+					r.answer(ErrUnavailable)
+					continue
+				}
 				if r.flush || size+r.size > b.n.cfg.MaxEntryBytes {
 					pending = r
 					break gather

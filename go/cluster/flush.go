@@ -4,7 +4,10 @@ package cluster
 // deleted by one log entry (entry.go, "Flush entry"), applied by every
 // node's FSM as one atomic engine flush at the same log index (fsm.go).
 // A reader of any node's engine sees every key of the keyspace gone or
-// none; the reserved keys (applied index, member table) stay.
+// none (when the deletes fit one engine batch, storage.maxBatchBytes of
+// records; a larger keyspace goes in several, each atomic, as on a
+// single node: go/storage/flush.go); the reserved keys (applied index,
+// member table) stay.
 //
 // Ordering on the leader.  A flush reads nothing, so the log order alone
 // places it against blind writes: a write whose entry precedes the flush

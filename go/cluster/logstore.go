@@ -77,6 +77,14 @@ type engineLogStore struct {
 	capBytes, trigger, keep int64
 	overCh                  chan struct{} // capacity 1: "retained passed trigger"
 
+	// trim serialises the log's writers: StoreLogs (after its wait),
+	// DeleteRange (Raft's main loop) and covered (the compactor), each for
+	// its whole pick, engine write and bookkeeping.  Without it covered
+	// could pick entries, and then delete and forget entries that an
+	// installed snapshot's truncation and new appends put at the same
+	// indexes meanwhile.
+	trim sync.Mutex
+
 	// mu guards every field below.
 	mu         sync.Mutex
 	ents       []logEnt      // the stored entries in index order, from ents[head]
@@ -190,6 +198,8 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 		return nil
 	}
 	s.waitPersisted()
+	s.trim.Lock()
+	defer s.trim.Unlock()
 	var b storage.Batch
 	add := make([]logEnt, len(logs))
 	for i, l := range logs {
@@ -269,6 +279,8 @@ func (s *engineLogStore) insert(a logEnt) {
 // snapshot, a conflicting suffix on a follower, or the whole log after a
 // snapshot is installed.
 func (s *engineLogStore) DeleteRange(min, max uint64) error {
+	s.trim.Lock()
+	defer s.trim.Unlock()
 	s.mu.Lock()
 	var idx []uint64
 	for _, a := range s.ents[s.head:] {
@@ -359,6 +371,8 @@ func (s *engineLogStore) covered(index uint64) error {
 	if s.capBytes == 0 {
 		return nil
 	}
+	s.trim.Lock()
+	defer s.trim.Unlock()
 	s.mu.Lock()
 	var idx []uint64
 	left := s.retained
@@ -389,14 +403,24 @@ func (s *engineLogStore) overTrigger() bool {
 	return s.trigger > 0 && s.retained > s.trigger
 }
 
+// roomWait is how waitRoom ended.
+type roomWait int
+
+const (
+	roomOK        roomWait = iota // retained is below the cap
+	roomStop                      // stop closed first
+	roomAbandoned                 // gone closed first: the request's submitter gave up
+)
+
 // waitRoom returns once retained is below the cap (at once without a
-// cap), or false when stop closes first (step 5 of the file comment).
-func (s *engineLogStore) waitRoom(stop <-chan struct{}) bool {
+// cap), or when stop or gone closes first (step 5 of the file comment).
+// gone may be nil.
+func (s *engineLogStore) waitRoom(stop, gone <-chan struct{}) roomWait {
 	for {
 		s.mu.Lock()
 		if s.closed || s.capBytes == 0 || s.retained < s.capBytes {
 			s.mu.Unlock()
-			return true
+			return roomOK
 		}
 		ch := s.changed
 		s.mu.Unlock()
@@ -408,7 +432,9 @@ func (s *engineLogStore) waitRoom(stop <-chan struct{}) bool {
 		select {
 		case <-ch:
 		case <-stop:
-			return false
+			return roomStop
+		case <-gone:
+			return roomAbandoned
 		}
 	}
 }

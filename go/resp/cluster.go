@@ -83,7 +83,9 @@ func (s *Server) gate(c *client, cmd *command, queueing bool) string {
 			return errReadonlyReplica
 		}
 		if cmd.flags&fKeyless != 0 && !queueing {
-			// FLUSHDB must see every committed key to delete it.
+			// FLUSHDB: confirm leadership first, so a deposed leader
+			// answers READONLY at once instead of queueing a flush
+			// entry that cannot commit.
 			return s.barrier(true)
 		}
 	case cmd.flags&fReadonly != 0:
