@@ -420,7 +420,10 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 			mantis_codec_view((const uint8_t *)batch + o, &rec);
 			hash[n] = sl_hash_prefetch(db->sl, rec.key, rec.key_len);
 		}
-		sl_prefetch_nodes(db->sl, hash, n);
+		/* One key has no other's misses to overlap with; the pass
+		 * would only add an epoch section. */
+		if (n > 1)
+			sl_prefetch_nodes(db->sl, hash, n);
 		for (size_t i = 0; st == MANTIS_OK && i < n; i++, off += rec.size) {
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {
