@@ -350,6 +350,12 @@ mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now, unsigned draws,
  * cannot fail; hx_reserve already has that shape); until then, an undo
  * would itself need memory, so it is not attempted.
  */
+/* The records mantis_db_apply prefetches for at once: enough misses in
+ * flight to cover one's latency, few enough that the lines are still
+ * cached when the puts use them (as SL_APPEND_AHEAD for a load); at most
+ * sl_prefetch_nodes' SL_PREFETCH_MAX. */
+#define APPLY_AHEAD 16
+
 static mantis_status
 batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
 {
@@ -396,19 +402,39 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 
 	size_t puts = 0, dels = 0;
 	mantis_record rec;
-	write_begin(db);
 	/* Pass 1 checked every record (CRC included) and the bytes are the
-	 * caller's for the whole call: walk them without checking again. */
-	for (size_t off = 0; st == MANTIS_OK && off < len; off += rec.size) {
-		mantis_codec_view((const uint8_t *)batch + off, &rec);
-		if (rec.type == MANTIS_REC_PUT) {
-			st = mantis_skiplist_put(db->sl, rec.key, rec.key_len, rec.value,
-						 rec.value_len, 0, rec.expires_at);
-			puts += st == MANTIS_OK;
-		} else {
-			/* Cannot fail for a validated key: absent is fine. */
-			(void)mantis_skiplist_delete(db->sl, rec.key, rec.key_len);
-			dels++;
+	 * caller's for the whole call: walk them without checking again.
+	 * In windows of APPLY_AHEAD records: hash each key and prefetch its
+	 * index slot (a random address, a miss in a large index), then the
+	 * nodes and records those slots lead to, then apply the window in
+	 * order with those hashes.  Each prefetch step is a pass over the
+	 * window, so the misses of its keys overlap instead of each stalling
+	 * its own put.  Prefetches are hints and the hash a pure function of
+	 * the key: the order of the operations, duplicate keys, statistics
+	 * and what readers see are as without them. */
+	write_begin(db);
+	for (size_t off = 0; st == MANTIS_OK && off < len;) {
+		uint64_t hash[APPLY_AHEAD];
+		size_t n = 0;
+		for (size_t o = off; n < APPLY_AHEAD && o < len; n++, o += rec.size) {
+			mantis_codec_view((const uint8_t *)batch + o, &rec);
+			hash[n] = sl_hash_prefetch(db->sl, rec.key, rec.key_len);
+		}
+		/* One key has no other's misses to overlap with; the pass
+		 * would only add an epoch section. */
+		if (n > 1)
+			sl_prefetch_nodes(db->sl, hash, n);
+		for (size_t i = 0; st == MANTIS_OK && i < n; i++, off += rec.size) {
+			mantis_codec_view((const uint8_t *)batch + off, &rec);
+			if (rec.type == MANTIS_REC_PUT) {
+				st = sl_put_hashed(db->sl, rec.key, rec.key_len, rec.value,
+						   rec.value_len, 0, rec.expires_at, hash[i]);
+				puts += st == MANTIS_OK;
+			} else {
+				/* Cannot fail for a validated key: absent is fine. */
+				(void)sl_delete_hashed(db->sl, rec.key, rec.key_len, hash[i]);
+				dels++;
+			}
 		}
 	}
 	write_end(db);

@@ -111,6 +111,10 @@ hx_word(const struct hx_table *t)
 	return t == NULL ? 0 : (uintptr_t)t | (uintptr_t)__builtin_ctzll(t->mask + 1);
 }
 
+/* How many slots hx_peek looks at: a probe rarely runs longer at the
+ * index's load factor, and a prefetch hint is not worth a long walk. */
+#define HX_PEEK_PROBES 4
+
 struct sl_node *
 hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
 {
@@ -142,6 +146,28 @@ hx_prefetch(const struct hx_shard *sh, uint64_t hash)
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
 	if (w != 0)
 		__builtin_prefetch(&hx_word_table(w)->slot[hash & hx_word_mask(w)]);
+}
+
+struct sl_node *
+hx_peek(const struct hx_shard *sh, uint64_t hash)
+{
+	/* hx_find's probe without the key comparison (which would wait for
+	 * the node's miss), bounded: a guess, good enough for a prefetch. */
+	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
+	if (w == 0)
+		return NULL;
+	const struct hx_table *t = hx_word_table(w);
+	uintptr_t tag = hx_tag(hash);
+	uint64_t mask = hx_word_mask(w);
+	uint64_t i = hash & mask;
+	for (int probes = 0; probes < HX_PEEK_PROBES; probes++, i = (i + 1) & mask) {
+		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
+		if (s == HX_EMPTY)
+			return NULL;
+		if (s != HX_TOMB && (s & ~HX_PTR_MASK) == tag)
+			return (struct sl_node *)(s & HX_PTR_MASK);
+	}
+	return NULL;
 }
 
 static void

@@ -813,10 +813,62 @@ rec_swap(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 	}
 }
 
+/* The most hashes sl_prefetch_nodes takes at once (its stack array). */
+#define SL_PREFETCH_MAX 64
+
+uint64_t
+sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen)
+{
+	uint64_t h = sl_hash(sl->seed, key, klen);
+	hx_prefetch(hx_shard_for(sl->shards, h), h);
+	return h;
+}
+
+void
+sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
+{
+	struct sl_node *nodes[SL_PREFETCH_MAX];
+	if (n > SL_PREFETCH_MAX)
+		n = SL_PREFETCH_MAX;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	for (size_t i = 0; i < n; i++) {
+		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i]);
+		/* Write hint: an update CASes the node's rec word. */
+		if (nodes[i] != NULL)
+			__builtin_prefetch(nodes[i], 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (nodes[i] == NULL)
+			continue;
+		/* The node is allocated for this section (epoch); its record
+		 * may be retired meanwhile, and a prefetch never faults.  Write
+		 * hint: the update retires it through its entry, its first
+		 * bytes. */
+		uintptr_t r = MANTIS_LOAD_ACQ(&nodes[i]->rec) & ~SL_HIDDEN;
+		if (r != 0)
+			__builtin_prefetch((const void *)r, 1);
+	}
+	mantis_epoch_exit(slot);
+}
+
 mantis_status
 mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 		    const void *value, size_t vlen, uint64_t seq,
 		    uint64_t expires_at)
+{
+	/* The checks in sl_put_hashed's order, those before hashing here. */
+	if (sl == NULL || (value == NULL && vlen != 0))
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
+	return sl_put_hashed(sl, key, klen, value, vlen, seq, expires_at,
+			     sl_hash(sl->seed, key, klen));
+}
+
+mantis_status
+sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *value,
+	      size_t vlen, uint64_t seq, uint64_t expires_at, uint64_t h)
 {
 	if (sl == NULL || (value == NULL && vlen != 0))
 		return MANTIS_INVALID;
@@ -826,7 +878,6 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	if (vlen > MANTIS_MAX_VALUE_SIZE)
 		return MANTIS_TOO_LARGE;
 
-	uint64_t h = sl_hash(sl->seed, key, klen);
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
 	/* Start the index slot's cache miss now, so it overlaps entering the
 	 * section and building the record and node (a prefetch of a table
@@ -1121,7 +1172,17 @@ mantis_skiplist_delete(mantis_skiplist *sl, const void *key, size_t klen)
 	mantis_status st = check_key(key, klen);
 	if (st != MANTIS_OK)
 		return st;
-	uint64_t h = sl_hash(sl->seed, key, klen);
+	return sl_delete_hashed(sl, key, klen, sl_hash(sl->seed, key, klen));
+}
+
+mantis_status
+sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h)
+{
+	if (sl == NULL)
+		return MANTIS_INVALID;
+	mantis_status st = check_key(key, klen);
+	if (st != MANTIS_OK)
+		return st;
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 

@@ -197,6 +197,10 @@ struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
 /* Prefetches the index slot where a probe for hash starts; inside an epoch
  * section.  A hint only: it changes nothing. */
 void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
+/* The node a probe for hash would most likely end at (the first of a few
+ * slots whose tag matches; the key is not compared), or NULL; inside an
+ * epoch section.  For prefetching only: the node may be another key's. */
+struct sl_node *hx_peek(const struct hx_shard *sh, uint64_t hash);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
 bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed);
@@ -228,6 +232,28 @@ uint64_t sl_hash(uint64_t seed, const void *key, size_t len);
  * allowed only while the list is empty and no other call runs. */
 uint64_t sl_hash_seed(const mantis_skiplist *sl);
 void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
+/*
+ * Hash once, for a caller that walks many keys (engine.c, mantis_db_apply):
+ * sl_hash_prefetch returns sl_hash of key under sl's seed and starts the
+ * miss of the index slot a probe for it begins at (a hint: it reads only
+ * the seed and the shard's table word, changes nothing, and may run
+ * outside an epoch section).  sl_prefetch_nodes, given n such hashes
+ * whose slots were prefetched, prefetches the nodes those slots likely
+ * point at and then those nodes' records (what a put's update reads and
+ * writes), each step a pass over all n so that their misses overlap; a
+ * hint as well (it enters its own epoch section to read the slots and
+ * nodes, and writes nothing).  sl_put_hashed and sl_delete_hashed are
+ * mantis_skiplist_put and mantis_skiplist_delete, same checks, results
+ * and effects, for a caller that already has h; h must be that hash of
+ * key under sl's seed (another value breaks the index's invariants).
+ */
+uint64_t sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen);
+void sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
+mantis_status sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen,
+			    const void *value, size_t vlen, uint64_t seq,
+			    uint64_t expires_at, uint64_t h);
+mantis_status sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen,
+			       uint64_t h);
 /*
  * Bulk append in two steps, so that the allocating half of a load can run
  * on other threads than the linking half (engine.c, mantis_db_load_build):

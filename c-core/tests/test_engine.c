@@ -223,6 +223,67 @@ test_batch_applies_all(void **state)
 	mantis_db_close(db);
 }
 
+/*
+ * Batches longer than the apply's prefetch window (engine.c, APPLY_AHEAD)
+ * with the same few keys put, deleted and put again within and across
+ * windows, some with expiries: the result, key by key, and the put and
+ * delete counts equal those of the same operations applied one by one.
+ */
+static void
+test_batch_windows_model(void **state)
+{
+	(void)state;
+	static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6"};
+	enum { NKEYS = sizeof(keys) / sizeof(keys[0]), NREC = 75 };
+	static uint8_t buf[NREC * 64];
+	mantis_db *db = open_db(0, 0), *ref = open_db(0, 0);
+	uint64_t rng = 1;
+	for (int round = 0; round < 20; round++) {
+		size_t off = 0;
+		/* 1..NREC records: short batches too, and window-sized ones. */
+		size_t nrec = 1 + (size_t)(round * 17) % NREC;
+		for (size_t i = 0; i < nrec; i++) {
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			const char *k = keys[(rng >> 33) % NKEYS];
+			char v[16];
+			snprintf(v, sizeof(v), "v%d.%zu", round, i);
+			uint64_t exp = (rng >> 20) % 4 == 0 ? 100 : 0;
+			if ((rng >> 40) % 3 == 0) {
+				add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, k, NULL, 0);
+				mantis_status st = mantis_db_delete(ref, k, strlen(k));
+				assert_true(st == MANTIS_OK || st == MANTIS_NOT_FOUND);
+			} else {
+				add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, k, v, exp);
+				assert_int_equal(put_s(ref, k, v, exp), MANTIS_OK);
+			}
+		}
+		assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+		for (size_t j = 0; j < NKEYS; j++) {
+			for (uint64_t now = 1; now <= 100; now += 99) {
+				char a[16], b[16];
+				size_t na = 0, nb = 0;
+				mantis_status sa = mantis_db_get(db, keys[j], 2, now, a, sizeof(a), &na);
+				mantis_status sb = mantis_db_get(ref, keys[j], 2, now, b, sizeof(b), &nb);
+				assert_int_equal(sa, sb);
+				if (sa == MANTIS_OK) {
+					assert_int_equal(na, nb);
+					assert_memory_equal(a, b, na);
+				}
+			}
+		}
+	}
+	mantis_db_stats sd, sr;
+	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
+	assert_int_equal(sd.puts, sr.puts);
+	assert_int_equal(sd.deletes, sr.deletes);
+	assert_int_equal(sd.keys, sr.keys);
+	assert_int_equal(sd.live_bytes, sr.live_bytes);
+	assert_int_equal(sd.batches, 20);
+	mantis_db_close(db);
+	mantis_db_close(ref);
+}
+
 /* A bad record in the middle: the error names it and nothing is applied. */
 static void
 test_batch_all_or_nothing(void **state)
@@ -1270,6 +1331,7 @@ main(void)
 	    cmocka_unit_test(test_expiry),
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch_applies_all),
+	    cmocka_unit_test(test_batch_windows_model),
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_entries),
