@@ -115,8 +115,18 @@ hx_word(const struct hx_table *t)
  * index's load factor, and a prefetch hint is not worth a long walk. */
 #define HX_PEEK_PROBES 4
 
-struct sl_node *
-hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
+/*
+ * The one probe of the index: from hash's home slot to the first empty
+ * one, skipping tombstones and other tags, at most limit slots (0: no
+ * bound, and no counter in the compiled loop).  With a
+ * key it returns the node whose key matches; without (key NULL, hx_peek)
+ * the first node whose tag matches, a guess that spares the wait for the
+ * node's own miss.  Inlined with constant arguments, each caller gets its
+ * own loop.
+ */
+static inline struct sl_node *
+hx_probe(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen,
+	 unsigned limit)
 {
 	/* Dependent load: the table's contents were published before it. */
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
@@ -125,16 +135,25 @@ hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen
 	const struct hx_table *t = hx_word_table(w);
 	uintptr_t tag = hx_tag(hash);
 	uint64_t mask = hx_word_mask(w);
-	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+	uint64_t i = hash & mask;
+	for (unsigned probes = 0; limit == 0 || probes < limit; probes++, i = (i + 1) & mask) {
 		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
 		if (s == HX_EMPTY)
 			return NULL;
 		if (s == HX_TOMB || (s & ~HX_PTR_MASK) != tag)
 			continue;
 		struct sl_node *n = (struct sl_node *)(s & HX_PTR_MASK);
-		if (n->klen == klen && memcmp(sl_node_key(n), key, klen) == 0)
+		if (key == NULL || (n->klen == klen && memcmp(sl_node_key(n), key, klen) == 0))
 			return n;
 	}
+	return NULL;
+}
+
+struct sl_node *
+hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
+{
+	/* No bound: a table always keeps an empty slot, so the probe ends. */
+	return hx_probe(sh, hash, key, klen, 0);
 }
 
 void
@@ -151,23 +170,7 @@ hx_prefetch(const struct hx_shard *sh, uint64_t hash)
 struct sl_node *
 hx_peek(const struct hx_shard *sh, uint64_t hash)
 {
-	/* hx_find's probe without the key comparison (which would wait for
-	 * the node's miss), bounded: a guess, good enough for a prefetch. */
-	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
-	if (w == 0)
-		return NULL;
-	const struct hx_table *t = hx_word_table(w);
-	uintptr_t tag = hx_tag(hash);
-	uint64_t mask = hx_word_mask(w);
-	uint64_t i = hash & mask;
-	for (int probes = 0; probes < HX_PEEK_PROBES; probes++, i = (i + 1) & mask) {
-		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
-		if (s == HX_EMPTY)
-			return NULL;
-		if (s != HX_TOMB && (s & ~HX_PTR_MASK) == tag)
-			return (struct sl_node *)(s & HX_PTR_MASK);
-	}
-	return NULL;
+	return hx_probe(sh, hash, NULL, 0, HX_PEEK_PROBES);
 }
 
 static void
@@ -429,7 +432,7 @@ hx_sample(const struct hx_shard *shards, uint64_t *rng, uint64_t now, unsigned d
 		if (r & SL_HIDDEN)
 			continue;
 		const struct sl_rec *rec = (const struct sl_rec *)r;
-		if (rec->expires_at != 0 && rec->expires_at <= now)
+		if (sl_rec_expired(rec, now))
 			continue;
 		*rp = rec;
 		return n;

@@ -250,12 +250,6 @@ key_cmp(const struct sl_node *n, const uint8_t *key, uint32_t klen)
 	return sl_bytes_cmp(sl_node_key(n), n->klen, key, klen);
 }
 
-static inline bool
-expired(const struct sl_rec *r, uint64_t now)
-{
-	return r->expires_at != 0 && r->expires_at <= now;
-}
-
 static size_t
 rec_size(uint32_t vlen)
 {
@@ -1248,7 +1242,7 @@ mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 				    : sl_scan_start(sl, start, (uint32_t)start_len, exclusive);
 	for (; n != NULL && visited < max_visit; visited++) {
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
-		if (!(r & SL_HIDDEN) && expired((const struct sl_rec *)r, now)) {
+		if (!(r & SL_HIDDEN) && sl_rec_expired((const struct sl_rec *)r, now)) {
 			uint64_t h = sl_hash(sl->seed, sl_node_key(n), n->klen);
 			struct hx_shard *sh = hx_shard_for(sl->shards, h);
 			hx_lock(sh);
@@ -1299,7 +1293,7 @@ lookup(mantis_skiplist *sl, const void *key, size_t klen, uint64_t now,
 		return NULL;
 	*np = n;
 	uintptr_t r = MANTIS_LOAD_ACQ(&n->rec); /* get's linearization point */
-	if ((r & SL_HIDDEN) || expired((const struct sl_rec *)r, now))
+	if ((r & SL_HIDDEN) || sl_rec_expired((const struct sl_rec *)r, now))
 		return NULL;
 	return (const struct sl_rec *)r;
 }
@@ -1392,7 +1386,7 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
 			__builtin_prefetch(next_ptr(__atomic_load_n(&n->next[1], __ATOMIC_RELAXED)));
 		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
 		__builtin_prefetch((const void *)(r & ~SL_HIDDEN));
-		if ((r & SL_HIDDEN) || expired((const struct sl_rec *)r, now))
+		if ((r & SL_HIDDEN) || sl_rec_expired((const struct sl_rec *)r, now))
 			continue;
 		/* A DEAD node and its successor of the same key may both be
 		 * linked; strict order keeps the scan duplicate-free. */

@@ -43,6 +43,13 @@ struct sl_rec {
 	uint8_t value[];
 };
 
+/* Whether record r has expired at now (Unix ns). */
+static inline bool
+sl_rec_expired(const struct sl_rec *r, uint64_t now)
+{
+	return r->expires_at != 0 && r->expires_at <= now;
+}
+
 /*
  * A node: one key, its tower, its current record.  Everything a get touches
  * (hash, rec, klen, and for short keys the key itself) sits in the first
