@@ -137,6 +137,7 @@
  *   it installs.
  */
 #include <mantis.h>
+#include <mantis_cgo.h>
 
 #include "alloc.h"
 #include "cache_reclaim.h"
@@ -1212,4 +1213,48 @@ mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out)
 	out->max_entry_size = c->max_entry;
 	out->shards = c->nshards;
 	return MANTIS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The Go reader's view of the layout (mantis_cgo.h)                        */
+/* ------------------------------------------------------------------------ */
+
+mantis_status
+mgo_cache_layout_get(mantis_cache *c, mgo_cache_layout *out)
+{
+	if (c == NULL || out == NULL)
+		return MANTIS_INVALID;
+	memset(out, 0, sizeof(*out));
+	out->seed = c->seed;
+	out->shards = (uint8_t *)c->shards;
+	out->shard_stride = sizeof(struct shard);
+	out->nshards = c->nshards;
+	out->shard_shift = c->shard_shift;
+	out->off_shard_table = offsetof(struct shard, table);
+	out->off_table_mask = offsetof(struct table, mask);
+	out->off_table_slots = offsetof(struct table, slots);
+	out->off_entry_hash = offsetof(struct entry, hash);
+	out->off_entry_expires = offsetof(struct entry, expires_at);
+	out->off_entry_klen = offsetof(struct entry, klen);
+	out->off_entry_vlen = offsetof(struct entry, vlen);
+	out->off_entry_freq = offsetof(struct entry, freq);
+	out->off_entry_data = offsetof(struct entry, data);
+	out->ptr_bits = PTR_BITS;
+	out->freq_max = FREQ_MAX;
+	out->host_slots = (uint8_t *)&c->readers[CACHE_SPARE_END];
+	out->slot_stride = sizeof(struct cache_rslot);
+	out->host_nslots = CACHE_HOST_SLOTS;
+	out->off_slot_seq = offsetof(struct cache_rslot, seq);
+	out->off_slot_hits = offsetof(struct cache_rslot, hits);
+	out->off_slot_misses = offsetof(struct cache_rslot, misses);
+	out->asym = c->asym;
+	return MANTIS_OK;
+}
+
+uint64_t
+mgo_cache_hash(mantis_cache *c, const uint8_t *key, size_t key_len)
+{
+	if (c == NULL || key == NULL)
+		return 0;
+	return hash_key(c->seed, key, key_len);
 }

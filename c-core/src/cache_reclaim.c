@@ -29,6 +29,10 @@
  *   - cache_retire / cache_grace_poll on one struct cache_grace: under the
  *     writer lock of its domain (a shard's mutex).  Different domains run
  *     in parallel; they only read the reader slots.
+ *   - Host slots (CACHE_HOST_SLOTS, the last ones): written by code outside
+ *     C that follows the reader protocol below on them, one owner per slot
+ *     at a time (Go: the goroutine that holds P number i pinned).  Here
+ *     they are only snapshotted and summed, like the others.
  *   - A nested read (from inside a view callback) finds its slot's seq odd,
  *     runs inside the outer section and leaves seq to the outer read.
  *
@@ -226,10 +230,10 @@ struct cache_rslot *
 cache_spare_acquire(struct cache_rslot *readers)
 {
 	const struct cache_rslot *a = tl_spare;
-	if (a >= readers && a < readers + CACHE_NSLOTS)
+	if (a >= readers && a < readers + CACHE_SPARE_END)
 		return tl_spare; /* nested read of this cache: seq is odd */
 	for (;;) {
-		for (unsigned i = CACHE_READER_SLOTS; i < CACHE_NSLOTS; i++) {
+		for (unsigned i = CACHE_READER_SLOTS; i < CACHE_SPARE_END; i++) {
 			struct cache_rslot *r = &readers[i];
 			unsigned expect = 0;
 			/* Acquire: the previous owner's slot writes happen first. */

@@ -42,7 +42,13 @@
 #define CACHE_PAIR 128
 #define CACHE_READER_SLOTS 128 /* dedicated slots, one per thread id  */
 #define CACHE_SPARE_SLOTS 32   /* try-locked by threads without an id */
-#define CACHE_NSLOTS (CACHE_READER_SLOTS + CACHE_SPARE_SLOTS)
+/* Slots owned by a host runtime's scheduler contexts, not by threads: the
+ * Go package reads the table from Go on slot i while it holds Go's P number
+ * i pinned (mantis_cgo.h, "Reading the cache from Go").  C never enters a
+ * section on them; writers snapshot them like every other slot. */
+#define CACHE_HOST_SLOTS 64
+#define CACHE_SPARE_END (CACHE_READER_SLOTS + CACHE_SPARE_SLOTS)
+#define CACHE_NSLOTS (CACHE_SPARE_END + CACHE_HOST_SLOTS)
 
 /* The header every retired block begins with (written at retirement). */
 struct cache_retired {
@@ -123,7 +129,7 @@ void cache_spare_release(struct cache_rslot *r);
 static inline bool
 cache_is_spare(const struct cache_rslot *readers, const struct cache_rslot *r)
 {
-	return r >= &readers[CACHE_READER_SLOTS];
+	return r >= &readers[CACHE_READER_SLOTS] && r < &readers[CACHE_SPARE_END];
 }
 
 /*

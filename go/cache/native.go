@@ -1,8 +1,9 @@
 //go:build cgo && native
 
-// native.go -- the cache over the C core (c-core/src/cache.c).  All cgo of
-// package cache is in this file.  Each method makes exactly one C call,
-// except Get of a value larger than the buffer guess (see Get).
+// native.go -- the cache over the C core (c-core/src/cache.c).  The cgo
+// of package cache is in this file and native_read.go.  Each method makes
+// at most one C call, except Get of a value larger than the buffer guess
+// (see Get); a get that the Go reader answers (native_read.go) makes none.
 package cache
 
 /*
@@ -49,6 +50,8 @@ type nativeCache struct {
 	// Largest value stored so far, capped at getGuessCap: Get's first
 	// buffer, so a Get is one C call unless values vary above the cap.
 	maxValue atomic.Int64
+	// rd reads the table from Go (native_read.go); set once in NewNative.
+	rd goReader
 }
 
 const getGuessCap = 4096
@@ -70,6 +73,7 @@ func NewNative(opts Options) (Cache, error) {
 		return nil, err
 	}
 	c := &nativeCache{}
+	c.rd.init(p)
 	c.clk.init(opts.Now)
 	c.ptr.Store(&handle{p})
 	// Backstop only: Close is the contract.
@@ -111,7 +115,19 @@ func cptr(p *C.mantis_cache) C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Poi
 // mantis.h allows).
 func (c *nativeCache) nowU() C.uint64_t { return C.uint64_t(uint64(c.clk.read())) }
 
+// get copies key's value into buf (its whole length is room): from Go when
+// the Go reader can answer, else with one C call.
 func (c *nativeCache) get(p *C.mantis_cache, key, buf []byte) ([]byte, error) {
+	if c.rd.ok {
+		v, res := c.rd.get(key, buf[:0], uint64(c.clk.read()))
+		runtime.KeepAlive(c) // the finalizer must not free p during the read
+		switch res {
+		case readHit:
+			return v, nil
+		case readMiss:
+			return nil, ErrNotFound
+		}
+	}
 	var n C.size_t
 	st := C.mgo_cache_get(cptr(p), bytesPtr(key), C.size_t(len(key)), c.nowU(),
 		bytesPtr(buf), C.size_t(len(buf)), &n)

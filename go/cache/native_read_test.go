@@ -1,0 +1,177 @@
+//go:build cgo && native
+
+// native_read_test.go -- the Go reader of the C table (native_read.go):
+// its hash is C's, each outcome (hit, miss, hand to C) happens where
+// mantis_cgo.h's protocol says and is counted once, and reads racing
+// writers that replace, evict and reclaim entries see only whole values.
+// Go's race detector cannot see C memory, so the values check themselves
+// (vmake/vparse).
+package cache
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newNativeT(t *testing.T, o Options) *nativeCache {
+	t.Helper()
+	c, err := NewNative(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	n := c.(*nativeCache)
+	if !n.rd.ok {
+		t.Fatal("the Go reader is off on this platform; these tests need it")
+	}
+	return n
+}
+
+func TestGoReaderHashIsC(t *testing.T) {
+	c := newNativeT(t, Options{BudgetBytes: 1 << 20})
+	rng := rand.New(rand.NewPCG(20, 1))
+	for n := 1; n <= 70; n++ {
+		for range 20 {
+			k := make([]byte, n)
+			for i := range k {
+				k[i] = byte(rng.Uint32())
+			}
+			if g, w := cacheHash(c.rd.seed, k), c.cHash(k); g != w {
+				t.Fatalf("len %d: Go hash %#x, C hash %#x", n, g, w)
+			}
+		}
+	}
+}
+
+func TestGoReaderOutcomes(t *testing.T) {
+	clk := &fakeClock{}
+	clk.ns.Store(1_000_000)
+	c := newNativeT(t, Options{BudgetBytes: 64 << 20, Now: clk.now})
+	big := bytes.Repeat([]byte{'b'}, goReadMaxValue+1)
+	for _, kv := range []struct{ k, v string }{{"small", "value"}, {"empty", ""}, {"big", string(big)}} {
+		if err := c.Set([]byte(kv.k), []byte(kv.v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Set([]byte("ttl"), []byte("soon"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	now := func() uint64 { return uint64(c.clk.read()) }
+	buf := make([]byte, 0, 16)
+	cases := []struct {
+		name, key string
+		dst       []byte
+		want      int
+		val       string
+	}{
+		{"hit", "small", make([]byte, 0, 16), readHit, "value"},
+		{"hit appends", "small", append(make([]byte, 0, 16), 'x'), readHit, "xvalue"},
+		{"empty value", "empty", make([]byte, 0, 16), readHit, ""},
+		{"miss", "absent", make([]byte, 0, 16), readMiss, ""},
+		{"value larger than dst's room", "small", make([]byte, 0, 4), readC, ""},
+		{"value above goReadMaxValue", "big", make([]byte, 0, 2*goReadMaxValue), readC, ""},
+		{"not yet expired", "ttl", make([]byte, 0, 16), readHit, "soon"},
+	}
+	var hits, misses uint64
+	for _, tc := range cases {
+		before := c.Stats()
+		got, res := c.rd.get([]byte(tc.key), tc.dst, now())
+		if res != tc.want {
+			t.Fatalf("%s: outcome %d, want %d", tc.name, res, tc.want)
+		}
+		if res == readHit && string(got) != tc.val {
+			t.Fatalf("%s: got %q, want %q", tc.name, got, tc.val)
+		}
+		after := c.Stats()
+		switch res {
+		case readHit:
+			hits++
+		case readMiss:
+			misses++
+		}
+		// Counted once, by the reader that answered; C counts the rest.
+		if after.Hits-before.Hits != map[bool]uint64{true: 1}[res == readHit] ||
+			after.Misses-before.Misses != map[bool]uint64{true: 1}[res == readMiss] {
+			t.Fatalf("%s: stats moved %+v -> %+v", tc.name, before, after)
+		}
+	}
+	// Expired: the Go reader hands it to C, which reclaims it.
+	clk.advance(2 * time.Second)
+	if _, res := c.rd.get([]byte("ttl"), buf, now()); res != readC {
+		t.Fatalf("expired: outcome %d, want readC", res)
+	}
+	if _, err := c.Get([]byte("ttl")); err != ErrNotFound {
+		t.Fatalf("expired get: %v", err)
+	}
+	if st := c.Stats(); st.Expirations != 1 {
+		t.Fatalf("expirations %d, want 1", st.Expirations)
+	}
+	// The public reads answer through the reader and agree with it.
+	if v, err := c.Get([]byte("big")); err != nil || !bytes.Equal(v, big) {
+		t.Fatalf("big get: %v (%d bytes)", err, len(v))
+	}
+}
+
+// TestGoReaderRacesWriters: writers replace and evict entries of many
+// sizes (so tables rehash and retired entries are freed behind the
+// readers) while readers read through the Go reader directly; every value
+// they see must be whole and their key's.
+func TestGoReaderRacesWriters(t *testing.T) {
+	const nkeys = 3000
+	c := newNativeT(t, Options{BudgetBytes: 2 << 20, Shards: 2})
+	var stop atomic.Bool
+	var goHits atomic.Int64
+	var first firstFailure
+	var wg, rg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		rg.Add(1)
+		go func(r int) {
+			defer rg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 20))
+			buf := make([]byte, 0, 2048)
+			for i := 0; i < 20000 || !stop.Load(); i++ {
+				id := rng.IntN(nkeys)
+				v, res := c.rd.get(ckey(id), buf[:0], 0)
+				if res != readHit {
+					continue
+				}
+				goHits.Add(1)
+				if _, _, err := vparse(id, v); err != nil {
+					first.set("%v", err)
+				}
+			}
+		}(r)
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 21))
+			for i := 0; i < 20000; i++ {
+				id := rng.IntN(nkeys)
+				var err error
+				if rng.IntN(10) == 0 {
+					if err = c.Delete(ckey(id)); err == ErrNotFound {
+						err = nil
+					}
+				} else {
+					err = c.Set(ckey(id), vmake(id, uint64(i), 'G', 24+rng.IntN(2000)), 0)
+				}
+				if err != nil {
+					first.set("writer: %v", err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	stop.Store(true)
+	rg.Wait()
+	first.check(t)
+	if st := c.Stats(); st.Evictions < 1000 || goHits.Load() == 0 {
+		t.Fatalf("%d evictions, %d Go hits: the test did not race reads with reclamation", st.Evictions, goHits.Load())
+	}
+}
