@@ -178,7 +178,7 @@ struct entry {
 
 /* The documented per-entry charge covers the header and two table slots.
  * Not charged, as table slack never was: slots beyond two per entry and the
- * ghost (2 bytes per table slot), both bounded by the table's size. */
+ * ghost (10 bytes per table slot), both bounded by the table's size. */
 _Static_assert(sizeof(struct entry) + 2 * sizeof(void *) <= MANTIS_CACHE_ENTRY_OVERHEAD,
 	       "entry header grew past the documented overhead");
 
@@ -258,8 +258,9 @@ struct shard {
 	_Atomic uint64_t expirations;
 	size_t sweep_pos;
 	struct queue small, main;
-	uint32_t *ghost; /* gmask + 1 fingerprints; 0 = empty */
+	uint32_t *ghost; /* ring of gmask + 1 fingerprints, then its index */
 	size_t gmask;
+	size_t ghead; /* ring position the next ghost_add writes */
 	struct cache_grace grace;
 } __attribute__((aligned(CACHE_PAIR)));
 
@@ -419,71 +420,158 @@ q_replace(struct shard *s, struct entry *old, struct entry *e)
 }
 
 /*
- * The ghost is GHOST_WAYS-way set-associative: fingerprints sit in buckets
- * of GHOST_WAYS, oldest first, and an insert into a full bucket drops its
- * oldest.  (Direct-mapped, two keys that shared a slot could push each
- * other out forever and never reach M however often they returned.)
+ * The ghost is a FIFO of fingerprints, as in the paper: a ring of
+ * gcap = gmask + 1 fingerprints in which each add overwrites the oldest,
+ * and an index from fingerprint to ring position (open addressing over
+ * 2 * gcap slots, linear probing, backward-shift deletion) so that add and
+ * take cost O(1).  A fingerprint therefore leaves after exactly gcap later
+ * adds, however the keys hash.  (The set-associative ghost before it let
+ * the one-off keys that shared a hot key's bucket push that key out after
+ * as few as 4 adds: under about one hash seed in 50 a few hot keys never
+ * reached M.)  One allocation: the ring, then the index.
+ *
+ * Invariants (shard mutex held):
+ *   G1. The index holds each fingerprint at most once, as {fp, pos} with
+ *       ring[pos] == fp; fp 0 marks a free index slot (fingerprints are odd).
+ *   G2. An index entry's ring slot was written by one of the last gcap adds
+ *       (the add that overwrites ring[pos] first deletes {fp, pos}).
+ *   G3. At most gcap index entries (G1, G2), so the index is at most half
+ *       full and every probe ends at a free slot.
+ * A ring slot whose index entry was taken, or re-pointed by a later add of
+ * the same fingerprint, is left as is: G1's pos check skips it.
  */
-#define GHOST_WAYS 4
+struct gslot {
+	uint32_t fp;
+	uint32_t pos;
+};
 
-static inline uint32_t *
-ghost_bucket(const struct shard *s, uint64_t h)
+static inline struct gslot *
+ghost_index(const struct shard *s)
 {
-	return &s->ghost[((size_t)h * GHOST_WAYS) & s->gmask];
+	return (struct gslot *)(s->ghost + s->gmask + 1);
+}
+
+static inline size_t
+ghost_bytes(size_t gcap)
+{
+	return gcap * (sizeof(uint32_t) + 2 * sizeof(struct gslot));
 }
 
 static inline uint32_t
 ghost_fp(uint64_t h)
 {
-	/* Bits 32..63 (never 0): independent of the bucket bits. */
+	/* Bits 32..63, made odd (never 0). */
 	return (uint32_t)(h >> 32) | 1u;
+}
+
+static inline size_t
+ghost_home(uint32_t fp, size_t imask)
+{
+	return (size_t)(fp >> 1) & imask; /* bit 0 is always 1 */
+}
+
+/* The index slot holding fp, or SIZE_MAX. */
+static size_t
+ghost_find(const struct shard *s, uint32_t fp)
+{
+	const struct gslot *x = ghost_index(s);
+	size_t imask = 2 * (s->gmask + 1) - 1;
+	for (size_t i = ghost_home(fp, imask);; i = (i + 1) & imask) {
+		if (x[i].fp == fp)
+			return i;
+		if (x[i].fp == 0)
+			return SIZE_MAX; /* G3: reached */
+	}
+}
+
+/* Frees index slot i, shifting later members of its probe run back so
+ * that no run has a hole (linear probing without tombstones). */
+static void
+ghost_unindex(struct shard *s, size_t i)
+{
+	struct gslot *x = ghost_index(s);
+	size_t imask = 2 * (s->gmask + 1) - 1;
+	for (size_t j = i;;) {
+		x[i].fp = 0;
+		for (;;) {
+			j = (j + 1) & imask;
+			if (x[j].fp == 0)
+				return;
+			/* x[j] may fill the hole at i unless its home lies
+			 * cyclically in (i, j]. */
+			size_t home = ghost_home(x[j].fp, imask);
+			if (((j - home) & imask) >= ((j - i) & imask))
+				break;
+		}
+		x[i] = x[j];
+		i = j;
+	}
 }
 
 static void
 ghost_add(struct shard *s, uint64_t h)
 {
-	uint32_t *b = ghost_bucket(s, h);
-	unsigned i = 0;
-	while (i < GHOST_WAYS - 1 && b[i] != 0)
-		i++;
-	if (b[i] != 0) {
-		memmove(b, b + 1, (GHOST_WAYS - 1) * sizeof *b);
-		i = GHOST_WAYS - 1;
+	uint32_t *ring = s->ghost;
+	struct gslot *x = ghost_index(s);
+	size_t imask = 2 * (s->gmask + 1) - 1;
+	size_t pos = s->ghead;
+	s->ghead = (pos + 1) & s->gmask;
+	uint32_t old = ring[pos];
+	if (old != 0) { /* G2: the oldest leaves the ghost */
+		size_t at = ghost_find(s, old);
+		if (at != SIZE_MAX && x[at].pos == pos)
+			ghost_unindex(s, at);
 	}
-	b[i] = ghost_fp(h);
+	uint32_t fp = ghost_fp(h);
+	ring[pos] = fp;
+	size_t i = ghost_home(fp, imask);
+	while (x[i].fp != 0 && x[i].fp != fp)
+		i = (i + 1) & imask;
+	x[i].fp = fp; /* G1: a second add of fp re-points its entry */
+	x[i].pos = (uint32_t)pos;
 }
 
 /* Whether h was evicted from S recently; forgets it if so. */
 static bool
 ghost_take(struct shard *s, uint64_t h)
 {
-	uint32_t *b = ghost_bucket(s, h);
-	uint32_t fp = ghost_fp(h);
-	for (unsigned i = 0; i < GHOST_WAYS; i++) {
-		if (b[i] == fp) {
-			memmove(b + i, b + i + 1, (GHOST_WAYS - 1 - i) * sizeof *b);
-			b[GHOST_WAYS - 1] = 0;
-			return true;
-		}
-	}
-	return false;
+	size_t at = ghost_find(s, ghost_fp(h));
+	if (at == SIZE_MAX)
+		return false;
+	ghost_unindex(s, at);
+	return true;
 }
 
-/* Sizes the ghost to cap fingerprints (a power of two >= GHOST_WAYS).  On
- * NOMEM the old ghost stays (it only holds hints), so this cannot fail.
- * The hints are dropped: a bucket's index bits are not in its
- * fingerprints, so they cannot be placed in a table of another size. */
+/* A ghost of gcap fingerprints (a power of two), empty; NULL on NOMEM. */
+static uint32_t *
+ghost_alloc(size_t gcap)
+{
+	return mantis_calloc(1, ghost_bytes(gcap));
+}
+
+/* Forgets every fingerprint. */
+static void
+ghost_clear(struct shard *s)
+{
+	memset(s->ghost, 0, ghost_bytes(s->gmask + 1));
+	s->ghead = 0;
+}
+
+/* Sizes the ghost to cap fingerprints (a power of two).  On NOMEM the old
+ * ghost stays (it only holds hints), so this cannot fail.  The hints are
+ * dropped, as they always were on a resize. */
 static void
 ghost_resize(struct shard *s, size_t cap)
 {
 	if (cap == s->gmask + 1)
 		return;
-	uint32_t *g = mantis_calloc(cap, sizeof(uint32_t));
+	uint32_t *g = ghost_alloc(cap);
 	if (g == NULL)
 		return;
-	mantis_free(s->ghost, (s->gmask + 1) * sizeof(uint32_t));
+	mantis_free(s->ghost, ghost_bytes(s->gmask + 1));
 	s->ghost = g;
 	s->gmask = cap - 1;
+	s->ghead = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -721,7 +809,7 @@ shard_destroy(struct shard *s)
 		mantis_free(t, table_alloc_size(t));
 	}
 	if (s->ghost != NULL)
-		mantis_free(s->ghost, (s->gmask + 1) * sizeof(uint32_t));
+		mantis_free(s->ghost, ghost_bytes(s->gmask + 1));
 	/* No reader is active (caller's guarantee): free what is retired. */
 	cache_grace_free_all(&s->grace);
 	pthread_mutex_destroy(&s->mu);
@@ -772,7 +860,7 @@ mantis_cache_new(const mantis_cache_options *opts, mantis_cache **out)
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, &mu_attr);
 		struct table *t = table_alloc(MIN_TABLE);
-		s->ghost = mantis_calloc(MIN_TABLE / 2, sizeof(uint32_t));
+		s->ghost = ghost_alloc(MIN_TABLE / 2);
 		s->gmask = MIN_TABLE / 2 - 1;
 		atomic_init(&s->table, t);
 		if (t == NULL || s->ghost == NULL) {
@@ -1144,7 +1232,7 @@ mantis_cache_clear(mantis_cache *c)
 		}
 		memset(&s->small, 0, sizeof s->small);
 		memset(&s->main, 0, sizeof s->main);
-		memset(s->ghost, 0, (s->gmask + 1) * sizeof(uint32_t));
+		ghost_clear(s);
 		s->live = 0;
 		s->tombs = 0;
 		table_maybe_shrink(s);

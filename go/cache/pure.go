@@ -38,7 +38,6 @@ import (
 const (
 	freqMax      = 3
 	smallPercent = 5 // S's share of a shard's bytes
-	ghostWays    = 4
 	minGhost     = 16
 )
 
@@ -129,7 +128,7 @@ type pshard struct {
 	// Guarded by mu.
 	list        []*pentry // dense, for Sweep's cursor
 	small, main fifo
-	ghost       []uint32 // 4-way buckets of fingerprints, oldest first
+	ghost       ghost // ghost.go
 	smallTarget uint64
 	budget      uint64
 	evictions   uint64
@@ -218,7 +217,7 @@ func NewPureGo(opts Options) (Cache, error) {
 			s.budget++
 		}
 		s.smallTarget = s.budget * smallPercent / 100
-		s.ghost = make([]uint32, minGhost/2)
+		s.ghost = newGhost(minGhost / 2)
 	}
 	return c, nil
 }
@@ -419,38 +418,6 @@ func (s *pshard) remove(e *pentry) {
 	s.list = s.list[:last]
 }
 
-func ghostFP(h uint64) uint32 { return uint32(h>>32) | 1 }
-
-func (s *pshard) bucket(h uint64) []uint32 {
-	i := int(h*ghostWays) & (len(s.ghost) - 1)
-	return s.ghost[i : i+ghostWays]
-}
-
-func (s *pshard) ghostAdd(h uint64) {
-	b := s.bucket(h)
-	i := 0
-	for i < ghostWays-1 && b[i] != 0 {
-		i++
-	}
-	if b[i] != 0 {
-		copy(b, b[1:])
-		i = ghostWays - 1
-	}
-	b[i] = ghostFP(h)
-}
-
-func (s *pshard) ghostTake(h uint64) bool {
-	b, fp := s.bucket(h), ghostFP(h)
-	for i := range b {
-		if b[i] == fp {
-			copy(b[i:], b[i+1:])
-			b[ghostWays-1] = 0
-			return true
-		}
-	}
-	return false
-}
-
 // capFor mirrors the C table's sizing (a power of two at least twice the
 // entries); the ghost holds half as many fingerprints as the table has
 // slots, as in C.
@@ -466,15 +433,15 @@ func capFor(live int) int {
 // follow the C table's grow (3/4 full) and shrink (1/8 full) points; the
 // hints are dropped, as in C.
 func (s *pshard) growGhost() {
-	if live := s.current().live; (live+1)*4 >= 2*len(s.ghost)*3 {
-		s.ghost = make([]uint32, capFor(live+1)/2)
+	if live := s.current().live; (live+1)*4 >= 2*s.ghost.size()*3 {
+		s.ghost = newGhost(capFor(live+1) / 2)
 	}
 }
 
 func (s *pshard) shrinkGhost() {
-	if n, live := len(s.ghost), s.current().live; 2*n > minGhost && live*8 < 2*n {
+	if n, live := s.ghost.size(), s.current().live; 2*n > minGhost && live*8 < 2*n {
 		if c := capFor(live) / 2; c != n {
-			s.ghost = make([]uint32, c)
+			s.ghost = newGhost(c)
 		}
 	}
 }
@@ -515,7 +482,7 @@ func (s *pshard) evictOne(keep *pentry, now int64) {
 				s.toMain(e, f)
 				continue
 			}
-			s.ghostAdd(e.hash)
+			s.ghost.add(e.hash)
 		} else if e == keep || f > 0 {
 			if e != keep {
 				f--
@@ -574,7 +541,7 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	}
 	e := &pentry{r: r, hash: h}
 	q := uint8(qSmall)
-	if s.ghostTake(h) {
+	if s.ghost.take(h) {
 		q = qMain
 	}
 	s.push(e, q)
@@ -616,7 +583,7 @@ func (c *pureCache) Clear() error {
 		s.tab.Store(newTable(minTable))
 		s.list = nil
 		s.small, s.main = fifo{}, fifo{}
-		s.ghost = make([]uint32, minGhost/2)
+		s.ghost = newGhost(minGhost / 2)
 		s.sweepPos = 0
 		s.mu.Unlock()
 	}
@@ -695,7 +662,7 @@ func (c *pureCache) release() {
 		s := &c.shards[i]
 		s.mu.Lock()
 		s.tab.Store(newTable(minTable))
-		s.list, s.ghost = nil, nil
+		s.list, s.ghost = nil, ghost{}
 		s.small, s.main = fifo{}, fifo{}
 		s.mu.Unlock()
 	}
