@@ -35,11 +35,11 @@
  *     M tail: expired -> reclaimed; freq > 0 -> freq - 1, back to M's
  *             head; else evicted.
  *   One-hit wonders therefore leave through S (5% of the bytes) and never
- *   displace M, and a scan of new keys only cycles S.  G holds 32-bit
- *   fingerprints, half as many as the table has slots (1 to 2 per entry),
- *   in 4-way buckets that drop their oldest: a fingerprint survives about
- *   that many S evictions.  The paper's G is a FIFO of as many entries as
- *   M holds: this is that size, without a list or a second hash table.
+ *   displace M, and a scan of new keys only cycles S.  G is a FIFO of
+ *   32-bit fingerprints, half as many as the table has slots (1 to 2 per
+ *   entry): a fingerprint survives exactly that many S evictions (ring
+ *   and index, see ghost_add).  The paper's G is a FIFO of as many
+ *   entries as M holds: this is that size.
  *   The sizes (S at 5% rather than the paper's 10%, G at half the table)
  *   are the best of those tried on the hit-ratio traces of `make bench`
  *   (bench/harness/cache_hitratio.go); a larger G admits too many keys
