@@ -2,7 +2,8 @@
 // benchmarks, so a profile of one cache's read path needs no harness run:
 // 200k keys of 16 bytes resident, 100-byte values, Zipf(0.99) keys, each
 // get an AppendGet into the goroutine's buffer (the harness's Get), and a
-// 90/10 get/set mix.  Run with -cpu 1,2:
+// 90/10 get/set mix; otter beside them (GetIfPresent, then the append the
+// harness does).  Run with -cpu 1,2:
 //
 //	go test -tags native -run='^$' -bench=Zipf200k -cpu=1,2 ./go/cache/
 package cache
@@ -12,6 +13,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/maypok86/otter/v2"
 )
 
 const zipfKeys = 200_000
@@ -38,6 +42,35 @@ var zipf200k = sync.OnceValue(func() []uint32 {
 	}
 	return t
 })
+
+// otterAsCache gives otter the two methods benchZipf200k calls.
+type otterAsCache struct {
+	Cache // nil: only AppendGet, Set and Close are called
+	c     *otter.Cache[string, []byte]
+}
+
+func newOtterAsCache(o Options) (Cache, error) {
+	c, err := otter.New(&otter.Options[string, []byte]{
+		MaximumWeight: uint64(o.BudgetBytes),
+		Weigher:       func(k string, v []byte) uint32 { return uint32(Charge(len(k), len(v))) },
+	})
+	return otterAsCache{c: c}, err
+}
+
+func (o otterAsCache) AppendGet(dst, key []byte) ([]byte, error) {
+	v, ok := o.c.GetIfPresent(view(key))
+	if !ok {
+		return dst, ErrNotFound
+	}
+	return append(dst, v...), nil
+}
+
+func (o otterAsCache) Set(key, value []byte, _ time.Duration) error {
+	o.c.Set(string(key), append([]byte(nil), value...))
+	return nil
+}
+
+func (o otterAsCache) Close() error { return nil }
 
 func benchZipf200k(b *testing.B, ctor func(Options) (Cache, error), setPct uint64) {
 	c, err := ctor(Options{BudgetBytes: 2 * zipfKeys * int64(Charge(benchKeyLen, benchValLen))})
@@ -88,9 +121,11 @@ func benchZipf200k(b *testing.B, ctor func(Options) (Cache, error), setPct uint6
 func BenchmarkZipf200kGet(b *testing.B) {
 	b.Run("pure", func(b *testing.B) { benchZipf200k(b, NewPureGo, 0) })
 	b.Run("native", func(b *testing.B) { benchZipf200k(b, NewNative, 0) })
+	b.Run("otter", func(b *testing.B) { benchZipf200k(b, newOtterAsCache, 0) })
 }
 
 func BenchmarkZipf200kMixed(b *testing.B) {
 	b.Run("pure", func(b *testing.B) { benchZipf200k(b, NewPureGo, 10) })
 	b.Run("native", func(b *testing.B) { benchZipf200k(b, NewNative, 10) })
+	b.Run("otter", func(b *testing.B) { benchZipf200k(b, newOtterAsCache, 10) })
 }
