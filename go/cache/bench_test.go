@@ -52,16 +52,8 @@ const (
 	residentBudg = 512 << 20
 )
 
-// mix64 and the key layout match bench_cache.c, so both sides see the same
-// keys and the same Zipf trace.
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
+// mix64 (mix.go) and the key layout match bench_cache.c, so both sides see
+// the same keys and the same Zipf trace.
 
 // benchKey writes key i into buf (bench_cache.c's layout: mix64(i+1) then
 // i, little-endian).  Keys are built on the fly, as the C benchmark does, so
@@ -397,15 +389,18 @@ func BenchmarkMixed(b *testing.B) {
 
 // zipfTrace is bench_cache.c's trace: Zipf(s) ranks by inverse CDF from
 // the same xorshift stream, scattered over the key space by mix64.
-var zipfTrace = sync.OnceValue(func() []uint32 {
+var zipfTrace = sync.OnceValue(func() []uint32 { return zipfKeysTrace(benchKeys, benchTrace) })
+
+// zipfKeysTrace is count Zipf(0.99) ranks over n keys, scattered by mix64.
+func zipfKeysTrace(n, count int) []uint32 {
 	const s = 0.99
-	cdf := make([]float64, benchKeys)
+	cdf := make([]float64, n)
 	sum := 0.0
 	for i := range cdf {
 		sum += 1 / math.Pow(float64(i+1), s)
 		cdf[i] = sum
 	}
-	t := make([]uint32, benchTrace)
+	t := make([]uint32, count)
 	x := uint64(88172645463325252)
 	for j := range t {
 		x ^= x << 13
@@ -413,11 +408,11 @@ var zipfTrace = sync.OnceValue(func() []uint32 {
 		x ^= x << 17
 		u := float64(x>>11) / 9007199254740992.0 * sum
 		lo, _ := slices.BinarySearch(cdf, u)
-		lo = min(lo, benchKeys-1)
-		t[j] = uint32(mix64(uint64(lo)) % benchKeys)
+		lo = min(lo, n-1)
+		t[j] = uint32(mix64(uint64(lo)) % uint64(n))
 	}
 	return t
-})
+}
 
 func BenchmarkZipfHitRatio(b *testing.B) {
 	trace := zipfTrace()

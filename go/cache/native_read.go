@@ -113,21 +113,12 @@ func (r *goReader) init(p *C.mantis_cache) {
 	r.ok = goReadable && r.ptrBits == 48 && r.nslots > 0 && r.shards != nil && r.slots != nil
 }
 
-// cmix64 and cacheHash are c-core's mantis_mix64 and cache.c's hash_key.
-func cmix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
-
+// cacheHash is cache.c's hash_key (mix64 is mantis_mix64, mix.go).
 func cacheHash(seed uint64, k []byte) uint64 {
 	const m = 0x9e3779b97f4a7c15
 	h := seed ^ uint64(len(k))*m
 	for len(k) >= 8 {
-		h = (h ^ cmix64(binary.LittleEndian.Uint64(k))) * m
+		h = (h ^ mix64(binary.LittleEndian.Uint64(k))) * m
 		k = k[8:]
 	}
 	if len(k) > 0 {
@@ -135,9 +126,9 @@ func cacheHash(seed uint64, k []byte) uint64 {
 		for i, b := range k {
 			w |= uint64(b) << (8 * i)
 		}
-		h = (h ^ cmix64(w^0xa5)) * m
+		h = (h ^ mix64(w^0xa5)) * m
 	}
-	return cmix64(h)
+	return mix64(h)
 }
 
 // Outcomes of goReader.get.

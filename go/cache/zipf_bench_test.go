@@ -9,8 +9,6 @@
 package cache
 
 import (
-	"math"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,28 +18,9 @@ import (
 
 const zipfKeys = 200_000
 
-// zipf200k is a Zipf(0.99) trace over zipfKeys ranks scattered by mix64,
-// long enough that goroutines starting at different offsets do not
-// replay one another in step.
-var zipf200k = sync.OnceValue(func() []uint32 {
-	cdf := make([]float64, zipfKeys)
-	sum := 0.0
-	for i := range cdf {
-		sum += 1 / math.Pow(float64(i+1), 0.99)
-		cdf[i] = sum
-	}
-	t := make([]uint32, 1<<20)
-	x := uint64(88172645463325252)
-	for j := range t {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		u := float64(x>>11) / 9007199254740992.0 * sum
-		lo, _ := slices.BinarySearch(cdf, u)
-		t[j] = uint32(mix64(uint64(min(lo, zipfKeys-1))) % zipfKeys)
-	}
-	return t
-})
+// zipf200k is long enough that goroutines starting at different offsets
+// do not replay one another in step.
+var zipf200k = sync.OnceValue(func() []uint32 { return zipfKeysTrace(zipfKeys, 1<<20) })
 
 // otterAsCache gives otter the two methods benchZipf200k calls.
 type otterAsCache struct {
