@@ -99,6 +99,13 @@ func TestGoReaderOutcomes(t *testing.T) {
 			t.Fatalf("%s: stats moved %+v -> %+v", tc.name, before, after)
 		}
 	}
+	// A P numbered beyond the host slots (GOMAXPROCS > host_nslots) reads
+	// through C.
+	noSlot := c.rd
+	noSlot.nslots = 0
+	if _, res := noSlot.get([]byte("small"), make([]byte, 0, 16), now()); res != readC {
+		t.Fatalf("no host slot: outcome %d, want readC", res)
+	}
 	// Expired: the Go reader hands it to C, which reclaims it.
 	clk.advance(2 * time.Second)
 	if _, res := c.rd.get([]byte("ttl"), buf, now()); res != readC {
