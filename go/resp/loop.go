@@ -237,7 +237,9 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			c.r.b = append(c.r.b, "-ERR internal error\r\n"...)
 			act = gnet.Close
 		}
-		_, _ = gc.Write(c.r.b)
+		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
+			_, _ = gc.Write(c.r.b)
+		}
 		c.keepReplyBuf()
 	}()
 	for len(in) > 0 {
