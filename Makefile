@@ -43,10 +43,12 @@ test: test-c test-go
 test-c: build-core
 	$(MAKE) -C c-core test
 
-# Each package once; then, with -tags native, only the packages whose build
+# Each package once (go/resp twice: on its event loops, then with a
+# goroutine per connection); then, with -tags native, only the packages whose build
 # the tag changes (native-packages.sh); then the bench module's own tests.
 test-go: build-core fmt-check vet
 	$(GO) test $(GOFLAGS_RACE) ./...
+	MANTISDB_TEST_RESP_LOOPS=-1 $(GO) test $(GOFLAGS_RACE) ./go/resp/
 	$(GO) test $(GOFLAGS_RACE) -tags native $$(GO=$(GO) ./native-packages.sh)
 	cd bench && $(GO) test $(GOFLAGS_RACE) ./...
 

@@ -504,6 +504,7 @@ func (s *Server) info(show func(string, bool) bool) string {
 		kv("total_commands_processed", commands)
 		kv("rejected_connections", rs.Rejected)
 		kv("total_error_replies", failedTotal(totals))
+		kv("client_output_buffer_limit_disconnections", rs.SlowClients)
 		kv("mantisdb_protocol_errors", rs.ProtocolErrors)
 		kv("mantisdb_panics", rs.Panics)
 		kv("expired_keys", st.Expired)

@@ -6,6 +6,8 @@ package resp
 import (
 	"bufio"
 	"net"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +15,21 @@ import (
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
+
+// testLoops is Config.Loops for the tests that leave it 0: from
+// MANTISDB_TEST_RESP_LOOPS, so `make test` runs the package once on each
+// transport (-1: a goroutine per connection), else the default.
+func testLoops(t testing.TB) int {
+	v := os.Getenv("MANTISDB_TEST_RESP_LOOPS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("MANTISDB_TEST_RESP_LOOPS=%q: %v", v, err)
+	}
+	return n
+}
 
 type testServer struct {
 	*Server
@@ -33,6 +50,9 @@ func startServer(t testing.TB, cfg Config, opts storage.Options) *testServer {
 	}
 	if cfg.MaxValueSize == 0 {
 		cfg.MaxValueSize = 1 << 20
+	}
+	if cfg.Loops == 0 {
+		cfg.Loops = testLoops(t)
 	}
 	s := New(cfg, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -34,6 +34,8 @@ func (s *Server) runReads(c *client, cmds []redconCommand) int {
 	for _, cmd := range cmds {
 		a := cmd.Args
 		switch {
+		case nkeys >= maxReadRun && n > 0:
+			goto done // execBurst checks the replies' size between runs
 		case len(a) == 2 && isName(a[0], "get"):
 			nkeys++
 		case len(a) >= 2 && isName(a[0], "mget"):
@@ -197,6 +199,10 @@ func (s *Server) fits(kvs [][]byte) bool {
 func (s *Server) validKey(k []byte) bool {
 	return len(k) > 0 && len(k) <= s.cfg.MaxKeySize && (s.cfg.Cluster == nil || !cluster.IsReserved(k))
 }
+
+// maxReadRun bounds the keys of one run of reads (a run holds at least
+// one command), so the size of the replies is checked between runs.
+const maxReadRun = 256
 
 // maxUpdateRun bounds the commands of one grouped Update, and so how long
 // it holds its keys' locks.

@@ -4,10 +4,16 @@
 // on the same engine.  docs/REDIS.md lists the commands and every
 // difference from Redis.
 //
-// Wire format: github.com/tidwall/redcon reads requests (RESP arrays and
-// inline commands) and owns the connections; limit.go bounds what a
-// client can make it buffer; reply.go encodes replies in the client's
-// protocol version.
+// Wire format: github.com/tidwall/redcon's reader parses requests (RESP
+// arrays and inline commands); limit.go bounds what a client can make it
+// buffer; reply.go encodes replies in the client's protocol version.
+//
+// Transports: on a single node whose writes do not wait for fsync,
+// event loops serve the connections (loop.go, github.com/panjf2000/gnet),
+// as redis-server's one thread does; with --sync always or in cluster
+// mode, where a command waits for a disk or a Raft commit, each
+// connection has a goroutine (redcon's server), so a waiting command holds
+// up only its own client.  Both run the same commands (execBurst).
 //
 // Every write goes through Store (Put, Apply, Update): read-modify-write
 // commands run inside Store.Update, so they are atomic against every
@@ -27,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/tidwall/redcon"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -64,7 +71,20 @@ type Config struct {
 	// Cluster is set in cluster mode (cluster.go): store is then the
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster
+	// Loops is the number of event loops serving connections (loop.go)
+	// when commands do not wait on I/O: 0 chooses one per two CPUs, -1
+	// serves every connection on a goroutine of its own instead.  With
+	// Sync == SyncAlways or a Cluster, connections always have their own
+	// goroutine.
+	Loops int
+	// MaxPendingReplies bounds, on the event-loop transport, the reply
+	// bytes a client may leave unread and still send more (default 256
+	// MiB); past it the client is disconnected (loop.go).
+	MaxPendingReplies int
 }
+
+// waits reports whether writes wait on I/O before they are answered.
+func (cfg *Config) waits() bool { return cfg.Sync == storage.SyncAlways }
 
 // Limits of the protocol (Redis's where it has one).
 const (
@@ -88,7 +108,11 @@ type Server struct {
 	cmdList []*command // the commands once each, by name; cmd.id indexes it
 	cursors *cursorTable
 
-	rs *redcon.Server
+	rs *redcon.Server // the goroutine transport
+	// loops and acceptDone are the event-loop transport's (loop.go), set
+	// by serveLoop under mu.
+	loops      *gnet.Client
+	acceptDone chan struct{}
 
 	nextID atomic.Uint64
 	mu     sync.Mutex // guards clients, shedding, retired, statBase and closing
@@ -116,6 +140,7 @@ type Server struct {
 	shed        atomic.Uint64 // unauthenticated connections closed to make room
 	protoErrors atomic.Uint64 // connections closed for a protocol error
 	panics      atomic.Uint64 // commands that panicked (a bug; should stay 0)
+	slowClients atomic.Uint64 // connections closed for unread replies (loop.go)
 }
 
 // New returns a server over store; call Serve to accept connections.
@@ -131,6 +156,9 @@ func New(cfg Config, store Store) *Server {
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = defaultAuthT
+	}
+	if cfg.MaxPendingReplies <= 0 {
+		cfg.MaxPendingReplies = defaultMaxPendingReplies
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -165,6 +193,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
+	if s.useLoop() {
+		return s.serveLoop(ln)
+	}
 	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
 }
 
@@ -180,6 +211,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	ln := s.ln
 	now := time.Now()
 	for c := range s.clients {
+		if c.lp != nil {
+			// A loop runs no command once draining is set, and runs each
+			// to its end before it reads again: closing now cuts none.
+			c.closeConn()
+			continue
+		}
 		// Wakes a connection waiting for a request; one running a command
 		// finishes it and flushes its replies, then its next read fails.
 		_ = c.conn.NetConn().SetReadDeadline(now)
@@ -212,9 +249,10 @@ func (s *Server) Close() error {
 		}
 	}
 	for c := range s.clients {
-		_ = c.conn.NetConn().Close() // redcon closes them too; this does not wait for its accept loop
+		c.closeConn() // redcon closes them too; this does not wait for its accept loop
 	}
 	s.mu.Unlock()
+	s.stopLoops()
 	s.conns.Wait()
 	return err
 }
@@ -250,7 +288,8 @@ func (l limitListener) Accept() (net.Conn, error) {
 // connections (CLIENT LIST); the rest only by the connection's goroutine.
 type client struct {
 	id      uint64
-	conn    redcon.Conn
+	conn    redcon.Conn // the goroutine transport's connection
+	lp      *loopConn   // or the event-loop transport's (loop.go)
 	lc      *limitConn
 	addr    string
 	laddr   string
@@ -271,6 +310,7 @@ type client struct {
 	dirty    bool         // a command failed to queue: EXEC aborts
 	watch    []watched    // WATCHed keys and what they held
 	quit     bool         // close after this burst's replies
+	slow     bool         // closed for unread or oversized replies (MaxPendingReplies)
 	counts   []cmdCounter // its commands' counters, by cmd.id (counters.go)
 	r        reply        // replies of the burst being served
 	rbuf     []byte       // r's buffer between bursts (at most maxKeptReplyBuf)
@@ -292,37 +332,79 @@ type watched struct {
 	ent       storage.Entry // its entry (a Store without versions)
 }
 
+// accept admits a connection of the goroutine transport.
 func (s *Server) accept(conn redcon.Conn) bool {
+	c := s.admit(conn.RemoteAddr(), conn.NetConn().LocalAddr().String(), conn, nil)
+	if c == nil {
+		if !s.isClosing() {
+			_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
+		}
+		return false
+	}
+	c.lc, _ = conn.NetConn().(*limitConn)
+	conn.SetContext(c)
+	return true
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// admit registers a new connection from addr to laddr, or returns nil
+// when the server is closing or at its client limit (counted as rejected).
+// Every client admitted is released exactly once (release).
+func (s *Server) admit(addr, laddr string, conn redcon.Conn, lp *loopConn) *client {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return false
+		return nil
 	}
 	if len(s.clients) >= s.cfg.MaxClients && !s.shedOne() {
 		s.mu.Unlock()
 		s.rejected.Add(1)
-		_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
-		return false
+		return nil
 	}
 	c := &client{
 		id:      s.nextID.Add(1),
 		conn:    conn,
-		addr:    conn.RemoteAddr(),
-		laddr:   conn.NetConn().LocalAddr().String(),
+		lp:      lp,
+		addr:    addr,
+		laddr:   laddr,
 		created: time.Now(),
 		proto:   2,
 		authed:  s.cfg.AuthToken == "",
 		counts:  make([]cmdCounter, len(s.cmdList)),
 	}
-	c.lc, _ = conn.NetConn().(*limitConn)
 	c.r.proto = 2
 	c.lastAt = c.created
+	if lp != nil {
+		c.lc = newLimitConn(nil, s.lim, s.cfg.AuthToken != "")
+	}
 	s.clients[c] = struct{}{}
 	s.conns.Add(1)
 	s.mu.Unlock()
 	s.connections.Add(1)
-	conn.SetContext(c)
-	return true
+	return c
+}
+
+// closeConn closes c's connection from any goroutine; its transport then
+// releases it.
+func (c *client) closeConn() {
+	if c.lp == nil {
+		_ = c.conn.NetConn().Close()
+		return
+	}
+	c.mu.Lock()
+	gc := c.lp.gc
+	if gc == nil {
+		c.lp.closeReq = true // OnOpen closes it
+	}
+	c.mu.Unlock()
+	if gc != nil {
+		_ = gc.Close()
+	}
 }
 
 // shedOne closes the unauthenticated connection idle the longest to make
@@ -351,7 +433,7 @@ func (s *Server) shedOne() bool {
 	// slot is free before redcon notices the close.
 	delete(s.clients, victim)
 	s.shedding[victim] = struct{}{}
-	_ = victim.conn.NetConn().Close()
+	victim.closeConn()
 	s.shed.Add(1)
 	return true
 }
@@ -365,6 +447,14 @@ func (s *Server) setAuthed(c *client, authed bool) {
 		return
 	}
 	c.lc.unauthed.Store(!authed)
+	if c.lp != nil {
+		// The loop transport has no read deadline: a timer closes the
+		// connection (loop.go, OnOpen).
+		if t := c.lp.authTimer; t != nil && !authed {
+			t.Reset(s.cfg.AuthTimeout)
+		}
+		return
+	}
 	if authed {
 		_ = c.lc.SetReadDeadline(time.Time{})
 	} else {
@@ -380,6 +470,12 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 	if !ok {
 		return
 	}
+	s.release(c, err)
+}
+
+// release forgets a closed connection; err is why the goroutine
+// transport closed it (the loop transport counts its own errors).
+func (s *Server) release(c *client, err error) {
 	if errors.Is(err, errProtocolClosed) || isRedconProtocolError(err) {
 		s.protoErrors.Add(1)
 	}
@@ -421,16 +517,31 @@ func (s *Server) serveRESP(conn redcon.Conn, cmd redcon.Command) {
 	c.r.b = c.rbuf[:0]
 	s.execBurst(c, c.burst)
 	conn.WriteRaw(c.r.b)
+	c.keepReplyBuf()
+	clear(c.burst)
+	if c.slow {
+		s.slowClient(c)
+	}
+	if c.quit {
+		_ = conn.Close()
+	}
+}
+
+// keepReplyBuf keeps the buffer of the replies just written for the next
+// burst, unless it grew large.
+func (c *client) keepReplyBuf() {
 	if cap(c.r.b) <= maxKeptReplyBuf {
 		c.rbuf = c.r.b[:0]
 	} else {
 		c.rbuf = nil // a big reply's buffer is not kept by an idle client
 	}
 	c.r.b = nil
-	clear(c.burst)
-	if c.quit {
-		_ = conn.Close()
-	}
+}
+
+// slowClient counts and logs a client closed for its replies (c.slow).
+func (s *Server) slowClient(c *client) {
+	s.slowClients.Add(1)
+	log.Printf("resp: closing %s: more than %d bytes of replies unread", c.addr, s.cfg.MaxPendingReplies)
 }
 
 // Stats are the RESP server's counters.
@@ -442,6 +553,7 @@ type Stats struct {
 	ProtocolErrors   uint64 // connections closed for a protocol error
 	Commands         uint64 // commands executed
 	Panics           uint64 // commands that panicked (a bug; should stay 0)
+	SlowClients      uint64 // closed for leaving too many replies unread
 }
 
 // Stats returns the server's counters.
@@ -457,6 +569,7 @@ func (s *Server) Stats() Stats {
 		ProtocolErrors:   s.protoErrors.Load(),
 		Commands:         s.commandsTotal(),
 		Panics:           s.panics.Load(),
+		SlowClients:      s.slowClients.Load(),
 	}
 }
 

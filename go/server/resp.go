@@ -54,6 +54,7 @@ func (s *Server) ServeRESP(ln net.Listener) {
 		Sync:         s.cfg.Sync,
 		DataDir:      s.cfg.DataDir,
 		Cluster:      s.respCluster(),
+		Loops:        s.cfg.RESPLoops,
 	}, st)
 	s.respSrv.Store(r)
 	go func() {
@@ -97,6 +98,7 @@ type RESPStats struct {
 	Rejected         uint64            `json:"rejected_connections"`
 	Shed             uint64            `json:"shed_connections"`
 	ProtocolErrors   uint64            `json:"protocol_errors"`
+	SlowClients      uint64            `json:"slow_clients_closed"`
 	Commands         uint64            `json:"commands_total"`
 	CommandCalls     map[string]uint64 `json:"command_calls"`
 }
@@ -108,7 +110,7 @@ func (s *Server) respStats() *RESPStats {
 	}
 	st := r.Stats()
 	return &RESPStats{ConnectedClients: st.ConnectedClients, Connections: st.Connections,
-		Rejected: st.Rejected, Shed: st.Shed, ProtocolErrors: st.ProtocolErrors, Commands: st.Commands,
+		Rejected: st.Rejected, Shed: st.Shed, ProtocolErrors: st.ProtocolErrors, SlowClients: st.SlowClients, Commands: st.Commands,
 		CommandCalls: r.CommandCalls()}
 }
 
@@ -118,6 +120,7 @@ var (
 	descRESPRejected = desc("mantisdb_resp_rejected_connections_total", "Redis protocol connections refused (too many clients).")
 	descRESPShed     = desc("mantisdb_resp_shed_connections_total", "Unauthenticated Redis protocol connections closed to make room at the client limit.")
 	descRESPProto    = desc("mantisdb_resp_protocol_errors_total", "Redis protocol connections closed for a protocol error.")
+	descRESPSlow     = desc("mantisdb_resp_slow_clients_total", "Redis protocol connections closed for leaving more than the limit of replies unread.")
 	descRESPCommands = desc("mantisdb_resp_commands_total", "Redis protocol commands executed, by command.", "cmd")
 )
 
@@ -126,7 +129,7 @@ var (
 type respCollector struct{ s *Server }
 
 func (c *respCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRESPClients, descRESPConns, descRESPRejected, descRESPShed, descRESPProto, descRESPCommands} {
+	for _, d := range []*prometheus.Desc{descRESPClients, descRESPConns, descRESPRejected, descRESPShed, descRESPProto, descRESPSlow, descRESPCommands} {
 		ch <- d
 	}
 }
@@ -141,6 +144,7 @@ func (c *respCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRESPRejected, prometheus.CounterValue, float64(st.Rejected))
 	ch <- prometheus.MustNewConstMetric(descRESPShed, prometheus.CounterValue, float64(st.Shed))
 	ch <- prometheus.MustNewConstMetric(descRESPProto, prometheus.CounterValue, float64(st.ProtocolErrors))
+	ch <- prometheus.MustNewConstMetric(descRESPSlow, prometheus.CounterValue, float64(st.SlowClients))
 	for name, n := range st.CommandCalls {
 		ch <- prometheus.MustNewConstMetric(descRESPCommands, prometheus.CounterValue, float64(n), name)
 	}

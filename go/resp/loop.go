@@ -1,0 +1,290 @@
+// loop.go -- the event-loop transport.  When no command can wait on I/O
+// (a single node with --sync interval or none), connections are served by
+// a few event loops (github.com/panjf2000/gnet) instead of a goroutine
+// each, as redis-server serves them from one thread: an epoll wait hands a
+// loop every connection with input, the loop reads it, runs the complete
+// commands and writes their replies, with no goroutine switch, no extra
+// read that finds nothing and no netpoll wakeup per request.
+//
+// Contract of a loop connection:
+//   - Input is consumed as it arrives; the limit scanner (limit.go) judges
+//     it before redcon's reader sees it, with the same limits and the same
+//     errors as the goroutine transport.
+//   - A command runs to completion inside the loop callback, so every
+//     command a loop runs is finished, and its reply handed to the socket
+//     (or to gnet's outbound buffer), before the loop reads again.  A
+//     command that waits (a key lock held by another writer) stalls only
+//     its own loop.  Commands that wait on I/O for long (fsync under
+//     --sync always, a Raft commit in cluster mode) are why those modes use
+//     the goroutine transport: there a waiting command holds only its own
+//     connection, and group commit merges concurrent clients.
+//   - Replies a client does not read pile up in gnet's outbound buffer; a
+//     client that sends more while more than Config.MaxPendingReplies
+//     bytes of its replies are unread is disconnected (Redis's
+//     client-output-buffer-limit), so one client cannot grow the server
+//     without bound.  (On the goroutine transport such a client's writes
+//     block its own goroutine, which then stops reading it.)
+//   - Shutdown closes connections between commands: a loop runs no
+//     command once draining is set.
+package resp
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/tidwall/redcon"
+)
+
+// defaultMaxPendingReplies is Config.MaxPendingReplies's default.
+const defaultMaxPendingReplies = 256 << 20
+
+// defaultLoops is the number of event loops when Config.Loops is 0: one
+// per two CPUs, at least one, leaving the other CPUs to the engine's
+// background work and to clients on the same machine.
+func defaultLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// errNoInput is what feedReader returns when the input given is used up.
+var errNoInput = errors.New("resp: no more input")
+
+// feedReader hands redcon's reader the bytes of one loop callback.
+type feedReader struct{ b []byte }
+
+func (f *feedReader) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, errNoInput
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
+}
+
+// loopConn is the loop transport's side of a client.
+type loopConn struct {
+	feed feedReader
+	// rd parses commands out of what feed gives it and keeps a partial
+	// command between callbacks.  Each command's bytes are its own copy,
+	// so arguments outlive the callback (MULTI queues them).
+	rd *redcon.Reader
+	// gc is set by OnOpen, under client.mu; closeReq records a close
+	// asked for before it (client.closeConn).
+	gc       gnet.Conn
+	closeReq bool
+	// authTimer closes the connection when it is still unauthenticated
+	// AuthTimeout after it was accepted or RESET.
+	authTimer *time.Timer
+}
+
+// loopHandler is gnet's view of the server.
+type loopHandler struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+// useLoop reports whether connections are served by event loops.
+func (s *Server) useLoop() bool {
+	return s.cfg.Cluster == nil && s.cfg.Loops >= 0 && !s.cfg.waits()
+}
+
+// serveLoop accepts connections on ln and enrolls them in the event
+// loops until Close.
+func (s *Server) serveLoop(ln net.Listener) error {
+	n := s.cfg.Loops
+	if n == 0 {
+		n = defaultLoops()
+	}
+	cli, err := gnet.NewClient(&loopHandler{s: s},
+		gnet.WithNumEventLoop(n),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLockOSThread(true),
+		gnet.WithLogger(gnetLogger{}))
+	if err == nil {
+		err = cli.Start()
+	}
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("resp: event loops: %w", err)
+	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	if s.closing { // Close ran before the loops existed
+		s.mu.Unlock()
+		_ = ln.Close()
+		_ = cli.Stop()
+		return nil
+	}
+	s.loops, s.acceptDone = cli, done
+	s.mu.Unlock()
+	defer close(done)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off as
+				// net/http does, instead of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		lp := &loopConn{}
+		lp.rd = redcon.NewReader(&lp.feed)
+		c := s.admit(nc.RemoteAddr().String(), nc.LocalAddr().String(), nil, lp)
+		if c == nil {
+			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			_ = nc.Close()
+			continue
+		}
+		if _, err := cli.EnrollContext(nc, c); err != nil {
+			// Never opened, so never closed by gnet: released here.
+			s.release(c, nil)
+			log.Printf("resp: enroll %s: %v", c.addr, err)
+		}
+	}
+}
+
+// isTemporary reports an accept error worth retrying (EMFILE and the
+// like), which net reports through the deprecated Temporary.
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// stopLoops ends the event loops after Close stopped accepting: every
+// connection is closed (OnClose runs for each) and no command runs once it
+// returns.
+func (s *Server) stopLoops() {
+	s.mu.Lock()
+	cli, done := s.loops, s.acceptDone
+	s.loops = nil
+	s.mu.Unlock()
+	if cli == nil {
+		return
+	}
+	// The accept loop may be inside EnrollContext, which waits for a loop
+	// to open the connection: the loops must outlive it.
+	<-done
+	_ = cli.Stop()
+}
+
+func (h *loopHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	c := gc.Context().(*client)
+	c.mu.Lock()
+	c.lp.gc = gc
+	closeReq := c.lp.closeReq
+	c.mu.Unlock()
+	if closeReq {
+		return nil, gnet.Close
+	}
+	if h.s.cfg.AuthToken != "" {
+		c.lp.authTimer = time.AfterFunc(h.s.cfg.AuthTimeout, func() {
+			if c.lc.unauthed.Load() {
+				_ = gc.Close()
+			}
+		})
+	}
+	return nil, gnet.None
+}
+
+func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	c, ok := gc.Context().(*client)
+	if !ok {
+		return gnet.None
+	}
+	if t := c.lp.authTimer; t != nil {
+		t.Stop()
+	}
+	h.s.release(c, nil)
+	return gnet.None
+}
+
+// OnTraffic serves the input that arrived on gc: the complete commands in
+// it run in order, as one pipelined burst per parse, and their replies are
+// written with one write.
+func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
+	s := h.s
+	c := gc.Context().(*client)
+	in, _ := gc.Next(-1) // consumed now: a partial command is kept by c.lp.rd
+	if s.draining.Load() {
+		return gnet.Close
+	}
+	if gc.OutboundBuffered() > s.cfg.MaxPendingReplies {
+		s.slowClient(c)
+		return gnet.Close
+	}
+	c.r.b = c.rbuf[:0]
+	defer func() {
+		if p := recover(); p != nil {
+			// As in the goroutine transport: this connection gets an
+			// error and is closed; the loop and the other clients go on.
+			s.panics.Add(1)
+			log.Printf("resp: panic serving %s: %v\n%s", c.addr, p, debug.Stack())
+			c.r.b = append(c.r.b, "-ERR internal error\r\n"...)
+			act = gnet.Close
+		}
+		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
+			_, _ = gc.Write(c.r.b)
+		}
+		c.keepReplyBuf()
+	}()
+	for len(in) > 0 {
+		ok := c.lc.scan(in)
+		c.lp.feed.b = in[:ok]
+		for !c.quit {
+			cmds, err := c.lp.rd.ReadCommands()
+			if errors.Is(err, errNoInput) {
+				break
+			}
+			if err != nil {
+				// redcon's parse errors; answered as redcon's server does.
+				if isRedconProtocolError(err) {
+					c.r.err("ERR " + err.Error())
+				}
+				s.protoErrors.Add(1)
+				return gnet.Close
+			}
+			s.execBurst(c, cmds)
+		}
+		if c.slow {
+			s.slowClient(c)
+			return gnet.Close
+		}
+		if c.quit {
+			return gnet.Close
+		}
+		if c.lc.bad != "" {
+			c.r.err("ERR Protocol error: " + c.lc.bad)
+			s.protoErrors.Add(1)
+			return gnet.Close
+		}
+		// A frame over the pre-AUTH limits behind commands that had not
+		// run (limit.go): judged again now that they have.
+		in, c.lc.pending = c.lc.pending, nil
+	}
+	return gnet.None
+}
+
+// gnetLogger sends gnet's warnings and errors to the server log and drops
+// its chatter.
+type gnetLogger struct{}
+
+func (gnetLogger) Debugf(string, ...any)     {}
+func (gnetLogger) Infof(string, ...any)      {}
+func (gnetLogger) Warnf(f string, a ...any)  { log.Printf("resp: gnet: "+f, a...) }
+func (gnetLogger) Errorf(f string, a ...any) { log.Printf("resp: gnet: "+f, a...) }
+func (gnetLogger) Fatalf(f string, a ...any) { log.Printf("resp: gnet: "+f, a...) }
