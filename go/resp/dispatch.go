@@ -134,7 +134,7 @@ func arityError(name string) string {
 // reads and writes (pipeline.go).
 func (s *Server) execBurst(c *client, cmds []redconCommand) {
 	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT
-		if len(c.r.b) > s.cfg.MaxPendingReplies {
+		if c.unsent+len(c.r.b) > s.cfg.MaxPendingReplies {
 			// A burst whose replies outgrow the limit: the client is
 			// closed (slow) rather than the server buffering without
 			// bound; the commands after this point do not run.

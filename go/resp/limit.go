@@ -68,9 +68,9 @@ type limitConn struct {
 
 	bad string // the protocol error found; served on the next Read
 
-	// unauthed is set while the pre-AUTH limits apply; the connection's
-	// goroutine changes it (AUTH, HELLO, RESET), accept reads it from the
-	// accept loop to choose a connection to shed.
+	// unauthed is set while the pre-AUTH limits apply; the goroutine
+	// serving the connection changes it (AUTH, HELLO, RESET), accept reads
+	// it from the accept loop to choose a connection to shed.
 	unauthed atomic.Bool
 	// pending are bytes read but held back: a frame over the pre-AUTH
 	// limits behind commands that had not run yet (see the file comment).

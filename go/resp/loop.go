@@ -24,6 +24,12 @@
 //     client-output-buffer-limit), so one client cannot grow the server
 //     without bound.  (On the goroutine transport such a client's writes
 //     block its own goroutine, which then stops reading it.)
+//   - A connection the server closes (QUIT, a protocol error, Shutdown, a
+//     panic) gets every reply written before it first: the loop stops
+//     reading it and closes it once gnet's outbound buffer is empty, or
+//     after lingerMax (linger).  A client that shuts down its side of the
+//     connection is closed by gnet at once, its unsent replies dropped,
+//     as redis-server drops them on EOF.
 //   - Shutdown closes connections between commands: a loop runs no
 //     command once draining is set.
 package resp
@@ -44,9 +50,14 @@ import (
 // defaultMaxPendingReplies is Config.MaxPendingReplies's default.
 const defaultMaxPendingReplies = 256 << 20
 
+// lingerMax bounds how long a connection being closed waits for its client
+// to read the replies it was sent (linger).
+const lingerMax = 10 * time.Second
+
 // defaultLoops is the number of event loops when Config.Loops is 0: one
-// per two CPUs, at least one, leaving the other CPUs to the engine's
-// background work and to clients on the same machine.
+// per two Ps (GOMAXPROCS, the server's --workers), at least one, leaving
+// the others to the engine's background work and to clients on the same
+// machine.
 func defaultLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // errNoInput is what feedReader returns when the input given is used up.
@@ -78,6 +89,11 @@ type loopConn struct {
 	// authTimer closes the connection when it is still unauthenticated
 	// AuthTimeout after it was accepted or RESET.
 	authTimer *time.Timer
+	// lingering is set once the connection is to be closed after its
+	// replies are sent (linger); lingerUntil and lingerWait pace it.
+	lingering   bool
+	lingerUntil time.Time
+	lingerWait  time.Duration
 }
 
 // loopHandler is gnet's view of the server.
@@ -146,15 +162,32 @@ func (s *Server) serveLoop(ln net.Listener) error {
 		lp.rd = redcon.NewReader(&lp.feed)
 		c := s.admit(nc.RemoteAddr().String(), nc.LocalAddr().String(), nil, lp)
 		if c == nil {
-			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			if !s.isClosing() {
+				_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			}
 			_ = nc.Close()
 			continue
 		}
-		if _, err := cli.EnrollContext(nc, c); err != nil {
-			// Never opened, so never closed by gnet: released here.
-			s.release(c, nil)
-			log.Printf("resp: enroll %s: %v", c.addr, err)
-		}
+		// Enrolled on a goroutine of its own: EnrollContext waits for the
+		// loop to register the connection, and a loop busy with a long
+		// command must not hold up connections bound for the others.
+		s.enrolling.Add(1)
+		go func() {
+			defer s.enrolling.Done()
+			_, err := cli.EnrollContext(nc, c)
+			c.mu.Lock()
+			opened := c.lp.gc != nil // OnOpen ran: gnet closes it (OnClose)
+			c.mu.Unlock()
+			if err != nil || !opened {
+				// Never opened (an error, or a registration that failed
+				// in the loop, which EnrollContext does not report), so
+				// never closed by gnet: released here.
+				s.release(c, nil)
+				if err != nil {
+					log.Printf("resp: enroll %s: %v", c.addr, err)
+				}
+			}
+		}()
 	}
 }
 
@@ -176,9 +209,10 @@ func (s *Server) stopLoops() {
 	if cli == nil {
 		return
 	}
-	// The accept loop may be inside EnrollContext, which waits for a loop
-	// to open the connection: the loops must outlive it.
+	// Enrollments in flight wait for a loop to open their connection: the
+	// loops must outlive them, and the accept loop, which starts them.
 	<-done
+	s.enrolling.Wait()
 	_ = cli.Stop()
 }
 
@@ -220,27 +254,34 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	s := h.s
 	c := gc.Context().(*client)
 	in, _ := gc.Next(-1) // consumed now: a partial command is kept by c.lp.rd
-	if s.draining.Load() {
-		return gnet.Close
+	if c.lp.lingering || s.draining.Load() {
+		return h.linger(c, gc) // its input is not served
 	}
-	if gc.OutboundBuffered() > s.cfg.MaxPendingReplies {
+	out := gc.OutboundBuffered()
+	if out > s.cfg.MaxPendingReplies {
 		s.slowClient(c)
 		return gnet.Close
 	}
+	c.unsent = out
 	c.r.b = c.rbuf[:0]
 	defer func() {
 		if p := recover(); p != nil {
 			// As in the goroutine transport: this connection gets an
-			// error and is closed; the loop and the other clients go on.
+			// error instead of the burst's replies (the one being built
+			// may be half written) and is closed; the loop and the
+			// other clients go on.
 			s.panics.Add(1)
 			log.Printf("resp: panic serving %s: %v\n%s", c.addr, p, debug.Stack())
-			c.r.b = append(c.r.b, "-ERR internal error\r\n"...)
+			c.r.b = append(c.r.b[:0], "-ERR internal error\r\n"...)
 			act = gnet.Close
 		}
 		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
 			_, _ = gc.Write(c.r.b)
 		}
 		c.keepReplyBuf()
+		if act == gnet.Close && !c.slow {
+			act = h.linger(c, gc)
+		}
 	}()
 	for len(in) > 0 {
 		ok := c.lc.scan(in)
@@ -260,7 +301,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			}
 			s.execBurst(c, cmds)
 		}
-		if c.slow {
+		if c.slow { // closed at once, its replies dropped: it does not read them
 			s.slowClient(c)
 			return gnet.Close
 		}
@@ -276,6 +317,29 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		// run (limit.go): judged again now that they have.
 		in, c.lc.pending = c.lc.pending, nil
 	}
+	return gnet.None
+}
+
+// linger closes c once the replies written to it are sent: at once when
+// none wait in gnet's outbound buffer; otherwise it marks c (its input is
+// no longer served) and checks again, woken by a timer whose period
+// doubles up to 100ms, until the buffer is empty or lingerMax has passed.
+// It runs on c's loop (OnTraffic; the timer wakes OnTraffic).
+func (h *loopHandler) linger(c *client, gc gnet.Conn) gnet.Action {
+	lp := c.lp
+	if gc.OutboundBuffered() == 0 {
+		return gnet.Close
+	}
+	now := time.Now()
+	switch {
+	case !lp.lingering:
+		lp.lingering, lp.lingerUntil, lp.lingerWait = true, now.Add(lingerMax), time.Millisecond
+	case now.After(lp.lingerUntil):
+		return gnet.Close
+	}
+	d := lp.lingerWait
+	lp.lingerWait = min(2*d, 100*time.Millisecond)
+	time.AfterFunc(d, func() { _ = gc.Wake(nil) }) // a wake after the close is ignored
 	return gnet.None
 }
 

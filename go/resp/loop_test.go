@@ -128,3 +128,64 @@ func TestShutdownBetweenCommands(t *testing.T) {
 		t.Fatalf("%d clients after Shutdown", n)
 	}
 }
+
+// TestClosedAfterReplies: a connection the server closes is sent every
+// reply written before the close, even to a client that reads them
+// slowly: after QUIT, after a protocol error, and at Shutdown.  (Run on
+// both transports by make test.)
+func TestClosedAfterReplies(t *testing.T) {
+	const size, n = 256 << 10, 64 // far more than the socket buffers hold
+	for _, tc := range []struct {
+		name, tail string // sent after the GETs
+		shutdown   bool
+		last       string // the reply after the GETs' ("" none)
+	}{
+		{name: "quit", tail: "QUIT\r\n", last: "+OK"},
+		{name: "protocol-error", tail: "*1\r\n$x\r\n", last: "-ERR Protocol error: invalid bulk length"},
+		{name: "shutdown", shutdown: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{MaxValueSize: 1 << 20}, storage.Options{})
+			rc := ts.client(t, 2, "")
+			big := strings.Repeat("v", size)
+			if err := rc.Set(context.Background(), "big", big, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_ = rc.Close() // Shutdown waits for it otherwise
+			r := ts.raw(t)
+			before := ts.Stats().Commands
+			if _, err := io.WriteString(r, strings.Repeat("GET big\r\n", n)+tc.tail); err != nil {
+				t.Fatal(err)
+			}
+			if tc.shutdown {
+				// Every GET has run (its reply is written or queued)
+				// before Shutdown begins.
+				for i := 0; i < 1000 && ts.Stats().Commands < before+n; i++ {
+					time.Sleep(10 * time.Millisecond)
+				}
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					_ = ts.Shutdown(ctx)
+				}()
+			}
+			time.Sleep(100 * time.Millisecond) // the client reads late
+			for i := 0; i < n; i++ {
+				if got := r.line(t); got != fmt.Sprintf("$%d", size) {
+					t.Fatalf("reply %d of %d: %q", i+1, n, got)
+				}
+				if _, err := io.CopyN(io.Discard, r.rd, size+2); err != nil {
+					t.Fatalf("reply %d of %d: %v", i+1, n, err)
+				}
+			}
+			if tc.last != "" {
+				if got := r.line(t); got != tc.last {
+					t.Fatalf("last reply %q, want %q", got, tc.last)
+				}
+			}
+			if !r.closed() {
+				t.Fatal("connection still open")
+			}
+		})
+	}
+}

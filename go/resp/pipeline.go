@@ -34,8 +34,10 @@ func (s *Server) runReads(c *client, cmds []redconCommand) int {
 	for _, cmd := range cmds {
 		a := cmd.Args
 		switch {
-		case nkeys >= maxReadRun && n > 0:
-			goto done // execBurst checks the replies' size between runs
+		case nkeys >= maxReadRun && n > 0 && s.cfg.Cluster == nil:
+			// execBurst checks the replies' size between runs.  (In a
+			// cluster a run costs one leadership confirmation: not split.)
+			goto done
 		case len(a) == 2 && isName(a[0], "get"):
 			nkeys++
 		case len(a) >= 2 && isName(a[0], "mget"):

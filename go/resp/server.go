@@ -77,9 +77,10 @@ type Config struct {
 	// Sync == SyncAlways or a Cluster, connections always have their own
 	// goroutine.
 	Loops int
-	// MaxPendingReplies bounds, on the event-loop transport, the reply
-	// bytes a client may leave unread and still send more (default 256
-	// MiB); past it the client is disconnected (loop.go).
+	// MaxPendingReplies bounds the reply bytes a client may leave unread
+	// and still be served (default 256 MiB): one burst's replies on
+	// either transport, and on the event loops also the replies gnet has
+	// not sent yet; past it the client is disconnected (loop.go).
 	MaxPendingReplies int
 }
 
@@ -113,6 +114,7 @@ type Server struct {
 	// by serveLoop under mu.
 	loops      *gnet.Client
 	acceptDone chan struct{}
+	enrolling  sync.WaitGroup // connections being enrolled in a loop
 
 	nextID atomic.Uint64
 	mu     sync.Mutex // guards clients, shedding, retired, statBase and closing
@@ -194,8 +196,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.mu.Unlock()
 	if s.useLoop() {
+		log.Printf("resp: connections served by event loops (--resp-loops)")
 		return s.serveLoop(ln)
 	}
+	log.Printf("resp: a goroutine per connection (--sync always, cluster mode or --resp-loops -1)")
 	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
 }
 
@@ -213,8 +217,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.clients {
 		if c.lp != nil {
 			// A loop runs no command once draining is set, and runs each
-			// to its end before it reads again: closing now cuts none.
-			c.closeConn()
+			// to its end before it reads again; woken now, it closes the
+			// connection once the replies written are sent (linger).
+			c.wake()
 			continue
 		}
 		// Wakes a connection waiting for a request; one running a command
@@ -249,7 +254,7 @@ func (s *Server) Close() error {
 		}
 	}
 	for c := range s.clients {
-		c.closeConn() // redcon closes them too; this does not wait for its accept loop
+		c.closeConn() // redcon closes its own too; this does not wait for its accept loop
 	}
 	s.mu.Unlock()
 	s.stopLoops()
@@ -285,7 +290,8 @@ func (l limitListener) Accept() (net.Conn, error) {
 }
 
 // client is one connection's state.  Fields below mu are read by other
-// connections (CLIENT LIST); the rest only by the connection's goroutine.
+// connections (CLIENT LIST); the rest only by the goroutine serving the
+// connection (its own, or its event loop's).
 type client struct {
 	id      uint64
 	conn    redcon.Conn // the goroutine transport's connection
@@ -311,6 +317,7 @@ type client struct {
 	watch    []watched    // WATCHed keys and what they held
 	quit     bool         // close after this burst's replies
 	slow     bool         // closed for unread or oversized replies (MaxPendingReplies)
+	unsent   int          // reply bytes gnet had not sent when the burst began (loop transport)
 	counts   []cmdCounter // its commands' counters, by cmd.id (counters.go)
 	r        reply        // replies of the burst being served
 	rbuf     []byte       // r's buffer between bursts (at most maxKeptReplyBuf)
@@ -387,6 +394,20 @@ func (s *Server) admit(addr, laddr string, conn redcon.Conn, lp *loopConn) *clie
 	s.mu.Unlock()
 	s.connections.Add(1)
 	return c
+}
+
+// wake has c's loop look at c (loop transport): when the server is
+// draining, that closes it after its replies.
+func (c *client) wake() {
+	c.mu.Lock()
+	gc := c.lp.gc
+	if gc == nil {
+		c.lp.closeReq = true // OnOpen closes it
+	}
+	c.mu.Unlock()
+	if gc != nil {
+		_ = gc.Wake(nil)
+	}
 }
 
 // closeConn closes c's connection from any goroutine; its transport then
