@@ -428,7 +428,8 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {
 				st = sl_put_hashed(db->sl, rec.key, rec.key_len, rec.value,
-						   rec.value_len, 0, rec.expires_at, hash[i]);
+						   rec.value_len, 0, rec.expires_at, hash[i],
+						   n > 1);
 				puts += st == MANTIS_OK;
 			} else {
 				/* Cannot fail for a validated key: absent is fine. */

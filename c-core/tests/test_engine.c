@@ -284,6 +284,92 @@ test_batch_windows_model(void **state)
 	mantis_db_close(ref);
 }
 
+/*
+ * The apply's update-first path (a put inside a prefetched window probes
+ * the index before it allocates a node): a window of puts to existing
+ * keys allocates one record each and no node, so it succeeds with exactly
+ * that many allocations allowed; values change size (empty, short, long)
+ * and expiries are set and cleared; a window mixing updates, inserts, a
+ * delete followed by a put of the same key (its node is dead: the put
+ * inserts anew) and a put of a key inserted earlier in the window gives
+ * the same contents and statistics as the same puts one by one.
+ */
+static void
+test_batch_update_first(void **state)
+{
+	(void)state;
+	enum { N = 16 };
+	static uint8_t buf[N * 512];
+	static char big[200];
+	memset(big, 'b', sizeof(big) - 1);
+	mantis_db *db = open_db(0, 0), *ref = open_db(0, 0);
+	char keys[N][16];
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "u%02u", i);
+		assert_int_equal(put_s(db, keys[i], "x", 0), MANTIS_OK);
+		assert_int_equal(put_s(ref, keys[i], "x", 0), MANTIS_OK);
+	}
+	/* Window 1: updates only, sizes and expiries changing. */
+	size_t off = 0;
+	for (int i = 0; i < N; i++) {
+		const char *v = i % 3 == 0 ? "" : i % 3 == 1 ? "yy" : big;
+		uint64_t exp = i % 2 ? 50 : 0;
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[i], v, exp);
+		assert_int_equal(put_s(ref, keys[i], v, exp), MANTIS_OK);
+	}
+	mantis_alloc_fail_after(N); /* one record per put, no node */
+	mantis_status st = mantis_db_apply(db, buf, off, NULL);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(st, MANTIS_OK);
+	/* Window 2: expiries cleared, sizes changed back; a new key put twice,
+	 * a key deleted then put, updates around them. */
+	off = 0;
+	for (int i = 0; i < N / 2; i++) {
+		const char *v = i % 2 ? big : "z";
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[i], v, 0);
+		assert_int_equal(put_s(ref, keys[i], v, 0), MANTIS_OK);
+	}
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "new", "n1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, keys[9], NULL, 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[9], "again", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "new", big, 70);
+	assert_int_equal(put_s(ref, "new", "n1", 0), MANTIS_OK);
+	assert_int_equal(mantis_db_delete(ref, keys[9], strlen(keys[9])), MANTIS_OK);
+	assert_int_equal(put_s(ref, keys[9], "again", 0), MANTIS_OK);
+	assert_int_equal(put_s(ref, "new", big, 70), MANTIS_OK);
+	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+
+	for (int i = 0; i <= N; i++) {
+		const char *k = i < N ? keys[i] : "new";
+		for (uint64_t now = 1; now <= 100; now += 49) { /* 1, 50, 99 */
+			char a[256], b[256];
+			size_t na = 0, nb = 0;
+			mantis_status sa = mantis_db_get(db, k, strlen(k), now, a, sizeof(a), &na);
+			mantis_status sb = mantis_db_get(ref, k, strlen(k), now, b, sizeof(b), &nb);
+			assert_int_equal(sa, sb);
+			if (sa == MANTIS_OK) {
+				assert_int_equal(na, nb);
+				assert_memory_equal(a, b, na);
+			}
+		}
+	}
+	expect_val(db, keys[0], "z", 99);   /* expiry never set */
+	expect_val(db, keys[1], big, 99);   /* expiry cleared */
+	expect_absent(db, keys[11], 50);    /* expiry set, still */
+	expect_val(db, keys[9], "again", 99);
+	expect_absent(db, "new", 70);
+	mantis_db_stats sd, sr;
+	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
+	assert_int_equal(sd.keys, sr.keys);
+	assert_int_equal(sd.keys, N + 1);
+	assert_int_equal(sd.live_bytes, sr.live_bytes);
+	assert_int_equal(sd.puts, sr.puts);
+	assert_int_equal(sd.deletes, sr.deletes);
+	mantis_db_close(db);
+	mantis_db_close(ref);
+}
+
 /* A bad record in the middle: the error names it and nothing is applied. */
 static void
 test_batch_all_or_nothing(void **state)
@@ -1332,6 +1418,7 @@ main(void)
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch_applies_all),
 	    cmocka_unit_test(test_batch_windows_model),
+	    cmocka_unit_test(test_batch_update_first),
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_entries),
