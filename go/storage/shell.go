@@ -263,11 +263,31 @@ func (s *shell) Apply(b *Batch) error {
 		}
 		return nil
 	}
-	ops, size, err := s.lim.prepareBatch(nil, b)
+	pp := prepPool.Get().(*[]prepOp)
+	defer putPrep(pp)
+	ops, size, err := s.lim.prepareBatch((*pp)[:0], b)
+	*pp = ops
 	if err != nil {
 		return err
 	}
 	return s.write(&wop{kind: opBatch, ops: ops, size: size})
+}
+
+// prepPool recycles Apply's validated op lists: the write path is done
+// with them when Apply returns (the log record and the index hold copies),
+// and small pipelined batches are frequent enough that these lists were
+// a large share of a write's garbage.
+var prepPool = sync.Pool{New: func() any { return new([]prepOp) }}
+
+// putPrep drops the list's references to the caller's keys and values
+// and pools it, unless it grew past maxPooledTxnKeys ops.
+func putPrep(pp *[]prepOp) {
+	if cap(*pp) > maxPooledTxnKeys {
+		return
+	}
+	clear(*pp)
+	*pp = (*pp)[:0]
+	prepPool.Put(pp)
 }
 
 // Stats returns the index's counters and the log's state; after Close

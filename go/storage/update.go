@@ -20,6 +20,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"sync"
 )
 
 // Entry is a value with its expiry.
@@ -86,6 +87,42 @@ type Txn struct {
 	// index finds a key's slot once there are more than txnScan keys (a
 	// linear scan is faster below that, and allocates nothing).
 	index map[string]int
+	// ops is the write list update builds after fn, kept with the Txn
+	// so a pooled Txn reuses it.
+	ops []prepOp
+}
+
+// txnPool recycles Txns, their key slots and write lists: a pipelined
+// burst of read-modify-writes (the RESP server's grouped INCRs) is one
+// Update each, and without reuse those slices were most of its garbage.
+// A Txn goes back only after Update has applied its writes, when no one
+// may use it any more (Txn's contract: valid only during fn).
+var txnPool = sync.Pool{New: func() any { return new(Txn) }}
+
+// maxPooledTxnKeys bounds the key slots a pooled Txn keeps, so one huge
+// Update does not pin its slices in the pool.
+const maxPooledTxnKeys = 1024
+
+// getTxn returns an empty Txn for n keys.
+func getTxn(now int64, lim *limits, read entryReader, n int) *Txn {
+	t := txnPool.Get().(*Txn)
+	t.now, t.lim, t.read = now, lim, read
+	if cap(t.keys) < n {
+		t.keys = make([]txnKey, 0, n)
+	}
+	return t
+}
+
+// putTxn drops t's references (keys and values are the caller's) and
+// pools it.
+func putTxn(t *Txn) {
+	if cap(t.keys) > maxPooledTxnKeys || cap(t.ops) > maxPooledTxnKeys {
+		return
+	}
+	clear(t.keys)
+	clear(t.ops)
+	*t = Txn{keys: t.keys[:0], ops: t.ops[:0]}
+	txnPool.Put(t)
 }
 
 const txnScan = 16
@@ -227,7 +264,8 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 	}
 	s.lock(&set)
 	defer s.unlock(&set)
-	tx := &Txn{now: lim.now(), lim: lim, read: read, keys: make([]txnKey, 0, len(keys))}
+	tx := getTxn(lim.now(), lim, read, len(keys))
+	defer putTxn(tx)
 	if len(keys) > txnScan {
 		tx.index = make(map[string]int, len(keys))
 	}
@@ -245,7 +283,7 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 	if err := fn(tx); err != nil {
 		return err
 	}
-	var ops []prepOp
+	ops := tx.ops[:0]
 	size := 0
 	for i := range tx.keys {
 		k := &tx.keys[i]
@@ -263,6 +301,7 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 			size += recordSize(len(k.key), 0)
 		}
 	}
+	tx.ops = ops // back to the pool with tx
 	if len(ops) == 0 {
 		return nil
 	}
