@@ -695,6 +695,21 @@ mantis_status mantis_db_get(mantis_db *db, const void *key, size_t key_len,
 			    size_t *value_len);
 
 /*
+ * A hint for a caller about to look up several keys (a multi-get, the
+ * reads of a grouped read-modify-write): starts the cache misses of their
+ * index slots, nodes and records, all n at once so that they overlap,
+ * instead of each get stalling on its own.  keys (borrowed) holds the n
+ * keys back to back, klens[i] (borrowed) the length of key i.  Reads
+ * nothing a get would not, writes nothing, never blocks a writer; a key
+ * that is absent, too long or changed meanwhile costs only a wasted
+ * prefetch.  Thread-safe.  MANTIS_INVALID for a NULL db, or NULL keys or
+ * klens with n > 0; MANTIS_OK otherwise.  Best for n up to a few dozen:
+ * the lines of many more may be evicted before their gets.
+ */
+mantis_status mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens,
+				 size_t n);
+
+/*
  * RANDOMKEY: mantis_skiplist_random_key on the db's map (statuses and the
  * meaning of MANTIS_NOT_FOUND as documented there; MANTIS_INVALID also
  * for a NULL db).  Atomic for readers like get: a key a batch put or

@@ -448,6 +448,27 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 	return st;
 }
 
+mantis_status
+mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens, size_t n)
+{
+	if (db == NULL || (n != 0 && (keys == NULL || klens == NULL)))
+		return MANTIS_INVALID;
+	/* As mantis_db_apply's windows of APPLY_AHEAD keys: hash
+	 * and prefetch every slot of a window, then the nodes and records
+	 * they lead to.  Hints only: no seqlock, nothing to retry. */
+	const uint8_t *k = keys;
+	for (size_t i = 0; i < n;) {
+		uint64_t hash[APPLY_AHEAD];
+		size_t m = 0;
+		for (; m < APPLY_AHEAD && i < n; m++, i++) {
+			hash[m] = sl_hash_prefetch(db->sl, k, klens[i]);
+			k += klens[i];
+		}
+		sl_prefetch_nodes(db->sl, hash, m);
+	}
+	return MANTIS_OK;
+}
+
 /* ---- bulk load ----------------------------------------------------------- */
 
 static mantis_status

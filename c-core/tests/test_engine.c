@@ -370,6 +370,59 @@ test_batch_update_first(void **state)
 	mantis_db_close(ref);
 }
 
+/*
+ * mantis_db_prefetch is a hint: its argument checks, and for present,
+ * absent, empty and over-long keys it returns MANTIS_OK and changes
+ * nothing a reader or the statistics can see.
+ */
+static void
+test_prefetch_is_a_hint(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(8, 0);
+	uint32_t one = 1;
+	assert_int_equal(mantis_db_prefetch(NULL, "a", &one, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, NULL, &one, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, "a", NULL, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, NULL, NULL, 0), MANTIS_OK);
+	for (int i = 0; i < 40; i += 2) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		assert_int_equal(put_s(db, k, k, 0), MANTIS_OK);
+	}
+	mantis_db_stats before, after;
+	assert_int_equal(mantis_db_stats_get(db, &before), MANTIS_OK);
+	/* 40 three-byte keys, half present, then an empty and a long key:
+	 * more than one window. */
+	char keys[40 * 3 + 20];
+	uint32_t lens[42];
+	for (int i = 0; i < 40; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		memcpy(keys + i * 3, k, 3);
+		lens[i] = 3;
+	}
+	memset(keys + 120, 'L', 20);
+	lens[40] = 0;
+	lens[41] = 20; /* over the db's key limit */
+	assert_int_equal(mantis_db_prefetch(db, keys, lens, 42), MANTIS_OK);
+	assert_int_equal(mantis_db_prefetch(db, keys, lens, 1), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(db, &after), MANTIS_OK);
+	assert_int_equal(after.keys, before.keys);
+	assert_int_equal(after.live_bytes, before.live_bytes);
+	assert_int_equal(after.puts, before.puts);
+	assert_int_equal(after.gets, before.gets);
+	for (int i = 0; i < 40; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		if (i % 2 == 0)
+			expect_val(db, k, k, 1);
+		else
+			expect_absent(db, k, 1);
+	}
+	mantis_db_close(db);
+}
+
 /* A bad record in the middle: the error names it and nothing is applied. */
 static void
 test_batch_all_or_nothing(void **state)
@@ -1419,6 +1472,7 @@ main(void)
 	    cmocka_unit_test(test_batch_applies_all),
 	    cmocka_unit_test(test_batch_windows_model),
 	    cmocka_unit_test(test_batch_update_first),
+	    cmocka_unit_test(test_prefetch_is_a_hint),
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_entries),
