@@ -165,17 +165,20 @@ func (s *shell) publish(w *wop, rec []byte, first uint64) error {
 	return s.idx.publishBatch(w.ops, payload, first)
 }
 
-// stripe is the key stripe of k.
-func (s *shell) stripe(k []byte) uint64 { return maphash.Bytes(s.seed, k) % keyStripes }
+// hash is the hash of k that picks its stripe (hash % keyStripes).
+func (s *shell) hash(k []byte) uint64 { return maphash.Bytes(s.seed, k) }
 
 // stripeSet is a set of stripe numbers, one bit each.
 type stripeSet [keyStripes / 64]uint64
 
-// add puts k's stripe in the set.
-func (s *shell) add(set *stripeSet, k []byte) {
-	i := s.stripe(k)
+// add puts the stripe of the key whose hash is h in the set.
+func (set *stripeSet) add(h uint64) {
+	i := h % keyStripes
 	set[i/64] |= 1 << (i % 64)
 }
+
+// add puts k's stripe in the set.
+func (s *shell) add(set *stripeSet, k []byte) { set.add(s.hash(k)) }
 
 // lock is step 2: it locks the stripes of set in ascending order (no
 // deadlock between writes that share some), visiting only the set bits.

@@ -77,6 +77,29 @@ func TestUpdateReuse(t *testing.T) {
 					return tx.Put(k("c"), k("3"), 0)
 				}, nil},
 				{"no writes", [][]byte{k("b")}, func(tx *storage.Txn) error { return nil }, nil},
+				{"duplicates, any order", [][]byte{k("x"), k("y"), k("x"), k("a"), k("y")}, func(tx *storage.Txn) error {
+					// Out of declaration order, back and forth, so the
+					// Txn's last-slot hint misses as well as hits.
+					if e, err := tx.Get(k("a")); err != nil || string(e.Value) != "1" {
+						return fmt.Errorf("a = %q, %v; want 1", e.Value, err)
+					}
+					if err := tx.Put(k("y"), k("Y"), 0); err != nil {
+						return err
+					}
+					if _, err := tx.Get(k("x")); !errors.Is(err, storage.ErrNotFound) {
+						return fmt.Errorf("x: %v, want ErrNotFound", err)
+					}
+					if e, err := tx.Get(k("y")); err != nil || string(e.Value) != "Y" {
+						return fmt.Errorf("y = %q, %v; want the staged Y", e.Value, err)
+					}
+					if err := tx.Put(k("x"), k("X"), 0); err != nil {
+						return err
+					}
+					if n := len(tx.Writes()); n != 2 {
+						return fmt.Errorf("%d writes staged, want 2 (one per distinct key)", n)
+					}
+					return nil
+				}, nil},
 			}
 			for _, st := range steps {
 				if err := storage.Update(db, st.keys, st.fn); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
@@ -94,7 +117,7 @@ func TestUpdateReuse(t *testing.T) {
 			if err := db.Apply(good); err != nil {
 				t.Fatal(err)
 			}
-			for key, want := range map[string]string{"a": "1", "b": "", "c": "3", "d": "", "e": "5", "m07": "7", "m39": "39"} {
+			for key, want := range map[string]string{"a": "1", "b": "", "c": "3", "d": "", "e": "5", "m07": "7", "m39": "39", "x": "X", "y": "Y"} {
 				v, err := db.Get(k(key))
 				switch {
 				case want == "" && !errors.Is(err, storage.ErrNotFound):
