@@ -356,14 +356,28 @@ mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now, unsigned draws,
  * sl_prefetch_nodes' SL_PREFETCH_MAX. */
 #define APPLY_AHEAD 16
 
+/* Pass 1.  crc: the full decode (CRCs, padding, field rules); otherwise
+ * mantis_codec_frame's memory-safety checks only, for records whose CRCs
+ * the caller verified (mantis_db_apply_verified). */
 static mantis_status
-batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset,
+	       bool crc)
 {
 	mantis_codec_iter it;
 	mantis_record rec;
 	mantis_status st;
 	mantis_codec_iter_init(&it, batch, len);
-	while ((st = mantis_codec_iter_next(&it, &rec)) == MANTIS_OK) {
+	for (;;) {
+		if (crc) {
+			st = mantis_codec_iter_next(&it, &rec);
+		} else if (it.offset == it.len) {
+			st = MANTIS_END;
+		} else if ((st = mantis_codec_frame(it.buf + it.offset, it.len - it.offset,
+						   &rec)) == MANTIS_OK) {
+			it.offset += rec.size;
+		}
+		if (st != MANTIS_OK)
+			break;
 		size_t at = it.offset - rec.size;
 		if (rec.type != MANTIS_REC_PUT && rec.type != MANTIS_REC_DELETE)
 			st = MANTIS_INVALID;
@@ -385,8 +399,8 @@ batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_o
 	return MANTIS_OK;
 }
 
-mantis_status
-mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+static mantis_status
+batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bool crc)
 {
 	if (db == NULL || (batch == NULL && len != 0))
 		return MANTIS_INVALID;
@@ -394,7 +408,7 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 		return MANTIS_TOO_LARGE;
 	if (len == 0)
 		return MANTIS_OK;
-	mantis_status st = batch_validate(db, batch, len, bad_offset);
+	mantis_status st = batch_validate(db, batch, len, bad_offset, crc);
 	if (st != MANTIS_OK)
 		return st;
 
@@ -446,6 +460,18 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 	if (st == MANTIS_OK)
 		count(db, ST_BATCHES, 1);
 	return st;
+}
+
+mantis_status
+mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+{
+	return batch_apply(db, batch, len, bad_offset, true);
+}
+
+mantis_status
+mantis_db_apply_verified(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+{
+	return batch_apply(db, batch, len, bad_offset, false);
 }
 
 mantis_status
