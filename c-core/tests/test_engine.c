@@ -69,6 +69,34 @@ add_rec(uint8_t *buf, size_t cap, size_t *off, uint8_t type, const char *k,
 	*off += w;
 }
 
+/* Asserts that k reads the same (status, value) in a and b at now. */
+static void
+expect_same_get(mantis_db *a, mantis_db *b, const char *k, uint64_t now)
+{
+	char va[256], vb[256];
+	size_t na = 0, nb = 0;
+	mantis_status sa = mantis_db_get(a, k, strlen(k), now, va, sizeof(va), &na);
+	mantis_status sb = mantis_db_get(b, k, strlen(k), now, vb, sizeof(vb), &nb);
+	assert_int_equal(sa, sb);
+	if (sa == MANTIS_OK) {
+		assert_int_equal(na, nb);
+		assert_memory_equal(va, vb, na);
+	}
+}
+
+/* Asserts that a and b count the same keys, bytes, puts and deletes. */
+static void
+expect_same_stats(mantis_db *a, mantis_db *b)
+{
+	mantis_db_stats sa, sb;
+	assert_int_equal(mantis_db_stats_get(a, &sa), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(b, &sb), MANTIS_OK);
+	assert_int_equal(sa.keys, sb.keys);
+	assert_int_equal(sa.live_bytes, sb.live_bytes);
+	assert_int_equal(sa.puts, sb.puts);
+	assert_int_equal(sa.deletes, sb.deletes);
+}
+
 static void
 test_open_close(void **state)
 {
@@ -259,26 +287,13 @@ test_batch_windows_model(void **state)
 		}
 		assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
 		for (size_t j = 0; j < NKEYS; j++) {
-			for (uint64_t now = 1; now <= 100; now += 99) {
-				char a[16], b[16];
-				size_t na = 0, nb = 0;
-				mantis_status sa = mantis_db_get(db, keys[j], 2, now, a, sizeof(a), &na);
-				mantis_status sb = mantis_db_get(ref, keys[j], 2, now, b, sizeof(b), &nb);
-				assert_int_equal(sa, sb);
-				if (sa == MANTIS_OK) {
-					assert_int_equal(na, nb);
-					assert_memory_equal(a, b, na);
-				}
-			}
+			for (uint64_t now = 1; now <= 100; now += 99)
+				expect_same_get(db, ref, keys[j], now);
 		}
 	}
-	mantis_db_stats sd, sr;
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
 	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
-	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
-	assert_int_equal(sd.puts, sr.puts);
-	assert_int_equal(sd.deletes, sr.deletes);
-	assert_int_equal(sd.keys, sr.keys);
-	assert_int_equal(sd.live_bytes, sr.live_bytes);
 	assert_int_equal(sd.batches, 20);
 	mantis_db_close(db);
 	mantis_db_close(ref);
@@ -340,32 +355,18 @@ test_batch_update_first(void **state)
 	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
 
 	for (int i = 0; i <= N; i++) {
-		const char *k = i < N ? keys[i] : "new";
-		for (uint64_t now = 1; now <= 100; now += 49) { /* 1, 50, 99 */
-			char a[256], b[256];
-			size_t na = 0, nb = 0;
-			mantis_status sa = mantis_db_get(db, k, strlen(k), now, a, sizeof(a), &na);
-			mantis_status sb = mantis_db_get(ref, k, strlen(k), now, b, sizeof(b), &nb);
-			assert_int_equal(sa, sb);
-			if (sa == MANTIS_OK) {
-				assert_int_equal(na, nb);
-				assert_memory_equal(a, b, na);
-			}
-		}
+		for (uint64_t now = 1; now <= 100; now += 49) /* 1, 50, 99 */
+			expect_same_get(db, ref, i < N ? keys[i] : "new", now);
 	}
 	expect_val(db, keys[0], "z", 99);   /* expiry never set */
 	expect_val(db, keys[1], big, 99);   /* expiry cleared */
 	expect_absent(db, keys[11], 50);    /* expiry set, still */
 	expect_val(db, keys[9], "again", 99);
 	expect_absent(db, "new", 70);
-	mantis_db_stats sd, sr;
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
 	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
-	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
-	assert_int_equal(sd.keys, sr.keys);
 	assert_int_equal(sd.keys, N + 1);
-	assert_int_equal(sd.live_bytes, sr.live_bytes);
-	assert_int_equal(sd.puts, sr.puts);
-	assert_int_equal(sd.deletes, sr.deletes);
 	mantis_db_close(db);
 	mantis_db_close(ref);
 }
@@ -444,23 +445,13 @@ test_batch_apply_verified(void **state)
 	assert_int_equal(mantis_db_apply_verified(db, buf, off, NULL), MANTIS_OK);
 	assert_int_equal(mantis_db_apply(ref, buf, off, NULL), MANTIS_OK);
 	for (uint64_t now = 1; now <= 50; now += 49) {
-		const char *keys[] = {"a", "b", "c"};
-		for (int i = 0; i < 3; i++) {
-			char x[8], y[8];
-			size_t nx = 0, ny = 0;
-			assert_int_equal(mantis_db_get(db, keys[i], 1, now, x, sizeof(x), &nx),
-					 mantis_db_get(ref, keys[i], 1, now, y, sizeof(y), &ny));
-			assert_int_equal(nx, ny);
-			assert_memory_equal(x, y, nx);
-		}
+		expect_same_get(db, ref, "a", now);
+		expect_same_get(db, ref, "b", now);
+		expect_same_get(db, ref, "c", now);
 	}
-	mantis_db_stats sd, sr;
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
 	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
-	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
-	assert_int_equal(sd.keys, sr.keys);
-	assert_int_equal(sd.live_bytes, sr.live_bytes);
-	assert_int_equal(sd.puts, sr.puts);
-	assert_int_equal(sd.deletes, sr.deletes);
 	assert_int_equal(sd.batches, 1);
 
 	off = 0;
