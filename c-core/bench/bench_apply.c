@@ -5,8 +5,10 @@
  * 16-byte keys (100-byte values), then applies pre-encoded batches of
  * `batch` puts of keys drawn uniformly from the loaded ones (updates), in
  * `rounds` timed rounds of `ops` keys each, and prints the median ns per
- * key.  Usage: bench_apply [keys [batch [ops [rounds]]]]; defaults
- * 1000000 16 2000000 3.
+ * key.  Usage: bench_apply [keys [batch [ops [rounds [verified]]]]];
+ * defaults 1000000 16 2000000 3 0.  verified 1 times
+ * mantis_db_apply_verified (the cgo path: no CRC check) instead of
+ * mantis_db_apply.
  */
 #include "bench_util.h"
 
@@ -50,8 +52,11 @@ main(int argc, char **argv)
 	size_t bsz = argc > 2 ? strtoull(argv[2], NULL, 10) : 16;
 	size_t ops = argc > 3 ? strtoull(argv[3], NULL, 10) : 2000000;
 	size_t rounds = argc > 4 ? strtoull(argv[4], NULL, 10) : 3;
+	bool verified = argc > 5 && strtoull(argv[5], NULL, 10) != 0;
+	mantis_status (*apply)(mantis_db *, const void *, size_t, size_t *) =
+		verified ? mantis_db_apply_verified : mantis_db_apply;
 	if (nkeys == 0 || bsz == 0 || bsz > 1000 || rounds == 0 || rounds > 64) {
-		fprintf(stderr, "usage: bench_apply [keys [batch(1..1000) [ops [rounds(1..64)]]]]\n");
+		fprintf(stderr, "usage: bench_apply [keys [batch(1..1000) [ops [rounds(1..64) [verified(0|1)]]]]]\n");
 		return 2;
 	}
 	bench_print_loadavg("start");
@@ -102,14 +107,14 @@ main(int argc, char **argv)
 		double t0 = bench_now_s();
 		for (size_t b = 0; b < nb; b++) {
 			size_t p = b % npool;
-			if ((st = mantis_db_apply(db, pool + p * bcap, plen[p], NULL)) != MANTIS_OK)
+			if ((st = apply(db, pool + p * bcap, plen[p], NULL)) != MANTIS_OK)
 				die("apply", st);
 		}
 		ns[r] = (bench_now_s() - t0) * 1e9 / (double)(nb * bsz);
 		printf("round %zu: %.1f ns/key\n", r, ns[r]);
 	}
-	printf("apply keys=%zu batch=%zu: median %.1f ns/key\n", nkeys, bsz,
-	       bench_median(ns, rounds));
+	printf("apply%s keys=%zu batch=%zu: median %.1f ns/key\n", verified ? "_verified" : "",
+	       nkeys, bsz, bench_median(ns, rounds));
 	bench_print_loadavg("end");
 	mantis_db_close(db);
 	free(pool);

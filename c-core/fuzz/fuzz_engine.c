@@ -37,7 +37,10 @@
  *   5. mantis_db_load of the same bytes (which checks framing, not CRCs)
  *      never reads outside them and names a refused record inside them;
  *   6. a random key (mantis_db_random_key) is one whose last record is a
- *      PUT, and there is none when no key is live.
+ *      PUT, and there is none when no key is live;
+ *   7. mantis_db_apply_verified of the same bytes (framing and limits, not
+ *      CRCs) never reads outside them, fails as a whole, and accepts what
+ *      mantis_db_apply accepts with the same keys, bytes and puts.
  */
 #include <mantis.h>
 
@@ -336,6 +339,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mantis_status st = mantis_db_apply(db, batch, len, &bad);
 	mantis_db_stats stats;
 	CHECK(mantis_db_stats_get(db, &stats) == MANTIS_OK);
+
+	/* The verified variant on the same bytes: memory-safe whatever they
+	 * hold, all or nothing, and it accepts what mantis_db_apply accepts
+	 * (it checks a subset) with the same result. */
+	mantis_db *vdb = NULL;
+	CHECK(mantis_db_open(&opts, &vdb) == MANTIS_OK);
+	size_t vbad = SIZE_MAX;
+	mantis_status vst = mantis_db_apply_verified(vdb, batch, len, &vbad);
+	mantis_db_stats vstats;
+	CHECK(mantis_db_stats_get(vdb, &vstats) == MANTIS_OK);
+	if (vst != MANTIS_OK)
+		CHECK(vstats.keys == 0 && vstats.puts == 0 && vstats.deletes == 0 && vbad < len);
+	if (st == MANTIS_OK)
+		CHECK(vst == MANTIS_OK && vstats.keys == stats.keys &&
+		      vstats.live_bytes == stats.live_bytes && vstats.puts == stats.puts);
+	mantis_db_close(vdb);
 
 	if (st != MANTIS_OK) {
 		/* Property 2: rejected as a whole. */

@@ -695,6 +695,21 @@ mantis_status mantis_db_get(mantis_db *db, const void *key, size_t key_len,
 			    size_t *value_len);
 
 /*
+ * A hint for a caller about to look up several keys (a multi-get, the
+ * reads of a grouped read-modify-write): starts the cache misses of their
+ * index slots, nodes and records, all n at once so that they overlap,
+ * instead of each get stalling on its own.  keys (borrowed) holds the n
+ * keys back to back, klens[i] (borrowed) the length of key i.  Reads
+ * nothing a get would not, writes nothing, never blocks a writer; a key
+ * that is absent, too long or changed meanwhile costs only a wasted
+ * prefetch.  Thread-safe.  MANTIS_INVALID for a NULL db, or NULL keys or
+ * klens with n > 0; MANTIS_OK otherwise.  Best for n up to a few dozen:
+ * the lines of many more may be evicted before their gets.
+ */
+mantis_status mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens,
+				 size_t n);
+
+/*
  * RANDOMKEY: mantis_skiplist_random_key on the db's map (statuses and the
  * meaning of MANTIS_NOT_FOUND as documented there; MANTIS_INVALID also
  * for a NULL db).  Atomic for readers like get: a key a batch put or
@@ -725,6 +740,22 @@ mantis_status mantis_db_delete(mantis_db *db, const void *key, size_t key_len);
  */
 mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 			      size_t *bad_offset);
+
+/*
+ * mantis_db_apply for records whose checksums the caller has verified or
+ * computed itself: one owner for the check instead of two.  The Go
+ * engine encodes a batch once, for its log and for this call, and a
+ * replayed BATCH was checked by the log's reader (its CRC covers the
+ * nested records).  Every check that keeps memory safe and the map valid
+ * is still made, with mantis_db_apply's statuses and bad_offset: whole
+ * headers and records within len, the format version, the types (PUT or
+ * DELETE only), non-empty keys, this db's and the format's size limits.
+ * Not checked: the CRCs, the header check, padding and the field rules;
+ * a record damaged there is applied as it reads.  Atomic for readers as
+ * mantis_db_apply.
+ */
+mantis_status mantis_db_apply_verified(mantis_db *db, const void *batch, size_t len,
+				       size_t *bad_offset);
 
 /*
  * Bulk load for recovery: recs[0..len) (borrowed) is a run of codec PUT

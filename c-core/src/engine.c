@@ -356,14 +356,28 @@ mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now, unsigned draws,
  * sl_prefetch_nodes' SL_PREFETCH_MAX. */
 #define APPLY_AHEAD 16
 
+/* Pass 1.  crc: the full decode (CRCs, padding, field rules); otherwise
+ * mantis_codec_frame's memory-safety checks only, for records whose CRCs
+ * the caller verified (mantis_db_apply_verified). */
 static mantis_status
-batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_offset,
+	       bool crc)
 {
 	mantis_codec_iter it;
 	mantis_record rec;
 	mantis_status st;
 	mantis_codec_iter_init(&it, batch, len);
-	while ((st = mantis_codec_iter_next(&it, &rec)) == MANTIS_OK) {
+	for (;;) {
+		if (crc) {
+			st = mantis_codec_iter_next(&it, &rec);
+		} else if (it.offset == it.len) {
+			st = MANTIS_END;
+		} else if ((st = mantis_codec_frame(it.buf + it.offset, it.len - it.offset,
+						   &rec)) == MANTIS_OK) {
+			it.offset += rec.size;
+		}
+		if (st != MANTIS_OK)
+			break;
 		size_t at = it.offset - rec.size;
 		if (rec.type != MANTIS_REC_PUT && rec.type != MANTIS_REC_DELETE)
 			st = MANTIS_INVALID;
@@ -385,8 +399,8 @@ batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_o
 	return MANTIS_OK;
 }
 
-mantis_status
-mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+static mantis_status
+batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bool crc)
 {
 	if (db == NULL || (batch == NULL && len != 0))
 		return MANTIS_INVALID;
@@ -394,7 +408,7 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 		return MANTIS_TOO_LARGE;
 	if (len == 0)
 		return MANTIS_OK;
-	mantis_status st = batch_validate(db, batch, len, bad_offset);
+	mantis_status st = batch_validate(db, batch, len, bad_offset, crc);
 	if (st != MANTIS_OK)
 		return st;
 
@@ -428,7 +442,8 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {
 				st = sl_put_hashed(db->sl, rec.key, rec.key_len, rec.value,
-						   rec.value_len, 0, rec.expires_at, hash[i]);
+						   rec.value_len, 0, rec.expires_at, hash[i],
+						   n > 1);
 				puts += st == MANTIS_OK;
 			} else {
 				/* Cannot fail for a validated key: absent is fine. */
@@ -445,6 +460,39 @@ mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset
 	if (st == MANTIS_OK)
 		count(db, ST_BATCHES, 1);
 	return st;
+}
+
+mantis_status
+mantis_db_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+{
+	return batch_apply(db, batch, len, bad_offset, true);
+}
+
+mantis_status
+mantis_db_apply_verified(mantis_db *db, const void *batch, size_t len, size_t *bad_offset)
+{
+	return batch_apply(db, batch, len, bad_offset, false);
+}
+
+mantis_status
+mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens, size_t n)
+{
+	if (db == NULL || (n != 0 && (keys == NULL || klens == NULL)))
+		return MANTIS_INVALID;
+	/* As mantis_db_apply's windows of APPLY_AHEAD keys: hash
+	 * and prefetch every slot of a window, then the nodes and records
+	 * they lead to.  Hints only: no seqlock, nothing to retry. */
+	const uint8_t *k = keys;
+	for (size_t i = 0; i < n;) {
+		uint64_t hash[APPLY_AHEAD];
+		size_t m = 0;
+		for (; m < APPLY_AHEAD && i < n; m++, i++) {
+			hash[m] = sl_hash_prefetch(db->sl, k, klens[i]);
+			k += klens[i];
+		}
+		sl_prefetch_nodes(db->sl, hash, m);
+	}
+	return MANTIS_OK;
 }
 
 /* ---- bulk load ----------------------------------------------------------- */

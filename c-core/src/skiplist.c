@@ -857,12 +857,12 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	if (st != MANTIS_OK)
 		return st;
 	return sl_put_hashed(sl, key, klen, value, vlen, seq, expires_at,
-			     sl_hash(sl->seed, key, klen));
+			     sl_hash(sl->seed, key, klen), false);
 }
 
 mantis_status
 sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *value,
-	      size_t vlen, uint64_t seq, uint64_t expires_at, uint64_t h)
+	      size_t vlen, uint64_t seq, uint64_t expires_at, uint64_t h, bool warm)
 {
 	if (sl == NULL || (value == NULL && vlen != 0))
 		return MANTIS_INVALID;
@@ -885,12 +885,15 @@ sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *val
 		mantis_epoch_exit(slot);
 		return MANTIS_NOMEM;
 	}
-	/* The node too is built before the index is probed: the slot's miss
-	 * (prefetched above) then overlaps both allocations instead of
-	 * stalling the insert before the second (1M ascending inserts: ~6%
-	 * faster).  An update frees it unused, one small malloc/free pair;
-	 * failing to allocate it fails only an insert. */
-	struct sl_node *nn = node_new(key, (uint32_t)klen, random_height(), r, NULL);
+	/* Cold (a lone put): the node too is built before the index is
+	 * probed, so the slot's miss (prefetched above) overlaps both
+	 * allocations instead of stalling the insert before the second; an
+	 * update then frees it unused, one small malloc/free pair, and
+	 * failing to allocate it fails only an insert.  Warm (the caller
+	 * prefetched the slot and the node it leads to: a batch window,
+	 * sl_prefetch_nodes): the probe costs no miss to overlap, so an
+	 * update is tried first and the node is built only for an insert. */
+	struct sl_node *nn = warm ? NULL : node_new(key, (uint32_t)klen, random_height(), r, NULL);
 	/* Fast path: the key exists, swap its record without locking. */
 	struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
 	if (n != NULL && rec_swap(sl, slot, n, r)) {

@@ -253,12 +253,16 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * mantis_skiplist_put and mantis_skiplist_delete, same checks, results
  * and effects, for a caller that already has h; h must be that hash of
  * key under sl's seed (another value breaks the index's invariants).
+ * warm says the caller prefetched h's slot and node (sl_prefetch_nodes):
+ * sl_put_hashed then probes the index before allocating a node, so an
+ * update of an existing key allocates only its record; results and
+ * effects are the same either way.
  */
 uint64_t sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen);
 void sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
 mantis_status sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 			    const void *value, size_t vlen, uint64_t seq,
-			    uint64_t expires_at, uint64_t h);
+			    uint64_t expires_at, uint64_t h, bool warm);
 mantis_status sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 			       uint64_t h);
 /*

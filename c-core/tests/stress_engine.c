@@ -13,6 +13,9 @@
  * both.  (The engine leaves the order of a put and a batch on one key to
  * its caller, mantis.h rule 3, so single writes never touch group keys.)
  *
+ * Readers also prefetch keys (mantis_db_prefetch) while batches rewrite
+ * and delete them.
+ *
  * Readers scan one group per mantis_db_scan or mantis_db_scan_entries call
  * (each call is atomic with respect to batches) and check: every value
  * belongs to its key (a hash of key and generation), and the group is
@@ -235,9 +238,23 @@ reader(void *arg)
 		}
 		check_group(g, n, gens, bad);
 		atomic_fetch_add_explicit(&scans, 1, memory_order_relaxed);
-		/* A point read of a loose key takes the same seqlock path. */
+		/* A point read of a loose key takes the same seqlock path;
+		 * before it, a prefetch of the key and of a group's keys, which
+		 * races the batches that rewrite and delete them (it reads the
+		 * index, nodes and records without the seqlock). */
 		char k[KEY_LEN + 1];
 		snprintf(k, sizeof k, "z%07d", (int)(rnd(&s) % LOOSE));
+		char pk[(GROUP_KEYS + 1) * KEY_LEN];
+		uint32_t pl[GROUP_KEYS + 1];
+		int pg = (int)(rnd(&s) % GROUPS);
+		for (int i = 0; i < GROUP_KEYS; i++) {
+			group_key(pk + i * KEY_LEN, pg, i);
+			pl[i] = KEY_LEN;
+		}
+		memcpy(pk + GROUP_KEYS * KEY_LEN, k, KEY_LEN);
+		pl[GROUP_KEYS] = KEY_LEN;
+		if (mantis_db_prefetch(db, pk, pl, GROUP_KEYS + 1) != MANTIS_OK)
+			fail("prefetch failed", pg);
 		unsigned char v[VALUE_LEN + 8];
 		size_t vl = 0;
 		uint64_t gen;

@@ -69,6 +69,34 @@ add_rec(uint8_t *buf, size_t cap, size_t *off, uint8_t type, const char *k,
 	*off += w;
 }
 
+/* Asserts that k reads the same (status, value) in a and b at now. */
+static void
+expect_same_get(mantis_db *a, mantis_db *b, const char *k, uint64_t now)
+{
+	char va[256], vb[256];
+	size_t na = 0, nb = 0;
+	mantis_status sa = mantis_db_get(a, k, strlen(k), now, va, sizeof(va), &na);
+	mantis_status sb = mantis_db_get(b, k, strlen(k), now, vb, sizeof(vb), &nb);
+	assert_int_equal(sa, sb);
+	if (sa == MANTIS_OK) {
+		assert_int_equal(na, nb);
+		assert_memory_equal(va, vb, na);
+	}
+}
+
+/* Asserts that a and b count the same keys, bytes, puts and deletes. */
+static void
+expect_same_stats(mantis_db *a, mantis_db *b)
+{
+	mantis_db_stats sa, sb;
+	assert_int_equal(mantis_db_stats_get(a, &sa), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(b, &sb), MANTIS_OK);
+	assert_int_equal(sa.keys, sb.keys);
+	assert_int_equal(sa.live_bytes, sb.live_bytes);
+	assert_int_equal(sa.puts, sb.puts);
+	assert_int_equal(sa.deletes, sb.deletes);
+}
+
 static void
 test_open_close(void **state)
 {
@@ -259,27 +287,183 @@ test_batch_windows_model(void **state)
 		}
 		assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
 		for (size_t j = 0; j < NKEYS; j++) {
-			for (uint64_t now = 1; now <= 100; now += 99) {
-				char a[16], b[16];
-				size_t na = 0, nb = 0;
-				mantis_status sa = mantis_db_get(db, keys[j], 2, now, a, sizeof(a), &na);
-				mantis_status sb = mantis_db_get(ref, keys[j], 2, now, b, sizeof(b), &nb);
-				assert_int_equal(sa, sb);
-				if (sa == MANTIS_OK) {
-					assert_int_equal(na, nb);
-					assert_memory_equal(a, b, na);
-				}
-			}
+			for (uint64_t now = 1; now <= 100; now += 99)
+				expect_same_get(db, ref, keys[j], now);
 		}
 	}
-	mantis_db_stats sd, sr;
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
 	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
-	assert_int_equal(mantis_db_stats_get(ref, &sr), MANTIS_OK);
-	assert_int_equal(sd.puts, sr.puts);
-	assert_int_equal(sd.deletes, sr.deletes);
-	assert_int_equal(sd.keys, sr.keys);
-	assert_int_equal(sd.live_bytes, sr.live_bytes);
 	assert_int_equal(sd.batches, 20);
+	mantis_db_close(db);
+	mantis_db_close(ref);
+}
+
+/*
+ * The apply's update-first path (a put inside a prefetched window probes
+ * the index before it allocates a node): a window of puts to existing
+ * keys allocates one record each and no node, so it succeeds with exactly
+ * that many allocations allowed; values change size (empty, short, long)
+ * and expiries are set and cleared; a window mixing updates, inserts, a
+ * delete followed by a put of the same key (its node is dead: the put
+ * inserts anew) and a put of a key inserted earlier in the window gives
+ * the same contents and statistics as the same puts one by one.
+ */
+static void
+test_batch_update_first(void **state)
+{
+	(void)state;
+	enum { N = 16 };
+	static uint8_t buf[N * 512];
+	static char big[200];
+	memset(big, 'b', sizeof(big) - 1);
+	mantis_db *db = open_db(0, 0), *ref = open_db(0, 0);
+	char keys[N][16];
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "u%02u", i);
+		assert_int_equal(put_s(db, keys[i], "x", 0), MANTIS_OK);
+		assert_int_equal(put_s(ref, keys[i], "x", 0), MANTIS_OK);
+	}
+	/* Window 1: updates only, sizes and expiries changing. */
+	size_t off = 0;
+	for (int i = 0; i < N; i++) {
+		const char *v = i % 3 == 0 ? "" : i % 3 == 1 ? "yy" : big;
+		uint64_t exp = i % 2 ? 50 : 0;
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[i], v, exp);
+		assert_int_equal(put_s(ref, keys[i], v, exp), MANTIS_OK);
+	}
+	mantis_alloc_fail_after(N); /* one record per put, no node */
+	mantis_status st = mantis_db_apply(db, buf, off, NULL);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(st, MANTIS_OK);
+	/* Window 2: expiries cleared, sizes changed back; a new key put twice,
+	 * a key deleted then put, updates around them. */
+	off = 0;
+	for (int i = 0; i < N / 2; i++) {
+		const char *v = i % 2 ? big : "z";
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[i], v, 0);
+		assert_int_equal(put_s(ref, keys[i], v, 0), MANTIS_OK);
+	}
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "new", "n1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, keys[9], NULL, 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, keys[9], "again", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "new", big, 70);
+	assert_int_equal(put_s(ref, "new", "n1", 0), MANTIS_OK);
+	assert_int_equal(mantis_db_delete(ref, keys[9], strlen(keys[9])), MANTIS_OK);
+	assert_int_equal(put_s(ref, keys[9], "again", 0), MANTIS_OK);
+	assert_int_equal(put_s(ref, "new", big, 70), MANTIS_OK);
+	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+
+	for (int i = 0; i <= N; i++) {
+		for (uint64_t now = 1; now <= 100; now += 49) /* 1, 50, 99 */
+			expect_same_get(db, ref, i < N ? keys[i] : "new", now);
+	}
+	expect_val(db, keys[0], "z", 99);   /* expiry never set */
+	expect_val(db, keys[1], big, 99);   /* expiry cleared */
+	expect_absent(db, keys[11], 50);    /* expiry set, still */
+	expect_val(db, keys[9], "again", 99);
+	expect_absent(db, "new", 70);
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
+	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
+	assert_int_equal(sd.keys, N + 1);
+	mantis_db_close(db);
+	mantis_db_close(ref);
+}
+
+/*
+ * mantis_db_prefetch is a hint: its argument checks, and for present,
+ * absent, empty and over-long keys it returns MANTIS_OK and changes
+ * nothing a reader or the statistics can see.
+ */
+static void
+test_prefetch_is_a_hint(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(8, 0);
+	uint32_t one = 1;
+	assert_int_equal(mantis_db_prefetch(NULL, "a", &one, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, NULL, &one, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, "a", NULL, 1), MANTIS_INVALID);
+	assert_int_equal(mantis_db_prefetch(db, NULL, NULL, 0), MANTIS_OK);
+	for (int i = 0; i < 40; i += 2) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		assert_int_equal(put_s(db, k, k, 0), MANTIS_OK);
+	}
+	mantis_db_stats before, after;
+	assert_int_equal(mantis_db_stats_get(db, &before), MANTIS_OK);
+	/* 40 three-byte keys, half present, then an empty and a long key:
+	 * more than one window. */
+	char keys[40 * 3 + 20];
+	uint32_t lens[42];
+	for (int i = 0; i < 40; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		memcpy(keys + i * 3, k, 3);
+		lens[i] = 3;
+	}
+	memset(keys + 120, 'L', 20);
+	lens[40] = 0;
+	lens[41] = 20; /* over the db's key limit */
+	assert_int_equal(mantis_db_prefetch(db, keys, lens, 42), MANTIS_OK);
+	assert_int_equal(mantis_db_prefetch(db, keys, lens, 1), MANTIS_OK);
+	assert_int_equal(mantis_db_stats_get(db, &after), MANTIS_OK);
+	assert_int_equal(after.keys, before.keys);
+	assert_int_equal(after.live_bytes, before.live_bytes);
+	assert_int_equal(after.puts, before.puts);
+	assert_int_equal(after.gets, before.gets);
+	for (int i = 0; i < 40; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "p%02d", i);
+		if (i % 2 == 0)
+			expect_val(db, k, k, 1);
+		else
+			expect_absent(db, k, 1);
+	}
+	mantis_db_close(db);
+}
+
+/*
+ * mantis_db_apply_verified leaves the checksums to its caller: a record
+ * whose key byte was flipped after encoding (its CRC no longer matches)
+ * is refused by mantis_db_apply and applied as it reads by the verified
+ * variant; a well-formed batch gives the same state and statistics
+ * through both.
+ */
+static void
+test_batch_apply_verified(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0), *ref = open_db(0, 0);
+	uint8_t buf[1024];
+	size_t off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "1", 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "b", "2", 50);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_DELETE, "a", NULL, 0);
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "3", 0);
+	assert_int_equal(mantis_db_apply_verified(db, buf, off, NULL), MANTIS_OK);
+	assert_int_equal(mantis_db_apply(ref, buf, off, NULL), MANTIS_OK);
+	for (uint64_t now = 1; now <= 50; now += 49) {
+		expect_same_get(db, ref, "a", now);
+		expect_same_get(db, ref, "b", now);
+		expect_same_get(db, ref, "c", now);
+	}
+	expect_same_stats(db, ref);
+	mantis_db_stats sd;
+	assert_int_equal(mantis_db_stats_get(db, &sd), MANTIS_OK);
+	assert_int_equal(sd.batches, 1);
+
+	off = 0;
+	add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "k", "v", 0);
+	buf[32] ^= 1; /* the key byte, after the CRC was computed: "k" -> "j" */
+	size_t bad = 999;
+	assert_int_equal(mantis_db_apply(db, buf, off, &bad), MANTIS_CORRUPT);
+	assert_int_equal(bad, 0);
+	expect_absent(db, "j", 1);
+	assert_int_equal(mantis_db_apply_verified(db, buf, off, NULL), MANTIS_OK);
+	expect_val(db, "j", "v", 1);
+	expect_absent(db, "k", 1);
 	mantis_db_close(db);
 	mantis_db_close(ref);
 }
@@ -299,7 +483,13 @@ test_batch_all_or_nothing(void **state)
 	    {"value over db limit", MANTIS_TOO_LARGE}, {"empty key", MANTIS_INVALID},
 	    {"nested META", MANTIS_INVALID}, {"truncated", MANTIS_TRUNCATED},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	/* mantis_db_apply, then mantis_db_apply_verified: every case but the
+	 * CRC one (test_batch_apply_verified) fails the same way in both. */
+	for (size_t n = 0; n < 2 * sizeof(cases) / sizeof(cases[0]); n++) {
+		size_t i = n % (sizeof(cases) / sizeof(cases[0]));
+		bool verified = n >= sizeof(cases) / sizeof(cases[0]);
+		if (verified && i == 0)
+			continue;
 		uint8_t buf[1024];
 		size_t off = 0, mid, bad = 999;
 		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "a", "1", 0);
@@ -329,8 +519,10 @@ test_batch_all_or_nothing(void **state)
 		}
 		if (i != 5)
 			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, "c", "3", 0);
-		print_message("case %s\n", cases[i].name);
-		assert_int_equal(mantis_db_apply(db, buf, off, &bad), cases[i].want);
+		print_message("case %s%s\n", cases[i].name, verified ? " (verified)" : "");
+		assert_int_equal(verified ? mantis_db_apply_verified(db, buf, off, &bad)
+					  : mantis_db_apply(db, buf, off, &bad),
+				 cases[i].want);
 		assert_int_equal(bad, mid);
 		expect_absent(db, "a", 1);
 		expect_val(db, "old", "o", 1);
@@ -1332,6 +1524,9 @@ main(void)
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch_applies_all),
 	    cmocka_unit_test(test_batch_windows_model),
+	    cmocka_unit_test(test_batch_update_first),
+	    cmocka_unit_test(test_prefetch_is_a_hint),
+	    cmocka_unit_test(test_batch_apply_verified),
 	    cmocka_unit_test(test_batch_all_or_nothing),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_entries),

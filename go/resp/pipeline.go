@@ -12,6 +12,7 @@ package resp
 
 import (
 	"bytes"
+	"sync"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -164,13 +165,14 @@ done:
 	if n == 1 && ops == 1 {
 		err = s.store.Put(cmds[0].Args[1], cmds[0].Args[2])
 	} else {
-		b := storage.Batch{Ops: make([]storage.Op, 0, ops)}
+		b := batchPool.Get().(*storage.Batch)
 		for _, cmd := range cmds[:n] {
 			for i := 1; i+1 < len(cmd.Args); i += 2 {
 				b.Put(cmd.Args[i], cmd.Args[i+1])
 			}
 		}
-		err = s.store.Apply(&b)
+		err = s.store.Apply(b)
+		putBatch(b)
 	}
 	if err != nil {
 		for range cmds[:n] {
@@ -183,6 +185,26 @@ done:
 	}
 	s.countRun(c, cmds[:n], "set", "mset", time.Since(start), err != nil)
 	return n
+}
+
+// batchPool recycles runWrites' batches.  Apply is done with a batch
+// when it returns (the log record and the index hold copies), and the
+// arguments its ops point at belong to the connection's read buffer,
+// so nothing may keep them past the burst anyway.
+var batchPool = sync.Pool{New: func() any { return new(storage.Batch) }}
+
+// maxPooledOps bounds the ops a pooled batch keeps (a huge MSET's list
+// is let go rather than pinned).
+const maxPooledOps = 1024
+
+// putBatch drops b's references to the arguments and pools it.
+func putBatch(b *storage.Batch) {
+	if cap(b.Ops) > maxPooledOps {
+		return
+	}
+	clear(b.Ops)
+	b.Reset()
+	batchPool.Put(b)
 }
 
 // fits reports whether key/value pairs are within the engine's limits, so
@@ -216,10 +238,12 @@ const maxUpdateRun = 256
 // before it, and their writes are applied together.  A command that
 // fails replies its error and writes nothing, as it would alone.  If the
 // batch itself cannot be applied, every command of the run gets that
-// error.
+// error.  The run's bookkeeping (its key list, the exec each command
+// runs with, its counters) is done once per run, not per command.
 func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
+	u := updPool.Get().(*updRun)
+	defer u.release()
 	n := 0
-	var keys [][]byte
 	for _, rc := range cmds {
 		if n == maxUpdateRun {
 			break
@@ -233,30 +257,91 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
 			break
 		}
-		ks := cmd.keys(a)
-		if !s.validKeys(ks) {
+		mark := len(u.keys)
+		u.keys = appendKeys(u.keys, cmd, a)
+		if !s.validKeys(u.keys[mark:]) {
+			u.keys = u.keys[:mark]
 			break // its own error, from exec1, must not fail the others
 		}
-		keys = append(keys, ks...)
+		u.cmds = append(u.cmds, cmd)
 		n++
 	}
 	if n < 2 {
 		return 0
 	}
+	for range n {
+		u.failed = append(u.failed, false)
+	}
 	mark := len(c.r.b)
-	err := s.store.Update(keys, func(tx *storage.Txn) error {
-		for _, rc := range cmds[:n] {
-			s.run(c, s.lookup(rc.Args[0]), rc.Args, tx)
+	start := time.Now()
+	err := s.store.Update(u.keys, func(tx *storage.Txn) error {
+		for i, rc := range cmds[:n] {
+			u.x = exec{s: s, c: c, r: &c.r, cmd: u.cmds[i], args: rc.Args, kv: tx}
+			u.cmds[i].run(&u.x)
+			u.failed[i] = u.x.failed
 		}
 		return nil
 	})
 	if err != nil {
 		c.r.b = c.r.b[:mark]
-		for range cmds[:n] {
+		for i := range cmds[:n] {
 			c.r.err(storeError(err))
+			u.failed[i] = true
 		}
 	}
+	// One count per stretch of the same command and outcome, the run's
+	// time shared evenly; the last stretch is counted last, so the
+	// client's last command (CLIENT LIST's cmd=) is the run's last.
+	per := time.Since(start) / time.Duration(n)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && u.cmds[j] == u.cmds[i] && u.failed[j] == u.failed[i] {
+			j++
+		}
+		s.count(c, u.cmds[i], j-i, per*time.Duration(j-i), u.failed[i])
+		i = j
+	}
 	return n
+}
+
+// updRun is runUpdates' scratch, pooled: the keys and commands of the
+// run, whether each failed, and the exec each runs with.
+type updRun struct {
+	keys   [][]byte
+	cmds   []*command
+	failed []bool
+	x      exec
+}
+
+var updPool = sync.Pool{New: func() any { return new(updRun) }}
+
+// release drops u's references to the connection and its arguments and
+// pools it, unless a big run grew it past what is worth keeping.
+func (u *updRun) release() {
+	if cap(u.keys) > 4*maxUpdateRun {
+		return
+	}
+	clear(u.keys)
+	clear(u.cmds)
+	u.keys, u.cmds, u.failed = u.keys[:0], u.cmds[:0], u.failed[:0]
+	u.x = exec{}
+	updPool.Put(u)
+}
+
+// appendKeys appends the key arguments of args (which passed cmd's arity
+// check) to dst: command.keys without its own slice.
+func appendKeys(dst [][]byte, cmd *command, args [][]byte) [][]byte {
+	if cmd.first == 0 {
+		return dst
+	}
+	last := cmd.last
+	if last < 0 {
+		last = len(args) + last
+	}
+	for i := cmd.first; i <= last && i < len(args); i += cmd.step {
+		dst = append(dst, args[i])
+	}
+	return dst
 }
 
 // validKeys reports whether the engine accepts every key of keys.

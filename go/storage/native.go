@@ -340,8 +340,10 @@ func (e *nativeEngine) publishBatch(ops []prepOp, payload []byte, _ uint64) erro
 }
 
 // applyRecords is the one C call of a batch: buf holds its PUT/DELETE
-// records, which the core checks once (CRCs included) before it applies
-// them.
+// records, encoded by this package (their CRCs computed here) or replayed
+// from the log (their CRCs checked by go/wal), so the core checks only
+// their framing and limits before it applies them
+// (mantis_db_apply_verified).
 func (e *nativeEngine) applyRecords(buf []byte) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()

@@ -165,17 +165,20 @@ func (s *shell) publish(w *wop, rec []byte, first uint64) error {
 	return s.idx.publishBatch(w.ops, payload, first)
 }
 
-// stripe is the key stripe of k.
-func (s *shell) stripe(k []byte) uint64 { return maphash.Bytes(s.seed, k) % keyStripes }
+// hash is the hash of k that picks its stripe (hash % keyStripes).
+func (s *shell) hash(k []byte) uint64 { return maphash.Bytes(s.seed, k) }
 
 // stripeSet is a set of stripe numbers, one bit each.
 type stripeSet [keyStripes / 64]uint64
 
-// add puts k's stripe in the set.
-func (s *shell) add(set *stripeSet, k []byte) {
-	i := s.stripe(k)
+// add puts the stripe of the key whose hash is h in the set.
+func (set *stripeSet) add(h uint64) {
+	i := h % keyStripes
 	set[i/64] |= 1 << (i % 64)
 }
+
+// add puts k's stripe in the set.
+func (s *shell) add(set *stripeSet, k []byte) { set.add(s.hash(k)) }
 
 // lock is step 2: it locks the stripes of set in ascending order (no
 // deadlock between writes that share some), visiting only the set bits.
@@ -263,11 +266,31 @@ func (s *shell) Apply(b *Batch) error {
 		}
 		return nil
 	}
-	ops, size, err := s.lim.prepareBatch(nil, b)
+	pp := prepPool.Get().(*[]prepOp)
+	defer putPrep(pp)
+	ops, size, err := s.lim.prepareBatch((*pp)[:0], b)
+	*pp = ops
 	if err != nil {
 		return err
 	}
 	return s.write(&wop{kind: opBatch, ops: ops, size: size})
+}
+
+// prepPool recycles Apply's validated op lists: the write path is done
+// with them when Apply returns (the log record and the index hold copies),
+// and small pipelined batches are frequent enough that these lists were
+// a large share of a write's garbage.
+var prepPool = sync.Pool{New: func() any { return new([]prepOp) }}
+
+// putPrep drops the list's references to the caller's keys and values
+// and pools it, unless it grew past maxPooledTxnKeys ops.
+func putPrep(pp *[]prepOp) {
+	if cap(*pp) > maxPooledTxnKeys {
+		return
+	}
+	clear(*pp)
+	*pp = (*pp)[:0]
+	prepPool.Put(pp)
 }
 
 // Stats returns the index's counters and the log's state; after Close

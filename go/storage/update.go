@@ -20,6 +20,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"sync"
 )
 
 // Entry is a value with its expiry.
@@ -86,6 +87,46 @@ type Txn struct {
 	// index finds a key's slot once there are more than txnScan keys (a
 	// linear scan is faster below that, and allocates nothing).
 	index map[string]int
+	// ops is the write list update builds after fn, kept with the Txn
+	// so a pooled Txn reuses it.
+	ops []prepOp
+	// hint is the slot find returned last: a caller mostly asks for one
+	// key twice in a row (a Get, then a Put) or for the next one.
+	hint int
+}
+
+// txnPool recycles Txns, their key slots and write lists: a pipelined
+// burst of read-modify-writes (the RESP server's grouped INCRs) is one
+// Update each, and without reuse those slices were most of its garbage.
+// A Txn goes back only after Update has applied its writes, when no one
+// may use it any more (Txn's contract: valid only during fn).
+var txnPool = sync.Pool{New: func() any { return new(Txn) }}
+
+// maxPooledTxnKeys bounds the key slots a pooled Txn keeps, so one huge
+// Update does not pin its slices in the pool.
+const maxPooledTxnKeys = 1024
+
+// getTxn returns an empty Txn for n keys (its now is for the caller to
+// set).
+func getTxn(lim *limits, read entryReader, n int) *Txn {
+	t := txnPool.Get().(*Txn)
+	t.lim, t.read = lim, read
+	if cap(t.keys) < n {
+		t.keys = make([]txnKey, 0, n)
+	}
+	return t
+}
+
+// putTxn drops t's references (keys and values are the caller's) and
+// pools it.
+func putTxn(t *Txn) {
+	if cap(t.keys) > maxPooledTxnKeys || cap(t.ops) > maxPooledTxnKeys {
+		return
+	}
+	clear(t.keys)
+	clear(t.ops)
+	*t = Txn{keys: t.keys[:0], ops: t.ops[:0]}
+	txnPool.Put(t)
 }
 
 const txnScan = 16
@@ -93,26 +134,37 @@ const txnScan = 16
 // txnKey is one declared key's state inside a Txn.
 type txnKey struct {
 	key    []byte
-	loaded bool  // ent/found hold the current state
-	found  bool  // the key exists (not expired at now)
-	dirty  bool  // a write is staged
-	ent    Entry // current state (the staged one once dirty)
+	h      uint64 // maphash of key under the shell's seed (its stripe)
+	loaded bool   // ent/found hold the current state
+	found  bool   // the key exists (not expired at now)
+	dirty  bool   // a write is staged
+	ent    Entry  // current state (the staged one once dirty)
 }
 
 // Now is the instant, in Unix nanoseconds of Options.Clock, by which the
 // update judges expiry: an entry whose ExpiresAt <= Now is absent.
 func (t *Txn) Now() int64 { return t.now }
 
-// find returns the slot of key, or -1.
+// find returns the slot of key, or -1.  It tries the last slot found and
+// the one after it first: a grouped run of commands (go/resp) asks for
+// its keys in declaration order, each once or twice.
 func (t *Txn) find(key []byte) int {
+	for i := t.hint; i <= t.hint+1 && i < len(t.keys); i++ {
+		if bytes.Equal(t.keys[i].key, key) {
+			t.hint = i
+			return i
+		}
+	}
 	if t.index != nil {
 		if i, ok := t.index[string(key)]; ok {
+			t.hint = i
 			return i
 		}
 		return -1
 	}
 	for i := range t.keys {
 		if bytes.Equal(t.keys[i].key, key) {
+			t.hint = i
 			return i
 		}
 	}
@@ -218,34 +270,49 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 		return ErrInvalid
 	}
 	lim := s.lim
+	tx := getTxn(lim, read, len(keys))
+	defer putTxn(tx)
+	if len(keys) > txnScan {
+		tx.index = make(map[string]int, len(keys))
+	}
+	// Declare each key once, hashing it once for both its stripe and
+	// the duplicate test (a hash compare rejects nearly every other key
+	// without comparing bytes).
 	var set stripeSet
 	for _, k := range keys {
 		if err := lim.checkKey(k); err != nil {
 			return err
 		}
-		s.add(&set, k)
+		h := s.hash(k)
+		set.add(h)
+		if tx.index != nil {
+			if _, dup := tx.index[string(k)]; !dup {
+				tx.index[string(k)] = len(tx.keys)
+				tx.keys = append(tx.keys, txnKey{key: k, h: h})
+			}
+			continue
+		}
+		dup := false
+		for i := range tx.keys {
+			if tx.keys[i].h == h && bytes.Equal(tx.keys[i].key, k) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			tx.keys = append(tx.keys, txnKey{key: k, h: h})
+		}
 	}
 	s.lock(&set)
 	defer s.unlock(&set)
-	tx := &Txn{now: lim.now(), lim: lim, read: read, keys: make([]txnKey, 0, len(keys))}
-	if len(keys) > txnScan {
-		tx.index = make(map[string]int, len(keys))
-	}
-	for _, k := range keys {
-		if tx.find(k) < 0 { // not yet declared: add it once
-			if tx.index != nil {
-				tx.index[string(k)] = len(tx.keys)
-			}
-			tx.keys = append(tx.keys, txnKey{key: k})
-		}
-	}
+	tx.now = lim.now() // once the locks are held, as fn's reads are
 	if many != nil && len(tx.keys) > 1 {
 		many(tx.keys, tx.now)
 	}
 	if err := fn(tx); err != nil {
 		return err
 	}
-	var ops []prepOp
+	ops := tx.ops[:0]
 	size := 0
 	for i := range tx.keys {
 		k := &tx.keys[i]
@@ -263,6 +330,7 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 			size += recordSize(len(k.key), 0)
 		}
 	}
+	tx.ops = ops // back to the pool with tx
 	if len(ops) == 0 {
 		return nil
 	}

@@ -1,0 +1,67 @@
+package resp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// TestPipelinedUpdateCounts: a burst served as one grouped Update
+// (runUpdates) counts each command once under its own name, its
+// failures as failed calls, and leaves the client's last command as the
+// burst's last; a second burst on the same connection reuses the run's
+// pooled scratch without carrying anything over.
+func TestPipelinedUpdateCounts(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	ctx := context.Background()
+	r := ts.raw(t)
+	bursts := []struct {
+		send  string
+		wants []string
+	}{
+		{"INCR n\r\nINCR n\r\nAPPEND t x\r\nINCR t\r\nINCR n\r\nAPPEND t y\r\n",
+			[]string{":1", ":2", ":1", "-ERR value is not an integer or out of range", ":3", ":2"}},
+		{"DECR m\r\nINCRBY n 10\r\nAPPEND u z\r\n",
+			[]string{":-1", ":13", ":1"}},
+	}
+	for _, b := range bursts {
+		io.WriteString(r, b.send)
+		for _, want := range b.wants {
+			if got := r.line(t); got != want {
+				t.Fatalf("burst %q: got %q, want %q", b.send, got, want)
+			}
+		}
+	}
+	mon := ts.client(t, 2, "")
+	info := mon.Info(ctx, "commandstats").Val()
+	_, calls := infoCounts(t, info)
+	for name, want := range map[string]uint64{"incr": 4, "append": 3, "decr": 1, "incrby": 1} {
+		if calls[name] != want {
+			t.Errorf("cmdstat_%s calls = %d, want %d (all: %v)", name, calls[name], want, calls)
+		}
+	}
+	for name, failed := range map[string]int{"incr": 1, "append": 0, "decr": 0, "incrby": 0} {
+		line := ""
+		for _, l := range strings.Split(info, "\r\n") {
+			if strings.HasPrefix(l, "cmdstat_"+name+":") {
+				line = l
+			}
+		}
+		if !strings.HasSuffix(line, fmt.Sprintf(",failed_calls=%d", failed)) {
+			t.Errorf("cmdstat_%s: %q, want failed_calls=%d", name, line, failed)
+		}
+	}
+	list := mon.ClientList(ctx).Val()
+	if !strings.Contains(list, " cmd=append ") {
+		t.Errorf("CLIENT LIST: no connection whose last command is append:\n%s", list)
+	}
+	for k, want := range map[string]string{"n": "13", "t": "xy", "m": "-1", "u": "z"} {
+		if got := mon.Get(ctx, k).Val(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
