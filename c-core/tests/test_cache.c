@@ -932,17 +932,32 @@ pin_reader(void *arg)
 	return (void *)(uintptr_t)(st == MANTIS_OK);
 }
 
+/*
+ * The start of the two pinning tests: a one-shard cache holding "k" = 'a'
+ * x PIN_VLEN, the allocator's live bytes before it (*base) and of the
+ * cache with its one value (*empty), and a value buffer for the
+ * overwrites (the caller frees it).
+ */
+static mantis_cache *
+pin_setup(char **val, int64_t *base, int64_t *empty)
+{
+	*val = malloc(PIN_VLEN);
+	assert_non_null(*val);
+	*base = live_bytes();
+	mantis_cache *c = make_cache(64u << 20, 1);
+	*empty = live_bytes() - *base;
+	memset(*val, 'a', PIN_VLEN);
+	assert_int_equal(mantis_cache_put(c, "k", 1, *val, PIN_VLEN, 0, 0), MANTIS_OK);
+	return c;
+}
+
 static void
 test_reader_pins_retired_memory(void **state)
 {
 	(void)state;
-	char *val = malloc(PIN_VLEN);
-	assert_non_null(val);
-	int64_t base = live_bytes();
-	mantis_cache *c = make_cache(64u << 20, 1);
-	int64_t empty = live_bytes() - base;
-	memset(val, 'a', PIN_VLEN);
-	assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
+	char *val;
+	int64_t base, empty;
+	mantis_cache *c = pin_setup(&val, &base, &empty);
 
 	struct pin p = {.c = c};
 	pthread_mutex_init(&p.mu, NULL);
@@ -995,13 +1010,9 @@ static void
 test_host_slot_pins_retired_memory(void **state)
 {
 	(void)state;
-	char *val = malloc(PIN_VLEN);
-	assert_non_null(val);
-	int64_t base = live_bytes();
-	mantis_cache *c = make_cache(64u << 20, 1);
-	int64_t empty = live_bytes() - base;
-	memset(val, 'a', PIN_VLEN);
-	assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
+	char *val;
+	int64_t base, empty;
+	mantis_cache *c = pin_setup(&val, &base, &empty);
 
 	mgo_cache_layout l;
 	assert_int_equal(mgo_cache_layout_get(NULL, &l), MANTIS_INVALID);

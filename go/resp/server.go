@@ -396,16 +396,21 @@ func (s *Server) admit(addr, laddr string, conn redcon.Conn, lp *loopConn) *clie
 	return c
 }
 
+// opened returns c's gnet connection (loop transport), or nil when its
+// loop has not opened it yet; then OnOpen closes it instead.
+func (c *client) opened() gnet.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lp.gc == nil {
+		c.lp.closeReq = true
+	}
+	return c.lp.gc
+}
+
 // wake has c's loop look at c (loop transport): when the server is
 // draining, that closes it after its replies.
 func (c *client) wake() {
-	c.mu.Lock()
-	gc := c.lp.gc
-	if gc == nil {
-		c.lp.closeReq = true // OnOpen closes it
-	}
-	c.mu.Unlock()
-	if gc != nil {
+	if gc := c.opened(); gc != nil {
 		_ = gc.Wake(nil)
 	}
 }
@@ -417,13 +422,7 @@ func (c *client) closeConn() {
 		_ = c.conn.NetConn().Close()
 		return
 	}
-	c.mu.Lock()
-	gc := c.lp.gc
-	if gc == nil {
-		c.lp.closeReq = true // OnOpen closes it
-	}
-	c.mu.Unlock()
-	if gc != nil {
+	if gc := c.opened(); gc != nil {
 		_ = gc.Close()
 	}
 }
