@@ -749,8 +749,8 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
  * mantis_db_apply for records whose checksums the caller has verified or
  * computed itself: one owner for the check instead of two.  The Go
  * engine encodes a batch once, for its log and for this call, and a
- * replayed BATCH was checked by the log's reader (its CRC covers the
- * nested records).  Every check that keeps memory safe and the map valid
+ * replayed BATCH was checked by the log's reader, which decodes every
+ * nested record with its CRC (go/wal, checkLogRecord) before replay.  Every check that keeps memory safe and the map valid
  * is still made, with mantis_db_apply's statuses and bad_offset: whole
  * headers and records within len, the format version, the types (PUT or
  * DELETE only), non-empty keys, this db's and the format's size limits.

@@ -48,7 +48,8 @@ static inline mantis_status mgo_db_delete(uintptr_t h, const uint8_t *key,
 }
 
 /* The Go engine computes every record's CRC itself (record.go) or had
- * go/wal's reader check it (replay), so the core does not check it again. */
+ * go/wal's reader decode and check every nested record of a replayed
+ * BATCH (checkLogRecord), so the core does not check them again. */
 static inline mantis_status mgo_db_apply(uintptr_t h, const uint8_t *batch,
 				      size_t len, size_t *bad_offset)
 {

@@ -1,6 +1,8 @@
 /*
  * codec_view.h -- private to the library: reading a record that
- * mantis_codec_decode has already accepted, without checking it again.
+ * mantis_codec_decode has already accepted (or, for
+ * mantis_db_apply_verified, mantis_codec_frame has framed and whose CRC
+ * the caller verified), without checking it again.
  *
  * A caller that validates a buffer in one pass and acts on it in a second
  * (mantis_db_apply: nothing is published unless every record is good)

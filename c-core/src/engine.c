@@ -337,8 +337,9 @@ mantis_db_random_key(mantis_db *db, uint64_t seed, uint64_t now, unsigned draws,
  *   +------------------+------------------+-----+------------------+
  *   each: 32-byte header | key | value | pad to 8, own CRC, seq ignored
  *
- * Pass 1 decodes and checks every record (the one CRC check a batch gets
- * here); pass 2 publishes.  Nothing is published unless pass 1 accepted
+ * Pass 1 decodes and checks every record (mantis_db_apply: CRCs included;
+ * mantis_db_apply_verified: framing, types and limits, not the CRCs its
+ * caller owns); pass 2 publishes.  Nothing is published unless pass 1 accepted
  * all.
  *
  * Known gap (out of memory): pass 2 allocates (each put copies its value
@@ -416,8 +417,9 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 
 	size_t puts = 0, dels = 0;
 	mantis_record rec;
-	/* Pass 1 checked every record (CRC included) and the bytes are the
-	 * caller's for the whole call: walk them without checking again.
+	/* Pass 1 checked every record (CRCs too, unless the caller verified
+	 * them: mantis_db_apply_verified) and the bytes are the caller's for
+	 * the whole call: walk them without checking again.
 	 * In windows of APPLY_AHEAD records: hash each key and prefetch its
 	 * index slot (a random address, a miss in a large index), then the
 	 * nodes and records those slots lead to, then apply the window in
