@@ -11,10 +11,12 @@ package cache
 import (
 	"bytes"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func newNativeT(t *testing.T, o Options) *nativeCache {
@@ -180,5 +182,90 @@ func TestGoReaderRacesWriters(t *testing.T) {
 	first.check(t)
 	if st := c.Stats(); st.Evictions < 1000 || goHits.Load() == 0 {
 		t.Fatalf("%d evictions, %d Go hits: the test did not race reads with reclamation", st.Evictions, goHits.Load())
+	}
+}
+
+// TestHostSlotPinsRetiredMemory: an open read section on a Go reader's
+// host slot (R2 of mantis_cgo.h) keeps the entry it found from being
+// freed.  With the section open, 200 overwrites of the key retire that
+// entry and every one after it, and sweeps run the reclamation; the
+// bytes of the value the section found stay what they were.  Writers
+// that left the host slots out of their grace-period check would free
+// the entry and reuse its memory for the next values.  The C test
+// test_host_slot_pins_retired_memory checks the same from C; this one
+// goes through the Go reader's own layout and offsets.
+func TestHostSlotPinsRetiredMemory(t *testing.T) {
+	c := newNativeT(t, Options{BudgetBytes: 64 << 20, Shards: 1})
+	r := &c.rd
+	// The last host slot belongs to no P while GOMAXPROCS is below it.
+	if procs := runtime.GOMAXPROCS(0); procs >= r.nslots {
+		runtime.GOMAXPROCS(r.nslots - 1)
+		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	}
+	const vlen = 16 << 10
+	key := []byte("k")
+	if err := c.Set(key, bytes.Repeat([]byte{'a'}, vlen), 0); err != nil {
+		t.Fatal(err)
+	}
+	slot := unsafe.Add(r.slots, uintptr(r.nslots-1)*r.slotStride)
+	seq := at64(slot, r.offSeq)
+	q := atomic.LoadUint64(seq)
+	atomic.StoreUint64(seq, q+1) // R2, the seq_cst variant
+	e := r.testFind(key)
+	if e == nil {
+		t.Fatal("the Go probe did not find the key")
+	}
+	if n := *at32(e, r.offVlen); n != vlen {
+		t.Fatalf("found a value of %d bytes, want %d", n, vlen)
+	}
+	v := unsafe.Slice((*byte)(unsafe.Add(e, r.offData+uintptr(len(key)))), vlen)
+	for i := 0; i < 200; i++ {
+		if err := c.Set(key, bytes.Repeat([]byte{byte('b' + i%20)}, vlen), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := c.Sweep(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, b := range v {
+		if b != 'a' {
+			t.Fatalf("byte %d of the value the open section found is %q: its memory was freed and reused", i, b)
+		}
+	}
+	atomic.StoreUint64(seq, q+2) // R5
+	got, err := c.Get(key)
+	if err != nil || len(got) != vlen || got[0] != byte('b'+199%20) {
+		t.Fatalf("after the section: %d bytes starting %q, %v", len(got), got[:min(1, len(got))], err)
+	}
+}
+
+// testFind is the probe of goReader.get (R3) without the section around
+// it: the caller holds one.  It returns the live entry of key, or nil.
+func (r *goReader) testFind(key []byte) unsafe.Pointer {
+	h := cacheHash(r.seed, key)
+	s := r.shards
+	if r.nshards > 1 {
+		s = unsafe.Add(s, uintptr(h>>r.shardShift)*r.shardStride)
+	}
+	t := atomic.LoadPointer((*unsafe.Pointer)(unsafe.Add(s, r.offTable)))
+	mask := uint64(*(*uintptr)(unsafe.Add(t, r.offMask)))
+	words := unsafe.Add(t, r.offSlots)
+	addr := uint64(1)<<r.ptrBits - 1
+	tag := (h >> 32 & 0xffff) << r.ptrBits
+	for i := h & mask; ; i = (i + 1) & mask {
+		w := uint64(atomic.LoadUintptr((*uintptr)(unsafe.Add(words, uintptr(i)*8))))
+		if w == 0 {
+			return nil
+		}
+		if w&^addr != tag || w == 1 {
+			continue
+		}
+		e := unsafe.Add(unsafe.Pointer(nil), uintptr(w&addr))
+		if *at64(e, r.offHash) == h && *at32(e, r.offKlen) == uint32(len(key)) &&
+			unsafe.String((*byte)(unsafe.Add(e, r.offData)), len(key)) == string(key) {
+			return e
+		}
 	}
 }
