@@ -121,8 +121,17 @@ static inline mantis_cache *mgo_cache(uintptr_t h) { return (mantis_cache *)h; }
  *       block, allocate or run user callbacks runs inside it.
  * Writers need no change: they snapshot every slot, the host ones too, and
  * free a batch only when each odd snapshotted seq has changed.
+ *
+ * MGO_CACHE_LAYOUT_VERSION names R1-R5, the slot-word format and the width
+ * of every field above; change it with any of them.  The Go reader runs
+ * only on the version it was written for (go/cache/native_read.go) and
+ * otherwise leaves every get to mantis_cache_get; offsets alone cannot
+ * tell it that a field changed width or meaning.
  */
+#define MGO_CACHE_LAYOUT_VERSION 1
+
 typedef struct mgo_cache_layout {
+	uint32_t version;      /* MGO_CACHE_LAYOUT_VERSION */
 	uint64_t seed;	       /* hash_key's seed */
 	uint8_t *shards;       /* &shards[0] */
 	uint64_t shard_stride; /* sizeof(struct shard) */

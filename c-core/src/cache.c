@@ -1313,6 +1313,7 @@ mgo_cache_layout_get(mantis_cache *c, mgo_cache_layout *out)
 	if (c == NULL || out == NULL)
 		return MANTIS_INVALID;
 	memset(out, 0, sizeof(*out));
+	out->version = MGO_CACHE_LAYOUT_VERSION;
 	out->seed = c->seed;
 	out->shards = (uint8_t *)c->shards;
 	out->shard_stride = sizeof(struct shard);

@@ -51,6 +51,10 @@ const tso = runtime.GOARCH == "amd64" || runtime.GOARCH == "386"
 const goReadable = (runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64") &&
 	unsafe.Sizeof(uintptr(0)) == 8
 
+// goLayoutVersion is the MGO_CACHE_LAYOUT_VERSION this reader follows:
+// change it only with the code that depends on what the version names.
+const goLayoutVersion = 1
+
 // goReader is the Go copy of C.mgo_cache_layout, as Go types.
 type goReader struct {
 	ok          bool // goReadable and the layout is one this code knows
@@ -84,6 +88,11 @@ func (r *goReader) init(p *C.mantis_cache) {
 	if C.mgo_cache_layout_get(p, &l) != C.MANTIS_OK {
 		return
 	}
+	r.initFrom(&l)
+}
+
+// initFrom sets r from a layout; r.ok says whether Go may read with it.
+func (r *goReader) initFrom(l *C.mgo_cache_layout) {
 	*r = goReader{
 		asym:        bool(l.asym),
 		freqMax:     uint8(l.freq_max),
@@ -109,8 +118,11 @@ func (r *goReader) init(p *C.mantis_cache) {
 		offHits:     uintptr(l.off_slot_hits),
 		offMisses:   uintptr(l.off_slot_misses),
 	}
-	// The tag is bits 32..47 of the hash above a 48-bit address (R3).
-	r.ok = goReadable && r.ptrBits == 48 && r.nslots > 0 && r.shards != nil && r.slots != nil
+	// The tag is bits 32..47 of the hash above a 48-bit address (R3); the
+	// protocol, slot words and field widths are those of layout version
+	// goLayoutVersion, which this file was written for.
+	r.ok = goReadable && uint32(l.version) == goLayoutVersion &&
+		r.ptrBits == 48 && r.nslots > 0 && r.shards != nil && r.slots != nil
 }
 
 // cacheHash is cache.c's hash_key (mix64 is mantis_mix64, mix.go).
@@ -222,4 +234,18 @@ func (c *nativeCache) cHash(key []byte) uint64 {
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(c)
 	return uint64(h)
+}
+
+// readerAtVersion is the reader init builds when C reports layout version
+// v, for the test that a version this file was not written for turns the
+// Go reader off.
+func (c *nativeCache) readerAtVersion(v uint32) goReader {
+	var l C.mgo_cache_layout
+	var r goReader
+	if C.mgo_cache_layout_get(c.load(), &l) == C.MANTIS_OK {
+		l.version = C.uint32_t(v)
+		r.initFrom(&l)
+	}
+	runtime.KeepAlive(c)
+	return r
 }

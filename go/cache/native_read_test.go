@@ -269,3 +269,23 @@ func (r *goReader) testFind(key []byte) unsafe.Pointer {
 		}
 	}
 }
+
+// TestGoReaderOffOnOtherLayoutVersion: the Go reader reads only the
+// layout version it was written for; on another, gets go through C and
+// still answer.
+func TestGoReaderOffOnOtherLayoutVersion(t *testing.T) {
+	c := newNativeT(t, Options{BudgetBytes: 1 << 20})
+	if r := c.readerAtVersion(goLayoutVersion); !r.ok {
+		t.Fatal("the Go reader is off on its own layout version")
+	}
+	if r := c.readerAtVersion(goLayoutVersion + 1); r.ok {
+		t.Fatal("the Go reader would read a layout version it was not written for")
+	}
+	if err := c.Set([]byte("k"), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c.rd = c.readerAtVersion(goLayoutVersion + 1)
+	if got, err := c.Get([]byte("k")); err != nil || string(got) != "v" {
+		t.Fatalf("Get with the Go reader off: %q, %v", got, err)
+	}
+}
