@@ -19,6 +19,7 @@ func TestPipelinedUpdateCounts(t *testing.T) {
 	ts := startServer(t, Config{}, storage.Options{})
 	ctx := context.Background()
 	r := ts.raw(t)
+	batches := ts.eng.Stats().Batches
 	bursts := []struct {
 		send  string
 		wants []string
@@ -35,6 +36,12 @@ func TestPipelinedUpdateCounts(t *testing.T) {
 				t.Fatalf("burst %q: got %q, want %q", b.send, got, want)
 			}
 		}
+	}
+	// Grouped: one logged batch per burst (a burst split across reads
+	// makes two); served one by one, the eight writing commands would
+	// each log their own.
+	if n := ts.eng.Stats().Batches - batches; n > 4 {
+		t.Errorf("the bursts logged %d batches: not grouped", n)
 	}
 	mon := ts.client(t, 2, "")
 	info := mon.Info(ctx, "commandstats").Val()
