@@ -129,3 +129,36 @@ func TestUpdateReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestTxnKeptPastUpdate: a Txn kept after its fn returned (against its
+// contract) is empty: its calls fail as for an undeclared key and cannot
+// reach the Txn of a later Update, whose writes stay its own.
+func TestTxnKeptPastUpdate(t *testing.T) {
+	e, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var kept *storage.Txn
+	if err := storage.Update(e, [][]byte{[]byte("a")}, func(tx *storage.Txn) error {
+		kept = tx
+		return tx.Put([]byte("a"), []byte("1"), 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = storage.Update(e, [][]byte{[]byte("a")}, func(tx *storage.Txn) error {
+		if err := kept.Put([]byte("a"), []byte("stale"), 0); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("Put through a kept Txn: %v, want ErrInvalid", err)
+		}
+		if _, err := kept.Get([]byte("a")); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("Get through a kept Txn: %v, want ErrInvalid", err)
+		}
+		return tx.Put([]byte("a"), []byte("2"), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.Get([]byte("a")); err != nil || string(v) != "2" {
+		t.Fatalf("a = %q, %v; want 2", v, err)
+	}
+}

@@ -93,14 +93,23 @@ type Txn struct {
 	// hint is the slot find returned last: a caller mostly asks for one
 	// key twice in a row (a Get, then a Put) or for the next one.
 	hint int
+	// sc is the pooled box keys and ops came from (txnPool).
+	sc *txnScratch
 }
 
-// txnPool recycles Txns, their key slots and write lists: a pipelined
-// burst of read-modify-writes (the RESP server's grouped INCRs) is one
-// Update each, and without reuse those slices were most of its garbage.
-// A Txn goes back only after Update has applied its writes, when no one
-// may use it any more (Txn's contract: valid only during fn).
-var txnPool = sync.Pool{New: func() any { return new(Txn) }}
+// txnPool recycles a Txn's key slots and write list: a pipelined burst of
+// read-modify-writes (the RESP server's grouped INCRs) is one Update
+// each, and without reuse those slices were most of its garbage.  They go
+// back only after Update has applied its writes.  The Txn itself is not
+// recycled: one kept past fn, against its contract, is emptied (its calls
+// fail as for undeclared keys) and can never alias a later Update's.
+var txnPool = sync.Pool{New: func() any { return new(txnScratch) }}
+
+// txnScratch is what txnPool holds.
+type txnScratch struct {
+	keys []txnKey
+	ops  []prepOp
+}
 
 // maxPooledTxnKeys bounds the key slots a pooled Txn keeps, so one huge
 // Update does not pin its slices in the pool.
@@ -109,24 +118,26 @@ const maxPooledTxnKeys = 1024
 // getTxn returns an empty Txn for n keys (its now is for the caller to
 // set).
 func getTxn(lim *limits, read entryReader, n int) *Txn {
-	t := txnPool.Get().(*Txn)
-	t.lim, t.read = lim, read
+	sc := txnPool.Get().(*txnScratch)
+	t := &Txn{lim: lim, read: read, keys: sc.keys[:0], ops: sc.ops[:0], sc: sc}
 	if cap(t.keys) < n {
 		t.keys = make([]txnKey, 0, n)
 	}
 	return t
 }
 
-// putTxn drops t's references (keys and values are the caller's) and
-// pools it.
+// putTxn empties t and pools its slices without their references (keys
+// and values are the caller's).
 func putTxn(t *Txn) {
-	if cap(t.keys) > maxPooledTxnKeys || cap(t.ops) > maxPooledTxnKeys {
+	sc, keys, ops := t.sc, t.keys, t.ops
+	*t = Txn{}
+	if cap(keys) > maxPooledTxnKeys || cap(ops) > maxPooledTxnKeys {
 		return
 	}
-	clear(t.keys)
-	clear(t.ops)
-	*t = Txn{keys: t.keys[:0], ops: t.ops[:0]}
-	txnPool.Put(t)
+	clear(keys)
+	clear(ops)
+	sc.keys, sc.ops = keys[:0], ops[:0]
+	txnPool.Put(sc)
 }
 
 const txnScan = 16
