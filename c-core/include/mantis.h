@@ -490,7 +490,9 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * between calls (Go goroutines do); a thread keeps only its reader-slot
  * number between calls, returned when it exits.  On Linux, reads execute no
  * atomic read-modify-write or fence; writers pay one membarrier(2) per batch
- * of retired entries.
+ * of retired entries.  Without membarrier, or with the environment variable
+ * MANTIS_CACHE_FENCES set (not "0") when the first cache is created, a
+ * read enters with one full fence instead.
  * A read never returns a value older than the last put or delete of that
  * key that returned before the read started.
  */

@@ -82,6 +82,8 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifdef __linux__
 #include <linux/membarrier.h>
@@ -178,9 +180,16 @@ cache_tid_assign(void)
 static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
 static bool asym_ok;
 
+/* MANTIS_CACHE_FENCES (set, not "0") chooses the fence protocol even where
+ * membarrier works: the path of systems without it, for tests (go/cache
+ * runs its reader races under it) and for comparing the two.  Read once,
+ * at the first cache's creation. */
 static void
 asym_init(void)
 {
+	const char *fences = getenv("MANTIS_CACHE_FENCES");
+	if (fences != NULL && fences[0] != '\0' && strcmp(fences, "0") != 0)
+		return;
 #ifdef CACHE_MEMBARRIER
 	long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	asym_ok = q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&

@@ -11,6 +11,8 @@ package cache
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -287,5 +289,32 @@ func TestGoReaderOffOnOtherLayoutVersion(t *testing.T) {
 	c.rd = c.readerAtVersion(goLayoutVersion + 1)
 	if got, err := c.Get([]byte("k")); err != nil || string(got) != "v" {
 		t.Fatalf("Get with the Go reader off: %q, %v", got, err)
+	}
+}
+
+// TestGoReaderFencesProtocol runs the Go reader's race and pinning tests
+// in a child process whose caches use the fence protocol
+// (MANTIS_CACHE_FENCES=1): the path of systems without membarrier
+// (non-Linux, seccomp, old kernels), where the reader enters with a
+// sequentially consistent store and writers fence, instead of the
+// membarrier protocol this machine uses otherwise.
+func TestGoReaderFencesProtocol(t *testing.T) {
+	if os.Getenv("MANTIS_CACHE_FENCES") != "" { // the child
+		if c := newNativeT(t, Options{BudgetBytes: 1 << 20}); c.rd.asym {
+			t.Fatal("MANTIS_CACHE_FENCES is set and the cache still uses membarrier")
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.v",
+		"-test.run=^(TestGoReaderFencesProtocol|TestGoReaderRacesWriters|TestHostSlotPinsRetiredMemory)$")
+	cmd.Env = append(os.Environ(), "MANTIS_CACHE_FENCES=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the reader tests under fences: %v\n%s", err, out)
+	}
+	for _, name := range []string{"TestGoReaderFencesProtocol", "TestGoReaderRacesWriters", "TestHostSlotPinsRetiredMemory"} {
+		if !bytes.Contains(out, []byte("--- PASS: "+name)) {
+			t.Fatalf("%s did not pass under fences:\n%s", name, out)
+		}
 	}
 }
