@@ -462,8 +462,8 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * values (0..MANTIS_MAX_VALUE_SIZE bytes) within a budget of bytes that is
  * never exceeded: each entry is charged mantis_cache_charge(key, value) =
  * key + value + MANTIS_CACHE_ENTRY_OVERHEAD (its header and index slots).
- * Outside the budget: the index's slots beyond two per entry, the ghost (10
- * bytes per index slot: 13 to 80 bytes per entry, the index being kept
+ * Outside the budget: the index's slots beyond two per entry, the ghost (6
+ * bytes per index slot: 8 to 48 bytes per entry, the index being kept
  * between 1/8 and 3/4 full) and memory retired but not yet freed
  * (src/cache_reclaim.c bounds it).
  * The budget is split evenly over the shards; an entry larger than one

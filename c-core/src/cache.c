@@ -178,7 +178,7 @@ struct entry {
 
 /* The documented per-entry charge covers the header and two table slots.
  * Not charged, as table slack never was: slots beyond two per entry and the
- * ghost (10 bytes per table slot), both bounded by the table's size. */
+ * ghost (6 bytes per table slot), both bounded by the table's size. */
 _Static_assert(sizeof(struct entry) + 2 * sizeof(void *) <= MANTIS_CACHE_ENTRY_OVERHEAD,
 	       "entry header grew past the documented overhead");
 
@@ -431,30 +431,29 @@ q_replace(struct shard *s, struct entry *old, struct entry *e)
  * reached M.)  One allocation: the ring, then the index.
  *
  * Invariants (shard mutex held):
- *   G1. The index holds each fingerprint at most once, as {fp, pos} with
- *       ring[pos] == fp; fp 0 marks a free index slot (fingerprints are odd).
+ *   G1. The index holds each fingerprint at most once, as pos + 1 with
+ *       ring[pos] == fp (the fingerprint is read back from the ring); 0
+ *       marks a free index slot.
  *   G2. An index entry's ring slot was written by one of the last gcap adds
- *       (the add that overwrites ring[pos] first deletes {fp, pos}).
+ *       (the add that overwrites ring[pos] first deletes the entry naming
+ *       pos, the only one that can).
  *   G3. At most gcap index entries (G1, G2), so the index is at most half
  *       full and every probe ends at a free slot.
  * A ring slot whose index entry was taken, or re-pointed by a later add of
- * the same fingerprint, is left as is: G1's pos check skips it.
+ * the same fingerprint, is left as is: no entry names it (G1), and the add
+ * that overwrites it finds its fingerprint's entry naming another slot.
+ * Memory: 4 bytes of ring and two 4-byte index slots per fingerprint.
  */
-struct gslot {
-	uint32_t fp;
-	uint32_t pos;
-};
-
-static inline struct gslot *
+static inline uint32_t *
 ghost_index(const struct shard *s)
 {
-	return (struct gslot *)(s->ghost + s->gmask + 1);
+	return s->ghost + s->gmask + 1;
 }
 
 static inline size_t
 ghost_bytes(size_t gcap)
 {
-	return gcap * (sizeof(uint32_t) + 2 * sizeof(struct gslot));
+	return gcap * 3 * sizeof(uint32_t);
 }
 
 static inline uint32_t
@@ -470,17 +469,24 @@ ghost_home(uint32_t fp, size_t imask)
 	return (size_t)(fp >> 1) & imask; /* bit 0 is always 1 */
 }
 
+/* The fingerprint of index slot value v (not 0): G1. */
+static inline uint32_t
+ghost_slot_fp(const struct shard *s, uint32_t v)
+{
+	return s->ghost[v - 1];
+}
+
 /* The index slot holding fp, or SIZE_MAX. */
 static size_t
 ghost_find(const struct shard *s, uint32_t fp)
 {
-	const struct gslot *x = ghost_index(s);
+	const uint32_t *x = ghost_index(s);
 	size_t imask = 2 * (s->gmask + 1) - 1;
 	for (size_t i = ghost_home(fp, imask);; i = (i + 1) & imask) {
-		if (x[i].fp == fp)
-			return i;
-		if (x[i].fp == 0)
+		if (x[i] == 0)
 			return SIZE_MAX; /* G3: reached */
+		if (ghost_slot_fp(s, x[i]) == fp)
+			return i;
 	}
 }
 
@@ -489,17 +495,17 @@ ghost_find(const struct shard *s, uint32_t fp)
 static void
 ghost_unindex(struct shard *s, size_t i)
 {
-	struct gslot *x = ghost_index(s);
+	uint32_t *x = ghost_index(s);
 	size_t imask = 2 * (s->gmask + 1) - 1;
 	for (size_t j = i;;) {
-		x[i].fp = 0;
+		x[i] = 0;
 		for (;;) {
 			j = (j + 1) & imask;
-			if (x[j].fp == 0)
+			if (x[j] == 0)
 				return;
 			/* x[j] may fill the hole at i unless its home lies
 			 * cyclically in (i, j]. */
-			size_t home = ghost_home(x[j].fp, imask);
+			size_t home = ghost_home(ghost_slot_fp(s, x[j]), imask);
 			if (((j - home) & imask) >= ((j - i) & imask))
 				break;
 		}
@@ -512,23 +518,23 @@ static void
 ghost_add(struct shard *s, uint64_t h)
 {
 	uint32_t *ring = s->ghost;
-	struct gslot *x = ghost_index(s);
+	uint32_t *x = ghost_index(s);
 	size_t imask = 2 * (s->gmask + 1) - 1;
 	size_t pos = s->ghead;
 	s->ghead = (pos + 1) & s->gmask;
 	uint32_t old = ring[pos];
 	if (old != 0) { /* G2: the oldest leaves the ghost */
 		size_t at = ghost_find(s, old);
-		if (at != SIZE_MAX && x[at].pos == pos)
+		if (at != SIZE_MAX && x[at] == (uint32_t)pos + 1)
 			ghost_unindex(s, at);
 	}
+	/* No index entry names pos now (G2), so writing it misleads no probe. */
 	uint32_t fp = ghost_fp(h);
 	ring[pos] = fp;
 	size_t i = ghost_home(fp, imask);
-	while (x[i].fp != 0 && x[i].fp != fp)
+	while (x[i] != 0 && ghost_slot_fp(s, x[i]) != fp)
 		i = (i + 1) & imask;
-	x[i].fp = fp; /* G1: a second add of fp re-points its entry */
-	x[i].pos = (uint32_t)pos;
+	x[i] = (uint32_t)pos + 1; /* G1: a second add of fp re-points its entry */
 }
 
 /* Whether h was evicted from S recently; forgets it if so. */
@@ -563,7 +569,8 @@ ghost_clear(struct shard *s)
 static void
 ghost_resize(struct shard *s, size_t cap)
 {
-	if (cap == s->gmask + 1)
+	/* Index slots hold pos + 1 in 32 bits: at most 2^31 fingerprints. */
+	if (cap == s->gmask + 1 || cap > ((size_t)1 << 31))
 		return;
 	uint32_t *g = ghost_alloc(cap);
 	if (g == NULL)

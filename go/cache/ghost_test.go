@@ -35,12 +35,19 @@ func TestGhostModel(t *testing.T) {
 			delete(lastAdd, k)
 		}
 		used := 0
-		for _, x := range g.idx {
-			if x.fp != 0 {
-				used++
-				if g.ring[x.pos] != x.fp {
-					t.Fatalf("size %d: index entry %+v, ring holds %#x (G1)", tc.size, x, g.ring[x.pos])
-				}
+		seen := map[uint32]bool{}
+		for i, v := range g.idx {
+			if v == 0 {
+				continue
+			}
+			used++
+			fp := g.slotFP(v)
+			if seen[fp] {
+				t.Fatalf("size %d: fingerprint %#x indexed twice (G1)", tc.size, fp)
+			}
+			seen[fp] = true
+			if at := g.find(fp); at != i {
+				t.Fatalf("size %d: find(%#x) = %d, its entry is at %d", tc.size, fp, at, i)
 			}
 		}
 		if used > tc.size {
