@@ -47,18 +47,26 @@ type command struct {
 
 // keys returns the key arguments of args (which passed the arity check).
 func (cmd *command) keys(args [][]byte) [][]byte {
-	if cmd.first == 0 {
+	if cmd.first == 0 || cmd.first >= len(args) {
 		return nil
+	}
+	return cmd.appendKeys(make([][]byte, 0, len(args)-cmd.first), args)
+}
+
+// appendKeys appends the key arguments of args (which passed the arity
+// check) to dst.
+func (cmd *command) appendKeys(dst [][]byte, args [][]byte) [][]byte {
+	if cmd.first == 0 {
+		return dst
 	}
 	last := cmd.last
 	if last < 0 {
 		last = len(args) + last
 	}
-	out := make([][]byte, 0, (last-cmd.first)/cmd.step+1)
 	for i := cmd.first; i <= last && i < len(args); i += cmd.step {
-		out = append(out, args[i])
+		dst = append(dst, args[i])
 	}
-	return out
+	return dst
 }
 
 // kv is the keyspace a keyed command runs against: a storage.Txn inside

@@ -141,10 +141,7 @@ func (s *Server) serveLoop(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing || errors.Is(err, net.ErrClosed) {
+			if s.isClosing() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			var ne net.Error
@@ -162,9 +159,7 @@ func (s *Server) serveLoop(ln net.Listener) error {
 		lp.rd = redcon.NewReader(&lp.feed)
 		c := s.admit(nc.RemoteAddr().String(), nc.LocalAddr().String(), nil, lp)
 		if c == nil {
-			if !s.isClosing() {
-				_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
-			}
+			s.refuse(nc)
 			_ = nc.Close()
 			continue
 		}

@@ -258,7 +258,7 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 			break
 		}
 		mark := len(u.keys)
-		u.keys = appendKeys(u.keys, cmd, a)
+		u.keys = cmd.appendKeys(u.keys, a)
 		if !s.validKeys(u.keys[mark:]) {
 			u.keys = u.keys[:mark]
 			break // its own error, from exec1, must not fail the others
@@ -326,22 +326,6 @@ func (u *updRun) release() {
 	u.keys, u.cmds, u.failed = u.keys[:0], u.cmds[:0], u.failed[:0]
 	u.x = exec{}
 	updPool.Put(u)
-}
-
-// appendKeys appends the key arguments of args (which passed cmd's arity
-// check) to dst: command.keys without its own slice.
-func appendKeys(dst [][]byte, cmd *command, args [][]byte) [][]byte {
-	if cmd.first == 0 {
-		return dst
-	}
-	last := cmd.last
-	if last < 0 {
-		last = len(args) + last
-	}
-	for i := cmd.first; i <= last && i < len(args); i += cmd.step {
-		dst = append(dst, args[i])
-	}
-	return dst
 }
 
 // validKeys reports whether the engine accepts every key of keys.

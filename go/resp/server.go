@@ -72,7 +72,8 @@ type Config struct {
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster
 	// Loops is the number of event loops serving connections (loop.go)
-	// when commands do not wait on I/O: 0 chooses one per two CPUs, -1
+	// when commands do not wait on I/O: 0 chooses one per two Ps
+	// (GOMAXPROCS), -1
 	// serves every connection on a goroutine of its own instead.  With
 	// Sync == SyncAlways or a Cluster, connections always have their own
 	// goroutine.
@@ -343,14 +344,20 @@ type watched struct {
 func (s *Server) accept(conn redcon.Conn) bool {
 	c := s.admit(conn.RemoteAddr(), conn.NetConn().LocalAddr().String(), conn, nil)
 	if c == nil {
-		if !s.isClosing() {
-			_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
-		}
+		s.refuse(conn.NetConn())
 		return false
 	}
 	c.lc, _ = conn.NetConn().(*limitConn)
 	conn.SetContext(c)
 	return true
+}
+
+// refuse tells a connection admit turned away why, unless the server is
+// closing (then it is only closed).
+func (s *Server) refuse(nc net.Conn) {
+	if !s.isClosing() {
+		_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+	}
 }
 
 func (s *Server) isClosing() bool {

@@ -87,8 +87,8 @@ type Txn struct {
 	// index finds a key's slot once there are more than txnScan keys (a
 	// linear scan is faster below that, and allocates nothing).
 	index map[string]int
-	// ops is the write list update builds after fn, kept with the Txn
-	// so a pooled Txn reuses it.
+	// ops is the write list update builds after fn; it goes back to the
+	// pool with keys (sc).
 	ops []prepOp
 	// hint is the slot find returned last: a caller mostly asks for one
 	// key twice in a row (a Get, then a Put) or for the next one.
