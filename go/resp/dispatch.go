@@ -210,7 +210,7 @@ func (s *Server) exec1(c *client, args [][]byte) {
 		}
 		q := queued{cmd: cmd, args: make([][]byte, len(args))}
 		for i, a := range args {
-			q.args[i] = bytes.Clone(a) // the queue outlives the burst; redcon promises nothing about its buffers
+			q.args[i] = bytes.Clone(a) // the queue outlives the burst; the loop's arguments point into its reused input (reader.go)
 		}
 		c.queue = append(c.queue, q)
 		c.r.simple("QUEUED")

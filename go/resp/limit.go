@@ -1,10 +1,10 @@
-// limit.go -- bounds on what a client may make the server buffer.  redcon
-// parses a frame only once it is complete and grows its buffer until it
-// is, so a header announcing a 2 GiB bulk string or a line with no end
-// would make it buffer without bound.  limitConn watches the byte stream
-// as it is read (headers only: a bulk's payload is skipped by arithmetic,
-// not scanned) and stops a frame that breaks a limit before redcon ever
-// buffers it: the complete commands read before it are served, then the
+// limit.go -- bounds on what a client may make the server buffer.  The
+// readers (redcon's; reader.go's on the event loops) parse a frame only
+// once it is complete and buffer it until it is, so a header announcing a
+// 2 GiB bulk string or a line with no end would make them buffer without
+// bound.  limitConn watches the byte stream as it is read (headers only: a
+// bulk's payload is skipped by arithmetic, not scanned) and stops a frame
+// that breaks a limit before a reader ever buffers it: the complete commands read before it are served, then the
 // client gets Redis's protocol error and the connection is closed, as
 // Redis does.
 //

@@ -8,8 +8,9 @@
 //
 // Contract of a loop connection:
 //   - Input is consumed as it arrives; the limit scanner (limit.go) judges
-//     it before redcon's reader sees it, with the same limits and the same
-//     errors as the goroutine transport.
+//     it before the reader (reader.go) parses it, with the same limits and
+//     the same errors as the goroutine transport.  The reader parses in
+//     place: a command's arguments are valid only while its burst runs.
 //   - A command runs to completion inside the loop callback, so every
 //     command a loop runs is finished, and its reply handed to the socket
 //     (or to gnet's outbound buffer), before the loop reads again.  A
@@ -44,7 +45,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/tidwall/redcon"
 )
 
 // defaultMaxPendingReplies is Config.MaxPendingReplies's default.
@@ -60,28 +60,13 @@ const lingerMax = 10 * time.Second
 // machine.
 func defaultLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
-// errNoInput is what feedReader returns when the input given is used up.
-var errNoInput = errors.New("resp: no more input")
-
-// feedReader hands redcon's reader the bytes of one loop callback.
-type feedReader struct{ b []byte }
-
-func (f *feedReader) Read(p []byte) (int, error) {
-	if len(f.b) == 0 {
-		return 0, errNoInput
-	}
-	n := copy(p, f.b)
-	f.b = f.b[n:]
-	return n, nil
-}
-
 // loopConn is the loop transport's side of a client.
 type loopConn struct {
-	feed feedReader
-	// rd parses commands out of what feed gives it and keeps a partial
-	// command between callbacks.  Each command's bytes are its own copy,
-	// so arguments outlive the callback (MULTI queues them).
-	rd *redcon.Reader
+	// rd parses the commands in the input (reader.go) and keeps a partial
+	// command between callbacks.  Arguments point into the input: they
+	// are valid only while their burst runs, so whatever keeps one past
+	// it clones it (a MULTI queue, a client name, a WATCHed key).
+	rd respReader
 	// gc is set by OnOpen, under client.mu; closeReq records a close
 	// asked for before it (client.closeConn).
 	gc       gnet.Conn
@@ -156,7 +141,6 @@ func (s *Server) serveLoop(ln net.Listener) error {
 		}
 		delay = 0
 		lp := &loopConn{}
-		lp.rd = redcon.NewReader(&lp.feed)
 		c := s.admit(nc.RemoteAddr().String(), nc.LocalAddr().String(), nil, lp)
 		if c == nil {
 			s.refuse(nc)
@@ -248,7 +232,9 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	s := h.s
 	c := gc.Context().(*client)
-	in, _ := gc.Next(-1) // consumed now: a partial command is kept by c.lp.rd
+	// Consumed now: a partial command is kept by c.lp.rd.  in may be the
+	// loop's shared read buffer, valid only during this callback.
+	in, _ := gc.Next(-1)
 	if c.lp.lingering || s.draining.Load() {
 		return h.linger(c, gc) // its input is not served
 	}
@@ -280,21 +266,15 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	}()
 	for len(in) > 0 {
 		ok := c.lc.scan(in)
-		c.lp.feed.b = in[:ok]
-		for !c.quit {
-			cmds, err := c.lp.rd.ReadCommands()
-			if errors.Is(err, errNoInput) {
-				break
-			}
-			if err != nil {
-				// redcon's parse errors; answered as redcon's server does.
-				if isRedconProtocolError(err) {
-					c.r.err("ERR " + err.Error())
-				}
-				s.protoErrors.Add(1)
-				return gnet.Close
-			}
-			s.execBurst(c, cmds)
+		cmds, err := c.lp.rd.read(in[:ok])
+		// The complete commands before a malformed frame run first, as
+		// Redis runs them; then the error is answered.
+		s.execBurst(c, cmds)
+		c.lp.rd.keep()
+		if err != nil && !c.quit && !c.slow {
+			c.r.err("ERR " + err.Error()) // "Protocol error: ...", as redcon's server answers
+			s.protoErrors.Add(1)
+			return gnet.Close
 		}
 		if c.slow { // closed at once, its replies dropped: it does not read them
 			s.slowClient(c)
