@@ -36,10 +36,15 @@ var (
 	errRdMultiBulkLength  = errors.New("Protocol error: invalid multibulk length")
 )
 
-// maxKeptTail bounds the tail buffer a reader keeps between partial
-// commands once it is empty again: a connection that once sent a large
-// value in pieces does not hold its size for good.
-const maxKeptTail = 64 << 10
+// What a reader keeps between reads once they are free again, so that a
+// connection that once sent a large value in pieces, a command of very
+// many arguments or a very long pipeline does not hold their size for
+// good: bytes of its tail and scratch buffers, commands, arguments.
+const (
+	maxKeptTail = 64 << 10
+	maxKeptCmds = 1024
+	maxKeptArgs = 4096
+)
 
 // respReader parses the requests of one connection.  It is used by one
 // goroutine at a time (the connection's event loop).
@@ -76,6 +81,15 @@ func (rd *respReader) read(in []byte) ([]redconCommand, error) {
 func (rd *respReader) keep() {
 	clear(rd.args) // drop references into buffers that are about to be reused
 	clear(rd.cmds)
+	if cap(rd.args) > maxKeptArgs {
+		rd.args = nil
+	}
+	if cap(rd.cmds) > maxKeptCmds {
+		rd.cmds = nil
+	}
+	if cap(rd.scratch) > maxKeptTail {
+		rd.scratch = nil
+	}
 	rest := rd.rest
 	rd.rest = nil
 	if len(rest) == 0 {

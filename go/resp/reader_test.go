@@ -391,3 +391,44 @@ func TestArgsNotRetained(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReleasesLarge: a large command or a long pipeline leaves no
+// large slices behind once it is done.
+func TestReaderReleasesLarge(t *testing.T) {
+	var many bytes.Buffer
+	fmt.Fprintf(&many, "*%d\r\n", 2*maxKeptArgs)
+	for i := 0; i < 2*maxKeptArgs; i++ {
+		many.WriteString("$1\r\nx\r\n")
+	}
+	big := fmt.Sprintf("*1\r\n$%d\r\n%s\r\n", 2*maxKeptTail, strings.Repeat("v", 2*maxKeptTail))
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"many arguments", many.Bytes()},
+		{"long pipeline", bytes.Repeat([]byte("PING\r\n"), 2*maxKeptCmds)},
+		{"large value in pieces", []byte(big)},
+		{"large escaped inline argument", []byte("ECHO \"" + strings.Repeat("\\t", maxKeptTail) + "\"\r\n")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var rd respReader
+			half := len(tc.in) / 2
+			n := 0
+			for _, ch := range [][]byte{tc.in[:half], tc.in[half:]} {
+				cmds, err := rd.read(ch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(cmds)
+				rd.keep()
+			}
+			if n == 0 {
+				t.Fatal("no command parsed")
+			}
+			if cap(rd.args) > maxKeptArgs || cap(rd.cmds) > maxKeptCmds || cap(rd.tail) > maxKeptTail || cap(rd.scratch) > maxKeptTail {
+				t.Fatalf("kept args %d, cmds %d, tail %d, scratch %d", cap(rd.args), cap(rd.cmds), cap(rd.tail), cap(rd.scratch))
+			}
+		})
+	}
+}
