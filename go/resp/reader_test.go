@@ -303,7 +303,8 @@ func FuzzReaderDifferential(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
 		if oracleHangs(in) {
-			t.Skip("input redcon's Reader cannot take")
+			readAll(chunksOf(in, seed)) // must not panic; nothing to compare with
+			return
 		}
 		want, werr := redconAll([][]byte{bytes.Clone(in)})
 		for _, chunks := range [][][]byte{{bytes.Clone(in)}, chunksOf(in, seed)} {
