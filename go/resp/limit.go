@@ -209,7 +209,7 @@ func (c *limitConn) header() (preAuth, ok bool) {
 			c.bad = "unauthenticated multibulk length"
 			return true, false
 		}
-		if n <= 0 { // redcon answers it (an empty command)
+		if n <= 0 { // the reader refuses it (invalid multibulk length)
 			c.state = stStart
 			return false, true
 		}

@@ -1,7 +1,7 @@
 // reply.go -- encoding replies in RESP2 or RESP3 (HELLO 3), into a byte
-// buffer handed to the connection in one write.  redcon reads the
-// requests; replies are built here because redcon's writer knows only
-// RESP2 (RESP3 adds nulls, maps, sets and doubles).
+// buffer handed to the connection in one write, on either transport:
+// replies are built here because redcon's writer knows only RESP2 (RESP3
+// adds nulls, maps, sets and doubles).
 package resp
 
 import (

@@ -4,9 +4,11 @@
 // on the same engine.  docs/REDIS.md lists the commands and every
 // difference from Redis.
 //
-// Wire format: github.com/tidwall/redcon's reader parses requests (RESP
-// arrays and inline commands); limit.go bounds what a client can make it
-// buffer; reply.go encodes replies in the client's protocol version.
+// Wire format: requests (RESP arrays and inline commands) are parsed by
+// github.com/tidwall/redcon's reader on the goroutine transport and by
+// reader.go, in place, on the event loops; limit.go bounds what a client
+// can make either buffer; reply.go encodes replies in the client's
+// protocol version.
 //
 // Transports: on a single node whose writes do not wait for fsync,
 // event loops serve the connections (loop.go, github.com/panjf2000/gnet),
