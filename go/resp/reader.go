@@ -92,12 +92,8 @@ func (rd *respReader) keep() {
 	}
 	rest := rd.rest
 	rd.rest = nil
-	if len(rest) == 0 {
-		rd.tail = rd.tail[:0]
-		if cap(rd.tail) > maxKeptTail {
-			rd.tail = nil
-		}
-		return
+	if cap(rd.tail) > maxKeptTail && len(rest) <= maxKeptTail/2 {
+		rd.tail = nil // a copy of a short rest below is cheaper than holding it
 	}
 	// rest may lie in tail itself: append(tail[:0], ...) moves it with
 	// copy's memmove semantics, so the overlap is fine.

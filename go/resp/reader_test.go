@@ -409,6 +409,7 @@ func TestReaderReleasesLarge(t *testing.T) {
 		{"many arguments", many.Bytes()},
 		{"long pipeline", bytes.Repeat([]byte("PING\r\n"), 2*maxKeptCmds)},
 		{"large value in pieces", []byte(big)},
+		{"large value, then a partial command", []byte(big + "*1\r\n$4\r\nPI")},
 		{"large escaped inline argument", []byte("ECHO \"" + strings.Repeat("\\t", maxKeptTail) + "\"\r\n")},
 	}
 	for _, tc := range tests {
