@@ -141,6 +141,9 @@ func arityError(name string) string {
 // execBurst serves a burst of commands in order, grouping runs of plain
 // reads and writes (pipeline.go).
 func (s *Server) execBurst(c *client, cmds []redconCommand) {
+	if c.deferred { // a burst after a deferred run in the same callback
+		s.flushTurn(c.lp.turn, c)
+	}
 	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT
 		if c.unsent+len(c.r.b) > s.cfg.MaxPendingReplies {
 			// A burst whose replies outgrow the limit: the client is
@@ -153,6 +156,9 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 			if n := s.runReads(c, cmds[i:]); n > 0 {
 				i += n
 				continue
+			}
+			if c.lp != nil && s.deferRun(c, cmds[i:]) {
+				return // the burst's tail waits for the loop's turn (turn.go)
 			}
 			// A follower refuses writes one by one, in exec1 (cluster.go).
 			if s.cfg.Cluster == nil || s.cfg.Cluster.IsLeader() {

@@ -40,6 +40,12 @@ type testServer struct {
 // startServer serves a new engine (opts) with cfg until the test ends.
 func startServer(t testing.TB, cfg Config, opts storage.Options) *testServer {
 	t.Helper()
+	return startWrapped(t, cfg, opts, nil)
+}
+
+// startWrapped is startServer serving wrap(the engine) when wrap is set.
+func startWrapped(t testing.TB, cfg Config, opts storage.Options, wrap func(Store) Store) *testServer {
+	t.Helper()
 	eng, err := storage.NewDefaultStorageEngine(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +53,9 @@ func startServer(t testing.TB, cfg Config, opts storage.Options) *testServer {
 	st, ok := eng.(Store)
 	if !ok {
 		t.Fatalf("%T is not a resp.Store", eng)
+	}
+	if wrap != nil {
+		st = wrap(st)
 	}
 	if cfg.MaxValueSize == 0 {
 		cfg.MaxValueSize = 1 << 20

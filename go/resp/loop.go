@@ -79,6 +79,8 @@ type loopConn struct {
 	lingering   bool
 	lingerUntil time.Time
 	lingerWait  time.Duration
+	// turn is its loop's deferred writes (turn.go), set by OnOpen.
+	turn *loopTurn
 }
 
 // loopHandler is gnet's view of the server.
@@ -201,6 +203,7 @@ func (h *loopHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.lp.gc = gc
 	closeReq := c.lp.closeReq
 	c.mu.Unlock()
+	c.lp.turn = h.s.turnFor(gc.EventLoop())
 	if closeReq {
 		return nil, gnet.Close
 	}
@@ -222,6 +225,9 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if t := c.lp.authTimer; t != nil {
 		t.Stop()
 	}
+	if c.deferred {
+		h.s.flushTurn(c.lp.turn, nil) // what it sent is applied (turn.go)
+	}
 	h.s.release(c, nil)
 	return gnet.None
 }
@@ -235,6 +241,11 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	// Consumed now: a partial command is kept by c.lp.rd.  in may be the
 	// loop's shared read buffer, valid only during this callback.
 	in, _ := gc.Next(-1)
+	if c.deferred {
+		// Its deferred writes are answered before anything it sent
+		// since (turn.go).
+		s.flushTurn(c.lp.turn, nil)
+	}
 	if c.lp.lingering || s.draining.Load() {
 		return h.linger(c, gc) // its input is not served
 	}
@@ -271,6 +282,11 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		// Redis runs them; then the error is answered.
 		s.execBurst(c, cmds)
 		c.lp.rd.keep()
+		if c.deferred && (err != nil || c.lc.bad != "") {
+			// The error closes the connection: the deferred writes
+			// before it are applied and answered first (turn.go).
+			s.flushTurn(c.lp.turn, c)
+		}
 		if err != nil && !c.quit && !c.slow {
 			c.r.err("ERR " + err.Error()) // "Protocol error: ...", as redcon's server answers
 			s.protoErrors.Add(1)

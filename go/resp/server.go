@@ -117,7 +117,8 @@ type Server struct {
 	// by serveLoop under mu.
 	loops      *gnet.Client
 	acceptDone chan struct{}
-	enrolling  sync.WaitGroup // connections being enrolled in a loop
+	enrolling  sync.WaitGroup               // connections being enrolled in a loop
+	turns      map[gnet.EventLoop]*loopTurn // each loop's deferred writes (turn.go), under mu
 
 	nextID atomic.Uint64
 	mu     sync.Mutex // guards clients, shedding, retired, statBase and closing
@@ -320,6 +321,7 @@ type client struct {
 	watch    []watched    // WATCHed keys and what they held
 	quit     bool         // close after this burst's replies
 	slow     bool         // closed for unread or oversized replies (MaxPendingReplies)
+	deferred bool         // a run of its writes waits for its loop's turn (turn.go)
 	unsent   int          // reply bytes gnet had not sent when the burst began (loop transport)
 	counts   []cmdCounter // its commands' counters, by cmd.id (counters.go)
 	r        reply        // replies of the burst being served

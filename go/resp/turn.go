@@ -1,0 +1,342 @@
+// turn.go -- one log write for the writes of a whole loop turn.  An event
+// loop serves every connection with input in one turn (one epoll wait);
+// redis-server appends the writes of a turn to its AOF with one write,
+// before it sends their replies.  Serving each client's writes as its own
+// engine call costs a log write(2) per client instead.  So on the loop
+// transport a burst that ends in a run of writes defers that run: its
+// arguments are copied, its client gets no reply yet, and once the loop
+// has served the turn's other connections, one engine call (one Apply, or
+// one Update over all their keys) applies every deferred run of the turn
+// and their replies are written.
+//
+// Contract (every step runs on the loop's goroutine):
+//   - Only a burst's tail is deferred, and only a run that pipeline.go
+//     would serve as one engine call anyway (plain SET/MSET, or keyed
+//     write commands), so the commands that came before it have run and
+//     nothing of the same client runs after it until the flush.
+//   - A client with a deferred run is flushed before any more of its
+//     input is served (OnTraffic, execBurst) and when its connection
+//     closes (OnClose), so its commands run, and are answered, in order.
+//     A write received is applied even if its client is gone, as Redis
+//     runs every command it has read.
+//   - The flush is a task of the loop (gnet's EventLoop.Execute), which
+//     runs after the events of the poll that delivers it: the turn's
+//     other connections are served first and add their runs.
+//   - Each command stays atomic; runs of other clients are concurrent
+//     with it, and it takes effect, and is acknowledged, at the flush.  A
+//     client that reads a key another client's deferred run writes sees
+//     the value before it, as if that write came later: it has not been
+//     acknowledged.  Nothing is published before it is in the log.
+package resp
+
+import (
+	"context"
+	"log"
+	"runtime/debug"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/mantisdb/mantisdb/go/storage"
+)
+
+// turnRun is one client's deferred run.
+type turnRun struct {
+	c      *client
+	cmds   []redconCommand // arguments copied into the turn's arena
+	exe    []*command      // the commands (flushUpdates)
+	failed []bool          // whether each failed (flushUpdates)
+	mark   int             // c's replies before the run's (flushTurn)
+}
+
+// A run whose arguments pass maxTurnRunBytes is served at once, not
+// deferred; a turn's runs are applied when their arguments would pass
+// maxTurnBytes, which also bounds the copy buffer a loop keeps.
+const (
+	maxTurnRunBytes = 64 << 10
+	maxTurnBytes    = 1 << 20
+)
+
+// loopTurn is one event loop's deferred runs.
+type loopTurn struct {
+	s  *Server
+	el gnet.EventLoop
+
+	runs      []turnRun
+	plain     bool  // every run is plain SET/MSET: one Apply serves them
+	plainErr  error // the Apply's error (flushPlain)
+	scheduled bool  // a flush task is queued
+	ncmds     int   // commands of runs
+
+	// Scratch reused across turns; the arena holds the copied arguments
+	// until the flush (the engines copy what they keep).
+	arena []byte
+	args  [][]byte
+	cmds  []redconCommand
+	keys  [][]byte
+	fail  []bool
+	exe   []*command
+}
+
+// turnFor returns the deferred-run state of event loop el, created on
+// first use (OnOpen).
+func (s *Server) turnFor(el gnet.EventLoop) *loopTurn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.turns == nil {
+		s.turns = make(map[gnet.EventLoop]*loopTurn)
+	}
+	t := s.turns[el]
+	if t == nil {
+		t = &loopTurn{s: s, el: el}
+		s.turns[el] = t
+	}
+	return t
+}
+
+// deferRun defers cmds, the rest of c's burst, when they are one run of
+// writes (see the file comment) and reports whether it did.
+func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
+	t := c.lp.turn
+	if t == nil || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred {
+		return false
+	}
+	plain := true
+	for _, rc := range cmds {
+		a := rc.Args
+		switch {
+		case len(a) == 3 && isName(a[0], "set"), len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset"):
+			if !s.fits(a[1:]) {
+				return false // its own error, from exec1
+			}
+			continue
+		}
+		plain = false
+		if len(a) == 0 {
+			return false
+		}
+		cmd := s.lookup(a[0])
+		if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
+			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+			return false
+		}
+		t.keys = cmd.appendKeys(t.keys[:0], a)
+		if !s.validKeys(t.keys) {
+			return false
+		}
+	}
+	size := 0
+	for _, rc := range cmds {
+		for _, a := range rc.Args {
+			size += len(a)
+		}
+	}
+	if size > maxTurnRunBytes {
+		// Copying it costs more than the log write it would share.
+		return false
+	}
+	if t.ncmds+len(cmds) > maxUpdateRun || len(t.arena)+size > maxTurnBytes {
+		s.flushTurn(t, c) // a full turn is applied now; this run starts the next
+	}
+	// Copy the arguments: the input they point into is the loop's.  The
+	// scratch slices may move when they grow; the runs already deferred
+	// keep the old arrays, which nothing writes again.
+	if cap(t.arena)-len(t.arena) < size {
+		t.arena = make([]byte, 0, min(max(2*cap(t.arena), size, 4096), maxTurnBytes))
+	}
+	first := len(t.cmds)
+	for _, rc := range cmds {
+		start := len(t.args)
+		for _, a := range rc.Args {
+			at := len(t.arena)
+			t.arena = append(t.arena, a...)
+			t.args = append(t.args, t.arena[at:len(t.arena):len(t.arena)])
+		}
+		t.cmds = append(t.cmds, redconCommand{Args: t.args[start:len(t.args):len(t.args)]})
+	}
+	run := turnRun{c: c, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
+	if len(t.runs) == 0 {
+		t.plain = true
+	}
+	t.plain = t.plain && plain
+	t.ncmds += len(cmds)
+	t.runs = append(t.runs, run)
+	c.deferred = true
+	if !t.scheduled {
+		if err := t.el.Execute(context.Background(), t); err != nil {
+			s.flushTurn(t, c) // the loop is stopping: no task would run
+			return true
+		}
+		t.scheduled = true
+	}
+	return true
+}
+
+// Run is the flush task (gnet.Runnable): it runs on the loop.
+func (t *loopTurn) Run(context.Context) error {
+	t.scheduled = false
+	t.s.flushTurn(t, nil)
+	return nil
+}
+
+// flushTurn applies t's deferred runs and answers them.  cur is the client
+// whose callback is running, if any: its replies are appended to the
+// burst it is building (after those of its earlier commands, before those
+// of its later ones); every other client's are written to its connection.
+func (s *Server) flushTurn(t *loopTurn, cur *client) {
+	if len(t.runs) == 0 {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// Nothing of the turn was applied (a panic inside Update
+			// leaves the engine as it was).  As OnTraffic's recovery:
+			// the turn's clients are closed, the loop and the others go
+			// on; cur's own callback recovers it again.
+			for i := range t.runs {
+				c := t.runs[i].c
+				c.deferred = false
+				if c != cur && c.lp.gc != nil {
+					c.r.b = nil
+					_ = c.lp.gc.Close()
+				}
+			}
+			t.reset()
+			if cur != nil {
+				panic(p)
+			}
+			s.panics.Add(1)
+			log.Printf("resp: panic applying a turn's writes: %v\n%s", p, debug.Stack())
+		}
+	}()
+	for i := range t.runs {
+		r := &t.runs[i]
+		if r.c != cur {
+			r.c.r.b = r.c.rbuf[:0]
+		}
+		r.mark = len(r.c.r.b)
+	}
+	start := time.Now()
+	if t.plain {
+		s.flushPlain(t)
+	} else {
+		s.flushUpdates(t)
+	}
+	per := time.Since(start) / time.Duration(t.ncmds)
+	for i := range t.runs {
+		r := &t.runs[i]
+		c := r.c
+		c.deferred = false
+		if t.plain {
+			s.countRun(c, r.cmds, "set", "mset", per*time.Duration(len(r.cmds)), t.plainErr != nil)
+		} else {
+			countStretches(s, c, r.exe, r.failed, per)
+		}
+		if c == cur {
+			continue
+		}
+		if gc := c.lp.gc; gc != nil && len(c.r.b) > 0 {
+			// A failed write closes the connection (OnClose runs now;
+			// c is no longer deferred, so it does not flush again).
+			_, _ = gc.Write(c.r.b)
+		}
+		c.keepReplyBuf()
+	}
+	t.reset()
+}
+
+// flushPlain applies a turn of plain SET/MSET runs as one batch.
+func (s *Server) flushPlain(t *loopTurn) {
+	b := batchPool.Get().(*storage.Batch)
+	for _, r := range t.runs {
+		for _, rc := range r.cmds {
+			for i := 1; i+1 < len(rc.Args); i += 2 {
+				b.Put(rc.Args[i], rc.Args[i+1])
+			}
+		}
+	}
+	err := s.store.Apply(b)
+	putBatch(b)
+	t.plainErr = err
+	for _, r := range t.runs {
+		for range r.cmds {
+			if err != nil {
+				r.c.r.err(storeError(err))
+			} else {
+				r.c.r.ok()
+			}
+		}
+	}
+}
+
+// flushUpdates runs a turn's runs inside one Update over all their keys,
+// each command against the transaction in order, as runUpdates does for
+// one client's run.
+func (s *Server) flushUpdates(t *loopTurn) {
+	keys := t.keys[:0]
+	for i := range t.runs {
+		r := &t.runs[i]
+		mark := len(t.exe)
+		for _, rc := range r.cmds {
+			cmd := s.lookup(rc.Args[0])
+			t.exe = append(t.exe, cmd)
+			keys = cmd.appendKeys(keys, rc.Args)
+		}
+		r.exe = t.exe[mark:len(t.exe):len(t.exe)]
+		mark = len(t.fail)
+		for range r.cmds {
+			t.fail = append(t.fail, false)
+		}
+		r.failed = t.fail[mark:len(t.fail):len(t.fail)]
+	}
+	t.keys = keys
+	var x exec
+	err := s.store.Update(keys, func(tx *storage.Txn) error {
+		for i := range t.runs {
+			r := &t.runs[i]
+			for j, rc := range r.cmds {
+				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx}
+				r.exe[j].run(&x)
+				r.failed[j] = x.failed
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Nothing was applied: every command gets the engine's error in
+		// place of what it replied.
+		for i := range t.runs {
+			r := &t.runs[i]
+			r.c.r.b = r.c.r.b[:r.mark]
+			for j := range r.cmds {
+				r.c.r.err(storeError(err))
+				r.failed[j] = true
+			}
+		}
+	}
+}
+
+// countStretches counts a run's commands as runUpdates does: one count per
+// stretch of the same command and outcome, the last stretch last.
+func countStretches(s *Server, c *client, exe []*command, failed []bool, per time.Duration) {
+	for i := 0; i < len(exe); {
+		j := i + 1
+		for j < len(exe) && exe[j] == exe[i] && failed[j] == failed[i] {
+			j++
+		}
+		s.count(c, exe[i], j-i, per*time.Duration(j-i), failed[i])
+		i = j
+	}
+}
+
+// reset empties t for the next turn, keeping its scratch.
+func (t *loopTurn) reset() {
+	clear(t.runs)
+	clear(t.args)
+	clear(t.keys)
+	clear(t.exe)
+	clear(t.cmds)
+	t.runs, t.args, t.cmds, t.keys, t.exe, t.fail = t.runs[:0], t.args[:0], t.cmds[:0], t.keys[:0], t.exe[:0], t.fail[:0]
+	t.arena = t.arena[:0]
+	t.ncmds, t.plain, t.plainErr = 0, false, nil
+}
