@@ -153,12 +153,12 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 			break
 		}
 		if !c.multi && c.authed {
+			if c.lp != nil && s.deferRun(c, cmds[i:]) {
+				return // the burst's tail waits for the loop's turn (turn.go)
+			}
 			if n := s.runReads(c, cmds[i:]); n > 0 {
 				i += n
 				continue
-			}
-			if c.lp != nil && s.deferRun(c, cmds[i:]) {
-				return // the burst's tail waits for the loop's turn (turn.go)
 			}
 			// A follower refuses writes one by one, in exec1 (cluster.go).
 			if s.cfg.Cluster == nil || s.cfg.Cluster.IsLeader() {

@@ -1,19 +1,21 @@
-// turn.go -- one log write for the writes of a whole loop turn.  An event
-// loop serves every connection with input in one turn (one epoll wait);
-// redis-server appends the writes of a turn to its AOF with one write,
-// before it sends their replies.  Serving each client's writes as its own
-// engine call costs a log write(2) per client instead.  So on the loop
-// transport a burst that ends in a run of writes defers that run: its
-// arguments are copied, its client gets no reply yet, and once the loop
-// has served the turn's other connections, one engine call (one Apply, or
-// one Update over all their keys) applies every deferred run of the turn
-// and their replies are written.
+// turn.go -- one engine call for the requests of a whole loop turn.  An
+// event loop serves every connection with input in one turn (one epoll
+// wait); redis-server appends the writes of a turn to its AOF with one
+// write, before it sends their replies.  Serving each client's requests
+// as their own engine calls costs a log write(2) per client's writes, and
+// a crossing into C per client's reads whose cache misses cannot overlap.
+// So on the loop transport a burst that ends in a run of reads or writes
+// defers that run: its arguments are copied, its client gets no reply
+// yet, and once the loop has served the turn's other connections one
+// ViewMany answers every deferred read (its misses prefetched together)
+// and one engine call (one Apply, or one Update over all their keys)
+// applies every deferred write, and the replies are written.
 //
 // Contract (every step runs on the loop's goroutine):
 //   - Only a burst's tail is deferred, and only a run that pipeline.go
-//     would serve as one engine call anyway (plain SET/MSET, or keyed
-//     write commands), so the commands that came before it have run and
-//     nothing of the same client runs after it until the flush.
+//     would serve as one engine call anyway (GET/MGET, plain SET/MSET, or
+//     keyed write commands), so the commands that came before it have run
+//     and nothing of the same client runs after it until the flush.
 //   - A client with a deferred run is flushed before any more of its
 //     input is served (OnTraffic, execBurst) and when its connection
 //     closes (OnClose), so its commands run, and are answered, in order.
@@ -22,11 +24,12 @@
 //   - The flush is a task of the loop (gnet's EventLoop.Execute), which
 //     runs after the events of the poll that delivers it: the turn's
 //     other connections are served first and add their runs.
-//   - Each command stays atomic; runs of other clients are concurrent
-//     with it, and it takes effect, and is acknowledged, at the flush.  A
-//     client that reads a key another client's deferred run writes sees
-//     the value before it, as if that write came later: it has not been
-//     acknowledged.  Nothing is published before it is in the log.
+//   - Each command stays atomic; deferred runs of different clients are
+//     concurrent, and each takes effect, and is answered, at the flush
+//     (reads first, then writes).  A client that reads a key another
+//     client's deferred run writes sees the value before it, as if that
+//     write came later: it has not been acknowledged.  Nothing is
+//     published before it is in the log.
 package resp
 
 import (
@@ -43,6 +46,7 @@ import (
 // turnRun is one client's deferred run.
 type turnRun struct {
 	c      *client
+	read   bool            // GET/MGET (flushReads), else writes
 	cmds   []redconCommand // arguments copied into the turn's arena
 	exe    []*command      // the commands (flushUpdates)
 	failed []bool          // whether each failed (flushUpdates)
@@ -63,7 +67,8 @@ type loopTurn struct {
 	el gnet.EventLoop
 
 	runs      []turnRun
-	plain     bool  // every run is plain SET/MSET: one Apply serves them
+	reads     int   // runs that are reads
+	plain     bool  // every write run is plain SET/MSET: one Apply serves them
 	plainErr  error // the Apply's error (flushPlain)
 	scheduled bool  // a flush task is queued
 	ncmds     int   // commands of runs
@@ -101,8 +106,11 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	if t == nil || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred {
 		return false
 	}
-	plain := true
+	read, plain := s.readRun(cmds), true
 	for _, rc := range cmds {
+		if read {
+			break
+		}
 		a := rc.Args
 		switch {
 		case len(a) == 3 && isName(a[0], "set"), len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset"):
@@ -154,11 +162,15 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		}
 		t.cmds = append(t.cmds, redconCommand{Args: t.args[start:len(t.args):len(t.args)]})
 	}
-	run := turnRun{c: c, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
-	if len(t.runs) == 0 {
-		t.plain = true
+	run := turnRun{c: c, read: read, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
+	if read {
+		t.reads++
+	} else {
+		if len(t.runs) == t.reads { // the turn's first write run
+			t.plain = true
+		}
+		t.plain = t.plain && plain
 	}
-	t.plain = t.plain && plain
 	t.ncmds += len(cmds)
 	t.runs = append(t.runs, run)
 	c.deferred = true
@@ -170,6 +182,24 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		t.scheduled = true
 	}
 	return true
+}
+
+// readRun reports whether cmds are all GET/MGET with at most maxReadRun
+// keys in all, as runReads serves them.
+func (s *Server) readRun(cmds []redconCommand) bool {
+	nkeys := 0
+	for _, rc := range cmds {
+		a := rc.Args
+		switch {
+		case len(a) == 2 && isName(a[0], "get"):
+			nkeys++
+		case len(a) >= 2 && isName(a[0], "mget"):
+			nkeys += len(a) - 1
+		default:
+			return false
+		}
+	}
+	return nkeys <= maxReadRun
 }
 
 // Run is the flush task (gnet.Runnable): it runs on the loop.
@@ -217,9 +247,15 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 		r.mark = len(r.c.r.b)
 	}
 	start := time.Now()
-	if t.plain {
+	counted := false // reads served one by one, by exec1, which counts them
+	if t.reads > 0 {
+		counted = s.flushReads(t)
+	}
+	switch {
+	case len(t.runs) == t.reads:
+	case t.plain:
 		s.flushPlain(t)
-	} else {
+	default:
 		s.flushUpdates(t)
 	}
 	per := time.Since(start) / time.Duration(t.ncmds)
@@ -227,9 +263,14 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 		r := &t.runs[i]
 		c := r.c
 		c.deferred = false
-		if t.plain {
+		switch {
+		case r.read:
+			if !counted {
+				s.countRun(c, r.cmds, "get", "mget", per*time.Duration(len(r.cmds)), false)
+			}
+		case t.plain:
 			s.countRun(c, r.cmds, "set", "mset", per*time.Duration(len(r.cmds)), t.plainErr != nil)
-		} else {
+		default:
 			countStretches(s, c, r.exe, r.failed, per)
 		}
 		if c == cur {
@@ -245,10 +286,66 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 	t.reset()
 }
 
+// flushReads answers a turn's GET/MGET runs with one ViewMany, as
+// runReads answers one client's run; it reports whether ViewMany failed
+// and the commands were served (and counted) one by one instead.
+func (s *Server) flushReads(t *loopTurn) bool {
+	keys := t.keys[:0]
+	for _, r := range t.runs {
+		if r.read {
+			for _, rc := range r.cmds {
+				keys = append(keys, rc.Args[1:]...)
+			}
+		}
+	}
+	t.keys = keys
+	ri, ci, k := -1, 0, 0 // run and command being answered, keys of it left
+	var r *turnRun
+	err := s.store.ViewMany(keys, func(_ int, v []byte, err error) error {
+		for k == 0 {
+			if r == nil || ci == len(r.cmds) {
+				ri++
+				for !t.runs[ri].read {
+					ri++
+				}
+				r, ci = &t.runs[ri], 0
+			}
+			a := r.cmds[ci].Args
+			if isName(a[0], "mget") {
+				r.c.r.array(len(a) - 1)
+			}
+			k = len(a) - 1
+			ci++
+		}
+		k--
+		if err == nil {
+			r.c.r.bulk(v)
+		} else {
+			r.c.r.null() // absent, or a key no engine can hold: Redis's nil
+		}
+		return nil
+	})
+	if err == nil {
+		return false
+	}
+	// Nothing was answered (ViewMany fails only before its walk).
+	for _, r := range t.runs {
+		if r.read {
+			for _, rc := range r.cmds {
+				s.exec1(r.c, rc.Args)
+			}
+		}
+	}
+	return true
+}
+
 // flushPlain applies a turn of plain SET/MSET runs as one batch.
 func (s *Server) flushPlain(t *loopTurn) {
 	b := batchPool.Get().(*storage.Batch)
 	for _, r := range t.runs {
+		if r.read {
+			continue
+		}
 		for _, rc := range r.cmds {
 			for i := 1; i+1 < len(rc.Args); i += 2 {
 				b.Put(rc.Args[i], rc.Args[i+1])
@@ -259,6 +356,9 @@ func (s *Server) flushPlain(t *loopTurn) {
 	putBatch(b)
 	t.plainErr = err
 	for _, r := range t.runs {
+		if r.read {
+			continue
+		}
 		for range r.cmds {
 			if err != nil {
 				r.c.r.err(storeError(err))
@@ -276,6 +376,9 @@ func (s *Server) flushUpdates(t *loopTurn) {
 	keys := t.keys[:0]
 	for i := range t.runs {
 		r := &t.runs[i]
+		if r.read {
+			continue
+		}
 		mark := len(t.exe)
 		for _, rc := range r.cmds {
 			cmd := s.lookup(rc.Args[0])
@@ -294,6 +397,9 @@ func (s *Server) flushUpdates(t *loopTurn) {
 	err := s.store.Update(keys, func(tx *storage.Txn) error {
 		for i := range t.runs {
 			r := &t.runs[i]
+			if r.read {
+				continue
+			}
 			for j, rc := range r.cmds {
 				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx}
 				r.exe[j].run(&x)
@@ -307,6 +413,9 @@ func (s *Server) flushUpdates(t *loopTurn) {
 		// place of what it replied.
 		for i := range t.runs {
 			r := &t.runs[i]
+			if r.read {
+				continue
+			}
 			r.c.r.b = r.c.r.b[:r.mark]
 			for j := range r.cmds {
 				r.c.r.err(storeError(err))
@@ -338,5 +447,5 @@ func (t *loopTurn) reset() {
 	clear(t.cmds)
 	t.runs, t.args, t.cmds, t.keys, t.exe, t.fail = t.runs[:0], t.args[:0], t.cmds[:0], t.keys[:0], t.exe[:0], t.fail[:0]
 	t.arena = t.arena[:0]
-	t.ncmds, t.plain, t.plainErr = 0, false, nil
+	t.ncmds, t.reads, t.plain, t.plainErr = 0, 0, false, nil
 }

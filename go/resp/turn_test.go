@@ -11,8 +11,8 @@ import (
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
-// writeCalls records the write calls a server makes to its Store: the
-// kind and the sorted keys of each, in order.
+// writeCalls records the write calls and multi-gets a server makes to its
+// Store: the kind and the sorted keys of each, in order.
 type writeCalls struct {
 	Store
 	mu    sync.Mutex
@@ -60,6 +60,11 @@ func (w *writeCalls) Update(keys [][]byte, fn func(*storage.Txn) error) error {
 	return w.Store.Update(keys, fn)
 }
 
+func (w *writeCalls) ViewMany(keys [][]byte, fn func(int, []byte, error) error) error {
+	w.record("viewmany", keys)
+	return w.Store.ViewMany(keys, fn)
+}
+
 func (w *writeCalls) log() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -67,8 +72,9 @@ func (w *writeCalls) log() []string {
 }
 
 // TestTurnSharesOneWrite: on an event loop, the writes of every client
-// served in one turn reach the engine as one call (one log record), each
-// client still gets its own replies, and the values are all there.  The
+// served in one turn reach the engine as one call (one log record), and
+// so do their reads (one multi-get); each client still gets its own
+// replies, and the values are all there.  The
 // loop is held inside a flush (its Update waits for a key the test has
 // locked) while the clients send, so their requests are all ready at the
 // loop's next poll: one turn, deterministically.
@@ -84,6 +90,17 @@ func TestTurnSharesOneWrite(t *testing.T) {
 			func(int) string { return "+OK" }, "apply"},
 		{"incr", func(i int) string { return fmt.Sprintf("INCR k%d", i) },
 			func(int) string { return ":1" }, "update"},
+		{"get", func(i int) string {
+			if i%2 == 0 {
+				return fmt.Sprintf("GET k%d", i)
+			}
+			return fmt.Sprintf("MGET k%d nokey%d", i, i)
+		}, func(i int) string {
+			if i%2 == 0 {
+				return "$2"
+			}
+			return "*2"
+		}, "viewmany"},
 		{"mixed", func(i int) string {
 			if i%2 == 0 {
 				return fmt.Sprintf("SET k%d v%d", i, i)
@@ -102,6 +119,13 @@ func TestTurnSharesOneWrite(t *testing.T) {
 				w = newWriteCalls(st)
 				return w
 			})
+			for i := range n {
+				if tc.name == "get" {
+					if err := w.Store.Put(fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			clients := make([]*raw, n)
 			for i := range clients {
 				clients[i] = ts.raw(t)
@@ -138,16 +162,34 @@ func TestTurnSharesOneWrite(t *testing.T) {
 				if got := c.line(t); got != tc.want(i) {
 					t.Fatalf("client %d: %q, want %q", i, got, tc.want(i))
 				}
+				if tc.name != "get" {
+					continue
+				}
+				rest := []string{fmt.Sprintf("v%d", i)}
+				if i%2 == 1 {
+					rest = []string{"$2", fmt.Sprintf("v%d", i), "$-1"}
+				}
+				for _, want := range rest {
+					if got := c.line(t); got != want {
+						t.Fatalf("client %d: %q, want %q", i, got, want)
+					}
+				}
 			}
 			calls := w.log()
 			var keys []string
 			for i := range n {
 				keys = append(keys, fmt.Sprintf("k%d", i))
+				if tc.name == "get" && i%2 == 1 {
+					keys = append(keys, fmt.Sprintf("nokey%d", i))
+				}
 			}
 			slices.Sort(keys)
 			want := tc.kind + " " + strings.Join(keys, ",")
 			if len(calls) != 2 || calls[1] != want {
 				t.Fatalf("engine calls %q, want [update stall, %q]", calls, want)
+			}
+			if tc.name == "get" {
+				return
 			}
 			// What the turn wrote is what each client asked for.
 			r := ts.raw(t)
