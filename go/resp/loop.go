@@ -11,14 +11,17 @@
 //     it before the reader (reader.go) parses it, with the same limits and
 //     the same errors as the goroutine transport.  The reader parses in
 //     place: a command's arguments are valid only while its burst runs.
-//   - A command runs to completion inside the loop callback, so every
-//     command a loop runs is finished, and its reply handed to the socket
-//     (or to gnet's outbound buffer), before the loop reads again.  A
-//     command that waits (a key lock held by another writer) stalls only
-//     its own loop.  Commands that wait on I/O for long (fsync under
-//     --sync always, a Raft commit in cluster mode) are why those modes use
-//     the goroutine transport: there a waiting command holds only its own
-//     connection, and group commit merges concurrent clients.
+//   - A command runs to completion inside the loop callback, or in the
+//     flush of the loop's turn (turn.go), so every command a loop runs is
+//     finished, and its reply handed to the socket (or to gnet's outbound
+//     buffer), before the loop reads that client again.  A command that
+//     waits (a key lock held by another writer, an fsync under --sync
+//     always) stalls only its own loop; under --sync always the writes
+//     of a turn share one fsync, as redis-server's appendfsync always
+//     shares one per turn of its loop, and the loops' fsyncs merge in the
+//     log's group commit.  A Raft commit (cluster mode) waits a network
+//     round trip: that mode uses the goroutine transport, where a
+//     waiting command holds only its own connection.
 //   - Replies a client does not read pile up in gnet's outbound buffer; a
 //     client that sends more while more than Config.MaxPendingReplies
 //     bytes of its replies are unread is disconnected (Redis's
@@ -91,7 +94,7 @@ type loopHandler struct {
 
 // useLoop reports whether connections are served by event loops.
 func (s *Server) useLoop() bool {
-	return s.cfg.Cluster == nil && s.cfg.Loops >= 0 && !s.cfg.waits()
+	return s.cfg.Cluster == nil && s.cfg.Loops >= 0
 }
 
 // serveLoop accepts connections on ln and enrolls them in the event

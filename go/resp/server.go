@@ -74,11 +74,10 @@ type Config struct {
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster
 	// Loops is the number of event loops serving connections (loop.go)
-	// when commands do not wait on I/O: 0 chooses one per two Ps
-	// (GOMAXPROCS), -1
-	// serves every connection on a goroutine of its own instead.  With
-	// Sync == SyncAlways or a Cluster, connections always have their own
-	// goroutine.
+	// on a single node: 0 chooses one per two Ps (GOMAXPROCS), -1 serves
+	// every connection on a goroutine of its own instead.  With a
+	// Cluster, where a write waits for a Raft commit, connections always
+	// have their own goroutine.
 	Loops int
 	// MaxPendingReplies bounds the reply bytes a client may leave unread
 	// and still be served (default 256 MiB): one burst's replies on
@@ -86,9 +85,6 @@ type Config struct {
 	// not sent yet; past it the client is disconnected (loop.go).
 	MaxPendingReplies int
 }
-
-// waits reports whether writes wait on I/O before they are answered.
-func (cfg *Config) waits() bool { return cfg.Sync == storage.SyncAlways }
 
 // Limits of the protocol (Redis's where it has one).
 const (
@@ -203,7 +199,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		log.Printf("resp: connections served by event loops (--resp-loops)")
 		return s.serveLoop(ln)
 	}
-	log.Printf("resp: a goroutine per connection (--sync always, cluster mode or --resp-loops -1)")
+	log.Printf("resp: a goroutine per connection (cluster mode or --resp-loops -1)")
 	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
 }
 

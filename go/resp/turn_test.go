@@ -77,7 +77,8 @@ func (w *writeCalls) log() []string {
 // replies, and the values are all there.  The
 // loop is held inside a flush (its Update waits for a key the test has
 // locked) while the clients send, so their requests are all ready at the
-// loop's next poll: one turn, deterministically.
+// loop's next poll: one turn, deterministically.  Under --sync always
+// the loops serve too, and the one call is one fsync for the turn.
 func TestTurnSharesOneWrite(t *testing.T) {
 	const n = 8
 	for _, tc := range []struct {
@@ -113,100 +114,103 @@ func TestTurnSharesOneWrite(t *testing.T) {
 			return fmt.Sprintf(":%d", i)
 		}, "update"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var w *writeCalls
-			ts := startWrapped(t, Config{Loops: 1}, storage.Options{}, func(st Store) Store {
-				w = newWriteCalls(st)
-				return w
-			})
-			for i := range n {
-				if tc.name == "get" {
-					if err := w.Store.Put(fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			clients := make([]*raw, n)
-			for i := range clients {
-				clients[i] = ts.raw(t)
-				send(t, clients[i], "PING")
-				if got := clients[i].line(t); got != "+PONG" {
-					t.Fatalf("PING: %q", got)
-				}
-			}
-			// Lock "stall", then have the loop flush a write of it.
-			locked, release := make(chan struct{}), make(chan struct{})
-			go func() {
-				_ = w.Store.Update([][]byte{[]byte("stall")}, func(*storage.Txn) error {
-					close(locked)
-					<-release
-					return nil
+		for _, sync := range []storage.SyncPolicy{storage.SyncInterval, storage.SyncAlways} {
+			t.Run(tc.name+"/"+sync.String(), func(t *testing.T) {
+				var w *writeCalls
+				opts := storage.Options{Dir: t.TempDir(), Sync: sync}
+				ts := startWrapped(t, Config{Loops: 1, Sync: sync}, opts, func(st Store) Store {
+					w = newWriteCalls(st)
+					return w
 				})
-			}()
-			<-locked
-			z := ts.raw(t)
-			send(t, z, "INCR stall")
-			for call := range w.began {
-				if strings.Contains(call, "stall") {
-					break // the loop waits for the lock inside this call
-				}
-			}
-			for i, c := range clients {
-				send(t, c, tc.cmd(i))
-			}
-			close(release)
-			if got := z.line(t); got != ":1" {
-				t.Fatalf("INCR stall: %q", got)
-			}
-			for i, c := range clients {
-				if got := c.line(t); got != tc.want(i) {
-					t.Fatalf("client %d: %q, want %q", i, got, tc.want(i))
-				}
-				if tc.name != "get" {
-					continue
-				}
-				rest := []string{fmt.Sprintf("v%d", i)}
-				if i%2 == 1 {
-					rest = []string{"$2", fmt.Sprintf("v%d", i), "$-1"}
-				}
-				for _, want := range rest {
-					if got := c.line(t); got != want {
-						t.Fatalf("client %d: %q, want %q", i, got, want)
+				for i := range n {
+					if tc.name == "get" {
+						if err := w.Store.Put(fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
-			}
-			calls := w.log()
-			var keys []string
-			for i := range n {
-				keys = append(keys, fmt.Sprintf("k%d", i))
-				if tc.name == "get" && i%2 == 1 {
-					keys = append(keys, fmt.Sprintf("nokey%d", i))
+				clients := make([]*raw, n)
+				for i := range clients {
+					clients[i] = ts.raw(t)
+					send(t, clients[i], "PING")
+					if got := clients[i].line(t); got != "+PONG" {
+						t.Fatalf("PING: %q", got)
+					}
 				}
-			}
-			slices.Sort(keys)
-			want := tc.kind + " " + strings.Join(keys, ",")
-			if len(calls) != 2 || calls[1] != want {
-				t.Fatalf("engine calls %q, want [update stall, %q]", calls, want)
-			}
-			if tc.name == "get" {
-				return
-			}
-			// What the turn wrote is what each client asked for.
-			r := ts.raw(t)
-			for i := range n {
-				send(t, r, fmt.Sprintf("GET k%d", i))
-				r.line(t)
-				want := fmt.Sprintf("v%d", i)
-				if i%2 == 1 && tc.name == "mixed" {
-					want = fmt.Sprint(i)
-				} else if tc.name == "incr" {
-					want = "1"
+				// Lock "stall", then have the loop flush a write of it.
+				locked, release := make(chan struct{}), make(chan struct{})
+				go func() {
+					_ = w.Store.Update([][]byte{[]byte("stall")}, func(*storage.Txn) error {
+						close(locked)
+						<-release
+						return nil
+					})
+				}()
+				<-locked
+				z := ts.raw(t)
+				send(t, z, "INCR stall")
+				for call := range w.began {
+					if strings.Contains(call, "stall") {
+						break // the loop waits for the lock inside this call
+					}
 				}
-				if got := r.line(t); got != want {
-					t.Fatalf("GET k%d = %q, want %q", i, got, want)
+				for i, c := range clients {
+					send(t, c, tc.cmd(i))
 				}
-			}
-		})
+				close(release)
+				if got := z.line(t); got != ":1" {
+					t.Fatalf("INCR stall: %q", got)
+				}
+				for i, c := range clients {
+					if got := c.line(t); got != tc.want(i) {
+						t.Fatalf("client %d: %q, want %q", i, got, tc.want(i))
+					}
+					if tc.name != "get" {
+						continue
+					}
+					rest := []string{fmt.Sprintf("v%d", i)}
+					if i%2 == 1 {
+						rest = []string{"$2", fmt.Sprintf("v%d", i), "$-1"}
+					}
+					for _, want := range rest {
+						if got := c.line(t); got != want {
+							t.Fatalf("client %d: %q, want %q", i, got, want)
+						}
+					}
+				}
+				calls := w.log()
+				var keys []string
+				for i := range n {
+					keys = append(keys, fmt.Sprintf("k%d", i))
+					if tc.name == "get" && i%2 == 1 {
+						keys = append(keys, fmt.Sprintf("nokey%d", i))
+					}
+				}
+				slices.Sort(keys)
+				want := tc.kind + " " + strings.Join(keys, ",")
+				if len(calls) != 2 || calls[1] != want {
+					t.Fatalf("engine calls %q, want [update stall, %q]", calls, want)
+				}
+				if tc.name == "get" {
+					return
+				}
+				// What the turn wrote is what each client asked for.
+				r := ts.raw(t)
+				for i := range n {
+					send(t, r, fmt.Sprintf("GET k%d", i))
+					r.line(t)
+					want := fmt.Sprintf("v%d", i)
+					if i%2 == 1 && tc.name == "mixed" {
+						want = fmt.Sprint(i)
+					} else if tc.name == "incr" {
+						want = "1"
+					}
+					if got := r.line(t); got != want {
+						t.Fatalf("GET k%d = %q, want %q", i, got, want)
+					}
+				}
+			})
+		}
 	}
 }
 
