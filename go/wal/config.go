@@ -42,6 +42,7 @@ const (
 	DefaultSyncInterval    = time.Second
 	DefaultSegmentSize     = 64 << 20
 	DefaultCheckpointBytes = 64 << 20
+	DefaultBytesPerSync    = 8 << 20
 )
 
 // Config configures a Log.  The zero value is valid: every zero field takes
@@ -53,6 +54,14 @@ type Config struct {
 	Sync SyncPolicy
 	// SyncInterval is the fsync period under SyncInterval; 0 means 1s.
 	SyncInterval time.Duration
+	// BytesPerSync: under SyncInterval, the background fsync also runs as
+	// soon as this many bytes were written since the last one, so that
+	// no fsync (the periodic one, or the one a segment gets when the log
+	// rolls to the next, which the writer waits for) has much to write,
+	// and dirty pages do not pile up in the OS between periods (RocksDB's
+	// wal_bytes_per_sync).  0 means DefaultBytesPerSync; negative: the
+	// period alone.
+	BytesPerSync int64
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.
 	SegmentSize int64
@@ -88,6 +97,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SegmentSize <= 0 {
 		c.SegmentSize = DefaultSegmentSize
+	}
+	if c.BytesPerSync == 0 {
+		c.BytesPerSync = DefaultBytesPerSync
 	}
 	if c.CheckpointBytes == 0 {
 		c.CheckpointBytes = DefaultCheckpointBytes

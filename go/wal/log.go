@@ -59,6 +59,9 @@ type Log struct {
 
 	stopSync chan struct{}
 	syncDone chan struct{}
+	// kickSync wakes syncLoop before its period once BytesPerSync bytes
+	// wait for an fsync (buffered: a kick pending is enough).
+	kickSync chan struct{}
 
 	recovery RecoveryInfo
 }
@@ -227,6 +230,12 @@ func (l *Log) wait(pos uint64, durable bool) error {
 			l.writtenPos = target
 			if doSync {
 				l.syncedPos = target
+			} else if l.kickSync != nil && l.cfg.BytesPerSync > 0 &&
+				l.writtenPos-l.syncedPos >= uint64(l.cfg.BytesPerSync) {
+				select {
+				case l.kickSync <- struct{}{}:
+				default:
+				}
 			}
 		}
 		l.cond.Broadcast()
@@ -343,7 +352,8 @@ func (l *Log) syncCur() error {
 	return nil
 }
 
-// syncLoop is the SyncInterval background fsync.
+// syncLoop is the SyncInterval background fsync: every period, and when
+// kicked (Config.BytesPerSync).
 func (l *Log) syncLoop() {
 	defer close(l.syncDone)
 	t := time.NewTicker(l.cfg.SyncInterval)
@@ -353,6 +363,7 @@ func (l *Log) syncLoop() {
 		case <-l.stopSync:
 			return
 		case <-t.C:
+		case <-l.kickSync:
 		}
 		l.mu.Lock()
 		target := l.writtenPos

@@ -153,6 +153,7 @@ func Open(dir string, cfg Config, h Handler) (*Log, error) {
 	}
 	if cfg.Sync == SyncInterval {
 		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
+		l.kickSync = make(chan struct{}, 1)
 		go l.syncLoop()
 	}
 	return l, nil

@@ -100,6 +100,34 @@ func TestSyncPolicies(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
+	t.Run("interval fsyncs after BytesPerSync bytes", func(t *testing.T) {
+		// A period no test outlives: only the bytes written can start
+		// the fsync.  Records of 1 KiB: the 64th passes BytesPerSync.
+		l, _ := openT(t, t.TempDir(), Config{Sync: SyncInterval, SyncInterval: time.Hour, BytesPerSync: 64 << 10})
+		defer l.Close()
+		val := make([]byte, 1024)
+		for i := uint64(1); l.Stats().Syncs == 0; i++ {
+			if i > 1<<16 {
+				t.Fatal("no fsync after 64 MiB")
+			}
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("interval without BytesPerSync waits for the period", func(t *testing.T) {
+		l, _ := openT(t, t.TempDir(), Config{Sync: SyncInterval, SyncInterval: time.Hour, BytesPerSync: -1})
+		defer l.Close()
+		val := make([]byte, 1024)
+		for i := uint64(1); i <= 1024; i++ {
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := l.Stats(); s.Syncs != 0 {
+			t.Fatalf("%d fsyncs before the period", s.Syncs)
+		}
+	})
 }
 
 // TestGroupCommit: many concurrent appenders, each acknowledged only when
