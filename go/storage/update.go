@@ -20,6 +20,8 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"sync"
 )
 
@@ -84,9 +86,14 @@ type Txn struct {
 	lim  *limits
 	keys []txnKey
 	read entryReader
-	// index finds a key's slot once there are more than txnScan keys (a
-	// linear scan is faster below that, and allocates nothing).
-	index map[string]int
+	// index finds a key's slot by its hash once there are more than
+	// txnScan keys (a linear scan is faster below that); a key whose hash
+	// another declared key has is not in it, and collided makes find
+	// scan for it.  Keyed by hash, not by string(key), so filling it
+	// allocates no key strings; pooled with sc.
+	index    map[uint64]int
+	collided bool
+	seed     maphash.Seed
 	// ops is the write list update builds after fn; it goes back to the
 	// pool with keys (sc).
 	ops []prepOp
@@ -107,8 +114,9 @@ var txnPool = sync.Pool{New: func() any { return new(txnScratch) }}
 
 // txnScratch is what txnPool holds.
 type txnScratch struct {
-	keys []txnKey
-	ops  []prepOp
+	keys  []txnKey
+	ops   []prepOp
+	index map[uint64]int
 }
 
 // maxPooledTxnKeys bounds the key slots a pooled Txn keeps, so one huge
@@ -129,14 +137,18 @@ func getTxn(lim *limits, read entryReader, n int) *Txn {
 // putTxn empties t and pools its slices without their references (keys
 // and values are the caller's).
 func putTxn(t *Txn) {
-	sc, keys, ops := t.sc, t.keys, t.ops
+	sc, keys, ops, index := t.sc, t.keys, t.ops, t.index
 	*t = Txn{}
-	if cap(keys) > maxPooledTxnKeys || cap(ops) > maxPooledTxnKeys {
+	if cap(keys) > maxPooledTxnKeys || cap(ops) > maxPooledTxnKeys || len(index) > maxPooledTxnKeys {
 		return
 	}
 	clear(keys)
 	clear(ops)
+	clear(index)
 	sc.keys, sc.ops = keys[:0], ops[:0]
+	if index != nil {
+		sc.index = index
+	}
 	txnPool.Put(sc)
 }
 
@@ -167,11 +179,13 @@ func (t *Txn) find(key []byte) int {
 		}
 	}
 	if t.index != nil {
-		if i, ok := t.index[string(key)]; ok {
+		if i, ok := t.index[maphash.Bytes(t.seed, key)]; ok && bytes.Equal(t.keys[i].key, key) {
 			t.hint = i
 			return i
 		}
-		return -1
+		if !t.collided {
+			return -1
+		}
 	}
 	for i := range t.keys {
 		if bytes.Equal(t.keys[i].key, key) {
@@ -180,6 +194,34 @@ func (t *Txn) find(key []byte) int {
 		}
 	}
 	return -1
+}
+
+// declare adds k, whose hash is h, to t's keys unless it is there.
+func (t *Txn) declare(k []byte, h uint64) {
+	if t.index == nil {
+		for i := range t.keys {
+			if t.keys[i].h == h && bytes.Equal(t.keys[i].key, k) {
+				return
+			}
+		}
+		t.keys = append(t.keys, txnKey{key: k, h: h})
+		return
+	}
+	i, seen := t.index[h]
+	switch {
+	case !seen:
+		t.index[h] = len(t.keys)
+	case bytes.Equal(t.keys[i].key, k):
+		return // a duplicate
+	default:
+		// Another key has k's hash: k stays out of the index, and find
+		// scans for it.
+		t.collided = true
+		if slices.ContainsFunc(t.keys, func(d txnKey) bool { return bytes.Equal(d.key, k) }) {
+			return
+		}
+	}
+	t.keys = append(t.keys, txnKey{key: k, h: h})
 }
 
 func (t *Txn) slot(key []byte) (*txnKey, error) {
@@ -284,7 +326,10 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 	tx := getTxn(lim, read, len(keys))
 	defer putTxn(tx)
 	if len(keys) > txnScan {
-		tx.index = make(map[string]int, len(keys))
+		tx.index, tx.seed = tx.sc.index, s.seed
+		if tx.index == nil {
+			tx.index = make(map[uint64]int, len(keys))
+		}
 	}
 	// Declare each key once, hashing it once for both its stripe and
 	// the duplicate test (a hash compare rejects nearly every other key
@@ -296,23 +341,7 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 		}
 		h := s.hash(k)
 		set.add(h)
-		if tx.index != nil {
-			if _, dup := tx.index[string(k)]; !dup {
-				tx.index[string(k)] = len(tx.keys)
-				tx.keys = append(tx.keys, txnKey{key: k, h: h})
-			}
-			continue
-		}
-		dup := false
-		for i := range tx.keys {
-			if tx.keys[i].h == h && bytes.Equal(tx.keys[i].key, k) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			tx.keys = append(tx.keys, txnKey{key: k, h: h})
-		}
+		tx.declare(k, h)
 	}
 	s.lock(&set)
 	defer s.unlock(&set)

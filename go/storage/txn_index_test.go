@@ -1,0 +1,35 @@
+package storage
+
+import (
+	"fmt"
+	"hash/maphash"
+	"testing"
+)
+
+// TestTxnHashCollisions: a Txn past txnScan keys indexes its keys by
+// hash; keys whose hashes collide are still declared once each and found
+// (by a scan), and an undeclared key is not found.  Every key is declared
+// here with the same hash, the worst case no real hash produces.
+func TestTxnHashCollisions(t *testing.T) {
+	tx := &Txn{index: map[uint64]int{}, seed: maphash.MakeSeed()}
+	var distinct []string
+	for i := range 3 * txnScan {
+		k := fmt.Sprintf("k%d", i%(txnScan+5))
+		if i < txnScan+5 {
+			distinct = append(distinct, k)
+		}
+		tx.declare([]byte(k), 7)
+	}
+	if len(tx.keys) != len(distinct) {
+		t.Fatalf("%d keys declared, want %d (each once)", len(tx.keys), len(distinct))
+	}
+	for _, k := range distinct {
+		i := tx.find([]byte(k))
+		if i < 0 || string(tx.keys[i].key) != k {
+			t.Fatalf("find(%s) = %d", k, i)
+		}
+	}
+	if i := tx.find([]byte("absent")); i >= 0 {
+		t.Fatalf("find(absent) = %d", i)
+	}
+}
