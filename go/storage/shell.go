@@ -326,7 +326,7 @@ func (s *shell) Checkpoint() error {
 	case s.dur == nil:
 		return nil
 	}
-	return s.dur.checkpoint()
+	return s.dur.checkpoint(false)
 }
 
 // Close stops the sweep, waits for writes in flight, flushes and closes
