@@ -189,3 +189,30 @@ func TestClosedAfterReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopRunsCommandsBeforeBadFrame: on the event loops the complete
+// commands that arrive with a malformed frame run and are answered
+// before its protocol error, and the connection is then closed, as Redis
+// does.  (The goroutine transport's reader, redcon's, drops the commands
+// it parsed in the same read as the bad frame; docs/REDIS.md says so.)
+func TestLoopRunsCommandsBeforeBadFrame(t *testing.T) {
+	ts := startServer(t, Config{Loops: 1}, storage.Options{})
+	for _, tc := range []struct{ in, err string }{
+		{"SET a 1\r\nSET \"k v\r\n", "-ERR Protocol error: unbalanced quotes in request"},
+		{"SET a 1\r\n*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length"},
+	} {
+		r := ts.raw(t)
+		if _, err := io.WriteString(r, tc.in); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.line(t); got != "+OK" {
+			t.Fatalf("%q: first reply %q, want +OK", tc.in, got)
+		}
+		if got := r.line(t); got != tc.err {
+			t.Fatalf("%q: %q, want %q", tc.in, got, tc.err)
+		}
+		if !r.closed() {
+			t.Fatalf("%q: connection left open", tc.in)
+		}
+	}
+}

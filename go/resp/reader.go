@@ -28,20 +28,26 @@ import (
 	"errors"
 )
 
-// Parse errors, with redcon's texts: isRedconProtocolError recognises
-// them, and the client is answered "-ERR <text>" as before.
+// Parse errors, with redcon's texts; the loop answers them "-ERR <text>",
+// as redcon's server does.
 var (
 	errRdUnbalancedQuotes = errors.New("Protocol error: unbalanced quotes in request")
 	errRdBulkLength       = errors.New("Protocol error: invalid bulk length")
 	errRdMultiBulkLength  = errors.New("Protocol error: invalid multibulk length")
 )
 
-// What a reader keeps between reads once they are free again, so that a
-// connection that once sent a large value in pieces, a command of very
-// many arguments or a very long pipeline does not hold their size for
-// good: bytes of its tail and scratch buffers, commands, arguments.
+// What a reader keeps between reads, so that a connection that once sent
+// a large value in pieces, a command of very many arguments or a very
+// long pipeline does not hold their size for good: bytes of its tail
+// while a partial command waits in it (a pipelining client's reads mostly
+// end inside a command, and each read appends up to gnet's 64 KiB read
+// buffer to the tail), bytes of its buffers otherwise, commands and
+// arguments once no partial command waits (a command of many arguments
+// arriving in pieces is parsed again from its start on each read, and
+// needs them again).
 const (
-	maxKeptTail = 64 << 10
+	maxKeptTail = 256 << 10
+	maxIdleBuf  = 64 << 10
 	maxKeptCmds = 1024
 	maxKeptArgs = 4096
 )
@@ -57,6 +63,9 @@ type respReader struct {
 	// of the last read's input.
 	tail []byte
 	rest []byte
+	// moved counts the bytes keep has copied into the tail (a test's
+	// check that a partial command is not copied again on every read).
+	moved int
 }
 
 // read parses the complete commands in the kept tail followed by in.  It
@@ -81,23 +90,35 @@ func (rd *respReader) read(in []byte) ([]redconCommand, error) {
 func (rd *respReader) keep() {
 	clear(rd.args) // drop references into buffers that are about to be reused
 	clear(rd.cmds)
-	if cap(rd.args) > maxKeptArgs {
-		rd.args = nil
-	}
-	if cap(rd.cmds) > maxKeptCmds {
-		rd.cmds = nil
-	}
-	if cap(rd.scratch) > maxKeptTail {
-		rd.scratch = nil
-	}
 	rest := rd.rest
 	rd.rest = nil
+	if len(rest) == 0 {
+		if cap(rd.args) > maxKeptArgs {
+			rd.args = nil
+		}
+		if cap(rd.cmds) > maxKeptCmds {
+			rd.cmds = nil
+		}
+		if cap(rd.tail) > maxIdleBuf {
+			rd.tail = nil
+		}
+	}
+	if cap(rd.scratch) > maxIdleBuf {
+		rd.scratch = nil
+	}
+	if len(rest) > 0 && len(rd.tail) > 0 && &rest[0] == &rd.tail[0] {
+		// Nothing was parsed: the partial command is in place already.
+		// (Copying it onto itself on every read made a command arriving
+		// in pieces cost the square of its size.)
+		return
+	}
 	if cap(rd.tail) > maxKeptTail && len(rest) <= maxKeptTail/2 {
 		rd.tail = nil // a copy of a short rest below is cheaper than holding it
 	}
 	// rest may lie in tail itself: append(tail[:0], ...) moves it with
 	// copy's memmove semantics, so the overlap is fine.
 	rd.tail = append(rd.tail[:0], rest...)
+	rd.moved += len(rest)
 }
 
 // parse parses the complete commands at the start of b into rd.cmds and

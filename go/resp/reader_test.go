@@ -428,9 +428,72 @@ func TestReaderReleasesLarge(t *testing.T) {
 			if n == 0 {
 				t.Fatal("no command parsed")
 			}
-			if cap(rd.args) > maxKeptArgs || cap(rd.cmds) > maxKeptCmds || cap(rd.tail) > maxKeptTail || cap(rd.scratch) > maxKeptTail {
+			tailMax := maxIdleBuf
+			if len(rd.tail) > 0 { // a partial command waits
+				tailMax = maxKeptTail
+			}
+			if cap(rd.args) > maxKeptArgs || cap(rd.cmds) > maxKeptCmds || cap(rd.tail) > tailMax || cap(rd.scratch) > maxIdleBuf {
 				t.Fatalf("kept args %d, cmds %d, tail %d, scratch %d", cap(rd.args), cap(rd.cmds), cap(rd.tail), cap(rd.scratch))
 			}
 		})
+	}
+}
+
+// TestReaderPiecesLinear: a large argument arriving in small pieces is
+// copied into the tail about once, not once per piece (which made its
+// cost grow with the square of its size and stalled the loop).
+func TestReaderPiecesLinear(t *testing.T) {
+	const size, piece = 1 << 20, 1 << 10
+	in := []byte(fmt.Sprintf("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n", size, strings.Repeat("v", size)))
+	var rd respReader
+	got := 0
+	for off := 0; off < len(in); off += piece {
+		cmds, err := rd.read(in[off:min(off+piece, len(in))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmds {
+			if len(c.Args) != 3 || len(c.Args[2]) != size {
+				t.Fatalf("parsed %d args", len(c.Args))
+			}
+			got++
+		}
+		rd.keep()
+	}
+	if got != 1 {
+		t.Fatalf("%d commands, want 1", got)
+	}
+	if rd.moved > 2*len(in) {
+		t.Fatalf("keep copied %d bytes for a %d-byte command", rd.moved, len(in))
+	}
+}
+
+// TestReaderPipelineAllocs: a pipelining client whose reads end inside
+// a command, read after read, as gnet hands them (64 KiB at a time),
+// allocates nothing once its buffers have grown.
+func TestReaderPipelineAllocs(t *testing.T) {
+	var stream []byte
+	for i := 0; len(stream) < 1<<20; i++ {
+		stream = fmt.Appendf(stream, "*3\r\n$3\r\nSET\r\n$8\r\nk%07d\r\n$100\r\n%s\r\n", i, strings.Repeat("v", 100))
+	}
+	const chunk = 64 << 10
+	var rd respReader
+	off := 0
+	step := func() {
+		if off+chunk > len(stream) {
+			off = 0
+			rd.tail = rd.tail[:0] // start again at a command's start
+		}
+		if _, err := rd.read(stream[off : off+chunk]); err != nil {
+			t.Fatal(err)
+		}
+		rd.keep()
+		off += chunk
+	}
+	for range 8 {
+		step() // grow the buffers
+	}
+	if n := testing.AllocsPerRun(50, step); n != 0 {
+		t.Fatalf("%.1f allocations per 64 KiB read", n)
 	}
 }
