@@ -141,7 +141,9 @@ func arityError(name string) string {
 // execBurst serves a burst of commands in order, grouping runs of plain
 // reads and writes (pipeline.go).
 func (s *Server) execBurst(c *client, cmds []redconCommand) {
-	if c.deferred { // a burst after a deferred run in the same callback
+	if c.deferred {
+		// Its deferred run is answered first, ahead of this burst's
+		// replies in the same write (turn.go).
 		s.flushTurn(c.lp.turn, c)
 	}
 	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT

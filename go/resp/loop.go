@@ -82,8 +82,12 @@ type loopConn struct {
 	lingering   bool
 	lingerUntil time.Time
 	lingerWait  time.Duration
-	// turn is its loop's deferred writes (turn.go), set by OnOpen.
+	// turn is its loop's deferred runs (turn.go), set by OnOpen.
 	turn *loopTurn
+	// closed is set by OnClose: gnet may close a connection inside a
+	// write to it (a reset peer), and a closed connection's fd may be
+	// reused, so nothing is written through gc once it is set.
+	closed bool
 }
 
 // loopHandler is gnet's view of the server.
@@ -229,8 +233,11 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		t.Stop()
 	}
 	if c.deferred {
-		h.s.flushTurn(c.lp.turn, nil) // what it sent is applied (turn.go)
+		// What it sent is applied (turn.go); gnet closes the socket
+		// after OnClose, so its replies are still sent if it reads.
+		h.s.flushTurn(c.lp.turn, nil)
 	}
+	c.lp.closed = true // nothing is written to it, or counted, again
 	h.s.release(c, nil)
 	return gnet.None
 }
@@ -244,12 +251,15 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	// Consumed now: a partial command is kept by c.lp.rd.  in may be the
 	// loop's shared read buffer, valid only during this callback.
 	in, _ := gc.Next(-1)
-	if c.deferred {
-		// Its deferred writes are answered before anything it sent
-		// since (turn.go).
-		s.flushTurn(c.lp.turn, nil)
-	}
 	if c.lp.lingering || s.draining.Load() {
+		if c.deferred {
+			// Its deferred run is answered before it closes (turn.go).
+			// A failed write closes it at once (OnClose).
+			s.flushTurn(c.lp.turn, nil)
+			if c.lp.closed {
+				return gnet.None
+			}
+		}
 		return h.linger(c, gc) // its input is not served
 	}
 	out := gc.OutboundBuffered()
@@ -286,7 +296,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		s.execBurst(c, cmds)
 		c.lp.rd.keep()
 		if c.deferred && (err != nil || c.lc.bad != "") {
-			// The error closes the connection: the deferred writes
+			// The error closes the connection: the deferred run
 			// before it are applied and answered first (turn.go).
 			s.flushTurn(c.lp.turn, c)
 		}

@@ -114,7 +114,7 @@ type Server struct {
 	loops      *gnet.Client
 	acceptDone chan struct{}
 	enrolling  sync.WaitGroup               // connections being enrolled in a loop
-	turns      map[gnet.EventLoop]*loopTurn // each loop's deferred writes (turn.go), under mu
+	turns      map[gnet.EventLoop]*loopTurn // each loop's deferred runs (turn.go), under mu
 
 	nextID atomic.Uint64
 	mu     sync.Mutex // guards clients, shedding, retired, statBase and closing

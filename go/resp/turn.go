@@ -34,6 +34,7 @@ package resp
 
 import (
 	"context"
+	"errors"
 	"log"
 	"runtime/debug"
 	"time"
@@ -54,11 +55,15 @@ type turnRun struct {
 }
 
 // A run whose arguments pass maxTurnRunBytes is served at once, not
-// deferred; a turn's runs are applied when their arguments would pass
-// maxTurnBytes, which also bounds the copy buffer a loop keeps.
+// deferred.  A turn is flushed early when its arguments would pass
+// maxTurnBytes, its commands maxUpdateRun (the bound of one Update's
+// locks) or its read keys maxTurnReadKeys, which also bound the scratch
+// a loop keeps (maxTurnScratch: slices grown past it are let go).
 const (
 	maxTurnRunBytes = 64 << 10
 	maxTurnBytes    = 1 << 20
+	maxTurnReadKeys = 4 * maxReadRun
+	maxTurnScratch  = 4 * maxUpdateRun
 )
 
 // loopTurn is one event loop's deferred runs.
@@ -67,11 +72,12 @@ type loopTurn struct {
 	el gnet.EventLoop
 
 	runs      []turnRun
-	reads     int   // runs that are reads
-	plain     bool  // every write run is plain SET/MSET: one Apply serves them
-	plainErr  error // the Apply's error (flushPlain)
-	scheduled bool  // a flush task is queued
-	ncmds     int   // commands of runs
+	reads     int  // runs that are reads
+	plain     bool // every write run is plain SET/MSET: one Apply serves them
+	scheduled bool // a flush task is queued
+	ncmds     int  // commands of runs
+	nbytes    int  // argument bytes of runs
+	nreadKeys int  // keys of the read runs
 
 	// Scratch reused across turns; the arena holds the copied arguments
 	// until the flush (the engines copy what they keep).
@@ -100,10 +106,12 @@ func (s *Server) turnFor(el gnet.EventLoop) *loopTurn {
 }
 
 // deferRun defers cmds, the rest of c's burst, when they are one run of
-// writes (see the file comment) and reports whether it did.
+// reads or writes (see the file comment) and reports whether it did.
+// Only the loop transport calls it, and it never serves a cluster, so no
+// command here needs a leadership check (gate).
 func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	t := c.lp.turn
-	if t == nil || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred {
+	if t == nil || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred || c.lp.closed {
 		return false
 	}
 	read, plain := s.readRun(cmds), true
@@ -143,9 +151,17 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		// Copying it costs more than the log write it would share.
 		return false
 	}
-	if t.ncmds+len(cmds) > maxUpdateRun || len(t.arena)+size > maxTurnBytes {
+	nkeys := 0
+	if read {
+		for _, rc := range cmds {
+			nkeys += len(rc.Args) - 1
+		}
+	}
+	if t.ncmds+len(cmds) > maxUpdateRun || t.nbytes+size > maxTurnBytes || t.nreadKeys+nkeys > maxTurnReadKeys {
 		s.flushTurn(t, c) // a full turn is applied now; this run starts the next
 	}
+	t.nbytes += size
+	t.nreadKeys += nkeys
 	// Copy the arguments: the input they point into is the loop's.  The
 	// scratch slices may move when they grow; the runs already deferred
 	// keep the old arrays, which nothing writes again.
@@ -213,30 +229,34 @@ func (t *loopTurn) Run(context.Context) error {
 // whose callback is running, if any: its replies are appended to the
 // burst it is building (after those of its earlier commands, before those
 // of its later ones); every other client's are written to its connection.
+// A closed client's run is applied but neither answered nor counted.
 func (s *Server) flushTurn(t *loopTurn, cur *client) {
 	if len(t.runs) == 0 {
 		return
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			// Nothing of the turn was applied (a panic inside Update
-			// leaves the engine as it was).  As OnTraffic's recovery:
-			// the turn's clients are closed, the loop and the others go
+			// What was applied stays applied; whoever waited for an
+			// answer gets none.  As OnTraffic's recovery: the turn's
+			// clients are closed (now, on this loop, so none of them is
+			// served again in this poll), the loop and the others go
 			// on; cur's own callback recovers it again.
-			for i := range t.runs {
-				c := t.runs[i].c
-				c.deferred = false
-				if c != cur && c.lp.gc != nil {
-					c.r.b = nil
-					_ = c.lp.gc.Close()
-				}
+			runs := append([]turnRun(nil), t.runs...)
+			for i := range runs {
+				runs[i].c.deferred = false
 			}
 			t.reset()
+			for _, r := range runs {
+				if c := r.c; c != cur && !c.lp.closed && c.lp.gc != nil {
+					c.r.b = nil
+					_ = t.el.Close(c.lp.gc)
+				}
+			}
 			if cur != nil {
 				panic(p)
 			}
 			s.panics.Add(1)
-			log.Printf("resp: panic applying a turn's writes: %v\n%s", p, debug.Stack())
+			log.Printf("resp: panic serving a turn's runs: %v\n%s", p, debug.Stack())
 		}
 	}()
 	for i := range t.runs {
@@ -251,35 +271,39 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 	if t.reads > 0 {
 		counted = s.flushReads(t)
 	}
-	switch {
-	case len(t.runs) == t.reads:
-	case t.plain:
-		s.flushPlain(t)
-	default:
-		s.flushUpdates(t)
+	if len(t.runs) > t.reads {
+		if t.plain {
+			s.flushPlain(t)
+		} else {
+			s.flushUpdates(t, -1)
+		}
 	}
 	per := time.Since(start) / time.Duration(t.ncmds)
 	for i := range t.runs {
 		r := &t.runs[i]
 		c := r.c
 		c.deferred = false
+		if c.lp.closed {
+			c.r.b = nil
+			continue
+		}
 		switch {
 		case r.read:
 			if !counted {
 				s.countRun(c, r.cmds, "get", "mget", per*time.Duration(len(r.cmds)), false)
 			}
 		case t.plain:
-			s.countRun(c, r.cmds, "set", "mset", per*time.Duration(len(r.cmds)), t.plainErr != nil)
+			s.countRun(c, r.cmds, "set", "mset", per*time.Duration(len(r.cmds)), r.failed[0])
 		default:
 			countStretches(s, c, r.exe, r.failed, per)
 		}
 		if c == cur {
 			continue
 		}
-		if gc := c.lp.gc; gc != nil && len(c.r.b) > 0 {
+		if len(c.r.b) > 0 {
 			// A failed write closes the connection (OnClose runs now;
 			// c is no longer deferred, so it does not flush again).
-			_, _ = gc.Write(c.r.b)
+			_, _ = c.lp.gc.Write(c.r.b)
 		}
 		c.keepReplyBuf()
 	}
@@ -339,7 +363,9 @@ func (s *Server) flushReads(t *loopTurn) bool {
 	return true
 }
 
-// flushPlain applies a turn of plain SET/MSET runs as one batch.
+// flushPlain applies a turn of plain SET/MSET runs as one batch.  (A
+// batch of them cannot pass the engine's batch limit: their arguments
+// are bounded by maxTurnBytes.)
 func (s *Server) flushPlain(t *loopTurn) {
 	b := batchPool.Get().(*storage.Batch)
 	for _, r := range t.runs {
@@ -354,11 +380,14 @@ func (s *Server) flushPlain(t *loopTurn) {
 	}
 	err := s.store.Apply(b)
 	putBatch(b)
-	t.plainErr = err
-	for _, r := range t.runs {
+	for i := range t.runs {
+		r := &t.runs[i]
 		if r.read {
 			continue
 		}
+		mark := len(t.fail)
+		t.fail = append(t.fail, err != nil)
+		r.failed = t.fail[mark : mark+1 : mark+1]
 		for range r.cmds {
 			if err != nil {
 				r.c.r.err(storeError(err))
@@ -369,35 +398,43 @@ func (s *Server) flushPlain(t *loopTurn) {
 	}
 }
 
-// flushUpdates runs a turn's runs inside one Update over all their keys,
-// each command against the transaction in order, as runUpdates does for
-// one client's run.
-func (s *Server) flushUpdates(t *loopTurn) {
+// flushUpdates runs the turn's write runs (only: that run alone, -1:
+// all) inside one Update over all their keys, each command against the
+// transaction in order, as runUpdates does for one client's run.  When
+// the writes of several runs together pass the engine's batch limit
+// (SETRANGE and APPEND write whole values), nothing was applied, and
+// each run is tried in an Update of its own, as it would have been alone.
+func (s *Server) flushUpdates(t *loopTurn, only int) {
 	keys := t.keys[:0]
+	nruns := 0
 	for i := range t.runs {
 		r := &t.runs[i]
-		if r.read {
+		if r.read || only >= 0 && i != only {
 			continue
 		}
-		mark := len(t.exe)
-		for _, rc := range r.cmds {
-			cmd := s.lookup(rc.Args[0])
-			t.exe = append(t.exe, cmd)
-			keys = cmd.appendKeys(keys, rc.Args)
+		nruns++
+		if r.exe == nil {
+			mark := len(t.exe)
+			for _, rc := range r.cmds {
+				t.exe = append(t.exe, s.lookup(rc.Args[0]))
+			}
+			r.exe = t.exe[mark:len(t.exe):len(t.exe)]
+			mark = len(t.fail)
+			for range r.cmds {
+				t.fail = append(t.fail, false)
+			}
+			r.failed = t.fail[mark:len(t.fail):len(t.fail)]
 		}
-		r.exe = t.exe[mark:len(t.exe):len(t.exe)]
-		mark = len(t.fail)
-		for range r.cmds {
-			t.fail = append(t.fail, false)
+		for j, rc := range r.cmds {
+			keys = r.exe[j].appendKeys(keys, rc.Args)
 		}
-		r.failed = t.fail[mark:len(t.fail):len(t.fail)]
 	}
 	t.keys = keys
 	var x exec
 	err := s.store.Update(keys, func(tx *storage.Txn) error {
 		for i := range t.runs {
 			r := &t.runs[i]
-			if r.read {
+			if r.read || only >= 0 && i != only {
 				continue
 			}
 			for j, rc := range r.cmds {
@@ -408,19 +445,31 @@ func (s *Server) flushUpdates(t *loopTurn) {
 		}
 		return nil
 	})
-	if err != nil {
-		// Nothing was applied: every command gets the engine's error in
-		// place of what it replied.
+	if err == nil {
+		return
+	}
+	for i := range t.runs {
+		r := &t.runs[i]
+		if !r.read && (only < 0 || i == only) {
+			r.c.r.b = r.c.r.b[:r.mark] // nothing was applied: no answer stands
+		}
+	}
+	if errors.Is(err, storage.ErrBatchTooLarge) && nruns > 1 {
 		for i := range t.runs {
-			r := &t.runs[i]
-			if r.read {
-				continue
+			if !t.runs[i].read {
+				s.flushUpdates(t, i)
 			}
-			r.c.r.b = r.c.r.b[:r.mark]
-			for j := range r.cmds {
-				r.c.r.err(storeError(err))
-				r.failed[j] = true
-			}
+		}
+		return
+	}
+	for i := range t.runs {
+		r := &t.runs[i]
+		if r.read || only >= 0 && i != only {
+			continue
+		}
+		for j := range r.cmds {
+			r.c.r.err(storeError(err))
+			r.failed[j] = true
 		}
 	}
 }
@@ -438,14 +487,21 @@ func countStretches(s *Server, c *client, exe []*command, failed []bool, per tim
 	}
 }
 
-// reset empties t for the next turn, keeping its scratch.
+// reset empties t for the next turn, keeping its scratch unless a large
+// turn grew it past maxTurnScratch.
 func (t *loopTurn) reset() {
 	clear(t.runs)
 	clear(t.args)
+	clear(t.cmds)
 	clear(t.keys)
 	clear(t.exe)
-	clear(t.cmds)
 	t.runs, t.args, t.cmds, t.keys, t.exe, t.fail = t.runs[:0], t.args[:0], t.cmds[:0], t.keys[:0], t.exe[:0], t.fail[:0]
+	if cap(t.args) > maxTurnScratch || cap(t.keys) > maxTurnScratch {
+		t.args, t.keys = nil, nil
+	}
+	if cap(t.cmds) > maxTurnScratch || cap(t.exe) > maxTurnScratch || cap(t.fail) > maxTurnScratch || cap(t.runs) > maxTurnScratch {
+		t.cmds, t.exe, t.fail, t.runs = nil, nil, nil, nil
+	}
 	t.arena = t.arena[:0]
-	t.ncmds, t.reads, t.plain, t.plainErr = 0, 0, false, nil
+	t.ncmds, t.nbytes, t.nreadKeys, t.reads, t.plain = 0, 0, 0, 0, false
 }

@@ -3,6 +3,7 @@ package resp
 import (
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -265,5 +266,217 @@ func TestTurnKeepsClientOrder(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// holdKey locks key in the engine until the returned release is called.
+func holdKey(t *testing.T, w *writeCalls, key string) (release func()) {
+	t.Helper()
+	locked, rel := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = w.Store.Update([][]byte{[]byte(key)}, func(*storage.Txn) error {
+			close(locked)
+			<-rel
+			return nil
+		})
+	}()
+	<-locked
+	return func() { close(rel) }
+}
+
+// waitCall waits until an engine call naming key begins.
+func waitCall(t *testing.T, w *writeCalls, key string) {
+	t.Helper()
+	for call := range w.began {
+		if strings.Contains(call, key) {
+			return
+		}
+	}
+}
+
+// holdLoop makes the loop of a one-loop server wait inside a flush until
+// the returned release: an INCR of a locked key is deferred and its flush
+// waits for the lock.  What clients send meanwhile is served in the
+// loop's next poll, together.
+func holdLoop(t *testing.T, ts *testServer, w *writeCalls, key string) (release func()) {
+	t.Helper()
+	rel := holdKey(t, w, key)
+	z := ts.raw(t)
+	send(t, z, "INCR "+key)
+	waitCall(t, w, key)
+	return func() {
+		rel()
+		if got := z.line(t); got != ":1" {
+			t.Errorf("INCR %s: %q", key, got)
+		}
+	}
+}
+
+// turnServer is a one-loop server over an engine whose calls are recorded,
+// with connected clients (each answered a PING, so enrolled in the loop).
+func turnServer(t *testing.T, cfg Config, clients int) (*testServer, *writeCalls, []*raw) {
+	t.Helper()
+	var w *writeCalls
+	cfg.Loops = 1
+	ts := startWrapped(t, cfg, storage.Options{}, func(st Store) Store {
+		w = newWriteCalls(st)
+		return w
+	})
+	rs := make([]*raw, clients)
+	for i := range rs {
+		rs[i] = ts.raw(t)
+		send(t, rs[i], "PING")
+		if got := rs[i].line(t); got != "+PONG" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	return ts, w, rs
+}
+
+// TestTurnIncrSameKey: two clients increment one key in one turn: one
+// Update, and they see 1 and 2.
+func TestTurnIncrSameKey(t *testing.T) {
+	ts, w, rs := turnServer(t, Config{}, 2)
+	release := holdLoop(t, ts, w, "stall")
+	send(t, rs[0], "INCR n")
+	send(t, rs[1], "INCR n")
+	release()
+	a, b := rs[0].line(t), rs[1].line(t)
+	if !(a == ":1" && b == ":2" || a == ":2" && b == ":1") {
+		t.Fatalf("replies %q %q, want :1 and :2", a, b)
+	}
+	if calls := w.log(); len(calls) != 2 || calls[1] != "update n" {
+		t.Fatalf("engine calls %q, want [update stall, update n]", calls)
+	}
+}
+
+// TestTurnFullTurn: a turn past maxUpdateRun commands is applied in two
+// Updates, each client's replies still in order.
+func TestTurnFullTurn(t *testing.T) {
+	ts, w, rs := turnServer(t, Config{}, 2)
+	release := holdLoop(t, ts, w, "stall")
+	send(t, rs[0], strings.TrimSuffix(strings.Repeat("INCR a\r\n", 200), "\r\n"))
+	send(t, rs[1], strings.TrimSuffix(strings.Repeat("INCR b\r\n", 100), "\r\n"))
+	release()
+	for i, n := range []int{200, 100} {
+		for j := 1; j <= n; j++ {
+			if got := rs[i].line(t); got != fmt.Sprintf(":%d", j) {
+				t.Fatalf("client %d reply %d: %q", i, j, got)
+			}
+		}
+	}
+	if calls := w.log(); len(calls) != 3 {
+		t.Fatalf("engine calls %q, want the stall's and two for the turn", calls)
+	}
+}
+
+// TestTurnProtocolErrorAfterDeferred: a malformed frame behind commands
+// whose run was deferred: their replies come first, then the error, then
+// the close.
+func TestTurnProtocolErrorAfterDeferred(t *testing.T) {
+	ts, _, rs := turnServer(t, Config{}, 1)
+	a := rs[0]
+	if _, err := io.WriteString(a, "SET p 1\r\nGET p\r\n*1\r\n$x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = ts
+	for _, want := range []string{"+OK", "$1", "1", "-ERR Protocol error: invalid bulk length"} {
+		if got := a.line(t); got != want {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+	if !a.closed() {
+		t.Fatal("connection left open")
+	}
+}
+
+// TestTurnBatchTooLargeAlone: when the writes of a turn's runs together
+// pass the engine's batch limit, each run is applied as it would be
+// alone: none fails for the others' size.
+func TestTurnBatchTooLargeAlone(t *testing.T) {
+	const n, offset = 5, 55 << 20 // five values of 55 MiB pass the 256 MiB batch limit together
+	ts, w, rs := turnServer(t, Config{MaxValueSize: 64 << 20}, n+1)
+	release := holdLoop(t, ts, w, "stall")
+	for i := range n {
+		send(t, rs[i], fmt.Sprintf("SETRANGE big%d %d x", i, offset))
+	}
+	send(t, rs[n], "INCR ctr")
+	release()
+	for i := range n {
+		if got, want := rs[i].line(t), fmt.Sprintf(":%d", offset+1); got != want {
+			t.Fatalf("SETRANGE big%d: %q, want %q", i, got, want)
+		}
+	}
+	if got := rs[n].line(t); got != ":1" {
+		t.Fatalf("INCR ctr: %q, want :1", got)
+	}
+}
+
+// TestTurnCountsDeferred: deferred runs are counted as the commands they
+// are (INFO commandstats).
+func TestTurnCountsDeferred(t *testing.T) {
+	_, _, rs := turnServer(t, Config{}, 1)
+	r := rs[0]
+	for _, c := range []struct {
+		cmd   string
+		lines int
+	}{{"SET x 1", 1}, {"SET x 2", 1}, {"MSET x 3 y 4", 1}, {"GET x", 2}, {"MGET x y", 5}, {"INCR n", 1}} {
+		send(t, r, c.cmd)
+		for range c.lines {
+			r.line(t)
+		}
+	}
+	send(t, r, "INFO commandstats")
+	var size int
+	if _, err := fmt.Sscanf(r.line(t), "$%d", &size); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, size+2)
+	if _, err := io.ReadFull(r.rd, buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cmdstat_set:calls=2,", "cmdstat_mset:calls=1,", "cmdstat_get:calls=1,", "cmdstat_mget:calls=1,", "cmdstat_incr:calls=1,"} {
+		if !strings.Contains(string(buf), want) {
+			t.Errorf("no %q in\n%s", want, buf)
+		}
+	}
+}
+
+// TestTurnClientResetBeforeFlush: a client whose run is deferred sends
+// more and resets its connection before the turn is flushed.  Its run is
+// applied, the loop serves nothing more of it, and another client of the
+// same turn is answered.  The loop is held twice: first so that the
+// client's run is deferred in a poll that a second hold then ends, so the
+// flush task is queued behind the client's next input.
+func TestTurnClientResetBeforeFlush(t *testing.T) {
+	ts, w, rs := turnServer(t, Config{}, 3)
+	c, y, other := rs[0], rs[1], rs[2]
+	rel1 := holdKey(t, w, "stall1")
+	z := ts.raw(t)
+	send(t, z, "INCR stall1\r\nPING") // not a tail: runs at once, and waits
+	waitCall(t, w, "stall1")
+	send(t, c, "SET a 1") // deferred in the next poll
+	rel2 := holdKey(t, w, "stall2")
+	send(t, y, "INCR stall2\r\nPING") // the next poll waits here
+	rel1()
+	waitCall(t, w, "stall2")
+	send(t, c, "GET a")
+	_ = c.Conn.(*net.TCPConn).SetLinger(0)
+	_ = c.Close() // a reset: its replies cannot be written
+	send(t, other, "SET b 1")
+	rel2()
+	if got := other.line(t); got != "+OK" {
+		t.Fatalf("other client: %q, want +OK", got)
+	}
+	for _, want := range []string{":1", "+PONG"} {
+		if got := z.line(t); got != want {
+			t.Fatalf("z: %q, want %q", got, want)
+		}
+	}
+	if v, err := w.Store.Get([]byte("a")); err != nil || string(v) != "1" {
+		t.Fatalf("a = %q, %v; want 1", v, err)
+	}
+	if n := ts.Server.panics.Load(); n != 0 {
+		t.Fatalf("%d panics", n)
 	}
 }
