@@ -211,6 +211,7 @@ func (h *loopHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	closeReq := c.lp.closeReq
 	c.mu.Unlock()
 	c.lp.turn = h.s.turnFor(gc.EventLoop())
+	c.lp.turn.conns++
 	if closeReq {
 		return nil, gnet.Close
 	}
@@ -238,6 +239,9 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		h.s.flushTurn(c.lp.turn, nil)
 	}
 	c.lp.closed = true // nothing is written to it, or counted, again
+	if c.lp.turn != nil {
+		c.lp.turn.conns--
+	}
 	h.s.release(c, nil)
 	return gnet.None
 }
@@ -297,7 +301,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		c.lp.rd.keep()
 		if c.deferred && (err != nil || c.lc.bad != "") {
 			// The error closes the connection: the deferred run
-			// before it are applied and answered first (turn.go).
+			// before it is applied and answered first (turn.go).
 			s.flushTurn(c.lp.turn, c)
 		}
 		if err != nil && !c.quit && !c.slow {

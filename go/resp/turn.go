@@ -75,6 +75,7 @@ type loopTurn struct {
 	reads     int  // runs that are reads
 	plain     bool // every write run is plain SET/MSET: one Apply serves them
 	scheduled bool // a flush task is queued
+	conns     int  // connections the loop serves (OnOpen, OnClose)
 	ncmds     int  // commands of runs
 	nbytes    int  // argument bytes of runs
 	nreadKeys int  // keys of the read runs
@@ -111,7 +112,9 @@ func (s *Server) turnFor(el gnet.EventLoop) *loopTurn {
 // command here needs a leadership check (gate).
 func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	t := c.lp.turn
-	if t == nil || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred || c.lp.closed {
+	if t == nil || t.conns < 2 || len(cmds) == 0 || len(cmds) > maxUpdateRun || c.deferred || c.lp.closed {
+		// A loop with one connection has no turn to share: deferring
+		// would only add the flush task's wakeup to each request.
 		return false
 	}
 	read, plain := s.readRun(cmds), true

@@ -374,7 +374,7 @@ func TestTurnFullTurn(t *testing.T) {
 // whose run was deferred: their replies come first, then the error, then
 // the close.
 func TestTurnProtocolErrorAfterDeferred(t *testing.T) {
-	ts, _, rs := turnServer(t, Config{}, 1)
+	ts, _, rs := turnServer(t, Config{}, 2) // two: a loop with one connection defers nothing
 	a := rs[0]
 	if _, err := io.WriteString(a, "SET p 1\r\nGET p\r\n*1\r\n$x\r\n"); err != nil {
 		t.Fatal(err)
@@ -415,7 +415,7 @@ func TestTurnBatchTooLargeAlone(t *testing.T) {
 // TestTurnCountsDeferred: deferred runs are counted as the commands they
 // are (INFO commandstats).
 func TestTurnCountsDeferred(t *testing.T) {
-	_, _, rs := turnServer(t, Config{}, 1)
+	_, _, rs := turnServer(t, Config{}, 2) // two: a loop with one connection defers nothing
 	r := rs[0]
 	for _, c := range []struct {
 		cmd   string
