@@ -117,12 +117,8 @@ func TestTurnSharesOneWrite(t *testing.T) {
 	} {
 		for _, sync := range []storage.SyncPolicy{storage.SyncInterval, storage.SyncAlways} {
 			t.Run(tc.name+"/"+sync.String(), func(t *testing.T) {
-				var w *writeCalls
 				opts := storage.Options{Dir: t.TempDir(), Sync: sync}
-				ts := startWrapped(t, Config{Loops: 1, Sync: sync}, opts, func(st Store) Store {
-					w = newWriteCalls(st)
-					return w
-				})
+				ts, w, clients := turnServerOpts(t, Config{Sync: sync}, opts, n)
 				for i := range n {
 					if tc.name == "get" {
 						if err := w.Store.Put(fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
@@ -130,38 +126,11 @@ func TestTurnSharesOneWrite(t *testing.T) {
 						}
 					}
 				}
-				clients := make([]*raw, n)
-				for i := range clients {
-					clients[i] = ts.raw(t)
-					send(t, clients[i], "PING")
-					if got := clients[i].line(t); got != "+PONG" {
-						t.Fatalf("PING: %q", got)
-					}
-				}
-				// Lock "stall", then have the loop flush a write of it.
-				locked, release := make(chan struct{}), make(chan struct{})
-				go func() {
-					_ = w.Store.Update([][]byte{[]byte("stall")}, func(*storage.Txn) error {
-						close(locked)
-						<-release
-						return nil
-					})
-				}()
-				<-locked
-				z := ts.raw(t)
-				send(t, z, "INCR stall")
-				for call := range w.began {
-					if strings.Contains(call, "stall") {
-						break // the loop waits for the lock inside this call
-					}
-				}
+				release := holdLoop(t, ts, w, "stall")
 				for i, c := range clients {
 					send(t, c, tc.cmd(i))
 				}
-				close(release)
-				if got := z.line(t); got != ":1" {
-					t.Fatalf("INCR stall: %q", got)
-				}
+				release()
 				for i, c := range clients {
 					if got := c.line(t); got != tc.want(i) {
 						t.Fatalf("client %d: %q, want %q", i, got, tc.want(i))
@@ -316,9 +285,15 @@ func holdLoop(t *testing.T, ts *testServer, w *writeCalls, key string) (release 
 // with connected clients (each answered a PING, so enrolled in the loop).
 func turnServer(t *testing.T, cfg Config, clients int) (*testServer, *writeCalls, []*raw) {
 	t.Helper()
+	return turnServerOpts(t, cfg, storage.Options{}, clients)
+}
+
+// turnServerOpts is turnServer over an engine opened with opts.
+func turnServerOpts(t *testing.T, cfg Config, opts storage.Options, clients int) (*testServer, *writeCalls, []*raw) {
+	t.Helper()
 	var w *writeCalls
 	cfg.Loops = 1
-	ts := startWrapped(t, cfg, storage.Options{}, func(st Store) Store {
+	ts := startWrapped(t, cfg, opts, func(st Store) Store {
 		w = newWriteCalls(st)
 		return w
 	})
