@@ -66,7 +66,27 @@ type respReader struct {
 	// moved counts the bytes keep has copied into the tail (a test's
 	// check that a partial command is not copied again on every read).
 	moved int
+	// headers counts the element headers multibulk has parsed (a test's
+	// check that a frame arriving in pieces is not parsed again from its
+	// start on every read).
+	headers int
+	// pend is where the parse of the partial multibulk frame at the
+	// start of tail stopped, so the next read goes on from there instead
+	// of parsing its complete arguments again (a command of many
+	// arguments arriving in pieces would cost the square of its size);
+	// spans are the frame's complete arguments, as offsets from its
+	// start, made into slices once the frame is complete.
+	pend  pendFrame
+	spans []argSpan
 }
+
+// pendFrame is a partial multibulk frame's parse state: count elements in
+// all, done of them complete, the last complete one's line ending at
+// offset next ('\n'); count 0: none.
+type pendFrame struct{ count, done, next int }
+
+// argSpan is an argument's place in its frame.
+type argSpan struct{ off, n int }
 
 // read parses the complete commands in the kept tail followed by in.  It
 // returns them, and a protocol error when a malformed frame follows them
@@ -78,6 +98,8 @@ func (rd *respReader) read(in []byte) ([]redconCommand, error) {
 	if len(rd.tail) > 0 {
 		rd.tail = append(rd.tail, in...)
 		data = rd.tail
+	} else {
+		rd.pend = pendFrame{} // what it described is gone
 	}
 	n, err := rd.parse(data)
 	rd.rest = data[n:]
@@ -93,6 +115,10 @@ func (rd *respReader) keep() {
 	rest := rd.rest
 	rd.rest = nil
 	if len(rest) == 0 {
+		rd.pend = pendFrame{}
+		if cap(rd.spans) > maxKeptArgs {
+			rd.spans = nil
+		}
 		if cap(rd.args) > maxKeptArgs {
 			rd.args = nil
 		}
@@ -129,7 +155,9 @@ func (rd *respReader) parse(b []byte) (n int, err error) {
 	for n < len(b) {
 		var m int
 		if b[n] == '*' {
-			m, err = rd.multibulk(b[n:])
+			// Only the frame at the start of the input can be the
+			// partial one a previous read stopped in.
+			m, err = rd.multibulk(b[n:], n == 0 && rd.pend.count > 0)
 		} else {
 			m, err = rd.inline(b[n:])
 		}
@@ -146,53 +174,74 @@ func (rd *respReader) parse(b []byte) (n int, err error) {
 // It checks what redcon checks, in the same order, so it fails where redcon
 // fails: the count line, then each bulk's '$', length line and CRLF as far
 // as the input reaches.
-func (rd *respReader) multibulk(b []byte) (int, error) {
-	nl := bytes.IndexByte(b[1:], '\n')
-	if nl < 0 {
-		return 0, nil
+func (rd *respReader) multibulk(b []byte, resume bool) (int, error) {
+	var count, j, i int
+	if resume {
+		count, j, i = rd.pend.count, rd.pend.done, rd.pend.next
+	} else {
+		nl := bytes.IndexByte(b[1:], '\n')
+		if nl < 0 {
+			return 0, nil
+		}
+		i = nl + 1 // b[i] == '\n'
+		if b[i-1] != '\r' {
+			return 0, errRdMultiBulkLength
+		}
+		var ok bool
+		count, ok = atoi(b[1 : i-1])
+		if !ok || count <= 0 {
+			return 0, errRdMultiBulkLength
+		}
+		rd.spans = rd.spans[:0]
 	}
-	i := nl + 1 // b[i] == '\n'
-	if b[i-1] != '\r' {
-		return 0, errRdMultiBulkLength
-	}
-	count, ok := atoi(b[1 : i-1])
-	if !ok || count <= 0 {
-		return 0, errRdMultiBulkLength
-	}
-	first := len(rd.args)
-	for j := 0; j < count; j++ {
+	rd.pend = pendFrame{}
+	for ; j < count; j++ {
+		at := i // the '\n' before element j: where a later read goes on
 		i++
 		if i >= len(b) {
-			return rd.unwind(first, nil)
+			return rd.stop(count, j, at)
 		}
 		if b[i] != '$' {
-			return rd.unwind(first, expectedDollar(b[i]))
+			return 0, expectedDollar(b[i])
 		}
 		si := i
+		rd.headers++
 		nl := bytes.IndexByte(b[si:], '\n')
 		if nl < 0 {
-			return rd.unwind(first, nil)
+			return rd.stop(count, j, at)
 		}
 		i = si + nl
 		if b[i-1] != '\r' {
-			return rd.unwind(first, errRdBulkLength)
+			return 0, errRdBulkLength
 		}
 		size, ok := atoi(b[si+1 : i-1])
 		if !ok || size < 0 {
-			return rd.unwind(first, errRdBulkLength)
+			return 0, errRdBulkLength
 		}
 		if size >= len(b)-i-2 { // i+size+2 >= len(b), without overflow
-			return rd.unwind(first, nil)
+			return rd.stop(count, j, at)
 		}
 		if b[i+size+2] != '\n' || b[i+size+1] != '\r' {
-			return rd.unwind(first, errRdBulkLength)
+			return 0, errRdBulkLength
 		}
 		i++
-		rd.args = append(rd.args, b[i:i+size:i+size])
+		rd.spans = append(rd.spans, argSpan{i, size})
 		i += size + 1
+	}
+	first := len(rd.args)
+	for _, sp := range rd.spans {
+		rd.args = append(rd.args, b[sp.off:sp.off+sp.n:sp.off+sp.n])
 	}
 	rd.push(first)
 	return i + 1, nil
+}
+
+// stop ends the parse of an incomplete multibulk frame: "no command", and
+// where the next read goes on (pend: the frame is the input's last, so
+// keep moves it to the start of the tail, where its offsets hold).
+func (rd *respReader) stop(count, done, next int) (int, error) {
+	rd.pend = pendFrame{count, done, next}
+	return 0, nil
 }
 
 // unwind drops the arguments of an unfinished command and returns "no

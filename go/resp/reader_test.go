@@ -497,3 +497,47 @@ func TestReaderPipelineAllocs(t *testing.T) {
 		t.Fatalf("%.1f allocations per 64 KiB read", n)
 	}
 }
+
+// TestReaderManyArgsInPieces: a command of many arguments arriving in
+// small pieces is parsed once, going on where the last read stopped, not
+// again from its start on every read; and what it parses is the command.
+func TestReaderManyArgsInPieces(t *testing.T) {
+	const pairs, piece = 20000, 512
+	var in bytes.Buffer
+	fmt.Fprintf(&in, "*%d\r\n$4\r\nMSET\r\n", 2*pairs+1)
+	for i := range pairs {
+		k, v := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)
+		fmt.Fprintf(&in, "$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(v), v)
+	}
+	in.WriteString("PING\r\n")
+	b := in.Bytes()
+	var rd respReader
+	var got [][]string
+	pieces := 0
+	for off := 0; off < len(b); off += piece {
+		pieces++
+		cmds, err := rd.read(b[off:min(off+piece, len(b))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmds {
+			var args []string
+			for _, a := range c.Args {
+				args = append(args, string(a))
+			}
+			got = append(got, args)
+		}
+		rd.keep()
+	}
+	if len(got) != 2 || len(got[0]) != 2*pairs+1 || got[1][0] != "PING" {
+		t.Fatalf("parsed %d commands", len(got))
+	}
+	for i := range pairs {
+		if got[0][1+2*i] != fmt.Sprintf("k%d", i) || got[0][2+2*i] != fmt.Sprintf("v%d", i) {
+			t.Fatalf("pair %d: %q %q", i, got[0][1+2*i], got[0][2+2*i])
+		}
+	}
+	if max := 2*pairs + 1 + pieces; rd.headers > max {
+		t.Fatalf("%d element headers parsed for %d elements in %d pieces (at most %d)", rd.headers, 2*pairs+1, pieces, max)
+	}
+}
