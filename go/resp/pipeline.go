@@ -31,24 +31,13 @@ func isName(arg []byte, name string) bool {
 // runReads serves the leading run of GET/MGET commands of cmds and
 // returns how many it served (0: cmds[0] is not one).
 func (s *Server) runReads(c *client, cmds []redconCommand) int {
-	n, nkeys := 0, 0
-	for _, cmd := range cmds {
-		a := cmd.Args
-		switch {
-		case nkeys >= maxReadRun && n > 0 && s.cfg.Cluster == nil:
-			// execBurst checks the replies' size between runs.  (In a
-			// cluster a run costs one leadership confirmation: not split.)
-			goto done
-		case len(a) == 2 && isName(a[0], "get"):
-			nkeys++
-		case len(a) >= 2 && isName(a[0], "mget"):
-			nkeys += len(a) - 1
-		default:
-			goto done
-		}
-		n++
+	// execBurst checks the replies' size between runs.  (In a cluster a
+	// run costs one leadership confirmation: not split.)
+	limit := maxReadRun
+	if s.cfg.Cluster != nil {
+		limit = -1
 	}
-done:
+	n, nkeys := readPrefix(cmds, limit)
 	if n == 0 {
 		return 0
 	}
@@ -96,6 +85,29 @@ done:
 	}
 	s.countRun(c, cmds[:n], "get", "mget", time.Since(start), false)
 	return n
+}
+
+// readPrefix returns how many leading commands of cmds are GET or MGET,
+// and their keys, ending the run before a command when the keys before it
+// reach limit (negative: no limit).
+func readPrefix(cmds []redconCommand, limit int) (n, nkeys int) {
+	for _, cmd := range cmds {
+		a := cmd.Args
+		k := 0
+		switch {
+		case len(a) == 2 && isName(a[0], "get"):
+			k = 1
+		case len(a) >= 2 && isName(a[0], "mget"):
+			k = len(a) - 1
+		default:
+			return n, nkeys
+		}
+		if limit >= 0 && nkeys >= limit && n > 0 {
+			return n, nkeys
+		}
+		n, nkeys = n+1, nkeys+k
+	}
+	return n, nkeys
 }
 
 // countRun counts a run of n commands served together, each either one

@@ -206,19 +206,8 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 // readRun reports whether cmds are all GET/MGET with at most maxReadRun
 // keys in all, as runReads serves them.
 func (s *Server) readRun(cmds []redconCommand) bool {
-	nkeys := 0
-	for _, rc := range cmds {
-		a := rc.Args
-		switch {
-		case len(a) == 2 && isName(a[0], "get"):
-			nkeys++
-		case len(a) >= 2 && isName(a[0], "mget"):
-			nkeys += len(a) - 1
-		default:
-			return false
-		}
-	}
-	return nkeys <= maxReadRun
+	n, nkeys := readPrefix(cmds, -1)
+	return n == len(cmds) && nkeys <= maxReadRun
 }
 
 // Run is the flush task (gnet.Runnable): it runs on the loop.
