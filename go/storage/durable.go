@@ -230,19 +230,13 @@ func (d *durability) maybeCheckpoint() {
 		// leaves the segments in place, so writes go on and the next
 		// due poll retries; a failure of the log itself shows in
 		// Stats.ReadOnly.
-		_ = d.checkpoint(true)
+		_ = d.checkpoint()
 	}()
 }
 
 // checkpoint writes a snapshot of the state at the current sequence
-// number and lets go/wal drop the segments it covers.  background: the
-// caller is a goroutine of its own that ends when checkpoint returns, so
-// the snapshot is written from a thread of lowered CPU priority
-// (lowerThreadPriority), as RocksDB lowers its background threads': on a
-// busy machine the writing of a whole snapshot then takes CPU from the
-// threads serving requests only when they leave it idle.  Not before the
-// gate is released: writers wait for that section.
-func (d *durability) checkpoint(background bool) error {
+// number and lets go/wal drop the segments it covers.
+func (d *durability) checkpoint() error {
 	d.ckptMu.Lock()
 	defer d.ckptMu.Unlock()
 	d.gate.Lock()
@@ -261,9 +255,6 @@ func (d *durability) checkpoint(background bool) error {
 	d.gate.Unlock()
 	if err != nil {
 		return err
-	}
-	if background {
-		lowerThreadPriority()
 	}
 	_, err = d.wal.WriteSnapshotFrom(seq, recs)
 	return walError(err)

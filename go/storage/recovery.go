@@ -39,7 +39,7 @@ func (d *durability) afterOpen(logf func(string, ...any)) {
 	if !d.wal.CheckpointDueAtOpen() {
 		return
 	}
-	if err := d.checkpoint(false); err != nil {
+	if err := d.checkpoint(); err != nil {
 		if logf != nil {
 			logf("storage: checkpoint after replaying %d bytes of log at open failed: %v", ri.ReplayedBytes, err)
 		}

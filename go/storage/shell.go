@@ -326,7 +326,7 @@ func (s *shell) Checkpoint() error {
 	case s.dur == nil:
 		return nil
 	}
-	return s.dur.checkpoint(false)
+	return s.dur.checkpoint()
 }
 
 // Close stops the sweep, waits for writes in flight, flushes and closes
