@@ -16,12 +16,15 @@
 //     finished, and its reply handed to the socket (or to gnet's outbound
 //     buffer), before the loop reads that client again.  A command that
 //     waits (a key lock held by another writer, an fsync under --sync
-//     always) stalls only its own loop; under --sync always the writes
-//     of a turn share one fsync, as redis-server's appendfsync always
-//     shares one per turn of its loop, and the loops' fsyncs merge in the
-//     log's group commit.  A Raft commit (cluster mode) waits a network
-//     round trip: that mode uses the goroutine transport, where a
-//     waiting command holds only its own connection.
+//     always) stalls its whole loop.  Under --sync always the deferred
+//     runs of a turn share one fsync, as redis-server's appendfsync
+//     always shares one per turn of its loop, but every other write (a
+//     MULTI/EXEC, a write run followed by more commands in its burst)
+//     waits for an fsync of its own, one after another, where the
+//     goroutine transport's connections wait together and share them
+//     (group commit): so --sync always uses the loops only when
+//     Config.Loops asks for them.  A Raft commit (cluster mode) waits a
+//     network round trip: that mode always uses the goroutine transport.
 //   - Replies a client does not read pile up in gnet's outbound buffer; a
 //     client that sends more while more than Config.MaxPendingReplies
 //     bytes of its replies are unread is disconnected (Redis's
@@ -48,6 +51,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 // defaultMaxPendingReplies is Config.MaxPendingReplies's default.
@@ -98,7 +103,11 @@ type loopHandler struct {
 
 // useLoop reports whether connections are served by event loops.
 func (s *Server) useLoop() bool {
-	return s.cfg.Cluster == nil && s.cfg.Loops >= 0
+	if s.cfg.Cluster != nil || s.cfg.Loops < 0 {
+		return false
+	}
+	// Under --sync always only when asked for (Config.Loops).
+	return s.cfg.Loops > 0 || s.cfg.Sync != storage.SyncAlways
 }
 
 // serveLoop accepts connections on ln and enrolls them in the event

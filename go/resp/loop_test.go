@@ -216,3 +216,26 @@ func TestLoopRunsCommandsBeforeBadFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestTransportChoice: which transport serves, by --resp-loops and
+// --sync: the loops by default, a goroutine per connection under --sync
+// always unless loops are asked for, and with -1.
+func TestTransportChoice(t *testing.T) {
+	for _, tc := range []struct {
+		loops int
+		sync  storage.SyncPolicy
+		want  bool
+	}{
+		{0, storage.SyncInterval, true},
+		{0, storage.SyncNone, true},
+		{0, storage.SyncAlways, false},
+		{2, storage.SyncAlways, true},
+		{-1, storage.SyncInterval, false},
+		{-1, storage.SyncAlways, false},
+	} {
+		s := &Server{cfg: Config{Loops: tc.loops, Sync: tc.sync}}
+		if got := s.useLoop(); got != tc.want {
+			t.Errorf("--resp-loops %d --sync %s: loops %v, want %v", tc.loops, tc.sync, got, tc.want)
+		}
+	}
+}

@@ -41,10 +41,9 @@ var (
 // long pipeline does not hold their size for good: bytes of its tail
 // while a partial command waits in it (a pipelining client's reads mostly
 // end inside a command, and each read appends up to gnet's 64 KiB read
-// buffer to the tail), bytes of its buffers otherwise, commands and
-// arguments once no partial command waits (a command of many arguments
-// arriving in pieces is parsed again from its start on each read, and
-// needs them again).
+// buffer to the tail), bytes of its buffers otherwise, commands,
+// arguments and argument spans once no partial command waits (the spans
+// of a partial multibulk frame are where its parse goes on).
 const (
 	maxKeptTail = 256 << 10
 	maxIdleBuf  = 64 << 10

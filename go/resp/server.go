@@ -74,10 +74,12 @@ type Config struct {
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster
 	// Loops is the number of event loops serving connections (loop.go)
-	// on a single node: 0 chooses one per two Ps (GOMAXPROCS), -1 serves
-	// every connection on a goroutine of its own instead.  With a
-	// Cluster, where a write waits for a Raft commit, connections always
-	// have their own goroutine.
+	// on a single node: 0 chooses one per two Ps (GOMAXPROCS), or a
+	// goroutine per connection under SyncAlways (see loop.go: writes the
+	// loops cannot defer would wait for their fsyncs one by one); -1
+	// serves every connection on a goroutine of its own.  With a Cluster,
+	// where a write waits for a Raft commit, connections always have
+	// their own goroutine.
 	Loops int
 	// MaxPendingReplies bounds the reply bytes a client may leave unread
 	// and still be served (default 256 MiB): one burst's replies on
@@ -199,7 +201,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		log.Printf("resp: connections served by event loops (--resp-loops)")
 		return s.serveLoop(ln)
 	}
-	log.Printf("resp: a goroutine per connection (cluster mode or --resp-loops -1)")
+	log.Printf("resp: a goroutine per connection (cluster mode, --sync always without --resp-loops N, or --resp-loops -1)")
 	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
 }
 

@@ -33,3 +33,27 @@ func TestTxnHashCollisions(t *testing.T) {
 		t.Fatalf("find(absent) = %d", i)
 	}
 }
+
+// TestTxnIndexRealHashes: with the hashes Update computes, every declared
+// key is found through the index (none collide), duplicates declared
+// once, an undeclared key not found.
+func TestTxnIndexRealHashes(t *testing.T) {
+	seed := maphash.MakeSeed()
+	tx := &Txn{index: map[uint64]int{}, seed: seed}
+	for i := range 3 * txnScan {
+		k := []byte(fmt.Sprintf("k%d", i%(2*txnScan)))
+		tx.declare(k, maphash.Bytes(seed, k))
+	}
+	if len(tx.keys) != 2*txnScan || tx.collided {
+		t.Fatalf("%d keys declared (want %d), collided %v", len(tx.keys), 2*txnScan, tx.collided)
+	}
+	for i := 2*txnScan - 1; i >= 0; i -= 3 { // out of order: the hint misses
+		k := fmt.Sprintf("k%d", i)
+		if j := tx.find([]byte(k)); j < 0 || string(tx.keys[j].key) != k {
+			t.Fatalf("find(%s) = %d", k, j)
+		}
+	}
+	if j := tx.find([]byte("absent")); j >= 0 {
+		t.Fatalf("find(absent) = %d", j)
+	}
+}

@@ -216,7 +216,9 @@ func (l *Log) wait(pos uint64, durable bool) error {
 			err = l.writeGroup(buf, first, last)
 		}
 		if err == nil && doSync {
-			err = l.syncCur()
+			// No cur here means every segment written is closed, and
+			// closing fsynced it (this leader excludes a rotation).
+			_, err = l.syncCur()
 		}
 
 		l.mu.Lock()
@@ -336,20 +338,24 @@ func (l *Log) closeCur() error {
 	return nil
 }
 
-func (l *Log) syncCur() error {
+// syncCur fsyncs the current segment and reports whether there was one.
+func (l *Log) syncCur() (bool, error) {
 	l.syncMu.Lock()
 	var err error
-	if l.cur != nil {
+	synced := l.cur != nil
+	if synced {
 		err = l.cur.Sync()
 	}
 	l.syncMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("wal: fsync segment: %w", err)
+		return false, fmt.Errorf("wal: fsync segment: %w", err)
 	}
-	l.mu.Lock()
-	l.stats.syncs++
-	l.mu.Unlock()
-	return nil
+	if synced {
+		l.mu.Lock()
+		l.stats.syncs++
+		l.mu.Unlock()
+	}
+	return synced, nil
 }
 
 // syncLoop is the SyncInterval background fsync: every period, and when
@@ -374,11 +380,14 @@ func (l *Log) syncLoop() {
 		}
 		// Bytes up to target are either in cur or in a segment closed
 		// (and fsynced) by a rotation since, so syncing cur covers them.
-		err := l.syncCur()
+		// With no cur (a rotation between segments, or one whose close
+		// failed and is about to fail-stop the log) nothing was synced
+		// here, and nothing is marked synced.
+		synced, err := l.syncCur()
 		l.mu.Lock()
 		if err != nil {
 			l.failLocked(err)
-		} else if target > l.syncedPos {
+		} else if synced && l.failErr == nil && target > l.syncedPos {
 			l.syncedPos = target
 		}
 		l.cond.Broadcast()
