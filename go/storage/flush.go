@@ -53,8 +53,9 @@ func (s *shell) deleteAllExcept(newIter func(IterOptions) (Iterator, error), kee
 		}
 	}
 	var all stripeSet
-	for i := range all {
-		all[i] = ^uint64(0)
+	all.sum = ^uint64(0)
+	for i := range all.words {
+		all.words[i] = ^uint64(0)
 	}
 	s.lock(&all)
 	defer s.unlock(&all)
