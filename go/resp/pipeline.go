@@ -156,19 +156,12 @@ func (s *Server) runWrites(c *client, cmds []redconCommand) int {
 	n, ops := 0, 0
 	for _, cmd := range cmds {
 		a := cmd.Args
-		switch {
-		case len(a) == 3 && isName(a[0], "set"):
-		case len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset"):
-		default:
-			goto done
-		}
-		if !s.fits(a[1:]) {
+		if !plainWrite(a) || !s.fits(a[1:]) {
 			break
 		}
 		ops += (len(a) - 1) / 2
 		n++
 	}
-done:
 	if n == 0 {
 		return 0
 	}
@@ -261,12 +254,8 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 			break
 		}
 		a := rc.Args
-		if len(a) == 0 {
-			break
-		}
-		cmd := s.lookup(a[0])
-		if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
-			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+		cmd := s.keyedWrite(a)
+		if cmd == nil {
 			break
 		}
 		mark := len(u.keys)
@@ -301,19 +290,44 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 			u.failed[i] = true
 		}
 	}
-	// One count per stretch of the same command and outcome, the run's
-	// time shared evenly; the last stretch is counted last, so the
-	// client's last command (CLIENT LIST's cmd=) is the run's last.
-	per := time.Since(start) / time.Duration(n)
-	for i := 0; i < n; {
+	countStretches(s, c, u.cmds[:n], u.failed[:n], time.Since(start)/time.Duration(n))
+	return n
+}
+
+// countStretches counts a run of commands served together: one count per
+// stretch of the same command and outcome, each command's time per; the
+// last stretch is counted last, so the client's last command (CLIENT
+// LIST's cmd=) is the run's last.
+func countStretches(s *Server, c *client, exe []*command, failed []bool, per time.Duration) {
+	for i := 0; i < len(exe); {
 		j := i + 1
-		for j < n && u.cmds[j] == u.cmds[i] && u.failed[j] == u.failed[i] {
+		for j < len(exe) && exe[j] == exe[i] && failed[j] == failed[i] {
 			j++
 		}
-		s.count(c, u.cmds[i], j-i, per*time.Duration(j-i), u.failed[i])
+		s.count(c, exe[i], j-i, per*time.Duration(j-i), failed[i])
 		i = j
 	}
-	return n
+}
+
+// plainWrite reports whether a is a SET without options or an MSET:
+// the writes served as one batch (runWrites, a turn's flushPlain).
+func plainWrite(a [][]byte) bool {
+	return len(a) == 3 && isName(a[0], "set") || len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset")
+}
+
+// keyedWrite returns a's command when it is a keyed write command with a
+// valid arity, one that runs inside an Update (runUpdates, a turn's
+// flushUpdates); nil otherwise.
+func (s *Server) keyedWrite(a [][]byte) *command {
+	if len(a) == 0 {
+		return nil
+	}
+	cmd := s.lookup(a[0])
+	if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
+		cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+		return nil
+	}
+	return cmd
 }
 
 // updRun is runUpdates' scratch, pooled: the keys and commands of the

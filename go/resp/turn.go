@@ -117,31 +117,30 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		// would only add the flush task's wakeup to each request.
 		return false
 	}
-	read, plain := s.readRun(cmds), true
-	for _, rc := range cmds {
-		if read {
-			break
-		}
-		a := rc.Args
-		switch {
-		case len(a) == 3 && isName(a[0], "set"), len(a) >= 3 && len(a)%2 == 1 && isName(a[0], "mset"):
-			if !s.fits(a[1:]) {
-				return false // its own error, from exec1
+	// A run of reads as runReads serves one, or of writes as runWrites or
+	// runUpdates does (a command that would fail alone ends the run
+	// there: it gets its own error from exec1).
+	n, nkeys := readPrefix(cmds, -1)
+	read, plain := n == len(cmds) && nkeys <= maxReadRun, true
+	if !read {
+		nkeys = 0
+		for _, rc := range cmds {
+			a := rc.Args
+			if plainWrite(a) {
+				if !s.fits(a[1:]) {
+					return false
+				}
+				continue
 			}
-			continue
-		}
-		plain = false
-		if len(a) == 0 {
-			return false
-		}
-		cmd := s.lookup(a[0])
-		if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
-			cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
-			return false
-		}
-		t.keys = cmd.appendKeys(t.keys[:0], a)
-		if !s.validKeys(t.keys) {
-			return false
+			plain = false
+			cmd := s.keyedWrite(a)
+			if cmd == nil {
+				return false
+			}
+			t.keys = cmd.appendKeys(t.keys[:0], a)
+			if !s.validKeys(t.keys) {
+				return false
+			}
 		}
 	}
 	size := 0
@@ -153,12 +152,6 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	if size > maxTurnRunBytes {
 		// Copying it costs more than the log write it would share.
 		return false
-	}
-	nkeys := 0
-	if read {
-		for _, rc := range cmds {
-			nkeys += len(rc.Args) - 1
-		}
 	}
 	if t.ncmds+len(cmds) > maxUpdateRun || t.nbytes+size > maxTurnBytes || t.nreadKeys+nkeys > maxTurnReadKeys {
 		s.flushTurn(t, c) // a full turn is applied now; this run starts the next
@@ -201,13 +194,6 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		t.scheduled = true
 	}
 	return true
-}
-
-// readRun reports whether cmds are all GET/MGET with at most maxReadRun
-// keys in all, as runReads serves them.
-func (s *Server) readRun(cmds []redconCommand) bool {
-	n, nkeys := readPrefix(cmds, -1)
-	return n == len(cmds) && nkeys <= maxReadRun
 }
 
 // Run is the flush task (gnet.Runnable): it runs on the loop.
@@ -463,19 +449,6 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			r.c.r.err(storeError(err))
 			r.failed[j] = true
 		}
-	}
-}
-
-// countStretches counts a run's commands as runUpdates does: one count per
-// stretch of the same command and outcome, the last stretch last.
-func countStretches(s *Server, c *client, exe []*command, failed []bool, per time.Duration) {
-	for i := 0; i < len(exe); {
-		j := i + 1
-		for j < len(exe) && exe[j] == exe[i] && failed[j] == failed[i] {
-			j++
-		}
-		s.count(c, exe[i], j-i, per*time.Duration(j-i), failed[i])
-		i = j
 	}
 }
 
