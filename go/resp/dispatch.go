@@ -154,10 +154,15 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 			c.slow, c.quit = true, true
 			break
 		}
-		if !c.multi && c.authed {
-			if c.lp != nil && s.deferRun(c, cmds[i:]) {
+		if c.lp != nil && !c.lp.suspended {
+			if c.authed && s.deferRun(c, cmds[i:]) {
 				return // the burst's tail waits for the loop's turn (turn.go)
 			}
+			if s.offload(c, cmds[i:]) {
+				return // the rest runs on a goroutine of its own (offload.go)
+			}
+		}
+		if !c.multi && c.authed {
 			if n := s.runReads(c, cmds[i:]); n > 0 {
 				i += n
 				continue
@@ -364,11 +369,7 @@ func cmdExec(x *exec) {
 	for _, w := range watch {
 		keys = append(keys, w.key)
 	}
-	for _, q := range queue {
-		if q.cmd.flags&fKeyless == 0 {
-			keys = append(keys, q.cmd.keys(q.args)...)
-		}
-	}
+	keys = appendQueueKeys(keys, queue)
 	mark := len(x.r.b)
 	aborted := false
 	vs, _ := s.store.(storage.Versioner)
@@ -384,10 +385,7 @@ func cmdExec(x *exec) {
 				return nil
 			}
 		}
-		x.r.array(len(queue))
-		for _, q := range queue {
-			s.run(c, q.cmd, q.args, tx)
-		}
+		s.runQueue(c, queue, tx)
 		return nil
 	})
 	switch {
@@ -397,6 +395,25 @@ func cmdExec(x *exec) {
 	case aborted:
 		x.r.nullArray()
 	}
+}
+
+// runQueue answers an EXEC: its queued commands run against tx in order
+// (cmdExec; a turn's flushUpdates).
+func (s *Server) runQueue(c *client, queue []queued, tx *storage.Txn) {
+	c.r.array(len(queue))
+	for _, q := range queue {
+		s.run(c, q.cmd, q.args, tx)
+	}
+}
+
+// appendQueueKeys appends the keys of queue's keyed commands to dst.
+func appendQueueKeys(dst [][]byte, queue []queued) [][]byte {
+	for _, q := range queue {
+		if q.cmd.flags&fKeyless == 0 {
+			dst = q.cmd.appendKeys(dst, q.args)
+		}
+	}
+	return dst
 }
 
 // touched reports whether w's key was touched since WATCH, given its

@@ -51,8 +51,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-
-	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 // defaultMaxPendingReplies is Config.MaxPendingReplies's default.
@@ -93,6 +91,16 @@ type loopConn struct {
 	// write to it (a reset peer), and a closed connection's fd may be
 	// reused, so nothing is written through gc once it is set.
 	closed bool
+	// Suspension under --sync always (offload.go).  mayOffload says the
+	// burst being served parsed cleanly; suspended is set from offload
+	// to resumeTask, and away holds the commands the goroutine runs.
+	// running (the goroutine has not finished) and gone (OnClose ran
+	// meanwhile) are under client.mu.
+	mayOffload bool
+	suspended  bool
+	away       []redconCommand
+	running    bool
+	gone       bool
 }
 
 // loopHandler is gnet's view of the server.
@@ -103,11 +111,7 @@ type loopHandler struct {
 
 // useLoop reports whether connections are served by event loops.
 func (s *Server) useLoop() bool {
-	if s.cfg.Cluster != nil || s.cfg.Loops < 0 {
-		return false
-	}
-	// Under --sync always only when asked for (Config.Loops).
-	return s.cfg.Loops > 0 || s.cfg.Sync != storage.SyncAlways
+	return s.cfg.Cluster == nil && s.cfg.Loops >= 0
 }
 
 // serveLoop accepts connections on ln and enrolls them in the event
@@ -251,7 +255,13 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.lp.turn != nil {
 		c.lp.turn.conns--
 	}
-	h.s.release(c, nil)
+	c.mu.Lock()
+	away := c.lp.running
+	c.lp.gone = away
+	c.mu.Unlock()
+	if !away { // else its goroutine releases it when it ends (offload.go)
+		h.s.release(c, nil)
+	}
 	return gnet.None
 }
 
@@ -261,6 +271,15 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	s := h.s
 	c := gc.Context().(*client)
+	if c.lp.suspended {
+		// Its input waits in gnet's inbound buffer until the commands
+		// before it have run (offload.go).
+		if gc.InboundBuffered() > maxSuspendedInput {
+			log.Printf("resp: closing %s: more than %d bytes sent while its writes waited", c.addr, maxSuspendedInput)
+			return gnet.Close
+		}
+		return gnet.None
+	}
 	// Consumed now: a partial command is kept by c.lp.rd.  in may be the
 	// loop's shared read buffer, valid only during this callback.
 	in, _ := gc.Next(-1)
@@ -293,7 +312,14 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			c.r.b = append(c.r.b[:0], "-ERR internal error\r\n"...)
 			act = gnet.Close
 		}
-		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
+		if c.lp.suspended && act != gnet.Close {
+			// Its commands from the one that waits run on a goroutine,
+			// which appends their replies to these (offload.go).
+			s.goAway(c)
+			return
+		}
+		c.lp.suspended, c.lp.away = false, nil // a panic: nothing more of it runs
+		if len(c.r.b) > 0 {                    // input with no complete command: no empty write(2)
 			_, _ = gc.Write(c.r.b)
 		}
 		c.keepReplyBuf()
@@ -304,10 +330,14 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	for len(in) > 0 {
 		ok := c.lc.scan(in)
 		cmds, err := c.lp.rd.read(in[:ok])
+		c.lp.mayOffload = err == nil && c.lc.bad == "" && c.lc.pending == nil
 		// The complete commands before a malformed frame run first, as
 		// Redis runs them; then the error is answered.
 		s.execBurst(c, cmds)
 		c.lp.rd.keep()
+		if c.lp.suspended {
+			break // the rest of the burst runs on its goroutine (offload.go)
+		}
 		if c.deferred && (err != nil || c.lc.bad != "") {
 			// The error closes the connection: the deferred run
 			// before it is applied and answered first (turn.go).

@@ -228,7 +228,7 @@ func TestTransportChoice(t *testing.T) {
 	}{
 		{0, storage.SyncInterval, true},
 		{0, storage.SyncNone, true},
-		{0, storage.SyncAlways, false},
+		{0, storage.SyncAlways, true},
 		{2, storage.SyncAlways, true},
 		{-1, storage.SyncInterval, false},
 		{-1, storage.SyncAlways, false},

@@ -330,6 +330,23 @@ func (s *Server) keyedWrite(a [][]byte) *command {
 	return cmd
 }
 
+// keyedRead returns a's command when it is a keyed command that writes
+// nothing, with a valid arity: one a turn's write run may include, run
+// inside its Update against the transaction, as EXEC runs it (turn.go).
+// WATCH (which must read outside any transaction) and the commands MULTI
+// refuses are not.
+func (s *Server) keyedRead(a [][]byte) *command {
+	if len(a) == 0 {
+		return nil
+	}
+	cmd := s.lookup(a[0])
+	if cmd == nil || cmd.flags&(fWrite|fKeyless|fMultiCtl|fNoMulti|fAdmin) != 0 ||
+		cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+		return nil
+	}
+	return cmd
+}
+
 // updRun is runUpdates' scratch, pooled: the keys and commands of the
 // run, whether each failed, and the exec each runs with.
 type updRun struct {

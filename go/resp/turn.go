@@ -12,10 +12,16 @@
 // applies every deferred write, and the replies are written.
 //
 // Contract (every step runs on the loop's goroutine):
-//   - Only a burst's tail is deferred, and only a run that pipeline.go
-//     would serve as one engine call anyway (GET/MGET, plain SET/MSET, or
-//     keyed write commands), so the commands that came before it have run
-//     and nothing of the same client runs after it until the flush.
+//   - Only a burst's tail is deferred, and only a run that one engine
+//     call can serve: GET/MGET (one ViewMany), plain SET/MSET (one
+//     Apply), or keyed commands with at least one write among them,
+//     headed by an EXEC or not (one Update, inside which each reads and
+//     writes through the transaction, as EXEC's queue does).  So the
+//     commands that came before it have run and nothing of the same
+//     client runs after it until the flush.  An EXEC with WATCHed keys
+//     is not deferred: its check must see every write before it
+//     published, and another run of the turn may write a watched key
+//     inside the same transaction.
 //   - A client with a deferred run is flushed before any more of its
 //     input is served (OnTraffic, execBurst) and when its connection
 //     closes (OnClose), so its commands run, and are answered, in order.
@@ -52,6 +58,10 @@ type turnRun struct {
 	exe    []*command      // the commands (flushUpdates)
 	failed []bool          // whether each failed (flushUpdates)
 	mark   int             // c's replies before the run's (flushTurn)
+	// exec: the run begins with an EXEC, whose queue (taken from c when
+	// the run was deferred) runs inside the turn's Update.
+	exec  bool
+	queue []queued
 }
 
 // A run whose arguments pass maxTurnRunBytes is served at once, not
@@ -117,30 +127,54 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		// would only add the flush task's wakeup to each request.
 		return false
 	}
+	exec := c.multi
+	if exec && (!isName(cmds[0].Args[0], "exec") || len(cmds[0].Args) != 1 || c.dirty || len(c.watch) > 0 ||
+		len(cmds)+len(c.queue) > maxUpdateRun) {
+		// Inside MULTI only an EXEC is deferred, and only one that runs
+		// its queue: a WATCH must be checked outside any other write
+		// of the turn, and an aborted EXEC writes nothing.
+		return false
+	}
 	// A run of reads as runReads serves one, or of writes as runWrites or
 	// runUpdates does (a command that would fail alone ends the run
-	// there: it gets its own error from exec1).
+	// there: it gets its own error from exec1), with keyed reads among
+	// them and an EXEC at their head: those run inside the Update.
 	n, nkeys := readPrefix(cmds, -1)
-	read, plain := n == len(cmds) && nkeys <= maxReadRun, true
+	read, plain := !exec && n == len(cmds) && nkeys <= maxReadRun, true
 	if !read {
 		nkeys = 0
-		for _, rc := range cmds {
+		writes := false
+		for i, rc := range cmds {
 			a := rc.Args
-			if plainWrite(a) {
-				if !s.fits(a[1:]) {
+			if i == 0 && exec {
+				plain, writes = false, true
+				t.keys = appendQueueKeys(t.keys[:0], c.queue)
+				if !s.validKeys(t.keys) {
 					return false
 				}
 				continue
 			}
+			if plainWrite(a) {
+				if !s.fits(a[1:]) {
+					return false
+				}
+				writes = true
+				continue
+			}
 			plain = false
 			cmd := s.keyedWrite(a)
-			if cmd == nil {
+			if cmd != nil {
+				writes = true
+			} else if cmd = s.keyedRead(a); cmd == nil {
 				return false
 			}
 			t.keys = cmd.appendKeys(t.keys[:0], a)
 			if !s.validKeys(t.keys) {
 				return false
 			}
+		}
+		if !writes {
+			return false // reads the turn does not take: they wait for nothing
 		}
 	}
 	size := 0
@@ -153,7 +187,11 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		// Copying it costs more than the log write it would share.
 		return false
 	}
-	if t.ncmds+len(cmds) > maxUpdateRun || t.nbytes+size > maxTurnBytes || t.nreadKeys+nkeys > maxTurnReadKeys {
+	ncmds := len(cmds)
+	if exec {
+		ncmds += len(c.queue)
+	}
+	if t.ncmds+ncmds > maxUpdateRun || t.nbytes+size > maxTurnBytes || t.nreadKeys+nkeys > maxTurnReadKeys {
 		s.flushTurn(t, c) // a full turn is applied now; this run starts the next
 	}
 	t.nbytes += size
@@ -175,6 +213,12 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		t.cmds = append(t.cmds, redconCommand{Args: t.args[start:len(t.args):len(t.args)]})
 	}
 	run := turnRun{c: c, read: read, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
+	if exec {
+		// EXEC's effect on the client is taken now; its queue runs at
+		// the flush.  Nothing of the client runs in between.
+		run.exec, run.queue = true, c.queue
+		c.resetMulti()
+	}
 	if read {
 		t.reads++
 	} else {
@@ -183,7 +227,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		}
 		t.plain = t.plain && plain
 	}
-	t.ncmds += len(cmds)
+	t.ncmds += ncmds
 	t.runs = append(t.runs, run)
 	c.deferred = true
 	if !t.scheduled {
@@ -404,6 +448,10 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			r.failed = t.fail[mark:len(t.fail):len(t.fail)]
 		}
 		for j, rc := range r.cmds {
+			if j == 0 && r.exec {
+				keys = appendQueueKeys(keys, r.queue)
+				continue
+			}
 			keys = r.exe[j].appendKeys(keys, rc.Args)
 		}
 	}
@@ -416,6 +464,10 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 				continue
 			}
 			for j, rc := range r.cmds {
+				if j == 0 && r.exec {
+					s.runQueue(r.c, r.queue, tx)
+					continue
+				}
 				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx}
 				r.exe[j].run(&x)
 				r.failed[j] = x.failed

@@ -455,3 +455,51 @@ func TestTurnClientResetBeforeFlush(t *testing.T) {
 		t.Fatalf("%d panics", n)
 	}
 }
+
+// TestTurnTakesTransactionsAndReads: a turn's Update also takes an EXEC
+// (its queue runs inside it) and a write run with reads among it (they
+// read through the transaction, seeing their client's writes before
+// them): clients sending MULTI/INCR/INCRBY/EXEC and SET+GET in one turn
+// are served by one Update, each with its own replies.  A WATCHed EXEC
+// is not taken (TestOffloadLoopServesOthers).
+func TestTurnTakesTransactionsAndReads(t *testing.T) {
+	const n = 8
+	for _, sync := range []storage.SyncPolicy{storage.SyncInterval, storage.SyncAlways} {
+		t.Run(sync.String(), func(t *testing.T) {
+			opts := storage.Options{Dir: t.TempDir(), Sync: sync}
+			ts, w, clients := turnServerOpts(t, Config{Sync: sync}, opts, n)
+			release := holdLoop(t, ts, w, "stall")
+			for i, c := range clients {
+				if i%2 == 0 {
+					send(t, c, fmt.Sprintf("MULTI\r\nINCR k%d\r\nINCRBY k%d 2\r\nEXEC", i, i))
+				} else {
+					send(t, c, fmt.Sprintf("SET k%d v%d\r\nGET k%d", i, i, i))
+				}
+			}
+			release()
+			var keys []string
+			for i, c := range clients {
+				want := []string{"+OK", "$2", fmt.Sprintf("v%d", i)}
+				if i%2 == 0 {
+					want = []string{"+OK", "+QUEUED", "+QUEUED", "*2", ":1", ":3"}
+				}
+				for _, wl := range want {
+					if got := c.line(t); got != wl {
+						t.Fatalf("client %d: %q, want %q", i, got, wl)
+					}
+				}
+				keys = append(keys, fmt.Sprintf("k%d", i))
+			}
+			slices.Sort(keys)
+			calls := w.log()
+			if want := "update " + strings.Join(keys, ","); len(calls) != 2 || calls[1] != want {
+				t.Fatalf("engine calls %q, want [update stall, %q]", calls, want)
+			}
+			// The transaction is over: the client is out of MULTI.
+			send(t, clients[0], "GET k0")
+			if got, v := clients[0].line(t), clients[0].line(t); got != "$1" || v != "3" {
+				t.Fatalf("GET k0 after EXEC: %q %q", got, v)
+			}
+		})
+	}
+}
