@@ -1,10 +1,11 @@
-// loop.go -- the event-loop transport.  When no command can wait on I/O
-// (a single node with --sync interval or none), connections are served by
-// a few event loops (github.com/panjf2000/gnet) instead of a goroutine
-// each, as redis-server serves them from one thread: an epoll wait hands a
-// loop every connection with input, the loop reads it, runs the complete
-// commands and writes their replies, with no goroutine switch, no extra
-// read that finds nothing and no netpoll wakeup per request.
+// loop.go -- the event-loop transport.  On a single node connections are
+// served by a few event loops (github.com/panjf2000/gnet) instead of a
+// goroutine each, as redis-server serves them from one thread: an epoll
+// wait hands a loop every connection with input, the loop reads it, runs
+// the complete commands and writes their replies, with no goroutine
+// switch, no extra read that finds nothing and no netpoll wakeup per
+// request.  A Raft commit (cluster mode) waits a network round trip: that
+// mode always uses the goroutine transport.
 //
 // Contract of a loop connection:
 //   - Input is consumed as it arrives; the limit scanner (limit.go) judges
@@ -12,19 +13,15 @@
 //     the same errors as the goroutine transport.  The reader parses in
 //     place: a command's arguments are valid only while its burst runs.
 //   - A command runs to completion inside the loop callback, or in the
-//     flush of the loop's turn (turn.go), so every command a loop runs is
-//     finished, and its reply handed to the socket (or to gnet's outbound
-//     buffer), before the loop reads that client again.  A command that
-//     waits (a key lock held by another writer, an fsync under --sync
-//     always) stalls its whole loop.  Under --sync always the deferred
-//     runs of a turn share one fsync, as redis-server's appendfsync
-//     always shares one per turn of its loop, but every other write (a
-//     MULTI/EXEC, a write run followed by more commands in its burst)
-//     waits for an fsync of its own, one after another, where the
-//     goroutine transport's connections wait together and share them
-//     (group commit): so --sync always uses the loops only when
-//     Config.Loops asks for them.  A Raft commit (cluster mode) waits a
-//     network round trip: that mode always uses the goroutine transport.
+//     flush of the loop's turn (turn.go), or, under --sync always, on a
+//     goroutine its client is suspended for (offload.go), so every
+//     command a loop runs is finished, and its reply handed to the socket
+//     (or to gnet's outbound buffer), before the loop reads that client
+//     again.  A command the loop runs that waits (a key lock held by
+//     another writer; the fsync of a turn's writes, shared by them, as
+//     redis-server's appendfsync always shares one per turn) stalls its
+//     whole loop; a write that would wait for an fsync of its own is the
+//     one that suspends its client instead.
 //   - Replies a client does not read pile up in gnet's outbound buffer; a
 //     client that sends more while more than Config.MaxPendingReplies
 //     bytes of its replies are unread is disconnected (Redis's
@@ -109,7 +106,8 @@ type loopHandler struct {
 	s *Server
 }
 
-// useLoop reports whether connections are served by event loops.
+// useLoop reports whether connections are served by event loops: on a
+// single node unless Config.Loops is -1.
 func (s *Server) useLoop() bool {
 	return s.cfg.Cluster == nil && s.cfg.Loops >= 0
 }
@@ -318,8 +316,9 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			s.goAway(c)
 			return
 		}
-		c.lp.suspended, c.lp.away = false, nil // a panic: nothing more of it runs
-		if len(c.r.b) > 0 {                    // input with no complete command: no empty write(2)
+		// After a panic nothing more of it runs.
+		c.lp.suspended, c.lp.away = false, nil
+		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
 			_, _ = gc.Write(c.r.b)
 		}
 		c.keepReplyBuf()

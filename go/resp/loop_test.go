@@ -218,8 +218,8 @@ func TestLoopRunsCommandsBeforeBadFrame(t *testing.T) {
 }
 
 // TestTransportChoice: which transport serves, by --resp-loops and
-// --sync: the loops by default, a goroutine per connection under --sync
-// always unless loops are asked for, and with -1.
+// --sync: the loops on a single node under every sync policy, a
+// goroutine per connection with -1.
 func TestTransportChoice(t *testing.T) {
 	for _, tc := range []struct {
 		loops int

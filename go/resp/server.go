@@ -201,7 +201,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		log.Printf("resp: connections served by event loops (--resp-loops)")
 		return s.serveLoop(ln)
 	}
-	log.Printf("resp: a goroutine per connection (cluster mode, --sync always without --resp-loops N, or --resp-loops -1)")
+	log.Printf("resp: a goroutine per connection (cluster mode, or --resp-loops -1)")
 	return s.rs.Serve(limitListener{ln, s.lim, s.cfg.AuthToken != "", s.cfg.AuthTimeout, s})
 }
 

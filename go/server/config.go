@@ -205,7 +205,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&cfg.Host, "host", cfg.Host, env("host", "address to listen on; a non-loopback address requires --auth-token"))
 	fs.IntVar(&cfg.Port, "port", cfg.Port, env("port", "TCP port to listen on (0 picks a free port, logged at start)"))
 	fs.IntVar(&cfg.RESPPort, "resp-port", cfg.RESPPort, env("resp-port", "Redis protocol (RESP) port on --host; 0 turns it off (6380 by default, beside a local Redis)"))
-	fs.IntVar(&cfg.RESPLoops, "resp-loops", cfg.RESPLoops, env("resp-loops", "event loops serving Redis protocol connections on a single node; 0 = one per two --workers (a goroutine per connection under --sync always), N = N loops (under --sync always too), -1 = a goroutine per connection (always in cluster mode)"))
+	fs.IntVar(&cfg.RESPLoops, "resp-loops", cfg.RESPLoops, env("resp-loops", "event loops serving Redis protocol connections on a single node; 0 = one per two --workers, N = N loops, -1 = a goroutine per connection (always in cluster mode)"))
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
 	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
