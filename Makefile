@@ -43,12 +43,15 @@ test: test-c test-go
 test-c: build-core
 	$(MAKE) -C c-core test
 
-# Each package once (go/resp twice: on its event loops, then with a
-# goroutine per connection); then, with -tags native, only the packages whose build
-# the tag changes (native-packages.sh); then the bench module's own tests.
+# Each package once (go/resp three times: on its event loops, then with a
+# goroutine per connection, then on the loops serving as under --sync
+# always, where a waiting write suspends its client); then, with -tags
+# native, only the packages whose build the tag changes
+# (native-packages.sh); then the bench module's own tests.
 test-go: build-core fmt-check vet
 	$(GO) test $(GOFLAGS_RACE) ./...
 	MANTISDB_TEST_RESP_LOOPS=-1 $(GO) test $(GOFLAGS_RACE) ./go/resp/
+	MANTISDB_TEST_RESP_OFFLOAD=1 $(GO) test $(GOFLAGS_RACE) ./go/resp/
 	$(GO) test $(GOFLAGS_RACE) -tags native $$(GO=$(GO) ./native-packages.sh)
 	cd bench && $(GO) test $(GOFLAGS_RACE) ./...
 

@@ -277,7 +277,7 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 // configParams answers CONFIG GET: the settings clients and
 // redis-benchmark ask about, with this server's real values.
 func (s *Server) configParams() [][2]string {
-	fsync := map[string]string{"always": "always", "interval": "everysec", "none": "no"}[s.cfg.Sync.String()]
+	fsync := s.appendfsync()
 	dir := s.cfg.DataDir
 	return [][2]string{
 		{"appendfsync", fsync},
@@ -551,4 +551,9 @@ func humanBytes(n int64) string {
 		f /= 1024
 	}
 	return strconv.FormatFloat(f, 'f', 2, 64) + "T"
+}
+
+// appendfsync is Redis's name of the sync policy (CONFIG GET appendfsync).
+func (s *Server) appendfsync() string {
+	return map[string]string{"always": "always", "interval": "everysec", "none": "no"}[s.cfg.Sync.String()]
 }

@@ -176,7 +176,7 @@ func TestTypedGoRedis(t *testing.T) {
 				t.Fatalf("HELLO %d = %v", proto, hello)
 			}
 			cfg, err := rdb.ConfigGet(ctx, "appendfsync").Result()
-			if err != nil || cfg["appendfsync"] != "everysec" {
+			if err != nil || cfg["appendfsync"] != ts.appendfsync() {
 				t.Fatalf("CONFIG GET appendfsync = %v, %v", cfg, err)
 			}
 			info, err := rdb.Info(ctx, "keyspace", "stats").Result()

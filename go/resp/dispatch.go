@@ -197,7 +197,7 @@ func (s *Server) exec1(c *client, args [][]byte) {
 			c.dirty = true
 		}
 		return
-	case cmd.arity > 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
+	case !cmd.arityOK(len(args)):
 		c.r.err(arityError(cmd.name))
 		if c.multi {
 			c.dirty = true
@@ -229,12 +229,19 @@ func (s *Server) exec1(c *client, args [][]byte) {
 		c.r.simple("QUEUED")
 		return
 	}
-	s.run(c, cmd, args, nil)
+	s.run(c, cmd, args)
 }
 
-// run executes cmd; tx is the transaction of an EXEC (nil otherwise).
-func (s *Server) run(c *client, cmd *command, args [][]byte, tx *storage.Txn) {
+// run executes cmd and counts it.
+func (s *Server) run(c *client, cmd *command, args [][]byte) {
 	start := time.Now()
+	failed := s.serve(c, cmd, args, nil)
+	s.count(c, cmd, 1, time.Since(start), failed)
+}
+
+// serve executes cmd, uncounted, and reports whether it failed; tx is
+// the transaction of an EXEC (nil otherwise).
+func (s *Server) serve(c *client, cmd *command, args [][]byte, tx *storage.Txn) bool {
 	x := exec{s: s, c: c, r: &c.r, cmd: cmd, args: args}
 	switch {
 	case cmd.flags&fKeyless != 0:
@@ -257,7 +264,7 @@ func (s *Server) run(c *client, cmd *command, args [][]byte, tx *storage.Txn) {
 			x.fail(storeError(err))
 		}
 	}
-	s.count(c, cmd, 1, time.Since(start), x.failed)
+	return x.failed
 }
 
 // storeError is the reply text of an engine error.
@@ -373,7 +380,9 @@ func cmdExec(x *exec) {
 	mark := len(x.r.b)
 	aborted := false
 	vs, _ := s.store.(storage.Versioner)
+	var res []queueRun
 	err := s.store.Update(keys, func(tx *storage.Txn) error {
+		res = res[:0]
 		for _, w := range watch {
 			cur, err := tx.Get(w.key)
 			found := err == nil
@@ -385,7 +394,7 @@ func cmdExec(x *exec) {
 				return nil
 			}
 		}
-		s.runQueue(c, queue, tx)
+		res = s.runQueue(c, queue, tx, res)
 		return nil
 	})
 	switch {
@@ -394,15 +403,37 @@ func cmdExec(x *exec) {
 		x.fail(storeError(err))
 	case aborted:
 		x.r.nullArray()
+	default:
+		s.countQueue(c, queue, res)
 	}
 }
 
+// queueRun is what an EXEC's queued command did: whether it failed, and
+// how long it took.
+type queueRun struct {
+	failed bool
+	d      time.Duration
+}
+
 // runQueue answers an EXEC: its queued commands run against tx in order
-// (cmdExec; a turn's flushUpdates).
-func (s *Server) runQueue(c *client, queue []queued, tx *storage.Txn) {
+// (cmdExec; a turn's flushUpdates), and what each did is appended to res
+// for countQueue, which counts them once the transaction is applied (an
+// Update may run its function and still fail, and a turn's is then tried
+// again run by run).
+func (s *Server) runQueue(c *client, queue []queued, tx *storage.Txn, res []queueRun) []queueRun {
 	c.r.array(len(queue))
 	for _, q := range queue {
-		s.run(c, q.cmd, q.args, tx)
+		start := time.Now()
+		failed := s.serve(c, q.cmd, q.args, tx)
+		res = append(res, queueRun{failed, time.Since(start)})
+	}
+	return res
+}
+
+// countQueue counts the commands of an applied EXEC (runQueue).
+func (s *Server) countQueue(c *client, queue []queued, res []queueRun) {
+	for i, q := range queue {
+		s.count(c, q.cmd, 1, res[i].d, res[i].failed)
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 
 // testLoops is Config.Loops for the tests that leave it 0: from
 // MANTISDB_TEST_RESP_LOOPS, so `make test` runs the package once on each
-// transport (-1: a goroutine per connection), else the default.
+// transport (-1: a goroutine per connection), else the default.  With
+// MANTISDB_TEST_RESP_OFFLOAD set, tests that leave Config.Sync at
+// interval get always (startWrapped).
 func testLoops(t testing.TB) int {
 	v := os.Getenv("MANTISDB_TEST_RESP_LOOPS")
 	if v == "" {
@@ -62,6 +64,12 @@ func startWrapped(t testing.TB, cfg Config, opts storage.Options, wrap func(Stor
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = testLoops(t)
+	}
+	if cfg.Sync == storage.SyncInterval && os.Getenv("MANTISDB_TEST_RESP_OFFLOAD") != "" {
+		// The server serves as under --sync always (on the loops, a write
+		// it would wait for suspends its client: offload.go) over
+		// whatever engine opts opens: `make test` runs the package so too.
+		cfg.Sync = storage.SyncAlways
 	}
 	s := New(cfg, st)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

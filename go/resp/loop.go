@@ -33,14 +33,19 @@
 //     reading it and closes it once gnet's outbound buffer is empty, or
 //     after lingerMax (linger).  A client that shuts down its side of the
 //     connection is closed by gnet at once, its unsent replies dropped,
-//     as redis-server drops them on EOF.
+//     as redis-server drops them on EOF; every command it sent has run
+//     by then and been answered, since the loop serves its input as it
+//     reads it (a suspended client's goroutine serves the rest and
+//     answers it through a duplicate of the socket: offload.go).
 //   - Shutdown closes connections between commands: a loop runs no
 //     command once draining is set.
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"runtime"
@@ -88,16 +93,26 @@ type loopConn struct {
 	// write to it (a reset peer), and a closed connection's fd may be
 	// reused, so nothing is written through gc once it is set.
 	closed bool
-	// Suspension under --sync always (offload.go).  mayOffload says the
-	// burst being served parsed cleanly; suspended is set from offload
-	// to resumeTask, and away holds the commands the goroutine runs.
-	// running (the goroutine has not finished) and gone (OnClose ran
-	// meanwhile) are under client.mu.
+	// Suspension under --sync always (offload.go).  Owned by the loop,
+	// except while its goroutine runs (from goAway to resumeTask, or to
+	// its end when the connection closed meanwhile), when the goroutine
+	// owns them and the client's state.  mayOffload says the burst being
+	// served may be suspended; suspended is set from offload to
+	// resumeTask; away holds the commands the goroutine runs, failAfter
+	// the protocol error that followed them in the input (answered after
+	// them, then the connection is closed).  Under client.mu: running
+	// (the goroutine has not finished), gone (OnClose ran meanwhile),
+	// and what OnClose left it: tail, the input read but not served, and
+	// fd, a duplicate of the socket of a client that only shut down its
+	// sending side (-1 if none), for their replies.
 	mayOffload bool
 	suspended  bool
 	away       []redconCommand
+	failAfter  string
 	running    bool
 	gone       bool
+	tail       []byte
+	fd         int
 }
 
 // loopHandler is gnet's view of the server.
@@ -236,7 +251,7 @@ func (h *loopHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+func (h *loopHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*client)
 	if !ok {
 		return gnet.None
@@ -253,11 +268,33 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.lp.turn != nil {
 		c.lp.turn.conns--
 	}
+	// A suspended client (offload.go) is finished on a goroutine: its
+	// suspended commands' replies, and the input it sent after them,
+	// read but not served, which is served too (Redis runs every
+	// command it has read).  When it only shut down its sending side,
+	// the replies are written through a duplicate of the socket, which
+	// gnet closes after OnClose (finishDetached).
+	suspended := c.lp.suspended
 	c.mu.Lock()
-	away := c.lp.running
-	c.lp.gone = away
+	running := c.lp.running
+	if suspended {
+		in, _ := gc.Next(-1)
+		c.lp.gone, c.lp.tail, c.lp.fd = running, bytes.Clone(in), -1
+		if errors.Is(err, io.EOF) {
+			if fd, derr := gc.Dup(); derr == nil {
+				c.lp.fd = fd
+			}
+		}
+	}
 	c.mu.Unlock()
-	if !away { // else its goroutine releases it when it ends (offload.go)
+	switch {
+	case running: // its goroutine finishes and releases it when it ends
+	case suspended: // its goroutine has ended; its resumeTask will find it closed
+		go func() {
+			h.s.finishDetached(c)
+			h.s.release(c, nil)
+		}()
+	default:
 		h.s.release(c, nil)
 	}
 	return gnet.None
@@ -329,13 +366,23 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 	for len(in) > 0 {
 		ok := c.lc.scan(in)
 		cmds, err := c.lp.rd.read(in[:ok])
-		c.lp.mayOffload = err == nil && c.lc.bad == "" && c.lc.pending == nil
+		// A frame held for the pre-AUTH limits is judged after the
+		// commands before it, here: those are not suspended.
+		c.lp.mayOffload = c.lc.pending == nil
 		// The complete commands before a malformed frame run first, as
 		// Redis runs them; then the error is answered.
 		s.execBurst(c, cmds)
 		c.lp.rd.keep()
 		if c.lp.suspended {
-			break // the rest of the burst runs on its goroutine (offload.go)
+			// The rest of the burst runs on its goroutine (offload.go);
+			// an error after it is answered after it.
+			switch {
+			case err != nil:
+				c.lp.failAfter = "ERR " + err.Error()
+			case c.lc.bad != "":
+				c.lp.failAfter = "ERR Protocol error: " + c.lc.bad
+			}
+			break
 		}
 		if c.deferred && (err != nil || c.lc.bad != "") {
 			// The error closes the connection: the deferred run

@@ -35,7 +35,10 @@ package resp
 import (
 	"context"
 	"log"
+	"net"
+	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -43,9 +46,12 @@ import (
 )
 
 // maxSuspendedInput bounds the input a suspended client may send before
-// it is resumed; past it the client is closed, as Redis closes a client
-// whose query buffer passes client-query-buffer-limit (1 GiB).
-const maxSuspendedInput = 1 << 30
+// it is resumed: gnet goes on reading its socket, where the goroutine
+// transport would stop reading and let TCP push back.  Past it the
+// client is closed, as Redis closes a client whose query buffer passes
+// client-query-buffer-limit; the bound is one command's largest size,
+// so a client waiting with one largest command in flight is not.
+const maxSuspendedInput = maxCmdBytes + 64<<10
 
 // waits reports whether args, served now for c, would wait for an fsync:
 // a write, or the EXEC of a queue with one (under --sync always; others
@@ -81,25 +87,8 @@ func (s *Server) offload(c *client, cmds []redconCommand) bool {
 	if s.cfg.Sync != storage.SyncAlways || !lp.mayOffload || lp.suspended || lp.turn == nil || lp.turn.conns < 2 || !s.waits(c, cmds[0].Args) {
 		return false
 	}
-	size, nargs := 0, 0
-	for _, rc := range cmds {
-		nargs += len(rc.Args)
-		for _, a := range rc.Args {
-			size += len(a)
-		}
-	}
-	arena := make([]byte, 0, size)
-	args := make([][]byte, 0, nargs)
-	away := make([]redconCommand, 0, len(cmds))
-	for _, rc := range cmds {
-		start := len(args)
-		for _, a := range rc.Args {
-			at := len(arena)
-			arena = append(arena, a...)
-			args = append(args, arena[at:len(arena):len(arena)])
-		}
-		away = append(away, redconCommand{Args: args[start:len(args):len(args)]})
-	}
+	size, nargs := argBytes(cmds)
+	_, _, away := copyCmds(make([]byte, 0, size), make([][]byte, 0, nargs), make([]redconCommand, 0, len(cmds)), cmds)
 	lp.away, lp.suspended = away, true
 	return true
 }
@@ -117,7 +106,8 @@ func (s *Server) goAway(c *client) {
 		c.lp.running = false
 		gone := c.lp.gone
 		c.mu.Unlock()
-		if gone { // closed while it ran: OnClose left the release to it
+		if gone { // closed while it ran: OnClose left the rest to it (loop.go)
+			s.finishDetached(c)
 			s.release(c, nil)
 			return
 		}
@@ -130,7 +120,21 @@ func (s *Server) goAway(c *client) {
 
 // runAway serves c's suspended commands, appending their replies to
 // c.r; a panic answers an error instead and closes c, as on the loop.
+// A protocol error that followed them in the input is answered after
+// them, and closes c too.
 func (s *Server) runAway(c *client) {
+	s.guard(c, func() { s.execBurst(c, c.lp.away) })
+	if msg := c.lp.failAfter; msg != "" && !c.quit && !c.slow {
+		c.r.err(msg)
+		s.protoErrors.Add(1)
+		c.quit = true
+	}
+	c.lp.failAfter = ""
+}
+
+// guard runs serve for c on its goroutine: a panic there answers an error
+// instead of the replies being built and closes c, as on the loop.
+func (s *Server) guard(c *client, serve func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Add(1)
@@ -139,7 +143,64 @@ func (s *Server) runAway(c *client) {
 			c.quit = true
 		}
 	}()
-	s.execBurst(c, c.lp.away)
+	serve()
+}
+
+// finishDetached ends a client whose connection closed while its
+// goroutine ran (OnClose): the input it had sent, read but not served,
+// is served too (Redis runs every command it has read), as the loop
+// would have served it, until a QUIT, a protocol error or a slow
+// client's limit ends it; and when the client only shut down its sending
+// side, every reply is written through the duplicate of its socket
+// (within lingerMax), as the loop would have written them before it read
+// the end of its input.
+func (s *Server) finishDetached(c *client) {
+	lp := c.lp
+	in := lp.tail
+	lp.tail = nil
+	s.guard(c, func() {
+		for len(in) > 0 && !c.quit {
+			ok := c.lc.scan(in)
+			cmds, err := lp.rd.read(in[:ok])
+			s.execBurst(c, cmds) // suspended: nothing is deferred or offloaded
+			lp.rd.keep()
+			switch {
+			case c.quit:
+			case err != nil:
+				c.r.err("ERR " + err.Error())
+			case c.lc.bad != "":
+				c.r.err("ERR Protocol error: " + c.lc.bad)
+			default:
+				in, c.lc.pending = c.lc.pending, nil
+				continue
+			}
+			if !c.quit {
+				s.protoErrors.Add(1)
+			}
+			break
+		}
+	})
+	if c.slow {
+		s.slowClient(c)
+	}
+	if lp.fd < 0 {
+		c.r.b = nil
+		return
+	}
+	f := os.NewFile(uintptr(lp.fd), c.addr) // owns the duplicate now
+	lp.fd = -1
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		c.r.b = nil
+		return
+	}
+	if len(c.r.b) > 0 && !c.slow {
+		_ = nc.SetWriteDeadline(time.Now().Add(lingerMax))
+		_, _ = nc.Write(c.r.b)
+	}
+	_ = nc.Close()
+	c.r.b = nil
 }
 
 // resumeTask hands a suspended client back to its loop (a gnet.Runnable).
@@ -150,11 +211,10 @@ type resumeTask struct{ c *client }
 func (r resumeTask) Run(context.Context) error {
 	c := r.c
 	lp := c.lp
-	lp.suspended, lp.away = false, nil
-	if lp.closed { // released by OnClose
-		c.r.b = nil
+	if lp.closed { // finished and released elsewhere (OnClose): not touched
 		return nil
 	}
+	lp.suspended, lp.away = false, nil
 	gc, s := lp.gc, lp.turn.s
 	if len(c.r.b) > 0 {
 		// A failed write closes the connection (OnClose runs now and

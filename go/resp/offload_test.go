@@ -14,7 +14,7 @@ import (
 // meanwhile is served after its EXEC, in order.  With the EXEC run on the
 // loop, the second client's reply never comes while the key is held.
 func TestOffloadLoopServesOthers(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
+	_, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
 	a, b := rs[0], rs[1]
 	release := releaseOnce(t, holdKey(t, w, "k"))
 	// A WATCHed EXEC is not gathered into the loop's turn (turn.go).
@@ -33,7 +33,6 @@ func TestOffloadLoopServesOthers(t *testing.T) {
 			t.Fatalf("a: %q, want %q", got, want)
 		}
 	}
-	_ = ts
 }
 
 // releaseOnce returns release, called at the latest when the test ends

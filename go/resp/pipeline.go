@@ -323,11 +323,16 @@ func (s *Server) keyedWrite(a [][]byte) *command {
 		return nil
 	}
 	cmd := s.lookup(a[0])
-	if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite ||
-		cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+	if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite || !cmd.arityOK(len(a)) {
 		return nil
 	}
 	return cmd
+}
+
+// arityOK reports whether n arguments (the name included) fit cmd's
+// arity: exactly arity, or at least -arity when it is negative.
+func (cmd *command) arityOK(n int) bool {
+	return cmd.arity > 0 && n == cmd.arity || cmd.arity < 0 && n >= -cmd.arity
 }
 
 // keyedRead returns a's command when it is a keyed command that writes
@@ -340,8 +345,7 @@ func (s *Server) keyedRead(a [][]byte) *command {
 		return nil
 	}
 	cmd := s.lookup(a[0])
-	if cmd == nil || cmd.flags&(fWrite|fKeyless|fMultiCtl|fNoMulti|fAdmin) != 0 ||
-		cmd.arity > 0 && len(a) != cmd.arity || cmd.arity < 0 && len(a) < -cmd.arity {
+	if cmd == nil || cmd.flags&(fWrite|fKeyless|fMultiCtl|fNoMulti|fAdmin) != 0 || !cmd.arityOK(len(a)) {
 		return nil
 	}
 	return cmd

@@ -74,12 +74,12 @@ type Config struct {
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster
 	// Loops is the number of event loops serving connections (loop.go)
-	// on a single node: 0 chooses one per two Ps (GOMAXPROCS), or a
-	// goroutine per connection under SyncAlways (see loop.go: writes the
-	// loops cannot defer would wait for their fsyncs one by one); -1
-	// serves every connection on a goroutine of its own.  With a Cluster,
-	// where a write waits for a Raft commit, connections always have
-	// their own goroutine.
+	// on a single node: 0 chooses one per two Ps (GOMAXPROCS); -1 serves
+	// every connection on a goroutine of its own.  With a Cluster, where
+	// a write waits for a Raft commit, connections always have their own
+	// goroutine.  Under SyncAlways a loop's turn shares one fsync, and a
+	// client whose write waits for one of its own is served on a
+	// goroutine meanwhile (offload.go).
 	Loops int
 	// MaxPendingReplies bounds the reply bytes a client may leave unread
 	// and still be served (default 256 MiB): one burst's replies on
@@ -293,7 +293,10 @@ func (l limitListener) Accept() (net.Conn, error) {
 
 // client is one connection's state.  Fields below mu are read by other
 // connections (CLIENT LIST); the rest only by the goroutine serving the
-// connection (its own, or its event loop's).
+// connection: its own, or its event loop's, or, while the loop has
+// suspended it, the goroutine that serves it meanwhile (offload.go; the
+// go statement hands the client over, the loop's task queue hands it
+// back).
 type client struct {
 	id      uint64
 	conn    redcon.Conn // the goroutine transport's connection

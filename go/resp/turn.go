@@ -31,11 +31,16 @@
 //     runs after the events of the poll that delivers it: the turn's
 //     other connections are served first and add their runs.
 //   - Each command stays atomic; deferred runs of different clients are
-//     concurrent, and each takes effect, and is answered, at the flush
-//     (reads first, then writes).  A client that reads a key another
-//     client's deferred run writes sees the value before it, as if that
-//     write came later: it has not been acknowledged.  Nothing is
-//     published before it is in the log.
+//     concurrent, and each takes effect, and is answered, at the flush:
+//     the runs of reads first, then the write runs in turn, inside one
+//     transaction.  A run of reads that reads a key another client's
+//     deferred run writes sees the value before it, as if that write
+//     came later: it has not been acknowledged.  A read inside a write
+//     run sees the writes of the runs before it in the transaction,
+//     which are acknowledged with it, after the transaction is in the
+//     log (and, under --sync always, fsynced); if the transaction fails,
+//     its reads answer the error too.  Nothing is published before it
+//     is in the log.
 package resp
 
 import (
@@ -62,6 +67,7 @@ type turnRun struct {
 	// the run was deferred) runs inside the turn's Update.
 	exec  bool
 	queue []queued
+	qres  []queueRun // what the queue's commands did (countQueue)
 }
 
 // A run whose arguments pass maxTurnRunBytes is served at once, not
@@ -163,24 +169,36 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 			}
 			plain = false
 			cmd := s.keyedWrite(a)
-			if cmd != nil {
+			read := cmd == nil
+			if read {
+				if cmd = s.keyedRead(a); cmd == nil {
+					return false
+				}
+			} else {
 				writes = true
-			} else if cmd = s.keyedRead(a); cmd == nil {
-				return false
 			}
 			t.keys = cmd.appendKeys(t.keys[:0], a)
 			if !s.validKeys(t.keys) {
 				return false
+			}
+			if read {
+				// Its keys are locked through the turn's write (and
+				// fsync): bounded as a turn's reads are.
+				if nkeys += len(t.keys); nkeys > maxReadRun {
+					return false
+				}
 			}
 		}
 		if !writes {
 			return false // reads the turn does not take: they wait for nothing
 		}
 	}
-	size := 0
-	for _, rc := range cmds {
-		for _, a := range rc.Args {
-			size += len(a)
+	size, _ := argBytes(cmds)
+	if exec {
+		for _, q := range c.queue {
+			for _, a := range q.args {
+				size += len(a)
+			}
 		}
 	}
 	if size > maxTurnRunBytes {
@@ -203,15 +221,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		t.arena = make([]byte, 0, min(max(2*cap(t.arena), size, 4096), maxTurnBytes))
 	}
 	first := len(t.cmds)
-	for _, rc := range cmds {
-		start := len(t.args)
-		for _, a := range rc.Args {
-			at := len(t.arena)
-			t.arena = append(t.arena, a...)
-			t.args = append(t.args, t.arena[at:len(t.arena):len(t.arena)])
-		}
-		t.cmds = append(t.cmds, redconCommand{Args: t.args[start:len(t.args):len(t.args)]})
-	}
+	t.arena, t.args, t.cmds = copyCmds(t.arena, t.args, t.cmds, cmds)
 	run := turnRun{c: c, read: read, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
 	if exec {
 		// EXEC's effect on the client is taken now; its queue runs at
@@ -238,6 +248,33 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		t.scheduled = true
 	}
 	return true
+}
+
+// argBytes returns the argument bytes and the arguments of cmds.
+func argBytes(cmds []redconCommand) (size, nargs int) {
+	for _, rc := range cmds {
+		nargs += len(rc.Args)
+		for _, a := range rc.Args {
+			size += len(a)
+		}
+	}
+	return size, nargs
+}
+
+// copyCmds appends copies of cmds to dst, their arguments to args and
+// the arguments' bytes to arena, which must have room for them all
+// (argBytes), so the slices of arena already handed out stay valid.
+func copyCmds(arena []byte, args [][]byte, dst, cmds []redconCommand) ([]byte, [][]byte, []redconCommand) {
+	for _, rc := range cmds {
+		start := len(args)
+		for _, a := range rc.Args {
+			at := len(arena)
+			arena = append(arena, a...)
+			args = append(args, arena[at:len(arena):len(arena)])
+		}
+		dst = append(dst, redconCommand{Args: args[start:len(args):len(args)]})
+	}
+	return arena, args, dst
 }
 
 // Run is the flush task (gnet.Runnable): it runs on the loop.
@@ -465,7 +502,7 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			}
 			for j, rc := range r.cmds {
 				if j == 0 && r.exec {
-					s.runQueue(r.c, r.queue, tx)
+					r.qres = s.runQueue(r.c, r.queue, tx, r.qres[:0])
 					continue
 				}
 				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx}
@@ -476,6 +513,12 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 		return nil
 	})
 	if err == nil {
+		for i := range t.runs {
+			r := &t.runs[i]
+			if r.exec && (only < 0 || i == only) && !r.c.lp.closed {
+				s.countQueue(r.c, r.queue, r.qres)
+			}
+		}
 		return
 	}
 	for i := range t.runs {
