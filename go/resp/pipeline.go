@@ -49,7 +49,7 @@ func (s *Server) runReads(c *client, cmds []redconCommand) int {
 		return n
 	}
 	start := time.Now()
-	if n == 1 && nkeys == 1 { // one GET: a plain View
+	if n == 1 && nkeys == 1 && !isName(cmds[0].Args[0], "mget") { // one GET: a plain View
 		s.get(c, cmds[0].Args[1])
 	} else {
 		keys := make([][]byte, 0, nkeys)

@@ -72,3 +72,27 @@ func TestPipelinedUpdateCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestMGETOneKeyIsAnArray: MGET of one key answers an array of one, alone
+// or in a run of reads (a GET of one key answers a bulk string).
+func TestMGETOneKeyIsAnArray(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	r := ts.raw(t)
+	send(t, r, "SET a x")
+	if got := r.line(t); got != "+OK" {
+		t.Fatalf("SET: %q", got)
+	}
+	for _, burst := range []string{"MGET a", "MGET nokey", "GET a\r\nMGET a"} {
+		send(t, r, burst)
+		want := map[string][]string{
+			"MGET a":          {"*1", "$1", "x"},
+			"MGET nokey":      {"*1", "$-1"},
+			"GET a\r\nMGET a": {"$1", "x", "*1", "$1", "x"},
+		}[burst]
+		for _, w := range want {
+			if got := r.line(t); got != w {
+				t.Fatalf("%q: %q, want %q", burst, got, w)
+			}
+		}
+	}
+}
