@@ -229,6 +229,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	if err != nil {
 		r.Error = err.Error()
 	}
+	failOnLoss(mix, err)
 	return append(append(rows, r), mix...), nil
 }
 

@@ -214,3 +214,30 @@ func TestRESPTablePairsEachRowWithRedis(t *testing.T) {
 		}
 	}
 }
+
+func TestARestartThatLosesKeysFailsTheDurableRows(t *testing.T) {
+	const n, dops = 1000, 1000
+	sets := int(float64(n) * (1 - pow1m(1.0/n, dops)))
+	for _, tc := range []struct {
+		name       string
+		restarted  int
+		setOK, mix bool
+	}{
+		{"every key back", sets + 50, true, true},
+		{"one key lost", sets + 49, false, false},
+	} {
+		err := checkDurableSet(n, dops, sets, sets+50, func() (int, error) { return tc.restarted, nil })
+		mix := []Row{{Workload: "tx", Verified: true}, {Workload: "pipe-set-get", Verified: true}}
+		failOnLoss(mix, err)
+		if (err == nil) != tc.setOK || mix[0].Verified != tc.mix || mix[1].Verified != tc.mix {
+			t.Errorf("%s: err %v, mix rows verified %v %v", tc.name, err, mix[0].Verified, mix[1].Verified)
+		}
+	}
+	// Too few keys after the SETs is the SET row's failure alone.
+	err := checkDurableSet(n, dops, sets/2, sets/2, func() (int, error) { return sets / 2, nil })
+	mix := []Row{{Verified: true}}
+	failOnLoss(mix, err)
+	if err == nil || !mix[0].Verified {
+		t.Errorf("half the keys after the SETs: err %v, mix row verified %v", err, mix[0].Verified)
+	}
+}

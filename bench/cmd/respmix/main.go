@@ -33,8 +33,10 @@ func main() {
 		os.Exit(2)
 	}
 	f, err := harness.RunRESPMix(*addr, m, *clients, *ops, *keys)
-	fmt.Printf("%s: %d ops in %.2fs, %.0f/s, p50 %s, p99 %s, p99.9 %s\n", m.Workload(), f.Ops, f.Seconds,
-		f.OpsPerSec, harness.FormatNs(f.P50ns), harness.FormatNs(f.P99ns), harness.FormatNs(f.P999ns))
+	if f.Ops > 0 {
+		fmt.Printf("%s: %d ops in %.2fs, %.0f/s, p50 %s, p99 %s, p99.9 %s\n", m.Workload(), f.Ops, f.Seconds,
+			f.OpsPerSec, harness.FormatNs(f.P50ns), harness.FormatNs(f.P99ns), harness.FormatNs(f.P999ns))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "respmix:", err)
 		os.Exit(1)
