@@ -7,9 +7,10 @@
 //
 // Data: the n keys "key:%012d" (16 bytes, the key format redis-benchmark
 // itself uses with -r) are loaded with redis-cli --pipe before the read
-// row, and DBSIZE must then be exactly n.  The durable row runs on a fresh
-// server with appendonly yes + appendfsync always; afterwards the server
-// is restarted from its AOF and must come back with as many keys as it
+// row, and DBSIZE must then be exactly n.  The durable rows (SET, then the
+// go-redis tx and pipe-set-get rows of resp_mix.go) run on a fresh server
+// with appendonly yes + appendfsync always; afterwards the server is
+// restarted from its AOF and must come back with as many keys as it
 // acknowledged before the restart.
 package harness
 
@@ -176,7 +177,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	defer os.RemoveAll(dir)
 	row := func(w, dist, dur string) Row {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: dist, Durability: dur, Workers: RedisClients,
-			Keys: n, Subject: "redis", Note: "RESP over TCP, redis-benchmark, 40 connections"}
+			Keys: n, Subject: RedisSubject, Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
 	srv, err := startRedis(dir, false, 0)
 	if err != nil {
@@ -192,7 +193,8 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		return rows, err
 	}
 	r := row("set", "uniform", "sync-on-commit")
-	r.Note += "; appendonly yes, appendfsync always"
+	const durability = "appendonly yes, appendfsync always"
+	r.Note += "; " + durability
 	srv, err = startRedis(ddir, true, 0)
 	if err != nil {
 		r.Error = err.Error()
@@ -203,13 +205,18 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	dops := max(1000, ops/10)
 	f, err := srv.benchmarkP("set", dops, n, Small, 1)
 	r.Figures = f
-	before, derr := srv.dbsize()
+	sets, derr := srv.dbsize()
+	mix := durableMixRows(r, durability, srv.port, dops, n)
+	acked, aerr := srv.dbsize()
 	srv.stop()
 	if err == nil && derr != nil {
 		err = derr
 	}
+	if err == nil && aerr != nil {
+		err = aerr
+	}
 	if err == nil {
-		err = checkDurableSet(n, dops, before, func() (int, error) { // from the AOF
+		err = checkDurableSet(n, dops, sets, acked, func() (int, error) { // from the AOF
 			srv, err := startRedis(ddir, true, srv.port)
 			if err != nil {
 				return 0, err
@@ -222,7 +229,8 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	if err != nil {
 		r.Error = err.Error()
 	}
-	return append(rows, r), nil
+	failOnLoss(mix, err)
+	return append(append(rows, r), mix...), nil
 }
 
 // pow1m returns (1-x)^k.

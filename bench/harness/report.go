@@ -358,7 +358,7 @@ func (r *Result) WriteMarkdown(w io.Writer, charts []string) {
 		"kv":     "Embedded key-value stores (in-process)",
 		"cache":  "Caches (in-process, budget = 2x the data, so no evictions)",
 		"core":   "Core data structure: C skiplist vs Rust crossbeam-skiplist (whole-row timing, no percentiles)",
-		"server": "Servers over loopback: MantisDB (HTTP, wrk) vs Redis (RESP, redis-benchmark)",
+		"server": "Servers over loopback: MantisDB over HTTP (wrk) and RESP, Redis over RESP (redis-benchmark, go-redis)",
 	}
 	for _, g := range []string{"kv", "cache", "core", "server"} {
 		rows := r.rowsOf(g)
@@ -388,6 +388,9 @@ func (r *Result) WriteMarkdown(w io.Writer, charts []string) {
 		fmt.Fprintln(w)
 		if g == "cache" {
 			r.writeHitRatioTable(w)
+		}
+		if g == "server" {
+			r.writeRESPTable(w)
 		}
 		if g != "kv" {
 			writeCharts(w, chartsOf(charts, g))

@@ -5,9 +5,11 @@
 //
 //	redis-benchmark -c 40 -d 100 -r KEYS -t get|set|incr|mset [-P 16]
 //
-// unpipelined and with 16 commands per pipeline, without fsync, plus SET
-// with an fsync per acknowledged write (MantisDB --sync always, Redis
-// appendonly yes + appendfsync always) in redis_suite.go and below.
+// unpipelined and with 16 commands per pipeline, without fsync, plus, with
+// an fsync per acknowledged write (MantisDB --sync always, Redis
+// appendonly yes + appendfsync always; redis_suite.go and below), SET and
+// the two go-redis rows redis-benchmark cannot send: tx (MULTI, INCR,
+// INCR, EXEC) and pipe-set-get (resp_mix.go).
 //
 // Checks: after the GET/SET/MSET rows DBSIZE is exactly the loaded count
 // (sets and msets overwrite "key:%012d" keys); INCR rows hit
@@ -20,6 +22,7 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +36,7 @@ const RESPPipeline = 16
 
 // MantisRESPNotes describes the RESP subject for the report.
 func MantisRESPNotes(bin string) string {
-	return bin + " --resp-port on a free loopback port, --sync none | always; redis-benchmark -c 40 -d 100 -r KEYS [-P 16]; bulk load via redis-cli --pipe"
+	return bin + " --resp-port on a free loopback port, --sync none | always; redis-benchmark -c 40 -d 100 -r KEYS [-P 16]; bulk load via redis-cli --pipe; tx and pipe-set-get rows (--sync always) with go-redis, 40 connections"
 }
 
 // procRSS is the resident set of process pid (VmRSS), in bytes.
@@ -144,26 +147,56 @@ func respWorkloadRows(r *redisServer, pid, n, ops int, row func(w, dur string) R
 
 // checkDurableSet checks the durable SET row: dops uniform SETs over n
 // keys leave n(1-(1-1/n)^dops) distinct keys on average, and fewer than
-// 98% of that means writes were dropped; restart must then find exactly
-// the before keys the server counted before it was stopped.
-func checkDurableSet(n, dops, before int, restart func() (int, error)) error {
+// 98% of that means writes were dropped (sets is DBSIZE right after the
+// SETs); restart must then find exactly the acked keys the server counted
+// before it was stopped (sets plus the keys of the rows run after it).
+func checkDurableSet(n, dops, sets, acked int, restart func() (int, error)) error {
 	want := float64(n) * (1 - pow1m(1/float64(n), dops))
-	if float64(before) < 0.98*want {
-		return fmt.Errorf("read-back: %d keys after %d random sets, expected about %.0f", before, dops, want)
+	if float64(sets) < 0.98*want {
+		return fmt.Errorf("read-back: %d keys after %d random sets, expected about %.0f", sets, dops, want)
 	}
 	after, err := restart()
 	if err != nil {
 		return err
 	}
-	if after != before {
-		return fmt.Errorf("after restart: %d keys, %d acknowledged", after, before)
+	if after != acked {
+		return fmt.Errorf("%w: %d keys, %d acknowledged", errLostOnRestart, after, acked)
 	}
 	return nil
 }
 
+// errLostOnRestart is checkDurableSet's error when the restarted server
+// does not hold every key acknowledged before it stopped.
+var errLostOnRestart = errors.New("after restart: keys missing")
+
+// failOnLoss fails the go-redis rows too when the restart lost keys: they
+// wrote to the same durable server, and the count cannot say whose keys
+// are gone.
+func failOnLoss(mix []Row, err error) {
+	if errors.Is(err, errLostOnRestart) {
+		for i := range mix {
+			mix[i].Verified, mix[i].Error = false, err.Error()
+		}
+	}
+}
+
+// durableMixRows runs the go-redis rows (resp_mix.go) on the durable RESP
+// server at port, dops ops each, after the durable SET row r (whose
+// subject and keys they share); durability is appended to their notes.
+func durableMixRows(r Row, durability string, port, dops, n int) []Row {
+	rows := make([]Row, 0, 2)
+	for _, m := range []MixMode{MixTx, MixPipe} {
+		rw := mixRow(r, m, port, dops, n)
+		rw.Note += "; " + durability
+		rows = append(rows, rw)
+	}
+	return rows
+}
+
 // RunMantisRESP runs the RESP rows against the MantisDB binary: the
-// workload rows with --sync none, then SET on a fresh --sync always server,
-// restarted afterwards to check it kept every acknowledged key.
+// workload rows with --sync none, then SET and the go-redis tx and
+// pipe-set-get rows on a fresh --sync always server, restarted afterwards
+// to check it kept every acknowledged key.
 func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("server binary: %w (run make build-native)", err)
@@ -178,7 +211,7 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	defer os.RemoveAll(dir)
 	row := func(w, dur string) Row {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur, Workers: RedisClients,
-			Keys: n, Subject: "mantisdb-server-resp", Note: "RESP over TCP, redis-benchmark, 40 connections"}
+			Keys: n, Subject: RESPSubject, Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
 	start := func(dir, sync string) (*mantisServer, *redisServer, error) {
 		port, err := FreePort()
@@ -199,7 +232,8 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	srv.stop()
 
 	r := row("set", "sync-on-commit")
-	r.Note += "; --sync always"
+	const durability = "--sync always"
+	r.Note += "; " + durability
 	ddir := filepath.Join(dir, "durable")
 	srv, rs, err = start(ddir, "always")
 	if err != nil {
@@ -208,13 +242,18 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	}
 	dops := max(1000, ops/10) // as the Redis durable row
 	f, err := rs.benchmarkP("set", dops, n, Small, 1)
-	before, derr := rs.dbsize()
+	sets, derr := rs.dbsize()
+	mix := durableMixRows(r, durability, rs.port, dops, n)
+	acked, aerr := rs.dbsize()
 	srv.stop()
 	if err == nil && derr != nil {
 		err = derr
 	}
+	if err == nil && aerr != nil {
+		err = aerr
+	}
 	if err == nil {
-		err = checkDurableSet(n, dops, before, func() (int, error) {
+		err = checkDurableSet(n, dops, sets, acked, func() (int, error) {
 			srv, rs, err := start(ddir, "always")
 			if err != nil {
 				return 0, err
@@ -227,5 +266,6 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	if err != nil {
 		r.Error = err.Error()
 	}
-	return append(rows, r), nil
+	failOnLoss(mix, err)
+	return append(append(rows, r), mix...), nil
 }

@@ -411,7 +411,7 @@ func (r *runner) kv(spec modeSpec) {
 func (r *runner) server(spec modeSpec, serverBin string) {
 	var names []string
 	if r.wanted("redis") {
-		r.result.Subjects["redis"] = "redis-server (Debian) on a free loopback port, --save \"\", appendonly no (no-sync rows) / appendonly yes + appendfsync always (durable row); redis-benchmark -c 40 -d 100 -r KEYS"
+		r.result.Subjects["redis"] = "redis-server (Debian) on a free loopback port, --save \"\", appendonly no (no-sync rows) / appendonly yes + appendfsync always (durable rows); redis-benchmark -c 40 -d 100 -r KEYS; tx and pipe-set-get rows with go-redis, 40 connections"
 		names = append(names, "redis")
 	}
 	if r.wanted("mantisdb-server-http") {
