@@ -128,6 +128,17 @@ func (r *raw) line(t testing.TB) string {
 	return s[:len(s)-2]
 }
 
+// expect reads one reply line for each of want and fails the test at the
+// first that differs.
+func (r *raw) expect(t testing.TB, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if got := r.line(t); got != w {
+			t.Fatalf("reply %q, want %q", got, w)
+		}
+	}
+}
+
 // closed reports whether the server closed the connection (EOF next).
 func (r *raw) closed() bool {
 	_, err := r.rd.ReadByte()

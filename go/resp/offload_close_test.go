@@ -22,11 +22,7 @@ func TestOffloadQuitBadPartial(t *testing.T) {
 		waitCall(t, w, "k")
 		send(t, rs[0], "GET k")
 		release()
-		for _, want := range []string{"+OK", "+OK"} {
-			if got := rs[0].line(t); got != want {
-				t.Fatalf("%q want %q", got, want)
-			}
-		}
+		rs[0].expect(t, "+OK", "+OK")
 		if !rs[0].closed() {
 			t.Fatal("not closed")
 		}
@@ -38,11 +34,7 @@ func TestOffloadQuitBadPartial(t *testing.T) {
 		waitCall(t, w, "k")
 		send(t, rs[0], "GET k\r\n*x")
 		release()
-		for _, want := range []string{"+OK", "+PONG", "$1", "v", "-ERR Protocol error: invalid multibulk length"} {
-			if got := rs[0].line(t); got != want {
-				t.Fatalf("%q want %q", got, want)
-			}
-		}
+		rs[0].expect(t, "+OK", "+PONG", "$1", "v", "-ERR Protocol error: invalid multibulk length")
 		if !rs[0].closed() {
 			t.Fatal("not closed")
 		}
@@ -54,58 +46,40 @@ func TestOffloadQuitBadPartial(t *testing.T) {
 		waitCall(t, w, "k")
 		_, _ = rs[0].Write([]byte("T\r\n$1\r\nk\r\nINCR k2\r\n"))
 		release()
-		for _, want := range []string{"+OK", "+PONG", "$1", "v", ":1"} {
-			if got := rs[0].line(t); got != want {
-				t.Fatalf("%q want %q", got, want)
-			}
-		}
+		rs[0].expect(t, "+OK", "+PONG", "$1", "v", ":1")
 	})
 }
 
-// TestHalfCloseGetsReplies: a client that pipelines a write and a
-// PING and then shuts down its sending side (printf ... | nc -N) gets its
-// replies under --sync always, on either transport (on the loops the
-// write suspends it, and the loop reads its EOF meanwhile).
+// TestHalfCloseGetsReplies: a client that pipelines a write and a PING
+// and then shuts down its sending side (printf ... | nc -N) gets its
+// replies: under --sync always on either transport (on the loops the
+// write suspends it, and the loop reads its EOF meanwhile), and under
+// --sync interval, where the loop serves the write itself, or defers a
+// lone write to its turn (flushed when the connection closes).
 func TestHalfCloseGetsReplies(t *testing.T) {
-	for _, loops := range []int{-1, 1} {
-		t.Run(fmt.Sprint(loops), func(t *testing.T) {
-			sync0 := storage.SyncAlways
-			ts := startServer(t, Config{Loops: loops, Sync: sync0}, storage.Options{Dir: t.TempDir(), Sync: sync0})
+	for _, tc := range []struct {
+		loops int
+		sync  storage.SyncPolicy
+		send  string
+		want  string
+	}{
+		{-1, storage.SyncAlways, "SET k v\r\nPING\r\n", "+OK\r\n+PONG\r\n"},
+		{1, storage.SyncAlways, "SET k v\r\nPING\r\n", "+OK\r\n+PONG\r\n"},
+		{1, storage.SyncInterval, "SET k v\r\nPING\r\n", "+OK\r\n+PONG\r\n"},
+		{1, storage.SyncInterval, "SET k v\r\n", "+OK\r\n"},
+	} {
+		t.Run(fmt.Sprintf("%d/%s/%q", tc.loops, tc.sync, tc.send), func(t *testing.T) {
+			ts := startServer(t, Config{Loops: tc.loops, Sync: tc.sync}, storage.Options{Dir: t.TempDir(), Sync: tc.sync})
 			other := ts.raw(t) // a second connection on the loop
 			send(t, other, "PING")
-			other.line(t)
+			other.expect(t, "+PONG")
 			r := ts.raw(t)
-			_, _ = r.Write([]byte("SET k v\r\nPING\r\n"))
+			_, _ = r.Write([]byte(tc.send))
 			r.closeWrite()
-			b, err := io.ReadAll(r)
-			if string(b) != "+OK\r\n+PONG\r\n" {
-				t.Errorf("replies %q (%v), want +OK +PONG", b, err)
+			if b, err := io.ReadAll(r); string(b) != tc.want {
+				t.Errorf("replies %q (%v), want %q", b, err, tc.want)
 			}
 		})
-	}
-}
-
-// TestHalfCloseInterval: the same under --sync interval, where the
-// loop serves the write itself, and where a lone write is deferred to the
-// loop's turn (flushed when the connection closes).
-func TestHalfCloseInterval(t *testing.T) {
-	ts := startServer(t, Config{Loops: 1}, storage.Options{})
-	other := ts.raw(t)
-	send(t, other, "PING")
-	other.line(t)
-	r := ts.raw(t)
-	_, _ = r.Write([]byte("SET k v\r\nPING\r\n"))
-	r.closeWrite()
-	b, err := io.ReadAll(r)
-	if string(b) != "+OK\r\n+PONG\r\n" {
-		t.Errorf("replies %q (%v), want +OK +PONG", b, err)
-	}
-	r2 := ts.raw(t)
-	_, _ = r2.Write([]byte("SET k v\r\n"))
-	r2.closeWrite()
-	b, err = io.ReadAll(r2)
-	if string(b) != "+OK\r\n" {
-		t.Errorf("deferred: replies %q (%v), want +OK", b, err)
 	}
 }
 
@@ -148,11 +122,7 @@ func TestOffloadBadTailDoesNotStallLoop(t *testing.T) {
 	} else if s != "+PONG\r\n" {
 		t.Fatalf("b: %q", s)
 	}
-	for _, want := range []string{"+OK", "+PONG", "-ERR Protocol error: invalid multibulk length"} {
-		if got := rs[0].line(t); got != want {
-			t.Fatalf("a: %q, want %q", got, want)
-		}
-	}
+	rs[0].expect(t, "+OK", "+PONG", "-ERR Protocol error: invalid multibulk length")
 	if !rs[0].closed() {
 		t.Fatal("a not closed after its protocol error")
 	}
