@@ -34,9 +34,10 @@
 //     after lingerMax (linger).  A client that shuts down its side of the
 //     connection is closed by gnet at once, its unsent replies dropped,
 //     as redis-server drops them on EOF; every command it sent has run
-//     by then and been answered, since the loop serves its input as it
-//     reads it (a suspended client's goroutine serves the rest and
-//     answers it through a duplicate of the socket: offload.go).
+//     by then, since the loop serves its input as it reads it (a
+//     suspended client's goroutine serves the rest, and answers it
+//     through a duplicate of the socket when gnet had sent every reply
+//     before: offload.go).
 //   - Shutdown closes connections between commands: a loop runs no
 //     command once draining is set.
 package resp
@@ -104,7 +105,10 @@ type loopConn struct {
 	// (the goroutine has not finished), gone (OnClose ran meanwhile),
 	// and what OnClose left it: tail, the input read but not served, and
 	// fd, a duplicate of the socket of a client that only shut down its
-	// sending side (-1 if none), for their replies.
+	// sending side (-1 if none), for their replies; detached, the
+	// connection over fd while replies are written through it (closed
+	// by closeConn, so Close need not wait for a client that does not
+	// read).
 	mayOffload bool
 	suspended  bool
 	away       []redconCommand
@@ -113,6 +117,7 @@ type loopConn struct {
 	gone       bool
 	tail       []byte
 	fd         int
+	detached   net.Conn
 }
 
 // loopHandler is gnet's view of the server.
@@ -175,7 +180,7 @@ func (s *Server) serveLoop(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		lp := &loopConn{}
+		lp := &loopConn{fd: -1}
 		c := s.admit(nc.RemoteAddr().String(), nc.LocalAddr().String(), nil, lp)
 		if c == nil {
 			s.refuse(nc)
@@ -264,7 +269,7 @@ func (h *loopHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		// after OnClose, so its replies are still sent if it reads.
 		h.s.flushTurn(c.lp.turn, nil)
 	}
-	c.lp.closed = true // nothing is written to it, or counted, again
+	c.lp.closed = true // the loop writes nothing to it, or counts, again
 	if c.lp.turn != nil {
 		c.lp.turn.conns--
 	}
@@ -274,15 +279,24 @@ func (h *loopHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	// command it has read).  When it only shut down its sending side,
 	// the replies are written through a duplicate of the socket, which
 	// gnet closes after OnClose (finishDetached).
+	//
+	// Only a close its peer caused keeps that input: one the server
+	// makes (Shutdown, Close, too much input while suspended) serves
+	// nothing more.  And the duplicate is taken only when gnet has sent
+	// every earlier reply: gnet drops what is left in its outbound buffer
+	// at close, and replies written after a gap would be misread.
 	suspended := c.lp.suspended
 	c.mu.Lock()
 	running := c.lp.running
 	if suspended {
-		in, _ := gc.Next(-1)
-		c.lp.gone, c.lp.tail, c.lp.fd = running, bytes.Clone(in), -1
-		if errors.Is(err, io.EOF) {
-			if fd, derr := gc.Dup(); derr == nil {
-				c.lp.fd = fd
+		c.lp.gone = running
+		if err != nil && !h.s.draining.Load() && !h.s.isClosing() {
+			in, _ := gc.Next(-1)
+			c.lp.tail = bytes.Clone(in)
+			if errors.Is(err, io.EOF) && gc.OutboundBuffered() == 0 {
+				if fd, derr := gc.Dup(); derr == nil {
+					c.lp.fd = fd
+				}
 			}
 		}
 	}

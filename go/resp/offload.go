@@ -21,15 +21,19 @@
 //   - Input that arrives while a client is suspended stays in gnet's
 //     inbound buffer, unread, and is served by the resume task, so its
 //     commands run after the suspended ones, as they were sent.
-//   - A suspended client is released (Server.release) once both its
-//     goroutine has finished and its connection is closed, by whichever
-//     comes second (OnClose, or the goroutine's end), so Close, which
-//     waits for every release, returns only when no command runs.
-//   - Only a burst that parsed cleanly is suspended (no protocol error,
-//     no frame held for the pre-AUTH limits): those end the connection
-//     right after the commands before them, on the loop, as before.  A
-//     loop serving one connection runs its writes itself: it has no one
-//     else to keep waiting.
+//   - A suspended client is released (Server.release) once its
+//     goroutine has finished and its connection is closed: by OnClose
+//     when the client was resumed first, else by a goroutine that
+//     finishes it (finishDetached: the goroutine that ran its commands,
+//     or one OnClose starts when the resume task is still queued), so
+//     Close, which waits for every release, returns only when no
+//     command runs.
+//   - A burst that ends in a malformed frame is suspended too, and the
+//     error is answered after the suspended commands (failAfter); one
+//     with a frame held for the pre-AUTH limits is not (that frame is
+//     judged after the commands before it, on the loop).  A loop
+//     serving one connection runs its writes itself: it has no one else
+//     to keep waiting.
 package resp
 
 import (
@@ -158,6 +162,9 @@ func (s *Server) finishDetached(c *client) {
 	lp := c.lp
 	in := lp.tail
 	lp.tail = nil
+	if s.draining.Load() || s.isClosing() {
+		in = nil // Shutdown or Close began since: no more commands run
+	}
 	s.guard(c, func() {
 		for len(in) > 0 && !c.quit {
 			ok := c.lc.scan(in)
@@ -195,10 +202,18 @@ func (s *Server) finishDetached(c *client) {
 		c.r.b = nil
 		return
 	}
-	if len(c.r.b) > 0 && !c.slow {
+	// closeConn closes it from now on; a Close that began before did not
+	// see it, and is seen here (both under their locks).
+	c.mu.Lock()
+	lp.detached = nc
+	c.mu.Unlock()
+	if len(c.r.b) > 0 && !c.slow && !s.isClosing() {
 		_ = nc.SetWriteDeadline(time.Now().Add(lingerMax))
 		_, _ = nc.Write(c.r.b)
 	}
+	c.mu.Lock()
+	lp.detached = nil
+	c.mu.Unlock()
 	_ = nc.Close()
 	c.r.b = nil
 }

@@ -158,7 +158,9 @@ func TestOffloadShutdown(t *testing.T) {
 		defer cancel()
 		done <- ts.Shutdown(ctx)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for !ts.draining.Load() { // Shutdown has begun
+		time.Sleep(time.Millisecond)
+	}
 	release()
 	for _, want := range []string{"+OK", "+PONG"} {
 		if got := a.line(t); got != want {

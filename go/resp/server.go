@@ -437,6 +437,12 @@ func (c *client) closeConn() {
 	if gc := c.opened(); gc != nil {
 		_ = gc.Close()
 	}
+	c.mu.Lock()
+	d := c.lp.detached // a suspended client finished off the loop (offload.go)
+	c.mu.Unlock()
+	if d != nil {
+		_ = d.Close()
+	}
 }
 
 // shedOne closes the unauthenticated connection idle the longest to make
