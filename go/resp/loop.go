@@ -139,7 +139,8 @@ func (s *Server) serveLoop(ln net.Listener) error {
 	if n == 0 {
 		n = defaultLoops()
 	}
-	cli, err := gnet.NewClient(&loopHandler{s: s},
+	s.lh = &loopHandler{s: s}
+	cli, err := gnet.NewClient(s.lh,
 		gnet.WithNumEventLoop(n),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLockOSThread(true),

@@ -240,7 +240,7 @@ func (r resumeTask) Run(context.Context) error {
 	if lp.closed {
 		return nil
 	}
-	h := &loopHandler{s: s}
+	h := s.lh
 	var act gnet.Action
 	switch {
 	case c.slow:

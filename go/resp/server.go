@@ -114,6 +114,7 @@ type Server struct {
 	// loops and acceptDone are the event-loop transport's (loop.go), set
 	// by serveLoop under mu.
 	loops      *gnet.Client
+	lh         *loopHandler // the loops' handler, set before they start
 	acceptDone chan struct{}
 	enrolling  sync.WaitGroup               // connections being enrolled in a loop
 	turns      map[gnet.EventLoop]*loopTurn // each loop's deferred runs (turn.go), under mu

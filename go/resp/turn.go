@@ -154,8 +154,10 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 			a := rc.Args
 			if i == 0 && exec {
 				plain, writes = false, true
+				// Its keys are locked through the turn's write (and
+				// fsync): a queue naming many is served alone.
 				t.keys = appendQueueKeys(t.keys[:0], c.queue)
-				if !s.validKeys(t.keys) {
+				if len(t.keys) > maxReadRun || !s.validKeys(t.keys) {
 					return false
 				}
 				continue
@@ -337,7 +339,18 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 			s.flushUpdates(t, -1)
 		}
 	}
-	per := time.Since(start) / time.Duration(t.ncmds)
+	// The time per command of the runs, without an EXEC queue's commands,
+	// which are counted with their own (countQueue).
+	n, d := t.ncmds, time.Since(start)
+	for i := range t.runs {
+		if r := &t.runs[i]; r.exec {
+			n -= len(r.queue)
+			for _, q := range r.qres {
+				d -= q.d
+			}
+		}
+	}
+	per := max(d, 0) / time.Duration(max(n, 1))
 	for i := range t.runs {
 		r := &t.runs[i]
 		c := r.c
