@@ -116,8 +116,8 @@ func (s *Server) goAway(c *client) {
 			return
 		}
 		// If the loop is stopping, the task may never run; the loop
-		// then closes c, and OnClose, finding it no longer running,
-		// releases it.
+		// then closes c, and OnClose, finding it suspended and no
+		// longer running, finishes and releases it.
 		_ = c.lp.turn.el.Execute(context.Background(), resumeTask{c})
 	}()
 }
