@@ -146,11 +146,8 @@ func TestOffloadPanic(t *testing.T) {
 // TestOffloadShutdown: Shutdown while a client is suspended: its
 // replies are written, then it is closed, and Shutdown returns.
 func TestOffloadShutdown(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
+	ts, _, rs, release := suspended(t, 2)
 	a := rs[0]
-	release := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, a, "SET k v\r\nPING")
-	waitCall(t, w, "k")
 	send(t, a, "GET k") // arrives while suspended: not served once draining
 	done := make(chan error, 1)
 	go func() {
@@ -183,10 +180,7 @@ func TestOffloadShutdown(t *testing.T) {
 // TestOffloadCloseWaits: Close while a client is suspended
 // returns once its goroutine ends.
 func TestOffloadCloseWaits(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
-	release := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, rs[0], "SET k v\r\nPING")
-	waitCall(t, w, "k")
+	ts, _, _, release := suspended(t, 2)
 	done := make(chan error, 1)
 	go func() { done <- ts.Close() }()
 	time.Sleep(50 * time.Millisecond)

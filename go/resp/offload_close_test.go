@@ -28,10 +28,7 @@ func TestOffloadQuitBadPartial(t *testing.T) {
 		}
 	})
 	t.Run("bad", func(t *testing.T) {
-		_, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
-		release := releaseOnce(t, holdKey(t, w, "k"))
-		send(t, rs[0], "SET k v\r\nPING")
-		waitCall(t, w, "k")
+		_, _, rs, release := suspended(t, 2)
 		send(t, rs[0], "GET k\r\n*x")
 		release()
 		rs[0].expect(t, "+OK", "+PONG", "$1", "v", "-ERR Protocol error: invalid multibulk length")
@@ -87,10 +84,7 @@ func TestHalfCloseGetsReplies(t *testing.T) {
 // suspended, then EOF: every command it sent is run (turn.go: "Redis runs
 // every command it has read") and answered.
 func TestOffloadHalfCloseWhileSuspended(t *testing.T) {
-	_, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
-	release := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, rs[0], "SET k v\r\nPING")
-	waitCall(t, w, "k")
+	_, _, rs, release := suspended(t, 2)
 	send(t, rs[0], "SET j w")
 	rs[0].closeWrite()
 	time.Sleep(50 * time.Millisecond)

@@ -53,11 +53,8 @@ func TestOffloadHalfCloseNoGap(t *testing.T) {
 // command once draining is set), the input a suspended client sent
 // before half-closing is not served by finishDetached either.
 func TestOffloadDrainServesNoTail(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
+	ts, _, rs, release := suspended(t, 2)
 	a := rs[0]
-	release := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, a, "SET k v\r\nPING")
-	waitCall(t, w, "k")
 	send(t, a, "SET j w")
 	a.closeWrite()
 	time.Sleep(100 * time.Millisecond) // OnClose: detached
@@ -105,11 +102,8 @@ func TestOffloadHalfCloseStress(t *testing.T) {
 // TestOffloadCloseBeforeResume: the goroutine has ended and queued its
 // resume task while the loop is busy; the client's EOF is handled first.
 func TestOffloadCloseBeforeResume(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
+	ts, w, rs, releaseK := suspended(t, 2)
 	a := rs[0]
-	releaseK := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, a, "SET k v\r\nPING")
-	waitCall(t, w, "k")
 	releaseStall := holdLoop(t, ts, w, "stall")
 	releaseK()
 	time.Sleep(50 * time.Millisecond) // the goroutine ends; its task waits for the loop
@@ -154,11 +148,8 @@ func TestOffloadCloseBeforeResumeInCallback(t *testing.T) {
 // input waiting: that input is not served once Close began (closeConns
 // closes it: OnClose with no error).
 func TestOffloadCloseServesNoTail(t *testing.T) {
-	ts, w, rs := turnServer(t, Config{Sync: storage.SyncAlways}, 2)
+	ts, _, rs, release := suspended(t, 2)
 	a := rs[0]
-	release := releaseOnce(t, holdKey(t, w, "k"))
-	send(t, a, "SET k v\r\nPING")
-	waitCall(t, w, "k")
 	send(t, a, "SET j w")
 	time.Sleep(50 * time.Millisecond)
 	done := make(chan error, 1)

@@ -35,6 +35,19 @@ func TestOffloadLoopServesOthers(t *testing.T) {
 	}
 }
 
+// suspended starts a one-loop server serving as under --sync always with
+// n connected clients and suspends the first: its "SET k v; PING" waits
+// on a goroutine for k's lock, which the test holds until release (called
+// at the latest when the test ends).
+func suspended(t *testing.T, n int) (ts *testServer, w *writeCalls, rs []*raw, release func()) {
+	t.Helper()
+	ts, w, rs = turnServer(t, Config{Sync: storage.SyncAlways}, n)
+	release = releaseOnce(t, holdKey(t, w, "k"))
+	send(t, rs[0], "SET k v\r\nPING")
+	waitCall(t, w, "k")
+	return ts, w, rs, release
+}
+
 // releaseOnce returns release, called at the latest when the test ends
 // (before its server is closed), so a failing test does not hang there.
 func releaseOnce(t *testing.T, release func()) func() {
