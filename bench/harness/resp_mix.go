@@ -5,10 +5,10 @@
 //	tx:   MULTI, INCR k, INCR k, EXEC          (Client.TxPipelined)
 //	pipe: SET k v (100 B), GET k, one pipeline  (Client.Pipelined)
 //
-// Under --sync always these are the writes a RESP event loop cannot gather
-// into its turn (a transaction, a write followed by a read of the same
-// connection), so they measure what a durable server costs a client that
-// needs its own writes back.
+// Under --sync always they measure what a durable server costs a client
+// that needs its own writes back: a transaction, and a write followed by
+// a read on the same connection (MantisDB's event loops gather both into
+// one fsync per turn, as redis-server's appendfsync always does).
 //
 // An op is one transaction or one pipeline; ops are split across the
 // clients (not a wall-clock duration), every op is timed, and throughput
