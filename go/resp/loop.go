@@ -391,12 +391,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		if c.lp.suspended {
 			// The rest of the burst runs on its goroutine (offload.go);
 			// an error after it is answered after it.
-			switch {
-			case err != nil:
-				c.lp.failAfter = "ERR " + err.Error()
-			case c.lc.bad != "":
-				c.lp.failAfter = "ERR Protocol error: " + c.lc.bad
-			}
+			c.lp.failAfter = protocolError(err, c.lc.bad)
 			break
 		}
 		if c.deferred && (err != nil || c.lc.bad != "") {
@@ -405,7 +400,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			s.flushTurn(c.lp.turn, c)
 		}
 		if err != nil && !c.quit && !c.slow {
-			c.r.err("ERR " + err.Error()) // "Protocol error: ...", as redcon's server answers
+			c.r.err(protocolError(err, ""))
 			s.protoErrors.Add(1)
 			return gnet.Close
 		}
@@ -417,7 +412,7 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 			return gnet.Close
 		}
 		if c.lc.bad != "" {
-			c.r.err("ERR Protocol error: " + c.lc.bad)
+			c.r.err(protocolError(nil, c.lc.bad))
 			s.protoErrors.Add(1)
 			return gnet.Close
 		}
@@ -426,6 +421,20 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		in, c.lc.pending = c.lc.pending, nil
 	}
 	return gnet.None
+}
+
+// protocolError is the reply to a malformed frame, which closes the
+// connection: the reader's parse error err ("Protocol error: ...", as
+// redcon's server answers), else the limit scanner's bad (limit.go); ""
+// when there is neither.
+func protocolError(err error, bad string) string {
+	switch {
+	case err != nil:
+		return "ERR " + err.Error()
+	case bad != "":
+		return "ERR Protocol error: " + bad
+	}
+	return ""
 }
 
 // linger closes c once the replies written to it are sent: at once when

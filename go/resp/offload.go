@@ -171,20 +171,15 @@ func (s *Server) finishDetached(c *client) {
 			cmds, err := lp.rd.read(in[:ok])
 			s.execBurst(c, cmds) // suspended: nothing is deferred or offloaded
 			lp.rd.keep()
-			switch {
-			case c.quit:
-			case err != nil:
-				c.r.err("ERR " + err.Error())
-			case c.lc.bad != "":
-				c.r.err("ERR Protocol error: " + c.lc.bad)
-			default:
-				in, c.lc.pending = c.lc.pending, nil
-				continue
+			if c.quit {
+				break
 			}
-			if !c.quit {
+			if msg := protocolError(err, c.lc.bad); msg != "" {
+				c.r.err(msg)
 				s.protoErrors.Add(1)
+				break
 			}
-			break
+			in, c.lc.pending = c.lc.pending, nil
 		}
 	})
 	if c.slow {

@@ -133,8 +133,8 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		// would only add the flush task's wakeup to each request.
 		return false
 	}
-	exec := c.multi
-	if exec && (!isName(cmds[0].Args[0], "exec") || len(cmds[0].Args) != 1 || c.dirty || len(c.watch) > 0 ||
+	execHead := c.multi // the run begins with an EXEC
+	if execHead && (!isName(cmds[0].Args[0], "exec") || len(cmds[0].Args) != 1 || c.dirty || len(c.watch) > 0 ||
 		len(cmds)+len(c.queue) > maxUpdateRun) {
 		// Inside MULTI only an EXEC is deferred, and only one that runs
 		// its queue: a WATCH must be checked outside any other write
@@ -146,13 +146,13 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	// there: it gets its own error from exec1), with keyed reads among
 	// them and an EXEC at their head: those run inside the Update.
 	n, nkeys := readPrefix(cmds, -1)
-	read, plain := !exec && n == len(cmds) && nkeys <= maxReadRun, true
+	read, plain := !execHead && n == len(cmds) && nkeys <= maxReadRun, true
 	if !read {
 		nkeys = 0
 		writes := false
 		for i, rc := range cmds {
 			a := rc.Args
-			if i == 0 && exec {
+			if i == 0 && execHead {
 				plain, writes = false, true
 				// Its keys are locked through the turn's write (and
 				// fsync): a queue naming many is served alone.
@@ -171,8 +171,8 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 			}
 			plain = false
 			cmd := s.keyedWrite(a)
-			read := cmd == nil
-			if read {
+			keyedRead := cmd == nil
+			if keyedRead {
 				if cmd = s.keyedRead(a); cmd == nil {
 					return false
 				}
@@ -183,7 +183,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 			if !s.validKeys(t.keys) {
 				return false
 			}
-			if read {
+			if keyedRead {
 				// Its keys are locked through the turn's write (and
 				// fsync): bounded as a turn's reads are.
 				if nkeys += len(t.keys); nkeys > maxReadRun {
@@ -196,7 +196,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		}
 	}
 	size, _ := argBytes(cmds)
-	if exec {
+	if execHead {
 		for _, q := range c.queue {
 			for _, a := range q.args {
 				size += len(a)
@@ -208,7 +208,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 		return false
 	}
 	ncmds := len(cmds)
-	if exec {
+	if execHead {
 		ncmds += len(c.queue)
 	}
 	if t.ncmds+ncmds > maxUpdateRun || t.nbytes+size > maxTurnBytes || t.nreadKeys+nkeys > maxTurnReadKeys {
@@ -225,7 +225,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	first := len(t.cmds)
 	t.arena, t.args, t.cmds = copyCmds(t.arena, t.args, t.cmds, cmds)
 	run := turnRun{c: c, read: read, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
-	if exec {
+	if execHead {
 		// EXEC's effect on the client is taken now; its queue runs at
 		// the flush.  Nothing of the client runs in between.
 		run.exec, run.queue = true, c.queue
