@@ -43,6 +43,7 @@ const (
 	DefaultSegmentSize     = 64 << 20
 	DefaultCheckpointBytes = 64 << 20
 	DefaultBytesPerSync    = 8 << 20
+	DefaultPreallocate     = 1 << 20
 )
 
 // Config configures a Log.  The zero value is valid: every zero field takes
@@ -65,6 +66,18 @@ type Config struct {
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.
 	SegmentSize int64
+	// Preallocate: the current segment is kept this many bytes of zeros
+	// ahead of its last record, written a chunk at a time, so a write
+	// lands on blocks the file already has and its fsync flushes data
+	// alone: an append also changes the file's size, so its fsync writes
+	// the inode (and, on a journaling file system, commits a
+	// transaction) as well.  The zeros are cut off when the segment is
+	// closed; a crash leaves them at the end of the last segment, where
+	// recovery cuts them as a torn tail's are (an older build does the
+	// same).  Under SyncAlways 0 means DefaultPreallocate; under the
+	// other policies, whose fsyncs no writer waits for, 0 means none:
+	// the zeros would cost writes and buy nothing.  Negative: none.
+	Preallocate int64
 	// CheckpointBytes is the floor of the WAL size at which CheckpointDue
 	// reports true, the hint engines use to trigger automatic
 	// checkpoints: it does once the WAL written since the last checkpoint
@@ -100,6 +113,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BytesPerSync == 0 {
 		c.BytesPerSync = DefaultBytesPerSync
+	}
+	if c.Preallocate == 0 && c.Sync == SyncAlways {
+		c.Preallocate = DefaultPreallocate
 	}
 	if c.CheckpointBytes == 0 {
 		c.CheckpointBytes = DefaultCheckpointBytes

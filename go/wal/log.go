@@ -48,9 +48,12 @@ type Log struct {
 	stats          counters
 
 	// Owned by the flush leader (flushing == true) and by Open/Close.
-	cur     vfs.File
-	curSize int64
-	nextNum uint64
+	// curAlloc is cur's file size: curSize bytes of records, then zeros
+	// (Config.Preallocate).
+	cur      vfs.File
+	curSize  int64
+	curAlloc int64
+	nextNum  uint64
 
 	syncMu sync.Mutex // held around cur.Sync and around closing/replacing cur
 	ckptMu sync.Mutex // one WriteSnapshot at a time
@@ -259,6 +262,11 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 			return err
 		}
 	}
+	if end := l.curSize + int64(len(buf)); end > l.curAlloc && l.cfg.Preallocate > 0 {
+		if err := l.preallocate(end); err != nil {
+			return err
+		}
+	}
 	n, err := l.cur.Write(buf)
 	if err != nil {
 		// Best effort: cut the short write off so a record the caller was
@@ -279,6 +287,25 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 	s.last = last
 	l.stats.flushes++
 	l.mu.Unlock()
+	return nil
+}
+
+// zeros is what preallocate writes.
+var zeros [64 << 10]byte
+
+// preallocate extends cur with zeros to Config.Preallocate bytes past end
+// (but not past the segment size), so the records up to end, and those
+// after them, are written over blocks the file has.  Leader only.
+func (l *Log) preallocate(end int64) error {
+	to := max(end, min(end+l.cfg.Preallocate, l.cfg.SegmentSize))
+	for off := max(l.curAlloc, end); off < to; {
+		n, err := l.cur.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
+		if err != nil {
+			return fmt.Errorf("wal: preallocate %s: %w", segName(l.nextNum-1), err)
+		}
+		off += int64(n)
+	}
+	l.curAlloc = to
 	return nil
 }
 
@@ -304,7 +331,7 @@ func (l *Log) startSegment(first uint64) error {
 		return fmt.Errorf("wal: fsync wal directory: %w", err)
 	}
 	l.syncMu.Lock()
-	l.cur, l.curSize = f, int64(len(hdr))
+	l.cur, l.curSize, l.curAlloc = f, int64(len(hdr)), int64(len(hdr))
 	l.syncMu.Unlock()
 	l.nextNum++
 	l.mu.Lock()
@@ -314,14 +341,18 @@ func (l *Log) startSegment(first uint64) error {
 	return l.segmentCreated(f, num, first)
 }
 
-// closeCur fsyncs and closes the current segment, if any.  Leader only.
+// closeCur cuts the zeros off the current segment, if any, and fsyncs
+// and closes it.  Leader only.
 func (l *Log) closeCur() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	if l.cur == nil {
 		return nil
 	}
-	err := l.cur.Sync()
+	err := l.trimCur()
+	if err == nil {
+		err = l.cur.Sync()
+	}
 	if cerr := l.cur.Close(); err == nil {
 		err = cerr
 	}
@@ -335,6 +366,20 @@ func (l *Log) closeCur() error {
 	if err != nil {
 		return fmt.Errorf("wal: fsync segment: %w", err)
 	}
+	return nil
+}
+
+// trimCur cuts cur's preallocated zeros off: only the last segment may
+// end in zeros (recovery's torn-tail rule), and a clean close leaves
+// none.  The caller owns cur and fsyncs it after.
+func (l *Log) trimCur() error {
+	if l.curAlloc <= l.curSize {
+		return nil
+	}
+	if err := l.cur.Truncate(l.curSize); err != nil {
+		return fmt.Errorf("wal: trim segment: %w", err)
+	}
+	l.curAlloc = l.curSize
 	return nil
 }
 
@@ -444,6 +489,13 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.syncMu.Lock()
 	if l.cur != nil {
+		if err == nil && l.curAlloc > l.curSize {
+			// The zeros are cut, durably, so a clean close leaves a
+			// segment that ends at its last record.
+			if err = l.trimCur(); err == nil {
+				err = l.cur.Sync()
+			}
+		}
 		if cerr := l.cur.Close(); err == nil {
 			err = cerr
 		}

@@ -688,6 +688,9 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		dropped := int64(len(data) - off)
 		l.recovery.TornFile, l.recovery.TornOffset, l.recovery.TornBytes = path, int64(off), dropped
 		detail := "the last write(s) of a crash, never completed"
+		if isZero(data[off:]) {
+			detail = "zeros after the last record (preallocated, or writes a crash lost)"
+		}
 		if off == 0 {
 			detail = "a segment whose header never reached the disk, removed"
 		}
@@ -755,6 +758,15 @@ func isTorn(rest []byte) bool {
 		return size >= len(rest) || z <= size
 	}
 	return z < headerSize
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate cuts a torn tail off for good (fsynced), or removes a segment
