@@ -74,12 +74,17 @@ type turnRun struct {
 // deferred.  A turn is flushed early when its arguments would pass
 // maxTurnBytes, its commands maxUpdateRun (the bound of one Update's
 // locks) or its read keys maxTurnReadKeys, which also bound the scratch
-// a loop keeps (maxTurnScratch: slices grown past it are let go).
+// a loop keeps: slices of commands grown past maxTurnScratch, and of
+// arguments (keys, a batch's operations) past maxTurnArgs, are let go.
+// A full turn of pipelined MSETs has some thousands of arguments; a loop
+// that let their slices go after every turn allocated them again in the
+// next, and its garbage set the pace of the collector.
 const (
 	maxTurnRunBytes = 64 << 10
 	maxTurnBytes    = 1 << 20
 	maxTurnReadKeys = 4 * maxReadRun
 	maxTurnScratch  = 4 * maxUpdateRun
+	maxTurnArgs     = 16 << 10
 )
 
 // loopTurn is one event loop's deferred runs.
@@ -104,6 +109,7 @@ type loopTurn struct {
 	keys  [][]byte
 	fail  []bool
 	exe   []*command
+	batch storage.Batch // flushPlain's
 }
 
 // turnFor returns the deferred-run state of event loop el, created on
@@ -439,7 +445,7 @@ func (s *Server) flushReads(t *loopTurn) bool {
 // batch of them cannot pass the engine's batch limit: their arguments
 // are bounded by maxTurnBytes.)
 func (s *Server) flushPlain(t *loopTurn) {
-	b := batchPool.Get().(*storage.Batch)
+	b := &t.batch
 	for _, r := range t.runs {
 		if r.read {
 			continue
@@ -451,7 +457,8 @@ func (s *Server) flushPlain(t *loopTurn) {
 		}
 	}
 	err := s.store.Apply(b)
-	putBatch(b)
+	clear(b.Ops) // the arena's arguments are not kept alive by it
+	b.Reset()
 	for i := range t.runs {
 		r := &t.runs[i]
 		if r.read {
@@ -569,8 +576,8 @@ func (t *loopTurn) reset() {
 	clear(t.keys)
 	clear(t.exe)
 	t.runs, t.args, t.cmds, t.keys, t.exe, t.fail = t.runs[:0], t.args[:0], t.cmds[:0], t.keys[:0], t.exe[:0], t.fail[:0]
-	if cap(t.args) > maxTurnScratch || cap(t.keys) > maxTurnScratch {
-		t.args, t.keys = nil, nil
+	if cap(t.args) > maxTurnArgs || cap(t.keys) > maxTurnArgs || cap(t.batch.Ops) > maxTurnArgs {
+		t.args, t.keys, t.batch.Ops = nil, nil, nil
 	}
 	if cap(t.cmds) > maxTurnScratch || cap(t.exe) > maxTurnScratch || cap(t.fail) > maxTurnScratch || cap(t.runs) > maxTurnScratch {
 		t.cmds, t.exe, t.fail, t.runs = nil, nil, nil, nil

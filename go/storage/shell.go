@@ -299,10 +299,15 @@ func (s *shell) Apply(b *Batch) error {
 // a large share of a write's garbage.
 var prepPool = sync.Pool{New: func() any { return new([]prepOp) }}
 
+// maxPooledPrepOps bounds the ops a pooled list keeps: a batch of a
+// few thousand (a server's turn of pipelined MSETs) is recycled, a huge
+// bulk load's list is let go.
+const maxPooledPrepOps = 16 << 10
+
 // putPrep drops the list's references to the caller's keys and values
-// and pools it, unless it grew past maxPooledTxnKeys ops.
+// and pools it, unless it grew past maxPooledPrepOps ops.
 func putPrep(pp *[]prepOp) {
-	if cap(*pp) > maxPooledTxnKeys {
+	if cap(*pp) > maxPooledPrepOps {
 		return
 	}
 	clear(*pp)
