@@ -66,17 +66,20 @@ type Config struct {
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.
 	SegmentSize int64
-	// Preallocate: the current segment is kept this many bytes of zeros
-	// ahead of its last record, written a chunk at a time, so a write
-	// lands on blocks the file already has and its fsync flushes data
-	// alone: an append also changes the file's size, so its fsync writes
-	// the inode (and, on a journaling file system, commits a
-	// transaction) as well.  The zeros are cut off when the segment is
-	// closed; a crash leaves them at the end of the last segment, where
-	// recovery cuts them as a torn tail's are (an older build does the
-	// same).  Under SyncAlways 0 means DefaultPreallocate; under the
-	// other policies, whose fsyncs no writer waits for, 0 means none:
-	// the zeros would cost writes and buy nothing.  Negative: none.
+	// Preallocate: under SyncAlways, the current segment is kept this
+	// many bytes of zeros ahead of its last record, written a chunk at a
+	// time, so a write lands on blocks the file has and does not change
+	// its size: an append's fsync also writes the file's new size (and,
+	// on a journaling file system, commits a transaction for it), and
+	// every acknowledged write waits for that fsync.  The cost: each byte
+	// of the log is written twice (zeros, then the record), and one
+	// fsync in a chunk also flushes the chunk's zeros.  The zeros are cut
+	// off when the segment is closed; a crash leaves them at the end of
+	// the last segment, where recovery cuts them as a torn tail, and an
+	// overwrite a power cut left in pieces is cut as one too
+	// (isTornOverwrite).  Other policies ignore it: their writes are not
+	// fsynced one group at a time, so a power cut could leave more than
+	// one write in pieces.  0 means DefaultPreallocate; negative: none.
 	Preallocate int64
 	// CheckpointBytes is the floor of the WAL size at which CheckpointDue
 	// reports true, the hint engines use to trigger automatic
@@ -114,7 +117,10 @@ func (c Config) withDefaults() Config {
 	if c.BytesPerSync == 0 {
 		c.BytesPerSync = DefaultBytesPerSync
 	}
-	if c.Preallocate == 0 && c.Sync == SyncAlways {
+	switch {
+	case c.Sync != SyncAlways:
+		c.Preallocate = -1
+	case c.Preallocate == 0:
 		c.Preallocate = DefaultPreallocate
 	}
 	if c.CheckpointBytes == 0 {

@@ -262,9 +262,20 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 			return err
 		}
 	}
-	if end := l.curSize + int64(len(buf)); end > l.curAlloc && l.cfg.Preallocate > 0 {
-		if err := l.preallocate(end); err != nil {
-			return err
+	if l.cfg.Preallocate > 0 {
+		switch end := l.curSize + int64(len(buf)); {
+		case len(buf) > maxTornOverwrite:
+			// Appended, not written over zeros: recovery takes a tail
+			// damaged in pieces for a torn write only within
+			// maxTornOverwrite bytes (isTornOverwrite).  The zeros
+			// are cut, durably, first, so the write extends the file.
+			if err := l.trimSync(); err != nil {
+				return err
+			}
+		case end > l.curAlloc:
+			if err := l.preallocate(end); err != nil {
+				return err
+			}
 		}
 	}
 	n, err := l.cur.Write(buf)
@@ -278,6 +289,7 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 		return fmt.Errorf("wal: write %s: %w", segName(l.nextNum-1), err)
 	}
 	l.curSize += int64(n)
+	l.curAlloc = max(l.curAlloc, l.curSize)
 	l.mu.Lock()
 	s := &l.segs[len(l.segs)-1]
 	s.size = l.curSize
@@ -303,7 +315,7 @@ func (l *Log) preallocate(end int64) error {
 		if err != nil {
 			return fmt.Errorf("wal: preallocate %s: %w", segName(l.nextNum-1), err)
 		}
-		off += int64(n)
+		off += int64(n) // WriteAt writes it all or fails (io.WriterAt)
 	}
 	l.curAlloc = to
 	return nil
@@ -351,10 +363,12 @@ func (l *Log) closeCur() error {
 	}
 	err := l.trimCur()
 	if err == nil {
-		err = l.cur.Sync()
+		if err = l.cur.Sync(); err != nil {
+			err = fmt.Errorf("wal: fsync segment: %w", err)
+		}
 	}
-	if cerr := l.cur.Close(); err == nil {
-		err = cerr
+	if cerr := l.cur.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("wal: close segment: %w", cerr)
 	}
 	l.cur = nil
 	l.mu.Lock()
@@ -363,7 +377,20 @@ func (l *Log) closeCur() error {
 		l.stats.syncs++
 	}
 	l.mu.Unlock()
-	if err != nil {
+	return err
+}
+
+// trimSync cuts cur's preallocated zeros off and fsyncs it.  Leader only.
+func (l *Log) trimSync() error {
+	if l.curAlloc <= l.curSize {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.trimCur(); err != nil {
+		return err
+	}
+	if err := l.cur.Sync(); err != nil {
 		return fmt.Errorf("wal: fsync segment: %w", err)
 	}
 	return nil

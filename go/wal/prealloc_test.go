@@ -1,6 +1,9 @@
 package wal
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -40,7 +43,7 @@ func TestPreallocatedSegments(t *testing.T) {
 	var snap model
 	var snapSeq uint64
 	ahead := false
-	sizes := map[uint64]bool{} // segments seen
+	seen := map[uint64]bool{} // segments
 	for i := 0; i < 600; i++ {
 		r := g.op()
 		m.apply(r)
@@ -62,7 +65,7 @@ func TestPreallocatedSegments(t *testing.T) {
 		segs := slices.Clone(l.segs)
 		l.mu.Unlock()
 		for j, s := range segs {
-			sizes[s.num] = true
+			seen[s.num] = true
 			size, zero := fileTail(t, l.segPath(s.num), s.size)
 			if !zero {
 				t.Fatalf("segment %d: bytes after its records (%d) are not zeros", s.num, s.size)
@@ -78,11 +81,24 @@ func TestPreallocatedSegments(t *testing.T) {
 	if !ahead {
 		t.Fatal("the open segment never ran ahead of its records")
 	}
-	if seen := len(sizes); seen < 6 {
-		t.Fatalf("%d segments, want several", seen)
+	if len(seen) < 6 {
+		t.Fatalf("%d segments, want several", len(seen))
 	}
+	// The last write after the last checkpoint: Close must cut its zeros.
+	r := g.op()
+	m.apply(r)
+	if err := l.AppendRecords(r); err != nil {
+		t.Fatal(err)
+	}
+	if l.curAlloc <= l.curSize {
+		t.Fatalf("the open segment has no zeros ahead before Close (%d <= %d)", l.curAlloc, l.curSize)
+	}
+	path := l.segPath(l.segs[len(l.segs)-1].num)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if size, _ := fileTail(t, path, 0); size != l.curSize {
+		t.Fatalf("after Close the last segment has %d bytes, its records end at %d", size, l.curSize)
 	}
 	l, rc := openT(t, dir, cfg)
 	defer l.Close()
@@ -138,8 +154,9 @@ func TestPreallocatedTailAfterCrash(t *testing.T) {
 	sameRecords(t, "replay after the repair", rc.applied, append(want, r))
 }
 
-// TestPreallocateOnlyUnderSyncAlways: the default preallocates where a
-// writer waits for the fsync, and nowhere else.
+// TestPreallocateOnlyUnderSyncAlways: the log preallocates where each
+// group is fsynced before the next is written (a power cut can leave one
+// write in pieces, which recovery cuts), and nowhere else.
 func TestPreallocateOnlyUnderSyncAlways(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
@@ -147,12 +164,135 @@ func TestPreallocateOnlyUnderSyncAlways(t *testing.T) {
 	}{
 		{Config{Sync: SyncAlways}, DefaultPreallocate},
 		{Config{Sync: SyncAlways, Preallocate: -1}, -1},
-		{Config{Sync: SyncInterval}, 0},
-		{Config{Sync: SyncNone}, 0},
-		{Config{Sync: SyncInterval, Preallocate: 4096}, 4096},
+		{Config{Sync: SyncInterval}, -1},
+		{Config{Sync: SyncNone}, -1},
+		{Config{Sync: SyncInterval, Preallocate: 4096}, -1},
 	} {
 		if got := tc.cfg.withDefaults().Preallocate; got != tc.want {
 			t.Errorf("%s, Preallocate %d: %d, want %d", tc.cfg.Sync, tc.cfg.Preallocate, got, tc.want)
 		}
+	}
+}
+
+// TestTornOverwrite: what a power cut can leave of one write over
+// preallocated zeros, whose sectors reach the disk in no order: the log
+// reopens with every record before the damage (the write was not
+// acknowledged, so only its own records can be cut) and reports the cut.
+// Damage that no lost sector explains, or that reaches further than one
+// write can, still refuses to open.
+func TestTornOverwrite(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte, at int64) // b: the last segment; at: where the write starts
+		past   bool                     // more than one write's bytes follow it
+		torn   bool                     // reopens, else ErrCorrupt
+	}{
+		{"first sector lost, the rest landed", func(b []byte, at int64) {
+			clear(b[at : (at/sectorSize+1)*sectorSize])
+		}, false, true},
+		{"a middle sector lost", func(b []byte, at int64) {
+			s := (at/sectorSize + 2) * sectorSize
+			clear(b[s : s+sectorSize])
+		}, false, true},
+		{"a bit flipped in the write's first record", func(b []byte, at int64) {
+			b[at+40] ^= 4
+		}, false, false},
+		{"a lost sector followed by more than one write", func(b []byte, at int64) {
+			clear(b[at : (at/sectorSize+1)*sectorSize])
+		}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _ := openT(t, dir, Config{Sync: SyncAlways, SegmentSize: 8 << 20})
+			seq := uint64(0)
+			enqueue := func(vlen int) Record {
+				seq++
+				r := Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq), Value: bytes.Repeat([]byte{'v'}, vlen)}
+				if _, err := l.Enqueue(encode(t, r), seq, seq); err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			var acked []Record
+			for range 10 {
+				acked = append(acked, enqueue(50))
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			at := l.curSize
+			// The write at issue: records over several sectors, one
+			// group (one write, one fsync).
+			for range 8 {
+				enqueue(300)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			for tc.past && l.curSize-at < maxTornOverwrite+(64<<10) {
+				enqueue(4000)
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := l.segPath(l.segs[len(l.segs)-1].num)
+			b, err := os.ReadFile(path) // with the zeros ahead
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(b, at)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rc := &recovered{}
+			l2, err := Open(dir, Config{}, rc.handler())
+			if !tc.torn {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Open: %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open after a power cut: %v", err)
+			}
+			defer l2.Close()
+			if len(rc.applied) < len(acked) || len(rc.applied) >= len(acked)+8 {
+				t.Fatalf("%d records recovered, want the %d acknowledged and fewer than all 8 of the torn write", len(rc.applied), len(acked))
+			}
+			sameRecords(t, "acknowledged", rc.applied[:len(acked)], acked)
+			reps := l2.Recovery().Repairs
+			if len(reps) != 1 || reps[0].Kind != RepairTornTail || reps[0].Offset < at {
+				t.Fatalf("repairs %+v, want a torn tail cut at or after %d", reps, at)
+			}
+		})
+	}
+}
+
+// TestLargeWriteAppended: a group larger than one torn write may span
+// is appended, not written over zeros: the zeros ahead are cut first, and
+// the next small write preallocates again.
+func TestLargeWriteAppended(t *testing.T) {
+	l, _ := openT(t, t.TempDir(), Config{Sync: SyncAlways})
+	defer l.Close()
+	put := func(seq uint64, vlen int) {
+		r := Record{Type: TypePut, Seq: seq, Key: []byte("k"), Value: bytes.Repeat([]byte{'v'}, vlen)}
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 10)
+	if l.curAlloc <= l.curSize {
+		t.Fatal("a small write was not written over zeros")
+	}
+	put(2, maxTornOverwrite+1)
+	if size, _ := fileTail(t, l.segPath(l.segs[len(l.segs)-1].num), 0); l.curAlloc != l.curSize || size != l.curSize {
+		t.Fatalf("after a large write: %d bytes, %d of zeros known, records end at %d", size, l.curAlloc, l.curSize)
+	}
+	put(3, 10)
+	if l.curAlloc <= l.curSize {
+		t.Fatal("the next small write was not written over zeros")
 	}
 }

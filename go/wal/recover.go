@@ -628,7 +628,7 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 	for off < len(data) || off == 0 {
 		r, n, err := decodeRecord(data[off:])
 		if err != nil {
-			if last && isTorn(data[off:]) && (off > 0 || !required) {
+			if last && (isTorn(data[off:]) || isTornOverwrite(data[off:], off)) && (off > 0 || !required) {
 				torn = true
 				break
 			}
@@ -689,7 +689,7 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		l.recovery.TornFile, l.recovery.TornOffset, l.recovery.TornBytes = path, int64(off), dropped
 		detail := "the last write(s) of a crash, never completed"
 		if isZero(data[off:]) {
-			detail = "zeros after the last record (preallocated, or writes a crash lost)"
+			detail = "zeros after the last record: space written ahead of the log (--sync always), or writes a crash lost; nothing acknowledged"
 		}
 		if off == 0 {
 			detail = "a segment whose header never reached the disk, removed"
@@ -758,6 +758,59 @@ func isTorn(rest []byte) bool {
 		return size >= len(rest) || z <= size
 	}
 	return z < headerSize
+}
+
+// maxTornOverwrite bounds one write over preallocated zeros
+// (Config.Preallocate): a group larger than this is appended instead
+// (writeGroup), so a write the crash may have left in pieces spans at
+// most this many bytes.
+const maxTornOverwrite = 1 << 20
+
+// sectorSize is the unit a disk writes whole or not at all.
+const sectorSize = 512
+
+// isTornOverwrite applies the rule for a write over preallocated zeros
+// (Config.Preallocate, --sync always) cut by a power cut: unlike an
+// append, whose new size the file system commits after its data, an
+// overwrite has no order among its sectors, and any of them may have
+// kept its old content, zeros, while later ones reached the disk.  Such a
+// tail is torn when rest (from the first record that fails to decode, at
+// file offset off) both
+//   - holds non-zero bytes only within maxTornOverwrite of its start:
+//     everything before the write was fsynced and decodes, so the bad
+//     record and everything after it belong to that one write; and
+//   - shows a lost sector in the bad record: a sector whose bytes inside
+//     the record are all zeros, at least 8 of them (the record's header
+//     start, whose type and version bytes are never zero, or a run longer
+//     than the record's padding).  A bit flipped by the disk leaves no
+//     such run, so a record damaged that way is still corrupt.
+//
+// The only corruption it can mistake for a torn write is one of the last
+// write's bytes with a lost-looking zero run in the same record; the
+// repair is reported either way (RecoveryInfo.Repairs).
+func isTornOverwrite(rest []byte, off int) bool {
+	if len(rest) < 8 {
+		return false
+	}
+	z := len(rest) // start of the trailing run of zero bytes
+	for z > 0 && rest[z-1] == 0 {
+		z--
+	}
+	if z > maxTornOverwrite {
+		return false
+	}
+	end := min(len(rest), headerSize) // the record's extent, as far as known
+	if size, ok := peekSize(rest); ok {
+		end = min(len(rest), size)
+	}
+	for lo := 0; lo < end; {
+		hi := min(end, lo+sectorSize-(off+lo)%sectorSize) // to the next sector boundary
+		if hi-lo >= 8 && isZero(rest[lo:hi]) {
+			return true
+		}
+		lo = hi
+	}
+	return false
 }
 
 func isZero(b []byte) bool {
