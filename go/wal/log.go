@@ -272,8 +272,16 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 			if err := l.trimSync(); err != nil {
 				return err
 			}
-		case end > l.curAlloc:
+		case end+sectorSize > l.curAlloc:
+			// The zeros are extended, durably, first: the group is
+			// then a pure overwrite (its fsync does not change the
+			// file's size) with at least a sector of durable zeros
+			// after it, which is how recovery tells a write a power
+			// cut left in pieces (isTornOverwrite).
 			if err := l.preallocate(end); err != nil {
+				return err
+			}
+			if _, err := l.syncCur(); err != nil {
 				return err
 			}
 		}
@@ -306,10 +314,11 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 var zeros [64 << 10]byte
 
 // preallocate extends cur with zeros to Config.Preallocate bytes past end
-// (but not past the segment size), so the records up to end, and those
-// after them, are written over blocks the file has.  Leader only.
+// (but not past the segment size, and at least a sector), so the records
+// up to end, and those after them, are written over blocks the file has.
+// Leader only.
 func (l *Log) preallocate(end int64) error {
-	to := max(end, min(end+l.cfg.Preallocate, l.cfg.SegmentSize))
+	to := max(end+sectorSize, min(end+l.cfg.Preallocate, l.cfg.SegmentSize))
 	for off := max(l.curAlloc, end); off < to; {
 		n, err := l.cur.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
 		if err != nil {
@@ -393,6 +402,9 @@ func (l *Log) trimSync() error {
 	if err := l.cur.Sync(); err != nil {
 		return fmt.Errorf("wal: fsync segment: %w", err)
 	}
+	l.mu.Lock()
+	l.stats.syncs++
+	l.mu.Unlock()
 	return nil
 }
 
@@ -520,7 +532,9 @@ func (l *Log) Close() error {
 			// The zeros are cut, durably, so a clean close leaves a
 			// segment that ends at its last record.
 			if err = l.trimCur(); err == nil {
-				err = l.cur.Sync()
+				if err = l.cur.Sync(); err != nil {
+					err = fmt.Errorf("wal: fsync segment: %w", err)
+				}
 			}
 		}
 		if cerr := l.cur.Close(); err == nil {

@@ -623,13 +623,18 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 	}
 	defer m.close()
 	data := m.data
-	off, torn, checked := 0, false, false
+	off, torn, pieces, checked := 0, false, false, false
 	var headerFirst uint64
 	for off < len(data) || off == 0 {
 		r, n, err := decodeRecord(data[off:])
 		if err != nil {
-			if last && (isTorn(data[off:]) || isTornOverwrite(data[off:], off)) && (off > 0 || !required) {
-				torn = true
+			if last && (off > 0 || !required) {
+				// A record this build does not know passed its checks:
+				// it was written whole, by a newer build.
+				pieces = !isTorn(data[off:]) && !errors.Is(err, errUnsupported) && isTornOverwrite(data[off:], off)
+				torn = pieces || isTorn(data[off:])
+			}
+			if torn {
 				break
 			}
 			return false, recordErr(path, int64(off), err, "record")
@@ -688,8 +693,11 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		dropped := int64(len(data) - off)
 		l.recovery.TornFile, l.recovery.TornOffset, l.recovery.TornBytes = path, int64(off), dropped
 		detail := "the last write(s) of a crash, never completed"
-		if isZero(data[off:]) {
+		switch {
+		case isZero(data[off:]):
 			detail = "zeros after the last record: space written ahead of the log (--sync always), or writes a crash lost; nothing acknowledged"
+		case pieces:
+			detail = "a write over zeros written ahead of the log, left in pieces by a power cut, never acknowledged; with no power cut, this is disk damage"
 		}
 		if off == 0 {
 			detail = "a segment whose header never reached the disk, removed"
@@ -773,30 +781,30 @@ const sectorSize = 512
 // (Config.Preallocate, --sync always) cut by a power cut: unlike an
 // append, whose new size the file system commits after its data, an
 // overwrite has no order among its sectors, and any of them may have
-// kept its old content, zeros, while later ones reached the disk.  Such a
-// tail is torn when rest (from the first record that fails to decode, at
-// file offset off) both
-//   - holds non-zero bytes only within maxTornOverwrite of its start:
-//     everything before the write was fsynced and decodes, so the bad
-//     record and everything after it belong to that one write; and
-//   - shows a lost sector in the bad record: a sector whose bytes inside
-//     the record are all zeros, at least 8 of them (the record's header
-//     start, whose type and version bytes are never zero, or a run longer
-//     than the record's padding).  A bit flipped by the disk leaves no
-//     such run, so a record damaged that way is still corrupt.
+// kept its old content, zeros, while later ones reached the disk.  The
+// writer makes such a write a pure overwrite of at most maxTornOverwrite
+// bytes, followed by at least a sector of zeros made durable before it
+// (writeGroup).  So the tail from the first record that fails to decode
+// (rest, at file offset off) is such a write's when
+//   - the file ends in a sector or more of zeros: a segment closed
+//     cleanly, or written under another policy, never does, so damage
+//     there is not taken for a torn write;
+//   - every non-zero byte of rest lies within maxTornOverwrite of its
+//     start: the bad record and what follows belong to that one write;
+//   - and a sector inside the bad record reads as zeros from the record
+//     (or the sector) on to the sector's end: a lost sector.  A bit
+//     flipped by the disk leaves none.
 //
-// The only corruption it can mistake for a torn write is one of the last
-// write's bytes with a lost-looking zero run in the same record; the
-// repair is reported either way (RecoveryInfo.Repairs).
+// What it can still take for a torn write: after a crash under --sync
+// always, a record of the last MiB damaged by the disk that holds a
+// sector's worth of zeros of its own.  The repair says so
+// (RecoveryInfo.Repairs).
 func isTornOverwrite(rest []byte, off int) bool {
-	if len(rest) < 8 {
-		return false
-	}
 	z := len(rest) // start of the trailing run of zero bytes
 	for z > 0 && rest[z-1] == 0 {
 		z--
 	}
-	if z > maxTornOverwrite {
+	if z > maxTornOverwrite || len(rest)-z < sectorSize {
 		return false
 	}
 	end := min(len(rest), headerSize) // the record's extent, as far as known
@@ -804,11 +812,11 @@ func isTornOverwrite(rest []byte, off int) bool {
 		end = min(len(rest), size)
 	}
 	for lo := 0; lo < end; {
-		hi := min(end, lo+sectorSize-(off+lo)%sectorSize) // to the next sector boundary
-		if hi-lo >= 8 && isZero(rest[lo:hi]) {
+		next := min(len(rest), lo+sectorSize-(off+lo)%sectorSize) // the sector's end
+		if isZero(rest[lo:next]) {
 			return true
 		}
-		lo = hi
+		lo = next
 	}
 	return false
 }
