@@ -66,17 +66,19 @@ type Config struct {
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.
 	SegmentSize int64
-	// Preallocate: under SyncAlways, the current segment is kept this
-	// many bytes of zeros ahead of its last record, written a chunk at a
-	// time, so a write lands on blocks the file has and does not change
-	// its size: an append's fsync also writes the file's new size (and,
-	// on a journaling file system, commits a transaction for it), and
-	// every acknowledged write waits for that fsync.  The cost: each byte
-	// of the log is written twice (zeros, then the record), and one
-	// fsync in a chunk also flushes the chunk's zeros.  The zeros are cut
-	// off when the segment is closed; a crash leaves them at the end of
-	// the last segment, where recovery cuts them as a torn tail, and an
-	// overwrite a power cut left in pieces is cut as one too
+	// Preallocate: under SyncAlways, the current segment is kept up to
+	// this many bytes (at least a sector) of durable zeros ahead of its
+	// last record, so a write lands on blocks the file has and does not
+	// change its size: an append's fsync also writes the file's new
+	// size (and, on a journaling file system, commits a transaction for
+	// it), and every acknowledged write waits for that fsync.  The cost:
+	// each byte of the log is written twice (zeros, then the record), and
+	// the write that reaches the zeros' end first extends them with an
+	// fsync of its own (so a Preallocate of a few sectors costs two
+	// fsyncs per write).  A group over 1 MiB is appended instead.  The
+	// zeros are cut off when the segment is closed; a crash leaves them
+	// at the end of the last segment, where recovery cuts them as a torn
+	// tail, and an overwrite a power cut left in pieces is cut as one too
 	// (isTornOverwrite).  Other policies ignore it: their writes are not
 	// fsynced one group at a time, so a power cut could leave more than
 	// one write in pieces.  0 means DefaultPreallocate; negative: none.

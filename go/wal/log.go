@@ -319,7 +319,9 @@ var zeros [64 << 10]byte
 // Leader only.
 func (l *Log) preallocate(end int64) error {
 	to := max(end+sectorSize, min(end+l.cfg.Preallocate, l.cfg.SegmentSize))
-	for off := max(l.curAlloc, end); off < to; {
+	// From the file's end, not from end: the group is then written over
+	// zeros made durable before it, none of it over a hole.
+	for off := l.curAlloc; off < to; {
 		n, err := l.cur.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off)
 		if err != nil {
 			return fmt.Errorf("wal: preallocate %s: %w", segName(l.nextNum-1), err)
@@ -534,6 +536,10 @@ func (l *Log) Close() error {
 			if err = l.trimCur(); err == nil {
 				if err = l.cur.Sync(); err != nil {
 					err = fmt.Errorf("wal: fsync segment: %w", err)
+				} else {
+					l.mu.Lock()
+					l.stats.syncs++
+					l.mu.Unlock()
 				}
 			}
 		}

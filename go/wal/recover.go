@@ -628,10 +628,12 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 	for off < len(data) || off == 0 {
 		r, n, err := decodeRecord(data[off:])
 		if err != nil {
-			if last && (off > 0 || !required) {
-				// A record this build does not know passed its checks:
-				// it was written whole, by a newer build.
-				pieces = !isTorn(data[off:]) && !errors.Is(err, errUnsupported) && isTornOverwrite(data[off:], off)
+			// A record of a type this build does not know, whose header
+			// passed its check, was written by a newer build: never
+			// taken for a torn tail (ErrUnsupported: open it with that
+			// build).
+			if last && (off > 0 || !required) && !errors.Is(err, errUnsupported) {
+				pieces = !isTorn(data[off:]) && isTornOverwrite(data[off:], off)
 				torn = pieces || isTorn(data[off:])
 			}
 			if torn {
@@ -786,9 +788,10 @@ const sectorSize = 512
 // bytes, followed by at least a sector of zeros made durable before it
 // (writeGroup).  So the tail from the first record that fails to decode
 // (rest, at file offset off) is such a write's when
-//   - the file ends in a sector or more of zeros: a segment closed
-//     cleanly, or written under another policy, never does, so damage
-//     there is not taken for a torn write;
+//   - the file ends in a sector or more of zeros, a sector past any
+//     record that decodes whole: a segment closed cleanly, or written
+//     under another policy, never does, so damage there is not taken
+//     for a torn write;
 //   - every non-zero byte of rest lies within maxTornOverwrite of its
 //     start: the bad record and what follows belong to that one write;
 //   - and a sector inside the bad record reads as zeros from the record
@@ -806,6 +809,14 @@ func isTornOverwrite(rest []byte, off int) bool {
 	}
 	if z > maxTornOverwrite || len(rest)-z < sectorSize {
 		return false
+	}
+	// Those zeros must lie a sector past every record that decodes whole
+	// after the bad one: a segment closed cleanly whose last record's
+	// value ends in zeros ends in zeros too, right after that record.
+	for o := 8; o < z; o += 8 {
+		if _, n, err := decodeRecord(rest[o:]); err == nil && len(rest)-(o+n) < sectorSize {
+			return false
+		}
 	}
 	end := min(len(rest), headerSize) // the record's extent, as far as known
 	if size, ok := peekSize(rest); ok {

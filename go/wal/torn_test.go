@@ -71,10 +71,19 @@ func (f *durFile) Write(b []byte) (int, error) {
 // the last segment, damaged by the disk (one bit, in its key), whose value
 // holds a sector's worth of zeros, followed by more acknowledged records,
 // in a log closed cleanly under each policy: ErrCorrupt, not a torn write
-// (its segment does not end in zeros).
+// (its segment does not end in zeros written ahead; where the last value
+// ends in zeros, they follow a record that decodes whole).
 func TestBitRotNearEndIsCorrupt(t *testing.T) {
 	for _, pol := range []SyncPolicy{SyncAlways, SyncInterval, SyncNone} {
-		for _, shape := range []string{"zero page in value", "value ends in a zero uint64 at a sector start"} {
+		for _, tc := range []struct {
+			shape    string
+			zeroTail bool
+		}{
+			{"zero page in value", false},
+			{"value ends in a zero uint64 at a sector start", false},
+			{"zero page in value, last value ends in zeros", true},
+		} {
+			shape, zeroTail := tc.shape, tc.zeroTail
 			t.Run(fmt.Sprintf("%s/%s", pol, shape), func(t *testing.T) {
 				dir := t.TempDir()
 				l, _ := openT(t, dir, Config{Sync: pol})
@@ -91,7 +100,7 @@ func TestBitRotNearEndIsCorrupt(t *testing.T) {
 				at := l.curSize
 				var v []byte
 				switch shape {
-				case "zero page in value":
+				case "zero page in value", "zero page in value, last value ends in zeros":
 					v = append(bytes.Repeat([]byte{'x'}, 10), make([]byte, 1100)...)
 					v = append(v, 'y')
 				default:
@@ -107,6 +116,11 @@ func TestBitRotNearEndIsCorrupt(t *testing.T) {
 				put(v)
 				for range 200 {
 					put([]byte("later, acknowledged"))
+				}
+				if zeroTail {
+					// A last value ending in zeros: the segment ends
+					// in zeros after a clean close too.
+					put(append([]byte("blob"), make([]byte, 600)...))
 				}
 				path := l.segPath(l.segs[len(l.segs)-1].num)
 				if err := l.Close(); err != nil {
@@ -222,64 +236,73 @@ func TestRandomTornOverwrite(t *testing.T) {
 	}
 }
 
-// TestUnsupportedNearEndNotTorn: a record of a type this build does
-// not know (written by a newer build: a downgrade), intact, whose value
-// holds a sector of zeros, followed by acknowledged records, in a segment
-// a crash left with its zeros ahead.  Open must report ErrUnsupported,
-// not cut it and everything after as a torn tail.
-func TestUnsupportedNearEndNotTorn(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := openT(t, dir, Config{Sync: SyncAlways})
-	seq := uint64(0)
-	put := func() {
-		seq++
-		if err := l.AppendRecords(Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq), Value: []byte("v")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 5 {
-		put()
-	}
-	seq++
-	b := encode(t, Record{Type: TypePut, Seq: seq, Key: []byte("new-type"), Value: make([]byte, 1200)})
-	b[4] = 9 // a record type from a newer build
-	c := crc32.MakeTable(crc32.Castagnoli)
-	binary.LittleEndian.PutUint16(b[6:], 0)
-	binary.LittleEndian.PutUint16(b[6:], uint16(crc32.Checksum(b[4:32], c)))
-	binary.LittleEndian.PutUint32(b[0:], crc32.Checksum(b[4:], c))
-	if _, _, err := decodeRecord(b); !errors.Is(err, errUnsupported) {
-		t.Fatalf("crafted record: %v, want unsupported", err)
-	}
-	pos, err := l.Enqueue(b, seq, seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Wait(pos); err != nil {
-		t.Fatal(err)
-	}
-	for range 100 {
-		put()
-	}
-	// A crash: the segment keeps the zeros written ahead of it.
-	path := l.segPath(l.segs[len(l.segs)-1].num)
-	crashed, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, crashed, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rc := &recovered{}
-	l2, err := Open(dir, Config{}, rc.handler())
-	if err == nil {
-		reps := l2.Recovery().Repairs
-		l2.Close()
-		t.Fatalf("Open succeeded with %d of %d records, repairs %+v; want ErrUnsupported", len(rc.applied), seq, reps)
-	}
-	if !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("Open: %v, want ErrUnsupported", err)
+// TestUnsupportedNotTorn: a record of a type this build does not know
+// (written by a newer build: a downgrade), intact, whose value holds a
+// sector of zeros, is never cut as a torn tail: Open reports
+// ErrUnsupported, whether acknowledged records follow it in a segment a
+// crash left with its zeros ahead, or it is the last record of a segment
+// closed cleanly.
+func TestUnsupportedNotTorn(t *testing.T) {
+	for _, last := range []bool{false, true} {
+		t.Run(fmt.Sprintf("last=%v", last), func(t *testing.T) {
+			dir := t.TempDir()
+			l, _ := openT(t, dir, Config{Sync: SyncAlways})
+			seq := uint64(0)
+			put := func() {
+				seq++
+				if err := l.AppendRecords(Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq), Value: []byte("v")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 5 {
+				put()
+			}
+			seq++
+			b := encode(t, Record{Type: TypePut, Seq: seq, Key: []byte("new-type"), Value: make([]byte, 1200)})
+			b[4] = 9 // a record type from a newer build
+			c := crc32.MakeTable(crc32.Castagnoli)
+			binary.LittleEndian.PutUint16(b[6:], 0)
+			binary.LittleEndian.PutUint16(b[6:], uint16(crc32.Checksum(b[4:32], c)))
+			binary.LittleEndian.PutUint32(b[0:], crc32.Checksum(b[4:], c))
+			if _, _, err := decodeRecord(b); !errors.Is(err, errUnsupported) {
+				t.Fatalf("crafted record: %v, want unsupported", err)
+			}
+			pos, err := l.Enqueue(b, seq, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Wait(pos); err != nil {
+				t.Fatal(err)
+			}
+			path := l.segPath(l.segs[len(l.segs)-1].num)
+			var crashed []byte
+			if !last {
+				for range 100 {
+					put()
+				}
+				// A crash: the segment keeps the zeros written ahead.
+				if crashed, err = os.ReadFile(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if crashed != nil {
+				if err := os.WriteFile(path, crashed, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rc := &recovered{}
+			l2, err := Open(dir, Config{}, rc.handler())
+			if err == nil {
+				reps := l2.Recovery().Repairs
+				l2.Close()
+				t.Fatalf("Open succeeded with %d of %d records, repairs %+v; want ErrUnsupported", len(rc.applied), seq, reps)
+			}
+			if !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("Open: %v, want ErrUnsupported", err)
+			}
+		})
 	}
 }
