@@ -391,23 +391,19 @@ func (l *Log) closeCur() error {
 	return err
 }
 
-// trimSync cuts cur's preallocated zeros off and fsyncs it.  Leader only.
+// trimSync cuts cur's preallocated zeros off, if any, and fsyncs it.
+// Leader only (or Close, once no leader can run).
 func (l *Log) trimSync() error {
-	if l.curAlloc <= l.curSize {
+	if l.cur == nil || l.curAlloc <= l.curSize {
 		return nil
 	}
 	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	if err := l.trimCur(); err != nil {
-		return err
+	err := l.trimCur()
+	l.syncMu.Unlock()
+	if err == nil {
+		_, err = l.syncCur()
 	}
-	if err := l.cur.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync segment: %w", err)
-	}
-	l.mu.Lock()
-	l.stats.syncs++
-	l.mu.Unlock()
-	return nil
+	return err
 }
 
 // trimCur cuts cur's preallocated zeros off: only the last segment may
@@ -528,21 +524,13 @@ func (l *Log) Close() error {
 		l.cond.Wait()
 	}
 	l.mu.Unlock()
+	if err == nil {
+		// The zeros are cut, durably, so a clean close leaves a segment
+		// that ends at its last record.
+		err = l.trimSync()
+	}
 	l.syncMu.Lock()
 	if l.cur != nil {
-		if err == nil && l.curAlloc > l.curSize {
-			// The zeros are cut, durably, so a clean close leaves a
-			// segment that ends at its last record.
-			if err = l.trimCur(); err == nil {
-				if err = l.cur.Sync(); err != nil {
-					err = fmt.Errorf("wal: fsync segment: %w", err)
-				} else {
-					l.mu.Lock()
-					l.stats.syncs++
-					l.mu.Unlock()
-				}
-			}
-		}
 		if cerr := l.cur.Close(); err == nil {
 			err = cerr
 		}
