@@ -1,0 +1,70 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzRecoverTail: the last segment of a log holding 20 acknowledged
+// records, then arbitrary bytes (what a crash, a torn write over zeros,
+// or a damaged disk may leave after them).  Open must not panic, must
+// either open or refuse with ErrCorrupt, ErrUnsupported or ErrGap, and
+// when it opens, the 20 records come back first, intact: the tail rules
+// (isTorn, isTornOverwrite) only ever cut what follows them.
+//
+//	go test -run '^$' -fuzz FuzzRecoverTail -fuzztime 60s ./go/wal
+func FuzzRecoverTail(f *testing.F) {
+	src := f.TempDir()
+	_, recs := genStream(5, 20)
+	l, _ := openT(f, src, Config{Sync: SyncNone})
+	for _, r := range recs {
+		if err := l.AppendRecords(r); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		f.Fatal(err)
+	}
+	segs := segFiles(f, src)
+	if len(segs) != 1 {
+		f.Fatalf("%d segments", len(segs))
+	}
+	base, err := os.ReadFile(segs[0])
+	if err != nil {
+		f.Fatal(err)
+	}
+	next := encode(f, Record{Type: TypePut, Seq: 21, Key: []byte("k"), Value: bytes.Repeat([]byte{'v'}, 700)})
+	f.Add(make([]byte, 4096))
+	f.Add(next)
+	f.Add(append(next[:len(next)/2:len(next)/2], make([]byte, 1024)...))
+	lost := append(make([]byte, 512-len(base)%512), next[512-len(base)%512:]...) // its first sector lost
+	f.Add(append(lost, make([]byte, 1024)...))
+	f.Add([]byte("\x01\x02\x03garbage"))
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		if len(tail) > 4<<20 {
+			return
+		}
+		dir := t.TempDir()
+		copyDir(t, src, dir)
+		seg := filepath.Join(dir, walDirName, filepath.Base(segs[0]))
+		if err := os.WriteFile(seg, append(bytes.Clone(base), tail...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rc := &recovered{}
+		l, err := Open(dir, Config{}, rc.handler())
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrGap) {
+				t.Fatalf("Open: %v, want a CorruptError or a gap", err)
+			}
+			return
+		}
+		defer l.Close()
+		if len(rc.applied) < len(recs) {
+			t.Fatalf("%d records recovered, the %d acknowledged ones were cut", len(rc.applied), len(recs))
+		}
+		sameRecords(t, "acknowledged", rc.applied[:len(recs)], recs)
+	})
+}
