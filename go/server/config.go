@@ -43,6 +43,9 @@ type Config struct {
 	// with the documented repair instead of refusing it
 	// (storage.Options.AllowDataLoss).
 	AllowDataLoss bool
+	// WALPreallocate: under --sync always the log writes over zeros
+	// written ahead (storage.Options.WALPreallocate); off on request.
+	WALPreallocate bool
 
 	MaxKeySize     int
 	MaxValueSize   int
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		DataDir:         "./data",
 		CacheSize:       256 << 20,
 		Sync:            storage.SyncInterval,
+		WALPreallocate:  true,
 		MaxKeySize:      storage.DefaultMaxKeySize,
 		MaxValueSize:    storage.DefaultMaxValueSize,
 		MaxBatchSize:    128 << 20,
@@ -210,6 +214,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
+	fs.BoolVar(&cfg.WALPreallocate, "wal-preallocate", cfg.WALPreallocate, env("wal-preallocate", "under --sync always, write the log over zeros written ahead (1 MiB at a time): each fsync then skips the file's new size, and each log byte is written twice; turn off on copy-on-write file systems (btrfs, ZFS)"))
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", fmt.Sprintf("require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz; visible ASCII, at least %d characters off loopback (prefer the environment variable: flags show in ps)", MinAuthTokenLen)))
 	fs.BoolVar(&cfg.AllowDataLoss, "allow-data-loss", cfg.AllowDataLoss, env("allow-data-loss", "open a data directory with a missing snapshot or WAL segment by keeping what is left (set aside in <data-dir>/lost/; every loss is logged); without it such a directory is refused. For one start, not for good"))
 	fs.Var(sizeFlag[int]{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))

@@ -42,6 +42,24 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 	if err != nil || cfg.CacheSize != 1<<30 {
 		t.Fatalf("plain byte count: %d %v", cfg.CacheSize, err)
 	}
+	// The log preallocates by default; --wal-preallocate=false (or its
+	// variable) turns it off in the engine's options.
+	def := DefaultConfig()
+	if o := def.EngineOptions("d"); o.WALPreallocate != 0 {
+		t.Fatalf("default WALPreallocate %d, want 0 (the engine's default)", o.WALPreallocate)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--wal-preallocate=false"}, nil},
+		{nil, map[string]string{"MANTISDB_WAL_PREALLOCATE": "false"}},
+	} {
+		cfg, err = ParseFlags(c.args, lookup(c.env), io.Discard)
+		if err != nil || cfg.WALPreallocate || cfg.EngineOptions("d").WALPreallocate != -1 {
+			t.Fatalf("%v %v: WALPreallocate %v, engine %d, %v", c.args, c.env, cfg.WALPreallocate, cfg.EngineOptions("d").WALPreallocate, err)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {

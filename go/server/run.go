@@ -21,7 +21,7 @@ import (
 // EngineOptions maps the config to storage options for a data directory
 // (empty: in memory).
 func (c *Config) EngineOptions(dir string) storage.Options {
-	return storage.Options{
+	o := storage.Options{
 		Dir:           dir,
 		CacheSize:     c.CacheSize,
 		Sync:          c.Sync,
@@ -30,6 +30,10 @@ func (c *Config) EngineOptions(dir string) storage.Options {
 		AllowDataLoss: c.AllowDataLoss,
 		Logf:          logWarning,
 	}
+	if !c.WALPreallocate {
+		o.WALPreallocate = -1
+	}
+	return o
 }
 
 // logWarning logs an event of the data directory an operator must see

@@ -98,6 +98,7 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 		FS:              hooks.fs,
 		Sync:            opts.Sync,
 		SyncInterval:    opts.SyncInterval,
+		Preallocate:     opts.WALPreallocate,
 		SegmentSize:     hooks.segmentSize,
 		CheckpointBytes: hooks.checkpointBytes,
 		Logf:            opts.Logf,

@@ -53,6 +53,13 @@ type Options struct {
 	Sync SyncPolicy
 	// SyncInterval is the fsync period for SyncInterval; 0 means 1s.
 	SyncInterval time.Duration
+	// WALPreallocate: under SyncAlways, the log keeps this many bytes of
+	// zeros written ahead of its last record, so the fsync each write
+	// waits for does not also write the file's new size (docs/FORMAT.md,
+	// "WAL segment"; each log byte is then written twice).  0 means
+	// 1 MiB; negative turns it off, as on a copy-on-write file system
+	// (btrfs, ZFS), where it gains nothing.  Other policies ignore it.
+	WALPreallocate int64
 	// MaxKeySize and MaxValueSize bound keys and values in bytes; 0 means
 	// the format's limits, and larger values are clamped to them.
 	MaxKeySize   int
