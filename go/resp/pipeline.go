@@ -171,11 +171,7 @@ func (s *Server) runWrites(c *client, cmds []redconCommand) int {
 		err = s.store.Put(cmds[0].Args[1], cmds[0].Args[2])
 	} else {
 		b := batchPool.Get().(*storage.Batch)
-		for _, cmd := range cmds[:n] {
-			for i := 1; i+1 < len(cmd.Args); i += 2 {
-				b.Put(cmd.Args[i], cmd.Args[i+1])
-			}
-		}
+		putPlain(b, cmds[:n])
 		err = s.store.Apply(b)
 		putBatch(b)
 	}
@@ -190,6 +186,16 @@ func (s *Server) runWrites(c *client, cmds []redconCommand) int {
 	}
 	s.countRun(c, cmds[:n], "set", "mset", time.Since(start), err != nil)
 	return n
+}
+
+// putPlain adds the key/value pairs of plain SETs and MSETs (plainWrite)
+// to b.
+func putPlain(b *storage.Batch, cmds []redconCommand) {
+	for _, cmd := range cmds {
+		for i := 1; i+1 < len(cmd.Args); i += 2 {
+			b.Put(cmd.Args[i], cmd.Args[i+1])
+		}
+	}
 }
 
 // batchPool recycles runWrites' batches.  Apply is done with a batch

@@ -447,13 +447,8 @@ func (s *Server) flushReads(t *loopTurn) bool {
 func (s *Server) flushPlain(t *loopTurn) {
 	b := &t.batch
 	for _, r := range t.runs {
-		if r.read {
-			continue
-		}
-		for _, rc := range r.cmds {
-			for i := 1; i+1 < len(rc.Args); i += 2 {
-				b.Put(rc.Args[i], rc.Args[i+1])
-			}
+		if !r.read {
+			putPlain(b, r.cmds)
 		}
 	}
 	err := s.store.Apply(b)
