@@ -633,8 +633,9 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 			// taken for a torn tail (ErrUnsupported: open it with that
 			// build).
 			if last && (off > 0 || !required) && !errors.Is(err, errUnsupported) {
-				pieces = !isTorn(data[off:]) && isTornOverwrite(data[off:], off)
-				torn = pieces || isTorn(data[off:])
+				torn = isTorn(data[off:])
+				pieces = !torn && isTornOverwrite(data[off:], off)
+				torn = torn || pieces
 			}
 			if torn {
 				break
@@ -760,10 +761,7 @@ func isTorn(rest []byte) bool {
 	if len(rest) < headerSize {
 		return true
 	}
-	z := len(rest) // start of the trailing run of zero bytes
-	for z > 0 && rest[z-1] == 0 {
-		z--
-	}
+	z := zeroTail(rest)
 	if size, ok := peekSize(rest); ok {
 		return size >= len(rest) || z <= size
 	}
@@ -803,10 +801,7 @@ const sectorSize = 512
 // sector's worth of zeros of its own.  The repair says so
 // (RecoveryInfo.Repairs).
 func isTornOverwrite(rest []byte, off int) bool {
-	z := len(rest) // start of the trailing run of zero bytes
-	for z > 0 && rest[z-1] == 0 {
-		z--
-	}
+	z := zeroTail(rest)
 	if z > maxTornOverwrite || len(rest)-z < sectorSize {
 		return false
 	}
@@ -832,14 +827,16 @@ func isTornOverwrite(rest []byte, off int) bool {
 	return false
 }
 
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// zeroTail returns where the run of zero bytes that ends b starts.
+func zeroTail(b []byte) int {
+	z := len(b)
+	for z > 0 && b[z-1] == 0 {
+		z--
 	}
-	return true
+	return z
 }
+
+func isZero(b []byte) bool { return zeroTail(b) == 0 }
 
 // truncate cuts a torn tail off for good (fsynced), or removes a segment
 // left with nothing, not even its header.

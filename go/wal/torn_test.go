@@ -134,16 +134,7 @@ func TestBitRotNearEndIsCorrupt(t *testing.T) {
 				if err := os.WriteFile(path, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				rc := &recovered{}
-				l2, err := Open(dir, Config{Sync: pol}, rc.handler())
-				if err == nil {
-					reps := l2.Recovery().Repairs
-					l2.Close()
-					t.Fatalf("Open succeeded: %d of %d acknowledged records kept, repairs %+v; want ErrCorrupt", len(rc.applied), seq, reps)
-				}
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Open: %v, want ErrCorrupt", err)
-				}
+				openRefused(t, dir, Config{Sync: pol}, seq, ErrCorrupt)
 			})
 		}
 	}
@@ -293,16 +284,23 @@ func TestUnsupportedNotTorn(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rc := &recovered{}
-			l2, err := Open(dir, Config{}, rc.handler())
-			if err == nil {
-				reps := l2.Recovery().Repairs
-				l2.Close()
-				t.Fatalf("Open succeeded with %d of %d records, repairs %+v; want ErrUnsupported", len(rc.applied), seq, reps)
-			}
-			if !errors.Is(err, ErrUnsupported) {
-				t.Fatalf("Open: %v, want ErrUnsupported", err)
-			}
+			openRefused(t, dir, Config{}, seq, ErrUnsupported)
 		})
+	}
+}
+
+// openRefused opens dir, whose log holds records 1..seq, and fails the
+// test unless the open is refused with want.
+func openRefused(t *testing.T, dir string, cfg Config, seq uint64, want error) {
+	t.Helper()
+	rc := &recovered{}
+	l, err := Open(dir, cfg, rc.handler())
+	if err == nil {
+		reps := l.Recovery().Repairs
+		l.Close()
+		t.Fatalf("Open succeeded with %d of %d records, repairs %+v; want %v", len(rc.applied), seq, reps, want)
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("Open: %v, want %v", err, want)
 	}
 }
