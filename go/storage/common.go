@@ -52,6 +52,9 @@ func (l *limits) markExpiry() {
 	}
 }
 
+// mayHoldExpiry reports whether an entry with an expiry may exist.
+func (l *limits) mayHoldExpiry() bool { return l.mayExpire.Load() }
+
 // readNow is the time a read judges expiry by: now, or 0 ("nothing has
 // expired") while no entry carries an expiry.  A read that used 0 and
 // found something must check recheckExpiry afterwards: an expiring entry

@@ -34,6 +34,9 @@ func (e *pureEngine) SweepForTest(max int) (reclaimed int, wrapped bool, err err
 	return e.sweep.driveForTest(max)
 }
 
+// sweeperForTest is the engine's background sweeper (either engine).
+func (s *shell) sweeperForTest() *sweeper { return s.sweep }
+
 func (s *sweeper) driveForTest(max int) (int, bool, error) {
 	s.manual.Store(true)
 	return s.runOnce(max)

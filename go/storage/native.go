@@ -131,7 +131,7 @@ func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 	}
 	e := &nativeEngine{limits: limits{opts: opts}, db: db}
 	if err := e.shell.open(&e.limits, e, hooks, func() *sweeper {
-		return startSweeper(e, (*nativeEngine).sweepStep)
+		return startSweeper(e, (*nativeEngine).sweepStep, (*nativeEngine).mayHoldExpiry)
 	}); err != nil {
 		C.mantis_db_close(db)
 		return nil, err

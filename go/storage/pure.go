@@ -88,7 +88,7 @@ func newPure(opts Options, hooks walHooks) (*pureEngine, error) {
 	// a second atomic pair on every call.
 	e.tree = btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
 	if err := e.shell.open(&e.limits, e, hooks, func() *sweeper {
-		return startSweeper(e, (*pureEngine).sweepStep)
+		return startSweeper(e, (*pureEngine).sweepStep, (*pureEngine).mayHoldExpiry)
 	}); err != nil {
 		return nil, err
 	}

@@ -41,6 +41,12 @@ type sweepStepFunc func(cursor []byte, max int) (next []byte, reclaimed int, err
 // sweeper runs an engine's sweep steps in the background.
 type sweeper struct {
 	step sweepStepFunc
+	// idle reports that no entry can have expired (none was ever written
+	// with an expiry: limits.mayExpire): the background steps then visit
+	// no entry (max 0), which still runs the native step's epoch
+	// maintenance, instead of walking the key space for nothing (a walk
+	// that takes a cache miss per entry, beside the writers and readers).
+	idle func() bool
 
 	mu     sync.Mutex // serialises steps; guards cursor
 	cursor []byte
@@ -54,8 +60,10 @@ type sweeper struct {
 // startSweeper starts the background sweeper of engine e.  The goroutine
 // holds e only weakly, so an engine its owner forgot to Close can still be
 // collected (the native engine's finalizer relies on that); the goroutine
-// then exits on its next tick.
-func startSweeper[T any](e *T, step func(e *T, cursor []byte, max int) ([]byte, int, error)) *sweeper {
+// then exits on its next tick.  mayExpire reports whether e may hold an
+// entry with an expiry (limits.mayExpire).
+func startSweeper[T any](e *T, step func(e *T, cursor []byte, max int) ([]byte, int, error),
+	mayExpire func(e *T) bool) *sweeper {
 	wp := weak.Make(e)
 	s := &sweeper{
 		step: func(cursor []byte, max int) ([]byte, int, error) {
@@ -64,6 +72,10 @@ func startSweeper[T any](e *T, step func(e *T, cursor []byte, max int) ([]byte, 
 				return nil, 0, ErrClosed
 			}
 			return step(e, cursor, max)
+		},
+		idle: func() bool {
+			e := wp.Value()
+			return e != nil && !mayExpire(e)
 		},
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -85,7 +97,7 @@ func (s *sweeper) loop() {
 		if s.manual.Load() {
 			continue
 		}
-		if _, _, err := s.runOnce(sweepBatch); errors.Is(err, ErrClosed) {
+		if errors.Is(s.tick(), ErrClosed) {
 			return
 		}
 		// Any other error (the native core out of memory for a cursor
@@ -93,6 +105,17 @@ func (s *sweeper) loop() {
 		// the next tick from the same cursor: the sweep has no caller to
 		// report to, and a failed step changes nothing.
 	}
+}
+
+// tick is one background step: a batch of sweepBatch entries, or none
+// while no entry can have expired (idle).
+func (s *sweeper) tick() error {
+	max := sweepBatch
+	if s.idle() {
+		max = 0
+	}
+	_, _, err := s.runOnce(max)
+	return err
 }
 
 // runOnce takes one step from the saved cursor.  wrapped reports that the
