@@ -400,6 +400,46 @@ batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_o
 	return MANTIS_OK;
 }
 
+/*
+ * The splices of a window's likely inserts (puts whose index slot led to
+ * no node: `absent`, from sl_prefetch_nodes), searched in lockstep
+ * (sl_find_paths) when there are two or more to overlap and they are not
+ * ascending: an ascending run is spliced from the slot's own hint
+ * (skiplist.c, struct sl_hint) without a search from the head, which
+ * paths searched before the run's earlier keys went in would not do.
+ * Only puts before the window's first delete: a delete that removes its
+ * key makes every path searched before it stale (retire_gen).
+ * path_of[i] is record i's path, or NULL.  Hints: what the puts then do
+ * is what they do without them.
+ */
+static void
+find_insert_paths(mantis_db *db, const uint8_t *const *keys, const uint32_t *klens,
+		  const bool *put, size_t n, uint64_t absent, struct sl_hint *paths,
+		  struct sl_hint **path_of)
+{
+	const uint8_t *k[APPLY_AHEAD];
+	uint32_t kl[APPLY_AHEAD];
+	size_t m = 0;
+	bool ascending = true;
+	for (size_t i = 0; i < n; i++)
+		path_of[i] = NULL;
+	for (size_t i = 0; i < n && put[i]; i++) {
+		if (!(absent & ((uint64_t)1 << i)))
+			continue;
+		if (m > 0 && sl_bytes_cmp(k[m - 1], kl[m - 1], keys[i], klens[i]) >= 0)
+			ascending = false;
+		k[m] = keys[i];
+		kl[m] = klens[i];
+		path_of[i] = &paths[m++];
+	}
+	if (m < 2 || ascending) {
+		for (size_t i = 0; i < n; i++)
+			path_of[i] = NULL;
+		return;
+	}
+	sl_find_paths(db->sl, k, kl, m, paths);
+}
+
 static mantis_status
 batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bool crc)
 {
@@ -422,30 +462,40 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 	 * the whole call: walk them without checking again.
 	 * In windows of APPLY_AHEAD records: hash each key and prefetch its
 	 * index slot (a random address, a miss in a large index), then the
-	 * nodes and records those slots lead to, then apply the window in
-	 * order with those hashes.  Each prefetch step is a pass over the
-	 * window, so the misses of its keys overlap instead of each stalling
-	 * its own put.  Prefetches are hints and the hash a pure function of
+	 * nodes and records those slots lead to, then, for the puts whose
+	 * slot led to no node (likely inserts), their splices in the list
+	 * (find_insert_paths), then apply the window in order with those
+	 * hashes and splices.  Each step is a pass over the window, so the
+	 * misses of its keys overlap instead of each stalling its own put.
+	 * Prefetches and splices are hints and the hash a pure function of
 	 * the key: the order of the operations, duplicate keys, statistics
 	 * and what readers see are as without them. */
 	write_begin(db);
 	for (size_t off = 0; st == MANTIS_OK && off < len;) {
 		uint64_t hash[APPLY_AHEAD];
+		const uint8_t *keys[APPLY_AHEAD];
+		uint32_t klens[APPLY_AHEAD];
+		bool put[APPLY_AHEAD];
 		size_t n = 0;
 		for (size_t o = off; n < APPLY_AHEAD && o < len; n++, o += rec.size) {
 			mantis_codec_view((const uint8_t *)batch + o, &rec);
 			hash[n] = sl_hash_prefetch(db->sl, rec.key, rec.key_len);
+			keys[n] = rec.key;
+			klens[n] = rec.key_len;
+			put[n] = rec.type == MANTIS_REC_PUT;
 		}
-		/* One key has no other's misses to overlap with; the pass
-		 * would only add an epoch section. */
+		struct sl_hint paths[APPLY_AHEAD], *path_of[APPLY_AHEAD] = {NULL};
+		/* One key has no other's misses to overlap with; the passes
+		 * would only add epoch sections. */
 		if (n > 1)
-			sl_prefetch_nodes(db->sl, hash, n);
+			find_insert_paths(db, keys, klens, put, n,
+					  sl_prefetch_nodes(db->sl, hash, n), paths, path_of);
 		for (size_t i = 0; st == MANTIS_OK && i < n; i++, off += rec.size) {
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {
 				st = sl_put_hashed(db->sl, rec.key, rec.key_len, rec.value,
 						   rec.value_len, 0, rec.expires_at, hash[i],
-						   n > 1);
+						   n > 1, path_of[i]);
 				puts += st == MANTIS_OK;
 			} else {
 				/* Cannot fail for a validated key: absent is fine. */

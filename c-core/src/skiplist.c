@@ -81,10 +81,12 @@
  *     ck_epoch after every section that could have seen it has ended.
  *  6. Records and keys are immutable after publication; publication is a
  *     CAS or release store after a store fence.
- *  7. A splice hint is read only by the holder of its epoch slot and only
- *     while retire_gen equals the value it was built under; every pointer
- *     it supplies is re-checked (key order by comparison, adjacency and
- *     unmarkedness by the splice CAS) before the list depends on it.
+ *  7. A splice hint (a slot's own, or a batch's path for one key, struct
+ *     sl_hint) is read only by its owner (the slot's holder; the batch's
+ *     caller) and only while retire_gen equals the value it was built
+ *     under; every pointer it supplies is re-checked (key order by
+ *     comparison, adjacency and unmarkedness by the splice CAS) before
+ *     the list depends on it.
  *
  * ------------------------------------------------------------------------
  * Linearization points
@@ -133,8 +135,10 @@
  *  scan    per key, the acquire load of node->rec as it walks level 0.
  *
  * Insert splice (one level; level 0 first, then upward; preds/succs from
- * a search that snipped every marked node in the way, or from the slot's
- * splice hint when the key falls inside it, see struct sl_hint):
+ * a search that snipped every marked node in the way, or from a splice
+ * hint when the key falls inside it, see struct sl_hint: the slot's own,
+ * or the batch's path for the key, whose search snipped nothing, so its
+ * succs may be marked; the hint's checks and the CAS below cover both):
  *
  *      pred -----------------> succ         node.next[i] = succ
  *      pred ---> node -------> succ         CAS(pred.next[i], succ, node)
@@ -187,13 +191,9 @@
  * adjacency by the splice CAS itself, which fails on a marked predecessor.
  *
  * Owned by whoever holds epoch slot i (local[i]): no other synchronisation.
+ * A batch's lockstep search (sl_find_paths) builds hints of the same kind,
+ * one per key, owned by the batch's caller.  (The struct: skiplist.h.)
  */
-struct sl_hint {
-	uint64_t gen;	 /* retire_gen when built; valid only if equal */
-	uint32_t filled; /* levels [0, filled) hold a consistent splice */
-	struct sl_node *preds[SL_MAX_HEIGHT];
-	struct sl_node *succs[SL_MAX_HEIGHT];
-};
 
 /*
  * What a call keeps per epoch slot: the splice hint and the statistics
@@ -818,15 +818,18 @@ sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen)
 	return h;
 }
 
-void
+uint64_t
 sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
 {
 	struct sl_node *nodes[SL_PREFETCH_MAX];
+	uint64_t absent = 0;
 	if (n > SL_PREFETCH_MAX)
 		n = SL_PREFETCH_MAX;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	for (size_t i = 0; i < n; i++) {
 		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i]);
+		if (nodes[i] == NULL)
+			absent |= (uint64_t)1 << i;
 		/* Write hint: an update CASes the node's rec word. */
 		if (nodes[i] != NULL)
 			__builtin_prefetch(nodes[i], 1);
@@ -843,6 +846,104 @@ sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
 			__builtin_prefetch((const void *)r, 1);
 	}
 	mantis_epoch_exit(slot);
+	return absent;
+}
+
+/* Starts the miss of a list step onto node n (its header and tower base;
+ * for a short key and tower, the key too). */
+static inline void
+prefetch_step(const struct sl_node *n)
+{
+	if (n != NULL)
+		__builtin_prefetch(n);
+}
+
+/*
+ * Lockstep searches.  A random insert's writer search is a chain of
+ * dependent misses, one per node it steps onto (a few per level, over
+ * ~log4(n) levels, each also a TLB miss in a big list): one search cannot
+ * overlap its own misses.  Searches for different keys can: each cursor
+ * below takes one step per round and prefetches the node its next step
+ * reads, so a round's misses are in flight together, n at a time.
+ *
+ * Each search records, per level, the last node < its key and the first
+ * node after it (sl_seek's path; unlike sl_descend's, a succ may be
+ * marked, even a DEAD node of the key, since nothing is snipped) as a
+ * splice hint (struct sl_hint) built under the retire_gen read after this
+ * section's enter: the same guard, and the same argument, as a slot's own
+ * hint.  The insert that then uses it (sl_put_hashed, sl_link) checks
+ * everything as for a slot's hint: keys by strict comparison, adjacency
+ * by its splice CAS; a level an earlier insert of the batch changed fails
+ * those checks and is searched again.  Read-only, like sl_seek.
+ *
+ * Termination: a cursor either steps to a node with a smaller key than
+ * its own or drops a level (lock-free, as sl_seek).
+ */
+void
+sl_find_paths(mantis_skiplist *sl, const uint8_t *const *keys, const uint32_t *klens,
+	      size_t n, struct sl_hint *paths)
+{
+	struct cursor {
+		const uint8_t *key;
+		uint32_t klen;
+		int lvl;
+		struct sl_node *x;  /* last node < key on level lvl */
+		struct sl_node *nx; /* x's successor there, not yet compared */
+		struct sl_hint *path;
+	} c[SL_PREFETCH_MAX];
+	/* Beyond the cursors: no splice (filled 0), a full search. */
+	for (size_t i = SL_PREFETCH_MAX; i < n; i++)
+		paths[i].filled = 0;
+	if (n > SL_PREFETCH_MAX)
+		n = SL_PREFETCH_MAX;
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	/* After enter's full fence, before any node is read (struct sl_hint). */
+	uint64_t gen = __atomic_load_n(&sl->retire_gen, __ATOMIC_SEQ_CST);
+	for (size_t i = 0; i < n; i++) {
+		paths[i].gen = gen;
+		paths[i].filled = SL_MAX_HEIGHT;
+		/* The head is cached: the first round drops through the
+		 * levels it leads nowhere on without a miss. */
+		c[i] = (struct cursor){keys[i], klens[i], SL_MAX_HEIGHT - 1, sl->head,
+				       next_ptr(MANTIS_LOAD_ACQ(&sl->head->next[SL_MAX_HEIGHT - 1])),
+				       &paths[i]};
+	}
+	/* Each round moves every unfinished cursor by one node (a miss
+	 * started last round); finished ones are swapped out of [0, live). */
+	for (size_t live = n; live > 0;) {
+		for (size_t i = 0; i < live;) {
+			struct cursor *k = &c[i];
+			bool done = false;
+			for (;;) {
+				if (k->nx != NULL && key_cmp(k->nx, k->key, k->klen) < 0) {
+					k->x = k->nx;
+					k->nx = next_ptr(MANTIS_LOAD_ACQ(&k->x->next[k->lvl]));
+					break;
+				}
+				k->path->preds[k->lvl] = k->x;
+				k->path->succs[k->lvl] = k->nx;
+				if (k->lvl == 0) {
+					done = true;
+					break;
+				}
+				/* Down a level from x (cached).  Its successor
+				 * there is often the node just compared (>= key):
+				 * then down again without a miss. */
+				struct sl_node *d = next_ptr(MANTIS_LOAD_ACQ(&k->x->next[--k->lvl]));
+				if (d != k->nx) {
+					k->nx = d;
+					break;
+				}
+			}
+			if (done) {
+				c[i] = c[--live];
+				continue;
+			}
+			prefetch_step(k->nx);
+			i++;
+		}
+	}
+	mantis_epoch_exit(slot);
 }
 
 mantis_status
@@ -857,12 +958,13 @@ mantis_skiplist_put(mantis_skiplist *sl, const void *key, size_t klen,
 	if (st != MANTIS_OK)
 		return st;
 	return sl_put_hashed(sl, key, klen, value, vlen, seq, expires_at,
-			     sl_hash(sl->seed, key, klen), false);
+			     sl_hash(sl->seed, key, klen), false, NULL);
 }
 
 mantis_status
 sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *value,
-	      size_t vlen, uint64_t seq, uint64_t expires_at, uint64_t h, bool warm)
+	      size_t vlen, uint64_t seq, uint64_t expires_at, uint64_t h, bool warm,
+	      struct sl_hint *path)
 {
 	if (sl == NULL || (value == NULL && vlen != 0))
 		return MANTIS_INVALID;
@@ -932,7 +1034,14 @@ sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *val
 		 * nn is unpublished, so a plain store (sl_link's fence orders
 		 * it before the splice). */
 		nn->rec = (uintptr_t)r | SL_PENDING;
-		sl_link(sl, nn, &local_of(sl, slot)->hint, gen);
+		/* The batch's path for this key, unless an earlier retirement
+		 * made it stale (then the slot's own hint, which sl_link uses
+		 * only if that is current; sl_link's gen check is the safety
+		 * guard, this one only picks the fallback).  sl_link leaves
+		 * the splice around nn in whichever it was given. */
+		sl_link(sl, nn,
+			path != NULL && path->gen == gen ? path : &local_of(sl, slot)->hint,
+			gen);
 		hx_insert(sh, nn, h);
 		/* The insert's linearization point: clearing PENDING makes the
 		 * key live to both read paths at once.  Release: r->node and

@@ -256,13 +256,39 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * warm says the caller prefetched h's slot and node (sl_prefetch_nodes):
  * sl_put_hashed then probes the index before allocating a node, so an
  * update of an existing key allocates only its record; results and
- * effects are the same either way.
+ * effects are the same either way.  path, when not NULL, is key's splice
+ * from sl_find_paths: an insert starts from it (when still current)
+ * instead of the slot's own hint; results and effects are the same.
  */
 uint64_t sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen);
-void sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
+/* Returns a mask of the hashes (bit i for h[i]) whose slots led to no
+ * node: most likely keys an insert will add (a hint, like the rest). */
+uint64_t sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
+/*
+ * A splice hint: where an insert of some key would be spliced in, per
+ * level, as a search saw it.  What it is and why reading its nodes later
+ * is safe: skiplist.c, above struct sl_local.
+ */
+struct sl_hint {
+	uint64_t gen;	 /* retire_gen when built; valid only if equal */
+	uint32_t filled; /* levels [0, filled) hold a consistent splice */
+	struct sl_node *preds[SL_MAX_HEIGHT];
+	struct sl_node *succs[SL_MAX_HEIGHT];
+};
+/*
+ * The searches for keys[0..n), run in lockstep so that their cache
+ * misses overlap, each leaving its splice in paths[i]: for a batch about
+ * to insert keys the index does not hold, which passes each path to that
+ * key's sl_put_hashed.  At most 64 are searched; paths past those hold
+ * no splice (an insert with one searches from the head).  Reads only, in
+ * its own epoch section; skiplist.c says how and why.
+ */
+void sl_find_paths(mantis_skiplist *sl, const uint8_t *const *keys, const uint32_t *klens,
+		   size_t n, struct sl_hint *paths);
 mantis_status sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 			    const void *value, size_t vlen, uint64_t seq,
-			    uint64_t expires_at, uint64_t h, bool warm);
+			    uint64_t expires_at, uint64_t h, bool warm,
+			    struct sl_hint *path);
 mantis_status sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 			       uint64_t h);
 /*

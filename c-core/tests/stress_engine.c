@@ -12,6 +12,11 @@
  * deletes, so batches race plain writes and the readers' fast path meets
  * both.  (The engine leaves the order of a put and a batch on one key to
  * its caller, mantis.h rule 3, so single writes never touch group keys.)
+ * Loose keys ("g<group>-a<n>") sort just before their group's keys, so
+ * their inserts and deletes change the list right where batches insert
+ * (the splices a batch searched for its inserts, sl_find_paths, go stale
+ * under it), and half the batches put their keys in a shuffled order
+ * (an ascending batch uses the slot's splice hint instead).
  *
  * Readers also prefetch keys (mantis_db_prefetch) while batches rewrite
  * and delete them.
@@ -38,7 +43,7 @@
 #define GROUPS 64
 #define GROUP_KEYS 16
 #define LOOSE 256
-#define KEY_LEN 8  /* "g000-k00" / "z0000000" */
+#define KEY_LEN 8  /* "g000-k00" / "g000-a00" */
 #define VALUE_LEN 16
 
 static mantis_db *db;
@@ -69,6 +74,15 @@ group_key(char *k, int g, int i)
 {
 	char tmp[KEY_LEN + 1];
 	snprintf(tmp, sizeof tmp, "g%03d-k%02d", g, i);
+	memcpy(k, tmp, KEY_LEN);
+}
+
+/* Loose key n: just below group n % GROUPS's keys, outside its scans. */
+static void
+loose_key(char *k, uint64_t n)
+{
+	char tmp[KEY_LEN + 1];
+	snprintf(tmp, sizeof tmp, "g%03d-a%02d", (int)(n % GROUPS), (int)(n / GROUPS % 100));
 	memcpy(k, tmp, KEY_LEN);
 }
 
@@ -129,8 +143,18 @@ writer(void *arg)
 		uint64_t op = rnd(&s) % 100;
 		uint64_t gen = id << 40 | ++n;
 		if (op < 80) {
-			/* Put one or two whole groups. */
+			/* Put one or two whole groups, half the time in a
+			 * shuffled order. */
 			int g1 = (int)(rnd(&s) % GROUPS), g2 = op < 30 ? (int)(rnd(&s) % GROUPS) : -1;
+			int order[GROUP_KEYS];
+			for (int i = 0; i < GROUP_KEYS; i++)
+				order[i] = i;
+			if (rnd(&s) & 1)
+				for (int i = GROUP_KEYS - 1; i > 0; i--) {
+					int j = (int)(rnd(&s) % (uint64_t)(i + 1)), t = order[i];
+					order[i] = order[j];
+					order[j] = t;
+				}
 			size_t off = 0;
 			for (int pass = 0; pass < 2; pass++) {
 				int g = pass == 0 ? g1 : g2;
@@ -139,7 +163,7 @@ writer(void *arg)
 				for (int i = 0; i < GROUP_KEYS; i++) {
 					char k[KEY_LEN];
 					unsigned char v[VALUE_LEN];
-					group_key(k, g, i);
+					group_key(k, g, order[i]);
 					make_value(v, k, gen);
 					off += add_record(buf + off, sizeof buf - off, MANTIS_REC_PUT, k, v);
 				}
@@ -159,8 +183,8 @@ writer(void *arg)
 				fail("apply delete", g);
 			atomic_fetch_add_explicit(&batches, 1, memory_order_relaxed);
 		} else {
-			char k[KEY_LEN + 1];
-			snprintf(k, sizeof k, "z%07d", (int)(rnd(&s) % LOOSE));
+			char k[KEY_LEN];
+			loose_key(k, rnd(&s) % LOOSE);
 			unsigned char v[VALUE_LEN];
 			make_value(v, k, gen);
 			mantis_status st = op < 97 ? mantis_db_put(db, k, KEY_LEN, v, VALUE_LEN, 0)
@@ -242,8 +266,8 @@ reader(void *arg)
 		 * before it, a prefetch of the key and of a group's keys, which
 		 * races the batches that rewrite and delete them (it reads the
 		 * index, nodes and records without the seqlock). */
-		char k[KEY_LEN + 1];
-		snprintf(k, sizeof k, "z%07d", (int)(rnd(&s) % LOOSE));
+		char k[KEY_LEN];
+		loose_key(k, rnd(&s) % LOOSE);
 		char pk[(GROUP_KEYS + 1) * KEY_LEN];
 		uint32_t pl[GROUP_KEYS + 1];
 		int pg = (int)(rnd(&s) % GROUPS);

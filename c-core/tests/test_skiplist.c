@@ -835,8 +835,10 @@ test_model(void **state)
 
 /* Model helpers for test_model_splices: apply a put or a delete to both the
  * map and the reference, then check the key and its neighbourhood. */
+/* A put, through a batch's splice (sl_find_paths) when path is not NULL. */
 static void
-model_put(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq)
+model_put_path(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq,
+	       struct sl_hint *path)
 {
 	bool found;
 	size_t pos = ref_lower(k, kl, &found);
@@ -844,7 +846,10 @@ model_put(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq)
 	uint32_t vl = (uint32_t)(rnd() % 48);
 	for (uint32_t j = 0; j < vl; j++)
 		val[j] = (uint8_t)rnd();
-	assert_int_equal(mantis_skiplist_put(sl, k, kl, val, vl, seq, 0), MANTIS_OK);
+	assert_int_equal(path == NULL ? mantis_skiplist_put(sl, k, kl, val, vl, seq, 0)
+				      : sl_put_hashed(sl, k, kl, val, vl, seq, 0,
+						      sl_hash(sl_hash_seed(sl), k, kl), false, path),
+			 MANTIS_OK);
 	if (!found) {
 		memmove(&ref[pos + 1], &ref[pos], (ref_n - pos) * sizeof(ref[0]));
 		ref_n++;
@@ -855,6 +860,12 @@ model_put(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq)
 	ref[pos].vlen = vl;
 	ref[pos].seq = seq;
 	ref[pos].exp = 0;
+}
+
+static void
+model_put(mantis_skiplist *sl, const uint8_t *k, uint32_t kl, uint64_t seq)
+{
+	model_put_path(sl, k, kl, seq, NULL);
 }
 
 static void
@@ -1196,6 +1207,79 @@ scan_order_cb(void *arg, const mantis_skiplist_entry *e)
 }
 
 /*
+ * Batch splices (sl_find_paths) against the reference.  Each round
+ * searches the splices of a few keys in lockstep, then changes the list
+ * where they point before the keys are put with them: inserts of the keys
+ * right beside them (retire_gen stays, so each put must catch a stale
+ * level by key comparison and its splice CAS), updates, and sometimes a
+ * delete whose node is freed at once (retire_gen moves: the paths must be
+ * ignored; a path used anyway reads freed memory, which the ASan build of
+ * `make sanitize` reports).  Some of a round's keys are present (an
+ * update, the path unused) or repeated.  Keys are 2-byte positions, some
+ * with a third byte, so a key's nearest neighbours are one insert away.
+ * The list's shape is checked every round.
+ */
+static void
+test_model_paths(void **state)
+{
+	(void)state;
+	const char *env = getenv("MANTIS_MODEL_OPS");
+	long rounds = (env ? atol(env) : MODEL_OPS_DEFAULT) / 40;
+	rng = 0x452821e638d01377ULL;
+	mantis_skiplist *sl = new_sl();
+	ref_n = 0;
+	uint64_t seq = 0;
+	for (long r = 0; r < rounds; r++) {
+		uint8_t keys[16][3];
+		const uint8_t *kp[16];
+		uint32_t kl[16];
+		struct sl_hint paths[16];
+		size_t m = 2 + (size_t)(rnd() % 15);
+		for (size_t i = 0; i < m; i++) {
+			long at = (long)(rnd() % 280);
+			keys[i][0] = (uint8_t)(at >> 8);
+			keys[i][1] = (uint8_t)at;
+			keys[i][2] = 0;
+			kl[i] = rnd() % 2 ? 3 : 2;
+			kp[i] = keys[i];
+		}
+		sl_find_paths(sl, kp, kl, m, paths);
+		for (unsigned j = (unsigned)(rnd() % 6); j > 0; j--) {
+			const uint8_t *b = keys[rnd() % m];
+			long at = (long)(b[0] << 8 | b[1]) + (long)(rnd() % 3) - 1;
+			if (at < 0)
+				at = 0;
+			uint8_t near[3] = {(uint8_t)(at >> 8), (uint8_t)at, 0};
+			uint32_t nl = rnd() % 2 ? 3 : 2;
+			if (rnd() % 10 == 0) {
+				/* Freed now, not at some later poll: a path
+				 * used across the delete is a use after free
+				 * (sanitized builds). */
+				model_delete(sl, near, nl);
+				assert_int_equal(mantis_skiplist_quiesce(sl), MANTIS_OK);
+			} else
+				model_put(sl, near, nl, ++seq);
+		}
+		for (size_t i = 0; i < m; i++)
+			model_put_path(sl, kp[i], kl[i], ++seq, &paths[i]);
+		assert_shape(sl);
+		for (size_t i = 0; i < m; i++)
+			model_check_near(sl, kp[i], kl[i]);
+		model_check_scan(sl, NULL, 0, false, 0, 0);
+		assert_int_equal(sl_keys(sl), ref_n);
+		/* Thin the map out, so that rounds keep inserting. */
+		while (ref_n > MODEL_KEYS / 2) {
+			size_t v = (size_t)(rnd() % ref_n);
+			uint8_t k[12];
+			uint32_t l = ref[v].klen;
+			memcpy(k, ref[v].key, l);
+			model_delete(sl, k, l);
+		}
+	}
+	mantis_skiplist_free(sl);
+}
+
+/*
  * Sorted keys appended in calls of every size from 1 up (and an empty
  * call) give a map with the list's shape, every key found by get and
  * scan in order, and the right statistics; then deletes, updates and
@@ -1429,6 +1513,7 @@ main(void)
 		cmocka_unit_test(test_large_overwrites_return),
 		cmocka_unit_test(test_pinned_retirements_return),
 		cmocka_unit_test(test_hash_seeded),
+		cmocka_unit_test(test_model_paths),
 		cmocka_unit_test(test_append_sorted),
 		cmocka_unit_test(test_append_refuses),
 		cmocka_unit_test(test_append_alloc_failure),
