@@ -18,10 +18,10 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"slices"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -150,21 +150,31 @@ func (c *limitConn) scan(b []byte) int {
 				c.bad = "expected '$', got '" + string(rune(ch)) + "'"
 				return start
 			}
-			if b[i] != '\n' {
-				if len(c.hdr) == maxHeaderLine {
-					if c.state == stMultiHdr {
-						c.bad = "invalid multibulk length"
-					} else {
-						c.bad = "invalid bulk length"
+			var line []byte
+			if j := bytes.IndexByte(b[i:], '\n'); len(c.hdr) == 0 && j >= 0 && j <= maxHeaderLine {
+				// The whole line is in b (the common case): judged
+				// where it lies, as the loop below would judge it
+				// gathered byte by byte.
+				line = b[i : i+j]
+				i += j + 1
+			} else {
+				if b[i] != '\n' {
+					if len(c.hdr) == maxHeaderLine {
+						if c.state == stMultiHdr {
+							c.bad = "invalid multibulk length"
+						} else {
+							c.bad = "invalid bulk length"
+						}
+						return start
 					}
-					return start
+					c.hdr = append(c.hdr, b[i])
+					i++
+					continue
 				}
-				c.hdr = append(c.hdr, b[i])
+				line = c.hdr
 				i++
-				continue
 			}
-			i++
-			if preAuth, ok := c.header(); !ok {
+			if preAuth, ok := c.header(line); !ok {
 				if preAuth && began && start > 0 {
 					// Commands before this frame have not run; one of
 					// them may be AUTH.  Hand them over and judge the
@@ -190,18 +200,18 @@ func (c *limitConn) scan(b []byte) int {
 	return len(b)
 }
 
-// header handles a complete header line in c.hdr ("*n\r" or "$n\r").
-// It reports whether the frame may go on and, when not, whether only a
-// pre-AUTH limit was broken.
-func (c *limitConn) header() (preAuth, ok bool) {
+// header handles a complete header line h ("*n\r" without its '*', or
+// "$n\r"; the '\n' consumed).  It reports whether the frame may go on and,
+// when not, whether only a pre-AUTH limit was broken.  c.hdr is empty
+// after it unless the frame broke a limit.
+func (c *limitConn) header(h []byte) (preAuth, ok bool) {
 	unauthed := c.unauthed.Load()
-	h := c.hdr
 	if len(h) > 0 && h[len(h)-1] == '\r' {
 		h = h[:len(h)-1]
 	}
 	if c.state == stMultiHdr {
-		n, err := strconv.ParseInt(string(h), 10, 64)
-		if err != nil || n > c.lim.maxArgs {
+		n, ok := atoi(h) // reader.go: strconv.Atoi's rules, no string
+		if !ok || int64(n) > c.lim.maxArgs {
 			c.bad = "invalid multibulk length"
 			return false, false
 		}
@@ -210,15 +220,15 @@ func (c *limitConn) header() (preAuth, ok bool) {
 			return true, false
 		}
 		if n <= 0 { // the reader refuses it (invalid multibulk length)
-			c.state = stStart
+			c.state, c.hdr = stStart, c.hdr[:0]
 			return false, true
 		}
-		c.left, c.state, c.hdr = n, stBulkHdr, c.hdr[:0]
+		c.left, c.state, c.hdr = int64(n), stBulkHdr, c.hdr[:0]
 		return false, true
 	}
 	// "$<len>"
-	n, err := strconv.ParseInt(string(h[min(1, len(h)):]), 10, 64)
-	if err != nil || n < 0 || n > c.lim.maxBulk {
+	n, ok := atoi(h[min(1, len(h)):])
+	if !ok || n < 0 || int64(n) > c.lim.maxBulk {
 		c.bad = "invalid bulk length"
 		return false, false
 	}
@@ -226,11 +236,11 @@ func (c *limitConn) header() (preAuth, ok bool) {
 		c.bad = "unauthenticated bulk length"
 		return true, false
 	}
-	c.total += n
+	c.total += int64(n)
 	if c.total > c.lim.maxCmd {
 		c.bad = "command too large"
 		return false, false
 	}
-	c.skip, c.state = n+2, stBulkBody
+	c.skip, c.state, c.hdr = int64(n)+2, stBulkBody, c.hdr[:0]
 	return false, true
 }

@@ -1,0 +1,148 @@
+package resp
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// scanFeed runs a fresh authenticated limitConn's scan over data in
+// pieces of the given sizes (the rest in one piece), as reads would
+// deliver them, stopping at the first broken limit.  It returns the
+// scanner and the bytes accepted.
+func scanFeed(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
+	t.Helper()
+	lc := newLimitConn(nil, frameLimits{maxArgs: 8, maxBulk: 64, maxCmd: 128, maxInline: 64}, false)
+	accepted := 0
+	for len(data) > 0 {
+		n := len(data)
+		if len(pieces) > 0 {
+			n = min(max(pieces[0], 1), n)
+			pieces = pieces[1:]
+		}
+		ok := lc.scan(data[:n])
+		if ok < 0 || ok > n || (ok < n && lc.bad == "") || (ok == n && lc.bad != "") {
+			t.Fatalf("scan of %q accepted %d with bad %q", data[:n], ok, lc.bad)
+		}
+		accepted += ok
+		if lc.bad != "" {
+			break
+		}
+		data = data[n:]
+	}
+	return lc, accepted
+}
+
+// FuzzLimitScanSplit: how the bytes are split into reads does not change
+// what the limit scanner decides: the same protocol error (or none, and
+// then the same place in the stream), whether a header line arrives whole
+// in one read (judged where it lies) or a byte at a time (gathered first).
+// The limits are small so that input can break each of them.
+func FuzzLimitScanSplit(f *testing.F) {
+	for _, s := range []string{
+		"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n",
+		"*2\r\n$3\r\nGET\r\n$99\r\n",
+		"*9\r\n$1\r\na\r\n",
+		"*-1\r\n*0\r\nPING\r\n",
+		"*1\r\n:5\r\n",
+		"*1\r\n$12345678901234567890123456789012345\r\n",
+		"*2\r\n$60\r\n" + string(bytes.Repeat([]byte("x"), 60)) + "\r\n$70\r\n",
+		"GET k\r\n" + string(bytes.Repeat([]byte("y"), 70)) + "\r\n",
+		"*1\r\n$4\r\nPI",
+	} {
+		f.Add([]byte(s), uint16(7))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		whole, _ := scanFeed(t, data)
+		ones := make([]int, len(data))
+		for i := range ones {
+			ones[i] = 1
+		}
+		for _, split := range [][]int{ones, {int(cut) % (len(data) + 1)}} {
+			got, _ := scanFeed(t, data, split...)
+			if got.bad != whole.bad {
+				t.Fatalf("split %v: error %q, whole: %q", split, got.bad, whole.bad)
+			}
+			if whole.bad != "" {
+				continue
+			}
+			if got.state != whole.state || got.left != whole.left || got.skip != whole.skip ||
+				got.total != whole.total || got.line != whole.line || !bytes.Equal(got.hdr, whole.hdr) {
+				t.Fatalf("split %v ends in state %d left %d skip %d total %d line %d hdr %q; whole: %d %d %d %d %d %q",
+					split, got.state, got.left, got.skip, got.total, got.line, got.hdr,
+					whole.state, whole.left, whole.skip, whole.total, whole.line, whole.hdr)
+			}
+		}
+	})
+}
+
+// TestLimitScanWholeFrames: a stream of complete frames within the limits
+// is accepted whole however it is split, and one breaking a limit is
+// stopped at its first byte when it starts in the read.
+func TestLimitScanWholeFrames(t *testing.T) {
+	ok := []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+	for cut := 0; cut <= len(ok); cut++ {
+		lc, n := scanFeed(t, ok, cut)
+		if lc.bad != "" || n != len(ok) || lc.state != stStart {
+			t.Fatalf("cut %d: accepted %d of %d, bad %q, state %d", cut, n, len(ok), lc.bad, lc.state)
+		}
+	}
+	for _, tc := range []struct{ frame, bad string }{
+		{"*9\r\n", "invalid multibulk length"},
+		{"*1\r\n$65\r\n", "invalid bulk length"},
+		{"*1\r\n$x\r\n", "invalid bulk length"},
+		{"*1\r\n:1\r\n", "expected '$', got ':'"},
+		{"*3\r\n$60\r\n" + string(bytes.Repeat([]byte("a"), 60)) + "\r\n$60\r\n" +
+			string(bytes.Repeat([]byte("b"), 60)) + "\r\n$60\r\n", "command too large"},
+		{"*1\r\n$123456789012345678901234567890123\r\n", "invalid bulk length"},
+	} {
+		in := append(append([]byte{}, ok...), tc.frame...)
+		lc, n := scanFeed(t, in)
+		if lc.bad != tc.bad || n != len(ok) {
+			t.Fatalf("%q: bad %q after %d bytes, want %q after %d", tc.frame, lc.bad, n, tc.bad, len(ok))
+		}
+	}
+}
+
+// BenchmarkLimitScan: the limit scanner over a read of 16 pipelined
+// commands, as redis-benchmark -P 16 sends them (bytes/s in MB/s).
+func BenchmarkLimitScan(b *testing.B) {
+	for _, bc := range []struct{ name, cmd string }{
+		{"incr", "*2\r\n$4\r\nINCR\r\n$20\r\ncounter:000000123456\r\n"},
+		{"set-100B", "*3\r\n$3\r\nSET\r\n$16\r\nkey:000000123456\r\n$100\r\n" +
+			string(bytes.Repeat([]byte("x"), 100)) + "\r\n"},
+	} {
+		in := bytes.Repeat([]byte(bc.cmd), 16)
+		lc := newLimitConn(nil, frameLimits{maxArgs: 1 << 20, maxBulk: 512 << 20, maxCmd: 512 << 20, maxInline: 64 << 10}, false)
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if lc.scan(in) != len(in) {
+					b.Fatal(lc.bad)
+				}
+			}
+		})
+	}
+}
+
+// TestAtoi: atoi (the reader's and the limit scanner's number parser)
+// fails exactly where strconv.Atoi does and otherwise returns the same
+// number (edges, then random values).
+func TestAtoi(t *testing.T) {
+	cases := []string{"", "+", "-", "0", "-0", "+7", "12", "007", "1a", " 1", "1 ", "1_0",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"-9223372036854775809", "99999999999999999999", "18446744073709551616"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		v := int64(rng.Uint64()) >> rng.IntN(64)
+		cases = append(cases, strconv.FormatInt(v, 10))
+	}
+	for _, c := range cases {
+		want, err := strconv.Atoi(c)
+		got, ok := atoi([]byte(c))
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("atoi(%q) = %d, %v; Atoi: %d, %v", c, got, ok, want, err)
+		}
+	}
+}
