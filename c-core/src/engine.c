@@ -486,10 +486,14 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 		}
 		struct sl_hint paths[APPLY_AHEAD], *path_of[APPLY_AHEAD] = {NULL};
 		/* One key has no other's misses to overlap with; the passes
-		 * would only add epoch sections. */
-		if (n > 1)
-			find_insert_paths(db, keys, klens, put, n,
-					  sl_prefetch_nodes(db->sl, hash, n), paths, path_of);
+		 * would only add epoch sections.  A window of updates (every
+		 * slot led to a node) has no splices to search. */
+		if (n > 1) {
+			uint64_t absent = sl_prefetch_nodes(db->sl, hash, n);
+			if (absent != 0)
+				find_insert_paths(db, keys, klens, put, n, absent, paths,
+						  path_of);
+		}
 		for (size_t i = 0; st == MANTIS_OK && i < n; i++, off += rec.size) {
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {

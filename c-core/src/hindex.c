@@ -111,49 +111,49 @@ hx_word(const struct hx_table *t)
 	return t == NULL ? 0 : (uintptr_t)t | (uintptr_t)__builtin_ctzll(t->mask + 1);
 }
 
-/* How many slots hx_peek looks at: a probe rarely runs longer at the
- * index's load factor, and a prefetch hint is not worth a long walk. */
-#define HX_PEEK_PROBES 4
-
 /*
  * The one probe of the index: from hash's home slot to the first empty
- * one, skipping tombstones and other tags, at most limit slots (0: no
- * bound, and no counter in the compiled loop).  With a
- * key it returns the node whose key matches; without (key NULL, hx_peek)
- * the first node whose tag matches, a guess that spares the wait for the
- * node's own miss.  Inlined with constant arguments, each caller gets its
- * own loop.
+ * one (a table always keeps one, so the probe ends), skipping tombstones
+ * and other tags.  With a key it returns the node whose key matches;
+ * without (key NULL, hx_peek) the first node whose tag matches, a guess
+ * that spares the wait for the node's own miss.  *empty (when not NULL)
+ * is set when it stopped at the empty slot.  Inlined with constant
+ * arguments, each caller gets its own loop.
  */
 static inline struct sl_node *
 hx_probe(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen,
-	 unsigned limit)
+	 bool *empty)
 {
 	/* Dependent load: the table's contents were published before it. */
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
-	if (w == 0)
+	if (w == 0) {
+		if (empty != NULL)
+			*empty = true;
 		return NULL;
+	}
 	const struct hx_table *t = hx_word_table(w);
 	uintptr_t tag = hx_tag(hash);
 	uint64_t mask = hx_word_mask(w);
 	uint64_t i = hash & mask;
-	for (unsigned probes = 0; limit == 0 || probes < limit; probes++, i = (i + 1) & mask) {
+	for (;; i = (i + 1) & mask) {
 		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
-		if (s == HX_EMPTY)
+		if (s == HX_EMPTY) {
+			if (empty != NULL)
+				*empty = true;
 			return NULL;
+		}
 		if (s == HX_TOMB || (s & ~HX_PTR_MASK) != tag)
 			continue;
 		struct sl_node *n = (struct sl_node *)(s & HX_PTR_MASK);
 		if (key == NULL || (n->klen == klen && memcmp(sl_node_key(n), key, klen) == 0))
 			return n;
 	}
-	return NULL;
 }
 
 struct sl_node *
 hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
 {
-	/* No bound: a table always keeps an empty slot, so the probe ends. */
-	return hx_probe(sh, hash, key, klen, 0);
+	return hx_probe(sh, hash, key, klen, NULL);
 }
 
 void
@@ -168,9 +168,14 @@ hx_prefetch(const struct hx_shard *sh, uint64_t hash)
 }
 
 struct sl_node *
-hx_peek(const struct hx_shard *sh, uint64_t hash)
+hx_peek(const struct hx_shard *sh, uint64_t hash, bool *empty)
 {
-	return hx_probe(sh, hash, NULL, 0, HX_PEEK_PROBES);
+	/* To the empty slot, not a few probes: "absent" must not be said of
+	 * a key whose slot lies further on (a splice search for it would be
+	 * a whole descent for nothing), and the slots past the first are
+	 * mostly in the line the first one's miss brought in. */
+	*empty = false;
+	return hx_probe(sh, hash, NULL, 0, empty);
 }
 
 static void

@@ -827,8 +827,9 @@ sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
 		n = SL_PREFETCH_MAX;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	for (size_t i = 0; i < n; i++) {
-		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i]);
-		if (nodes[i] == NULL)
+		bool empty;
+		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i], &empty);
+		if (empty)
 			absent |= (uint64_t)1 << i;
 		/* Write hint: an update CASes the node's rec word. */
 		if (nodes[i] != NULL)

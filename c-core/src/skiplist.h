@@ -204,10 +204,12 @@ struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
 /* Prefetches the index slot where a probe for hash starts; inside an epoch
  * section.  A hint only: it changes nothing. */
 void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
-/* The node a probe for hash would most likely end at (the first of a few
- * slots whose tag matches; the key is not compared), or NULL; inside an
- * epoch section.  For prefetching only: the node may be another key's. */
-struct sl_node *hx_peek(const struct hx_shard *sh, uint64_t hash);
+/* The node a probe for hash would most likely end at (the first slot
+ * whose tag matches; the key is not compared), or NULL, with *empty set,
+ * when the probe met an empty slot first: no key of that hash was indexed
+ * when the slots were read.  Inside an epoch section.  For prefetching
+ * and hints only: the node may be another key's. */
+struct sl_node *hx_peek(const struct hx_shard *sh, uint64_t hash, bool *empty);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
 bool hx_reserve(struct hx_shard *sh, struct mantis_epoch_slot *slot, uint64_t seed);
@@ -261,8 +263,9 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * instead of the slot's own hint; results and effects are the same.
  */
 uint64_t sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen);
-/* Returns a mask of the hashes (bit i for h[i]) whose slots led to no
- * node: most likely keys an insert will add (a hint, like the rest). */
+/* Returns a mask of the hashes (bit i for h[i]) whose probe met an empty
+ * slot before any node: keys an insert will add unless one is added
+ * meanwhile (a hint, like the rest). */
 uint64_t sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
 /*
  * A splice hint: where an insert of some key would be spliced in, per
