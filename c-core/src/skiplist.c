@@ -205,6 +205,10 @@
 struct sl_local {
 	int64_t keys;
 	int64_t bytes;
+	/* Batch splices searched (sl_find_paths) and used by an insert:
+	 * what the test hook sl_path_stats reports. */
+	uint64_t paths_searched;
+	uint64_t paths_used;
 	struct sl_hint hint;
 } __attribute__((aligned(64)));
 
@@ -356,6 +360,14 @@ static inline struct sl_local *
 local_of(mantis_skiplist *sl, mantis_epoch_slot *slot)
 {
 	return &sl->local[slot - sl->epoch.slots];
+}
+
+/* Adds n to a per-slot counter; as stats_add, the slot's holder is its
+ * only writer. */
+static inline void
+local_count(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
 
 /* Statistics: the slot's holder is the only writer, so load + store (no
@@ -704,6 +716,16 @@ sl_check_structure(const mantis_skiplist *sl, const char **what)
 	return bad;
 }
 
+void
+sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used)
+{
+	*searched = *used = 0;
+	for (int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
+		*searched += __atomic_load_n(&sl->local[i].paths_searched, __ATOMIC_RELAXED);
+		*used += __atomic_load_n(&sl->local[i].paths_used, __ATOMIC_RELAXED);
+	}
+}
+
 uint64_t
 sl_hash_seed(const mantis_skiplist *sl)
 {
@@ -944,6 +966,7 @@ sl_find_paths(mantis_skiplist *sl, const uint8_t *const *keys, const uint32_t *k
 			i++;
 		}
 	}
+	local_count(&local_of(sl, slot)->paths_searched, n);
 	mantis_epoch_exit(slot);
 }
 
@@ -1040,9 +1063,10 @@ sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen, const void *val
 		 * only if that is current; sl_link's gen check is the safety
 		 * guard, this one only picks the fallback).  sl_link leaves
 		 * the splice around nn in whichever it was given. */
-		sl_link(sl, nn,
-			path != NULL && path->gen == gen ? path : &local_of(sl, slot)->hint,
-			gen);
+		bool use = path != NULL && path->gen == gen;
+		if (use)
+			local_count(&local_of(sl, slot)->paths_used, 1);
+		sl_link(sl, nn, use ? path : &local_of(sl, slot)->hint, gen);
 		hx_insert(sh, nn, h);
 		/* The insert's linearization point: clearing PENDING makes the
 		 * key live to both read paths at once.  Release: r->node and

@@ -318,6 +318,9 @@ mantis_status sl_build(const mantis_skiplist *sl, const mantis_skiplist_entry *e
 void sl_build_free(struct sl_node *n);
 mantis_status sl_append_built(mantis_skiplist *sl, const struct sl_built *b, size_t n,
 			      size_t *appended);
+/* Test hook: batch splices searched (sl_find_paths, per key) and used by
+ * an insert (offered while still current), summed over the epoch slots. */
+void sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used);
 /* Quiescent shape check for tests (skiplist.c): violations found. */
 size_t sl_check_structure(const mantis_skiplist *sl, const char **what);
 /* The engine's list (engine.c), so tests can run that check on a db. */

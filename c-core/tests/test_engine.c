@@ -11,6 +11,7 @@
 
 #include <mantis.h>
 #include "alloc.h"
+#include "skiplist.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -297,6 +298,70 @@ test_batch_windows_model(void **state)
 	assert_int_equal(sd.batches, 20);
 	mantis_db_close(db);
 	mantis_db_close(ref);
+}
+
+/*
+ * Which puts of a batch search their list splices in lockstep (engine.c,
+ * find_insert_paths; counted by the test hook sl_path_stats): those of a
+ * window whose key the index lacks, unless the window's inserts ascend.
+ * An ascending load searches none (the splice hint places each key).
+ * Updates of every key search none, wherever a key's index slot lies in
+ * its probe sequence (taken for an insert, each would pay a whole descent
+ * for nothing); enough keys that some slots lie far from home.  New keys
+ * in descending order search and use one splice each.  Every key reads
+ * back with its last value.
+ */
+static void
+test_batch_insert_paths(void **state)
+{
+	(void)state;
+	enum { N = 1 << 17, B = 1024, NEW = 64 };
+	static uint8_t buf[B * 48];
+	mantis_db *db = open_db(0, 0);
+	uint64_t searched, used;
+	char k[16];
+	for (int i = 0; i < N; i += B) {
+		size_t off = 0;
+		for (int j = i; j < i + B; j++) {
+			snprintf(k, sizeof(k), "k%07d", 2 * j);
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, k, "v", 0);
+		}
+		assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+	}
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_int_equal(searched, 0);
+	/* Every key once, scattered: an odd multiplier permutes [0, N). */
+	for (int i = 0; i < N; i += B) {
+		size_t off = 0;
+		for (int j = i; j < i + B; j++) {
+			snprintf(k, sizeof(k), "k%07d", (int)(2 * (((uint64_t)j * 2654435761u) % N)));
+			add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, k, "u", 0);
+		}
+		assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+	}
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_int_equal(searched, 0);
+	size_t off = 0;
+	for (int j = 0; j < NEW; j++) {
+		snprintf(k, sizeof(k), "k%07d", 2 * (N - 1 - j * (N / NEW)) + 1);
+		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, k, "n", 0);
+	}
+	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_int_equal(searched, NEW);
+	assert_int_equal(used, NEW);
+	for (int j = 0; j < NEW; j++) {
+		snprintf(k, sizeof(k), "k%07d", 2 * (N - 1 - j * (N / NEW)) + 1);
+		expect_val(db, k, "n", 1);
+	}
+	for (int j = 0; j < N; j += 97) {
+		snprintf(k, sizeof(k), "k%07d", 2 * j);
+		expect_val(db, k, "u", 1);
+	}
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.keys, N + NEW);
+	mantis_db_close(db);
 }
 
 /*
@@ -1524,6 +1589,7 @@ main(void)
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_batch_applies_all),
 	    cmocka_unit_test(test_batch_windows_model),
+	    cmocka_unit_test(test_batch_insert_paths),
 	    cmocka_unit_test(test_batch_update_first),
 	    cmocka_unit_test(test_prefetch_is_a_hint),
 	    cmocka_unit_test(test_batch_apply_verified),

@@ -1276,6 +1276,10 @@ test_model_paths(void **state)
 			model_delete(sl, k, l);
 		}
 	}
+	/* The puts above took their paths (not only the fallbacks). */
+	uint64_t searched, used;
+	sl_path_stats(sl, &searched, &used);
+	assert_true(used > 0 && searched >= used);
 	mantis_skiplist_free(sl);
 }
 
