@@ -441,8 +441,10 @@ mantis_status mantis_skiplist_quiesce(mantis_skiplist *sl);
  * length and nothing copied; the removals of the call stand, so retrying
  * from the same start with a bigger buffer is safe (a cap of
  * MANTIS_MAX_KEY_SIZE never fails).  Also frees what idle epoch slots
- * still hold, so it doubles as the map's periodic maintenance call.
- * One epoch section for the walk: max_visit bounds the call's latency.
+ * still hold, so it doubles as the map's periodic maintenance call:
+ * max_visit 0 visits nothing (the cursor becomes the first key >= start)
+ * and does only that.  One epoch section for the walk: max_visit bounds
+ * the call's latency.
  * MANTIS_INVALID for NULL sl/next_len/reclaimed or a NULL pointer with a
  * non-zero length.  A start longer than MANTIS_MAX_KEY_SIZE positions as
  * memcmp order says, as in mantis_skiplist_scan.

@@ -401,8 +401,8 @@ batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_o
 }
 
 /*
- * The splices of a window's likely inserts (puts whose index slot led to
- * no node: `absent`, from sl_prefetch_nodes), searched in lockstep
+ * The splices of a window's likely inserts (puts whose index probe met an
+ * empty slot first: `absent`, from sl_prefetch_nodes), searched in lockstep
  * (sl_find_paths) when there are two or more to overlap and they are not
  * ascending: an ascending run is spliced from the slot's own hint
  * (skiplist.c, struct sl_hint) without a search from the head, which
@@ -463,7 +463,7 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 	 * In windows of APPLY_AHEAD records: hash each key and prefetch its
 	 * index slot (a random address, a miss in a large index), then the
 	 * nodes and records those slots lead to, then, for the puts whose
-	 * slot led to no node (likely inserts), their splices in the list
+	 * probe met an empty slot (likely inserts), their splices in the list
 	 * (find_insert_paths), then apply the window in order with those
 	 * hashes and splices.  Each step is a pass over the window, so the
 	 * misses of its keys overlap instead of each stalling its own put.
@@ -489,7 +489,7 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 		 * would only add epoch sections.  A window of updates (every
 		 * slot led to a node) has no splices to search. */
 		if (n > 1) {
-			uint64_t absent = sl_prefetch_nodes(db->sl, hash, n);
+			uint64_t absent = sl_prefetch_nodes(db->sl, hash, n, true);
 			if (absent != 0)
 				find_insert_paths(db, keys, klens, put, n, absent, paths,
 						  path_of);
@@ -546,7 +546,7 @@ mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens, size_
 			hash[m] = sl_hash_prefetch(db->sl, k, klens[i]);
 			k += klens[i];
 		}
-		sl_prefetch_nodes(db->sl, hash, m);
+		sl_prefetch_nodes(db->sl, hash, m, false);
 	}
 	return MANTIS_OK;
 }

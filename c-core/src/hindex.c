@@ -111,18 +111,27 @@ hx_word(const struct hx_table *t)
 	return t == NULL ? 0 : (uintptr_t)t | (uintptr_t)__builtin_ctzll(t->mask + 1);
 }
 
+/* How many slots hx_peek looks at when its caller only prefetches: a
+ * probe rarely runs longer at the index's load factor, and a prefetch
+ * pass should not stall on the lines past the one it prefetched. */
+#define HX_PEEK_PROBES 4
+
 /*
  * The one probe of the index: from hash's home slot to the first empty
- * one (a table always keeps one, so the probe ends), skipping tombstones
- * and other tags.  With a key it returns the node whose key matches;
- * without (key NULL, hx_peek) the first node whose tag matches, a guess
- * that spares the wait for the node's own miss.  *empty (when not NULL)
- * is set when it stopped at the empty slot.  Inlined with constant
- * arguments, each caller gets its own loop.
+ * one, skipping tombstones and other tags, at most limit slots (0: no
+ * bound).  Unbounded, it ends: a live table keeps a quarter of its slots
+ * empty (hx_reserve rebuilds before that) and a slot once filled never
+ * becomes empty again (a removal leaves a tombstone), so a slot seen
+ * empty was empty throughout, and a retired table is frozen.  With a key
+ * it returns the node whose key matches; without (key NULL, hx_peek) the
+ * first node whose tag matches, a guess that spares the wait for the
+ * node's own miss.  *empty (when not NULL) is set when it stopped at an
+ * empty slot.  Inlined with constant arguments, each caller gets its own
+ * loop.
  */
 static inline struct sl_node *
 hx_probe(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen,
-	 bool *empty)
+	 unsigned limit, bool *empty)
 {
 	/* Dependent load: the table's contents were published before it. */
 	uintptr_t w = MANTIS_LOAD_ACQ(&sh->tabw);
@@ -135,7 +144,7 @@ hx_probe(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t kle
 	uintptr_t tag = hx_tag(hash);
 	uint64_t mask = hx_word_mask(w);
 	uint64_t i = hash & mask;
-	for (;; i = (i + 1) & mask) {
+	for (unsigned probes = 0; limit == 0 || probes < limit; probes++, i = (i + 1) & mask) {
 		uintptr_t s = MANTIS_LOAD_ACQ(&t->slot[i]);
 		if (s == HX_EMPTY) {
 			if (empty != NULL)
@@ -148,12 +157,13 @@ hx_probe(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t kle
 		if (key == NULL || (n->klen == klen && memcmp(sl_node_key(n), key, klen) == 0))
 			return n;
 	}
+	return NULL;
 }
 
 struct sl_node *
 hx_find(const struct hx_shard *sh, uint64_t hash, const void *key, uint32_t klen)
 {
-	return hx_probe(sh, hash, key, klen, NULL);
+	return hx_probe(sh, hash, key, klen, 0, NULL);
 }
 
 void
@@ -170,12 +180,14 @@ hx_prefetch(const struct hx_shard *sh, uint64_t hash)
 struct sl_node *
 hx_peek(const struct hx_shard *sh, uint64_t hash, bool *empty)
 {
-	/* To the empty slot, not a few probes: "absent" must not be said of
-	 * a key whose slot lies further on (a splice search for it would be
-	 * a whole descent for nothing), and the slots past the first are
-	 * mostly in the line the first one's miss brought in. */
+	/* With empty: to the empty slot, not a few probes, since "absent"
+	 * must not be said of a key whose slot lies further on (a splice
+	 * search for it would be a whole descent for nothing); the slots
+	 * past the first are mostly in the line its miss brought in. */
+	if (empty == NULL)
+		return hx_probe(sh, hash, NULL, 0, HX_PEEK_PROBES, NULL);
 	*empty = false;
-	return hx_probe(sh, hash, NULL, 0, empty);
+	return hx_probe(sh, hash, NULL, 0, 0, empty);
 }
 
 static void

@@ -841,7 +841,7 @@ sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen)
 }
 
 uint64_t
-sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
+sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n, bool want_absent)
 {
 	struct sl_node *nodes[SL_PREFETCH_MAX];
 	uint64_t absent = 0;
@@ -849,8 +849,9 @@ sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n)
 		n = SL_PREFETCH_MAX;
 	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
 	for (size_t i = 0; i < n; i++) {
-		bool empty;
-		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i], &empty);
+		bool empty = false;
+		nodes[i] = hx_peek(hx_shard_for(sl->shards, h[i]), h[i],
+				   want_absent ? &empty : NULL);
 		if (empty)
 			absent |= (uint64_t)1 << i;
 		/* Write hint: an update CASes the node's rec word. */

@@ -205,10 +205,12 @@ struct sl_node *hx_find(const struct hx_shard *sh, uint64_t hash,
  * section.  A hint only: it changes nothing. */
 void hx_prefetch(const struct hx_shard *sh, uint64_t hash);
 /* The node a probe for hash would most likely end at (the first slot
- * whose tag matches; the key is not compared), or NULL, with *empty set,
- * when the probe met an empty slot first: no key of that hash was indexed
- * when the slots were read.  Inside an epoch section.  For prefetching
- * and hints only: the node may be another key's. */
+ * whose tag matches; the key is not compared), or NULL.  With empty, the
+ * probe runs to a tag match or an empty slot, and *empty says it met the
+ * empty slot: no key of that hash was indexed when the slots were read;
+ * without, it looks at a few slots only (a prefetch's guess).  Inside an
+ * epoch section.  For prefetching and hints only: the node may be
+ * another key's. */
 struct sl_node *hx_peek(const struct hx_shard *sh, uint64_t hash, bool *empty);
 /* Writers, under sh->lock.  reserve makes room for one more entry so that
  * the following insert cannot fail; false on allocation failure. */
@@ -263,10 +265,11 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * instead of the slot's own hint; results and effects are the same.
  */
 uint64_t sl_hash_prefetch(mantis_skiplist *sl, const void *key, size_t klen);
-/* Returns a mask of the hashes (bit i for h[i]) whose probe met an empty
- * slot before any node: keys an insert will add unless one is added
- * meanwhile (a hint, like the rest). */
-uint64_t sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n);
+/* With absent, returns a mask of the hashes (bit i for h[i]) whose probe
+ * met an empty slot before any node: keys an insert will add unless one
+ * is added meanwhile (a hint, like the rest); without, 0, and each probe
+ * stops after a few slots (hx_peek). */
+uint64_t sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n, bool absent);
 /*
  * A splice hint: where an insert of some key would be spliced in, per
  * level, as a search saw it.  What it is and why reading its nodes later

@@ -151,7 +151,11 @@ func (c *limitConn) scan(b []byte) int {
 				return start
 			}
 			var line []byte
-			if j := bytes.IndexByte(b[i:], '\n'); len(c.hdr) == 0 && j >= 0 && j <= maxHeaderLine {
+			j := -1
+			if len(c.hdr) == 0 {
+				j = bytes.IndexByte(b[i:min(len(b), i+maxHeaderLine+1)], '\n')
+			}
+			if j >= 0 {
 				// The whole line is in b (the common case): judged
 				// where it lies, as the loop below would judge it
 				// gathered byte by byte.

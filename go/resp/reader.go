@@ -26,6 +26,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"math"
 )
 
 // Parse errors, with redcon's texts; the loop answers them "-ERR <text>",
@@ -369,21 +370,21 @@ func atoi(b []byte) (int, bool) {
 	if len(b) == 0 {
 		return 0, false
 	}
-	const maxU = uint64(1<<63 - 1)
+	const maxU = uint64(math.MaxInt) // the int range of this platform
 	var u uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
 		d := uint64(c - '0')
-		if u > (maxU+1-d)/10 { // u*10+d > maxU+1 (the magnitude of MinInt64)
+		if u > (maxU+1-d)/10 { // u*10+d > maxU+1 (the magnitude of MinInt)
 			return 0, false
 		}
 		u = u*10 + d
 	}
 	switch {
 	case neg:
-		return int(-u), true // -(1<<63) wraps to MinInt64, as it should
+		return int(-u), true // -(maxU+1) wraps to MinInt, as it should
 	case u > maxU:
 		return 0, false
 	}

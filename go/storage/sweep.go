@@ -4,7 +4,8 @@
 //
 // The sweeper is engine-neutral: every sweepInterval it asks the engine to
 // examine a bounded batch of entries (sweepBatch) from a saved cursor and
-// remove the expired ones, and wraps around at the end of the key space.
+// remove the expired ones, and wraps around at the end of the key space;
+// while no entry was ever written with an expiry it examines none.
 // So a full pass over n keys takes n/sweepBatch seconds, and no step holds
 // a lock (or, natively, an epoch section) for longer than one batch.
 //

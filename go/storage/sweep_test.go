@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -41,6 +42,11 @@ func TestBackgroundSweepIdleUntilExpiry(t *testing.T) {
 			if err := sw.tick(); err != nil {
 				t.Fatal(err)
 			}
+			// Nothing visited: the cursor is the first key, not past
+			// the last (a walk of the 100 keys would wrap to nil).
+			if !bytes.Equal(sw.cursor, []byte{'k', 0}) {
+				t.Fatalf("idle step left the cursor at %q, want the first key", sw.cursor)
+			}
 			if err := e.PutWithTTL([]byte("t"), []byte("v"), time.Hour); err != nil {
 				t.Fatal(err)
 			}
@@ -49,6 +55,9 @@ func TestBackgroundSweepIdleUntilExpiry(t *testing.T) {
 			}
 			if len(maxes) != 2 || maxes[0] != 0 || maxes[1] != sweepBatch {
 				t.Fatalf("steps visited at most %v entries, want [0 %d]", maxes, sweepBatch)
+			}
+			if sw.cursor != nil { // all 101 keys walked: wrapped
+				t.Fatalf("a full step left the cursor at %q, want the end", sw.cursor)
 			}
 		})
 	}
