@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -61,4 +62,31 @@ func TestBackgroundSweepIdleUntilExpiry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSweeperDoesNotPinEngine: the background sweeper holds its engine
+// only weakly (startSweeper), so an engine dropped without Close can still
+// be collected; a goroutine that captured it would keep it for good.
+func TestSweeperDoesNotPinEngine(t *testing.T) {
+	e, err := NewPureGoStorageEngine(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutWithTTL([]byte("k"), []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	collected := make(chan struct{})
+	runtime.AddCleanup(e.(*pureEngine), func(c chan struct{}) { close(c) }, collected)
+	e = nil
+	// Cleanups run on their own goroutine after the GC that found the
+	// engine unreachable: collect, then give it a moment, a few times.
+	for range 50 {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the engine was not collected after 50 GCs: something holds it")
 }
