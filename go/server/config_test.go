@@ -60,6 +60,26 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 			t.Fatalf("%v %v: WALPreallocate %v, engine %d, %v", c.args, c.env, cfg.WALPreallocate, cfg.EngineOptions("d").WALPreallocate, err)
 		}
 	}
+	// Automatic checkpoints start at 64 MiB of log by default; the flag
+	// (or its variable) moves the floor, and 0 turns them off (-1 for
+	// the engine, whose 0 is its default).
+	if o := def.EngineOptions("d"); o.CheckpointBytes != 64<<20 {
+		t.Fatalf("default CheckpointBytes %d, want 64 MiB", o.CheckpointBytes)
+	}
+	for _, c := range []struct {
+		args   []string
+		env    map[string]string
+		engine int64
+	}{
+		{[]string{"--checkpoint-bytes", "256MiB"}, nil, 256 << 20},
+		{nil, map[string]string{"MANTISDB_CHECKPOINT_BYTES": "1GiB"}, 1 << 30},
+		{[]string{"--checkpoint-bytes=0"}, nil, -1},
+	} {
+		cfg, err = ParseFlags(c.args, lookup(c.env), io.Discard)
+		if err != nil || cfg.Validate() != nil || cfg.EngineOptions("d").CheckpointBytes != c.engine {
+			t.Fatalf("%v %v: engine CheckpointBytes %d, want %d (%v)", c.args, c.env, cfg.EngineOptions("d").CheckpointBytes, c.engine, err)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -72,6 +92,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.AuthToken = "ab" },                         // loopback: any usable token
 		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
 		func(c *Config) { c.Port = 0 },
+		func(c *Config) { c.CheckpointBytes = 0 }, // off
+		func(c *Config) { c.CheckpointBytes = 1 << 20 },
 	}
 	for i, f := range ok {
 		c := DefaultConfig()
@@ -88,6 +110,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Host = "10.0.0.1" },
 		func(c *Config) { c.Port = -1 },
 		func(c *Config) { c.CacheSize = 1000 },
+		func(c *Config) { c.CheckpointBytes = 1000 },
 		func(c *Config) { c.MaxKeySize = 0 },
 		func(c *Config) { c.MaxKeySize = storage.DefaultMaxKeySize + 1 },
 		func(c *Config) { c.MaxValueSize = storage.DefaultMaxValueSize + 1 },

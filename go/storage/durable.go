@@ -40,6 +40,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"iter"
@@ -100,7 +101,7 @@ func openDurability(lim *limits, idx index, hooks walHooks) (*durability, error)
 		SyncInterval:    opts.SyncInterval,
 		Preallocate:     opts.WALPreallocate,
 		SegmentSize:     hooks.segmentSize,
-		CheckpointBytes: hooks.checkpointBytes,
+		CheckpointBytes: cmp.Or(hooks.checkpointBytes, opts.CheckpointBytes), // a test's hook first
 		Logf:            opts.Logf,
 		AllowDataLoss:   opts.AllowDataLoss,
 	}

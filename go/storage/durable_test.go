@@ -810,3 +810,42 @@ func TestWALPreallocateOption(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointBytesOption: Options.CheckpointBytes is the floor of the
+// automatic checkpoint rule (both engines): with a floor far below what is
+// written, a checkpoint starts by itself; with automatic checkpoints off
+// (negative), none does, however far past the floor given the log grows.
+func TestCheckpointBytesOption(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, ec engineCase) {
+		for _, tc := range []struct {
+			floor int64
+			auto  bool
+		}{{64 << 10, true}, {-1, false}} {
+			opts := storage.Options{Dir: t.TempDir(), Sync: storage.SyncNone, CheckpointBytes: tc.floor}
+			e := ec.mustOpen(t, opts, storage.WALHooks{SegmentSize: 16 << 10})
+			val := bytes.Repeat([]byte("v"), 200)
+			// About 1 MiB of log, 16 times the floor; then, if a
+			// checkpoint is due, more writes (each 64th polls for one)
+			// until it has run.  The bound only turns a checkpoint that
+			// never starts into a failure instead of a hang.
+			for i := 0; i < 4000; i++ {
+				if err := e.Put([]byte(fmt.Sprintf("k%04d", i%500)), val); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; tc.auto && i < 200_000 && e.Stats().LastCheckpoint.IsZero(); i++ {
+				if err := e.Put([]byte("poll"), val); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := !e.Stats().LastCheckpoint.IsZero(); got != tc.auto {
+				t.Fatalf("CheckpointBytes %d: automatic checkpoint %v, want %v (log %d bytes)",
+					tc.floor, got, tc.auto, e.Stats().WALBytes)
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -60,6 +60,16 @@ type Options struct {
 	// 1 MiB; negative turns it off, as on a copy-on-write file system
 	// (btrfs, ZFS), where it gains nothing.  Other policies ignore it.
 	WALPreallocate int64
+	// CheckpointBytes: an automatic checkpoint starts once the log written
+	// since the last one reaches the larger of CheckpointBytes and the
+	// last snapshot's size (Redis's auto-aof-rewrite rule, with this as
+	// its minimum size), so a reopen replays about that much log at most.
+	// 0 means 64 MiB; negative turns automatic checkpoints off
+	// (Checkpoint still takes one; until then the log grows, and a reopen
+	// replays all of it).  Each checkpoint rewrites the whole data set, so
+	// under a heavy write load a larger value trades a longer reopen for
+	// less background work (docs/OPERATIONS.md, "Checkpoints").
+	CheckpointBytes int64
 	// MaxKeySize and MaxValueSize bound keys and values in bytes; 0 means
 	// the format's limits, and larger values are clamped to them.
 	MaxKeySize   int
