@@ -48,7 +48,9 @@ type Config struct {
 	WALPreallocate bool
 	// CheckpointBytes: the log written since the last checkpoint that
 	// starts an automatic one (storage.Options.CheckpointBytes, the floor
-	// of its rule); 0 turns automatic checkpoints off.
+	// of its rule).  The server cannot turn them off: it has no other way
+	// to take a checkpoint, and without them its log, its disk use and
+	// every restart's replay would grow with every write.
 	CheckpointBytes int64
 
 	MaxKeySize     int
@@ -220,7 +222,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
 	fs.BoolVar(&cfg.WALPreallocate, "wal-preallocate", cfg.WALPreallocate, env("wal-preallocate", "under --sync always, write the log over zeros written ahead (1 MiB at a time): each fsync then skips the file's new size, and each log byte is written twice; turn off on copy-on-write file systems (btrfs, ZFS)"))
-	fs.Var(sizeFlag[int64]{&cfg.CheckpointBytes}, "checkpoint-bytes", env("checkpoint-bytes", "start an automatic checkpoint (a snapshot, then the log before it is dropped) once the log written since the last one reaches the larger of this and the last snapshot's size; a reopen replays about that much log. Larger: fewer checkpoints under heavy writes, longer reopens; 0 turns them off (at least 1MiB otherwise)"))
+	fs.Var(sizeFlag[int64]{&cfg.CheckpointBytes}, "checkpoint-bytes", env("checkpoint-bytes", "start an automatic checkpoint (a snapshot, then the log before it is dropped) once the log written since the last one reaches the larger of this and the last snapshot's size (at least 1MiB); a reopen replays about that much log. Larger: fewer checkpoints under heavy writes, longer reopens"))
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, env("auth-token", fmt.Sprintf("require 'Authorization: Bearer <token>' on every endpoint but /health, /livez, /readyz; visible ASCII, at least %d characters off loopback (prefer the environment variable: flags show in ps)", MinAuthTokenLen)))
 	fs.BoolVar(&cfg.AllowDataLoss, "allow-data-loss", cfg.AllowDataLoss, env("allow-data-loss", "open a data directory with a missing snapshot or WAL segment by keeping what is left (set aside in <data-dir>/lost/; every loss is logged); without it such a directory is refused. For one start, not for good"))
 	fs.Var(sizeFlag[int]{&cfg.MaxKeySize}, "max-key-size", env("max-key-size", "largest key accepted (at most 64KiB)"))
@@ -293,10 +295,10 @@ func (c *Config) Validate() error {
 		return badConfig("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
 	case c.CacheSize < 1<<20:
 		return badConfig("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
-	case c.CheckpointBytes != 0 && c.CheckpointBytes < 1<<20:
-		// A checkpoint rewrites the whole data set: a tiny floor would
-		// make the log's own growth start one after another.
-		return badConfig("--checkpoint-bytes %s is below the minimum 1MiB (0 turns automatic checkpoints off)", humanize.IBytes(uint64(max(c.CheckpointBytes, 0))))
+	case c.CheckpointBytes < 1<<20:
+		// Each checkpoint rewrites the whole data set, so a tiny floor
+		// would start them back to back.
+		return badConfig("--checkpoint-bytes %d is below the minimum 1MiB", c.CheckpointBytes)
 	case c.Workers < 0:
 		return badConfig("--workers %d must be >= 0", c.Workers)
 	case c.MaxKeySize < 1 || c.MaxKeySize > storage.DefaultMaxKeySize:

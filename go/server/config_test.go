@@ -61,8 +61,7 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 		}
 	}
 	// Automatic checkpoints start at 64 MiB of log by default; the flag
-	// (or its variable) moves the floor, and 0 turns them off (-1 for
-	// the engine, whose 0 is its default).
+	// (or its variable) moves the floor.
 	if o := def.EngineOptions("d"); o.CheckpointBytes != 64<<20 {
 		t.Fatalf("default CheckpointBytes %d, want 64 MiB", o.CheckpointBytes)
 	}
@@ -73,7 +72,6 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 	}{
 		{[]string{"--checkpoint-bytes", "256MiB"}, nil, 256 << 20},
 		{nil, map[string]string{"MANTISDB_CHECKPOINT_BYTES": "1GiB"}, 1 << 30},
-		{[]string{"--checkpoint-bytes=0"}, nil, -1},
 	} {
 		cfg, err = ParseFlags(c.args, lookup(c.env), io.Discard)
 		if err != nil || cfg.Validate() != nil || cfg.EngineOptions("d").CheckpointBytes != c.engine {
@@ -92,7 +90,6 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.AuthToken = "ab" },                         // loopback: any usable token
 		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
 		func(c *Config) { c.Port = 0 },
-		func(c *Config) { c.CheckpointBytes = 0 }, // off
 		func(c *Config) { c.CheckpointBytes = 1 << 20 },
 	}
 	for i, f := range ok {
@@ -111,6 +108,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Port = -1 },
 		func(c *Config) { c.CacheSize = 1000 },
 		func(c *Config) { c.CheckpointBytes = 1000 },
+		func(c *Config) { c.CheckpointBytes = 0 }, // no way off: see Config
 		func(c *Config) { c.MaxKeySize = 0 },
 		func(c *Config) { c.MaxKeySize = storage.DefaultMaxKeySize + 1 },
 		func(c *Config) { c.MaxValueSize = storage.DefaultMaxValueSize + 1 },

@@ -34,9 +34,6 @@ func (c *Config) EngineOptions(dir string) storage.Options {
 		o.WALPreallocate = -1
 	}
 	o.CheckpointBytes = c.CheckpointBytes
-	if c.CheckpointBytes == 0 {
-		o.CheckpointBytes = -1 // off (0 would be the engine's default)
-	}
 	return o
 }
 

@@ -814,30 +814,51 @@ func TestWALPreallocateOption(t *testing.T) {
 // TestCheckpointBytesOption: Options.CheckpointBytes is the floor of the
 // automatic checkpoint rule (both engines): with a floor far below what is
 // written, a checkpoint starts by itself; with automatic checkpoints off
-// (negative), none does, however far past the floor given the log grows.
+// (negative), none does, even past the default floor of 64 MiB.
 func TestCheckpointBytesOption(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, ec engineCase) {
 		for _, tc := range []struct {
 			floor int64
+			puts  int
+			size  int
 			auto  bool
-		}{{64 << 10, true}, {-1, false}} {
+		}{
+			{64 << 10, 4000, 200, true}, // ~1 MiB of log, 16x the floor
+			{-1, 66, 1 << 20, false},    // 66 MiB of log, past 64 MiB
+		} {
 			opts := storage.Options{Dir: t.TempDir(), Sync: storage.SyncNone, CheckpointBytes: tc.floor}
-			e := ec.mustOpen(t, opts, storage.WALHooks{SegmentSize: 16 << 10})
-			val := bytes.Repeat([]byte("v"), 200)
-			// About 1 MiB of log, 16 times the floor; then, if a
-			// checkpoint is due, more writes (each 64th polls for one)
-			// until it has run.  The bound only turns a checkpoint that
-			// never starts into a failure instead of a hang.
-			for i := 0; i < 4000; i++ {
-				if err := e.Put([]byte(fmt.Sprintf("k%04d", i%500)), val); err != nil {
+			e := ec.mustOpen(t, opts, storage.WALHooks{SegmentSize: 16 << 20})
+			val := bytes.Repeat([]byte("v"), tc.size)
+			for i := 0; i < tc.puts; i++ {
+				// Big values overwrite one key: 66 MiB of log, 1 MiB
+				// of data (a snapshot, if one starts, is quick).
+				k := fmt.Sprintf("k%04d", i%500)
+				if tc.size > 1<<10 {
+					k = "big"
+				}
+				if err := e.Put([]byte(k), val); err != nil {
 					t.Fatal(err)
 				}
 			}
-			for i := 0; tc.auto && i < 200_000 && e.Stats().LastCheckpoint.IsZero(); i++ {
-				if err := e.Put([]byte("poll"), val); err != nil {
+			// A due checkpoint starts on a poll (every 64th write) and
+			// runs in the background: write on until it has finished.
+			// The deadline only turns one that never starts into a
+			// failure instead of a hang.
+			small := val[:1]
+			for deadline := time.Now().Add(30 * time.Second); tc.auto &&
+				e.Stats().LastCheckpoint.IsZero() && time.Now().Before(deadline); {
+				if err := e.Put([]byte("poll"), small); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(time.Millisecond)
+			}
+			if tc.floor < 0 { // give a wrongly started one the same chance
+				for i := 0; i < 256; i++ {
+					if err := e.Put([]byte("poll"), small); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 			if got := !e.Stats().LastCheckpoint.IsZero(); got != tc.auto {
 				t.Fatalf("CheckpointBytes %d: automatic checkpoint %v, want %v (log %d bytes)",

@@ -64,9 +64,10 @@ type Options struct {
 	// since the last one reaches the larger of CheckpointBytes and the
 	// last snapshot's size (Redis's auto-aof-rewrite rule, with this as
 	// its minimum size), so a reopen replays about that much log at most.
-	// 0 means 64 MiB; negative turns automatic checkpoints off
-	// (Checkpoint still takes one; until then the log grows, and a reopen
-	// replays all of it).  Each checkpoint rewrites the whole data set, so
+	// 0 means 64 MiB; negative turns automatic checkpoints off, the one
+	// an open takes after a long replay included (docs/OPERATIONS.md,
+	// "Crash loops"): until the caller calls Checkpoint, the log and the
+	// disk use grow with every write, and a reopen replays all of it.  Each checkpoint rewrites the whole data set, so
 	// under a heavy write load a larger value trades a longer reopen for
 	// less background work (docs/OPERATIONS.md, "Checkpoints").
 	CheckpointBytes int64
