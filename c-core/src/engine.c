@@ -409,8 +409,8 @@ batch_validate(const mantis_db *db, const void *batch, size_t len, size_t *bad_o
  * paths searched before the run's earlier keys went in would not do.
  * Only puts before the window's first delete: a delete that removes its
  * key makes every path searched before it stale (retire_gen).
- * path_of[i] is record i's path, or NULL.  Hints: what the puts then do
- * is what they do without them.
+ * path_of[] comes all NULL; a record whose splice was searched gets its
+ * path.  Hints: what the puts then do is what they do without them.
  */
 static void
 find_insert_paths(mantis_db *db, const uint8_t *const *keys, const uint32_t *klens,
@@ -419,10 +419,8 @@ find_insert_paths(mantis_db *db, const uint8_t *const *keys, const uint32_t *kle
 {
 	const uint8_t *k[APPLY_AHEAD];
 	uint32_t kl[APPLY_AHEAD];
-	size_t m = 0;
+	size_t rec[APPLY_AHEAD], m = 0;
 	bool ascending = true;
-	for (size_t i = 0; i < n; i++)
-		path_of[i] = NULL;
 	for (size_t i = 0; i < n && put[i]; i++) {
 		if (!(absent & ((uint64_t)1 << i)))
 			continue;
@@ -430,14 +428,13 @@ find_insert_paths(mantis_db *db, const uint8_t *const *keys, const uint32_t *kle
 			ascending = false;
 		k[m] = keys[i];
 		kl[m] = klens[i];
-		path_of[i] = &paths[m++];
+		rec[m++] = i;
 	}
-	if (m < 2 || ascending) {
-		for (size_t i = 0; i < n; i++)
-			path_of[i] = NULL;
+	if (m < 2 || ascending)
 		return;
-	}
 	sl_find_paths(db->sl, k, kl, m, paths);
+	for (size_t j = 0; j < m; j++)
+		path_of[rec[j]] = &paths[j];
 }
 
 static mantis_status

@@ -207,8 +207,8 @@ struct sl_local {
 	int64_t bytes;
 	/* Batch splices searched (sl_find_paths) and used by an insert:
 	 * what the test hook sl_path_stats reports. */
-	uint64_t paths_searched;
-	uint64_t paths_used;
+	int64_t paths_searched;
+	int64_t paths_used;
 	struct sl_hint hint;
 } __attribute__((aligned(64)));
 
@@ -362,24 +362,23 @@ local_of(mantis_skiplist *sl, mantis_epoch_slot *slot)
 	return &sl->local[slot - sl->epoch.slots];
 }
 
-/* Adds n to a per-slot counter; as stats_add, the slot's holder is its
- * only writer. */
+/* Adds n to a per-slot counter (struct sl_local): the slot's holder is
+ * the only writer, so load + store (no locked RMW); relaxed, it orders no
+ * other memory, and atomic only so that readers (stats_get) may sum the
+ * slots at any time. */
 static inline void
-local_count(uint64_t *c, uint64_t n)
+local_count(int64_t *c, int64_t n)
 {
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
 
-/* Statistics: the slot's holder is the only writer, so load + store (no
- * locked RMW); relaxed, they order no other memory. */
+/* Statistics: the key and byte counts of the slot's holder. */
 static void
 stats_add(mantis_skiplist *sl, mantis_epoch_slot *slot, int64_t keys, int64_t bytes)
 {
 	struct sl_local *l = local_of(sl, slot);
-	__atomic_store_n(&l->keys, __atomic_load_n(&l->keys, __ATOMIC_RELAXED) + keys,
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&l->bytes, __atomic_load_n(&l->bytes, __ATOMIC_RELAXED) + bytes,
-			 __ATOMIC_RELAXED);
+	local_count(&l->keys, keys);
+	local_count(&l->bytes, bytes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -721,8 +720,8 @@ sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used)
 {
 	*searched = *used = 0;
 	for (int i = 0; i < MANTIS_EPOCH_POOL_SIZE; i++) {
-		*searched += __atomic_load_n(&sl->local[i].paths_searched, __ATOMIC_RELAXED);
-		*used += __atomic_load_n(&sl->local[i].paths_used, __ATOMIC_RELAXED);
+		*searched += (uint64_t)__atomic_load_n(&sl->local[i].paths_searched, __ATOMIC_RELAXED);
+		*used += (uint64_t)__atomic_load_n(&sl->local[i].paths_used, __ATOMIC_RELAXED);
 	}
 }
 
@@ -967,7 +966,7 @@ sl_find_paths(mantis_skiplist *sl, const uint8_t *const *keys, const uint32_t *k
 			i++;
 		}
 	}
-	local_count(&local_of(sl, slot)->paths_searched, n);
+	local_count(&local_of(sl, slot)->paths_searched, (int64_t)n);
 	mantis_epoch_exit(slot);
 }
 

@@ -67,9 +67,10 @@ type Options struct {
 	// 0 means 64 MiB; negative turns automatic checkpoints off, the one
 	// an open takes after a long replay included (docs/OPERATIONS.md,
 	// "Crash loops"): until the caller calls Checkpoint, the log and the
-	// disk use grow with every write, and a reopen replays all of it.  Each checkpoint rewrites the whole data set, so
-	// under a heavy write load a larger value trades a longer reopen for
-	// less background work (docs/OPERATIONS.md, "Checkpoints").
+	// disk use grow with every write, and a reopen replays all of it.
+	// Each checkpoint rewrites the whole data set, so under a heavy write
+	// load a larger value trades a longer reopen for less background work
+	// (docs/OPERATIONS.md, "Checkpoints").
 	CheckpointBytes int64
 	// MaxKeySize and MaxValueSize bound keys and values in bytes; 0 means
 	// the format's limits, and larger values are clamped to them.
