@@ -12,6 +12,9 @@
  *   get_hit       N random gets of present keys (value copied out)
  *   get_miss      N random gets of absent keys
  *   scan100       N/100 seeks to a random key, each followed by 100 entries
+ *   scan_all      one pass over the whole map (the threads split it: each
+ *                 seeks its share's first key and reads its share); ns/op
+ *                 is per entry: what a checkpoint or a full SCAN pays
  *   mixed_90_10   N ops: 90% get of a present key, 10% put (update)
  *
  * Systems: "mantis" (this library), "mutex_sl" (a plain single-threaded
@@ -296,9 +299,9 @@ static const struct sys systems[] = {
 /* Runner                                                                   */
 /* ------------------------------------------------------------------------ */
 
-enum row { SEQ_INSERT, RAND_INSERT, GET_HIT, GET_MISS, SCAN100, MIXED };
+enum row { SEQ_INSERT, RAND_INSERT, GET_HIT, GET_MISS, SCAN100, SCAN_ALL, MIXED };
 static const char *row_names[] = {"seq_insert", "rand_insert", "get_hit", "get_miss",
-				  "scan100", "mixed_90_10"};
+				  "scan100", "scan_all", "mixed_90_10"};
 
 struct job {
 	const struct sys *s;
@@ -348,6 +351,10 @@ job_main(void *arg)
 			found += j->s->scan(j->map, k, 100);
 		}
 		break;
+	case SCAN_ALL:
+		bench_hex_key(k, 2 * lo);
+		found += j->s->scan(j->map, k, hi - lo);
+		break;
 	case MIXED:
 		for (size_t i = lo; i < hi; i++) {
 			rng = bench_mix64(rng);
@@ -393,7 +400,7 @@ run_row(const struct sys *s, void *map, enum row row, int nt)
 	pthread_barrier_destroy(&bar);
 	size_t ops = row == SCAN100 ? n_keys / 100 : n_keys;
 	/* Sanity (not timing): hits must hit, misses must miss. */
-	if ((row == GET_HIT && found != n_keys) || (row == GET_MISS && found != 0))
+	if (((row == GET_HIT || row == SCAN_ALL) && found != n_keys) || (row == GET_MISS && found != 0))
 		fprintf(stderr, "bench_skiplist: %s %s found %llu of %zu\n", s->name,
 			row_names[row], (unsigned long long)found, n_keys);
 	printf("%-12s %-13s %d %10.1f %10.2f\n", row_names[row], s->name, nt,
@@ -430,8 +437,10 @@ run_system(const struct sys *s)
 			peak = r;
 		run_row(s, m, GET_HIT, nt);
 		run_row(s, m, GET_MISS, nt);
-		if (s->scan)
+		if (s->scan) {
 			run_row(s, m, SCAN100, nt);
+			run_row(s, m, SCAN_ALL, nt);
+		}
 		if (s != &systems[2])
 			run_row(s, m, MIXED, nt);
 		s->destroy(m);

@@ -32,12 +32,12 @@ awk '
 		return n ? a[int((n + 1) / 2)] : ""
 	}
 	END {
-		split("seq_insert rand_insert get_hit get_miss scan100 mixed_90_10", order, " ")
+		split("seq_insert rand_insert get_hit get_miss scan100 scan_all mixed_90_10", order, " ")
 		split("mantis crossbeam mutex_sl hash_ceiling", sys, " ")
 		printf "%-12s %-2s", "row", "T"
 		for (s = 1; s <= 4; s++) printf " %14s", sys[s] " ns"
 		printf " %12s %9s %8s\n", "vs_crossbeam", "vs_mutex", "vs_hash"
-		for (o = 1; o <= 6; o++) for (t = 1; t <= 64; t++) {
+		for (o = 1; o <= 7; o++) for (t = 1; t <= 64; t++) {
 			r = order[o]; if (!((r SUBSEP "mantis" SUBSEP t) in ns)) continue
 			printf "%-12s %-2d", r, t
 			for (s = 1; s <= 4; s++) { k = r SUBSEP sys[s] SUBSEP t

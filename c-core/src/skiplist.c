@@ -1502,6 +1502,26 @@ mantis_skiplist_get_view(mantis_skiplist *sl, const void *key, size_t klen,
 }
 
 /*
+ * Whether node n (reached inside the current section) is one a scan
+ * returns after prev (NULL: the first): live, unexpired, and with a key
+ * strictly greater than prev's.  Its record in *rp when so.
+ */
+static inline bool
+live_after(const struct sl_node *n, const struct sl_node *prev, uint64_t now,
+	   const struct sl_rec **rp)
+{
+	uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
+	if ((r & SL_HIDDEN) || sl_rec_expired((const struct sl_rec *)r, now))
+		return false;
+	/* A DEAD node and its successor of the same key may both be
+	 * linked; strict order keeps the scan duplicate-free. */
+	if (prev != NULL && key_cmp(n, sl_node_key(prev), prev->klen) <= 0)
+		return false;
+	*rp = (const struct sl_rec *)r;
+	return true;
+}
+
+/*
  * Walks level 0 from n (a node reached inside the current section) and
  * returns the first live, unexpired node with a key strictly greater than
  * the previous one returned (prev, may be NULL), with its record in *rp.
@@ -1516,23 +1536,176 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
 		 * this record, and, when n has a second level, the node ~4
 		 * steps ahead (its next[1]), which starts misses the chain
 		 * could not start yet.  Hints only (relaxed loads; prefetch
-		 * cannot fault).  1M keys, seek + 100: 26.4 -> 21.9 us, most
-		 * of it from the level-1 lookahead. */
+		 * cannot fault). */
 		__builtin_prefetch(next_ptr(__atomic_load_n(&n->next[0], __ATOMIC_RELAXED)));
 		if (n->height > 1)
 			__builtin_prefetch(next_ptr(__atomic_load_n(&n->next[1], __ATOMIC_RELAXED)));
-		uintptr_t r = MANTIS_LOAD_ACQ(&n->rec);
-		__builtin_prefetch((const void *)(r & ~SL_HIDDEN));
-		if ((r & SL_HIDDEN) || sl_rec_expired((const struct sl_rec *)r, now))
-			continue;
-		/* A DEAD node and its successor of the same key may both be
-		 * linked; strict order keeps the scan duplicate-free. */
-		if (prev != NULL && key_cmp(n, sl_node_key(prev), prev->klen) <= 0)
-			continue;
-		*rp = (const struct sl_rec *)r;
-		return n;
+		__builtin_prefetch((const void *)(__atomic_load_n(&n->rec, __ATOMIC_RELAXED) &
+						  ~SL_HIDDEN));
+		if (live_after(n, prev, now, rp))
+			return n;
 	}
 	return NULL;
+}
+
+/*
+ * Runs: the level-0 walk of a long scan, several stretches at once.
+ *
+ * A level-0 walk is a chain of dependent cache misses (the next node's
+ * address is in the node), so a scan of a large list whose nodes lie
+ * scattered in memory (inserted in random order) waits for one miss per
+ * key.  Stretches of level 0 that start at different nodes are
+ * independent chains: a run reads up to SL_RUN_SEGS consecutive nodes of
+ * level SL_RUN_LEVEL (anchors, one node in 4^SL_RUN_LEVEL), then walks the
+ * level-0 segments between them in lockstep, each segment one step per
+ * round with its next node and the node's record prefetched, so the
+ * segments' misses overlap; then it hands the nodes to the scan in list
+ * order, through the same live_after test as next_live.
+ *
+ * Segment j starts at anchor j and ends before the first node that is
+ * anchor j+1, or taller than SL_RUN_LEVEL with a key greater than anchor
+ * j+1's, or NULL (the last segment of the list ends at NULL).  The key test
+ * covers an anchor unlinked from level 0 after the level walk read it: the
+ * segment then runs on into the next one's nodes until a tall node past
+ * the anchor's key, and the strict-order test drops what the next segment
+ * returns twice.  Why a scan still returns every key present throughout
+ * (once, in order): such a key k with anchor j <= k < anchor j+1 (by key)
+ * is reached by a level-0 walk from anchor j before any node greater than
+ * k ("Readers" above), and no stop condition holds before it (anchor j+1
+ * and the tall nodes the key test applies to are greater, or equal when a
+ * DEAD node precedes the live one, which then starts segment j+1 or lies
+ * after its start).  Segments are handed over in order and each in list
+ * order, so the scan sees the nodes of a plain walk from the first anchor,
+ * possibly some twice, in non-decreasing key order apart from a repeated
+ * stretch, which live_after's strict order removes.
+ *
+ * A segment keeps at most SL_RUN_CAP nodes; a longer one is finished by a
+ * plain walk when its turn comes.  Everything happens inside the scan's
+ * one epoch section, so every node read stays allocated.
+ */
+#define SL_RUN_LEVEL 2
+#define SL_RUN_SEGS 32
+#define SL_RUN_CAP 64
+/* Entries a scan returns by the plain walk before it starts runs: a short
+ * scan (a page of a range query) reads no nodes past its end. */
+#define SL_RUN_AFTER 64
+_Static_assert(SL_RUN_SEGS <= 32, "run_fill keeps the active segments in a 32-bit mask");
+
+struct sl_run {
+	struct sl_node *anchor[SL_RUN_SEGS + 1];
+	struct sl_node *node[SL_RUN_SEGS][SL_RUN_CAP];
+	struct sl_node *rest[SL_RUN_SEGS]; /* where a full segment goes on; NULL: ended */
+	uint32_t len[SL_RUN_SEGS];
+	uint32_t segs;
+};
+
+/* Whether node p ends a segment that runs to anchor end (NULL: to the end
+ * of the list).  Reads p: call once p's line has been prefetched. */
+static inline bool
+run_ends(const struct sl_node *p, const struct sl_node *end)
+{
+	if (p == NULL || p == end)
+		return true;
+	return end != NULL && p->height > SL_RUN_LEVEL &&
+	       key_cmp(p, sl_node_key(end), end->klen) > 0;
+}
+
+/*
+ * Reads up to want segments starting at anchor a (a node taller than
+ * SL_RUN_LEVEL reached in this section) into run; returns the anchor the
+ * next run starts at, NULL when the last segment reached the end of the
+ * list.
+ */
+static struct sl_node *
+run_fill(struct sl_run *run, struct sl_node *a, uint32_t want)
+{
+	uint32_t k = 0;
+	run->anchor[0] = a;
+	while (k < want && a != NULL) {
+		/* The level walk is a dependent chain too, 4^SL_RUN_LEVEL times
+		 * shorter; a taller anchor's next level starts the miss of an
+		 * anchor ~4 ahead. */
+		if (a->height > SL_RUN_LEVEL + 1)
+			__builtin_prefetch(next_ptr(
+				__atomic_load_n(&a->next[SL_RUN_LEVEL + 1], __ATOMIC_RELAXED)));
+		a = next_ptr(MANTIS_LOAD_ACQ(&a->next[SL_RUN_LEVEL]));
+		run->anchor[++k] = a;
+	}
+	run->segs = k;
+	struct sl_node *pos[SL_RUN_SEGS];
+	uint32_t active = 0;
+	for (uint32_t j = 0; j < k; j++) {
+		pos[j] = run->anchor[j];
+		run->len[j] = 0;
+		run->rest[j] = NULL;
+		if (j > 0)
+			__builtin_prefetch(pos[j]);
+		active |= 1u << j;
+	}
+	while (active != 0) {
+		for (uint32_t j = 0; j < k; j++) {
+			if (!(active & (1u << j)))
+				continue;
+			struct sl_node *p = pos[j];
+			if (run_ends(p, run->anchor[j + 1])) {
+				active &= ~(1u << j);
+				continue;
+			}
+			if (run->len[j] == SL_RUN_CAP) {
+				run->rest[j] = p;
+				active &= ~(1u << j);
+				continue;
+			}
+			run->node[j][run->len[j]++] = p;
+			__builtin_prefetch((const void *)(__atomic_load_n(&p->rec, __ATOMIC_RELAXED) &
+							  ~SL_HIDDEN));
+			struct sl_node *nx = next_ptr(MANTIS_LOAD_ACQ(&p->next[0]));
+			__builtin_prefetch(nx);
+			pos[j] = nx;
+		}
+	}
+	return run->anchor[k];
+}
+
+/* Hands n to the scan's callback if live_after says so; false when the
+ * callback asked to stop. */
+static inline bool
+scan_visit_node(const struct sl_node *n, const struct sl_node **prev, uint64_t now,
+		bool (*fn)(void *, const mantis_skiplist_entry *), void *arg, size_t *count)
+{
+	const struct sl_rec *r;
+	if (!live_after(n, *prev, now, &r))
+		return true;
+	mantis_skiplist_entry e;
+	make_entry(&e, n, r);
+	(*count)++;
+	*prev = n;
+	return fn(arg, &e);
+}
+
+/* The rest of a scan by runs, from anchor a; see "Runs" above. */
+static void
+scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
+	  bool (*fn)(void *, const mantis_skiplist_entry *), void *arg, size_t *count)
+{
+	struct sl_run run;
+	/* Start small and double: a scan that stops soon has read few
+	 * nodes past its end. */
+	uint32_t want = 2;
+	while (a != NULL) {
+		struct sl_node *next = run_fill(&run, a, want);
+		for (uint32_t j = 0; j < run.segs; j++) {
+			for (uint32_t i = 0; i < run.len[j]; i++)
+				if (!scan_visit_node(run.node[j][i], &prev, now, fn, arg, count))
+					return;
+			for (struct sl_node *p = run.rest[j]; !run_ends(p, run.anchor[j + 1]);
+			     p = next_ptr(MANTIS_LOAD_ACQ(&p->next[0])))
+				if (!scan_visit_node(p, &prev, now, fn, arg, count))
+					return;
+		}
+		a = next;
+		want = want * 2 < SL_RUN_SEGS ? want * 2 : SL_RUN_SEGS;
+	}
 }
 
 mantis_status
@@ -1560,6 +1733,12 @@ mantis_skiplist_scan(mantis_skiplist *sl, const void *start, size_t start_len,
 			break;
 		prev = n;
 		n = next_ptr(MANTIS_LOAD_ACQ(&n->next[0]));
+		/* A long scan goes on by runs from its next tall node; the
+		 * nodes before it, walked here, are below that node's key. */
+		if (count >= SL_RUN_AFTER && n != NULL && n->height > SL_RUN_LEVEL) {
+			scan_runs(n, prev, now, fn, arg, &count);
+			break;
+		}
 	}
 	mantis_epoch_exit(slot);
 	if (visited != NULL)
