@@ -1586,6 +1586,7 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
 #define SL_RUN_LEVEL 2
 #define SL_RUN_SEGS 32
 #define SL_RUN_CAP 64
+#define SL_RUN_AHEAD 8
 /* Entries a scan returns by the plain walk before it starts runs: a short
  * scan (a page of a range query) reads no nodes past its end. */
 #define SL_RUN_AFTER 64
@@ -1657,8 +1658,6 @@ run_fill(struct sl_run *run, struct sl_node *a, uint32_t want)
 				continue;
 			}
 			run->node[j][run->len[j]++] = p;
-			__builtin_prefetch((const void *)(__atomic_load_n(&p->rec, __ATOMIC_RELAXED) &
-							  ~SL_HIDDEN));
 			struct sl_node *nx = next_ptr(MANTIS_LOAD_ACQ(&p->next[0]));
 			__builtin_prefetch(nx);
 			pos[j] = nx;
@@ -1683,6 +1682,31 @@ scan_visit_node(const struct sl_node *n, const struct sl_node **prev, uint64_t n
 	return fn(arg, &e);
 }
 
+/* A position in a filled run's nodes, in list order. */
+struct run_cursor {
+	uint32_t seg, i;
+};
+
+/* Prefetches the record of the node at c (its header and the first lines
+ * of its value), then moves c on; nothing at the end of the run. */
+static inline void
+run_prefetch_rec(const struct sl_run *run, struct run_cursor *c)
+{
+	while (c->seg < run->segs && c->i >= run->len[c->seg]) {
+		c->seg++;
+		c->i = 0;
+	}
+	if (c->seg >= run->segs)
+		return;
+	const char *r = (const char *)(__atomic_load_n(&run->node[c->seg][c->i]->rec,
+						       __ATOMIC_RELAXED) &
+				       ~SL_HIDDEN);
+	__builtin_prefetch(r);
+	__builtin_prefetch(r + 64);
+	__builtin_prefetch(r + 128);
+	c->i++;
+}
+
 /* The rest of a scan by runs, from anchor a; see "Runs" above. */
 static void
 scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
@@ -1694,10 +1718,18 @@ scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
 	uint32_t want = 2;
 	while (a != NULL) {
 		struct sl_node *next = run_fill(&run, a, want);
+		/* The records are read only here: each step prefetches the
+		 * record SL_RUN_AHEAD nodes on (c marks it).  Not in run_fill,
+		 * whose rounds already start a miss per segment. */
+		struct run_cursor c = {0};
+		for (uint32_t k = 0; k < SL_RUN_AHEAD; k++)
+			run_prefetch_rec(&run, &c);
 		for (uint32_t j = 0; j < run.segs; j++) {
-			for (uint32_t i = 0; i < run.len[j]; i++)
+			for (uint32_t i = 0; i < run.len[j]; i++) {
+				run_prefetch_rec(&run, &c);
 				if (!scan_visit_node(run.node[j][i], &prev, now, fn, arg, count))
 					return;
+			}
 			for (struct sl_node *p = run.rest[j]; !run_ends(p, run.anchor[j + 1]);
 			     p = next_ptr(MANTIS_LOAD_ACQ(&p->next[0])))
 				if (!scan_visit_node(p, &prev, now, fn, arg, count))
