@@ -3,6 +3,7 @@
 package resp
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 // redisVersion is the Redis version whose commands and replies this
@@ -279,9 +282,19 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 func (s *Server) configParams() [][2]string {
 	fsync := s.appendfsync()
 	dir := s.cfg.DataDir
+	// The engine's checkpoint rule is Redis's AOF rewrite rule: the log
+	// grew by 100% of the last snapshot and past the floor.  Negative
+	// (a library user's engine with no automatic checkpoint): Redis's
+	// "0%", never.
+	floor, growth := cmp.Or(s.cfg.CheckpointBytes, storage.DefaultCheckpointBytes), "100"
+	if floor < 0 {
+		floor, growth = storage.DefaultCheckpointBytes, "0"
+	}
 	return [][2]string{
 		{"appendfsync", fsync},
 		{"appendonly", "yes"},
+		{"auto-aof-rewrite-min-size", strconv.FormatInt(floor, 10)},
+		{"auto-aof-rewrite-percentage", growth},
 		{"databases", "1"},
 		{"dir", dir},
 		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},

@@ -212,3 +212,24 @@ func TestTypedGoRedis(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigGetCheckpointRule: CONFIG GET reports the engine's checkpoint
+// rule as Redis's AOF rewrite settings (a client or an operator's script
+// that reads them sees the real floor), and "0%" when there is none.
+func TestConfigGetCheckpointRule(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		floor            int64
+		minSize, percent string
+	}{
+		{0, "67108864", "100"},
+		{256 << 20, "268435456", "100"},
+		{-1, "67108864", "0"},
+	} {
+		ts := startServer(t, Config{CheckpointBytes: tc.floor}, storage.Options{CheckpointBytes: tc.floor})
+		got, err := ts.client(t, 2, "").ConfigGet(ctx, "auto-aof-rewrite-*").Result()
+		if err != nil || got["auto-aof-rewrite-min-size"] != tc.minSize || got["auto-aof-rewrite-percentage"] != tc.percent {
+			t.Fatalf("floor %d: CONFIG GET auto-aof-rewrite-* = %v, %v; want %s and %s", tc.floor, got, err, tc.minSize, tc.percent)
+		}
+	}
+}

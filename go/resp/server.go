@@ -70,6 +70,11 @@ type Config struct {
 	Version string
 	Sync    storage.SyncPolicy
 	DataDir string
+	// CheckpointBytes is the engine's checkpoint floor
+	// (storage.Options.CheckpointBytes; 0: its default), which CONFIG GET
+	// reports as auto-aof-rewrite-min-size: the same rule as Redis's
+	// AOF rewrite (100% growth over the last snapshot, this minimum).
+	CheckpointBytes int64
 	// Cluster is set in cluster mode (cluster.go): store is then the
 	// cluster's engine, and Cluster says where a command may run.
 	Cluster Cluster

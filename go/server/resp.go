@@ -46,15 +46,16 @@ func (s *Server) ServeRESP(ln net.Listener) {
 		return
 	}
 	r := resp.New(resp.Config{
-		AuthToken:    s.cfg.AuthToken,
-		MaxKeySize:   s.cfg.MaxKeySize,
-		MaxValueSize: s.cfg.MaxValueSize,
-		MaxClients:   s.cfg.MaxConnections,
-		Version:      s.build.Version,
-		Sync:         s.cfg.Sync,
-		DataDir:      s.cfg.DataDir,
-		Cluster:      s.respCluster(),
-		Loops:        s.cfg.RESPLoops,
+		AuthToken:       s.cfg.AuthToken,
+		MaxKeySize:      s.cfg.MaxKeySize,
+		MaxValueSize:    s.cfg.MaxValueSize,
+		MaxClients:      s.cfg.MaxConnections,
+		Version:         s.build.Version,
+		Sync:            s.cfg.Sync,
+		DataDir:         s.cfg.DataDir,
+		CheckpointBytes: s.cfg.CheckpointBytes,
+		Cluster:         s.respCluster(),
+		Loops:           s.cfg.RESPLoops,
 	}, st)
 	s.respSrv.Store(r)
 	go func() {

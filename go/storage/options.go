@@ -30,6 +30,8 @@ const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxKeySize   = 64 << 10 // the format's limit (docs/FORMAT.md)
 	DefaultMaxValueSize = 64 << 20 // the format's limit (docs/FORMAT.md)
+	// DefaultCheckpointBytes is Options.CheckpointBytes's default floor.
+	DefaultCheckpointBytes = wal.DefaultCheckpointBytes
 )
 
 // Options configure an engine.  The zero value is valid: every zero field
