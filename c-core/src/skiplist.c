@@ -1268,6 +1268,24 @@ mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size
 	return st;
 }
 
+/* Steps 4-5 of a delete: n is DEAD (its last record old), out of the index
+ * and its tower marked. */
+static void
+sl_unlink_retire(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
+		 struct sl_rec *old)
+{
+	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
+	sl_find(sl, sl_node_key(n), n->klen, preds, succs);
+	stats_add(sl, slot, -1, -(int64_t)(n->klen + old->vlen));
+	/* Invalidates every splice hint before the retirement (seq_cst RMW:
+	 * ordered before ck_epoch_call, see struct sl_hint). */
+	__atomic_fetch_add(&sl->retire_gen, 1, __ATOMIC_SEQ_CST);
+	/* The last record's entry retires both (struct sl_rec): it is DEAD,
+	 * so no update can replace and retire it on its own. */
+	mantis_epoch_retire(slot, &old->entry, node_reclaim_cb,
+			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
+}
+
 /*
  * Finishes removing n, whose rec the caller just CASed from live record
  * `old` to DEAD under the lock of its shard sh (hash: its key's): takes it
@@ -1282,17 +1300,7 @@ sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
 	hx_remove(sh, n, hash, slot, sl->seed);
 	sl_mark_tower(n);
 	hx_unlock(sh);
-
-	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
-	sl_find(sl, sl_node_key(n), n->klen, preds, succs);
-	stats_add(sl, slot, -1, -(int64_t)(n->klen + old->vlen));
-	/* Invalidates every splice hint before the retirement (seq_cst RMW:
-	 * ordered before ck_epoch_call, see struct sl_hint). */
-	__atomic_fetch_add(&sl->retire_gen, 1, __ATOMIC_SEQ_CST);
-	/* The last record's entry retires both (struct sl_rec): it is DEAD,
-	 * so no update can replace and retire it on its own. */
-	mantis_epoch_retire(slot, &old->entry, node_reclaim_cb,
-			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
+	sl_unlink_retire(sl, slot, n, old);
 }
 
 mantis_status
@@ -1562,33 +1570,65 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
  * segments' misses overlap; then it hands the nodes to the scan in list
  * order, through the same live_after test as next_live.
  *
- * Segment j starts at anchor j and ends before the first node that is
- * anchor j+1, or taller than SL_RUN_LEVEL with a key greater than anchor
- * j+1's, or NULL (the last segment of the list ends at NULL).  The key test
- * covers an anchor unlinked from level 0 after the level walk read it: the
- * segment then runs on into the next one's nodes until a tall node past
- * the anchor's key, and the strict-order test drops what the next segment
- * returns twice.  Why a scan still returns every key present throughout
- * (once, in order): such a key k with anchor j <= k < anchor j+1 (by key)
- * is reached by a level-0 walk from anchor j before any node greater than
- * k ("Readers" above), and no stop condition holds before it (anchor j+1
- * and the tall nodes the key test applies to are greater, or equal when a
- * DEAD node precedes the live one, which then starts segment j+1 or lies
- * after its start).  Segments are handed over in order and each in list
- * order, so the scan sees the nodes of a plain walk from the first anchor,
- * possibly some twice, in non-decreasing key order apart from a repeated
- * stretch, which live_after's strict order removes.
+ * Anchor 0 is a node the plain walk reached on level 0 and found neither
+ * PENDING nor DEAD: then it was linked on every level of its tower
+ * (invariant 4) and not yet marked, so its next[SL_RUN_LEVEL] is a real
+ * step along that level, and every later anchor is read along that level
+ * from the one before.  (A hidden node may be on level 0 only: a PENDING
+ * one before its upper splices, a DEAD one that a search has already
+ * snipped from its upper levels.  Its next[SL_RUN_LEVEL] may lead to a
+ * node unlinked, and retired, before the scan's section began: keys after
+ * it would be skipped and freed memory read.  So the hand-over waits for a
+ * visible tall node.)
+ *
+ * Segment j starts at anchor j and ends before anchor j+1, or before the
+ * first node taller than SL_RUN_LEVEL whose key is greater than anchor
+ * j+1's, or at NULL (the last segment of the list ends there).  Stopping at
+ * anchor j+1 is what correctness needs; the key test only bounds how far a
+ * segment runs past an anchor it cannot meet (one unlinked from level 0
+ * after the level walk read it): it stops at a tall node past that
+ * anchor's key, and live_after's strict order drops what the next segment
+ * then returns again.
+ *
+ * Why a scan by runs still returns every key present throughout, once and
+ * in order.  The plain walk rests on this: a level-0 walk from a node that
+ * was on level 0 inside the scan's section (following next[0], marked or
+ * not) reaches every key greater than that node's that is present
+ * throughout, before any node with a greater key.  A key k present
+ * throughout with anchor j <= k < anchor j+1 (by key) is so reached from
+ * anchor j, and no stop condition holds before it: anchor j+1 and the tall
+ * nodes the key test stops at are greater, or equal to k only where a DEAD
+ * node precedes the live node of its key (invariant 1), which then starts
+ * segment j+1 or lies after its start.  Segments are handed over in order,
+ * each in list order: the scan sees the nodes of a plain walk from anchor
+ * 0, some perhaps twice, in non-decreasing key order apart from a repeated
+ * stretch, which strict order removes.
+ *
+ * One limit is shared with every search that descends from an upper level
+ * (sl_seek included): a hinted search can unlink a marked node from its
+ * lower levels while it is still on an upper one, and a key inserted after
+ * it meanwhile is then not reached from it; that needs several writers
+ * stalled in a row.
  *
  * A segment keeps at most SL_RUN_CAP nodes; a longer one is finished by a
- * plain walk when its turn comes.  Everything happens inside the scan's
- * one epoch section, so every node read stays allocated.
+ * plain walk (nothing prefetched) when its turn comes.  Everything happens
+ * inside the scan's one epoch section.
+ *
+ * The sizes: a level-2 anchor starts a segment of about 16 nodes (the
+ * towers grow with p = 1/4), few enough anchors that their own chain of
+ * misses is short beside the segments' overlapped ones; 32 segments keep
+ * more misses in flight than a core can track, so the core, not the run,
+ * is the limit; a cap of four mean segments makes a plain finish rare; and
+ * a run starts after 64 entries so that a short scan (a page of a range
+ * query) reads no nodes past its end.  struct sl_run (about 17 KiB) lives
+ * on the scanning thread's stack.
  */
 #define SL_RUN_LEVEL 2
 #define SL_RUN_SEGS 32
 #define SL_RUN_CAP 64
+/* Records are prefetched this many nodes before the hand-over reads them:
+ * one record is up to three lines, and the copy out takes its time. */
 #define SL_RUN_AHEAD 8
-/* Entries a scan returns by the plain walk before it starts runs: a short
- * scan (a page of a range query) reads no nodes past its end. */
 #define SL_RUN_AFTER 64
 _Static_assert(SL_RUN_SEGS <= 32, "run_fill keeps the active segments in a 32-bit mask");
 
@@ -1612,10 +1652,11 @@ run_ends(const struct sl_node *p, const struct sl_node *end)
 }
 
 /*
- * Reads up to want segments starting at anchor a (a node taller than
- * SL_RUN_LEVEL reached in this section) into run; returns the anchor the
- * next run starts at, NULL when the last segment reached the end of the
- * list.
+ * Reads up to want segments starting at anchor a into run; returns the
+ * anchor the next run starts at, NULL when the last segment reached the
+ * end of the list.  a is taller than SL_RUN_LEVEL and was on that level
+ * inside this section: anchor 0 as "Runs" says, or an anchor a run
+ * returned.
  */
 static struct sl_node *
 run_fill(struct sl_run *run, struct sl_node *a, uint32_t want)
@@ -1666,15 +1707,12 @@ run_fill(struct sl_run *run, struct sl_node *a, uint32_t want)
 	return run->anchor[k];
 }
 
-/* Hands n to the scan's callback if live_after says so; false when the
+/* Hands n, live with record r, to the scan's callback; false when the
  * callback asked to stop. */
 static inline bool
-scan_visit_node(const struct sl_node *n, const struct sl_node **prev, uint64_t now,
+scan_visit_node(const struct sl_node *n, const struct sl_rec *r, const struct sl_node **prev,
 		bool (*fn)(void *, const mantis_skiplist_entry *), void *arg, size_t *count)
 {
-	const struct sl_rec *r;
-	if (!live_after(n, *prev, now, &r))
-		return true;
 	mantis_skiplist_entry e;
 	make_entry(&e, n, r);
 	(*count)++;
@@ -1713,6 +1751,7 @@ scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
 	  bool (*fn)(void *, const mantis_skiplist_entry *), void *arg, size_t *count)
 {
 	struct sl_run run;
+	const struct sl_rec *r;
 	/* Start small and double: a scan that stops soon has read few
 	 * nodes past its end. */
 	uint32_t want = 2;
@@ -1727,12 +1766,15 @@ scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
 		for (uint32_t j = 0; j < run.segs; j++) {
 			for (uint32_t i = 0; i < run.len[j]; i++) {
 				run_prefetch_rec(&run, &c);
-				if (!scan_visit_node(run.node[j][i], &prev, now, fn, arg, count))
+				const struct sl_node *p = run.node[j][i];
+				if (live_after(p, prev, now, &r) &&
+				    !scan_visit_node(p, r, &prev, fn, arg, count))
 					return;
 			}
 			for (struct sl_node *p = run.rest[j]; !run_ends(p, run.anchor[j + 1]);
 			     p = next_ptr(MANTIS_LOAD_ACQ(&p->next[0])))
-				if (!scan_visit_node(p, &prev, now, fn, arg, count))
+				if (live_after(p, prev, now, &r) &&
+				    !scan_visit_node(p, r, &prev, fn, arg, count))
 					return;
 		}
 		a = next;
@@ -1758,16 +1800,14 @@ mantis_skiplist_scan(mantis_skiplist *sl, const void *start, size_t start_len,
 	const struct sl_node *prev = NULL;
 	const struct sl_rec *r;
 	while ((n = next_live(n, prev, now, &r)) != NULL) {
-		mantis_skiplist_entry e;
-		make_entry(&e, n, r);
-		count++;
-		if (!fn(arg, &e))
+		if (!scan_visit_node(n, r, &prev, fn, arg, &count))
 			break;
-		prev = n;
 		n = next_ptr(MANTIS_LOAD_ACQ(&n->next[0]));
-		/* A long scan goes on by runs from its next tall node; the
-		 * nodes before it, walked here, are below that node's key. */
-		if (count >= SL_RUN_AFTER && n != NULL && n->height > SL_RUN_LEVEL) {
+		/* A long scan goes on by runs from its next tall node that is
+		 * visible (neither PENDING nor DEAD: see "Runs"); the nodes
+		 * before it, walked here, are below its key. */
+		if (count >= SL_RUN_AFTER && n != NULL && n->height > SL_RUN_LEVEL &&
+		    !(MANTIS_LOAD_ACQ(&n->rec) & SL_HIDDEN)) {
 			scan_runs(n, prev, now, fn, arg, &count);
 			break;
 		}
@@ -1917,4 +1957,83 @@ mantis_skiplist_random_key(mantis_skiplist *sl, uint64_t seed, uint64_t now, uns
 	}
 	mantis_epoch_exit(slot);
 	return st;
+}
+
+/* ---- test hooks (skiplist.h) ------------------------------------------- */
+
+uint32_t
+sl_test_height(mantis_skiplist *sl, const void *key, uint32_t klen)
+{
+	uint64_t h = sl_hash(sl->seed, key, klen);
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *n = hx_find(hx_shard_for(sl->shards, h), h, key, klen);
+	uint32_t height = n != NULL ? n->height : 0;
+	mantis_epoch_exit(slot);
+	return height;
+}
+
+bool
+sl_test_insert_stalled(mantis_skiplist *sl, const void *key, uint32_t klen, uint32_t height,
+		       struct sl_stalled *out)
+{
+	struct sl_rec *r = rec_new(NULL, 0, 0, 0, NULL);
+	struct sl_node *n = r != NULL ? node_new(key, klen, height, r, NULL) : NULL;
+	if (n == NULL) {
+		rec_free(r);
+		return false;
+	}
+	n->rec = (uintptr_t)r | SL_PENDING;
+	out->node = n;
+	out->deleting = false;
+	out->slot = mantis_epoch_enter(&sl->epoch);
+	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
+	do {
+		sl_find(sl, key, klen, preds, succs);
+		for (uint32_t i = 0; i < height; i++)
+			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
+		ck_pr_fence_store();
+	} while (!cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n));
+	return true;
+}
+
+bool
+sl_test_delete_stalled(mantis_skiplist *sl, const void *key, uint32_t klen,
+		       struct sl_stalled *out)
+{
+	uint64_t h = sl_hash(sl->seed, key, klen);
+	struct hx_shard *sh = hx_shard_for(sl->shards, h);
+	mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+	hx_lock(sh);
+	struct sl_node *n = hx_find(sh, h, key, klen);
+	if (n == NULL) {
+		hx_unlock(sh);
+		mantis_epoch_exit(slot);
+		return false;
+	}
+	uintptr_t old;
+	do
+		old = MANTIS_LOAD_ACQ(&n->rec);
+	while (!cas_word(&n->rec, old, old | SL_DEAD));
+	hx_remove(sh, n, h, slot, sl->seed);
+	sl_mark_tower(n);
+	hx_unlock(sh);
+	/* Snip n from its upper levels, as a search that passes it there and
+	 * drops to level 0 past it does. */
+	for (uint32_t lvl = n->height - 1; lvl > 0; lvl--) {
+		struct sl_node *p = sl->head;
+		while (next_ptr(MANTIS_LOAD_ACQ(&p->next[lvl])) != n)
+			p = next_ptr(MANTIS_LOAD_ACQ(&p->next[lvl]));
+		(void)cas_word(&p->next[lvl], (uintptr_t)n, MANTIS_LOAD_ACQ(&n->next[lvl]) & ~SL_MARK);
+	}
+	*out = (struct sl_stalled){.node = n, .slot = slot, .deleting = true};
+	return true;
+}
+
+void
+sl_test_stalled_end(mantis_skiplist *sl, struct sl_stalled *st)
+{
+	if (st->deleting)
+		sl_unlink_retire(sl, st->slot, st->node,
+				 (struct sl_rec *)(MANTIS_LOAD_ACQ(&st->node->rec) & ~SL_HIDDEN));
+	mantis_epoch_exit(st->slot);
 }

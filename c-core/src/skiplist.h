@@ -324,6 +324,34 @@ mantis_status sl_append_built(mantis_skiplist *sl, const struct sl_built *b, siz
 /* Test hook: batch splices searched (sl_find_paths, per key) and used by
  * an insert (offered while still current), summed over the epoch slots. */
 void sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used);
+/*
+ * Test hooks: the states a concurrent insert or delete passes through,
+ * built directly so that a single-threaded test can hold one while it
+ * makes other calls.  The stalled call holds its epoch section, as the
+ * real one does, until sl_test_stalled_end.
+ *   sl_test_height: the height of key's node in the index, 0 if none.
+ *   sl_test_insert_stalled: an insert of key (absent) stopped after its
+ *     level-0 splice: a PENDING node of the given height, linked on level
+ *     0 only, its upper next[] the successors its search found.  It is
+ *     never indexed or published; it stays on level 0 after the end and
+ *     is freed with the list (free the list next).
+ *   sl_test_delete_stalled: a delete of key (present) stopped after a
+ *     search snipped its node from every level above 0: DEAD, out of the
+ *     index, tower marked, still on level 0.  Its end runs the rest of the
+ *     delete (the search that unlinks it, the retirement).
+ * false: allocation failure, or no such key.
+ */
+struct sl_stalled {
+	struct sl_node *node;
+	struct mantis_epoch_slot *slot;
+	bool deleting;
+};
+uint32_t sl_test_height(mantis_skiplist *sl, const void *key, uint32_t klen);
+bool sl_test_insert_stalled(mantis_skiplist *sl, const void *key, uint32_t klen,
+			    uint32_t height, struct sl_stalled *out);
+bool sl_test_delete_stalled(mantis_skiplist *sl, const void *key, uint32_t klen,
+			    struct sl_stalled *out);
+void sl_test_stalled_end(mantis_skiplist *sl, struct sl_stalled *st);
 /* Quiescent shape check for tests (skiplist.c): violations found. */
 size_t sl_check_structure(const mantis_skiplist *sl, const char **what);
 /* The engine's list (engine.c), so tests can run that check on a db. */
