@@ -1618,18 +1618,20 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
  * towers grow with p = 1/4), few enough anchors that their own chain of
  * misses is short beside the segments' overlapped ones; 32 segments keep
  * more misses in flight than a core can track, so the core, not the run,
- * is the limit; a cap of four mean segments makes a plain finish rare; and
- * a run starts after 64 entries so that a short scan (a page of a range
- * query) reads no nodes past its end.  struct sl_run (about 17 KiB) lives
- * on the scanning thread's stack.
+ * is the limit; a cap of four mean segments makes a plain finish rare.
+ * Runs start after SL_RUN_AFTER entries (skiplist.h), with 8 segments,
+ * doubling: a run reads its segments whole before it hands any node
+ * over, and the first ones also read anchors, so they pay off only over
+ * a few hundred entries; a scan that stops sooner (a page or two of a
+ * range query) never starts one, and one that stops inside a run has read
+ * at most that run past its end.  struct sl_run (about 17 KiB) lives on
+ * the scanning thread's stack.
  */
-#define SL_RUN_LEVEL 2
 #define SL_RUN_SEGS 32
 #define SL_RUN_CAP 64
 /* Records are prefetched this many nodes before the hand-over reads them:
  * one record is up to three lines, and the copy out takes its time. */
 #define SL_RUN_AHEAD 8
-#define SL_RUN_AFTER 64
 _Static_assert(SL_RUN_SEGS <= 32, "run_fill keeps the active segments in a 32-bit mask");
 
 struct sl_run {
@@ -1754,7 +1756,7 @@ scan_runs(struct sl_node *a, const struct sl_node *prev, uint64_t now,
 	const struct sl_rec *r;
 	/* Start small and double: a scan that stops soon has read few
 	 * nodes past its end. */
-	uint32_t want = 2;
+	uint32_t want = 8;
 	while (a != NULL) {
 		struct sl_node *next = run_fill(&run, a, want);
 		/* The records are read only here: each step prefetches the

@@ -324,6 +324,12 @@ mantis_status sl_append_built(mantis_skiplist *sl, const struct sl_built *b, siz
 /* Test hook: batch splices searched (sl_find_paths, per key) and used by
  * an insert (offered while still current), summed over the epoch slots. */
 void sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used);
+/* A scan walks level 0 by runs of segments between nodes taller than
+ * SL_RUN_LEVEL once it has returned SL_RUN_AFTER entries (skiplist.c,
+ * "Runs"); here so that tests can build lists around them. */
+#define SL_RUN_LEVEL 2
+#define SL_RUN_AFTER 256
+
 /*
  * Test hooks: the states a concurrent insert or delete passes through,
  * built directly so that a single-threaded test can hold one while it

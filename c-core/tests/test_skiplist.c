@@ -622,13 +622,20 @@ put_height(mantis_skiplist *sl, int i, uint32_t lo, uint32_t hi)
 	}
 }
 
+#define HO_START 36			/* where the scan starts */
+#define HO_N (HO_START + SL_RUN_AFTER)	/* the node after its last plain entry */
+#define HO_X (HO_N + 10)		/* n's level-2 successor, then deleted */
+#define HO_KEYS (HO_X + 90)
+
 static bool
 digits_cb(void *arg, const mantis_skiplist_entry *e)
 {
 	char k[8] = {0};
 	assert_int_equal(e->key_len, 4);
 	memcpy(k, e->key, 4);
-	((bool *)arg)[atoi(k)] = true;
+	int i = atoi(k);
+	assert_true(i >= 0 && i < HO_KEYS);
+	((bool *)arg)[i] = true;
 	return true;
 }
 
@@ -639,48 +646,52 @@ digits_cb(void *arg, const mantis_skiplist_entry *e)
  * levels (a delete in progress) is on level 0 only, and its next[2] can
  * lead to a node x unlinked before the scan began: a tall t and a key
  * inserted after x, present throughout the scan, were then skipped.  The
- * list is built so that the scan's 64th entry is right before that node
- * n = 0100, whose next[2] is x = 0110, with no tall node between; the
- * stalled call holds its epoch section, so x stays allocated.
+ * list is built so that the scan's last plain entry is right before that
+ * node n, whose next[2] is x, with no tall node between; the stalled call
+ * holds its epoch section, so x stays allocated.
  */
 static void
 test_runs_handover_hidden(void **state)
 {
 	(void)state;
+	char n_key[8], x_key[8];
+	snprintf(n_key, sizeof(n_key), "%04d", HO_N);
+	snprintf(x_key, sizeof(x_key), "%04d", HO_X);
 	for (int pending = 0; pending < 2; pending++) {
 		mantis_skiplist *sl = new_sl();
-		for (int i = 0; i < 200; i++) {
-			if (i > 110 && i < 120)
-				continue; /* x's successor is 0120 */
-			if (i == 100 || i == 110)
+		for (int i = 0; i < HO_KEYS; i++) {
+			if (i > HO_X && i < HO_X + 10)
+				continue; /* x's successor is HO_X + 10 */
+			if (i == HO_N || i == HO_X)
 				put_height(sl, i, 3, 3); /* n and x: on level 2 */
-			else if (i >= 36 && i < 110)
-				put_height(sl, i, 1, 2); /* no other anchor before x */
+			else if (i >= HO_START && i < HO_X)
+				put_height(sl, i, 1, SL_RUN_LEVEL); /* no other anchor */
 			else
 				put_height(sl, i, 1, SL_MAX_HEIGHT);
 		}
 		struct sl_stalled st;
 		if (pending) {
-			assert_int_equal(mantis_skiplist_delete(sl, "0100", 4), MANTIS_OK);
-			assert_true(sl_test_insert_stalled(sl, "0100", 4, 3, &st));
+			assert_int_equal(mantis_skiplist_delete(sl, n_key, 4), MANTIS_OK);
+			assert_true(sl_test_insert_stalled(sl, n_key, 4, 3, &st));
 		} else {
-			assert_true(sl_test_delete_stalled(sl, "0100", 4, &st));
+			assert_true(sl_test_delete_stalled(sl, n_key, 4, &st));
 		}
 		/* The state the test is about: n's level-2 successor is x. */
 		const struct sl_node *x = (const struct sl_node *)(st.node->next[2] & ~SL_MARK);
 		assert_int_equal(x->klen, 4);
-		assert_memory_equal(sl_node_key(x), "0110", 4);
-		assert_int_equal(mantis_skiplist_delete(sl, "0110", 4), MANTIS_OK);
-		put_height(sl, 112, 3, SL_MAX_HEIGHT);
-		put_height(sl, 115, 1, 1);
+		assert_memory_equal(sl_node_key(x), x_key, 4);
+		assert_int_equal(mantis_skiplist_delete(sl, x_key, 4), MANTIS_OK);
+		put_height(sl, HO_X + 2, 3, SL_MAX_HEIGHT); /* t */
+		put_height(sl, HO_X + 5, 1, 1);
 
-		bool seen[200] = {false};
-		size_t visited = 0;
-		assert_int_equal(mantis_skiplist_scan(sl, "0036", 4, false, 0, digits_cb, seen,
-						      &visited),
+		bool seen[HO_KEYS] = {false};
+		char start[8];
+		snprintf(start, sizeof(start), "%04d", HO_START);
+		assert_int_equal(mantis_skiplist_scan(sl, start, 4, false, 0, digits_cb, seen, NULL),
 				 MANTIS_OK);
-		for (int i = 36; i < 200; i++) {
-			bool want = i != 100 && i != 110 && !(i > 110 && i < 120 && i != 112 && i != 115);
+		for (int i = HO_START; i < HO_KEYS; i++) {
+			bool gap = i > HO_X && i < HO_X + 10 && i != HO_X + 2 && i != HO_X + 5;
+			bool want = i != HO_N && i != HO_X && !gap;
 			if (seen[i] != want)
 				fail_msg("%s n: key %04d %s", pending ? "PENDING" : "DEAD", i,
 					 want ? "missed" : "returned");
@@ -904,7 +915,7 @@ test_model(void **state)
 			}
 		} else { /* seek + scan from a key that may be absent: mostly
 			  * short; a long one stops inside runs (skiplist.c) */
-			size_t limit = rnd() % 4 == 0 ? 65 + rnd() % 300 : 1 + rnd() % 8;
+			size_t limit = rnd() % 4 == 0 ? SL_RUN_AFTER + 1 + rnd() % 200 : 1 + rnd() % 8;
 			model_check_scan(sl, k, kl, rnd() % 2 == 0, limit, now);
 		}
 		if (op < 60) {
