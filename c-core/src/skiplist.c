@@ -1269,7 +1269,8 @@ mantis_skiplist_append(mantis_skiplist *sl, const mantis_skiplist_entry *e, size
 }
 
 /* Steps 4-5 of a delete: n is DEAD (its last record old), out of the index
- * and its tower marked. */
+ * and its tower marked.  Inside the caller's section on slot, no lock
+ * held. */
 static void
 sl_unlink_retire(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n,
 		 struct sl_rec *old)
@@ -1424,10 +1425,9 @@ mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now, const void *start,
 
 /* The live, unexpired record of key (its node in *np), or NULL.  Inside a
  * section.  (Hashing and prefetching the index slot before entering the
- * section, as put does, measured slower for get: get_hit at 200k keys
- * 427-442 -> 511-522 ns, `bench_skiplist 200000 1`, two interleaved runs,
- * 2026-11-25; the section's fence appears to wait for the prefetch, and a
- * get has no work of its own to overlap it with.) */
+ * section, as put does, measured slower for get (`bench_skiplist`'s
+ * get_hit row): the section's fence appears to wait for the prefetch, and
+ * a get has no work of its own to overlap it with.) */
 static const struct sl_rec *
 lookup(mantis_skiplist *sl, const void *key, size_t klen, uint64_t now,
        struct sl_node **np)
@@ -1570,21 +1570,35 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
  * segments' misses overlap; then it hands the nodes to the scan in list
  * order, through the same live_after test as next_live.
  *
- * Anchor 0 is a node the plain walk reached on level 0 and found neither
- * PENDING nor DEAD: then it was linked on every level of its tower
- * (invariant 4) and not yet marked, so its next[SL_RUN_LEVEL] is a real
- * step along that level, and every later anchor is read along that level
- * from the one before.  (A hidden node may be on level 0 only: a PENDING
- * one before its upper splices, a DEAD one that a search has already
+ * Anchor 0 is a node the plain walk reached on level 0 whose rec, read
+ * with acquire, was neither PENDING nor DEAD.  Not PENDING: the read
+ * synchronizes with the release store that cleared the bit, which came
+ * after every splice of its tower (invariant 4), so the next[SL_RUN_LEVEL]
+ * read after it is at least that splice's.  Not DEAD: its tower is marked
+ * only after the DEAD CAS (invariant 3), which that read did not see, so
+ * the next[SL_RUN_LEVEL] read after it is its successor on that level
+ * either now or at a marking inside the section.  Either way a real step
+ * along the level, to a node that was on it inside the section, and so is
+ * every later anchor, read along the level from the one before ("Readers"
+ * above, level by level).  (A hidden node may be on level 0 only: a
+ * PENDING one before its upper splices, a DEAD one a search has already
  * snipped from its upper levels.  Its next[SL_RUN_LEVEL] may lead to a
  * node unlinked, and retired, before the scan's section began: keys after
  * it would be skipped and freed memory read.  So the hand-over waits for a
  * visible tall node.)
  *
+ * Every anchor was then also on level 0 inside the section, because a
+ * node joins its levels bottom up (sl_link) and leaves them top down: the
+ * only unlink is a search's snip (sl_descend); a full search passes a key
+ * on level i+1 before it snips on level i, and a hinted one descends below
+ * level l only after checking that its bracket is adjacent there (so the
+ * nodes it then passes are already off level l and every level above).
+ *
  * Segment j starts at anchor j and ends before anchor j+1, or before the
  * first node taller than SL_RUN_LEVEL whose key is greater than anchor
- * j+1's, or at NULL (the last segment of the list ends there).  Stopping at
- * anchor j+1 is what correctness needs; the key test only bounds how far a
+ * j+1's, or at NULL (the last segment of the list ends there).  What
+ * correctness needs is that no stop comes before a key of the segment:
+ * anchor j+1 is the exact end, and the key test only bounds how far a
  * segment runs past an anchor it cannot meet (one unlinked from level 0
  * after the level walk read it): it stops at a tall node past that
  * anchor's key, and live_after's strict order drops what the next segment
@@ -1603,12 +1617,6 @@ next_live(struct sl_node *n, const struct sl_node *prev, uint64_t now,
  * each in list order: the scan sees the nodes of a plain walk from anchor
  * 0, some perhaps twice, in non-decreasing key order apart from a repeated
  * stretch, which strict order removes.
- *
- * One limit is shared with every search that descends from an upper level
- * (sl_seek included): a hinted search can unlink a marked node from its
- * lower levels while it is still on an upper one, and a key inserted after
- * it meanwhile is then not reached from it; that needs several writers
- * stalled in a row.
  *
  * A segment keeps at most SL_RUN_CAP nodes; a longer one is finished by a
  * plain walk (nothing prefetched) when its turn comes.  Everything happens
@@ -1978,6 +1986,8 @@ bool
 sl_test_insert_stalled(mantis_skiplist *sl, const void *key, uint32_t klen, uint32_t height,
 		       struct sl_stalled *out)
 {
+	if (height < 1 || height > SL_MAX_HEIGHT || sl_test_height(sl, key, klen) != 0)
+		return false;
 	struct sl_rec *r = rec_new(NULL, 0, 0, 0, NULL);
 	struct sl_node *n = r != NULL ? node_new(key, klen, height, r, NULL) : NULL;
 	if (n == NULL) {
@@ -2023,9 +2033,16 @@ sl_test_delete_stalled(mantis_skiplist *sl, const void *key, uint32_t klen,
 	 * drops to level 0 past it does. */
 	for (uint32_t lvl = n->height - 1; lvl > 0; lvl--) {
 		struct sl_node *p = sl->head;
-		while (next_ptr(MANTIS_LOAD_ACQ(&p->next[lvl])) != n)
+		while (p != NULL && next_ptr(MANTIS_LOAD_ACQ(&p->next[lvl])) != n)
 			p = next_ptr(MANTIS_LOAD_ACQ(&p->next[lvl]));
-		(void)cas_word(&p->next[lvl], (uintptr_t)n, MANTIS_LOAD_ACQ(&n->next[lvl]) & ~SL_MARK);
+		/* Single-threaded use: n is on every level of its tower and its
+		 * predecessor unmarked, so neither fails unless the list was
+		 * used otherwise. */
+		if (p == NULL ||
+		    !cas_word(&p->next[lvl], (uintptr_t)n, MANTIS_LOAD_ACQ(&n->next[lvl]) & ~SL_MARK)) {
+			mantis_epoch_exit(slot);
+			return false;
+		}
 	}
 	*out = (struct sl_stalled){.node = n, .slot = slot, .deleting = true};
 	return true;

@@ -333,8 +333,11 @@ void sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used
 /*
  * Test hooks: the states a concurrent insert or delete passes through,
  * built directly so that a single-threaded test can hold one while it
- * makes other calls.  The stalled call holds its epoch section, as the
- * real one does, until sl_test_stalled_end.
+ * makes other calls (no other thread may use the list meanwhile).  The
+ * stalled call holds its epoch section, as the real one does, until
+ * sl_test_stalled_end, which must come before the list is quiesced or
+ * freed (either would wait for that section).  The insert takes no shard
+ * lock, as the real one would.
  *   sl_test_height: the height of key's node in the index, 0 if none.
  *   sl_test_insert_stalled: an insert of key (absent) stopped after its
  *     level-0 splice: a PENDING node of the given height, linked on level
@@ -345,7 +348,9 @@ void sl_path_stats(const mantis_skiplist *sl, uint64_t *searched, uint64_t *used
  *     search snipped its node from every level above 0: DEAD, out of the
  *     index, tower marked, still on level 0.  Its end runs the rest of the
  *     delete (the search that unlinks it, the retirement).
- * false: allocation failure, or no such key.
+ * false: allocation failure, a height out of [1, SL_MAX_HEIGHT], a key
+ * already present (insert), no such key (delete), or a list another
+ * call changed meanwhile (delete).
  */
 struct sl_stalled {
 	struct sl_node *node;

@@ -354,7 +354,7 @@ reader_main(void *arg)
 			make_key(k, 'h', r % HOT_KEYS);
 			mantis_skiplist_scan(sl, k, 5, false, 0, bounded_cb, &o, NULL);
 		} else if (r % 4 == 1) {
-			/* One unbounded pass: past its first 64 keys a scan walks
+			/* One unbounded pass: past its first SL_RUN_AFTER keys a scan walks
 			 * level 0 by runs (skiplist.c), whose segments race the
 			 * writers' inserts and deletes around their anchors. */
 			struct order_check o = {0};

@@ -914,7 +914,7 @@ test_model(void **state)
 				assert_int_equal(exp, ref[pos].exp);
 			}
 		} else { /* seek + scan from a key that may be absent: mostly
-			  * short; a long one stops inside runs (skiplist.c) */
+			  * short; a long one may stop inside runs (skiplist.c) */
 			size_t limit = rnd() % 4 == 0 ? SL_RUN_AFTER + 1 + rnd() % 200 : 1 + rnd() % 8;
 			model_check_scan(sl, k, kl, rnd() % 2 == 0, limit, now);
 		}
