@@ -2,7 +2,7 @@
  * stress_skiplist.c -- multi-threaded torture of the ordered index.
  * Usage: stress_skiplist THREADS SECONDS   (make test passes "2 2")
  *
- * Five phases, each a fifth of SECONDS, threads released together by a
+ * Six phases, each a sixth of SECONDS, threads released together by a
  * barrier (ck regressions style):
  *   1. disjoint inserts: every thread inserts its own keys; at the end all
  *      are present with their values, in order, counted right.
@@ -22,6 +22,8 @@
  *      rule keeps are present.
  *   5. puts and deletes of the same 4 keys by every thread (a put that
  *      finds a node its swap then sees DEAD inserts a new one).
+ *   6. whole scans against stamped inserts and deletes: every key inserted
+ *      before a scan began and not deleted before it ended is in it.
  * Exit status 0 on success; the first violation prints and exits 1.
  */
 #include <mantis.h>
@@ -598,6 +600,140 @@ phase_tight(double secs)
 	       (unsigned long long)present);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Phase 6: whole scans against stamped inserts and deletes                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The scan's contract checked by clocks rather than by keys set aside:
+ * writers insert keys of ids never reused, scattered over the key space,
+ * and delete some of their own; a global counter stamps each insert after
+ * it returned and each delete before it starts.  A scanner reads the
+ * counter before and after each whole scan, and every key inserted before
+ * the scan began and not deleted before it ended must be in it (ids and
+ * stamps: seq_cst, so the counter orders them).  This catches a key a scan
+ * misses by any route, including one no test builds by hand.
+ */
+#define STAMP_PER 65536 /* ids per writer; a writer that runs out stops */
+#define STAMP_PENDING UINT64_MAX
+
+static uint64_t stamp_clock;
+static uint64_t *stamp_ins, *stamp_del; /* by id; 0: not yet */
+static uint64_t stamp_scans, stamp_required;
+
+static uint32_t
+stamp_id(int t, uint32_t n)
+{
+	/* n -> a bijection of [0, STAMP_PER), interleaved with the other
+	 * writers' ids: inserts land all over the list. */
+	return ((n * 0x9e3779b1u) & (STAMP_PER - 1)) * (uint32_t)nthreads + (uint32_t)t;
+}
+
+static void *
+stamp_writer_main(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	uint64_t s = mix((uint64_t)t, 606) | 1;
+	uint32_t *live = malloc(STAMP_PER * sizeof(*live)), nlive = 0, n = 0;
+	if (live == NULL)
+		FAIL("out of memory");
+	uint8_t k[5], v[96];
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE) && n < STAMP_PER) {
+		if (nlive > 0 && stress_xorshift(&s) % 3 == 0) {
+			uint32_t i = (uint32_t)(stress_xorshift(&s) % nlive), id = live[i];
+			live[i] = live[--nlive];
+			__atomic_store_n(&stamp_del[id], STAMP_PENDING, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&stamp_del[id],
+					 __atomic_add_fetch(&stamp_clock, 1, __ATOMIC_SEQ_CST),
+					 __ATOMIC_SEQ_CST);
+			make_key(k, 'u', id);
+			if (mantis_skiplist_delete(sl, k, 5) != MANTIS_OK)
+				FAIL("delete of stamped key %u failed", id);
+			continue;
+		}
+		uint32_t id = stamp_id(t, n++);
+		make_key(k, 'u', id);
+		size_t vl = make_value(v, id, 1);
+		if (mantis_skiplist_put(sl, k, 5, v, vl, 1, 0) != MANTIS_OK)
+			FAIL("put failed");
+		__atomic_store_n(&stamp_ins[id], __atomic_add_fetch(&stamp_clock, 1, __ATOMIC_SEQ_CST),
+				 __ATOMIC_SEQ_CST);
+		live[nlive++] = id;
+	}
+	free(live);
+	return NULL;
+}
+
+struct stamp_scan {
+	struct order_check o;
+	uint8_t *seen; /* by id */
+};
+
+static bool
+stamp_scan_cb(void *arg, const mantis_skiplist_entry *e)
+{
+	if (e->key[0] != 'u')
+		return false;
+	struct stamp_scan *sc = arg;
+	check_order(&sc->o, e);
+	check_value(e->key, e->key_len, e->value, e->value_len, e->seq);
+	sc->seen[rd32(e->key + 1)] = 1;
+	return true;
+}
+
+static void *
+stamp_scanner_main(void *arg)
+{
+	(void)arg;
+	size_t ids = (size_t)STAMP_PER * (size_t)nthreads;
+	struct stamp_scan sc = {.seen = malloc(ids)};
+	if (sc.seen == NULL)
+		FAIL("out of memory");
+	pthread_barrier_wait(&barrier);
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		memset(sc.seen, 0, ids);
+		sc.o = (struct order_check){0};
+		uint64_t began = __atomic_load_n(&stamp_clock, __ATOMIC_SEQ_CST);
+		mantis_skiplist_scan(sl, "u", 1, false, 0, stamp_scan_cb, &sc, NULL);
+		uint64_t ended = __atomic_load_n(&stamp_clock, __ATOMIC_SEQ_CST);
+		for (size_t id = 0; id < ids; id++) {
+			uint64_t ins = __atomic_load_n(&stamp_ins[id], __ATOMIC_SEQ_CST);
+			if (ins == 0 || ins > began)
+				continue; /* not inserted before the scan began */
+			/* 0 read here: the delete's first store, and so its stamp,
+			 * come after this read, which is after `ended`. */
+			uint64_t del = __atomic_load_n(&stamp_del[id], __ATOMIC_SEQ_CST);
+			if (del != 0 && del <= ended)
+				continue; /* deleted, or pending, before the scan ended */
+			if (!sc.seen[id])
+				FAIL("scan missed key %zu: inserted at %llu, scan %llu..%llu, deleted at %llu",
+				     id, (unsigned long long)ins, (unsigned long long)began,
+				     (unsigned long long)ended, (unsigned long long)del);
+			stamp_required++;
+		}
+		stamp_scans++;
+	}
+	free(sc.seen);
+	return NULL;
+}
+
+static void
+phase_stamped(double secs)
+{
+	size_t ids = (size_t)STAMP_PER * (size_t)nthreads;
+	stamp_ins = calloc(ids, sizeof(*stamp_ins));
+	stamp_del = calloc(ids, sizeof(*stamp_del));
+	if (stamp_ins == NULL || stamp_del == NULL)
+		FAIL("out of memory");
+	void *(*const fns[])(void *) = {stamp_writer_main};
+	run_threads(fns, 1, stamp_scanner_main, secs);
+	printf("phase 6: %llu whole scans during stamped writes, %llu keys required, all seen\n",
+	       (unsigned long long)stamp_scans, (unsigned long long)stamp_required);
+	free(stamp_ins);
+	free(stamp_del);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -609,16 +745,18 @@ main(int argc, char **argv)
 	if (mantis_skiplist_new(&sl) != MANTIS_OK)
 		FAIL("new");
 	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
-	phase_disjoint(secs / 5);
+	phase_disjoint(secs / 6);
 	check_shape("after phase 1");
-	phase_mixed(2, secs / 5);
+	phase_mixed(2, secs / 6);
 	check_shape("after phase 2");
-	phase_mixed(3, secs / 5);
+	phase_mixed(3, secs / 6);
 	check_shape("after phase 3");
-	phase_chase(secs / 5);
+	phase_chase(secs / 6);
 	check_shape("after phase 4");
-	phase_tight(secs / 5);
+	phase_tight(secs / 6);
 	check_shape("after phase 5");
+	phase_stamped(secs / 6);
+	check_shape("after phase 6");
 	pthread_barrier_destroy(&barrier);
 	mantis_skiplist_free(sl);
 	mantis_alloc_get_stats(&a1);
