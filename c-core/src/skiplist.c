@@ -558,6 +558,26 @@ sl_scan_start(mantis_skiplist *sl, const uint8_t *start, uint32_t len, bool excl
 	return exclusive ? next_ptr(MANTIS_LOAD_ACQ(&n->next[0])) : n;
 }
 
+/* Splices n into level 0 (which publishes it to scans), its tower's
+ * successors stored first from succs[]; a failed CAS (pred moved on or
+ * got marked) searches again and retries.  Returns whether it searched,
+ * which leaves preds/succs filled on every level. */
+static inline bool
+sl_splice0(mantis_skiplist *sl, struct sl_node *n, struct sl_node **preds,
+	   struct sl_node **succs)
+{
+	for (bool searched = false;; searched = true) {
+		for (uint32_t i = 0; i < n->height; i++)
+			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
+		/* Node contents (key, tower, rec) visible before the node. */
+		ck_pr_fence_store();
+		/* Level 0 publishes the node; fails if pred moved on. */
+		if (cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n))
+			return searched;
+		sl_find(sl, sl_node_key(n), n->klen, preds, succs);
+	}
+}
+
 /* Splices n into every level of its tower, starting from hint h when it is
  * current (gen matches) and leaving h describing the splice around n.
  * Caller holds shard(n) lock, so no other writer can touch n (it is not
@@ -570,17 +590,8 @@ sl_link(mantis_skiplist *sl, struct sl_node *n, struct sl_hint *h, uint64_t gen)
 	uint32_t filled = h->gen == gen
 				  ? sl_find_hinted(sl, h, key, n->klen, n->height, preds, succs)
 				  : (sl_find(sl, key, n->klen, preds, succs), SL_MAX_HEIGHT);
-	for (;;) {
-		for (uint32_t i = 0; i < n->height; i++)
-			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
-		/* Node contents (key, tower, rec) visible before the node. */
-		ck_pr_fence_store();
-		/* Level 0 publishes the node; fails if pred moved on. */
-		if (cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n))
-			break;
-		sl_find(sl, key, n->klen, preds, succs);
+	if (sl_splice0(sl, n, preds, succs))
 		filled = SL_MAX_HEIGHT;
-	}
 	for (uint32_t lvl = 1; lvl < n->height; lvl++) {
 		/* Upper levels are hints for searches; a failure only means
 		 * the neighbourhood changed: search again and retry.  n's
@@ -1287,6 +1298,18 @@ sl_unlink_retire(mantis_skiplist *sl, mantis_epoch_slot *slot, struct sl_node *n
 			    sl_node_size(n->height, n->klen) + rec_size(old->vlen));
 }
 
+/* Steps 2-3 of a delete: n, just made DEAD under the lock of its shard sh
+ * (hash: its key's), leaves the index, its tower is marked, sh unlocked.
+ * Inside the caller's section on slot. */
+static void
+sl_unindex(mantis_skiplist *sl, mantis_epoch_slot *slot, struct hx_shard *sh,
+	   struct sl_node *n, uint64_t hash)
+{
+	hx_remove(sh, n, hash, slot, sl->seed);
+	sl_mark_tower(n);
+	hx_unlock(sh);
+}
+
 /*
  * Finishes removing n, whose rec the caller just CASed from live record
  * `old` to DEAD under the lock of its shard sh (hash: its key's): takes it
@@ -1298,10 +1321,22 @@ static void
 sl_remove_dead(mantis_skiplist *sl, mantis_epoch_slot *slot,
 	       struct hx_shard *sh, struct sl_node *n, uint64_t hash, struct sl_rec *old)
 {
-	hx_remove(sh, n, hash, slot, sl->seed);
-	sl_mark_tower(n);
-	hx_unlock(sh);
+	sl_unindex(sl, slot, sh, n, hash);
 	sl_unlink_retire(sl, slot, n, old);
+}
+
+/* Step 1 of a delete, under the lock of n's shard, n found in the index:
+ * the CAS of its rec to DEAD (the linearization point), retried only
+ * against a lock-free update that swapped the record first.  Returns the
+ * live record it hid. */
+static struct sl_rec *
+sl_kill(struct sl_node *n)
+{
+	uintptr_t old;
+	do
+		old = MANTIS_LOAD_ACQ(&n->rec);
+	while (!cas_word(&n->rec, old, old | SL_DEAD));
+	return (struct sl_rec *)old;
 }
 
 mantis_status
@@ -1339,15 +1374,7 @@ sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h)
 		st = MANTIS_NOT_FOUND;
 		goto out;
 	}
-	uintptr_t old;
-	for (;;) {
-		old = MANTIS_LOAD_ACQ(&n->rec);
-		/* Linearization point of the delete; retried only against a
-		 * lock-free update that swapped the record first. */
-		if (cas_word(&n->rec, old, old | SL_DEAD))
-			break;
-	}
-	sl_remove_dead(sl, slot, sh, n, h, (struct sl_rec *)old);
+	sl_remove_dead(sl, slot, sh, n, h, sl_kill(n));
 out:
 	mantis_epoch_exit(slot);
 	return st;
@@ -1999,12 +2026,8 @@ sl_test_insert_stalled(mantis_skiplist *sl, const void *key, uint32_t klen, uint
 	out->deleting = false;
 	out->slot = mantis_epoch_enter(&sl->epoch);
 	struct sl_node *preds[SL_MAX_HEIGHT], *succs[SL_MAX_HEIGHT];
-	do {
-		sl_find(sl, key, klen, preds, succs);
-		for (uint32_t i = 0; i < height; i++)
-			MANTIS_STORE_REL(&n->next[i], (uintptr_t)succs[i]);
-		ck_pr_fence_store();
-	} while (!cas_word(&preds[0]->next[0], (uintptr_t)succs[0], (uintptr_t)n));
+	sl_find(sl, key, klen, preds, succs);
+	(void)sl_splice0(sl, n, preds, succs);
 	return true;
 }
 
@@ -2022,13 +2045,8 @@ sl_test_delete_stalled(mantis_skiplist *sl, const void *key, uint32_t klen,
 		mantis_epoch_exit(slot);
 		return false;
 	}
-	uintptr_t old;
-	do
-		old = MANTIS_LOAD_ACQ(&n->rec);
-	while (!cas_word(&n->rec, old, old | SL_DEAD));
-	hx_remove(sh, n, h, slot, sl->seed);
-	sl_mark_tower(n);
-	hx_unlock(sh);
+	(void)sl_kill(n);
+	sl_unindex(sl, slot, sh, n, h);
 	/* Snip n from its upper levels, as a search that passes it there and
 	 * drops to level 0 past it does. */
 	for (uint32_t lvl = n->height - 1; lvl > 0; lvl--) {
