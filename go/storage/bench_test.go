@@ -61,17 +61,7 @@ func sbsOpen(b testing.TB, open func(storage.Options) (storage.Engine, error), o
 
 // sbsLoad writes keys 0..n-1 in batches of 1000.
 func sbsLoad(b testing.TB, e storage.Engine, n uint64) {
-	val := make([]byte, sbsValueLen)
-	var bt storage.Batch
-	for i := uint64(0); i < n; i++ {
-		bt.Put(sbsKey(nil, i), val)
-		if bt.Len() == 1000 || i == n-1 {
-			if err := e.Apply(&bt); err != nil {
-				b.Fatal(err)
-			}
-			bt = storage.Batch{}
-		}
-	}
+	sbsPutAll(b, e, n, 1000, func(i uint64) uint64 { return i })
 }
 
 // sbsLoadShuffled writes keys 0..n-1 in a random order, in batches of 16
@@ -79,11 +69,17 @@ func sbsLoad(b testing.TB, e storage.Engine, n uint64) {
 // no relation to their key order, as in a store filled by clients, which
 // is what a whole-index scan (a checkpoint) walks.
 func sbsLoadShuffled(b testing.TB, e storage.Engine, n uint64) {
+	perm := rand.New(rand.NewPCG(5, 6)).Perm(int(n))
+	sbsPutAll(b, e, n, 16, func(i uint64) uint64 { return uint64(perm[i]) })
+}
+
+// sbsPutAll writes n keys, the i-th sbsKey(key(i)), batch at a time.
+func sbsPutAll(b testing.TB, e storage.Engine, n uint64, batch int, key func(uint64) uint64) {
 	val := make([]byte, sbsValueLen)
 	var bt storage.Batch
-	for i, p := range rand.New(rand.NewPCG(5, 6)).Perm(int(n)) {
-		bt.Put(sbsKey(nil, uint64(p)), val)
-		if bt.Len() == 16 || i == int(n)-1 {
+	for i := uint64(0); i < n; i++ {
+		bt.Put(sbsKey(nil, key(i)), val)
+		if bt.Len() == batch || i == n-1 {
 			if err := e.Apply(&bt); err != nil {
 				b.Fatal(err)
 			}
