@@ -181,6 +181,13 @@ func (l *Log) AppendRecords(recs ...Record) error {
 }
 
 // Sync makes everything enqueued so far durable, whatever the policy.
+//
+// Under SyncAlways the fsync is the next group commit's.  Under the other
+// policies writers do not wait for fsyncs, and Sync does not make them:
+// it takes the writers' turn only to hand the queue to the OS, then
+// fsyncs outside it, as syncLoop does (a checkpoint's Sync under
+// SyncNone may fsync a whole segment of dirty pages, tens of
+// milliseconds every writer would otherwise spend waiting).
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	pos := l.enqPos
@@ -189,7 +196,44 @@ func (l *Log) Sync() error {
 	if closed {
 		return ErrClosed
 	}
+	if l.cfg.Sync != SyncAlways {
+		if err := l.wait(pos, false); err != nil {
+			return err
+		}
+		if done, err := l.syncWritten(pos); done || err != nil {
+			return err
+		}
+	}
 	return l.wait(pos, true)
+}
+
+// syncWritten fsyncs the current segment outside the writers' turn and
+// marks everything up to pos, already written, as synced.  Bytes up to
+// pos are in cur or in a segment closed (and fsynced) by a rotation
+// since, so syncing cur covers them.  With no cur it does nothing and
+// reports false: a rotation is between segments, or its close failed and
+// the log is about to fail-stop, which only a leader's turn can tell
+// apart.
+func (l *Log) syncWritten(pos uint64) (bool, error) {
+	synced, err := l.syncCur()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failLocked(err)
+		l.cond.Broadcast()
+		return false, l.failErr
+	}
+	if !synced {
+		return false, nil
+	}
+	if l.failErr != nil {
+		return false, l.failErr
+	}
+	if pos > l.syncedPos {
+		l.syncedPos = pos
+	}
+	l.cond.Broadcast()
+	return true, nil
 }
 
 // wait is the group-commit loop described on Log.
@@ -460,20 +504,8 @@ func (l *Log) syncLoop() {
 		if skip {
 			continue
 		}
-		// Bytes up to target are either in cur or in a segment closed
-		// (and fsynced) by a rotation since, so syncing cur covers them.
-		// With no cur (a rotation between segments, or one whose close
-		// failed and is about to fail-stop the log) nothing was synced
-		// here, and nothing is marked synced.
-		synced, err := l.syncCur()
-		l.mu.Lock()
-		if err != nil {
-			l.failLocked(err)
-		} else if synced && l.failErr == nil && target > l.syncedPos {
-			l.syncedPos = target
-		}
-		l.cond.Broadcast()
-		l.mu.Unlock()
+		// Nothing is marked synced when there was no cur (syncWritten).
+		_, _ = l.syncWritten(target)
 	}
 }
 

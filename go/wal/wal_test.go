@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -133,6 +134,98 @@ func TestSyncPolicies(t *testing.T) {
 			t.Fatalf("%d fsyncs before the period", s.Syncs)
 		}
 	})
+}
+
+// gateSyncFS holds the next segment fsync, once armed, until released:
+// entered is closed when that fsync starts.
+type gateSyncFS struct {
+	vfs.FS
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+type gateSyncFile struct {
+	vfs.File
+	fs *gateSyncFS
+}
+
+func (g *gateSyncFS) Create(name string) (vfs.File, error) {
+	f, err := g.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return gateSyncFile{f, g}, nil
+}
+
+func (f gateSyncFile) Sync() error {
+	if f.fs.armed.CompareAndSwap(true, false) {
+		close(f.fs.entered)
+		<-f.fs.release
+	}
+	return f.File.Sync()
+}
+
+// TestSyncDoesNotStallWriters: under the policies whose writers do not
+// wait for fsyncs, an explicit Sync (a checkpoint runs two) does not make
+// them wait for its fsync either: appends return while it is held, and
+// Sync still returns only once the fsync did.
+func TestSyncDoesNotStallWriters(t *testing.T) {
+	for _, pol := range []SyncPolicy{SyncNone, SyncInterval} {
+		t.Run(pol.String(), func(t *testing.T) {
+			fs := &gateSyncFS{FS: vfs.OS, entered: make(chan struct{}), release: make(chan struct{})}
+			dir := t.TempDir()
+			// An hour-long period and no BytesPerSync: only Sync fsyncs.
+			l, _ := openT(t, dir, Config{FS: fs, Sync: pol, SyncInterval: time.Hour, BytesPerSync: -1})
+			put := func(seq uint64) Record {
+				return Record{Type: TypePut, Seq: seq, Key: []byte(fmt.Sprint(seq)), Value: []byte("v")}
+			}
+			if err := l.AppendRecords(put(1)); err != nil {
+				t.Fatal(err)
+			}
+			fs.armed.Store(true)
+			var synced atomic.Bool
+			syncErr := make(chan error, 1)
+			go func() {
+				err := l.Sync()
+				synced.Store(true)
+				syncErr <- err
+			}()
+			<-fs.entered
+			appended := make(chan error, 1)
+			go func() {
+				for seq := uint64(2); seq <= 10; seq++ {
+					if err := l.AppendRecords(put(seq)); err != nil {
+						appended <- err
+						return
+					}
+				}
+				appended <- nil
+			}()
+			select {
+			case err := <-appended:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second): // only ends a failing (deadlocked) test
+				t.Fatal("appends wait for Sync's fsync")
+			}
+			if synced.Load() {
+				t.Fatal("Sync returned before its fsync")
+			}
+			close(fs.release)
+			if err := <-syncErr; err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l2, rc := openT(t, dir, Config{})
+			defer l2.Close()
+			if len(rc.applied) != 10 {
+				t.Fatalf("recovered %d records, want 10", len(rc.applied))
+			}
+		})
+	}
 }
 
 // TestGroupCommit: many concurrent appenders, each acknowledged only when
