@@ -20,7 +20,8 @@ const (
 	// SyncAlways acknowledges a write only after its record is fsynced;
 	// concurrent writers share one fsync (group commit).
 	SyncAlways = wal.SyncAlways
-	// SyncNone leaves flushing to the operating system.
+	// SyncNone never makes a write wait for an fsync: the log fsyncs in
+	// the background every 8 MiB and when a segment closes (wal.SyncNone).
 	SyncNone = wal.SyncNone
 )
 

@@ -20,9 +20,13 @@ const (
 	// SyncAlways: Append returns once the record is fsynced.  Concurrent
 	// appenders share one write and one fsync (group commit).
 	SyncAlways
-	// SyncNone: Append returns once the record is handed to the OS; the OS
-	// decides when to flush.  Segments are still fsynced when they are
-	// closed, so only the last segment can be torn.
+	// SyncNone: Append returns once the record is handed to the OS and
+	// never waits for an fsync; nothing bounds what a machine crash loses
+	// (Redis appendfsync no).  Segments are still fsynced when they are
+	// closed, so only the last segment can be torn, and a background
+	// fsync runs every Config.BytesPerSync bytes so that closing one has
+	// little left to write (RocksDB applies its bytes_per_sync whatever
+	// the sync setting, for the same reason).
 	SyncNone
 )
 
@@ -55,13 +59,14 @@ type Config struct {
 	Sync SyncPolicy
 	// SyncInterval is the fsync period under SyncInterval; 0 means 1s.
 	SyncInterval time.Duration
-	// BytesPerSync: under SyncInterval, the background fsync also runs as
-	// soon as this many bytes were written since the last one, so that
-	// no fsync (the periodic one, or the one a segment gets when the log
-	// rolls to the next, which the writer waits for) has much to write,
-	// and dirty pages do not pile up in the OS between periods (RocksDB's
-	// wal_bytes_per_sync).  0 means DefaultBytesPerSync; negative: the
-	// period alone.
+	// BytesPerSync: under SyncInterval and SyncNone, a background fsync
+	// runs as soon as this many bytes were written since the last one
+	// (under SyncInterval also every period), so that no fsync (the
+	// periodic one, or the one a segment gets when the log rolls to the
+	// next, which the writer waits for) has much to write, and dirty
+	// pages do not pile up in the OS (RocksDB's wal_bytes_per_sync).  0
+	// means DefaultBytesPerSync; negative: none under SyncNone, the
+	// period alone under SyncInterval.
 	BytesPerSync int64
 	// SegmentSize: a new segment is started once the current one has
 	// reached this many bytes; 0 means 64 MiB.

@@ -484,17 +484,21 @@ func (l *Log) syncCur() (bool, error) {
 	return synced, nil
 }
 
-// syncLoop is the SyncInterval background fsync: every period, and when
-// kicked (Config.BytesPerSync).
+// syncLoop is the background fsync: under SyncInterval every period, and
+// under SyncInterval and SyncNone when kicked (Config.BytesPerSync).
 func (l *Log) syncLoop() {
 	defer close(l.syncDone)
-	t := time.NewTicker(l.cfg.SyncInterval)
-	defer t.Stop()
+	var tick <-chan time.Time // nil under SyncNone: kicks only
+	if l.cfg.Sync == SyncInterval {
+		t := time.NewTicker(l.cfg.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-l.stopSync:
 			return
-		case <-t.C:
+		case <-tick:
 		case <-l.kickSync:
 		}
 		l.mu.Lock()

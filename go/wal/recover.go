@@ -151,7 +151,7 @@ func Open(dir string, cfg Config, h Handler) (*Log, error) {
 		lk.Close()
 		return nil, err
 	}
-	if cfg.Sync == SyncInterval {
+	if cfg.Sync == SyncInterval || (cfg.Sync == SyncNone && cfg.BytesPerSync > 0) {
 		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
 		l.kickSync = make(chan struct{}, 1)
 		go l.syncLoop()

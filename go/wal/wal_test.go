@@ -121,6 +121,36 @@ func TestSyncPolicies(t *testing.T) {
 			}
 		}
 	})
+	t.Run("none fsyncs in the background after BytesPerSync bytes", func(t *testing.T) {
+		// As above: writers never wait for it, and it keeps the fsync
+		// that closes a segment small.
+		l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone, BytesPerSync: 64 << 10, SegmentSize: 1 << 30})
+		defer l.Close()
+		val := make([]byte, 1024)
+		for i := uint64(1); i <= 128; i++ {
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for deadline := time.Now().Add(30 * time.Second); l.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no fsync after twice BytesPerSync bytes")
+			}
+		}
+	})
+	t.Run("none without BytesPerSync never fsyncs", func(t *testing.T) {
+		l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone, BytesPerSync: -1, SegmentSize: 1 << 30})
+		defer l.Close()
+		val := make([]byte, 1024)
+		for i := uint64(1); i <= 1024; i++ {
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := l.Stats(); s.Syncs != 0 {
+			t.Fatalf("%d fsyncs", s.Syncs)
+		}
+	})
 	t.Run("interval without BytesPerSync waits for the period", func(t *testing.T) {
 		l, _ := openT(t, t.TempDir(), Config{Sync: SyncInterval, SyncInterval: time.Hour, BytesPerSync: -1, SegmentSize: 1 << 30})
 		defer l.Close()
