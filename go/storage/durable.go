@@ -22,7 +22,9 @@
 //     one key the shell's key stripes (held across all four steps) make
 //     publish order equal log order, while writers of different keys still
 //     share a group commit.
-//   - The gate gives a checkpoint its sequence number: it takes gate's
+//   - The gate gives a checkpoint its sequence number: once the log has
+//     closed its current segment (so the snapshot covers that segment
+//     whole: wal.WriteSnapshotAt), it takes gate's
 //     write side, which waits until every logged write has been published
 //     and holds new ones at step 1, reads the number, takes the engine's
 //     view (a copy-on-write clone for pure-Go: exactly the state at that
@@ -241,24 +243,30 @@ func (d *durability) maybeCheckpoint() {
 func (d *durability) checkpoint() error {
 	d.ckptMu.Lock()
 	defer d.ckptMu.Unlock()
-	d.gate.Lock()
-	if d.closed {
-		d.gate.Unlock()
-		return ErrClosed
+	var viewErr error
+	// The number and the view are taken after the log has rotated, so the
+	// snapshot covers the closed segment whole (wal.WriteSnapshotAt).
+	_, err := d.wal.WriteSnapshotAt(func() (uint64, iter.Seq2[wal.Record, error], error) {
+		d.gate.Lock()
+		defer d.gate.Unlock()
+		if d.closed {
+			viewErr = ErrClosed
+		} else {
+			viewErr = d.readOnlyErr()
+		}
+		if viewErr != nil {
+			return 0, nil, viewErr
+		}
+		d.seqMu.Lock()
+		seq := d.seq
+		d.seqMu.Unlock()
+		var recs iter.Seq2[wal.Record, error]
+		recs, viewErr = d.idx.checkpointView(seq, d.lim.now())
+		return seq, recs, viewErr
+	})
+	if viewErr != nil {
+		return viewErr
 	}
-	if err := d.readOnlyErr(); err != nil {
-		d.gate.Unlock()
-		return err
-	}
-	d.seqMu.Lock()
-	seq := d.seq
-	d.seqMu.Unlock()
-	recs, err := d.idx.checkpointView(seq, d.lim.now())
-	d.gate.Unlock()
-	if err != nil {
-		return err
-	}
-	_, err = d.wal.WriteSnapshotFrom(seq, recs)
 	return walError(err)
 }
 

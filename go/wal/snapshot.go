@@ -48,27 +48,49 @@ func (l *Log) WriteSnapshot(seq uint64, records iter.Seq[Record]) (SnapshotInfo,
 // abandons the snapshot, which is then as if it had never been started,
 // and is returned.
 func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (SnapshotInfo, error) {
+	return l.WriteSnapshotAt(func() (uint64, iter.Seq2[Record, error], error) { return seq, records, nil })
+}
+
+// WriteSnapshotAt is WriteSnapshotFrom for an engine that reads its
+// sequence number and takes its view once the log has rotated: view is
+// called after the current segment is closed, and its error, if any, is
+// returned as it is.  Every record of the closed segment was numbered
+// before it was enqueued, so at or below the seq view returns: the
+// snapshot covers the segment whole, and the checkpoint drops it.  A seq
+// read before the rotation leaves the writes logged in between in that
+// segment, which then stays, its size counted towards the next
+// checkpoint (CheckpointDue), until a later checkpoint covers it: under a
+// steady write load, one more checkpoint right after this one.
+func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], error)) (SnapshotInfo, error) {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		return SnapshotInfo{}, ErrClosed
-	case l.failErr != nil:
-		l.mu.Unlock()
-		return SnapshotInfo{}, l.failErr
-	case seq > l.lastSeq:
-		l.mu.Unlock()
-		return SnapshotInfo{}, fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
-	case seq < l.stats.lastCkptSeq:
-		l.mu.Unlock()
-		return SnapshotInfo{}, fmt.Errorf("%w: snapshot seq %d is below the last checkpoint's %d", ErrInvalid, seq, l.stats.lastCkptSeq)
-	}
+	closed, failErr := l.closed, l.failErr
 	l.mu.Unlock()
+	switch {
+	case closed:
+		return SnapshotInfo{}, ErrClosed
+	case failErr != nil:
+		return SnapshotInfo{}, failErr
+	}
 
 	// Close the current segment so that it can be dropped once covered.
 	if err := l.rotate(); err != nil {
+		return SnapshotInfo{}, err
+	}
+	seq, records, err := view()
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	l.mu.Lock()
+	switch {
+	case seq > l.lastSeq:
+		err = fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
+	case seq < l.stats.lastCkptSeq:
+		err = fmt.Errorf("%w: snapshot seq %d is below the last checkpoint's %d", ErrInvalid, seq, l.stats.lastCkptSeq)
+	}
+	l.mu.Unlock()
+	if err != nil {
 		return SnapshotInfo{}, err
 	}
 
