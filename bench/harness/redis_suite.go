@@ -7,7 +7,9 @@
 //
 // Data: the n keys "key:%012d" (16 bytes, the key format redis-benchmark
 // itself uses with -r) are loaded with redis-cli --pipe before the read
-// row, and DBSIZE must then be exactly n.  The durable rows (SET, then the
+// row, and DBSIZE must then be exactly n.  The no-sync rows run twice, on
+// a server without persistence (RedisSubject) and on one that logs every
+// write to its AOF without fsync (RedisAOFSubject).  The durable rows (SET, then the
 // go-redis tx and pipe-set-get rows of resp_mix.go) run on a fresh server
 // with appendonly yes + appendfsync always; afterwards the server is
 // restarted from its AOF and must come back with as many keys as it
@@ -51,7 +53,16 @@ type redisServer struct {
 	args []string
 }
 
-func startRedis(dir string, durable bool, port int) (*redisServer, error) {
+// RedisAOFSubject is redis-server logging every write to its AOF without
+// fsyncing it (appendonly yes, appendfsync no; its automatic AOF rewrite
+// at the defaults, 100% growth and 64mb): the Redis setup that does what
+// MantisDB --sync none does (log each write to the OS, rewrite the log in
+// the background), beside the RedisSubject rows that log nothing.
+const RedisAOFSubject = "redis-aof-no-fsync"
+
+// startRedis starts redis-server in dir; fsync "" runs it without
+// persistence, otherwise with appendonly yes and that appendfsync.
+func startRedis(dir string, fsync string, port int) (*redisServer, error) {
 	if port == 0 {
 		var err error
 		if port, err = FreePort(); err != nil {
@@ -60,8 +71,8 @@ func startRedis(dir string, durable bool, port int) (*redisServer, error) {
 	}
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--logfile", filepath.Join(dir, "redis.log")}
-	if durable {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	if fsync != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", fsync)
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
@@ -179,13 +190,33 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: dist, Durability: dur, Workers: RedisClients,
 			Keys: n, Subject: RedisSubject, Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
-	srv, err := startRedis(dir, false, 0)
+	srv, err := startRedis(dir, "", 0)
 	if err != nil {
 		return nil, err
 	}
 	// The same rows as the MantisDB RESP subject (resp_suite.go).
 	rows := respWorkloadRows(srv, srv.cmd.Process.Pid, n, ops, func(w, dur string) Row { return row(w, "uniform", dur) })
 	srv.stop()
+
+	// The same rows again with every write logged to the AOF, unsynced.
+	adir := filepath.Join(dir, "aof-no-fsync")
+	const aofNote = "appendonly yes, appendfsync no"
+	aofRow := func(w, dur string) Row {
+		r := row(w, "uniform", dur)
+		r.Subject, r.Note = RedisAOFSubject, r.Note+"; "+aofNote
+		return r
+	}
+	if err := os.MkdirAll(adir, 0o755); err != nil {
+		return rows, err
+	}
+	if srv, err = startRedis(adir, "no", 0); err != nil {
+		r := aofRow("get", "no-sync")
+		r.Error = err.Error()
+		rows = append(rows, r)
+	} else {
+		rows = append(rows, respWorkloadRows(srv, srv.cmd.Process.Pid, n, ops, aofRow)...)
+		srv.stop()
+	}
 
 	// Durable row: AOF with fsync per write, then restart and recount.
 	ddir := filepath.Join(dir, "aof")
@@ -195,7 +226,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	r := row("set", "uniform", "sync-on-commit")
 	const durability = "appendonly yes, appendfsync always"
 	r.Note += "; " + durability
-	srv, err = startRedis(ddir, true, 0)
+	srv, err = startRedis(ddir, "always", 0)
 	if err != nil {
 		r.Error = err.Error()
 		return append(rows, r), nil
@@ -217,7 +248,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 	}
 	if err == nil {
 		err = checkDurableSet(n, dops, sets, acked, func() (int, error) { // from the AOF
-			srv, err := startRedis(ddir, true, srv.port)
+			srv, err := startRedis(ddir, "always", srv.port)
 			if err != nil {
 				return 0, err
 			}

@@ -192,22 +192,27 @@ func TestCheckPipe(t *testing.T) {
 }
 
 func TestRESPTablePairsEachRowWithRedis(t *testing.T) {
-	mk := func(subject, w string, ops float64, errMsg string) Row {
-		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: "sync-on-commit",
+	mk := func(subject, w, dur string, ops float64, errMsg string) Row {
+		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur,
 			Workers: RedisClients, Keys: 10, Subject: subject, Verified: errMsg == "", Error: errMsg,
 			Figures: Figures{OpsPerSec: ops, P50ns: 1e5, P99ns: 2e6}}
 	}
+	const sc = "sync-on-commit"
 	r := &Result{Date: "2000-01-01", RunCount: 1, Rows: Fold([][]Row{{
-		mk(RedisSubject, "tx", 20000, ""), mk(RedisSubject, "pipe-set-get", 30000, ""),
-		mk(RESPSubject, "tx", 5000, ""), mk(RESPSubject, "pipe-set-get", 30000, "read-back: GET returned another value"),
-		mk(RESPSubject, "set", 1000, ""), // no redis row
+		mk(RedisSubject, "tx", sc, 20000, ""), mk(RedisSubject, "pipe-set-get", sc, 30000, ""),
+		mk(RESPSubject, "tx", sc, 5000, ""), mk(RESPSubject, "pipe-set-get", sc, 30000, "read-back: GET returned another value"),
+		mk(RESPSubject, "set", sc, 1000, ""), // no redis row
+		mk(RESPSubject, "get", "no-sync", 8000, ""), mk(RedisSubject, "get", "no-sync", 4000, ""),
+		mk(RedisAOFSubject, "get", "no-sync", 2000, ""),
+		mk(RedisAOFSubject, "set", sc, 9000, ""), // paired wherever the key matches
 	}})}
 	var md bytes.Buffer
 	r.WriteMarkdown(&md, nil)
 	for _, want := range []string{
-		"| tx 100B uniform 40w sync-on-commit | 5.0k | 20k | 0.25 | 2.00ms / 2.00ms |",
-		"| pipe-set-get 100B uniform 40w sync-on-commit | FAILED | 30k | – | – |",
-		"| set 100B uniform 40w sync-on-commit | 1.0k | – | – | – |",
+		"| tx 100B uniform 40w sync-on-commit | 5.0k | 20k | 0.25 | 2.00ms / 2.00ms | – | – | – |",
+		"| pipe-set-get 100B uniform 40w sync-on-commit | FAILED | 30k | – | – | – | – | – |",
+		"| set 100B uniform 40w sync-on-commit | 1.0k | – | – | – | 9.0k | 0.11 | 2.00ms / 2.00ms |",
+		"| get 100B uniform 40w no-sync | 8.0k | 4.0k | 2.00 | 2.00ms / 2.00ms | 2.0k | 4.00 | 2.00ms / 2.00ms |",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())

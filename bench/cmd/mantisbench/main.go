@@ -412,6 +412,7 @@ func (r *runner) server(spec modeSpec, serverBin string) {
 	var names []string
 	if r.wanted("redis") {
 		r.result.Subjects["redis"] = "redis-server (Debian) on a free loopback port, --save \"\", appendonly no (no-sync rows) / appendonly yes + appendfsync always (durable rows); redis-benchmark -c 40 -d 100 -r KEYS; tx and pipe-set-get rows with go-redis, 40 connections"
+		r.result.Subjects[harness.RedisAOFSubject] = "redis-server as above with appendonly yes + appendfsync no (every write logged to the AOF, never fsynced; automatic AOF rewrite at its defaults), run in the redis subject's runs: the no-sync rows"
 		names = append(names, "redis")
 	}
 	if r.wanted("mantisdb-server-http") {
