@@ -542,11 +542,11 @@ func recoveryRow(b *testing.B, eng benchEngine, n uint64, from string) {
 // order, sbsLoadShuffled) per op while a writer
 // keeps putting; reports how long the writer's worst put waited (the time
 // the checkpoint held writers off) beside the checkpoint's own duration.
-// The wait is mostly the log's own fsyncs, which a checkpoint runs while
-// writers wait for their turn (wal: the rotation's Sync and segment close,
-// the next segment's directory fsync, the Sync after the snapshot's
-// fsync): under SyncNone the rotation fsyncs everything written since the
-// load, under SyncInterval at most BytesPerSync.
+// What a writer can wait for (docs/OPERATIONS.md, "Checkpoints"): the
+// small fsync that closes the segment and the next segment's creation in
+// the writers' turn, a write meeting the log's fsync on the same file,
+// and the checkpoint's CPU; the checkpoint's two Log.Syncs fsync outside
+// the turn.
 func BenchmarkCheckpoint(b *testing.B) {
 	const n = 200_000
 	val := make([]byte, sbsValueLen)

@@ -243,6 +243,16 @@ func (d *durability) maybeCheckpoint() {
 func (d *durability) checkpoint() error {
 	d.ckptMu.Lock()
 	defer d.ckptMu.Unlock()
+	// Refused before the log rotates for it, as again under the gate.
+	d.gate.RLock()
+	closed := d.closed
+	d.gate.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := d.readOnlyErr(); err != nil {
+		return err
+	}
 	var viewErr error
 	// The number and the view are taken after the log has rotated, so the
 	// snapshot covers the closed segment whole (wal.WriteSnapshotAt).

@@ -21,8 +21,10 @@ const (
 	// appenders share one write and one fsync (group commit).
 	SyncAlways
 	// SyncNone: Append returns once the record is handed to the OS and
-	// never waits for an fsync; nothing bounds what a machine crash loses
-	// (Redis appendfsync no).  Segments are still fsynced when they are
+	// never waits for an fsync (Redis appendfsync no); a machine crash
+	// loses what was not fsynced yet: about the last BytesPerSync bytes
+	// (more while writes outrun the fsync), with no bound in time, and a
+	// failed background fsync fail-stops the log.  Segments are still fsynced when they are
 	// closed, so only the last segment can be torn, and a background
 	// fsync runs every Config.BytesPerSync bytes so that closing one has
 	// little left to write (RocksDB applies its bytes_per_sync whatever

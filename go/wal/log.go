@@ -185,9 +185,10 @@ func (l *Log) AppendRecords(recs ...Record) error {
 // Under SyncAlways the fsync is the next group commit's.  Under the other
 // policies writers do not wait for fsyncs, and Sync does not make them:
 // it takes the writers' turn only to hand the queue to the OS, then
-// fsyncs outside it, as syncLoop does (a checkpoint's Sync under
-// SyncNone may fsync a whole segment of dirty pages, tens of
-// milliseconds every writer would otherwise spend waiting).
+// fsyncs outside it, as syncLoop does (a checkpoint calls Sync twice,
+// and each fsync may write up to BytesPerSync of dirty pages, all of a
+// segment's when BytesPerSync is off: milliseconds every writer would
+// otherwise spend waiting).
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	pos := l.enqPos
@@ -209,19 +210,17 @@ func (l *Log) Sync() error {
 
 // syncWritten fsyncs the current segment outside the writers' turn and
 // marks everything up to pos, already written, as synced.  Bytes up to
-// pos are in cur or in a segment closed (and fsynced) by a rotation
-// since, so syncing cur covers them.  With no cur it does nothing and
-// reports false: a rotation is between segments, or its close failed and
-// the log is about to fail-stop, which only a leader's turn can tell
-// apart.
+// pos are in cur or in a segment closed (and fsynced) since, by a
+// rotation or a roll to the next segment, so syncing cur covers them.
+// With no cur (between segments) it does nothing and reports false; the
+// caller then takes a leader's turn.  The log's fail-stop error, set by
+// this fsync or by one before it (syncCur), wins over a success.
 func (l *Log) syncWritten(pos uint64) (bool, error) {
 	synced, err := l.syncCur()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		l.failLocked(err)
-		l.cond.Broadcast()
-		return false, l.failErr
+		return false, l.failErr // syncCur fail-stopped the log
 	}
 	if !synced {
 		return false, nil
@@ -430,6 +429,9 @@ func (l *Log) closeCur() error {
 	l.curOpen = false
 	if err == nil {
 		l.stats.syncs++
+	} else {
+		l.failLocked(err) // under syncMu, as syncCur does
+		l.cond.Broadcast()
 	}
 	l.mu.Unlock()
 	return err
@@ -465,23 +467,31 @@ func (l *Log) trimCur() error {
 }
 
 // syncCur fsyncs the current segment and reports whether there was one.
+//
+// A failed fsync fail-stops the log before syncMu is released.  The
+// kernel reports a lost write-back to one fsync of a file description
+// only: the next fsync of cur may succeed although pages it should cover
+// were lost, so whoever fsyncs after this one (syncWritten, a leader, a
+// segment's close) must find the log stopped, not take that success for
+// durability.
 func (l *Log) syncCur() (bool, error) {
 	l.syncMu.Lock()
-	var err error
-	synced := l.cur != nil
-	if synced {
-		err = l.cur.Sync()
+	defer l.syncMu.Unlock()
+	if l.cur == nil {
+		return false, nil
 	}
-	l.syncMu.Unlock()
-	if err != nil {
-		return false, fmt.Errorf("wal: fsync segment: %w", err)
-	}
-	if synced {
+	if err := l.cur.Sync(); err != nil {
+		err = fmt.Errorf("wal: fsync segment: %w", err)
 		l.mu.Lock()
-		l.stats.syncs++
+		l.failLocked(err)
+		l.cond.Broadcast()
 		l.mu.Unlock()
+		return false, err
 	}
-	return synced, nil
+	l.mu.Lock()
+	l.stats.syncs++
+	l.mu.Unlock()
+	return true, nil
 }
 
 // syncLoop is the background fsync: under SyncInterval every period, and

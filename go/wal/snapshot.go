@@ -48,7 +48,25 @@ func (l *Log) WriteSnapshot(seq uint64, records iter.Seq[Record]) (SnapshotInfo,
 // abandons the snapshot, which is then as if it had never been started,
 // and is returned.
 func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (SnapshotInfo, error) {
+	// The number is known: check it before the log is rotated for it.
+	if err := l.checkSnapshotSeq(seq); err != nil {
+		return SnapshotInfo{}, err
+	}
 	return l.WriteSnapshotAt(func() (uint64, iter.Seq2[Record, error], error) { return seq, records, nil })
+}
+
+// checkSnapshotSeq refuses a snapshot number above the last appended or
+// below the last checkpoint's.
+func (l *Log) checkSnapshotSeq(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case seq > l.lastSeq:
+		return fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
+	case seq < l.stats.lastCkptSeq:
+		return fmt.Errorf("%w: snapshot seq %d is below the last checkpoint's %d", ErrInvalid, seq, l.stats.lastCkptSeq)
+	}
+	return nil
 }
 
 // WriteSnapshotAt is WriteSnapshotFrom for an engine that reads its
@@ -61,6 +79,10 @@ func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (S
 // segment, which then stays, its size counted towards the next
 // checkpoint (CheckpointDue), until a later checkpoint covers it: under a
 // steady write load, one more checkpoint right after this one.
+//
+// view runs with the checkpoint lock held (it must not start another
+// snapshot), must return a seq at or above every number enqueued before
+// WriteSnapshotAt was called, and non-nil records when err is nil.
 func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], error)) (SnapshotInfo, error) {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
@@ -82,15 +104,7 @@ func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], err
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	l.mu.Lock()
-	switch {
-	case seq > l.lastSeq:
-		err = fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
-	case seq < l.stats.lastCkptSeq:
-		err = fmt.Errorf("%w: snapshot seq %d is below the last checkpoint's %d", ErrInvalid, seq, l.stats.lastCkptSeq)
-	}
-	l.mu.Unlock()
-	if err != nil {
+	if err := l.checkSnapshotSeq(seq); err != nil {
 		return SnapshotInfo{}, err
 	}
 

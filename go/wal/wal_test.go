@@ -213,6 +213,12 @@ func TestSyncDoesNotStallWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 			fs.armed.Store(true)
+			released := false
+			t.Cleanup(func() { // a failing test must not leave Sync parked
+				if !released {
+					close(fs.release)
+				}
+			})
 			var synced atomic.Bool
 			syncErr := make(chan error, 1)
 			go func() {
@@ -220,7 +226,11 @@ func TestSyncDoesNotStallWriters(t *testing.T) {
 				synced.Store(true)
 				syncErr <- err
 			}()
-			<-fs.entered
+			select {
+			case <-fs.entered:
+			case err := <-syncErr:
+				t.Fatalf("Sync returned %v without fsyncing the segment", err)
+			}
 			appended := make(chan error, 1)
 			go func() {
 				for seq := uint64(2); seq <= 10; seq++ {
@@ -243,6 +253,7 @@ func TestSyncDoesNotStallWriters(t *testing.T) {
 				t.Fatal("Sync returned before its fsync")
 			}
 			close(fs.release)
+			released = true
 			if err := <-syncErr; err != nil {
 				t.Fatal(err)
 			}
@@ -840,6 +851,48 @@ func TestSnapshotSourceErrorKeepsLog(t *testing.T) {
 // TestEnqueueValidation: Enqueue trusts the bytes (the caller encoded
 // them) but refuses numbering that would break the log's order, and the
 // Records helpers refuse what they cannot number.
+// TestSnapshotSeqValidation: a snapshot numbered above the last append or
+// below the last checkpoint is refused with ErrInvalid before the log
+// rotates for it (the current segment stays open).
+func TestSnapshotSeqValidation(t *testing.T) {
+	l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone})
+	defer l.Close()
+	put := func(seq uint64) Record {
+		return Record{Type: TypePut, Seq: seq, Key: []byte(fmt.Sprintf("k%03d", seq)), Value: []byte("v")}
+	}
+	for i := uint64(1); i <= 3; i++ {
+		if err := l.AppendRecords(put(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	none := func(func(Record) bool) {}
+	if _, err := l.WriteSnapshot(4, none); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("snapshot above the last append: %v, want ErrInvalid", err)
+	}
+	if err := l.AppendRecords(put(4)); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Segments != 1 {
+		t.Fatalf("%d segments after a refused snapshot, want 1 (no rotation)", s.Segments)
+	}
+	if _, err := l.WriteSnapshot(2, func(yield func(Record) bool) { yield(put(1)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendRecords(put(5)); err != nil { // opens the next segment
+		t.Fatal(err)
+	}
+	segs := l.Stats().Segments
+	if _, err := l.WriteSnapshot(1, none); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("snapshot below the last checkpoint's: %v, want ErrInvalid", err)
+	}
+	if err := l.AppendRecords(put(6)); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Segments != segs {
+		t.Fatalf("%d segments after a refused snapshot, want %d (no rotation)", s.Segments, segs)
+	}
+}
+
 func TestEnqueueValidation(t *testing.T) {
 	l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone})
 	defer l.Close()
