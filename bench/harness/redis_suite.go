@@ -206,10 +206,11 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		r.Subject, r.Note = RedisAOFSubject, r.Note+"; "+aofNote
 		return r
 	}
-	if err := os.MkdirAll(adir, 0o755); err != nil {
-		return rows, err
+	err = os.MkdirAll(adir, 0o755)
+	if err == nil {
+		srv, err = startRedis(adir, "no", 0)
 	}
-	if srv, err = startRedis(adir, "no", 0); err != nil {
+	if err != nil {
 		r := aofRow("get", "no-sync")
 		r.Error = err.Error()
 		rows = append(rows, r)
