@@ -101,69 +101,40 @@ func TestSyncPolicies(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
-	t.Run("interval fsyncs after BytesPerSync bytes", func(t *testing.T) {
-		// A period no test outlives: only the bytes written can start
-		// the fsync.  Records of 1 KiB: the 64th passes BytesPerSync.
-		// One segment for all of it: a roll's fsync does not count.
-		l, _ := openT(t, t.TempDir(), Config{Sync: SyncInterval, SyncInterval: time.Hour, BytesPerSync: 64 << 10, SegmentSize: 1 << 30})
-		defer l.Close()
+	// appendKiB appends n records of 1 KiB to a log opened with cfg, in one
+	// segment (a roll's fsync does not count), and returns the log.
+	appendKiB := func(t *testing.T, cfg Config, n uint64) *Log {
+		cfg.SegmentSize = 1 << 30
+		l, _ := openT(t, t.TempDir(), cfg)
+		t.Cleanup(func() { l.Close() })
 		val := make([]byte, 1024)
-		for i := uint64(1); i <= 128; i++ { // about twice BytesPerSync
+		for i := uint64(1); i <= n; i++ {
 			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		// The kicked fsync runs in the background: wait for it (the
-		// bound only ends a failing test).
-		for deadline := time.Now().Add(30 * time.Second); l.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("no fsync after twice BytesPerSync bytes")
+		return l
+	}
+	// Only the bytes written can start the fsync: interval's period is
+	// one no test outlives.  The 64th record passes BytesPerSync; the
+	// kicked fsync runs in the background, writers never wait for it, so
+	// the test waits for it (the bound only ends a failing test).
+	for _, pol := range []SyncPolicy{SyncInterval, SyncNone} {
+		t.Run(pol.String()+" fsyncs after BytesPerSync bytes", func(t *testing.T) {
+			l := appendKiB(t, Config{Sync: pol, SyncInterval: time.Hour, BytesPerSync: 64 << 10}, 128)
+			for deadline := time.Now().Add(30 * time.Second); l.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no fsync after twice BytesPerSync bytes")
+				}
 			}
-		}
-	})
-	t.Run("none fsyncs in the background after BytesPerSync bytes", func(t *testing.T) {
-		// As above: writers never wait for it, and it keeps the fsync
-		// that closes a segment small.
-		l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone, BytesPerSync: 64 << 10, SegmentSize: 1 << 30})
-		defer l.Close()
-		val := make([]byte, 1024)
-		for i := uint64(1); i <= 128; i++ {
-			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
-				t.Fatal(err)
+		})
+		t.Run(pol.String()+" without BytesPerSync does not fsync before the period", func(t *testing.T) {
+			l := appendKiB(t, Config{Sync: pol, SyncInterval: time.Hour, BytesPerSync: -1}, 1024)
+			if s := l.Stats(); s.Syncs != 0 {
+				t.Fatalf("%d fsyncs", s.Syncs)
 			}
-		}
-		for deadline := time.Now().Add(30 * time.Second); l.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("no fsync after twice BytesPerSync bytes")
-			}
-		}
-	})
-	t.Run("none without BytesPerSync never fsyncs", func(t *testing.T) {
-		l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone, BytesPerSync: -1, SegmentSize: 1 << 30})
-		defer l.Close()
-		val := make([]byte, 1024)
-		for i := uint64(1); i <= 1024; i++ {
-			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if s := l.Stats(); s.Syncs != 0 {
-			t.Fatalf("%d fsyncs", s.Syncs)
-		}
-	})
-	t.Run("interval without BytesPerSync waits for the period", func(t *testing.T) {
-		l, _ := openT(t, t.TempDir(), Config{Sync: SyncInterval, SyncInterval: time.Hour, BytesPerSync: -1, SegmentSize: 1 << 30})
-		defer l.Close()
-		val := make([]byte, 1024)
-		for i := uint64(1); i <= 1024; i++ {
-			if err := l.AppendRecords(Record{Type: TypePut, Seq: i, Key: []byte("k"), Value: val}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if s := l.Stats(); s.Syncs != 0 {
-			t.Fatalf("%d fsyncs before the period", s.Syncs)
-		}
-	})
+		})
+	}
 }
 
 // gateSyncFS holds the next segment fsync, once armed, until released:
