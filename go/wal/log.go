@@ -274,7 +274,10 @@ func (l *Log) wait(pos uint64, durable bool) error {
 		}
 		if err != nil {
 			l.failLocked(err)
-		} else {
+		} else if l.failErr == nil {
+			// Not after a fail-stop: an fsync outside this turn may have
+			// failed before this one succeeded (syncCur), and a success
+			// then proves nothing about the bytes it was to cover.
 			l.writtenPos = target
 			if doSync {
 				l.syncedPos = target
@@ -471,9 +474,11 @@ func (l *Log) trimCur() error {
 // A failed fsync fail-stops the log before syncMu is released.  The
 // kernel reports a lost write-back to one fsync of a file description
 // only: the next fsync of cur may succeed although pages it should cover
-// were lost, so whoever fsyncs after this one (syncWritten, a leader, a
-// segment's close) must find the log stopped, not take that success for
-// durability.
+// were lost, so whoever fsyncs records after this one (syncWritten, a
+// leader, a segment's close) must find the log stopped, and each checks
+// failErr before it takes its own success for durability.  (The one
+// fsync of cur outside syncMu, the new segment's header in
+// segmentCreated, covers no record, and its error reaches the leader.)
 func (l *Log) syncCur() (bool, error) {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -570,6 +575,13 @@ func (l *Log) Close() error {
 		l.cond.Wait()
 	}
 	l.mu.Unlock()
+	if err == nil {
+		// A fsync outside the writers' turn may have failed after the
+		// last one this wait saw succeed: the log's error, not nil.
+		l.mu.Lock()
+		err = l.failErr
+		l.mu.Unlock()
+	}
 	if err == nil {
 		// The zeros are cut, durably, so a clean close leaves a segment
 		// that ends at its last record.

@@ -56,11 +56,15 @@ func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (S
 }
 
 // checkSnapshotSeq refuses a snapshot number above the last appended or
-// below the last checkpoint's.
+// below the last checkpoint's (a closed or stopped log first).
 func (l *Log) checkSnapshotSeq(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
+	case l.closed:
+		return ErrClosed
+	case l.failErr != nil:
+		return l.failErr
 	case seq > l.lastSeq:
 		return fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
 	case seq < l.stats.lastCkptSeq:

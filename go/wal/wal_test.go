@@ -819,9 +819,6 @@ func TestSnapshotSourceErrorKeepsLog(t *testing.T) {
 	}
 }
 
-// TestEnqueueValidation: Enqueue trusts the bytes (the caller encoded
-// them) but refuses numbering that would break the log's order, and the
-// Records helpers refuse what they cannot number.
 // TestSnapshotSeqValidation: a snapshot numbered above the last append or
 // below the last checkpoint is refused with ErrInvalid before the log
 // rotates for it (the current segment stays open).
@@ -864,6 +861,9 @@ func TestSnapshotSeqValidation(t *testing.T) {
 	}
 }
 
+// TestEnqueueValidation: Enqueue trusts the bytes (the caller encoded
+// them) but refuses numbering that would break the log's order, and the
+// Records helpers refuse what they cannot number.
 func TestEnqueueValidation(t *testing.T) {
 	l, _ := openT(t, t.TempDir(), Config{Sync: SyncNone})
 	defer l.Close()
