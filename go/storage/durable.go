@@ -167,6 +167,16 @@ func walError(err error) error {
 	return err
 }
 
+// refusal is the error a write or a checkpoint gets now, nil if it may
+// go on: ErrClosed, or the read-only error.  Called with gate held,
+// either side (it reads closed).
+func (d *durability) refusal() error {
+	if d.closed {
+		return ErrClosed
+	}
+	return d.readOnlyErr()
+}
+
 // readOnlyErr returns the error writes get once the engine is read-only.
 func (d *durability) readOnlyErr() error {
 	if p := d.broken.Load(); p != nil {
@@ -181,10 +191,7 @@ func (d *durability) readOnlyErr() error {
 func (d *durability) log(s *shell, w *wop) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
-	if d.closed {
-		return ErrClosed
-	}
-	if err := d.readOnlyErr(); err != nil {
+	if err := d.refusal(); err != nil {
 		return err
 	}
 	nseq := w.nseq()
@@ -245,38 +252,27 @@ func (d *durability) checkpoint() error {
 	defer d.ckptMu.Unlock()
 	// Refused before the log rotates for it, as again under the gate.
 	d.gate.RLock()
-	closed := d.closed
+	err := d.refusal()
 	d.gate.RUnlock()
-	if closed {
-		return ErrClosed
-	}
-	if err := d.readOnlyErr(); err != nil {
+	if err != nil {
 		return err
 	}
-	var viewErr error
 	// The number and the view are taken after the log has rotated, so the
-	// snapshot covers the closed segment whole (wal.WriteSnapshotAt).
-	_, err := d.wal.WriteSnapshotAt(func() (uint64, iter.Seq2[wal.Record, error], error) {
+	// snapshot covers the closed segment whole (wal.WriteSnapshotAt).  The
+	// view's errors come back as they are (engine errors, which walError
+	// passes through).
+	_, err = d.wal.WriteSnapshotAt(func() (uint64, iter.Seq2[wal.Record, error], error) {
 		d.gate.Lock()
 		defer d.gate.Unlock()
-		if d.closed {
-			viewErr = ErrClosed
-		} else {
-			viewErr = d.readOnlyErr()
-		}
-		if viewErr != nil {
-			return 0, nil, viewErr
+		if err := d.refusal(); err != nil {
+			return 0, nil, err
 		}
 		d.seqMu.Lock()
 		seq := d.seq
 		d.seqMu.Unlock()
-		var recs iter.Seq2[wal.Record, error]
-		recs, viewErr = d.idx.checkpointView(seq, d.lim.now())
-		return seq, recs, viewErr
+		recs, err := d.idx.checkpointView(seq, d.lim.now())
+		return seq, recs, err
 	})
-	if viewErr != nil {
-		return viewErr
-	}
 	return walError(err)
 }
 

@@ -55,16 +55,24 @@ func (l *Log) WriteSnapshotFrom(seq uint64, records iter.Seq2[Record, error]) (S
 	return l.WriteSnapshotAt(func() (uint64, iter.Seq2[Record, error], error) { return seq, records, nil })
 }
 
+// refusalLocked is the error a snapshot gets from a closed or stopped
+// log, nil if it may start.  Called with mu held.
+func (l *Log) refusalLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.failErr
+}
+
 // checkSnapshotSeq refuses a snapshot number above the last appended or
 // below the last checkpoint's (a closed or stopped log first).
 func (l *Log) checkSnapshotSeq(seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.refusalLocked(); err != nil {
+		return err
+	}
 	switch {
-	case l.closed:
-		return ErrClosed
-	case l.failErr != nil:
-		return l.failErr
 	case seq > l.lastSeq:
 		return fmt.Errorf("%w: snapshot seq %d is above the last appended %d", ErrInvalid, seq, l.lastSeq)
 	case seq < l.stats.lastCkptSeq:
@@ -91,13 +99,10 @@ func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], err
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	l.mu.Lock()
-	closed, failErr := l.closed, l.failErr
+	err := l.refusalLocked()
 	l.mu.Unlock()
-	switch {
-	case closed:
-		return SnapshotInfo{}, ErrClosed
-	case failErr != nil:
-		return SnapshotInfo{}, failErr
+	if err != nil {
+		return SnapshotInfo{}, err
 	}
 
 	// Close the current segment so that it can be dropped once covered.
