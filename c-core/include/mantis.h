@@ -643,6 +643,7 @@ mantis_status mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out);
  *   2. A batch is atomic for readers: a get, and all the records of one
  *      mantis_db_scan call, see all of a batch or none of it.  Successive
  *      scan calls are weakly consistent (each call is atomic on its own).
+ *      mantis_db_scan_entries_relaxed is the one read without this rule.
  *      Batches are serialised with each other.
  *   3. Concurrent writes to one key are memory-safe and one of them wins,
  *      but which one is the caller's to decide: a caller that needs an
@@ -876,6 +877,25 @@ mantis_status mantis_db_scan_entries(mantis_db *db, const void *start,
 				     void *buf, size_t cap, size_t budget,
 				     size_t max_count, size_t *out_len,
 				     size_t *out_count, bool *out_done);
+
+/*
+ * mantis_db_scan_entries without rule 2: each entry is read once, as it
+ * is, and a batch applied during the call may show in part, as one
+ * applied between two calls does anyway.  For a caller that pages through
+ * the whole map and needs no more than that (the Go engine's checkpoint,
+ * a fuzzy view: a key may show any state it had during the scan).  Why:
+ * an atomic call re-reads its whole page whenever a batch lands during it
+ * and, after a few such retries, takes the batch lock for the page, so
+ * under a steady stream of batches a long page costs several reads and
+ * stops every batch while it runs; this call does one read and stops
+ * none.  Everything else is as for mantis_db_scan_entries.
+ */
+mantis_status mantis_db_scan_entries_relaxed(mantis_db *db, const void *start,
+					     size_t start_len, bool start_exclusive,
+					     const void *end, size_t end_len, uint64_t now,
+					     void *buf, size_t cap, size_t budget,
+					     size_t max_count, size_t *out_len,
+					     size_t *out_count, bool *out_done);
 
 /* Counters are sums of per-thread stripes: a snapshot, not a transaction. */
 typedef struct mantis_db_stats {

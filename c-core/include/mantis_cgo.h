@@ -69,6 +69,16 @@ mgo_db_scan_entries(uintptr_t h, const uint8_t *start, size_t start_len,
 				      out_count, out_done);
 }
 
+static inline mantis_status
+mgo_db_scan_entries_relaxed(uintptr_t h, const uint8_t *start, size_t start_len,
+			    bool start_exclusive, uint64_t now, uint8_t *buf, size_t cap,
+			    size_t *out_len, size_t *out_count, bool *out_done)
+{
+	return mantis_db_scan_entries_relaxed(mgo_db(h), start, start_len, start_exclusive,
+					      NULL, 0, now, buf, cap, 0, 0, out_len,
+					      out_count, out_done);
+}
+
 /* go/cache */
 
 static inline mantis_cache *mgo_cache(uintptr_t h) { return (mantis_cache *)h; }

@@ -815,8 +815,11 @@ scan_visit(void *arg, const mantis_skiplist_entry *e)
 	return true;
 }
 
+/* The scans' one body: entries picks the framing; atomic makes the call's
+ * entries atomic with respect to batches (the batch seqlock's read side),
+ * without it each entry is read once, as it is. */
 static mantis_status
-db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
+db_scan(mantis_db *db, bool entries, bool atomic, const void *start, size_t start_len,
 	bool start_exclusive, const void *end, size_t end_len, uint64_t now,
 	void *buf, size_t cap, size_t budget, size_t max_count, size_t *out_len, size_t *out_count,
 	bool *out_done)
@@ -826,11 +829,13 @@ db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
 	    (buf == NULL && cap != 0))
 		return MANTIS_INVALID;
 	count(db, ST_SCANS, 1);
-	struct read_guard g = {0};
+	/* Not atomic: as if the batch lock were held, so nothing retries. */
+	struct read_guard g = {.locked = !atomic};
 	struct scan_ctx c;
 	mantis_status st;
 	do {
-		read_begin(db, &g);
+		if (atomic)
+			read_begin(db, &g);
 		c = (struct scan_ctx){.end = end,
 				      .end_len = end_len,
 				      .buf = buf,
@@ -841,7 +846,8 @@ db_scan(mantis_db *db, bool entries, const void *start, size_t start_len,
 		st = mantis_skiplist_scan(db->sl, start, start_len, start_exclusive, now,
 					  scan_visit, &c, NULL);
 	} while (read_retry(db, &g));
-	read_end(db, &g);
+	if (atomic)
+		read_end(db, &g);
 	if (st != MANTIS_OK)
 		return st;
 	if (c.full && c.count == 0) {
@@ -862,7 +868,7 @@ mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 	       uint64_t now, void *buf, size_t cap, size_t *out_len,
 	       size_t *out_count, bool *out_done)
 {
-	return db_scan(db, false, start, start_len, start_exclusive, end, end_len, now, buf,
+	return db_scan(db, false, true, start, start_len, start_exclusive, end, end_len, now, buf,
 		       cap, 0, 0, out_len, out_count, out_done);
 }
 
@@ -872,7 +878,18 @@ mantis_db_scan_entries(mantis_db *db, const void *start, size_t start_len,
 		       uint64_t now, void *buf, size_t cap, size_t budget, size_t max_count,
 		       size_t *out_len, size_t *out_count, bool *out_done)
 {
-	return db_scan(db, true, start, start_len, start_exclusive, end, end_len, now, buf,
+	return db_scan(db, true, true, start, start_len, start_exclusive, end, end_len, now, buf,
+		       cap, budget, max_count, out_len, out_count, out_done);
+}
+
+mantis_status
+mantis_db_scan_entries_relaxed(mantis_db *db, const void *start, size_t start_len,
+			       bool start_exclusive, const void *end, size_t end_len,
+			       uint64_t now, void *buf, size_t cap, size_t budget,
+			       size_t max_count, size_t *out_len, size_t *out_count,
+			       bool *out_done)
+{
+	return db_scan(db, true, false, start, start_len, start_exclusive, end, end_len, now, buf,
 		       cap, budget, max_count, out_len, out_count, out_done);
 }
 
