@@ -36,6 +36,8 @@ package storage
 #cgo nocallback mgo_db_apply
 #cgo noescape mgo_db_scan_entries
 #cgo nocallback mgo_db_scan_entries
+#cgo noescape mgo_db_scan_entries_relaxed
+#cgo nocallback mgo_db_scan_entries_relaxed
 #cgo noescape mantis_db_stats_get
 #cgo nocallback mantis_db_stats_get
 #cgo nocallback mantis_noop
@@ -546,12 +548,15 @@ const ckptChunk = 1 << 20
 // checkpointView is a lazy scan of the live index: nothing is read while
 // writers are held off, and the records are read page by page (one C call
 // and one reused ckptChunk buffer per page) as the snapshot is written,
-// while writes go on.  That is a fuzzy view, which durable.go allows: each
-// page is atomic with respect to batches, every key present throughout is
-// returned once in ascending order, and a key written meanwhile shows its
-// state at seq or a later one, which replaying the log after seq settles.
-// (A copy would hold every writer off for a copy of the whole database
-// into the Go heap.)
+// while writes go on.  That is a fuzzy view, which durable.go allows: every
+// key present throughout is returned once in ascending order, and a key
+// written meanwhile shows its state at seq or a later one, which replaying
+// the log after seq settles.  So a page need not be atomic with respect to
+// batches (a batch may straddle two pages anyway), and it is read relaxed
+// (scanRelaxed): under a stream of batches an atomic page of this size is
+// read again and again and then stops every batch while it is read.  (A
+// copy would hold every writer off for a copy of the whole database into
+// the Go heap.)
 //
 // Every record carries seq, the snapshot's covered number, rather than the
 // key's own last number: the core keeps no sequence numbers.  seq is a correct bound (wal.WriteSnapshot) and
@@ -565,7 +570,7 @@ func (e *nativeEngine) checkpointView(seq uint64, now int64) (iter.Seq2[wal.Reco
 		var start []byte
 		exclusive := false
 		for {
-			b, _, used, done, err := e.scanAt(start, exclusive, nil, buf, 0, 0, now)
+			b, _, used, done, err := e.scanRelaxed(start, exclusive, buf, now)
 			if err != nil {
 				yield(wal.Record{}, err)
 				return

@@ -59,8 +59,23 @@ func (e *nativeEngine) releasePage(pg *page) { releasePageBuf(pg) }
 // (grown = true) if the first entry does not fit, stopping once their
 // keys and values would pass budget bytes or after maxCount entries (0 =
 // no such bound; buf bounds them anyway).  It returns the buffer filled,
-// the bytes used and whether the range is exhausted.
+// the bytes used and whether the range is exhausted.  The entries of one
+// call are atomic with respect to batches (mantis.h, rule 2).
 func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []byte, budget, maxCount int, nowNs int64) ([]byte, bool, int, bool, error) {
+	return e.scan(true, start, exclusive, end, buf, budget, maxCount, nowNs)
+}
+
+// scanRelaxed is scanAt to the end of the index, unbounded but by buf,
+// and not atomic with respect to batches (mantis_db_scan_entries_relaxed):
+// for a reader that pages through the whole index and needs each key in
+// some state it had during the scan, which a batch straddling two pages
+// gives it anyway.  Under a stream of batches it reads its page once,
+// where scanAt would re-read it and then stop every batch for it.
+func (e *nativeEngine) scanRelaxed(start []byte, exclusive bool, buf []byte, nowNs int64) ([]byte, bool, int, bool, error) {
+	return e.scan(false, start, exclusive, nil, buf, 0, 0, nowNs)
+}
+
+func (e *nativeEngine) scan(atomic bool, start []byte, exclusive bool, end []byte, buf []byte, budget, maxCount int, nowNs int64) ([]byte, bool, int, bool, error) {
 	grown := false
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -71,9 +86,15 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 	for {
 		var used, count C.size_t
 		var done C.bool
-		st := C.mgo_db_scan_entries(e.handle(), u8(start), C.size_t(len(start)), C.bool(exclusive),
-			u8(end), C.size_t(len(end)), now, u8(buf), C.size_t(len(buf)),
-			C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
+		var st C.mantis_status
+		if atomic {
+			st = C.mgo_db_scan_entries(e.handle(), u8(start), C.size_t(len(start)), C.bool(exclusive),
+				u8(end), C.size_t(len(end)), now, u8(buf), C.size_t(len(buf)),
+				C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
+		} else {
+			st = C.mgo_db_scan_entries_relaxed(e.handle(), u8(start), C.size_t(len(start)),
+				C.bool(exclusive), now, u8(buf), C.size_t(len(buf)), &used, &count, &done)
+		}
 		switch {
 		case st == C.MANTIS_OK:
 			return buf, grown, int(used), bool(done), nil
