@@ -91,25 +91,26 @@ type Record struct {
 // SSE4.2 (amd64) or CRC (arm64) instructions when the CPU has them.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// hcheckFix6 and hcheckFix7 undo, in the low 16 bits of a CRC32C over
-// header bytes [4, 32), whatever bytes 6 and 7 (the hcheck field itself)
-// hold: see headerCheck.
+// hcheckFix6 and hcheckFix7 are the difference bytes 6 and 7 (the hcheck
+// field itself) make to a CRC32C over header bytes [4, 32): XORed into
+// the CRC of a header they hold a value in, they give the CRC of the same
+// header with them zero, and the other way round (see headerCheck, seal).
 var hcheckFix6, hcheckFix7 = hcheckFixTables()
 
-// hcheckFixTables builds the correction tables of headerCheck.  A CRC is
-// affine in its input: for equal-length messages crc(a^b) = crc(a) ^
-// crc(b) ^ crc(0).  With a = the header as it is and b = the same header
-// with bytes 6..7 as zero, a^b is zero except bytes 6..7, so the
-// correction depends only on those two bytes, one table per byte.
-func hcheckFixTables() (t6, t7 [256]uint16) {
+// hcheckFixTables builds the correction tables.  A CRC is affine in its
+// input: for equal-length messages crc(a^b) = crc(a) ^ crc(b) ^ crc(0).
+// With a = the header as it is and b = the same header with bytes 6..7 as
+// zero, a^b is zero except bytes 6..7, so the correction depends only on
+// those two bytes, one table per byte.
+func hcheckFixTables() (t6, t7 [256]uint32) {
 	var zero, delta [HeaderSize - offType]byte
 	c0 := crc32.Checksum(zero[:], castagnoli)
 	for v := range 256 {
 		delta[offHCheck-offType] = byte(v)
-		t6[v] = uint16(crc32.Checksum(delta[:], castagnoli) ^ c0)
+		t6[v] = crc32.Checksum(delta[:], castagnoli) ^ c0
 		delta[offHCheck-offType] = 0
 		delta[offHCheck-offType+1] = byte(v)
-		t7[v] = uint16(crc32.Checksum(delta[:], castagnoli) ^ c0)
+		t7[v] = crc32.Checksum(delta[:], castagnoli) ^ c0
 		delta[offHCheck-offType+1] = 0
 	}
 	return t6, t7
@@ -128,7 +129,7 @@ func headerCheck(h []byte) uint16 {
 
 // hcheckOf is hcheck given c, the CRC32C of h[4:32] as it is.
 func hcheckOf(c uint32, h []byte) uint16 {
-	return uint16(c) ^ hcheckFix6[h[offHCheck]] ^ hcheckFix7[h[offHCheck+1]]
+	return uint16(c ^ hcheckFix6[h[offHCheck]] ^ hcheckFix7[h[offHCheck+1]])
 }
 
 // Size is the encoded size of a record with these key and value lengths,
@@ -328,9 +329,16 @@ func seal(b []byte, typ uint8, keyLen, valueLen int, seq uint64, expiresAt int64
 	binary.LittleEndian.PutUint32(b[offValueLen:], uint32(valueLen))
 	binary.LittleEndian.PutUint64(b[offSeq:], seq)
 	binary.LittleEndian.PutUint64(b[offExpires:], uint64(expiresAt))
-	binary.LittleEndian.PutUint16(b[offHCheck:], headerCheck(b))
 	clear(b[HeaderSize+keyLen+valueLen:])
-	binary.LittleEndian.PutUint32(b[offCRC:], crc32.Update(0, castagnoli, b[offType:]))
+	// One pass over the header, as decode: its CRC with hcheck zero gives
+	// hcheck, and corrected by the tables for the hcheck written, the
+	// first 28 bytes of the record CRC, which continues over the body.
+	b[offHCheck], b[offHCheck+1] = 0, 0
+	c := crc32.Update(0, castagnoli, b[offType:HeaderSize])
+	hc := uint16(c)
+	binary.LittleEndian.PutUint16(b[offHCheck:], hc)
+	c ^= hcheckFix6[byte(hc)] ^ hcheckFix7[byte(hc>>8)]
+	binary.LittleEndian.PutUint32(b[offCRC:], crc32.Update(c, castagnoli, b[HeaderSize:]))
 }
 
 // AppendBatch appends one BATCH record numbered seq whose payload is what
