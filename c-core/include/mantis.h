@@ -850,7 +850,8 @@ mantis_status mantis_db_scan(mantis_db *db, const void *start, size_t start_len,
 
 /*
  * mantis_db_scan with a lighter framing for a caller in the same process
- * (the Go engine's iterators and checkpoints): no checksum, no seq, no
+ * (the Go engine's iterators; its checkpoints use the relaxed variant
+ * below): no checksum, no seq, no
  * padding, because the bytes never leave memory the caller trusts.  Each
  * entry is
  *     u32 key_len | u32 value_len | u64 expires_at | key | value
@@ -880,10 +881,13 @@ mantis_status mantis_db_scan_entries(mantis_db *db, const void *start,
 
 /*
  * mantis_db_scan_entries without rule 2: each entry is read once, as it
- * is, and a batch applied during the call may show in part, as one
- * applied between two calls does anyway.  For a caller that pages through
- * the whole map and needs no more than that (the Go engine's checkpoint,
- * a fuzzy view: a key may show any state it had during the scan).  Why:
+ * is, so a batch applied during the call may show in part (some of its
+ * keys written, others not yet, in any key order) and a key the batch
+ * writes twice may show its value between the two.  Each entry is still a
+ * state its key had during the call, keys are still returned once each in
+ * ascending order.  For a caller that needs no more than that per key: the
+ * Go engine's checkpoint, whose recovery replays every batch numbered
+ * after the snapshot whole, over whatever the scan showed.  Why:
  * an atomic call re-reads its whole page whenever a batch lands during it
  * and, after a few such retries, takes the batch lock for the page, so
  * under a steady stream of batches a long page costs several reads and

@@ -11,7 +11,8 @@
  *
  * Batch atomicity: a sequence lock (batch_seq) written only by batches.
  * A reader (get, one scan call) samples it, reads, and retries if a batch
- * ran meanwhile, so it sees a batch entirely or not at all.  Readers take
+ * ran meanwhile, so it sees a batch entirely or not at all; the one
+ * exception, mantis_db_scan_entries_relaxed, reads without it.  Readers take
  * no lock a writer holds and write nothing shared beyond their borrowed
  * epoch slot and a per-thread statistics stripe: the fast path costs two
  * loads of a line that only batches write.  A reader that keeps meeting
@@ -829,8 +830,7 @@ db_scan(mantis_db *db, bool entries, bool atomic, const void *start, size_t star
 	    (buf == NULL && cap != 0))
 		return MANTIS_INVALID;
 	count(db, ST_SCANS, 1);
-	/* Not atomic: as if the batch lock were held, so nothing retries. */
-	struct read_guard g = {.locked = !atomic};
+	struct read_guard g = {0};
 	struct scan_ctx c;
 	mantis_status st;
 	do {
@@ -845,7 +845,7 @@ db_scan(mantis_db *db, bool entries, bool atomic, const void *start, size_t star
 				      .entries = entries};
 		st = mantis_skiplist_scan(db->sl, start, start_len, start_exclusive, now,
 					  scan_visit, &c, NULL);
-	} while (read_retry(db, &g));
+	} while (atomic && read_retry(db, &g)); /* not atomic: one read, as it is */
 	if (atomic)
 		read_end(db, &g);
 	if (st != MANTIS_OK)

@@ -26,8 +26,10 @@
  * belongs to its key (a hash of key and generation), and the group is
  * either wholly absent or wholly present with one generation.  A third of
  * the scans are mantis_db_scan_entries_relaxed calls, which owe only the
- * first check (and read the map while batches write it, without the
- * seqlock: TSan's case).  Threads
+ * first check and key order (and read the map while batches write it,
+ * without the seqlock: TSan's case); now and then a reader scans the
+ * whole map relaxed in one call, long enough to walk in runs
+ * (skiplist.c, "Runs"), with the same checks.  Threads
  * start together (barrier).  At the end, with every thread joined, the
  * engine's list gets the skiplist's shape check.  Exit status 0 on
  * success; failures print and exit 1.
@@ -53,7 +55,7 @@ static mantis_db *db;
 static pthread_barrier_t start;
 static _Atomic int stop;
 static _Atomic int failed;
-static _Atomic uint64_t batches, scans;
+static _Atomic uint64_t batches, scans, whole_scans;
 
 static void
 fail(const char *what, int group)
@@ -214,6 +216,48 @@ check_group(int g, int count, const uint64_t *gens, int bad)
 		}
 }
 
+/*
+ * One relaxed scan of the whole map in a buffer that holds it all, so the
+ * call walks past the skiplist's run threshold (scan_runs) while batches
+ * rewrite, delete and re-insert groups: every key once, in ascending
+ * order, each with a value it had.
+ */
+static void
+whole_relaxed_scan(void)
+{
+	static _Thread_local unsigned char buf[(GROUPS * GROUP_KEYS + LOOSE) * 64];
+	size_t used = 0, count = 0;
+	bool done = false;
+	if (mantis_db_scan_entries_relaxed(db, NULL, 0, false, NULL, 0, 1, buf, sizeof buf, 0, 0,
+					   &used, &count, &done) != MANTIS_OK ||
+	    !done) {
+		fail("whole relaxed scan did not fit or failed", -1);
+		return;
+	}
+	const unsigned char *prev = NULL;
+	size_t off = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint32_t k32, v32;
+		memcpy(&k32, buf + off, 4);
+		memcpy(&v32, buf + off + 4, 4);
+		const unsigned char *k = buf + off + MANTIS_SCAN_ENTRY_HEADER_SIZE;
+		uint64_t gen;
+		if (!value_gen(k, k32, k + k32, v32, &gen)) {
+			fail("whole relaxed scan: a value that does not belong to its key", -1);
+			return;
+		}
+		if (prev != NULL && memcmp(prev, k, KEY_LEN) >= 0) {
+			fail("whole relaxed scan: keys out of order", -1);
+			return;
+		}
+		prev = k;
+		off += MANTIS_SCAN_ENTRY_HEADER_SIZE + k32 + v32;
+	}
+	if (off != used)
+		fail("whole relaxed scan: entries do not fill what it wrote", -1);
+	atomic_fetch_add_explicit(&whole_scans, 1, memory_order_relaxed);
+}
+
 static void *
 reader(void *arg)
 {
@@ -251,6 +295,7 @@ reader(void *arg)
 		uint64_t gens[GROUP_KEYS + 1];
 		int n = 0, bad = 0;
 		size_t off = 0;
+		const unsigned char *prev = NULL;
 		for (size_t i = 0; i < count && n <= GROUP_KEYS; i++) {
 			const unsigned char *k, *v;
 			size_t kl, vl;
@@ -272,17 +317,27 @@ reader(void *arg)
 				off += r.size;
 			}
 			bad |= !value_gen(k, kl, v, vl, &gens[n]);
+			if (kl != KEY_LEN || memcmp(k, lo, KEY_LEN) < 0 || memcmp(k, hi, 4) >= 0 ||
+			    (prev != NULL && memcmp(prev, k, KEY_LEN) >= 0)) {
+				fail("a scan key out of its range or out of order", g);
+				return NULL;
+			}
+			prev = k;
 			n++;
 		}
 		if (mode == 2) {
 			/* Not atomic: a group may show in part or mix
-			 * generations, but every value is one its key had,
-			 * and no key shows twice. */
-			if (bad || n > GROUP_KEYS)
+			 * generations; every value must still be one its key
+			 * had (and the keys in order, checked above). */
+			if (bad)
 				fail("relaxed scan: a value that does not belong to its key", g);
+			else if (n > GROUP_KEYS)
+				fail("relaxed scan: more keys than the group has", g);
 		} else {
 			check_group(g, n, gens, bad);
 		}
+		if (rnd(&s) % 64 == 0)
+			whole_relaxed_scan();
 		atomic_fetch_add_explicit(&scans, 1, memory_order_relaxed);
 		/* A point read of a loose key takes the same seqlock path;
 		 * before it, a prefetch of the key and of a group's keys, which
@@ -342,10 +397,12 @@ main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	for (int i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
-	printf("stress_engine: %d writers + %d readers %.1fs: %llu batches, %llu group scans\n",
+	printf("stress_engine: %d writers + %d readers %.1fs: %llu batches, %llu group scans, "
+	       "%llu whole relaxed scans\n",
 	       threads, threads, seconds, (unsigned long long)atomic_load(&batches),
-	       (unsigned long long)atomic_load(&scans));
-	if (!atomic_load(&failed) && (atomic_load(&batches) == 0 || atomic_load(&scans) == 0))
+	       (unsigned long long)atomic_load(&scans), (unsigned long long)atomic_load(&whole_scans));
+	if (!atomic_load(&failed) &&
+	    (atomic_load(&batches) == 0 || atomic_load(&scans) == 0 || atomic_load(&whole_scans) == 0))
 		fail("no batch or no scan ran", -1);
 	/* Quiescent now: every level of the engine's list must be intact. */
 	stress_check_shape(engine_list(db), "stress_engine", "after the run");

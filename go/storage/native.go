@@ -552,9 +552,12 @@ const ckptChunk = 1 << 20
 // key present throughout is returned once in ascending order, and a key
 // written meanwhile shows its state at seq or a later one, which replaying
 // the log after seq settles.  So a page need not be atomic with respect to
-// batches (a batch may straddle two pages anyway), and it is read relaxed
-// (scanRelaxed): under a stream of batches an atomic page of this size is
-// read again and again and then stops every batch while it is read.  (A
+// batches: a batch it shows in part (or a key between two writes of one
+// batch) was numbered above seq, since every write up to seq was
+// published before the view was taken, and recovery replays it whole.
+// It is read relaxed (scanRelaxed): under a stream of batches an atomic
+// page of this size is read again and again and then stops every batch
+// while it is read.  (A
 // copy would hold every writer off for a copy of the whole database into
 // the Go heap.)
 //

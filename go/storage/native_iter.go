@@ -66,11 +66,13 @@ func (e *nativeEngine) scanAt(start []byte, exclusive bool, end []byte, buf []by
 }
 
 // scanRelaxed is scanAt to the end of the index, unbounded but by buf,
-// and not atomic with respect to batches (mantis_db_scan_entries_relaxed):
-// for a reader that pages through the whole index and needs each key in
-// some state it had during the scan, which a batch straddling two pages
-// gives it anyway.  Under a stream of batches it reads its page once,
-// where scanAt would re-read it and then stop every batch for it.
+// and not atomic with respect to batches (mantis_db_scan_entries_relaxed:
+// a batch written during the call may show in part): for a reader that
+// needs each key in some state it had during the scan and nothing across
+// keys, because whatever it shows is overwritten by replaying every write
+// after its starting point (the checkpoint's view).  Under a stream of
+// batches it reads its page once, where scanAt would re-read it and then
+// stop every batch for it.
 func (e *nativeEngine) scanRelaxed(start []byte, exclusive bool, buf []byte, nowNs int64) ([]byte, bool, int, bool, error) {
 	return e.scan(false, start, exclusive, nil, buf, 0, 0, nowNs)
 }

@@ -23,9 +23,14 @@ type checkpointSource interface {
 // ScanRecords calls fn with every entry of e that is live now, in
 // ascending key order, with its absolute expiry in Unix nanoseconds (0 =
 // none).  key and value are valid only during the call.  The scan is the
-// checkpoint's view: weakly consistent like an Iterator (every key live
-// for the whole scan is reported once, in order; one written meanwhile
-// shows some state it had during the scan).  An error from fn stops the
+// checkpoint's view: weakly consistent (every key live for the whole scan
+// is reported once, in order; one written meanwhile shows some state it
+// had during the scan), and with the native engine, unlike an Iterator,
+// not atomic with respect to batches: a batch written during the scan
+// may show in part, even a key between two writes of the batch.  A
+// caller that replays every write after its starting point over the scan
+// (a Raft snapshot, a checkpoint) reaches the same state either way.  The
+// pure-Go engine scans a point-in-time clone.  An error from fn stops the
 // scan and is returned.  e must be an engine of this package; any other
 // Engine is ErrInvalid.
 func ScanRecords(e Engine, fn func(key, value []byte, expiresAt int64) error) error {
