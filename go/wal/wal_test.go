@@ -746,6 +746,39 @@ func TestIntervalFsyncFailureStopsWrites(t *testing.T) {
 	}
 }
 
+// An fsync outside the writers' turn that failed stops the log for good:
+// with the disk healed, so that every later fsync succeeds, neither Sync
+// nor Close may report the lost pages synced (Linux reports a lost
+// write-back to one fsync only, so a later success proves nothing), and
+// the error they return is the first one.
+func TestFailStopOutlivesLaterFsyncs(t *testing.T) {
+	for _, pol := range []SyncPolicy{SyncInterval, SyncNone} {
+		t.Run(pol.String(), func(t *testing.T) {
+			fault := vfs.NewFault(nil)
+			l, _ := openT(t, t.TempDir(), Config{FS: fault, Sync: pol, SyncInterval: time.Hour})
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: 1, Key: []byte("a")}); err != nil {
+				t.Fatal(err)
+			}
+			fault.FailSyncsAfter(0, nil)
+			if err := l.AppendRecords(Record{Type: TypePut, Seq: 2, Key: []byte("b")}); err != nil {
+				t.Fatal(err)
+			}
+			// Under these policies Sync fsyncs outside the turn: its
+			// failure is the one the log must keep.
+			if err := l.Sync(); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Sync with fsyncs failing: %v, want EIO", err)
+			}
+			fault.Heal()
+			if err := l.Sync(); !errors.Is(err, ErrFailStop) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Sync after the disk healed: %v, want ErrFailStop wrapping EIO", err)
+			}
+			if err := l.Close(); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Close after the disk healed: %v, want the fsync's EIO", err)
+			}
+		})
+	}
+}
+
 func TestSnapshotFailureKeepsLog(t *testing.T) {
 	dir := t.TempDir()
 	fault := vfs.NewFault(nil)
