@@ -293,11 +293,13 @@ func (l *Log) wait(pos uint64, durable bool) error {
 	}
 }
 
-// failLocked enters fail-stop.  Called with mu held.
+// failLocked enters fail-stop and wakes every waiter, which then finds
+// the log stopped.  Called with mu held.
 func (l *Log) failLocked(err error) {
 	if l.failErr == nil {
 		l.failErr = fmt.Errorf("%w: %w", ErrFailStop, err)
 	}
+	l.cond.Broadcast()
 }
 
 // writeGroup writes one group of records at the end of the current segment,
@@ -434,7 +436,6 @@ func (l *Log) closeCur() error {
 		l.stats.syncs++
 	} else {
 		l.failLocked(err) // under syncMu, as syncCur does
-		l.cond.Broadcast()
 	}
 	l.mu.Unlock()
 	return err
@@ -489,7 +490,6 @@ func (l *Log) syncCur() (bool, error) {
 		err = fmt.Errorf("wal: fsync segment: %w", err)
 		l.mu.Lock()
 		l.failLocked(err)
-		l.cond.Broadcast()
 		l.mu.Unlock()
 		return false, err
 	}
@@ -540,10 +540,9 @@ func (l *Log) rotate() error {
 	}
 	l.flushing = true // the segment file is ours until released below
 	l.mu.Unlock()
-	err := l.closeCur()
+	err := l.closeCur() // a failure fail-stops the log (closeCur)
 	l.mu.Lock()
 	if err != nil {
-		l.failLocked(err)
 		err = l.failErr
 	}
 	l.flushing = false
