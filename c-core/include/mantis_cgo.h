@@ -56,27 +56,17 @@ static inline mantis_status mgo_db_apply(uintptr_t h, const uint8_t *batch,
 	return mantis_db_apply_verified(mgo_db(h), batch, len, bad_offset);
 }
 
+/* atomic picks mantis_db_scan_entries, else its relaxed variant: one
+ * call site in Go (native_iter.go, scan) for both. */
 static inline mantis_status
-mgo_db_scan_entries(uintptr_t h, const uint8_t *start, size_t start_len,
-		 bool start_exclusive, const uint8_t *end, size_t end_len,
-		 uint64_t now, uint8_t *buf, size_t cap, size_t budget,
-		 size_t max_count, size_t *out_len, size_t *out_count,
-		 bool *out_done)
+mgo_db_scan_entries(uintptr_t h, bool atomic, const uint8_t *start, size_t start_len,
+		    bool start_exclusive, const uint8_t *end, size_t end_len, uint64_t now,
+		    uint8_t *buf, size_t cap, size_t budget, size_t max_count, size_t *out_len,
+		    size_t *out_count, bool *out_done)
 {
-	return mantis_db_scan_entries(mgo_db(h), start, start_len,
-				      start_exclusive, end, end_len, now, buf,
-				      cap, budget, max_count, out_len,
-				      out_count, out_done);
-}
-
-static inline mantis_status
-mgo_db_scan_entries_relaxed(uintptr_t h, const uint8_t *start, size_t start_len,
-			    bool start_exclusive, uint64_t now, uint8_t *buf, size_t cap,
-			    size_t *out_len, size_t *out_count, bool *out_done)
-{
-	return mantis_db_scan_entries_relaxed(mgo_db(h), start, start_len, start_exclusive,
-					      NULL, 0, now, buf, cap, 0, 0, out_len,
-					      out_count, out_done);
+	return (atomic ? mantis_db_scan_entries : mantis_db_scan_entries_relaxed)(
+	    mgo_db(h), start, start_len, start_exclusive, end, end_len, now, buf, cap, budget,
+	    max_count, out_len, out_count, out_done);
 }
 
 /* go/cache */

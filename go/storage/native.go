@@ -36,8 +36,6 @@ package storage
 #cgo nocallback mgo_db_apply
 #cgo noescape mgo_db_scan_entries
 #cgo nocallback mgo_db_scan_entries
-#cgo noescape mgo_db_scan_entries_relaxed
-#cgo nocallback mgo_db_scan_entries_relaxed
 #cgo noescape mantis_db_stats_get
 #cgo nocallback mantis_db_stats_get
 #cgo nocallback mantis_noop

@@ -88,15 +88,9 @@ func (e *nativeEngine) scan(atomic bool, start []byte, exclusive bool, end []byt
 	for {
 		var used, count C.size_t
 		var done C.bool
-		var st C.mantis_status
-		if atomic {
-			st = C.mgo_db_scan_entries(e.handle(), u8(start), C.size_t(len(start)), C.bool(exclusive),
-				u8(end), C.size_t(len(end)), now, u8(buf), C.size_t(len(buf)),
-				C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
-		} else {
-			st = C.mgo_db_scan_entries_relaxed(e.handle(), u8(start), C.size_t(len(start)),
-				C.bool(exclusive), now, u8(buf), C.size_t(len(buf)), &used, &count, &done)
-		}
+		st := C.mgo_db_scan_entries(e.handle(), C.bool(atomic), u8(start), C.size_t(len(start)),
+			C.bool(exclusive), u8(end), C.size_t(len(end)), now, u8(buf), C.size_t(len(buf)),
+			C.size_t(budget), C.size_t(maxCount), &used, &count, &done)
 		switch {
 		case st == C.MANTIS_OK:
 			return buf, grown, int(used), bool(done), nil
