@@ -878,6 +878,15 @@ sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n, bool want_ab
 		uintptr_t r = MANTIS_LOAD_ACQ(&nodes[i]->rec) & ~SL_HIDDEN;
 		if (r != 0)
 			__builtin_prefetch((const void *)r, 1);
+		/* The key the probe compares lies past the tower, often on a
+		 * line the node's prefetch did not bring: blocks need not
+		 * start on a line (of 48-byte blocks, half straddle two), and
+		 * a tall tower or long key reaches further.  Its first and
+		 * last bytes' lines; the header (height, klen) is loaded by
+		 * now, and a key is never empty. */
+		const uint8_t *k = sl_node_key(nodes[i]);
+		__builtin_prefetch(k);
+		__builtin_prefetch(k + nodes[i]->klen - 1);
 	}
 	mantis_epoch_exit(slot);
 	return absent;

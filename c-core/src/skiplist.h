@@ -250,8 +250,9 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * the seed and the shard's table word, changes nothing, and may run
  * outside an epoch section).  sl_prefetch_nodes, given n such hashes
  * whose slots were prefetched, prefetches the nodes those slots likely
- * point at and then those nodes' records (what a put's update reads and
- * writes), each step a pass over all n so that their misses overlap; a
+ * point at and then those nodes' records and keys (what a put's update
+ * reads and writes, and the probe compares), each step a pass over all n
+ * so that their misses overlap; a
  * hint as well (it enters its own epoch section to read the slots and
  * nodes, and writes nothing).  sl_put_hashed and sl_delete_hashed are
  * mantis_skiplist_put and mantis_skiplist_delete, same checks, results
