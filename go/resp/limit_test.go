@@ -13,15 +13,38 @@ import (
 // scanner and the bytes accepted.
 func scanFeed(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
 	t.Helper()
-	lc := newLimitConn(nil, frameLimits{maxArgs: 8, maxBulk: 64, maxCmd: 128, maxInline: 64}, false)
-	accepted := 0
+	lim := frameLimits{maxArgs: 8, maxBulk: 64, maxCmd: 128, maxInline: 64}
+	return scanFeedAs(t, newLimitConn(nil, lim, false), data, pieces...)
+}
+
+// scanFeedAs is scanFeed with the scanner given.  A frame over a
+// pre-AUTH limit behind other bytes of its read is held back (pending),
+// which must be the read from the frame's first byte on; it is fed again
+// as the next read, as Read hands it out, which starts with the frame and
+// so judges it.
+func scanFeedAs(t *testing.T, lc *limitConn, data []byte, pieces ...int) (*limitConn, int) {
+	t.Helper()
+	accepted, held := 0, 0
 	for len(data) > 0 {
 		n := len(data)
-		if len(pieces) > 0 {
+		switch {
+		case held > 0:
+			n, held = held, 0
+		case len(pieces) > 0:
 			n = min(max(pieces[0], 1), n)
 			pieces = pieces[1:]
 		}
 		ok := lc.scan(data[:n])
+		if lc.pending != nil {
+			if !lc.unauthed.Load() || lc.bad != "" || ok == 0 || ok >= n || lc.state != stStart ||
+				!bytes.Equal(lc.pending, data[ok:n]) {
+				t.Fatalf("scan of %q accepted %d, held %q (bad %q, state %d)", data[:n], ok, lc.pending, lc.bad, lc.state)
+			}
+			lc.pending = nil
+			accepted += ok
+			data, held = data[ok:], n-ok
+			continue
+		}
 		if ok < 0 || ok > n || (ok < n && lc.bad == "") || (ok == n && lc.bad != "") {
 			t.Fatalf("scan of %q accepted %d with bad %q", data[:n], ok, lc.bad)
 		}
@@ -54,27 +77,60 @@ func FuzzLimitScanSplit(f *testing.F) {
 		f.Add([]byte(s), uint16(7))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
-		whole, _ := scanFeed(t, data)
-		ones := make([]int, len(data))
-		for i := range ones {
-			ones[i] = 1
-		}
-		for _, split := range [][]int{ones, {int(cut) % (len(data) + 1)}} {
-			got, _ := scanFeed(t, data, split...)
-			if got.bad != whole.bad {
-				t.Fatalf("split %v: error %q, whole: %q", split, got.bad, whole.bad)
-			}
-			if whole.bad != "" {
-				continue
-			}
-			if got.state != whole.state || got.left != whole.left || got.skip != whole.skip ||
-				got.total != whole.total || got.line != whole.line || !bytes.Equal(got.hdr, whole.hdr) {
-				t.Fatalf("split %v ends in state %d left %d skip %d total %d line %d hdr %q; whole: %d %d %d %d %d %q",
-					split, got.state, got.left, got.skip, got.total, got.line, got.hdr,
-					whole.state, whole.left, whole.skip, whole.total, whole.line, whole.hdr)
-			}
-		}
+		checkScanSplits(t, data, cut, scanFeed)
 	})
+}
+
+// FuzzLimitScanSplitUnauthed is FuzzLimitScanSplit for a client that has
+// not authenticated, whose frames the pre-AUTH limits bound too: its
+// other limits are above those, so that input can break either kind.  A
+// frame over a pre-AUTH limit is held back when other bytes come before
+// it in its read (they may hold an AUTH), and refused when fed again;
+// whatever the split, the scanner refuses the same frame with the same
+// error.
+func FuzzLimitScanSplitUnauthed(f *testing.F) {
+	lim := frameLimits{maxArgs: 2 * preAuthArgs, maxBulk: 2 * preAuthBulk, maxCmd: 3 * preAuthBulk, maxInline: 64}
+	for _, s := range []string{
+		"*2\r\n$4\r\nAUTH\r\n$1\r\nt\r\n*11\r\n$3\r\nDEL\r\n",
+		"PING\r\n*2\r\n$3\r\nGET\r\n$20000\r\n",
+		"*12\r\n$3\r\nDEL\r\n",
+		"*1\r\n$4\r\nPING\r\n*25\r\n",
+		"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$40000\r\n",
+		"*1\r\n$4\r\nPING\r\n*1\r\n$16385\r\n*1\r\n$4\r\nPING\r\n",
+	} {
+		f.Add([]byte(s), uint16(9))
+	}
+	feed := func(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
+		return scanFeedAs(t, newLimitConn(nil, lim, true), data, pieces...)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		checkScanSplits(t, data, cut, feed)
+	})
+}
+
+// checkScanSplits feeds data whole, a byte at a time and cut in two at
+// cut, and requires the same decision of each.
+func checkScanSplits(t *testing.T, data []byte, cut uint16, feed func(*testing.T, []byte, ...int) (*limitConn, int)) {
+	whole, _ := feed(t, data)
+	ones := make([]int, len(data))
+	for i := range ones {
+		ones[i] = 1
+	}
+	for _, split := range [][]int{ones, {int(cut) % (len(data) + 1)}} {
+		got, _ := feed(t, data, split...)
+		if got.bad != whole.bad {
+			t.Fatalf("split %v: error %q, whole: %q", split, got.bad, whole.bad)
+		}
+		if whole.bad != "" {
+			continue
+		}
+		if got.state != whole.state || got.left != whole.left || got.skip != whole.skip ||
+			got.total != whole.total || got.line != whole.line || !bytes.Equal(got.hdr, whole.hdr) {
+			t.Fatalf("split %v ends in state %d left %d skip %d total %d line %d hdr %q; whole: %d %d %d %d %d %q",
+				split, got.state, got.left, got.skip, got.total, got.line, got.hdr,
+				whole.state, whole.left, whole.skip, whole.total, whole.line, whole.hdr)
+		}
+	}
 }
 
 // TestLimitScanWholeFrames: a stream of complete frames within the limits
