@@ -22,17 +22,27 @@
  * random key) is cold, so a stream of allocations stalls on one miss each,
  * in a chain (the load names the next block).  The block just handed out
  * still holds that word: prefetching it starts the next pop's miss now.
- * Only a hint: whatever the word holds (an encoded list, or nothing like
- * a pointer), a prefetch never faults and changes no result.
+ * Only a hint: whatever the word holds (an encoded list; zeros or a fill
+ * pattern in a secure or debug build; nothing like a pointer), a prefetch
+ * never faults and changes no result.  The word is read only from a
+ * block of at least its size.
  */
-#define NEXT_HINT(p)                                      \
-	do {                                              \
-		uintptr_t next_;                          \
-		memcpy(&next_, (p), sizeof next_);        \
-		__builtin_prefetch((const void *)next_); \
-	} while (0)
+static inline void
+next_hint(const void *p, size_t size)
+{
+	if (size >= sizeof(uintptr_t)) {
+		uintptr_t next;
+		memcpy(&next, p, sizeof next);
+		__builtin_prefetch((const void *)next);
+	}
+}
 #else
-#define NEXT_HINT(p) ((void)(p))
+static inline void
+next_hint(const void *p, size_t size)
+{
+	(void)p;
+	(void)size;
+}
 #define RAW_MALLOC(n) malloc(n)
 #define RAW_ALIGNED(a, n) aligned_alloc((a), (((n) + (a)-1) / (a)) * (a))
 #define RAW_FREE(p) free(p)
@@ -97,7 +107,7 @@ mantis_malloc(size_t size)
 		return NULL;
 	void *p = RAW_MALLOC(size);
 	if (p != NULL) {
-		NEXT_HINT(p);
+		next_hint(p, size);
 		account((int64_t)size, 1);
 	}
 	return p;
@@ -110,7 +120,7 @@ mantis_malloc_tally(size_t size, mantis_alloc_tally *t)
 		return NULL;
 	void *p = RAW_MALLOC(size);
 	if (p != NULL) {
-		NEXT_HINT(p);
+		next_hint(p, size);
 		t->bytes += (int64_t)size;
 		t->count++;
 	}

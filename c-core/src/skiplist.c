@@ -892,8 +892,9 @@ sl_prefetch_nodes(mantis_skiplist *sl, const uint64_t *h, size_t n, bool want_ab
 	return absent;
 }
 
-/* Starts the miss of a list step onto node n (its header and tower base;
- * for a short key and tower, the key too). */
+/* Starts the miss of a list step onto node n: the line of its header and
+ * tower base, which holds a short key too when the node's first 64 bytes
+ * do not straddle two lines. */
 static inline void
 prefetch_step(const struct sl_node *n)
 {

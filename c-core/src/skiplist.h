@@ -52,8 +52,10 @@ sl_rec_expired(const struct sl_rec *r, uint64_t now)
 
 /*
  * A node: one key, its tower, its current record.  Everything a get touches
- * (hash, rec, klen, and for short keys the key itself) sits in the first
- * cache line; a list step touches hash..next[level] and the key.
+ * (rec, klen, and for short keys the key itself) sits in the node's first
+ * 64 bytes, one cache line only when the block starts on one (of 48-byte
+ * blocks, half straddle two); a list step touches rec..next[level] and the
+ * key.
  *
  *   0        8      12      16              16+8h
  *   +--------+------+-------+--- ... -------+-----+
@@ -252,9 +254,8 @@ void sl_set_hash_seed(mantis_skiplist *sl, uint64_t seed);
  * whose slots were prefetched, prefetches the nodes those slots likely
  * point at and then those nodes' records and keys (what a put's update
  * reads and writes, and the probe compares), each step a pass over all n
- * so that their misses overlap; a
- * hint as well (it enters its own epoch section to read the slots and
- * nodes, and writes nothing).  sl_put_hashed and sl_delete_hashed are
+ * so that their misses overlap; a hint as well (it enters its own epoch
+ * section to read the slots and nodes, and writes nothing).  sl_put_hashed and sl_delete_hashed are
  * mantis_skiplist_put and mantis_skiplist_delete, same checks, results
  * and effects, for a caller that already has h; h must be that hash of
  * key under sl's seed (another value breaks the index's invariants).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -14,27 +15,37 @@ import (
 func scanFeed(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
 	t.Helper()
 	lim := frameLimits{maxArgs: 8, maxBulk: 64, maxCmd: 128, maxInline: 64}
-	return scanFeedAs(t, newLimitConn(nil, lim, false), data, pieces...)
+	return scanFeedAs(t, newLimitConn(nil, lim, false), -1, data, pieces...)
 }
 
-// scanFeedAs is scanFeed with the scanner given.  A frame over a
-// pre-AUTH limit behind other bytes of its read is held back (pending),
-// which must be the read from the frame's first byte on; it is fed again
-// as the next read, as Read hands it out, which starts with the frame and
-// so judges it.
-func scanFeedAs(t *testing.T, lc *limitConn, data []byte, pieces ...int) (*limitConn, int) {
+// scanFeedAs is scanFeed with the scanner given.  One that has not
+// authenticated does once the bytes accepted reach auth (-1: never), as
+// an AUTH ending there takes effect once the commands up to it have run:
+// before the next read.  A frame over a pre-AUTH limit behind other bytes
+// of its read is held back (pending), which must be the read from the
+// frame's first byte on; it is fed again as the next read, as Read hands
+// it out, which starts with the frame and so judges it: refused for a
+// pre-AUTH limit if the client has still not authenticated.
+func scanFeedAs(t *testing.T, lc *limitConn, auth int, data []byte, pieces ...int) (*limitConn, int) {
 	t.Helper()
 	accepted, held := 0, 0
 	for len(data) > 0 {
+		if auth >= 0 && accepted >= auth {
+			lc.unauthed.Store(false)
+		}
 		n := len(data)
+		refeed := held > 0
 		switch {
-		case held > 0:
+		case refeed:
 			n, held = held, 0
 		case len(pieces) > 0:
 			n = min(max(pieces[0], 1), n)
 			pieces = pieces[1:]
 		}
 		ok := lc.scan(data[:n])
+		if refeed && lc.unauthed.Load() && !strings.HasPrefix(lc.bad, "unauthenticated") {
+			t.Fatalf("held frame fed again as %q: bad %q, not a pre-AUTH limit", data[:n], lc.bad)
+		}
 		if lc.pending != nil {
 			if !lc.unauthed.Load() || lc.bad != "" || ok == 0 || ok >= n || lc.state != stStart ||
 				!bytes.Equal(lc.pending, data[ok:n]) {
@@ -81,29 +92,57 @@ func FuzzLimitScanSplit(f *testing.F) {
 	})
 }
 
+// unauthedLimits are FuzzLimitScanSplitUnauthed's: the counts above the
+// pre-AUTH ones, so that input can break either kind, and a command's
+// bytes below the pre-AUTH bulk, so that after an AUTH a bulk refused
+// before it is "command too large".
+var unauthedLimits = frameLimits{maxArgs: 2 * preAuthArgs, maxBulk: 2 * preAuthBulk, maxCmd: 128, maxInline: 64}
+
 // FuzzLimitScanSplitUnauthed is FuzzLimitScanSplit for a client that has
-// not authenticated, whose frames the pre-AUTH limits bound too: its
-// other limits are above those, so that input can break either kind.  A
+// not authenticated, whose frames the pre-AUTH limits bound too, and
+// which authenticates at a frame boundary picked by auth (or never).  A
 // frame over a pre-AUTH limit is held back when other bytes come before
-// it in its read (they may hold an AUTH), and refused when fed again;
-// whatever the split, the scanner refuses the same frame with the same
-// error.
+// it in its read, which may hold the AUTH, and judged when fed again.
+// Whatever the split, every frame before the boundary is judged by the
+// pre-AUTH limits and every frame after it by the others alone.
 func FuzzLimitScanSplitUnauthed(f *testing.F) {
-	lim := frameLimits{maxArgs: 2 * preAuthArgs, maxBulk: 2 * preAuthBulk, maxCmd: 3 * preAuthBulk, maxInline: 64}
-	for _, s := range []string{
-		"*2\r\n$4\r\nAUTH\r\n$1\r\nt\r\n*11\r\n$3\r\nDEL\r\n",
-		"PING\r\n*2\r\n$3\r\nGET\r\n$20000\r\n",
-		"*12\r\n$3\r\nDEL\r\n",
-		"*1\r\n$4\r\nPING\r\n*25\r\n",
-		"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$40000\r\n",
-		"*1\r\n$4\r\nPING\r\n*1\r\n$16385\r\n*1\r\n$4\r\nPING\r\n",
+	for _, c := range []struct {
+		s    string
+		auth uint16
+	}{
+		{"*2\r\n$4\r\nAUTH\r\n$1\r\nt\r\n*11\r\n$3\r\nDEL\r\n", 1},
+		{"*2\r\n$4\r\nAUTH\r\n$1\r\nt\r\n*11\r\n$3\r\nDEL\r\n", 0},
+		{"PING\r\n*2\r\n$3\r\nGET\r\n$20000\r\n", 1},
+		{"PING\r\n*2\r\n$3\r\nGET\r\n$20000\r\n", 2},
+		{"*12\r\n$3\r\nDEL\r\n", 1},
+		{"*1\r\n$4\r\nPING\r\n*25\r\n", 1},
+		{"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$40000\r\n", 2},
+		{"*1\r\n$4\r\nPING\r\n*1\r\n$16385\r\n*1\r\n$4\r\nPING\r\n", 3},
+		{"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$200\r\n", 1},
 	} {
-		f.Add([]byte(s), uint16(9))
+		f.Add([]byte(c.s), uint16(9), c.auth)
 	}
-	feed := func(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
-		return scanFeedAs(t, newLimitConn(nil, lim, true), data, pieces...)
-	}
-	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+	f.Fuzz(func(t *testing.T, data []byte, cut, auth uint16) {
+		// The boundaries: where an authenticated scanner fed a byte at
+		// a time is between frames, until it meets a broken limit.
+		at := []int{0}
+		lc := newLimitConn(nil, unauthedLimits, false)
+		for i := range data {
+			if lc.scan(data[i:i+1]); lc.bad != "" {
+				break
+			}
+			if lc.state == stStart {
+				at = append(at, i+1)
+			}
+		}
+		a := -1 // never
+		if k := int(auth) % (len(at) + 1); k < len(at) {
+			a = at[k]
+		}
+		feed := func(t *testing.T, data []byte, pieces ...int) (*limitConn, int) {
+			t.Helper()
+			return scanFeedAs(t, newLimitConn(nil, unauthedLimits, true), a, data, pieces...)
+		}
 		checkScanSplits(t, data, cut, feed)
 	})
 }
@@ -111,6 +150,7 @@ func FuzzLimitScanSplitUnauthed(f *testing.F) {
 // checkScanSplits feeds data whole, a byte at a time and cut in two at
 // cut, and requires the same decision of each.
 func checkScanSplits(t *testing.T, data []byte, cut uint16, feed func(*testing.T, []byte, ...int) (*limitConn, int)) {
+	t.Helper()
 	whole, _ := feed(t, data)
 	ones := make([]int, len(data))
 	for i := range ones {
