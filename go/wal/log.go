@@ -192,10 +192,16 @@ func (l *Log) AppendRecords(recs ...Record) error {
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	pos := l.enqPos
-	closed := l.closed
+	closed, failErr := l.closed, l.failErr
 	l.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	if failErr != nil {
+		// Whatever is already synced: after a fail-stop every Sync
+		// reports it (wait's and syncWritten's shortcuts would not,
+		// when nothing is left to write or no segment is open).
+		return failErr
 	}
 	if l.cfg.Sync != SyncAlways {
 		if err := l.wait(pos, false); err != nil {
@@ -552,8 +558,9 @@ func (l *Log) rotate() error {
 }
 
 // Close flushes and fsyncs everything, closes the files and releases the
-// directory lock.  It returns the first error met (the fail-stop error if
-// the log had failed); resources are released either way.
+// directory lock.  A WriteSnapshot in flight ends first (failing, or
+// done).  It returns the first error met (the fail-stop error if the log
+// had failed); resources are released either way.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -564,6 +571,13 @@ func (l *Log) Close() error {
 	l.closed = true
 	pos := l.enqPos
 	l.mu.Unlock()
+	// A snapshot in flight ends first (it fails at its next step that
+	// finds the log closed, or completes): it renames its file, rewrites
+	// the manifest and removes segments, which must not happen once the
+	// directory lock is released to another Open.  One that starts now
+	// waits here and is then refused.
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
 	err := l.wait(pos, true)
 	if l.stopSync != nil {
 		close(l.stopSync)

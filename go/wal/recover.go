@@ -195,6 +195,20 @@ func (l *Log) recover(h Handler) error {
 	}
 	l.lastSeq = max(info.Seq, rp.cursor)
 	l.recovery.LastSeq = l.lastSeq
+	// A process killed before its directory fsyncs leaves a new
+	// segment's entry or a snapshot's rename in the page cache alone;
+	// the manifest written next names what this open kept (invariants 1
+	// and 2), so their directories are made durable first.
+	if len(l.segs) > 0 {
+		if err := l.fs.SyncDir(filepath.Join(l.dir, walDirName)); err != nil {
+			return fmt.Errorf("wal: fsync wal directory: %w", err)
+		}
+	}
+	if info.Seq > 0 {
+		if err := l.fs.SyncDir(filepath.Join(l.dir, snapDir)); err != nil {
+			return fmt.Errorf("wal: fsync snapshot directory: %w", err)
+		}
+	}
 	// The manifest now describes exactly what this open kept.
 	next := manifest{baseSeq: rp.base, snapSeq: info.Seq, firstSeg: l.nextNum, lastSeg: l.nextNum - 1}
 	if len(l.segs) > 0 {
@@ -709,6 +723,16 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		if err := l.truncate(path, int64(off)); err != nil {
 			return false, err
 		}
+	} else if last && off > 0 {
+		// A process killed before its fsync leaves the last segment's
+		// tail (or a new segment's header) in the page cache alone.
+		// This open replays it, publishes it and names it in the
+		// manifest (invariants 2 and 4), so it is made durable first:
+		// the next process's writes go to a new segment, and nothing
+		// else would ever fsync this one.
+		if err := l.syncPath(path); err != nil {
+			return false, err
+		}
 	}
 	l.nextNum = num + 1
 	if seg.size > 0 {
@@ -863,6 +887,22 @@ func (l *Log) truncate(path string, size int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("wal: truncate torn tail of %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncPath fsyncs the file at path.
+func (l *Log) syncPath(path string) error {
+	f, err := l.fs.OpenRW(path)
+	if err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", path, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", path, err)
 	}
 	return nil
 }
