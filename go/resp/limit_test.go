@@ -128,7 +128,7 @@ func FuzzLimitScanSplitUnauthed(f *testing.F) {
 		at := []int{0}
 		lc := newLimitConn(nil, unauthedLimits, false)
 		for i := range data {
-			if lc.scan(data[i:i+1]); lc.bad != "" {
+			if lc.scan(data[i : i+1]); lc.bad != "" {
 				break
 			}
 			if lc.state == stStart {
