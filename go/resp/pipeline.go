@@ -12,6 +12,7 @@ package resp
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -175,6 +176,10 @@ func (s *Server) runWrites(c *client, cmds []redconCommand) int {
 		err = s.store.Apply(b)
 		putBatch(b)
 	}
+	if n > 1 && errors.Is(err, storage.ErrBatchTooLarge) {
+		s.execEach(c, cmds[:n]) // too much together, maybe not alone
+		return n
+	}
 	if err != nil {
 		for range cmds[:n] {
 			c.r.err(storeError(err))
@@ -248,7 +253,8 @@ const maxUpdateRun = 256
 // runs against the transaction in order, seeing the writes of those
 // before it, and their writes are applied together.  A command that
 // fails replies its error and writes nothing, as it would alone.  If the
-// batch itself cannot be applied, every command of the run gets that
+// batch is too large, each command is served alone (execEach); if it
+// cannot be applied otherwise, every command of the run gets that
 // error.  The run's bookkeeping (its key list, the exec each command
 // runs with, its counters) is done once per run, not per command.
 func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
@@ -289,6 +295,11 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 		}
 		return nil
 	})
+	if errors.Is(err, storage.ErrBatchTooLarge) {
+		c.r.b = c.r.b[:mark] // nothing was applied: no answer stands
+		s.execEach(c, cmds[:n])
+		return n
+	}
 	if err != nil {
 		c.r.b = c.r.b[:mark]
 		for i := range cmds[:n] {
@@ -298,6 +309,16 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 	}
 	countStretches(s, c, u.cmds[:n], u.failed[:n], time.Since(start)/time.Duration(n))
 	return n
+}
+
+// execEach serves cmds one by one (exec1, which counts each): a run whose
+// writes together pass the engine's batch limit (ErrBatchTooLarge) is
+// served as it would be unpipelined, where only a command too large on
+// its own gets that error.
+func (s *Server) execEach(c *client, cmds []redconCommand) {
+	for _, rc := range cmds {
+		s.exec1(c, rc.Args)
+	}
 }
 
 // countStretches counts a run of commands served together: one count per

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -315,9 +316,38 @@ func cmdMGet(x *exec) {
 	}
 }
 
+// putsFit answers the error a put of the first pair of kvs the Store
+// would refuse gives, before any is staged: MSET and MSETNX write all
+// their pairs or none, and a put staged in a transaction stays there
+// (a failed command does not roll back, and the transaction commits the
+// other commands of its run).
+func (x *exec) putsFit(kvs [][]byte) bool {
+	for i := 0; i+1 < len(kvs); i += 2 {
+		var err error
+		switch k := kvs[i]; {
+		case len(k) == 0:
+			err = storage.ErrEmptyKey
+		case len(k) > x.s.cfg.MaxKeySize:
+			err = storage.ErrKeyTooLarge
+		case len(kvs[i+1]) > x.s.cfg.MaxValueSize:
+			err = storage.ErrValueTooLarge
+		case x.s.cfg.Cluster != nil && cluster.IsReserved(k):
+			err = cluster.ErrReservedKey
+		}
+		if err != nil {
+			x.fail(storeError(err))
+			return false
+		}
+	}
+	return true
+}
+
 func cmdMSet(x *exec) {
 	if len(x.args)%2 != 1 {
 		x.fail(arityError(x.cmd.name))
+		return
+	}
+	if !x.putsFit(x.args[1:]) {
 		return
 	}
 	for i := 1; i < len(x.args); i += 2 {
@@ -331,6 +361,9 @@ func cmdMSet(x *exec) {
 func cmdMSetNX(x *exec) {
 	if len(x.args)%2 != 1 {
 		x.fail(arityError(x.cmd.name))
+		return
+	}
+	if !x.putsFit(x.args[1:]) {
 		return
 	}
 	for i := 1; i < len(x.args); i += 2 {

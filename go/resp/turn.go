@@ -477,7 +477,8 @@ func (s *Server) flushPlain(t *loopTurn) {
 // transaction in order, as runUpdates does for one client's run.  When
 // the writes of several runs together pass the engine's batch limit
 // (SETRANGE and APPEND write whole values), nothing was applied, and
-// each run is tried in an Update of its own, as it would have been alone.
+// each run is tried in an Update of its own, as it would have been alone;
+// a run too large on its own is applied a command at a time (flushEach).
 func (s *Server) flushUpdates(t *loopTurn, only int) {
 	keys := t.keys[:0]
 	nruns := 0
@@ -550,6 +551,14 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 		}
 		return
 	}
+	if errors.Is(err, storage.ErrBatchTooLarge) {
+		for i := range t.runs {
+			if r := &t.runs[i]; !r.read && (only < 0 || i == only) && len(r.cmds) > 1 {
+				s.flushEach(t, i)
+				return
+			}
+		}
+	}
 	for i := range t.runs {
 		r := &t.runs[i]
 		if r.read || only >= 0 && i != only {
@@ -560,6 +569,24 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			r.failed[j] = true
 		}
 	}
+}
+
+// flushEach applies run i of t, whose writes together pass the engine's
+// batch limit, one command at a time, each in an Update of its own, as
+// they would be unpipelined (only a command too large on its own gets
+// that error).  Each step is the run narrowed to one command (an EXEC at
+// its head with its queue), so the replies, the failures and the counts
+// land where the whole run's would.
+func (s *Server) flushEach(t *loopTurn, i int) {
+	r := &t.runs[i]
+	cmds, exe, failed, exec := r.cmds, r.exe, r.failed, r.exec
+	for j := range cmds {
+		r.cmds, r.exe, r.failed = cmds[j:j+1:j+1], exe[j:j+1:j+1], failed[j:j+1:j+1]
+		r.exec = exec && j == 0
+		r.mark = len(r.c.r.b)
+		s.flushUpdates(t, i)
+	}
+	r.cmds, r.exe, r.failed, r.exec = cmds, exe, failed, exec
 }
 
 // reset empties t for the next turn, keeping its scratch unless a large

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -385,6 +386,88 @@ func TestTurnBatchTooLargeAlone(t *testing.T) {
 	}
 	if got := rs[n].line(t); got != ":1" {
 		t.Fatalf("INCR ctr: %q, want :1", got)
+	}
+}
+
+// TestPipelinedRunOverBatchLimit: one client's pipelined writes whose
+// values together pass the engine's batch limit are served as they would
+// be one by one, on both transports and with an EXEC at the run's head:
+// none fails for the others' size.  (Found in review: every command of
+// the run, a cheap INCR included, answered "command too large".)
+func TestPipelinedRunOverBatchLimit(t *testing.T) {
+	const n, offset = 5, 55 << 20 // five values of 55 MiB pass the 256 MiB batch limit together
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "SETRANGE big%d %d x\r\n", i, offset)
+	}
+	b.WriteString("INCR ctr")
+	pipeline := b.String()
+	check := func(t *testing.T, r *raw, incr string) {
+		t.Helper()
+		for i := range n {
+			if got, want := r.line(t), fmt.Sprintf(":%d", offset+1); got != want {
+				t.Fatalf("SETRANGE big%d: %q, want %q", i, got, want)
+			}
+		}
+		if got := r.line(t); got != incr {
+			t.Fatalf("INCR ctr: %q, want %q", got, incr)
+		}
+	}
+	// Each pipeline builds its values twice (the whole run, refused,
+	// then each command): slow under -race, hence the longer deadline.
+	slow := func(r *raw) *raw {
+		_ = r.SetDeadline(time.Now().Add(time.Minute))
+		return r
+	}
+	t.Run("goroutines", func(t *testing.T) {
+		ts := startServer(t, Config{MaxValueSize: 64 << 20, Loops: -1}, storage.Options{})
+		r := slow(ts.raw(t))
+		send(t, r, pipeline)
+		check(t, r, ":1")
+	})
+	t.Run("turn", func(t *testing.T) {
+		_, _, rs := turnServer(t, Config{MaxValueSize: 64 << 20}, 2) // two: a loop with one connection defers nothing
+		r := slow(rs[0])
+		send(t, r, pipeline)
+		check(t, r, ":1")
+	})
+	t.Run("turn-exec", func(t *testing.T) {
+		_, _, rs := turnServer(t, Config{MaxValueSize: 64 << 20}, 2)
+		r := slow(rs[0])
+		// An EXEC heads the run: its queue is applied on its own too.
+		send(t, r, "MULTI\r\nINCR ctr\r\nINCR ctr")
+		r.expect(t, "+OK", "+QUEUED", "+QUEUED")
+		send(t, r, "EXEC\r\n"+pipeline)
+		r.expect(t, "*2", ":1", ":2")
+		check(t, r, ":3")
+	})
+}
+
+// TestMSETAllOrNothing: an MSET or MSETNX with one pair the engine
+// refuses (a value over --max-value-size that the reader let through,
+// its bulk limit being the larger of the key and value limits) answers
+// the error and writes none of its pairs, alone or in a turn's Update.
+// (Found in review: the pairs before it were written.)
+func TestMSETAllOrNothing(t *testing.T) {
+	big := strings.Repeat("x", 200)
+	for _, loops := range []int{-1, 1} {
+		t.Run(fmt.Sprint("loops", loops), func(t *testing.T) {
+			ts := startServer(t, Config{MaxValueSize: 100, Loops: loops}, storage.Options{MaxValueSize: 100})
+			r, o := ts.raw(t), ts.raw(t) // two: a loop with one connection defers nothing
+			send(t, o, "PING")
+			o.expect(t, "+PONG")
+			for _, cmd := range []string{"MSET a 1 b " + big, "MSETNX c 1 d " + big, "INCR n\r\nMSETNX e 1 f " + big} {
+				send(t, r, cmd)
+				if strings.HasPrefix(cmd, "INCR") {
+					r.expect(t, ":1")
+				}
+				if got := r.line(t); !strings.HasPrefix(got, "-ERR string exceeds maximum allowed size") {
+					t.Fatalf("%.20s...: %q, want the value size error", cmd, got)
+				}
+			}
+			send(t, r, "EXISTS a b c d e f")
+			r.expect(t, ":0")
+		})
 	}
 }
 
