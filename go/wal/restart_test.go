@@ -58,6 +58,37 @@ func (f holdSyncFile) Sync() error {
 
 func (f holdSyncFile) Fd() uintptr { return f.File.(vfs.Fder).Fd() }
 
+// restartThenPowerCut is the process after a kill: it opens dir over
+// cfs (the page cache the killed one left), with cfg, checks the open
+// with replayed, appends records from..to (none when from > to), syncs
+// and closes cleanly; then the power is cut and dir opened again.  It
+// returns what that last open recovered.
+func restartThenPowerCut(t *testing.T, dir string, cfs *vfs.Crash, cfg Config, replayed func(*recovered), from, to uint64) *recovered {
+	t.Helper()
+	cfg.FS = cfs
+	l2, rc := openT(t, dir, cfg)
+	if replayed != nil {
+		replayed(rc)
+	}
+	for i := from; i <= to; i++ {
+		if err := l2.AppendRecords(putRec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l2.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfs.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	l3, rc3 := openT(t, dir, Config{})
+	t.Cleanup(func() { l3.Close() })
+	return rc3
+}
+
 func putRec(seq uint64) Record {
 	return Record{Type: TypePut, Seq: seq, Key: []byte(fmt.Sprintf("k%03d", seq)), Value: []byte("v")}
 }
@@ -104,26 +135,11 @@ func TestRecoveredTailSurvivesALaterPowerCut(t *testing.T) {
 			}
 			l1.lock.Close() // kill -9
 
-			l2, rc := openT(t, dir, Config{FS: cfs, Sync: tc.pol, Preallocate: tc.prealloc})
-			if rc.state["k011"].Seq != 11 {
-				t.Fatalf("record 11 not replayed")
-			}
-			for i := uint64(12); i <= 20; i++ {
-				if err := l2.AppendRecords(putRec(i)); err != nil {
-					t.Fatal(err)
+			rc := restartThenPowerCut(t, dir, cfs, Config{Sync: tc.pol, Preallocate: tc.prealloc}, func(rc *recovered) {
+				if rc.state["k011"].Seq != 11 {
+					t.Fatalf("record 11 not replayed")
 				}
-			}
-			if err := l2.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			if err := l2.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := cfs.Crash(); err != nil { // the power cut, later
-				t.Fatal(err)
-			}
-			l3, rc := openT(t, dir, Config{})
-			defer l3.Close()
+			}, 12, 20)
 			for i := uint64(1); i <= 20; i++ {
 				if k := fmt.Sprintf("k%03d", i); rc.state[k].Seq != i {
 					t.Fatalf("after the power cut %s is missing (%d records replayed)", k, len(rc.applied))
@@ -162,21 +178,12 @@ func TestRecoveredHeaderSurvivesALaterPowerCut(t *testing.T) {
 		}
 	}
 	l1.lock.Close() // kill -9
-	l2, rc := openT(t, dir, Config{FS: cfs, Sync: SyncAlways, Preallocate: -1})
-	last := uint64(len(rc.applied))
-	for i := last + 1; i <= last+5; i++ {
-		if err := l2.AppendRecords(putRec(i)); err != nil {
-			t.Fatal(err)
+	last := seq - 1 // the record whose roll held never went in
+	rc3 := restartThenPowerCut(t, dir, cfs, Config{Sync: SyncAlways, Preallocate: -1}, func(rc *recovered) {
+		if got := uint64(len(rc.applied)); got != last {
+			t.Fatalf("the restart replayed %d records, want %d", got, last)
 		}
-	}
-	if err := l2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfs.Crash(); err != nil {
-		t.Fatal(err)
-	}
-	l3, rc3 := openT(t, dir, Config{})
-	defer l3.Close()
+	}, last+1, last+5)
 	if got := uint64(len(rc3.applied)); got != last+5 {
 		t.Fatalf("after the power cut %d records, want %d", got, last+5)
 	}
@@ -364,16 +371,10 @@ func TestRecoveredDirectoriesSurviveALaterPowerCut(t *testing.T) {
 			}
 			<-h.entered
 			l1.lock.Close() // kill -9
-			l2, rc := openT(t, dir, Config{FS: cfs, Sync: SyncAlways, Preallocate: -1})
-			want := len(rc.state)
-			if err := l2.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := cfs.Crash(); err != nil {
-				t.Fatal(err)
-			}
-			l3, rc3 := openT(t, dir, Config{})
-			defer l3.Close()
+			want := 0
+			rc3 := restartThenPowerCut(t, dir, cfs, Config{Sync: SyncAlways, Preallocate: -1}, func(rc *recovered) {
+				want = len(rc.state)
+			}, 1, 0)
 			if len(rc3.state) != want {
 				t.Fatalf("after the power cut %d keys, want %d", len(rc3.state), want)
 			}
