@@ -559,8 +559,10 @@ func (l *Log) rotate() error {
 
 // Close flushes and fsyncs everything, closes the files and releases the
 // directory lock.  A WriteSnapshot in flight ends first (failing, or
-// done).  It returns the first error met (the fail-stop error if the log
-// had failed); resources are released either way.
+// done), so Close must not be called from a snapshot's view or records,
+// nor while holding a lock they take: it would wait for them forever.
+// It returns the first error met (the fail-stop error if the log had
+// failed); resources are released either way.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {

@@ -891,9 +891,11 @@ func (l *Log) truncate(path string, size int64) error {
 	return nil
 }
 
-// syncPath fsyncs the file at path.
+// syncPath fsyncs the file at path, through a read-only handle (fsync
+// needs no write access, so an open of a directory it will not change
+// needs none either).
 func (l *Log) syncPath(path string) error {
-	f, err := l.fs.OpenRW(path)
+	f, err := l.fs.Open(path)
 	if err != nil {
 		return fmt.Errorf("wal: fsync %s: %w", path, err)
 	}

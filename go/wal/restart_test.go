@@ -1,10 +1,15 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,13 +239,18 @@ func TestSyncAfterFailStop(t *testing.T) {
 // between its rename and dropping the segments it covers) until release.
 type snapDirHoldFS struct {
 	vfs.FS
+	once             sync.Once
 	entered, release chan struct{}
 }
 
 func (s *snapDirHoldFS) SyncDir(d string) error {
 	if strings.HasSuffix(d, snapDir) {
-		close(s.entered)
-		<-s.release
+		held := false
+		s.once.Do(func() { held = true })
+		if held {
+			close(s.entered)
+			<-s.release
+		}
 	}
 	return s.FS.SyncDir(d)
 }
@@ -379,5 +389,42 @@ func TestRecoveredDirectoriesSurviveALaterPowerCut(t *testing.T) {
 				t.Fatalf("after the power cut %d keys, want %d", len(rc3.state), want)
 			}
 		})
+	}
+}
+
+// TestOpenFailsWhenItsFsyncFails: an open that cannot make what it keeps
+// durable fails, and changes nothing it could not make durable: the
+// manifest is not rewritten, and the next open with a healthy disk finds
+// every record.
+func TestOpenFailsWhenItsFsyncFails(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openT(t, dir, Config{Sync: SyncAlways})
+	for i := uint64(1); i <= 10; i++ {
+		if err := l.AppendRecords(putRec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	man, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault := vfs.NewFault(nil)
+	fault.FailSyncsAfter(0, nil)
+	if l, err := Open(dir, Config{FS: fault}, Handler{}); !errors.Is(err, syscall.EIO) {
+		if err == nil {
+			l.Close()
+		}
+		t.Fatalf("open with fsyncs failing: %v, want EIO", err)
+	}
+	if after, err := os.ReadFile(filepath.Join(dir, manifestName)); err != nil || !bytes.Equal(after, man) {
+		t.Fatalf("the failed open rewrote the manifest (%v)", err)
+	}
+	l, rc := openT(t, dir, Config{})
+	defer l.Close()
+	if len(rc.state) != 10 {
+		t.Fatalf("reopened with %d keys, want 10", len(rc.state))
 	}
 }

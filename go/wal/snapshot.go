@@ -94,7 +94,9 @@ func (l *Log) checkSnapshotSeq(seq uint64) error {
 //
 // view runs with the checkpoint lock held (it must not start another
 // snapshot), must return a seq at or above every number enqueued before
-// WriteSnapshotAt was called, and non-nil records when err is nil.
+// WriteSnapshotAt was called, and non-nil records when err is nil.  Close
+// waits for the snapshot, so neither view nor records may call it, and
+// Close must not be called holding a lock they take.
 func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], error)) (SnapshotInfo, error) {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
