@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mantisdb/mantisdb/go/cluster"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -316,26 +315,16 @@ func cmdMGet(x *exec) {
 	}
 }
 
-// putsFit answers the error a put of the first pair of kvs the Store
-// would refuse gives, before any is staged: MSET and MSETNX write all
-// their pairs or none, and a put staged in a transaction stays there
-// (a failed command does not roll back, and the transaction commits the
-// other commands of its run).
+// putsFit answers the error a put of the first pair of kvs whose value
+// the Store would refuse gives, before any is staged: MSET and MSETNX
+// write all their pairs or none, and a put staged in a transaction stays
+// there (a failed command does not roll back, and the transaction commits
+// the other commands of its run).  Keys need no check here: the Update
+// refuses one it cannot take before any command runs.
 func (x *exec) putsFit(kvs [][]byte) bool {
 	for i := 0; i+1 < len(kvs); i += 2 {
-		var err error
-		switch k := kvs[i]; {
-		case len(k) == 0:
-			err = storage.ErrEmptyKey
-		case len(k) > x.s.cfg.MaxKeySize:
-			err = storage.ErrKeyTooLarge
-		case len(kvs[i+1]) > x.s.cfg.MaxValueSize:
-			err = storage.ErrValueTooLarge
-		case x.s.cfg.Cluster != nil && cluster.IsReserved(k):
-			err = cluster.ErrReservedKey
-		}
-		if err != nil {
-			x.fail(storeError(err))
+		if len(kvs[i+1]) > x.s.cfg.MaxValueSize {
+			x.fail(storeError(storage.ErrValueTooLarge))
 			return false
 		}
 	}
