@@ -59,6 +59,9 @@ type pagedIter struct {
 	valid      bool
 	err        error
 	closed     bool
+	// owner, when set, is kept reachable until Close: the native handle,
+	// whose finalizer closes the engine (nativeHandle).
+	owner any
 }
 
 func newPagedIter(src pageSource, opts IterOptions) *pagedIter {
@@ -188,6 +191,10 @@ func (it *pagedIter) Close() error {
 		return nil
 	}
 	it.closed = true
+	it.owner = nil
+	if it.err == nil {
+		it.err = ErrClosed // Engine's Iterator: Error is ErrClosed after Close
+	}
 	it.invalidate()
 	if it.pg.bufp != nil {
 		it.src.releasePage(&it.pg)

@@ -107,9 +107,19 @@ func NewNativeStorageEngine(opts Options) (Engine, error) {
 // an object in a cycle, so a forgotten Close would leak the C memory, the
 // log's goroutine and the directory lock for good.  Nothing inside points
 // back to the handle, so it becomes unreachable when the caller drops it.
-// Iterators hold the engine, not the handle: a caller that drops the
-// engine while iterating sees ErrClosed once the finalizer has run.
+// An iterator holds the handle until it is closed (NewIterator below), so
+// a caller that drops the engine and keeps iterating is not cut short.
 type nativeHandle struct{ *nativeEngine }
+
+// NewIterator is the engine's, the iterator holding the handle: the
+// finalizer must not close the engine under an iterator still in use.
+func (h *nativeHandle) NewIterator(opts IterOptions) (Iterator, error) {
+	it, err := h.nativeEngine.NewIterator(opts)
+	if pi, ok := it.(*pagedIter); ok {
+		pi.owner = h
+	}
+	return it, err
+}
 
 func newNativeHandle(e *nativeEngine) *nativeHandle {
 	h := &nativeHandle{e}
@@ -121,9 +131,13 @@ func newNativeHandle(e *nativeEngine) *nativeHandle {
 
 func newNative(opts Options, hooks walHooks) (*nativeEngine, error) {
 	opts = opts.withDefaults()
+	// The core takes the format's limits, not the configured ones: the
+	// shell checks every new write against those (limits), and recovery
+	// must load whatever the directory holds, also entries written under
+	// larger limits than this open's.
 	copts := C.mantis_db_options{
-		max_key_size:   C.uint32_t(opts.MaxKeySize),
-		max_value_size: C.uint32_t(opts.MaxValueSize),
+		max_key_size:   C.MANTIS_MAX_KEY_SIZE,
+		max_value_size: C.MANTIS_MAX_VALUE_SIZE,
 	}
 	var db *C.mantis_db
 	if st := C.mantis_db_open(&copts, &db); st != C.MANTIS_OK {

@@ -741,6 +741,9 @@ func testIteratorMisuse(t *testing.T, open Opener) {
 	if err := it.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if !errors.Is(it.Error(), storage.ErrClosed) {
+		t.Fatalf("Error right after Close: %v, want ErrClosed", it.Error())
+	}
 	if err := it.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
