@@ -165,7 +165,9 @@ func (s *Server) keyRoute(w http.ResponseWriter, r *http.Request, ns namespace, 
 // declared (411 otherwise) and is checked before a byte is read (413), so
 // an oversized body is never buffered; MaxBytesReader is the second guard.
 func readValue(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
-	if r.ContentLength < 0 {
+	// net/http gives a request with neither Content-Length nor chunked
+	// encoding a length of 0 (it has no body): undeclared all the same.
+	if r.ContentLength < 0 || r.ContentLength == 0 && len(r.Header["Content-Length"]) == 0 {
 		return nil, newError(http.StatusLengthRequired, CodeLengthRequired,
 			"Content-Length required (chunked request bodies are not accepted for values)")
 	}
@@ -217,11 +219,24 @@ func bodyError(err error) *apiError {
 
 // parseQuery parses the query string strictly: malformed escapes and
 // parameters the endpoint does not take are 400s, so a typo (?tll=30s) is
-// reported rather than ignored.
+// reported rather than ignored.  Values are percent-decoded as path keys
+// are: a '+' is a plus sign, not a space (url.ParseQuery's form decoding
+// would list "a b" for ?prefix=a+b).
 func parseQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, newError(http.StatusBadRequest, CodeInvalidQuery, "malformed query string: "+err.Error())
+	q := url.Values{}
+	for _, pair := range strings.Split(r.URL.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		name, err := url.PathUnescape(k)
+		if err == nil {
+			v, err = url.PathUnescape(v)
+		}
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, CodeInvalidQuery, "malformed query string: "+err.Error())
+		}
+		q[name] = append(q[name], v)
 	}
 	for name := range q {
 		ok := false

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -174,7 +175,16 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("batch body is %d bytes; the limit is %d", r.ContentLength, s.cfg.MaxBatchSize)))
 		return
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBatchSize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBatchSize))
+	if err != nil {
+		writeAPIError(w, r, jsonError(err))
+		return
+	}
+	if msg := strictMembers(body, batchMembers); msg != "" {
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidJSON, msg))
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req batchRequest
 	if err := dec.Decode(&req); err != nil {
@@ -194,7 +204,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		bad := func(code, format string, a ...any) {
 			writeAPIError(w, r, newError(http.StatusBadRequest, code, fmt.Sprintf("ops[%d]: ", i)+fmt.Sprintf(format, a...)))
 		}
-		key, err := base64.StdEncoding.Strict().DecodeString(op.Key)
+		key, err := decodeBase64(op.Key)
 		if err != nil {
 			bad(CodeInvalidBase64, "key is not standard base64: %v", err)
 			return
@@ -209,7 +219,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 				bad(CodeBadRequest, "put needs a value")
 				return
 			}
-			value, err := base64.StdEncoding.Strict().DecodeString(*op.Value)
+			value, err := decodeBase64(*op.Value)
 			if err != nil {
 				bad(CodeInvalidBase64, "value is not standard base64: %v", err)
 				return
@@ -242,6 +252,66 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // jsonError classifies a request-body decoding error.
+// decodeBase64 decodes standard base64 (RFC 4648 section 4) exactly:
+// encoding/base64 skips CR and LF even in Strict mode, which the API's
+// base64 does not allow.
+func decodeBase64(s string) ([]byte, error) {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return nil, fmt.Errorf("line break at byte %d", i)
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
+}
+
+// batchMembers are the member names of a batch request (batchRequest,
+// batchOp), spelled exactly.
+var batchMembers = map[string]bool{"ops": true, "op": true, "key": true, "value": true, "ttl": true}
+
+// strictMembers returns why body, read as JSON, names an object member
+// twice or by a name not in names exactly ("" when neither, or when body
+// is not JSON, which the decoder then reports).  encoding/json keeps the
+// last of duplicate members and matches names case-insensitively, so
+// either would apply a request other than the one sent.
+func strictMembers(body []byte, names map[string]bool) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var seen []map[string]bool // the members of each open object
+	inKey := []bool{}          // whether the next string in each open object is a member name
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen, inKey = append(seen, map[string]bool{}), append(inKey, true)
+			continue
+		case json.Delim('}'):
+			seen, inKey = seen[:len(seen)-1], inKey[:len(inKey)-1]
+		case json.Delim('['):
+			seen, inKey = append(seen, nil), append(inKey, false)
+			continue
+		case json.Delim(']'):
+			seen, inKey = seen[:len(seen)-1], inKey[:len(inKey)-1]
+		default:
+			if n := len(seen) - 1; n >= 0 && seen[n] != nil && inKey[n] {
+				name, _ := tok.(string)
+				switch {
+				case seen[n][name]:
+					return fmt.Sprintf("member %q appears twice in one object", name)
+				case !names[name]:
+					return fmt.Sprintf("unknown member %q (names are case-sensitive)", name)
+				}
+				seen[n][name] = true
+				inKey[n] = false
+				continue
+			}
+		}
+		// A value ended: the next string of the enclosing object is a name.
+		if n := len(seen) - 1; n >= 0 && seen[n] != nil {
+			inKey[n] = true
+		}
+	}
+}
+
 func jsonError(err error) *apiError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"bufio"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Found by a fresh reviewer's audit of the HTTP API: requests the server
+// accepted while doing something other than what was sent.
+
+// TestQueryPlusIsAPlus: query parameters are percent-decoded as path keys
+// are (docs/API.md), so ?prefix=a+b lists the keys that start with "a+b",
+// not "a b".
+func TestQueryPlusIsAPlus(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, k := range []string{"a+b", "a b"} {
+		if r := ts.do(t, rawReq{method: "PUT", target: "/api/v1/kv/" + strings.ReplaceAll(k, " ", "%20"), body: "v"}); r.status != 204 {
+			t.Fatalf("put %q: %d", k, r.status)
+		}
+	}
+	r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?prefix=a+b&keys_only=true"})
+	plus, space := base64.StdEncoding.EncodeToString([]byte("a+b")), base64.StdEncoding.EncodeToString([]byte("a b"))
+	if r.status != 200 || !strings.Contains(r.body, plus) || strings.Contains(r.body, space) {
+		t.Fatalf("?prefix=a+b: %d %s; want only the key \"a+b\"", r.status, r.body)
+	}
+}
+
+// TestPutWithoutContentLength: a PUT declaring no length (neither
+// Content-Length nor chunked, which net/http reads as an empty body) is
+// 411 length_required, as documented, not an empty value stored.
+func TestPutWithoutContentLength(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "PUT /api/v1/kv/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nhello"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusLengthRequired {
+		t.Fatalf("PUT without a length: %d, want 411", resp.StatusCode)
+	}
+	if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv/k"}); r.status != 404 {
+		t.Fatalf("after the refused PUT the key is %d %q, want 404", r.status, r.body)
+	}
+}
+
+// TestBatchStrictJSON: a batch body that encoding/json would read as
+// another request (the last of duplicate members kept, names matched
+// regardless of case) or base64 with line breaks (which encoding/base64
+// skips) is refused, and nothing is applied.
+func TestBatchStrictJSON(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, c := range []struct{ body, code string }{
+		{`{"ops":[{"op":"put","key":"YQ==","value":"eA=="}],"ops":[]}`, CodeInvalidJSON},
+		{`{"ops":[{"op":"delete","key":"YQ==","op":"put","value":"eA=="}]}`, CodeInvalidJSON},
+		{`{"Ops":[{"OP":"put","KEY":"YQ==","VALUE":"eA=="}]}`, CodeInvalidJSON},
+		{`{"ops":[{"op":"put","key":"Y\nQ==","value":"eA=="}]}`, CodeInvalidBase64},
+		{`{"ops":[{"op":"put","key":"YQ==","value":"eA\r\n=="}]}`, CodeInvalidBase64},
+	} {
+		r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: c.body})
+		if r.status != 400 || !strings.Contains(r.body, `"code":"`+c.code+`"`) {
+			t.Errorf("%s: %d %s, want 400 %s", c.body, r.status, strings.TrimSpace(r.body), c.code)
+		}
+	}
+	if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv/a"}); r.status != 404 {
+		t.Fatalf("a refused batch wrote key a: %d %q", r.status, r.body)
+	}
+	// Nested values that are not members are not names: a well-formed
+	// batch with the same strings as values is applied.
+	if r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch",
+		body: `{"ops":[{"op":"put","key":"b3Bz","value":"b3Bz"},{"key":"a2V5","op":"put","value":"b3A="}]}`}); r.status != 200 {
+		t.Fatalf("a well-formed batch: %d %s", r.status, r.body)
+	}
+}
