@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,46 +19,6 @@ import (
 // it must make it durable before it goes on.  One vfs.Crash stands for
 // the page cache across both processes; "kill -9" releases the first
 // one's directory lock and abandons it.
-
-// holdSyncFS blocks every file fsync while hold is set, until release is
-// closed (a process dying inside its fsync).
-type holdSyncFS struct {
-	vfs.FS
-	suffix  string // only files whose name ends so ("": all)
-	hold    atomic.Bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-type holdSyncFile struct {
-	vfs.File
-	fs *holdSyncFS
-}
-
-func newHoldSyncFS(base vfs.FS, suffix string) *holdSyncFS {
-	return &holdSyncFS{FS: base, suffix: suffix, entered: make(chan struct{}, 1), release: make(chan struct{})}
-}
-
-func (h *holdSyncFS) Create(name string) (vfs.File, error) {
-	f, err := h.FS.Create(name)
-	if err != nil || !strings.HasSuffix(name, h.suffix) {
-		return f, err
-	}
-	return holdSyncFile{f, h}, nil
-}
-
-func (f holdSyncFile) Sync() error {
-	if f.fs.hold.Load() {
-		select {
-		case f.fs.entered <- struct{}{}:
-		default:
-		}
-		<-f.fs.release
-	}
-	return f.File.Sync()
-}
-
-func (f holdSyncFile) Fd() uintptr { return f.File.(vfs.Fder).Fd() }
 
 // restartThenPowerCut is the process after a kill: it opens dir over
 // cfs (the page cache the killed one left), with cfg, checks the open
@@ -117,7 +74,7 @@ func TestRecoveredTailSurvivesALaterPowerCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := newHoldSyncFS(cfs, "")
+			h := &gateSyncFS{FS: cfs, entered: make(chan struct{}), release: make(chan struct{})}
 			defer close(h.release) // the first process's leftover leader
 			l1, _ := openT(t, dir, Config{FS: h, Sync: tc.pol, SyncInterval: time.Hour, BytesPerSync: -1, Preallocate: tc.prealloc})
 			for i := uint64(1); i <= 10; i++ {
@@ -129,7 +86,7 @@ func TestRecoveredTailSurvivesALaterPowerCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Record 11 is written; the process dies before its fsync.
-			h.hold.Store(true)
+			h.armed.Store(true)
 			go l1.AppendRecords(putRec(11)) //nolint:errcheck // never returns before the kill
 			if tc.pol == SyncAlways {
 				<-h.entered
@@ -165,8 +122,8 @@ func TestRecoveredHeaderSurvivesALaterPowerCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHoldSyncFS(cfs, segName(2))
-	h.hold.Store(true)
+	h := &gateSyncFS{FS: cfs, suffix: segName(2), entered: make(chan struct{}), release: make(chan struct{})}
+	h.armed.Store(true)
 	defer close(h.release)
 	l1, _ := openT(t, dir, Config{FS: h, Sync: SyncAlways, SegmentSize: 200, Preallocate: -1})
 	seq := uint64(0)
@@ -235,26 +192,6 @@ func TestSyncAfterFailStop(t *testing.T) {
 	}
 }
 
-// snapDirHoldFS blocks the fsync of the snapshot directory (a snapshot
-// between its rename and dropping the segments it covers) until release.
-type snapDirHoldFS struct {
-	vfs.FS
-	once             sync.Once
-	entered, release chan struct{}
-}
-
-func (s *snapDirHoldFS) SyncDir(d string) error {
-	if strings.HasSuffix(d, snapDir) {
-		held := false
-		s.once.Do(func() { held = true })
-		if held {
-			close(s.entered)
-			<-s.release
-		}
-	}
-	return s.FS.SyncDir(d)
-}
-
 // TestCloseWaitsForSnapshot: Close returns only once a snapshot in flight
 // has ended, so the snapshot never renames, rewrites the manifest or
 // removes segments after the directory lock went to another Open.
@@ -262,7 +199,8 @@ func (s *snapDirHoldFS) SyncDir(d string) error {
 // next Open was using, and that one's checkpoints failed from then on.)
 func TestCloseWaitsForSnapshot(t *testing.T) {
 	dir := t.TempDir()
-	fs := &snapDirHoldFS{FS: vfs.OS, entered: make(chan struct{}), release: make(chan struct{})}
+	fs := &gateDirFS{FS: vfs.OS, suffix: "/" + snapDir, entered: make(chan struct{}), release: make(chan struct{})}
+	fs.armed.Store(true) // the snapshot holds after its rename
 	l1, _ := openT(t, dir, Config{FS: fs, Sync: SyncAlways})
 	m := model{}
 	for i := uint64(1); i <= 10; i++ {
@@ -306,27 +244,6 @@ func TestCloseWaitsForSnapshot(t *testing.T) {
 	}
 }
 
-// dirHoldFS blocks the fsync of directories whose path ends in suffix,
-// while hold is set, until release is closed.
-type dirHoldFS struct {
-	vfs.FS
-	suffix  string
-	hold    atomic.Bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (d *dirHoldFS) SyncDir(dir string) error {
-	if strings.HasSuffix(dir, d.suffix) && d.hold.Load() {
-		select {
-		case d.entered <- struct{}{}:
-		default:
-		}
-		<-d.release
-	}
-	return d.FS.SyncDir(dir)
-}
-
 // TestRecoveredDirectoriesSurviveALaterPowerCut: a process killed before
 // the directory fsync that makes a new segment's entry, or a snapshot's
 // rename, durable leaves them in the page cache alone.  The next open
@@ -345,7 +262,7 @@ func TestRecoveredDirectoriesSurviveALaterPowerCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := &dirHoldFS{FS: cfs, suffix: "/" + which, entered: make(chan struct{}, 1), release: make(chan struct{})}
+			h := &gateDirFS{FS: cfs, suffix: "/" + which, entered: make(chan struct{}), release: make(chan struct{})}
 			defer close(h.release)
 			l1, _ := openT(t, dir, Config{FS: h, Sync: SyncAlways, SegmentSize: 200, Preallocate: -1})
 			m := model{}
@@ -360,13 +277,11 @@ func TestRecoveredDirectoriesSurviveALaterPowerCut(t *testing.T) {
 			for len(segFiles(t, dir)) < 2 {
 				put()
 			}
-			h.hold.Store(true)
-			done := make(chan struct{})
+			h.armed.Store(true)
 			if which == walDirName {
 				// The next roll holds in the fsync of the directory that
 				// makes the new segment's entry durable.
 				go func() {
-					defer close(done)
 					for n := len(segFiles(t, dir)); len(segFiles(t, dir)) == n; {
 						seq++
 						_ = l1.AppendRecords(putRec(seq))
@@ -374,10 +289,7 @@ func TestRecoveredDirectoriesSurviveALaterPowerCut(t *testing.T) {
 				}()
 			} else {
 				// The snapshot holds after its rename.
-				go func() {
-					defer close(done)
-					_, _ = l1.WriteSnapshot(seq, m.sorted())
-				}()
+				go func() { _, _ = l1.WriteSnapshot(seq, m.sorted()) }()
 			}
 			<-h.entered
 			l1.lock.Close() // kill -9

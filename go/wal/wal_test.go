@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,10 +138,12 @@ func TestSyncPolicies(t *testing.T) {
 	}
 }
 
-// gateSyncFS holds the next segment fsync, once armed, until released:
-// entered is closed when that fsync starts.
+// gateSyncFS holds the next file fsync, once armed, until released:
+// entered is closed when that fsync starts.  With a suffix, only files
+// whose name ends so are held.
 type gateSyncFS struct {
 	vfs.FS
+	suffix           string
 	armed            atomic.Bool
 	entered, release chan struct{}
 }
@@ -152,8 +155,8 @@ type gateSyncFile struct {
 
 func (g *gateSyncFS) Create(name string) (vfs.File, error) {
 	f, err := g.FS.Create(name)
-	if err != nil {
-		return nil, err
+	if err != nil || !strings.HasSuffix(name, g.suffix) {
+		return f, err
 	}
 	return gateSyncFile{f, g}, nil
 }
@@ -164,6 +167,23 @@ func (f gateSyncFile) Sync() error {
 		<-f.fs.release
 	}
 	return f.File.Sync()
+}
+
+// gateDirFS is gateSyncFS for the fsync of a directory whose path ends in
+// suffix.
+type gateDirFS struct {
+	vfs.FS
+	suffix           string
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+func (g *gateDirFS) SyncDir(dir string) error {
+	if strings.HasSuffix(dir, g.suffix) && g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return g.FS.SyncDir(dir)
 }
 
 // TestSyncDoesNotStallWriters: under the policies whose writers do not
