@@ -625,13 +625,12 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 	if err != nil {
 		return false, fmt.Errorf("wal: %w", err)
 	}
+	defer f.Close() // open for the fsync of a last segment kept whole, below
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return false, fmt.Errorf("wal: %w", err)
 	}
 	m, err := mapFile(f, st.Size())
-	f.Close()
 	if err != nil {
 		return false, fmt.Errorf("wal: read %s: %w", path, err)
 	}
@@ -729,9 +728,10 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		// This open replays it, publishes it and names it in the
 		// manifest (invariants 2 and 4), so it is made durable first:
 		// the next process's writes go to a new segment, and nothing
-		// else would ever fsync this one.
-		if err := l.syncPath(path); err != nil {
-			return false, err
+		// else would ever fsync this one.  (fsync needs no write
+		// access: the handle it was read through serves.)
+		if err := f.Sync(); err != nil {
+			return false, fmt.Errorf("wal: fsync %s: %w", path, err)
 		}
 	}
 	l.nextNum = num + 1
@@ -887,24 +887,6 @@ func (l *Log) truncate(path string, size int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("wal: truncate torn tail of %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncPath fsyncs the file at path, through a read-only handle (fsync
-// needs no write access, so an open of a directory it will not change
-// needs none either).
-func (l *Log) syncPath(path string) error {
-	f, err := l.fs.Open(path)
-	if err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", path, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", path, err)
 	}
 	return nil
 }
