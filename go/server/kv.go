@@ -272,9 +272,14 @@ var batchMembers = map[string]bool{"ops": true, "op": true, "key": true, "value"
 // last of duplicate members and matches names case-insensitively, so
 // either would apply a request other than the one sent.
 func strictMembers(body []byte, names map[string]bool) string {
+	// One entry per open object or array: an object's member names so far
+	// (nil for an array) and whether its next string is a name.
+	type open struct {
+		seen   map[string]bool
+		atName bool
+	}
+	var stack []open
 	dec := json.NewDecoder(bytes.NewReader(body))
-	var seen []map[string]bool // the members of each open object
-	inKey := []bool{}          // whether the next string in each open object is a member name
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -282,32 +287,29 @@ func strictMembers(body []byte, names map[string]bool) string {
 		}
 		switch tok {
 		case json.Delim('{'):
-			seen, inKey = append(seen, map[string]bool{}), append(inKey, true)
+			stack = append(stack, open{seen: map[string]bool{}, atName: true})
 			continue
-		case json.Delim('}'):
-			seen, inKey = seen[:len(seen)-1], inKey[:len(inKey)-1]
 		case json.Delim('['):
-			seen, inKey = append(seen, nil), append(inKey, false)
+			stack = append(stack, open{})
 			continue
-		case json.Delim(']'):
-			seen, inKey = seen[:len(seen)-1], inKey[:len(inKey)-1]
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
 		default:
-			if n := len(seen) - 1; n >= 0 && seen[n] != nil && inKey[n] {
+			if n := len(stack) - 1; n >= 0 && stack[n].atName {
 				name, _ := tok.(string)
 				switch {
-				case seen[n][name]:
+				case stack[n].seen[name]:
 					return fmt.Sprintf("member %q appears twice in one object", name)
 				case !names[name]:
 					return fmt.Sprintf("unknown member %q (names are case-sensitive)", name)
 				}
-				seen[n][name] = true
-				inKey[n] = false
+				stack[n].seen[name], stack[n].atName = true, false
 				continue
 			}
 		}
 		// A value ended: the next string of the enclosing object is a name.
-		if n := len(seen) - 1; n >= 0 && seen[n] != nil {
-			inKey[n] = true
+		if n := len(stack) - 1; n >= 0 && stack[n].seen != nil {
+			stack[n].atName = true
 		}
 	}
 }
