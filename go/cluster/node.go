@@ -741,14 +741,14 @@ func (n *Node) prepare(ops []storage.Op) ([]storage.Op, error) {
 	}
 	for i, op := range ops {
 		if err := n.checkOp(&op); err != nil {
-			return nil, fmt.Errorf("batch op %d: %w", i, err)
+			return nil, fmt.Errorf("ops[%d]: %w", i, err)
 		}
 		if op.Kind == storage.OpPut && op.TTL != 0 {
 			if now == 0 {
 				now = n.cfg.Clock().UnixNano()
 			}
 			if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
-				return nil, fmt.Errorf("batch op %d: %w", i, storage.ErrInvalidTTL)
+				return nil, fmt.Errorf("ops[%d]: %w", i, storage.ErrInvalidTTL)
 			}
 			op.ExpiresAt, op.TTL = now+int64(op.TTL), 0
 		}

@@ -127,17 +127,17 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 	for i := range b.Ops {
 		op := &b.Ops[i]
 		if err := l.checkKey(op.Key); err != nil {
-			return dst, 0, fmt.Errorf("batch op %d: %w", i, err)
+			return dst, 0, fmt.Errorf("ops[%d]: %w", i, err)
 		}
 		p := prepOp{kind: op.Kind, key: op.Key}
 		switch op.Kind {
 		case OpPut:
 			if err := l.checkValue(op.Value); err != nil {
-				return dst, 0, fmt.Errorf("batch op %d: %w", i, err)
+				return dst, 0, fmt.Errorf("ops[%d]: %w", i, err)
 			}
 			if op.ExpiresAt != 0 {
 				if op.ExpiresAt < 0 || op.TTL != 0 {
-					return dst, 0, fmt.Errorf("batch op %d: %w", i, ErrInvalidTTL)
+					return dst, 0, fmt.Errorf("ops[%d]: %w", i, ErrInvalidTTL)
 				}
 				p.exp = op.ExpiresAt
 				l.markExpiry()
@@ -146,7 +146,7 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 					now = l.now()
 				}
 				if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
-					return dst, 0, fmt.Errorf("batch op %d: %w", i, ErrInvalidTTL)
+					return dst, 0, fmt.Errorf("ops[%d]: %w", i, ErrInvalidTTL)
 				}
 				p.exp = now + int64(op.TTL)
 				l.markExpiry()
@@ -156,7 +156,7 @@ func (l *limits) prepareBatch(dst []prepOp, b *Batch) ([]prepOp, int, error) {
 		case OpDelete:
 			size += recordSize(len(op.Key), 0)
 		default:
-			return dst, 0, fmt.Errorf("batch op %d: unknown kind %d: %w", i, op.Kind, ErrInvalid)
+			return dst, 0, fmt.Errorf("ops[%d]: unknown kind %d: %w", i, op.Kind, ErrInvalid)
 		}
 		if size > maxBatchBytes {
 			return dst, 0, ErrBatchTooLarge
