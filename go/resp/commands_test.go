@@ -54,6 +54,19 @@ var commandSteps = []step{
 	s("v", "GETEX", "e", "PERSIST"), s("-1", "TTL", "e"), s("v", "GETEX", "e", "EX", "50"), s("50", "TTL", "e"),
 	s("v", "GETEX", "e"), s("50", "TTL", "e"), s("<nil>", "GETEX", "missing", "EX", "5"),
 	e("ERR syntax error", "GETEX", "e", "EX", "5", "PERSIST"),
+	// An expiry option given again replaces its value, as in Redis; only
+	// the last value is checked, after the syntax.
+	s("OK", "SET", "rep", "v", "EX", "10", "EX", "20"), s("20", "TTL", "rep"),
+	s("OK", "SET", "rep", "v", "PX", "0", "PX", "30000"), s("30", "TTL", "rep"),
+	e("ERR syntax error", "SET", "rep", "v", "EX", "10", "PX", "100"),
+	e("ERR syntax error", "SET", "rep", "v", "PXAT", "99999999999999", "EXAT", "20"),
+	e("ERR syntax error", "SET", "rep", "v", "KEEPTTL", "EX", "10"),
+	s("v", "GETEX", "rep", "EX", "10", "EX", "40"), s("40", "TTL", "rep"),
+	s("v", "GETEX", "rep", "PERSIST", "PERSIST"), s("-1", "TTL", "rep"),
+	e("ERR syntax error", "GETEX", "rep", "PERSIST", "EX", "5"),
+	// GETEX of a missing key answers nil before it reads the expiry.
+	s("<nil>", "GETEX", "missing", "EX", "0"), s("<nil>", "GETEX", "missing", "PX", "abc"),
+	e("ERR invalid expire time in 'getex' command", "GETEX", "rep", "EX", "0"),
 	// multi-key strings
 	s("OK", "MSET", "a", "1", "b", "2"), s("[1 2 <nil>]", "MGET", "a", "b", "zz"),
 	e("ERR wrong number of arguments for 'mset' command", "MSET", "a", "1", "b"),
@@ -67,6 +80,9 @@ var commandSteps = []step{
 	s("0", "SETRANGE", "none", "5", ""), s("0", "EXISTS", "none"),
 	e("ERR offset is out of range", "SETRANGE", "sr", "-1", "x"),
 	e("ERR string exceeds maximum allowed size (max-value-size)", "SETRANGE", "sr", "1048576", "x"),
+	// An offset whose sum with the value's length overflows int64.
+	e("ERR string exceeds maximum allowed size (max-value-size)", "SETRANGE", "sr", "9223372036854775807", "x"),
+	e("ERR string exceeds maximum allowed size (max-value-size)", "SETRANGE", "srnew", "9223372036854775806", "xyz"),
 	// counters
 	s("1", "INCR", "i"), s("11", "INCRBY", "i", "10"), s("10", "DECR", "i"), s("5", "DECRBY", "i", "5"),
 	s("-5", "INCRBY", "i", "-10"), s("1.5", "INCRBYFLOAT", "f", "1.5"), s("1.75", "INCRBYFLOAT", "f", "0.25"),

@@ -123,16 +123,20 @@ func (x *exec) expiryArg(opt string, arg []byte) (int64, bool) {
 	return v, true
 }
 
-// expiryOpt parses the EX|PX|EXAT|PXAT option at args[i] and its value,
-// returning the expiry and the index of the value; dup (an expiry option
-// came before) and a missing value are syntax errors.
-func (x *exec) expiryOpt(opt string, i int, dup bool) (int64, int, bool) {
-	if dup || i+1 >= len(x.args) {
+// expiryOpt takes the EX|PX|EXAT|PXAT option at args[i] into *kind and
+// *arg and returns the index of its value, as Redis parses them: the same
+// option given again replaces its value (the last one counts), another
+// expiry option (prev, or a KEEPTTL or PERSIST: other) and a missing
+// value are syntax errors.  The value is checked later (expiryArg), so a
+// syntax error anywhere wins over an invalid expire time, and GETEX of a
+// missing key answers nil before its value is looked at, as in Redis.
+func (x *exec) expiryOpt(opt string, i int, kind *string, arg *[]byte, other bool) (int, bool) {
+	if other || *kind != "" && *kind != opt || i+1 >= len(x.args) {
 		x.fail(errSyntax)
-		return 0, i, false
+		return i, false
 	}
-	exp, ok := x.expiryArg(opt, x.args[i+1])
-	return exp, i + 1, ok
+	*kind, *arg = opt, x.args[i+1]
+	return i + 1, true
 }
 
 func cmdGet(x *exec) {
@@ -151,7 +155,8 @@ func cmdSet(x *exec) {
 	key, val := x.args[1], x.args[2]
 	var nx, xx, get, keep bool
 	var exp int64
-	expSet := false
+	var expKind string
+	var expArg []byte
 	for i := 3; i < len(x.args); i++ {
 		opt := lower(x.args[i])
 		switch opt {
@@ -165,18 +170,23 @@ func cmdSet(x *exec) {
 			keep = true
 		case "ex", "px", "exat", "pxat":
 			var ok bool
-			if exp, i, ok = x.expiryOpt(opt, i, expSet); !ok {
+			if i, ok = x.expiryOpt(opt, i, &expKind, &expArg, keep); !ok {
 				return
 			}
-			expSet = true
 		default:
 			x.fail(errSyntax)
 			return
 		}
 	}
-	if (nx && xx) || (keep && expSet) {
+	if (nx && xx) || (keep && expKind != "") {
 		x.fail(errSyntax)
 		return
+	}
+	if expKind != "" {
+		var ok bool
+		if exp, ok = x.expiryArg(expKind, expArg); !ok {
+			return
+		}
 	}
 	var old storage.Entry
 	found := false
@@ -267,22 +277,23 @@ func cmdGetDel(x *exec) {
 func cmdGetEx(x *exec) {
 	key := x.args[1]
 	var exp int64
-	change, persist := false, false
+	var expKind string
+	var expArg []byte
+	persist := false
 	for i := 2; i < len(x.args); i++ {
 		opt := lower(x.args[i])
 		switch opt {
 		case "persist":
-			if change {
+			if expKind != "" {
 				x.fail(errSyntax)
 				return
 			}
-			persist, change = true, true
+			persist = true
 		case "ex", "px", "exat", "pxat":
 			var ok bool
-			if exp, i, ok = x.expiryOpt(opt, i, change); !ok {
+			if i, ok = x.expiryOpt(opt, i, &expKind, &expArg, persist); !ok {
 				return
 			}
-			change = true
 		default:
 			x.fail(errSyntax)
 			return
@@ -296,7 +307,13 @@ func cmdGetEx(x *exec) {
 		x.r.null()
 		return
 	}
-	if change && (persist && ent.ExpiresAt != 0 || !persist) {
+	if expKind != "" {
+		var ok bool
+		if exp, ok = x.expiryArg(expKind, expArg); !ok {
+			return
+		}
+	}
+	if change := persist || expKind != ""; change && (persist && ent.ExpiresAt != 0 || !persist) {
 		if !x.put(key, ent.Value, exp) {
 			return
 		}
@@ -446,7 +463,7 @@ func cmdSetRange(x *exec) {
 		x.r.int(int64(len(ent.Value))) // nothing to write, nothing created
 		return
 	}
-	if off+int64(len(val)) > int64(x.s.cfg.MaxValueSize) {
+	if off > int64(x.s.cfg.MaxValueSize)-int64(len(val)) { // off+len(val) may overflow
 		x.fail(errTooBig)
 		return
 	}
