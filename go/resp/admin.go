@@ -77,6 +77,13 @@ func (s *Server) checkAuth(user, pass []byte) bool {
 	if string(user) != "default" {
 		return false
 	}
+	if s.cfg.AuthToken == "" {
+		// Redis's default user without a password (nopass): AUTH
+		// default <anything> and HELLO ... AUTH default <anything>
+		// succeed, which is how clients configured with a username
+		// connect to an open server.
+		return true
+	}
 	return subtle.ConstantTimeCompare(pass, []byte(s.cfg.AuthToken)) == 1
 }
 
@@ -88,7 +95,7 @@ func cmdAuth(x *exec) {
 		x.fail(errSyntax)
 		return
 	}
-	if x.s.cfg.AuthToken == "" {
+	if x.s.cfg.AuthToken == "" && len(x.args) == 2 {
 		x.fail("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}
@@ -131,7 +138,7 @@ func cmdHello(x *exec) {
 				x.fail(errSyntax)
 				return
 			}
-			if x.s.cfg.AuthToken == "" || !x.s.checkAuth(args[1], args[2]) {
+			if !x.s.checkAuth(args[1], args[2]) {
 				x.fail(errWrongPass)
 				return
 			}

@@ -197,6 +197,13 @@ func (s *Server) exec1(c *client, args [][]byte) {
 			c.dirty = true
 		}
 		return
+	case !cmd.arityOK(len(args)) && cmd.name == "exec":
+		// Redis aborts the transaction whenever it rejects an EXEC
+		// (execCommandAbort), in MULTI or not: the queue and the
+		// WATCHes are dropped and the client leaves MULTI.
+		c.resetMulti()
+		c.r.err("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(arityError(cmd.name), "ERR "))
+		return
 	case !cmd.arityOK(len(args)):
 		c.r.err(arityError(cmd.name))
 		if c.multi {

@@ -18,8 +18,8 @@ func commandTable() map[string]*command {
 		// connection and server
 		{name: "ping", arity: -1, flags: kl | f, group: "connection", summary: "Returns the server's liveliness response.", run: cmdPing},
 		{name: "echo", arity: 2, flags: kl | f, group: "connection", summary: "Returns the given string.", run: cmdEcho},
-		{name: "hello", arity: -1, flags: kl | f | na | ctl, group: "connection", summary: "Handshakes with the server.", run: cmdHello},
-		{name: "auth", arity: -2, flags: kl | f | na | ctl, group: "connection", summary: "Authenticates the connection.", run: cmdAuth},
+		{name: "hello", arity: -1, flags: kl | f | na, group: "connection", summary: "Handshakes with the server.", run: cmdHello},
+		{name: "auth", arity: -2, flags: kl | f | na, group: "connection", summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "select", arity: 2, flags: kl | f, group: "connection", summary: "Changes the selected database (only 0 exists).", run: cmdSelect},
 		{name: "quit", arity: -1, flags: kl | f | na | ctl, group: "connection", summary: "Closes the connection.", run: cmdQuit},
 		{name: "reset", arity: 1, flags: kl | f | na | ctl, group: "connection", summary: "Resets the connection.", run: cmdReset},

@@ -128,6 +128,22 @@ func TestMultiExec(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
+	// An EXEC with arguments aborts the transaction, as Redis rejects
+	// it (execCommandAbort): the client leaves MULTI, its queue and its
+	// WATCHes are dropped, and the next commands run at once.
+	abort := "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+	fmt.Fprint(r, "MULTI\r\nSET v 1\r\nEXEC x\r\nEXISTS v\r\nSET v 2\r\nGET v\r\nEXEC x\r\nEXEC\r\n")
+	r.expect(t, "+OK", "+QUEUED", abort, ":0", "+OK", "$1", "2", abort, "-ERR EXEC without MULTI")
+	o := ts.raw(t)
+	fmt.Fprint(r, "WATCH v\r\nEXEC x\r\nMULTI\r\nGET v\r\n")
+	r.expect(t, "+OK", abort, "+OK", "+QUEUED")
+	fmt.Fprint(o, "SET v 3\r\n")
+	o.expect(t, "+OK")
+	fmt.Fprint(r, "EXEC\r\n") // the WATCH went with the aborted EXEC
+	r.expect(t, "*1", "$1", "3")
+	// HELLO and AUTH are queued inside MULTI and run in EXEC, as in Redis.
+	fmt.Fprint(r, "MULTI\r\nAUTH default any\r\nHELLO 2\r\nEXEC\r\n")
+	r.expect(t, "+OK", "+QUEUED", "+QUEUED", "*2", "+OK", "*14")
 }
 
 // TestWatchConcurrent: clients race a GET/SET counter through WATCH and
@@ -325,7 +341,22 @@ func TestAuth(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
+	// Without a token the default user has no password (Redis's
+	// nopass): a username with any password is accepted, the legacy
+	// one-argument form explains itself, other users do not exist.
+	open := startServer(t, Config{}, storage.Options{})
+	o := open.raw(t)
+	fmt.Fprint(o, "AUTH default anything\r\nAUTH bob x\r\nAUTH x\r\nHELLO 2 AUTH default \"\"\r\n")
+	o.expect(t, "+OK", "-WRONGPASS invalid username-password pair or user is disabled.",
+		"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?", "*14")
 	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		rdb := redis.NewClient(&redis.Options{Addr: open.addr, Protocol: proto, Username: "default", Password: "pw"})
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			t.Fatalf("go-redis with a username on an open server, RESP%d: %v", proto, err)
+		}
+		rdb.Close()
+	}
 	for _, proto := range []int{2, 3} {
 		if v, err := ts.client(t, proto, "s3cret").Get(ctx, "k").Result(); err != nil || v != "v" {
 			t.Fatalf("go-redis with password, RESP%d: %q, %v", proto, v, err)
