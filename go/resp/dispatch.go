@@ -79,14 +79,17 @@ type kv interface {
 }
 
 // readKV is the kv of read-only commands outside a transaction.
-type readKV struct{ st Store }
+type readKV struct {
+	st  Store
+	now func() time.Time // Config.Clock
+}
 
 var errReadOnlyKV = errors.New("resp: write through a read-only command (bug)")
 
 func (k readKV) Get(key []byte) (storage.Entry, error)  { return k.st.GetEntry(key) }
 func (k readKV) Put(key, value []byte, exp int64) error { return errReadOnlyKV }
 func (k readKV) Delete(key []byte) error                { return errReadOnlyKV }
-func (k readKV) Now() int64                             { return time.Now().UnixNano() }
+func (k readKV) Now() int64                             { return k.now().UnixNano() }
 
 // exec is one command being run.
 type exec struct {
@@ -257,7 +260,7 @@ func (s *Server) serve(c *client, cmd *command, args [][]byte, tx *storage.Txn) 
 		x.kv = tx
 		cmd.run(&x)
 	case cmd.flags&fWrite == 0:
-		x.kv = readKV{s.store}
+		x.kv = readKV{s.store, s.cfg.Clock}
 		cmd.run(&x)
 	default:
 		mark := len(c.r.b)

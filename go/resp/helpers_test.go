@@ -62,6 +62,9 @@ func startWrapped(t testing.TB, cfg Config, opts storage.Options, wrap func(Stor
 	if cfg.MaxValueSize == 0 {
 		cfg.MaxValueSize = 1 << 20
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = opts.Clock // the engine's, as the server passes it
+	}
 	if cfg.Loops == 0 {
 		cfg.Loops = testLoops(t)
 	}

@@ -92,11 +92,7 @@ func cmdRename(x *exec) {
 // cmdExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT,
 // LT.  A time at or before now deletes the key, as in Redis.
 func cmdExpire(x *exec) {
-	n, ok := parseInt(x.args[2])
-	if !ok {
-		x.fail(errNotInt)
-		return
-	}
+	// Redis reads the options before the time.
 	var nx, xx, gt, lt bool
 	for _, a := range x.args[3:] {
 		switch lower(a) {
@@ -121,23 +117,37 @@ func cmdExpire(x *exec) {
 		x.fail("ERR GT and LT options at the same time are not compatible")
 		return
 	}
+	n, ok := parseInt(x.args[2])
+	if !ok {
+		x.fail(errNotInt)
+		return
+	}
 	unit := int64(time.Second)
 	if x.cmd.name == "pexpire" || x.cmd.name == "pexpireat" {
 		unit = int64(time.Millisecond)
 	}
-	invalid := "ERR invalid expire time in '" + x.cmd.name + "' command"
-	if n > math.MaxInt64/unit || n < math.MinInt64/unit {
-		x.fail(invalid)
+	// A time past the year 2262 (Unix ns in an int64) is refused; one
+	// however far in the past expires the key, as in Redis, whose range
+	// in that direction is larger than ours: such a time is clamped.
+	if n > math.MaxInt64/unit {
+		x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
 		return
 	}
-	at := n * unit
+	at := int64(math.MinInt64)
+	if n >= math.MinInt64/unit {
+		at = n * unit
+	}
 	now := x.kv.Now()
 	if x.cmd.name == "expire" || x.cmd.name == "pexpire" {
-		if (at > 0 && at > math.MaxInt64-now) || (at < 0 && at < math.MinInt64+now) {
-			x.fail(invalid)
+		switch {
+		case at > 0 && at > math.MaxInt64-now:
+			x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
 			return
+		case at < 0 && at < math.MinInt64+now:
+			at = math.MinInt64
+		default:
+			at += now
 		}
-		at += now
 	}
 	ent, found, good := x.lookupValue(x.args[1])
 	if !good {
@@ -180,15 +190,19 @@ func cmdTTL(x *exec) {
 		x.r.int(-1)
 		return
 	}
+	// Redis keeps expiries in ms and answers the ms left (its clock read
+	// in whole ms, so a PX 1000 reads 1000 at once), and seconds rounded
+	// to the nearest: the ns left are rounded up to ms, the absolute
+	// time down, as a ms clock would have them.
 	ms := int64(time.Millisecond)
+	left := (ent.ExpiresAt - x.kv.Now() + ms - 1) / ms
 	switch x.cmd.name {
 	case "ttl":
-		left := (ent.ExpiresAt - x.kv.Now()) / ms
-		x.r.int((left + 500) / 1000) // Redis rounds to the nearest second
+		x.r.int((left + 500) / 1000)
 	case "pttl":
-		x.r.int((ent.ExpiresAt - x.kv.Now()) / ms)
+		x.r.int(left)
 	case "expiretime":
-		x.r.int(ent.ExpiresAt / int64(time.Second))
+		x.r.int((ent.ExpiresAt/ms + 500) / 1000)
 	default: // pexpiretime
 		x.r.int(ent.ExpiresAt / ms)
 	}

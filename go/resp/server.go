@@ -91,6 +91,10 @@ type Config struct {
 	// either transport, and on the event loops also the replies gnet has
 	// not sent yet; past it the client is disconnected (loop.go).
 	MaxPendingReplies int
+	// Clock is the engine's clock (storage.Options.Clock; nil:
+	// time.Now): the TTLs a read-only command reports are measured
+	// against it, as the writes inside a transaction measure theirs.
+	Clock func() time.Time
 }
 
 // Limits of the protocol (Redis's where it has one).
@@ -169,6 +173,9 @@ func New(cfg Config, store Store) *Server {
 	}
 	if cfg.MaxPendingReplies <= 0 {
 		cfg.MaxPendingReplies = defaultMaxPendingReplies
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	s := &Server{
 		cfg:     cfg,

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,4 +423,31 @@ func TestPipelinedUpdates(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
+}
+
+// TestTTLRounding: TTLs read as Redis's, which keeps expiries in whole ms
+// on a ms clock: the ms left round up (PX 1000 reads 1000 at once), the
+// seconds left and EXPIRETIME round to the nearest; a time however far in
+// the past expires the key.  The clock is fixed, so nothing here depends
+// on how long a step takes.
+func TestTTLRounding(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2030, 1, 1, 0, 0, 0, 123_456_789, time.UTC).UnixNano())
+	ts := startServer(t, Config{}, storage.Options{Clock: func() time.Time { return time.Unix(0, now.Load()) }})
+	r := ts.raw(t)
+	fmt.Fprint(r, "SET a v PX 1000\r\nPTTL a\r\nSET b v PX 1500\r\nTTL b\r\nSET c v PX 1499\r\nTTL c\r\n")
+	r.expect(t, "+OK", ":1000", "+OK", ":2", "+OK", ":1")
+	now.Add(int64(400 * time.Microsecond))
+	fmt.Fprint(r, "PTTL a\r\n")
+	r.expect(t, ":1000")
+	fmt.Fprint(r, "PEXPIREAT a 4000000000623\r\nEXPIRETIME a\r\nPEXPIRETIME a\r\nPEXPIREAT a 4000000000499\r\nEXPIRETIME a\r\n")
+	r.expect(t, ":1", ":4000000001", ":4000000000623", ":1", ":4000000000")
+	// Past times of any size delete the key; only the future is bounded.
+	fmt.Fprint(r, "EXPIRE a -9223372036854775\r\nEXISTS a\r\nPEXPIRE b -9223372036854775808\r\nEXISTS b\r\n")
+	r.expect(t, ":1", ":0", ":1", ":0")
+	fmt.Fprint(r, "EXPIREAT c -9223372036854775808\r\nEXISTS c\r\nSET d v\r\nEXPIRE d 9223372036854775\r\nTTL d\r\n")
+	r.expect(t, ":1", ":0", "+OK", "-ERR invalid expire time in 'expire' command", ":-1")
+	// The options are read before the time, as in Redis.
+	fmt.Fprint(r, "EXPIRE d x NX LT\r\n")
+	r.expect(t, "-ERR NX and XX, GT or LT options at the same time are not compatible")
 }
