@@ -43,6 +43,9 @@ var (
 	// ErrUnknownMember: RemoveMember of an ID that is not in the
 	// configuration.
 	ErrUnknownMember = errors.New("mantisdb cluster: no such member")
+	// ErrLastVoter: RemoveMember of the configuration's only voter, which
+	// Raft refuses (a cluster needs one).
+	ErrLastVoter = errors.New("mantisdb cluster: the only voting member cannot be removed; add another first")
 	// ErrLogStoreMismatch: Config.LogStore names a Raft log store other
 	// than the one the node's directory already holds.
 	ErrLogStoreMismatch = errors.New("mantisdb cluster: the Raft directory holds the other log store")

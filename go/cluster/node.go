@@ -221,6 +221,10 @@ type Node struct {
 	readMu      sync.Mutex
 	readTerm    uint64
 	readBarrier uint64
+	// readDone is the highest commit index a ReadBarrier saw applied
+	// (every entry up to it is in the engine), so later reads below it
+	// wait for nothing.
+	readDone atomic.Uint64
 
 	// keys serializes read-modify-writes against the writes of their
 	// keys (update.go); uncertain and settled track writes whose outcome
@@ -654,14 +658,48 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		return wrap("leadership changed during the read")
 	}
 	// Entries up to the barrier are applied (the barrier's future returned
-	// after the FSM passed it); the barrier itself and the no-op of the
-	// term never reach the FSM, so they do not count against it.
-	if commit <= floor {
+	// after the FSM passed it).
+	if commit <= floor || commit <= n.readDone.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
-	return n.fsm.waitApplied(ctx, commit)
+	if err := n.fsm.waitApplied(ctx, n.applyTarget(commit)); err != nil {
+		return err
+	}
+	for {
+		if d := n.readDone.Load(); d >= commit || n.readDone.CompareAndSwap(d, commit) {
+			return nil
+		}
+	}
+}
+
+// applyTarget returns the index the state machine's applied index must
+// reach for it to hold every entry up to commit: that of the last entry
+// at or below commit which Raft hands it (a command, or a membership
+// change: fsm.StoreConfiguration), 0 if none is above what it applied.
+// Barriers and a term's no-op never reach it (hashicorp/raft answers
+// them itself), so waiting for commit when the log ends in one (the
+// barriers of a new leader's concurrent first reads, settle's after an
+// uncertain write) waited until some later write, and failed every read
+// of an idle cluster.  An entry compacted away is in the snapshot the
+// state machine holds; an unreadable log leaves commit itself (the wait
+// then fails if nothing is applied past it).
+func (n *Node) applyTarget(commit uint64) uint64 {
+	have := n.fsm.applied.Load()
+	var l raft.Log
+	for i := commit; i > have; i-- {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				return 0
+			}
+			return commit
+		}
+		if l.Type != raft.LogBarrier && l.Type != raft.LogNoop {
+			return i
+		}
+	}
+	return 0
 }
 
 // termBarrier returns once this leader has applied a barrier entry of its
@@ -690,7 +728,11 @@ func (n *Node) termBarrier(ctx context.Context) (term, floor uint64, err error) 
 		return 0, 0, wrap("leadership changed during the read")
 	}
 	n.readMu.Lock()
-	n.readTerm, n.readBarrier = term, floor
+	if n.readTerm != term || floor > n.readBarrier {
+		// Concurrent first reads of a term each append a barrier: the
+		// highest one applied is the floor.
+		n.readTerm, n.readBarrier = term, floor
+	}
 	n.readMu.Unlock()
 	return term, floor, nil
 }
@@ -845,6 +887,9 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr, respAddr string) error {
 	if id == "" || raftAddr == "" {
 		return fmt.Errorf("%w: member needs an ID and a Raft address", ErrConfig)
 	}
+	if err := CheckPeerAddr(raftAddr); err != nil {
+		return err
+	}
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
@@ -869,21 +914,39 @@ func (n *Node) RemoveMember(id string) error {
 	if err := cf.Error(); err != nil {
 		return raftError(err)
 	}
-	found := false
+	found, voter, voters := false, false, 0
 	for _, s := range cf.Configuration().Servers {
-		found = found || string(s.ID) == id
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == id {
+			found, voter = true, s.Suffrage == raft.Voter
+		}
 	}
 	if !found {
 		return ErrUnknownMember
 	}
+	if voter && voters == 1 {
+		return ErrLastVoter
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
 	// The address entry goes first: once this leader removes itself it
-	// can no longer write.
+	// can no longer write.  If Raft then refuses the removal, the entry
+	// is put back: the member stays, and followers redirect to it (a
+	// removal whose outcome is unknown puts it back too; an address of
+	// a member that is gone is never used).
+	old, gerr := n.eng.Get(memberKey(id))
 	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
 		return err
 	}
-	return n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
+	err := n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
+	if err != nil && gerr == nil && n.raft.State() == raft.Leader {
+		rctx, rcancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		_ = n.propose(rctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: old}})
+		rcancel()
+	}
+	return err
 }
 
 // Member is one server of the configuration.

@@ -65,6 +65,25 @@ func CheckAddrs(bind, advertise string) error {
 	return nil
 }
 
+// CheckPeerAddr checks an address another node or a client will dial (a
+// joining member's Raft, HTTP or RESP address): host:port, with a host
+// that names one interface and a port in 1..65535.  A Raft address that
+// no one can dial, once in the configuration, is a voter that never
+// answers: a one-node cluster that adds it loses its quorum for good.
+func CheckPeerAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: address %q: %v", ErrConfig, addr, err)
+	}
+	if isWildcard(host) {
+		return fmt.Errorf("%w: address %q is not routable", ErrConfig, addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: address %q: port must be 1..65535", ErrConfig, addr)
+	}
+	return nil
+}
+
 // isWildcard reports whether host is empty or an unspecified IP (0.0.0.0,
 // ::): an address that names no one interface.
 func isWildcard(host string) bool {

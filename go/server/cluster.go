@@ -202,22 +202,38 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		}
 		return false, r
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return false, r // the handler reports the malformed query
+	// The query is read as the handlers read it (parseQuery: a '+' is a
+	// plus, a ';' is part of a value): a stricter parser here let a
+	// query it refused skip the gate and be served from local state.
+	// Only the consistency pair is taken out; the others stay as sent
+	// (url.Values.Encode would turn a space into a '+').
+	level, levels := "linearizable", []string(nil)
+	pairs := strings.Split(r.URL.RawQuery, "&")
+	kept := pairs[:0:0]
+	for _, pair := range pairs {
+		k, v, _ := strings.Cut(pair, "=")
+		name, err := url.PathUnescape(k)
+		if err == nil && name == "consistency" {
+			v, err = url.PathUnescape(v)
+			levels = append(levels, v)
+		} else if pair != "" {
+			kept = append(kept, pair)
+		}
+		if err != nil {
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, "malformed query string: "+err.Error()))
+			return true, r
+		}
 	}
-	level := "linearizable"
-	if v, ok := q["consistency"]; ok {
-		if len(v) != 1 || (v[0] != "stale" && v[0] != "linearizable") {
+	if levels != nil {
+		if len(levels) != 1 || (levels[0] != "stale" && levels[0] != "linearizable") {
 			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, "consistency must be linearizable or stale, once"))
 			return true, r
 		}
-		level = v[0]
-		q.Del("consistency")
+		level = levels[0]
 		r2 := new(http.Request)
 		*r2 = *r
 		u := *r.URL
-		u.RawQuery = q.Encode()
+		u.RawQuery = strings.Join(kept, "&")
 		r2.URL = &u
 		r = r2
 	}
@@ -393,9 +409,16 @@ func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLeader(w, r)
 		return
 	}
-	if strings.ContainsAny(req.HTTPAddr+req.RESPAddr, "\n\r") {
-		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "http_addr and resp_addr are host:port"))
-		return
+	for _, a := range []string{req.RaftAddr, req.HTTPAddr, req.RESPAddr} {
+		if a == "" {
+			continue
+		}
+		if err := cluster.CheckPeerAddr(a); err != nil {
+			// Such an address in the configuration would be a voter
+			// no one can reach (or a redirect to nowhere).
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "raft_addr, http_addr and resp_addr are host:port with a routable host: "+err.Error()))
+			return
+		}
 	}
 	if err := s.cluster.AddVoter(req.ID, req.RaftAddr, req.HTTPAddr, req.RESPAddr); err != nil {
 		writeError(w, r, err)
@@ -426,6 +449,10 @@ func (s *Server) handleClusterRemove(w http.ResponseWriter, r *http.Request, raw
 	if err := s.cluster.RemoveMember(id); err != nil {
 		if errors.Is(err, cluster.ErrUnknownMember) {
 			writeAPIError(w, r, newError(http.StatusNotFound, CodeNotFound, "no member "+id))
+			return
+		}
+		if errors.Is(err, cluster.ErrLastVoter) {
+			writeAPIError(w, r, newError(http.StatusConflict, CodeBadRequest, err.Error()))
 			return
 		}
 		writeError(w, r, err)

@@ -241,6 +241,17 @@ func TestClusterHTTP(t *testing.T) {
 	if code, _, body := call(t, "POST", "http://"+l.http+"/api/v1/cluster/join", `{"id":""}`); code != 400 {
 		t.Fatalf("bad join: %d %s", code, body)
 	}
+	// An address no one can dial is refused before Raft sees it: as a
+	// voter it would cost the cluster its failure tolerance.
+	for _, body := range []string{`{"id":"n9","raft_addr":"nohost"}`, `{"id":"n9","raft_addr":"0.0.0.0:7"}`,
+		`{"id":"n9","raft_addr":"127.0.0.1:7","http_addr":"x"}`, `{"id":"n9","raft_addr":"127.0.0.1:7","resp_addr":"127.0.0.1:0"}`} {
+		if code, _, got := call(t, "POST", "http://"+l.http+"/api/v1/cluster/join", body); code != 400 {
+			t.Fatalf("join %s: %d %s", body, code, got)
+		}
+	}
+	if st := clusterStatusOf(t, l); len(st.Members) != 3 {
+		t.Fatalf("%d members after refused joins", len(st.Members))
+	}
 
 	// Failover: stop the leader; another takes over and writes go on.
 	term := clusterStatusOf(t, l).Term
