@@ -92,6 +92,22 @@ var commandSteps = []step{
 	e("ERR value is not an integer or out of range", "INCRBY", "i", "01"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "a", "1"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "f", "nan"),
+	// Redis's long double arithmetic and "%.17Lf" (longdouble.go): the
+	// answers redis-server 7.0 gives on x86-64, where a float64 reads
+	// 0.30000000000000004, 3.3000000000000003, and refuses 1e400 and 0x10.
+	s("0.1", "INCRBYFLOAT", "ld", "0.1"), s("0.2", "INCRBYFLOAT", "ld", "0.1"), s("0.3", "INCRBYFLOAT", "ld", "0.1"),
+	s("OK", "SET", "ld", "1.1"), s("3.3", "INCRBYFLOAT", "ld", "2.2"),
+	s("0", "INCRBYFLOAT", "tiny", "1e-20"), s("16", "INCRBYFLOAT", "hex", "0x10"), s("24", "INCRBYFLOAT", "hex", "0x1p3"),
+	s("12345678901234567890", "INCRBYFLOAT", "big", "12345678901234567890"),
+	s("OK", "SET", "nz", "-0"), s("0", "INCRBYFLOAT", "nz", "-0"),
+	s("1000000000000000000024696061952", "INCRBYFLOAT", "huge", "1e30"),
+	e("ERR increment would produce NaN or Infinity", "INCRBYFLOAT", "ld", "inf"),
+	s("OK", "SET", "ovf", "1e4932"), e("ERR increment would produce NaN or Infinity", "INCRBYFLOAT", "ovf", "1e4932"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e5000"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e-4951"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", " 1"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "0b101"),
 	s("OK", "SET", "big", "9223372036854775807"), e("ERR increment or decrement would overflow", "INCR", "big"),
 	s("OK", "SET", "small", "-9223372036854775808"), e("ERR increment or decrement would overflow", "DECR", "small"),
 	e("ERR decrement would overflow", "DECRBY", "small", "-9223372036854775808"),

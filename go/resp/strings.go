@@ -6,6 +6,7 @@ package resp
 import (
 	"errors"
 	"math"
+	"math/big"
 	"strconv"
 	"time"
 
@@ -45,24 +46,6 @@ func parseInt(b []byte) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	return n, err == nil
-}
-
-// parseFloat parses a float argument or stored value as Redis does: a
-// decimal number, no spaces, no NaN or infinities.
-func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 5000 {
-		return 0, false
-	}
-	for _, ch := range b {
-		if !(ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E') {
-			return 0, false
-		}
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
 }
 
 // lookupValue reads key for a command, writing an error reply on failure.
@@ -524,7 +507,7 @@ func cmdIncr(x *exec) {
 }
 
 func cmdIncrByFloat(x *exec) {
-	by, ok := parseFloat(x.args[2])
+	by, byInf, ok := parseLongDouble(x.args[2])
 	if !ok {
 		x.fail(errNotFloat)
 		return
@@ -533,19 +516,23 @@ func cmdIncrByFloat(x *exec) {
 	if !good {
 		return
 	}
-	var cur float64
+	cur, curInf := new(big.Float).SetPrec(ldPrec), 0
 	if found {
-		if cur, ok = parseFloat(ent.Value); !ok {
+		if cur, curInf, ok = parseLongDouble(ent.Value); !ok {
 			x.fail(errNotFloat)
 			return
 		}
 	}
-	cur += by
-	if math.IsNaN(cur) || math.IsInf(cur, 0) {
-		x.fail(errNaN)
+	if byInf != 0 || curInf != 0 {
+		x.fail(errNaN) // inf + x, or inf - inf: Redis's isnan/isinf check
 		return
 	}
-	s := formatFloat(cur)
+	sum := new(big.Float).SetPrec(ldPrec).SetMode(big.ToNearestEven).Add(cur, by)
+	if !ldInRange(sum) {
+		x.fail(errNaN) // the long double overflowed to infinity
+		return
+	}
+	s := formatLongDouble(sum)
 	if x.put(x.args[1], []byte(s), ent.ExpiresAt) {
 		x.r.bulkString(s)
 	}
