@@ -744,8 +744,12 @@ mantis_status mantis_db_delete(mantis_db *db, const void *key, size_t key_len);
  * (MANTIS_CORRUPT, MANTIS_TRUNCATED, MANTIS_UNSUPPORTED, MANTIS_TOO_LARGE),
  * MANTIS_INVALID for a BATCH/META record or an empty key, MANTIS_TOO_LARGE
  * for a key/value over this db's limits or len > MANTIS_MAX_BATCH_SIZE,
- * MANTIS_NOMEM (nothing applied).  An empty batch (len 0) is MANTIS_OK.
- * Atomic for readers (consistency rule 2).
+ * MANTIS_NOMEM.  An empty batch (len 0) is MANTIS_OK.  Atomic for readers
+ * (consistency rule 2), except after MANTIS_NOMEM: publishing allocates
+ * (a record per put, a node per new key), so running out of memory part
+ * way leaves a prefix of the batch published (engine.c, "Known gap").
+ * With a data directory the Go engine then refuses writes until a reopen,
+ * whose log replays the batch whole; in memory the prefix stays.
  */
 mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 			      size_t *bad_offset);

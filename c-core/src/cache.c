@@ -925,8 +925,11 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 	uint64_t charge = mantis_cache_charge(key_len, value_len);
 	uint64_t h = hash_key(c->seed, key, key_len);
 	struct shard *s = shard_for(c, h);
-	if (charge > s->budget)
-		return MANTIS_TOO_LARGE; /* checked before anything is evicted */
+	/* max_entry, not this shard's budget: a shard that got a byte of the
+	 * budget's remainder would take a charge one over the documented
+	 * max_entry_size.  Checked before anything is evicted. */
+	if (charge > c->max_entry)
+		return MANTIS_TOO_LARGE;
 
 	/* Allocate and fill before taking the lock or changing anything. */
 	size_t asz = sizeof(struct entry) + key_len + value_len;

@@ -242,6 +242,29 @@ func TestTTL(t *testing.T) {
 	})
 }
 
+// TestMaxEntrySizeExact: Stats.MaxEntrySize is the largest charge Set
+// accepts, on every shard.  A budget that does not divide by the shards
+// gives some shards a byte more, and those took a charge one over it.
+func TestMaxEntrySizeExact(t *testing.T) {
+	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
+		c := mk(Options{BudgetBytes: 2<<20 + 1})
+		st := c.Stats()
+		if st.Shards < 2 {
+			t.Skipf("%d shard: no remainder to share", st.Shards)
+		}
+		for i := 0; i < 64; i++ {
+			key := []byte(fmt.Sprintf("k%02d", i))
+			over := make([]byte, st.MaxEntrySize+1-Charge(len(key), 0))
+			if err := c.Set(key, over, 0); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("Set of charge MaxEntrySize+1 (%s): %v", key, err)
+			}
+			if err := c.Set(key, over[1:], 0); err != nil {
+				t.Fatalf("Set of charge MaxEntrySize (%s): %v", key, err)
+			}
+		}
+	})
+}
+
 func TestBudgetAndTooLarge(t *testing.T) {
 	forEach(t, func(t *testing.T, mk func(Options) Cache, clk *fakeClock) {
 		budget := int64(4096)

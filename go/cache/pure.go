@@ -514,7 +514,7 @@ func (c *pureCache) Set(key, value []byte, ttl time.Duration) error {
 	h := maphash.Bytes(c.seed, key)
 	s := c.shardOf(h)
 	charge := Charge(len(key), len(value))
-	if charge > s.budget {
+	if charge > c.maxEntry { // not s.budget, which may hold a byte of the remainder
 		return ErrTooLarge
 	}
 	r := newRec(key, value, exp)
