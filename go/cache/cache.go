@@ -102,8 +102,10 @@ type Options struct {
 	// Shards (default 16) is rounded down to a power of two and halved until
 	// each shard holds at least 1 MiB (MaxEntrySize is one shard's share).
 	Shards int
-	// Now is the clock for TTLs in nanoseconds on any monotonic scale.
-	// Default: a monotonic clock.  Tests set it to control expiry.  It is
+	// Now is the clock for TTLs in nanoseconds on any monotonic scale
+	// that stays at or above zero (the C core keeps times unsigned: with
+	// a negative reading the native cache refuses TTL Sets).  Default: a
+	// monotonic clock.  Tests set it to control expiry.  It is
 	// not called until the first Set with a TTL (no entry can expire
 	// before that).
 	Now func() int64
