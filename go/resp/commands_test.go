@@ -108,6 +108,7 @@ var commandSteps = []step{
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", " 1"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "0b101"),
+	s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", ""), s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", "list"), // no key has these types
 	s("OK", "SET", "big", "9223372036854775807"), e("ERR increment or decrement would overflow", "INCR", "big"),
 	s("OK", "SET", "small", "-9223372036854775808"), e("ERR increment or decrement would overflow", "DECR", "small"),
 	e("ERR decrement would overflow", "DECRBY", "small", "-9223372036854775808"),

@@ -338,7 +338,7 @@ func cmdScan(x *exec) {
 	}
 	var pattern []byte
 	count := int64(10)
-	typ := ""
+	typed, typ := false, "" // TYPE "" matches no key, as in Redis
 	for i := 2; i < len(x.args); i += 2 {
 		if i+1 >= len(x.args) {
 			x.fail(errSyntax)
@@ -359,7 +359,7 @@ func cmdScan(x *exec) {
 			}
 			count = n
 		case "type":
-			typ = lower(x.args[i+1])
+			typed, typ = true, lower(x.args[i+1])
 		default:
 			x.fail(errSyntax)
 			return
@@ -394,7 +394,7 @@ func cmdScan(x *exec) {
 		visited++
 		k := it.Key()
 		last = append(last[:0], k...)
-		if typ != "" && typ != "string" {
+		if typed && typ != "string" {
 			continue
 		}
 		if pattern == nil || globMatch(pattern, k) {
