@@ -13,6 +13,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,12 @@ import (
 type writeReq struct {
 	ops  []storage.Op
 	size int
-	done chan error // buffered: the batcher never blocks on a caller
+	// readTerm is the term a read-modify-write's read was made in (0: a
+	// plain write).  Its writes are applied only if its entry is appended
+	// in that term (entry.go, "Requests entry"); else it is answered
+	// errStaleRead.
+	readTerm uint64
+	done     chan error // buffered: the batcher never blocks on a caller
 	// settled, if not nil, runs once the request is answered, which may
 	// be after submit returned ErrUnknownOutcome (update.go's key locks
 	// are released there).
@@ -95,10 +101,16 @@ func newBatcher(n *Node) *batcher {
 // (ErrUnknownOutcome: the entry may still commit) or the node to close.
 // settled (nil: none) runs once the request is answered: at once when it
 // was never queued, else when its entry's fate is known, or when the
-// node closes before it was sent; always exactly once.
-func (b *batcher) submit(ctx context.Context, ops []storage.Op, settled func(error)) error {
-	return b.submitReq(ctx, &writeReq{ops: ops, size: opsEncodedSize(ops), done: make(chan error, 1), settled: settled})
+// node closes before it was sent; always exactly once.  readTerm is the
+// request's writeReq.readTerm (0: a plain write).
+func (b *batcher) submit(ctx context.Context, ops []storage.Op, readTerm uint64, settled func(error)) error {
+	return b.submitReq(ctx, &writeReq{ops: ops, size: opsEncodedSize(ops), readTerm: readTerm, done: make(chan error, 1), settled: settled})
 }
+
+// errStaleRead answers a read-modify-write whose entry was appended in a
+// term other than the one its read was made in: the FSM skipped its
+// writes on every replica (entry.go), so nothing was written.
+var errStaleRead = fmt.Errorf("%w (the leadership changed after the read; the entry skipped its writes)", ErrTryAgain)
 
 // submitFlush is submit of a flush entry; it returns the keys the leader
 // deleted.
@@ -229,19 +241,37 @@ func (b *batcher) loop() {
 }
 
 // send encodes reqs as one entry, applies it through Raft and answers
-// every request when the entry's fate is known.
+// every request when the entry's fate is known: a batch entry when no
+// request carries a read term, else a requests entry, of which the FSM
+// may skip some requests (answered errStaleRead, the others nil).
 func (b *batcher) send(reqs []*writeReq) {
-	release := func(err error) {
-		for _, r := range reqs {
+	release := func(err error, stale staleReqs) {
+		for i, r := range reqs {
+			if len(stale) > 0 && stale[0] == i {
+				stale = stale[1:]
+				r.answer(errStaleRead)
+				continue
+			}
 			r.answer(err)
 		}
 		<-b.slots
 	}
 	var data []byte
 	var err error
-	if reqs[0].flush {
+	conditional := false
+	for _, r := range reqs {
+		conditional = conditional || r.readTerm != 0
+	}
+	switch {
+	case reqs[0].flush:
 		data, err = encodeFlushEntry(nil) // the loop sends a flush alone
-	} else {
+	case conditional:
+		ereqs := make([]entryReq, len(reqs))
+		for i, r := range reqs {
+			ereqs[i] = entryReq{readTerm: r.readTerm, ops: r.ops}
+		}
+		data, err = encodeRequestsEntry(nil, ereqs)
+	default:
 		var ops []storage.Op
 		for _, r := range reqs {
 			ops = append(ops, r.ops...)
@@ -249,7 +279,7 @@ func (b *batcher) send(reqs []*writeReq) {
 		data, err = encodeEntry(nil, ops)
 	}
 	if err != nil {
-		release(err)
+		release(err, nil)
 		return
 	}
 	f := b.n.raft.Apply(data, b.n.cfg.ApplyTimeout)
@@ -263,15 +293,18 @@ func (b *batcher) send(reqs []*writeReq) {
 			// Handed to Raft, then the node stopped: others may commit it.
 			err = ErrUnknownOutcome
 		}
+		var stale staleReqs
 		if err == nil {
 			switch v := f.Response().(type) {
 			case error:
 				err = v
 			case flushed:
 				reqs[0].deleted = int(v)
+			case staleReqs:
+				stale = v
 			}
 		}
-		release(err)
+		release(err, stale)
 	}()
 }
 

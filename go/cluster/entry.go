@@ -5,8 +5,8 @@ package cluster
 // fuzzed and CRC-checked, validates everything a peer sends before any of
 // it touches the engine.
 //
-// Log entry (raft.Log.Data of a LogCommand): exactly one BATCH record, the
-// WAL's batch record byte for byte:
+// Batch entry (raft.Log.Data of a LogCommand carrying plain writes only):
+// exactly one BATCH record, the WAL's batch record byte for byte:
 //
 //	+---------------------------+-----------+-----------+-----+
 //	| BATCH header (seq 0)      | PUT/DELETE| PUT/DELETE| ... |
@@ -35,6 +35,36 @@ package cluster
 // docs/CLUSTER.md) rather than diverging, so every member must run a
 // version that knows them before FLUSHDB is used.
 //
+// Requests entry (an entry carrying a read-modify-write, update.go): a
+// META header, then one BATCH record per client request, in the order
+// the batcher took them:
+//
+//	META   key "mantisdb-raft-requests"  value = u32 LE number of BATCHes (N)
+//	BATCH  seq = read term (0: none)  value = that request's PUT/DELETE records
+//	... N BATCH records in all
+//
+// A request's read term is the term in which its leader read the state
+// its writes were computed from (the term whose barrier settle
+// confirmed); a plain write (Write, Put, Delete, a member's address)
+// has none (seq 0) and is applied unconditionally.  The FSM applies the
+// writes of a request whose read term is 0 or equals the entry's own
+// term (raft.Log.Term, the term of the leader that appended it) and skips,
+// whole, a request whose read term differs: that leader lost its
+// leadership between the read and the append, so another leader may
+// have written the keys in between (update.go).  The decision depends on
+// the entry alone, so every replica and every replay makes the same one.
+// The writes of the applied requests, in entry order, are one engine
+// batch, as for a batch entry; the skipped requests' positions are the
+// Apply response, and the leader answers them ErrTryAgain (not
+// written).  The batcher sends a batch entry (above, byte for byte as
+// before) when none of its requests has a read term, so plain writes
+// keep their format.  Compatibility: a node of a version without
+// requests entries refuses one as ErrBadEntry (a META entry not named
+// mantisdb-raft-flush, or more than one record) and stops applying
+// (ErrApplyFailed) rather than apply a stale write; so every member must
+// run a version that knows them before read-modify-writes (INCR, SET NX,
+// EXEC ...) are sent to the cluster.
+//
 // Snapshot stream (FSM.Snapshot / Restore):
 //
 //	META  key "mantisdb-raft-snapshot"      value = u64 LE applied index, u32 LE version (1)
@@ -50,6 +80,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/mantisdb/mantisdb/go/codec"
@@ -58,6 +89,7 @@ import (
 
 const (
 	flushEntryKey   = "mantisdb-raft-flush"
+	requestsKey     = "mantisdb-raft-requests"
 	snapHeaderKey   = "mantisdb-raft-snapshot"
 	snapTrailerKey  = "mantisdb-raft-snapshot-end"
 	snapVersion     = 1
@@ -97,23 +129,33 @@ func opsEncodedSize(ops []storage.Op) int {
 func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 	n := opsEncodedSize(ops)
 	if n > MaxEntryPayload {
-		return dst, fmt.Errorf("%w: %d bytes of records in one Raft entry; the limit is %d", storage.ErrBatchTooLarge, n, MaxEntryPayload)
+		return dst, tooLarge(n)
 	}
 	// The exact size is known: one allocation, and the nested records
 	// are encoded in place behind the BATCH header (no copy).
 	dst = slices.Grow(dst, codec.HeaderSize+n)
-	out, err := codec.AppendBatch(dst, 0, func(payload []byte) ([]byte, error) {
+	return appendOpsBatch(dst, 0, ops, 0)
+}
+
+func tooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes of records in one Raft entry; the limit is %d", storage.ErrBatchTooLarge, n, MaxEntryPayload)
+}
+
+// appendOpsBatch appends one BATCH record numbered seq holding ops;
+// first is the index of ops[0] in its entry (for errors).
+func appendOpsBatch(dst []byte, seq uint64, ops []storage.Op, first int) ([]byte, error) {
+	out, err := codec.AppendBatch(dst, seq, func(payload []byte) ([]byte, error) {
 		for i := range ops {
 			op := &ops[i]
 			r := codec.Record{Type: codec.TypePut, Key: op.Key, Value: op.Value, ExpiresAt: op.ExpiresAt}
 			if op.Kind == storage.OpDelete {
 				r = codec.Record{Type: codec.TypeDelete, Key: op.Key}
 			} else if op.Kind != storage.OpPut || op.TTL != 0 {
-				return payload, fmt.Errorf("%w: op %d: kind %d ttl %v", ErrBadEntry, i, op.Kind, op.TTL)
+				return payload, fmt.Errorf("%w: op %d: kind %d ttl %v", ErrBadEntry, first+i, op.Kind, op.TTL)
 			}
 			var err error
 			if payload, err = codec.Append(payload, r); err != nil {
-				return payload, fmt.Errorf("%w: op %d: %v", ErrBadEntry, i, err)
+				return payload, fmt.Errorf("%w: op %d: %v", ErrBadEntry, first+i, err)
 			}
 		}
 		return payload, nil
@@ -127,6 +169,45 @@ func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 	return out, nil
 }
 
+// entryReq is one client request of a requests entry: its ops, and the
+// term its read was made in (0: a plain write, applied unconditionally).
+type entryReq struct {
+	readTerm uint64
+	ops      []storage.Op
+}
+
+// encodeRequestsEntry appends the requests entry of reqs (at least one)
+// to dst.  The rules of encodeEntry hold for all their ops together:
+// over MaxEntryPayload is storage.ErrBatchTooLarge, so every entry it
+// returns is one the engine can apply whichever requests are skipped.
+func encodeRequestsEntry(dst []byte, reqs []entryReq) ([]byte, error) {
+	n := 0
+	for i := range reqs {
+		n += opsEncodedSize(reqs[i].ops)
+	}
+	if n > MaxEntryPayload {
+		return dst, tooLarge(n)
+	}
+	if len(reqs) == 0 || uint64(len(reqs)) > math.MaxUint32 {
+		return dst, fmt.Errorf("%w: a requests entry of %d requests", ErrBadEntry, len(reqs))
+	}
+	start := len(dst)
+	hdr := binary.LittleEndian.AppendUint32(nil, uint32(len(reqs)))
+	dst = slices.Grow(dst, codec.Size(len(requestsKey), len(hdr))+len(reqs)*codec.HeaderSize+n)
+	out, err := codec.Append(dst, codec.Record{Type: codec.TypeMeta, Key: []byte(requestsKey), Value: hdr})
+	if err != nil {
+		return dst, fmt.Errorf("%w: %v", ErrBadEntry, err)
+	}
+	first := 0
+	for i := range reqs {
+		if out, err = appendOpsBatch(out, reqs[i].readTerm, reqs[i].ops, first); err != nil {
+			return out[:start], err
+		}
+		first += len(reqs[i].ops)
+	}
+	return out, nil
+}
+
 // encodeFlushEntry appends the flush entry to dst.
 func encodeFlushEntry(dst []byte) ([]byte, error) {
 	out, err := codec.Append(dst, codec.Record{Type: codec.TypeMeta, Key: []byte(flushEntryKey)})
@@ -136,28 +217,81 @@ func encodeFlushEntry(dst []byte) ([]byte, error) {
 	return out, nil
 }
 
-// decodeEntry validates data as one log entry: a flush entry (flush is
-// true, b is untouched) or a batch, whose ops it appends to b.  The ops'
-// slices are views into data.
-func decodeEntry(data []byte, b *storage.Batch) (flush bool, err error) {
+// decodeEntry validates data, the entry of a log entry appended in term,
+// as one log entry: a flush entry (flush is true, b is untouched), a
+// batch entry, whose ops it appends to b, or a requests entry, whose
+// applied requests' ops (read term 0 or term) it appends to b in order,
+// returning the positions of the skipped ones in stale.  The whole entry
+// is validated before it returns nil, skipped requests included.  The
+// ops' slices are views into data.
+func decodeEntry(data []byte, term uint64, b *storage.Batch) (flush bool, stale []int, err error) {
 	r, n, err := codec.Decode(data)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrBadEntry, err)
+		return false, nil, fmt.Errorf("%w: %v", ErrBadEntry, err)
+	}
+	if r.Type == codec.TypeMeta && string(r.Key) == requestsKey {
+		stale, err := decodeRequests(r, data[n:], term, b)
+		return false, stale, err
 	}
 	if n != len(data) {
-		return false, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
+		return false, nil, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
 	}
 	if r.Type == codec.TypeMeta {
 		if string(r.Key) != flushEntryKey || len(r.Value) != 0 || r.ExpiresAt != 0 || r.Seq != 0 {
-			return false, fmt.Errorf("%w: meta entry %q with %d value bytes", ErrBadEntry, r.Key, len(r.Value))
+			return false, nil, fmt.Errorf("%w: meta entry %q with %d value bytes", ErrBadEntry, r.Key, len(r.Value))
 		}
-		return true, nil
+		return true, nil, nil
 	}
 	if r.Type != codec.TypeBatch {
-		return false, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
+		return false, nil, fmt.Errorf("%w: type %d, %d of %d bytes", ErrBadEntry, r.Type, n, len(data))
 	}
-	it := codec.NewBatchIter(r.Value)
+	return false, nil, appendBatchOps(r.Value, b, true)
+}
+
+// decodeRequests decodes the BATCH records (rest) after a requests
+// entry's header hdr (decodeEntry).
+func decodeRequests(hdr codec.Record, rest []byte, term uint64, b *storage.Batch) ([]int, error) {
+	if len(hdr.Value) != 4 || hdr.ExpiresAt != 0 || hdr.Seq != 0 {
+		return nil, fmt.Errorf("%w: requests entry header of %d value bytes", ErrBadEntry, len(hdr.Value))
+	}
+	want := binary.LittleEndian.Uint32(hdr.Value)
+	if want == 0 {
+		return nil, fmt.Errorf("%w: requests entry of no requests", ErrBadEntry)
+	}
+	var stale []int
+	it := codec.NewIter(rest)
+	count := uint32(0)
 	for it.Next() {
+		r := it.Record()
+		if r.Type != codec.TypeBatch || count == want {
+			return nil, fmt.Errorf("%w: requests entry: record %d of type %d", ErrBadEntry, count, r.Type)
+		}
+		apply := r.Seq == 0 || r.Seq == term
+		if !apply {
+			stale = append(stale, int(count))
+		}
+		if err := appendBatchOps(r.Value, b, apply); err != nil {
+			return nil, err
+		}
+		count++
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("%w: requests entry: %v", ErrBadEntry, err)
+	}
+	if count != want {
+		return nil, fmt.Errorf("%w: requests entry of %d requests holds %d", ErrBadEntry, want, count)
+	}
+	return stale, nil
+}
+
+// appendBatchOps validates a BATCH payload and, if apply, appends its
+// ops to b.
+func appendBatchOps(payload []byte, b *storage.Batch, apply bool) error {
+	it := codec.NewBatchIter(payload)
+	for it.Next() {
+		if !apply {
+			continue
+		}
 		nr := it.Record()
 		if nr.Type == codec.TypeDelete {
 			b.Delete(nr.Key)
@@ -166,9 +300,9 @@ func decodeEntry(data []byte, b *storage.Batch) (flush bool, err error) {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return false, fmt.Errorf("%w: %v", ErrBadEntry, err)
+		return fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}
-	return false, nil
+	return nil
 }
 
 // snapWriter writes a snapshot stream.

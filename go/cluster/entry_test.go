@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -24,7 +26,7 @@ func TestEntryRoundTripAndDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b storage.Batch
-	if _, err := decodeEntry(data, &b); err != nil {
+	if _, _, err := decodeEntry(data, 1, &b); err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Ops) != 3 || string(b.Ops[0].Value) != "1" || b.Ops[1].ExpiresAt != 42 || b.Ops[2].Kind != storage.OpDelete {
@@ -41,7 +43,7 @@ func TestEntryRoundTripAndDamage(t *testing.T) {
 	}
 	for _, tc := range bad {
 		b.Reset()
-		if _, err := decodeEntry(tc.data, &b); !errors.Is(err, ErrBadEntry) {
+		if _, _, err := decodeEntry(tc.data, 1, &b); !errors.Is(err, ErrBadEntry) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
@@ -138,4 +140,129 @@ func TestTokenHandshake(t *testing.T) {
 		t.Errorf("wildcard bind without advertise address: %v", err)
 	}
 	var _ net.Conn = (*checkedConn)(nil)
+}
+
+// TestRequestsEntry: a requests entry applies its plain requests and
+// those whose read term is the entry's own, skips the others whole
+// (reporting their positions), validates the skipped ones too, and is
+// refused when damaged; a batch entry still decodes as before.
+func TestRequestsEntry(t *testing.T) {
+	put := func(k, v string) storage.Op {
+		return storage.Op{Kind: storage.OpPut, Key: []byte(k), Value: []byte(v)}
+	}
+	reqs := []entryReq{
+		{readTerm: 0, ops: []storage.Op{put("a", "1")}},
+		{readTerm: 5, ops: []storage.Op{put("b", "2"), {Kind: storage.OpDelete, Key: []byte("c")}}},
+		{readTerm: 4, ops: []storage.Op{put("d", "3")}},
+		{readTerm: 0, ops: []storage.Op{put("e", "4")}},
+	}
+	data, err := encodeRequestsEntry(nil, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		term  uint64
+		keys  string
+		stale []int
+	}{
+		{5, "abce", []int{2}},
+		{4, "ade", []int{1}},
+		{6, "ae", []int{1, 2}},
+	} {
+		var b storage.Batch
+		flush, stale, err := decodeEntry(data, tc.term, &b)
+		if err != nil || flush {
+			t.Fatalf("term %d: flush %v, %v", tc.term, flush, err)
+		}
+		keys := ""
+		for _, op := range b.Ops {
+			keys += string(op.Key)
+		}
+		if keys != tc.keys || !slices.Equal(stale, tc.stale) {
+			t.Fatalf("term %d: applied %q stale %v, want %q %v", tc.term, keys, stale, tc.keys, tc.stale)
+		}
+	}
+	// Every request of the entry applies: no positions.
+	var b storage.Batch
+	one, err := encodeRequestsEntry(nil, reqs[1:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stale, err := decodeEntry(one, 5, &b); err != nil || stale != nil {
+		t.Fatalf("one current request: stale %v, %v", stale, err)
+	}
+
+	hdrLen := codec.Size(len(requestsKey), 4)
+	bad := []struct {
+		name string
+		data []byte
+	}{
+		{"header only", data[:hdrLen]},
+		{"truncated", data[:len(data)-8]},
+		{"a request missing", data[:len(data)-codec.Size(0, codec.Size(1, 1))]},
+		{"trailing", append(bytes.Clone(data), make([]byte, 8)...)},
+		{"extra request", append(bytes.Clone(data), one[hdrLen:]...)},
+		// A bit flipped in the payload of request 2, which term 5 skips:
+		// a skipped request is validated all the same.
+		{"damaged skipped request", func() []byte {
+			d := bytes.Clone(data)
+			d[len(d)-codec.Size(0, codec.Size(1, 1))-9] ^= 1
+			return d
+		}()},
+		{"not a batch inside", func() []byte {
+			d := bytes.Clone(data[:hdrLen])
+			d, _ = codec.Append(d, codec.Record{Type: codec.TypePut, Key: []byte("x")})
+			return d
+		}()},
+	}
+	for _, tc := range bad {
+		b.Reset()
+		if _, _, err := decodeEntry(tc.data, 5, &b); !errors.Is(err, ErrBadEntry) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if _, err := encodeRequestsEntry(nil, nil); !errors.Is(err, ErrBadEntry) {
+		t.Errorf("no requests: %v", err)
+	}
+}
+
+// TestFSMSkipsStaleRequests: the FSM's decision depends on the entry
+// alone (its term), so two replicas, and a replay, agree; a skipped
+// request leaves the engine untouched and the entry still advances the
+// applied index.
+func TestFSMSkipsStaleRequests(t *testing.T) {
+	data, err := encodeRequestsEntry(nil, []entryReq{
+		{readTerm: 2, ops: []storage.Op{{Kind: storage.OpPut, Key: []byte("k"), Value: []byte("stale")}}},
+		{readTerm: 0, ops: []storage.Op{{Kind: storage.OpPut, Key: []byte("w"), Value: []byte("blind")}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		eng, err := storage.NewDefaultStorageEngine(storage.Options{Dir: t.TempDir(), Sync: storage.SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		if err := eng.Put([]byte("k"), []byte("newer")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := newFSM(eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := f.Apply(&raft.Log{Index: 7, Term: 3, Type: raft.LogCommand, Data: data})
+		if s, ok := resp.(staleReqs); !ok || !slices.Equal(s, staleReqs{0}) {
+			t.Fatalf("response %#v, want staleReqs{0}", resp)
+		}
+		if v, err := eng.Get([]byte("k")); err != nil || string(v) != "newer" {
+			t.Fatalf("k=%q, %v: the stale request was applied", v, err)
+		}
+		if v, err := eng.Get([]byte("w")); err != nil || string(v) != "blind" {
+			t.Fatalf("w=%q, %v", v, err)
+		}
+		if idx, err := readApplied(eng); err != nil || idx != 7 {
+			t.Fatalf("applied index %d, %v", idx, err)
+		}
+	}
 }

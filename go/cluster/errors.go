@@ -22,8 +22,10 @@ var (
 	ErrUnknownOutcome = wrap("write outcome unknown (leadership lost or timed out); it may have been applied")
 	// ErrTryAgain: a read-modify-write could not confirm, before it read,
 	// that this leader's engine holds every write that may precede its
-	// own (update.go, settle); nothing was written, so retrying is safe.
-	ErrTryAgain = wrap("leadership could not be confirmed before a read-modify-write; nothing was written, retry")
+	// own (update.go, settle), or its entry was appended in a term other
+	// than the one it read in, so every replica skipped its writes
+	// (update.go, point 0); nothing was written, so retrying is safe.
+	ErrTryAgain = wrap("read-modify-write not applied: leadership could not be confirmed, or changed, between its read and its write; nothing was written, retry")
 	// ErrClosed: the node was closed.
 	ErrClosed = errors.New("mantisdb cluster: node closed")
 	// ErrReservedKey: the key lies in the prefix the cluster keeps for its

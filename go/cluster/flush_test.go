@@ -21,7 +21,7 @@ func TestFlushEntryEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b storage.Batch
-	flush, err := decodeEntry(data, &b)
+	flush, _, err := decodeEntry(data, 1, &b)
 	if err != nil || !flush || len(b.Ops) != 0 {
 		t.Fatalf("flush entry decoded as flush=%v ops=%d err=%v", flush, len(b.Ops), err)
 	}
@@ -30,7 +30,7 @@ func TestFlushEntryEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if flush, err := decodeEntry(batch, &b); err != nil || flush || len(b.Ops) != 1 {
+	if flush, _, err := decodeEntry(batch, 1, &b); err != nil || flush || len(b.Ops) != 1 {
 		t.Fatalf("batch entry decoded as flush=%v ops=%d err=%v", flush, len(b.Ops), err)
 	}
 	meta := func(key, value string, seq uint64, exp int64) []byte {
@@ -55,7 +55,7 @@ func TestFlushEntryEncoding(t *testing.T) {
 	}
 	for _, tc := range bad {
 		b.Reset()
-		if flush, err := decodeEntry(tc.data, &b); !errors.Is(err, ErrBadEntry) || flush {
+		if flush, _, err := decodeEntry(tc.data, 1, &b); !errors.Is(err, ErrBadEntry) || flush {
 			t.Errorf("%s: flush=%v err=%v, want ErrBadEntry", tc.name, flush, err)
 		}
 	}

@@ -24,6 +24,12 @@ package cluster
 // non-idempotent command (an increment) is therefore turned into a put of
 // its result before it enters the log (update.go).
 //
+// A requests entry (entry.go; a read-modify-write) keeps it too: which
+// of its requests are applied depends on the entry alone (each request's
+// read term against the entry's own term, raft.Log.Term), so every
+// application of the entry, first or replayed, on any replica, is the
+// same fixed set of puts and deletes.
+//
 // A flush entry (entry.go; FLUSHDB) at index F keeps the argument: it is
 // "delete every key outside the reserved prefix", idempotent like a
 // delete, and its effect on a key depends on nothing but F.  Replaying
@@ -168,7 +174,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil // already in the engine (replay after a restart)
 	}
 	f.batch.Reset()
-	flush, err := decodeEntry(l.Data, &f.batch)
+	flush, stale, err := decodeEntry(l.Data, l.Term, &f.batch)
 	if err != nil {
 		// Our leaders encode every entry; a bad one is damage in this
 		// node's log, and skipping it would diverge from the others.
@@ -184,6 +190,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 		resp = flushed(n)
 	} else if err := f.eng.Apply(&f.batch); err != nil {
 		return f.fail(fmt.Errorf("entry %d: %w", l.Index, err))
+	} else if stale != nil {
+		resp = staleReqs(stale)
 	}
 	f.set(l.Index)
 	f.entries.Add(1)
@@ -192,6 +200,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 
 // flushed is Apply's response to a flush entry: the keys it deleted.
 type flushed int
+
+// staleReqs is Apply's response to a requests entry some of whose
+// requests it skipped (their read term is not the entry's, entry.go):
+// their positions in the entry, ascending.  Nothing of them was written.
+type staleReqs []int
 
 // flush applies a flush entry: every key outside ReservedPrefix deleted,
 // and with (the applied-index put) written, in one atomic engine step

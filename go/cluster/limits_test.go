@@ -139,7 +139,7 @@ func TestBatcherEntryBudget(t *testing.T) {
 			continue
 		}
 		var b storage.Batch
-		if _, err := decodeEntry(lg.Data, &b); err != nil {
+		if _, _, err := decodeEntry(lg.Data, lg.Term, &b); err != nil {
 			t.Fatal(err)
 		}
 		if n := opsEncodedSize(b.Ops); n > budget {

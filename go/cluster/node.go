@@ -752,7 +752,7 @@ func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	// write (update.go).  They are released once the batcher has
 	// answered the write, which may be after Write returned.
 	unlock := n.keys.lock(opKeys(resolved), false)
-	return n.proposeThen(ctx, resolved, n.release(unlock))
+	return n.proposeThen(ctx, resolved, 0, n.release(unlock))
 }
 
 // prepare validates ops and returns a copy with TTLs resolved to
@@ -826,20 +826,23 @@ func (n *Node) checkOp(op *storage.Op) error {
 
 // propose hands validated ops (expiries resolved) to the batcher.
 func (n *Node) propose(ctx context.Context, ops []storage.Op) error {
-	return n.proposeThen(ctx, ops, nil)
+	return n.proposeThen(ctx, ops, 0, nil)
 }
 
 // proposeThen is propose; settled (nil: none) runs exactly once, when the
 // batcher has answered the request (batcher.submit), or at once when the
-// request never reached it.
-func (n *Node) proposeThen(ctx context.Context, ops []storage.Op, settled func(error)) error {
+// request never reached it.  readTerm is 0 for a plain write; for a
+// read-modify-write it is the term its read was made in, and the writes
+// are applied only if their entry is appended in that same term
+// (entry.go, "Requests entry"; else the answer wraps ErrTryAgain).
+func (n *Node) proposeThen(ctx context.Context, ops []storage.Op, readTerm uint64, settled func(error)) error {
 	err := ErrClosed
 	switch {
 	case n.closed.Load():
 	case n.raft.State() != raft.Leader:
 		err = ErrNotLeader
 	default:
-		return n.batch.submit(ctx, ops, settled)
+		return n.batch.submit(ctx, ops, readTerm, settled)
 	}
 	if settled != nil {
 		settled(err)

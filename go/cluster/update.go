@@ -14,9 +14,27 @@ package cluster
 //
 // Why it is atomic.  Let e be the entry an Update proposes at index i.
 // The state e's writes were computed from must be the state after
-// entries 1..i-1 for the keys it names.  Raft's log matching property
-// says that if e commits, the committed prefix before it is this
-// leader's log before i.  Entries of that prefix come from
+// entries 1..i-1 for the keys it names.
+//
+//  0. e carries the term T in which the read was made: the term whose
+//     barrier settle confirmed just before it (termBarrier).  Every
+//     replica's FSM applies e's writes only if e was appended in T
+//     (raft.Log.Term; entry.go, "Requests entry"), and skips them
+//     otherwise, deterministically, since the choice depends on the
+//     entry alone.  A node leads a term at most once, without a break,
+//     and never loses entries of its log while it leads; so if e is
+//     appended in T, this node led T from before its read until the
+//     append, its engine changed meanwhile only by entries of its own
+//     log, and Raft's log matching property says that if e commits, the
+//     committed prefix before it is this leader's log of term T before
+//     i.  (Without the check this fails: deposed after the read, the
+//     node may lead again before the batcher hands e to Raft, for it
+//     keeps queued requests across leadership changes, say while
+//     waitRoom holds them at the log's cap; e would then be appended in
+//     a later term behind another leader's acknowledged writes of the
+//     keys, and overwrite them with a result computed before them.)
+//
+// Entries of that prefix come from
 //
 //  1. earlier terms: a barrier entry of the current term has been applied
 //     (termBarrier), so all of them that will ever commit are in the
@@ -36,9 +54,12 @@ package cluster
 //
 // So the engine, read under the exclusive locks, holds exactly the
 // prefix's state of those keys.  If this node has lost its leadership
-// meanwhile, e either never commits or commits right behind that same
-// prefix, so what fn computed is never applied on a state it did not
-// read; the caller then hears ErrNotLeader or ErrUnknownOutcome.  An
+// of T meanwhile, e either never commits, or commits with its writes
+// skipped everywhere (point 0), or was appended in T before the loss
+// and commits right behind that same prefix: what fn computed is never
+// applied on a state it did not read.  The caller hears ErrNotLeader or
+// ErrUnknownOutcome, or, when e was skipped, an error wrapping
+// ErrTryAgain (errStaleRead: nothing was written, retrying is safe).  An
 // Update that writes nothing answers from its read alone, so it then
 // confirms its leadership (ReadBarrier) after reading: no other leader
 // can have changed the keys since, and this one could not (it holds the
@@ -117,7 +138,9 @@ func (n *Node) release(unlock func()) func(error) {
 // have been) handed to Raft and failed without a known outcome (point 3
 // above).  ErrNotLeader means Raft refused it before it entered the log.
 func (n *Node) noteOutcome(err error) {
-	if err == nil || errors.Is(err, ErrNotLeader) {
+	// ErrTryAgain: the FSM skipped a stale read-modify-write's writes
+	// (point 0); its entry is applied, so nothing is left uncertain.
+	if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrTryAgain) {
 		return
 	}
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrClosed) {
@@ -127,25 +150,27 @@ func (n *Node) noteOutcome(err error) {
 
 // settle returns once the engine holds every entry that may precede the
 // caller's next proposal and touch keys it holds exclusively (update.go,
-// points 1 and 3).  Its errors wrap ErrTryAgain (nothing was proposed),
-// or are ErrNotLeader / ErrClosed.
-func (n *Node) settle(ctx context.Context) error {
-	if _, _, err := n.termBarrier(ctx); err != nil {
-		return tryAgain(err)
+// points 1 and 3), provided that proposal is appended in term, the term
+// whose barrier it confirmed (point 0).  Its errors wrap ErrTryAgain
+// (nothing was proposed), or are ErrNotLeader / ErrClosed.
+func (n *Node) settle(ctx context.Context) (term uint64, err error) {
+	term, _, err = n.termBarrier(ctx)
+	if err != nil {
+		return 0, tryAgain(err)
 	}
 	u := n.uncertain.Load()
 	if u <= n.settled.Load() {
-		return nil
+		return term, nil
 	}
 	// Read before the barrier: every failure counted in u was handed to
 	// Raft before this barrier is.
 	if err := n.wait(ctx, n.raft.Barrier(n.cfg.ApplyTimeout)); err != nil {
-		return tryAgain(err)
+		return 0, tryAgain(err)
 	}
 	for {
 		s := n.settled.Load()
 		if s >= u || n.settled.CompareAndSwap(s, u) {
-			return nil
+			return term, nil
 		}
 	}
 }
@@ -173,7 +198,9 @@ var errStaged = errors.New("cluster: writes staged for replication")
 // written.  The keys of the reserved prefix are refused
 // (ErrReservedKey).  Errors after fn ran are those of Write
 // (ErrUnknownOutcome: the writes may still be applied), ErrNotLeader, or
-// wrap ErrTryAgain (nothing was written).
+// wrap ErrTryAgain (nothing was written: the leadership could not be
+// confirmed before the read, or changed between the read and the
+// writes' entry).
 func (n *Node) Update(ctx context.Context, keys [][]byte, fn func(tx *storage.Txn) error) error {
 	if fn == nil {
 		return storage.ErrInvalid
@@ -200,11 +227,12 @@ func (n *Node) Update(ctx context.Context, keys [][]byte, fn func(tx *storage.Tx
 			unlock()
 		}
 	}()
-	if err := n.settle(ctx); err != nil {
+	term, err := n.settle(ctx)
+	if err != nil {
 		return err
 	}
 	var staged []storage.Op
-	err := u.Update(keys, func(tx *storage.Txn) error {
+	err = u.Update(keys, func(tx *storage.Txn) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -225,5 +253,7 @@ func (n *Node) Update(ctx context.Context, keys [][]byte, fn func(tx *storage.Tx
 		return err
 	}
 	locked = false // released once the batcher has answered (point 2)
-	return n.proposeThen(ctx, ops, n.release(unlock))
+	// The entry carries term: its writes are applied only if it is
+	// appended in the term the read was made in (point 0).
+	return n.proposeThen(ctx, ops, term, n.release(unlock))
 }
