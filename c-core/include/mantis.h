@@ -467,7 +467,9 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * Outside the budget: the index's slots beyond two per entry, the ghost (6
  * bytes per index slot: 8 to 48 bytes per entry, the index being kept
  * between 1/8 and 3/4 full) and memory retired but not yet freed
- * (src/cache_reclaim.c bounds it).
+ * (src/cache_reclaim.c: a few MiB per shard while readers' sections are
+ * short, unbounded while one lasts, e.g. a mantis_cache_view callback that
+ * blocks or the copy of a very large value).
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a

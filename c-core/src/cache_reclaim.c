@@ -104,11 +104,18 @@
  * min(POLL_BYTES, domain budget / 16) retired bytes, whichever comes first.
  * Each batch costs one membarrier, which interrupts every CPU running one
  * of our threads (an IPI); at 1024 retirements per batch those interrupts
- * are amortised over the writes that caused them.  What waits for
- * reclamation is at most two batches per domain (pending, and waiting for
- * the readers of its snapshot), each under poll_bytes plus the block that
- * closed it: with small entries about 1/8 of the budget for small caches,
- * about 2 MiB per shard for large.
+ * are amortised over the writes that caused them.  While readers' sections
+ * are short, what waits for reclamation is at most two batches per domain
+ * (pending, and waiting for the readers of its snapshot), each under
+ * poll_bytes plus the block that closed it: with small entries about 1/8
+ * of the budget for small caches, about 2 MiB per shard for large.  It is
+ * NOT bounded while one reader section lasts: the waiting batch cannot be
+ * freed and the pending one cannot close (cache_grace_poll returns early),
+ * so everything retired on that domain meanwhile accumulates (an audit
+ * measured 405 MB over a 1 MiB budget behind a view callback that parked,
+ * and 78 MiB over 256 MiB behind a 60 MiB value's copy).  Bounding it
+ * needs writers to wait for such a reader once the pending bytes pass a
+ * cap (as RCU's synchronize does); not done yet.
  */
 #define POLL_EVERY 1024
 #define POLL_BYTES (1u << 20)
