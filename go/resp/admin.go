@@ -249,11 +249,42 @@ func cmdClient(x *exec) {
 		x.r.ok()
 	case sub == "info" && n == 2:
 		x.r.bulkString(s.clientLine(c, time.Now()))
-	case sub == "list" && n == 2:
+	case sub == "list":
+		// CLIENT LIST [TYPE normal|master|replica|slave|pubsub] [ID id...],
+		// with Redis's errors; every client here is a normal one.
+		var ids map[uint64]bool
+		none := false
+		switch {
+		case n == 2:
+		case n == 4 && lower(x.args[2]) == "type":
+			switch lower(x.args[3]) {
+			case "normal":
+			case "master", "replica", "slave", "pubsub":
+				none = true
+			default:
+				x.fail("ERR Unknown client type '" + string(clip(x.args[3])) + "'")
+				return
+			}
+		case n > 3 && lower(x.args[2]) == "id":
+			ids = make(map[uint64]bool, n-3)
+			for _, a := range x.args[3:] {
+				id, ok := parseInt(a)
+				if !ok {
+					x.fail("ERR Invalid client ID")
+					return
+				}
+				ids[uint64(id)] = true
+			}
+		default:
+			x.fail(errSyntax)
+			return
+		}
 		s.mu.Lock()
 		all := make([]*client, 0, len(s.clients))
 		for cl := range s.clients {
-			all = append(all, cl)
+			if !none && (ids == nil || ids[cl.id]) {
+				all = append(all, cl)
+			}
 		}
 		s.mu.Unlock()
 		sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
@@ -360,10 +391,21 @@ func cmdCommand(x *exec) {
 	case "count":
 		x.r.int(int64(len(s.uniqueCommands())))
 	case "list":
-		all := s.uniqueCommands()
-		x.r.array(len(all))
-		for _, cmd := range all {
-			x.r.bulkString(cmd.name)
+		// COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN glob]
+		keep, ok := commandFilter(x.args[2:])
+		if !ok {
+			x.fail(errSyntax)
+			return
+		}
+		var names []string
+		for _, cmd := range s.uniqueCommands() {
+			if keep(cmd) {
+				names = append(names, cmd.name)
+			}
+		}
+		x.r.array(len(names))
+		for _, name := range names {
+			x.r.bulkString(name)
 		}
 	case "info":
 		names := x.args[2:]
@@ -576,4 +618,51 @@ func humanBytes(n int64) string {
 // appendfsync is Redis's name of the sync policy (CONFIG GET appendfsync).
 func (s *Server) appendfsync() string {
 	return map[string]string{"always": "always", "interval": "everysec", "none": "no"}[s.cfg.Sync.String()]
+}
+
+// commandFilter parses COMMAND LIST's FILTERBY clause as Redis does (a
+// clause of another shape is a syntax error).  MODULE matches nothing
+// (there are no modules); PATTERN is a glob over the name, in any case;
+// ACLCAT knows the categories these commands' flags and groups give
+// (read, write, fast, string, keyspace, connection, transaction, server).
+func commandFilter(args [][]byte) (func(*command) bool, bool) {
+	all := func(*command) bool { return true }
+	if len(args) == 0 {
+		return all, true
+	}
+	if len(args) != 3 || lower(args[0]) != "filterby" {
+		return nil, false
+	}
+	arg := args[2]
+	switch lower(args[1]) {
+	case "module":
+		return func(*command) bool { return false }, true
+	case "pattern":
+		p := []byte(lower(arg))
+		return func(c *command) bool { return globMatch(p, []byte(c.name)) }, true
+	case "aclcat":
+		cat := lower(arg)
+		return func(c *command) bool {
+			switch cat {
+			case "read":
+				return c.flags&fReadonly != 0
+			case "write":
+				return c.flags&fWrite != 0
+			case "fast":
+				return c.flags&fFast != 0
+			case "string":
+				return c.group == "string"
+			case "keyspace":
+				return c.group == "generic"
+			case "connection":
+				return c.group == "connection"
+			case "transaction":
+				return c.group == "transactions"
+			case "server":
+				return c.group == "server"
+			}
+			return false
+		}, true
+	}
+	return nil, false
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -221,6 +222,42 @@ func TestTypedGoRedis(t *testing.T) {
 			list, err := rdb.ClientList(ctx).Result()
 			if err != nil || !strings.Contains(list, fmt.Sprintf("id=%d ", id)) || !strings.Contains(list, fmt.Sprintf("resp=%d", proto)) {
 				t.Fatalf("CLIENT LIST = %q, %v", list, err)
+			}
+			// The filters Redis's CLIENT LIST takes: every client here is
+			// a normal one.
+			for _, tc := range []struct {
+				args []any
+				has  bool
+			}{
+				{[]any{"CLIENT", "LIST", "TYPE", "normal"}, true}, {[]any{"CLIENT", "LIST", "TYPE", "replica"}, false},
+				{[]any{"CLIENT", "LIST", "ID", id}, true}, {[]any{"CLIENT", "LIST", "ID", id + 1000}, false},
+			} {
+				got, err := rdb.Do(ctx, tc.args...).Text()
+				if err != nil || strings.Contains(got, fmt.Sprintf("id=%d ", id)) != tc.has {
+					t.Fatalf("%v = %q, %v", tc.args, got, err)
+				}
+			}
+			for _, bad := range [][]any{{"CLIENT", "LIST", "TYPE", "bogus"}, {"CLIENT", "LIST", "ID", "x"}, {"CLIENT", "LIST", "X"}} {
+				if err := rdb.Do(ctx, bad...).Err(); err == nil {
+					t.Fatalf("%v: no error", bad)
+				}
+			}
+			for _, tc := range []struct {
+				args []any
+				want string
+			}{
+				{[]any{"COMMAND", "LIST", "FILTERBY", "PATTERN", "xyz*"}, "[]"},
+				{[]any{"COMMAND", "LIST", "FILTERBY", "PATTERN", "GET*"}, "[get getdel getex getrange getset]"},
+				{[]any{"COMMAND", "LIST", "FILTERBY", "MODULE", "json"}, "[]"},
+			} {
+				got, err := rdb.Do(ctx, tc.args...).StringSlice()
+				slices.Sort(got)
+				if err != nil || fmt.Sprint(got) != tc.want {
+					t.Fatalf("%v = %v, %v; want %s", tc.args, got, err, tc.want)
+				}
+			}
+			if err := rdb.Do(ctx, "COMMAND", "LIST", "FOO").Err(); err == nil {
+				t.Fatal("COMMAND LIST FOO: no syntax error")
 			}
 			n, err := rdb.Do(ctx, "COMMAND", "COUNT").Int()
 			if err != nil || n < 50 {
