@@ -12,7 +12,7 @@ GOFLAGS_RACE := -race -count=1
 RUN_ARGS  ?=
 FUZZ_SECONDS ?= 30
 # Go fuzz targets: package:FuzzName pairs, each run for FUZZ_SECONDS.
-GO_FUZZ   := ./go/codec:FuzzDecode ./go/wal:FuzzRecoverTail ./go/server:FuzzHandler ./go/resp:FuzzRESP ./go/resp:FuzzReaderDifferential ./go/resp:FuzzLimitScanSplit ./go/resp:FuzzLimitScanSplitUnauthed ./go/resp:FuzzLongDouble
+GO_FUZZ   := ./go/codec:FuzzDecode ./go/wal:FuzzRecoverTail ./go/server:FuzzHandler ./go/resp:FuzzRESP ./go/resp:FuzzReaderDifferential ./go/resp:FuzzLimitScanSplit ./go/resp:FuzzLimitScanSplitUnauthed ./go/resp:FuzzLongDouble ./go/cluster:FuzzDecodeEntry
 # Go fuzz targets that compare against the C core: run with -tags native.
 GO_FUZZ_NATIVE := ./go/codec:FuzzDifferential
 

@@ -3,7 +3,8 @@ package cluster
 // entry.go -- the bytes Raft carries: log entries and snapshot streams.
 // Both are made of go/codec records (docs/FORMAT.md), so one decoder,
 // fuzzed and CRC-checked, validates everything a peer sends before any of
-// it touches the engine.
+// it touches the engine; decodeEntry, which frames those records into
+// entries, has a fuzz target of its own (FuzzDecodeEntry).
 //
 // Batch entry (raft.Log.Data of a LogCommand carrying plain writes only):
 // exactly one BATCH record, the WAL's batch record byte for byte:

@@ -46,7 +46,7 @@ func TestReadAfterSettleBarrier(t *testing.T) {
 
 	// A plain linearizable read now.
 	start = time.Now()
-	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	err = l.node.ReadBarrier(rctx)
 	rcancel()
 	t.Logf("ReadBarrier: err=%v after %v (commit=%d applied=%d)", err, time.Since(start), l.node.raft.CommitIndex(), l.node.AppliedIndex())
@@ -78,7 +78,7 @@ func TestConcurrentTermBarriers(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := l.node.ReadBarrier(ctx)
 		cancel()
 		if err != nil {
@@ -119,7 +119,7 @@ func TestReadsAfterFailover(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
 		err := nl.node.ReadBarrier(ctx)
 		cancel()

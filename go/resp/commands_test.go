@@ -106,6 +106,9 @@ var commandSteps = []step{
 	s("OK", "SET", "ovf", "1e4932"), e("ERR increment would produce NaN or Infinity", "INCRBYFLOAT", "ovf", "1e4932"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e5000"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e-4951"),
+	// Between half the smallest subnormal and it, strtold rounds up.
+	s("0", "INCRBYFLOAT", "sub1", "3.6e-4951"), s("0", "INCRBYFLOAT", "sub2", "1.9e-4951"),
+	e("ERR value is not a valid float", "INCRBYFLOAT", "sub3", "1.8e-4951"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "1e"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", " 1"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "0b101"),

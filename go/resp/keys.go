@@ -126,10 +126,11 @@ func cmdExpire(x *exec) {
 	if x.cmd.name == "pexpire" || x.cmd.name == "pexpireat" {
 		unit = int64(time.Millisecond)
 	}
-	// A time past the year 2262 (Unix ns in an int64) is refused; one
-	// however far in the past expires the key, as in Redis, whose range
-	// in that direction is larger than ours: such a time is clamped.
-	if n > math.MaxInt64/unit {
+	// A time past the year 2262 (Unix ns in an int64) is refused.  One
+	// in the past expires the key, however far back Redis takes it (its
+	// ms: seconds below math.MinInt64/1000 are refused, as there); past
+	// our ns range it is clamped.
+	if n > math.MaxInt64/unit || unit == int64(time.Second) && n < math.MinInt64/1000 {
 		x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
 		return
 	}
@@ -195,7 +196,7 @@ func cmdTTL(x *exec) {
 	// to the nearest: the ns left are rounded up to ms, the absolute
 	// time down, as a ms clock would have them.
 	ms := int64(time.Millisecond)
-	left := (ent.ExpiresAt - x.kv.Now() + ms - 1) / ms
+	left := max((ent.ExpiresAt-x.kv.Now()+ms-1)/ms, 0) // Redis answers 0, never -1, for a key expiring now
 	switch x.cmd.name {
 	case "ttl":
 		x.r.int((left + 500) / 1000)

@@ -133,6 +133,12 @@ func ldInRange(f *big.Float) bool {
 		return true
 	}
 	e := f.MantExp(nil)
+	if e == ldMinExp-1 {
+		// Below the smallest subnormal: rounds up to it unless it is
+		// exactly half of it (a tie, to even: zero, strtold's ERANGE).
+		half := new(big.Float).SetMantExp(big.NewFloat(0.5), ldMinExp-1)
+		return new(big.Float).Abs(f).Cmp(half) != 0
+	}
 	return e <= ldMaxExp && e >= ldMinExp
 }
 

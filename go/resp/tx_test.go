@@ -445,8 +445,11 @@ func TestTTLRounding(t *testing.T) {
 	// Past times of any size delete the key; only the future is bounded.
 	fmt.Fprint(r, "EXPIRE a -9223372036854775\r\nEXISTS a\r\nPEXPIRE b -9223372036854775808\r\nEXISTS b\r\n")
 	r.expect(t, ":1", ":0", ":1", ":0")
-	fmt.Fprint(r, "EXPIREAT c -9223372036854775808\r\nEXISTS c\r\nSET d v\r\nEXPIRE d 9223372036854775\r\nTTL d\r\n")
+	fmt.Fprint(r, "PEXPIREAT c -9223372036854775808\r\nEXISTS c\r\nSET d v\r\nEXPIRE d 9223372036854775\r\nTTL d\r\n")
 	r.expect(t, ":1", ":0", "+OK", "-ERR invalid expire time in 'expire' command", ":-1")
+	// Seconds whose ms would overflow are refused, as in Redis.
+	fmt.Fprint(r, "EXPIRE d -9223372036854776\r\nEXPIREAT d -9223372036854775808\r\nTTL d\r\n")
+	r.expect(t, "-ERR invalid expire time in 'expire' command", "-ERR invalid expire time in 'expireat' command", ":-1")
 	// The options are read before the time, as in Redis.
 	fmt.Fprint(r, "EXPIRE d x NX LT\r\n")
 	r.expect(t, "-ERR NX and XX, GT or LT options at the same time are not compatible")

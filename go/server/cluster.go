@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -409,14 +410,18 @@ func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLeader(w, r)
 		return
 	}
-	for _, a := range []string{req.RaftAddr, req.HTTPAddr, req.RESPAddr} {
-		if a == "" {
-			continue
-		}
-		if err := cluster.CheckPeerAddr(a); err != nil {
-			// Such an address in the configuration would be a voter
-			// no one can reach (or a redirect to nowhere).
-			writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "raft_addr, http_addr and resp_addr are host:port with a routable host: "+err.Error()))
+	if err := cluster.CheckPeerAddr(req.RaftAddr); err != nil {
+		// As a voter no one can reach, it would cost the cluster its
+		// failure tolerance (a one-node cluster its quorum, for good).
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "raft_addr must be host:port with a routable host and a port in 1..65535: "+err.Error()))
+		return
+	}
+	for _, a := range []string{req.HTTPAddr, req.RESPAddr} {
+		// host:port, and no CR or LF (they are written into INFO's
+		// text).  A wildcard host is taken, as a node started with
+		// --host 0.0.0.0 and no advertise address sends one.
+		if _, _, err := net.SplitHostPort(a); a != "" && (err != nil || strings.ContainsAny(a, "\n\r")) {
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "http_addr and resp_addr are host:port"))
 			return
 		}
 	}

@@ -244,7 +244,7 @@ func TestClusterHTTP(t *testing.T) {
 	// An address no one can dial is refused before Raft sees it: as a
 	// voter it would cost the cluster its failure tolerance.
 	for _, body := range []string{`{"id":"n9","raft_addr":"nohost"}`, `{"id":"n9","raft_addr":"0.0.0.0:7"}`,
-		`{"id":"n9","raft_addr":"127.0.0.1:7","http_addr":"x"}`, `{"id":"n9","raft_addr":"127.0.0.1:7","resp_addr":"127.0.0.1:0"}`} {
+		`{"id":"n9","raft_addr":"127.0.0.1:7","http_addr":"x"}`, `{"id":"n9","raft_addr":"127.0.0.1:7","resp_addr":"[x\r\nrole:slave]:80"}`} {
 		if code, _, got := call(t, "POST", "http://"+l.http+"/api/v1/cluster/join", body); code != 400 {
 			t.Fatalf("join %s: %d %s", body, code, got)
 		}
