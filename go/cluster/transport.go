@@ -52,15 +52,8 @@ func CheckAddrs(bind, advertise string) error {
 		}
 		return nil
 	}
-	ahost, aport, err := net.SplitHostPort(advertise)
-	if err != nil {
-		return fmt.Errorf("%w: raft advertise address %q: %v", ErrConfig, advertise, err)
-	}
-	if isWildcard(ahost) {
-		return fmt.Errorf("%w: raft advertise address %q is not routable", ErrConfig, advertise)
-	}
-	if p, err := strconv.Atoi(aport); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("%w: raft advertise address %q: port must be 1..65535", ErrConfig, advertise)
+	if err := CheckPeerAddr(advertise); err != nil {
+		return fmt.Errorf("raft advertise: %w", err)
 	}
 	return nil
 }
