@@ -183,7 +183,11 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		s.handleClusterJoin(w, r)
 		return true, r
 	case strings.HasPrefix(p, clusterMembersPath):
-		s.handleClusterRemove(w, r, p[len(clusterMembersPath):])
+		// The ID is unescaped once, from the path as sent: r.URL.Path
+		// is decoded already, and a second decode refused an ID with a
+		// '%' (which a join accepts).
+		raw := strings.TrimPrefix(r.URL.EscapedPath(), clusterMembersPath)
+		s.handleClusterRemove(w, r, raw)
 		return true, r
 	case p == "/readyz":
 		if msg := clusterUnready(s.cluster); msg != "" {

@@ -252,6 +252,11 @@ func TestClusterHTTP(t *testing.T) {
 	if st := clusterStatusOf(t, l); len(st.Members) != 3 {
 		t.Fatalf("%d members after refused joins", len(st.Members))
 	}
+	// A member ID is unescaped once: "a%b" (which a join accepts) is
+	// named a%25b, and is unknown here.
+	if code, _, body := call(t, "DELETE", "http://"+l.http+"/api/v1/cluster/members/a%25b", ""); code != 404 || !strings.Contains(body, "no member a%b") {
+		t.Fatalf("remove a%%b: %d %s", code, body)
+	}
 
 	// Failover: stop the leader; another takes over and writes go on.
 	term := clusterStatusOf(t, l).Term
