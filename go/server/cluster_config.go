@@ -5,6 +5,7 @@ package server
 import (
 	"flag"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,8 +44,8 @@ func (c *ClusterConfig) flags(fs *flag.FlagSet, env func(name, usage string) str
 	fs.StringVar(&c.Join, "join", c.Join, env("join", "cluster mode: HTTP host:port of any member; this node asks it to add it"))
 	fs.StringVar(&c.LogStore, "raft-log-store", c.LogStore, env("raft-log-store", "cluster mode: Raft log store, engine (a MantisDB engine: faster appends, log held in RAM up to --raft-log-max-bytes) or bolt (raft-boltdb, on disk); default: the one the data directory holds, engine on a new node"))
 	fs.Var(sizeFlag[int64]{&c.LogMaxBytes}, "raft-log-max-bytes", env("raft-log-max-bytes", "cluster mode: bytes of Raft log the engine log store keeps in RAM; past half of it the node snapshots and trims the log (at least 1MiB)"))
-	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port)"))
-	fs.StringVar(&c.RESPAdvertise, "resp-advertise", c.RESPAdvertise, env("resp-advertise", "cluster mode: this node's Redis protocol host:port as clients reach it, named by followers' MOVED replies and ROLE (default --host:--resp-port)"))
+	fs.StringVar(&c.Advertise, "advertise-addr", c.Advertise, env("advertise-addr", "cluster mode: this node's HTTP host:port for clients and peers (default --host:--port; with a wildcard --host, the Raft address's host:--port)"))
+	fs.StringVar(&c.RESPAdvertise, "resp-advertise", c.RESPAdvertise, env("resp-advertise", "cluster mode: this node's Redis protocol host:port as clients reach it, named by followers' MOVED replies and ROLE (default --host:--resp-port; with a wildcard --host, the Raft address's host)"))
 }
 
 func (c *ClusterConfig) validate(cfg *Config) error {
@@ -105,7 +106,26 @@ func (c *ClusterConfig) respAdvertise(cfg *Config) string {
 	case c.RESPAdvertise != "":
 		return c.RESPAdvertise
 	}
-	return cfg.RESPAddr()
+	return net.JoinHostPort(c.reachHost(cfg), strconv.Itoa(cfg.RESPPort))
+}
+
+// reachHost is the host other nodes and clients reach this one by when no
+// advertise address names it: --host, or, when that binds every interface
+// (0.0.0.0, ::, empty), the Raft address's host, which cluster.CheckAddrs
+// requires to name one.  A wildcard would send followers' redirects and
+// MOVED replies to 0.0.0.0, and the leader's lag probes to itself.
+func (c *ClusterConfig) reachHost(cfg *Config) string {
+	if ip := net.ParseIP(cfg.Host); cfg.Host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return cfg.Host
+	}
+	a := c.RaftAdvertise
+	if a == "" {
+		a = c.RaftAddr
+	}
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return cfg.Host
 }
 
 // advertise is the HTTP address other nodes redirect clients to.
@@ -113,5 +133,5 @@ func (c *ClusterConfig) advertise(cfg *Config) string {
 	if c.Advertise != "" {
 		return c.Advertise
 	}
-	return cfg.Addr()
+	return net.JoinHostPort(c.reachHost(cfg), strconv.Itoa(cfg.Port))
 }

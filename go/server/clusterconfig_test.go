@@ -56,3 +56,27 @@ func TestClusterConfigChecksBeforeOpen(t *testing.T) {
 		t.Errorf("long token on a single node: %v", err)
 	}
 }
+
+// TestAdvertiseWithWildcardHost: a node bound to every interface is named
+// to peers and clients by its Raft address's host, not by 0.0.0.0, which
+// sent followers' redirects and MOVED replies nowhere.
+func TestAdvertiseWithWildcardHost(t *testing.T) {
+	for _, tc := range []struct {
+		host, raft, raftAdv, http, resp string
+	}{
+		{"127.0.0.1", "127.0.0.1:7001", "", "127.0.0.1:8080", "127.0.0.1:6380"},
+		{"0.0.0.0", "10.0.0.5:7001", "", "10.0.0.5:8080", "10.0.0.5:6380"},
+		{"::", "0.0.0.0:7001", "db1.internal:7001", "db1.internal:8080", "db1.internal:6380"},
+		{"", "[fd00::5]:7001", "", "[fd00::5]:8080", "[fd00::5]:6380"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Host, cfg.Port, cfg.RESPPort = tc.host, 8080, 6380
+		cc := ClusterConfig{NodeID: "n1", RaftAddr: tc.raft, RaftAdvertise: tc.raftAdv}
+		if got := cc.advertise(&cfg); got != tc.http {
+			t.Errorf("--host %q --raft-addr %s: HTTP advertised as %s, want %s", tc.host, tc.raft, got, tc.http)
+		}
+		if got := cc.respAdvertise(&cfg); got != tc.resp {
+			t.Errorf("--host %q --raft-addr %s: RESP advertised as %s, want %s", tc.host, tc.raft, got, tc.resp)
+		}
+	}
+}
