@@ -6,7 +6,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,22 +36,12 @@ func (e *failEngine) Apply(b *storage.Batch) error {
 // healthy node, so the cluster goes on taking writes.
 func TestApplyFailureStepsDown(t *testing.T) {
 	c := newTestCluster(t, nil)
-	var mu sync.Mutex
-	engines := map[string]*failEngine{}
-	c.wrap = func(id string, eng storage.Engine) storage.Engine {
-		fe := &failEngine{baseEngine: eng}
-		mu.Lock()
-		engines[id] = fe
-		mu.Unlock()
-		return fe
-	}
+	engine := wrapEngines(c, func(eng storage.Engine) *failEngine { return &failEngine{baseEngine: eng} })
 	c.start("n1", true)
 	c.join("n2")
 	c.join("n3")
 	l := c.leader()
-	mu.Lock()
-	engines[l.id].failing.Store(true)
-	mu.Unlock()
+	engine(l.id).failing.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	err := l.node.Write(ctx, []storage.Op{{Kind: storage.OpPut, Key: []byte("k"), Value: []byte("v")}})
 	cancel()

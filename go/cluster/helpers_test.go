@@ -65,6 +65,26 @@ func testConfig(id, dir, addr string) Config {
 	}
 }
 
+// wrapEngines makes c serve each node's engine through mk (set before the
+// nodes start) and returns the wrapper of a node, by ID: a test's handle
+// on one node's engine (failing or stalling it).
+func wrapEngines[E storage.Engine](c *testCluster, mk func(storage.Engine) E) func(id string) E {
+	var mu sync.Mutex
+	byID := map[string]E{}
+	c.wrap = func(id string, eng storage.Engine) storage.Engine {
+		w := mk(eng)
+		mu.Lock()
+		byID[id] = w
+		mu.Unlock()
+		return w
+	}
+	return func(id string) E {
+		mu.Lock()
+		defer mu.Unlock()
+		return byID[id]
+	}
+}
+
 // start opens (or reopens) node id; bootstrap only for the first node.
 func (c *testCluster) start(id string, bootstrap bool) *testNode {
 	c.t.Helper()

@@ -58,15 +58,7 @@ func (e *stallEngine) Update(keys [][]byte, fn func(tx *storage.Txn) error) erro
 // replica ended with k=1.
 func TestUpdateAcrossLeaderRoundTrip(t *testing.T) {
 	c := newTestCluster(t, nil)
-	var mu sync.Mutex
-	engines := map[string]*stallEngine{}
-	c.wrap = func(id string, eng storage.Engine) storage.Engine {
-		se := &stallEngine{baseEngine: eng}
-		mu.Lock()
-		engines[id] = se
-		mu.Unlock()
-		return se
-	}
+	engine := wrapEngines(c, func(eng storage.Engine) *stallEngine { return &stallEngine{baseEngine: eng} })
 	c.start("n1", true)
 	c.join("n2")
 	c.join("n3")
@@ -79,9 +71,7 @@ func TestUpdateAcrossLeaderRoundTrip(t *testing.T) {
 			break
 		}
 	}
-	mu.Lock()
-	se := engines[a.id]
-	mu.Unlock()
+	se := engine(a.id)
 	se.mu.Lock()
 	se.armed, se.entered, se.release = true, make(chan struct{}), make(chan struct{})
 	se.mu.Unlock()
