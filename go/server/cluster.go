@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -421,10 +420,9 @@ func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, a := range []string{req.HTTPAddr, req.RESPAddr} {
-		// host:port, and no CR or LF (they are written into INFO's
-		// text).  A wildcard host is taken, as a node started with
-		// --host 0.0.0.0 and no advertise address sends one.
-		if _, _, err := net.SplitHostPort(a); a != "" && (err != nil || strings.ContainsAny(a, "\n\r")) {
+		// A wildcard host is taken: an older node started with --host
+		// 0.0.0.0 and no advertise address sends one.
+		if a != "" && !isHostPort(a) {
 			writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, "http_addr and resp_addr are host:port"))
 			return
 		}

@@ -90,11 +90,19 @@ func (c *ClusterConfig) validate(cfg *Config) error {
 		if cfg.RESPPort == 0 {
 			return badConfig("--resp-advertise needs the Redis protocol on (--resp-port is 0)")
 		}
-		if _, _, err := net.SplitHostPort(c.RESPAdvertise); err != nil || strings.ContainsAny(c.RESPAdvertise, "\n\r") {
+		if !isHostPort(c.RESPAdvertise) {
 			return badConfig("--resp-advertise %q: want host:port", c.RESPAdvertise)
 		}
 	}
 	return nil
+}
+
+// isHostPort reports whether a is host:port without CR or LF: an address
+// a node gives out for others to reach it by, which INFO replication
+// writes into its text (a wildcard host passes; see reachHost).
+func isHostPort(a string) bool {
+	_, _, err := net.SplitHostPort(a)
+	return err == nil && !strings.ContainsAny(a, "\n\r")
 }
 
 // respAdvertise is the RESP address other nodes name for this one ("" when
