@@ -131,7 +131,7 @@ func cmdExpire(x *exec) {
 	// ms: seconds below math.MinInt64/1000 are refused, as there); past
 	// our ns range it is clamped.
 	if n > math.MaxInt64/unit || unit == int64(time.Second) && n < math.MinInt64/1000 {
-		x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
+		x.failExpireTime()
 		return
 	}
 	at := int64(math.MinInt64)
@@ -142,7 +142,7 @@ func cmdExpire(x *exec) {
 	if x.cmd.name == "expire" || x.cmd.name == "pexpire" {
 		switch {
 		case at > 0 && at > math.MaxInt64-now:
-			x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
+			x.failExpireTime()
 			return
 		case at < 0 && at < math.MinInt64+now:
 			at = math.MinInt64

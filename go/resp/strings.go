@@ -78,6 +78,11 @@ func (x *exec) del(key []byte) bool {
 	return true
 }
 
+// failExpireTime answers Redis's error for an expiry out of range.
+func (x *exec) failExpireTime() {
+	x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
+}
+
 // expiryArg turns an EX/PX/EXAT/PXAT argument into Unix ns, or reports
 // Redis's "invalid expire time" (not positive, or past year 2262).
 func (x *exec) expiryArg(opt string, arg []byte) (int64, bool) {
@@ -91,14 +96,14 @@ func (x *exec) expiryArg(opt string, arg []byte) (int64, bool) {
 		mul = int64(time.Second)
 	}
 	if n <= 0 || n > math.MaxInt64/mul {
-		x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
+		x.failExpireTime()
 		return 0, false
 	}
 	v := n * mul
 	if opt == "ex" || opt == "px" {
 		now := x.kv.Now()
 		if v > math.MaxInt64-now {
-			x.fail("ERR invalid expire time in '" + x.cmd.name + "' command")
+			x.failExpireTime()
 			return 0, false
 		}
 		v += now
