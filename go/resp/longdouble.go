@@ -44,7 +44,7 @@ func parseLongDouble(b []byte) (f *big.Float, inf int, ok bool) {
 		return nil, sign, true
 	}
 	hex := len(body) > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X')
-	digits, expMark, expScale := "0123456789", "eE", 1
+	digits, expMark := "0123456789", "eE"
 	mant := body
 	if hex {
 		digits, expMark, mant = "0123456789abcdefABCDEF", "pP", body[2:]
@@ -107,13 +107,13 @@ mantEnd:
 	}
 	// Bound the magnitude before math/big computes a power of ten (or
 	// of two) that large: past the long double's range it is refused.
-	mag := exp + intDigits*expScale
+	// A hex digit is 4 bits of the binary exponent, a decimal one a
+	// power of ten of the decimal one.
 	if hex {
-		mag = exp + 4*intDigits
-		if mag > ldMaxExp+8 || mag < ldMinExp-8-4*nd {
+		if mag := exp + 4*intDigits; mag > ldMaxExp+8 || mag < ldMinExp-8-4*nd {
 			return nil, 0, false
 		}
-	} else if mag > 4934 || mag < -4952-nd {
+	} else if mag := exp + intDigits; mag > 4934 || mag < -4952-nd {
 		return nil, 0, false
 	}
 	f, _, err := big.ParseFloat(s, 0, ldPrec, big.ToNearestEven)
