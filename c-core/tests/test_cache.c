@@ -227,6 +227,31 @@ test_bad_arguments(void **state)
 	mantis_cache_free(c);
 }
 
+/* stats.max_entry_size is the largest charge a put accepts on every
+ * shard: a budget that does not divide by the shards gives some shards a
+ * byte more, and those accepted a charge one over it. */
+static void
+test_max_entry_size_exact(void **state)
+{
+	(void)state;
+	mantis_cache *c = make_cache((2u << 20) + 1, 2);
+	mantis_cache_stats st;
+	mantis_cache_stats_get(c, &st);
+	assert_int_equal(st.max_entry_size, ((2u << 20) + 1) / 2);
+	char key[8];
+	for (int i = 0; i < 64; i++) {
+		snprintf(key, sizeof key, "k%02d", i);
+		size_t over = st.max_entry_size + 1 - mantis_cache_charge(strlen(key), 0);
+		char *v = calloc(1, over);
+		assert_non_null(v);
+		assert_int_equal(mantis_cache_put(c, key, strlen(key), v, over, 0, 0), MANTIS_TOO_LARGE);
+		assert_int_equal(mantis_cache_put(c, key, strlen(key), v, over - 1, 0, 0), MANTIS_OK);
+		free(v);
+		check_budget(c);
+	}
+	mantis_cache_free(c);
+}
+
 static void
 test_too_large_evicts_nothing(void **state)
 {
@@ -1206,6 +1231,7 @@ main(void)
 		cmocka_unit_test(test_put_get_view_delete),
 		cmocka_unit_test(test_view),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_max_entry_size_exact),
 		cmocka_unit_test(test_too_large_evicts_nothing),
 		cmocka_unit_test(test_tiny_budget),
 		cmocka_unit_test(test_ttl_controlled_clock),
