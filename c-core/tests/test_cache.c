@@ -238,7 +238,7 @@ test_max_entry_size_exact(void **state)
 	mantis_cache_stats st;
 	mantis_cache_stats_get(c, &st);
 	assert_int_equal(st.max_entry_size, ((2u << 20) + 1) / 2);
-	char key[8];
+	char key[16];
 	for (int i = 0; i < 64; i++) {
 		snprintf(key, sizeof key, "k%02d", i);
 		size_t over = st.max_entry_size + 1 - mantis_cache_charge(strlen(key), 0);
