@@ -51,7 +51,7 @@ typedef enum mantis_status {
 	MANTIS_CLOSED = 11,	     /* handle already closed                 */
 	MANTIS_READ_ONLY = 12,	     /* writes refused after an I/O failure   */
 	MANTIS_EXISTS = 13,	     /* insert-only op found the key          */
-	MANTIS_BUSY = 14,	     /* resource locked by another owner      */
+	MANTIS_BUSY = 14,	     /* locked by another owner, held by a reader */
 	MANTIS_STATUS_COUNT_
 } mantis_status;
 
@@ -468,8 +468,10 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * bytes per index slot: 8 to 48 bytes per entry, the index being kept
  * between 1/8 and 3/4 full) and memory retired but not yet freed
  * (src/cache_reclaim.c: a few MiB per shard while readers' sections are
- * short, unbounded while one lasts, e.g. a mantis_cache_view callback that
- * blocks or the copy of a very large value).
+ * short, and never more than the shard's budget plus what one put retires:
+ * while a section lasts, e.g. a mantis_cache_view callback that blocks or
+ * the copy of a very large value, a put that would pass that cap waits a
+ * bounded time for it and is then refused with MANTIS_BUSY).
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
@@ -551,6 +553,12 @@ void mantis_cache_free(mantis_cache *c);
  *   MANTIS_TOO_LARGE  key/value over the limits or charge > max_entry_size
  *                     (nothing evicted)
  *   MANTIS_NOMEM      nothing changed (the old value, if any, remains)
+ *   MANTIS_BUSY       nothing changed: the shard's memory awaiting
+ *                     reclamation is over its cap and a reader's section
+ *                     outlasted the bounded wait (see above), or the put
+ *                     came from inside a view callback of this cache;
+ *                     retry later.  A caller that must not leave the old
+ *                     value deletes the key (delete is never refused).
  */
 mantis_status mantis_cache_put(mantis_cache *c, const void *key, size_t key_len,
 			       const void *value, size_t value_len, uint64_t ttl_ns,

@@ -91,6 +91,9 @@
  *     A writer takes the batches whose grace period has passed off the
  *     shard under the mutex and frees them after releasing it, so the
  *     frees do not lengthen the critical section (shard_unlock_polled).
+ *     A put first keeps the shard's retired memory under its cap,
+ *     waiting a bounded time for long reader sections, and is refused
+ *     with MANTIS_BUSY if one outlasts the wait (cache_grace_room).
  *     The mutex is adaptive: a writer that finds it held spins briefly
  *     before it sleeps.
  *   - A view callback may read the same cache again (nested section).
@@ -946,6 +949,13 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 		memcpy(e->data + key_len, value, value_len);
 
 	pthread_mutex_lock(&s->mu);
+	/* Memory retired but not yet freed stays under the shard's cap,
+	 * whatever readers do (cache_reclaim.c, "The cap"). */
+	if (!cache_grace_room(&s->grace, c->readers, c->asym)) {
+		pthread_mutex_unlock(&s->mu);
+		mantis_free(e, asz);
+		return MANTIS_BUSY;
+	}
 	if (!table_reserve(s)) {
 		pthread_mutex_unlock(&s->mu);
 		mantis_free(e, asz);

@@ -84,6 +84,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef __linux__
 #include <linux/membarrier.h>
@@ -108,17 +109,34 @@
  * are short, what waits for reclamation is at most two batches per domain
  * (pending, and waiting for the readers of its snapshot), each under
  * poll_bytes plus the block that closed it: with small entries about 1/8
- * of the budget for small caches, about 2 MiB per shard for large.  It is
- * NOT bounded while one reader section lasts: the waiting batch cannot be
- * freed and the pending one cannot close (cache_grace_poll returns early),
- * so everything retired on that domain meanwhile accumulates (an audit
- * measured 405 MB over a 1 MiB budget behind a view callback that parked,
- * and 78 MiB over 256 MiB behind a 60 MiB value's copy).  Bounding it
- * needs writers to wait for such a reader once the pending bytes pass a
- * cap (as RCU's synchronize does); not done yet.
+ * of the budget for small caches, about 2 MiB per shard for large.
+ *
+ * The cap.  A long section (a view callback that blocks, the copy of a
+ * very large value) keeps the waiting batch from being freed and the
+ * pending one from closing, so without a bound everything retired on the
+ * domain meanwhile would accumulate: an audit measured 405 MB over a 1 MiB
+ * budget behind a parked view callback.  So a writer about to add memory
+ * (a put) first checks pend_bytes + wait_bytes against cap_bytes, the
+ * domain's budget (cache_grace_room).  Past it, the writer reclaims as RCU's
+ * synchronize does: it polls with force and yields until the backlog is
+ * under the cap, for at most GRACE_WAIT_NS; if a section outlasts that, or
+ * the writer is itself inside a section of this cache (a put from a view
+ * callback, which mantis.h forbids and which could never see its own
+ * section end), it gives up and the put is refused (MANTIS_BUSY), nothing
+ * changed.  A bounded wait, not an unbounded one: a callback that waits for
+ * a writer of the same cache would otherwise deadlock.  Only puts are
+ * gated: a delete, an expiry or an eviction retires what it unlinks from
+ * the live set, so live + retired does not grow.  A domain's memory, live
+ * plus retired, therefore stays under twice its budget plus what one put
+ * retires past the check (its evictions, at most its own charge, and the
+ * value it replaces), whatever its readers do.
  */
 #define POLL_EVERY 1024
 #define POLL_BYTES (1u << 20)
+/* How long a writer over the cap waits for sections to end: far longer
+ * than a get's section, short enough that a writer held up by a parked
+ * reader answers soon. */
+#define GRACE_WAIT_NS 1000000
 
 /*
  * Thread ids: process-wide, shared by every cache.  An id returns to the
@@ -279,6 +297,7 @@ void
 cache_grace_init(struct cache_grace *g, uint64_t budget)
 {
 	g->poll_bytes = budget / 16 < POLL_BYTES ? (size_t)(budget / 16) : POLL_BYTES;
+	g->cap_bytes = budget < SIZE_MAX ? (size_t)budget : SIZE_MAX;
 }
 
 void
@@ -330,6 +349,7 @@ reap_waiting(struct cache_grace *g, struct cache_retired **to)
 {
 	*to = g->wait;
 	g->wait = NULL;
+	g->wait_bytes = 0;
 	g->waiting = false;
 }
 
@@ -370,6 +390,7 @@ cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool asym, 
 	}
 	g->snap_n = n;
 	g->wait = g->pend;
+	g->wait_bytes = g->pend_bytes;
 	g->pend = NULL;
 	g->pend_n = 0;
 	g->pend_bytes = 0;
@@ -384,7 +405,48 @@ cache_grace_free_all(struct cache_grace *g)
 	free_list(g->pend);
 	free_list(g->wait);
 	g->pend = g->wait = NULL;
-	g->pend_n = g->pend_bytes = 0;
+	g->pend_n = g->pend_bytes = g->wait_bytes = 0;
 	g->waiting = false;
 	g->snap_n = 0;
+}
+
+/* Is a section of this cache (readers) open on the calling thread? */
+static bool
+own_section(const struct cache_rslot *readers)
+{
+	int t = cache_tl_tid;
+	/* Relaxed: only this thread writes its own slot. */
+	if (t > 0 && (atomic_load_explicit(&readers[t - 1].seq, memory_order_relaxed) & 1) != 0)
+		return true;
+	const struct cache_rslot *a = tl_spare;
+	return a >= readers && a < readers + CACHE_SPARE_END;
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool
+cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, bool asym)
+{
+	uint64_t start = 0;
+	for (;;) {
+		/* The rare path: what it reaps is freed under the lock. */
+		struct cache_reaped done;
+		cache_grace_poll(g, readers, asym, true, &done);
+		cache_reaped_free(&done);
+		if (g->pend_bytes + g->wait_bytes <= g->cap_bytes)
+			return true;
+		if (own_section(readers))
+			return false;
+		if (start == 0)
+			start = mono_ns();
+		else if (mono_ns() - start > GRACE_WAIT_NS)
+			return false;
+		sched_yield();
+	}
 }

@@ -76,8 +76,12 @@ struct cache_grace {
 	size_t pend_n;
 	size_t pend_bytes; /* a count alone strands big values */
 	size_t poll_bytes; /* pend_bytes that closes a batch */
+	/* pend_bytes + wait_bytes past which a writer that is about to
+	 * allocate must first reclaim (cache_grace_room). */
+	size_t cap_bytes;
 	/* One batch waiting for the sections in snap_* to end. */
 	struct cache_retired *wait;
+	size_t wait_bytes;
 	bool waiting;
 	unsigned snap_n;
 	uint16_t snap_idx[CACHE_NSLOTS];
@@ -100,7 +104,7 @@ extern _Thread_local int cache_tl_tid;
  * once); false under TSan and where membarrier is missing. */
 bool cache_reclaim_asym(void);
 
-/* Sets g's batch threshold from the domain's byte budget. */
+/* Sets g's batch threshold and its cap from the domain's byte budget. */
 void cache_grace_init(struct cache_grace *g, uint64_t budget);
 
 /* Caller holds the domain's writer lock; b (size bytes) is unlinked. */
@@ -118,6 +122,25 @@ void cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool a
 
 /* Frees what a poll handed over (out of the writer lock is fine). */
 void cache_reaped_free(struct cache_reaped *r);
+
+bool cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, bool asym);
+
+/*
+ * Caller holds the domain's writer lock and is about to add memory to the
+ * domain (a put).  Keeps the memory retired but not yet freed under
+ * cap_bytes: past it, reclaims what it can, waiting a bounded time for the
+ * sections the waiting batch waits for (cache_reclaim.c, "The cap").
+ * false: still over the cap, because a section outlasted the wait or the
+ * caller is itself inside a section (a write from a view callback); the
+ * caller must not add memory.
+ */
+static inline bool
+cache_grace_room(struct cache_grace *g, struct cache_rslot *readers, bool asym)
+{
+	if (__builtin_expect(g->pend_bytes + g->wait_bytes <= g->cap_bytes, 1))
+		return true;
+	return cache_grace_room_slow(g, readers, asym);
+}
 
 /* Frees everything retired; no reader may be running (cache_free). */
 void cache_grace_free_all(struct cache_grace *g);

@@ -16,7 +16,7 @@ static const char *const names[MANTIS_STATUS_COUNT_] = {
 	[MANTIS_CLOSED] = "closed",
 	[MANTIS_READ_ONLY] = "read-only after an I/O failure",
 	[MANTIS_EXISTS] = "already exists",
-	[MANTIS_BUSY] = "locked by another owner",
+	[MANTIS_BUSY] = "busy: locked by another owner or held by a reader",
 };
 
 const char *

@@ -957,19 +957,50 @@ pin_reader(void *arg)
 	return (void *)(uintptr_t)(st == MANTIS_OK);
 }
 
+/* Starts a reader parked inside a view callback of "k" (pin_cb). */
+static pthread_t
+pin_start(struct pin *p)
+{
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_t r;
+	assert_int_equal(pthread_create(&r, NULL, pin_reader, p), 0);
+	pthread_mutex_lock(&p->mu);
+	while (!p->inside)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+/* Lets pin_start's reader leave; it saw the value it found intact. */
+static void
+pin_finish(struct pin *p, pthread_t r)
+{
+	pthread_mutex_lock(&p->mu);
+	p->go = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	void *ok;
+	assert_int_equal(pthread_join(r, &ok), 0);
+	assert_true(ok != NULL);
+	assert_true(p->intact);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+}
+
 /*
- * The start of the two pinning tests: a one-shard cache holding "k" = 'a'
+ * The start of the pinning tests: a one-shard cache holding "k" = 'a'
  * x PIN_VLEN, the allocator's live bytes before it (*base) and of the
  * cache with its one value (*empty), and a value buffer for the
  * overwrites (the caller frees it).
  */
 static mantis_cache *
-pin_setup(char **val, int64_t *base, int64_t *empty)
+pin_setup(uint64_t budget, char **val, int64_t *base, int64_t *empty)
 {
 	*val = malloc(PIN_VLEN);
 	assert_non_null(*val);
 	*base = live_bytes();
-	mantis_cache *c = make_cache(64u << 20, 1);
+	mantis_cache *c = make_cache(budget, 1);
 	*empty = live_bytes() - *base;
 	memset(*val, 'a', PIN_VLEN);
 	assert_int_equal(mantis_cache_put(c, "k", 1, *val, PIN_VLEN, 0, 0), MANTIS_OK);
@@ -982,31 +1013,17 @@ test_reader_pins_retired_memory(void **state)
 	(void)state;
 	char *val;
 	int64_t base, empty;
-	mantis_cache *c = pin_setup(&val, &base, &empty);
+	mantis_cache *c = pin_setup(64u << 20, &val, &base, &empty);
 
 	struct pin p = {.c = c};
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
-	pthread_t r;
-	assert_int_equal(pthread_create(&r, NULL, pin_reader, &p), 0);
-	pthread_mutex_lock(&p.mu);
-	while (!p.inside)
-		pthread_cond_wait(&p.cv, &p.mu);
-	pthread_mutex_unlock(&p.mu);
+	pthread_t r = pin_start(&p);
 	/* 200 x 64 KiB: several batches by bytes, all behind the reader. */
 	for (int i = 0; i < 200; i++) {
 		memset(val, 'b' + i % 20, PIN_VLEN);
 		assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
 		check_budget(c);
 	}
-	pthread_mutex_lock(&p.mu);
-	p.go = 1;
-	pthread_cond_broadcast(&p.cv);
-	pthread_mutex_unlock(&p.mu);
-	void *ok;
-	assert_int_equal(pthread_join(r, &ok), 0);
-	assert_true(ok != NULL);
-	assert_true(p.intact);
+	pin_finish(&p, r);
 
 	/* The reader left: the maintenance path gives the memory back. */
 	for (int i = 0; i < 3; i++)
@@ -1017,8 +1034,73 @@ test_reader_pins_retired_memory(void **state)
 	assert_true(after <= empty + 2 * (int64_t)PIN_VLEN);
 	mantis_cache_free(c);
 	assert_int_equal(live_bytes(), base);
-	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv);
+	free(val);
+}
+
+/*
+ * The cap on retired memory (cache_reclaim.c, "The cap"): behind a reader
+ * parked in a view callback, overwrites of a 1 MiB cache retire memory up
+ * to about its budget and are then refused with MANTIS_BUSY, changing
+ * nothing, where they used to pile up without bound.  A delete still
+ * works.  Once the reader leaves, puts succeed again and the memory comes
+ * back.
+ */
+static void
+test_reader_caps_retired_memory(void **state)
+{
+	(void)state;
+	const uint64_t budget = 1u << 20;
+	char *val;
+	int64_t base, empty;
+	mantis_cache *c = pin_setup(budget, &val, &base, &empty);
+	assert_int_equal(mantis_cache_put(c, "other", 5, "x", 1, 0, 0), MANTIS_OK);
+
+	struct pin p = {.c = c};
+	pthread_t r = pin_start(&p);
+	int ok = 0, busy = 0;
+	int64_t peak = 0;
+	for (int i = 0; i < 200; i++) {
+		memset(val, 'b' + i % 20, PIN_VLEN);
+		mantis_status st = mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0);
+		assert_true(st == MANTIS_OK || st == MANTIS_BUSY);
+		if (st == MANTIS_OK) {
+			assert_int_equal(busy, 0); /* refused only once over the cap */
+			ok++;
+		} else {
+			busy++;
+		}
+		check_budget(c);
+		int64_t now = live_bytes() - base;
+		peak = now > peak ? now : peak;
+	}
+	print_message("cache retired cap: %d puts, %d refused, peak %lld B over %lld B empty\n", ok,
+		      busy, (long long)peak, (long long)empty);
+	assert_true(busy > 0);
+	/* Retired memory stays under the budget plus one put's retirement;
+	 * live, one value (and "other"). */
+	int64_t entry = (int64_t)PIN_VLEN + 256;
+	assert_true(peak <= empty + (int64_t)budget + 3 * entry);
+	/* A refused put changed nothing: the last accepted value remains. */
+	char *buf = malloc(PIN_VLEN);
+	assert_non_null(buf);
+	size_t len;
+	assert_int_equal(mantis_cache_get(c, "k", 1, 0, buf, PIN_VLEN, &len), MANTIS_OK);
+	assert_int_equal(len, PIN_VLEN);
+	assert_int_equal(buf[0], 'b' + (ok - 1) % 20);
+	/* Delete is never refused. */
+	assert_int_equal(mantis_cache_delete(c, "other", 5), MANTIS_OK);
+	assert_int_equal(mantis_cache_get(c, "other", 5, 0, buf, PIN_VLEN, &len),
+			 MANTIS_NOT_FOUND);
+	pin_finish(&p, r);
+
+	memset(val, 'z', PIN_VLEN);
+	assert_int_equal(mantis_cache_put(c, "k", 1, val, PIN_VLEN, 0, 0), MANTIS_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mantis_cache_sweep(c, 0, 0, NULL), MANTIS_OK);
+	assert_true(live_bytes() - base <= empty + 2 * entry);
+	mantis_cache_free(c);
+	assert_int_equal(live_bytes(), base);
+	free(buf);
 	free(val);
 }
 
@@ -1037,7 +1119,7 @@ test_host_slot_pins_retired_memory(void **state)
 	(void)state;
 	char *val;
 	int64_t base, empty;
-	mantis_cache *c = pin_setup(&val, &base, &empty);
+	mantis_cache *c = pin_setup(64u << 20, &val, &base, &empty);
 
 	mgo_cache_layout l;
 	assert_int_equal(mgo_cache_layout_get(NULL, &l), MANTIS_INVALID);
@@ -1246,6 +1328,7 @@ main(void)
 		cmocka_unit_test(test_byte_bound_mixed_sizes),
 		cmocka_unit_test(test_large_overwrites_return),
 		cmocka_unit_test(test_reader_pins_retired_memory),
+		cmocka_unit_test(test_reader_caps_retired_memory),
 		cmocka_unit_test(test_host_slot_pins_retired_memory),
 		cmocka_unit_test(test_many_threads_nested_reads),
 		cmocka_unit_test(test_fork_child_reclaims),

@@ -66,6 +66,8 @@ type Cache interface {
 	View(key []byte, fn func(value []byte) error) error
 	// Set stores a copy of key -> value; ttl > 0 makes it expire ttl after
 	// now (by Options.Now), ttl == 0 never.  Negative ttl is ErrInvalid.
+	// The native cache answers ErrBusy, storing nothing, when a long read
+	// holds the shard's retired memory at its cap (see ErrBusy).
 	Set(key, value []byte, ttl time.Duration) error
 	// Delete removes key; ErrNotFound when it was absent.
 	Delete(key []byte) error

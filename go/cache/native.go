@@ -98,6 +98,8 @@ func statusErr(st C.mantis_status) error {
 		return ErrTooLarge
 	case C.MANTIS_NOMEM:
 		return ErrNoMem
+	case C.MANTIS_BUSY:
+		return ErrBusy
 	default:
 		return ErrInvalid
 	}

@@ -10,6 +10,7 @@ package cache
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -240,6 +241,56 @@ func TestHostSlotPinsRetiredMemory(t *testing.T) {
 	got, err := c.Get(key)
 	if err != nil || len(got) != vlen || got[0] != byte('b'+199%20) {
 		t.Fatalf("after the section: %d bytes starting %q, %v", len(got), got[:min(1, len(got))], err)
+	}
+}
+
+// TestSetBusyBehindOpenSection: the cap on retired memory
+// (cache_reclaim.c, "The cap").  With a read section left open on a host
+// slot, overwrites of a 1 MiB cache retire memory up to about its budget
+// and then fail with ErrBusy, storing nothing, instead of piling retired
+// memory up without bound.  Delete still works; once the section closes,
+// Set works again.
+func TestSetBusyBehindOpenSection(t *testing.T) {
+	c := newNativeT(t, Options{BudgetBytes: 1 << 20, Shards: 1})
+	r := &c.rd
+	if procs := runtime.GOMAXPROCS(0); procs >= r.nslots {
+		runtime.GOMAXPROCS(r.nslots - 1)
+		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	}
+	const vlen = 16 << 10
+	key, other := []byte("k"), []byte("other")
+	if err := c.Set(other, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	slot := unsafe.Add(r.slots, uintptr(r.nslots-1)*r.slotStride)
+	seq := at64(slot, r.offSeq)
+	q := atomic.LoadUint64(seq)
+	atomic.StoreUint64(seq, q+1) // R2: a section that stays open
+	stored := -1
+	for i := 0; i < 400; i++ {
+		err := c.Set(key, bytes.Repeat([]byte{byte('a' + i%20)}, vlen), 0)
+		if errors.Is(err, ErrBusy) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = i
+	}
+	if stored < 0 || stored == 399 {
+		atomic.StoreUint64(seq, q+2)
+		t.Fatalf("%d sets stored behind an open section; want some, then ErrBusy", stored+1)
+	}
+	got, err := c.Get(key)
+	if err != nil || len(got) != vlen || got[0] != byte('a'+stored%20) {
+		t.Errorf("after ErrBusy: %d bytes starting %q, %v; want the last stored value", len(got), got[:min(1, len(got))], err)
+	}
+	if err := c.Delete(other); err != nil {
+		t.Errorf("Delete behind the open section: %v", err)
+	}
+	atomic.StoreUint64(seq, q+2) // R5
+	if err := c.Set(key, []byte("after"), 0); err != nil {
+		t.Fatalf("Set after the section closed: %v", err)
 	}
 }
 

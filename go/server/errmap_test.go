@@ -20,6 +20,7 @@ func TestEngineErrorStatus(t *testing.T) {
 		{storage.ErrNotFound, http.StatusNotFound, CodeNotFound},
 		{fmt.Errorf("get: %w", storage.ErrNoMem), http.StatusServiceUnavailable, CodeUnavailable},
 		{cache.ErrNoMem, http.StatusServiceUnavailable, CodeUnavailable},
+		{cache.ErrBusy, http.StatusServiceUnavailable, CodeUnavailable},
 		{storage.ErrReadOnly, http.StatusServiceUnavailable, CodeReadOnly},
 		{storage.ErrClosed, http.StatusServiceUnavailable, CodeUnavailable},
 	}

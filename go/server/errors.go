@@ -122,7 +122,7 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusBadRequest, CodeBadRequest, msg)
 	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrClosed), errors.Is(err, cluster.ErrApplyFailed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
-	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
+	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem), errors.Is(err, cache.ErrBusy):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}
 	logOnce(&lastInternal, "mantisdb: internal error: "+msg)
