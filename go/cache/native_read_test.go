@@ -200,20 +200,12 @@ func TestGoReaderRacesWriters(t *testing.T) {
 func TestHostSlotPinsRetiredMemory(t *testing.T) {
 	c := newNativeT(t, Options{BudgetBytes: 64 << 20, Shards: 1})
 	r := &c.rd
-	// The last host slot belongs to no P while GOMAXPROCS is below it.
-	if procs := runtime.GOMAXPROCS(0); procs >= r.nslots {
-		runtime.GOMAXPROCS(r.nslots - 1)
-		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
-	}
 	const vlen = 16 << 10
 	key := []byte("k")
 	if err := c.Set(key, bytes.Repeat([]byte{'a'}, vlen), 0); err != nil {
 		t.Fatal(err)
 	}
-	slot := unsafe.Add(r.slots, uintptr(r.nslots-1)*r.slotStride)
-	seq := at64(slot, r.offSeq)
-	q := atomic.LoadUint64(seq)
-	atomic.StoreUint64(seq, q+1) // R2, the seq_cst variant
+	closeSection := openHostSection(t, c)
 	e := r.testFind(key)
 	if e == nil {
 		t.Fatal("the Go probe did not find the key")
@@ -237,7 +229,7 @@ func TestHostSlotPinsRetiredMemory(t *testing.T) {
 			t.Fatalf("byte %d of the value the open section found is %q: its memory was freed and reused", i, b)
 		}
 	}
-	atomic.StoreUint64(seq, q+2) // R5
+	closeSection()
 	got, err := c.Get(key)
 	if err != nil || len(got) != vlen || got[0] != byte('b'+199%20) {
 		t.Fatalf("after the section: %d bytes starting %q, %v", len(got), got[:min(1, len(got))], err)
@@ -252,20 +244,12 @@ func TestHostSlotPinsRetiredMemory(t *testing.T) {
 // Set works again.
 func TestSetBusyBehindOpenSection(t *testing.T) {
 	c := newNativeT(t, Options{BudgetBytes: 1 << 20, Shards: 1})
-	r := &c.rd
-	if procs := runtime.GOMAXPROCS(0); procs >= r.nslots {
-		runtime.GOMAXPROCS(r.nslots - 1)
-		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
-	}
 	const vlen = 16 << 10
 	key, other := []byte("k"), []byte("other")
 	if err := c.Set(other, []byte("x"), 0); err != nil {
 		t.Fatal(err)
 	}
-	slot := unsafe.Add(r.slots, uintptr(r.nslots-1)*r.slotStride)
-	seq := at64(slot, r.offSeq)
-	q := atomic.LoadUint64(seq)
-	atomic.StoreUint64(seq, q+1) // R2: a section that stays open
+	closeSection := openHostSection(t, c)
 	stored := -1
 	for i := 0; i < 400; i++ {
 		err := c.Set(key, bytes.Repeat([]byte{byte('a' + i%20)}, vlen), 0)
@@ -278,7 +262,7 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 		stored = i
 	}
 	if stored < 0 || stored == 399 {
-		atomic.StoreUint64(seq, q+2)
+		closeSection()
 		t.Fatalf("%d sets stored behind an open section; want some, then ErrBusy", stored+1)
 	}
 	got, err := c.Get(key)
@@ -288,10 +272,27 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 	if err := c.Delete(other); err != nil {
 		t.Errorf("Delete behind the open section: %v", err)
 	}
-	atomic.StoreUint64(seq, q+2) // R5
+	closeSection()
 	if err := c.Set(key, []byte("after"), 0); err != nil {
 		t.Fatalf("Set after the section closed: %v", err)
 	}
+}
+
+// openHostSection opens a read section on c's last host slot, as a Go
+// reader does (R2, the seq_cst variant), and returns what closes it (R5).
+// The last host slot belongs to no P while GOMAXPROCS is below it, so no
+// Get of the test runs on it meanwhile.
+func openHostSection(t *testing.T, c *nativeCache) (closeSection func()) {
+	r := &c.rd
+	if procs := runtime.GOMAXPROCS(0); procs >= r.nslots {
+		runtime.GOMAXPROCS(r.nslots - 1)
+		t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	}
+	slot := unsafe.Add(r.slots, uintptr(r.nslots-1)*r.slotStride)
+	seq := at64(slot, r.offSeq)
+	q := atomic.LoadUint64(seq)
+	atomic.StoreUint64(seq, q+1)
+	return func() { atomic.StoreUint64(seq, q+2) }
 }
 
 // testFind is the probe of goReader.get (R3) without the section around
