@@ -943,6 +943,19 @@ func (n *Node) RemoveMember(id string) error {
 	// is put back: the member stays, and followers redirect to it (a
 	// removal whose outcome is unknown puts it back too; an address of
 	// a member that is gone is never used).
+	//
+	// The address put back is read from this node's engine, which on a
+	// new leader may not yet hold every committed entry (its state
+	// machine applies behind its commit index): the read would then
+	// miss an address recorded by the previous leader, or return one it
+	// has since replaced, and a refused removal would erase or roll back
+	// the member's address.  ReadBarrier first makes the engine cover
+	// every entry committed before this call.  (found, voter and voters
+	// need no barrier: they come from Raft's own latest configuration,
+	// which on the leader includes every configuration entry it holds.)
+	if err := n.ReadBarrier(ctx); err != nil {
+		return err
+	}
 	old, gerr := n.eng.Get(memberKey(id))
 	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
 		return err
