@@ -109,6 +109,24 @@ const MaxEntryPayload = codec.MaxBatchSize - appliedRecordSize
 // (appliedKey, an 8-byte value), as codec.Size computes it.
 const appliedRecordSize = (codec.HeaderSize + len(appliedKeyName) + 8 + codec.Align - 1) &^ (codec.Align - 1)
 
+// requestsHeaderSize is the encoded size of a requests entry's META
+// header record (requestsKey, a u32 value).
+const requestsHeaderSize = (codec.HeaderSize + len(requestsKey) + 4 + codec.Align - 1) &^ (codec.Align - 1)
+
+// entrySize is the exact size of the entry (raft.Log.Data) that holds
+// reqs requests whose ops' records total opsBytes: a batch entry (the
+// records behind one BATCH header) or, when conditional (a request
+// carries a read term), a requests entry (its header record, then one
+// BATCH header per request in front of that request's records).  The
+// framing is not part of the engine batch that applies the entry (only
+// the records are), but it is part of what the log stores and sends.
+func entrySize(opsBytes, reqs int, conditional bool) int {
+	if conditional {
+		return requestsHeaderSize + reqs*codec.HeaderSize + opsBytes
+	}
+	return codec.HeaderSize + opsBytes
+}
+
 // opsEncodedSize is the exact size of ops' nested records in an entry
 // (and in the engine batch that applies it).
 func opsEncodedSize(ops []storage.Op) int {

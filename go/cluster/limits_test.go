@@ -157,3 +157,102 @@ func TestBatcherEntryBudget(t *testing.T) {
 		t.Fatalf("64 writes went out as %d ops in %d entries", ops, entries)
 	}
 }
+
+// TestBatcherBudgetCountsFraming: the batcher's budget bounds the whole
+// encoded entry, as the log stores and sends it.  Many tiny requests
+// queue behind an entry the leader's state machine holds back, then
+// leave together; every entry they make (raft.Log.Data, the encoder's
+// actual output) stays within the budget.  A requests entry (any request
+// with a read term) frames each request with a 32-byte BATCH header of
+// its own: counted before as nothing, it took an entry of 40-byte
+// records to nearly twice the budget.  Plain writes alone make batch
+// entries, whose one BATCH header counts too.
+func TestBatcherBudgetCountsFraming(t *testing.T) {
+	const budget = 4 << 10
+	for _, tc := range []struct {
+		name string
+		term func(i int, term uint64) uint64 // a request's read term
+	}{
+		{"requests", func(i int, term uint64) uint64 { return term * uint64(i%2) }},
+		{"batch", func(int, uint64) uint64 { return 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t, func(cfg *Config) { cfg.MaxEntryBytes = budget })
+			engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+			l := c.start("n1", true)
+			c.leader()
+			c.write("k", "v") // the new leader's own entries are applied
+			first := l.node.raft.LastIndex() + 1
+			term := l.node.raft.CurrentTerm()
+
+			sent := l.node.batch.requests.Load()
+			le := engine(l.id)
+			hold := make(chan struct{})
+			le.mu.Lock()
+			le.hold = hold
+			le.mu.Unlock()
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					le.mu.Lock()
+					le.hold = nil
+					le.mu.Unlock()
+					close(hold)
+				}
+			}
+			defer release()
+			const n = 400
+			errs := make(chan error, n)
+			for i := 0; i < n; i++ {
+				go func(i int) {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					ops := []storage.Op{{Kind: storage.OpPut, Key: []byte(fmt.Sprintf("k%03d", i)), Value: []byte("1")}}
+					errs <- l.node.proposeThen(ctx, ops, tc.term(i, term), nil)
+				}(i)
+			}
+			// The first entry is held in the state machine; the batcher's
+			// loop holds the next request (waiting for the entry's slot)
+			// and the others wait in the queue.
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				in, queued := int(l.node.batch.requests.Load()-sent), len(l.node.batch.queue)
+				if in+queued == n-1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d requests in the held entry and %d queued, of %d", in, queued, n)
+				}
+			}
+			release()
+			for i := 0; i < n; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			reqs, most, entries := 0, 0, 0
+			for i := first; i <= l.node.raft.LastIndex(); i++ {
+				var lg raft.Log
+				if err := l.node.logs.GetLog(i, &lg); err != nil {
+					t.Fatal(err)
+				}
+				if lg.Type != raft.LogCommand {
+					continue
+				}
+				if len(lg.Data) > budget {
+					t.Errorf("entry %d is %d bytes, over the budget %d", i, len(lg.Data), budget)
+				}
+				var b storage.Batch
+				if _, _, err := decodeEntry(lg.Data, lg.Term, &b); err != nil {
+					t.Fatal(err)
+				}
+				entries++
+				reqs += len(b.Ops) // one put per request
+				most = max(most, len(b.Ops))
+			}
+			if reqs != n || most < 2 {
+				t.Fatalf("%d requests in %d entries, at most %d in one; want %d, batched", reqs, entries, most, n)
+			}
+		})
+	}
+}

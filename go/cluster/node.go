@@ -69,9 +69,9 @@ type Config struct {
 	TrailingLogs       uint64        // 10240 entries
 	// ApplyTimeout bounds a write's wait for commit and apply; 10s.
 	ApplyTimeout time.Duration
-	// MaxEntryBytes bounds the encoded records the batcher packs into
-	// one entry (a bigger single request is its own entry); 1 MiB, at
-	// most MaxEntryPayload.
+	// MaxEntryBytes bounds the encoded size of an entry the batcher
+	// packs (raft.Log.Data: the records and their framing; a bigger
+	// single request is its own entry); 1 MiB, at most MaxEntryPayload.
 	MaxEntryBytes int
 	// MaxInflight is how many entries the batcher keeps in Raft at once;
 	// while they are in flight new writes gather for the next one.  1.
