@@ -218,11 +218,12 @@ func (b *batcher) loop() {
 		// next entry.  A requests entry frames every request with a
 		// BATCH header of its own (32 bytes), so counting the records
 		// alone let an entry of many tiny read-modify-writes grow to
-		// nearly twice the budget.  The budget is at most
-		// MaxEntryPayload (Config.withDefaults) and the records are
-		// part of the entry, so combining requests can never make an
-		// entry the engine refuses either.  A lone request over the
-		// budget is its own entry (Write held it to MaxEntryPayload).
+		// nearly twice the budget.  The budget is at most MaxEntrySize
+		// (Config.withDefaults), so combining requests can never make
+		// an entry a log store cannot hold, nor (the records being
+		// part of the entry) one the engine refuses.  A lone request
+		// over the budget is its own entry (Write held its records to
+		// MaxRequestRecords, so its entry is within MaxEntrySize).
 		reqs := []*writeReq{first}
 		recs, cond := first.size, first.readTerm != 0
 		size := entrySize(recs, 1, cond)

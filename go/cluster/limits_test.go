@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,11 +41,11 @@ func opsOfSize(t *testing.T, value []byte, total int) []storage.Op {
 }
 
 // TestEntrySizeLimit: an entry's records plus the applied-index record
-// must fit one engine batch.  encodeEntry accepts exactly MaxEntryPayload
-// (and, with MANTISDB_CLUSTER_BIG_ENTRY set, the FSM applies that entry
-// on a real engine), and refuses anything larger, up to
-// and past codec.MaxBatchSize, with storage.ErrBatchTooLarge; so does
-// Node.Write, and the cluster keeps applying afterwards.
+// must fit one engine batch, and the whole entry one value of the engine
+// log store.  Node.Write refuses records past MaxRequestRecords, up to
+// and past codec.MaxBatchSize, with storage.ErrBatchTooLarge, and the
+// cluster keeps applying afterwards; the FSM applies the largest entry
+// allowed on a real engine.
 func TestEntrySizeLimit(t *testing.T) {
 	if MaxEntryPayload != codec.MaxBatchSize-codec.Size(len(appliedKey), 8) {
 		t.Fatalf("MaxEntryPayload %d does not leave room for the applied-index record", MaxEntryPayload)
@@ -73,13 +72,7 @@ func TestEntrySizeLimit(t *testing.T) {
 	}
 
 	// The largest entry allowed is one the engine applies.
-	data, err := encodeEntry(nil, opsOfSize(t, value, MaxEntryPayload))
-	// Applying it writes 256 MiB through the engine (several seconds
-	// under -race): by hand only, MANTISDB_CLUSTER_BIG_ENTRY=1 go test
-	// -run TestEntrySizeLimit ./go/cluster.
-	if os.Getenv("MANTISDB_CLUSTER_BIG_ENTRY") == "" {
-		return
-	}
+	data, err := encodeEntry(nil, recordsOf(t, value, MaxRequestRecords&^(codec.Align-1)))
 	if err != nil {
 		t.Fatalf("encodeEntry at the limit: %v", err)
 	}
@@ -93,19 +86,89 @@ func TestEntrySizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}); resp != nil {
-		t.Fatalf("the FSM refused an entry of MaxEntryPayload bytes: %v", resp)
+		t.Fatalf("the FSM refused the largest entry allowed: %v", resp)
 	}
 	if idx, err := readApplied(eng); err != nil || idx != 1 {
 		t.Fatalf("applied index %d, %v", idx, err)
 	}
 }
 
+// recordsOf returns one put whose record is exactly total bytes (a
+// multiple of 8), its value a prefix of value.
+func recordsOf(t *testing.T, value []byte, total int) []storage.Op {
+	t.Helper()
+	ops := []storage.Op{{Kind: storage.OpPut, Key: []byte("a"), Value: value[:total-codec.HeaderSize-codec.Align]}}
+	if got := opsEncodedSize(ops); got != total {
+		t.Fatalf("a put of %d bytes of records, want %d", got, total)
+	}
+	return ops
+}
+
+// TestEntryFitsLogStore: the engine log store holds an entry as one
+// engine value (at most 64 MiB), so MaxEntrySize is what it can store,
+// and the largest request, framed either way, makes an entry it stores.
+// One past it is refused by the leader (storage.ErrBatchTooLarge) before
+// it reaches the log: before the limit, a write of records under
+// MaxEntryPayload but over 64 MiB reached the log store, whose append
+// failed, and Raft stepped the leader down.
+func TestEntryFitsLogStore(t *testing.T) {
+	ls, err := openEngineLogStore(filepath.Join(t.TempDir(), "log"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	value := make([]byte, codec.MaxValueSize)
+	for i, data := range [][]byte{make([]byte, MaxEntrySize), make([]byte, MaxEntrySize+1)} {
+		err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}})
+		if (err == nil) != (len(data) == MaxEntrySize) {
+			t.Fatalf("log store: an entry of %d bytes: %v (MaxEntrySize %d)", len(data), err, MaxEntrySize)
+		}
+	}
+	recs := MaxRequestRecords &^ (codec.Align - 1)
+	ops := recordsOf(t, value, recs)
+	batch, err := encodeEntry(nil, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, err := encodeRequestsEntry(nil, []entryReq{{readTerm: 1, ops: ops}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, data := range [][]byte{batch, reqs} {
+		if err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 10), Term: 1, Type: raft.LogCommand, Data: data}}); err != nil {
+			t.Fatalf("log store: the largest request's entry (%d bytes): %v", len(data), err)
+		}
+	}
+	over := recordsOf(t, value, recs+codec.Align)
+	if _, err := encodeRequestsEntry(nil, []entryReq{{readTerm: 1, ops: over}}); !errors.Is(err, storage.ErrBatchTooLarge) {
+		t.Fatalf("encodeRequestsEntry over MaxEntrySize: %v", err)
+	}
+
+	c := newTestCluster(t, nil)
+	l := c.start("n1", true)
+	c.leader()
+	term := l.node.raft.CurrentTerm()
+	half := value[:40<<20]
+	for _, ops := range [][]storage.Op{over, {{Kind: storage.OpPut, Key: []byte("a"), Value: half}, {Kind: storage.OpPut, Key: []byte("b"), Value: half}}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = l.node.Write(ctx, ops)
+		cancel()
+		if !errors.Is(err, storage.ErrBatchTooLarge) {
+			t.Fatalf("Write of %d bytes of records: %v, want ErrBatchTooLarge", opsEncodedSize(ops), err)
+		}
+	}
+	c.write("after", "still applying")
+	if !l.node.IsLeader() || l.node.raft.CurrentTerm() != term {
+		t.Fatalf("the leader lost its leadership over a refused write (term %d, now %d)", term, l.node.raft.CurrentTerm())
+	}
+}
+
 // TestBatcherEntryBudget: the batcher's budget never exceeds
-// MaxEntryPayload, and concurrent writes that together exceed it are
+// MaxEntrySize, and concurrent writes that together exceed it are
 // split over several entries, each within it.
 func TestBatcherEntryBudget(t *testing.T) {
-	if got := (Config{MaxEntryBytes: 1 << 40}).withDefaults().MaxEntryBytes; got != MaxEntryPayload {
-		t.Fatalf("MaxEntryBytes 1 TiB became %d, want MaxEntryPayload %d", got, MaxEntryPayload)
+	if got := (Config{MaxEntryBytes: 1 << 40}).withDefaults().MaxEntryBytes; got != MaxEntrySize {
+		t.Fatalf("MaxEntryBytes 1 TiB became %d, want MaxEntrySize %d", got, MaxEntrySize)
 	}
 	const budget = 8 << 10
 	c := newTestCluster(t, func(cfg *Config) { cfg.MaxEntryBytes = budget })
