@@ -22,7 +22,9 @@ import (
 )
 
 type writeReq struct {
-	ops  []storage.Op
+	ops []storage.Op
+	// size is opsEncodedSize(ops): the request's records, without the
+	// framing its entry adds (entrySize).
 	size int
 	// readTerm is the term a read-modify-write's read was made in (0: a
 	// plain write).  Its writes are applied only if its entry is appended
@@ -210,14 +212,21 @@ func (b *batcher) loop() {
 				continue
 			}
 		}
-		// size is the exact size of the entry's records, and the budget
-		// is at most MaxEntryPayload (Config.withDefaults): a request
-		// that would take the entry over it waits for the next one, so
-		// combining requests can never make an entry the engine refuses.
-		// A lone request over the budget is its own entry (Write held it
-		// to MaxEntryPayload).
+		// The budget (MaxEntryBytes) bounds the whole encoded entry,
+		// framing included: entrySize of what is gathered is exact, and
+		// a request that would take it over the budget waits for the
+		// next entry.  A requests entry frames every request with a
+		// BATCH header of its own (32 bytes), so counting the records
+		// alone let an entry of many tiny read-modify-writes grow to
+		// nearly twice the budget.  The budget is at most MaxEntrySize
+		// (Config.withDefaults), so combining requests can never make
+		// an entry a log store cannot hold, nor (the records being
+		// part of the entry) one the engine refuses.  A lone request
+		// over the budget is its own entry (Write held its records to
+		// MaxRequestRecords, so its entry is within MaxEntrySize).
 		reqs := []*writeReq{first}
-		size := first.size
+		recs, cond := first.size, first.readTerm != 0
+		size := entrySize(recs, 1, cond)
 	gather:
 		for size < b.n.cfg.MaxEntryBytes && !first.flush {
 			select {
@@ -226,12 +235,14 @@ func (b *batcher) loop() {
 					r.answer(ErrUnavailable)
 					continue
 				}
-				if r.flush || size+r.size > b.n.cfg.MaxEntryBytes {
+				rcond := cond || r.readTerm != 0
+				rsize := entrySize(recs+r.size, len(reqs)+1, rcond)
+				if r.flush || rsize > b.n.cfg.MaxEntryBytes {
 					pending = r
 					break gather
 				}
 				reqs = append(reqs, r)
-				size += r.size
+				recs, cond, size = recs+r.size, rcond, rsize
 			default:
 				break gather
 			}

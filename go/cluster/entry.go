@@ -105,9 +105,50 @@ const (
 // write (storage.ErrBatchTooLarge) before it enters the log.
 const MaxEntryPayload = codec.MaxBatchSize - appliedRecordSize
 
+// MaxEntrySize is the most bytes one log entry (raft.Log.Data) may
+// take: the engine log store (logstore.go) keeps an entry as one engine
+// value, at most storage.DefaultMaxValueSize (the format's 64 MiB),
+// behind its logValueOverhead bytes of header.  An entry over it cannot
+// be stored by any node on that store: a leader's append fails (Raft
+// then steps it down, and the client's retry does the same to the next
+// leader), and a follower refuses the entry every time the leader sends
+// it, so on a leader with the bbolt store it never commits and holds up
+// every entry after it.  Members may run either store (a node keeps the
+// one it started with, new nodes get the engine store), so the leader
+// holds every entry to this limit, whatever its own store.
+const MaxEntrySize = storage.DefaultMaxValueSize - logValueOverhead
+
+// MaxRequestRecords is the most bytes of records one client request (a
+// Write, an Update's writes) may carry: its entry, alone and framed as a
+// requests entry (the larger framing), is then at most MaxEntrySize, and
+// its records at most MaxEntryPayload.
+const MaxRequestRecords = MaxEntrySize - requestsHeaderSize - codec.HeaderSize
+
+// The entry's bound is the tighter one: an entry within MaxEntrySize
+// holds at most MaxEntryPayload bytes of records.
+var _ = [1]struct{}{}[MaxEntrySize/(MaxEntryPayload+1)] // MaxEntrySize <= MaxEntryPayload
+
 // appliedRecordSize is the encoded size of the applied-index record
 // (appliedKey, an 8-byte value), as codec.Size computes it.
 const appliedRecordSize = (codec.HeaderSize + len(appliedKeyName) + 8 + codec.Align - 1) &^ (codec.Align - 1)
+
+// requestsHeaderSize is the encoded size of a requests entry's META
+// header record (requestsKey, a u32 value).
+const requestsHeaderSize = (codec.HeaderSize + len(requestsKey) + 4 + codec.Align - 1) &^ (codec.Align - 1)
+
+// entrySize is the exact size of the entry (raft.Log.Data) that holds
+// reqs requests whose ops' records total opsBytes: a batch entry (the
+// records behind one BATCH header) or, when conditional (a request
+// carries a read term), a requests entry (its header record, then one
+// BATCH header per request in front of that request's records).  The
+// framing is not part of the engine batch that applies the entry (only
+// the records are), but it is part of what the log stores and sends.
+func entrySize(opsBytes, reqs int, conditional bool) int {
+	if conditional {
+		return requestsHeaderSize + reqs*codec.HeaderSize + opsBytes
+	}
+	return codec.HeaderSize + opsBytes
+}
 
 // opsEncodedSize is the exact size of ops' nested records in an entry
 // (and in the engine batch that applies it).
@@ -125,12 +166,13 @@ func opsEncodedSize(ops []storage.Op) int {
 
 // encodeEntry appends the log entry of ops to dst.  Puts must carry their
 // expiry in ExpiresAt (TTL 0): the leader resolves TTLs before encoding.
-// Ops over MaxEntryPayload get storage.ErrBatchTooLarge, before any
-// encoding: every entry it returns is one the engine can apply.
+// An entry over MaxEntrySize (so its records over MaxEntryPayload too)
+// gets storage.ErrBatchTooLarge, before any encoding: every entry it
+// returns is one every log store can hold and the engine can apply.
 func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 	n := opsEncodedSize(ops)
-	if n > MaxEntryPayload {
-		return dst, tooLarge(n)
+	if sz := entrySize(n, 1, false); sz > MaxEntrySize {
+		return dst, tooLarge(sz)
 	}
 	// The exact size is known: one allocation, and the nested records
 	// are encoded in place behind the BATCH header (no copy).
@@ -139,7 +181,7 @@ func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 }
 
 func tooLarge(n int) error {
-	return fmt.Errorf("%w: %d bytes of records in one Raft entry; the limit is %d", storage.ErrBatchTooLarge, n, MaxEntryPayload)
+	return fmt.Errorf("%w: a Raft entry of %d bytes; the limit is %d", storage.ErrBatchTooLarge, n, MaxEntrySize)
 }
 
 // appendOpsBatch appends one BATCH record numbered seq holding ops;
@@ -178,16 +220,17 @@ type entryReq struct {
 }
 
 // encodeRequestsEntry appends the requests entry of reqs (at least one)
-// to dst.  The rules of encodeEntry hold for all their ops together:
-// over MaxEntryPayload is storage.ErrBatchTooLarge, so every entry it
-// returns is one the engine can apply whichever requests are skipped.
+// to dst.  The rules of encodeEntry hold for the whole entry: over
+// MaxEntrySize is storage.ErrBatchTooLarge, so every entry it returns is
+// one every log store can hold and the engine can apply whichever
+// requests are skipped.
 func encodeRequestsEntry(dst []byte, reqs []entryReq) ([]byte, error) {
 	n := 0
 	for i := range reqs {
 		n += opsEncodedSize(reqs[i].ops)
 	}
-	if n > MaxEntryPayload {
-		return dst, tooLarge(n)
+	if sz := entrySize(n, len(reqs), true); sz > MaxEntrySize {
+		return dst, tooLarge(sz)
 	}
 	if len(reqs) == 0 || uint64(len(reqs)) > math.MaxUint32 {
 		return dst, fmt.Errorf("%w: a requests entry of %d requests", ErrBadEntry, len(reqs))

@@ -266,3 +266,34 @@ func TestFSMSkipsStaleRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestEntrySizeExact: entrySize, which the batcher's budget counts, is
+// the encoder's actual output size for batch and requests entries of
+// any number of requests.
+func TestEntrySizeExact(t *testing.T) {
+	reqs := []entryReq{
+		{readTerm: 3, ops: []storage.Op{{Kind: storage.OpPut, Key: []byte("a"), Value: []byte("1")}}},
+		{readTerm: 0, ops: []storage.Op{{Kind: storage.OpDelete, Key: []byte("bb")}, {Kind: storage.OpPut, Key: []byte("c"), Value: make([]byte, 13), ExpiresAt: 9}}},
+		{readTerm: 4, ops: []storage.Op{{Kind: storage.OpPut, Key: []byte("dddd"), Value: nil}}},
+	}
+	for k := 1; k <= len(reqs); k++ {
+		var ops []storage.Op
+		for _, r := range reqs[:k] {
+			ops = append(ops, r.ops...)
+		}
+		recs := opsEncodedSize(ops)
+		data, err := encodeRequestsEntry(nil, reqs[:k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := entrySize(recs, k, true); got != len(data) {
+			t.Errorf("requests entry of %d requests: entrySize %d, encoded %d bytes", k, got, len(data))
+		}
+		if data, err = encodeEntry(nil, ops); err != nil {
+			t.Fatal(err)
+		}
+		if got := entrySize(recs, k, false); got != len(data) {
+			t.Errorf("batch entry of %d requests: entrySize %d, encoded %d bytes", k, got, len(data))
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,11 +41,11 @@ func opsOfSize(t *testing.T, value []byte, total int) []storage.Op {
 }
 
 // TestEntrySizeLimit: an entry's records plus the applied-index record
-// must fit one engine batch.  encodeEntry accepts exactly MaxEntryPayload
-// (and, with MANTISDB_CLUSTER_BIG_ENTRY set, the FSM applies that entry
-// on a real engine), and refuses anything larger, up to
-// and past codec.MaxBatchSize, with storage.ErrBatchTooLarge; so does
-// Node.Write, and the cluster keeps applying afterwards.
+// must fit one engine batch, and the whole entry one value of the engine
+// log store.  Node.Write refuses records past MaxRequestRecords, up to
+// and past codec.MaxBatchSize, with storage.ErrBatchTooLarge, and the
+// cluster keeps applying afterwards; the FSM applies the largest entry
+// allowed on a real engine.
 func TestEntrySizeLimit(t *testing.T) {
 	if MaxEntryPayload != codec.MaxBatchSize-codec.Size(len(appliedKey), 8) {
 		t.Fatalf("MaxEntryPayload %d does not leave room for the applied-index record", MaxEntryPayload)
@@ -73,13 +72,7 @@ func TestEntrySizeLimit(t *testing.T) {
 	}
 
 	// The largest entry allowed is one the engine applies.
-	data, err := encodeEntry(nil, opsOfSize(t, value, MaxEntryPayload))
-	// Applying it writes 256 MiB through the engine (several seconds
-	// under -race): by hand only, MANTISDB_CLUSTER_BIG_ENTRY=1 go test
-	// -run TestEntrySizeLimit ./go/cluster.
-	if os.Getenv("MANTISDB_CLUSTER_BIG_ENTRY") == "" {
-		return
-	}
+	data, err := encodeEntry(nil, recordsOf(t, value, MaxRequestRecords&^(codec.Align-1)))
 	if err != nil {
 		t.Fatalf("encodeEntry at the limit: %v", err)
 	}
@@ -93,19 +86,89 @@ func TestEntrySizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}); resp != nil {
-		t.Fatalf("the FSM refused an entry of MaxEntryPayload bytes: %v", resp)
+		t.Fatalf("the FSM refused the largest entry allowed: %v", resp)
 	}
 	if idx, err := readApplied(eng); err != nil || idx != 1 {
 		t.Fatalf("applied index %d, %v", idx, err)
 	}
 }
 
+// recordsOf returns one put whose record is exactly total bytes (a
+// multiple of 8), its value a prefix of value.
+func recordsOf(t *testing.T, value []byte, total int) []storage.Op {
+	t.Helper()
+	ops := []storage.Op{{Kind: storage.OpPut, Key: []byte("a"), Value: value[:total-codec.HeaderSize-codec.Align]}}
+	if got := opsEncodedSize(ops); got != total {
+		t.Fatalf("a put of %d bytes of records, want %d", got, total)
+	}
+	return ops
+}
+
+// TestEntryFitsLogStore: the engine log store holds an entry as one
+// engine value (at most 64 MiB), so MaxEntrySize is what it can store,
+// and the largest request, framed either way, makes an entry it stores.
+// One past it is refused by the leader (storage.ErrBatchTooLarge) before
+// it reaches the log: before the limit, a write of records under
+// MaxEntryPayload but over 64 MiB reached the log store, whose append
+// failed, and Raft stepped the leader down.
+func TestEntryFitsLogStore(t *testing.T) {
+	ls, err := openEngineLogStore(filepath.Join(t.TempDir(), "log"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	value := make([]byte, codec.MaxValueSize)
+	for i, data := range [][]byte{make([]byte, MaxEntrySize), make([]byte, MaxEntrySize+1)} {
+		err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}})
+		if (err == nil) != (len(data) == MaxEntrySize) {
+			t.Fatalf("log store: an entry of %d bytes: %v (MaxEntrySize %d)", len(data), err, MaxEntrySize)
+		}
+	}
+	recs := MaxRequestRecords &^ (codec.Align - 1)
+	ops := recordsOf(t, value, recs)
+	batch, err := encodeEntry(nil, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, err := encodeRequestsEntry(nil, []entryReq{{readTerm: 1, ops: ops}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, data := range [][]byte{batch, reqs} {
+		if err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 10), Term: 1, Type: raft.LogCommand, Data: data}}); err != nil {
+			t.Fatalf("log store: the largest request's entry (%d bytes): %v", len(data), err)
+		}
+	}
+	over := recordsOf(t, value, recs+codec.Align)
+	if _, err := encodeRequestsEntry(nil, []entryReq{{readTerm: 1, ops: over}}); !errors.Is(err, storage.ErrBatchTooLarge) {
+		t.Fatalf("encodeRequestsEntry over MaxEntrySize: %v", err)
+	}
+
+	c := newTestCluster(t, nil)
+	l := c.start("n1", true)
+	c.leader()
+	term := l.node.raft.CurrentTerm()
+	half := value[:40<<20]
+	for _, ops := range [][]storage.Op{over, {{Kind: storage.OpPut, Key: []byte("a"), Value: half}, {Kind: storage.OpPut, Key: []byte("b"), Value: half}}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = l.node.Write(ctx, ops)
+		cancel()
+		if !errors.Is(err, storage.ErrBatchTooLarge) {
+			t.Fatalf("Write of %d bytes of records: %v, want ErrBatchTooLarge", opsEncodedSize(ops), err)
+		}
+	}
+	c.write("after", "still applying")
+	if !l.node.IsLeader() || l.node.raft.CurrentTerm() != term {
+		t.Fatalf("the leader lost its leadership over a refused write (term %d, now %d)", term, l.node.raft.CurrentTerm())
+	}
+}
+
 // TestBatcherEntryBudget: the batcher's budget never exceeds
-// MaxEntryPayload, and concurrent writes that together exceed it are
+// MaxEntrySize, and concurrent writes that together exceed it are
 // split over several entries, each within it.
 func TestBatcherEntryBudget(t *testing.T) {
-	if got := (Config{MaxEntryBytes: 1 << 40}).withDefaults().MaxEntryBytes; got != MaxEntryPayload {
-		t.Fatalf("MaxEntryBytes 1 TiB became %d, want MaxEntryPayload %d", got, MaxEntryPayload)
+	if got := (Config{MaxEntryBytes: 1 << 40}).withDefaults().MaxEntryBytes; got != MaxEntrySize {
+		t.Fatalf("MaxEntryBytes 1 TiB became %d, want MaxEntrySize %d", got, MaxEntrySize)
 	}
 	const budget = 8 << 10
 	c := newTestCluster(t, func(cfg *Config) { cfg.MaxEntryBytes = budget })
@@ -155,5 +218,104 @@ func TestBatcherEntryBudget(t *testing.T) {
 	// 64 records of 1040 bytes cannot fit fewer than nine 8 KiB entries.
 	if ops != 64 || entries < 64*codec.Size(3, 1000)/budget+1 {
 		t.Fatalf("64 writes went out as %d ops in %d entries", ops, entries)
+	}
+}
+
+// TestBatcherBudgetCountsFraming: the batcher's budget bounds the whole
+// encoded entry, as the log stores and sends it.  Many tiny requests
+// queue behind an entry the leader's state machine holds back, then
+// leave together; every entry they make (raft.Log.Data, the encoder's
+// actual output) stays within the budget.  A requests entry (any request
+// with a read term) frames each request with a 32-byte BATCH header of
+// its own: counted before as nothing, it took an entry of 40-byte
+// records to nearly twice the budget.  Plain writes alone make batch
+// entries, whose one BATCH header counts too.
+func TestBatcherBudgetCountsFraming(t *testing.T) {
+	const budget = 4 << 10
+	for _, tc := range []struct {
+		name string
+		term func(i int, term uint64) uint64 // a request's read term
+	}{
+		{"requests", func(i int, term uint64) uint64 { return term * uint64(i%2) }},
+		{"batch", func(int, uint64) uint64 { return 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t, func(cfg *Config) { cfg.MaxEntryBytes = budget })
+			engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+			l := c.start("n1", true)
+			c.leader()
+			c.write("k", "v") // the new leader's own entries are applied
+			first := l.node.raft.LastIndex() + 1
+			term := l.node.raft.CurrentTerm()
+
+			sent := l.node.batch.requests.Load()
+			le := engine(l.id)
+			hold := make(chan struct{})
+			le.mu.Lock()
+			le.hold = hold
+			le.mu.Unlock()
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					le.mu.Lock()
+					le.hold = nil
+					le.mu.Unlock()
+					close(hold)
+				}
+			}
+			defer release()
+			const n = 400
+			errs := make(chan error, n)
+			for i := 0; i < n; i++ {
+				go func(i int) {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					ops := []storage.Op{{Kind: storage.OpPut, Key: []byte(fmt.Sprintf("k%03d", i)), Value: []byte("1")}}
+					errs <- l.node.proposeThen(ctx, ops, tc.term(i, term), nil)
+				}(i)
+			}
+			// The first entry is held in the state machine; the batcher's
+			// loop holds the next request (waiting for the entry's slot)
+			// and the others wait in the queue.
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				in, queued := int(l.node.batch.requests.Load()-sent), len(l.node.batch.queue)
+				if in+queued == n-1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d requests in the held entry and %d queued, of %d", in, queued, n)
+				}
+			}
+			release()
+			for i := 0; i < n; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			reqs, most, entries := 0, 0, 0
+			for i := first; i <= l.node.raft.LastIndex(); i++ {
+				var lg raft.Log
+				if err := l.node.logs.GetLog(i, &lg); err != nil {
+					t.Fatal(err)
+				}
+				if lg.Type != raft.LogCommand {
+					continue
+				}
+				if len(lg.Data) > budget {
+					t.Errorf("entry %d is %d bytes, over the budget %d", i, len(lg.Data), budget)
+				}
+				var b storage.Batch
+				if _, _, err := decodeEntry(lg.Data, lg.Term, &b); err != nil {
+					t.Fatal(err)
+				}
+				entries++
+				reqs += len(b.Ops) // one put per request
+				most = max(most, len(b.Ops))
+			}
+			if reqs != n || most < 2 {
+				t.Fatalf("%d requests in %d entries, at most %d in one; want %d, batched", reqs, entries, most, n)
+			}
+		})
 	}
 }

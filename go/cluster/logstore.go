@@ -55,6 +55,11 @@ import (
 
 const (
 	logEntryVersion = 1
+	// logValueOverhead is what an entry's value holds besides its data
+	// when it has no extensions (this package's entries have none): the
+	// 18-byte header and the one-byte uvarint of a zero length.  An
+	// entry's data is therefore at most MaxEntrySize (entry.go).
+	logValueOverhead = 18 + 1
 	// deleteChunk bounds the deletes of one engine batch in DeleteRange.
 	deleteChunk = 4096
 )

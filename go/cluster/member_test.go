@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +54,135 @@ func TestRemoveLastVoter(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("n2 never learned the leader's address: the refused removal erased it")
+		}
+	}
+}
+
+// lagEngine holds its node's state machine back on demand, as a slow
+// disk or a long GC pause would, and reports the reads of one key: a
+// handle on a leader whose engine lags its commit index.
+type lagEngine struct {
+	baseEngine
+	mu    sync.Mutex
+	hold  chan struct{} // non-nil: Apply waits until it is closed
+	held  chan struct{} // closed by the first Apply that waits on hold
+	watch []byte        // Gets of this key are sent on got
+	got   chan []byte
+}
+
+func (e *lagEngine) Apply(b *storage.Batch) error {
+	e.mu.Lock()
+	hold, held := e.hold, e.held
+	if hold != nil && held != nil {
+		close(held)
+		e.held = nil
+	}
+	e.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	return e.baseEngine.Apply(b)
+}
+
+func (e *lagEngine) Get(key []byte) ([]byte, error) {
+	v, err := e.baseEngine.Get(key)
+	e.mu.Lock()
+	if e.watch != nil && bytes.Equal(key, e.watch) {
+		e.got <- bytes.Clone(v) // buffered: the first read only
+		e.watch = nil
+	}
+	e.mu.Unlock()
+	return v, err
+}
+
+// TestRemoveMemberReadsCurrentAddress: RemoveMember keeps the departing
+// member's address to put back if Raft refuses the removal, so the
+// address it reads must be the one every committed entry left, also on
+// a new leader whose state machine has not applied up to its commit
+// index yet.  Here the old leader a records a new address for member d,
+// b takes over with that entry committed but not applied, and b removes
+// d: the address b reads must be the new one (before the fix it read
+// the old one at once, which a refused removal would have put back).
+func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
+	c := newTestCluster(t, func(cfg *Config) { cfg.ApplyTimeout = 10 * time.Second })
+	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+	c.start("n1", true)
+	c.join("n2")
+	c.join("n3")
+	c.write("k", "v")
+	a := c.leader()
+	var b, d *testNode
+	for _, n := range c.live() {
+		switch {
+		case n == a:
+		case b == nil:
+			b = n
+		default:
+			d = n
+		}
+	}
+	waitApplied(t, b, a.node.raft.CommitIndex())
+
+	// b's state machine stops; its log still takes every entry.
+	be := engine(b.id)
+	hold, held := make(chan struct{}), make(chan struct{})
+	be.mu.Lock()
+	be.hold, be.held = hold, held
+	be.mu.Unlock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			be.mu.Lock()
+			be.hold = nil
+			be.mu.Unlock()
+			close(hold)
+		}
+	}
+	defer release()
+	if err := a.node.AddVoter(d.id, d.raftAddr, "http-moved", "resp-moved"); err != nil {
+		t.Fatalf("recording %s's new address: %v", d.id, err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s's state machine never reached the held entry", b.id)
+	}
+	moveLeader(t, a, b)
+	if b.node.AppliedIndex() >= b.node.raft.CommitIndex() {
+		t.Fatalf("%s applied %d of %d: the test needs a leader behind its commit index", b.id, b.node.AppliedIndex(), b.node.raft.CommitIndex())
+	}
+
+	got := make(chan []byte, 1)
+	be.mu.Lock()
+	be.watch, be.got = memberKey(d.id), got
+	be.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- b.node.RemoveMember(d.id) }()
+	// A read made while b lags is seen here at once; a read that waits
+	// for b to catch up is not, and the bound lets b go on.
+	var read []byte
+	select {
+	case read = <-got:
+	case <-time.After(time.Second):
+	}
+	release()
+	if read == nil {
+		select {
+		case read = <-got:
+		case <-time.After(20 * time.Second):
+			t.Fatal("RemoveMember never read the member's address")
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RemoveMember(%s) on the new leader: %v", d.id, err)
+	}
+	if want := memberValue("http-moved", "resp-moved"); !bytes.Equal(read, want) {
+		t.Fatalf("RemoveMember read %s's address %q on a leader behind its commit index; the committed one is %q", d.id, read, want)
+	}
+	for _, m := range b.node.Status().Members {
+		if m.ID == d.id {
+			t.Fatalf("%s is still a member after its removal", d.id)
 		}
 	}
 }

@@ -69,9 +69,9 @@ type Config struct {
 	TrailingLogs       uint64        // 10240 entries
 	// ApplyTimeout bounds a write's wait for commit and apply; 10s.
 	ApplyTimeout time.Duration
-	// MaxEntryBytes bounds the encoded records the batcher packs into
-	// one entry (a bigger single request is its own entry); 1 MiB, at
-	// most MaxEntryPayload.
+	// MaxEntryBytes bounds the encoded size of an entry the batcher
+	// packs (raft.Log.Data: the records and their framing; a bigger
+	// single request is its own entry); 1 MiB, at most MaxEntrySize.
 	MaxEntryBytes int
 	// MaxInflight is how many entries the batcher keeps in Raft at once;
 	// while they are in flight new writes gather for the next one.  1.
@@ -122,10 +122,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxEntryBytes <= 0 {
 		c.MaxEntryBytes = 1 << 20
 	}
-	// The batcher never packs more into one entry than the engine can
-	// apply with the applied-index record (one request alone is held to
-	// the same limit by Write).
-	c.MaxEntryBytes = min(c.MaxEntryBytes, MaxEntryPayload)
+	// The batcher never packs an entry that a log store cannot hold (so
+	// neither one the engine cannot apply with the applied-index
+	// record); one request alone is held to the same limit by Write.
+	c.MaxEntryBytes = min(c.MaxEntryBytes, MaxEntrySize)
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 1
 	}
@@ -740,8 +740,8 @@ func (n *Node) termBarrier(ctx context.Context) (term, floor uint64, err error) 
 // Write replicates ops as one atomic batch and returns once it is
 // committed and applied here.  TTLs become absolute expiries now, on the
 // leader.  Only the leader accepts writes (ErrNotLeader).  Ops whose
-// records exceed MaxEntryPayload get storage.ErrBatchTooLarge: the engine
-// could not apply their entry on any node.
+// records exceed MaxRequestRecords get storage.ErrBatchTooLarge: their
+// entry would pass MaxEntrySize, which a log store cannot hold.
 func (n *Node) Write(ctx context.Context, ops []storage.Op) error {
 	resolved, err := n.prepare(ops)
 	if err != nil || len(resolved) == 0 {
@@ -763,8 +763,8 @@ func (n *Node) prepare(ops []storage.Op) ([]storage.Op, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	if sz := opsEncodedSize(ops); sz > MaxEntryPayload {
-		return nil, fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxEntryPayload)
+	if sz := opsEncodedSize(ops); sz > MaxRequestRecords {
+		return nil, fmt.Errorf("%w: %d bytes of records; a replicated batch holds at most %d", storage.ErrBatchTooLarge, sz, MaxRequestRecords)
 	}
 	now := int64(0)
 	resolved := make([]storage.Op, len(ops))
@@ -943,6 +943,19 @@ func (n *Node) RemoveMember(id string) error {
 	// is put back: the member stays, and followers redirect to it (a
 	// removal whose outcome is unknown puts it back too; an address of
 	// a member that is gone is never used).
+	//
+	// The address put back is read from this node's engine, which on a
+	// new leader may not yet hold every committed entry (its state
+	// machine applies behind its commit index): the read would then
+	// miss an address recorded by the previous leader, or return one it
+	// has since replaced, and a refused removal would erase or roll back
+	// the member's address.  ReadBarrier first makes the engine cover
+	// every entry committed before this call.  (found, voter and voters
+	// need no barrier: they come from Raft's own latest configuration,
+	// which on the leader includes every configuration entry it holds.)
+	if err := n.ReadBarrier(ctx); err != nil {
+		return err
+	}
 	old, gerr := n.eng.Get(memberKey(id))
 	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
 		return err

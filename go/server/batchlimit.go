@@ -5,9 +5,12 @@ import "github.com/mantisdb/mantisdb/go/cluster"
 
 // MaxBatchBodyLimit is the largest --max-batch-size accepted: any POST
 // /api/v1/kv/batch body up to it decodes to a batch whose records the
-// engine can apply in one batch, in cluster mode too (where the records
-// of a replicated batch may be at most cluster.MaxEntryPayload, the
-// engine's limit less the applied-index record).
+// engine can apply in one batch, and whose records fit
+// cluster.MaxEntryPayload (the engine's limit less the applied-index
+// record).  In cluster mode a replicated batch is held to the tighter
+// cluster.MaxRequestRecords (one Raft log entry, about 64 MiB): a body
+// within this limit but past that is refused with 413 by the cluster
+// (storage.ErrBatchTooLarge), not by the body check.
 //
 // Records per body byte peak at the smallest op: {"op":"delete",
 // "key":"QQ=="} (without the space) and its comma are 29 bytes of JSON
