@@ -50,6 +50,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/mantisdb/mantisdb/go/codec"
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -205,9 +206,17 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 	s.waitPersisted()
 	s.trim.Lock()
 	defer s.trim.Unlock()
+	// The entries go to the engine in batches of at most one engine
+	// batch's payload (logStoreBatchBytes), in index order: Raft hands a
+	// follower up to MaxAppendEntries entries at once, and a few near
+	// MaxEntrySize would pass that limit together, be refused on every
+	// resend and leave the follower behind for good.  A failure after
+	// the first batch leaves a prefix of logs stored (and recorded
+	// below), which Raft allows: it stores the same entries again.
 	var b storage.Batch
-	add := make([]logEnt, len(logs))
-	for i, l := range logs {
+	add := make([]logEnt, 0, len(logs))
+	size := 0
+	for _, l := range logs {
 		v := make([]byte, 18, 18+binary.MaxVarintLen64+len(l.Extensions)+len(l.Data))
 		v[0], v[1] = logEntryVersion, byte(l.Type)
 		binary.BigEndian.PutUint64(v[2:], l.Term)
@@ -218,10 +227,28 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 		v = append(v, l.Extensions...)
 		v = append(v, l.Data...)
 		k := entryKey(l.Index)
+		rec := codec.Size(len(k), len(v))
+		if len(b.Ops) > 0 && size+rec > logStoreBatchBytes {
+			if err := s.storeBatch(&b, add); err != nil {
+				return err
+			}
+			b, add, size = storage.Batch{}, add[:0], 0
+		}
 		b.Put(k, v)
-		add[i] = logEnt{l.Index, int64(len(k) + len(v))}
+		add = append(add, logEnt{l.Index, int64(len(k) + len(v))})
+		size += rec
 	}
-	if err := s.e.Apply(&b); err != nil {
+	return s.storeBatch(&b, add)
+}
+
+// logStoreBatchBytes bounds the records of one engine batch StoreLogs
+// applies: the engine's limit (a test lowers it).
+var logStoreBatchBytes = codec.MaxBatchSize
+
+// storeBatch applies b, the entries add describes, and records them
+// (StoreLogs; trim held).
+func (s *engineLogStore) storeBatch(b *storage.Batch, add []logEnt) error {
+	if err := s.e.Apply(b); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -1,12 +1,16 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/mantisdb/mantisdb/go/codec"
+	"github.com/mantisdb/mantisdb/go/storage"
 )
 
 // TestEngineLogStore: entries round-trip with every field, both ends are
@@ -97,4 +101,74 @@ func TestEngineLogStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends(0, 0)
+}
+
+// TestStoreLogsSplitsBatches: StoreLogs hands the engine entries that
+// together pass one engine batch's limit in several batches, in order,
+// so a follower sent a few large entries at once stores them instead of
+// failing every resend.  Before, the whole call was one batch, refused
+// with storage.ErrBatchTooLarge.  The limit is lowered so the entries
+// stay small: the engine is innerEngine to refuse, as the engine does at
+// codec.MaxBatchSize, a batch over the lowered limit.
+func TestStoreLogsSplitsBatches(t *testing.T) {
+	defer func(n int) { logStoreBatchBytes = n }(logStoreBatchBytes)
+	logStoreBatchBytes = 4 << 10
+	dir := t.TempDir()
+	s, err := openEngineLogStore(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.e = batchLimitEngine{s.e, logStoreBatchBytes}
+	var logs []*raft.Log
+	for i := uint64(1); i <= 20; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand,
+			Data: bytes.Repeat([]byte{byte('a' + i)}, 1500)})
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatalf("20 entries of 1.5 KiB with a 4 KiB batch limit: %v", err)
+	}
+	check := func(s *engineLogStore) {
+		t.Helper()
+		f, _ := s.FirstIndex()
+		l, _ := s.LastIndex()
+		if f != 1 || l != 20 {
+			t.Fatalf("ends %d..%d, want 1..20", f, l)
+		}
+		for i := uint64(1); i <= 20; i++ {
+			var got raft.Log
+			if err := s.GetLog(i, &got); err != nil || !bytes.Equal(got.Data, logs[i-1].Data) {
+				t.Fatalf("entry %d: %d bytes, %v", i, len(got.Data), err)
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = openEngineLogStore(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check(s)
+}
+
+// batchLimitEngine refuses, as the engine does at codec.MaxBatchSize, a
+// batch whose records pass max bytes.
+type batchLimitEngine struct {
+	innerEngine
+	max int
+}
+
+// innerEngine names the embedded engine: storage.Engine has a method Engine.
+type innerEngine = storage.Engine
+
+func (e batchLimitEngine) Apply(b *storage.Batch) error {
+	n := 0
+	for _, op := range b.Ops {
+		n += codec.Size(len(op.Key), len(op.Value))
+	}
+	if n > e.max {
+		return storage.ErrBatchTooLarge
+	}
+	return e.innerEngine.Apply(b)
 }
