@@ -108,7 +108,7 @@ func TestEngineLogStore(t *testing.T) {
 // so a follower sent a few large entries at once stores them instead of
 // failing every resend.  Before, the whole call was one batch, refused
 // with storage.ErrBatchTooLarge.  The limit is lowered so the entries
-// stay small: the engine is innerEngine to refuse, as the engine does at
+// stay small: the engine is wrapped to refuse, as the engine does at
 // codec.MaxBatchSize, a batch over the lowered limit.
 func TestStoreLogsSplitsBatches(t *testing.T) {
 	defer func(n int) { logStoreBatchBytes = n }(logStoreBatchBytes)
