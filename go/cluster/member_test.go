@@ -95,23 +95,19 @@ func (e *lagEngine) Get(key []byte) ([]byte, error) {
 	return v, err
 }
 
-// TestRemoveMemberReadsCurrentAddress: RemoveMember keeps the departing
-// member's address to put back if Raft refuses the removal, so the
-// address it reads must be the one every committed entry left, also on
-// a new leader whose state machine has not applied up to its commit
-// index yet.  Here the old leader a records a new address for member d,
-// b takes over with that entry committed but not applied, and b removes
-// d: the address b reads must be the new one (before the fix it read
-// the old one at once, which a refused removal would have put back).
-func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
-	c := newTestCluster(t, func(cfg *Config) { cfg.ApplyTimeout = 10 * time.Second })
-	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+// leaderBehind starts a three-node cluster whose engines engine wraps
+// and makes one follower, b, leader with an entry committed but not
+// applied: while b's state machine is held (its log still takes every
+// entry), the leader records the address http/resp for the third node d,
+// or for b itself when self is set, and then hands leadership to b.
+// release lets b's state machine go on (calling it again does nothing).
+func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngine, self bool, http, resp string) (b, d *testNode, be *lagEngine, release func()) {
+	t.Helper()
 	c.start("n1", true)
 	c.join("n2")
 	c.join("n3")
 	c.write("k", "v")
 	a := c.leader()
-	var b, d *testNode
 	for _, n := range c.live() {
 		switch {
 		case n == a:
@@ -123,14 +119,13 @@ func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
 	}
 	waitApplied(t, b, a.node.raft.CommitIndex())
 
-	// b's state machine stops; its log still takes every entry.
-	be := engine(b.id)
+	be = engine(b.id)
 	hold, held := make(chan struct{}), make(chan struct{})
 	be.mu.Lock()
 	be.hold, be.held = hold, held
 	be.mu.Unlock()
 	released := false
-	release := func() {
+	release = func() {
 		if !released {
 			released = true
 			be.mu.Lock()
@@ -139,19 +134,73 @@ func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
 			close(hold)
 		}
 	}
-	defer release()
-	if err := a.node.AddVoter(d.id, d.raftAddr, "http-moved", "resp-moved"); err != nil {
-		t.Fatalf("recording %s's new address: %v", d.id, err)
+	target := d
+	if self {
+		target = b
+	}
+	if err := a.node.AddVoter(target.id, target.raftAddr, http, resp); err != nil {
+		release()
+		t.Fatalf("recording %s's address: %v", target.id, err)
 	}
 	select {
 	case <-held:
 	case <-time.After(10 * time.Second):
+		release()
 		t.Fatalf("%s's state machine never reached the held entry", b.id)
 	}
 	moveLeader(t, a, b)
 	if b.node.AppliedIndex() >= b.node.raft.CommitIndex() {
+		release()
 		t.Fatalf("%s applied %d of %d: the test needs a leader behind its commit index", b.id, b.node.AppliedIndex(), b.node.raft.CommitIndex())
 	}
+	return b, d, be, release
+}
+
+// TestNewLeaderRewritesItsAddress: a node that becomes leader records its
+// own HTTP and RESP addresses unless the state machine already holds them,
+// and it must judge that on every committed entry.  Here the old leader
+// records another address for b while b's state machine is held, and b
+// takes over: b must end with its own address recorded (before the fix it
+// read its stale state, found its address current and wrote nothing, so
+// the committed entry, once applied, left the wrong one).
+func TestNewLeaderRewritesItsAddress(t *testing.T) {
+	c := newTestCluster(t, func(cfg *Config) {
+		cfg.ApplyTimeout = 10 * time.Second
+		// As joins record them: so the address b's lagging state holds
+		// is the one b would write.
+		cfg.RESPAddr = "resp-" + cfg.NodeID
+	})
+	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+	b, _, _, release := leaderBehind(t, c, engine, true, "http-stale", "resp-stale")
+	defer release()
+	// Time for the new leader's check of its address to run while its
+	// state machine lags (with the barrier, the check waits for it).
+	time.Sleep(200 * time.Millisecond)
+	release()
+	want := memberValue(b.node.cfg.HTTPAddr, b.node.cfg.RESPAddr)
+	var cur []byte
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		waitApplied(t, b, b.node.raft.CommitIndex())
+		if cur, _ = b.node.eng.Get(memberKey(b.id)); bytes.Equal(cur, want) {
+			return
+		}
+	}
+	t.Fatalf("%s leads with the address %q recorded; its own is %q", b.id, cur, want)
+}
+
+// TestRemoveMemberReadsCurrentAddress: RemoveMember keeps the departing
+// member's address to put back if Raft refuses the removal, so the
+// address it reads must be the one every committed entry left, also on
+// a new leader whose state machine has not applied up to its commit
+// index yet.  Here the old leader a records a new address for member d,
+// b takes over with that entry committed but not applied, and b removes
+// d: the address b reads must be the new one (before the fix it read
+// the old one at once, which a refused removal would have put back).
+func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
+	c := newTestCluster(t, func(cfg *Config) { cfg.ApplyTimeout = 10 * time.Second })
+	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+	b, d, be, release := leaderBehind(t, c, engine, false, "http-moved", "resp-moved")
+	defer release()
 
 	got := make(chan []byte, 1)
 	be.mu.Lock()

@@ -450,11 +450,23 @@ func (n *Node) watchLeader() {
 			}
 			want := memberValue(n.cfg.HTTPAddr, n.cfg.RESPAddr)
 			for attempt := 0; attempt < 5; attempt++ {
+				// A new leader's engine may not hold every committed
+				// entry yet: without the barrier it could find its
+				// address current when a committed entry not yet
+				// applied replaced or deleted it, and skip the write.
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+				if err := n.ReadBarrier(ctx); err != nil {
+					cancel()
+					if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+						break
+					}
+					continue
+				}
 				cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
 				if err == nil && string(cur) == string(want) {
+					cancel()
 					break
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 				err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
 				cancel()
 				if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
