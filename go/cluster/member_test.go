@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/mantisdb/mantisdb/go/storage"
 )
 
@@ -54,6 +56,58 @@ func TestRemoveLastVoter(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("n2 never learned the leader's address: the refused removal erased it")
+		}
+	}
+}
+
+// TestConcurrentRemovalsKeepAVoter: two removals at once on a leader of
+// two voters, one of each voter.  Each checks that it does not remove
+// the last voter, deletes the member's address, then asks Raft.  Run
+// interleaved, both passed the check, the second's address was deleted
+// and Raft refused it ("need at least one voter": 503 unavailable, the
+// address put back only if that write got through).  Serialized, the
+// second finds one voter left and is refused before anything changes
+// (ErrLastVoter, 409), and the cluster keeps a leader.  (When the leader's
+// own removal runs first, it leaves and the other call finds it gone.)
+func TestConcurrentRemovalsKeepAVoter(t *testing.T) {
+	c := newTestCluster(t, nil)
+	l := c.start("n1", true)
+	c.join("n2")
+	c.write("k", "v")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, id := range []string{"n2", "n1"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.node.RemoveMember(id)
+		}()
+	}
+	wg.Wait()
+	ok, refused := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrLastVoter):
+			refused++
+		case errors.Is(err, ErrClosed), errors.Is(err, ErrNotLeader):
+			// n1 removed itself first (and shut down, as Raft's
+			// ShutdownOnRemove does): nothing left to refuse.
+			refused++
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("removals: %v, %v; want one done and the other refused before it changed anything", errs[0], errs[1])
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, n := range c.live() {
+			if n.node.raft.State() == raft.Leader {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader after the removals (%v, %v)", errs[0], errs[1])
 		}
 	}
 }

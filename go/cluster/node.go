@@ -216,6 +216,14 @@ type Node struct {
 	snaps  *raft.FileSnapshotStore
 	batch  *batcher
 
+	// memberMu serializes this leader's membership changes (AddVoter,
+	// RemoveMember): each checks the configuration, then changes it and
+	// the member's address entry in several steps, and two interleaved
+	// would act on a configuration the other has changed (two removals
+	// both passing the last-voter check; a removal erasing the address
+	// an add of the same ID just wrote).
+	memberMu sync.Mutex
+
 	// readMu guards readTerm and readBarrier: the term in which this
 	// leader's barrier was applied, and that barrier's index.
 	readMu      sync.Mutex
@@ -912,6 +920,8 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr, respAddr string) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
 	if err := n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout)); err != nil {
@@ -929,6 +939,8 @@ func (n *Node) RemoveMember(id string) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return raftError(err)
