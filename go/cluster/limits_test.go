@@ -193,18 +193,8 @@ func TestBatcherEntryBudget(t *testing.T) {
 		}
 	}
 	entries, ops := 0, 0
-	for i := first; i <= l.node.raft.LastIndex(); i++ {
-		var lg raft.Log
-		if err := l.node.logs.GetLog(i, &lg); err != nil {
-			t.Fatal(err)
-		}
-		if lg.Type != raft.LogCommand {
-			continue
-		}
-		var b storage.Batch
-		if _, _, err := decodeEntry(lg.Data, lg.Term, &b); err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range commandEntries(t, l, first) {
+		i, b := e.index, e.batch
 		if n := opsEncodedSize(b.Ops); n > budget {
 			t.Fatalf("entry %d carries %d bytes of records, over the budget %d", i, n, budget)
 		}
@@ -249,21 +239,7 @@ func TestBatcherBudgetCountsFraming(t *testing.T) {
 			term := l.node.raft.CurrentTerm()
 
 			sent := l.node.batch.requests.Load()
-			le := engine(l.id)
-			hold := make(chan struct{})
-			le.mu.Lock()
-			le.hold = hold
-			le.mu.Unlock()
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					le.mu.Lock()
-					le.hold = nil
-					le.mu.Unlock()
-					close(hold)
-				}
-			}
+			_, release := engine(l.id).holdApplies()
 			defer release()
 			const n = 400
 			errs := make(chan error, n)
@@ -294,20 +270,10 @@ func TestBatcherBudgetCountsFraming(t *testing.T) {
 				}
 			}
 			reqs, most, entries := 0, 0, 0
-			for i := first; i <= l.node.raft.LastIndex(); i++ {
-				var lg raft.Log
-				if err := l.node.logs.GetLog(i, &lg); err != nil {
-					t.Fatal(err)
-				}
-				if lg.Type != raft.LogCommand {
-					continue
-				}
+			for _, e := range commandEntries(t, l, first) {
+				i, lg, b := e.index, e.log, e.batch
 				if len(lg.Data) > budget {
 					t.Errorf("entry %d is %d bytes, over the budget %d", i, len(lg.Data), budget)
-				}
-				var b storage.Batch
-				if _, _, err := decodeEntry(lg.Data, lg.Term, &b); err != nil {
-					t.Fatal(err)
 				}
 				entries++
 				reqs += len(b.Ops) // one put per request
@@ -318,4 +284,32 @@ func TestBatcherBudgetCountsFraming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// commandEntry is one of l's command entries, decoded (commandEntries).
+type commandEntry struct {
+	index uint64
+	log   raft.Log
+	batch storage.Batch
+}
+
+// commandEntries returns l's command entries from index first to its
+// last, each decoded.
+func commandEntries(t *testing.T, l *testNode, first uint64) []commandEntry {
+	t.Helper()
+	var out []commandEntry
+	for i := first; i <= l.node.raft.LastIndex(); i++ {
+		e := commandEntry{index: i}
+		if err := l.node.logs.GetLog(i, &e.log); err != nil {
+			t.Fatal(err)
+		}
+		if e.log.Type != raft.LogCommand {
+			continue
+		}
+		if _, _, err := decodeEntry(e.log.Data, e.log.Term, &e.batch); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
 }

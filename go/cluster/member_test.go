@@ -124,6 +124,24 @@ type lagEngine struct {
 	got   chan []byte
 }
 
+// holdApplies makes e's Apply wait until release is called (calling it
+// again does nothing); held is closed by the first Apply that waits.
+func (e *lagEngine) holdApplies() (held <-chan struct{}, release func()) {
+	hold, h := make(chan struct{}), make(chan struct{})
+	e.mu.Lock()
+	e.hold, e.held = hold, h
+	e.mu.Unlock()
+	var once sync.Once
+	return h, func() {
+		once.Do(func() {
+			e.mu.Lock()
+			e.hold = nil
+			e.mu.Unlock()
+			close(hold)
+		})
+	}
+}
+
 func (e *lagEngine) Apply(b *storage.Batch) error {
 	e.mu.Lock()
 	hold, held := e.hold, e.held
@@ -174,20 +192,7 @@ func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngin
 	waitApplied(t, b, a.node.raft.CommitIndex())
 
 	be = engine(b.id)
-	hold, held := make(chan struct{}), make(chan struct{})
-	be.mu.Lock()
-	be.hold, be.held = hold, held
-	be.mu.Unlock()
-	released := false
-	release = func() {
-		if !released {
-			released = true
-			be.mu.Lock()
-			be.hold = nil
-			be.mu.Unlock()
-			close(hold)
-		}
-	}
+	held, release := be.holdApplies()
 	target := d
 	if self {
 		target = b
