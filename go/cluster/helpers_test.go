@@ -264,3 +264,18 @@ func (c *testCluster) converge() string {
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
 
 func removeDir(dir string) error { return os.RemoveAll(dir) }
+
+// waitAddressRecorded waits (at most 20 s) until n's engine holds n's
+// address entry, which n writes itself after it becomes leader
+// (watchLeader): a test counting its own writes starts after it.
+func waitAddressRecorded(t *testing.T, n *testNode) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := n.node.eng.Get(memberKey(n.id)); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never recorded its address", n.id)
+		}
+	}
+}

@@ -235,6 +235,10 @@ func TestBatcherBudgetCountsFraming(t *testing.T) {
 			l := c.start("n1", true)
 			c.leader()
 			c.write("k", "v") // the new leader's own entries are applied
+			// Its own address, which it writes once it has checked the
+			// state machine (watchLeader), must not be counted among
+			// the requests below.
+			waitAddressRecorded(t, l)
 			first := l.node.raft.LastIndex() + 1
 			term := l.node.raft.CurrentTerm()
 
