@@ -89,6 +89,9 @@ type fsm struct {
 
 	failed   atomic.Pointer[error] // sticky apply failure (ErrApplyFailed)
 	failedCh chan struct{}         // closed when failed is set
+	// stop is the node's: closed when it closes, which ends waitApplied
+	// (Close waits for goroutines that may be in one).  nil: never.
+	stop <-chan struct{}
 
 	batch storage.Batch // Apply's batch, reused (FSM goroutine only)
 
@@ -136,7 +139,8 @@ func (f *fsm) set(idx uint64) {
 	f.mu.Unlock()
 }
 
-// waitApplied returns once the applied index reaches idx.
+// waitApplied returns once the applied index reaches idx, or with an
+// error once ctx ends, the state machine fails or the node closes.
 func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 	for {
 		f.mu.Lock()
@@ -153,6 +157,8 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting for index %d to be applied", wrap("timed out"), idx)
+		case <-f.stop:
+			return ErrClosed
 		}
 	}
 }

@@ -276,6 +276,7 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, eng: eng, fsm: f, stop: make(chan struct{})}
+	f.stop = n.stop
 	n.keys.init()
 	ok := false
 	defer func() {

@@ -7,6 +7,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +136,36 @@ func TestReadsAfterFailover(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Fatalf("%d of 5 idle new leaders failed linearizable reads", bad)
+	}
+}
+
+// TestWaitAppliedEndsAtClose: a wait for the state machine ends when the
+// node closes, not only when its context does.  Close waits for the
+// node's goroutines, and a new leader's address check (watchLeader)
+// waits for the state machine inside a read barrier bounded by
+// ApplyTimeout: before, a Close during that wait stalled for the rest of
+// it, as Raft, shut down, applies nothing more.
+func TestWaitAppliedEndsAtClose(t *testing.T) {
+	eng, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	f, err := newFSM(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	f.stop = stop
+	done := make(chan error, 1)
+	go func() { done <- f.waitApplied(context.Background(), 1<<40) }()
+	close(stop)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waitApplied after the node closed: %v, want ErrClosed", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("waitApplied still waiting after the node closed")
 	}
 }
