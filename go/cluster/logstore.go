@@ -212,10 +212,13 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 	// MaxEntrySize would pass that limit together, be refused on every
 	// resend and leave the follower behind for good.  A failure after
 	// the first batch leaves a prefix of logs stored (and recorded
-	// below), which Raft allows: it stores the same entries again.
+	// below), which Raft allows: it stores the same entries again.  On
+	// a leader those entries' writes may then still commit, so that
+	// error wraps errStoredPrefix, which raftError answers as an unknown
+	// outcome rather than a failure.
 	var b storage.Batch
 	add := make([]logEnt, 0, len(logs))
-	size := 0
+	size, stored := 0, false
 	for _, l := range logs {
 		v := make([]byte, 18, 18+binary.MaxVarintLen64+len(l.Extensions)+len(l.Data))
 		v[0], v[1] = logEntryVersion, byte(l.Type)
@@ -229,26 +232,34 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 		k := entryKey(l.Index)
 		rec := codec.Size(len(k), len(v))
 		if len(b.Ops) > 0 && size+rec > logStoreBatchBytes {
-			if err := s.storeBatch(&b, add); err != nil {
+			if err := s.storeBatch(&b, add, stored); err != nil {
 				return err
 			}
-			b, add, size = storage.Batch{}, add[:0], 0
+			b, add, size, stored = storage.Batch{}, add[:0], 0, true
 		}
 		b.Put(k, v)
 		add = append(add, logEnt{l.Index, int64(len(k) + len(v))})
 		size += rec
 	}
-	return s.storeBatch(&b, add)
+	return s.storeBatch(&b, add, stored)
 }
+
+// errStoredPrefix marks a StoreLogs error that came after some of its
+// entries were stored.
+var errStoredPrefix = errors.New("raft log: the entries before the failure are stored")
 
 // logStoreBatchBytes bounds the records of one engine batch StoreLogs
 // applies: the engine's limit (a test lowers it).
 var logStoreBatchBytes = codec.MaxBatchSize
 
 // storeBatch applies b, the entries add describes, and records them
-// (StoreLogs; trim held).
-func (s *engineLogStore) storeBatch(b *storage.Batch, add []logEnt) error {
+// (StoreLogs; trim held).  stored: earlier entries of the same call are
+// stored, which an error then says (errStoredPrefix).
+func (s *engineLogStore) storeBatch(b *storage.Batch, add []logEnt, stored bool) error {
 	if err := s.e.Apply(b); err != nil {
+		if stored {
+			return fmt.Errorf("%w: %w", errStoredPrefix, err)
+		}
 		return err
 	}
 	s.mu.Lock()

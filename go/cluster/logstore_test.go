@@ -172,3 +172,50 @@ func (e batchLimitEngine) Apply(b *storage.Batch) error {
 	}
 	return e.innerEngine.Apply(b)
 }
+
+// TestStoreLogsPartialFailureIsUnknown: when StoreLogs fails after some
+// of its entries were stored, the error says so, and a write waiting on
+// them hears an unknown outcome, not a failure: on a leader those
+// entries may still commit.  A failure of the first batch stays a
+// failure.
+func TestStoreLogsPartialFailureIsUnknown(t *testing.T) {
+	defer func(n int) { logStoreBatchBytes = n }(logStoreBatchBytes)
+	logStoreBatchBytes = 4 << 10
+	s, err := openEngineLogStore(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := s.e
+	for _, tc := range []struct {
+		okBatches int
+		unknown   bool
+	}{{0, false}, {1, true}} {
+		s.e = &failAfterEngine{innerEngine: base, ok: tc.okBatches}
+		var logs []*raft.Log
+		for i := uint64(1); i <= 6; i++ {
+			logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: make([]byte, 1500)})
+		}
+		err := s.StoreLogs(logs)
+		if err == nil {
+			t.Fatalf("%d batches stored: StoreLogs succeeded", tc.okBatches)
+		}
+		if got := errors.Is(raftError(err), ErrUnknownOutcome); got != tc.unknown {
+			t.Fatalf("%d batches stored, then %v: unknown outcome %v, want %v", tc.okBatches, raftError(err), got, tc.unknown)
+		}
+	}
+}
+
+// failAfterEngine applies ok batches, then fails every Apply.
+type failAfterEngine struct {
+	innerEngine
+	ok int
+}
+
+func (e *failAfterEngine) Apply(b *storage.Batch) error {
+	if e.ok == 0 {
+		return storage.ErrReadOnly
+	}
+	e.ok--
+	return e.innerEngine.Apply(b)
+}

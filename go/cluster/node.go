@@ -899,7 +899,8 @@ func raftError(err error) error {
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrClosed
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress),
-		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore):
+		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore),
+		errors.Is(err, errStoredPrefix):
 		return fmt.Errorf("%w (%v)", ErrUnknownOutcome, err)
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
