@@ -468,10 +468,11 @@ mantis_status mantis_skiplist_sweep(mantis_skiplist *sl, uint64_t now,
  * bytes per index slot: 8 to 48 bytes per entry, the index being kept
  * between 1/8 and 3/4 full) and memory retired but not yet freed
  * (src/cache_reclaim.c: a few MiB per shard while readers' sections are
- * short, and never more than the shard's budget plus what one put retires:
- * while a section lasts, e.g. a mantis_cache_view callback that blocks or
- * the copy of a very large value, a put that would pass that cap waits a
- * bounded time for it and is then refused with MANTIS_BUSY).
+ * short; while a section lasts, e.g. a mantis_cache_view callback that
+ * blocks, the copy of a very large value or a reader thread preempted
+ * mid-read, a put that finds the shard's retired memory past its budget
+ * waits a bounded time for it and is then refused with MANTIS_BUSY, so
+ * live plus retired memory stays under about twice the budget).
  * The budget is split evenly over the shards; an entry larger than one
  * shard's share (stats.max_entry_size, at least min(budget, 1 MiB)) is
  * refused with MANTIS_TOO_LARGE before anything is evicted.  When full, a
@@ -555,8 +556,9 @@ void mantis_cache_free(mantis_cache *c);
  *   MANTIS_NOMEM      nothing changed (the old value, if any, remains)
  *   MANTIS_BUSY       nothing changed: the shard's memory awaiting
  *                     reclamation is over its cap and a reader's section
- *                     outlasted the bounded wait (see above), or the put
- *                     came from inside a view callback of this cache;
+ *                     outlasted the bounded wait (see above; a put from
+ *                     inside a view callback of this cache, which is not
+ *                     allowed, gets it at once when over the cap);
  *                     retry later.  A caller that must not leave the old
  *                     value deletes the key (delete is never refused).
  */

@@ -124,12 +124,16 @@
  * callback, which mantis.h forbids and which could never see its own
  * section end), it gives up and the put is refused (MANTIS_BUSY), nothing
  * changed.  A bounded wait, not an unbounded one: a callback that waits for
- * a writer of the same cache would otherwise deadlock.  Only puts are
- * gated: a delete, an expiry or an eviction retires what it unlinks from
- * the live set, so live + retired does not grow.  A domain's memory, live
- * plus retired, therefore stays under twice its budget plus what one put
- * retires past the check (its evictions, at most its own charge, and the
- * value it replaces), whatever its readers do.
+ * a writer of the same cache would otherwise deadlock.  Once a writer gave
+ * up on a waiting batch, the next ones give up at once (gave_up) until that
+ * batch is freed, so writers held up by one parked reader do not each wait
+ * under the shard's lock.  Only puts are gated: a delete, a clear, an
+ * expiry or an eviction retires what it unlinks from the live set, so live
+ * + retired does not grow.  A domain's memory, live plus retired,
+ * therefore stays under about twice its budget, whatever its readers do:
+ * the budget live, the cap retired, and what one put retires past its
+ * check (its evictions, at most its own charge; the value it replaces;
+ * the index table a growth replaces, which is outside the budget).
  */
 #define POLL_EVERY 1024
 #define POLL_BYTES (1u << 20)
@@ -351,6 +355,7 @@ reap_waiting(struct cache_grace *g, struct cache_retired **to)
 	g->wait = NULL;
 	g->wait_bytes = 0;
 	g->waiting = false;
+	g->gave_up = false;
 }
 
 void
@@ -406,7 +411,7 @@ cache_grace_free_all(struct cache_grace *g)
 	free_list(g->wait);
 	g->pend = g->wait = NULL;
 	g->pend_n = g->pend_bytes = g->wait_bytes = 0;
-	g->waiting = false;
+	g->waiting = g->gave_up = false;
 	g->snap_n = 0;
 }
 
@@ -441,12 +446,17 @@ cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, bool a
 		cache_reaped_free(&done);
 		if (g->pend_bytes + g->wait_bytes <= g->cap_bytes)
 			return true;
-		if (own_section(readers))
+		if (g->gave_up || own_section(readers))
 			return false;
-		if (start == 0)
+		if (start == 0) {
 			start = mono_ns();
-		else if (mono_ns() - start > GRACE_WAIT_NS)
+		} else if (mono_ns() - start > GRACE_WAIT_NS) {
+			/* Only a waiting batch can hold the backlog over the
+			 * cap here: the forced poll closes the pending one
+			 * whenever none waits. */
+			g->gave_up = g->waiting;
 			return false;
+		}
 		sched_yield();
 	}
 }

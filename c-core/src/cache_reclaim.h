@@ -83,6 +83,10 @@ struct cache_grace {
 	struct cache_retired *wait;
 	size_t wait_bytes;
 	bool waiting;
+	/* A writer over the cap waited GRACE_WAIT_NS for this waiting batch
+	 * and gave up; until the batch is freed, the next ones give up at
+	 * once instead of each waiting under the lock. */
+	bool gave_up;
 	unsigned snap_n;
 	uint16_t snap_idx[CACHE_NSLOTS];
 	uint64_t snap_seq[CACHE_NSLOTS];

@@ -16,7 +16,8 @@ var (
 	ErrNoMem = errors.New("cache: out of memory")
 	// ErrBusy: the native cache's memory awaiting reclamation on the key's
 	// shard is at its cap (the shard's budget) and a read section
-	// outlasted the short wait for it (the copy of a very large value);
+	// outlasted the short wait for it (the copy of a very large value, a
+	// reader's thread preempted mid-read);
 	// nothing changed, so the old value, if any, remains.  Retry later; a
 	// caller that must not serve the old value deletes the key (Delete is
 	// never refused).  The pure-Go cache never returns it.

@@ -250,6 +250,7 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeSection := openHostSection(t, c)
+	defer closeSection() // also when the test fails inside the section
 	stored := -1
 	for i := 0; i < 400; i++ {
 		err := c.Set(key, bytes.Repeat([]byte{byte('a' + i%20)}, vlen), 0)
@@ -262,7 +263,6 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 		stored = i
 	}
 	if stored < 0 || stored == 399 {
-		closeSection()
 		t.Fatalf("%d sets stored behind an open section; want some, then ErrBusy", stored+1)
 	}
 	got, err := c.Get(key)
@@ -279,7 +279,8 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 }
 
 // openHostSection opens a read section on c's last host slot, as a Go
-// reader does (R2, the seq_cst variant), and returns what closes it (R5).
+// reader does (R2, the seq_cst variant), and returns what closes it (R5;
+// once, however often it is called).
 // The last host slot belongs to no P while GOMAXPROCS is below it, so no
 // Get of the test runs on it meanwhile.
 func openHostSection(t *testing.T, c *nativeCache) (closeSection func()) {
@@ -292,7 +293,8 @@ func openHostSection(t *testing.T, c *nativeCache) (closeSection func()) {
 	seq := at64(slot, r.offSeq)
 	q := atomic.LoadUint64(seq)
 	atomic.StoreUint64(seq, q+1)
-	return func() { atomic.StoreUint64(seq, q+2) }
+	var once sync.Once
+	return func() { once.Do(func() { atomic.StoreUint64(seq, q+2) }) }
 }
 
 // testFind is the probe of goReader.get (R3) without the section around

@@ -5,6 +5,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/mantisdb/mantisdb/go/cache"
@@ -29,5 +30,11 @@ func TestEngineErrorStatus(t *testing.T) {
 		if ae.Status != tc.status || ae.Code != tc.code {
 			t.Errorf("%v: got %d %s, want %d %s", tc.err, ae.Status, ae.Code, tc.status, tc.code)
 		}
+	}
+	// A busy cache passes by itself: the client is told to retry.
+	w := httptest.NewRecorder()
+	writeError(w, httptest.NewRequest(http.MethodPut, "/api/v1/cache/k", nil), cache.ErrBusy)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("cache.ErrBusy: %d, Retry-After %q; want 503 with Retry-After: 1", w.Code, w.Header().Get("Retry-After"))
 	}
 }

@@ -49,6 +49,9 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when set, is sent as Retry-After (seconds): the
+	// condition passes by itself and a retry is expected.
+	RetryAfter string
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -69,6 +72,9 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
+	if e.RetryAfter != "" {
+		h.Set("Retry-After", e.RetryAfter)
+	}
 	w.WriteHeader(e.Status)
 	if r.Method == http.MethodHead {
 		return
@@ -122,7 +128,13 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusBadRequest, CodeBadRequest, msg)
 	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrClosed), errors.Is(err, cluster.ErrApplyFailed):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
-	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem), errors.Is(err, cache.ErrBusy):
+	case errors.Is(err, cache.ErrBusy):
+		// A read held the cache's retired memory at its cap: it passes
+		// once the read ends.
+		e := newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
+		e.RetryAfter = "1"
+		return e
+	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}
 	logOnce(&lastInternal, "mantisdb: internal error: "+msg)
