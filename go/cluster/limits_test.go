@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -117,25 +118,40 @@ func TestEntryFitsLogStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ls.Close()
+	// One buffer serves every entry, and each stored entry is deleted
+	// before the next: the test holds a few 64 MiB copies at a time,
+	// not a dozen (it runs under -race in CI), and the collector runs
+	// before the heap doubles.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	value := make([]byte, codec.MaxValueSize)
-	for i, data := range [][]byte{make([]byte, MaxEntrySize), make([]byte, MaxEntrySize+1)} {
-		err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}})
+	buf := make([]byte, MaxEntrySize+1)
+	store := func(idx uint64, data []byte) error {
+		t.Helper()
+		err := ls.StoreLogs([]*raft.Log{{Index: idx, Term: 1, Type: raft.LogCommand, Data: data}})
+		if err == nil {
+			if derr := ls.DeleteRange(idx, idx); derr != nil {
+				t.Fatal(derr)
+			}
+		}
+		return err
+	}
+	for i, data := range [][]byte{buf[:MaxEntrySize], buf} {
+		err := store(uint64(i+1), data)
 		if (err == nil) != (len(data) == MaxEntrySize) {
 			t.Fatalf("log store: an entry of %d bytes: %v (MaxEntrySize %d)", len(data), err, MaxEntrySize)
 		}
 	}
 	recs := MaxRequestRecords &^ (codec.Align - 1)
 	ops := recordsOf(t, value, recs)
-	batch, err := encodeEntry(nil, ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqs, err := encodeRequestsEntry(nil, []entryReq{{readTerm: 1, ops: ops}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, data := range [][]byte{batch, reqs} {
-		if err := ls.StoreLogs([]*raft.Log{{Index: uint64(i + 10), Term: 1, Type: raft.LogCommand, Data: data}}); err != nil {
+	for i, encode := range []func() ([]byte, error){
+		func() ([]byte, error) { return encodeEntry(buf[:0], ops) },
+		func() ([]byte, error) { return encodeRequestsEntry(buf[:0], []entryReq{{readTerm: 1, ops: ops}}) },
+	} {
+		data, err := encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store(uint64(i+10), data); err != nil {
 			t.Fatalf("log store: the largest request's entry (%d bytes): %v", len(data), err)
 		}
 	}
