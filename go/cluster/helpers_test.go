@@ -279,3 +279,19 @@ func waitAddressRecorded(t *testing.T, n *testNode) {
 		}
 	}
 }
+
+// newTestFSM returns a state machine over a fresh engine opened with opts
+// (closed when the test ends).
+func newTestFSM(t *testing.T, opts storage.Options) (*fsm, storage.Engine) {
+	t.Helper()
+	eng, err := storage.NewDefaultStorageEngine(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	f, err := newFSM(eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, eng
+}

@@ -77,15 +77,7 @@ func TestEntrySizeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("encodeEntry at the limit: %v", err)
 	}
-	eng, err := storage.NewDefaultStorageEngine(storage.Options{Dir: filepath.Join(t.TempDir(), "e"), Sync: storage.SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	f, err := newFSM(eng)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, eng := newTestFSM(t, storage.Options{Dir: filepath.Join(t.TempDir(), "e"), Sync: storage.SyncNone})
 	if resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}); resp != nil {
 		t.Fatalf("the FSM refused the largest entry allowed: %v", resp)
 	}

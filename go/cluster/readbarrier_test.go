@@ -146,15 +146,7 @@ func TestReadsAfterFailover(t *testing.T) {
 // ApplyTimeout: before, a Close during that wait stalled for the rest of
 // it, as Raft, shut down, applies nothing more.
 func TestWaitAppliedEndsAtClose(t *testing.T) {
-	eng, err := storage.NewDefaultStorageEngine(storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	f, err := newFSM(eng)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, _ := newTestFSM(t, storage.Options{})
 	stop := make(chan struct{})
 	f.stop = stop
 	done := make(chan error, 1)
