@@ -171,12 +171,13 @@ func opsEncodedSize(ops []storage.Op) int {
 // returns is one every log store can hold and the engine can apply.
 func encodeEntry(dst []byte, ops []storage.Op) ([]byte, error) {
 	n := opsEncodedSize(ops)
-	if sz := entrySize(n, 1, false); sz > MaxEntrySize {
+	sz := entrySize(n, 1, false)
+	if sz > MaxEntrySize {
 		return dst, tooLarge(sz)
 	}
 	// The exact size is known: one allocation, and the nested records
 	// are encoded in place behind the BATCH header (no copy).
-	dst = slices.Grow(dst, codec.HeaderSize+n)
+	dst = slices.Grow(dst, sz)
 	return appendOpsBatch(dst, 0, ops, 0)
 }
 
@@ -229,7 +230,8 @@ func encodeRequestsEntry(dst []byte, reqs []entryReq) ([]byte, error) {
 	for i := range reqs {
 		n += opsEncodedSize(reqs[i].ops)
 	}
-	if sz := entrySize(n, len(reqs), true); sz > MaxEntrySize {
+	sz := entrySize(n, len(reqs), true)
+	if sz > MaxEntrySize {
 		return dst, tooLarge(sz)
 	}
 	if len(reqs) == 0 || uint64(len(reqs)) > math.MaxUint32 {
@@ -237,7 +239,7 @@ func encodeRequestsEntry(dst []byte, reqs []entryReq) ([]byte, error) {
 	}
 	start := len(dst)
 	hdr := binary.LittleEndian.AppendUint32(nil, uint32(len(reqs)))
-	dst = slices.Grow(dst, codec.Size(len(requestsKey), len(hdr))+len(reqs)*codec.HeaderSize+n)
+	dst = slices.Grow(dst, sz)
 	out, err := codec.Append(dst, codec.Record{Type: codec.TypeMeta, Key: []byte(requestsKey), Value: hdr})
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", ErrBadEntry, err)
