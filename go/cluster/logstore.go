@@ -56,11 +56,14 @@ import (
 
 const (
 	logEntryVersion = 1
+	// logHeaderSize is an entry value's fixed header: version, type,
+	// term and append time.
+	logHeaderSize = 1 + 1 + 8 + 8
 	// logValueOverhead is what an entry's value holds besides its data
 	// when it has no extensions (this package's entries have none): the
-	// 18-byte header and the one-byte uvarint of a zero length.  An
-	// entry's data is therefore at most MaxEntrySize (entry.go).
-	logValueOverhead = 18 + 1
+	// header and the one-byte uvarint of a zero length.  An entry's data
+	// is therefore at most MaxEntrySize (entry.go).
+	logValueOverhead = logHeaderSize + 1
 	// deleteChunk bounds the deletes of one engine batch in DeleteRange.
 	deleteChunk = 4096
 )
@@ -176,14 +179,14 @@ func (s *engineLogStore) GetLog(index uint64, out *raft.Log) error {
 	if err != nil {
 		return err
 	}
-	if len(v) < 18 || v[0] != logEntryVersion {
+	if len(v) < logHeaderSize || v[0] != logEntryVersion {
 		return fmt.Errorf("%w: raft log entry %d", ErrBadEntry, index)
 	}
-	n, w := binary.Uvarint(v[18:])
-	if w <= 0 || n > uint64(len(v)-18-w) {
+	n, w := binary.Uvarint(v[logHeaderSize:])
+	if w <= 0 || n > uint64(len(v)-logHeaderSize-w) {
 		return fmt.Errorf("%w: raft log entry %d", ErrBadEntry, index)
 	}
-	rest := v[18+w:]
+	rest := v[logHeaderSize+w:]
 	*out = raft.Log{Index: index, Type: raft.LogType(v[1]), Term: binary.BigEndian.Uint64(v[2:])}
 	if at := int64(binary.BigEndian.Uint64(v[10:])); at != 0 {
 		out.AppendedAt = time.Unix(0, at)
@@ -220,7 +223,7 @@ func (s *engineLogStore) StoreLogs(logs []*raft.Log) error {
 	add := make([]logEnt, 0, len(logs))
 	size, stored := 0, false
 	for _, l := range logs {
-		v := make([]byte, 18, 18+binary.MaxVarintLen64+len(l.Extensions)+len(l.Data))
+		v := make([]byte, logHeaderSize, logHeaderSize+binary.MaxVarintLen64+len(l.Extensions)+len(l.Data))
 		v[0], v[1] = logEntryVersion, byte(l.Type)
 		binary.BigEndian.PutUint64(v[2:], l.Term)
 		if !l.AppendedAt.IsZero() {
