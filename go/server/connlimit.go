@@ -247,8 +247,6 @@ func (s *Server) overLimitOnly(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		w.Header().Set("Retry-After", "1")
-		writeAPIError(w, r, newError(http.StatusServiceUnavailable, CodeUnavailable,
-			fmt.Sprintf("connection limit reached (%d); try again", s.cfg.MaxConnections)))
+		writeAPIError(w, r, retryLater(fmt.Sprintf("connection limit reached (%d); try again", s.cfg.MaxConnections)))
 	})
 }

@@ -60,6 +60,14 @@ func newError(status int, code, msg string) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg}
 }
 
+// retryLater is a 503 for a condition that passes by itself: the client
+// is told to retry in a second.
+func retryLater(msg string) *apiError {
+	e := newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
+	e.RetryAfter = "1"
+	return e
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
@@ -131,9 +139,7 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, cache.ErrBusy):
 		// A read held the cache's retired memory at its cap: it passes
 		// once the read ends.
-		e := newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
-		e.RetryAfter = "1"
-		return e
+		return retryLater(msg)
 	case errors.Is(err, cache.ErrNoMem), errors.Is(err, storage.ErrNoMem):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg)
 	}
