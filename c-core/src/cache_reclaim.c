@@ -444,7 +444,7 @@ cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, bool a
 		struct cache_reaped done;
 		cache_grace_poll(g, readers, asym, true, &done);
 		cache_reaped_free(&done);
-		if (g->pend_bytes + g->wait_bytes <= g->cap_bytes)
+		if (!cache_grace_over_cap(g))
 			return true;
 		if (g->gave_up || own_section(readers))
 			return false;

@@ -127,6 +127,13 @@ void cache_grace_poll(struct cache_grace *g, struct cache_rslot *readers, bool a
 /* Frees what a poll handed over (out of the writer lock is fine). */
 void cache_reaped_free(struct cache_reaped *r);
 
+/* Is the memory retired on g but not yet freed over its cap? */
+static inline bool
+cache_grace_over_cap(const struct cache_grace *g)
+{
+	return g->pend_bytes + g->wait_bytes > g->cap_bytes;
+}
+
 bool cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, bool asym);
 
 /*
@@ -141,7 +148,7 @@ bool cache_grace_room_slow(struct cache_grace *g, struct cache_rslot *readers, b
 static inline bool
 cache_grace_room(struct cache_grace *g, struct cache_rslot *readers, bool asym)
 {
-	if (__builtin_expect(g->pend_bytes + g->wait_bytes <= g->cap_bytes, 1))
+	if (__builtin_expect(!cache_grace_over_cap(g), 1))
 		return true;
 	return cache_grace_room_slow(g, readers, asym);
 }

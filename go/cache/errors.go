@@ -17,10 +17,10 @@ var (
 	// ErrBusy: the native cache's memory awaiting reclamation on the key's
 	// shard is at its cap (the shard's budget) and a read section
 	// outlasted the short wait for it (the copy of a very large value, a
-	// reader's thread preempted mid-read);
-	// nothing changed, so the old value, if any, remains.  Retry later; a
-	// caller that must not serve the old value deletes the key (Delete is
-	// never refused).  The pure-Go cache never returns it.
+	// reader's thread preempted mid-read); nothing changed, so the old
+	// value, if any, remains.  Retry later; a caller that must not serve
+	// the old value deletes the key (Delete is never refused).  The
+	// pure-Go cache never returns it.
 	ErrBusy = errors.New("cache: busy: memory awaiting reclamation is at its cap; retry")
 	// ErrClosed: the cache was closed.
 	ErrClosed = errors.New("cache: closed")
