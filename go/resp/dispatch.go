@@ -99,6 +99,7 @@ type exec struct {
 	cmd    *command
 	args   [][]byte
 	kv     kv
+	tx     *storage.Txn // the EXEC's a keyspace-wide read runs in (space)
 	failed bool
 }
 
@@ -255,6 +256,7 @@ func (s *Server) serve(c *client, cmd *command, args [][]byte, tx *storage.Txn) 
 	x := exec{s: s, c: c, r: &c.r, cmd: cmd, args: args}
 	switch {
 	case cmd.flags&fKeyless != 0:
+		x.tx = tx
 		cmd.run(&x)
 	case tx != nil:
 		x.kv = tx

@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"math"
+	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -223,7 +225,127 @@ func cmdPersist(x *exec) {
 	}
 }
 
-func cmdDBSize(x *exec) { x.r.int(x.s.store.Stats().Keys) }
+func cmdDBSize(x *exec) {
+	sp, err := x.space()
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	x.r.int(sp.st.Stats().Keys + int64(len(sp.created)-len(sp.deleted)))
+}
+
+// space is the keyspace the keyspace-wide reads (DBSIZE, KEYS, SCAN,
+// RANDOMKEY) read: the engine's keys and, inside an EXEC, the changes the
+// queue's writes before the read staged (storage.Txn.KeyChanges), which
+// are applied only once the whole queue has run.  Redis runs a
+// transaction's commands one after another, so a KEYS after a SET of a
+// new key in the same EXEC lists it, and a DBSIZE after a DEL counts one
+// key less.  The other clients' writes of other keys are read as they
+// land, as outside a transaction (docs/REDIS.md).
+type space struct {
+	st      Store
+	created [][]byte // live in the transaction, absent in the engine; ascending
+	deleted [][]byte // live in the engine, deleted in the transaction; ascending
+}
+
+func (x *exec) space() (space, error) {
+	sp := space{st: x.s.store}
+	if x.tx == nil {
+		return sp, nil
+	}
+	var err error
+	sp.created, sp.deleted, err = x.tx.KeyChanges()
+	return sp, err
+}
+
+// iter is st's iterator over opts, with the transaction's created keys
+// merged in and its deleted ones skipped.
+func (sp space) iter(opts storage.IterOptions) (keyIter, error) {
+	it, err := sp.st.NewIterator(opts)
+	if err != nil || sp.created == nil && sp.deleted == nil {
+		return it, err
+	}
+	m := &mergedIter{it: it, deleted: sp.deleted}
+	for _, k := range sp.created {
+		if bytes.HasPrefix(k, opts.Prefix) {
+			m.created = append(m.created, k)
+		}
+	}
+	return m, nil
+}
+
+// keyIter is what SCAN and KEYS use of an iterator.
+type keyIter interface {
+	First() bool
+	SeekGE(key []byte) bool
+	Next() bool
+	Key() []byte
+	Error() error
+	Close() error
+}
+
+// mergedIter walks an engine iterator and a sorted list of keys the engine
+// does not hold as one ascending sequence, skipping the engine's keys in
+// deleted.
+type mergedIter struct {
+	it       storage.Iterator
+	created  [][]byte
+	deleted  [][]byte
+	ci       int  // next of created
+	eok      bool // it is at a key not in deleted
+	fromList bool // the current key is created[ci]
+	valid    bool
+}
+
+func (m *mergedIter) First() bool {
+	m.eok, m.ci = m.it.First(), 0
+	return m.settle()
+}
+
+func (m *mergedIter) SeekGE(key []byte) bool {
+	m.eok = m.it.SeekGE(key)
+	m.ci, _ = slices.BinarySearchFunc(m.created, key, bytes.Compare)
+	return m.settle()
+}
+
+func (m *mergedIter) Next() bool {
+	if !m.valid {
+		return false
+	}
+	if m.fromList {
+		m.ci++
+	} else {
+		m.eok = m.it.Next()
+	}
+	return m.settle()
+}
+
+// settle skips deleted engine keys and picks the smaller of the two heads.
+func (m *mergedIter) settle() bool {
+	for m.eok {
+		if _, del := slices.BinarySearchFunc(m.deleted, m.it.Key(), bytes.Compare); !del {
+			break
+		}
+		m.eok = m.it.Next()
+	}
+	list := m.ci < len(m.created)
+	m.valid = m.eok || list
+	m.fromList = list && (!m.eok || bytes.Compare(m.created[m.ci], m.it.Key()) < 0)
+	return m.valid
+}
+
+func (m *mergedIter) Key() []byte {
+	switch {
+	case !m.valid:
+		return nil
+	case m.fromList:
+		return m.created[m.ci]
+	}
+	return m.it.Key()
+}
+
+func (m *mergedIter) Error() error { return m.it.Error() }
+func (m *mergedIter) Close() error { return m.it.Close() }
 
 // cmdFlushDB deletes every key (FLUSHDB and FLUSHALL; SYNC and ASYNC both
 // run synchronously).  On an engine of go/storage it is one atomic write
@@ -375,8 +497,12 @@ func cmdScan(x *exec) {
 		}
 		after = k
 	}
-	opts := storage.IterOptions{Prefix: literalPrefix(pattern)}
-	it, err := x.s.store.NewIterator(opts)
+	sp, err := x.space()
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	it, err := sp.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
 	if err != nil {
 		x.fail(storeError(err))
 		return
@@ -420,7 +546,12 @@ func cmdScan(x *exec) {
 
 func cmdKeys(x *exec) {
 	pattern := x.args[1]
-	it, err := x.s.store.NewIterator(storage.IterOptions{Prefix: literalPrefix(pattern)})
+	sp, err := x.space()
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	it, err := sp.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
 	if err != nil {
 		x.fail(storeError(err))
 		return
@@ -447,7 +578,12 @@ func cmdKeys(x *exec) {
 // draws in the native engine's hash index, both passed through in cluster
 // mode), or a null reply.
 func cmdRandomKey(x *exec) {
-	key, err := storage.RandomKey(x.s.store, nil)
+	sp, err := x.space()
+	if err != nil {
+		x.fail(storeError(err))
+		return
+	}
+	key, err := sp.random()
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		x.r.null()
@@ -456,4 +592,47 @@ func cmdRandomKey(x *exec) {
 	default:
 		x.r.bulk(key)
 	}
+}
+
+// randomTxnTries bounds the engine draws random makes before it stops
+// drawing keys a transaction deleted.
+const randomTxnTries = 32
+
+// random returns a key of sp chosen uniformly at random among its live
+// keys, or ErrNotFound: the engine's draw (storage.RandomKey) outside a
+// transaction; inside one, one of the created keys with probability
+// created/(engine keys - deleted + created), else an engine draw that is
+// redrawn while it lands on a deleted key (after randomTxnTries such
+// draws, the first live key: a transaction that deleted nearly every key
+// of the engine).
+func (sp space) random() ([]byte, error) {
+	if sp.created == nil && sp.deleted == nil {
+		return storage.RandomKey(sp.st, nil)
+	}
+	r := mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
+	n, c := max(sp.st.Stats().Keys-int64(len(sp.deleted)), 0), int64(len(sp.created))
+	if c > 0 && r.Int64N(n+c) < c {
+		return bytes.Clone(sp.created[r.Int64N(c)]), nil
+	}
+	for range randomTxnTries {
+		k, err := storage.RandomKey(sp.st, r)
+		if err != nil {
+			break // ErrNotFound (the engine is empty) or its error: the walk below says
+		}
+		if _, del := slices.BinarySearchFunc(sp.deleted, k, bytes.Compare); !del {
+			return k, nil
+		}
+	}
+	it, err := sp.iter(storage.IterOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	if it.First() {
+		return bytes.Clone(it.Key()), nil
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return nil, storage.ErrNotFound
 }

@@ -454,3 +454,50 @@ func TestTTLRounding(t *testing.T) {
 	fmt.Fprint(r, "EXPIRE d x NX LT\r\n")
 	r.expect(t, "-ERR NX and XX, GT or LT options at the same time are not compatible")
 }
+
+// TestExecKeyspaceReadsSeeQueue: DBSIZE, KEYS, SCAN and RANDOMKEY queued
+// in a transaction see the writes queued before them, as Redis runs the
+// queue one command after another, on both transports.
+func TestExecKeyspaceReadsSeeQueue(t *testing.T) {
+	for _, loops := range []int{0, -1} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) {
+			ts := startServer(t, Config{Loops: loops}, storage.Options{})
+			r := ts.raw(t)
+			fmt.Fprint(r, "MSET a 1 b 2 c 3\r\n")
+			r.expect(t, "+OK")
+			fmt.Fprint(r, "MULTI\r\nSET d 4\r\nDEL b\r\nDBSIZE\r\nKEYS *\r\nSCAN 0 COUNT 100\r\n"+
+				"KEYS [bd]\r\nSCAN 0 MATCH b*\r\nSCAN 0 COUNT 2\r\nSET b 5\r\nDBSIZE\r\nEXEC\r\n")
+			r.expect(t, "+OK", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED",
+				"+QUEUED", "+QUEUED", "+QUEUED", "*10",
+				"+OK", ":1", ":3", // SET d, DEL b, DBSIZE: a c d
+				"*3", "$1", "a", "$1", "c", "$1", "d", // KEYS *
+				"*2", "$1", "0", "*3", "$1", "a", "$1", "c", "$1", "d", // SCAN 0 COUNT 100
+				"*1", "$1", "d", // KEYS [bd]
+				"*2", "$1", "0", "*0") // SCAN 0 MATCH b*
+			// SCAN 0 COUNT 2: two keys and a cursor to go on from c.
+			r.expect(t, "*2")
+			if hdr := r.line(t); !strings.HasPrefix(hdr, "$") {
+				t.Fatalf("cursor header %q", hdr)
+			}
+			if cur := r.line(t); cur == "0" {
+				t.Fatal("SCAN COUNT 2 of three keys ended the scan")
+			}
+			r.expect(t, "*2", "$1", "a", "$1", "c", "+OK", ":4") // SET b, DBSIZE: a b c d
+			fmt.Fprint(r, "DBSIZE\r\nKEYS *\r\n")
+			r.expect(t, ":4", "*4", "$1", "a", "$1", "b", "$1", "c", "$1", "d")
+			// RANDOMKEY picks among the transaction's live keys: the one
+			// created when every engine key is deleted, the one left when
+			// all others are.
+			for range 20 {
+				fmt.Fprint(r, "MULTI\r\nDEL a b c d\r\nSET z 1\r\nRANDOMKEY\r\nDISCARD\r\n")
+				r.expect(t, "+OK", "+QUEUED", "+QUEUED", "+QUEUED", "+OK")
+				fmt.Fprint(r, "MULTI\r\nDEL a b c d\r\nSET z 1\r\nRANDOMKEY\r\nDEL z\r\nEXEC\r\n")
+				r.expect(t, "+OK", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED", "*4", ":4", "+OK", "$1", "z", ":1")
+				fmt.Fprint(r, "MSET a 1 b 2 c 3 d 4\r\nMULTI\r\nDEL a b d\r\nRANDOMKEY\r\nEXEC\r\nSET a 1\r\nSET b 2\r\nSET d 4\r\n")
+				r.expect(t, "+OK", "+OK", "+QUEUED", "+QUEUED", "*2", ":3", "$1", "c", "+OK", "+OK", "+OK")
+			}
+			fmt.Fprint(r, "MULTI\r\nDEL a b c d\r\nRANDOMKEY\r\nDBSIZE\r\nKEYS *\r\nEXEC\r\n")
+			r.expect(t, "+OK", "+QUEUED", "+QUEUED", "+QUEUED", "+QUEUED", "*4", ":4", "$-1", ":0", "*0")
+		})
+	}
+}

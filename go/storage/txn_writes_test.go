@@ -72,3 +72,49 @@ func TestTxnWrites(t *testing.T) {
 		t.Fatalf("an update whose function failed wrote a: %v", err)
 	}
 }
+
+// TestTxnKeyChanges: KeyChanges lists the written keys whose liveness
+// the staged writes change, against the state before the Update, in
+// ascending order (what a keyspace-wide read inside a transaction adds
+// and removes: the RESP server's KEYS, SCAN, DBSIZE inside EXEC).
+func TestTxnKeyChanges(t *testing.T) {
+	db, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, k := range []string{"a", "b", "d"} {
+		if err := db.Put([]byte(k), []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := errors.New("stop")
+	var created, deleted [][]byte
+	keys := [][]byte{[]byte("z"), []byte("a"), []byte("b"), []byte("c"), []byte("d"), []byte("e"), []byte("f")}
+	err = storage.Update(db, keys, func(tx *storage.Txn) error {
+		steps := []error{
+			tx.Put([]byte("z"), []byte("new"), 0),  // created, declared first: the lists are sorted
+			tx.Put([]byte("a"), []byte("over"), 0), // an overwrite: neither
+			tx.Delete([]byte("b")),                 // deleted
+			tx.Put([]byte("c"), []byte("new"), 0),  // created
+			tx.Delete([]byte("d")),                 // deleted, then put back: neither
+			tx.Put([]byte("d"), []byte("again"), 0),
+			tx.Delete([]byte("e")),                 // absent before and after: neither
+			tx.Put([]byte("f"), []byte("gone"), 0), // put, then deleted: neither
+			tx.Delete([]byte("f")),
+		}
+		if err := errors.Join(steps...); err != nil {
+			return err
+		}
+		if created, deleted, err = tx.KeyChanges(); err != nil {
+			return err
+		}
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s %s", created, deleted); got != "[c z] [b]" {
+		t.Fatalf("created, deleted = %s, want [c z] [b]", got)
+	}
+}

@@ -305,6 +305,39 @@ func (t *Txn) Writes() []Op {
 	return ops
 }
 
+// KeyChanges reports how the writes fn has staged so far change the set
+// of live keys: created are the written keys that were absent (or
+// expired at Now) before the Update and are live in the staged state,
+// deleted those that were live and are absent in it; each in ascending
+// order, the slices given to Update.  An overwrite of a live key is in
+// neither.  A keyspace-wide read inside a transaction adds created to and
+// takes deleted from what the engine holds, so that it sees the
+// transaction's own writes (the RESP server's KEYS, SCAN, DBSIZE and
+// RANDOMKEY inside EXEC, as Redis runs them).  It reads the engine's
+// state of a written key it had not loaded (under the key's lock, so the
+// state before the Update).
+func (t *Txn) KeyChanges() (created, deleted [][]byte, err error) {
+	for i := range t.keys {
+		k := &t.keys[i]
+		if !k.dirty {
+			continue
+		}
+		_, was, err := t.read(k.key, t.now)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case k.found && !was:
+			created = append(created, k.key)
+		case !k.found && was:
+			deleted = append(deleted, k.key)
+		}
+	}
+	slices.SortFunc(created, bytes.Compare)
+	slices.SortFunc(deleted, bytes.Compare)
+	return created, deleted, nil
+}
+
 // entryReader reads key's live entry at now (a copy): each engine's
 // entryAt.
 type entryReader func(key []byte, now int64) (Entry, bool, error)
