@@ -328,6 +328,13 @@ func (m *mergedIter) settle() bool {
 		}
 		m.eok = m.it.Next()
 	}
+	// A created key is one the engine did not hold live when the
+	// transaction read it, under its lock: never the engine's key too.
+	// Should an iterator still show it (an expiry judged at another
+	// instant), it is listed once.
+	for m.eok && m.ci < len(m.created) && bytes.Equal(m.created[m.ci], m.it.Key()) {
+		m.ci++
+	}
 	list := m.ci < len(m.created)
 	m.valid = m.eok || list
 	m.fromList = list && (!m.eok || bytes.Compare(m.created[m.ci], m.it.Key()) < 0)
