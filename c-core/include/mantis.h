@@ -524,6 +524,8 @@ typedef struct mantis_cache_stats {
 	uint64_t budget;	 /* budget_bytes as configured                   */
 	uint64_t max_entry_size; /* largest charge a put accepts                 */
 	uint32_t shards;	 /* shard count actually used                    */
+	uint64_t refused;	 /* puts refused with MANTIS_BUSY: a long read
+				    held the shard's retired memory at its cap */
 } mantis_cache_stats;
 
 /* Called by mantis_cache_view with a view of the value: `value` (len bytes)

@@ -259,6 +259,7 @@ struct shard {
 	_Atomic uint64_t entries;
 	_Atomic uint64_t evictions;
 	_Atomic uint64_t expirations;
+	_Atomic uint64_t refused; /* puts answered MANTIS_BUSY */
 	size_t sweep_pos;
 	struct queue small, main;
 	uint32_t *ghost; /* ring of gmask + 1 fingerprints, then its index */
@@ -952,6 +953,7 @@ mantis_cache_put(mantis_cache *c, const void *key, size_t key_len, const void *v
 	/* Memory retired but not yet freed stays under the shard's cap,
 	 * whatever readers do (cache_reclaim.c, "The cap"). */
 	if (!cache_grace_room(&s->grace, c->readers, c->asym)) {
+		cache_counter_inc(&s->refused);
 		pthread_mutex_unlock(&s->mu);
 		mantis_free(e, asz);
 		return MANTIS_BUSY;
@@ -1314,6 +1316,7 @@ mantis_cache_stats_get(mantis_cache *c, mantis_cache_stats *out)
 		struct shard *s = &c->shards[i];
 		out->evictions += atomic_load_explicit(&s->evictions, memory_order_relaxed);
 		out->expirations += atomic_load_explicit(&s->expirations, memory_order_relaxed);
+		out->refused += atomic_load_explicit(&s->refused, memory_order_relaxed);
 		out->entries += atomic_load_explicit(&s->entries, memory_order_relaxed);
 		out->bytes_used += atomic_load_explicit(&s->used, memory_order_relaxed);
 	}

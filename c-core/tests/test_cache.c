@@ -1076,6 +1076,10 @@ test_reader_caps_retired_memory(void **state)
 	print_message("cache retired cap: %d puts, %d refused, peak %lld B over %lld B empty\n", ok,
 		      busy, (long long)peak, (long long)empty);
 	assert_true(busy > 0);
+	/* Every refusal is counted, for operators (mantisdb_cache_refused_total). */
+	mantis_cache_stats cs;
+	assert_int_equal(mantis_cache_stats_get(c, &cs), MANTIS_OK);
+	assert_int_equal(cs.refused, (uint64_t)busy);
 	/* Retired memory stays under the budget plus one put's retirement;
 	 * live, one value (and "other"). */
 	int64_t entry = (int64_t)PIN_VLEN + 256;

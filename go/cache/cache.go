@@ -95,6 +95,9 @@ type Stats struct {
 	Budget       uint64
 	MaxEntrySize uint64 // largest charge (key+value+EntryOverhead) Set accepts
 	Shards       int
+	// Refused counts Sets answered ErrBusy (the native cache only: a
+	// long read held a shard's retired memory at its cap).
+	Refused uint64
 }
 
 // Options configure a cache.  The zero value of each field is its default.

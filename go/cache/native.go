@@ -369,7 +369,7 @@ func (c *nativeCache) Stats() Stats {
 		Evictions: uint64(s.evictions), Expirations: uint64(s.expirations),
 		Entries: uint64(s.entries), BytesUsed: uint64(s.bytes_used),
 		Budget: uint64(s.budget), MaxEntrySize: uint64(s.max_entry_size),
-		Shards: int(s.shards),
+		Shards: int(s.shards), Refused: uint64(s.refused),
 	}
 }
 

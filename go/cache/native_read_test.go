@@ -239,9 +239,9 @@ func TestHostSlotPinsRetiredMemory(t *testing.T) {
 // TestSetBusyBehindOpenSection: the cap on retired memory
 // (cache_reclaim.c, "The cap").  With a read section left open on a host
 // slot, overwrites of a 1 MiB cache retire memory up to about its budget
-// and then fail with ErrBusy, storing nothing, instead of piling retired
-// memory up without bound.  Delete still works; once the section closes,
-// Set works again.
+// and then fail with ErrBusy (counted in Stats.Refused), storing nothing,
+// instead of piling retired memory up without bound.  Delete still works;
+// once the section closes, Set works again.
 func TestSetBusyBehindOpenSection(t *testing.T) {
 	c := newNativeT(t, Options{BudgetBytes: 1 << 20, Shards: 1})
 	const vlen = 16 << 10
@@ -264,6 +264,9 @@ func TestSetBusyBehindOpenSection(t *testing.T) {
 	}
 	if stored < 0 || stored == 399 {
 		t.Fatalf("%d sets stored behind an open section; want some, then ErrBusy", stored+1)
+	}
+	if n := c.Stats().Refused; n != 1 {
+		t.Errorf("Stats().Refused = %d after one ErrBusy, want 1", n)
 	}
 	got, err := c.Get(key)
 	if err != nil || len(got) != vlen || got[0] != byte('a'+stored%20) {

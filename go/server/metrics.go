@@ -97,6 +97,7 @@ var (
 	descCacheHit   = desc("mantisdb_cache_hits_total", "Cache namespace hits.")
 	descCacheMiss  = desc("mantisdb_cache_misses_total", "Cache namespace misses.")
 	descCacheEvict = desc("mantisdb_cache_evictions_total", "Cache namespace evictions to stay within budget.")
+	descCacheRefus = desc("mantisdb_cache_refused_total", "Cache namespace PUTs answered 503: a long read held a shard's retired memory at its cap.")
 	descCacheExp   = desc("mantisdb_cache_expirations_total", "Cache namespace entries reclaimed after their TTL.")
 	descCacheEnt   = desc("mantisdb_cache_entries", "Cache namespace entries.")
 	descCacheUsed  = desc("mantisdb_cache_used_bytes", "Cache namespace bytes charged against the budget.")
@@ -110,7 +111,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descUptime, descKeys, descLiveBytes, descNative, descOps,
 		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descWALBytes, descWALSegs,
 		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnAcc, descConnShed, descConnOver,
-		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheExp, descCacheEnt,
+		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheRefus, descCacheExp, descCacheEnt,
 		descCacheUsed, descCacheBudg} {
 		ch <- d
 	}
@@ -175,6 +176,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCacheHit, cs.Hits)
 	counter(descCacheMiss, cs.Misses)
 	counter(descCacheEvict, cs.Evictions)
+	counter(descCacheRefus, cs.Refused)
 	counter(descCacheExp, cs.Expirations)
 	gauge(descCacheEnt, float64(cs.Entries))
 	gauge(descCacheUsed, float64(cs.BytesUsed))

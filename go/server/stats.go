@@ -161,6 +161,7 @@ type CacheStats struct {
 	Entries     uint64 `json:"entries"`
 	BytesUsed   uint64 `json:"bytes_used"`
 	Budget      uint64 `json:"budget_bytes"`
+	Refused     uint64 `json:"refused"`
 }
 
 // WALStats is the write-ahead log and checkpoint state.
@@ -228,7 +229,8 @@ func (s *Server) Stats() StatsResponse {
 		Latency:     s.lat.summary(),
 		EngineCache: EngineCacheStats{Hits: es.CacheHits, Misses: es.CacheMisses},
 		Cache: CacheStats{Hits: cs.Hits, Misses: cs.Misses, Evictions: cs.Evictions,
-			Expirations: cs.Expirations, Entries: cs.Entries, BytesUsed: cs.BytesUsed, Budget: cs.Budget},
+			Expirations: cs.Expirations, Entries: cs.Entries, BytesUsed: cs.BytesUsed, Budget: cs.Budget,
+			Refused: cs.Refused},
 		WAL: WALStats{Bytes: es.WALBytes, Segments: es.WALSegments, TornTailBytes: es.TornTailBytes,
 			Recovery: Recovery{ReplayedBytes: es.Recovery.ReplayedBytes, ReplayedRecords: es.Recovery.ReplayedRecords,
 				CheckpointedAtOpen: es.Recovery.CheckpointedAtOpen, Repairs: []RepairJSON{}}},
