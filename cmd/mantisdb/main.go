@@ -1,7 +1,8 @@
 // Command mantisdb is the MantisDB server: an ordered key-value store over
-// HTTP (see docs/API.md), or with --benchmark-only the benchmark suite of
-// the engine it was built with.  Everything but flag handling and signals
-// lives in go/server, where it is tested.
+// HTTP (see docs/API.md) and the Redis protocol (docs/REDIS.md), or with
+// --benchmark-only the benchmark suite of the engine it was built with.
+// Everything but flag handling and signals lives in go/server, where it is
+// tested.
 package main
 
 import (

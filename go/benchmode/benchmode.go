@@ -220,8 +220,11 @@ func runBenchmark(ctx context.Context, o Options, level stressLevel, tmp string,
 	defer func() { _ = eng.Close() }() // eng is reopened by the recovery rows
 
 	n := level.Keys
-	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys, 16-byte keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
-		o.Version, eng.Engine(), o.Stress, humanize.Comma(int64(n)), benchValueSize, benchWorkers, runtime.GOMAXPROCS(0))
+	// The header names the store's final size, which the scan, recovery
+	// and memory lines report, and how the two halves were written.
+	fmt.Fprintf(out, "MantisDB %s benchmark: engine %s, stress %s (%s keys: %s written in order, then %s in random order; 16-byte keys, %d-byte values), %d workers for concurrent rows, GOMAXPROCS %d\n",
+		o.Version, eng.Engine(), o.Stress, humanize.Comma(int64(2*n)), humanize.Comma(int64(n)), humanize.Comma(int64(n)),
+		benchValueSize, benchWorkers, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(out, "storage: %s\n\n", storageNote)
 
 	var rows []benchRow

@@ -21,6 +21,7 @@ func TestBenchmarkSuiteTiny(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{
+		"stress tiny (4,000 keys: 2,000 written in order, then 2,000 in random order;",
 		"sequential writes", "sequential reads", "random writes", "random reads",
 		"concurrent 40 workers", "high throughput 40 workers", "full scan", "order and values checked",
 		"durable writes sync=always, 1 writer(s)", "durable writes sync=always, 8 writer(s)",

@@ -245,7 +245,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.Usage = func() {}
 	usage := func() {
 		fs.SetOutput(out)
-		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP.\n"+
+		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP and the Redis protocol.\n"+
 			"Every flag can also be set with the environment variable shown in brackets;\n"+
 			"a flag on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
