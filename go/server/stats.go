@@ -285,8 +285,12 @@ func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleReadyz: 200 when the server takes writes; 503 while shutting down
-// or after the engine went read-only, so a load balancer stops sending.
+// handleReadyz: 200 when the server takes writes; 503 after the engine
+// went read-only, so a load balancer stops sending.  The shutting-down
+// case answers only a request already being served when shutdown began:
+// Serve sets the flag just before http.Server.Shutdown closes the
+// listener and idle connections, so a probe then sees a refused or closed
+// connection (docs/API.md, "Shutdown").
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.shuttingDown.Load():
