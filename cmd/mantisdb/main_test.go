@@ -29,6 +29,9 @@ func TestRunFlags(t *testing.T) {
 		{"bad sync", []string{"--sync", "sometimes"}, nil, 2, "", "always, interval or none"},
 		{"bad size", []string{"--cache-size", "lots"}, nil, 2, "", "not a byte size"},
 		{"bad env", nil, map[string]string{"MANTISDB_PORT": "eighty"}, 2, "", "MANTISDB_PORT"},
+		// An empty variable is an unset one (a systemd EnvironmentFile's
+		// `MANTISDB_WORKERS=`); --version shows the flags were accepted.
+		{"empty env", []string{"--version"}, map[string]string{"MANTISDB_WORKERS": "", "MANTISDB_RESP_LOOPS": "", "MANTISDB_ENABLE_PROFILING": "", "MANTISDB_HOST": ""}, 0, "mantisdb dev", ""},
 		{"bad stress", []string{"--benchmark-stress", "insane"}, nil, 2, "", "light, medium, heavy or extreme"},
 		{"non-loopback without token", []string{"--host", "0.0.0.0"}, nil, 2, "", "refusing to listen on a non-loopback address without --auth-token"},
 		{"non-loopback from env", nil, map[string]string{"MANTISDB_HOST": "::"}, 2, "", "without --auth-token"},

@@ -247,16 +247,18 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		fs.SetOutput(out)
 		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP.\n"+
 			"Every flag can also be set with the environment variable shown in brackets;\n"+
-			"a flag on the command line wins.\n\nFlags:\n")
+			"a flag on the command line wins; an empty variable counts as unset.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
+	// An empty variable is an unset one: `MANTISDB_X=` in a systemd
+	// EnvironmentFile is how a setting is left at its default.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if envErr != nil || f.Name == "version" {
 			return
 		}
-		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+		if v, ok := lookupEnv(EnvName(f.Name)); ok && v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvName(f.Name), v, err)
 			}

@@ -2,8 +2,11 @@
 package server
 
 import (
+	"bytes"
 	"errors"
+	"flag"
 	"io"
+	"regexp"
 	"testing"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -77,6 +80,28 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 		if err != nil || cfg.Validate() != nil || cfg.EngineOptions("d").CheckpointBytes != c.engine {
 			t.Fatalf("%v %v: engine CheckpointBytes %d, want %d (%v)", c.args, c.env, cfg.EngineOptions("d").CheckpointBytes, c.engine, err)
 		}
+	}
+}
+
+// TestParseFlagsEmptyEnvIsUnset: `MANTISDB_X=` (how a systemd
+// EnvironmentFile leaves a setting at its default) is the default, for
+// every variable --help lists.
+func TestParseFlagsEmptyEnvIsUnset(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := ParseFlags([]string{"-h"}, lookup(nil), &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	vars := regexp.MustCompile(`\[\$(MANTISDB_[A-Z_]+)\]`).FindAllStringSubmatch(help.String(), -1)
+	if len(vars) < 20 {
+		t.Fatalf("found %d variables in --help", len(vars))
+	}
+	env := map[string]string{}
+	for _, m := range vars {
+		env[m[1]] = ""
+	}
+	cfg, err := ParseFlags(nil, lookup(env), io.Discard)
+	if err != nil || cfg != DefaultConfig() {
+		t.Fatalf("every variable empty: %+v, %v", cfg, err)
 	}
 }
 
