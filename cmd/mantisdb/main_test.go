@@ -28,7 +28,8 @@ func TestRunFlags(t *testing.T) {
 		{"stray argument", []string{"serve"}, nil, 2, "", `unexpected argument "serve"`},
 		{"bad sync", []string{"--sync", "sometimes"}, nil, 2, "", "always, interval or none"},
 		{"bad size", []string{"--cache-size", "lots"}, nil, 2, "", "not a byte size"},
-		{"bad env", nil, map[string]string{"MANTISDB_PORT": "eighty"}, 2, "", "MANTISDB_PORT"},
+		{"bad env", nil, map[string]string{"MANTISDB_PORT": "eighty"}, 2, "", `MANTISDB_PORT="eighty": want an integer`},
+		{"bad bool env", nil, map[string]string{"MANTISDB_ENABLE_PROFILING": "yes"}, 2, "", `MANTISDB_ENABLE_PROFILING="yes": want true or false`},
 		// An empty variable is an unset one (a systemd EnvironmentFile's
 		// `MANTISDB_WORKERS=`); --version shows the flags were accepted.
 		{"empty env", []string{"--version"}, map[string]string{"MANTISDB_WORKERS": "", "MANTISDB_RESP_LOOPS": "", "MANTISDB_ENABLE_PROFILING": "", "MANTISDB_HOST": ""}, 0, "mantisdb dev", ""},

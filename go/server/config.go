@@ -260,7 +260,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		}
 		if v, ok := lookupEnv(EnvName(f.Name)); ok && v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvName(f.Name), v, err)
+				envErr = fmt.Errorf("%w: %s=%q: %s", ErrConfig, EnvName(f.Name), v, explainSetError(f, err))
 			}
 		}
 	})
@@ -278,6 +278,32 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		return cfg, fmt.Errorf("%w: unexpected argument %q (flags start with --)", ErrConfig, fs.Arg(0))
 	}
 	return cfg, nil
+}
+
+// explainSetError says what a flag of the standard library's types wants
+// when its Set failed with the flag package's bare "parse error"; other
+// errors (ours say what they want, "value out of range") pass unchanged.
+func explainSetError(f *flag.Flag, err error) string {
+	if err.Error() != "parse error" {
+		return err.Error()
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err.Error()
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "want true or false"
+	case int, int64:
+		return "want an integer"
+	case uint, uint64:
+		return "want a non-negative integer"
+	case float64:
+		return "want a number"
+	case time.Duration:
+		return "want a duration such as 500ms, 30s or 2m"
+	}
+	return err.Error()
 }
 
 // badConfig is a configuration error (ErrConfig) saying what is wrong.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -102,6 +103,24 @@ func TestParseFlagsEmptyEnvIsUnset(t *testing.T) {
 	cfg, err := ParseFlags(nil, lookup(env), io.Discard)
 	if err != nil || cfg != DefaultConfig() {
 		t.Fatalf("every variable empty: %+v, %v", cfg, err)
+	}
+}
+
+// TestParseFlagsEnvErrorSaysWhatIsWanted: a bad value in a variable of a
+// plain int, bool or duration flag names what the flag takes, not the
+// flag package's bare "parse error".
+func TestParseFlagsEnvErrorSaysWhatIsWanted(t *testing.T) {
+	for _, c := range []struct{ name, value, want string }{
+		{"MANTISDB_PORT", "abc", `MANTISDB_PORT="abc": want an integer`},
+		{"MANTISDB_WORKERS", "all", `MANTISDB_WORKERS="all": want an integer`},
+		{"MANTISDB_ENABLE_PROFILING", "yes", `MANTISDB_ENABLE_PROFILING="yes": want true or false`},
+		{"MANTISDB_READ_TIMEOUT", "60", `MANTISDB_READ_TIMEOUT="60": want a duration`},
+		{"MANTISDB_CACHE_SIZE", "lots", `MANTISDB_CACHE_SIZE="lots": not a byte size`},
+	} {
+		_, err := ParseFlags(nil, lookup(map[string]string{c.name: c.value}), io.Discard)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: %v, want %q", c.name, c.value, err, c.want)
+		}
 	}
 }
 
