@@ -37,6 +37,7 @@ func TestRunFlags(t *testing.T) {
 		{"non-loopback without token", []string{"--host", "0.0.0.0"}, nil, 2, "", "refusing to listen on a non-loopback address without --auth-token"},
 		{"non-loopback from env", nil, map[string]string{"MANTISDB_HOST": "::"}, 2, "", "without --auth-token"},
 		{"port out of range", []string{"--port", "70000"}, nil, 2, "", "out of range"},
+		{"RESP on the HTTP port", []string{"--port", "27081", "--resp-port", "27081"}, nil, 2, "", "--resp-port must differ from --port"},
 		{"token with a trailing newline", nil, map[string]string{"MANTISDB_AUTH_TOKEN": "0123456789abcdef\n"}, 2, "", "whitespace"},
 		{"one-character token", []string{"--auth-token", "x"}, nil, 2, "", "one character"},
 		{"short token off loopback", []string{"--host", "0.0.0.0", "--auth-token", "secret"}, nil, 2, "", "at least 16"},

@@ -321,6 +321,10 @@ func (c *Config) Validate() error {
 		return badConfig("--resp-loops %d out of range -1..256 (0: auto, -1: a goroutine per connection)", c.RESPLoops)
 	case c.RESPPort < 0 || c.RESPPort > 65535:
 		return badConfig("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
+	case c.Port != 0 && c.Port == c.RESPPort:
+		// Both listen on --host: the second listen would fail at start
+		// with "address already in use", which reads as a runtime failure.
+		return badConfig("--resp-port must differ from --port (both are %d)", c.Port)
 	case c.CacheSize < 1<<20:
 		return badConfig("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
 	case c.CheckpointBytes < 1<<20:

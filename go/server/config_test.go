@@ -135,6 +135,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
 		func(c *Config) { c.Port = 0 },
 		func(c *Config) { c.CheckpointBytes = 1 << 20 },
+		func(c *Config) { c.Port = 0; c.RESPPort = 0 }, // two free ports, or RESP off
 	}
 	for i, f := range ok {
 		c := DefaultConfig()
@@ -161,6 +162,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.DataDir = "" },
 		func(c *Config) { c.BenchmarkStress = "x" },
 		func(c *Config) { c.Workers = -1 },
+		func(c *Config) { c.Port = 27081; c.RESPPort = 27081 },
 	}
 	for i, f := range bad {
 		c := DefaultConfig()
