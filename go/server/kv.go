@@ -82,9 +82,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	keysOnly := false
 	if v, ok := q["keys_only"]; ok {
-		b, err := strconv.ParseBool(v[0])
+		b, err := strconv.ParseBool(v[0]) // the message below lists what it takes
 		if err != nil {
-			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("keys_only must be true or false, not %q", v[0])))
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("keys_only must be true or false (or 1, 0, t, f, T, F, TRUE, FALSE, True, False), not %q", v[0])))
 			return
 		}
 		keysOnly = b

@@ -86,3 +86,30 @@ func TestBatchStrictJSON(t *testing.T) {
 		t.Fatalf("a well-formed batch: %d %s", r.status, r.body)
 	}
 }
+
+// TestKeysOnlyErrorListsWhatIsAccepted: ?keys_only= takes every form
+// strconv.ParseBool does (1 and t as well as true), and the 400 for
+// anything else lists them all, not only true and false.
+func TestKeysOnlyErrorListsWhatIsAccepted(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	forms := []string{"1", "0", "t", "f", "T", "F", "TRUE", "FALSE", "True", "False", "true", "false"}
+	for _, f := range forms {
+		if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?keys_only=" + f}); r.status != 200 {
+			t.Errorf("?keys_only=%s: %d %s", f, r.status, r.body)
+		}
+	}
+	r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?keys_only=yes"})
+	if r.status != 400 || !strings.Contains(r.body, `not \"yes\"`) {
+		t.Fatalf("?keys_only=yes: %d %s", r.status, r.body)
+	}
+	msg, _, _ := strings.Cut(r.body, "not ")
+	listed := map[string]bool{}
+	for _, w := range strings.FieldsFunc(msg, func(c rune) bool { return c == ' ' || c == ',' || c == '(' || c == ')' }) {
+		listed[w] = true
+	}
+	for _, f := range forms {
+		if !listed[f] {
+			t.Errorf("?keys_only=yes: %s does not list %q", r.body, f)
+		}
+	}
+}
