@@ -113,3 +113,24 @@ func TestKeysOnlyErrorListsWhatIsAccepted(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchTypeErrorsSpeakJSON: a batch body of the wrong shape is told
+// what JSON was wanted where, in JSON's words, not encoding/json's Go
+// ones ("Go struct field batchRequest.ops of type []server.batchOp").
+func TestBatchTypeErrorsSpeakJSON(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, c := range []struct{ body, want string }{
+		{`{"ops":{}}`, `ops: want an array of operations, not an object`},
+		{`{"ops":"put"}`, `ops: want an array of operations, not a string`},
+		{`{"ops":[1]}`, `ops: want an operation object, not a number`},
+		{`{"ops":[{"op":1}]}`, `ops.op: want a string, not a number`},
+		{`{"ops":[{"op":"put","key":"YQ==","value":true}]}`, `ops.value: want a string, not a boolean`},
+		{`[1,2]`, `body: want an object, not an array`},
+	} {
+		r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: c.body})
+		if r.status != 400 || !strings.Contains(r.body, `"code":"invalid_json"`) || !strings.Contains(r.body, c.want) ||
+			strings.Contains(r.body, "Go ") || strings.Contains(r.body, "server.") {
+			t.Errorf("%s: %d %s, want %q", c.body, r.status, r.body, c.want)
+		}
+	}
+}
