@@ -200,6 +200,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if req.Ops == nil {
+		// null, {} or {"ops":null}: not a batch of nothing ({"ops":[]}),
+		// a body that is not a batch at all.
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, `missing "ops": the body is {"ops":[...]}, {"ops":[]} for none`))
+		return
+	}
 	var b storage.Batch
 	for i, op := range req.Ops {
 		bad := func(code, format string, a ...any) {

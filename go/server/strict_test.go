@@ -134,3 +134,19 @@ func TestBatchTypeErrorsSpeakJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchWithoutOps: a body that is not a batch (null, {}, an ops of
+// null) is a client mistake, refused with 400, not a 200 no-op; an empty
+// ops list stays the documented no-op.
+func TestBatchWithoutOps(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, body := range []string{`null`, `{}`, `{"ops":null}`} {
+		r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: body})
+		if r.status != 400 || !strings.Contains(r.body, `"code":"bad_request"`) || !strings.Contains(r.body, `missing \"ops\"`) {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	if r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: `{"ops":[]}`}); r.status != 200 || strings.TrimSpace(r.body) != `{"applied":0}` {
+		t.Errorf(`{"ops":[]}: %d %s`, r.status, r.body)
+	}
+}
