@@ -213,6 +213,20 @@ func TestWriteValidationAndRouting(t *testing.T) {
 	if err := e.Put([]byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
+	// A single-key write that is refused says why, not "ops[0]: why" (the
+	// caller passed no list); a batch still names the op.
+	if err := e.Put([]byte(ReservedPrefix+"x"), []byte("v")); !errors.Is(err, ErrReservedKey) || err.Error() != ErrReservedKey.Error() {
+		t.Errorf("Put of a reserved key: %v, want %v", err, ErrReservedKey)
+	}
+	if err := e.Delete(nil); !errors.Is(err, storage.ErrEmptyKey) || err.Error() != storage.ErrEmptyKey.Error() {
+		t.Errorf("Delete of an empty key: %v, want %v", err, storage.ErrEmptyKey)
+	}
+	var b storage.Batch
+	b.Put([]byte("ok"), nil)
+	b.Put([]byte(ReservedPrefix+"x"), nil)
+	if err := e.Apply(&b); !errors.Is(err, ErrReservedKey) || !strings.HasPrefix(err.Error(), "ops[1]: ") {
+		t.Errorf("batch with a reserved key: %v, want it named ops[1]", err)
+	}
 	if _, err := e.Get(appliedKey); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("reserved key visible: %v", err)
 	}

@@ -26,6 +26,17 @@ func (e *engine) write(ops ...storage.Op) error {
 	return e.n.Write(ctx, ops)
 }
 
+// writeOne is write for Put, PutWithTTL and Delete: their caller passed
+// one key, so a refused op is reported by its cause alone, without the
+// "ops[0]: " that names an op of a batch (as the local engines' Put does).
+func (e *engine) writeOne(op storage.Op) error {
+	err := e.write(op)
+	if oe := (*opError)(nil); errors.As(err, &oe) {
+		return oe.err
+	}
+	return err
+}
+
 func (e *engine) Get(key []byte) ([]byte, error) {
 	if IsReserved(key) {
 		return nil, storage.ErrNotFound
@@ -41,18 +52,18 @@ func (e *engine) View(key []byte, fn func([]byte) error) error {
 }
 
 func (e *engine) Put(key, value []byte) error {
-	return e.write(storage.Op{Kind: storage.OpPut, Key: key, Value: value})
+	return e.writeOne(storage.Op{Kind: storage.OpPut, Key: key, Value: value})
 }
 
 func (e *engine) PutWithTTL(key, value []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return storage.ErrInvalidTTL
 	}
-	return e.write(storage.Op{Kind: storage.OpPut, Key: key, Value: value, TTL: ttl})
+	return e.writeOne(storage.Op{Kind: storage.OpPut, Key: key, Value: value, TTL: ttl})
 }
 
 func (e *engine) Delete(key []byte) error {
-	return e.write(storage.Op{Kind: storage.OpDelete, Key: key})
+	return e.writeOne(storage.Op{Kind: storage.OpDelete, Key: key})
 }
 
 func (e *engine) Apply(b *storage.Batch) error {

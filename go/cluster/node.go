@@ -804,14 +804,14 @@ func (n *Node) prepare(ops []storage.Op) ([]storage.Op, error) {
 	}
 	for i, op := range ops {
 		if err := n.checkOp(&op); err != nil {
-			return nil, fmt.Errorf("ops[%d]: %w", i, err)
+			return nil, &opError{i, err}
 		}
 		if op.Kind == storage.OpPut && op.TTL != 0 {
 			if now == 0 {
 				now = n.cfg.Clock().UnixNano()
 			}
 			if op.TTL < 0 || now <= 0 || int64(op.TTL) > math.MaxInt64-now {
-				return nil, fmt.Errorf("ops[%d]: %w", i, storage.ErrInvalidTTL)
+				return nil, &opError{i, storage.ErrInvalidTTL}
 			}
 			op.ExpiresAt, op.TTL = now+int64(op.TTL), 0
 		}
@@ -820,6 +820,17 @@ func (n *Node) prepare(ops []storage.Op) ([]storage.Op, error) {
 	}
 	return resolved, nil
 }
+
+// opError is prepare's refusal of one operation of a write, named by its
+// index (ops[3]: ...) as the local engines name a batch's.  The engine's
+// single-key methods report the cause alone (engine.writeOne).
+type opError struct {
+	i   int
+	err error
+}
+
+func (e *opError) Error() string { return fmt.Sprintf("ops[%d]: %v", e.i, e.err) }
+func (e *opError) Unwrap() error { return e.err }
 
 func (n *Node) checkOp(op *storage.Op) error {
 	switch {

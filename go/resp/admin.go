@@ -203,7 +203,7 @@ func validName(b []byte) bool {
 	return true
 }
 
-// cmdClient: CLIENT ID|SETNAME|GETNAME|SETINFO|INFO|LIST|NO-EVICT|NO-TOUCH.
+// cmdClient: CLIENT ID|SETNAME|GETNAME|SETINFO|INFO|LIST|NO-EVICT|NO-TOUCH|HELP.
 func cmdClient(x *exec) {
 	c, s := x.c, x.s
 	sub := lower(x.args[1])
@@ -296,10 +296,81 @@ func cmdClient(x *exec) {
 		x.r.bulkString(b.String())
 	case (sub == "no-evict" || sub == "no-touch") && n == 3:
 		x.r.ok() // nothing is evicted or LRU-touched here
+	case sub == "help":
+		x.help(clientHelp)
 	default:
 		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try CLIENT HELP.")
 	}
 }
+
+// help answers CLIENT, CONFIG or COMMAND HELP as Redis 7 does: an array
+// of simple strings, a usage line, then each subcommand this server
+// serves followed by indented lines saying what it does; HELP last.
+// Extra arguments get Redis's arity error ("'client|help'").
+func (x *exec) help(lines []string) {
+	name := x.cmd.name
+	if len(x.args) != 2 {
+		x.fail(arityError(name + "|help"))
+		return
+	}
+	x.r.array(len(lines) + 3)
+	x.r.simple(strings.ToUpper(name) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+	for _, l := range lines {
+		x.r.simple(l)
+	}
+	x.r.simple("HELP")
+	x.r.simple("    Prints this help.")
+}
+
+// The subcommands each HELP lists: those the switch of its command serves,
+// in Redis's words where Redis has the same subcommand.
+var (
+	clientHelp = []string{
+		"GETNAME",
+		"    Return the name of the current connection.",
+		"ID",
+		"    Return the ID of the current connection.",
+		"INFO",
+		"    Return information about the current client connection.",
+		"LIST [options ...]",
+		"    Return information about client connections. Options:",
+		"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+		"      Return clients of specified type.",
+		"    * ID <client-id> [<client-id> ...]",
+		"      Return clients with the given IDs.",
+		"SETNAME <name>",
+		"    Assign the name <name> to the current connection.",
+		"SETINFO <option> <value>",
+		"    Set client meta attr. Options are:",
+		"    * LIB-NAME: the client lib name.",
+		"    * LIB-VER: the client lib version.",
+		"NO-EVICT (ON|OFF)",
+		"    Accepted; this server never evicts a client connection.",
+		"NO-TOUCH (ON|OFF)",
+		"    Accepted; this server keeps no LRU/LFU statistics.",
+	}
+	configHelp = []string{
+		"GET <pattern> [<pattern> ...]",
+		"    Return parameters matching the glob-like <pattern> and their values.",
+		"RESETSTAT",
+		"    Reset statistics reported by the INFO command.",
+	}
+	commandHelp = []string{
+		"(no subcommand)",
+		"    Return details about all commands.",
+		"COUNT",
+		"    Return the total number of commands in this server.",
+		"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+		"    Return a list of all commands in this server.",
+		"INFO [<command-name> ...]",
+		"    Return details about multiple commands.",
+		"    If no command names are given, details for all commands are returned.",
+		"DOCS [<command-name> ...]",
+		"    Return documentation details about multiple commands.",
+		"    If no command names are given, documentation details for all",
+		"    commands are returned.",
+	}
+)
 
 // clientLine is one CLIENT LIST line, in Redis's format (fields this
 // server has no notion of are left out).
@@ -344,7 +415,7 @@ func (s *Server) configParams() [][2]string {
 	}
 }
 
-// cmdConfig: CONFIG GET pattern [pattern ...]; CONFIG RESETSTAT.
+// cmdConfig: CONFIG GET pattern [pattern ...]; CONFIG RESETSTAT; CONFIG HELP.
 func cmdConfig(x *exec) {
 	switch sub := lower(x.args[1]); {
 	case sub == "get" && len(x.args) >= 3:
@@ -367,6 +438,8 @@ func cmdConfig(x *exec) {
 		x.r.ok()
 	case sub == "set" && len(x.args) >= 4:
 		x.fail("ERR CONFIG SET is not supported: MantisDB is configured by flags and MANTISDB_* variables")
+	case sub == "help":
+		x.help(configHelp)
 	default:
 		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try CONFIG HELP.")
 	}
@@ -376,7 +449,7 @@ func cmdConfig(x *exec) {
 func (s *Server) uniqueCommands() []*command { return s.cmdList }
 
 // cmdCommand: COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND
-// DOCS [name...], COMMAND LIST.
+// DOCS [name...], COMMAND LIST, COMMAND HELP.
 func cmdCommand(x *exec) {
 	s := x.s
 	if len(x.args) == 1 {
@@ -449,6 +522,8 @@ func cmdCommand(x *exec) {
 			x.r.bulkString("arguments")
 			x.r.array(0)
 		}
+	case "help":
+		x.help(commandHelp)
 	default:
 		x.fail("ERR unknown subcommand '" + string(clip(x.args[1])) + "'. Try COMMAND HELP.")
 	}

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -303,6 +305,64 @@ func TestConfigGetCheckpointRule(t *testing.T) {
 		got, err := ts.client(t, 2, "").ConfigGet(ctx, "auto-aof-rewrite-*").Result()
 		if err != nil || got["auto-aof-rewrite-min-size"] != tc.minSize || got["auto-aof-rewrite-percentage"] != tc.percent {
 			t.Fatalf("floor %d: CONFIG GET auto-aof-rewrite-* = %v, %v; want %s and %s", tc.floor, got, err, tc.minSize, tc.percent)
+		}
+	}
+}
+
+// TestHelpSubcommands: CLIENT, CONFIG and COMMAND HELP answer as Redis 7
+// does (the unknown-subcommand error sends users there): an array of
+// simple strings, Redis's usage line first, each subcommand the server
+// serves on a line of its own, HELP last.
+func TestHelpSubcommands(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	for _, tc := range []struct {
+		cmd  string
+		subs []string
+	}{
+		{"CLIENT", []string{"ID", "GETNAME", "SETNAME", "SETINFO", "INFO", "LIST", "NO-EVICT", "NO-TOUCH"}},
+		{"CONFIG", []string{"GET", "RESETSTAT"}},
+		{"COMMAND", []string{"COUNT", "LIST", "INFO", "DOCS"}},
+	} {
+		for _, proto := range []string{"2", "3"} {
+			r := ts.raw(t)
+			io.WriteString(r, "HELLO "+proto+"\r\nPING\r\n")
+			for r.line(t) != "+PONG" { // skip HELLO's reply
+			}
+			io.WriteString(r, tc.cmd+" help\r\n")
+			head := r.line(t)
+			n, err := strconv.Atoi(strings.TrimPrefix(head, "*"))
+			if !strings.HasPrefix(head, "*") || err != nil || n < 3 {
+				t.Fatalf("%s HELP (RESP%s): header %q", tc.cmd, proto, head)
+			}
+			var lines []string
+			for range n {
+				l := r.line(t)
+				if !strings.HasPrefix(l, "+") {
+					t.Fatalf("%s HELP (RESP%s): %q is not a simple string", tc.cmd, proto, l)
+				}
+				lines = append(lines, l[1:])
+			}
+			if want := tc.cmd + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"; lines[0] != want {
+				t.Errorf("%s HELP: first line %q, want %q", tc.cmd, lines[0], want)
+			}
+			if got := lines[n-2:]; got[0] != "HELP" || got[1] != "    Prints this help." {
+				t.Errorf("%s HELP: ends with %q", tc.cmd, got)
+			}
+			named := map[string]bool{}
+			for _, l := range lines[1:] {
+				if f := strings.Fields(l); len(f) > 0 && !strings.HasPrefix(l, " ") {
+					named[f[0]] = true
+				}
+			}
+			for _, sub := range tc.subs {
+				if !named[sub] {
+					t.Errorf("%s HELP does not list %s: %q", tc.cmd, sub, lines)
+				}
+			}
+			io.WriteString(r, tc.cmd+" HELP extra\r\n")
+			if got, want := r.line(t), "-ERR wrong number of arguments for '"+strings.ToLower(tc.cmd)+"|help' command"; got != want {
+				t.Errorf("%s HELP extra: %q, want %q", tc.cmd, got, want)
+			}
 		}
 	}
 }

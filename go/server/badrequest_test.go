@@ -200,6 +200,10 @@ func TestAuth(t *testing.T) {
 			t.Errorf("%s: status %d, want %d: %s", c.name, got.status, c.status, got.body)
 		}
 	}
+	// The 401 tells a person what to send, as typed: not \u003ctoken\u003e.
+	if got := ts.do(t, rawReq{method: "GET", target: "/api/v1/stats"}); !strings.Contains(got.body, "send 'Authorization: Bearer <token>'") {
+		t.Errorf("401 body %s, want the header spelt out", got.body)
+	}
 	assertNoPanics(t, ts.Server)
 }
 

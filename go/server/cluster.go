@@ -168,12 +168,21 @@ type joinRequest struct {
 
 // clusterRoute handles or gates a request in cluster mode; it returns
 // true when it answered, false to let dispatch go on (with r possibly
-// replaced by a copy without the consistency parameter).
+// replaced by a copy without the consistency parameter).  On a single
+// node it only takes ?consistency= off the reads that accept it in
+// cluster mode: every read of a single node is linearizable, so both
+// levels read the local engine, and a client written for a cluster works
+// against one node unchanged.
 func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *http.Request) {
+	p := r.URL.Path
 	if s.cluster == nil {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			(p == batchPath || strings.HasPrefix(p, kvPrefix) || p == "/api/v1/kv") {
+			_, r, answered := takeConsistency(w, r)
+			return answered, r
+		}
 		return false, r
 	}
-	p := r.URL.Path
 	switch {
 	case p == clusterPath:
 		s.handleClusterStatus(w, r)
@@ -206,6 +215,33 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		}
 		return false, r
 	}
+	level, r, answered := takeConsistency(w, r)
+	if answered {
+		return true, r
+	}
+	if level == "stale" {
+		return false, r
+	}
+	if !s.cluster.IsLeader() {
+		s.redirectToLeader(w, r)
+		return true, r
+	}
+	if err := s.cluster.ReadBarrier(r.Context()); err != nil {
+		if errors.Is(err, cluster.ErrNotLeader) {
+			s.redirectToLeader(w, r)
+		} else {
+			writeError(w, r, err)
+		}
+		return true, r
+	}
+	return false, r
+}
+
+// takeConsistency reads a read's ?consistency= (linearizable, the
+// default, or stale) and returns r without it, for the handlers, which
+// know no such parameter.  A bad level or a malformed query is answered
+// with 400 (answered is true).
+func takeConsistency(w http.ResponseWriter, r *http.Request) (level string, _ *http.Request, answered bool) {
 	// The query is read as the handlers read it (parseQuery: a '+' is a
 	// plus, a ';' is part of a value): a stricter parser here let a
 	// query it refused skip the gate and be served from local state.
@@ -225,13 +261,13 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		}
 		if err != nil {
 			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, "malformed query string: "+err.Error()))
-			return true, r
+			return "", r, true
 		}
 	}
 	if levels != nil {
 		if len(levels) != 1 || (levels[0] != "stale" && levels[0] != "linearizable") {
 			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, "consistency must be linearizable or stale, once"))
-			return true, r
+			return "", r, true
 		}
 		level = levels[0]
 		r2 := new(http.Request)
@@ -241,22 +277,7 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 		r2.URL = &u
 		r = r2
 	}
-	if level == "stale" {
-		return false, r
-	}
-	if !s.cluster.IsLeader() {
-		s.redirectToLeader(w, r)
-		return true, r
-	}
-	if err := s.cluster.ReadBarrier(r.Context()); err != nil {
-		if errors.Is(err, cluster.ErrNotLeader) {
-			s.redirectToLeader(w, r)
-		} else {
-			writeError(w, r, err)
-		}
-		return true, r
-	}
-	return false, r
+	return level, r, false
 }
 
 // clusterHealth is what /readyz asks of a cluster node.

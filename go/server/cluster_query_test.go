@@ -42,3 +42,42 @@ func TestClusterQueryGate(t *testing.T) {
 		t.Errorf("stale listing of prefix \"a \": %d %s, want only %q (%s)", code, body, "a 1", want)
 	}
 }
+
+// TestSingleNodeConsistency: a client written for a cluster sends
+// ?consistency= on its reads; a single node (whose every read is
+// linearizable) answers both levels from its engine, where cluster mode
+// takes them, and refuses other values as cluster mode does.
+func TestSingleNodeConsistency(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	if r := ts.do(t, rawReq{method: "PUT", target: "/api/v1/kv/user:1", body: "ada"}); r.status != 204 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	key := base64.StdEncoding.EncodeToString([]byte("user:1"))
+	for _, level := range []string{"stale", "linearizable"} {
+		if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv/user:1?consistency=" + level}); r.status != 200 || r.body != "ada" {
+			t.Errorf("GET ?consistency=%s: %d %s", level, r.status, r.body)
+		}
+		if r := ts.do(t, rawReq{method: "HEAD", target: "/api/v1/kv/user:1?consistency=" + level}); r.status != 200 {
+			t.Errorf("HEAD ?consistency=%s: %d", level, r.status)
+		}
+		if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?prefix=user:&consistency=" + level}); r.status != 200 || !strings.Contains(r.body, key) {
+			t.Errorf("list ?consistency=%s: %d %s", level, r.status, r.body)
+		}
+	}
+	for _, q := range []string{"consistency=eventual", "consistency=", "consistency=stale&consistency=stale"} {
+		r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv/user:1?" + q})
+		if r.status != 400 || !strings.Contains(r.body, "consistency must be linearizable or stale, once") {
+			t.Errorf("GET ?%s: %d %s", q, r.status, r.body)
+		}
+	}
+	// Writes and the node-local cache take no consistency, in cluster
+	// mode either.
+	for _, req := range []rawReq{
+		{method: "PUT", target: "/api/v1/kv/user:1?consistency=stale", body: "x"},
+		{method: "GET", target: "/api/v1/cache/user:1?consistency=stale"},
+	} {
+		if r := ts.do(t, req); r.status != 400 || !strings.Contains(r.body, `unknown query parameter \"consistency\"`) {
+			t.Errorf("%s %s: %d %s", req.method, req.target, r.status, r.body)
+		}
+	}
+}

@@ -247,18 +247,20 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		fs.SetOutput(out)
 		fmt.Fprintf(out, "Usage: mantisdb [flags]\n\nMantisDB server: an ordered key-value store over HTTP and the Redis protocol.\n"+
 			"Every flag can also be set with the environment variable shown in brackets;\n"+
-			"a flag on the command line wins.\n\nFlags:\n")
+			"a flag on the command line wins; an empty variable counts as unset.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
+	// An empty variable is an unset one: `MANTISDB_X=` in a systemd
+	// EnvironmentFile is how a setting is left at its default.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if envErr != nil || f.Name == "version" {
 			return
 		}
-		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+		if v, ok := lookupEnv(EnvName(f.Name)); ok && v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvName(f.Name), v, err)
+				envErr = fmt.Errorf("%w: %s=%q: %s", ErrConfig, EnvName(f.Name), v, explainSetError(f, err))
 			}
 		}
 	})
@@ -278,6 +280,32 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	return cfg, nil
 }
 
+// explainSetError says what a flag of the standard library's types wants
+// when its Set failed with the flag package's bare "parse error"; other
+// errors (ours say what they want, "value out of range") pass unchanged.
+func explainSetError(f *flag.Flag, err error) string {
+	if err.Error() != "parse error" {
+		return err.Error()
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err.Error()
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "want true or false"
+	case int, int64:
+		return "want an integer"
+	case uint, uint64:
+		return "want a non-negative integer"
+	case float64:
+		return "want a number"
+	case time.Duration:
+		return "want a duration such as 500ms, 30s or 2m"
+	}
+	return err.Error()
+}
+
 // badConfig is a configuration error (ErrConfig) saying what is wrong.
 func badConfig(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
@@ -293,6 +321,10 @@ func (c *Config) Validate() error {
 		return badConfig("--resp-loops %d out of range -1..256 (0: auto, -1: a goroutine per connection)", c.RESPLoops)
 	case c.RESPPort < 0 || c.RESPPort > 65535:
 		return badConfig("--resp-port %d out of range 0..65535 (0: off)", c.RESPPort)
+	case c.Port != 0 && c.Port == c.RESPPort:
+		// Both listen on --host: the second listen would fail at start
+		// with "address already in use", which reads as a runtime failure.
+		return badConfig("--resp-port must differ from --port (both are %d)", c.Port)
 	case c.CacheSize < 1<<20:
 		return badConfig("--cache-size %s is below the minimum 1MiB", humanize.IBytes(uint64(max(c.CacheSize, 0))))
 	case c.CheckpointBytes < 1<<20:

@@ -2,8 +2,12 @@
 package server
 
 import (
+	"bytes"
 	"errors"
+	"flag"
 	"io"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -80,6 +84,46 @@ func TestParseFlagsDefaultsEnvAndPrecedence(t *testing.T) {
 	}
 }
 
+// TestParseFlagsEmptyEnvIsUnset: `MANTISDB_X=` (how a systemd
+// EnvironmentFile leaves a setting at its default) is the default, for
+// every variable --help lists.
+func TestParseFlagsEmptyEnvIsUnset(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := ParseFlags([]string{"-h"}, lookup(nil), &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	vars := regexp.MustCompile(`\[\$(MANTISDB_[A-Z_]+)\]`).FindAllStringSubmatch(help.String(), -1)
+	if len(vars) < 20 {
+		t.Fatalf("found %d variables in --help", len(vars))
+	}
+	env := map[string]string{}
+	for _, m := range vars {
+		env[m[1]] = ""
+	}
+	cfg, err := ParseFlags(nil, lookup(env), io.Discard)
+	if err != nil || cfg != DefaultConfig() {
+		t.Fatalf("every variable empty: %+v, %v", cfg, err)
+	}
+}
+
+// TestParseFlagsEnvErrorSaysWhatIsWanted: a bad value in a variable of a
+// plain int, bool or duration flag names what the flag takes, not the
+// flag package's bare "parse error".
+func TestParseFlagsEnvErrorSaysWhatIsWanted(t *testing.T) {
+	for _, c := range []struct{ name, value, want string }{
+		{"MANTISDB_PORT", "abc", `MANTISDB_PORT="abc": want an integer`},
+		{"MANTISDB_WORKERS", "all", `MANTISDB_WORKERS="all": want an integer`},
+		{"MANTISDB_ENABLE_PROFILING", "yes", `MANTISDB_ENABLE_PROFILING="yes": want true or false`},
+		{"MANTISDB_READ_TIMEOUT", "60", `MANTISDB_READ_TIMEOUT="60": want a duration`},
+		{"MANTISDB_CACHE_SIZE", "lots", `MANTISDB_CACHE_SIZE="lots": not a byte size`},
+	} {
+		_, err := ParseFlags(nil, lookup(map[string]string{c.name: c.value}), io.Discard)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: %v, want %q", c.name, c.value, err, c.want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := []func(*Config){
 		func(c *Config) { c.Host = "localhost" },
@@ -91,6 +135,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.Host = "0.0.0.0"; c.BenchmarkOnly = true }, // binds nothing
 		func(c *Config) { c.Port = 0 },
 		func(c *Config) { c.CheckpointBytes = 1 << 20 },
+		func(c *Config) { c.Port = 0; c.RESPPort = 0 }, // two free ports, or RESP off
 	}
 	for i, f := range ok {
 		c := DefaultConfig()
@@ -117,6 +162,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.DataDir = "" },
 		func(c *Config) { c.BenchmarkStress = "x" },
 		func(c *Config) { c.Workers = -1 },
+		func(c *Config) { c.Port = 27081; c.RESPPort = 27081 },
 	}
 	for i, f := range bad {
 		c := DefaultConfig()

@@ -87,7 +87,12 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	_ = json.NewEncoder(w).Encode(errorBody{Error: e.Message, Code: e.Code})
+	// Messages are read by people ("Bearer <token>", "a < b"); json's
+	// default \u003c escaping guards HTML, and this body is JSON with
+	// nosniff, never HTML.
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(errorBody{Error: e.Message, Code: e.Code})
 }
 
 // writeError maps err (an *apiError or an engine/cache sentinel) to its

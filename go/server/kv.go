@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -82,9 +83,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	keysOnly := false
 	if v, ok := q["keys_only"]; ok {
-		b, err := strconv.ParseBool(v[0])
+		b, err := strconv.ParseBool(v[0]) // the message below lists what it takes
 		if err != nil {
-			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("keys_only must be true or false, not %q", v[0])))
+			writeAPIError(w, r, newError(http.StatusBadRequest, CodeInvalidQuery, fmt.Sprintf("keys_only must be true or false (or 1, 0, t, f, T, F, TRUE, FALSE, True, False), not %q", v[0])))
 			return
 		}
 		keysOnly = b
@@ -199,6 +200,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if req.Ops == nil {
+		// null, {} or {"ops":null}: not a batch of nothing ({"ops":[]}),
+		// a body that is not a batch at all.
+		writeAPIError(w, r, newError(http.StatusBadRequest, CodeBadRequest, `missing "ops": the body is {"ops":[...]}, {"ops":[]} for none`))
+		return
+	}
 	var b storage.Batch
 	for i, op := range req.Ops {
 		bad := func(code, format string, a ...any) {
@@ -251,7 +258,6 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, batchResponse{Applied: len(b.Ops)})
 }
 
-// jsonError classifies a request-body decoding error.
 // decodeBase64 decodes standard base64 (RFC 4648 section 4) exactly:
 // encoding/base64 skips CR and LF even in Strict mode, which the API's
 // base64 does not allow.
@@ -314,14 +320,68 @@ func strictMembers(body []byte, names map[string]bool) string {
 	}
 }
 
+// jsonError classifies a request-body decoding error.
 func jsonError(err error) *apiError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return bodyError(err)
 	}
-	// Syntax errors, wrong types, unknown fields, an empty or cut-off
-	// body: all malformed requests.
+	// A wrong type: encoding/json's text names Go types ("Go struct field
+	// batchRequest.ops of type []server.batchOp"); say it in JSON's terms.
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) && ute.Type != nil {
+		where := ute.Field
+		if where == "" {
+			where = "body"
+		}
+		return newError(http.StatusBadRequest, CodeInvalidJSON,
+			fmt.Sprintf("invalid JSON body: %s: want %s, not %s", where, jsonKind(ute.Type), article(ute.Value)))
+	}
+	// Syntax errors, an empty or cut-off body: all malformed requests.
 	return newError(http.StatusBadRequest, CodeInvalidJSON, "invalid JSON body: "+err.Error())
+}
+
+// jsonKind names the JSON a request field of type t takes.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Slice, reflect.Array:
+		if t == reflect.TypeFor[[]batchOp]() {
+			return "an array of operations"
+		}
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		if t == reflect.TypeFor[batchOp]() {
+			return "an operation object" // an element of ops
+		}
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
+}
+
+// article puts "a" or "an" before the JSON kind encoding/json reports
+// ("object", "array", "number", "string", "bool", or "number 1.5").
+func article(v string) string {
+	switch v {
+	case "":
+		return "that"
+	case "bool":
+		return "a boolean"
+	}
+	if strings.ContainsRune("aeiou", rune(v[0])) {
+		return "an " + v
+	}
+	return "a " + v
 }
 
 // writeJSON writes v as a JSON response.

@@ -86,3 +86,67 @@ func TestBatchStrictJSON(t *testing.T) {
 		t.Fatalf("a well-formed batch: %d %s", r.status, r.body)
 	}
 }
+
+// TestKeysOnlyErrorListsWhatIsAccepted: ?keys_only= takes every form
+// strconv.ParseBool does (1 and t as well as true), and the 400 for
+// anything else lists them all, not only true and false.
+func TestKeysOnlyErrorListsWhatIsAccepted(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	forms := []string{"1", "0", "t", "f", "T", "F", "TRUE", "FALSE", "True", "False", "true", "false"}
+	for _, f := range forms {
+		if r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?keys_only=" + f}); r.status != 200 {
+			t.Errorf("?keys_only=%s: %d %s", f, r.status, r.body)
+		}
+	}
+	r := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?keys_only=yes"})
+	if r.status != 400 || !strings.Contains(r.body, `not \"yes\"`) {
+		t.Fatalf("?keys_only=yes: %d %s", r.status, r.body)
+	}
+	msg, _, _ := strings.Cut(r.body, "not ")
+	listed := map[string]bool{}
+	for _, w := range strings.FieldsFunc(msg, func(c rune) bool { return c == ' ' || c == ',' || c == '(' || c == ')' }) {
+		listed[w] = true
+	}
+	for _, f := range forms {
+		if !listed[f] {
+			t.Errorf("?keys_only=yes: %s does not list %q", r.body, f)
+		}
+	}
+}
+
+// TestBatchTypeErrorsSpeakJSON: a batch body of the wrong shape is told
+// what JSON was wanted where, in JSON's words, not encoding/json's Go
+// ones ("Go struct field batchRequest.ops of type []server.batchOp").
+func TestBatchTypeErrorsSpeakJSON(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, c := range []struct{ body, want string }{
+		{`{"ops":{}}`, `ops: want an array of operations, not an object`},
+		{`{"ops":"put"}`, `ops: want an array of operations, not a string`},
+		{`{"ops":[1]}`, `ops: want an operation object, not a number`},
+		{`{"ops":[{"op":1}]}`, `ops.op: want a string, not a number`},
+		{`{"ops":[{"op":"put","key":"YQ==","value":true}]}`, `ops.value: want a string, not a boolean`},
+		{`[1,2]`, `body: want an object, not an array`},
+	} {
+		r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: c.body})
+		if r.status != 400 || !strings.Contains(r.body, `"code":"invalid_json"`) || !strings.Contains(r.body, c.want) ||
+			strings.Contains(r.body, "Go ") || strings.Contains(r.body, "server.") {
+			t.Errorf("%s: %d %s, want %q", c.body, r.status, r.body, c.want)
+		}
+	}
+}
+
+// TestBatchWithoutOps: a body that is not a batch (null, {}, an ops of
+// null) is a client mistake, refused with 400, not a 200 no-op; an empty
+// ops list stays the documented no-op.
+func TestBatchWithoutOps(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	for _, body := range []string{`null`, `{}`, `{"ops":null}`} {
+		r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: body})
+		if r.status != 400 || !strings.Contains(r.body, `"code":"bad_request"`) || !strings.Contains(r.body, `missing \"ops\"`) {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	if r := ts.do(t, rawReq{method: "POST", target: "/api/v1/kv/batch", body: `{"ops":[]}`}); r.status != 200 || strings.TrimSpace(r.body) != `{"applied":0}` {
+		t.Errorf(`{"ops":[]}: %d %s`, r.status, r.body)
+	}
+}

@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -156,7 +157,7 @@ func walError(err error) error {
 	case errors.Is(err, wal.ErrClosed):
 		return ErrClosed
 	case errors.Is(err, wal.ErrLocked):
-		return fmt.Errorf("%w: %w", ErrLocked, err)
+		return lockedError{err}
 	case errors.Is(err, wal.ErrGap):
 		return gapError{err}
 	case errors.Is(err, wal.ErrCorrupt), errors.Is(err, wal.ErrUnsupported):
@@ -166,6 +167,20 @@ func walError(err error) error {
 	}
 	return err
 }
+
+// lockedError is wal.ErrLocked as this package reports it: it matches
+// both sentinels and says "locked by another process" once, with what the
+// wal error adds (the directory), where "%w: %w" said the sentence twice.
+type lockedError struct{ err error }
+
+func (e lockedError) Error() string {
+	if detail, ok := strings.CutPrefix(e.err.Error(), wal.ErrLocked.Error()); ok {
+		return ErrLocked.Error() + detail
+	}
+	return ErrLocked.Error() + ": " + e.err.Error()
+}
+
+func (e lockedError) Unwrap() []error { return []error{ErrLocked, e.err} }
 
 // refusal is the error a write or a checkpoint gets now, nil if it may
 // go on: ErrClosed, or the read-only error.  Called with gate held,

@@ -591,8 +591,13 @@ func TestDurableLocked(t *testing.T) {
 		dir := t.TempDir()
 		e := ec.mustOpen(t, storage.Options{Dir: dir}, storage.WALHooks{})
 		for _, other := range durableEngines {
-			if _, err := other.open(storage.Options{Dir: dir}, storage.WALHooks{}); !errors.Is(err, storage.ErrLocked) {
+			_, err := other.open(storage.Options{Dir: dir}, storage.WALHooks{})
+			if !errors.Is(err, storage.ErrLocked) {
 				t.Fatalf("second open by %s: %v, want ErrLocked", other.name, err)
+			}
+			// An operator reads it: the sentence once, and the directory.
+			if msg := err.Error(); strings.Count(msg, "locked by another process") != 1 || !strings.HasSuffix(msg, dir) {
+				t.Fatalf("second open by %s: %q, want the lock named once and %s", other.name, msg, dir)
 			}
 		}
 		if err := e.Close(); err != nil {
