@@ -107,7 +107,8 @@ func cmdExpire(x *exec) {
 		case "lt":
 			lt = true
 		default:
-			x.fail("ERR Unsupported option " + string(clip(a)))
+			// Redis prints it whole ("%s"), up to a NUL.
+			x.fail("ERR Unsupported option " + string(cstr(a)))
 			return
 		}
 	}
