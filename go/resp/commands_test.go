@@ -113,6 +113,11 @@ var commandSteps = []step{
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", " 1"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "0b101"),
 	s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", ""), s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", "list"), // no key has these types
+	// The cursor is read as Redis's strtoul reads it: these are all 0.
+	s("[0 []]", "SCAN", "", "MATCH", "none*"), s("[0 []]", "SCAN", "00", "MATCH", "none*"),
+	s("[0 []]", "SCAN", "+0", "MATCH", "none*"), s("[0 []]", "SCAN", "-0", "MATCH", "none*"),
+	e("ERR invalid cursor", "SCAN", " 0"), e("ERR invalid cursor", "SCAN", "0 "), e("ERR invalid cursor", "SCAN", "+"),
+	e("ERR invalid cursor", "SCAN", "x"), e("ERR invalid cursor", "SCAN", "18446744073709551616"),
 	s("OK", "SET", "big", "9223372036854775807"), e("ERR increment or decrement would overflow", "INCR", "big"),
 	s("OK", "SET", "small", "-9223372036854775808"), e("ERR increment or decrement would overflow", "DECR", "small"),
 	e("ERR decrement would overflow", "DECRBY", "small", "-9223372036854775808"),
