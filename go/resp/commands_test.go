@@ -115,6 +115,11 @@ var commandSteps = []step{
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", " 1"),
 	e("ERR value is not a valid float", "INCRBYFLOAT", "ld", "0b101"),
 	s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", ""), s("[0 []]", "SCAN", "0", "COUNT", "100000", "TYPE", "list"), // no key has these types
+	// The cursor is read as Redis's strtoul reads it: these are all 0.
+	s("[0 []]", "SCAN", "", "MATCH", "none*"), s("[0 []]", "SCAN", "00", "MATCH", "none*"),
+	s("[0 []]", "SCAN", "+0", "MATCH", "none*"), s("[0 []]", "SCAN", "-0", "MATCH", "none*"),
+	e("ERR invalid cursor", "SCAN", " 0"), e("ERR invalid cursor", "SCAN", "0 "), e("ERR invalid cursor", "SCAN", "+"),
+	e("ERR invalid cursor", "SCAN", "x"), e("ERR invalid cursor", "SCAN", "18446744073709551616"),
 	s("OK", "SET", "big", "9223372036854775807"), e("ERR increment or decrement would overflow", "INCR", "big"),
 	s("OK", "SET", "small", "-9223372036854775808"), e("ERR increment or decrement would overflow", "DECR", "small"),
 	e("ERR decrement would overflow", "DECRBY", "small", "-9223372036854775808"),
@@ -363,6 +368,42 @@ func TestHelpSubcommands(t *testing.T) {
 			if got, want := r.line(t), "-ERR wrong number of arguments for '"+strings.ToLower(tc.cmd)+"|help' command"; got != want {
 				t.Errorf("%s HELP extra: %q, want %q", tc.cmd, got, want)
 			}
+		}
+	}
+}
+
+// TestErrorEchoesArgs: the errors that quote a client's arguments cut
+// them as redis-server 7 does (found by TestDifferentialRedis).  An
+// unknown command lists its arguments while they fill less than 128
+// bytes, the last cut to the rest of the 128; EXPIRE's "Unsupported
+// option" prints the option whole.  Both stop at a NUL, as C's "%s".
+func TestErrorEchoesArgs(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	rdb := ts.client(t, 2, "")
+	ctx := context.Background()
+	long := strings.Repeat("0123456789", 20)
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"FOOBAR", long, "x"}, "ERR unknown command 'FOOBAR', with args beginning with: '" + long[:128] + "' "},
+		{[]any{"FOOBAR", "x", long}, "ERR unknown command 'FOOBAR', with args beginning with: 'x' '" + long[:124] + "' "},
+		{[]any{"FOOBAR", long[:125], "x"}, "ERR unknown command 'FOOBAR', with args beginning with: '" + long[:125] + "' "},
+		{[]any{"FOOBAR", long[:124], "xyz"}, "ERR unknown command 'FOOBAR', with args beginning with: '" + long[:124] + "' 'x' "},
+		{[]any{"FOOBAR", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t",
+			"u", "v", "w", "x", "y", "z", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+			"ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' 'c' 'd' 'e' 'f' 'g' 'h' 'i' 'j' 'k' 'l' 'm' 'n' 'o' 'p' 'q' 'r' 's' 't' 'u' 'v' 'w' 'x' 'y' 'z' '0' '1' '2' '3' '4' '5' "},
+		{[]any{long, "x"}, "ERR unknown command '" + long[:128] + "', with args beginning with: 'x' "},
+		{[]any{"FOO\x00BAR", "a\x00b", "c"}, "ERR unknown command 'FOO', with args beginning with: 'a' 'c' "},
+		{[]any{"EXPIRE", "k", "100", long}, "ERR Unsupported option " + long},
+		{[]any{"EXPIRE", "k", "100", "bo\x00gus"}, "ERR Unsupported option bo"},
+	} {
+		err := rdb.Do(ctx, tc.args...).Err()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: got %v\nwant %s", tc.args, err, tc.want)
 		}
 	}
 }

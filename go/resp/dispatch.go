@@ -118,22 +118,41 @@ func (s *Server) lookup(name []byte) *command {
 	return s.cmds[strings.ToLower(string(name))]
 }
 
-// unknownCommand is Redis's reply to a command it does not have.
+// unknownCommand is Redis's reply to a command it does not have, built
+// as processCommand builds it: the name cut to 128 bytes, then the
+// arguments, quoted, while they fill less than 128 bytes, each cut to
+// what is left of the 128.
 func unknownCommand(args [][]byte) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ERR unknown command '%s', with args beginning with: ", clip(args[0]))
+	n := 0 // bytes of the quoted arguments
 	for _, a := range args[1:] {
-		if b.Len() > 200 {
+		if n >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%s' ", clip(a))
+		a = cstr(a)
+		a = a[:min(len(a), 128-n)]
+		fmt.Fprintf(&b, "'%s' ", a)
+		n += len(a) + 3
 	}
 	return b.String()
 }
 
+// clip is an argument as Redis's "%.128s" prints it into an error: up to
+// its first NUL and at most 128 bytes.
 func clip(b []byte) []byte {
+	b = cstr(b)
 	if len(b) > 128 {
 		return b[:128]
+	}
+	return b
+}
+
+// cstr is an argument as Redis's "%s" prints it into an error: up to its
+// first NUL, where a C string ends.
+func cstr(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
 	}
 	return b
 }

@@ -107,7 +107,8 @@ func cmdExpire(x *exec) {
 		case "lt":
 			lt = true
 		default:
-			x.fail("ERR Unsupported option " + string(clip(a)))
+			// Redis prints it whole ("%s"), up to a NUL.
+			x.fail("ERR Unsupported option " + string(cstr(a)))
 			return
 		}
 	}
@@ -459,10 +460,32 @@ func (t *cursorTable) get(id uint64) ([]byte, bool) {
 	return k, ok
 }
 
+// parseCursor reads SCAN's cursor as Redis does (strtoul in base 10, the
+// whole argument): an optional sign, then digits, no space.  So "", "00",
+// "+0" and "-0" are 0, the start, as there; a minus negates modulo 2^64,
+// which names no cursor of ours (Redis's walk would start from it).
+func parseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true
+	}
+	neg := b[0] == '-'
+	if b[0] == '+' || b[0] == '-' {
+		b = b[1:]
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // cmdScan: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
 func cmdScan(x *exec) {
-	id, err := strconv.ParseUint(string(x.args[1]), 10, 64)
-	if err != nil {
+	id, ok := parseCursor(x.args[1])
+	if !ok {
 		x.fail("ERR invalid cursor")
 		return
 	}
@@ -517,7 +540,7 @@ func cmdScan(x *exec) {
 	defer it.Close()
 	var keys [][]byte
 	var last []byte
-	ok := false
+	ok = false
 	if after == nil {
 		ok = it.First()
 	} else if ok = it.SeekGE(after); ok && bytes.Equal(it.Key(), after) {
