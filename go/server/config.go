@@ -62,6 +62,9 @@ type Config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
+	// ShutdownDrain is how long the server goes on serving after the
+	// signal, with /readyz answering 503, before the shutdown proper.
+	ShutdownDrain time.Duration
 
 	EnableProfiling bool
 	BenchmarkOnly   bool
@@ -233,6 +236,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, env("write-timeout", "time to write a response"))
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, env("idle-timeout", "keep-alive connections idle longer are closed (sooner when --max-connections is reached)"))
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, env("shutdown-timeout", "on SIGTERM/SIGINT, time given to in-flight requests before connections are cut"))
+	fs.DurationVar(&cfg.ShutdownDrain, "shutdown-drain", cfg.ShutdownDrain, env("shutdown-drain", "on SIGTERM/SIGINT, keep serving this long with /readyz answering 503, so a load balancer stops sending before the listeners close; then --shutdown-timeout applies (0: close at once)"))
 	fs.BoolVar(&cfg.EnableProfiling, "enable-profiling", cfg.EnableProfiling, env("enable-profiling", "serve pprof under /debug/pprof/ (behind --auth-token if set)"))
 	fs.BoolVar(&cfg.BenchmarkOnly, "benchmark-only", cfg.BenchmarkOnly, env("benchmark-only", "run the benchmark suite against this binary's engine, print a table and exit"))
 	fs.StringVar(&cfg.BenchmarkStress, "benchmark-stress", cfg.BenchmarkStress, env("benchmark-stress", "benchmark size: light, medium, heavy or extreme"))
@@ -306,6 +310,10 @@ func explainSetError(f *flag.Flag, err error) string {
 	return err.Error()
 }
 
+// maxShutdownDrain bounds --shutdown-drain: a drain is for a load
+// balancer's probe interval or two, and a second signal does not end it.
+const maxShutdownDrain = 5 * time.Minute
+
 // badConfig is a configuration error (ErrConfig) saying what is wrong.
 func badConfig(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
@@ -343,6 +351,8 @@ func (c *Config) Validate() error {
 		return badConfig("--max-connections must be >= 1, not %d", c.MaxConnections)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0:
 		return badConfig("timeouts must be > 0")
+	case c.ShutdownDrain < 0 || c.ShutdownDrain > maxShutdownDrain:
+		return badConfig("--shutdown-drain must be 0..%v, not %v", maxShutdownDrain, c.ShutdownDrain)
 	case c.DataDir == "":
 		return badConfig("--data-dir must not be empty")
 	}

@@ -64,6 +64,8 @@ type Server struct {
 
 	shuttingDown atomic.Bool
 	closed       atomic.Bool
+	// endDrain, closed, ends a drain (Config.ShutdownDrain) early: tests.
+	endDrain chan struct{}
 	// conns is the connection limiter of the running Serve (nil before),
 	// read by the metrics collector.
 	conns atomic.Pointer[connLimiter]
@@ -89,6 +91,8 @@ func New(cfg Config, build BuildInfo, engine storage.Engine, c cache.Cache) *Ser
 		started: time.Now(),
 		mux:     http.NewServeMux(),
 		lat:     newLatencies(),
+
+		endDrain: make(chan struct{}),
 	}
 	// A key may be sent fully percent-encoded: 3 bytes per key byte, plus
 	// the longest route prefix and a query string.
@@ -233,6 +237,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		serveErr = err // the listener failed; still close the engine
 	case <-ctx.Done():
+		s.drain(errc, &serveErr)
 	}
 	s.shuttingDown.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
@@ -254,6 +259,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = err
 	}
 	return serveErr
+}
+
+// drain serves on for Config.ShutdownDrain with /readyz answering 503, as
+// Kubernetes and load balancers expect of a server asked to stop: its
+// endpoint is taken out of rotation once a probe fails, and the requests
+// already on their way are still answered.  It ends early if the
+// listener fails (its error goes to *serveErr) or endDrain is closed.
+func (s *Server) drain(errc <-chan error, serveErr *error) {
+	if s.cfg.ShutdownDrain <= 0 {
+		return
+	}
+	s.shuttingDown.Store(true)
+	log.Printf("mantisdb: draining for %v (/readyz answers 503), then shutting down", s.cfg.ShutdownDrain)
+	t := time.NewTimer(s.cfg.ShutdownDrain)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-errc:
+		*serveErr = err
+	case <-s.endDrain:
+	}
 }
 
 // Close syncs and closes the engine and closes the cache.  Idempotent.

@@ -286,11 +286,11 @@ func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReadyz: 200 when the server takes writes; 503 after the engine
-// went read-only, so a load balancer stops sending.  The shutting-down
-// case answers only a request already being served when shutdown began:
-// Serve sets the flag just before http.Server.Shutdown closes the
-// listener and idle connections, so a probe then sees a refused or closed
-// connection (docs/API.md, "Shutdown").
+// went read-only or from the signal on, so a load balancer stops sending.
+// With --shutdown-drain the server serves on meanwhile (Server.drain);
+// without, http.Server.Shutdown closes the listener and idle connections
+// right after the flag is set, so a probe sees a closed connection
+// (docs/API.md, "Shutdown").
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.shuttingDown.Load():
