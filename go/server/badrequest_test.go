@@ -251,3 +251,32 @@ func TestRecoverBackstop(t *testing.T) {
 		t.Fatalf("panics counter %v, want 1", n)
 	}
 }
+
+// TestTTLErrorsSayWhy: a TTL the server refuses names what is wrong with
+// it; one that is a duration but too long says so, wherever the limit was
+// met (int64 seconds, time.Duration, or an expiry past the year 2262).
+func TestTTLErrorsSayWhy(t *testing.T) {
+	for _, tc := range []struct{ in, why string }{
+		{"99999999999999999", "too long"},
+		{"99999999999999999999", "too long"},
+		{"3000000h", "too long"},
+		{"2100000h", "too long"},
+		{"7500000000", "too long"},
+		{"1.5e3s", "not a duration"},
+		{"soon", "not a duration"},
+		{"1x", "not a duration"},
+		{"-99999999999999999999", "not a duration"},
+		{"-5s", "must be positive"},
+		{"0", "must be positive"},
+	} {
+		_, err := parseTTL(tc.in)
+		if err == nil || !strings.Contains(err.Message, tc.why) {
+			t.Errorf("ttl=%s: %v, want %q", tc.in, err, tc.why)
+		}
+	}
+	for _, ok := range []string{"30s", "1h30m", "86400", "1000000h"} {
+		if _, err := parseTTL(ok); err != nil {
+			t.Errorf("ttl=%s refused: %v", ok, err)
+		}
+	}
+}

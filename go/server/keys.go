@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -300,20 +301,35 @@ func parseTTL(s string) (time.Duration, *apiError) {
 	if s == "" {
 		return 0, bad("empty")
 	}
+	// An expiry is Unix nanoseconds in an int64 (the record format), so
+	// it must fall before the year 2262.
+	const tooLong = "too long: the expiry would fall after the year 2262"
 	var d time.Duration
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n > math.MaxInt64/int64(time.Second) {
-			return 0, bad("too long")
+			return 0, bad(tooLong)
 		}
 		d = time.Duration(n) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return 0, bad(tooLong)
 	} else {
 		var perr error
 		if d, perr = time.ParseDuration(s); perr != nil {
+			if durationSyntax.MatchString(s) && s[0] != '-' {
+				return 0, bad(tooLong) // well formed: ParseDuration overflowed
+			}
 			return 0, bad("not a duration")
 		}
 	}
 	if d <= 0 {
 		return 0, bad("must be positive")
 	}
+	if int64(d) > math.MaxInt64-time.Now().UnixNano() {
+		return 0, bad(tooLong)
+	}
 	return d, nil
 }
+
+// durationSyntax is what time.ParseDuration reads, whatever the size: a
+// sign, then numbers each with a unit.
+var durationSyntax = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
