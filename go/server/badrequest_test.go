@@ -280,3 +280,16 @@ func TestTTLErrorsSayWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailingSlashListingHint: a listing's parameters on /api/v1/kv/
+// (the empty key, not the listing) get an error that points at the slash.
+func TestTrailingSlashListingHint(t *testing.T) {
+	ts := startServer(t, testConfig(), nil, nil)
+	got := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv/?prefix=a"})
+	if got.status != 400 || !strings.Contains(got.body, "without the trailing slash") {
+		t.Fatalf("%d %s", got.status, got.body)
+	}
+	if got := ts.do(t, rawReq{method: "GET", target: "/api/v1/kv?prefix=a"}); got.status != 200 {
+		t.Fatalf("the listing itself: %d %s", got.status, got.body)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,6 +224,9 @@ func bodyError(err error) *apiError {
 // reported rather than ignored.  Values are percent-decoded as path keys
 // are: a '+' is a plus sign, not a space (url.ParseQuery's form decoding
 // would list "a b" for ?prefix=a+b).
+// listParams are the query parameters of GET /api/v1/kv (handleList).
+var listParams = []string{"prefix", "start", "end", "limit", "cursor", "keys_only"}
+
 func parseQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
 	q := url.Values{}
 	for _, pair := range strings.Split(r.URL.RawQuery, "&") {
@@ -248,6 +252,9 @@ func parseQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
 			msg := fmt.Sprintf("unknown query parameter %q", name)
 			if len(allowed) > 0 {
 				msg += " (this endpoint takes: " + strings.Join(allowed, ", ") + ")"
+			}
+			if slices.Contains(listParams, name) && r.URL.Path == "/api/v1/kv/" {
+				msg += "; a listing is GET /api/v1/kv, without the trailing slash (/api/v1/kv/ names the empty key)"
 			}
 			return nil, newError(http.StatusBadRequest, CodeInvalidQuery, msg)
 		}

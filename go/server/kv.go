@@ -66,7 +66,7 @@ func decodeCursor(c string) ([]byte, *apiError) {
 // prefix, start and end are percent-decoded bytes; start is inclusive, end
 // exclusive; with a prefix too, the range is intersected with it.
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	q, aerr := parseQuery(r, "prefix", "start", "end", "limit", "cursor", "keys_only")
+	q, aerr := parseQuery(r, listParams...)
 	if aerr != nil {
 		writeAPIError(w, r, aerr)
 		return
