@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -276,6 +277,13 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 			usage()
 			return cfg, err
 		}
+		// The flag package's "invalid value ... parse error" does not
+		// say what the flag wants; say it as for a variable.
+		if m := flagValueError.FindStringSubmatch(err.Error()); m != nil {
+			if f := fs.Lookup(m[2]); f != nil {
+				return cfg, fmt.Errorf("%w: --%s=%s: %s", ErrConfig, m[2], m[1], explainSetError(f, errors.New("parse error")))
+			}
+		}
 		return cfg, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if fs.NArg() > 0 {
@@ -283,6 +291,10 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	}
 	return cfg, nil
 }
+
+// flagValueError matches the flag package's error for a value its Set
+// could not parse: the value (quoted) and the flag's name.
+var flagValueError = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-([\w-]+): parse error$`)
 
 // explainSetError says what a flag of the standard library's types wants
 // when its Set failed with the flag package's bare "parse error"; other

@@ -124,6 +124,25 @@ func TestParseFlagsEnvErrorSaysWhatIsWanted(t *testing.T) {
 	}
 }
 
+// TestParseFlagsArgErrorSaysWhatIsWanted: a bad value on the command
+// line says what the flag wants, as one in a variable does.
+func TestParseFlagsArgErrorSaysWhatIsWanted(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--port", "abc"}, `--port="abc": want an integer`},
+		{[]string{"--enable-profiling=yes"}, `--enable-profiling="yes": want true or false`},
+		{[]string{"--read-timeout=60"}, `--read-timeout="60": want a duration`},
+		{[]string{"--cache-size=lots"}, `not a byte size`},
+	} {
+		_, err := ParseFlags(c.args, lookup(nil), io.Discard)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := []func(*Config){
 		func(c *Config) { c.Host = "localhost" },
