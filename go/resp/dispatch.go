@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +101,20 @@ type exec struct {
 	args   [][]byte
 	kv     kv
 	tx     *storage.Txn // the EXEC's a keyspace-wide read runs in (space)
+	vals   *[]byte      // the turn's arena for staged values (appendInt); nil: none
 	failed bool
+}
+
+// appendInt returns n formatted as a value to stage: in the turn's arena
+// when the command runs in a loop turn's Update (which has copied it into
+// the engine before the turn resets the arena), else in a new slice.
+func (x *exec) appendInt(n int64) []byte {
+	if x.vals == nil {
+		return strconv.AppendInt(nil, n, 10)
+	}
+	at := len(*x.vals)
+	*x.vals = strconv.AppendInt(*x.vals, n, 10)
+	return (*x.vals)[at:len(*x.vals):len(*x.vals)]
 }
 
 // fail writes an error reply.

@@ -349,11 +349,16 @@ func (s *Server) keyedWrite(a [][]byte) *command {
 	if len(a) == 0 {
 		return nil
 	}
-	cmd := s.lookup(a[0])
-	if cmd == nil || cmd.flags&(fWrite|fKeyless) != fWrite || !cmd.arityOK(len(a)) {
-		return nil
+	if cmd := s.lookup(a[0]); writesKeys(cmd, a) {
+		return cmd
 	}
-	return cmd
+	return nil
+}
+
+// writesKeys reports whether cmd, a's command (nil: unknown), is as
+// keyedWrite returns.
+func writesKeys(cmd *command, a [][]byte) bool {
+	return cmd != nil && cmd.flags&(fWrite|fKeyless) == fWrite && cmd.arityOK(len(a))
 }
 
 // arityOK reports whether n arguments (the name included) fit cmd's
@@ -371,11 +376,16 @@ func (s *Server) keyedRead(a [][]byte) *command {
 	if len(a) == 0 {
 		return nil
 	}
-	cmd := s.lookup(a[0])
-	if cmd == nil || cmd.flags&(fWrite|fKeyless|fMultiCtl|fNoMulti|fAdmin) != 0 || !cmd.arityOK(len(a)) {
-		return nil
+	if cmd := s.lookup(a[0]); readsKeys(cmd, a) {
+		return cmd
 	}
-	return cmd
+	return nil
+}
+
+// readsKeys reports whether cmd, a's command (nil: unknown), is as
+// keyedRead returns.
+func readsKeys(cmd *command, a [][]byte) bool {
+	return cmd != nil && cmd.flags&(fWrite|fKeyless|fMultiCtl|fNoMulti|fAdmin) == 0 && cmd.arityOK(len(a))
 }
 
 // updRun is runUpdates' scratch, pooled: the keys and commands of the

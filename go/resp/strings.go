@@ -506,7 +506,7 @@ func cmdIncr(x *exec) {
 		return
 	}
 	cur += by
-	if x.put(x.args[1], strconv.AppendInt(nil, cur, 10), ent.ExpiresAt) {
+	if x.put(x.args[1], x.appendInt(cur), ent.ExpiresAt) {
 		x.r.int(cur)
 	}
 }

@@ -85,6 +85,7 @@ const (
 	maxTurnReadKeys = 4 * maxReadRun
 	maxTurnScratch  = 4 * maxUpdateRun
 	maxTurnArgs     = 16 << 10
+	maxTurnVals     = 64 << 10
 )
 
 // loopTurn is one event loop's deferred runs.
@@ -109,6 +110,8 @@ type loopTurn struct {
 	keys  [][]byte
 	fail  []bool
 	exe   []*command
+	pend  []*command    // deferRun's, for the run it is judging
+	vals  []byte        // values the turn's commands stage (exec.vals)
 	batch storage.Batch // flushPlain's
 }
 
@@ -153,11 +156,13 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	// them and an EXEC at their head: those run inside the Update.
 	n, nkeys := readPrefix(cmds, -1)
 	read, plain := !execHead && n == len(cmds) && nkeys <= maxReadRun, true
+	t.pend = t.pend[:0] // each command's, nil where flushUpdates looks it up
 	if !read {
 		nkeys = 0
 		writes := false
 		for i, rc := range cmds {
 			a := rc.Args
+			t.pend = append(t.pend, nil)
 			if i == 0 && execHead {
 				plain, writes = false, true
 				// Its keys are locked through the turn's write (and
@@ -176,15 +181,17 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 				continue
 			}
 			plain = false
-			cmd := s.keyedWrite(a)
-			keyedRead := cmd == nil
+			// One lookup serves the test and flushUpdates (t.pend).
+			cmd := s.lookup(a[0])
+			keyedRead := !writesKeys(cmd, a)
 			if keyedRead {
-				if cmd = s.keyedRead(a); cmd == nil {
+				if !readsKeys(cmd, a) {
 					return false
 				}
 			} else {
 				writes = true
 			}
+			t.pend[i] = cmd
 			t.keys = cmd.appendKeys(t.keys[:0], a)
 			if !s.validKeys(t.keys) {
 				return false
@@ -231,6 +238,11 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 	first := len(t.cmds)
 	t.arena, t.args, t.cmds = copyCmds(t.arena, t.args, t.cmds, cmds)
 	run := turnRun{c: c, read: read, cmds: t.cmds[first:len(t.cmds):len(t.cmds)]}
+	if !read {
+		mark := len(t.exe)
+		t.exe = append(t.exe, t.pend...)
+		run.exe = t.exe[mark:len(t.exe):len(t.exe)]
+	}
 	if execHead {
 		// EXEC's effect on the client is taken now; its queue runs at
 		// the flush.  Nothing of the client runs in between.
@@ -488,13 +500,13 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			continue
 		}
 		nruns++
-		if r.exe == nil {
-			mark := len(t.exe)
-			for _, rc := range r.cmds {
-				t.exe = append(t.exe, s.lookup(rc.Args[0]))
+		if r.failed == nil {
+			for j, rc := range r.cmds {
+				if r.exe[j] == nil { // deferRun looked up none: plain writes, an EXEC
+					r.exe[j] = s.lookup(rc.Args[0])
+				}
 			}
-			r.exe = t.exe[mark:len(t.exe):len(t.exe)]
-			mark = len(t.fail)
+			mark := len(t.fail)
 			for range r.cmds {
 				t.fail = append(t.fail, false)
 			}
@@ -521,7 +533,7 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 					r.qres = s.runQueue(r.c, r.queue, tx, r.qres[:0])
 					continue
 				}
-				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx}
+				x = exec{s: s, c: r.c, r: &r.c.r, cmd: r.exe[j], args: rc.Args, kv: tx, vals: &t.vals}
 				r.exe[j].run(&x)
 				r.failed[j] = x.failed
 			}
@@ -604,6 +616,9 @@ func (t *loopTurn) reset() {
 	if cap(t.cmds) > maxTurnScratch || cap(t.exe) > maxTurnScratch || cap(t.fail) > maxTurnScratch || cap(t.runs) > maxTurnScratch {
 		t.cmds, t.exe, t.fail, t.runs = nil, nil, nil, nil
 	}
-	t.arena = t.arena[:0]
+	t.arena, t.vals = t.arena[:0], t.vals[:0] // the turn's Update has copied what it staged
+	if cap(t.vals) > maxTurnVals {
+		t.vals = nil
+	}
 	t.ncmds, t.nbytes, t.nreadKeys, t.reads, t.plain = 0, 0, 0, 0, false
 }
