@@ -219,14 +219,14 @@ func bodyError(err error) *apiError {
 	return newError(http.StatusBadRequest, CodeBadRequest, "reading request body: "+err.Error())
 }
 
+// listParams are the query parameters of GET /api/v1/kv (handleList).
+var listParams = []string{"prefix", "start", "end", "limit", "cursor", "keys_only"}
+
 // parseQuery parses the query string strictly: malformed escapes and
 // parameters the endpoint does not take are 400s, so a typo (?tll=30s) is
 // reported rather than ignored.  Values are percent-decoded as path keys
 // are: a '+' is a plus sign, not a space (url.ParseQuery's form decoding
 // would list "a b" for ?prefix=a+b).
-// listParams are the query parameters of GET /api/v1/kv (handleList).
-var listParams = []string{"prefix", "start", "end", "limit", "cursor", "keys_only"}
-
 func parseQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
 	q := url.Values{}
 	for _, pair := range strings.Split(r.URL.RawQuery, "&") {
