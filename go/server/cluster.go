@@ -176,8 +176,7 @@ type joinRequest struct {
 func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *http.Request) {
 	p := r.URL.Path
 	if s.cluster == nil {
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-			(p == batchPath || strings.HasPrefix(p, kvPrefix) || p == "/api/v1/kv") {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && kvRoute(p) {
 			_, r, answered := takeConsistency(w, r)
 			return answered, r
 		}
@@ -203,7 +202,7 @@ func (s *Server) clusterRoute(w http.ResponseWriter, r *http.Request) (bool, *ht
 			return true, r
 		}
 		return false, r
-	case p == batchPath || strings.HasPrefix(p, kvPrefix) || p == "/api/v1/kv":
+	case kvRoute(p):
 	default:
 		return false, r
 	}

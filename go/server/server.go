@@ -41,6 +41,11 @@ const (
 	batchPath   = "/api/v1/kv/batch"
 )
 
+// kvRoute reports whether path p is one of the engine's routes: a key, the
+// batch (under kvPrefix too) or the listing.  These are the routes cluster
+// mode gates and whose reads take ?consistency= (clusterRoute).
+func kvRoute(p string) bool { return strings.HasPrefix(p, kvPrefix) || p == "/api/v1/kv" }
+
 // Server serves one engine and one cache.  It owns neither until Serve
 // returns: Serve closes both on shutdown (Close does too when Serve was
 // never called).
