@@ -314,8 +314,8 @@ func (t *Txn) Writes() []Op {
 // takes deleted from what the engine holds, so that it sees the
 // transaction's own writes (the RESP server's KEYS, SCAN, DBSIZE and
 // RANDOMKEY inside EXEC, as Redis runs them).  It reads the engine's
-// state of a written key it had not loaded (under the key's lock, so the
-// state before the Update).
+// state of every written key (under the key's lock, so the state before
+// the Update): a loaded key's entry is its staged state once written.
 func (t *Txn) KeyChanges() (created, deleted [][]byte, err error) {
 	for i := range t.keys {
 		k := &t.keys[i]
