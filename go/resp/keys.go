@@ -227,12 +227,9 @@ func cmdPersist(x *exec) {
 }
 
 func cmdDBSize(x *exec) {
-	sp, err := x.space()
-	if err != nil {
-		x.fail(storeError(err))
-		return
+	if sp, ok := x.space(); ok {
+		x.r.int(sp.st.Stats().Keys + int64(len(sp.created)-len(sp.deleted)))
 	}
-	x.r.int(sp.st.Stats().Keys + int64(len(sp.created)-len(sp.deleted)))
 }
 
 // space is the keyspace the keyspace-wide reads (DBSIZE, KEYS, SCAN,
@@ -249,14 +246,34 @@ type space struct {
 	deleted [][]byte // live in the engine, deleted in the transaction; ascending
 }
 
-func (x *exec) space() (space, error) {
+// space returns the keyspace x reads; false when reading the
+// transaction's changes failed, which it answered.
+func (x *exec) space() (space, bool) {
 	sp := space{st: x.s.store}
 	if x.tx == nil {
-		return sp, nil
+		return sp, true
 	}
 	var err error
-	sp.created, sp.deleted, err = x.tx.KeyChanges()
-	return sp, err
+	if sp.created, sp.deleted, err = x.tx.KeyChanges(); err != nil {
+		x.fail(storeError(err))
+		return sp, false
+	}
+	return sp, true
+}
+
+// iter is the iterator of x's keyspace over opts (space.iter); false
+// when it could not be made, which it answered.
+func (x *exec) iter(opts storage.IterOptions) (keyIter, bool) {
+	sp, ok := x.space()
+	if !ok {
+		return nil, false
+	}
+	it, err := sp.iter(opts)
+	if err != nil {
+		x.fail(storeError(err))
+		return nil, false
+	}
+	return it, true
 }
 
 // iter is st's iterator over opts, with the transaction's created keys
@@ -527,20 +544,13 @@ func cmdScan(x *exec) {
 		}
 		after = k
 	}
-	sp, err := x.space()
-	if err != nil {
-		x.fail(storeError(err))
-		return
-	}
-	it, err := sp.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
-	if err != nil {
-		x.fail(storeError(err))
+	it, ok := x.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
+	if !ok {
 		return
 	}
 	defer it.Close()
 	var keys [][]byte
 	var last []byte
-	ok = false
 	if after == nil {
 		ok = it.First()
 	} else if ok = it.SeekGE(after); ok && bytes.Equal(it.Key(), after) {
@@ -576,14 +586,8 @@ func cmdScan(x *exec) {
 
 func cmdKeys(x *exec) {
 	pattern := x.args[1]
-	sp, err := x.space()
-	if err != nil {
-		x.fail(storeError(err))
-		return
-	}
-	it, err := sp.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
-	if err != nil {
-		x.fail(storeError(err))
+	it, ok := x.iter(storage.IterOptions{Prefix: literalPrefix(pattern)})
+	if !ok {
 		return
 	}
 	defer it.Close()
@@ -608,9 +612,8 @@ func cmdKeys(x *exec) {
 // draws in the native engine's hash index, both passed through in cluster
 // mode), or a null reply.
 func cmdRandomKey(x *exec) {
-	sp, err := x.space()
-	if err != nil {
-		x.fail(storeError(err))
+	sp, ok := x.space()
+	if !ok {
 		return
 	}
 	key, err := sp.random()
