@@ -92,7 +92,7 @@ var order = []string{
 	"bbolt", "pebble", "badger",
 	"mantis-cache-native", "mantis-cache-pure", "ristretto", "otter", "exact-lru",
 	"mantis-skiplist", "crossbeam-skiplist", "mutex-skiplist", "hash-ceiling",
-	"mantisdb-server-http", "mantisdb-server-resp", "redis", RedisAOFSubject,
+	"mantisdb-server-http", RESPSubject, RESPMemorySubject, RedisSubject, RedisAOFSubject,
 }
 
 func subjectOrder(name string) int {

@@ -211,9 +211,7 @@ func RunRedis(scratch string, n, ops int) ([]Row, error) {
 		srv, err = startRedis(adir, "no", 0)
 	}
 	if err != nil {
-		r := aofRow("get", "no-sync")
-		r.Error = err.Error()
-		rows = append(rows, r)
+		rows = append(rows, notStarted(aofRow, err))
 	} else {
 		rows = append(rows, respWorkloadRows(srv, srv.cmd.Process.Pid, n, ops, aofRow)...)
 		srv.stop()

@@ -11,6 +11,13 @@
 // the two go-redis rows redis-benchmark cannot send: tx (MULTI, INCR,
 // INCR, EXEC) and pipe-set-get (resp_mix.go).
 //
+// The no-sync rows run on two MantisDB setups, each beside the Redis setup
+// that keeps data the same way: --sync none (RESPSubject; a log written
+// to the OS, never fsynced) beside redis-server's unsynced AOF
+// (RedisAOFSubject), and --in-memory (RESPMemorySubject; no data
+// directory, log or checkpoints) beside redis-server without persistence
+// (RedisSubject).
+//
 // Checks: after the GET/SET/MSET rows DBSIZE is exactly the loaded count
 // (sets and msets overwrite "key:%012d" keys); INCR rows hit
 // "counter:%012d" keys, and after them the counters must sum to the INCR
@@ -27,12 +34,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // RESPPipeline is the -P of the pipelined rows.
 const RESPPipeline = 16
+
+// RESPMemorySubject is the MantisDB server started with --in-memory (no
+// data directory, no log, no checkpoints), run in RESPSubject's runs: the
+// no-sync workload rows on the setup that does what redis-server without
+// persistence (RedisSubject) does, as RESPSubject's --sync none rows do
+// what redis-server logging to its AOF without fsync (RedisAOFSubject)
+// does.
+const RESPMemorySubject = "mantisdb-server-resp-in-memory"
 
 // MantisRESPNotes describes the RESP subject for the report.
 func MantisRESPNotes(bin string) string {
@@ -145,6 +161,16 @@ func respWorkloadRows(r *redisServer, pid, n, ops int, row func(w, dur string) R
 	return rows
 }
 
+// notStarted is the row that stands for the workload rows of a second
+// setup whose server did not start: a failed get row of its subject (built
+// by row), so that the report says the setup failed instead of leaving its
+// rows out as if it had not been asked for.
+func notStarted(row func(w, dur string) Row, err error) Row {
+	r := row("get", "no-sync")
+	r.Error = err.Error()
+	return r
+}
+
 // checkDurableSet checks the durable SET row: dops uniform SETs over n
 // keys leave n(1-(1-1/n)^dops) distinct keys on average, and fewer than
 // 98% of that means writes were dropped (sets is DBSIZE right after the
@@ -194,7 +220,8 @@ func durableMixRows(r Row, durability string, port, dops, n int) []Row {
 }
 
 // RunMantisRESP runs the RESP rows against the MantisDB binary: the
-// workload rows with --sync none, then SET and the go-redis tx and
+// workload rows with --sync none (RESPSubject), the same rows on a fresh
+// --in-memory server (RESPMemorySubject), then SET and the go-redis tx and
 // pipe-set-get rows on a fresh --sync always server, restarted afterwards
 // to check it kept every acknowledged key.
 func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
@@ -213,29 +240,46 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur, Workers: RedisClients,
 			Keys: n, Subject: RESPSubject, Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
-	start := func(dir, sync string) (*mantisServer, *redisServer, error) {
+	// start starts a server with the storage flags storage (onDisk or
+	// inMemory) and its RESP listener on a free port.
+	start := func(storage []string) (*mantisServer, *redisServer, error) {
 		port, err := FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
-		srv, err := startMantisServer(bin, dir, sync, 0, "--resp-port", strconv.Itoa(port))
+		srv, err := startMantisServer(bin, 0, slices.Concat(storage, []string{"--resp-port", strconv.Itoa(port)})...)
 		if err != nil {
 			return nil, nil, err
 		}
 		return srv, &redisServer{port: port}, nil
 	}
-	srv, rs, err := start(filepath.Join(dir, "data"), "none")
+	srv, rs, err := start(onDisk(filepath.Join(dir, "data"), "none"))
 	if err != nil {
 		return nil, err
 	}
 	rows := respWorkloadRows(rs, srv.cmd.Process.Pid, n, ops, row)
 	srv.stop()
 
+	// The same rows again on a server that keeps nothing on disk, the
+	// setup redis-server without persistence (RedisSubject) matches.
+	const memNote = "--in-memory"
+	memRow := func(w, dur string) Row {
+		r := row(w, dur)
+		r.Subject, r.Note = RESPMemorySubject, r.Note+"; "+memNote
+		return r
+	}
+	if srv, rs, err = start(inMemory); err != nil {
+		rows = append(rows, notStarted(memRow, err))
+	} else {
+		rows = append(rows, respWorkloadRows(rs, srv.cmd.Process.Pid, n, ops, memRow)...)
+		srv.stop()
+	}
+
 	r := row("set", "sync-on-commit")
 	const durability = "--sync always"
 	r.Note += "; " + durability
 	ddir := filepath.Join(dir, "durable")
-	srv, rs, err = start(ddir, "always")
+	srv, rs, err = start(onDisk(ddir, "always"))
 	if err != nil {
 		r.Error = err.Error()
 		return append(rows, r), nil
@@ -254,7 +298,7 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 	}
 	if err == nil {
 		err = checkDurableSet(n, dops, sets, acked, func() (int, error) {
-			srv, rs, err := start(ddir, "always")
+			srv, rs, err := start(onDisk(ddir, "always"))
 			if err != nil {
 				return 0, err
 			}

@@ -69,9 +69,20 @@ type mantisServer struct {
 	log  *bytes.Buffer
 }
 
-// startMantisServer starts bin on port (0: a free one) with extra flags;
-// the RESP listener is off unless extra turns it on.
-func startMantisServer(bin, dir string, sync string, port int, extra ...string) (*mantisServer, error) {
+// onDisk is the storage flags of a server keeping its data and log in dir
+// and syncing its log as sync says (none or always).
+func onDisk(dir, sync string) []string { return []string{"--data-dir", dir, "--sync", sync} }
+
+// inMemory is the storage flag of a server keeping its data in memory only
+// (no data directory, log or checkpoints).  Such a server refuses an
+// explicit --data-dir, --sync, --wal-preallocate, --checkpoint-bytes or
+// --allow-data-loss, so it must be started with none of them.
+var inMemory = []string{"--in-memory"}
+
+// startMantisServer starts bin on port (0: a free one) with flags, which
+// hold its storage flags (onDisk or inMemory) and any others; the RESP
+// listener is off unless flags turn it on.
+func startMantisServer(bin string, port int, flags ...string) (*mantisServer, error) {
 	if port == 0 {
 		var err error
 		if port, err = FreePort(); err != nil {
@@ -79,8 +90,8 @@ func startMantisServer(bin, dir string, sync string, port int, extra ...string) 
 		}
 	}
 	s := &mantisServer{port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
-	args := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--data-dir", dir, "--sync", sync,
-		"--resp-port", "0"}, extra...) // a later --resp-port wins
+	args := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--resp-port", "0"}, flags...) // a later --resp-port wins
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
@@ -229,7 +240,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur, Workers: RedisClients,
 			Keys: n, Subject: "mantisdb-server-http", Note: "HTTP/1.1 over TCP, wrk -t2 -c40, no pipelining"}
 	}
-	srv, err := startMantisServer(bin, filepath.Join(dir, "data"), "none", 0)
+	srv, err := startMantisServer(bin, 0, onDisk(filepath.Join(dir, "data"), "none")...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +274,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 	r := row("set", "sync-on-commit")
 	r.Note += "; --sync always"
 	ddir := filepath.Join(dir, "durable")
-	srv, err = startMantisServer(bin, ddir, "always", 0)
+	srv, err = startMantisServer(bin, 0, onDisk(ddir, "always")...)
 	if err != nil {
 		r.Error = err.Error()
 		return append(rows, r), nil
@@ -281,7 +292,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 		}
 	}
 	if err == nil {
-		srv, err = startMantisServer(bin, ddir, "always", 0)
+		srv, err = startMantisServer(bin, 0, onDisk(ddir, "always")...)
 		if err == nil {
 			after, aerr := srv.keys()
 			srv.stop()

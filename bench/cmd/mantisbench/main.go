@@ -432,6 +432,7 @@ func (r *runner) server(spec modeSpec, serverBin string) {
 			rows, err = harness.RunMantisRESP(serverBin, r.scratch, spec.redisKeys, spec.redisOps)
 			if err == nil {
 				r.result.Subjects[name] = harness.MantisRESPNotes(serverBin)
+				r.result.Subjects[harness.RESPMemorySubject] = serverBin + " --in-memory (no data directory, log or checkpoints; no --data-dir or --sync), otherwise as mantisdb-server-resp, run in its runs: the no-sync rows"
 			}
 		} else {
 			fmt.Fprintf(os.Stderr, "server mantisdb run %d\n", i+1)
