@@ -191,7 +191,7 @@ func TestCheckPipe(t *testing.T) {
 	}
 }
 
-func TestRESPTablePairsEachRowWithRedis(t *testing.T) {
+func TestRESPTablePairsEachSetupWithItsRedisSetup(t *testing.T) {
 	mk := func(subject, w, dur string, ops float64, errMsg string) Row {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur,
 			Workers: RedisClients, Keys: 10, Subject: subject, Verified: errMsg == "", Error: errMsg,
@@ -201,22 +201,28 @@ func TestRESPTablePairsEachRowWithRedis(t *testing.T) {
 	r := &Result{Date: "2000-01-01", RunCount: 1, Rows: Fold([][]Row{{
 		mk(RedisSubject, "tx", sc, 20000, ""), mk(RedisSubject, "pipe-set-get", sc, 30000, ""),
 		mk(RESPSubject, "tx", sc, 5000, ""), mk(RESPSubject, "pipe-set-get", sc, 30000, "read-back: GET returned another value"),
-		mk(RESPSubject, "set", sc, 1000, ""), // no redis row
+		mk(RESPSubject, "set", sc, 1000, ""),     // no appendfsync always row
+		mk(RedisAOFSubject, "set", sc, 9000, ""), // an unsynced AOF is no peer of --sync always
 		mk(RESPSubject, "get", "no-sync", 8000, ""), mk(RedisSubject, "get", "no-sync", 4000, ""),
 		mk(RedisAOFSubject, "get", "no-sync", 2000, ""),
-		mk(RedisAOFSubject, "set", sc, 9000, ""), // paired wherever the key matches
+		mk(RESPMemorySubject, "get", "no-sync", 6000, ""),
+		mk(RESPMemorySubject, "incr", "no-sync", 0, "read-back: counters sum to 1"), mk(RedisSubject, "incr", "no-sync", 4000, ""),
 	}})}
 	var md bytes.Buffer
 	r.WriteMarkdown(&md, nil)
-	for _, want := range []string{
-		"| tx 100B uniform 40w sync-on-commit | 5.0k | 20k | 0.25 | 2.00ms / 2.00ms | – | – | – |",
-		"| pipe-set-get 100B uniform 40w sync-on-commit | FAILED | 30k | – | – | – | – | – |",
-		"| set 100B uniform 40w sync-on-commit | 1.0k | – | – | – | 9.0k | 0.11 | 2.00ms / 2.00ms |",
-		"| get 100B uniform 40w no-sync | 8.0k | 4.0k | 2.00 | 2.00ms / 2.00ms | 2.0k | 4.00 | 2.00ms / 2.00ms |",
-	} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
-		}
+	lines := []string{
+		"| get 100B uniform 40w no-sync | --in-memory | 6.0k | no persistence | 4.0k | 1.50 | 2.00ms / 2.00ms |",
+		"| incr 100B uniform 40w no-sync | --in-memory | FAILED | no persistence | 4.0k | – | – |",
+		"| get 100B uniform 40w no-sync | --sync none | 8.0k | AOF, appendfsync no | 2.0k | 4.00 | 2.00ms / 2.00ms |",
+		"| tx 100B uniform 40w sync-on-commit | --sync always | 5.0k | AOF, appendfsync always | 20k | 0.25 | 2.00ms / 2.00ms |",
+		"| pipe-set-get 100B uniform 40w sync-on-commit | --sync always | FAILED | AOF, appendfsync always | 30k | – | – |",
+		"| set 100B uniform 40w sync-on-commit | --sync always | 1.0k | AOF, appendfsync always | – | – | – |",
+	}
+	// Exactly these lines, in this order: in-memory, --sync none, --sync always.
+	_, table, _ := strings.Cut(md.String(), "| row | MantisDB | ops/s | Redis | ops/s | MantisDB / Redis | p99 MantisDB / Redis |\n|---|---|---:|---|---:|---:|---|\n")
+	table, _, _ = strings.Cut(table, "\n\n")
+	if got := strings.Split(table, "\n"); strings.Join(got, "\n") != strings.Join(lines, "\n") {
+		t.Errorf("RESP table:\n%s\nwant:\n%s\nmarkdown:\n%s", table, strings.Join(lines, "\n"), md.String())
 	}
 }
 
