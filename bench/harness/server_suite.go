@@ -66,7 +66,11 @@ type mantisServer struct {
 	cmd  *exec.Cmd
 	port int
 	base string
-	log  *bytes.Buffer
+	// log holds the server's output; it is safe to read once exited is
+	// closed (Wait has then copied all of it).
+	log *bytes.Buffer
+	// exited is closed when the process has exited and been waited for.
+	exited chan struct{}
 }
 
 // onDisk is the storage flags of a server keeping its data and log in dir
@@ -97,6 +101,8 @@ func startMantisServer(bin string, port int, flags ...string) (*mantisServer, er
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
+	s.exited = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	for i := 0; i < 200; i++ {
 		resp, err := http.Get(s.base + "/health")
 		if err == nil {
@@ -105,7 +111,13 @@ func startMantisServer(bin string, port int, flags ...string) (*mantisServer, er
 				return s, nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-s.exited:
+			// A server that refuses its flags exits at once; waiting out
+			// the health checks would only delay saying so.
+			return nil, fmt.Errorf("mantisdb server exited (%v): %s", s.cmd.ProcessState, s.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	s.stop()
 	return nil, fmt.Errorf("mantisdb server did not become healthy: %s", s.log.String())
@@ -115,13 +127,11 @@ func startMantisServer(bin string, port int, flags ...string) (*mantisServer, er
 // acknowledged write) and waits.
 func (s *mantisServer) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(30 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 }
 
