@@ -238,3 +238,34 @@ rss_per_key  mantis        -      150.5 bytes/key (RSS of a full map)
 		t.Fatal("garbage parsed")
 	}
 }
+
+func TestServerStorageFlagsAndCheck(t *testing.T) {
+	for _, tc := range []struct {
+		st    serverStorage
+		flags string
+		ok    []serverStats
+		bad   []serverStats
+	}{
+		// --in-memory ignores the data directory's flags, so none goes beside it.
+		{inMemory, "--in-memory", []serverStats{{InMemory: true, Sync: "none"}},
+			[]serverStats{{Sync: "none"}, {}}},
+		{onDisk("/d", "none"), "--data-dir /d --sync none", []serverStats{{Sync: "none"}},
+			[]serverStats{{InMemory: true, Sync: "none"}, {Sync: "always"}}},
+		{onDisk("/d", "always"), "--data-dir /d --sync always", []serverStats{{Sync: "always"}},
+			[]serverStats{{Sync: "none"}, {InMemory: true}}},
+	} {
+		if got := strings.Join(tc.st.flags(), " "); got != tc.flags {
+			t.Errorf("%s: flags %q, want %q", tc.st, got, tc.flags)
+		}
+		for _, s := range tc.ok {
+			if err := tc.st.check(s); err != nil {
+				t.Errorf("%s: stats %+v: %v", tc.st, s, err)
+			}
+		}
+		for _, s := range tc.bad {
+			if tc.st.check(s) == nil {
+				t.Errorf("%s: stats %+v passed", tc.st, s)
+			}
+		}
+	}
+}

@@ -34,7 +34,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -240,14 +239,14 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur, Workers: RedisClients,
 			Keys: n, Subject: RESPSubject, Note: "RESP over TCP, redis-benchmark, 40 connections"}
 	}
-	// start starts a server with the storage flags storage (onDisk or
-	// inMemory) and its RESP listener on a free port.
-	start := func(storage []string) (*mantisServer, *redisServer, error) {
+	// start starts a server keeping its data as st says, with its RESP
+	// listener on a free port.
+	start := func(st serverStorage) (*mantisServer, *redisServer, error) {
 		port, err := FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
-		srv, err := startMantisServer(bin, 0, slices.Concat(storage, []string{"--resp-port", strconv.Itoa(port)})...)
+		srv, err := startMantisServer(bin, 0, st, "--resp-port", strconv.Itoa(port))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -262,10 +261,9 @@ func RunMantisRESP(bin, scratch string, n, ops int) ([]Row, error) {
 
 	// The same rows again on a server that keeps nothing on disk, the
 	// setup redis-server without persistence (RedisSubject) matches.
-	const memNote = "--in-memory"
 	memRow := func(w, dur string) Row {
 		r := row(w, dur)
-		r.Subject, r.Note = RESPMemorySubject, r.Note+"; "+memNote
+		r.Subject, r.Note = RESPMemorySubject, r.Note+"; "+inMemory.String()
 		return r
 	}
 	if srv, rs, err = start(inMemory); err != nil {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,20 +74,56 @@ type mantisServer struct {
 	exited chan struct{}
 }
 
-// onDisk is the storage flags of a server keeping its data and log in dir
-// and syncing its log as sync says (none or always).
-func onDisk(dir, sync string) []string { return []string{"--data-dir", dir, "--sync", sync} }
+// serverStorage is where a started server keeps its data: in dir, with its
+// log synced as sync says (none or always), or in memory only when dir is
+// empty (--in-memory: no data directory, log or checkpoints).
+type serverStorage struct{ dir, sync string }
 
-// inMemory is the storage flag of a server keeping its data in memory only
-// (no data directory, log or checkpoints).  Such a server refuses an
-// explicit --data-dir, --sync, --wal-preallocate, --checkpoint-bytes or
-// --allow-data-loss, so it must be started with none of them.
-var inMemory = []string{"--in-memory"}
+// onDisk is the storage of a server keeping its data and log in dir.
+func onDisk(dir, sync string) serverStorage { return serverStorage{dir, sync} }
 
-// startMantisServer starts bin on port (0: a free one) with flags, which
-// hold its storage flags (onDisk or inMemory) and any others; the RESP
-// listener is off unless flags turn it on.
-func startMantisServer(bin string, port int, flags ...string) (*mantisServer, error) {
+// inMemory is the storage of a server keeping nothing on disk.
+var inMemory = serverStorage{}
+
+// flags are the server flags that ask for st.  An --in-memory server
+// ignores the data directory's flags (and logs that it did), so none is
+// passed beside it: the command line then says what the server does.
+func (st serverStorage) flags() []string {
+	if st.dir == "" {
+		return []string{"--in-memory"}
+	}
+	return []string{"--data-dir", st.dir, "--sync", st.sync}
+}
+
+// String names st as the report's notes do.
+func (st serverStorage) String() string {
+	if st.dir == "" {
+		return "--in-memory"
+	}
+	return "--sync " + st.sync
+}
+
+// check fails unless a server's stats say it keeps its data as st says:
+// rows measured on another setup would carry the wrong subject.
+func (st serverStorage) check(got serverStats) error {
+	if got.InMemory != (st.dir == "") || st.dir != "" && got.Sync != st.sync {
+		return fmt.Errorf("started for %s, the server reports in_memory %v, sync %q", st, got.InMemory, got.Sync)
+	}
+	return nil
+}
+
+// serverEnv is the harness's environment without the server's MANTISDB_*
+// settings: a server configured by its flags alone runs the setup its rows
+// and the report's subjects name (an exported MANTISDB_IN_MEMORY=true would
+// otherwise turn every server into an in-memory one).
+func serverEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MANTISDB_") })
+}
+
+// startMantisServer starts bin on port (0: a free one) with storage st
+// and extra flags, and checks through /api/v1/stats that the server runs
+// with st; the RESP listener is off unless extra turns it on.
+func startMantisServer(bin string, port int, st serverStorage, extra ...string) (*mantisServer, error) {
 	if port == 0 {
 		var err error
 		if port, err = FreePort(); err != nil {
@@ -94,9 +131,10 @@ func startMantisServer(bin string, port int, flags ...string) (*mantisServer, er
 		}
 	}
 	s := &mantisServer{port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
-	args := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--resp-port", "0"}, flags...) // a later --resp-port wins
+	args := slices.Concat([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--resp-port", "0"},
+		st.flags(), extra) // a later --resp-port wins
 	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = serverEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
@@ -108,6 +146,14 @@ func startMantisServer(bin string, port int, flags ...string) (*mantisServer, er
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				stats, err := s.stats()
+				if err == nil {
+					err = st.check(stats)
+				}
+				if err != nil {
+					s.stop()
+					return nil, err
+				}
 				return s, nil
 			}
 		}
@@ -135,22 +181,32 @@ func (s *mantisServer) stop() {
 	}
 }
 
-func (s *mantisServer) keys() (int64, error) {
+// serverStats is what the harness reads of /api/v1/stats.
+type serverStats struct {
+	Keys     int64  `json:"keys"`
+	InMemory bool   `json:"in_memory"`
+	Sync     string `json:"sync"`
+}
+
+func (s *mantisServer) stats() (serverStats, error) {
+	var st serverStats
 	resp, err := http.Get(s.base + "/api/v1/stats")
 	if err != nil {
-		return 0, err
+		return st, err
 	}
 	defer resp.Body.Close()
-	var st struct {
-		Keys int64 `json:"keys"`
-	}
 	if resp.StatusCode != 200 {
-		return 0, fmt.Errorf("/api/v1/stats: %s", resp.Status)
+		return st, fmt.Errorf("/api/v1/stats: %s", resp.Status)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("/api/v1/stats: %w", err)
+		return st, fmt.Errorf("/api/v1/stats: %w", err)
 	}
-	return st.Keys, nil
+	return st, nil
+}
+
+func (s *mantisServer) keys() (int64, error) {
+	st, err := s.stats()
+	return st.Keys, err
 }
 
 // load writes keys 0..n-1 through the batch endpoint.
@@ -250,7 +306,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 		return Row{Group: "server", Workload: w, ValueSize: Small, Dist: "uniform", Durability: dur, Workers: RedisClients,
 			Keys: n, Subject: "mantisdb-server-http", Note: "HTTP/1.1 over TCP, wrk -t2 -c40, no pipelining"}
 	}
-	srv, err := startMantisServer(bin, 0, onDisk(filepath.Join(dir, "data"), "none")...)
+	srv, err := startMantisServer(bin, 0, onDisk(filepath.Join(dir, "data"), "none"))
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +340,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 	r := row("set", "sync-on-commit")
 	r.Note += "; --sync always"
 	ddir := filepath.Join(dir, "durable")
-	srv, err = startMantisServer(bin, 0, onDisk(ddir, "always")...)
+	srv, err = startMantisServer(bin, 0, onDisk(ddir, "always"))
 	if err != nil {
 		r.Error = err.Error()
 		return append(rows, r), nil
@@ -302,7 +358,7 @@ func RunMantisServer(bin, scratch string, n int, d time.Duration) ([]Row, error)
 		}
 	}
 	if err == nil {
-		srv, err = startMantisServer(bin, 0, onDisk(ddir, "always")...)
+		srv, err = startMantisServer(bin, 0, onDisk(ddir, "always"))
 		if err == nil {
 			after, aerr := srv.keys()
 			srv.stop()
