@@ -61,7 +61,15 @@ var listenRE = regexp.MustCompile(`listening on http://(\S+)`)
 // returns nil and the output if the process exits first.
 func start(t *testing.T, bin string, args ...string) (*proc, string) {
 	t.Helper()
+	return startIn(t, "", bin, args...)
+}
+
+// startIn is start with the process's working directory at dir ("": the
+// test's).
+func startIn(t *testing.T, dir, bin string, args ...string) (*proc, string) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {

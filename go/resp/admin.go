@@ -391,6 +391,10 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 func (s *Server) configParams() [][2]string {
 	fsync := s.appendfsync()
 	dir := s.cfg.DataDir
+	appendonly := "yes"
+	if s.cfg.InMemory {
+		appendonly = "no"
+	}
 	// The engine's checkpoint rule is Redis's AOF rewrite rule: the log
 	// grew by 100% of the last snapshot and past the floor.  Negative
 	// (a library user's engine with no automatic checkpoint): Redis's
@@ -401,7 +405,7 @@ func (s *Server) configParams() [][2]string {
 	}
 	return [][2]string{
 		{"appendfsync", fsync},
-		{"appendonly", "yes"},
+		{"appendonly", appendonly},
 		{"auto-aof-rewrite-min-size", strconv.FormatInt(floor, 10)},
 		{"auto-aof-rewrite-percentage", growth},
 		{"databases", "1"},
@@ -620,7 +624,11 @@ func (s *Server) info(show func(string, bool) bool) string {
 	if show("persistence", true) {
 		section("Persistence")
 		kv("loading", 0)
-		kv("aof_enabled", 1)
+		aof := 1
+		if s.cfg.InMemory {
+			aof = 0
+		}
+		kv("aof_enabled", aof)
 		kv("mantisdb_sync", s.cfg.Sync.String())
 		kv("mantisdb_wal_bytes", st.WALBytes)
 		kv("mantisdb_wal_segments", st.WALSegments)

@@ -70,6 +70,9 @@ type Config struct {
 	Version string
 	Sync    storage.SyncPolicy
 	DataDir string
+	// InMemory: the engine keeps nothing on disk (the server's
+	// --in-memory); INFO and CONFIG GET then report no AOF.
+	InMemory bool
 	// CheckpointBytes is the engine's checkpoint floor
 	// (storage.Options.CheckpointBytes; 0: its default), which CONFIG GET
 	// reports as auto-aof-rewrite-min-size: the same rule as Redis's

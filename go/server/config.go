@@ -36,10 +36,19 @@ type Config struct {
 	RESPPort  int // Redis protocol port; 0 = off
 	RESPLoops int // event loops serving RESP connections; 0 = auto, -1 = a goroutine per connection
 	DataDir   string
-	CacheSize int64 // budget of the /api/v1/cache namespace (also passed to the engine as Options.CacheSize, unused by today's engines)
-	Workers   int   // GOMAXPROCS; 0 = number of CPUs
-	Sync      storage.SyncPolicy
-	AuthToken string
+	// InMemory keeps the data in memory only: no data directory, log or
+	// checkpoint, and nothing outlives the process (redis-server with
+	// save "" and appendonly no; storage.Options with an empty Dir).
+	// ParseFlags then empties DataDir and sets Sync to none, so every
+	// report of the configuration says what the server does.
+	InMemory bool
+	// InMemoryIgnored lists the data directory's settings that were given
+	// (flags or variables) and that InMemory ignores, for the log.
+	InMemoryIgnored string
+	CacheSize       int64 // budget of the /api/v1/cache namespace (also passed to the engine as Options.CacheSize, unused by today's engines)
+	Workers         int   // GOMAXPROCS; 0 = number of CPUs
+	Sync            storage.SyncPolicy
+	AuthToken       string
 	// AllowDataLoss opens a data directory with a gap (storage.ErrGap)
 	// with the documented repair instead of refusing it
 	// (storage.Options.AllowDataLoss).
@@ -222,6 +231,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.IntVar(&cfg.RESPPort, "resp-port", cfg.RESPPort, env("resp-port", "Redis protocol (RESP) port on --host; 0 turns it off (6380 by default, beside a local Redis)"))
 	fs.IntVar(&cfg.RESPLoops, "resp-loops", cfg.RESPLoops, env("resp-loops", "event loops serving Redis protocol connections on a single node; 0 = one per two --workers, N = N loops, -1 = a goroutine per connection (always in cluster mode)"))
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, env("data-dir", "data directory (created if missing)"))
+	fs.BoolVar(&cfg.InMemory, "in-memory", cfg.InMemory, env("in-memory", "keep the data in memory only: no data directory, log or checkpoint, and nothing outlives the process (as redis-server with save \"\" and appendonly no); the data directory's flags are then ignored; not in cluster mode"))
 	fs.Var(sizeFlag[int64]{&cfg.CacheSize}, "cache-size", env("cache-size", "byte budget of the /api/v1/cache namespace (e.g. 256MB, 1GiB)"))
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, env("workers", "OS threads running Go code (GOMAXPROCS); 0 = number of CPUs"))
 	fs.Var(syncFlag{&cfg.Sync}, "sync", env("sync", "durability policy: always (fsync before ack), interval (fsync every 1s), none"))
@@ -289,8 +299,26 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("%w: unexpected argument %q (flags start with --)", ErrConfig, fs.Arg(0))
 	}
+	if cfg.InMemory {
+		// The data directory's settings are ignored, not refused: a
+		// deployment sets them for every server (deploy/mantisdb.service
+		// sets MANTISDB_DATA_DIR), and one switched to --in-memory must
+		// still start.  Run logs what was ignored.
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			if slices.Contains(diskFlags, f.Name) {
+				set = append(set, "--"+f.Name)
+			}
+		})
+		cfg.InMemoryIgnored = strings.Join(set, ", ")
+		cfg.DataDir, cfg.Sync = "", storage.SyncNone
+	}
 	return cfg, nil
 }
+
+// diskFlags are the settings of the data directory, which --in-memory
+// ignores.
+var diskFlags = []string{"data-dir", "sync", "wal-preallocate", "checkpoint-bytes", "allow-data-loss"}
 
 // flagValueError matches the flag package's error for a value its Set
 // could not parse: the value (quoted) and the flag's name.
@@ -365,8 +393,12 @@ func (c *Config) Validate() error {
 		return badConfig("timeouts must be > 0")
 	case c.ShutdownDrain < 0 || c.ShutdownDrain > maxShutdownDrain:
 		return badConfig("--shutdown-drain must be 0..%v, not %v", maxShutdownDrain, c.ShutdownDrain)
-	case c.DataDir == "":
+	case c.DataDir == "" && !c.InMemory:
 		return badConfig("--data-dir must not be empty")
+	case c.InMemory && c.Cluster.Enabled():
+		return badConfig("--in-memory cannot be used in cluster mode: a node keeps its Raft log and snapshots in --data-dir")
+	case c.InMemory && c.BenchmarkOnly:
+		return badConfig("--in-memory cannot be used with --benchmark-only, which measures the engine on disk")
 	}
 	if !slices.Contains(benchmode.Stresses, c.BenchmarkStress) {
 		return badConfig("--benchmark-stress must be light, medium, heavy or extreme, not %q", c.BenchmarkStress)

@@ -196,3 +196,39 @@ func TestValidate(t *testing.T) {
 		t.Errorf("non-loopback without token: %v", err)
 	}
 }
+
+// --in-memory leaves the data directory out: its settings, given as flags
+// or variables (a systemd unit sets MANTISDB_DATA_DIR), are ignored and
+// named for the log, and the configuration then reports no directory and
+// no sync.  Cluster mode and --benchmark-only need the disk.
+func TestParseFlagsInMemory(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		env     map[string]string
+		ignored string
+	}{
+		{[]string{"--in-memory"}, map[string]string{"MANTISDB_DATA_DIR": ""}, ""},
+		{nil, map[string]string{"MANTISDB_IN_MEMORY": "true", "MANTISDB_DATA_DIR": "/var/lib/mantisdb", "MANTISDB_SYNC": "interval"}, "--data-dir, --sync"},
+		{[]string{"--in-memory", "--wal-preallocate=false", "--checkpoint-bytes", "1GiB", "--port", "1"}, nil, "--checkpoint-bytes, --wal-preallocate"},
+	} {
+		cfg, err := ParseFlags(c.args, lookup(c.env), io.Discard)
+		if err != nil || !cfg.InMemory || cfg.DataDir != "" || cfg.Sync != storage.SyncNone || cfg.InMemoryIgnored != c.ignored {
+			t.Fatalf("%v %v: %+v, %v", c.args, c.env, cfg, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%v %v does not validate: %v", c.args, c.env, err)
+		}
+	}
+	for _, args := range [][]string{
+		{"--in-memory", "--benchmark-only"},
+		{"--in-memory", "--node-id", "a", "--raft-addr", "127.0.0.1:7000", "--bootstrap"},
+	} {
+		cfg, err := ParseFlags(args, lookup(nil), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if err := cfg.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--in-memory cannot be used") {
+			t.Errorf("%v: Validate %v", args, err)
+		}
+	}
+}

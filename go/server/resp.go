@@ -53,6 +53,7 @@ func (s *Server) ServeRESP(ln net.Listener) {
 		Version:         s.build.Version,
 		Sync:            s.cfg.Sync,
 		DataDir:         s.cfg.DataDir,
+		InMemory:        s.cfg.InMemory,
 		CheckpointBytes: s.cfg.CheckpointBytes,
 		Cluster:         s.respCluster(),
 		Loops:           s.cfg.RESPLoops,

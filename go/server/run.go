@@ -45,8 +45,12 @@ func logWarning(format string, args ...any) {
 }
 
 // OpenEngine creates the data directory if needed and opens the engine
-// this binary was built with (native with -tags native, pure-Go without).
+// this binary was built with (native with -tags native, pure-Go without);
+// under --in-memory it opens one without a directory.
 func OpenEngine(cfg *Config) (storage.Engine, error) {
+	if cfg.InMemory {
+		return storage.NewDefaultStorageEngine(cfg.EngineOptions(""))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -150,8 +154,15 @@ func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.A
 	if cfg.AuthToken != "" {
 		auth = "bearer token"
 	}
+	data := cfg.DataDir
+	if cfg.InMemory {
+		data = "in-memory (nothing is kept on disk)"
+		if cfg.InMemoryIgnored != "" {
+			log.Printf("mantisdb: --in-memory: ignoring %s (nothing is written to disk)", cfg.InMemoryIgnored)
+		}
+	}
 	log.Printf("mantisdb %s (%s engine, commit %s) listening on http://%s data=%s sync=%s auth=%s",
-		build.Version, engine.Engine(), build.Commit, ln.Addr(), cfg.DataDir, cfg.Sync, auth)
+		build.Version, engine.Engine(), build.Commit, ln.Addr(), data, cfg.Sync, auth)
 	if node != nil {
 		log.Printf("mantisdb: cluster node %s, raft %s, bootstrap=%v join=%q", cfg.Cluster.NodeID, cfg.Cluster.RaftAddr, cfg.Cluster.Bootstrap, cfg.Cluster.Join)
 		if cfg.Cluster.Join != "" && node.Status().LeaderID == "" && len(node.Status().Members) == 0 {

@@ -122,6 +122,7 @@ type StatsResponse struct {
 	StartedAt     time.Time                 `json:"started_at"`
 	UptimeSeconds float64                   `json:"uptime_seconds"`
 	DataDir       string                    `json:"data_dir"`
+	InMemory      bool                      `json:"in_memory"`
 	Sync          string                    `json:"sync"`
 	ReadOnly      bool                      `json:"read_only"`
 	Keys          int64                     `json:"keys"`
@@ -222,7 +223,7 @@ func (s *Server) Stats() StatsResponse {
 		Engine: s.engine.Engine(), Version: s.build.Version, Commit: s.build.Commit,
 		GoVersion: runtime.Version(), StartedAt: s.started.UTC(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
-		DataDir:       s.cfg.DataDir, Sync: s.cfg.Sync.String(), ReadOnly: es.ReadOnly,
+		DataDir:       s.cfg.DataDir, InMemory: s.cfg.InMemory, Sync: s.cfg.Sync.String(), ReadOnly: es.ReadOnly,
 		Keys: es.Keys, LiveBytes: es.LiveBytes, NativeBytes: es.NativeBytes,
 		Operations: OperationStats{Gets: es.Gets, Puts: es.Puts, Deletes: es.Deletes,
 			Batches: es.Batches, Misses: es.Misses, Expired: es.Expired},
