@@ -5,7 +5,8 @@
 # no (F); each a fresh server on ports 6391-6399 and 18091-18092, the
 # subjects' order rotated every round.  Rows: get set incr mset, each
 # optionally -P<n> (get-P16).  ROUNDS (3), N (200000 ops), KEYS (200000),
-# EXTRA (flags for both mantisdb servers).  One line per run in OUT;
+# EXTRA (flags for both mantisdb servers), EXTRA_A and EXTRA_B (for one:
+# EXTRA_B=--in-memory compares a binary with itself in memory).  One line per run in OUT;
 # `python3 resp-ab.py OUT` prints the medians, B/A and B/R.  A session's
 # numbers are the medians of several such runs (bench/results).
 set -u
@@ -15,8 +16,8 @@ ROUNDS=${ROUNDS:-3}; N=${N:-200000}; KEYS=${KEYS:-200000}; SYNC=${SYNC:-none}; A
 EXTRA=${EXTRA:-}
 pkill -f "resp-port 639" ; pkill -f "redis-server 127.0.0.1:639"; sleep 0.5
 rm -rf /tmp/qA /tmp/qB /tmp/qF; mkdir -p /tmp/qA /tmp/qB /tmp/qF
-$A --host 127.0.0.1 --port 18091 --data-dir /tmp/qA --sync $SYNC $EXTRA --resp-port 6391 >/tmp/qA.log 2>&1 &
-$B --host 127.0.0.1 --port 18092 --data-dir /tmp/qB --sync $SYNC $EXTRA --resp-port 6392 >/tmp/qB.log 2>&1 &
+$A --host 127.0.0.1 --port 18091 --data-dir /tmp/qA --sync $SYNC $EXTRA ${EXTRA_A:-} --resp-port 6391 >/tmp/qA.log 2>&1 &
+$B --host 127.0.0.1 --port 18092 --data-dir /tmp/qB --sync $SYNC $EXTRA ${EXTRA_B:-} --resp-port 6392 >/tmp/qB.log 2>&1 &
 redis-server --port 6399 --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/tmp/qR.log 2>&1 &
 SV="A:6391 B:6392 R:6399"
 if [ "$AOF" = 1 ]; then
