@@ -151,8 +151,8 @@ func startMantisServer(bin string, port int, st serverStorage, extra ...string) 
 					err = st.check(stats)
 				}
 				if err != nil {
-					s.stop()
-					return nil, err
+					s.stop() // waited for: its log is complete and ours to read
+					return nil, fmt.Errorf("%w; server log:\n%s", err, s.log.String())
 				}
 				return s, nil
 			}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,8 +88,9 @@ func TestEndToEndRESP(t *testing.T) {
 }
 
 // TestEndToEndInMemory: --in-memory serves HTTP and RESP on one keyspace,
-// says so in INFO and the stats, and leaves nothing in its working
-// directory (no ./data, the default --data-dir), so nothing outlives it.
+// says so in INFO and the stats, and writes nothing, neither in the
+// --data-dir it ignores nor in its working directory (./data, the default),
+// so nothing outlives it.
 func TestEndToEndInMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -97,7 +99,7 @@ func TestEndToEndInMemory(t *testing.T) {
 	wd := t.TempDir()
 	port := strconv.Itoa(freePort(t))
 	run := func() *proc {
-		cmd := []string{"--in-memory", "--port", "0", "--resp-port", port}
+		cmd := []string{"--in-memory", "--port", "0", "--resp-port", port, "--data-dir", filepath.Join(wd, "data"), "--sync", "always"}
 		p, msg := startIn(t, wd, bin, cmd...)
 		if p == nil {
 			t.Fatal(msg)
@@ -120,6 +122,9 @@ func TestEndToEndInMemory(t *testing.T) {
 	}
 	if c, err := rdb.ConfigGet(ctx, "appendonly").Result(); err != nil || c["appendonly"] != "no" {
 		t.Fatalf("CONFIG GET appendonly: %v, %v", c, err)
+	}
+	if !strings.Contains(p.log(), "ignoring --data-dir/MANTISDB_DATA_DIR, --sync/MANTISDB_SYNC") {
+		t.Fatalf("the log does not name the ignored settings:\n%s", p.log())
 	}
 	stats, err := httpGet("http://" + p.addr + "/api/v1/stats")
 	if err != nil || !strings.Contains(stats, `"in_memory":true`) || !strings.Contains(stats, `"data_dir":""`) {

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,11 +67,14 @@ func start(t *testing.T, bin string, args ...string) (*proc, string) {
 }
 
 // startIn is start with the process's working directory at dir ("": the
-// test's).
+// test's).  The server runs without the test's MANTISDB_* variables: a
+// developer's or CI's exported MANTISDB_DATA_DIR must not move a test's
+// data elsewhere.
 func startIn(t *testing.T, dir, bin string, args ...string) (*proc, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MANTISDB_") })
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {

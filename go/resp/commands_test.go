@@ -407,3 +407,28 @@ func TestErrorEchoesArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestPersistenceReports: INFO and CONFIG GET say whether the server logs
+// its writes (Redis's AOF) or keeps them in memory only (Config.InMemory):
+// a client or exporter that reads aof_enabled or appendonly sees which.
+func TestPersistenceReports(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		inMemory        bool
+		aof, appendonly string
+	}{
+		{false, "aof_enabled:1\r\n", "yes"},
+		{true, "aof_enabled:0\r\n", "no"},
+	} {
+		ts := startServer(t, Config{InMemory: tc.inMemory}, storage.Options{})
+		rdb := ts.client(t, 2, "")
+		info, err := rdb.Info(ctx, "persistence").Result()
+		if err != nil || !strings.Contains(info, tc.aof) {
+			t.Fatalf("in memory %v: INFO persistence = %q, %v; want %q", tc.inMemory, info, err, tc.aof)
+		}
+		got, err := rdb.ConfigGet(ctx, "appendonly").Result()
+		if err != nil || got["appendonly"] != tc.appendonly {
+			t.Fatalf("in memory %v: CONFIG GET appendonly = %v, %v; want %s", tc.inMemory, got, err, tc.appendonly)
+		}
+	}
+}

@@ -39,8 +39,7 @@ type Config struct {
 	// InMemory keeps the data in memory only: no data directory, log or
 	// checkpoint, and nothing outlives the process (redis-server with
 	// save "" and appendonly no; storage.Options with an empty Dir).
-	// ParseFlags then empties DataDir and sets Sync to none, so every
-	// report of the configuration says what the server does.
+	// normalize then empties DataDir and sets Sync to none.
 	InMemory bool
 	// InMemoryIgnored lists the data directory's settings that were given
 	// (flags or variables) and that InMemory ignores, for the log.
@@ -303,17 +302,32 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		// The data directory's settings are ignored, not refused: a
 		// deployment sets them for every server (deploy/mantisdb.service
 		// sets MANTISDB_DATA_DIR), and one switched to --in-memory must
-		// still start.  Run logs what was ignored.
+		// still start.  Run logs what was ignored; a flag or a variable,
+		// so both names.
 		var set []string
 		fs.Visit(func(f *flag.Flag) {
 			if slices.Contains(diskFlags, f.Name) {
-				set = append(set, "--"+f.Name)
+				set = append(set, "--"+f.Name+"/"+EnvName(f.Name))
 			}
 		})
 		cfg.InMemoryIgnored = strings.Join(set, ", ")
-		cfg.DataDir, cfg.Sync = "", storage.SyncNone
+		cfg.normalize()
 	}
 	return cfg, nil
+}
+
+// normalize sets, under InMemory, the data directory's settings to what a
+// server without one does: no directory, no sync, and the defaults of the
+// rest, which nothing reads.  Every report of the configuration (the
+// start-up log, stats, INFO, CONFIG GET) then says what the server does,
+// whoever built the Config: ParseFlags and Run both call it.  Idempotent.
+func (c *Config) normalize() {
+	if !c.InMemory {
+		return
+	}
+	d := DefaultConfig()
+	c.DataDir, c.Sync = "", storage.SyncNone
+	c.WALPreallocate, c.CheckpointBytes, c.AllowDataLoss = d.WALPreallocate, d.CheckpointBytes, false
 }
 
 // diskFlags are the settings of the data directory, which --in-memory

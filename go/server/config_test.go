@@ -208,16 +208,27 @@ func TestParseFlagsInMemory(t *testing.T) {
 		ignored string
 	}{
 		{[]string{"--in-memory"}, map[string]string{"MANTISDB_DATA_DIR": ""}, ""},
-		{nil, map[string]string{"MANTISDB_IN_MEMORY": "true", "MANTISDB_DATA_DIR": "/var/lib/mantisdb", "MANTISDB_SYNC": "interval"}, "--data-dir, --sync"},
-		{[]string{"--in-memory", "--wal-preallocate=false", "--checkpoint-bytes", "1GiB", "--port", "1"}, nil, "--checkpoint-bytes, --wal-preallocate"},
+		{nil, map[string]string{"MANTISDB_IN_MEMORY": "true", "MANTISDB_DATA_DIR": "/var/lib/mantisdb", "MANTISDB_SYNC": "interval"},
+			"--data-dir/MANTISDB_DATA_DIR, --sync/MANTISDB_SYNC"},
+		// Below the on-disk minimum, and ignored: not an error.
+		{[]string{"--in-memory", "--wal-preallocate=false", "--checkpoint-bytes", "1k", "--port", "1"}, nil,
+			"--checkpoint-bytes/MANTISDB_CHECKPOINT_BYTES, --wal-preallocate/MANTISDB_WAL_PREALLOCATE"},
 	} {
 		cfg, err := ParseFlags(c.args, lookup(c.env), io.Discard)
-		if err != nil || !cfg.InMemory || cfg.DataDir != "" || cfg.Sync != storage.SyncNone || cfg.InMemoryIgnored != c.ignored {
+		if err != nil || !cfg.InMemory || cfg.DataDir != "" || cfg.Sync != storage.SyncNone || cfg.InMemoryIgnored != c.ignored ||
+			cfg.CheckpointBytes != DefaultConfig().CheckpointBytes || !cfg.WALPreallocate {
 			t.Fatalf("%v %v: %+v, %v", c.args, c.env, cfg, err)
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("%v %v does not validate: %v", c.args, c.env, err)
 		}
+	}
+	// A Config built in code gets the same reports: Run normalizes it.
+	cfg := DefaultConfig()
+	cfg.InMemory = true
+	cfg.normalize()
+	if cfg.DataDir != "" || cfg.Sync != storage.SyncNone || cfg.Validate() != nil {
+		t.Fatalf("normalized in code: %+v, %v", cfg, cfg.Validate())
 	}
 	for _, args := range [][]string{
 		{"--in-memory", "--benchmark-only"},

@@ -109,6 +109,7 @@ func (s *Server) sweepCache(ctx context.Context, every time.Duration) {
 // ctx is cancelled (SIGTERM/SIGINT in main), then shuts down gracefully.
 // ready, if not nil, receives the bound address once the server accepts.
 func Run(ctx context.Context, cfg Config, build BuildInfo, ready func(addr net.Addr)) error {
+	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
