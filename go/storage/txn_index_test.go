@@ -8,10 +8,12 @@ import (
 
 // TestTxnHashCollisions: a Txn past txnScan keys indexes its keys by
 // hash; keys whose hashes collide are still declared once each and found
-// (by a scan), and an undeclared key is not found.  Every key is declared
-// here with the same hash, the worst case no real hash produces.
+// (their bytes tell them apart), and an undeclared key is not found.
+// Every key is declared here with the same hash, the worst case no real
+// hash produces, so the index is asked directly (find hashes the key).
 func TestTxnHashCollisions(t *testing.T) {
-	tx := &Txn{index: map[uint64]int{}, seed: maphash.MakeSeed()}
+	tx := &Txn{index: &txnIndex{}}
+	tx.index.reset(3 * txnScan)
 	var distinct []string
 	for i := range 3 * txnScan {
 		k := fmt.Sprintf("k%d", i%(txnScan+5))
@@ -24,13 +26,13 @@ func TestTxnHashCollisions(t *testing.T) {
 		t.Fatalf("%d keys declared, want %d (each once)", len(tx.keys), len(distinct))
 	}
 	for _, k := range distinct {
-		i := tx.find([]byte(k))
+		i, _ := tx.index.slot(tx.keys, []byte(k), 7)
 		if i < 0 || string(tx.keys[i].key) != k {
-			t.Fatalf("find(%s) = %d", k, i)
+			t.Fatalf("slot(%s) = %d", k, i)
 		}
 	}
-	if i := tx.find([]byte("absent")); i >= 0 {
-		t.Fatalf("find(absent) = %d", i)
+	if i, _ := tx.index.slot(tx.keys, []byte("absent"), 7); i >= 0 {
+		t.Fatalf("slot(absent) = %d", i)
 	}
 }
 
@@ -39,13 +41,14 @@ func TestTxnHashCollisions(t *testing.T) {
 // once, an undeclared key not found.
 func TestTxnIndexRealHashes(t *testing.T) {
 	seed := maphash.MakeSeed()
-	tx := &Txn{index: map[uint64]int{}, seed: seed}
+	tx := &Txn{index: &txnIndex{}, seed: seed}
+	tx.index.reset(3 * txnScan)
 	for i := range 3 * txnScan {
 		k := []byte(fmt.Sprintf("k%d", i%(2*txnScan)))
 		tx.declare(k, maphash.Bytes(seed, k))
 	}
-	if len(tx.keys) != 2*txnScan || tx.collided {
-		t.Fatalf("%d keys declared (want %d), collided %v", len(tx.keys), 2*txnScan, tx.collided)
+	if len(tx.keys) != 2*txnScan {
+		t.Fatalf("%d keys declared (want %d)", len(tx.keys), 2*txnScan)
 	}
 	for i := 2*txnScan - 1; i >= 0; i -= 3 { // out of order: the hint misses
 		k := fmt.Sprintf("k%d", i)

@@ -87,13 +87,10 @@ type Txn struct {
 	keys []txnKey
 	read entryReader
 	// index finds a key's slot by its hash once there are more than
-	// txnScan keys (a linear scan is faster below that); a key whose hash
-	// another declared key has is not in it, and collided makes find
-	// scan for it.  Keyed by hash, not by string(key), so filling it
-	// allocates no key strings; pooled with sc.
-	index    map[uint64]int
-	collided bool
-	seed     maphash.Seed
+	// txnScan keys (a linear scan is faster below that); nil below.
+	// Pooled with sc.
+	index *txnIndex
+	seed  maphash.Seed
 	// ops is the write list update builds after fn; it goes back to the
 	// pool with keys (sc).
 	ops []prepOp
@@ -116,7 +113,49 @@ var txnPool = sync.Pool{New: func() any { return new(txnScratch) }}
 type txnScratch struct {
 	keys  []txnKey
 	ops   []prepOp
-	index map[uint64]int
+	index txnIndex
+}
+
+// txnIndex is a Txn's key slots by hash: open addressing with linear
+// probing over a power-of-two table of positions in Txn.keys plus one
+// (0: an empty slot), at most half full, so every probe sequence ends at
+// an empty slot.  Declaring a key is one probe sequence for both the
+// duplicate test and the insert (a Go map took a lookup and an assign),
+// keys that share a hash are told apart by their bytes on the way, and
+// emptying it for the next Update is one clear.  Keyed by hash, not by
+// the key's bytes, so filling it allocates nothing.
+type txnIndex struct {
+	slots []int32
+	mask  uint64
+}
+
+// reset empties x for n keys.
+func (x *txnIndex) reset(n int) {
+	size := 64
+	for size < 2*n {
+		size <<= 1
+	}
+	if cap(x.slots) < size {
+		x.slots = make([]int32, size)
+	} else {
+		x.slots = x.slots[:size]
+		clear(x.slots)
+	}
+	x.mask = uint64(size - 1)
+}
+
+// slot returns the position in keys of the key k whose hash is h, or -1
+// and the table slot where it would go.
+func (x *txnIndex) slot(keys []txnKey, k []byte, h uint64) (pos int, at uint64) {
+	for i := h & x.mask; ; i = (i + 1) & x.mask {
+		p := x.slots[i]
+		if p == 0 {
+			return -1, i
+		}
+		if d := &keys[p-1]; d.h == h && bytes.Equal(d.key, k) {
+			return int(p - 1), i
+		}
+	}
 }
 
 // maxPooledTxnKeys bounds the key slots a pooled Txn keeps, so one huge
@@ -137,18 +176,14 @@ func getTxn(lim *limits, read entryReader, n int) *Txn {
 // putTxn empties t and pools its slices without their references (keys
 // and values are the caller's).
 func putTxn(t *Txn) {
-	sc, keys, ops, index := t.sc, t.keys, t.ops, t.index
+	sc, keys, ops := t.sc, t.keys, t.ops
 	*t = Txn{}
-	if cap(keys) > maxPooledTxnKeys || cap(ops) > maxPooledTxnKeys || len(index) > maxPooledTxnKeys {
+	if cap(keys) > maxPooledTxnKeys || cap(ops) > maxPooledTxnKeys || cap(sc.index.slots) > 2*maxPooledTxnKeys {
 		return
 	}
 	clear(keys)
 	clear(ops)
-	clear(index)
 	sc.keys, sc.ops = keys[:0], ops[:0]
-	if index != nil {
-		sc.index = index
-	}
 	txnPool.Put(sc)
 }
 
@@ -179,13 +214,11 @@ func (t *Txn) find(key []byte) int {
 		}
 	}
 	if t.index != nil {
-		if i, ok := t.index[maphash.Bytes(t.seed, key)]; ok && bytes.Equal(t.keys[i].key, key) {
+		i, _ := t.index.slot(t.keys, key, maphash.Bytes(t.seed, key))
+		if i >= 0 {
 			t.hint = i
-			return i
 		}
-		if !t.collided {
-			return -1
-		}
+		return i
 	}
 	for i := range t.keys {
 		if bytes.Equal(t.keys[i].key, key) {
@@ -207,21 +240,12 @@ func (t *Txn) declare(k []byte, h uint64) {
 		t.keys = append(t.keys, txnKey{key: k, h: h})
 		return
 	}
-	i, seen := t.index[h]
-	switch {
-	case !seen:
-		t.index[h] = len(t.keys)
-	case bytes.Equal(t.keys[i].key, k):
+	i, at := t.index.slot(t.keys, k, h)
+	if i >= 0 {
 		return // a duplicate
-	default:
-		// Another key has k's hash: k stays out of the index, and find
-		// scans for it.
-		t.collided = true
-		if slices.ContainsFunc(t.keys, func(d txnKey) bool { return bytes.Equal(d.key, k) }) {
-			return
-		}
 	}
 	t.keys = append(t.keys, txnKey{key: k, h: h})
+	t.index.slots[at] = int32(len(t.keys))
 }
 
 func (t *Txn) slot(key []byte) (*txnKey, error) {
@@ -359,10 +383,8 @@ func (s *shell) update(read entryReader, many keysReader, keys [][]byte, fn func
 	tx := getTxn(lim, read, len(keys))
 	defer putTxn(tx)
 	if len(keys) > txnScan {
-		tx.index, tx.seed = tx.sc.index, s.seed
-		if tx.index == nil {
-			tx.index = make(map[uint64]int, len(keys))
-		}
+		tx.index, tx.seed = &tx.sc.index, s.seed
+		tx.index.reset(len(keys))
 	}
 	// Declare each key once, hashing it once for both its stripe and
 	// the duplicate test (a hash compare rejects nearly every other key
