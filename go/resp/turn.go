@@ -44,6 +44,7 @@
 package resp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log"
@@ -110,9 +111,13 @@ type loopTurn struct {
 	keys  [][]byte
 	fail  []bool
 	exe   []*command
-	pend  []*command    // deferRun's, for the run it is judging
-	vals  []byte        // values the turn's commands stage (exec.vals)
-	batch storage.Batch // flushPlain's
+	pend  []*command // deferRun's, for the run it is judging
+	// lastName and lastCmd are deferRun's last lookup (lookup): a
+	// pipelined burst mostly repeats one command.
+	lastName []byte
+	lastCmd  *command
+	vals     []byte        // values the turn's commands stage (exec.vals)
+	batch    storage.Batch // flushPlain's
 }
 
 // turnFor returns the deferred-run state of event loop el, created on
@@ -129,6 +134,21 @@ func (s *Server) turnFor(el gnet.EventLoop) *loopTurn {
 		s.turns[el] = t
 	}
 	return t
+}
+
+// lookup is s.lookup with the last name looked up kept, so that a burst
+// of one command is looked up by comparing a few bytes rather than by
+// hashing each name into the command table.  A name the table lacks is
+// not kept.
+func (t *loopTurn) lookup(name []byte) *command {
+	if t.lastCmd != nil && bytes.Equal(name, t.lastName) {
+		return t.lastCmd
+	}
+	cmd := t.s.lookup(name)
+	if cmd != nil {
+		t.lastName, t.lastCmd = append(t.lastName[:0], name...), cmd
+	}
+	return cmd
 }
 
 // deferRun defers cmds, the rest of c's burst, when they are one run of
@@ -182,7 +202,7 @@ func (s *Server) deferRun(c *client, cmds []redconCommand) bool {
 			}
 			plain = false
 			// One lookup serves the test and flushUpdates (t.pend).
-			cmd := s.lookup(a[0])
+			cmd := t.lookup(a[0])
 			keyedRead := !writesKeys(cmd, a)
 			if keyedRead {
 				if !readsKeys(cmd, a) {
