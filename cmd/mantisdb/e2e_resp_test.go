@@ -130,6 +130,9 @@ func TestEndToEndInMemory(t *testing.T) {
 	if err != nil || !strings.Contains(stats, `"in_memory":true`) || !strings.Contains(stats, `"data_dir":""`) {
 		t.Fatalf("stats: %s, %v", stats, err)
 	}
+	if m, err := httpGet("http://" + p.addr + "/metrics"); err != nil || !strings.Contains(m, "\nmantisdb_in_memory 1\n") {
+		t.Fatalf("metrics lack mantisdb_in_memory 1: %v", err)
+	}
 	p.stop(t)
 	if ents, err := os.ReadDir(wd); err != nil || len(ents) != 0 {
 		t.Fatalf("working directory after an in-memory run: %v, %v", ents, err)

@@ -351,7 +351,7 @@ func TestStatsAndMetrics(t *testing.T) {
 		`mantisdb_http_request_duration_seconds_bucket{method="GET",route="kv_key",le="+Inf"} 2`,
 		`mantisdb_keys 1`, `mantisdb_live_bytes 6`, `mantisdb_engine_operations_total{op="put"} 1`,
 		`mantisdb_build_info{commit="abc",engine="` + ts.engine.Engine() + `"`,
-		`mantisdb_cache_budget_bytes 1.048576e+06`, `mantisdb_cache_refused_total 0`, `mantisdb_engine_read_only 0`,
+		`mantisdb_cache_budget_bytes 1.048576e+06`, `mantisdb_cache_refused_total 0`, `mantisdb_engine_read_only 0`, `mantisdb_in_memory 0`,
 		"go_gc_duration_seconds", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(got.body, want) {

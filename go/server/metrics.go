@@ -82,6 +82,7 @@ var (
 	descECacheHit  = desc("mantisdb_engine_cache_hits_total", "Engine read-cache hits.")
 	descECacheMiss = desc("mantisdb_engine_cache_misses_total", "Engine read-cache misses.")
 	descReadOnly   = desc("mantisdb_engine_read_only", "1 after an I/O failure made the engine refuse writes.")
+	descInMemory   = desc("mantisdb_in_memory", "1 when the server keeps nothing on disk (--in-memory): no log, no checkpoints, nothing outlives the process.")
 	descWALBytes   = desc("mantisdb_wal_bytes", "Bytes in live WAL segments.")
 	descWALSegs    = desc("mantisdb_wal_segments", "Live WAL segments.")
 	descTornTail   = desc("mantisdb_wal_torn_tail_bytes", "Bytes cut from the WAL tail at the last open.")
@@ -109,7 +110,7 @@ type stateCollector struct{ s *Server }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descUptime, descKeys, descLiveBytes, descNative, descOps,
-		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descWALBytes, descWALSegs,
+		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descInMemory, descWALBytes, descWALSegs,
 		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnAcc, descConnShed, descConnOver,
 		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheRefus, descCacheExp, descCacheEnt,
 		descCacheUsed, descCacheBudg} {
@@ -145,6 +146,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ro = 1
 	}
 	gauge(descReadOnly, ro)
+	inMem := 0.0
+	if s.cfg.InMemory {
+		inMem = 1
+	}
+	gauge(descInMemory, inMem)
 	gauge(descWALBytes, float64(es.WALBytes))
 	gauge(descWALSegs, float64(es.WALSegments))
 	gauge(descTornTail, float64(es.TornTailBytes))
