@@ -140,7 +140,10 @@ func respWorkloadRows(r *redisServer, pid, n, ops int, row func(w, dur string) R
 			} else if err == nil {
 				// Loaded keys are only overwritten: DBSIZE is n plus the counters.
 				got, derr := r.dbsize()
-				keys, _ := r.cli("KEYS", "counter:*")
+				keys, kerr := r.cli("KEYS", "counter:*")
+				if derr == nil {
+					derr = kerr // a failed KEYS would count no counters
+				}
 				if want := n + len(strings.Fields(keys)); derr != nil || got != want {
 					err = fmt.Errorf("read-back: DBSIZE %d, want %d (%v)", got, want, derr)
 				}
