@@ -44,7 +44,10 @@ func fail(err error) {
 }
 
 // note appends lines with one write(2) on an O_APPEND file: lines never
-// interleave, and they survive SIGKILL (they are in the page cache).
+// interleave, and they survive SIGKILL (they are in the page cache),
+// except that the kill can cut the last one where it crosses a page (the
+// kernel stops a write between pages when a fatal signal is pending); the
+// checker drops a cut last line.
 func (w *writer) note(s string) {
 	w.opsMu.Lock()
 	defer w.opsMu.Unlock()
