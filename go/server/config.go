@@ -318,7 +318,9 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 
 // normalize sets, under InMemory, the data directory's settings to what a
 // server without one does: no directory, no sync, and the defaults of the
-// rest, which nothing reads.  Every report of the configuration (the
+// rest, which the engine then never uses (CONFIG GET still reports the
+// checkpoint floor, as Redis reports its AOF settings with appendonly
+// no).  Every report of the configuration (the
 // start-up log, stats, INFO, CONFIG GET) then says what the server does,
 // whoever built the Config: ParseFlags and Run both call it.  Idempotent.
 func (c *Config) normalize() {
