@@ -5,9 +5,11 @@ package resp
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,6 +148,33 @@ func (r *raw) expect(t testing.TB, want ...string) {
 func (r *raw) closed() bool {
 	_, err := r.rd.ReadByte()
 	return err != nil
+}
+
+// peek returns how many bytes of replies have arrived and are not read
+// yet, without waiting for any.
+func (r *raw) peek(t testing.TB) int {
+	t.Helper()
+	n := r.rd.Buffered()
+	sc, err := r.Conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf [64]byte
+	var m int
+	var rerr error
+	if err := sc.Read(func(fd uintptr) bool {
+		m, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // one try: EAGAIN means nothing has arrived
+	}); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case errors.Is(rerr, syscall.EAGAIN):
+		return n
+	case rerr != nil:
+		t.Fatalf("peek: %v", rerr)
+	}
+	return n + m
 }
 
 // closeWrite half-closes the connection: the server reads EOF.

@@ -350,7 +350,9 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		return gnet.Close
 	}
 	c.unsent = out
-	c.r.b = c.rbuf[:0]
+	if !c.deferred {
+		c.r.b = c.rbuf[:0]
+	} // else c.r.b holds the replies its last burst held back (below)
 	defer func() {
 		if p := recover(); p != nil {
 			// As in the goroutine transport: this connection gets an
@@ -370,6 +372,13 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		}
 		// After a panic nothing more of it runs.
 		c.lp.suspended, c.lp.away = false, nil
+		if c.deferred && act == gnet.None {
+			// The burst's tail waits for the loop's turn: the replies
+			// of the commands before it are held in c.r.b and written
+			// with the tail's, at the flush (turn.go), so a burst is
+			// answered with one write(2), as Redis answers it.
+			return
+		}
 		if len(c.r.b) > 0 { // input with no complete command: no empty write(2)
 			_, _ = gc.Write(c.r.b)
 		}

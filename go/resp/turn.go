@@ -22,6 +22,10 @@
 //     is not deferred: its check must see every write before it
 //     published, and another run of the turn may write a watched key
 //     inside the same transaction.
+//   - The replies of the commands a burst ran before its deferred tail
+//     are held in the client's reply buffer (OnTraffic) and written with
+//     the tail's at the flush: one write per burst, as Redis answers a
+//     MULTI ... EXEC sent at once.
 //   - A client with a deferred run is flushed before any more of its
 //     input is served (OnTraffic, execBurst) and when its connection
 //     closes (OnClose), so its commands run, and are answered, in order.
@@ -360,7 +364,10 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 	}()
 	for i := range t.runs {
 		r := &t.runs[i]
-		if r.c != cur {
+		if r.c != cur && r.c.r.b == nil {
+			// Else it holds the replies of the commands its burst ran
+			// before the run (OnTraffic), which go out first, in the
+			// same write.
 			r.c.r.b = r.c.rbuf[:0]
 		}
 		r.mark = len(r.c.r.b)

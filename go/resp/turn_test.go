@@ -362,6 +362,25 @@ func TestTurnIncrSameKey(t *testing.T) {
 	}
 }
 
+// TestTurnOneWritePerBurst: a burst whose tail is deferred (MULTI, INCR,
+// EXEC: the EXEC waits for the turn) is answered with one write, the
+// replies of the commands before the tail held until the tail's are
+// ready, as Redis writes a burst's replies together.  Writing them at
+// once cost a write(2) and a wakeup of the client more per transaction.
+func TestTurnOneWritePerBurst(t *testing.T) {
+	_, w, rs := turnServer(t, Config{}, 2) // two: a loop with one connection defers nothing
+	a := rs[0]
+	release := holdKey(t, w, "k")
+	send(t, a, "MULTI\r\nINCR k\r\nEXEC")
+	waitCall(t, w, "k") // the loop has left the burst's callback and runs the turn
+	if n := a.peek(t); n > 0 {
+		release()
+		t.Fatalf("%d bytes of replies sent before the burst's last reply was ready", n)
+	}
+	release()
+	a.expect(t, "+OK", "+QUEUED", "*1", ":1")
+}
+
 // TestTurnFullTurn: a turn past maxUpdateRun commands is applied in two
 // Updates, each client's replies still in order.
 func TestTurnFullTurn(t *testing.T) {
