@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -390,7 +391,12 @@ func (s *Server) clientLine(c *client, now time.Time) string {
 // redis-benchmark ask about, with this server's real values.
 func (s *Server) configParams() [][2]string {
 	fsync := s.appendfsync()
+	// Redis answers its working directory, an absolute path, which is
+	// where it keeps its files; in memory, so does this server.
 	dir := s.cfg.DataDir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	appendonly := "yes"
 	if s.cfg.InMemory {
 		appendonly = "no"

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -413,14 +415,19 @@ func TestErrorEchoesArgs(t *testing.T) {
 // a client or exporter that reads aof_enabled or appendonly sees which.
 func TestPersistenceReports(t *testing.T) {
 	ctx := context.Background()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		inMemory        bool
-		aof, appendonly string
+		inMemory             bool
+		dataDir              string
+		aof, appendonly, dir string
 	}{
-		{false, "aof_enabled:1\r\n", "yes"},
-		{true, "aof_enabled:0\r\n", "no"},
+		{false, "data", "aof_enabled:1\r\n", "yes", filepath.Join(wd, "data")},
+		{true, "", "aof_enabled:0\r\n", "no", wd},
 	} {
-		ts := startServer(t, Config{InMemory: tc.inMemory}, storage.Options{})
+		ts := startServer(t, Config{InMemory: tc.inMemory, DataDir: tc.dataDir}, storage.Options{})
 		rdb := ts.client(t, 2, "")
 		info, err := rdb.Info(ctx, "persistence").Result()
 		if err != nil || !strings.Contains(info, tc.aof) {
@@ -429,6 +436,11 @@ func TestPersistenceReports(t *testing.T) {
 		got, err := rdb.ConfigGet(ctx, "appendonly").Result()
 		if err != nil || got["appendonly"] != tc.appendonly {
 			t.Fatalf("in memory %v: CONFIG GET appendonly = %v, %v; want %s", tc.inMemory, got, err, tc.appendonly)
+		}
+		// Redis answers an absolute directory: its working one.
+		got, err = rdb.ConfigGet(ctx, "dir").Result()
+		if err != nil || got["dir"] != tc.dir {
+			t.Fatalf("in memory %v: CONFIG GET dir = %v, %v; want %s", tc.inMemory, got, err, tc.dir)
 		}
 	}
 }
