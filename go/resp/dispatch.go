@@ -182,6 +182,7 @@ func (s *Server) execBurst(c *client, cmds []redconCommand) {
 		// Its deferred run is answered first, ahead of this burst's
 		// replies in the same write (turn.go).
 		s.flushTurn(c.lp.turn, c)
+		c.lp.kept = len(c.r.b)
 	}
 	for i := 0; i < len(cmds) && !c.quit; { // nothing runs after QUIT
 		if c.unsent+len(c.r.b) > s.cfg.MaxPendingReplies {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,6 +149,18 @@ func (r *raw) expect(t testing.TB, want ...string) {
 func (r *raw) closed() bool {
 	_, err := r.rd.ReadByte()
 	return err != nil
+}
+
+// rest reads reply lines until the server closes the connection.
+func (r *raw) rest() []string {
+	var got []string
+	for {
+		s, err := r.rd.ReadString('\n')
+		if err != nil {
+			return got
+		}
+		got = append(got, strings.TrimSuffix(s, "\r\n"))
+	}
 }
 
 // peek returns how many bytes of replies have arrived and are not read

@@ -90,6 +90,11 @@ type loopConn struct {
 	lingerWait  time.Duration
 	// turn is its loop's deferred runs (turn.go), set by OnOpen.
 	turn *loopTurn
+	// kept is how much of c.r.b stands if serving its input panics:
+	// the replies its last burst held back, and all before (and of) a
+	// deferred run answered in this callback (execBurst).  Those
+	// commands ran, and each reply is whole.
+	kept int
 	// closed is set by OnClose: gnet may close a connection inside a
 	// write to it (a reset peer), and a closed connection's fd may be
 	// reused, so nothing is written through gc once it is set.
@@ -350,18 +355,21 @@ func (h *loopHandler) OnTraffic(gc gnet.Conn) (act gnet.Action) {
 		return gnet.Close
 	}
 	c.unsent = out
-	if !c.deferred {
-		c.r.b = c.rbuf[:0]
-	} // else c.r.b holds the replies its last burst held back (below)
+	if c.deferred {
+		c.lp.kept = len(c.r.b) // the replies its last burst held back (below)
+	} else {
+		c.r.b, c.lp.kept = c.rbuf[:0], 0
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			// As in the goroutine transport: this connection gets an
 			// error instead of the burst's replies (the one being built
 			// may be half written) and is closed; the loop and the
-			// other clients go on.
+			// other clients go on.  The replies of commands that ran
+			// before the burst (c.lp.kept) go first.
 			s.panics.Add(1)
 			log.Printf("resp: panic serving %s: %v\n%s", c.addr, p, debug.Stack())
-			c.r.b = append(c.r.b[:0], "-ERR internal error\r\n"...)
+			c.r.b = append(c.r.b[:min(c.lp.kept, len(c.r.b))], "-ERR internal error\r\n"...)
 			act = gnet.Close
 		}
 		if c.lp.suspended && act != gnet.Close {

@@ -351,8 +351,16 @@ func (s *Server) flushTurn(t *loopTurn, cur *client) {
 			t.reset()
 			for _, r := range runs {
 				if c := r.c; c != cur && !c.lp.closed && c.lp.gc != nil {
+					if r.mark > 0 && r.mark <= len(c.r.b) {
+						// The replies its burst held back before
+						// the run (OnTraffic) are sent: those
+						// commands ran.  (cur's are OnTraffic's.)
+						_, _ = c.lp.gc.Write(c.r.b[:r.mark])
+					}
 					c.r.b = nil
-					_ = t.el.Close(c.lp.gc)
+					if !c.lp.closed { // a failed Write closed it
+						_ = t.el.Close(c.lp.gc)
+					}
 				}
 			}
 			if cur != nil {

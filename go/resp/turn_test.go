@@ -723,3 +723,69 @@ func TestTurnMSETAllocs(t *testing.T) {
 		t.Errorf("%v allocations per turn of 2400 keys (the engine's own: %v), want a few more than the engine's", a, base)
 	}
 }
+
+// TestTurnPanicSendsHeldReplies: a panic in a turn's flush closes the
+// turn's clients, but the replies a client's burst held back for its
+// deferred tail (TestTurnOneWritePerBurst) are sent first: those
+// commands ran, and a client that got nothing would retry an INCR that
+// was applied.
+func TestTurnPanicSendsHeldReplies(t *testing.T) {
+	// Not under --sync always, where INCR x would suspend the client and
+	// run the rest of the burst on a goroutine (offload.go).
+	ts := startWrapped(t, Config{Loops: 1, Sync: storage.SyncNone}, storage.Options{}, func(st Store) Store { return panicky{st} })
+	a, b := ts.raw(t), ts.raw(t) // two: a loop with one connection defers nothing
+	for _, r := range []*raw{a, b} {
+		send(t, r, "PING")
+		if got := r.line(t); got != "+PONG" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	send(t, a, "INCR x\r\nPING\r\nINCR boom") // INCR boom is deferred; its Update panics
+	if got := a.rest(); !slices.Equal(got, []string{":1", "+PONG"}) {
+		t.Fatalf("before the close: %q, want [:1 +PONG]", got)
+	}
+	if v, err := ts.Server.store.Get([]byte("x")); err != nil || string(v) != "1" {
+		t.Fatalf("x = %q, %v: INCR x not applied", v, err)
+	}
+	send(t, b, "PING") // the loop goes on
+	if got := b.line(t); got != "+PONG" {
+		t.Fatalf("PING after the panic: %q", got)
+	}
+}
+
+// TestTurnPanicNextBurstSendsHeldReplies: a client whose deferred run
+// waits sends a burst that panics.  Its last burst's held replies and
+// its deferred run's (applied at this burst's start) are sent before
+// the error.
+func TestTurnPanicNextBurstSendsHeldReplies(t *testing.T) {
+	var w *writeCalls
+	ts := startWrapped(t, Config{Loops: 1, Sync: storage.SyncNone}, storage.Options{}, func(st Store) Store {
+		w = newWriteCalls(panicky{st})
+		return w
+	})
+	rs := make([]*raw, 3)
+	for i := range rs {
+		rs[i] = ts.raw(t)
+		send(t, rs[i], "PING")
+		if got := rs[i].line(t); got != "+PONG" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	a, y, z := rs[0], rs[1], rs[2]
+	// As TestTurnClientResetBeforeFlush: a's run is deferred in a poll
+	// that a second hold ends before the flush task runs, so a's next
+	// burst is served while the run waits.
+	rel1 := holdKey(t, w, "stall1")
+	send(t, z, "INCR stall1\r\nPING") // not a tail: runs at once, and waits
+	waitCall(t, w, "stall1")
+	send(t, a, "INCR x\r\nPING\r\nINCR k") // INCR k deferred, :1 +PONG held
+	rel2 := holdKey(t, w, "stall2")
+	send(t, y, "INCR stall2\r\nPING") // the next poll waits here
+	rel1()
+	waitCall(t, w, "stall2")
+	send(t, a, "INCR boom\r\nPING") // served before the flush task: panics
+	rel2()
+	if got := a.rest(); !slices.Equal(got, []string{":1", "+PONG", ":1", "-ERR internal error"}) {
+		t.Fatalf("%q, want [:1 +PONG :1 -ERR internal error]", got)
+	}
+}
