@@ -124,6 +124,21 @@ func (ts *testServer) raw(t testing.TB) *raw {
 	return &raw{Conn: c, rd: bufio.NewReader(c)}
 }
 
+// enrolled connects n clients, each answered a PING: connected, and
+// enrolled in its loop (a loop defers runs only once it serves two).
+func (ts *testServer) enrolled(t *testing.T, n int) []*raw {
+	t.Helper()
+	rs := make([]*raw, n)
+	for i := range rs {
+		rs[i] = ts.raw(t)
+		send(t, rs[i], "PING")
+		if got := rs[i].line(t); got != "+PONG" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	return rs
+}
+
 // line reads one reply line (without CRLF).
 func (r *raw) line(t testing.TB) string {
 	t.Helper()

@@ -49,14 +49,7 @@ func TestTurnExecRetryCountsOnce(t *testing.T) {
 		w = newWriteCalls(fw)
 		return w
 	})
-	rs := make([]*raw, 3)
-	for i := range rs {
-		rs[i] = ts.raw(t)
-		send(t, rs[i], "PING")
-		if got := rs[i].line(t); got != "+PONG" {
-			t.Fatalf("PING: %q", got)
-		}
-	}
+	rs := ts.enrolled(t, 3)
 	fw.armed.Store(true)
 	release := holdLoop(t, ts, w, "stall")
 	send(t, rs[0], "MULTI\r\nINCR a\r\nEXEC")

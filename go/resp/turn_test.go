@@ -334,14 +334,7 @@ func turnServerOpts(t *testing.T, cfg Config, opts storage.Options, clients int)
 		w = newWriteCalls(st)
 		return w
 	})
-	rs := make([]*raw, clients)
-	for i := range rs {
-		rs[i] = ts.raw(t)
-		send(t, rs[i], "PING")
-		if got := rs[i].line(t); got != "+PONG" {
-			t.Fatalf("PING: %q", got)
-		}
-	}
+	rs := ts.enrolled(t, clients)
 	return ts, w, rs
 }
 
@@ -733,13 +726,8 @@ func TestTurnPanicSendsHeldReplies(t *testing.T) {
 	// Not under --sync always, where INCR x would suspend the client and
 	// run the rest of the burst on a goroutine (offload.go).
 	ts := startWrapped(t, Config{Loops: 1, Sync: storage.SyncNone}, storage.Options{}, func(st Store) Store { return panicky{st} })
-	a, b := ts.raw(t), ts.raw(t) // two: a loop with one connection defers nothing
-	for _, r := range []*raw{a, b} {
-		send(t, r, "PING")
-		if got := r.line(t); got != "+PONG" {
-			t.Fatalf("PING: %q", got)
-		}
-	}
+	rs := ts.enrolled(t, 2) // two: a loop with one connection defers nothing
+	a, b := rs[0], rs[1]
 	send(t, a, "INCR x\r\nPING\r\nINCR boom") // INCR boom is deferred; its Update panics
 	if got := a.rest(); !slices.Equal(got, []string{":1", "+PONG"}) {
 		t.Fatalf("before the close: %q, want [:1 +PONG]", got)
@@ -763,14 +751,7 @@ func TestTurnPanicNextBurstSendsHeldReplies(t *testing.T) {
 		w = newWriteCalls(panicky{st})
 		return w
 	})
-	rs := make([]*raw, 3)
-	for i := range rs {
-		rs[i] = ts.raw(t)
-		send(t, rs[i], "PING")
-		if got := rs[i].line(t); got != "+PONG" {
-			t.Fatalf("PING: %q", got)
-		}
-	}
+	rs := ts.enrolled(t, 3)
 	a, y, z := rs[0], rs[1], rs[2]
 	// As TestTurnClientResetBeforeFlush: a's run is deferred in a poll
 	// that a second hold ends before the flush task runs, so a's next
