@@ -638,6 +638,8 @@ func (s *Server) info(show func(string, bool) bool) string {
 		kv("mantisdb_sync", s.cfg.Sync.String())
 		kv("mantisdb_wal_bytes", st.WALBytes)
 		kv("mantisdb_wal_segments", st.WALSegments)
+		kv("mantisdb_wal_free_segments", st.WALFree)
+		kv("mantisdb_wal_segments_reused", st.WALReused)
 		last := int64(-1)
 		if !st.LastCheckpoint.IsZero() {
 			last = st.LastCheckpoint.Unix()

@@ -85,6 +85,8 @@ var (
 	descInMemory   = desc("mantisdb_in_memory", "1 when the server keeps nothing on disk (--in-memory): no log, no checkpoints, nothing outlives the process.")
 	descWALBytes   = desc("mantisdb_wal_bytes", "Bytes in live WAL segments.")
 	descWALSegs    = desc("mantisdb_wal_segments", "Live WAL segments.")
+	descWALFree    = desc("mantisdb_wal_free_segments", "Retired WAL segments kept to be reused as new ones (--sync always).")
+	descWALReused  = desc("mantisdb_wal_segments_reused_total", "WAL segments started over a retired one's file, whose blocks are written already.")
 	descTornTail   = desc("mantisdb_wal_torn_tail_bytes", "Bytes cut from the WAL tail at the last open.")
 	descCkpt       = desc("mantisdb_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (0: none).")
 	descRepairs    = desc("mantisdb_recovery_repairs_total", "Repairs made to the data directory when it was opened, by kind (go/wal Repair kinds; each is also logged as a warning).", "kind")
@@ -110,7 +112,7 @@ type stateCollector struct{ s *Server }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descUptime, descKeys, descLiveBytes, descNative, descOps,
-		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descInMemory, descWALBytes, descWALSegs,
+		descMisses, descExpired, descECacheHit, descECacheMiss, descReadOnly, descInMemory, descWALBytes, descWALSegs, descWALFree, descWALReused,
 		descTornTail, descCkpt, descRepairs, descRepairB, descReplayed, descConns, descConnAcc, descConnShed, descConnOver,
 		descConnRefuse, descCacheHit, descCacheMiss, descCacheEvict, descCacheRefus, descCacheExp, descCacheEnt,
 		descCacheUsed, descCacheBudg} {
@@ -153,6 +155,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInMemory, inMem)
 	gauge(descWALBytes, float64(es.WALBytes))
 	gauge(descWALSegs, float64(es.WALSegments))
+	gauge(descWALFree, float64(es.WALFree))
+	counter(descWALReused, es.WALReused)
 	gauge(descTornTail, float64(es.TornTailBytes))
 	ck := 0.0
 	if !es.LastCheckpoint.IsZero() {

@@ -169,6 +169,8 @@ type CacheStats struct {
 type WALStats struct {
 	Bytes          int64      `json:"bytes"`
 	Segments       int        `json:"segments"`
+	FreeSegments   int        `json:"free_segments"`
+	SegmentsReused uint64     `json:"segments_reused"`
 	TornTailBytes  int64      `json:"torn_tail_bytes"`
 	LastCheckpoint *time.Time `json:"last_checkpoint"` // null: none yet
 	Recovery       Recovery   `json:"recovery"`
@@ -232,7 +234,8 @@ func (s *Server) Stats() StatsResponse {
 		Cache: CacheStats{Hits: cs.Hits, Misses: cs.Misses, Evictions: cs.Evictions,
 			Expirations: cs.Expirations, Entries: cs.Entries, BytesUsed: cs.BytesUsed, Budget: cs.Budget,
 			Refused: cs.Refused},
-		WAL: WALStats{Bytes: es.WALBytes, Segments: es.WALSegments, TornTailBytes: es.TornTailBytes,
+		WAL: WALStats{Bytes: es.WALBytes, Segments: es.WALSegments, FreeSegments: es.WALFree,
+			SegmentsReused: es.WALReused, TornTailBytes: es.TornTailBytes,
 			Recovery: Recovery{ReplayedBytes: es.Recovery.ReplayedBytes, ReplayedRecords: es.Recovery.ReplayedRecords,
 				CheckpointedAtOpen: es.Recovery.CheckpointedAtOpen, Repairs: []RepairJSON{}}},
 		Runtime: RuntimeStats{

@@ -304,6 +304,8 @@ func (d *durability) stats(s *Stats) {
 	ls := d.wal.Stats()
 	s.WALBytes = ls.WALBytes
 	s.WALSegments = ls.Segments
+	s.WALFree = ls.FreeSegments
+	s.WALReused = ls.Recycled
 	s.LastCheckpoint = ls.LastCheckpointTime
 	s.TornTailBytes = ls.TornBytes
 	s.ReadOnly = ls.FailStop || d.broken.Load() != nil

@@ -100,6 +100,8 @@ type Stats struct {
 	NativeBytes    int64 // bytes allocated by the C core (native only)
 	WALBytes       int64 // bytes in live WAL segments
 	WALSegments    int
+	WALFree        int    // retired segments kept for reuse (--sync always)
+	WALReused      uint64 // segments started over a retired one since open
 	LastCheckpoint time.Time
 	TornTailBytes  int64 // bytes truncated from the log tail at the last open
 	ReadOnly       bool  // true after an I/O failure (fail-stop)

@@ -59,9 +59,11 @@ type Options struct {
 	// WALPreallocate: under SyncAlways, the log keeps this many bytes of
 	// zeros written ahead of its last record, so the fsync each write
 	// waits for does not also write the file's new size (docs/FORMAT.md,
-	// "WAL segment"; each log byte is then written twice).  0 means
-	// 1 MiB; negative turns it off, as on a copy-on-write file system
-	// (btrfs, ZFS), where it gains nothing.  Other policies ignore it.
+	// "WAL segment"), and once checkpoints retire segments, writes over
+	// up to two of them kept for reuse (wal/*.free) instead of zeros
+	// (wal.Config.RecycleSegments).  0 means 1 MiB; negative turns both
+	// off, as on a copy-on-write file system (btrfs, ZFS), where they gain
+	// nothing.  Other policies ignore it.
 	WALPreallocate int64
 	// CheckpointBytes: an automatic checkpoint starts once the log written
 	// since the last one reaches the larger of CheckpointBytes and the

@@ -50,6 +50,7 @@ const (
 	DefaultCheckpointBytes = 64 << 20
 	DefaultBytesPerSync    = 8 << 20
 	DefaultPreallocate     = 1 << 20
+	DefaultRecycleSegments = 2
 )
 
 // Config configures a Log.  The zero value is valid: every zero field takes
@@ -90,6 +91,18 @@ type Config struct {
 	// fsynced one group at a time, so a power cut could leave more than
 	// one write in pieces.  0 means DefaultPreallocate; negative: none.
 	Preallocate int64
+	// RecycleSegments: with Preallocate, up to this many segments a
+	// checkpoint retires (each at least half SegmentSize) are kept,
+	// renamed <num>.free, and reused as new segments instead of zeros:
+	// their blocks are written already, so the log is written once, not
+	// twice, and no write waits for zeros (PostgreSQL's wal_recycle,
+	// RocksDB's recycle_log_file_num).  A reused segment's header says so
+	// (docs/FORMAT.md): after its last record come the old segment's,
+	// whose sequence numbers are all below its first, and recovery cuts
+	// them, and a write a crash left in pieces over them, as a torn
+	// tail (recycledTail).  0 means DefaultRecycleSegments; negative:
+	// none (retired segments are removed).  Ignored without Preallocate.
+	RecycleSegments int
 	// CheckpointBytes is the floor of the WAL size at which CheckpointDue
 	// reports true, the hint engines use to trigger automatic
 	// checkpoints: it does once the WAL written since the last checkpoint
@@ -131,6 +144,12 @@ func (c Config) withDefaults() Config {
 		c.Preallocate = -1
 	case c.Preallocate == 0:
 		c.Preallocate = DefaultPreallocate
+	}
+	switch {
+	case c.Preallocate < 0 || c.RecycleSegments < 0:
+		c.RecycleSegments = 0
+	case c.RecycleSegments == 0:
+		c.RecycleSegments = DefaultRecycleSegments
 	}
 	if c.CheckpointBytes == 0 {
 		c.CheckpointBytes = DefaultCheckpointBytes

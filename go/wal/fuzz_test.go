@@ -31,11 +31,13 @@ func noSyncWrap(f vfs.File, err error) (vfs.File, error) {
 }
 
 // FuzzRecoverTail: the last segment of a log holding 20 acknowledged
-// records, then arbitrary bytes (what a crash, a torn write over zeros,
-// or a damaged disk may leave after them).  Open must not panic, must
-// either open or refuse with ErrCorrupt, ErrUnsupported or ErrGap, and
-// when it opens, the 20 records come back first, intact: the tail rules
-// (isTorn, isTornOverwrite) only ever cut what follows them.
+// records, then arbitrary bytes (what a crash, a torn write over zeros or
+// over a reused segment's old records, or a damaged disk may leave after
+// them), its header flagged segRecycled when reused is set.  Open must
+// not panic, must either open or refuse with ErrCorrupt, ErrUnsupported
+// or ErrGap, and when it opens, the 20 records come back first, intact:
+// the tail rules (isTorn, isTornOverwrite, recycledTail) only ever cut
+// what follows them.
 //
 //	go test -run '^$' -fuzz FuzzRecoverTail -fuzztime 60s ./go/wal
 func FuzzRecoverTail(f *testing.F) {
@@ -59,20 +61,29 @@ func FuzzRecoverTail(f *testing.F) {
 		f.Fatal(err)
 	}
 	next := encode(f, Record{Type: TypePut, Seq: 21, Key: []byte("k"), Value: bytes.Repeat([]byte{'v'}, 700)})
-	f.Add(make([]byte, 4096))
-	f.Add(next)
-	f.Add(append(next[:len(next)/2:len(next)/2], make([]byte, 1024)...))
-	lost := append(make([]byte, 512-len(base)%512), next[512-len(base)%512:]...) // its first sector lost
-	f.Add(append(lost, make([]byte, 1024)...))
-	f.Add([]byte("\x01\x02\x03garbage"))
-	f.Fuzz(func(t *testing.T, tail []byte) {
+	reusedBase := append(segHeader(nil, 1, 1, segRecycled), base[segHeaderLen:]...)
+	old := encode(f, Record{Type: TypePut, Seq: 3, Key: []byte("old"), Value: []byte("value")})
+	for _, reused := range []bool{false, true} {
+		f.Add(reused, make([]byte, 4096))
+		f.Add(reused, next)
+		f.Add(reused, append(next[:len(next)/2:len(next)/2], make([]byte, 1024)...))
+		lost := append(make([]byte, 512-len(base)%512), next[512-len(base)%512:]...) // its first sector lost
+		f.Add(reused, append(lost, make([]byte, 1024)...))
+		f.Add(reused, []byte("\x01\x02\x03garbage"))
+		f.Add(reused, append(bytes.Clone(old), next...))
+	}
+	f.Fuzz(func(t *testing.T, reused bool, tail []byte) {
 		if len(tail) > 4<<20 {
 			return
 		}
 		dir := t.TempDir()
 		copyDir(t, src, dir)
 		seg := filepath.Join(dir, walDirName, filepath.Base(segs[0]))
-		if err := os.WriteFile(seg, append(bytes.Clone(base), tail...), 0o644); err != nil {
+		b := base
+		if reused {
+			b = reusedBase
+		}
+		if err := os.WriteFile(seg, append(bytes.Clone(b), tail...), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		rc := &recovered{}

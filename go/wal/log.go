@@ -44,12 +44,14 @@ type Log struct {
 	failErr        error  // set once: fail-stop
 	closed         bool
 	segs           []segment // live segments, oldest first
+	free           []uint64  // retired segments kept for reuse, as <num>.free (Config.RecycleSegments)
 	curOpen        bool      // the last of segs is open for appends
 	stats          counters
 
 	// Owned by the flush leader (flushing == true) and by Open/Close.
 	// curAlloc is cur's file size: curSize bytes of records, then zeros
-	// (Config.Preallocate).
+	// (Config.Preallocate) or a retired segment's records
+	// (Config.RecycleSegments).
 	cur      vfs.File
 	curSize  int64
 	curAlloc int64
@@ -77,6 +79,7 @@ type segment struct {
 
 type counters struct {
 	appends, flushes, syncs uint64
+	recycled                uint64 // segments started over a retired one's file
 	lastCkptSeq             uint64
 	lastCkptTime            time.Time
 	lastSnapBytes           int64
@@ -312,12 +315,34 @@ func (l *Log) failLocked(err error) {
 // starting a new segment first when needed.  Leader only.
 func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 	if l.cur == nil || l.curSize >= l.cfg.SegmentSize {
-		if err := l.startSegment(first); err != nil {
+		if err := l.startSegment(first, l.cur != nil); err != nil {
 			return err
 		}
 	}
 	if l.cfg.Preallocate > 0 {
 		switch end := l.curSize + int64(len(buf)); {
+		case len(buf) > maxTornOverwrite && end+sectorSize <= l.curAlloc:
+			// Over a reused segment's old bytes (zeros never run this
+			// far ahead): written in pieces of whole records, each at
+			// most maxTornOverwrite bytes and fsynced before the next,
+			// so that a crash leaves at most one piece torn
+			// (recycledTail) and the old bytes after it stay in use.
+			start := l.curSize
+			rest, err := l.writePieces(buf)
+			if err != nil {
+				// As for a short write below; the pieces fsynced may
+				// survive (the outcome of a failed commit is unknown).
+				_ = l.cur.Truncate(start)
+				return err
+			}
+			if len(rest) > maxTornOverwrite {
+				// A record larger than a piece: cut the old bytes off,
+				// and append the rest.
+				if err := l.trimSync(); err != nil {
+					return err
+				}
+			}
+			buf = rest
 		case len(buf) > maxTornOverwrite:
 			// Appended, not written over zeros: recovery takes a tail
 			// damaged in pieces for a torn write only within
@@ -364,6 +389,36 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 	return nil
 }
 
+// writePieces writes buf's leading records in pieces of whole records of
+// at most maxTornOverwrite bytes, each fsynced, and returns the rest for
+// the caller to write: at most a piece, unless a record larger than a
+// piece (or one whose header does not read: Enqueue takes records
+// unchecked) stopped it.  Leader only.
+func (l *Log) writePieces(buf []byte) ([]byte, error) {
+	for len(buf) > maxTornOverwrite {
+		n := 0
+		for n < len(buf) {
+			size, ok := peekSize(buf[n:])
+			if !ok || size > len(buf)-n || n+size > maxTornOverwrite {
+				break
+			}
+			n += size
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		if _, err := l.cur.Write(buf[:n]); err != nil {
+			return buf, fmt.Errorf("wal: write %s: %w", segName(l.nextNum-1), err)
+		}
+		l.curSize += int64(n)
+		if _, err := l.syncCur(); err != nil {
+			return buf, err
+		}
+		buf = buf[n:]
+	}
+	return buf, nil
+}
+
 // zeros is what preallocate writes.
 var zeros [64 << 10]byte
 
@@ -387,39 +442,122 @@ func (l *Log) preallocate(end int64) error {
 }
 
 // startSegment closes the current segment (fsynced, so that only the last
-// segment can ever be torn) and creates the next one with its META header.
-func (l *Log) startSegment(first uint64) error {
+// segment can ever be torn) and starts the next one with its META header:
+// over a retired segment's file when one is kept (Config.RecycleSegments),
+// else in a new file.  full says the current one reached its size: when a
+// checkpoint is due as well, the next segment will live only until the
+// checkpoint rolls the log past it, cut to its few records, too small to
+// be kept for reuse in turn, so it gets a new file and the kept one waits
+// for the segment after the checkpoint, which fills.
+func (l *Log) startSegment(first uint64, full bool) error {
 	if err := l.closeCur(); err != nil {
 		return err
 	}
 	num := l.nextNum
 	path := l.segPath(num)
-	f, err := l.fs.Create(path)
-	if err != nil {
-		return fmt.Errorf("wal: create segment: %w", err)
+	short := full && l.CheckpointDue()
+	l.mu.Lock()
+	var old uint64
+	reuse := len(l.free) > 0 && !short
+	if reuse {
+		old = l.free[0]
+		l.free = l.free[1:]
 	}
-	hdr := segHeader(nil, num, first)
-	if _, err := f.Write(hdr); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: write segment header %s: %w", path, err)
+	l.mu.Unlock()
+	var f vfs.File
+	var alloc int64
+	var err error
+	if reuse {
+		f, alloc, err = l.reuseFree(old, num, first)
+	} else {
+		f, err = l.createSegment(path, num, first)
+	}
+	if err != nil {
+		return err
 	}
 	if err := l.fs.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return fmt.Errorf("wal: fsync wal directory: %w", err)
 	}
+	hdrLen := int64(len(segHeader(nil, num, first, 0)))
 	l.syncMu.Lock()
-	l.cur, l.curSize, l.curAlloc = f, int64(len(hdr)), int64(len(hdr))
+	l.cur, l.curSize, l.curAlloc = f, hdrLen, max(hdrLen, alloc)
 	l.syncMu.Unlock()
 	l.nextNum++
 	l.mu.Lock()
-	l.segs = append(l.segs, segment{num: num, size: int64(len(hdr))})
+	l.segs = append(l.segs, segment{num: num, size: hdrLen})
 	l.curOpen = true
+	if reuse {
+		l.stats.recycled++
+	}
 	l.mu.Unlock()
 	return l.segmentCreated(f, num, first)
 }
 
-// closeCur cuts the zeros off the current segment, if any, and fsyncs
-// and closes it.  Leader only.
+// createSegment creates segment num's file with its header.
+func (l *Log) createSegment(path string, num, first uint64) (vfs.File, error) {
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("wal: create segment: %w", err)
+	}
+	if _, err := f.Write(segHeader(nil, num, first, 0)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wal: write segment header %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// reuseFree makes the retired segment kept as <old>.free segment num: its
+// header (flagged segRecycled) is written over the old one and fsynced
+// under the .free name, then the file is renamed, so a crash leaves
+// either a .free file, which the next Open keeps for reuse, or a segment
+// whose durable header names it, and whose old records recovery cuts.  It
+// returns the open file, positioned after the header, and its size: the
+// bytes past the header the log may write over without extending it.
+func (l *Log) reuseFree(old, num, first uint64) (vfs.File, int64, error) {
+	from, path := l.freePath(old), l.segPath(num)
+	f, err := l.fs.OpenRW(from)
+	if err != nil {
+		return nil, 0, fmt.Errorf("wal: reuse segment: %w", err)
+	}
+	st, err := f.Stat()
+	if err == nil {
+		_, err = f.Write(segHeader(nil, num, first, segRecycled))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = l.fs.Rename(from, path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("wal: reuse segment %s as %s: %w", from, path, err)
+	}
+	return f, st.Size(), nil
+}
+
+// keepFree takes the retired segments a previous run kept for reuse
+// (Open): up to Config.RecycleSegments of them, the newest; the rest (all
+// when recycling is off) are removed.
+func (l *Log) keepFree(wdir string, nums []uint64) error {
+	k := len(nums) - min(len(nums), l.cfg.RecycleSegments)
+	for _, num := range nums[:k] {
+		if err := l.fs.Remove(l.freePath(num)); err != nil {
+			return fmt.Errorf("wal: remove retired segment: %w", err)
+		}
+	}
+	if k > 0 {
+		if err := l.fs.SyncDir(wdir); err != nil {
+			return fmt.Errorf("wal: fsync wal directory: %w", err)
+		}
+	}
+	l.free = append(l.free, nums[k:]...)
+	return nil
+}
+
+// closeCur cuts the zeros (or old records) off the current segment, if
+// any, and fsyncs and closes it.  Leader only.
 func (l *Log) closeCur() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -447,7 +585,8 @@ func (l *Log) closeCur() error {
 	return err
 }
 
-// trimSync cuts cur's preallocated zeros off, if any, and fsyncs it.
+// trimSync cuts what follows cur's records (preallocated zeros, a reused
+// segment's old records) off, if anything, and fsyncs it.
 // Leader only (or Close, once no leader can run).
 func (l *Log) trimSync() error {
 	if l.cur == nil || l.curAlloc <= l.curSize {
@@ -462,9 +601,9 @@ func (l *Log) trimSync() error {
 	return err
 }
 
-// trimCur cuts cur's preallocated zeros off: only the last segment may
-// end in zeros (recovery's torn-tail rule), and a clean close leaves
-// none.  The caller owns cur and fsyncs it after.
+// trimCur cuts what follows cur's records off: only the last segment may
+// end in zeros or old records (recovery's torn-tail rules), and a clean
+// close leaves neither.  The caller owns cur and fsyncs it after.
 func (l *Log) trimCur() error {
 	if l.curAlloc <= l.curSize {
 		return nil

@@ -132,6 +132,7 @@ func powerCut(t *testing.T, pol SyncPolicy, seed int64) {
 	}
 	waitAcked(ackedNow() + 20 + uint64(rng.Intn(80)))
 	ackedAtCrash := ackedNow()
+	recycled := l.Stats().Recycled
 	if err := cfs.Crash(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +163,6 @@ func powerCut(t *testing.T, pol SyncPolicy, seed int64) {
 			t.Fatalf("key %s: recovered %q (present %v), want %q from seq %d", k, g.Value, ok, r.Value, r.Seq)
 		}
 	}
-	t.Logf("%d appended, %d acknowledged at the crash, recovered up to %d (snapshot %d)",
-		len(history)-1, ackedAtCrash, last, rc.snapInfo.Seq)
+	t.Logf("%d appended, %d acknowledged at the crash, recovered up to %d (snapshot %d), %d segments reused, repairs %v",
+		len(history)-1, ackedAtCrash, last, rc.snapInfo.Seq, recycled, l2.Recovery().Repairs)
 }

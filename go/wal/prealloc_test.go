@@ -36,7 +36,8 @@ func fileTail(t *testing.T, path string, off int64) (int64, bool) {
 // reopens with every write and no repair.
 func TestPreallocatedSegments(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10}
+	// Retired segments are removed, not reused (TestRecycledSegments).
+	cfg := Config{Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10, RecycleSegments: -1}
 	l, _ := openT(t, dir, cfg)
 	g := newGen(7)
 	m := model{}
@@ -204,15 +205,7 @@ func TestTornOverwrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			l, _ := openT(t, dir, Config{Sync: SyncAlways, SegmentSize: 8 << 20})
-			seq := uint64(0)
-			enqueue := func(vlen int) Record {
-				seq++
-				r := Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq), Value: bytes.Repeat([]byte{'v'}, vlen)}
-				if _, err := l.Enqueue(encode(t, r), seq, seq); err != nil {
-					t.Fatal(err)
-				}
-				return r
-			}
+			enqueue := putEnqueuer(t, l)
 			var acked []Record
 			for range 10 {
 				acked = append(acked, enqueue(50))
@@ -220,21 +213,7 @@ func TestTornOverwrite(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			at := l.curSize
-			// The write at issue: records over several sectors, one
-			// group (one write, one fsync).
-			for range 8 {
-				enqueue(300)
-			}
-			if err := l.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			for tc.past && l.curSize-at < maxTornOverwrite+(64<<10) {
-				enqueue(4000)
-				if err := l.Sync(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			at := tornWrite(t, l, enqueue, tc.past)
 			path := l.segPath(l.segs[len(l.segs)-1].num)
 			b, err := os.ReadFile(path) // with the zeros ahead
 			if err != nil {
@@ -247,28 +226,75 @@ func TestTornOverwrite(t *testing.T) {
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rc := &recovered{}
-			l2, err := Open(dir, Config{}, rc.handler())
-			if !tc.torn {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Open: %v, want ErrCorrupt", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Open after a power cut: %v", err)
-			}
-			defer l2.Close()
-			if len(rc.applied) < len(acked) || len(rc.applied) >= len(acked)+8 {
-				t.Fatalf("%d records recovered, want the %d acknowledged and fewer than all 8 of the torn write", len(rc.applied), len(acked))
-			}
-			sameRecords(t, "acknowledged", rc.applied[:len(acked)], acked)
-			reps := l2.Recovery().Repairs
-			if len(reps) != 1 || reps[0].Kind != RepairTornTail || reps[0].Offset < at {
-				t.Fatalf("repairs %+v, want a torn tail cut at or after %d", reps, at)
-			}
+			reopenAfterTornWrite(t, dir, tc.torn, acked, 7, at, "")
 		})
 	}
+}
+
+// putEnqueuer returns a function that enqueues on l (numbered after
+// everything before) a PUT of a vlen-byte value, and returns it.
+func putEnqueuer(t *testing.T, l *Log) func(vlen int) Record {
+	seq := l.LastSeq()
+	return func(vlen int) Record {
+		seq++
+		r := Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq), Value: bytes.Repeat([]byte{'v'}, vlen)}
+		if _, err := l.Enqueue(encode(t, r), seq, seq); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+}
+
+// tornWrite makes, after l's records, the write a crash is to leave in
+// pieces: records over several sectors, one group (one write, one
+// fsync), followed, when past, by more than such a write's bytes.  It
+// returns where the write starts.
+func tornWrite(t *testing.T, l *Log, enqueue func(vlen int) Record, past bool) int64 {
+	t.Helper()
+	at := l.curSize
+	for range 8 {
+		enqueue(300)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for past && l.curSize-at < maxTornOverwrite+(64<<10) {
+		enqueue(4000)
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return at
+}
+
+// reopenAfterTornWrite opens dir after the write tornWrite made at at was
+// damaged: unless torn, Open must refuse it (ErrCorrupt); else the log
+// must come back with every acknowledged record and at most extra of the
+// write's 8, and report one torn tail cut at or after at, whose detail
+// holds detail.  It returns that repair, and whether Open succeeded.
+func reopenAfterTornWrite(t *testing.T, dir string, torn bool, acked []Record, extra int, at int64, detail string) (Repair, bool) {
+	t.Helper()
+	rc := &recovered{}
+	l, err := Open(dir, Config{}, rc.handler())
+	if !torn {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Open: %v, want ErrCorrupt", err)
+		}
+		return Repair{}, false
+	}
+	if err != nil {
+		t.Fatalf("Open after a crash: %v", err)
+	}
+	defer l.Close()
+	if len(rc.applied) < len(acked) || len(rc.applied) > len(acked)+extra {
+		t.Fatalf("%d records recovered, want the %d acknowledged and at most %d of the torn write's 8", len(rc.applied), len(acked), extra)
+	}
+	sameRecords(t, "acknowledged", rc.applied[:len(acked)], acked)
+	reps := l.Recovery().Repairs
+	if len(reps) != 1 || reps[0].Kind != RepairTornTail || reps[0].Offset < at || !strings.Contains(reps[0].Detail, detail) {
+		t.Fatalf("repairs %+v, want a torn tail cut at or after %d, said to be %q", reps, at, detail)
+	}
+	return reps[0], true
 }
 
 // TestLargeWriteAppended: a group larger than one torn write may span

@@ -389,7 +389,7 @@ type replayPlan struct {
 
 // segHeaderLen is the size of a segment's META header: a segment shorter
 // than that holds no header, let alone records.
-var segHeaderLen = int64(len(segHeader(nil, 0, 0)))
+var segHeaderLen = int64(len(segHeader(nil, 0, 0, 0)))
 
 // replay reads every segment in order, validating each record, passing
 // those above the snapshot to h.Apply, checking that the segments
@@ -402,11 +402,16 @@ func (l *Log) replay(rp *replayPlan, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	var nums []uint64
+	var nums, free []uint64
 	for _, n := range names {
 		if num, ok := parseNum(n, walExt); ok {
 			nums = append(nums, num) // ReadDir is sorted, and names are fixed width
+		} else if num, ok := parseNum(n, freeExt); ok {
+			free = append(free, num)
 		}
+	}
+	if err := l.keepFree(wdir, free); err != nil {
+		return err
 	}
 	rp.base = rp.man.baseSeq
 	rp.cursor = max(rp.snapSeq, rp.base)
@@ -638,6 +643,7 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 	data := m.data
 	off, torn, pieces, checked := 0, false, false, false
 	var headerFirst uint64
+	recycled, old := false, false
 	for off < len(data) || off == 0 {
 		r, n, err := decodeRecord(data[off:])
 		if err != nil {
@@ -648,12 +654,22 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 			if last && (off > 0 || !required) && !errors.Is(err, errUnsupported) {
 				torn = isTorn(data[off:])
 				pieces = !torn && isTornOverwrite(data[off:], off)
-				torn = torn || pieces
+				torn = torn || pieces || (recycled && recycledTail(data[off:], headerFirst))
 			}
 			if torn {
 				break
 			}
 			return false, recordErr(path, int64(off), err, "record")
+		}
+		if off > 0 && recycled && r.Seq < headerFirst {
+			// A record of the retired segment this one reuses: the log
+			// ends here, if it is the last segment and nothing newer
+			// follows (recycledTail).  Anywhere else it is damage.
+			if last && recycledTail(data[off:], headerFirst) {
+				torn, old = true, true
+				break
+			}
+			return false, corruptf(path, int64(off), nil, "seq %d below the segment's first, %d", r.Seq, headerFirst)
 		}
 		if off == 0 {
 			if r.Type != TypeMeta || string(r.Key) != segMetaKey || len(r.Value) != 24 {
@@ -662,10 +678,20 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 			if v := binary.LittleEndian.Uint32(r.Value); v != segFormatVersion {
 				return false, &CorruptError{File: path, Reason: fmt.Sprintf("segment version %d", v), Kind: ErrUnsupported}
 			}
+			switch fl := binary.LittleEndian.Uint32(r.Value[4:]); fl {
+			case 0:
+			case segRecycled:
+				recycled = true
+			default:
+				return false, &CorruptError{File: path, Reason: fmt.Sprintf("segment flags %#x", fl), Kind: ErrUnsupported}
+			}
 			if hn := binary.LittleEndian.Uint64(r.Value[8:]); hn != num {
 				return false, corruptf(path, 0, nil, "header says segment %d", hn)
 			}
 			headerFirst = binary.LittleEndian.Uint64(r.Value[16:])
+			if recycled && headerFirst == 0 {
+				return false, corruptf(path, 0, nil, "a reused segment's header names no first seq")
+			}
 			if headerFirst != 0 {
 				if ok, err := l.chain(rp, path, num, prevNum, headerFirst); !ok || err != nil {
 					return false, err
@@ -712,6 +738,8 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		switch {
 		case isZero(data[off:]):
 			detail = "zeros after the last record: space written ahead of the log (--sync always), or writes a crash lost; nothing acknowledged"
+		case old || (recycled && !pieces):
+			detail = "the bytes of the retired segment this one reuses (--sync always), after the last record or a write a crash left in pieces over them; nothing acknowledged (with no crash, a damaged last write)"
 		case pieces:
 			detail = "a write over zeros written ahead of the log, left in pieces by a power cut, never acknowledged; with no power cut, this is disk damage"
 		}
@@ -849,6 +877,32 @@ func isTornOverwrite(rest []byte, off int) bool {
 		lo = next
 	}
 	return false
+}
+
+// recycledTail applies the rule for the end of a segment that reuses a
+// retired one's file (segRecycled): rest runs from the first record that
+// fails to decode or is numbered below first, the segment's first seq
+// (an old record: every record of a retired segment is numbered below
+// every newer one), to the end of the file.  It is the old segment's
+// content, behind at most one write a crash left in pieces over it, when
+// no record numbered first or above decodes whole more than
+// maxTornOverwrite bytes past rest's start: such a write began at or
+// before rest's start and spans at most that many bytes (writeGroup
+// appends larger groups after cutting the old records off), so a newer
+// record further on means the bad one lies inside the history, and
+// Open refuses the directory.
+//
+// What it can still take for a crash's torn write: a record of the last
+// MiB damaged by the disk, as PostgreSQL, whose segments are reused too,
+// takes any record that fails its check for the end of its log.  The
+// repair says so (RecoveryInfo.Repairs).
+func recycledTail(rest []byte, first uint64) bool {
+	for o := maxTornOverwrite; o+headerSize <= len(rest); o += 8 {
+		if r, _, err := decodeRecord(rest[o:]); err == nil && r.Seq >= first {
+			return false
+		}
+	}
+	return true
 }
 
 // zeroTail returns where the run of zero bytes that ends b starts.

@@ -221,7 +221,8 @@ func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq2[Record, error]) (i
 	return SnapshotInfo{Seq: seq, Count: count, File: final, Bytes: size + int64(len(end))}, nil
 }
 
-// dropCovered removes closed segments whose records all have seq <= seq,
+// dropCovered removes closed segments whose records all have seq <= seq
+// (or keeps them for reuse, Config.RecycleSegments),
 // oldest first so a crash midway leaves a contiguous run, then the
 // snapshots older than seq.  The manifest names the new snapshot and the
 // first segment kept before anything is removed (manifest.go, invariants
@@ -251,11 +252,24 @@ func (l *Log) dropCovered(seq uint64) error {
 		return err
 	}
 	for _, s := range drop {
-		if err := l.fs.Remove(l.segPath(s.num)); err != nil {
+		l.mu.Lock()
+		keep := len(l.free) < l.cfg.RecycleSegments && s.size >= l.cfg.SegmentSize/2
+		l.mu.Unlock()
+		if keep {
+			// Kept for reuse (Config.RecycleSegments).  A crash before
+			// the directory's fsync may bring back the .wal name, as
+			// for a removal: recovery takes it for a covered segment.
+			if err := l.fs.Rename(l.segPath(s.num), l.freePath(s.num)); err != nil {
+				return fmt.Errorf("wal: keep covered segment for reuse: %w", err)
+			}
+		} else if err := l.fs.Remove(l.segPath(s.num)); err != nil {
 			return fmt.Errorf("wal: remove covered segment: %w", err)
 		}
 		l.mu.Lock()
 		l.segs = l.segs[1:]
+		if keep {
+			l.free = append(l.free, s.num)
+		}
 		l.mu.Unlock()
 	}
 	if len(drop) > 0 {

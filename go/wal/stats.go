@@ -6,6 +6,8 @@ import "time"
 type Stats struct {
 	WALBytes           int64     // bytes in live segments: the WAL written since the last checkpoint began
 	Segments           int       // live segments
+	FreeSegments       int       // retired segments kept for reuse (Config.RecycleSegments)
+	Recycled           uint64    // segments started over a retired one's file since Open
 	LastSeq            uint64    // highest sequence number appended or recovered
 	Appends            uint64    // Enqueue/Append calls since Open
 	Writes             uint64    // write(2) groups since Open (appends/writes = group size)
@@ -25,6 +27,8 @@ func (l *Log) Stats() Stats {
 	defer l.mu.Unlock()
 	s := Stats{
 		Segments:           len(l.segs),
+		FreeSegments:       len(l.free),
+		Recycled:           l.stats.recycled,
 		LastSeq:            l.lastSeq,
 		Appends:            l.stats.appends,
 		Writes:             l.stats.flushes,

@@ -1,0 +1,383 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// segFlags reads the flags word of the segment header at path.
+func segFlags(t *testing.T, path string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := decodeRecord(b)
+	if err != nil || r.Type != TypeMeta || len(r.Value) != 24 {
+		t.Fatalf("%s: no segment header (%v)", path, err)
+	}
+	return binary.LittleEndian.Uint32(r.Value[4:])
+}
+
+// freeFiles lists the retired segments kept for reuse in dir.
+func freeFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, walDirName, "*"+freeExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRecycledSegments: under SyncAlways a checkpoint keeps the segments
+// it retires (up to RecycleSegments) and the log starts its next segments
+// over them, flagged in their headers, instead of writing zeros ahead; a
+// segment closed, and the last one at Close, end at their last record as
+// before, and the log reopens with every write, no repair, and the kept
+// files still kept.
+func TestRecycledSegments(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10}
+	l, _ := openT(t, dir, cfg)
+	g := newGen(7)
+	m := model{}
+	reusedWrites := 0 // writes that landed on a reused segment's old bytes
+	for i := 0; i < 950; i++ {
+		r := g.op()
+		m.apply(r)
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+		if i%150 == 149 {
+			if _, err := l.WriteSnapshot(g.seq, maps.Clone(m).sorted()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(freeFiles(t, dir)); n > DefaultRecycleSegments {
+			t.Fatalf("%d retired segments kept, at most %d wanted", n, DefaultRecycleSegments)
+		}
+		l.mu.Lock()
+		segs := slices.Clone(l.segs)
+		l.mu.Unlock()
+		if len(segs) == 0 { // a checkpoint of the current state dropped them all
+			continue
+		}
+		cur := segs[len(segs)-1]
+		path := l.segPath(cur.num)
+		if segFlags(t, path)&segRecycled == 0 {
+			continue
+		}
+		if size, zero := fileTail(t, path, cur.size); !zero && size > cur.size {
+			reusedWrites++
+		}
+		for _, s := range segs[:len(segs)-1] {
+			if size, _ := fileTail(t, l.segPath(s.num), 0); size != s.size {
+				t.Fatalf("closed segment %d: %d bytes, its records end at %d", s.num, size, s.size)
+			}
+		}
+	}
+	st := l.Stats()
+	if st.Recycled < 5 || reusedWrites < 50 {
+		t.Fatalf("%d segments reused, %d writes over old records: want many", st.Recycled, reusedWrites)
+	}
+	if st.FreeSegments != len(freeFiles(t, dir)) {
+		t.Fatalf("Stats says %d segments kept, the directory holds %d", st.FreeSegments, len(freeFiles(t, dir)))
+	}
+	path := l.segPath(l.segs[len(l.segs)-1].num)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := fileTail(t, path, 0); size != l.curSize {
+		t.Fatalf("after Close the last segment has %d bytes, its records end at %d", size, l.curSize)
+	}
+	kept := len(freeFiles(t, dir))
+	l, rc := openT(t, dir, cfg)
+	defer l.Close()
+	sameState(t, rc.state, m)
+	if reps := l.Recovery().Repairs; len(reps) != 0 {
+		t.Fatalf("a clean close left repairs: %+v", reps)
+	}
+	if got := l.Stats().FreeSegments; got != kept || kept == 0 {
+		t.Fatalf("reopened with %d segments kept for reuse, %d in the directory", got, kept)
+	}
+}
+
+// TestRecycleOff: without recycling (RecycleSegments < 0, or another sync
+// policy) a checkpoint removes what it retires, and Open removes the
+// segments a previous run kept; with it, Open keeps at most
+// RecycleSegments of them.
+func TestRecycleOff(t *testing.T) {
+	dir := t.TempDir()
+	fill := func(cfg Config, n int) {
+		l, rc := openT(t, dir, cfg)
+		g := newGen(int64(n))
+		g.seq = l.LastSeq()
+		m := rc.state
+		for i := 0; i < n; i++ {
+			r := g.op()
+			m.apply(r)
+			if err := l.AppendRecords(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.WriteSnapshot(g.seq, m.sorted()); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := Config{Sync: SyncAlways, SegmentSize: 2 << 10, RecycleSegments: 3}
+	fill(on, 200)
+	if n := len(freeFiles(t, dir)); n != 3 {
+		t.Fatalf("%d retired segments kept, want 3", n)
+	}
+	two := on
+	two.RecycleSegments = 2
+	l, _ := openT(t, dir, two)
+	if n, st := len(freeFiles(t, dir)), l.Stats(); n != 2 || st.FreeSegments != 2 {
+		t.Fatalf("Open with RecycleSegments 2: %d files kept, Stats %d", n, st.FreeSegments)
+	}
+	l.Close()
+	for _, cfg := range []Config{
+		{Sync: SyncAlways, SegmentSize: 2 << 10, RecycleSegments: -1},
+		{Sync: SyncAlways, SegmentSize: 2 << 10, Preallocate: -1},
+		{Sync: SyncInterval, SegmentSize: 2 << 10},
+	} {
+		fill(cfg, 100)
+		if n := len(freeFiles(t, dir)); n != 0 {
+			t.Fatalf("%+v: %d retired segments kept, want none", cfg, n)
+		}
+		fill(on, 200) // some kept again for the next case to remove
+	}
+}
+
+// reusingLog opens a log in dir (SyncAlways, 4 MiB segments) whose next
+// write starts a segment over a retired one's records, and returns it
+// with a function that enqueues a PUT of a vlen-byte value (the last
+// snapshot covers every record before).
+func reusingLog(t *testing.T, dir string) (*Log, func(vlen int) Record) {
+	l, _ := openT(t, dir, Config{Sync: SyncAlways, SegmentSize: 4 << 20})
+	enqueue := putEnqueuer(t, l)
+	seq := func() uint64 { return l.LastSeq() }
+	// Fill a segment, and retire it for reuse.
+	for l.curSize < 4<<20 {
+		for range 64 {
+			enqueue(4000)
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.WriteSnapshot(seq(), model{}.sorted()); err != nil {
+		t.Fatal(err)
+	}
+	if l.Stats().FreeSegments != 1 {
+		t.Fatal("the full segment was not kept for reuse")
+	}
+	return l, enqueue
+}
+
+// TestLargeWriteOverOldRecords: a group larger than one torn write may
+// span, over a reused segment's old records, is written in pieces of
+// whole records that each fit, each fsynced (so a crash leaves at most
+// one torn), and the old records after it stay in use; one record larger
+// than a piece cuts them off and is appended.  A crash after either loses
+// nothing.
+func TestLargeWriteOverOldRecords(t *testing.T) {
+	dir, crashed := t.TempDir(), t.TempDir()
+	l, enqueue := reusingLog(t, dir)
+	var want []Record
+	want = append(want, enqueue(10))
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if segFlags(t, l.segPath(l.segs[len(l.segs)-1].num)) != segRecycled {
+		t.Fatal("the segment does not reuse a retired one")
+	}
+	syncs := l.Stats().Syncs
+	for range 700 { // about 2.8 MB
+		want = append(want, enqueue(4000))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Stats().Syncs - syncs; n < 3 {
+		t.Fatalf("a group of %d bytes took %d fsyncs, want one per piece of at most %d", l.curSize, n, maxTornOverwrite)
+	}
+	if l.curAlloc <= l.curSize {
+		t.Fatal("the old records after a large group were cut off")
+	}
+	copyDir(t, dir, crashed)
+	want = append(want, enqueue(maxTornOverwrite+1))
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := fileTail(t, l.segPath(l.segs[len(l.segs)-1].num), 0); l.curAlloc != l.curSize || size != l.curSize {
+		t.Fatalf("after a record larger than a piece: %d bytes, %d known ahead, records end at %d", size, l.curAlloc, l.curSize)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		want []Record
+	}{{crashed, want[:len(want)-1]}, {dir, want}} {
+		rc := &recovered{}
+		l2, err := Open(tc.dir, Config{Sync: SyncAlways}, rc.handler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRecords(t, "reopened", rc.applied, tc.want)
+		l2.Close()
+	}
+}
+
+// TestRecycledTornWrite: what a crash can leave of one write over the old
+// records of a reused segment, whose sectors reach the disk in no order:
+// the log reopens with every record before the damage, and reports the
+// cut.  A crash that leaves the old records alone after the last write is
+// cut the same way.  Damage with newer records more than one write past
+// it, or an old record before the end, refuses to open.
+func TestRecycledTornWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(b, before []byte, at int64) // before: the file before the write at issue, at: where it starts
+		past   bool                             // more than one write's bytes follow it
+		torn   bool                             // reopens, else ErrCorrupt
+		detail string
+	}{
+		{"no damage: the old records follow the last write", func(b, before []byte, at int64) {}, false, true, "retired segment"},
+		{"first sector kept its old bytes", func(b, before []byte, at int64) {
+			e := (at/sectorSize + 1) * sectorSize
+			copy(b[at:e], before[at:e])
+		}, false, true, "retired segment"},
+		{"a middle sector kept its old bytes", func(b, before []byte, at int64) {
+			s := (at/sectorSize + 2) * sectorSize
+			copy(b[s:s+sectorSize], before[s:s+sectorSize])
+		}, false, true, "retired segment"},
+		{"the write never reached the disk", func(b, before []byte, at int64) {
+			copy(b[at:], before[at:])
+		}, false, true, "retired segment"},
+		{"a bit flipped in the last write (taken for a torn write)", func(b, before []byte, at int64) {
+			b[at+40] ^= 4
+		}, false, true, "retired segment"},
+		{"a sector of old bytes followed by more than one write", func(b, before []byte, at int64) {
+			e := (at/sectorSize + 1) * sectorSize
+			copy(b[at:e], before[at:e])
+		}, true, false, ""},
+		{"a bit flipped followed by more than one write", func(b, before []byte, at int64) {
+			b[at+40] ^= 4
+		}, true, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, enqueue := reusingLog(t, dir)
+			var acked []Record
+			for range 10 {
+				acked = append(acked, enqueue(50))
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := l.segPath(l.segs[len(l.segs)-1].num)
+			if segFlags(t, path) != segRecycled {
+				t.Fatalf("%s does not reuse a retired segment", path)
+			}
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := tornWrite(t, l, enqueue, tc.past)
+			b, err := os.ReadFile(path) // with the old records after the last
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(b, before, at)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, ok := reopenAfterTornWrite(t, dir, tc.torn, acked, 8, at, tc.detail)
+			if !ok {
+				return
+			}
+			if size, _ := fileTail(t, path, 0); size != rep.Offset {
+				t.Fatalf("%d bytes after the repair, cut at %d", size, rep.Offset)
+			}
+		})
+	}
+}
+
+// TestOldRecordAfterLast: a record numbered below a reused segment's
+// first is its old content: at the end of the log, where a crash leaves
+// it, the log ends there (records of one size keep old and new ones
+// aligned, so the old one decodes whole); in a segment that is not the
+// last one, it is damage.
+func TestOldRecordAfterLast(t *testing.T) {
+	dir, crashed := t.TempDir(), t.TempDir()
+	cfg := Config{Sync: SyncAlways, SegmentSize: 64 << 10}
+	l, _ := openT(t, dir, cfg)
+	m := model{}
+	seq := uint64(0)
+	put := func(n int) {
+		for range n {
+			seq++
+			r := Record{Type: TypePut, Seq: seq, Key: fmt.Appendf(nil, "k%06d", seq%500), Value: bytes.Repeat([]byte{'v'}, 100)}
+			m.apply(r)
+			if err := l.AppendRecords(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for l.Stats().Segments < 2 {
+		put(100)
+	}
+	if _, err := l.WriteSnapshot(seq, maps.Clone(m).sorted()); err != nil {
+		t.Fatal(err)
+	}
+	put(10)
+	reused := l.segPath(l.segs[len(l.segs)-1].num)
+	if segFlags(t, reused) != segRecycled {
+		t.Fatal("the segment after the checkpoint does not reuse a retired one")
+	}
+	copyDir(t, dir, crashed) // as a crash now would leave it
+	atCrash := maps.Clone(m)
+	for l.segPath(l.segs[len(l.segs)-1].num) == reused {
+		put(100)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := os.ReadFile(filepath.Join(crashed, walDirName, filepath.Base(reused)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, rc := openT(t, crashed, cfg)
+	sameState(t, rc.state, atCrash)
+	reps := l2.Recovery().Repairs
+	if len(reps) != 1 || reps[0].Kind != RepairTornTail || !strings.Contains(reps[0].Detail, "retired segment") {
+		t.Fatalf("repairs %+v, want the reused segment's old records cut", reps)
+	}
+	l2.Close()
+
+	// The same bytes, with a segment after them.
+	if err := os.WriteFile(reused, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, cfg, (&recovered{}).handler())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "below the segment's first") {
+		t.Fatalf("Open: %v, want ErrCorrupt for an old record inside the history", err)
+	}
+}
