@@ -322,8 +322,8 @@ func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 	if l.cfg.Preallocate > 0 {
 		switch end := l.curSize + int64(len(buf)); {
 		case len(buf) > maxTornOverwrite && end+sectorSize <= l.curAlloc:
-			// Over a reused segment's old bytes (zeros never run this
-			// far ahead): written in pieces of whole records, each at
+			// Over a reused segment's old bytes (or zeros, when
+			// Preallocate is over a piece): written in pieces of whole records, each at
 			// most maxTornOverwrite bytes and fsynced before the next,
 			// so that a crash leaves at most one piece torn
 			// (recycledTail) and the old bytes after it stay in use.
@@ -538,10 +538,9 @@ func (l *Log) reuseFree(old, num, first uint64) (vfs.File, int64, error) {
 }
 
 // keepFree takes the retired segments a previous run kept for reuse
-// (Open): up to Config.RecycleSegments of them, the newest; the rest (all
-// when recycling is off) are removed.
-func (l *Log) keepFree(wdir string, nums []uint64) error {
-	k := len(nums) - min(len(nums), l.cfg.RecycleSegments)
+// (Open): up to keep of them, the newest; the rest are removed.
+func (l *Log) keepFree(wdir string, nums []uint64, keep int) error {
+	k := len(nums) - min(len(nums), keep)
 	for _, num := range nums[:k] {
 		if err := l.fs.Remove(l.freePath(num)); err != nil {
 			return fmt.Errorf("wal: remove retired segment: %w", err)

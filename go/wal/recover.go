@@ -195,6 +195,19 @@ func (l *Log) recover(h Handler) error {
 	}
 	l.lastSeq = max(info.Seq, rp.cursor)
 	l.recovery.LastSeq = l.lastSeq
+	// A reused segment tells its old records by their numbers, below its
+	// first, which holds while numbers only grow.  An open that gave
+	// writes up (AllowDataLoss) may number the next ones below what the
+	// kept files hold, so it keeps none.
+	keep := l.cfg.RecycleSegments
+	for _, r := range l.recovery.Repairs {
+		if r.Kind == RepairWritesLost || r.Kind == RepairSegmentMoved || r.Kind == RepairManifest {
+			keep = 0
+		}
+	}
+	if err := l.keepFree(filepath.Join(l.dir, walDirName), rp.free, keep); err != nil {
+		return err
+	}
 	// A process killed before its directory fsyncs leaves a new
 	// segment's entry or a snapshot's rename in the page cache alone;
 	// the manifest written next names what this open kept (invariants 1
@@ -377,14 +390,15 @@ type replayPlan struct {
 	snapSeq   uint64   // the loaded snapshot's seq (0: none)
 	man       manifest // zero when haveMan is false
 	haveMan   bool
-	base      uint64 // writes <= base are accepted as absent (a repair gave them up)
-	cursor    uint64 // history complete up to here
-	prev      uint64 // highest seq seen in the log (records <= snapSeq included)
-	kept      int    // segments kept so far
-	lastFirst uint64 // first seq of the last kept segment
-	lostDir   string // where this open moves files after a gap, once made
-	cut       bool   // the history was cut at a hole (AllowDataLoss)
-	lost      bool   // some writes were given up (AllowDataLoss)
+	base      uint64   // writes <= base are accepted as absent (a repair gave them up)
+	cursor    uint64   // history complete up to here
+	prev      uint64   // highest seq seen in the log (records <= snapSeq included)
+	kept      int      // segments kept so far
+	lastFirst uint64   // first seq of the last kept segment
+	lostDir   string   // where this open moves files after a gap, once made
+	free      []uint64 // retired segments kept for reuse, found in the wal directory
+	cut       bool     // the history was cut at a hole (AllowDataLoss)
+	lost      bool     // some writes were given up (AllowDataLoss)
 }
 
 // segHeaderLen is the size of a segment's META header: a segment shorter
@@ -410,9 +424,7 @@ func (l *Log) replay(rp *replayPlan, h Handler) error {
 			free = append(free, num)
 		}
 	}
-	if err := l.keepFree(wdir, free); err != nil {
-		return err
-	}
+	rp.free = free
 	rp.base = rp.man.baseSeq
 	rp.cursor = max(rp.snapSeq, rp.base)
 	// The manifest's segment range must exist, unless the files show a

@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mantisdb/mantisdb/go/wal/vfs"
 )
 
 // segFlags reads the flags word of the segment header at path.
@@ -380,4 +383,158 @@ func TestOldRecordAfterLast(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "below the segment's first") {
 		t.Fatalf("Open: %v, want ErrCorrupt for an old record inside the history", err)
 	}
+}
+
+func fixedRec(s uint64, tag string) Record {
+	return Record{Type: TypePut, Seq: s, Key: []byte(fmt.Sprintf("%s%05d", tag, s)), Value: make([]byte, 64)}
+}
+
+// TestLossyOpenKeepsNoRetiredSegment: an open that gives writes up
+// (AllowDataLoss) may number the next ones below those of the segments kept
+// for reuse, whose old records would then pass for new after a crash; it
+// removes them instead (found in review).
+func TestLossyOpenKeepsNoRetiredSegment(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10}
+	l, _ := openT(t, dir, cfg)
+	m := model{}
+	for s := uint64(1); s <= 200; s++ {
+		r := fixedRec(s, "old")
+		m.apply(r)
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.WriteSnapshot(200, m.sorted()); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if len(freeFiles(t, dir)) == 0 {
+		t.Fatal("the checkpoint kept no segment for reuse")
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, snapDir, "*"))
+	for _, s := range snaps {
+		os.Remove(s) // the snapshot is lost (disk damage, operator error)
+	}
+	cfs, _ := vfs.NewCrash(dir)
+	c2 := cfg
+	c2.FS, c2.AllowDataLoss = cfs, true
+	l2, err := Open(dir, c2, Handler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := l2.Stats().FreeSegments; n != 0 || len(freeFiles(t, dir)) != 0 {
+		t.Fatalf("a lossy open kept %d segments for reuse", n)
+	}
+	base := l2.LastSeq()
+	for s := base + 1; s <= base+3; s++ {
+		if err := l2.AppendRecords(fixedRec(s, "new")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfs.Crash()
+	rc := &recovered{}
+	l3, err := Open(dir, cfg, rc.handler())
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer l3.Close()
+	for _, r := range rc.applied {
+		if string(r.Key[:3]) == "old" {
+			t.Errorf("old record replayed as new: seq %d key %s", r.Seq, r.Key)
+		}
+	}
+}
+
+// raceFS holds a checkpoint at the wal directory fsync that follows its
+// renames to .free (dropCovered), and pulls the plug at the next one,
+// the group-commit leader's after it starts a segment.
+type raceFS struct {
+	*vfs.Crash
+	mu          sync.Mutex
+	renamedFree bool
+	ckptBlocked chan struct{} // closed when dropCovered reaches its SyncDir
+	release     chan struct{}
+	armed       bool
+	crashed     bool
+}
+
+func (r *raceFS) Rename(o, n string) error {
+	err := r.Crash.Rename(o, n)
+	r.mu.Lock()
+	if err == nil && strings.HasSuffix(n, ".free") && r.armed {
+		r.renamedFree = true
+	}
+	r.mu.Unlock()
+	return err
+}
+
+func (r *raceFS) SyncDir(dir string) error {
+	r.mu.Lock()
+	if r.armed && r.renamedFree && strings.HasSuffix(dir, "/wal") {
+		if r.ckptBlocked != nil {
+			// dropCovered's SyncDir: block it
+			c := r.ckptBlocked
+			r.ckptBlocked = nil
+			r.mu.Unlock()
+			close(c)
+			<-r.release
+			return r.Crash.SyncDir(dir)
+		}
+		// the leader's SyncDir after reuseFree: pull the plug
+		r.crashed = true
+		r.mu.Unlock()
+		_ = r.Crash.Crash()
+		return errors.New("crashed")
+	}
+	r.mu.Unlock()
+	return r.Crash.SyncDir(dir)
+}
+
+// TestReuseAfterDurableRename: a segment a checkpoint keeps for reuse is
+// reused only once its rename is durable: a power cut between a reuse and
+// that fsync would otherwise leave the old name over the new header, a
+// segment whose header names another, which Open refuses (found in
+// review).
+func TestReuseAfterDurableRename(t *testing.T) {
+	dir := t.TempDir()
+	cfs, err := vfs.NewCrash(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfs := &raceFS{Crash: cfs, ckptBlocked: make(chan struct{}), release: make(chan struct{})}
+	cfg := Config{FS: rfs, Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10}
+	l, _ := openT(t, dir, cfg)
+	g := newGen(3)
+	m := model{}
+	for i := 0; i < 120; i++ {
+		r := g.op()
+		m.apply(r)
+		if err := l.AppendRecords(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rfs.mu.Lock()
+	rfs.armed = true
+	blocked := rfs.ckptBlocked
+	rfs.mu.Unlock()
+	done := make(chan error)
+	go func() {
+		_, err := l.WriteSnapshot(g.seq, maps.Clone(m).sorted())
+		done <- err
+	}()
+	<-blocked
+	r := g.op()
+	err = l.AppendRecords(r)
+	_ = err // the crash, or success when the leader took no fsync of the directory
+	close(rfs.release)
+	<-done // fails or not, as the crash fell
+	l.Close()
+
+	cfs2, _ := vfs.NewCrash(dir)
+	l2, err := Open(dir, Config{FS: cfs2, Sync: SyncAlways, SegmentSize: 4 << 10, Preallocate: 1 << 10}, Handler{})
+	if err != nil {
+		t.Fatalf("reopen after a power cut refused: %v", err)
+	}
+	l2.Close()
 }

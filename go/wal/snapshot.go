@@ -251,31 +251,38 @@ func (l *Log) dropCovered(seq uint64) error {
 	if err != nil {
 		return err
 	}
+	var kept []uint64
 	for _, s := range drop {
 		l.mu.Lock()
-		keep := len(l.free) < l.cfg.RecycleSegments && s.size >= l.cfg.SegmentSize/2
+		keep := len(l.free)+len(kept) < l.cfg.RecycleSegments && s.size >= l.cfg.SegmentSize/2
 		l.mu.Unlock()
 		if keep {
 			// Kept for reuse (Config.RecycleSegments).  A crash before
 			// the directory's fsync may bring back the .wal name, as
 			// for a removal: recovery takes it for a covered segment.
+			// So the log may reuse it only once the rename is durable
+			// (below): a reused file's new header under the old name
+			// would be a segment whose header names another.
 			if err := l.fs.Rename(l.segPath(s.num), l.freePath(s.num)); err != nil {
 				return fmt.Errorf("wal: keep covered segment for reuse: %w", err)
 			}
 		} else if err := l.fs.Remove(l.segPath(s.num)); err != nil {
 			return fmt.Errorf("wal: remove covered segment: %w", err)
 		}
+		if keep {
+			kept = append(kept, s.num)
+		}
 		l.mu.Lock()
 		l.segs = l.segs[1:]
-		if keep {
-			l.free = append(l.free, s.num)
-		}
 		l.mu.Unlock()
 	}
 	if len(drop) > 0 {
 		if err := l.fs.SyncDir(wdir); err != nil {
 			return fmt.Errorf("wal: fsync wal directory: %w", err)
 		}
+		l.mu.Lock()
+		l.free = append(l.free, kept...)
+		l.mu.Unlock()
 	}
 	sdir := filepath.Join(l.dir, snapDir)
 	names, err := l.fs.ReadDir(sdir)
