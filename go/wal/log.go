@@ -45,17 +45,25 @@ type Log struct {
 	closed         bool
 	segs           []segment // live segments, oldest first
 	free           []uint64  // retired segments kept for reuse, as <num>.free (Config.RecycleSegments)
-	curOpen        bool      // the last of segs is open for appends
-	stats          counters
+	// covered: a checkpoint left segment num open (rotate) with its
+	// first bytes covered by the snapshot; CheckpointDue does not count
+	// them while it is live.
+	covered struct {
+		num   uint64
+		bytes int64
+	}
+	curOpen bool // the last of segs is open for appends
+	stats   counters
 
 	// Owned by the flush leader (flushing == true) and by Open/Close.
 	// curAlloc is cur's file size: curSize bytes of records, then zeros
 	// (Config.Preallocate) or a retired segment's records
 	// (Config.RecycleSegments).
-	cur      vfs.File
-	curSize  int64
-	curAlloc int64
-	nextNum  uint64
+	cur       vfs.File
+	curSize   int64
+	curAlloc  int64
+	curReused bool // cur reuses a retired segment's file (Config.RecycleSegments)
+	nextNum   uint64
 
 	syncMu sync.Mutex // held around cur.Sync and around closing/replacing cur
 	ckptMu sync.Mutex // one WriteSnapshot at a time
@@ -315,7 +323,7 @@ func (l *Log) failLocked(err error) {
 // starting a new segment first when needed.  Leader only.
 func (l *Log) writeGroup(buf []byte, first, last uint64) error {
 	if l.cur == nil || l.curSize >= l.cfg.SegmentSize {
-		if err := l.startSegment(first, l.cur != nil); err != nil {
+		if err := l.startSegment(first); err != nil {
 			return err
 		}
 	}
@@ -444,21 +452,16 @@ func (l *Log) preallocate(end int64) error {
 // startSegment closes the current segment (fsynced, so that only the last
 // segment can ever be torn) and starts the next one with its META header:
 // over a retired segment's file when one is kept (Config.RecycleSegments),
-// else in a new file.  full says the current one reached its size: when a
-// checkpoint is due as well, the next segment will live only until the
-// checkpoint rolls the log past it, cut to its few records, too small to
-// be kept for reuse in turn, so it gets a new file and the kept one waits
-// for the segment after the checkpoint, which fills.
-func (l *Log) startSegment(first uint64, full bool) error {
+// else in a new file.
+func (l *Log) startSegment(first uint64) error {
 	if err := l.closeCur(); err != nil {
 		return err
 	}
 	num := l.nextNum
 	path := l.segPath(num)
-	short := full && l.CheckpointDue()
 	l.mu.Lock()
 	var old uint64
-	reuse := len(l.free) > 0 && !short
+	reuse := len(l.free) > 0
 	if reuse {
 		old = l.free[0]
 		l.free = l.free[1:]
@@ -481,7 +484,7 @@ func (l *Log) startSegment(first uint64, full bool) error {
 	}
 	hdrLen := int64(len(segHeader(nil, num, first, 0)))
 	l.syncMu.Lock()
-	l.cur, l.curSize, l.curAlloc = f, hdrLen, max(hdrLen, alloc)
+	l.cur, l.curSize, l.curAlloc, l.curReused = f, hdrLen, max(hdrLen, alloc), reuse
 	l.syncMu.Unlock()
 	l.nextNum++
 	l.mu.Lock()
@@ -673,7 +676,14 @@ func (l *Log) syncLoop() {
 }
 
 // rotate flushes what is queued, then closes (and fsyncs) the current
-// segment, so that the next write starts a new one.
+// segment, so that the next write starts a new one and a checkpoint can
+// drop it once covered.  A reused segment with more than a piece of old
+// bytes after its records stays open instead: cutting them off frees that
+// many blocks at once, a stall every writer waits for (zeros ahead are a
+// MiB at most), and it fills soon enough.  The checkpoint keeps it then,
+// its records up to the snapshot's seq skipped at replay as in any
+// segment a snapshot straddles, and CheckpointDue counts only the bytes
+// after them.
 func (l *Log) rotate() error {
 	if err := l.Sync(); err != nil {
 		return err
@@ -684,7 +694,14 @@ func (l *Log) rotate() error {
 	}
 	l.flushing = true // the segment file is ours until released below
 	l.mu.Unlock()
-	err := l.closeCur() // a failure fail-stops the log (closeCur)
+	var err error
+	if l.cur != nil && l.curReused && l.curAlloc-l.curSize > maxTornOverwrite {
+		l.mu.Lock()
+		l.covered.num, l.covered.bytes = l.segs[len(l.segs)-1].num, l.curSize
+		l.mu.Unlock()
+	} else {
+		err = l.closeCur() // a failure fail-stops the log (closeCur)
+	}
 	l.mu.Lock()
 	if err != nil {
 		err = l.failErr

@@ -538,3 +538,68 @@ func TestReuseAfterDurableRename(t *testing.T) {
 	}
 	l2.Close()
 }
+
+// TestCheckpointLeavesReusedSegmentOpen: a checkpoint does not cut a
+// partly written reused segment's old bytes off (freeing them is a stall
+// every writer waits for): the segment stays open and live, CheckpointDue
+// counts only what is written after the checkpoint, and a reopen, after a
+// clean close or a crash, skips the records the snapshot covers and
+// replays the rest.
+func TestCheckpointLeavesReusedSegmentOpen(t *testing.T) {
+	dir, crashed := t.TempDir(), t.TempDir()
+	l, enqueue := reusingLog(t, dir)
+	cfgDue := l.cfg.CheckpointBytes
+	var before []Record
+	for range 20 {
+		before = append(before, enqueue(1000))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	num := l.segs[len(l.segs)-1].num
+	m := model{}
+	for _, r := range before {
+		m.apply(r)
+	}
+	if _, err := l.WriteSnapshot(l.LastSeq(), m.sorted()); err != nil {
+		t.Fatal(err)
+	}
+	st := l.Stats()
+	if st.Segments != 1 || l.segs[0].num != num || l.cur == nil || l.curAlloc-l.curSize <= maxTornOverwrite {
+		t.Fatalf("after the checkpoint: %d segments (first %d, want %d), old bytes ahead %d: want the reused one open",
+			st.Segments, l.segs[0].num, num, l.curAlloc-l.curSize)
+	}
+	l.mu.Lock()
+	l.cfg.CheckpointBytes = st.WALBytes / 2 // due if the covered bytes counted
+	l.mu.Unlock()
+	if l.CheckpointDue() {
+		t.Fatal("CheckpointDue counts the bytes the checkpoint covered")
+	}
+	l.mu.Lock()
+	l.cfg.CheckpointBytes = cfgDue
+	l.mu.Unlock()
+	var after []Record
+	for range 5 {
+		after = append(after, enqueue(1000))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, dir, crashed)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, crashed} {
+		rc := &recovered{}
+		l2, err := Open(d, Config{Sync: SyncAlways}, rc.handler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRecords(t, "replayed past the snapshot", rc.applied, after)
+		for _, r := range after {
+			m.apply(r)
+		}
+		sameState(t, rc.state, m)
+		l2.Close()
+	}
+}

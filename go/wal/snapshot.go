@@ -107,7 +107,8 @@ func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], err
 		return SnapshotInfo{}, err
 	}
 
-	// Close the current segment so that it can be dropped once covered.
+	// Close the current segment so that it can be dropped once covered
+	// (but a reused one may stay open: rotate).
 	if err := l.rotate(); err != nil {
 		return SnapshotInfo{}, err
 	}

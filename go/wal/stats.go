@@ -4,7 +4,7 @@ import "time"
 
 // Stats is a point-in-time view of the log, for engine stats and metrics.
 type Stats struct {
-	WALBytes           int64     // bytes in live segments: the WAL written since the last checkpoint began
+	WALBytes           int64     // bytes in live segments: the WAL written since the last checkpoint began, and a reused segment's records before it that the checkpoint left open (rotate)
 	Segments           int       // live segments
 	FreeSegments       int       // retired segments kept for reuse (Config.RecycleSegments)
 	Recycled           uint64    // segments started over a retired one's file since Open
@@ -60,6 +60,11 @@ func (l *Log) CheckpointDue() bool {
 		return false
 	}
 	s := l.Stats()
+	l.mu.Lock()
+	if len(l.segs) > 0 && l.segs[0].num == l.covered.num {
+		s.WALBytes -= l.covered.bytes // before the last checkpoint (rotate)
+	}
+	l.mu.Unlock()
 	return s.WALBytes >= max(l.cfg.CheckpointBytes, s.SnapshotBytes)
 }
 
