@@ -273,7 +273,8 @@ func (d *durability) checkpoint() error {
 		return err
 	}
 	// The number and the view are taken after the log has rotated, so the
-	// snapshot covers the closed segment whole (wal.WriteSnapshotAt).  The
+	// snapshot covers the closed segment whole (wal.WriteSnapshotAt; a
+	// reused segment the log leaves open is covered up to there).  The
 	// view's errors come back as they are (engine errors, which walError
 	// passes through).
 	_, err = d.wal.WriteSnapshotAt(func() (uint64, iter.Seq2[wal.Record, error], error) {

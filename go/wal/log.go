@@ -684,9 +684,13 @@ func (l *Log) syncLoop() {
 // its records up to the snapshot's seq skipped at replay as in any
 // segment a snapshot straddles, and CheckpointDue counts only the bytes
 // after them.
-func (l *Log) rotate() error {
+//
+// It returns the segment left open and the bytes written to it so far,
+// for the checkpoint to mark covered once its snapshot is written (0, 0
+// when it closed the segment).
+func (l *Log) rotate() (uint64, int64, error) {
 	if err := l.Sync(); err != nil {
-		return err
+		return 0, 0, err
 	}
 	l.mu.Lock()
 	for l.flushing {
@@ -695,9 +699,11 @@ func (l *Log) rotate() error {
 	l.flushing = true // the segment file is ours until released below
 	l.mu.Unlock()
 	var err error
+	var open uint64
+	var size int64
 	if l.cur != nil && l.curReused && l.curAlloc-l.curSize > maxTornOverwrite {
 		l.mu.Lock()
-		l.covered.num, l.covered.bytes = l.segs[len(l.segs)-1].num, l.curSize
+		open, size = l.segs[len(l.segs)-1].num, l.curSize
 		l.mu.Unlock()
 	} else {
 		err = l.closeCur() // a failure fail-stops the log (closeCur)
@@ -709,7 +715,7 @@ func (l *Log) rotate() error {
 	l.flushing = false
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	return err
+	return open, size, err
 }
 
 // Close flushes and fsyncs everything, closes the files and releases the

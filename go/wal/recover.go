@@ -195,6 +195,9 @@ func (l *Log) recover(h Handler) error {
 	}
 	l.lastSeq = max(info.Seq, rp.cursor)
 	l.recovery.LastSeq = l.lastSeq
+	if len(l.segs) > 0 && l.segs[0].num == rp.coveredNum {
+		l.covered.num, l.covered.bytes = rp.coveredNum, rp.coveredBytes
+	}
 	// A reused segment tells its old records by their numbers, below its
 	// first, which holds while numbers only grow.  An open that gave
 	// writes up (AllowDataLoss) may number the next ones below what the
@@ -397,8 +400,12 @@ type replayPlan struct {
 	lastFirst uint64   // first seq of the last kept segment
 	lostDir   string   // where this open moves files after a gap, once made
 	free      []uint64 // retired segments kept for reuse, found in the wal directory
-	cut       bool     // the history was cut at a hole (AllowDataLoss)
-	lost      bool     // some writes were given up (AllowDataLoss)
+	// covered: the bytes of the first kept segment, num, up to its last
+	// record the snapshot covers (CheckpointDue leaves them out).
+	coveredNum   uint64
+	coveredBytes int64
+	cut          bool // the history was cut at a hole (AllowDataLoss)
+	lost         bool // some writes were given up (AllowDataLoss)
 }
 
 // segHeaderLen is the size of a segment's META header: a segment shorter
@@ -741,6 +748,9 @@ func (l *Log) replaySegment(rp *replayPlan, num, prevNum uint64, last, required 
 		seg.last, rp.prev = hi, hi
 		rp.cursor = max(rp.cursor, hi)
 		off += n
+		if rp.kept == 0 && hi <= rp.snapSeq {
+			rp.coveredNum, rp.coveredBytes = num, int64(off)
+		}
 	}
 	seg.size = int64(off)
 	if torn {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -539,16 +540,34 @@ func TestReuseAfterDurableRename(t *testing.T) {
 	l2.Close()
 }
 
+// dueIfCounted reports CheckpointDue with the threshold at half the live
+// log: true if the bytes a checkpoint covered count, false if (most of)
+// them do not.
+func dueIfCounted(l *Log) bool {
+	l.mu.Lock()
+	was := l.cfg.CheckpointBytes
+	l.cfg.CheckpointBytes = 1
+	for _, sg := range l.segs {
+		l.cfg.CheckpointBytes += sg.size / 2
+	}
+	l.mu.Unlock()
+	due := l.CheckpointDue()
+	l.mu.Lock()
+	l.cfg.CheckpointBytes = was
+	l.mu.Unlock()
+	return due
+}
+
 // TestCheckpointLeavesReusedSegmentOpen: a checkpoint does not cut a
 // partly written reused segment's old bytes off (freeing them is a stall
 // every writer waits for): the segment stays open and live, CheckpointDue
-// counts only what is written after the checkpoint, and a reopen, after a
-// clean close or a crash, skips the records the snapshot covers and
-// replays the rest.
+// counts only what is written after the checkpoint (a failed checkpoint
+// covers nothing, and a reopen measures what the snapshot covers), and a
+// reopen, after a clean close or a crash, skips the records the snapshot
+// covers and replays the rest.
 func TestCheckpointLeavesReusedSegmentOpen(t *testing.T) {
 	dir, crashed := t.TempDir(), t.TempDir()
 	l, enqueue := reusingLog(t, dir)
-	cfgDue := l.cfg.CheckpointBytes
 	var before []Record
 	for range 20 {
 		before = append(before, enqueue(1000))
@@ -561,6 +580,13 @@ func TestCheckpointLeavesReusedSegmentOpen(t *testing.T) {
 	for _, r := range before {
 		m.apply(r)
 	}
+	failed := errors.New("view failed")
+	if _, err := l.WriteSnapshotAt(func() (uint64, iter.Seq2[Record, error], error) { return 0, nil, failed }); !errors.Is(err, failed) {
+		t.Fatalf("a failing view: %v", err)
+	}
+	if !dueIfCounted(l) {
+		t.Fatal("a failed checkpoint took its segment's bytes for covered")
+	}
 	if _, err := l.WriteSnapshot(l.LastSeq(), m.sorted()); err != nil {
 		t.Fatal(err)
 	}
@@ -569,15 +595,9 @@ func TestCheckpointLeavesReusedSegmentOpen(t *testing.T) {
 		t.Fatalf("after the checkpoint: %d segments (first %d, want %d), old bytes ahead %d: want the reused one open",
 			st.Segments, l.segs[0].num, num, l.curAlloc-l.curSize)
 	}
-	l.mu.Lock()
-	l.cfg.CheckpointBytes = st.WALBytes / 2 // due if the covered bytes counted
-	l.mu.Unlock()
-	if l.CheckpointDue() {
+	if dueIfCounted(l) {
 		t.Fatal("CheckpointDue counts the bytes the checkpoint covered")
 	}
-	l.mu.Lock()
-	l.cfg.CheckpointBytes = cfgDue
-	l.mu.Unlock()
 	var after []Record
 	for range 5 {
 		after = append(after, enqueue(1000))
@@ -600,6 +620,9 @@ func TestCheckpointLeavesReusedSegmentOpen(t *testing.T) {
 			m.apply(r)
 		}
 		sameState(t, rc.state, m)
+		if dueIfCounted(l2) {
+			t.Fatal("after a reopen CheckpointDue counts the bytes the snapshot covers")
+		}
 		l2.Close()
 	}
 }

@@ -31,7 +31,8 @@ import (
 // at seq in either view.
 //
 // The current segment is closed first, so new appends go to a fresh
-// segment.  A failed snapshot leaves the log and earlier snapshots as they
+// segment (unless it reuses a retired one with old bytes to spare, which
+// stays open: rotate).  A failed snapshot leaves the log and earlier snapshots as they
 // were (its temporary file is removed) and does not fail-stop the log.
 func (l *Log) WriteSnapshot(seq uint64, records iter.Seq[Record]) (SnapshotInfo, error) {
 	return l.WriteSnapshotFrom(seq, func(yield func(Record, error) bool) {
@@ -86,7 +87,9 @@ func (l *Log) checkSnapshotSeq(seq uint64) error {
 // called after the current segment is closed, and its error, if any, is
 // returned as it is.  Every record of the closed segment was numbered
 // before it was enqueued, so at or below the seq view returns: the
-// snapshot covers the segment whole, and the checkpoint drops it.  A seq
+// snapshot covers the segment whole, and the checkpoint drops it.  (A
+// reused segment rotate leaves open stays live instead, its covered
+// records skipped at replay and left out of CheckpointDue.)  A seq
 // read before the rotation leaves the writes logged in between in that
 // segment, which then stays, its size counted towards the next
 // checkpoint (CheckpointDue), until a later checkpoint covers it: under a
@@ -109,7 +112,8 @@ func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], err
 
 	// Close the current segment so that it can be dropped once covered
 	// (but a reused one may stay open: rotate).
-	if err := l.rotate(); err != nil {
+	open, openBytes, err := l.rotate()
+	if err != nil {
 		return SnapshotInfo{}, err
 	}
 	seq, records, err := view()
@@ -128,6 +132,9 @@ func (l *Log) WriteSnapshotAt(view func() (uint64, iter.Seq2[Record, error], err
 	l.stats.lastCkptSeq = seq
 	l.stats.lastCkptTime = l.cfg.Now()
 	l.stats.lastSnapBytes = info.Bytes
+	if open != 0 {
+		l.covered.num, l.covered.bytes = open, openBytes
+	}
 	l.mu.Unlock()
 	return info, l.dropCovered(seq)
 }

@@ -59,13 +59,16 @@ func (l *Log) CheckpointDue() bool {
 	if l.cfg.CheckpointBytes < 0 {
 		return false
 	}
-	s := l.Stats()
 	l.mu.Lock()
-	if len(l.segs) > 0 && l.segs[0].num == l.covered.num {
-		s.WALBytes -= l.covered.bytes // before the last checkpoint (rotate)
+	defer l.mu.Unlock()
+	var n int64
+	for _, sg := range l.segs {
+		n += sg.size
 	}
-	l.mu.Unlock()
-	return s.WALBytes >= max(l.cfg.CheckpointBytes, s.SnapshotBytes)
+	if len(l.segs) > 0 && l.segs[0].num == l.covered.num {
+		n -= l.covered.bytes // a segment the last checkpoint left open (rotate)
+	}
+	return n >= max(l.cfg.CheckpointBytes, l.stats.lastSnapBytes)
 }
 
 // LastSeq is the highest sequence number appended or recovered; an engine
