@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/mantisdb/mantisdb/go/wal/vfs"
 	"iter"
 	"path/filepath"
 	"time"
@@ -154,7 +155,7 @@ func (l *Log) writeSnapshotFile(seq uint64, records iter.Seq2[Record, error]) (i
 			_ = l.fs.Remove(tmp)
 		}
 	}()
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := bufio.NewWriterSize(&pacedWriter{f: f}, 1<<20)
 	// The header carries the record count, not known yet: write a
 	// placeholder of the same size and overwrite it before the fsync.
 	hdr := snapHeader(nil, seq, 0)
@@ -325,4 +326,35 @@ func (l *Log) statTime(path string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return st.ModTime(), nil
+}
+
+// snapWriteBack is how many bytes of a snapshot pacedWriter lets the
+// kernel hold before it has them written.
+const snapWriteBack = 1 << 20
+
+// pacedWriter writes a snapshot file a chunk at a time to the disk as it
+// goes, at most two chunks in flight (RocksDB's bytes_per_sync, with
+// waits), rather than leaving it all to the fsync at its end: that fsync
+// put the whole snapshot in the disk's queue ahead of the log's own
+// fsyncs, a stall of tens of milliseconds for every writer under --sync
+// always.  Writeback is best effort: the fsync after it is what makes
+// the snapshot durable, so its errors are left to that fsync.
+type pacedWriter struct {
+	f              vfs.File
+	off, queued    int64 // bytes written; of those, handed to writeBack
+	inFlight, size int64 // the chunk handed to it last, not waited for yet
+}
+
+func (p *pacedWriter) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	p.off += int64(n)
+	if d, ok := p.f.(vfs.Fder); ok && p.off-p.queued >= snapWriteBack {
+		if p.size > 0 {
+			_ = writeBack(d.Fd(), p.inFlight, p.size, true)
+		}
+		p.inFlight, p.size = p.queued, p.off-p.queued
+		_ = writeBack(d.Fd(), p.inFlight, p.size, false)
+		p.queued = p.off
+	}
+	return n, err
 }
