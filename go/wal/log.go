@@ -471,12 +471,18 @@ func (l *Log) startSegment(first uint64) error {
 	var alloc int64
 	var err error
 	if reuse {
-		f, alloc, err = l.reuseFree(old, num, first)
-	} else {
-		f, err = l.createSegment(path, num, first)
+		if f, alloc, err = l.reuseFree(old, num, first); err != nil {
+			// The kept file is given up (removed by hand, say), not the
+			// log: a new file serves, and fails the log if it fails too.
+			l.cfg.Logf("wal: %v; starting a new segment file instead", err)
+			_ = l.fs.Remove(l.freePath(old))
+			reuse = false
+		}
 	}
-	if err != nil {
-		return err
+	if !reuse {
+		if f, err = l.createSegment(path, num, first); err != nil {
+			return err
+		}
 	}
 	if err := l.fs.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()

@@ -672,3 +672,29 @@ func TestLargeSnapshotPaced(t *testing.T) {
 		l2.Close()
 	}
 }
+
+// TestReuseOfMissingFile: a kept file that is gone when the log comes to
+// reuse it (removed by hand) costs the reuse, not the log: the segment
+// gets a new file, and every write is kept.
+func TestReuseOfMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	l, enqueue := reusingLog(t, dir)
+	for _, p := range freeFiles(t, dir) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := enqueue(100)
+	if err := l.Sync(); err != nil {
+		t.Fatalf("a write after the kept file was removed: %v", err)
+	}
+	if flags := segFlags(t, l.segPath(l.segs[len(l.segs)-1].num)); flags != 0 {
+		t.Fatalf("the segment's header flags are %#x, want a new file's", flags)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, rc := openT(t, dir, Config{Sync: SyncAlways})
+	defer l2.Close()
+	sameRecords(t, "replayed", rc.applied, []Record{r})
+}
