@@ -206,9 +206,12 @@ func copyDir(t testing.TB, src, dst string) {
 	}
 }
 
-func segFiles(t testing.TB, dir string) []string {
+func segFiles(t testing.TB, dir string) []string { return walFiles(t, dir, walExt) }
+
+// walFiles lists the files of dir's wal directory whose names end in ext.
+func walFiles(t testing.TB, dir, ext string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, walDirName, "*"+walExt))
+	m, err := filepath.Glob(filepath.Join(dir, walDirName, "*"+ext))
 	if err != nil {
 		t.Fatal(err)
 	}

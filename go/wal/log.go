@@ -488,13 +488,12 @@ func (l *Log) startSegment(first uint64) error {
 		f.Close()
 		return fmt.Errorf("wal: fsync wal directory: %w", err)
 	}
-	hdrLen := int64(len(segHeader(nil, num, first, 0)))
 	l.syncMu.Lock()
-	l.cur, l.curSize, l.curAlloc, l.curReused = f, hdrLen, max(hdrLen, alloc), reuse
+	l.cur, l.curSize, l.curAlloc, l.curReused = f, segHeaderLen, max(segHeaderLen, alloc), reuse
 	l.syncMu.Unlock()
 	l.nextNum++
 	l.mu.Lock()
-	l.segs = append(l.segs, segment{num: num, size: hdrLen})
+	l.segs = append(l.segs, segment{num: num, size: segHeaderLen})
 	l.curOpen = true
 	if reuse {
 		l.stats.recycled++
@@ -705,16 +704,16 @@ func (l *Log) rotate() (uint64, int64, error) {
 	l.flushing = true // the segment file is ours until released below
 	l.mu.Unlock()
 	var err error
-	var open uint64
-	var size int64
-	if l.cur != nil && l.curReused && l.curAlloc-l.curSize > maxTornOverwrite {
-		l.mu.Lock()
-		open, size = l.segs[len(l.segs)-1].num, l.curSize
-		l.mu.Unlock()
-	} else {
+	keepOpen := l.cur != nil && l.curReused && l.curAlloc-l.curSize > maxTornOverwrite
+	if !keepOpen {
 		err = l.closeCur() // a failure fail-stops the log (closeCur)
 	}
+	var open uint64
+	var size int64
 	l.mu.Lock()
+	if keepOpen {
+		open, size = l.segs[len(l.segs)-1].num, l.curSize
+	}
 	if err != nil {
 		err = l.failErr
 	}

@@ -423,15 +423,14 @@ func (l *Log) replay(rp *replayPlan, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	var nums, free []uint64
+	var nums []uint64
 	for _, n := range names {
 		if num, ok := parseNum(n, walExt); ok {
 			nums = append(nums, num) // ReadDir is sorted, and names are fixed width
 		} else if num, ok := parseNum(n, freeExt); ok {
-			free = append(free, num)
+			rp.free = append(rp.free, num)
 		}
 	}
-	rp.free = free
 	rp.base = rp.man.baseSeq
 	rp.cursor = max(rp.snapSeq, rp.base)
 	// The manifest's segment range must exist, unless the files show a

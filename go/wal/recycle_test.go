@@ -32,14 +32,7 @@ func segFlags(t *testing.T, path string) uint32 {
 }
 
 // freeFiles lists the retired segments kept for reuse in dir.
-func freeFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, walDirName, "*"+freeExt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func freeFiles(t *testing.T, dir string) []string { return walFiles(t, dir, freeExt) }
 
 // TestRecycledSegments: under SyncAlways a checkpoint keeps the segments
 // it retires (up to RecycleSegments) and the log starts its next segments

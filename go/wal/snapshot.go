@@ -7,10 +7,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/mantisdb/mantisdb/go/wal/vfs"
 	"iter"
 	"path/filepath"
 	"time"
+
+	"github.com/mantisdb/mantisdb/go/wal/vfs"
 )
 
 // WriteSnapshot writes a snapshot covering every write with sequence number
@@ -275,11 +276,9 @@ func (l *Log) dropCovered(seq uint64) error {
 			if err := l.fs.Rename(l.segPath(s.num), l.freePath(s.num)); err != nil {
 				return fmt.Errorf("wal: keep covered segment for reuse: %w", err)
 			}
+			kept = append(kept, s.num)
 		} else if err := l.fs.Remove(l.segPath(s.num)); err != nil {
 			return fmt.Errorf("wal: remove covered segment: %w", err)
-		}
-		if keep {
-			kept = append(kept, s.num)
 		}
 		l.mu.Lock()
 		l.segs = l.segs[1:]

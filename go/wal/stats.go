@@ -41,10 +41,17 @@ func (l *Log) Stats() Stats {
 		FailStop:           l.failErr != nil,
 		FailErr:            l.failErr,
 	}
-	for _, sg := range l.segs {
-		s.WALBytes += sg.size
-	}
+	s.WALBytes = l.liveBytesLocked()
 	return s
+}
+
+// liveBytesLocked is the size of the live segments.  Called with mu held.
+func (l *Log) liveBytesLocked() int64 {
+	var n int64
+	for _, sg := range l.segs {
+		n += sg.size
+	}
+	return n
 }
 
 // CheckpointDue reports whether the WAL written since the last checkpoint
@@ -61,10 +68,7 @@ func (l *Log) CheckpointDue() bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var n int64
-	for _, sg := range l.segs {
-		n += sg.size
-	}
+	n := l.liveBytesLocked()
 	if len(l.segs) > 0 && l.segs[0].num == l.covered.num {
 		n -= l.covered.bytes // a segment the last checkpoint left open (rotate)
 	}
