@@ -190,6 +190,50 @@ func TestOffloadCloseWaits(t *testing.T) {
 	}
 }
 
+// unsharedWatchKeys names, for each of n clients of
+// TestLoopOrderModelSyncAlways, a key to WATCH whose write version shares
+// no slot with the keys the clients write (c<i>, s<i>): keys that share a
+// slot share a counter (storage/version.go), so a write of another
+// client's key would abort the EXEC, a false conflict the engine allows
+// and the model does not.  Each written key is put and deleted once,
+// which leaves the keyspace as it was, and a candidate whose version
+// moved is passed over.
+func unsharedWatchKeys(t *testing.T, eng storage.Engine, n int) []string {
+	t.Helper()
+	vs := eng.(storage.Versioner)
+	const tries = 4
+	before := map[string]uint64{}
+	for i := range n {
+		for k := range tries {
+			w := fmt.Sprintf("w%d.%d", i, k)
+			before[w] = vs.WriteVersion([]byte(w))
+		}
+	}
+	for i := range n {
+		for _, k := range []string{fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i)} {
+			if err := eng.Put([]byte(k), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.Delete([]byte(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys := make([]string, n)
+	for i := range n {
+		for k := range tries {
+			if w := fmt.Sprintf("w%d.%d", i, k); vs.WriteVersion([]byte(w)) == before[w] {
+				keys[i] = w
+				break
+			}
+		}
+		if keys[i] == "" {
+			t.Fatalf("client %d: every candidate watched key shares a version slot with a written key", i)
+		}
+	}
+	return keys
+}
+
 // TestLoopOrderModelSyncAlways: clients on one loop under --sync always send
 // random pipelined bursts (writes, reads, PINGs, MULTI/EXEC, WATCH) of
 // their own keys without waiting; each reply stream must match a model.
@@ -197,6 +241,7 @@ func TestLoopOrderModelSyncAlways(t *testing.T) {
 	sync0 := storage.SyncAlways
 	ts := startServer(t, Config{Loops: 1, Sync: sync0}, storage.Options{Dir: t.TempDir(), Sync: sync0})
 	const clients, bursts = 6, 120
+	wkeys := unsharedWatchKeys(t, ts.eng, clients)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*clients)
 	for i := range clients {
@@ -249,7 +294,7 @@ func TestLoopOrderModelSyncAlways(t *testing.T) {
 					}
 				case 6:
 					ctr++
-					fmt.Fprintf(&out, "WATCH w%d\r\nMULTI\r\nINCR c%d\r\nEXEC\r\n", i, i)
+					fmt.Fprintf(&out, "WATCH %s\r\nMULTI\r\nINCR c%d\r\nEXEC\r\n", wkeys[i], i)
 					want = append(want, "+OK", "+OK", "+QUEUED", "*1", fmt.Sprintf(":%d", ctr))
 				case 7:
 					fmt.Fprintf(&out, "STRLEN s%d\r\n", i)
