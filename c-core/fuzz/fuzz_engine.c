@@ -40,11 +40,17 @@
  *      PUT, and there is none when no key is live;
  *   7. mantis_db_apply_verified of the same bytes (framing and limits, not
  *      CRCs) never reads outside them, fails as a whole, and accepts what
- *      mantis_db_apply accepts with the same keys, bytes and puts.
+ *      mantis_db_apply accepts with the same keys, bytes and puts;
+ *   8. mantis_db_add_int on each key agrees with a reference reading of
+ *      its value as a counter (ref_parse_int): the sum, or the refusal
+ *      with the value kept.
  */
 #include <mantis.h>
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +194,68 @@ check_random_key(mantis_db *db, const mantis_record *recs, size_t n, size_t live
 	const mantis_record *last = model_last(recs, n, key, klen);
 	CHECK(last != NULL && last->type == MANTIS_REC_PUT);
 	free(key);
+}
+
+/* The reference reading of a counter for property 8, written apart from
+ * the core's: strtoll on a NUL-terminated copy, accepted only when the
+ * text is exactly what printing the number gives back (so no sign '+',
+ * spaces, leading zeros or "-0") and strtoll reported no range error. */
+static bool
+ref_parse_int(const uint8_t *v, size_t len, int64_t *out)
+{
+	if (len == 0 || len > 20)
+		return false;
+	char s[24], back[24];
+	memcpy(s, v, len);
+	s[len] = 0;
+	if (strlen(s) != len)
+		return false; /* a NUL inside */
+	errno = 0;
+	char *end = NULL;
+	long long x = strtoll(s, &end, 10);
+	if (errno != 0 || end != s + len)
+		return false;
+	snprintf(back, sizeof(back), "%lld", x);
+	if (strcmp(back, s) != 0)
+		return false;
+	*out = (int64_t)x;
+	return true;
+}
+
+/* Property 8: mantis_db_add_int on a key whose last record is r agrees
+ * with the reference: the sum written and read back as its decimal text,
+ * or, for a value that is not a counter or a sum out of range, that
+ * outcome with the value unchanged. */
+static void
+check_add_int(mantis_db *db, const mantis_record *r, int64_t delta)
+{
+	uint32_t kl = (uint32_t)r->key_len;
+	if (kl == 0)
+		return;
+	int64_t res = 0, cur = 0, sum = 0;
+	uint8_t outcome = 0xff;
+	size_t done = 0;
+	CHECK(mantis_db_add_int(db, r->key, &kl, &delta, 1, 0, &res, &outcome, &done) == MANTIS_OK);
+	CHECK(done == 1);
+	bool put = r->type == MANTIS_REC_PUT;
+	if (put && !ref_parse_int(r->value, r->value_len, &cur)) {
+		CHECK(outcome == MANTIS_ADD_NOT_INTEGER);
+		check_get(db, r);
+		return;
+	}
+	if (__builtin_add_overflow(cur, delta, &sum)) {
+		CHECK(outcome == MANTIS_ADD_OVERFLOW);
+		if (put)
+			check_get(db, r);
+		return;
+	}
+	CHECK(outcome == MANTIS_ADD_OK && res == sum);
+	char want[24];
+	int wl = snprintf(want, sizeof(want), "%lld", (long long)sum);
+	char got[24];
+	size_t gl = 0;
+	CHECK(mantis_db_get(db, r->key, r->key_len, 0, got, sizeof(got), &gl) == MANTIS_OK);
+	CHECK(gl == (size_t)wl && memcmp(got, want, gl) == 0);
 }
 
 /* Reads the mantis_db_scan_entries entry at buf[*off..len) into *r as a
@@ -414,6 +482,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      live);
 		/* Property 6. */
 		check_random_key(db, recs, n, live, len);
+		/* Property 8. */
+		for (size_t i = 0; i < n; i++)
+			if (model_last(recs, n, recs[i].key, recs[i].key_len) == &recs[i])
+				check_add_int(db, &recs[i], (int64_t)(len * 0x9e3779b97f4a7c15ull) >> (i % 64));
 		free(recs);
 	}
 	mantis_db_close(db);

@@ -784,6 +784,40 @@ mantis_status mantis_db_apply(mantis_db *db, const void *batch, size_t len,
 mantis_status mantis_db_apply_verified(mantis_db *db, const void *batch, size_t len,
 				       size_t *bad_offset);
 
+/* What mantis_db_add_int did with one key. */
+typedef enum mantis_add_outcome {
+	MANTIS_ADD_OK = 0,	    /* the sum written, in results[i]          */
+	MANTIS_ADD_NOT_INTEGER = 1, /* the value is not a canonical int64      */
+	MANTIS_ADD_OVERFLOW = 2	    /* the sum leaves the int64 range          */
+} mantis_add_outcome;
+
+/*
+ * Counters (Redis's INCRBY): for i in 0..n, in order, adds deltas[i] to
+ * the value of key i read as a decimal int64 and writes the sum back as
+ * decimal digits, each key one write of its own (a put, not a batch).
+ * keys (borrowed) holds the n keys back to back, klens[i] the length of
+ * key i.  The value must be canonical as Redis's string2ll reads it: "0",
+ * or an optional '-' then a digit 1-9 and more digits, within int64, at
+ * most 20 bytes; no '+', spaces or leading zeros.  A live value keeps its
+ * expiry; an absent key, or one expired at `now`, counts as 0 and the sum
+ * is stored without one.  outcomes[i] (a mantis_add_outcome) says what
+ * happened to key i; only MANTIS_ADD_OK writes, and only then is
+ * results[i] set.  Like every write, the caller serialises the writes of
+ * each key (consistency rule 3); given that, each add is atomic: the sum
+ * is computed from the record it replaces (a concurrent expiry sweep that
+ * reclaims it first makes the add start over).
+ * Returns MANTIS_OK when every key was handled (whatever its outcome), or
+ * the status of the key that stopped it, *done (may be NULL) being the
+ * keys handled before it: MANTIS_INVALID for a NULL db, NULL arrays with
+ * n > 0, or an empty key; MANTIS_TOO_LARGE for a key over the limit or a
+ * sum longer than max_value_size; MANTIS_NOMEM (that key unchanged).
+ * Keys are looked up in windows whose cache misses are overlapped, as
+ * mantis_db_apply does.
+ */
+mantis_status mantis_db_add_int(mantis_db *db, const void *keys, const uint32_t *klens,
+				const int64_t *deltas, size_t n, uint64_t now,
+				int64_t *results, uint8_t *outcomes, size_t *done);
+
 /*
  * Bulk load for recovery: recs[0..len) (borrowed) is a run of codec PUT
  * records as a snapshot file holds them, whose CRCs the caller has

@@ -56,6 +56,15 @@ static inline mantis_status mgo_db_apply(uintptr_t h, const uint8_t *batch,
 	return mantis_db_apply_verified(mgo_db(h), batch, len, bad_offset);
 }
 
+static inline mantis_status mgo_db_add_int(uintptr_t h, const uint8_t *keys,
+					const uint32_t *klens, const int64_t *deltas,
+					size_t n, uint64_t now, int64_t *results,
+					uint8_t *outcomes, size_t *done)
+{
+	return mantis_db_add_int(mgo_db(h), keys, klens, deltas, n, now, results,
+				 outcomes, done);
+}
+
 /* atomic picks mantis_db_scan_entries, else its relaxed variant: one
  * call site in Go (native_iter.go, scan) for both. */
 static inline mantis_status

@@ -549,6 +549,59 @@ mantis_db_prefetch(mantis_db *db, const void *keys, const uint32_t *klens, size_
 	return MANTIS_OK;
 }
 
+/* ---- counters ----------------------------------------------------------- */
+
+mantis_status
+mantis_db_add_int(mantis_db *db, const void *keys, const uint32_t *klens,
+		  const int64_t *deltas, size_t n, uint64_t now, int64_t *results,
+		  uint8_t *outcomes, size_t *done)
+{
+	size_t i = 0;
+	mantis_status st = MANTIS_OK;
+	if (db == NULL || (n != 0 && (keys == NULL || klens == NULL || deltas == NULL ||
+				      results == NULL || outcomes == NULL))) {
+		st = MANTIS_INVALID;
+		goto out;
+	}
+	/* In windows of APPLY_AHEAD keys, as mantis_db_prefetch: the index
+	 * slots, then the nodes and records they lead to, then the adds in
+	 * order.  The prefetches are hints (sl_add_int is warm). */
+	const uint8_t *k = keys;
+	while (i < n) {
+		uint64_t hash[APPLY_AHEAD];
+		size_t m = 0;
+		const uint8_t *wk = k;
+		mantis_status bad = MANTIS_OK; /* the key that ends the window early */
+		for (; m < APPLY_AHEAD && i + m < n; m++) {
+			bad = check_key(db, wk, klens[i + m]);
+			if (bad != MANTIS_OK)
+				break;
+			hash[m] = sl_hash_prefetch(db->sl, wk, klens[i + m]);
+			wk += klens[i + m];
+		}
+		sl_prefetch_nodes(db->sl, hash, m, false);
+		for (size_t j = 0; j < m; j++, i++) {
+			mantis_add_outcome o = MANTIS_ADD_OK;
+			st = sl_add_int(db->sl, k, klens[i], hash[j], deltas[i], now,
+					db->max_value, &results[i], &o);
+			if (st != MANTIS_OK)
+				goto out;
+			outcomes[i] = (uint8_t)o;
+			if (o == MANTIS_ADD_OK)
+				count(db, ST_PUTS, 1);
+			k += klens[i];
+		}
+		if (bad != MANTIS_OK) { /* key i */
+			st = bad;
+			break;
+		}
+	}
+out:
+	if (done != NULL)
+		*done = i;
+	return st;
+}
+
 /* ---- bulk load ----------------------------------------------------------- */
 
 static mantis_status

@@ -1104,6 +1104,159 @@ out:
 	return st;
 }
 
+/*
+ * Integer add (mantis_db_add_int).  The value is read as Redis reads a
+ * counter (string2ll): a canonical decimal int64, "0" or an optional '-'
+ * then a digit 1-9 and at most 19 more digits, no sign '+', no spaces, no
+ * leading zeros, within [INT64_MIN, INT64_MAX].  Anything else is not an
+ * integer to it (and so not to the Go callers, which share the rule).
+ */
+static bool
+parse_canonical_int(const uint8_t *p, uint32_t len, int64_t *out)
+{
+	if (len == 0 || len > 20)
+		return false;
+	if (len == 1 && p[0] == '0') {
+		*out = 0;
+		return true;
+	}
+	uint32_t i = 0;
+	bool neg = p[0] == '-';
+	if (neg)
+		i = 1;
+	if (i >= len || p[i] < '1' || p[i] > '9')
+		return false;
+	/* Accumulate the magnitude as unsigned: INT64_MIN's does not fit
+	 * an int64. */
+	uint64_t v = 0;
+	for (; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		uint64_t d = (uint64_t)(p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			return false;
+		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+	} else {
+		if (v > (uint64_t)INT64_MAX)
+			return false;
+		*out = (int64_t)v;
+	}
+	return true;
+}
+
+/* Writes v in decimal into buf (at least SL_INT_MAX_LEN bytes); returns
+ * the length. */
+#define SL_INT_MAX_LEN 20
+static uint32_t
+format_int(int64_t v, uint8_t *buf)
+{
+	uint8_t tmp[SL_INT_MAX_LEN];
+	uint32_t n = 0;
+	/* The magnitude as unsigned, so INT64_MIN formats too. */
+	uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (uint8_t)('0' + m % 10);
+		m /= 10;
+	} while (m != 0);
+	uint32_t len = 0;
+	if (v < 0)
+		buf[len++] = '-';
+	while (n > 0)
+		buf[len++] = tmp[--n];
+	return len;
+}
+
+/*
+ * sl_add_int: key's value plus delta, as one write.  The caller serialises
+ * the writes of each key (mantis.h, consistency rule 3), so between the
+ * load of the record and the CAS that replaces it no other put, delete or
+ * add of key runs; the one writer that may still race it is a sweep
+ * reclaiming the record it read (expired at the sweep's clock, which may
+ * be later than `now`).  That CAS then fails (the node is DEAD) and the
+ * add starts over, finding the key absent.  So the add is linearizable at
+ * its CAS (an update) or at the insert's publication (an absent key),
+ * and the value it writes is computed from the record current at that
+ * point.  A live record keeps its expiry; an expired or absent one counts
+ * as 0 and the new value has none (as Redis's INCR on a missing key).
+ */
+mantis_status
+sl_add_int(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h, int64_t delta,
+	   uint64_t now, uint32_t max_value, int64_t *result, mantis_add_outcome *outcome)
+{
+	uint8_t buf[SL_INT_MAX_LEN];
+	struct hx_shard *sh = hx_shard_for(sl->shards, h);
+	for (;;) {
+		mantis_epoch_slot *slot = mantis_epoch_enter(&sl->epoch);
+		struct sl_node *n = hx_find(sh, h, key, (uint32_t)klen);
+		uintptr_t old = n != NULL ? MANTIS_LOAD_ACQ(&n->rec) : SL_HIDDEN;
+		int64_t cur = 0;
+		uint64_t exp = 0;
+		struct sl_rec *o = (struct sl_rec *)(old & ~(uintptr_t)SL_HIDDEN);
+		bool live = !(old & SL_HIDDEN) && !sl_rec_expired(o, now);
+		if (live) {
+			if (!parse_canonical_int(o->value, o->vlen, &cur)) {
+				mantis_epoch_exit(slot);
+				*outcome = MANTIS_ADD_NOT_INTEGER;
+				return MANTIS_OK;
+			}
+			exp = o->expires_at;
+		}
+		if ((delta > 0 && cur > INT64_MAX - delta) ||
+		    (delta < 0 && cur < INT64_MIN - delta)) {
+			mantis_epoch_exit(slot);
+			*outcome = MANTIS_ADD_OVERFLOW;
+			return MANTIS_OK;
+		}
+		int64_t v = cur + delta;
+		uint32_t vlen = format_int(v, buf);
+		if (vlen > max_value) {
+			mantis_epoch_exit(slot);
+			return MANTIS_TOO_LARGE;
+		}
+		if (!live) {
+			/* Absent, expired, or hidden (a delete or sweep under
+			 * way): a put of the new value, which waits out an insert
+			 * or delete in progress on the shard lock.  An expired
+			 * record it replaces is one the sweep has not reclaimed
+			 * yet; replacing it is the put's update. */
+			mantis_epoch_exit(slot);
+			mantis_status st = sl_put_hashed(sl, key, klen, buf, vlen, 0, 0, h,
+							 true, NULL);
+			if (st == MANTIS_OK) {
+				*result = v;
+				*outcome = MANTIS_ADD_OK;
+			}
+			return st;
+		}
+		struct sl_rec *r = rec_new(buf, vlen, 0, exp, NULL);
+		if (r == NULL) {
+			mantis_epoch_exit(slot);
+			return MANTIS_NOMEM;
+		}
+		r->node = n;
+		/* Record contents visible before the pointer to it. */
+		ck_pr_fence_store();
+		/* The add's linearization point (an update's CAS, from exactly
+		 * the record it read). */
+		if (cas_word(&n->rec, old, (uintptr_t)r)) {
+			stats_add(sl, slot, 0, (int64_t)vlen - (int64_t)o->vlen);
+			mantis_epoch_retire(slot, &o->entry, rec_reclaim_cb, rec_size(o->vlen));
+			mantis_epoch_exit(slot);
+			*result = v;
+			*outcome = MANTIS_ADD_OK;
+			return MANTIS_OK;
+		}
+		/* A sweep reclaimed it meanwhile: start over. */
+		rec_free(r);
+		mantis_epoch_exit(slot);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bulk append (loading sorted input)                                       */
 /* ------------------------------------------------------------------------ */

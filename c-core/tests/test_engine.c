@@ -1220,6 +1220,337 @@ test_sweep_races_fresh_puts(void **state)
 	mantis_db_close(h.db);
 }
 
+/* ---- counters (mantis_db_add_int) ---------------------------------------- */
+
+/* One add of delta to k at now: returns the outcome (asserting the call
+ * succeeded) and the sum in *sum when written. */
+static mantis_add_outcome
+add1(mantis_db *db, const char *k, int64_t delta, uint64_t now, int64_t *sum)
+{
+	uint32_t kl = (uint32_t)strlen(k);
+	int64_t r = 0;
+	uint8_t o = 0xff;
+	size_t done = 99;
+	assert_int_equal(mantis_db_add_int(db, k, &kl, &delta, 1, now, &r, &o, &done), MANTIS_OK);
+	assert_int_equal(done, 1);
+	if (o == MANTIS_ADD_OK && sum != NULL)
+		*sum = r;
+	return (mantis_add_outcome)o;
+}
+
+/*
+ * The value rules (Redis's string2ll), the sum's range, the expiry rules,
+ * several adds of one key in one call, and the counters.
+ */
+static void
+test_add_int_model(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(0, 0);
+	int64_t v = 0;
+	/* Absent: counts as 0. */
+	assert_int_equal(add1(db, "n", 5, 1, &v), MANTIS_ADD_OK);
+	assert_int_equal(v, 5);
+	expect_val(db, "n", "5", 1);
+	assert_int_equal(add1(db, "n", -7, 1, &v), MANTIS_ADD_OK);
+	assert_int_equal(v, -2);
+	expect_val(db, "n", "-2", 1);
+
+	/* Canonical integers are read, whatever wrote them. */
+	static const struct {
+		const char *val;
+		int64_t delta;
+		const char *want;
+	} ok[] = {
+	    {"0", 1, "1"},
+	    {"41", 1, "42"},
+	    {"-1", 1, "0"},
+	    {"9223372036854775806", 1, "9223372036854775807"},
+	    {"-9223372036854775807", -1, "-9223372036854775808"},
+	    {"-9223372036854775808", 9223372036854775807, "-1"},
+	    {"100", -100, "0"},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(put_s(db, "k", ok[i].val, 0), MANTIS_OK);
+		assert_int_equal(add1(db, "k", ok[i].delta, 1, &v), MANTIS_ADD_OK);
+		expect_val(db, "k", ok[i].want, 1);
+	}
+	/* Not integers: nothing written. */
+	static const char *const bad[] = {
+	    "", "+1", " 1", "1 ", "01", "-0", "-", "1a", "abc", "1.5",
+	    "9223372036854775808", "-9223372036854775809", "123456789012345678901",
+	    "00000000000000000001",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(put_s(db, "b", bad[i], 0), MANTIS_OK);
+		assert_int_equal(add1(db, "b", 1, 1, NULL), MANTIS_ADD_NOT_INTEGER);
+		expect_val(db, "b", bad[i], 1);
+	}
+	/* A value with a NUL byte inside is not one either. */
+	assert_int_equal(mantis_db_put(db, "z", 1, "1\0", 2, 0), MANTIS_OK);
+	assert_int_equal(add1(db, "z", 1, 1, NULL), MANTIS_ADD_NOT_INTEGER);
+	/* Overflow, both ends: nothing written. */
+	assert_int_equal(put_s(db, "o", "9223372036854775807", 0), MANTIS_OK);
+	assert_int_equal(add1(db, "o", 1, 1, NULL), MANTIS_ADD_OVERFLOW);
+	expect_val(db, "o", "9223372036854775807", 1);
+	assert_int_equal(put_s(db, "o", "-9223372036854775808", 0), MANTIS_OK);
+	assert_int_equal(add1(db, "o", -1, 1, NULL), MANTIS_ADD_OVERFLOW);
+	expect_val(db, "o", "-9223372036854775808", 1);
+	assert_int_equal(add1(db, "fresh", INT64_MIN, 1, &v), MANTIS_ADD_OK);
+	assert_int_equal(v, INT64_MIN);
+
+	/* A live value keeps its expiry; an expired one counts as 0 and the
+	 * sum has none. */
+	assert_int_equal(put_s(db, "t", "10", 1000), MANTIS_OK);
+	assert_int_equal(add1(db, "t", 1, 500, &v), MANTIS_ADD_OK);
+	assert_int_equal(v, 11);
+	expect_val(db, "t", "11", 999);
+	expect_absent(db, "t", 1000);
+	assert_int_equal(add1(db, "t", 3, 1000, &v), MANTIS_ADD_OK);
+	assert_int_equal(v, 3);
+	expect_val(db, "t", "3", UINT64_MAX - 1);
+	/* Expired and not an integer: as absent. */
+	assert_int_equal(put_s(db, "e", "text", 100), MANTIS_OK);
+	assert_int_equal(add1(db, "e", 2, 100, &v), MANTIS_ADD_OK);
+	expect_val(db, "e", "2", 5000);
+
+	/* One call, in order: the same key thrice, outcomes per key. */
+	mantis_db *d2 = open_db(0, 0);
+	assert_int_equal(put_s(d2, "s", "str", 0), MANTIS_OK);
+	const char keys[] = "aasab";
+	uint32_t kl[] = {1, 1, 1, 1, 1};
+	int64_t deltas[] = {1, 2, 1, 4, -1};
+	int64_t res[5] = {0};
+	uint8_t out[5];
+	size_t done = 0;
+	assert_int_equal(mantis_db_add_int(d2, keys, kl, deltas, 5, 1, res, out, &done), MANTIS_OK);
+	assert_int_equal(done, 5);
+	assert_int_equal(out[0], MANTIS_ADD_OK);
+	assert_int_equal(out[1], MANTIS_ADD_OK);
+	assert_int_equal(out[2], MANTIS_ADD_NOT_INTEGER);
+	assert_int_equal(out[3], MANTIS_ADD_OK);
+	assert_int_equal(out[4], MANTIS_ADD_OK);
+	assert_int_equal(res[0], 1);
+	assert_int_equal(res[1], 3);
+	assert_int_equal(res[3], 7);
+	assert_int_equal(res[4], -1);
+	expect_val(d2, "a", "7", 1);
+	expect_val(d2, "b", "-1", 1);
+	expect_val(d2, "s", "str", 1);
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(d2, &st), MANTIS_OK);
+	assert_int_equal(st.keys, 3);
+	assert_int_equal(st.live_bytes, (1 + 1) + (1 + 2) + (1 + 3));
+	assert_int_equal(st.puts, 1 + 4); /* the put of "s" and the four adds */
+	/* More keys than one prefetch window, a hundred times. */
+	char many[64 * 4];
+	uint32_t ml[64];
+	int64_t md[64], mr[64];
+	uint8_t mo[64];
+	for (int i = 0; i < 64; i++) {
+		char one[32];
+		snprintf(one, sizeof(one), "c%03d", i);
+		memcpy(many + 4 * i, one, 4);
+		ml[i] = 4;
+		md[i] = i;
+	}
+	for (int round = 0; round < 100; round++)
+		assert_int_equal(mantis_db_add_int(d2, many, ml, md, 64, 1, mr, mo, NULL), MANTIS_OK);
+	for (int i = 0; i < 64; i++) {
+		char k[32], want[32];
+		snprintf(k, sizeof(k), "c%03d", i);
+		snprintf(want, sizeof(want), "%d", 100 * i);
+		expect_val(d2, k, want, 1);
+		assert_int_equal(mo[i], MANTIS_ADD_OK);
+	}
+	mantis_db_close(d2);
+	mantis_db_close(db);
+}
+
+/* Bad arguments, limits and out-of-memory: each stops the call at the key
+ * it names, with the keys before it handled and that one unchanged. */
+static void
+test_add_int_errors(void **state)
+{
+	(void)state;
+	mantis_db *db = open_db(4, 2);
+	uint32_t kl[3] = {1, 1, 1};
+	int64_t d[3] = {1, 1, 1}, r[3];
+	uint8_t o[3];
+	size_t done = 99;
+	assert_int_equal(mantis_db_add_int(NULL, "abc", kl, d, 3, 1, r, o, &done), MANTIS_INVALID);
+	assert_int_equal(done, 0);
+	assert_int_equal(mantis_db_add_int(db, NULL, kl, d, 3, 1, r, o, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_db_add_int(db, "abc", NULL, d, 3, 1, r, o, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_db_add_int(db, "abc", kl, NULL, 3, 1, r, o, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_db_add_int(db, "abc", kl, d, 3, 1, NULL, o, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_db_add_int(db, "abc", kl, d, 3, 1, r, NULL, &done), MANTIS_INVALID);
+	assert_int_equal(mantis_db_add_int(db, NULL, NULL, NULL, 0, 1, NULL, NULL, &done), MANTIS_OK);
+	assert_int_equal(done, 0);
+	/* An empty key third: the first two are added. */
+	uint32_t ke[3] = {1, 1, 0};
+	assert_int_equal(mantis_db_add_int(db, "ab", ke, d, 3, 1, r, o, &done), MANTIS_INVALID);
+	assert_int_equal(done, 2);
+	expect_val(db, "a", "1", 1);
+	expect_val(db, "b", "1", 1);
+	/* A key over the limit second. */
+	uint32_t kt[2] = {1, 5};
+	assert_int_equal(mantis_db_add_int(db, "aLONGK", kt, d, 2, 1, r, o, &done), MANTIS_TOO_LARGE);
+	assert_int_equal(done, 1);
+	expect_val(db, "a", "2", 1);
+	/* A sum longer than the value limit (2 bytes): "99" + 1. */
+	assert_int_equal(put_s(db, "c", "99", 0), MANTIS_OK);
+	assert_int_equal(mantis_db_add_int(db, "c", kl, d, 1, 1, r, o, &done), MANTIS_TOO_LARGE);
+	assert_int_equal(done, 0);
+	expect_val(db, "c", "99", 1);
+	int64_t big = 100;
+	assert_int_equal(mantis_db_add_int(db, "x", kl, &big, 1, 1, r, o, &done), MANTIS_TOO_LARGE);
+	expect_absent(db, "x", 1);
+	mantis_db_close(db);
+
+	/* Out of memory, on an update (one record) and an insert (a record
+	 * and a node, the node failing): each leaves the key as it was. */
+	db = open_db(0, 0);
+	assert_int_equal(put_s(db, "u", "5", 0), MANTIS_OK);
+	mantis_alloc_fail_after(0);
+	assert_int_equal(mantis_db_add_int(db, "u", kl, d, 1, 1, r, o, &done), MANTIS_NOMEM);
+	mantis_alloc_fail_after(-1);
+	assert_int_equal(done, 0);
+	expect_val(db, "u", "5", 1);
+	for (int n = 0; n < 2; n++) {
+		mantis_alloc_fail_after(n);
+		mantis_status stn = mantis_db_add_int(db, "i", kl, d, 1, 1, r, o, &done);
+		mantis_alloc_fail_after(-1);
+		assert_int_equal(stn, MANTIS_NOMEM);
+		expect_absent(db, "i", 1);
+	}
+	assert_int_equal(mantis_db_add_int(db, "i", kl, d, 1, 1, r, o, &done), MANTIS_OK);
+	expect_val(db, "i", "1", 1);
+	mantis_db_close(db);
+}
+
+struct add_ctx {
+	mantis_db *db;
+	int first, step; /* the keys this thread owns: first, first+step, ... */
+	int rounds;
+	int bad;
+};
+
+/* Adds 1 to each of its keys, rounds times, a window at a time: the
+ * writes of each key come from this thread only (the caller's contract). */
+static void *
+add_writer(void *arg)
+{
+	struct add_ctx *c = arg;
+	char keys[RACE_KEYS / 2 * 8];
+	uint32_t kl[RACE_KEYS / 2];
+	int64_t d[RACE_KEYS / 2], r[RACE_KEYS / 2];
+	uint8_t o[RACE_KEYS / 2];
+	size_t n = 0, off = 0;
+	for (int i = c->first; i < RACE_KEYS; i += c->step) {
+		char one[32];
+		sweep_key(one, sizeof(one), "r", i); /* six bytes below RACE_KEYS */
+		memcpy(keys + off, one, 6);
+		kl[n] = 6;
+		d[n++] = 1;
+		off += 6;
+	}
+	for (int round = 0; round < c->rounds; round++) {
+		size_t done = 0;
+		if (mantis_db_add_int(c->db, keys, kl, d, n, 100, r, o, &done) != MANTIS_OK)
+			c->bad = 1;
+		for (size_t i = 0; i < n; i++)
+			if (o[i] != MANTIS_ADD_OK || r[i] != round + 1)
+				c->bad = 2;
+	}
+	return NULL;
+}
+
+/*
+ * Adds racing the sweep: every key starts as "7" expired at 10 (the sweep
+ * and the adds judge at 100), so whether the sweep reclaims a key before
+ * its first add or the add replaces the expired record, the first sum is
+ * 1 and the last is the number of rounds; two writers own alternate keys,
+ * as the Go shell's stripes would give them.  Then the hot loop of the
+ * put race: an add right after an expired put, on a few keys, many times.
+ */
+static void
+test_add_int_races_sweep(void **state)
+{
+	(void)state;
+	struct race_ctx c = {.db = open_db(0, 0)};
+	char k[32];
+	for (int i = 0; i < RACE_KEYS; i++) {
+		sweep_key(k, sizeof(k), "r", i);
+		assert_int_equal(put_s(c.db, k, "7", 10), MANTIS_OK);
+	}
+	pthread_t sw, w[2];
+	struct add_ctx a[2] = {{c.db, 0, 2, 50, 0}, {c.db, 1, 2, 50, 0}};
+	assert_int_equal(pthread_create(&sw, NULL, race_sweeper, &c), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, add_writer, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(w[i], NULL);
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(sw, NULL);
+	assert_int_equal(c.bad, 0);
+	assert_int_equal(a[0].bad, 0);
+	assert_int_equal(a[1].bad, 0);
+	for (int i = 0; i < RACE_KEYS; i++) {
+		sweep_key(k, sizeof(k), "r", i);
+		expect_val(c.db, k, "50", UINT64_MAX - 1);
+	}
+	mantis_db_stats s;
+	assert_int_equal(mantis_db_stats_get(c.db, &s), MANTIS_OK);
+	assert_int_equal(s.keys, RACE_KEYS);
+	mantis_db_close(c.db);
+
+	struct race_ctx h = {.db = open_db(0, 0)};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &h), 0);
+	for (int round = 0; round < 20000 && h.bad == 0; round++) {
+		sweep_key(k, sizeof(k), "h", round % 8);
+		assert_int_equal(put_s(h.db, k, "7", 10), MANTIS_OK);
+		int64_t v = 0;
+		if (add1(h.db, k, 1, 100, &v) != MANTIS_ADD_OK || v != 1)
+			h.bad = 3;
+		char buf[8];
+		size_t n = 0;
+		if (mantis_db_get(h.db, k, strlen(k), 100, buf, sizeof(buf), &n) != MANTIS_OK ||
+		    n != 1 || buf[0] != '1')
+			h.bad = 4;
+	}
+	__atomic_store_n(&h.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	assert_int_equal(h.bad, 0);
+	mantis_db_close(h.db);
+
+	/* Live to the add (now 10), expired to the sweep (now 100): the add
+	 * reads "7" and CASes in "8" unless the sweep reclaims "7" between
+	 * its load and its CAS; then the CAS fails and the add starts over on
+	 * an absent key, writing "1" without expiry, which no sweep removes. */
+	struct race_ctx l = {.db = open_db(0, 0)};
+	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &l), 0);
+	for (int round = 0; round < 20000 && l.bad == 0; round++) {
+		sweep_key(k, sizeof(k), "l", round % 8);
+		assert_int_equal(put_s(l.db, k, "7", 50), MANTIS_OK);
+		int64_t v = 0;
+		if (add1(l.db, k, 1, 10, &v) != MANTIS_ADD_OK || (v != 8 && v != 1))
+			l.bad = 5;
+		char buf[8];
+		size_t n = 0;
+		mantis_status g = mantis_db_get(l.db, k, strlen(k), 10, buf, sizeof(buf), &n);
+		if (v == 1 && (g != MANTIS_OK || n != 1 || buf[0] != '1'))
+			l.bad = 6;
+		if (v == 8 && g == MANTIS_OK && (n != 1 || buf[0] != '8'))
+			l.bad = 7;
+	}
+	__atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	assert_int_equal(l.bad, 0);
+	mantis_db_close(l.db);
+}
+
 /*
  * The reviewer's repro at the engine level: 60 overwrites of one key with
  * 4 MiB values and a delete must not leave ~240 MB allocated.  One sweep
@@ -1618,6 +1949,9 @@ main(void)
 	    cmocka_unit_test(test_batch_atomic_under_readers),
 	    cmocka_unit_test(test_sweep_model),
 	    cmocka_unit_test(test_sweep_races_fresh_puts),
+	    cmocka_unit_test(test_add_int_model),
+	    cmocka_unit_test(test_add_int_errors),
+	    cmocka_unit_test(test_add_int_races_sweep),
 	    cmocka_unit_test(test_large_overwrites_memory_returns),
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_reserve),

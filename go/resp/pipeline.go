@@ -13,6 +13,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -287,6 +288,10 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 	}
 	mark := len(c.r.b)
 	start := time.Now()
+	if s.addRun(c, cmds[:n], u) {
+		countStretches(s, c, u.cmds[:n], u.failed[:n], time.Since(start)/time.Duration(n))
+		return n
+	}
 	err := s.store.Update(u.keys, func(tx *storage.Txn) error {
 		for i, rc := range cmds[:n] {
 			u.x = exec{s: s, c: c, r: &c.r, cmd: u.cmds[i], args: rc.Args, kv: tx}
@@ -309,6 +314,29 @@ func (s *Server) runUpdates(c *client, cmds []redconCommand) int {
 	}
 	countStretches(s, c, u.cmds[:n], u.failed[:n], time.Since(start)/time.Duration(n))
 	return n
+}
+
+// addRun serves a run of increments with one AddInts, as addTurn serves
+// a turn's (u holds the run's keys and commands); false, having done
+// nothing, when a command of it is not one incrDelta takes.
+func (s *Server) addRun(c *client, cmds []redconCommand, u *updRun) bool {
+	if s.adder == nil {
+		return false
+	}
+	u.deltas = u.deltas[:0]
+	for i, rc := range cmds {
+		d, ok := incrDelta(u.cmds[i], rc.Args)
+		if !ok {
+			return false
+		}
+		u.deltas = append(u.deltas, d)
+	}
+	u.adds = slices.Grow(u.adds[:0], len(cmds))[:len(cmds)]
+	_ = s.adder.AddInts(u.keys, u.deltas, u.adds) // every key's result says what it got
+	for i := range cmds {
+		u.failed[i] = replyAdd(&c.r, u.adds[i])
+	}
+	return true
 }
 
 // execEach serves cmds one by one (exec1, which counts each): a run whose
@@ -395,6 +423,8 @@ type updRun struct {
 	cmds   []*command
 	failed []bool
 	x      exec
+	deltas []int64             // addRun's
+	adds   []storage.AddResult // addRun's
 }
 
 var updPool = sync.Pool{New: func() any { return new(updRun) }}
@@ -407,7 +437,8 @@ func (u *updRun) release() {
 	}
 	clear(u.keys)
 	clear(u.cmds)
-	u.keys, u.cmds, u.failed = u.keys[:0], u.cmds[:0], u.failed[:0]
+	clear(u.adds)
+	u.keys, u.cmds, u.failed, u.deltas, u.adds = u.keys[:0], u.cmds[:0], u.failed[:0], u.deltas[:0], u.adds[:0]
 	u.x = exec{}
 	updPool.Put(u)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
 )
@@ -94,5 +95,71 @@ func TestMGETOneKeyIsAnArray(t *testing.T) {
 				t.Fatalf("%q: %q, want %q", burst, got, w)
 			}
 		}
+	}
+}
+
+// TestPipelinedIncrements: bursts made only of increments (served with
+// one AddInts: addTurn, addRun) answer as cmdIncr answers, errors
+// included, in order; keep a counter's TTL; count each command; and move
+// the write versions a WATCH checks.  A burst with an increment whose
+// own arguments are bad is served in an Update, with the same replies.
+func TestPipelinedIncrements(t *testing.T) {
+	ts := startServer(t, Config{}, storage.Options{})
+	ctx := context.Background()
+	r := ts.raw(t)
+	steps := []struct {
+		send  string
+		wants []string
+	}{
+		{"SET s abc\r\nSET m 9223372036854775807\r\nSET t 5 EX 100\r\n", []string{"+OK", "+OK", "+OK"}},
+		{"INCR c\r\nINCRBY c 41\r\nINCR s\r\nDECRBY c 2\r\nDECR d\r\n",
+			[]string{":1", ":42", "-ERR value is not an integer or out of range", ":40", ":-1"}},
+		{"INCR m\r\nDECR m\r\nINCR t\r\nINCR t\r\n",
+			[]string{"-ERR increment or decrement would overflow", ":9223372036854775806", ":6", ":7"}},
+		{"INCRBY c x\r\nINCR c\r\nDECRBY c -9223372036854775808\r\nINCR c\r\n",
+			[]string{"-ERR value is not an integer or out of range", ":41", "-ERR decrement would overflow", ":42"}},
+	}
+	for _, st := range steps {
+		io.WriteString(r, st.send)
+		for _, want := range st.wants {
+			if got := r.line(t); got != want {
+				t.Fatalf("burst %q: got %q, want %q", st.send, got, want)
+			}
+		}
+	}
+	mon := ts.client(t, 2, "")
+	if ttl := mon.TTL(ctx, "t").Val(); ttl < 90*time.Second {
+		t.Errorf("TTL t after INCR = %v, want the SET's 100s kept", ttl)
+	}
+	for k, want := range map[string]string{"c": "42", "d": "-1", "s": "abc", "m": "9223372036854775806", "t": "7"} {
+		if got := mon.Get(ctx, k).Val(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	_, calls := infoCounts(t, mon.Info(ctx, "commandstats").Val())
+	for name, want := range map[string]uint64{"incr": 7, "incrby": 2, "decr": 2, "decrby": 2} {
+		if calls[name] != want {
+			t.Errorf("cmdstat_%s calls = %d, want %d (all: %v)", name, calls[name], want, calls)
+		}
+	}
+
+	// A burst of increments from another client aborts a WATCH of its key.
+	w := ts.raw(t)
+	for _, c := range []string{"WATCH c", "MULTI", "SET c 0"} {
+		send(t, w, c)
+		w.line(t)
+	}
+	io.WriteString(r, "INCR c\r\nINCR c\r\n")
+	for _, want := range []string{":43", ":44"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("INCR after WATCH: %q, want %q", got, want)
+		}
+	}
+	send(t, w, "EXEC")
+	if got := w.line(t); got != "*-1" {
+		t.Fatalf("EXEC after the watched key was incremented: %q, want *-1 (aborted)", got)
+	}
+	if got := mon.Get(ctx, "c").Val(); got != "44" {
+		t.Errorf("c = %q after the aborted EXEC, want 44", got)
 	}
 }

@@ -116,6 +116,7 @@ const (
 type Server struct {
 	cfg     Config
 	store   Store
+	adder   storage.Adder // store's counter path (AddInts), nil without one
 	started time.Time
 	lim     frameLimits
 	cmds    map[string]*command
@@ -180,9 +181,11 @@ func New(cfg Config, store Store) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	adder, _ := store.(storage.Adder)
 	s := &Server{
 		cfg:     cfg,
 		store:   store,
+		adder:   adder,
 		started: time.Now(),
 		clients: make(map[*client]struct{}),
 		cursors: newCursorTable(),

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math"
 	"math/big"
-	"strconv"
 	"time"
 
 	"github.com/mantisdb/mantisdb/go/storage"
@@ -30,23 +29,7 @@ func isKeyLimit(err error) bool {
 
 // parseInt parses a Redis integer argument strictly (string2ll): an
 // optional '-', digits, no leading zeros, no spaces or '+'.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	if len(b) == 1 && b[0] == '0' {
-		return 0, true
-	}
-	i := 0
-	if b[0] == '-' {
-		i = 1
-	}
-	if i >= len(b) || b[i] < '1' || b[i] > '9' {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	return n, err == nil
-}
+func parseInt(b []byte) (int64, bool) { return storage.ParseInt(b) }
 
 // lookupValue reads key for a command, writing an error reply on failure.
 func (x *exec) lookupValue(key []byte) (storage.Entry, bool, bool) {
@@ -466,6 +449,50 @@ func cmdSetRange(x *exec) {
 	if x.put(x.args[1], v, exp) {
 		x.r.int(size)
 	}
+}
+
+// incrDelta returns what cmd, a's command, adds when it is INCR, DECR,
+// INCRBY or DECRBY with arguments cmdIncr would take; false for any
+// other command (nil included) or arguments, which are left to cmdIncr
+// and its errors.  What the turns and runs of increments serve with one
+// AddInts (addTurn, runUpdates), answered by replyAdd.
+func incrDelta(cmd *command, a [][]byte) (int64, bool) {
+	if cmd == nil || len(a) != cmd.arity {
+		return 0, false
+	}
+	switch cmd.name {
+	case "incr":
+		return 1, true
+	case "decr":
+		return -1, true
+	case "incrby", "decrby":
+		n, ok := parseInt(a[2])
+		if !ok || cmd.name == "decrby" && n == math.MinInt64 {
+			return 0, false
+		}
+		if cmd.name == "decrby" {
+			n = -n
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// replyAdd answers an increment's AddInts result as cmdIncr answers it,
+// and reports whether it failed.
+func replyAdd(r *reply, res storage.AddResult) bool {
+	switch res.Err {
+	case nil:
+		r.int(res.Value)
+		return false
+	case storage.ErrNotInteger:
+		r.err(errNotInt)
+	case storage.ErrOverflow:
+		r.err(errOverflow)
+	default:
+		r.err(storeError(res.Err))
+	}
+	return true
 }
 
 // cmdIncr is INCR, DECR, INCRBY and DECRBY.

@@ -53,6 +53,7 @@ import (
 	"errors"
 	"log"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -120,8 +121,10 @@ type loopTurn struct {
 	// pipelined burst mostly repeats one command.
 	lastName []byte
 	lastCmd  *command
-	vals     []byte        // values the turn's commands stage (exec.vals)
-	batch    storage.Batch // flushPlain's
+	vals     []byte              // values the turn's commands stage (exec.vals)
+	batch    storage.Batch       // flushPlain's
+	deltas   []int64             // addTurn's, one per key of keys
+	adds     []storage.AddResult // addTurn's results
 }
 
 // turnFor returns the deferred-run state of event loop el, created on
@@ -519,6 +522,75 @@ func (s *Server) flushPlain(t *loopTurn) {
 	}
 }
 
+// prepareRun gives write run r its commands (deferRun looked up none for
+// plain writes and an EXEC) and its failed flags, once.
+func (s *Server) prepareRun(t *loopTurn, r *turnRun) {
+	if r.failed != nil {
+		return
+	}
+	for j, rc := range r.cmds {
+		if r.exe[j] == nil {
+			r.exe[j] = s.lookup(rc.Args[0])
+		}
+	}
+	mark := len(t.fail)
+	for range r.cmds {
+		t.fail = append(t.fail, false)
+	}
+	r.failed = t.fail[mark:len(t.fail):len(t.fail)]
+}
+
+// addTurn serves the turn's write runs (only as for flushUpdates) with one
+// AddInts when every command of them is an increment incrDelta takes (a
+// burst of pipelined INCRs, or one INCR from each of many clients): the
+// engine's counter path, which in memory adds in place without a
+// transaction.  Each command stays atomic on its own, as in an Update,
+// and is answered as cmdIncr answers.  It reports false, having done
+// nothing, for any other turn (and when the store has no counter path:
+// cluster mode), which flushUpdates then serves in an Update.
+func (s *Server) addTurn(t *loopTurn, only int) bool {
+	if s.adder == nil {
+		return false
+	}
+	keys, deltas := t.keys[:0], t.deltas[:0]
+	for i := range t.runs {
+		r := &t.runs[i]
+		if r.read || only >= 0 && i != only {
+			continue
+		}
+		if r.exec {
+			return false
+		}
+		for j, rc := range r.cmds {
+			d, ok := incrDelta(r.exe[j], rc.Args)
+			if !ok {
+				return false
+			}
+			keys = append(keys, rc.Args[1])
+			deltas = append(deltas, d)
+		}
+	}
+	t.keys, t.deltas = keys, deltas
+	if len(keys) == 0 {
+		return false
+	}
+	t.adds = slices.Grow(t.adds[:0], len(keys))[:len(keys)]
+	_ = s.adder.AddInts(keys, deltas, t.adds) // every key's result says what it got
+	n := 0
+	for i := range t.runs {
+		r := &t.runs[i]
+		if r.read || only >= 0 && i != only {
+			continue
+		}
+		s.prepareRun(t, r)
+		for j := range r.cmds {
+			r.failed[j] = replyAdd(&r.c.r, t.adds[n])
+			n++
+		}
+	}
+	return true
+}
+
 // flushUpdates runs the turn's write runs (only: that run alone, -1:
 // all) inside one Update over all their keys, each command against the
 // transaction in order, as runUpdates does for one client's run.  When
@@ -527,6 +599,9 @@ func (s *Server) flushPlain(t *loopTurn) {
 // each run is tried in an Update of its own, as it would have been alone;
 // a run too large on its own is applied a command at a time (flushEach).
 func (s *Server) flushUpdates(t *loopTurn, only int) {
+	if s.addTurn(t, only) {
+		return
+	}
 	keys := t.keys[:0]
 	nruns := 0
 	for i := range t.runs {
@@ -535,18 +610,7 @@ func (s *Server) flushUpdates(t *loopTurn, only int) {
 			continue
 		}
 		nruns++
-		if r.failed == nil {
-			for j, rc := range r.cmds {
-				if r.exe[j] == nil { // deferRun looked up none: plain writes, an EXEC
-					r.exe[j] = s.lookup(rc.Args[0])
-				}
-			}
-			mark := len(t.fail)
-			for range r.cmds {
-				t.fail = append(t.fail, false)
-			}
-			r.failed = t.fail[mark:len(t.fail):len(t.fail)]
-		}
+		s.prepareRun(t, r)
 		for j, rc := range r.cmds {
 			if j == 0 && r.exec {
 				keys = appendQueueKeys(keys, r.queue)
@@ -644,9 +708,12 @@ func (t *loopTurn) reset() {
 	clear(t.cmds)
 	clear(t.keys)
 	clear(t.exe)
+	clear(t.adds)
 	t.runs, t.args, t.cmds, t.keys, t.exe, t.fail = t.runs[:0], t.args[:0], t.cmds[:0], t.keys[:0], t.exe[:0], t.fail[:0]
-	if cap(t.args) > maxTurnArgs || cap(t.keys) > maxTurnArgs || cap(t.batch.Ops) > maxTurnArgs {
-		t.args, t.keys, t.batch.Ops = nil, nil, nil
+	t.deltas, t.adds = t.deltas[:0], t.adds[:0]
+	if cap(t.args) > maxTurnArgs || cap(t.keys) > maxTurnArgs || cap(t.batch.Ops) > maxTurnArgs ||
+		cap(t.deltas) > maxTurnArgs || cap(t.adds) > maxTurnArgs {
+		t.args, t.keys, t.batch.Ops, t.deltas, t.adds = nil, nil, nil, nil, nil
 	}
 	if cap(t.cmds) > maxTurnScratch || cap(t.exe) > maxTurnScratch || cap(t.fail) > maxTurnScratch || cap(t.runs) > maxTurnScratch {
 		t.cmds, t.exe, t.fail, t.runs = nil, nil, nil, nil

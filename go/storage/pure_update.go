@@ -76,3 +76,8 @@ func (e *pureEngine) ViewMany(keys [][]byte, fn func(i int, value []byte, err er
 	}
 	return nil
 }
+
+// AddInts adds to counters (see Adder): one Update over keys.
+func (e *pureEngine) AddInts(keys [][]byte, deltas []int64, out []AddResult) error {
+	return e.shell.addInts(e.entryAt, nil, keys, deltas, out)
+}

@@ -20,9 +20,9 @@
 // before its stripes are released.
 //
 // What bumps a version: every write through the shell (Put, PutWithTTL,
-// Delete, Apply, Update that writes the key, DeleteAll), whichever
-// engine, whoever called it (HTTP, RESP, a Go caller, go/cluster applying
-// a committed entry).  What does not: expiry and the background sweep
+// Delete, Apply, Update that writes the key, an AddInts that writes it,
+// DeleteAll), whichever engine, whoever called it (HTTP, RESP, a Go
+// caller, go/cluster applying a committed entry).  What does not: expiry and the background sweep
 // (no write happens: a key that expires keeps its version; a caller who
 // cares compares liveness itself, as Redis 7's WATCH does), recovery, and
 // anything before the table exists (a caller reads a version before it
@@ -67,6 +67,20 @@ func (s *shell) WriteVersion(key []byte) uint64 {
 		}
 	}
 	return t[maphash.Bytes(s.seed, key)%versionSlots].Load()
+}
+
+// touchAdded bumps the versions of the keys AddInts wrote (out[i].Err
+// nil), as touch does for a write, under the same stripes.
+func (s *shell) touchAdded(keys [][]byte, out []AddResult) {
+	t := s.vers.Load()
+	if t == nil {
+		return
+	}
+	for i, k := range keys {
+		if out[i].Err == nil {
+			t[maphash.Bytes(s.seed, k)%versionSlots].Add(1)
+		}
+	}
 }
 
 // touch bumps the versions of w's keys.  Called after w was published (or
