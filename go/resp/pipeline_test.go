@@ -163,3 +163,22 @@ func TestPipelinedIncrements(t *testing.T) {
 		t.Errorf("c = %q after the aborted EXEC, want 44", got)
 	}
 }
+
+// TestPipelinedIncrementsValueLimit: under a value limit shorter than a
+// sum, the increment whose sum does not fit gets the size error alone;
+// the burst's other increments are written (the reviewer's reproduction
+// of a regression where one such sum failed the whole turn).
+func TestPipelinedIncrementsValueLimit(t *testing.T) {
+	ts := startServer(t, Config{MaxValueSize: 5}, storage.Options{MaxValueSize: 5})
+	r := ts.raw(t)
+	send(t, r, "SET big 99999")
+	if got := r.line(t); got != "+OK" {
+		t.Fatalf("SET: %q", got)
+	}
+	io.WriteString(r, "INCR a\r\nINCR big\r\nINCR a\r\nGET a\r\n")
+	for _, want := range []string{":1", "-ERR string exceeds maximum allowed size (max-value-size)", ":2", "$1", "2"} {
+		if got := r.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}

@@ -39,9 +39,11 @@ var (
 type AddResult struct {
 	// Value is the sum written, when Err is nil.
 	Value int64
-	// Err is nil (the sum was written), ErrNotInteger or ErrOverflow
-	// (nothing written for this key), or the error that stopped the call
-	// at or before this key (AddInts' own).
+	// Err is nil (the sum was written); this key's own refusal, nothing
+	// written for it: ErrNotInteger, ErrOverflow, ErrValueTooLarge (the
+	// sum's digits pass Options.MaxValueSize) or the key's validation
+	// error (ErrEmptyKey, ErrKeyTooLarge); or the error that stopped the
+	// call at or before this key (AddInts' own).
 	Err error
 }
 
@@ -53,11 +55,12 @@ type Adder interface {
 	// INCRBY, an absent or expired key counts as 0, and the sum keeps
 	// the value's expiry (a new key gets none).  Each key's add is one
 	// atomic write, durable under the sync policy when AddInts returns;
-	// they are not atomic together.  len(deltas) must equal len(keys) and
-	// out must hold at least as many (ErrInvalid).  An invalid key (empty,
-	// too long) fails the whole call before anything is written.  Any
-	// other error stops the call; keys before it may have been written
-	// (out says which), and it is also returned.
+	// they are not atomic together, and a key refused on its own (see
+	// AddResult.Err) does not stop the others.  len(deltas) must equal
+	// len(keys) and out must hold at least as many (ErrInvalid, nothing
+	// written).  Any other error (ErrClosed, ErrNoMem, a log failure)
+	// stops the call: keys before it may have been written (out says
+	// which), every later one gets it, and it is returned.
 	AddInts(keys [][]byte, deltas []int64, out []AddResult) error
 }
 
@@ -105,8 +108,8 @@ func (s *shell) addInts(read entryReader, many keysReader, keys [][]byte, deltas
 		return fmt.Errorf("%w: AddInts needs a delta and a result per key", ErrInvalid)
 	}
 	for _, k := range keys {
-		if err := s.lim.checkKey(k); err != nil {
-			return failAdds(out[:len(keys)], err)
+		if s.lim.checkKey(k) != nil {
+			return s.addEach(read, many, keys, deltas, out)
 		}
 	}
 	// The index knows only the format's value limit, and a sum is at
@@ -150,7 +153,12 @@ func (s *shell) addInts(read entryReader, many keysReader, keys [][]byte, deltas
 			v := cur + deltas[i]
 			start := len(digits)
 			digits = strconv.AppendInt(digits, v, 10) // within its capacity: no move
-			if err := tx.Put(k, digits[start:len(digits):len(digits)], ent.ExpiresAt); err != nil {
+			sum := digits[start:len(digits):len(digits)]
+			if err := s.lim.checkValue(sum); err != nil {
+				out[i] = AddResult{Err: err} // this key's own refusal, as an overflow
+				continue
+			}
+			if err := tx.Put(k, sum, ent.ExpiresAt); err != nil {
 				return err
 			}
 			out[i] = AddResult{Value: v}
@@ -159,6 +167,23 @@ func (s *shell) addInts(read entryReader, many keysReader, keys [][]byte, deltas
 	})
 	if err != nil {
 		return failAdds(out[:len(keys)], err) // nothing was written
+	}
+	return nil
+}
+
+// addEach is addInts for a list with an invalid key: that key gets its
+// error, and every other key is added alone, in order, so one bad key
+// costs only its own add.  An error of the call stops it there, as in
+// addInts.
+func (s *shell) addEach(read entryReader, many keysReader, keys [][]byte, deltas []int64, out []AddResult) error {
+	for i, k := range keys {
+		if err := s.lim.checkKey(k); err != nil {
+			out[i] = AddResult{Err: err}
+			continue
+		}
+		if err := s.addInts(read, many, keys[i:i+1], deltas[i:i+1], out[i:i+1]); err != nil {
+			return failAdds(out[i:len(keys)], err)
+		}
 	}
 	return nil
 }

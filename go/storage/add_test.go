@@ -128,16 +128,20 @@ func TestAddInts(t *testing.T) {
 		if err := ad.AddInts(keys, []int64{1}, out); !errors.Is(err, storage.ErrInvalid) {
 			t.Fatalf("short deltas: %v", err)
 		}
-		if err := ad.AddInts([][]byte{[]byte("a"), nil}, []int64{1, 1}, out); !errors.Is(err, storage.ErrEmptyKey) ||
-			!errors.Is(out[0].Err, storage.ErrEmptyKey) {
-			t.Fatalf("empty key: %v, %+v", err, out[0])
-		}
 		wantValue(t, e, "a", "7", 0)
+		// An invalid key is refused on its own: the others are added.
+		long := make([]byte, storage.DefaultMaxKeySize+1)
+		err := ad.AddInts([][]byte{[]byte("a"), nil, long, []byte("a")}, []int64{1, 1, 1, 1}, out)
+		if err != nil || out[0].Value != 8 || !errors.Is(out[1].Err, storage.ErrEmptyKey) ||
+			!errors.Is(out[2].Err, storage.ErrKeyTooLarge) || out[3].Value != 9 || out[3].Err != nil {
+			t.Fatalf("invalid keys: %v, %+v", err, out[:4])
+		}
+		wantValue(t, e, "a", "9", 0)
 
 		if durable { // the sums are logged
 			check(t, e.Close(), "close")
 			e = open()
-			wantValue(t, e, "a", "7", 0)
+			wantValue(t, e, "a", "9", 0)
 			wantValue(t, e, "n", "-2", 0)
 			wantValue(t, e, "t", "3", 0)
 		}
@@ -150,17 +154,19 @@ func TestAddInts(t *testing.T) {
 }
 
 // TestAddIntsValueLimit: a sum whose digits pass the value limit is
-// refused with ErrValueTooLarge and writes nothing.
+// refused with ErrValueTooLarge for its key alone: nothing is written for
+// it, and the other keys of the call are added.
 func TestAddIntsValueLimit(t *testing.T) {
 	eachEngine(t, storage.Options{MaxValueSize: 2}, func(t *testing.T, _ bool, open func() storage.Engine) {
 		e := open()
 		check(t, e.Put([]byte("c"), []byte("99")), "put")
-		out := make([]storage.AddResult, 2)
-		err := e.(storage.Adder).AddInts([][]byte{[]byte("d"), []byte("c")}, []int64{5, 1}, out)
-		if !errors.Is(err, storage.ErrValueTooLarge) || !errors.Is(out[1].Err, storage.ErrValueTooLarge) {
+		out := make([]storage.AddResult, 3)
+		err := e.(storage.Adder).AddInts([][]byte{[]byte("d"), []byte("c"), []byte("d")}, []int64{5, 1, 5}, out)
+		if err != nil || !errors.Is(out[1].Err, storage.ErrValueTooLarge) || out[0].Value != 5 || out[2].Value != 10 {
 			t.Fatalf("99 + 1 with a 2-byte limit: %v, %+v", err, out)
 		}
 		wantValue(t, e, "c", "99", 0)
+		wantValue(t, e, "d", "10", 0)
 	})
 }
 

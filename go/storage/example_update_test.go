@@ -1,5 +1,5 @@
-// example_update_test.go -- the README's Update example, compiled and
-// checked by `go test`.
+// example_update_test.go -- the README's Update and AddInts examples,
+// compiled and checked by `go test`.
 package storage_test
 
 import (
@@ -40,4 +40,25 @@ func ExampleUpdate() {
 	v, _ := db.Get([]byte("hits"))
 	fmt.Println(string(v))
 	// Output: 10
+}
+
+func ExampleAdder() {
+	db, err := storage.NewDefaultStorageEngine(storage.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.Put([]byte("name"), []byte("ada"))
+	keys := [][]byte{[]byte("hits"), []byte("hits"), []byte("name")}
+	out := make([]storage.AddResult, len(keys))
+	if err := db.(storage.Adder).AddInts(keys, []int64{1, 41, 1}, out); err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range out {
+		fmt.Println(r.Value, r.Err)
+	}
+	// Output:
+	// 1 <nil>
+	// 42 <nil>
+	// 0 mantisdb: value is not an integer
 }
