@@ -563,12 +563,15 @@ mantis_db_add_int(mantis_db *db, const void *keys, const uint32_t *klens,
 		st = MANTIS_INVALID;
 		goto out;
 	}
-	/* In windows of APPLY_AHEAD keys, as mantis_db_prefetch: the index
-	 * slots, then the nodes and records they lead to, then the adds in
-	 * order.  The prefetches are hints (sl_add_int is warm). */
+	/* In windows of APPLY_AHEAD keys, as batch_apply's: the index slots,
+	 * then the nodes and records they lead to, then the splices of the
+	 * keys likely absent (an add to an absent key inserts it), then the
+	 * adds in order.  Prefetches and splices are hints. */
 	const uint8_t *k = keys;
 	while (i < n) {
 		uint64_t hash[APPLY_AHEAD];
+		const uint8_t *wkeys[APPLY_AHEAD];
+		bool put[APPLY_AHEAD];
 		size_t m = 0;
 		const uint8_t *wk = k;
 		mantis_status bad = MANTIS_OK; /* the key that ends the window early */
@@ -577,13 +580,21 @@ mantis_db_add_int(mantis_db *db, const void *keys, const uint32_t *klens,
 			if (bad != MANTIS_OK)
 				break;
 			hash[m] = sl_hash_prefetch(db->sl, wk, klens[i + m]);
+			wkeys[m] = wk;
+			put[m] = true;
 			wk += klens[i + m];
 		}
-		sl_prefetch_nodes(db->sl, hash, m, false);
+		struct sl_hint paths[APPLY_AHEAD], *path_of[APPLY_AHEAD] = {NULL};
+		if (m > 1) { /* as batch_apply: one key has no misses to overlap */
+			uint64_t absent = sl_prefetch_nodes(db->sl, hash, m, true);
+			if (absent != 0)
+				find_insert_paths(db, wkeys, klens + i, put, m, absent, paths,
+						  path_of);
+		}
 		for (size_t j = 0; j < m; j++, i++) {
 			mantis_add_outcome o = MANTIS_ADD_OK;
 			st = sl_add_int(db->sl, k, klens[i], hash[j], deltas[i], now,
-					db->max_value, &results[i], &o);
+					db->max_value, m > 1, path_of[j], &results[i], &o);
 			if (st != MANTIS_OK)
 				goto out;
 			outcomes[i] = (uint8_t)o;

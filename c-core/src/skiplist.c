@@ -1186,7 +1186,8 @@ format_int(int64_t v, uint8_t *buf)
  */
 mantis_status
 sl_add_int(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h, int64_t delta,
-	   uint64_t now, uint32_t max_value, int64_t *result, mantis_add_outcome *outcome)
+	   uint64_t now, uint32_t max_value, bool warm, struct sl_hint *path, int64_t *result,
+	   mantis_add_outcome *outcome)
 {
 	uint8_t buf[SL_INT_MAX_LEN];
 	struct hx_shard *sh = hx_shard_for(sl->shards, h);
@@ -1226,7 +1227,7 @@ sl_add_int(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h, int64_
 			 * yet; replacing it is the put's update. */
 			mantis_epoch_exit(slot);
 			mantis_status st = sl_put_hashed(sl, key, klen, buf, vlen, 0, 0, h,
-							 true, NULL);
+							 warm, path);
 			if (st == MANTIS_OK) {
 				*result = v;
 				*outcome = MANTIS_ADD_OK;

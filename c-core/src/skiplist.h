@@ -300,16 +300,16 @@ mantis_status sl_put_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 /*
  * Adds delta to key's value read as a canonical decimal int64 and writes
  * the sum back in decimal, keeping a live record's expiry (an absent or
- * expired key counts as 0 and gets none).  h as for sl_put_hashed; the
- * caller prefetched h's slot and node (warm).  MANTIS_OK with *outcome:
+ * expired key counts as 0 and gets none).  h, warm and path as for
+ * sl_put_hashed, which an add of an absent key is.  MANTIS_OK with *outcome:
  * MANTIS_ADD_OK (*result = the sum, written), MANTIS_ADD_NOT_INTEGER or
  * MANTIS_ADD_OVERFLOW (nothing written).  MANTIS_TOO_LARGE when the sum's
  * digits exceed max_value, MANTIS_NOMEM: nothing written.  The caller
  * serialises writes of key; skiplist.c says why that makes it atomic.
  */
 mantis_status sl_add_int(mantis_skiplist *sl, const void *key, size_t klen, uint64_t h,
-			 int64_t delta, uint64_t now, uint32_t max_value, int64_t *result,
-			 mantis_add_outcome *outcome);
+			 int64_t delta, uint64_t now, uint32_t max_value, bool warm,
+			 struct sl_hint *path, int64_t *result, mantis_add_outcome *outcome);
 mantis_status sl_delete_hashed(mantis_skiplist *sl, const void *key, size_t klen,
 			       uint64_t h);
 /*

@@ -1367,6 +1367,56 @@ test_add_int_model(void **state)
 	mantis_db_close(db);
 }
 
+/* Adds of absent keys insert them with the splices their window searched
+ * in lockstep, as a batch's puts do (find_insert_paths), and those of
+ * existing keys search none. */
+static void
+test_add_int_insert_paths(void **state)
+{
+	(void)state;
+	enum { N = 4096, NEW = 64 };
+	mantis_db *db = open_db(0, 0);
+	char k[32];
+	for (int j = 0; j < N; j++) {
+		snprintf(k, sizeof(k), "k%07d", (int)(2 * (((uint64_t)j * 2654435761u) % N)));
+		assert_int_equal(put_s(db, k, "5", 0), MANTIS_OK);
+	}
+	uint64_t searched, used;
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_int_equal(searched, 0);
+	/* NEW absent keys, descending (an ascending run would use the slot's
+	 * own hint), then the same number of existing ones. */
+	char keys[2 * NEW * 8];
+	uint32_t kl[2 * NEW];
+	int64_t d[2 * NEW], r[2 * NEW];
+	uint8_t o[2 * NEW];
+	for (int j = 0; j < 2 * NEW; j++) {
+		int num = j < NEW ? 2 * (N - 1 - j * (N / NEW)) + 1 : 2 * (j * 31 % N);
+		snprintf(k, sizeof(k), "k%07d", num);
+		memcpy(keys + 8 * j, k, 8);
+		kl[j] = 8;
+		d[j] = 2;
+	}
+	assert_int_equal(mantis_db_add_int(db, keys, kl, d, NEW, 1, r, o, NULL), MANTIS_OK);
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_in_range(searched, NEW * 3 / 4, NEW);
+	assert_int_equal(used, searched);
+	uint64_t before = searched;
+	assert_int_equal(mantis_db_add_int(db, keys + 8 * NEW, kl + NEW, d + NEW, NEW, 1, r + NEW,
+					   o + NEW, NULL),
+			 MANTIS_OK);
+	sl_path_stats(engine_list(db), &searched, &used);
+	assert_int_equal(searched, before);
+	for (int j = 0; j < 2 * NEW; j++) {
+		assert_int_equal(o[j], MANTIS_ADD_OK);
+		assert_int_equal(r[j], j < NEW ? 2 : 7);
+	}
+	mantis_db_stats st;
+	assert_int_equal(mantis_db_stats_get(db, &st), MANTIS_OK);
+	assert_int_equal(st.keys, N + NEW);
+	mantis_db_close(db);
+}
+
 /* Bad arguments, limits and out-of-memory: each stops the call at the key
  * it names, with the keys before it handled and that one unchanged. */
 static void
@@ -1950,6 +2000,7 @@ main(void)
 	    cmocka_unit_test(test_sweep_model),
 	    cmocka_unit_test(test_sweep_races_fresh_puts),
 	    cmocka_unit_test(test_add_int_model),
+	    cmocka_unit_test(test_add_int_insert_paths),
 	    cmocka_unit_test(test_add_int_errors),
 	    cmocka_unit_test(test_add_int_races_sweep),
 	    cmocka_unit_test(test_large_overwrites_memory_returns),
