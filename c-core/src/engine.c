@@ -438,6 +438,30 @@ find_insert_paths(mantis_db *db, const uint8_t *const *keys, const uint32_t *kle
 		path_of[rec[j]] = &paths[j];
 }
 
+/*
+ * The second and third passes of a write window (batch_apply, adds):
+ * with hash[] hashed and its slots prefetched (sl_hash_prefetch), the
+ * nodes and records they lead to, then the splices of the window's likely
+ * inserts (find_insert_paths; path_of[] comes all NULL).  One key has no
+ * other's misses to overlap with, so a window of one gets neither pass
+ * (the passes would only add epoch sections); a window of updates (every
+ * slot led to a node) has no splices to search.  Returns whether the
+ * window's keys are warm (their slots and nodes prefetched), the warm
+ * argument of their puts.
+ */
+static bool
+prepare_window(mantis_db *db, const uint64_t *hash, const uint8_t *const *keys,
+	       const uint32_t *klens, const bool *put, size_t n, struct sl_hint *paths,
+	       struct sl_hint **path_of)
+{
+	if (n < 2)
+		return false;
+	uint64_t absent = sl_prefetch_nodes(db->sl, hash, n, true);
+	if (absent != 0)
+		find_insert_paths(db, keys, klens, put, n, absent, paths, path_of);
+	return true;
+}
+
 static mantis_status
 batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bool crc)
 {
@@ -483,21 +507,13 @@ batch_apply(mantis_db *db, const void *batch, size_t len, size_t *bad_offset, bo
 			put[n] = rec.type == MANTIS_REC_PUT;
 		}
 		struct sl_hint paths[APPLY_AHEAD], *path_of[APPLY_AHEAD] = {NULL};
-		/* One key has no other's misses to overlap with; the passes
-		 * would only add epoch sections.  A window of updates (every
-		 * slot led to a node) has no splices to search. */
-		if (n > 1) {
-			uint64_t absent = sl_prefetch_nodes(db->sl, hash, n, true);
-			if (absent != 0)
-				find_insert_paths(db, keys, klens, put, n, absent, paths,
-						  path_of);
-		}
+		bool warm = prepare_window(db, hash, keys, klens, put, n, paths, path_of);
 		for (size_t i = 0; st == MANTIS_OK && i < n; i++, off += rec.size) {
 			mantis_codec_view((const uint8_t *)batch + off, &rec);
 			if (rec.type == MANTIS_REC_PUT) {
 				st = sl_put_hashed(db->sl, rec.key, rec.key_len, rec.value,
 						   rec.value_len, 0, rec.expires_at, hash[i],
-						   n > 1, path_of[i]);
+						   warm, path_of[i]);
 				puts += st == MANTIS_OK;
 			} else {
 				/* Cannot fail for a validated key: absent is fine. */
@@ -585,16 +601,11 @@ mantis_db_add_int(mantis_db *db, const void *keys, const uint32_t *klens,
 			wk += klens[i + m];
 		}
 		struct sl_hint paths[APPLY_AHEAD], *path_of[APPLY_AHEAD] = {NULL};
-		if (m > 1) { /* as batch_apply: one key has no misses to overlap */
-			uint64_t absent = sl_prefetch_nodes(db->sl, hash, m, true);
-			if (absent != 0)
-				find_insert_paths(db, wkeys, klens + i, put, m, absent, paths,
-						  path_of);
-		}
+		bool warm = prepare_window(db, hash, wkeys, klens + i, put, m, paths, path_of);
 		for (size_t j = 0; j < m; j++, i++) {
 			mantis_add_outcome o = MANTIS_ADD_OK;
 			st = sl_add_int(db->sl, k, klens[i], hash[j], deltas[i], now,
-					db->max_value, m > 1, path_of[j], &results[i], &o);
+					db->max_value, warm, path_of[j], &results[i], &o);
 			if (st != MANTIS_OK)
 				goto out;
 			outcomes[i] = (uint8_t)o;

@@ -1158,6 +1158,37 @@ race_sweeper(void *arg)
 	return NULL;
 }
 
+/* Starts c's sweeper thread (race_sweeper). */
+static pthread_t
+race_start(struct race_ctx *c)
+{
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, race_sweeper, c), 0);
+	return t;
+}
+
+/* Stops c's sweeper thread t; neither it nor the test may have found
+ * anything bad. */
+static void
+race_stop(struct race_ctx *c, pthread_t t)
+{
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	assert_int_equal(c->bad, 0);
+}
+
+/* Puts value, expiring at exp, under each of the RACE_KEYS keys of
+ * kind (sweep_key). */
+static void
+race_fill(mantis_db *db, const char *kind, const char *value, uint64_t exp)
+{
+	char k[32];
+	for (int i = 0; i < RACE_KEYS; i++) {
+		sweep_key(k, sizeof(k), kind, i);
+		assert_int_equal(put_s(db, k, value, exp), MANTIS_OK);
+	}
+}
+
 /*
  * Fresh puts racing the sweep survive: every key starts expired (at 10,
  * the sweep runs at 100); a writer re-puts the even keys without expiry
@@ -1170,19 +1201,13 @@ test_sweep_races_fresh_puts(void **state)
 	(void)state;
 	struct race_ctx c = {.db = open_db(0, 0)};
 	char k[32];
-	for (int i = 0; i < RACE_KEYS; i++) {
-		sweep_key(k, sizeof(k), "r", i);
-		assert_int_equal(put_s(c.db, k, "old", 10), MANTIS_OK);
-	}
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &c), 0);
+	race_fill(c.db, "r", "old", 10);
+	pthread_t t = race_start(&c);
 	for (int i = 0; i < RACE_KEYS; i += 2) {
 		sweep_key(k, sizeof(k), "r", i);
 		assert_int_equal(put_s(c.db, k, "fresh", 0), MANTIS_OK);
 	}
-	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(t, NULL);
-	assert_int_equal(c.bad, 0);
+	race_stop(&c, t);
 	sweep_all(c.db, 100, 100);
 	for (int i = 0; i < RACE_KEYS; i++) {
 		sweep_key(k, sizeof(k), "r", i);
@@ -1202,7 +1227,7 @@ test_sweep_races_fresh_puts(void **state)
 	 * load of an expired record and a put that replaces it: a fresh
 	 * value must be readable right after its put returned, every time. */
 	struct race_ctx h = {.db = open_db(0, 0)};
-	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &h), 0);
+	t = race_start(&h);
 	for (int round = 0; round < 20000; round++) {
 		sweep_key(k, sizeof(k), "h", round % 8);
 		assert_int_equal(put_s(h.db, k, "old", 10), MANTIS_OK);
@@ -1214,9 +1239,7 @@ test_sweep_races_fresh_puts(void **state)
 			break;
 		}
 	}
-	__atomic_store_n(&h.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(t, NULL);
-	assert_int_equal(h.bad, 0);
+	race_stop(&h, t);
 	mantis_db_close(h.db);
 }
 
@@ -1530,20 +1553,15 @@ test_add_int_races_sweep(void **state)
 	(void)state;
 	struct race_ctx c = {.db = open_db(0, 0)};
 	char k[32];
-	for (int i = 0; i < RACE_KEYS; i++) {
-		sweep_key(k, sizeof(k), "r", i);
-		assert_int_equal(put_s(c.db, k, "7", 10), MANTIS_OK);
-	}
-	pthread_t sw, w[2];
+	race_fill(c.db, "r", "7", 10);
+	pthread_t w[2];
 	struct add_ctx a[2] = {{c.db, 0, 2, 50, 0}, {c.db, 1, 2, 50, 0}};
-	assert_int_equal(pthread_create(&sw, NULL, race_sweeper, &c), 0);
+	pthread_t sw = race_start(&c);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&w[i], NULL, add_writer, &a[i]), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_join(w[i], NULL);
-	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(sw, NULL);
-	assert_int_equal(c.bad, 0);
+	race_stop(&c, sw);
 	assert_int_equal(a[0].bad, 0);
 	assert_int_equal(a[1].bad, 0);
 	for (int i = 0; i < RACE_KEYS; i++) {
@@ -1556,8 +1574,7 @@ test_add_int_races_sweep(void **state)
 	mantis_db_close(c.db);
 
 	struct race_ctx h = {.db = open_db(0, 0)};
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &h), 0);
+	pthread_t t = race_start(&h);
 	for (int round = 0; round < 20000 && h.bad == 0; round++) {
 		sweep_key(k, sizeof(k), "h", round % 8);
 		assert_int_equal(put_s(h.db, k, "7", 10), MANTIS_OK);
@@ -1570,9 +1587,7 @@ test_add_int_races_sweep(void **state)
 		    n != 1 || buf[0] != '1')
 			h.bad = 4;
 	}
-	__atomic_store_n(&h.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(t, NULL);
-	assert_int_equal(h.bad, 0);
+	race_stop(&h, t);
 	mantis_db_close(h.db);
 
 	/* Live to the add (now 10), expired to the sweep (now 100): the add
@@ -1580,7 +1595,7 @@ test_add_int_races_sweep(void **state)
 	 * its load and its CAS; then the CAS fails and the add starts over on
 	 * an absent key, writing "1" without expiry, which no sweep removes. */
 	struct race_ctx l = {.db = open_db(0, 0)};
-	assert_int_equal(pthread_create(&t, NULL, race_sweeper, &l), 0);
+	t = race_start(&l);
 	for (int round = 0; round < 20000 && l.bad == 0; round++) {
 		sweep_key(k, sizeof(k), "l", round % 8);
 		assert_int_equal(put_s(l.db, k, "7", 50), MANTIS_OK);
@@ -1595,9 +1610,7 @@ test_add_int_races_sweep(void **state)
 		if (v == 8 && g == MANTIS_OK && (n != 1 || buf[0] != '8'))
 			l.bad = 7;
 	}
-	__atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
-	pthread_join(t, NULL);
-	assert_int_equal(l.bad, 0);
+	race_stop(&l, t);
 	mantis_db_close(l.db);
 }
 
