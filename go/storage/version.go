@@ -22,11 +22,12 @@
 // What bumps a version: every write through the shell (Put, PutWithTTL,
 // Delete, Apply, Update that writes the key, an AddInts that writes it,
 // DeleteAll), whichever engine, whoever called it (HTTP, RESP, a Go
-// caller, go/cluster applying a committed entry).  What does not: expiry and the background sweep
-// (no write happens: a key that expires keeps its version; a caller who
-// cares compares liveness itself, as Redis 7's WATCH does), recovery, and
-// anything before the table exists (a caller reads a version before it
-// reads the key, so a write it could not see bumps the table it made).
+// caller, go/cluster applying a committed entry).  What does not: expiry
+// and the background sweep (no write happens: a key that expires keeps
+// its version; a caller who cares compares liveness itself, as Redis 7's
+// WATCH does), recovery, and anything before the table exists (a caller
+// reads a version before it reads the key, so a write it could not see
+// bumps the table it made).
 package storage
 
 import (
@@ -66,7 +67,12 @@ func (s *shell) WriteVersion(key []byte) uint64 {
 			t = s.vers.Load()
 		}
 	}
-	return t[maphash.Bytes(s.seed, key)%versionSlots].Load()
+	return s.version(t, key).Load()
+}
+
+// version is key's counter in t.
+func (s *shell) version(t *versionTable, key []byte) *atomic.Uint64 {
+	return &t[maphash.Bytes(s.seed, key)%versionSlots]
 }
 
 // touchAdded bumps the versions of the keys AddInts wrote (out[i].Err
@@ -78,7 +84,7 @@ func (s *shell) touchAdded(keys [][]byte, out []AddResult) {
 	}
 	for i, k := range keys {
 		if out[i].Err == nil {
-			t[maphash.Bytes(s.seed, k)%versionSlots].Add(1)
+			s.version(t, k).Add(1)
 		}
 	}
 }
@@ -92,10 +98,10 @@ func (s *shell) touch(w *wop) {
 		return
 	}
 	if w.kind != opBatch {
-		t[maphash.Bytes(s.seed, w.key)%versionSlots].Add(1)
+		s.version(t, w.key).Add(1)
 		return
 	}
 	for i := range w.ops {
-		t[maphash.Bytes(s.seed, w.ops[i].key)%versionSlots].Add(1)
+		s.version(t, w.ops[i].key).Add(1)
 	}
 }
