@@ -113,15 +113,13 @@ func TestConcurrentRemovalsKeepAVoter(t *testing.T) {
 }
 
 // lagEngine holds its node's state machine back on demand, as a slow
-// disk or a long GC pause would, and reports the reads of one key: a
-// handle on a leader whose engine lags its commit index.
+// disk or a long GC pause would: a handle on a leader whose engine lags
+// its commit index.
 type lagEngine struct {
 	baseEngine
-	mu    sync.Mutex
-	hold  chan struct{} // non-nil: Apply waits until it is closed
-	held  chan struct{} // closed by the first Apply that waits on hold
-	watch []byte        // Gets of this key are sent on got
-	got   chan []byte
+	mu   sync.Mutex
+	hold chan struct{} // non-nil: Apply waits until it is closed
+	held chan struct{} // closed by the first Apply that waits on hold
 }
 
 // holdApplies makes e's Apply wait until release is called (calling it
@@ -156,24 +154,13 @@ func (e *lagEngine) Apply(b *storage.Batch) error {
 	return e.baseEngine.Apply(b)
 }
 
-func (e *lagEngine) Get(key []byte) ([]byte, error) {
-	v, err := e.baseEngine.Get(key)
-	e.mu.Lock()
-	if e.watch != nil && bytes.Equal(key, e.watch) {
-		e.got <- bytes.Clone(v) // buffered: the first read only
-		e.watch = nil
-	}
-	e.mu.Unlock()
-	return v, err
-}
-
 // leaderBehind starts a three-node cluster whose engines engine wraps
 // and makes one follower, b, leader with an entry committed but not
 // applied: while b's state machine is held (its log still takes every
-// entry), the leader records the address http/resp for the third node d,
-// or for b itself when self is set, and then hands leadership to b.
-// release lets b's state machine go on (calling it again does nothing).
-func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngine, self bool, http, resp string) (b, d *testNode, be *lagEngine, release func()) {
+// entry), the leader a makes the write write(a, b), and then hands
+// leadership to b.  release lets b's state machine go on (calling it
+// again does nothing).
+func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngine, write func(a, b *testNode) error) (b *testNode, release func()) {
 	t.Helper()
 	c.start("n1", true)
 	c.join("n2")
@@ -181,25 +168,17 @@ func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngin
 	c.write("k", "v")
 	a := c.leader()
 	for _, n := range c.live() {
-		switch {
-		case n == a:
-		case b == nil:
+		if n != a {
 			b = n
-		default:
-			d = n
+			break
 		}
 	}
 	waitApplied(t, b, a.node.raft.CommitIndex())
 
-	be = engine(b.id)
-	held, release := be.holdApplies()
-	target := d
-	if self {
-		target = b
-	}
-	if err := a.node.AddVoter(target.id, target.raftAddr, http, resp); err != nil {
+	held, release := engine(b.id).holdApplies()
+	if err := write(a, b); err != nil {
 		release()
-		t.Fatalf("recording %s's address: %v", target.id, err)
+		t.Fatalf("the write %s's state machine is to lag: %v", b.id, err)
 	}
 	select {
 	case <-held:
@@ -212,7 +191,7 @@ func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngin
 		release()
 		t.Fatalf("%s applied %d of %d: the test needs a leader behind its commit index", b.id, b.node.AppliedIndex(), b.node.raft.CommitIndex())
 	}
-	return b, d, be, release
+	return b, release
 }
 
 // TestNewLeaderRewritesItsAddress: a node that becomes leader records its
@@ -230,7 +209,9 @@ func TestNewLeaderRewritesItsAddress(t *testing.T) {
 		cfg.RESPAddr = "resp-" + cfg.NodeID
 	})
 	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
-	b, _, _, release := leaderBehind(t, c, engine, true, "http-stale", "resp-stale")
+	b, release := leaderBehind(t, c, engine, func(a, b *testNode) error {
+		return a.node.AddVoter(b.id, b.raftAddr, "http-stale", "resp-stale")
+	})
 	defer release()
 	// Time for the new leader's check of its address to run while its
 	// state machine lags (with the barrier, the check waits for it).
@@ -247,50 +228,156 @@ func TestNewLeaderRewritesItsAddress(t *testing.T) {
 	t.Fatalf("%s leads with the address %q recorded; its own is %q", b.id, cur, want)
 }
 
-// TestRemoveMemberReadsCurrentAddress: RemoveMember keeps the departing
-// member's address to put back if Raft refuses the removal, so the
-// address it reads must be the one every committed entry left, also on
-// a new leader whose state machine has not applied up to its commit
-// index yet.  Here the old leader a records a new address for member d,
-// b takes over with that entry committed but not applied, and b removes
-// d: the address b reads must be the new one (before the fix it read
-// the old one at once, which a refused removal would have put back).
-func TestRemoveMemberReadsCurrentAddress(t *testing.T) {
-	c := newTestCluster(t, func(cfg *Config) { cfg.ApplyTimeout = 10 * time.Second })
-	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
-	b, d, be, release := leaderBehind(t, c, engine, false, "http-moved", "resp-moved")
-	defer release()
+// TestRemovalCommitsBeforeItsAddressGoes: RemoveMember deletes the
+// member's address entry only in a log entry after the configuration
+// change, so the delete can commit only if the removal does, and a
+// removal Raft refuses or loses leaves the member its address.  (Before,
+// the delete went first and a refused removal put the address back,
+// best effort.)  The same entry deletes every other address entry of an
+// ID outside the configuration.
+func TestRemovalCommitsBeforeItsAddressGoes(t *testing.T) {
+	c := newTestCluster(t, nil)
+	c.start("n1", true)
+	c.join("n2")
+	c.join("n3")
+	l := c.leader()
+	var d *testNode
+	for _, n := range c.live() {
+		if n != l {
+			d = n
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// An entry left by an earlier membership (a leader that removed
+	// itself, a prune that failed).
+	if err := l.node.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey("gone"), Value: []byte("http-gone")}}); err != nil {
+		t.Fatal(err)
+	}
+	first := l.node.raft.LastIndex() + 1
+	if err := l.node.RemoveMember(d.id); err != nil {
+		t.Fatalf("RemoveMember(%s): %v", d.id, err)
+	}
+	removedAt, deletedAt := uint64(0), uint64(0)
+	deleted := map[string]bool{}
+	for i := first; i <= l.node.raft.LastIndex() && deletedAt == 0; i++ {
+		var e raft.Log
+		if err := l.node.logs.GetLog(i, &e); err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		}
+		switch e.Type {
+		case raft.LogConfiguration:
+			if removedAt == 0 && !hasServer(raft.DecodeConfiguration(e.Data), d.id) {
+				removedAt = i
+			}
+		case raft.LogCommand:
+			var b storage.Batch
+			if _, _, err := decodeEntry(e.Data, e.Term, &b); err != nil {
+				t.Fatalf("log entry %d: %v", i, err)
+			}
+			for _, op := range b.Ops {
+				if op.Kind == storage.OpDelete && bytes.HasPrefix(op.Key, memberKey("")) {
+					deleted[string(op.Key[len(memberKey("")):])] = true
+					deletedAt = i
+				}
+			}
+		}
+	}
+	if removedAt == 0 || deletedAt == 0 || deletedAt < removedAt {
+		t.Fatalf("configuration without %s at log index %d, address deletes at %d: want the deletes after the removal", d.id, removedAt, deletedAt)
+	}
+	if !deleted[d.id] || !deleted["gone"] || len(deleted) != 2 {
+		t.Fatalf("address entries deleted: %v; want %s's and gone's", deleted, d.id)
+	}
+	for _, n := range c.live() {
+		if n == d {
+			continue
+		}
+		waitApplied(t, n, deletedAt)
+		for _, id := range []string{d.id, "gone"} {
+			if v, err := n.node.eng.Get(memberKey(id)); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("%s still holds %s's address entry %q (%v)", n.id, id, v, err)
+			}
+		}
+	}
+}
 
-	got := make(chan []byte, 1)
-	be.mu.Lock()
-	be.watch, be.got = memberKey(d.id), got
-	be.mu.Unlock()
-	done := make(chan error, 1)
-	go func() { done <- b.node.RemoveMember(d.id) }()
-	// A read made while b lags is seen here at once; a read that waits
-	// for b to catch up is not, and the bound lets b go on.
-	var read []byte
-	select {
-	case read = <-got:
-	case <-time.After(time.Second):
+func hasServer(cf raft.Configuration, id string) bool {
+	for _, s := range cf.Servers {
+		if string(s.ID) == id {
+			return true
+		}
 	}
+	return false
+}
+
+// TestNewLeaderPrunesRemovedLeader: a leader that removes itself steps
+// down once the change commits and cannot delete its own address entry;
+// the next leader does.  Its prune must see every committed entry: here
+// the old leader also records an address for a non-member while the new
+// leader's state machine is held, and that entry must go too.  The nodes
+// record no address of their own (joins record theirs), so the barrier
+// that makes the prune wait for the state machine is the prune's own.
+func TestNewLeaderPrunesRemovedLeader(t *testing.T) {
+	c := newTestCluster(t, func(cfg *Config) {
+		cfg.ApplyTimeout = 10 * time.Second
+		cfg.HTTPAddr = ""
+	})
+	engine := wrapEngines(c, func(eng storage.Engine) *lagEngine { return &lagEngine{baseEngine: eng} })
+	b, release := leaderBehind(t, c, engine, func(a, _ *testNode) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return a.node.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey("gone"), Value: []byte("http-gone")}})
+	})
+	defer release()
+	// Time for b's prune to run while its state machine lags (with the
+	// barrier, the prune waits for it).
+	time.Sleep(200 * time.Millisecond)
 	release()
-	if read == nil {
-		select {
-		case read = <-got:
-		case <-time.After(20 * time.Second):
-			t.Fatal("RemoveMember never read the member's address")
+	// The held entry is applied before the entry is looked for: else the
+	// lookup could find it absent because it is not applied yet.
+	waitApplied(t, b, b.node.applyTarget(b.node.raft.CommitIndex()))
+	waitGone := func(id string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			l := c.leader()
+			if _, err := l.node.eng.Get(memberKey(id)); errors.Is(err, storage.ErrNotFound) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("leader %s still holds the address entry of %s, not a member", l.id, id)
+			}
 		}
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("RemoveMember(%s) on the new leader: %v", d.id, err)
+	waitGone("gone")
+
+	if err := b.node.RemoveMember(b.id); err != nil {
+		t.Fatalf("leader %s removing itself: %v", b.id, err)
 	}
-	if want := memberValue("http-moved", "resp-moved"); !bytes.Equal(read, want) {
-		t.Fatalf("RemoveMember read %s's address %q on a leader behind its commit index; the committed one is %q", d.id, read, want)
-	}
-	for _, m := range b.node.Status().Members {
-		if m.ID == d.id {
-			t.Fatalf("%s is still a member after its removal", d.id)
+	waitGone(b.id)
+	for _, m := range c.leader().node.Status().Members {
+		if m.ID == b.id {
+			t.Fatalf("%s is still a member after its removal", b.id)
 		}
+	}
+}
+
+// TestAddVoterWithoutAddressesClearsEntry: a member added (or updated)
+// with neither an HTTP nor a RESP address has no address entry, so an
+// entry left by an earlier membership of the same ID names nothing.
+func TestAddVoterWithoutAddressesClearsEntry(t *testing.T) {
+	c := newTestCluster(t, nil)
+	c.start("n1", true)
+	n2 := c.join("n2") // recorded as http-n2, resp-n2
+	l := c.leader()
+	if h, r := l.node.memberAddrs(n2.id); h != "http-"+n2.id || r != "resp-"+n2.id {
+		t.Fatalf("%s's addresses after the join: %q, %q", n2.id, h, r)
+	}
+	if err := l.node.AddVoter(n2.id, n2.raftAddr, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if h, r := l.node.memberAddrs(n2.id); h != "" || r != "" {
+		t.Fatalf("%s re-added without addresses still has %q, %q", n2.id, h, r)
 	}
 }

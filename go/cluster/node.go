@@ -14,6 +14,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -454,34 +455,50 @@ func (n *Node) watchLeader() {
 				n.stepDown()
 				continue
 			}
-			if !leader || n.cfg.HTTPAddr == "" && n.cfg.RESPAddr == "" {
+			if !leader {
 				continue
 			}
-			want := memberValue(n.cfg.HTTPAddr, n.cfg.RESPAddr)
-			for attempt := 0; attempt < 5; attempt++ {
-				// A new leader's engine may not hold every committed
-				// entry yet: without the barrier it could find its
-				// address current when a committed entry not yet
-				// applied replaced or deleted it, and skip the write.
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-				if err := n.ReadBarrier(ctx); err != nil {
-					cancel()
-					if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
-						break
-					}
-					continue
-				}
-				cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
-				if err == nil && string(cur) == string(want) {
-					cancel()
-					break
-				}
-				err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
-				cancel()
-				if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
-					break
-				}
+			n.recordOwnAddress()
+			// A leader that removed itself could not delete its own
+			// address entry (RemoveMember): its successor does.
+			n.memberMu.Lock()
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+			_ = n.pruneAddresses(ctx)
+			cancel()
+			n.memberMu.Unlock()
+		}
+	}
+}
+
+// recordOwnAddress writes this leader's HTTP and RESP addresses to the
+// member table unless every committed entry leaves them there already.
+func (n *Node) recordOwnAddress() {
+	if n.cfg.HTTPAddr == "" && n.cfg.RESPAddr == "" {
+		return
+	}
+	want := memberValue(n.cfg.HTTPAddr, n.cfg.RESPAddr)
+	for attempt := 0; attempt < 5; attempt++ {
+		// A new leader's engine may not hold every committed entry yet:
+		// without the barrier it could find its address current when a
+		// committed entry not yet applied replaced or deleted it, and
+		// skip the write.
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		if err := n.ReadBarrier(ctx); err != nil {
+			cancel()
+			if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+				return
 			}
+			continue
+		}
+		cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
+		if err == nil && string(cur) == string(want) {
+			cancel()
+			return
+		}
+		err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
+		cancel()
+		if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+			return
 		}
 	}
 }
@@ -940,10 +957,13 @@ func (n *Node) AddVoter(id, raftAddr, httpAddr, respAddr string) error {
 	if err := n.wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.cfg.ApplyTimeout)); err != nil {
 		return err
 	}
+	op := storage.Op{Kind: storage.OpPut, Key: memberKey(id), Value: memberValue(httpAddr, respAddr)}
 	if httpAddr == "" && respAddr == "" {
-		return nil
+		// It serves neither: an entry left from an earlier membership
+		// of the ID (RemoveMember) must not name its old addresses.
+		op = storage.Op{Kind: storage.OpDelete, Key: op.Key}
 	}
-	return n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: memberValue(httpAddr, respAddr)}})
+	return n.propose(ctx, []storage.Op{op})
 }
 
 // RemoveMember removes a member (which may be this leader: it then steps
@@ -975,35 +995,59 @@ func (n *Node) RemoveMember(id string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	// The address entry goes first: once this leader removes itself it
-	// can no longer write.  If Raft then refuses the removal, the entry
-	// is put back: the member stays, and followers redirect to it (a
-	// removal whose outcome is unknown puts it back too; an address of
-	// a member that is gone is never used).
-	//
-	// The address put back is read from this node's engine, which on a
-	// new leader may not yet hold every committed entry (its state
-	// machine applies behind its commit index): the read would then
-	// miss an address recorded by the previous leader, or return one it
-	// has since replaced, and a refused removal would erase or roll back
-	// the member's address.  ReadBarrier first makes the engine cover
-	// every entry committed before this call.  (found, voter and voters
-	// need no barrier: they come from Raft's own latest configuration,
-	// which on the leader includes every configuration entry it holds.)
+	err := n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
+	// The address entry goes after the configuration change, in a later
+	// entry of this leader's log: it commits only if the removal does,
+	// so a removal Raft refuses, or one lost with this leader's term,
+	// leaves the member its address.  A leader that removed itself can
+	// no longer write; the next leader prunes its entry (watchLeader).
+	// An entry left behind is never used: addresses are looked up for
+	// members of the configuration only.
+	if n.raft.State() == raft.Leader {
+		pctx, pcancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		_ = n.pruneAddresses(pctx)
+		pcancel()
+	}
+	return err
+}
+
+// pruneAddresses deletes the address entries of IDs that Raft's latest
+// configuration does not name.  The caller is the leader and holds
+// memberMu, so no add of a member is between its configuration change
+// and its address entry.  The latest configuration may not be committed
+// yet; the deletes follow it in this leader's log, so they commit only
+// if it does.  The read barrier makes the scan cover every committed
+// entry (a new leader's state machine may lag its commit index).  A
+// prune that fails leaves entries no lookup uses, for the next one.
+func (n *Node) pruneAddresses(ctx context.Context) error {
 	if err := n.ReadBarrier(ctx); err != nil {
 		return err
 	}
-	old, gerr := n.eng.Get(memberKey(id))
-	if err := n.propose(ctx, []storage.Op{{Kind: storage.OpDelete, Key: memberKey(id)}}); err != nil {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return raftError(err)
+	}
+	members := make(map[string]bool)
+	for _, s := range cf.Configuration().Servers {
+		members[string(s.ID)] = true
+	}
+	prefix := memberKey("")
+	it, err := n.eng.NewIterator(storage.IterOptions{Prefix: prefix})
+	if err != nil {
 		return err
 	}
-	err := n.wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout))
-	if err != nil && gerr == nil && n.raft.State() == raft.Leader {
-		rctx, rcancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-		_ = n.propose(rctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(id), Value: old}})
-		rcancel()
+	var ops []storage.Op
+	for ok := it.First(); ok; ok = it.Next() {
+		if !members[string(it.Key()[len(prefix):])] {
+			ops = append(ops, storage.Op{Kind: storage.OpDelete, Key: bytes.Clone(it.Key())})
+		}
 	}
-	return err
+	err = it.Error()
+	_ = it.Close()
+	if err != nil || len(ops) == 0 {
+		return err
+	}
+	return n.propose(ctx, ops)
 }
 
 // Member is one server of the configuration.
