@@ -218,11 +218,12 @@ type Node struct {
 	batch  *batcher
 
 	// memberMu serializes this leader's membership changes (AddVoter,
-	// RemoveMember): each checks the configuration, then changes it and
-	// the member's address entry in several steps, and two interleaved
-	// would act on a configuration the other has changed (two removals
-	// both passing the last-voter check; a removal erasing the address
-	// an add of the same ID just wrote).
+	// RemoveMember) and prunes of the address entries (pruneAddresses):
+	// each checks the configuration, then changes it or the address
+	// entries in several steps, and two interleaved would act on a
+	// configuration the other has changed (two removals both passing the
+	// last-voter check; a prune erasing the address an add of the same
+	// ID just wrote).
 	memberMu sync.Mutex
 
 	// readMu guards readTerm and readBarrier: the term in which this
@@ -245,6 +246,7 @@ type Node struct {
 	log           hclog.Logger
 	leaderChanges atomic.Uint64
 	notifyCh      chan bool
+	pruneCh       chan struct{} // wakes prunes (pruneLoop); buffered 1
 	obsCh         chan raft.Observation
 	observer      *raft.Observer
 	stop          chan struct{}
@@ -378,9 +380,11 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	})
 	n.raft.RegisterObserver(n.observer)
 	n.batch = newBatcher(n)
-	n.wg.Add(2)
+	n.pruneCh = make(chan struct{}, 1)
+	n.wg.Add(3)
 	go n.watchLeader()
 	go n.countLeaderChanges()
+	go n.pruneLoop()
 	if n.elog != nil {
 		n.wg.Add(1)
 		go n.boundLog()
@@ -460,13 +464,32 @@ func (n *Node) watchLeader() {
 			}
 			n.recordOwnAddress()
 			// A leader that removed itself could not delete its own
-			// address entry (RemoveMember): its successor does.
-			n.memberMu.Lock()
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-			_ = n.pruneAddresses(ctx)
-			cancel()
-			n.memberMu.Unlock()
+			// address entry (RemoveMember): its successor does, on
+			// pruneLoop, so that this loop, which Raft's NotifyCh
+			// waits on, never waits for memberMu.
+			select {
+			case n.pruneCh <- struct{}{}:
+			default: // a prune is already due
+			}
 		}
+	}
+}
+
+// pruneLoop prunes the address entries of non-members each time this
+// node becomes leader (watchLeader), under memberMu.
+func (n *Node) pruneLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.pruneCh:
+		}
+		n.memberMu.Lock()
+		if n.raft.State() == raft.Leader {
+			n.prune()
+		}
+		n.memberMu.Unlock()
 	}
 }
 
@@ -1001,25 +1024,42 @@ func (n *Node) RemoveMember(id string) error {
 	// so a removal Raft refuses, or one lost with this leader's term,
 	// leaves the member its address.  A leader that removed itself can
 	// no longer write; the next leader prunes its entry (watchLeader).
-	// An entry left behind is never used: addresses are looked up for
-	// members of the configuration only.
+	// An entry left behind is harmless: addresses are looked up for the
+	// configuration's members and for the leader Raft names (a removed
+	// leader until it steps down), and the next prune deletes it.
 	if n.raft.State() == raft.Leader {
-		pctx, pcancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-		_ = n.pruneAddresses(pctx)
-		pcancel()
+		n.prune()
 	}
 	return err
 }
 
+// prune is pruneAddresses with its own time bound; a failure is logged
+// and left for the next prune.  The caller holds memberMu.
+func (n *Node) prune() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.pruneAddresses(ctx); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrClosed) {
+		n.log.Warn("deleting the addresses of removed members failed; the next leader or removal retries", "error", err)
+	}
+}
+
 // pruneAddresses deletes the address entries of IDs that Raft's latest
 // configuration does not name.  The caller is the leader and holds
-// memberMu, so no add of a member is between its configuration change
-// and its address entry.  The latest configuration may not be committed
-// yet; the deletes follow it in this leader's log, so they commit only
-// if it does.  The read barrier makes the scan cover every committed
-// entry (a new leader's state machine may lag its commit index).  A
-// prune that fails leaves entries no lookup uses, for the next one.
+// memberMu, which stays held until the batcher has answered the deletes,
+// so no add of a member comes between its configuration change and its
+// address entry, and no delete is still queued behind one.
+//
+// The latest configuration may not be committed yet.  The deletes carry
+// the term the configuration was read in, and every replica applies them
+// only if their entry is appended in that term (update.go, point 0): a
+// node leads a term at most once and keeps its log while it does, so
+// the entry then follows that configuration in the log and commits only
+// if it does.  (Appended in a later term of the same node, after its log
+// lost the configuration change, they would delete a member's address.)
+// The read barrier makes the scan cover every committed entry (a new
+// leader's state machine may lag its commit index).
 func (n *Node) pruneAddresses(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
 	if err := n.ReadBarrier(ctx); err != nil {
 		return err
 	}
@@ -1047,7 +1087,15 @@ func (n *Node) pruneAddresses(ctx context.Context) error {
 	if err != nil || len(ops) == 0 {
 		return err
 	}
-	return n.propose(ctx, ops)
+	settled := make(chan struct{})
+	err = n.proposeThen(ctx, ops, term, func(error) { close(settled) })
+	// Every request is answered, by 2*ApplyTimeout or when the node
+	// closes (batcher.submitReq), also one whose caller stopped waiting.
+	select {
+	case <-settled:
+	case <-n.stop:
+	}
+	return err
 }
 
 // Member is one server of the configuration.
