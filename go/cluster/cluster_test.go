@@ -178,12 +178,7 @@ func TestWriteValidationAndRouting(t *testing.T) {
 	c.start("n1", true)
 	c.join("n2")
 	l := c.leader()
-	var f *testNode
-	for _, n := range c.live() {
-		if n != l {
-			f = n
-		}
-	}
+	f := c.other(l)
 	ctx := context.Background()
 	cases := []struct {
 		op   storage.Op

@@ -182,6 +182,18 @@ func (c *testCluster) leader() *testNode {
 	return nil
 }
 
+// other returns a live node other than n (any one).
+func (c *testCluster) other(n *testNode) *testNode {
+	c.t.Helper()
+	for _, o := range c.live() {
+		if o != n {
+			return o
+		}
+	}
+	c.t.Fatalf("no live node besides %s", n.id)
+	return nil
+}
+
 // join adds id (started, not bootstrapped) through the leader.
 func (c *testCluster) join(id string) *testNode {
 	c.t.Helper()

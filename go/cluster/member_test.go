@@ -167,12 +167,7 @@ func leaderBehind(t *testing.T, c *testCluster, engine func(id string) *lagEngin
 	c.join("n3")
 	c.write("k", "v")
 	a := c.leader()
-	for _, n := range c.live() {
-		if n != a {
-			b = n
-			break
-		}
-	}
+	b = c.other(a)
 	waitApplied(t, b, a.node.raft.CommitIndex())
 
 	held, release := engine(b.id).holdApplies()
@@ -242,13 +237,7 @@ func TestRemovalCommitsBeforeItsAddressGoes(t *testing.T) {
 	c.join("n2")
 	c.join("n3")
 	l := c.leader()
-	var d *testNode
-	for _, n := range c.live() {
-		if n != l {
-			d = n
-			break
-		}
-	}
+	d := c.other(l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// An entry left by an earlier membership (a leader that removed

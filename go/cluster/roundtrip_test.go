@@ -64,13 +64,7 @@ func TestUpdateAcrossLeaderRoundTrip(t *testing.T) {
 	c.join("n3")
 	a := c.leader()
 	c.write("k", "0")
-	var b *testNode
-	for _, n := range c.live() {
-		if n != a {
-			b = n
-			break
-		}
-	}
+	b := c.other(a)
 	se := engine(a.id)
 	se.mu.Lock()
 	se.armed, se.entered, se.release = true, make(chan struct{}), make(chan struct{})

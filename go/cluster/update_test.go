@@ -86,13 +86,7 @@ func TestUpdateAtomicThroughRaft(t *testing.T) {
 		}
 	}
 
-	var f *testNode
-	for _, n := range c.live() {
-		if n != l {
-			f = n
-			break
-		}
-	}
+	f := c.other(l)
 	boom := errors.New("boom")
 	cases := []struct {
 		name string
