@@ -279,7 +279,7 @@ func removeDir(dir string) error { return os.RemoveAll(dir) }
 
 // waitAddressRecorded waits (at most 20 s) until n's engine holds n's
 // address entry, which n writes itself after it becomes leader
-// (watchLeader): a test counting its own writes starts after it.
+// (leaderChores): a test counting its own writes starts after it.
 func waitAddressRecorded(t *testing.T, n *testNode) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {

@@ -244,7 +244,7 @@ func TestBatcherBudgetCountsFraming(t *testing.T) {
 			c.leader()
 			c.write("k", "v") // the new leader's own entries are applied
 			// Its own address, which it writes once it has checked the
-			// state machine (watchLeader), must not be counted among
+			// state machine (leaderChores), must not be counted among
 			// the requests below.
 			waitAddressRecorded(t, l)
 			first := l.node.raft.LastIndex() + 1

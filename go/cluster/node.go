@@ -246,7 +246,7 @@ type Node struct {
 	log           hclog.Logger
 	leaderChanges atomic.Uint64
 	notifyCh      chan bool
-	pruneCh       chan struct{} // wakes prunes (pruneLoop); buffered 1
+	choresCh      chan struct{} // wakes leaderChores; buffered 1
 	obsCh         chan raft.Observation
 	observer      *raft.Observer
 	stop          chan struct{}
@@ -380,11 +380,11 @@ func Open(cfg Config, eng storage.Engine) (*Node, error) {
 	})
 	n.raft.RegisterObserver(n.observer)
 	n.batch = newBatcher(n)
-	n.pruneCh = make(chan struct{}, 1)
+	n.choresCh = make(chan struct{}, 1)
 	n.wg.Add(3)
 	go n.watchLeader()
 	go n.countLeaderChanges()
-	go n.pruneLoop()
+	go n.leaderChores()
 	if n.elog != nil {
 		n.wg.Add(1)
 		go n.boundLog()
@@ -426,9 +426,10 @@ func (n *Node) needsRestore() (bool, error) {
 	return n.fsm.applied.Load() < sr.applied, nil
 }
 
-// watchLeader makes a new leader record its own HTTP address in the
-// replicated member table, so followers can redirect to it, and makes a
-// leader whose state machine failed hand its leadership over.
+// watchLeader has a new leader do its chores on the replicated member
+// table (leaderChores: its own addresses recorded, so followers can
+// redirect to it, and removed members' deleted), and makes a leader
+// whose state machine failed hand its leadership over.
 //
 // Why a transfer and not a shutdown: a node whose engine refused an
 // entry can serve no write and no linearizable read, but its Raft log is
@@ -462,29 +463,33 @@ func (n *Node) watchLeader() {
 			if !leader {
 				continue
 			}
-			n.recordOwnAddress()
-			// A leader that removed itself could not delete its own
-			// address entry (RemoveMember): its successor does, on
-			// pruneLoop, so that this loop, which Raft's NotifyCh
-			// waits on, never waits for memberMu.
+			// On leaderChores: this loop, which Raft's NotifyCh waits
+			// on and which steps a failed leader down, never waits for
+			// Raft or for memberMu.
 			select {
-			case n.pruneCh <- struct{}{}:
-			default: // a prune is already due
+			case n.choresCh <- struct{}{}:
+			default: // chores are already due
 			}
 		}
 	}
 }
 
-// pruneLoop prunes the address entries of non-members each time this
-// node becomes leader (watchLeader), under memberMu.
-func (n *Node) pruneLoop() {
+// leaderChores runs, each time this node becomes leader (watchLeader),
+// what a new leader owes the member table: its own addresses recorded,
+// then the address entries of non-members deleted (a leader that
+// removed itself could not delete its own: RemoveMember).
+func (n *Node) leaderChores() {
 	defer n.wg.Done()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-n.pruneCh:
+		case <-n.choresCh:
 		}
+		if n.raft.State() != raft.Leader || n.fsm.failed.Load() != nil {
+			continue // a failed leader is handing its leadership over
+		}
+		n.recordOwnAddress()
 		n.memberMu.Lock()
 		if n.raft.State() == raft.Leader {
 			n.prune()
@@ -1023,7 +1028,7 @@ func (n *Node) RemoveMember(id string) error {
 	// entry of this leader's log: it commits only if the removal does,
 	// so a removal Raft refuses, or one lost with this leader's term,
 	// leaves the member its address.  A leader that removed itself can
-	// no longer write; the next leader prunes its entry (watchLeader).
+	// no longer write; the next leader prunes its entry (leaderChores).
 	// An entry left behind is harmless: addresses are looked up for the
 	// configuration's members and for the leader Raft names (a removed
 	// leader until it steps down), and the next prune deletes it.

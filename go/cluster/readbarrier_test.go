@@ -141,7 +141,7 @@ func TestReadsAfterFailover(t *testing.T) {
 
 // TestWaitAppliedEndsAtClose: a wait for the state machine ends when the
 // node closes, not only when its context does.  Close waits for the
-// node's goroutines, and a new leader's address check (watchLeader)
+// node's goroutines, and a new leader's address check (leaderChores)
 // waits for the state machine inside a read barrier bounded by
 // ApplyTimeout: before, a Close during that wait stalled for the rest of
 // it, as Raft, shut down, applies nothing more.
