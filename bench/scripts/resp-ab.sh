@@ -6,10 +6,12 @@
 # server on ports 6391-6399 and 18091-18092, the subjects' order rotated
 # every round.  Rows: get set incr mset, each optionally -P<n> (get-P16),
 # and the go-redis rows of bench/cmd/respmix, tx (MULTI, INCR, INCR,
-# EXEC) and pipe (a pipeline of SET, GET), MIXOPS (20000) each, with
-# RESPMIX naming its binary (built to /tmp/respmix when unset).  ROUNDS
-# (3), N (200000 ops), KEYS (200000), EXTRA (flags for both mantisdb
-# servers), EXTRA_A and EXTRA_B (for one: EXTRA_B=--in-memory compares a
+# EXEC) and pipe (a pipeline of SET, GET), MIXOPS (100000) each, with
+# RESPMIX naming its binary (built to /tmp/respmix when unset); at 20000
+# a row lasted half a second, and its p99 moved between runs by more
+# than the gaps it was to show (session 24's results).  ROUNDS (3), N
+# (200000 ops), KEYS (200000), EXTRA (flags for both mantisdb servers),
+# EXTRA_A and EXTRA_B (for one: EXTRA_B=--in-memory compares a
 # binary with itself in memory).  One line per run in OUT; `python3
 # resp-ab.py OUT` prints the medians, B/A and B/R.  A session's numbers
 # are the medians of several such runs (bench/results).
@@ -53,7 +55,7 @@ for r in $(seq $ROUNDS); do
       s=${arr[$(( (j + r) % k ))]}
       quiesce
       case $row in
-      tx|pipe) line=$($RESPMIX -addr 127.0.0.1:${s#*:} -clients 40 -keys $KEYS -ops ${MIXOPS:-20000} -mode $row 2>&1 | tail -1);;
+      tx|pipe) line=$($RESPMIX -addr 127.0.0.1:${s#*:} -clients 40 -keys $KEYS -ops ${MIXOPS:-100000} -mode $row 2>&1 | tail -1);;
       *) line=$(redis-benchmark -p ${s#*:} -c 40 -d 100 -r $KEYS -n $N -P $P -t $t --csv 2>/dev/null | tail -1);;
       esac
       echo "$r $row ${s%%:*} $line" >> $OUT
