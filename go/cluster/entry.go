@@ -46,8 +46,10 @@ package cluster
 //
 // A request's read term is the term in which its leader read the state
 // its writes were computed from (the term whose barrier settle
-// confirmed); a plain write (Write, Put, Delete, a member's address)
-// has none (seq 0) and is applied unconditionally.  The FSM applies the
+// confirmed); a plain write (Write, Put, Delete, a member's address
+// recorded) has none (seq 0) and is applied unconditionally.  The deletes
+// of removed members' addresses (Node.pruneAddresses) carry the term
+// their configuration was read in.  The FSM applies the
 // writes of a request whose read term is 0 or equals the entry's own
 // term (raft.Log.Term, the term of the leader that appended it) and skips,
 // whole, a request whose read term differs: that leader lost its

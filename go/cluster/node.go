@@ -505,28 +505,33 @@ func (n *Node) recordOwnAddress() {
 		return
 	}
 	want := memberValue(n.cfg.HTTPAddr, n.cfg.RESPAddr)
-	for attempt := 0; attempt < 5; attempt++ {
+	// Followers cannot redirect to a leader without its address, so it
+	// tries until it succeeds, leads no more, closes or fails (then it
+	// is handing its leadership over: watchLeader), waiting a little
+	// longer after each failure.
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		// A new leader's engine may not hold every committed entry yet:
 		// without the barrier it could find its address current when a
 		// committed entry not yet applied replaced or deleted it, and
 		// skip the write.
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-		if err := n.ReadBarrier(ctx); err != nil {
-			cancel()
-			if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+		err := n.ReadBarrier(ctx)
+		if err == nil {
+			cur, gerr := n.eng.Get(memberKey(n.cfg.NodeID))
+			if gerr == nil && string(cur) == string(want) {
+				cancel()
 				return
 			}
-			continue
+			err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
 		}
-		cur, err := n.eng.Get(memberKey(n.cfg.NodeID))
-		if err == nil && string(cur) == string(want) {
-			cancel()
-			return
-		}
-		err = n.propose(ctx, []storage.Op{{Kind: storage.OpPut, Key: memberKey(n.cfg.NodeID), Value: want}})
 		cancel()
-		if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) {
+		if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) || n.fsm.failed.Load() != nil {
 			return
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(wait):
 		}
 	}
 }
@@ -1050,9 +1055,12 @@ func (n *Node) prune() {
 
 // pruneAddresses deletes the address entries of IDs that Raft's latest
 // configuration does not name.  The caller is the leader and holds
-// memberMu, which stays held until the batcher has answered the deletes,
-// so no add of a member comes between its configuration change and its
-// address entry, and no delete is still queued behind one.
+// memberMu, so no add of a member on this node comes between its
+// configuration change and its address entry.  The lock need not be held
+// until the batcher answers: a request whose caller stopped waiting is
+// either handed to Raft already, ahead of every request submitted after
+// it, or never sent (batcher.go), so the deletes never follow a later
+// add's address in the log.
 //
 // The latest configuration may not be committed yet.  The deletes carry
 // the term the configuration was read in, and every replica applies them
@@ -1067,6 +1075,11 @@ func (n *Node) pruneAddresses(ctx context.Context) error {
 	term := n.raft.CurrentTerm()
 	if err := n.ReadBarrier(ctx); err != nil {
 		return err
+	}
+	if n.raft.CurrentTerm() != term {
+		// Deletes of this term would be skipped; if this node leads the
+		// new term, that term's chores prune (leaderChores).
+		return nil
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -1092,15 +1105,7 @@ func (n *Node) pruneAddresses(ctx context.Context) error {
 	if err != nil || len(ops) == 0 {
 		return err
 	}
-	settled := make(chan struct{})
-	err = n.proposeThen(ctx, ops, term, func(error) { close(settled) })
-	// Every request is answered, by 2*ApplyTimeout or when the node
-	// closes (batcher.submitReq), also one whose caller stopped waiting.
-	select {
-	case <-settled:
-	case <-n.stop:
-	}
-	return err
+	return n.proposeThen(ctx, ops, term, nil)
 }
 
 // Member is one server of the configuration.
