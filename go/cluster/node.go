@@ -486,14 +486,14 @@ func (n *Node) leaderChores() {
 			return
 		case <-n.choresCh:
 		}
-		if n.raft.State() != raft.Leader || n.fsm.failed.Load() != nil {
+		if n.fsm.failed.Load() != nil {
 			continue // a failed leader is handing its leadership over
 		}
+		// Both stop at once on a node that leads no more: each begins
+		// with a read barrier, which only a leader passes.
 		n.recordOwnAddress()
 		n.memberMu.Lock()
-		if n.raft.State() == raft.Leader {
-			n.prune()
-		}
+		n.prune()
 		n.memberMu.Unlock()
 	}
 }
@@ -1036,10 +1036,9 @@ func (n *Node) RemoveMember(id string) error {
 	// no longer write; the next leader prunes its entry (leaderChores).
 	// An entry left behind is harmless: addresses are looked up for the
 	// configuration's members and for the leader Raft names (a removed
-	// leader until it steps down), and the next prune deletes it.
-	if n.raft.State() == raft.Leader {
-		n.prune()
-	}
+	// leader until it steps down), and the next prune deletes it.  On a
+	// node no longer leader the prune's read barrier refuses at once.
+	n.prune()
 	return err
 }
 
